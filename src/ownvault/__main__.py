@@ -1,0 +1,3 @@
+from ownvault.cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""The root click group, the options every command takes, output and error rendering."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ownvault.errors import OwnvaultError, UsageError, exit_code_for
+
+__all__ = ["Ctx", "cli", "common", "emit", "run_cli"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_vault_path() -> Path:
+    """``$OWNVAULT_HOME``, else ``$XDG_DATA_HOME/ownvault``, else ``~/.local/share/ownvault``."""
+    home = os.environ.get("OWNVAULT_HOME")
+    if home:
+        return Path(home)
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(xdg) / "ownvault"
+
+
+@dataclass
+class Ctx:
+    vault: Path
+    json: bool
+
+    def passphrase(self, *, confirm: bool = False) -> str:
+        """The passphrase from ``OWNVAULT_PASSPHRASE`` or a prompt (never echoed)."""
+        env = os.environ.get("OWNVAULT_PASSPHRASE")
+        if env is not None:
+            return env
+        if not sys.stdin.isatty():
+            raise UsageError("no passphrase: set OWNVAULT_PASSPHRASE or run on a terminal")
+        value: str = click.prompt(
+            "Passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+        return value
+
+
+def _set_vault(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["vault"] = Path(value)
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["json"] = True
+
+
+def common(f: F) -> F:
+    """Add ``--vault`` and ``--json`` to a command (they are accepted on the group too)."""
+    f = click.option(
+        "--json",
+        "json_",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_json,
+        help="Machine-readable output: one JSON document on stdout.",
+    )(f)
+    f = click.option(
+        "--vault",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_set_vault,
+        help="Vault directory (default: $OWNVAULT_HOME or the XDG data dir).",
+    )(f)
+    return f
+
+
+def get_ctx() -> Ctx:
+    obj = click.get_current_context().find_root().ensure_object(dict)
+    sub = click.get_current_context().ensure_object(dict)
+    merged = {**obj, **sub}
+    return Ctx(vault=merged.get("vault") or default_vault_path(), json=bool(merged.get("json")))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@common
+@click.version_option(package_name="ownvault")
+def cli() -> None:
+    """ownvault: keep your files encrypted, erasure-coded, on providers you choose."""
+
+
+def emit(ctx: Ctx, document: Any, human: Callable[[], None]) -> None:
+    """Print ``document`` as JSON when ``--json``, else call ``human`` to render it."""
+    if ctx.json:
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    else:
+        human()
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code. The one place errors become exit codes."""
+    want_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="ownvault", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("ownvault: aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"ownvault: {exc.format_message()}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("ownvault: interrupted", err=True)
+        return 130
+    except OwnvaultError as exc:
+        if want_json:
+            body = {"error": {"code": exc.code, "message": exc.message, **exc.context()}}
+            sys.stdout.write(json.dumps(body, sort_keys=True) + "\n")
+        click.echo(f"ownvault: {exc.message}", err=True)
+        return exit_code_for(exc)
+    except BrokenPipeError:
+        return 0
+    return 0

@@ -1,0 +1,162 @@
+"""The one exception tree of ownvault, and the exit codes the CLI maps it to.
+
+::
+
+    OwnvaultError                      exit 1   (base; never raised bare)
+    ├── UsageError                     exit 2   bad arguments, bad names, missing local paths
+    │   └── NotFoundError              exit 4   an unknown file name, version or provider name
+    ├── AuthError                      exit 3   wrong passphrase, wrong key, keystore unreadable
+    ├── VaultStateError                exit 9   no vault here, vault exists already, vault locked
+    ├── IntegrityError                 exit 5   bytes failed authentication or a hash check
+    │   ├── ShareCorruptError                   one share is tampered or truncated (names provider, share)
+    │   └── FormatError                         a stored or wire structure is malformed or over a limit
+    ├── ProviderError                  exit 6   transport / storage trouble at one provider
+    │   ├── ObjectNotFoundError                 the provider does not hold that object
+    │   ├── ObjectExistsError                   a write would overwrite a different object
+    │   ├── ProviderUnavailableError            retryable: unreachable, timeout, throttled, 5xx
+    │   ├── ProviderPermanentError              not retryable: denied, misconfigured
+    │   └── StorageFullError           exit 10  the provider (or local disk) is out of space
+    ├── DataUnavailableError           exit 7   fewer than k good shares of some piece could be read
+    └── PolicyError                    exit 8   the placement policy cannot be satisfied
+
+Integrity, transport and usage errors are on separate branches so that callers can tell
+"the data is bad" from "the network is bad" from "you asked for something wrong". Every
+error carries structured context (provider, share, name) besides its message, and the
+message is one line meant for a person.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthError",
+    "DataUnavailableError",
+    "FormatError",
+    "IntegrityError",
+    "NotFoundError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "OwnvaultError",
+    "PolicyError",
+    "ProviderError",
+    "ProviderPermanentError",
+    "ProviderUnavailableError",
+    "ShareCorruptError",
+    "StorageFullError",
+    "UsageError",
+    "VaultStateError",
+    "exit_code_for",
+]
+
+
+class OwnvaultError(Exception):
+    """Base of every error ownvault raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    code: ClassVar[str] = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        share: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.share = share
+        self.name = name
+
+    def context(self) -> dict[str, str]:
+        """Structured context for logs and JSON error bodies (never secrets)."""
+        out: dict[str, str] = {}
+        if self.provider is not None:
+            out["provider"] = self.provider
+        if self.share is not None:
+            out["share"] = self.share
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+class UsageError(OwnvaultError):
+    exit_code = 2
+    code = "usage"
+
+
+class NotFoundError(UsageError):
+    exit_code = 4
+    code = "not_found"
+
+
+class AuthError(OwnvaultError):
+    exit_code = 3
+    code = "auth"
+
+
+class VaultStateError(OwnvaultError):
+    exit_code = 9
+    code = "vault_state"
+
+
+class IntegrityError(OwnvaultError):
+    exit_code = 5
+    code = "integrity"
+
+
+class ShareCorruptError(IntegrityError):
+    code = "share_corrupt"
+
+
+class FormatError(IntegrityError):
+    code = "format"
+
+
+class ProviderError(OwnvaultError):
+    exit_code = 6
+    code = "provider"
+    retryable: ClassVar[bool] = False
+
+
+class ObjectNotFoundError(ProviderError):
+    code = "object_not_found"
+
+
+class ObjectExistsError(ProviderError):
+    code = "object_exists"
+
+
+class ProviderUnavailableError(ProviderError):
+    code = "provider_unavailable"
+    retryable = True
+
+
+class ProviderPermanentError(ProviderError):
+    code = "provider_permanent"
+
+
+class StorageFullError(ProviderError):
+    exit_code = 10
+    code = "storage_full"
+
+
+class DataUnavailableError(OwnvaultError):
+    exit_code = 7
+    code = "data_unavailable"
+
+
+class PolicyError(OwnvaultError):
+    exit_code = 8
+    code = "policy"
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The CLI exit code for an exception: the one place that mapping lives."""
+    if isinstance(exc, OwnvaultError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return 1

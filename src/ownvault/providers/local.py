@@ -1,0 +1,248 @@
+"""A provider on a local folder (a disk, a mounted drive, a synced folder).
+
+Layout: ``ROOT/ownvault-provider.json`` marks a folder made by :meth:`LocalProvider.create`
+(a missing marker means the folder is gone, unmounted or not ours, and every call fails
+with ``ProviderUnavailableError`` rather than writing into the wrong place); objects live
+at ``ROOT/objects/<name>``; writes go to ``ROOT/tmp/`` first.
+
+Writes are atomic and durable: temp file, write, fsync, ``link`` to the final name (which
+fails if the name exists, so an object is never overwritten), fsync of the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ownvault.errors import (
+    ObjectExistsError,
+    ObjectNotFoundError,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderUnavailableError,
+    StorageFullError,
+    UsageError,
+)
+from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+
+__all__ = ["LocalProvider"]
+
+MARKER = "ownvault-provider.json"
+MARKER_BODY = {"format": "ownvault-local-provider", "version": 1}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalProvider:
+    """Objects as files under a folder. Thread-safe; blocking calls run in worker threads."""
+
+    def __init__(self, root: str | os.PathLike[str], *, label: str | None = None) -> None:
+        self.root = Path(root).absolute()
+        self._label = label or str(self.root)
+
+    @classmethod
+    def create(cls, root: str | os.PathLike[str]) -> LocalProvider:
+        """Make (or adopt) ``root`` as a provider folder and return the provider."""
+        path = Path(root).absolute()
+        path.mkdir(parents=True, exist_ok=True)
+        marker = path / MARKER
+        if marker.exists():
+            cls._check_marker(marker)
+        else:
+            (path / "objects").mkdir(exist_ok=True)
+            (path / "tmp").mkdir(exist_ok=True)
+            tmp = path / f".{MARKER}.{secrets.token_hex(4)}"
+            tmp.write_text(json.dumps(MARKER_BODY) + "\n")
+            os.replace(tmp, marker)
+            _fsync_dir(path)
+        return cls(path)
+
+    @staticmethod
+    def _check_marker(marker: Path) -> None:
+        try:
+            body = json.loads(marker.read_text())
+        except (OSError, ValueError) as exc:
+            raise ProviderUnavailableError(f"provider folder marker unreadable: {marker}") from exc
+        if not isinstance(body, dict) or body.get("format") != MARKER_BODY["format"]:
+            raise ProviderPermanentError(f"not an ownvault provider folder: {marker.parent}")
+        if body.get("version") != 1:
+            raise ProviderPermanentError(f"unsupported provider folder version in {marker}")
+
+    @property
+    def kind(self) -> str:
+        return "local"
+
+    @property
+    def location(self) -> str:
+        return self.root.as_uri()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        marker = self.root / MARKER
+        if not marker.is_file():
+            raise ProviderUnavailableError(
+                f"provider folder missing or not initialised: {self.root}", provider=self._label
+            )
+        self._check_marker(marker)
+
+    def _path(self, name: str) -> Path:
+        return self.root / "objects" / validate_name(name)
+
+    def _wrap(self, exc: OSError, name: str | None = None) -> ProviderError:
+        where = f" ({name})" if name else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFullError(f"no space left on {self.root}{where}", provider=self._label)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return ProviderPermanentError(
+                f"permission denied on {self.root}{where}", provider=self._label
+            )
+        return ProviderUnavailableError(
+            f"I/O error on {self.root}{where}: {exc.strerror}", provider=self._label
+        )
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def _put_sync(self, name: str, data: bytes) -> None:
+        self._ready()
+        final = self._path(name)
+        tmp = self.root / "tmp" / f"{secrets.token_hex(8)}.part"
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                raise ObjectExistsError(
+                    f"object exists: {name}", provider=self._label, share=name
+                ) from None
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    async def put(self, name: str, data: bytes) -> None:
+        validate_name(name)
+        await asyncio.to_thread(self._put_sync, name, data)
+
+    def _get_sync(self, name: str, offset: int, length: int | None) -> bytes:
+        self._ready()
+        if offset < 0 or (length is not None and length < 0):
+            raise UsageError("negative range")
+        try:
+            with open(self._path(name), "rb") as f:
+                f.seek(offset)
+                return f.read() if length is None else f.read(length)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(
+                f"object not found: {name}", provider=self._label, share=name
+            ) from None
+        except IsADirectoryError:
+            raise ObjectNotFoundError(
+                f"object not found: {name}", provider=self._label, share=name
+            ) from None
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+
+    async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        validate_name(name)
+        return await asyncio.to_thread(self._get_sync, name, offset, length)
+
+    def _stat_sync(self, name: str) -> ObjectInfo:
+        self._ready()
+        try:
+            st = self._path(name).stat()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(
+                f"object not found: {name}", provider=self._label, share=name
+            ) from None
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+        if not os.path.isfile(self._path(name)):
+            raise ObjectNotFoundError(f"object not found: {name}", provider=self._label)
+        return ObjectInfo(name, st.st_size)
+
+    async def stat(self, name: str) -> ObjectInfo:
+        validate_name(name)
+        return await asyncio.to_thread(self._stat_sync, name)
+
+    def _list_sync(self, prefix: str) -> list[ObjectInfo]:
+        self._ready()
+        base = self.root / "objects"
+        # Walk only the directory the prefix points into.
+        head, _, _ = prefix.rpartition("/")
+        start = base / head if head else base
+        out: list[ObjectInfo] = []
+        if not start.is_dir():
+            return out
+        try:
+            for dirpath, _dirnames, filenames in os.walk(start):
+                rel_dir = os.path.relpath(dirpath, base)
+                for fn in filenames:
+                    rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                    if rel.startswith(prefix):
+                        try:
+                            size = os.stat(os.path.join(dirpath, fn)).st_size
+                        except FileNotFoundError:
+                            continue
+                        out.append(ObjectInfo(rel, size))
+        except OSError as exc:
+            raise self._wrap(exc) from exc
+        out.sort(key=lambda o: o.name)
+        return out
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        for item in await asyncio.to_thread(self._list_sync, prefix):
+            yield item
+
+    def _delete_sync(self, name: str) -> None:
+        self._ready()
+        path = self._path(name)
+        try:
+            os.unlink(path)
+            _fsync_dir(path.parent)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+
+    async def delete(self, name: str) -> None:
+        validate_name(name)
+        await asyncio.to_thread(self._delete_sync, name)
+
+    def _info_sync(self) -> ProviderInfo:
+        self._ready()
+        try:
+            st = os.statvfs(self.root)
+        except OSError as exc:
+            raise self._wrap(exc) from exc
+        return ProviderInfo("local", self.location, st.f_bavail * st.f_frsize)
+
+    async def info(self) -> ProviderInfo:
+        return await asyncio.to_thread(self._info_sync)
+
+    async def close(self) -> None:
+        return None
