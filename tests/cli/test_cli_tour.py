@@ -91,6 +91,10 @@ def test_exit_codes_and_json_errors(vault: Path, tmp_path: Path) -> None:
     assert "no such file" in p.stderr
     p = ov(vault, "get", "x", "--range", "abc", check=2)
     p = ov(vault, "init", check=9)
+    # An existing --phrase-file is never overwritten, and no vault is made without it.
+    (tmp_path / "taken").write_text("keep me")
+    p = ov(tmp_path / "v2", "init", "--phrase-file", str(tmp_path / "taken"), check=2)
+    assert (tmp_path / "taken").read_text() == "keep me" and not (tmp_path / "v2").exists()
     p = ov(vault, "frobnicate", check=2)
     # A damaged vault: lose 4 of 6 providers -> check reports unreadable with exit 7.
     (tmp_path / "f").write_bytes(os.urandom(1000))

@@ -36,7 +36,7 @@ def assert_consistent(vault_path: Path, sources: dict[str, Path], out: Path) -> 
             pack_id, _size, _k, _n = cat.pack_info(pack)
             for s in cat.shares_of(pack):
                 row = next(p for p in cat.providers() if p.id == s.provider)
-                path = Path(row.url.removeprefix("file://")) / "objects" / share_name(DATA_PREFIX, pack_id, s.idx)
+                path = vault_path / row.url.removeprefix("file:") / "objects" / share_name(DATA_PREFIX, pack_id, s.idx)
                 assert path.is_file() and path.stat().st_size == s.size, f"live share missing: {path}"
         visible = {o["name"] for o in run(vault.ls())["objects"]}
         for name in visible:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import errno
-import re
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 

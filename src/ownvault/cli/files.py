@@ -101,12 +101,28 @@ def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None
     if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1":
         # For test suites only: documented in the README; never use for real data.
         kdf = Argon2Params(1, 8192, 1)
-    vault = Vault.create(ctx.vault, passphrase, providers=providers, k=k, n=n, kdf=kdf)
-    phrase = vault.keys.phrase
+    phrase_fd = None
     if phrase_file:
-        fd = os.open(phrase_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
+        # Claim the file first: a vault whose phrase could not be written is not created.
+        try:
+            phrase_fd = os.open(phrase_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise UsageError(f"--phrase-file exists already (never overwritten): {phrase_file}") from None
+        except OSError as exc:
+            raise UsageError(f"cannot create --phrase-file {phrase_file}: {exc.strerror}") from None
+    try:
+        vault = Vault.create(ctx.vault, passphrase, providers=providers, k=k, n=n, kdf=kdf)
+    except BaseException:
+        if phrase_fd is not None:
+            os.close(phrase_fd)
+            os.unlink(phrase_file or "")
+        raise
+    phrase = vault.keys.phrase
+    if phrase_fd is not None:
+        with os.fdopen(phrase_fd, "w") as f:
             f.write(phrase + "\n")
+            f.flush()
+            os.fsync(f.fileno())
     try:
         asyncio.run(vault.snapshot_safely())
         doc = {

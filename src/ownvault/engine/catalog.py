@@ -34,8 +34,6 @@ __all__ = [
     "VersionRow",
 ]
 
-SCHEMA_VERSION = 1
-
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE providers (
@@ -127,6 +125,13 @@ CREATE TABLE tags (
   PRIMARY KEY (object, tag)
 );
 """
+
+# Schema migrations: MIGRATIONS[v] upgrades a version-(v-1) catalog to version v. A new
+# catalog is made with SCHEMA and then every migration, so both paths give one schema.
+# Append only; never edit a released entry (a golden catalog of each version is tested).
+MIGRATIONS: dict[int, str] = {}
+
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +226,29 @@ class Catalog:
         conn.executescript(SCHEMA)
         cat = cls(conn, path)
         with cat.transaction():
-            for k, v in {"schema_version": str(SCHEMA_VERSION), "seq": "0", **meta}.items():
+            for k, v in {"schema_version": "1", "seq": "0", **meta}.items():
                 conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (k, v))
+        cat.migrate()
         return cat
+
+    def migrate(self) -> None:
+        """Bring an older catalog up to SCHEMA_VERSION (each step in one transaction)."""
+        raw = self.meta("schema_version")
+        try:
+            version = int(raw or "")
+        except ValueError:
+            raise FormatError(f"catalog has an invalid schema version {raw!r}") from None
+        if version > SCHEMA_VERSION:
+            raise FormatError(
+                f"catalog schema version {version} is newer than this ownvault ({SCHEMA_VERSION}); upgrade ownvault"
+            )
+        while version < SCHEMA_VERSION:
+            version += 1
+            with self.transaction() as c:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                self.set_meta("schema_version", str(version))
 
     @classmethod
     def open(cls, path: Path) -> Catalog:
@@ -231,9 +256,11 @@ class Catalog:
             raise VaultStateError(f"no catalog at {path}")
         conn = cls._connect(path)
         cat = cls(conn, path)
-        version = cat.meta("schema_version")
-        if version != str(SCHEMA_VERSION):
-            raise FormatError(f"unsupported catalog schema version {version}")
+        try:
+            cat.migrate()
+        except BaseException:
+            conn.close()
+            raise
         return cat
 
     @classmethod

@@ -1,7 +1,9 @@
 """Opening providers from their catalog rows (kind + URL + config).
 
 Each provider kind registers an opener here; later kinds (storage nodes, S3, IPFS) add
-theirs. URLs: ``file:///abs/path`` for local folders.
+theirs. URLs: ``file:///abs/path`` for local folders, and ``file:REL/PATH`` (no slashes
+after the colon) for a folder relative to the vault directory: the embedded defaults, so
+that a vault directory can be moved or copied whole.
 """
 
 from __future__ import annotations
@@ -18,21 +20,28 @@ from ownvault.providers.local import LocalProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
 
-Opener = Callable[[str, dict[str, Any], VaultKeys | None, str], Provider]
+Opener = Callable[[str, dict[str, Any], VaultKeys | None, str, Path | None], Provider]
 
 
-def local_path_of(url: str) -> Path:
+def local_path_of(url: str, base: Path | None = None) -> Path:
+    """The folder of a ``file:`` URL; relative ones resolve against ``base`` (the vault)."""
     parsed = urlparse(url)
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
         raise UsageError(f"not a local folder URL: {url!r}")
     path = Path(unquote(parsed.path))
     if not path.is_absolute():
-        raise UsageError(f"a file:// URL needs an absolute path: {url!r}")
+        if base is None or url.startswith("file:/"):
+            raise UsageError(f"a file:// URL needs an absolute path: {url!r}")
+        if any(part == ".." for part in path.parts):
+            raise UsageError(f"a relative provider path may not leave the vault: {url!r}")
+        path = base / path
     return path
 
 
-def _open_local(url: str, _config: dict[str, Any], _keys: VaultKeys | None, name: str) -> Provider:
-    return LocalProvider(local_path_of(url), label=name)
+def _open_local(
+    url: str, _config: dict[str, Any], _keys: VaultKeys | None, name: str, base: Path | None
+) -> Provider:
+    return LocalProvider(local_path_of(url, base), label=name)
 
 
 OPENERS: dict[str, Opener] = {"local": _open_local}
@@ -49,9 +58,14 @@ def kind_of_url(url: str) -> str:
 
 
 def open_provider(
-    kind: str, url: str, config: dict[str, Any], keys: VaultKeys | None, name: str
+    kind: str,
+    url: str,
+    config: dict[str, Any],
+    keys: VaultKeys | None,
+    name: str,
+    base: Path | None = None,
 ) -> Provider:
     opener = OPENERS.get(kind)
     if opener is None:
         raise ProviderPermanentError(f"provider kind {kind!r} is not supported here", provider=name)
-    return opener(url, config, keys, name)
+    return opener(url, config, keys, name, base)

@@ -164,8 +164,10 @@ class Vault:
         )
         with catalog.transaction():
             for i in range(1, providers + 1):
-                p = LocalProvider.create(root / "providers" / f"local-{i}")
-                catalog.add_provider(f"local-{i}", "local", p.location, None, {"embedded": "true"})
+                LocalProvider.create(root / "providers" / f"local-{i}")
+                catalog.add_provider(
+                    f"local-{i}", "local", f"file:providers/local-{i}", None, {"embedded": "true"}
+                )
         _atomic_write(
             root / "ownvault.json",
             json.dumps({"format": VAULT_FORMAT, "version": VAULT_VERSION, "vault_id": vault_id.hex()}).encode(),
@@ -218,7 +220,9 @@ class Vault:
             for row in self.catalog.providers():
                 names[row.id] = row.name
                 try:
-                    provs[row.id] = open_provider(row.kind, row.url, row.config, self.keys, row.name)
+                    provs[row.id] = open_provider(
+                        row.kind, row.url, row.config, self.keys, row.name, self.path
+                    )
                 except OwnvaultError as exc:
                     self.warn(f"provider {row.name} cannot be opened: {exc.message}")
             self._providers = provs
@@ -509,7 +513,8 @@ class Vault:
         async def one(row: Any) -> dict[str, Any]:
             shares, used = usage.get(row.id, (0, 0))
             out: dict[str, Any] = {
-                "name": row.name, "kind": row.kind, "location": row.url,
+                "name": row.name, "kind": row.kind, "url": row.url,
+                "location": store.providers[row.id].location if row.id in store.providers else row.url,
                 "jurisdiction": row.jurisdiction, "labels": row.labels, "state": row.state,
                 "shares": shares, "bytes": used, "reachable": False, "free_bytes": None, "error": None,
             }
