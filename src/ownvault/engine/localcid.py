@@ -134,7 +134,7 @@ def cid_of_path(
     count = _Count()
     try:
         cid, tsize, is_dir = _add(text, st, profile, hidden, on_block, count, 0)
-    except PermissionError as exc:
-        raise UsageError(f"permission denied: {exc.filename}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename or text}: {exc.strerror}") from None
     kind = "directory" if is_dir else "symlink" if stat.S_ISLNK(st.st_mode) else "file"
     return PathRoot(cid, tsize, count.size, kind, count.files, count.directories, profile)
