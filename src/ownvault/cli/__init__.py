@@ -16,6 +16,7 @@ __all__ = ["cli", "main"]
 
 COMMAND_MODULES = [
     "ownvault.cli.files",
+    "ownvault.cli.admin",
     "ownvault.cli.ipfs",
 ]
 
