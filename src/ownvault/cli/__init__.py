@@ -16,6 +16,7 @@ __all__ = ["cli", "main"]
 
 COMMAND_MODULES = [
     "ownvault.cli.files",
+    "ownvault.cli.node",
 ]
 
 for _module in COMMAND_MODULES:
