@@ -29,7 +29,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from ownvault.core.keys import ed25519_from_did_key
 from ownvault.errors import (
+    FormatError,
     ObjectExistsError,
     ObjectNotFoundError,
     ProviderError,
@@ -79,13 +81,14 @@ class NodeConfig:
 
 def parse_allowlist(text: str) -> frozenset[str]:
     """One ``did:key`` a line; blank lines and ``#`` comments are ignored."""
-    from ownvault.core.keys import ed25519_from_did_key
-
     dids = set()
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
-            ed25519_from_did_key(line)
+            try:
+                ed25519_from_did_key(line)
+            except FormatError:
+                raise UsageError(f"allowlist line {number} is not an Ed25519 did:key") from None
             dids.add(line)
     return frozenset(dids)
 

@@ -4,7 +4,7 @@ A request is accepted when exactly one signature tagged ``ownvault-node/1`` veri
 the Ed25519 key inside its ``keyid`` (a ``did:key``), covers every component in
 :data:`~ownvault.providers.http.COVERED_COMPONENTS`, names this node in the covered
 ``ownvault-node`` field, was ``created`` within ``window`` seconds of the node's clock (and
-not before the node process started), and carries a ``nonce`` not seen in that window.
+not before the node process started: 503, sign again), and carries a ``nonce`` not seen in that window.
 Checks run in that order; only a request that passes all of them spends its nonce.
 
 The nonce memory is per process: a restart forgets it, which is why requests created
@@ -104,7 +104,8 @@ class Authenticator:
         self._verifier = HTTPMessageVerifier(
             signature_algorithm=DidKeyEd25519, key_resolver=_DidKeyResolver()
         )
-        self._verifier.max_clock_skew = datetime.timedelta(seconds=window)
+        # The library's own clock checks are relaxed: ours below gives the stable code.
+        self._verifier.max_clock_skew = datetime.timedelta(days=3650)
 
     def authenticate(self, message: SignedMessage, *, now: float | None = None) -> str:
         """Return the account (``did:key``) that signed ``message``, or raise AuthFailure."""
@@ -128,9 +129,15 @@ class Authenticator:
             raise AuthFailure("bad_signature", "keyid and created are required")
         if results[0].covered_components.get(f'"{NODE_HEADER}"') != self.node_id:
             raise AuthFailure("wrong_node", "the request is signed for another node")
-        if abs(now - created) > self.window or created < self.started:
+        if abs(now - created) > self.window:
             raise AuthFailure(
                 "stale_signature", f"created must be within {self.window}s of the node's clock"
+            )
+        if created < self.started:
+            # Nonces from before a restart are forgotten: refuse such requests, but as a
+            # retryable condition (a client whose clock lags a little signs again).
+            raise AuthFailure(
+                "node_restarted", "signed before this node process started; sign again", 503
             )
         if not isinstance(nonce, str) or not 16 <= len(nonce) <= MAX_NONCE_LENGTH:
             raise AuthFailure("bad_signature", "a nonce of 16..128 characters is required")
