@@ -16,7 +16,9 @@ __all__ = ["cli", "main"]
 
 COMMAND_MODULES = [
     "ownvault.cli.files",
+    "ownvault.cli.admin",
     "ownvault.cli.ipfs",
+    "ownvault.cli.node",
     "ownvault.cli.publish",
 ]
 
