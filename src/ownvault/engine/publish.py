@@ -377,6 +377,14 @@ def resolve_target(vault: Vault, target: str, version: int | None = None) -> tup
     return v, inner, expected
 
 
+def _is_cid(text: str) -> bool:
+    try:
+        CID.parse(text)
+    except FormatError:
+        return False
+    return True
+
+
 def _version_by_id(catalog: Catalog, version: int) -> VersionRow:
     row = catalog.conn.execute(
         f"SELECT {Catalog._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object "
@@ -526,6 +534,11 @@ async def export_car(vault: Vault, target: str, out: Callable[[bytes], Any], *, 
     v, inner, expected = resolve_target(vault, target, version)
     store = DagStore(vault.catalog)
     rows = store.of_version(v.id, inner)
+    if not _is_cid(target) and rows:
+        # by NAME: the DAG record (a publication, an imported CAR's root) wins over the
+        # CID recorded at ingest, so an imported CAR exports as it came in
+        rows.sort(key=lambda r: r.published_at is None)
+        expected = rows[0].root
     row = next((r for r in rows if r.root == expected), rows[0] if rows and expected is None else None)
     if row is not None and (row.source == "car" or store.block_count(row.id)):
         index = store.load(row.id)

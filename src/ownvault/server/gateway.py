@@ -97,8 +97,7 @@ def negotiate(request: Request) -> Want:
         if fmt == "raw":
             return Want("raw")
         if fmt == "car":
-            _, accept_params = _params(request.headers.get("accept", "")) if CAR_TYPE in request.headers.get("accept", "") else ("", {})
-            return _car_want({**accept_params, **car_q}, False)
+            return _car_want(car_q, False)  # format wins over Accept; car-* params apply
         if fmt in UNSUPPORTED_FORMATS:
             raise HTTPProblem(406, f"format={fmt} is not supported by this gateway")
         raise HTTPProblem(400, f"unknown format {fmt!r}")
