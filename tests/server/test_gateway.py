@@ -249,6 +249,7 @@ def test_status_codes_and_private_content(served: Served) -> None:
         for fmt in ("raw", "car"):
             assert get(served, f"/ipfs/{cid}?format={fmt}").status_code == 404
         assert get(served, f"/ipfs/{cid}").status_code == 404
+    assert get(served, f"/ipfs/{served.root}", headers={"Service-Worker": "script"}).status_code == 400
     # the identity probe of the trustless gateway spec
     r = get(served, "/ipfs/bafkqaaa?format=raw")
     assert r.status_code == 200 and r.content == b""

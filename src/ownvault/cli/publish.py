@@ -33,7 +33,7 @@ def publish_cmd(target: str, as_name: str | None, version: int | None, profile: 
     """Make a stored file or tree public and print its ipfs:// address.
 
     TARGET is a stored NAME (or NAME/path inside a stored tree), or a local PATH, which
-    is stored first (a new version) and then published. Published content stays
+    is stored first (a new version) and then published; a stored NAME wins. Published content stays
     encrypted and erasure-coded on the providers; `ownvault serve` serves it.
     """
     ctx = get_ctx()

@@ -225,7 +225,7 @@ class Gateway:
         raw_path = request.url.path
         rest = request.path_params.get("path", "")
         segments = [s for s in rest.split("/") if s]
-        if not segments and not rest and request.headers.get("service-worker") == "script":
+        if not rest and not raw_path.endswith("/") and request.headers.get("service-worker") == "script":
             raise HTTPProblem(400, "a service worker needs a path ending in '/'")
         want = negotiate(request)
         ipfs_path = "/ipfs/" + text + ("/" + rest if rest or raw_path.endswith("/") else "")
