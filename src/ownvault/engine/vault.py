@@ -139,10 +139,15 @@ class Vault:
     ) -> Vault:
         """Make a new vault with ``providers`` embedded local-folder providers."""
         root = Path(path).absolute()
-        n = providers if n is None else n
+        n = providers if n is None and providers else n
+        if n is None and providers == 0:
+            n = 6
+        assert n is not None
         policy = Policy(k, n)
-        if providers < n:
-            raise UsageError(f"--providers ({providers}) must be at least n ({n})")
+        if 0 < providers < n:
+            raise UsageError(
+                f"--providers ({providers}) must be at least n ({n}), or 0 to add providers later"
+            )
         if not passphrase:
             raise UsageError("the passphrase must not be empty")
         if cid_profile not in PROFILES:
@@ -241,7 +246,8 @@ class Vault:
                 except OwnvaultError as exc:
                     self.warn(f"provider {row.name} cannot be opened: {exc.message}")
             self._providers = provs
-            self._store = ShareStore(provs, names, on_problem=self.on_problem)
+            self._store = ShareStore(provs, names)
+        self._store.on_problem = self.on_problem
         return self._store
 
     @contextlib.contextmanager
@@ -273,10 +279,16 @@ class Vault:
                 await self.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
             self.catalog.drop_pack(pack)
 
-    async def close(self) -> None:
+    async def _reset_store(self) -> None:
+        """Close the open providers; the next use of ``store`` reopens the current list."""
         for p in self._providers.values():
             with contextlib.suppress(Exception):
                 await p.close()
+        self._providers = {}
+        self._store = None
+
+    async def close(self) -> None:
+        await self._reset_store()
         self.catalog.close()
 
     async def __aenter__(self) -> Vault:
@@ -420,7 +432,7 @@ class Vault:
         with self._writer():
             with self.catalog.transaction():
                 self.catalog.add_provider(name, kind, url, jurisdiction, labels or {}, config or {})
-            self._store = None
+            await self._reset_store()
             await self.snapshot_safely()
         return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction,
                 "labels": labels or {}, "location": info.location, "free_bytes": info.free_bytes}
@@ -438,7 +450,7 @@ class Vault:
                 at_risk = self._at_risk_without(row.id)
                 with self.catalog.transaction() as c:
                     c.execute("UPDATE providers SET state = 'removed' WHERE id = ?", (row.id,))
-                self._store = None
+                await self._reset_store()
                 await self.snapshot_safely()
                 return {"name": name, "removed": True, "shares_abandoned": held, **at_risk}
             with self.catalog.transaction() as c:
@@ -454,7 +466,7 @@ class Vault:
                 )
             with self.catalog.transaction() as c:
                 c.execute("UPDATE providers SET state = 'removed' WHERE id = ?", (row.id,))
-            self._store = None
+            await self._reset_store()
             await self.snapshot_safely()
         return {"name": name, "removed": True, "shares_moved": report.shares_moved,
                 "shares_regenerated": report.shares_regenerated}
