@@ -26,11 +26,13 @@ from typing import Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import DEFAULT_CHUNKER, ChunkerParams
+from ownvault.core.cid import CID
 from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.dag import TreeItem, build_tree
 from ownvault.engine.ingest import FileRecord, Ingestor, TreeEntry, scan_path
 from ownvault.engine.placement import Candidate, Policy, check_placement
 from ownvault.engine.rebalance import RebalanceReport, rebalance
@@ -359,7 +361,7 @@ class Vault:
                 )
             obj = self.catalog.object_id(obj_name, create=True)
             assert obj is not None
-            cid = records[""].cid if kind == "file" else None
+            cid = records[""].cid if kind == "file" else self._tree_cid(entries, records)
             version, number = self.catalog.add_version(
                 obj, kind, total, len(records), cid, self.cid_profile if cid else None
             )
@@ -374,6 +376,19 @@ class Vault:
         return PutResult(
             obj_name, number, kind, total, len(records), cid, ing.new_bytes, ing.new_chunks, ing.packs_written
         )
+
+    def _tree_cid(self, entries: list[TreeEntry], records: dict[str, FileRecord]) -> str | None:
+        """The tree's directory CID from its files' CIDs (``ipfs add -r --hidden``)."""
+        items = [
+            TreeItem(e.path, e.kind, CID.parse(records[e.path].cid) if e.kind == "file" else None,
+                     records[e.path].tsize if e.kind == "file" else 0, e.target)
+            for e in entries
+        ]
+        try:
+            return str(build_tree(items, PROFILES[self.cid_profile]).cid)
+        except OwnvaultError as exc:  # e.g. a name that is not UTF-8: stored, but no CID
+            self.warn(f"no IPFS CID for this tree: {exc.message}")
+            return None
 
     async def snapshot(self) -> SnapshotResult:
         """Write the catalog to the providers now."""
