@@ -15,6 +15,9 @@
 #   OSD_STORE=bluestore        bluestore (sparse file) | memstore (RAM)
 #   OSD_SIZE_GB=20             bluestore sparse file size / memstore device bytes
 #   OSD_MEM_MB=1024            osd_memory_target
+#   RGW_CACHE=true             false = no gateway metadata cache: with it, a gateway killed with
+#                              SIGKILL leaves a watch behind that stalls every bucket creation on
+#                              the others until the OSD times it out (30 s); tests that kill use false
 #   S3_ACCESS_KEY / S3_SECRET_KEY / S3_UID   credentials of the S3 user created
 # Prints "export S3_ENDPOINT=..." lines at the end (eval-able); writes them to $CEPH_DIR/s3.env
 #
@@ -37,6 +40,7 @@ MON_PORT=${MON_PORT:-3300}
 OSD_STORE=${OSD_STORE:-bluestore}
 OSD_SIZE_GB=${OSD_SIZE_GB:-20}
 OSD_MEM_MB=${OSD_MEM_MB:-1024}
+RGW_CACHE=${RGW_CACHE:-true}
 S3_UID=${S3_UID:-vault}
 S3_ACCESS_KEY=${S3_ACCESS_KEY:-VAULTTESTACCESSKEY01}
 S3_SECRET_KEY=${S3_SECRET_KEY:-vaulttestsecretkey0000000000000000000000}
@@ -54,8 +58,12 @@ CONF=$CEPH_DIR/ceph.conf
 export CEPH_CONF=$CONF
 CEPH="ceph --conf $CONF --connect-timeout 15"
 
-pid_alive() { # $1 = pid file
-  [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+pid_alive() { # $1 = pid file; a zombie (killed, not yet reaped by init) counts as dead
+  local pid state
+  [ -s "$1" ] || return 1
+  pid=$(cat "$1")
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
 }
 http_up() { # $1 = port; true when something answers HTTP on 127.0.0.1:$1 (no curl needed)
   local line
@@ -131,6 +139,7 @@ osd max object size = 134217728
 # radosgw settings (all instances); frontends/port are given on the command line
 rgw thread pool size = 64
 rgw dns name = localhost
+rgw cache enabled = $RGW_CACHE
 # reclaim space of deleted/overwritten objects quickly (default waits 2 h)
 rgw gc obj min wait = 60
 rgw gc processor period = 60
