@@ -180,9 +180,7 @@ def start_cluster() -> CephCluster:
         d = Path(keep_dir)
         params = d / "params"
         if params.exists():
-            vals = dict(
-                line.split("=", 1) for line in params.read_text().split() if "=" in line
-            )
+            vals = dict(line.split("=", 1) for line in params.read_text().split() if "=" in line)
             cluster = CephCluster(d, int(vals["P_MON_PORT"]), int(vals["P_RGW_PORT"]), keep=True)
         else:
             base = _pick_base()

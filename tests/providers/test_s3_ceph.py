@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,7 +125,9 @@ def test_racing_writers_on_two_gateways_exactly_one_wins(
         return "ok"
 
     async def go() -> list[str]:
-        return list(await asyncio.gather(*(one(p, b) for p, b in zip(providers, blobs, strict=True))))
+        return list(
+            await asyncio.gather(*(one(p, b) for p, b in zip(providers, blobs, strict=True)))
+        )
 
     results = run(go())
     assert results.count("ok") == 1, results
@@ -135,13 +138,17 @@ def test_racing_writers_on_two_gateways_exactly_one_wins(
         run(p.close())
 
 
-def test_multipart_40_mib(ceph: CephCluster, s3_bucket: str, s3_credentials: tuple[str, str]) -> None:
+def test_multipart_40_mib(
+    ceph: CephCluster, s3_bucket: str, s3_credentials: tuple[str, str]
+) -> None:
     p = make_provider(ceph, s3_bucket, s3_credentials, part_size=8 * MiB)
     data = os.urandom(40 * MiB + 123)
     run(p.put("big/forty", data))
     head = ceph.client().head_object(Bucket=s3_bucket, Key="vault/p1/big/forty")
     # 6 parts of 8 MiB (the last one short): the ETag is MD5(part MD5s) + "-6"
-    md5s = b"".join(hashlib.md5(data[o : o + 8 * MiB]).digest() for o in range(0, len(data), 8 * MiB))
+    md5s = b"".join(
+        hashlib.md5(data[o : o + 8 * MiB]).digest() for o in range(0, len(data), 8 * MiB)
+    )
     assert head["ETag"].strip('"') == f"{hashlib.md5(md5s).hexdigest()}-6"
     assert run(p.stat("big/forty")).size == len(data)
     assert run(p.get("big/forty")) == data
@@ -218,3 +225,45 @@ def test_quota_exceeded_is_storage_full(ceph: CephCluster, provider: S3Provider)
         run(provider.put("q/big", os.urandom(2 * MiB)))
     with pytest.raises(ObjectNotFoundError):
         run(provider.stat("q/big"))
+
+
+def test_credentials_from_aws_environment(
+    ceph: CephCluster, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .ceph import ACCESS_KEY, SECRET_KEY
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    p = S3Provider(S3Config.from_url(f"s3://{s3_bucket}/env", endpoint=ceph.endpoints[0]))
+    run(p.put("x", b"1"))
+    assert run(p.get("x")) == b"1"
+    run(p.close())
+
+
+def test_credentials_from_named_profile(
+    ceph: CephCluster, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from .ceph import ACCESS_KEY, SECRET_KEY
+
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        f"[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n"
+        f"[ceph]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+    )
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    url = f"s3://{s3_bucket}/prof"
+    p = S3Provider(S3Config.from_url(url, endpoint=ceph.endpoints[0], profile="ceph"))
+    run(p.put("x", b"1"))
+    assert run(p.get("x")) == b"1"
+    run(p.close())
+    default = S3Provider(S3Config.from_url(url, endpoint=ceph.endpoints[0]))
+    with pytest.raises(ProviderPermanentError):
+        run(default.get("x"))  # the default profile's keys are refused
+    run(default.close())
+    missing = S3Provider(S3Config.from_url(url, endpoint=ceph.endpoints[0], profile="nope"))
+    with pytest.raises(ProviderPermanentError, match="nope"):
+        run(missing.get("x"))
+    run(missing.close())

@@ -214,6 +214,8 @@ def classify_error(
 ) -> ProviderError:
     """Map a botocore exception to ownvault's tree (the table in docs/design.md)."""
     share = name
+    if isinstance(exc, ProviderError):
+        return exc  # classified already (e.g. by the client factory)
     if isinstance(exc, bx.ClientError):
         code, status = _code_status(exc)
         msg = f"S3 {code or status}" + (f" on {name}" if name else "")
@@ -556,7 +558,7 @@ class S3Provider:
                     f"short read of {name}: {len(data)} of {want} bytes", provider=self._label
                 )
             return data
-        except ProviderError:
+        except (ProviderError, ShareCorruptError):
             raise
         except Exception as exc:
             raise self._fail(exc, name) from exc
