@@ -36,7 +36,6 @@ retry is idempotent without ever overwriting a different object.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
 import functools
@@ -258,8 +257,18 @@ def _retried(exc: bx.ClientError) -> bool:
     return int(meta.get("RetryAttempts", 0) or 0) > 0
 
 
-def _multipart_etag(part_md5s: list[bytes]) -> str:
-    return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+def _multipart_etag(part_etags: list[str]) -> str:
+    """The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-", count.
+
+    Built from the part ETags the gateway returned (hex MD5s); "" when they are not MD5s
+    (e.g. SSE-KMS), in which case the post-complete check compares sizes only."""
+    try:
+        digests = b"".join(bytes.fromhex(_bare_etag(e)) for e in part_etags)
+    except ValueError:
+        return ""
+    if len(digests) != 16 * len(part_etags):
+        return ""
+    return f"{hashlib.md5(digests).hexdigest()}-{len(part_etags)}"
 
 
 def _bare_etag(etag: str | None) -> str:
@@ -376,22 +385,24 @@ class S3Provider:
             await self._put_multipart(key, name, data)
 
     def _put_single(self, key: str, name: str, data: bytes) -> None:
-        md5 = hashlib.md5(data).digest()
         try:
             self._client().put_object(
                 Bucket=self.config.bucket,
                 Key=key,
                 Body=data,
                 ContentLength=len(data),
-                ContentMD5=base64.b64encode(md5).decode(),
                 ContentType="application/octet-stream",
                 IfNoneMatch="*",
             )
         except bx.ClientError as exc:
             err = self._fail(exc, name)
             if isinstance(err, ObjectExistsError):
-                # Our own earlier attempt may have landed before a botocore retry.
-                if _retried(exc) and self._head_etag(key) == (md5.hex(), len(data)):
+                # Our own earlier attempt may have landed before a botocore retry: the
+                # stored ETag is then the MD5 of our bytes (computed only in this case).
+                if _retried(exc) and self._head_etag(key) == (
+                    hashlib.md5(data).hexdigest(),
+                    len(data),
+                ):
                     return
                 raise self._exists_error(name) from None
             raise err from exc
@@ -422,8 +433,8 @@ class S3Provider:
                 raise
             if await self._run(self._head_etag, key) is not None:
                 raise self._exists_error(name)
-            expected = _multipart_etag([md5 for _etag, md5 in results])
-            parts = [(i + 1, etag) for i, (etag, _md5) in enumerate(results)]
+            expected = _multipart_etag(results)
+            parts = [(i + 1, etag) for i, etag in enumerate(results)]
             await self._run(self._complete_upload, key, name, upload_id, parts, expected, size)
         except BaseException:
             # Not awaited: also runs when this task is being cancelled.
@@ -442,9 +453,8 @@ class S3Provider:
 
     def _upload_part(
         self, key: str, name: str, upload_id: str, number: int, data: bytes, off: int, size: int
-    ) -> tuple[str, bytes]:
+    ) -> str:
         chunk = data[off : off + size]
-        md5 = hashlib.md5(chunk).digest()
         try:
             r = self._client().upload_part(
                 Bucket=self.config.bucket,
@@ -453,11 +463,10 @@ class S3Provider:
                 PartNumber=number,
                 Body=chunk,
                 ContentLength=len(chunk),
-                ContentMD5=base64.b64encode(md5).decode(),
             )
         except Exception as exc:
             raise self._fail(exc, name) from exc
-        return r["ETag"], md5
+        return r["ETag"]
 
     def _complete_upload(
         self,
@@ -493,7 +502,7 @@ class S3Provider:
             raise ProviderUnavailableError(
                 f"multipart upload completed but {name} is not visible", provider=self._label
             )
-        if stored[1] != size or ("-" in stored[0] and stored[0] != expected):
+        if stored[1] != size or (expected and "-" in stored[0] and stored[0] != expected):
             raise self._exists_error(name)
 
     def _abort_quietly(self, key: str, upload_id: str) -> None:
