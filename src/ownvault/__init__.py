@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
@@ -16,6 +20,16 @@ from ownvault.errors import (
 
 __version__ = "0.1.0"
 
+
+def open_vault(path: str | os.PathLike[str], passphrase: str) -> Vault:
+    """Open an existing vault. Its I/O methods are coroutines (``await vault.put([...])``)."""
+    return Vault.open(path, passphrase)
+
+
+def create_vault(path: str | os.PathLike[str], passphrase: str, **options: Any) -> Vault:
+    """Create a vault (options as :meth:`Vault.create`); the phrase is ``vault.keys.phrase``."""
+    return Vault.create(path, passphrase, **options)
+
 __all__ = [
     "AuthError",
     "DataUnavailableError",
@@ -24,7 +38,11 @@ __all__ = [
     "OwnvaultError",
     "PolicyError",
     "ProviderError",
+    "PutResult",
     "UsageError",
+    "Vault",
     "VaultStateError",
     "__version__",
+    "create_vault",
+    "open_vault",
 ]

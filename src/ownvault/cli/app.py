@@ -104,7 +104,9 @@ def run_cli(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code. The one place errors become exit codes."""
     want_json = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="ownvault", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="ownvault", standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
     except click.exceptions.Abort:
         click.echo("ownvault: aborted", err=True)
         return 130

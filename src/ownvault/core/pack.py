@@ -1,0 +1,164 @@
+"""Chunk blobs, packs and shares: what providers hold, byte for byte.
+
+chunk blob (``BLOB_FORMAT`` v1)::
+
+    blob := seal(chunk_key, chunk_plaintext, AD = "ownvault/v1/chunk" || chunk_id)
+          = 0x01 || nonce(12) || ciphertext || tag(16)
+
+Each chunk has its own random 32-byte key, stored in the catalog wrapped under the content
+key (``wrap_chunk_key``), so a grant can hand out exactly the chunks of one file and
+forgetting a file destroys its keys.
+
+pack (v1)::
+
+    pack := "OVPK" || 0x01 || 0x000000 || blob_1 || ... || blob_m || zero padding
+
+The padded size is a power of two between 64 KiB and 16 MiB (``pack_size_class``); blob
+boundaries are not marked (the catalog knows offsets and lengths), so a provider learns
+neither chunk sizes nor counts, only the size class of each pack.
+
+share (v1), one per erasure-coded fragment of a pack::
+
+    share := "OVSH" || 0x01 || k(u8) || n(u8) || index(u8) || pack_id(16) || fragment
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ownvault.core import crypto
+from ownvault.errors import FormatError, IntegrityError
+
+__all__ = [
+    "MAX_PACK_SIZE",
+    "MIN_PACK_SIZE",
+    "PACK_HEADER",
+    "PACK_ID_SIZE",
+    "SHARE_HEADER_SIZE",
+    "PackBuilder",
+    "ShareHeader",
+    "decode_share",
+    "encode_share",
+    "new_pack_id",
+    "open_chunk",
+    "pack_size_class",
+    "seal_chunk",
+    "share_name",
+    "unwrap_chunk_key",
+    "wrap_chunk_key",
+]
+
+PACK_MAGIC = b"OVPK"
+PACK_VERSION = 1
+PACK_HEADER = PACK_MAGIC + bytes((PACK_VERSION, 0, 0, 0))
+MIN_PACK_SIZE = 64 * 1024
+MAX_PACK_SIZE = 16 * 1024 * 1024
+PACK_ID_SIZE = 16
+SHARE_MAGIC = b"OVSH"
+SHARE_VERSION = 1
+SHARE_HEADER_SIZE = 4 + 1 + 3 + PACK_ID_SIZE
+CHUNK_AD = b"ownvault/v1/chunk"
+CHUNK_KEY_AD = b"ownvault/v1/chunk-key"
+
+
+def new_pack_id() -> bytes:
+    return crypto.random_bytes(PACK_ID_SIZE)
+
+
+def share_name(prefix: str, pack_id: bytes, index: int) -> str:
+    """Provider object name of share ``index`` of a pack: ``PREFIX/ab/abcd….3``."""
+    h = pack_id.hex()
+    return f"{prefix}/{h[:2]}/{h}.{index}"
+
+
+def seal_chunk(chunk_key: bytes, chunk_id: bytes, plaintext: bytes) -> bytes:
+    return crypto.seal(chunk_key, plaintext, CHUNK_AD + chunk_id)
+
+
+def open_chunk(chunk_key: bytes, chunk_id: bytes, blob: bytes) -> bytes:
+    return crypto.open_box(chunk_key, blob, CHUNK_AD + chunk_id)
+
+
+def wrap_chunk_key(content_key: bytes, chunk_id: bytes, chunk_key: bytes) -> bytes:
+    return crypto.seal(content_key, chunk_key, CHUNK_KEY_AD + chunk_id)
+
+
+def unwrap_chunk_key(content_key: bytes, chunk_id: bytes, wrapped: bytes) -> bytes:
+    key = crypto.open_box(content_key, wrapped, CHUNK_KEY_AD + chunk_id)
+    if len(key) != crypto.KEY_SIZE:
+        raise IntegrityError("wrapped chunk key has the wrong length")
+    return key
+
+
+def pack_size_class(used: int) -> int:
+    """The padded size of a pack whose header and blobs take ``used`` bytes."""
+    if used > MAX_PACK_SIZE:
+        raise FormatError(f"pack content of {used} bytes exceeds {MAX_PACK_SIZE}")
+    size = MIN_PACK_SIZE
+    while size < used:
+        size *= 2
+    return size
+
+
+class PackBuilder:
+    """Accumulates blobs into one pack; ``seal()`` returns the padded pack bytes."""
+
+    def __init__(self, target: int = MAX_PACK_SIZE) -> None:
+        if not MIN_PACK_SIZE <= target <= MAX_PACK_SIZE:
+            raise FormatError("pack target size out of range")
+        self.target = target
+        self._parts: list[bytes] = [PACK_HEADER]
+        self.used = len(PACK_HEADER)
+        self.count = 0
+
+    def fits(self, blob_len: int) -> bool:
+        return self.used + blob_len <= self.target
+
+    def add(self, blob: bytes) -> int:
+        """Append a blob; return its offset in the pack."""
+        if not self.fits(len(blob)):
+            raise FormatError("blob does not fit in this pack")
+        offset = self.used
+        self._parts.append(blob)
+        self.used += len(blob)
+        self.count += 1
+        return offset
+
+    def seal(self) -> bytes:
+        size = pack_size_class(self.used)
+        self._parts.append(bytes(size - self.used))
+        data = b"".join(self._parts)
+        self._parts = []
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ShareHeader:
+    k: int
+    n: int
+    index: int
+    pack_id: bytes
+
+
+def encode_share(header: ShareHeader, fragment: bytes) -> bytes:
+    return (
+        SHARE_MAGIC
+        + bytes((SHARE_VERSION, header.k, header.n, header.index))
+        + header.pack_id
+        + fragment
+    )
+
+
+def decode_share(data: bytes) -> tuple[ShareHeader, bytes]:
+    """Split a share into header and fragment; ``FormatError`` when it is not one."""
+    if len(data) < SHARE_HEADER_SIZE:
+        raise FormatError("share too short")
+    if data[:4] != SHARE_MAGIC:
+        raise FormatError("not a share (bad magic)")
+    if data[4] != SHARE_VERSION:
+        raise FormatError(f"unknown share version {data[4]}")
+    k, n, index = data[5], data[6], data[7]
+    if not (1 <= k < n and index < n):
+        raise FormatError("share header has impossible k/n/index")
+    header = ShareHeader(k, n, index, bytes(data[8:SHARE_HEADER_SIZE]))
+    return header, data[SHARE_HEADER_SIZE:]

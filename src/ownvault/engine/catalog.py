@@ -1,0 +1,654 @@
+"""The catalog: a local SQLite database (WAL mode) of everything the vault knows.
+
+Names, versions, chunk lists, packs, share locations and wrapped chunk keys. The schema is
+versioned (``meta.schema_version``) and specified in docs/design.md ("Catalog"). The
+catalog is also sealed, erasure-coded and written to the providers after each change
+(``engine.snapshots``), so it can be recovered from the recovery phrase alone.
+
+Visibility rule (crash safety): a pack becomes ``live`` only after all its shares are
+durably stored; chunks are inserted only with a live pack; a version is inserted, with its
+entries, in one transaction after all of its chunks are live. So nothing visible ever
+refers to a share that was not durably written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ownvault.errors import FormatError, NotFoundError, VaultStateError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Catalog",
+    "ChunkRef",
+    "EntryRow",
+    "ProviderRow",
+    "ShareRow",
+    "VersionRow",
+]
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE providers (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  url TEXT NOT NULL,
+  jurisdiction TEXT,
+  labels TEXT NOT NULL DEFAULT '{}',
+  config TEXT NOT NULL DEFAULT '{}',
+  added_at INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'draining', 'removed'))
+);
+CREATE TABLE packs (
+  id INTEGER PRIMARY KEY,
+  pack_id BLOB NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  k INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'live')),
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE shares (
+  pack INTEGER NOT NULL REFERENCES packs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  size INTEGER NOT NULL,
+  root BLOB NOT NULL,
+  PRIMARY KEY (pack, idx)
+);
+CREATE INDEX shares_provider ON shares(provider);
+CREATE TABLE chunks (
+  id INTEGER PRIMARY KEY,
+  chunk_id BLOB NOT NULL UNIQUE,
+  pack INTEGER NOT NULL REFERENCES packs(id),
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  plain_len INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL
+);
+CREATE INDEX chunks_pack ON chunks(pack);
+CREATE TABLE contents (
+  id INTEGER PRIMARY KEY,
+  size INTEGER NOT NULL,
+  cid TEXT,
+  cid_profile TEXT,
+  tsize INTEGER
+);
+CREATE TABLE content_chunks (
+  content INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  chunk INTEGER NOT NULL REFERENCES chunks(id),
+  offset INTEGER NOT NULL,
+  PRIMARY KEY (content, seq)
+);
+CREATE INDEX content_chunks_chunk ON content_chunks(chunk);
+CREATE TABLE objects (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE versions (
+  id INTEGER PRIMARY KEY,
+  object INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+  number INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('file', 'tree')),
+  created_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  file_count INTEGER NOT NULL,
+  cid TEXT,
+  cid_profile TEXT,
+  UNIQUE (object, number)
+);
+CREATE TABLE entries (
+  version INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+  mode INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  content INTEGER REFERENCES contents(id),
+  target TEXT,
+  PRIMARY KEY (version, path)
+);
+CREATE INDEX entries_content ON entries(content);
+CREATE TABLE tags (
+  object INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  PRIMARY KEY (object, tag)
+);
+"""
+
+# Schema migrations: MIGRATIONS[v] upgrades a version-(v-1) catalog to version v. A new
+# catalog is made with SCHEMA and then every migration, so both paths give one schema.
+# Append only; never edit a released entry (a golden catalog of each version is tested).
+MIGRATIONS: dict[int, str] = {}
+
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    id: int
+    name: str
+    kind: str
+    url: str
+    jurisdiction: str | None
+    labels: dict[str, str]
+    config: dict[str, Any]
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRow:
+    pack: int
+    idx: int
+    provider: int
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """Where one chunk of a content stream lives, and where it sits in the stream."""
+
+    row: int
+    chunk_id: bytes
+    pack: int
+    pack_id: bytes
+    pack_size: int
+    offset: int
+    length: int
+    plain_len: int
+    wrapped_key: bytes
+    stream_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    id: int
+    name: str
+    number: int
+    kind: str
+    created_at: int
+    size: int
+    file_count: int
+    cid: str | None
+    cid_profile: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    path: str
+    kind: str
+    mode: int
+    mtime_ns: int
+    size: int
+    content: int | None
+    target: str | None
+    cid: str | None
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class Catalog:
+    """Typed access to the catalog database. One connection; not shared across threads."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        self.conn = conn
+        self.path = path
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @staticmethod
+    def _connect(path: Path | str) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        return conn
+
+    @classmethod
+    def create(cls, path: Path, meta: dict[str, str]) -> Catalog:
+        if path.exists():
+            raise VaultStateError(f"catalog exists already: {path}")
+        conn = cls._connect(path)
+        conn.executescript(SCHEMA)
+        cat = cls(conn, path)
+        with cat.transaction():
+            for k, v in {"schema_version": "1", "seq": "0", **meta}.items():
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (k, v))
+        cat.migrate()
+        return cat
+
+    def migrate(self) -> None:
+        """Bring an older catalog up to SCHEMA_VERSION (each step in one transaction)."""
+        raw = self.meta("schema_version")
+        try:
+            version = int(raw or "")
+        except ValueError:
+            raise FormatError(f"catalog has an invalid schema version {raw!r}") from None
+        if version > SCHEMA_VERSION:
+            raise FormatError(
+                f"catalog schema version {version} is newer than this ownvault ({SCHEMA_VERSION}); upgrade ownvault"
+            )
+        while version < SCHEMA_VERSION:
+            version += 1
+            with self.transaction() as c:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                self.set_meta("schema_version", str(version))
+
+    @classmethod
+    def open(cls, path: Path) -> Catalog:
+        if not path.exists():
+            raise VaultStateError(f"no catalog at {path}")
+        conn = cls._connect(path)
+        cat = cls(conn, path)
+        try:
+            cat.migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return cat
+
+    @classmethod
+    def from_image(cls, path: Path, image: bytes) -> Catalog:
+        """Write a database image (from a snapshot) to ``path`` and open it."""
+        mem = sqlite3.connect(":memory:")
+        try:
+            mem.deserialize(image)
+            check = mem.execute("PRAGMA integrity_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise FormatError("catalog snapshot failed SQLite's integrity check")
+            disk = sqlite3.connect(str(path))
+            with disk:
+                mem.backup(disk)
+            disk.close()
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"catalog snapshot is not a valid database: {exc}") from None
+        finally:
+            mem.close()
+        return cls.open(path)
+
+    def image(self) -> bytes:
+        """A consistent serialised image of the whole database (for snapshots)."""
+        mem = sqlite3.connect(":memory:")
+        try:
+            self.conn.backup(mem)
+            return bytes(mem.serialize())
+        finally:
+            mem.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def meta_json(self, key: str) -> Any:
+        raw = self.meta(key)
+        return None if raw is None else json.loads(raw)
+
+    # -- providers ----------------------------------------------------------------------
+
+    def add_provider(
+        self,
+        name: str,
+        kind: str,
+        url: str,
+        jurisdiction: str | None = None,
+        labels: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO providers(name, kind, url, jurisdiction, labels, config, added_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                kind,
+                url,
+                jurisdiction,
+                json.dumps(labels or {}, sort_keys=True),
+                json.dumps(config or {}, sort_keys=True),
+                _now(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def providers(self, *, include_removed: bool = False) -> list[ProviderRow]:
+        sql = "SELECT id, name, kind, url, jurisdiction, labels, config, state FROM providers"
+        if not include_removed:
+            sql += " WHERE state != 'removed'"
+        rows = self.conn.execute(sql + " ORDER BY id").fetchall()
+        return [
+            ProviderRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7])
+            for r in rows
+        ]
+
+    # -- packs, shares, chunks ----------------------------------------------------------
+
+    def begin_pack(
+        self, pack_id: bytes, size: int, k: int, n: int, placement: Iterable[tuple[int, int, int, bytes]]
+    ) -> int:
+        """Record a pack as pending with its planned shares (idx, provider, size, root)."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO packs(pack_id, size, k, n, state, created_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                (pack_id, size, k, n, _now()),
+            )
+            pack = int(cur.lastrowid or 0)
+            c.executemany(
+                "INSERT INTO shares(pack, idx, provider, size, root) VALUES (?, ?, ?, ?, ?)",
+                [(pack, i, p, s, r) for i, p, s, r in placement],
+            )
+        return pack
+
+    def commit_pack(
+        self, pack: int, chunks: Iterable[tuple[bytes, int, int, int, bytes]]
+    ) -> dict[bytes, int]:
+        """Mark a pack live and insert its chunks (chunk_id, offset, length, plain_len, wrapped_key)."""
+        out: dict[bytes, int] = {}
+        with self.transaction() as c:
+            c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
+            for chunk_id, offset, length, plain_len, wrapped in chunks:
+                cur = c.execute(
+                    "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (chunk_id, pack, offset, length, plain_len, wrapped),
+                )
+                out[chunk_id] = int(cur.lastrowid or 0)
+        return out
+
+    def pending_packs(self) -> list[tuple[int, bytes]]:
+        return [
+            (r[0], r[1])
+            for r in self.conn.execute("SELECT id, pack_id FROM packs WHERE state = 'pending'")
+        ]
+
+    def drop_pack(self, pack: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM chunks WHERE pack = ?", (pack,))
+            c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
+            c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+
+    def shares_of(self, pack: int) -> list[ShareRow]:
+        return [
+            ShareRow(*r)
+            for r in self.conn.execute(
+                "SELECT pack, idx, provider, size, root FROM shares WHERE pack = ? ORDER BY idx",
+                (pack,),
+            )
+        ]
+
+    def pack_info(self, pack: int) -> tuple[bytes, int, int, int]:
+        row = self.conn.execute(
+            "SELECT pack_id, size, k, n FROM packs WHERE id = ?", (pack,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown pack {pack}")
+        return bytes(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    def lookup_chunk(self, chunk_id: bytes) -> int | None:
+        row = self.conn.execute(
+            "SELECT c.id FROM chunks c JOIN packs p ON p.id = c.pack "
+            "WHERE c.chunk_id = ? AND p.state = 'live'",
+            (chunk_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def live_packs(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM packs WHERE state = 'live' ORDER BY id")]
+
+    def unreferenced_packs(self) -> list[int]:
+        """Live packs none of whose chunks is referenced by any content."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT p.id FROM packs p WHERE p.state = 'live' AND NOT EXISTS ("
+                " SELECT 1 FROM chunks c JOIN content_chunks cc ON cc.chunk = c.id"
+                " WHERE c.pack = p.id)"
+            )
+        ]
+
+    # -- contents and versions ----------------------------------------------------------
+
+    def add_content(
+        self,
+        size: int,
+        cid: str | None,
+        cid_profile: str | None,
+        tsize: int | None,
+        chunk_rows: list[int],
+        chunk_lens: list[int],
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO contents(size, cid, cid_profile, tsize) VALUES (?, ?, ?, ?)",
+            (size, cid, cid_profile, tsize),
+        )
+        content = int(cur.lastrowid or 0)
+        rows = []
+        offset = 0
+        for seq, (chunk, length) in enumerate(zip(chunk_rows, chunk_lens, strict=True)):
+            rows.append((content, seq, chunk, offset))
+            offset += length
+        self.conn.executemany(
+            "INSERT INTO content_chunks(content, seq, chunk, offset) VALUES (?, ?, ?, ?)", rows
+        )
+        return content
+
+    def object_id(self, name: str, *, create: bool = False) -> int | None:
+        row = self.conn.execute("SELECT id FROM objects WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        cur = self.conn.execute(
+            "INSERT INTO objects(name, created_at) VALUES (?, ?)", (name, _now())
+        )
+        return int(cur.lastrowid or 0)
+
+    def add_version(
+        self,
+        obj: int,
+        kind: str,
+        size: int,
+        file_count: int,
+        cid: str | None,
+        cid_profile: str | None,
+        created_at: int | None = None,
+    ) -> tuple[int, int]:
+        row = self.conn.execute(
+            "SELECT COALESCE(MAX(number), 0) FROM versions WHERE object = ?", (obj,)
+        ).fetchone()
+        number = int(row[0]) + 1
+        cur = self.conn.execute(
+            "INSERT INTO versions(object, number, kind, created_at, size, file_count, cid, cid_profile) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (obj, number, kind, created_at or _now(), size, file_count, cid, cid_profile),
+        )
+        return int(cur.lastrowid or 0), number
+
+    def add_entries(
+        self, version: int, entries: Iterable[tuple[str, str, int, int, int, int | None, str | None]]
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO entries(version, path, kind, mode, mtime_ns, size, content, target) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(version, *e) for e in entries],
+        )
+
+    def add_tags(self, obj: int, tags: Iterable[str]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO tags(object, tag) VALUES (?, ?)", [(obj, t) for t in tags]
+        )
+
+    def tags(self, obj: int) -> list[str]:
+        return [
+            r[0] for r in self.conn.execute("SELECT tag FROM tags WHERE object = ? ORDER BY tag", (obj,))
+        ]
+
+    _VERSION_COLS = (
+        "v.id, o.name, v.number, v.kind, v.created_at, v.size, v.file_count, v.cid, v.cid_profile"
+    )
+
+    def version(self, name: str, number: int | None = None) -> VersionRow:
+        sql = f"SELECT {self._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object WHERE o.name = ?"
+        if number is None:
+            row = self.conn.execute(sql + " ORDER BY v.number DESC LIMIT 1", (name,)).fetchone()
+        else:
+            row = self.conn.execute(sql + " AND v.number = ?", (name, number)).fetchone()
+        if row is None:
+            if number is not None and self.object_id(name) is not None:
+                raise NotFoundError(f"{name} has no version {number}", name=name)
+            raise NotFoundError(f"no such file in the vault: {name}", name=name)
+        return VersionRow(*row)
+
+    def versions(self, name: str) -> list[VersionRow]:
+        rows = self.conn.execute(
+            f"SELECT {self._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object "
+            "WHERE o.name = ? ORDER BY v.number",
+            (name,),
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(f"no such file in the vault: {name}", name=name)
+        return [VersionRow(*r) for r in rows]
+
+    def latest_versions(self, prefix: str = "") -> list[VersionRow]:
+        rows = self.conn.execute(
+            f"SELECT {self._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object "
+            "WHERE v.number = (SELECT MAX(number) FROM versions WHERE object = v.object) "
+            "AND substr(o.name, 1, ?) = ? ORDER BY o.name",
+            (len(prefix), prefix),
+        ).fetchall()
+        return [VersionRow(*r) for r in rows]
+
+    def version_counts(self) -> dict[str, int]:
+        return {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT o.name, COUNT(v.id) FROM objects o JOIN versions v ON v.object = o.id GROUP BY o.id"
+            )
+        }
+
+    def entries(self, version: int, prefix: str = "") -> list[EntryRow]:
+        rows = self.conn.execute(
+            "SELECT e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target, c.cid "
+            "FROM entries e LEFT JOIN contents c ON c.id = e.content "
+            "WHERE e.version = ? AND substr(e.path, 1, ?) = ? ORDER BY e.path",
+            (version, len(prefix), prefix),
+        ).fetchall()
+        return [EntryRow(*r) for r in rows]
+
+    def content_chunks(self, content: int) -> list[ChunkRef]:
+        rows = self.conn.execute(
+            "SELECT c.id, c.chunk_id, c.pack, p.pack_id, p.size, c.offset, c.length, c.plain_len, "
+            "c.wrapped_key, cc.offset FROM content_chunks cc "
+            "JOIN chunks c ON c.id = cc.chunk JOIN packs p ON p.id = c.pack "
+            "WHERE cc.content = ? ORDER BY cc.seq",
+            (content,),
+        ).fetchall()
+        return [
+            ChunkRef(r[0], bytes(r[1]), r[2], bytes(r[3]), r[4], r[5], r[6], r[7], bytes(r[8]), r[9])
+            for r in rows
+        ]
+
+    def delete_versions(self, name: str, number: int | None = None) -> int:
+        """Delete one version (or all, with the object); return how many were deleted."""
+        obj = self.object_id(name)
+        if obj is None:
+            raise NotFoundError(f"no such file in the vault: {name}", name=name)
+        with self.transaction() as c:
+            if number is None:
+                n = c.execute("DELETE FROM versions WHERE object = ?", (obj,)).rowcount
+                c.execute("DELETE FROM objects WHERE id = ?", (obj,))
+            else:
+                n = c.execute(
+                    "DELETE FROM versions WHERE object = ? AND number = ?", (obj, number)
+                ).rowcount
+                if n == 0:
+                    raise NotFoundError(f"{name} has no version {number}", name=name)
+                left = c.execute("SELECT COUNT(*) FROM versions WHERE object = ?", (obj,)).fetchone()
+                if left[0] == 0:
+                    c.execute("DELETE FROM objects WHERE id = ?", (obj,))
+            c.execute(
+                "DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)"
+            )
+        return int(n)
+
+    def drop_chunks_of_packs(self, packs: list[int]) -> None:
+        with self.transaction() as c:
+            for pack in packs:
+                c.execute("DELETE FROM chunks WHERE pack = ?", (pack,))
+                c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
+                c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+
+    # -- statistics ---------------------------------------------------------------------
+
+    def usage(self) -> dict[str, int]:
+        q = self.conn.execute
+        logical = q(
+            "SELECT COALESCE(SUM(e.size), 0) FROM entries e WHERE e.kind = 'file'"
+        ).fetchone()[0]
+        latest_logical = q(
+            "SELECT COALESCE(SUM(size), 0) FROM versions v "
+            "WHERE v.number = (SELECT MAX(number) FROM versions WHERE object = v.object)"
+        ).fetchone()[0]
+        unique_plain = q("SELECT COALESCE(SUM(plain_len), 0) FROM chunks").fetchone()[0]
+        packed = q("SELECT COALESCE(SUM(size), 0) FROM packs WHERE state = 'live'").fetchone()[0]
+        stored = q(
+            "SELECT COALESCE(SUM(s.size), 0) FROM shares s JOIN packs p ON p.id = s.pack "
+            "WHERE p.state = 'live'"
+        ).fetchone()[0]
+        return {
+            "objects": q("SELECT COUNT(*) FROM objects").fetchone()[0],
+            "versions": q("SELECT COUNT(*) FROM versions").fetchone()[0],
+            "logical_bytes": int(logical),
+            "latest_logical_bytes": int(latest_logical),
+            "unique_bytes": int(unique_plain),
+            "packed_bytes": int(packed),
+            "stored_bytes": int(stored),
+            "chunks": q("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            "packs": q("SELECT COUNT(*) FROM packs WHERE state = 'live'").fetchone()[0],
+        }
+
+    def provider_usage(self) -> dict[int, tuple[int, int]]:
+        return {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute(
+                "SELECT s.provider, COUNT(*), COALESCE(SUM(s.size), 0) FROM shares s "
+                "JOIN packs p ON p.id = s.pack WHERE p.state = 'live' GROUP BY s.provider"
+            )
+        }

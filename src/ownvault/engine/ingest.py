@@ -1,0 +1,358 @@
+"""The put pipeline: files and trees -> chunks -> encrypted blobs -> packs -> shares.
+
+Per block of input (8 MiB) a worker thread chunks (FastCDC), computes keyed chunk ids,
+and seals new chunks; the file's IPFS CID is computed on a second thread from the same
+blocks (hashlib releases the GIL). Full packs are erasure-coded and uploaded in the
+background, at most ``MAX_INFLIGHT`` at once, while the next pack fills. Memory stays
+bounded by (block + packs in flight), whatever the file size.
+
+Crash safety: a pack is recorded ``pending`` (with its planned shares) before any share
+is written, and made ``live`` with its chunks only after all n shares are durable. The
+version and its entries are inserted in one transaction after every pack is live. A
+re-run of the same put finds the already-live chunks by id and skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ownvault.core import crypto
+from ownvault.core.chunking import Chunker, ChunkerParams
+from ownvault.core.keys import VaultKeys
+from ownvault.core.pack import (
+    PackBuilder,
+    new_pack_id,
+    seal_chunk,
+    share_name,
+    wrap_chunk_key,
+)
+from ownvault.core.unixfs import FileImporter, ImportProfile
+from ownvault.engine.catalog import Catalog
+from ownvault.engine.placement import Candidate, Policy, place
+from ownvault.engine.shares import DATA_PREFIX, ShareStore
+from ownvault.errors import (
+    ObjectExistsError,
+    OwnvaultError,
+    ProviderError,
+    UsageError,
+)
+
+__all__ = ["BLOCK_SIZE", "FileRecord", "Ingestor", "TreeEntry", "scan_path"]
+
+BLOCK_SIZE = 8 * 1024 * 1024
+MAX_INFLIGHT = 2
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    path: str  # relative, "/"-separated; "" for the root of a tree or a single file
+    kind: str  # file | dir | symlink
+    source: Path
+    mode: int
+    mtime_ns: int
+    size: int
+    target: str | None = None
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """A stored byte stream, waiting to be inserted into the catalog."""
+
+    size: int
+    cid: str
+    cid_profile: str
+    tsize: int
+    chunk_ids: list[bytes]
+    chunk_lens: list[int]
+
+
+def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
+    """The entries of a file or a directory tree, sorted by path; symlinks not followed."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        raise UsageError(f"no such file or directory: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISREG(st.st_mode):
+        return [TreeEntry("", "file", path, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_size)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"not a regular file or directory: {path}")
+    out = [TreeEntry("", "dir", path, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0)]
+
+    def walk(directory: Path, rel: str) -> None:
+        try:
+            items = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise UsageError(f"cannot list {directory}: {exc.strerror}") from None
+        for item in items:
+            child_rel = f"{rel}/{item.name}" if rel else item.name
+            est = item.stat(follow_symlinks=False)
+            mode = stat.S_IMODE(est.st_mode)
+            if stat.S_ISDIR(est.st_mode):
+                out.append(TreeEntry(child_rel, "dir", Path(item.path), mode, est.st_mtime_ns, 0))
+                walk(Path(item.path), child_rel)
+            elif stat.S_ISREG(est.st_mode):
+                out.append(
+                    TreeEntry(child_rel, "file", Path(item.path), mode, est.st_mtime_ns, est.st_size)
+                )
+            elif stat.S_ISLNK(est.st_mode):
+                out.append(
+                    TreeEntry(
+                        child_rel, "symlink", Path(item.path), mode, est.st_mtime_ns, 0,
+                        os.readlink(item.path),
+                    )
+                )
+            else:
+                warn(f"skipped (not a file, directory or symlink): {item.path}")
+
+    walk(path, "")
+    return out
+
+
+@dataclass
+class Ingestor:
+    """One put operation's pipeline state. Not reusable across vault writers."""
+
+    catalog: Catalog
+    keys: VaultKeys
+    store: ShareStore
+    policy: Policy
+    chunker: ChunkerParams
+    profile: ImportProfile
+    candidates: list[Candidate]
+    progress: Progress | None = None
+    known: set[bytes] = field(default_factory=set)
+    rows: dict[bytes, int] = field(default_factory=dict)
+    new_bytes: int = 0
+    new_chunks: int = 0
+    packs_written: int = 0
+    _builder: PackBuilder = field(default_factory=PackBuilder)
+    _builder_chunks: list[tuple[bytes, int, int, int, bytes]] = field(default_factory=list)
+    _claimed: set[bytes] = field(default_factory=set)
+    _uploads: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_INFLIGHT))
+    _load: dict[int, int] = field(default_factory=dict)
+    _failed: set[int] = field(default_factory=set)
+    _cid_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "cid"))
+    _failure: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.known = {
+            bytes(r[0])
+            for r in self.catalog.conn.execute(
+                "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
+            )
+        }
+        self._load = {pid: used for pid, (_count, used) in self.catalog.provider_usage().items()}
+
+    def close(self) -> None:
+        self._cid_pool.shutdown(wait=True)
+
+    # -- per-block work (worker thread) -------------------------------------------------
+
+    def _process(
+        self, block: bytes, chunker: Chunker, importer: FileImporter, final: bool
+    ) -> list[tuple[bytes, int, bytes | None, bytes | None]]:
+        # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
+        # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
+        fut = self._cid_pool.submit(importer.update, block) if len(block) >= 1 << 20 else None
+        if fut is None and block:
+            importer.update(block)
+        pieces = chunker.feed(block) if block else []
+        if final:
+            pieces += chunker.finish()
+        out: list[tuple[bytes, int, bytes | None, bytes | None]] = []
+        dedup = self.keys.dedup
+        for piece in pieces:
+            chunk_id = crypto.blake3_keyed(dedup, piece)
+            if chunk_id in self.known or chunk_id in self._claimed:
+                out.append((chunk_id, len(piece), None, None))
+                continue
+            self._claimed.add(chunk_id)
+            chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
+            blob = seal_chunk(chunk_key, chunk_id, piece)
+            wrapped = wrap_chunk_key(self.keys.content, chunk_id, chunk_key)
+            out.append((chunk_id, len(piece), blob, wrapped))
+        if fut is not None:
+            fut.result()
+        return out
+
+    def _read_process(
+        self, f: Any, chunker: Chunker, importer: FileImporter
+    ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
+        block = f.read(BLOCK_SIZE)
+        final = len(block) < BLOCK_SIZE
+        return len(block), final, self._process(block, chunker, importer, final)
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def ingest_file(self, path: Path) -> FileRecord:
+        chunker = Chunker(self.chunker)
+        importer = FileImporter(self.profile)
+        ids: list[bytes] = []
+        lens: list[int] = []
+        size = 0
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed in finally, read in a thread
+        except FileNotFoundError:
+            raise UsageError(f"file vanished while storing: {path}") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            while True:
+                # One thread hop per block: read, chunk, hash, seal.
+                nread, final, results = await asyncio.to_thread(self._read_process, f, chunker, importer)
+                size += nread
+                for chunk_id, plain_len, blob, wrapped in results:
+                    ids.append(chunk_id)
+                    lens.append(plain_len)
+                    if blob is not None and wrapped is not None:
+                        await self._add_blob(chunk_id, plain_len, blob, wrapped)
+                if self.progress is not None and nread:
+                    self.progress(nread)
+                if final:
+                    break
+        finally:
+            f.close()
+        root = importer.finish()
+        return FileRecord(size, str(root.cid), self.profile.name, root.tsize, ids, lens)
+
+    # -- packs ----------------------------------------------------------------------------
+
+    async def _add_blob(self, chunk_id: bytes, plain_len: int, blob: bytes, wrapped: bytes) -> None:
+        self._raise_failure()
+        if not self._builder.fits(len(blob)):
+            await self._seal_current()
+        offset = self._builder.add(blob)
+        self._builder_chunks.append((chunk_id, offset, len(blob), plain_len, wrapped))
+        self.new_bytes += plain_len
+        self.new_chunks += 1
+
+    async def _seal_current(self) -> None:
+        if not self._builder_chunks:
+            return
+        data = self._builder.seal()
+        chunks = self._builder_chunks
+        self._builder = PackBuilder()
+        self._builder_chunks = []
+        await self._slots.acquire()
+        self._raise_failure()
+        task = asyncio.ensure_future(self._upload(data, chunks))
+        self._uploads.add(task)
+        task.add_done_callback(self._upload_done)
+
+    def _upload_done(self, task: asyncio.Task[None]) -> None:
+        self._uploads.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _cands(self) -> list[Candidate]:
+        return [
+            Candidate(c.id, c.name, c.jurisdiction, self._load.get(c.id, 0), c.active)
+            for c in self.candidates
+        ]
+
+    async def _upload(self, data: bytes, chunks: list[tuple[bytes, int, int, int, bytes]]) -> None:
+        k, n = self.policy.k, self.policy.n
+        pack_id = new_pack_id()
+        enc = await self.store.encode(pack_id, data, k, n)
+        targets = place(self.policy, self._cands(), unusable=self._failed)
+        for i, pid in enumerate(targets):
+            self._load[pid] = self._load.get(pid, 0) + len(enc.shares[i])
+        pack = self.catalog.begin_pack(
+            pack_id,
+            len(data),
+            k,
+            n,
+            [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(n)],
+        )
+        written: list[tuple[int, str]] = []
+        by_id = {c.id: c for c in self.candidates}
+
+        async def put_one(i: int) -> None:
+            name = share_name(DATA_PREFIX, pack_id, i)
+            pid = targets[i]
+            while True:
+                try:
+                    await self.store.put_share(pid, name, enc.shares[i])
+                    written.append((pid, name))
+                    return
+                except ObjectExistsError:
+                    raise
+                except ProviderError as exc:
+                    self._failed.add(pid)
+                    self.store.report(pid, name, "unavailable", f"write failed: {exc.message}")
+                    others = [by_id[t] for j, t in enumerate(targets) if j != i]
+                    try:
+                        pid = place(
+                            self.policy, self._cands(), unusable=self._failed, fixed=others, count=1
+                        )[0]
+                    except OwnvaultError as why:
+                        # Keep the error's class (full disk, unreachable, ...); say why it is final.
+                        raise type(exc)(
+                            f"could not store share {i} of a pack: provider "
+                            f"{self.store.names.get(targets[i])} failed ({exc.message}) and no "
+                            f"other provider is eligible ({why.message})",
+                            provider=self.store.names.get(targets[i]),
+                            share=name,
+                        ) from exc
+                    targets[i] = pid
+                    self._load[pid] = self._load.get(pid, 0) + len(enc.shares[i])
+                    with self.catalog.transaction() as c:
+                        c.execute(
+                            "UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (pid, pack, i)
+                        )
+
+        # Let every write finish (no cancellation mid-write), then judge: a cancelled
+        # thread could otherwise complete a write nobody records.
+        outcomes = await asyncio.gather(*(put_one(i) for i in range(n)), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            for pid, name in written:
+                await self.store.delete_share(pid, name)
+            self.catalog.drop_pack(pack)
+            raise errors[0]
+        rows = self.catalog.commit_pack(pack, chunks)
+        self.rows.update(rows)
+        self.known.update(rows)
+        self.packs_written += 1
+
+    async def flush(self) -> None:
+        """Seal the open pack and wait until every pack is live; raise the first failure."""
+        self._raise_failure()
+        await self._seal_current()
+        while self._uploads:
+            await asyncio.wait(set(self._uploads))
+        self._raise_failure()
+
+    async def abort(self) -> None:
+        """Let in-flight uploads settle (at most MAX_INFLIGHT packs) so none writes later."""
+        if self._uploads:
+            await asyncio.wait(set(self._uploads))
+
+    def chunk_rows(self, ids: list[bytes]) -> list[int]:
+        out = []
+        for chunk_id in ids:
+            row = self.rows.get(chunk_id)
+            if row is None:
+                row = self.catalog.lookup_chunk(chunk_id)
+                if row is None:
+                    raise OwnvaultError(f"internal error: chunk {chunk_id.hex()} not stored")
+                self.rows[chunk_id] = row
+            out.append(row)
+        return out

@@ -1,0 +1,90 @@
+"""Opening providers from their catalog rows (kind + URL + config).
+
+Each provider kind registers an opener here; later kinds (storage nodes, S3, IPFS) add
+theirs. URLs: ``file:///abs/path`` for local folders, and ``file:REL/PATH`` (no slashes
+after the colon) for a folder relative to the vault directory: the embedded defaults, so
+that a vault directory can be moved or copied whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ownvault.core.keys import VaultKeys
+from ownvault.errors import ProviderPermanentError, UsageError
+from ownvault.providers.base import Provider
+from ownvault.providers.http import NodeProvider
+from ownvault.providers.local import LocalProvider
+from ownvault.providers.wrappers import RetryingProvider
+
+__all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
+
+Opener = Callable[[str, dict[str, Any], VaultKeys | None, str, Path | None], Provider]
+
+
+def local_path_of(url: str, base: Path | None = None) -> Path:
+    """The folder of a ``file:`` URL; relative ones resolve against ``base`` (the vault)."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        raise UsageError(f"not a local folder URL: {url!r}")
+    path = Path(unquote(parsed.path))
+    if not path.is_absolute():
+        if base is None or url.startswith("file:/"):
+            raise UsageError(f"a file:// URL needs an absolute path: {url!r}")
+        if any(part == ".." for part in path.parts):
+            raise UsageError(f"a relative provider path may not leave the vault: {url!r}")
+        path = base / path
+    return path
+
+
+def _open_local(
+    url: str, _config: dict[str, Any], _keys: VaultKeys | None, name: str, base: Path | None
+) -> Provider:
+    return LocalProvider(local_path_of(url, base), label=name)
+
+
+def _open_node(
+    url: str, config: dict[str, Any], keys: VaultKeys | None, name: str, _base: Path | None
+) -> Provider:
+    if keys is None:
+        raise UsageError("a storage node provider needs the vault's signing key")
+    node = NodeProvider(
+        url,
+        keys,
+        timeout=float(config.get("timeout", 30.0)),
+        connect_timeout=float(config.get("connect_timeout", 5.0)),
+        label=name,
+    )
+    # Retryable failures (unreachable, 5xx, throttled, a node restart) are retried with
+    # backoff; permanent ones are not. Reads hedge at the engine level on top of this.
+    return RetryingProvider(node, attempts=int(config.get("attempts", 3)), base_delay=0.2, max_delay=2.0)
+
+
+OPENERS: dict[str, Opener] = {"local": _open_local, "node": _open_node}
+
+
+def kind_of_url(url: str) -> str:
+    scheme = urlparse(url).scheme
+    kinds = {"file": "local", "http": "node", "https": "node", "s3": "s3"}
+    if scheme.startswith("ipfs+"):
+        return "ipfs"
+    if scheme not in kinds:
+        raise UsageError(f"unsupported provider URL scheme {scheme!r} in {url!r}")
+    return kinds[scheme]
+
+
+def open_provider(
+    kind: str,
+    url: str,
+    config: dict[str, Any],
+    keys: VaultKeys | None,
+    name: str,
+    base: Path | None = None,
+) -> Provider:
+    opener = OPENERS.get(kind)
+    if opener is None:
+        raise ProviderPermanentError(f"provider kind {kind!r} is not supported here", provider=name)
+    return opener(url, config, keys, name, base)

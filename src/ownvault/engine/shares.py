@@ -1,0 +1,230 @@
+"""Moving packs to and from providers as verified shares.
+
+Upload: erasure-code a pack into n fragments, wrap each in a share header, compute each
+share's Merkle root, and write the shares concurrently, one per provider. Download: ask
+for k shares (data fragments first: decoding them is a copy), verify each against the
+size and Merkle root recorded in the catalog, replace any share that is missing, slow
+(hedging) or bad with another, and decode. Every provider is treated as hostile: bytes
+are verified before use, and every problem is reported with its provider and share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ownvault.core.erasure import ErasureCode
+from ownvault.core.merkle import merkle_root
+from ownvault.core.pack import ShareHeader, decode_share, encode_share, share_name
+from ownvault.errors import (
+    DataUnavailableError,
+    FormatError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    OwnvaultError,
+    ProviderError,
+    ShareCorruptError,
+)
+from ownvault.providers.base import Provider
+
+__all__ = ["EncodedPack", "Problem", "ShareStore"]
+
+DATA_PREFIX = "shares"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one share at one provider, found while reading or writing."""
+
+    provider: str
+    share: str
+    kind: str  # missing | corrupt | unavailable | error
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"provider": self.provider, "share": self.share, "kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPack:
+    pack_id: bytes
+    size: int
+    k: int
+    n: int
+    shares: list[bytes]
+    roots: list[bytes]
+
+
+@dataclass
+class ShareStore:
+    """Share I/O over a set of providers keyed by catalog provider id."""
+
+    providers: dict[int, Provider]
+    names: dict[int, str]
+    hedge_after: float = 2.0
+    problems: list[Problem] = field(default_factory=list)
+    on_problem: Callable[[Problem], None] | None = None
+    _codes: dict[tuple[int, int], ErasureCode] = field(default_factory=dict)
+
+    def code(self, k: int, n: int) -> ErasureCode:
+        key = (k, n)
+        if key not in self._codes:
+            self._codes[key] = ErasureCode(k, n)
+        return self._codes[key]
+
+    def report(self, provider: int, share: str, kind: str, message: str) -> None:
+        p = Problem(self.names.get(provider, str(provider)), share, kind, message)
+        self.problems.append(p)
+        if self.on_problem is not None:
+            self.on_problem(p)
+
+    # -- encoding ---------------------------------------------------------------------
+
+    def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
+        frags = self.code(k, n).encode(data)
+        shares = [encode_share(ShareHeader(k, n, i, pack_id), f) for i, f in enumerate(frags)]
+        roots = [merkle_root(s) for s in shares]
+        return EncodedPack(pack_id, len(data), k, n, shares, roots)
+
+    async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
+        return await asyncio.to_thread(self.encode_sync, pack_id, data, k, n)
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def put_share(self, provider: int, name: str, data: bytes) -> None:
+        """Write one share; a retry that finds identical bytes already there succeeds."""
+        p = self.providers[provider]
+        try:
+            await p.put(name, data)
+        except ObjectExistsError:
+            existing = await p.get(name)
+            if existing != data:
+                raise
+        except ProviderError as exc:
+            if exc.provider is None:
+                exc.provider = self.names.get(provider)
+            raise
+
+    async def delete_share(self, provider: int, name: str) -> bool:
+        p = self.providers.get(provider)
+        if p is None:
+            return False
+        try:
+            await p.delete(name)
+        except OwnvaultError as exc:
+            self.report(provider, name, "error", f"could not delete: {exc.message}")
+            return False
+        return True
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _fetch_one(
+        self, provider: int, prefix: str, pack_id: bytes, idx: int, k: int, n: int, size: int, root: bytes
+    ) -> bytes:
+        name = share_name(prefix, pack_id, idx)
+        p = self.providers.get(provider)
+        if p is None:
+            raise DataUnavailableError(f"provider {provider} is not configured")
+        data = await p.get(name)
+        if len(data) != size:
+            raise ShareCorruptError(
+                f"share {name} has {len(data)} bytes, expected {size}",
+                provider=self.names.get(provider),
+                share=name,
+            )
+        ok = await asyncio.to_thread(lambda: merkle_root(data) == root)
+        if not ok:
+            raise ShareCorruptError(
+                f"share {name} failed its Merkle check (tampered or corrupt)",
+                provider=self.names.get(provider),
+                share=name,
+            )
+        header, fragment = decode_share(data)
+        if header != ShareHeader(k, n, idx, pack_id):
+            raise ShareCorruptError(
+                f"share {name} has a header for another share", provider=self.names.get(provider), share=name
+            )
+        return fragment
+
+    async def fetch_pack(
+        self,
+        prefix: str,
+        pack_id: bytes,
+        size: int,
+        k: int,
+        n: int,
+        shares: Sequence[tuple[int, int, int, bytes]],
+    ) -> bytes:
+        """Rebuild a pack from k verified shares. ``shares``: (idx, provider, size, root)."""
+        candidates = sorted(shares, key=lambda s: (s[0] >= k, s[0]))
+        candidates = [c for c in candidates if c[1] in self.providers]
+        good: dict[int, bytes] = {}
+        running: dict[asyncio.Task[bytes], tuple[int, int, int, bytes]] = {}
+        errors: list[str] = []
+        queue = list(candidates)
+
+        def launch() -> bool:
+            if not queue:
+                return False
+            c = queue.pop(0)
+            task = asyncio.ensure_future(self._fetch_one(c[1], prefix, pack_id, c[0], k, n, c[2], c[3]))
+            running[task] = c
+            return True
+
+        try:
+            for _ in range(k):
+                launch()
+            while len(good) < k:
+                if not running:
+                    raise DataUnavailableError(
+                        f"pack {pack_id.hex()} has only {len(good)} of the {k} good shares needed"
+                        + (f" ({'; '.join(errors[:4])})" if errors else "")
+                    )
+                done, _ = await asyncio.wait(
+                    running, timeout=self.hedge_after, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    # Hedge: a provider is slow; ask one more.
+                    launch()
+                    continue
+                for task in done:
+                    idx, provider, _size, _root = running.pop(task)
+                    name = share_name(prefix, pack_id, idx)
+                    exc = task.exception()
+                    if exc is None:
+                        good[idx] = task.result()
+                        continue
+                    if not isinstance(exc, OwnvaultError):
+                        raise exc
+                    kind = problem_kind(exc)
+                    self.report(provider, name, kind, exc.message)
+                    errors.append(f"{self.names.get(provider)}: {kind}")
+                    if len(good) + len(running) < k:
+                        launch()
+        finally:
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(BaseException):
+                    await task
+        chosen = dict(sorted(good.items())[:k])
+        data = await asyncio.to_thread(self.code(k, n).decode, chosen)
+        if len(data) != size:
+            raise DataUnavailableError(f"pack {pack_id.hex()} decoded to the wrong size")
+        return data
+
+
+def problem_kind(exc: OwnvaultError) -> str:
+    if isinstance(exc, ShareCorruptError | FormatError):
+        return "corrupt"
+    if isinstance(exc, ObjectNotFoundError):
+        return "missing"
+    if isinstance(exc, ProviderError):
+        return "unavailable"
+    return "error"
+
+
+def data_share_name(pack_id: bytes, idx: int) -> str:
+    return share_name(DATA_PREFIX, pack_id, idx)

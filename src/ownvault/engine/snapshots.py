@@ -1,0 +1,210 @@
+"""Writing the catalog to the providers after each change, and reading it back.
+
+Format in ``core.snapshot`` and docs/design.md ("Catalog snapshots"). Each change bumps
+``meta.seq``; the snapshot of that state is sealed under the catalog key, padded, split
+into pieces, erasure-coded with the vault's k/n over the providers, and a locator (which
+share is where, plus the provider list) is written whole to every reachable provider.
+The newest ``KEEP`` snapshots are kept; older ones are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ownvault.core.keys import VaultKeys
+from ownvault.core.pack import MAX_PACK_SIZE, new_pack_id, pack_size_class, share_name
+from ownvault.core.snapshot import (
+    decode_locator,
+    decode_snapshot,
+    encode_locator,
+    encode_snapshot,
+    locator_name,
+    snapshot_prefix,
+)
+from ownvault.engine.catalog import Catalog, ProviderRow
+from ownvault.engine.placement import Policy
+from ownvault.engine.shares import ShareStore
+from ownvault.errors import DataUnavailableError, FormatError, OwnvaultError, ProviderError
+
+__all__ = ["KEEP", "SnapshotResult", "find_latest_locator", "restore_snapshot", "write_snapshot"]
+
+KEEP = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    seq: int
+    bytes: int
+    shares_written: int
+    locators_written: int
+
+
+def _pad(sealed: bytes) -> bytes:
+    size = 64 * 1024
+    while size < len(sealed):
+        size *= 2
+    return sealed + bytes(size - len(sealed))
+
+
+def provider_json(rows: list[ProviderRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "url": r.url,
+            "jurisdiction": r.jurisdiction,
+            "labels": r.labels,
+            "config": r.config,
+            "state": r.state,
+        }
+        for r in rows
+    ]
+
+
+async def write_snapshot(
+    catalog: Catalog, keys: VaultKeys, store: ShareStore, policy: Policy
+) -> SnapshotResult:
+    """Snapshot the catalog now. Raises if fewer than k shares of a piece could be written."""
+    with catalog.transaction():
+        seq = int(catalog.meta("seq") or "0") + 1
+        catalog.set_meta("seq", str(seq))
+    image = await asyncio.to_thread(catalog.image)
+    sealed = await asyncio.to_thread(encode_snapshot, keys.catalog, seq, image)
+    padded = _pad(sealed)
+    providers = [p for p in catalog.providers() if p.id in store.providers]
+    prefix = snapshot_prefix(seq)
+    pieces: list[dict[str, Any]] = []
+    shares_written = 0
+    n = min(policy.n, len(providers))
+    k = min(policy.k, n - 1) if n > 1 else 1
+    for start in range(0, len(padded), MAX_PACK_SIZE):
+        piece = padded[start : start + MAX_PACK_SIZE]
+        pack_size_class(len(piece))
+        pack_id = new_pack_id()
+        if n < 2:
+            raise DataUnavailableError("a catalog snapshot needs at least 2 providers")
+        enc = await store.encode(pack_id, piece, k, n)
+        # Rotate providers per piece and per snapshot so load spreads.
+        order = [providers[(seq + start // MAX_PACK_SIZE + i) % len(providers)] for i in range(len(providers))]
+        placed: list[dict[str, Any]] = []
+
+        async def put(
+            i: int, prow: ProviderRow, data: bytes, root: bytes,
+            pack_id: bytes = pack_id, placed: list[dict[str, Any]] = placed,
+        ) -> None:
+            name = share_name(prefix, pack_id, i)
+            try:
+                await store.put_share(prow.id, name, data)
+            except OwnvaultError as exc:
+                store.report(prow.id, name, "unavailable", f"catalog snapshot write failed: {exc.message}")
+                return
+            placed.append({"index": i, "provider": prow.name, "root": root.hex(), "size": len(data)})
+
+        await asyncio.gather(*(put(i, order[i], enc.shares[i], enc.roots[i]) for i in range(n)))
+        if len(placed) < k:
+            raise DataUnavailableError(
+                f"catalog snapshot {seq}: only {len(placed)} of {n} shares could be written (need {k})"
+            )
+        shares_written += len(placed)
+        pieces.append(
+            {"pack_id": pack_id.hex(), "size": len(piece), "k": k, "n": n,
+             "shares": sorted(placed, key=lambda s: s["index"])}
+        )
+    body = {
+        "seq": seq,
+        "vault_id": catalog.meta("vault_id"),
+        "created": int(time.time()),
+        "sealed_len": len(sealed),
+        "pieces": pieces,
+        "providers": provider_json(catalog.providers(include_removed=False)),
+    }
+    locator = encode_locator(keys.catalog, seq, body)
+    written = 0
+
+    async def put_locator(prow: ProviderRow) -> None:
+        nonlocal written
+        try:
+            await store.put_share(prow.id, locator_name(seq), locator)
+            written += 1
+        except OwnvaultError as exc:
+            store.report(prow.id, locator_name(seq), "unavailable", f"locator write failed: {exc.message}")
+
+    await asyncio.gather(*(put_locator(p) for p in providers))
+    if written == 0:
+        raise DataUnavailableError(f"catalog snapshot {seq}: no locator could be written")
+    with catalog.transaction():
+        catalog.set_meta("snapshot_seq", str(seq))
+    await _prune(store, providers, seq)
+    return SnapshotResult(seq, len(padded), shares_written, written)
+
+
+async def _prune(store: ShareStore, providers: list[ProviderRow], seq: int) -> None:
+    """Delete snapshot objects older than the newest ``KEEP`` (best effort)."""
+    oldest_kept = seq - KEEP + 1
+
+    async def prune_one(prow: ProviderRow) -> None:
+        p = store.providers[prow.id]
+        try:
+            names = [o.name async for o in p.list("catalog/")]
+        except ProviderError:
+            return
+        for name in names:
+            try:
+                s = int(name.split("/")[1], 16)
+            except (IndexError, ValueError):
+                continue
+            if s < oldest_kept:
+                await store.delete_share(prow.id, name)
+
+    await asyncio.gather(*(prune_one(p) for p in providers))
+
+
+async def find_latest_locator(
+    store: ShareStore, provider_ids: list[int], keys: VaultKeys
+) -> tuple[int, dict[str, Any]]:
+    """The newest locator any of the providers holds that opens with this vault's key."""
+    seqs: set[int] = set()
+    for pid in provider_ids:
+        try:
+            async for o in store.providers[pid].list("catalog/"):
+                if o.name.endswith("/locator"):
+                    try:
+                        seqs.add(int(o.name.split("/")[1], 16))
+                    except ValueError:
+                        continue
+        except ProviderError:
+            continue
+    for seq in sorted(seqs, reverse=True):
+        for pid in provider_ids:
+            try:
+                data = await store.providers[pid].get(locator_name(seq))
+                return seq, decode_locator(keys.catalog, seq, data)
+            except OwnvaultError:
+                continue
+    raise DataUnavailableError("no readable catalog locator on any reachable provider")
+
+
+async def restore_snapshot(
+    store: ShareStore, name_to_id: dict[str, int], keys: VaultKeys, seq: int, locator: dict[str, Any]
+) -> bytes:
+    """Fetch, verify and open the catalog snapshot a locator describes: the DB image."""
+    prefix = snapshot_prefix(seq)
+    parts: list[bytes] = []
+    for piece in locator["pieces"]:
+        pack_id = bytes.fromhex(piece["pack_id"])
+        shares = [
+            (int(s["index"]), name_to_id[s["provider"]], int(s["size"]), bytes.fromhex(s["root"]))
+            for s in piece["shares"]
+            if s["provider"] in name_to_id
+        ]
+        parts.append(
+            await store.fetch_pack(prefix, pack_id, int(piece["size"]), int(piece["k"]), int(piece["n"]), shares)
+        )
+    padded = b"".join(parts)
+    sealed_len = int(locator["sealed_len"])
+    if sealed_len > len(padded):
+        raise FormatError("catalog snapshot shorter than its locator says")
+    return await asyncio.to_thread(decode_snapshot, keys.catalog, seq, padded[:sealed_len])

@@ -1,0 +1,70 @@
+"""The shared known-answer vectors (computed by the JS reference importer)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ownvault.core.cid import CID
+from ownvault.core.unixfs import PROFILES, FileImporter, import_bytes
+from ownvault.engine.localcid import cid_of_path
+from tests.core.ipfs_inputs import load_vectors, shake, write_tree
+
+VECTORS = load_vectors()
+FILES = [v for v in VECTORS["vectors"] if v["kind"] == "file"]
+TREES = [v for v in VECTORS["vectors"] if v["kind"] == "tree"]
+
+
+def file_data(vector: dict[str, Any]) -> bytes:
+    data = shake(f"{VECTORS['seed']}/{vector['name']}", vector["size"])
+    assert hashlib.sha256(data).hexdigest() == vector["sha256"]
+    return data
+
+
+def test_fixture_copy_matches_shared() -> None:
+    copy = Path(__file__).resolve().parents[1] / "fixtures" / "ipfs" / "ipfs-cids.json"
+    import json
+
+    assert json.loads(copy.read_text()) == VECTORS
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("vector", FILES, ids=[v["name"] for v in FILES])
+def test_file_vectors(vector: dict[str, Any], profile: str) -> None:
+    root = import_bytes(file_data(vector), PROFILES[profile])
+    assert str(root.cid) == vector[profile]
+    assert root.size == vector["size"]
+    assert root.profile is PROFILES[profile]
+    assert CID.parse(vector[profile]) == root.cid
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_streaming_split_does_not_matter(profile: str) -> None:
+    vector = next(v for v in FILES if v["name"] == "w175")
+    data = memoryview(file_data(vector))
+    rng = random.Random(profile)
+    imp = FileImporter(PROFILES[profile])
+    pos = 0
+    while pos < len(data):
+        step = rng.choice([1, 7, 4096, 262143, 262145, 1 << 20, 3_000_001])
+        imp.update(data[pos : pos + step])
+        pos += step
+    assert str(imp.finish().cid) == vector[profile]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("vector", TREES, ids=[v["name"] for v in TREES])
+def test_tree_vectors(vector: dict[str, Any], profile: str, tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / vector["name"],
+        [(rel, size) for rel, size in vector["entries"]],
+        f"{VECTORS['seed']}/{vector['name']}",
+    )
+    got = cid_of_path(root, PROFILES[profile])
+    assert str(got.cid) == vector[profile]
+    assert got.kind == "directory"
+    assert got.size == sum(size for _, size in vector["entries"])

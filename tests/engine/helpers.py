@@ -1,0 +1,62 @@
+"""Shared helpers for engine tests: vault creation, tree generation and comparison."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+from ownvault.core.crypto import Argon2Params
+from ownvault.engine.vault import Vault
+
+T = TypeVar("T")
+FAST_KDF = Argon2Params(1, 8192, 1)
+PASS = "test passphrase"
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrap() -> T:
+        return await coro
+
+    return asyncio.run(wrap())
+
+
+def make_vault(path: Path, **options: object) -> Vault:
+    return Vault.create(path, PASS, kdf=FAST_KDF, **options)  # type: ignore[arg-type]
+
+
+def write_random_tree(root: Path, seed: int, files: int = 20, max_size: int = 300_000) -> None:
+    rnd = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    dirs = [root]
+    for i in range(files):
+        if rnd.random() < 0.2:
+            d = rnd.choice(dirs) / f"dir-{i}-é"
+            d.mkdir(exist_ok=True)
+            dirs.append(d)
+        target = rnd.choice(dirs) / f"f{i}.bin"
+        size = rnd.choice([0, 1, 100, rnd.randrange(max_size)])
+        target.write_bytes(rnd.randbytes(size))
+        os.chmod(target, rnd.choice([0o600, 0o644, 0o755]))
+        os.utime(target, ns=(rnd.randrange(10**18), rnd.randrange(10**18)))
+    (rnd.choice(dirs) / "empty-dir").mkdir(exist_ok=True)
+
+
+def tree_state(root: Path) -> dict[str, tuple[str, int, int, bytes]]:
+    """Everything a restore must reproduce: kind, mode, mtime (files) and bytes/targets."""
+    out: dict[str, tuple[str, int, int, bytes]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            st = p.lstat()
+            if p.is_symlink():
+                out[rel] = ("link", 0, 0, os.readlink(p).encode())
+            elif p.is_dir():
+                out[rel] = ("dir", st.st_mode & 0o7777, 0, b"")
+            else:
+                out[rel] = ("file", st.st_mode & 0o7777, st.st_mtime_ns, p.read_bytes())
+    return out

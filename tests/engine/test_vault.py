@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import errno
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ownvault.engine.vault import Vault
+from ownvault.errors import (
+    AuthError,
+    DataUnavailableError,
+    NotFoundError,
+    StorageFullError,
+    UsageError,
+    VaultStateError,
+)
+
+from .helpers import PASS, make_vault, run, tree_state, write_random_tree
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), files=st.integers(1, 25))
+def test_random_trees_round_trip(tmp_path_factory: pytest.TempPathFactory, seed: int, files: int) -> None:
+    base = tmp_path_factory.mktemp("rt")
+    src = base / "src"
+    write_random_tree(src, seed, files)
+    (src / "link").symlink_to("some/target")
+    vault = make_vault(base / "vault")
+    try:
+        res = run(vault.put([src]))
+        assert res[0].kind == "tree"
+        run(vault.get("src", base / "out"))
+        assert tree_state(base / "out") == tree_state(src)
+    finally:
+        run(vault.close())
+
+
+def test_file_versions_ranges_and_reopen(tmp_path: Path) -> None:
+    data1 = random.Random(1).randbytes(5_000_000)
+    data2 = data1[:1000] + b"changed" + data1[1007:]
+    f = tmp_path / "doc.bin"
+    f.write_bytes(data1)
+    vault = make_vault(tmp_path / "v")
+    run(vault.put([f], tags=["health"]))
+    f.write_bytes(data2)
+    r2 = run(vault.put([f]))[0]
+    assert r2.version == 2 and r2.new_bytes < 5_000_000
+    run(vault.close())
+    vault = Vault.open(tmp_path / "v", PASS)
+    try:
+        assert [v["version"] for v in run(vault.versions("doc.bin"))] == [1, 2]
+        run(vault.get("doc.bin", tmp_path / "o1", version=1))
+        run(vault.get("doc.bin", tmp_path / "o2"))
+        assert (tmp_path / "o1").read_bytes() == data1
+        assert (tmp_path / "o2").read_bytes() == data2
+        run(vault.get("doc.bin", tmp_path / "r", byte_range=(999, 2_000_001)))
+        assert (tmp_path / "r").read_bytes() == data2[999:2_000_001]
+        listing = run(vault.ls())["objects"]
+        assert listing[0]["tags"] == ["health"] and listing[0]["cid"].startswith("bafy")
+        with pytest.raises(NotFoundError):
+            run(vault.get("doc.bin", tmp_path / "x", version=9))
+        run(vault.rm("doc.bin", version=1))
+        assert [v["version"] for v in run(vault.versions("doc.bin"))] == [2]
+        run(vault.rm("doc.bin"))
+        assert run(vault.ls())["objects"] == []
+        usage = run(vault.du())
+        assert usage["stored_bytes"] == 0 and usage["packs"] == 0
+    finally:
+        run(vault.close())
+
+
+def test_empty_file_and_names(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    vault = make_vault(tmp_path / "v")
+    try:
+        r = run(vault.put([tmp_path / "empty"], name="a/b/empty"))[0]
+        assert r.cid == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        run(vault.get("a/b/empty", tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == b""
+        for bad in ["", "/", "a/../b", "./x"]:
+            with pytest.raises(UsageError):
+                run(vault.put([tmp_path / "empty"], name=bad))
+    finally:
+        run(vault.close())
+
+
+def _provider_dirs(vault_path: Path) -> list[Path]:
+    return sorted((vault_path / "providers").iterdir())
+
+
+def test_survives_losing_any_n_minus_k_providers(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_random_tree(src, 7, 15, 2_000_000)
+    vault = make_vault(tmp_path / "v")
+    run(vault.put([src]))
+    run(vault.close())
+    dirs = _provider_dirs(tmp_path / "v")
+    for lost in ([0, 1, 2], [3, 4, 5], [0, 2, 4]):
+        for i in lost:
+            dirs[i].rename(dirs[i].with_suffix(".gone"))
+        vault = Vault.open(tmp_path / "v", PASS)
+        out = tmp_path / f"out-{'-'.join(map(str, lost))}"
+        try:
+            run(vault.get("src", out))
+            assert tree_state(out) == tree_state(src)
+            report = run(vault.check())
+            assert report["readable"] and not report["healthy"]
+            assert {m["provider"] for f in report["files"] for m in f["missing"]} == {
+                f"local-{i + 1}" for i in lost
+            }
+        finally:
+            run(vault.close())
+        for i in lost:
+            dirs[i].with_suffix(".gone").rename(dirs[i])
+    # One more than n-k: unreadable, with a clear error, nothing written.
+    for i in [0, 1, 2, 3]:
+        shutil.rmtree(dirs[i])
+    vault = Vault.open(tmp_path / "v", PASS)
+    try:
+        with pytest.raises(DataUnavailableError):
+            run(vault.get("src", tmp_path / "fail"))
+        assert not run(vault.check())["readable"]
+    finally:
+        run(vault.close())
+
+
+def test_tampered_and_truncated_shares_are_detected_and_routed_around(tmp_path: Path) -> None:
+    data = random.Random(3).randbytes(3_000_000)
+    (tmp_path / "f").write_bytes(data)
+    vault = make_vault(tmp_path / "v")
+    run(vault.put([tmp_path / "f"]))
+    run(vault.close())
+    shares = sorted((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
+    by_index = {int(p.name.rsplit(".", 1)[1]): p for p in shares}
+    # Flip a byte in data share 0, truncate data share 1 (the ones read first).
+    blob = bytearray(by_index[0].read_bytes())
+    blob[len(blob) // 2] ^= 1
+    by_index[0].write_bytes(bytes(blob))
+    by_index[1].write_bytes(by_index[1].read_bytes()[:-10])
+    vault = Vault.open(tmp_path / "v", PASS)
+    problems: list[tuple[str, str, str]] = []
+    vault.on_problem = lambda p: problems.append((p.provider, p.share, p.kind))
+    try:
+        run(vault.get("f", tmp_path / "out"))
+        assert (tmp_path / "out").read_bytes() == data
+    finally:
+        run(vault.close())
+    kinds = {(prov, kind) for prov, _share, kind in problems}
+    assert ("local-1", "corrupt") in kinds and ("local-2", "corrupt") in kinds
+    assert all(share.startswith("shares/") for _p, share, _k in problems)
+
+
+def test_bad_input(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path / "v")
+    try:
+        with pytest.raises(UsageError, match="no such file"):
+            run(vault.put([tmp_path / "missing"]))
+        with pytest.raises(NotFoundError):
+            run(vault.get("unknown", tmp_path / "o"))
+        with pytest.raises(NotFoundError):
+            run(vault.rm("unknown"))
+    finally:
+        run(vault.close())
+    with pytest.raises(AuthError):
+        Vault.open(tmp_path / "v", "wrong")
+    with pytest.raises(VaultStateError):
+        Vault.open(tmp_path / "nothing", PASS)
+    with pytest.raises(VaultStateError):
+        make_vault(tmp_path / "v")
+
+
+def test_missing_provider_folder_blocks_put_cleanly(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(os.urandom(100_000))
+    vault = make_vault(tmp_path / "v")
+    shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
+    try:
+        with pytest.raises(Exception) as info:
+            run(vault.put([tmp_path / "f"]))
+        assert "local-3" in str(info.value) or "provider" in str(info.value)
+        assert run(vault.ls())["objects"] == []
+        assert vault.catalog.pending_packs() == []
+        leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
+        assert leftovers == []
+    finally:
+        run(vault.close())
+
+
+def test_full_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a").write_bytes(os.urandom(200_000))
+    (tmp_path / "b").write_bytes(os.urandom(200_000))
+    vault = make_vault(tmp_path / "v")
+    try:
+        run(vault.put([tmp_path / "a"]))
+        real_write = os.write
+
+        def full(fd: int, data: bytes | memoryview) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full)
+        with pytest.raises(StorageFullError):
+            run(vault.put([tmp_path / "b"]))
+        monkeypatch.setattr(os, "write", real_write)
+        assert [o["name"] for o in run(vault.ls())["objects"]] == ["a"]
+        run(vault.get("a", tmp_path / "a.out"))
+        assert (tmp_path / "a.out").read_bytes() == (tmp_path / "a").read_bytes()
+        run(vault.put([tmp_path / "b"]))
+        run(vault.get("b", tmp_path / "b.out"))
+        assert (tmp_path / "b.out").read_bytes() == (tmp_path / "b").read_bytes()
+    finally:
+        run(vault.close())
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    v1 = make_vault(tmp_path / "v")
+    v2 = Vault.open(tmp_path / "v", PASS)
+    try:
+        with v1._writer(), pytest.raises(VaultStateError, match="in use"):
+            run(v2.put([tmp_path / "f"]))
+    finally:
+        run(v1.close())
+        run(v2.close())
+
+
+def test_providers_see_no_names_and_uniform_sizes(tmp_path: Path) -> None:
+    src = tmp_path / "secret-name-dir"
+    write_random_tree(src, 11, 30, 50_000)
+    vault = make_vault(tmp_path / "v")
+    try:
+        run(vault.put([src]))
+    finally:
+        run(vault.close())
+    sizes = set()
+    for p in (tmp_path / "v" / "providers").rglob("*"):
+        rel = str(p.relative_to(tmp_path / "v" / "providers"))
+        assert "secret" not in rel
+        if p.is_file() and "/shares/" in str(p):
+            assert re.fullmatch(r"local-\d/objects/shares/[0-9a-f]{2}/[0-9a-f]{32}\.\d", rel), rel
+            sizes.add(p.stat().st_size)
+            assert b"secret-name" not in p.read_bytes()
+    # All data shares of one pack size class have one size.
+    assert len(sizes) == 1
