@@ -187,23 +187,30 @@ done
 $CEPH osd dump | grep -q '^osd.0 up' || die "osd.0 not up (see $CEPH_DIR/log/osd.0.log)"
 
 # ---------------------------------------------------------------- radosgw (RGW_COUNT instances)
+# One at a time: on a fresh cluster the first gateway creates the default realm, zone and
+# pools, and two gateways doing that at once can leave one of them hanging.
 IDS=(a b c d e f g h)
 ENDPOINTS=""
-PORTS=""
 for n in $(seq 0 $((RGW_COUNT - 1))); do
   id=${IDS[$n]}; port=$((RGW_PORT + n)); name=client.rgw.$id
   kr=$CEPH_DIR/ceph.$name.keyring
   [ -s "$kr" ] || $CEPH auth get-or-create "$name" mon 'allow *' osd 'allow rwx' -o "$kr"
   if ! pid_alive "$CEPH_DIR/run/$name.pid"; then
     log "starting radosgw $name on 127.0.0.1:$port"
+    rm -f "$CEPH_DIR/run/$name.pid"
     radosgw --conf "$CONF" -n "$name" --keyring "$kr" --rgw-frontends "beast endpoint=127.0.0.1:$port"
   fi
+  for i in $(seq 1 360); do
+    http_up "$port" && break
+    # the pid file appears once the daemon has forked; gone after that means it died
+    if [ "$i" -gt 40 ] && ! pid_alive "$CEPH_DIR/run/$name.pid"; then
+      tail -20 "$CEPH_DIR/log/$name.log" >&2 || true
+      die "radosgw $name died while starting"
+    fi
+    sleep 0.25
+  done
+  http_up "$port" || { tail -20 "$CEPH_DIR/log/$name.log" >&2 || true; die "radosgw $name on 127.0.0.1:$port not answering"; }
   ENDPOINTS="$ENDPOINTS http://127.0.0.1:$port"
-  PORTS="$PORTS $port"
-done
-for port in $PORTS; do
-  for _ in $(seq 1 240); do http_up "$port" && break; sleep 0.25; done
-  http_up "$port" || die "radosgw on 127.0.0.1:$port not answering (see $CEPH_DIR/log/)"
 done
 
 # ---------------------------------------------------------------- S3 user

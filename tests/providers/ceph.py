@@ -109,7 +109,11 @@ class CephCluster:
             ["bash", str(UP)], env=self._env(), capture_output=True, text=True, timeout=240
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"ceph-rgw-up.sh failed:\n{proc.stderr[-3000:]}")
+            logs = ""
+            for log in sorted((self.dir / "log").glob("client.rgw.*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                logs += f"\n--- {log.name}\n" + "\n".join(tail)
+            raise RuntimeError(f"ceph-rgw-up.sh failed:\n{proc.stderr[-3000:]}{logs}")
 
     def down(self, purge: bool) -> None:
         args = ["bash", str(DOWN)] + (["--purge"] if purge else [])
