@@ -17,6 +17,7 @@ __all__ = ["cli", "main"]
 COMMAND_MODULES = [
     "ownvault.cli.files",
     "ownvault.cli.ipfs",
+    "ownvault.cli.keys",
 ]
 
 for _module in COMMAND_MODULES:
