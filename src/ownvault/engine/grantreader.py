@@ -159,6 +159,7 @@ class GrantReader:
             raise NotFoundError(f"no such path in {item['name']}: {inner}", name=name)
         dest = Path(out)
         files = written = 0
+        dirs: list[tuple[Path, dict[str, Any]]] = []
         for e in chosen:
             rel = e["path"][len(inner) :].lstrip("/") if inner else e["path"]
             parts = rel.split("/") if rel else []
@@ -167,6 +168,7 @@ class GrantReader:
             target = dest.joinpath(*parts) if parts else dest
             if e["kind"] == "dir":
                 target.mkdir(parents=True, exist_ok=True)
+                dirs.append((target, e))
             elif e["kind"] == "symlink":
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with contextlib.suppress(FileNotFoundError):
@@ -182,11 +184,15 @@ class GrantReader:
                             written += len(piece)
                     os.chmod(tmp, int(e["mode"]) & 0o777)
                     os.replace(tmp, target)
+                    os.utime(target, ns=(int(e["mtime_ns"]), int(e["mtime_ns"])))
                 except BaseException:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
                     raise
                 files += 1
+        for target, e in sorted(dirs, key=lambda d: -len(d[0].parts)):
+            os.chmod(target, int(e["mode"]) & 0o777)
+            os.utime(target, ns=(int(e["mtime_ns"]), int(e["mtime_ns"])))
         return {"name": item["name"], "version": item["version"], "path": str(dest), "files": files, "bytes": written}
 
     async def close(self) -> None:
