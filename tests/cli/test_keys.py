@@ -15,8 +15,7 @@ import pytest
 
 from ownvault.core.keys import KEY_LABELS, VaultKeys, phrase_to_entropy
 from ownvault.errors import GrantExpiredError, GrantRevokedError, exit_code_for
-from tests.engine.external import vault_with_external
-from tests.engine.helpers import PASS, run, tree_state, write_random_tree
+from tests.engine.helpers import PASS, tree_state, write_random_tree
 
 OUTPUTS: list[str] = []
 
@@ -41,10 +40,13 @@ def js(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg
 
 
 def test_lose_everything_recover_share_revoke_forget(tmp_path: Path) -> None:
-    # A vault made through the API with 4 of its 6 providers outside the vault directory.
-    vault, dirs = vault_with_external(tmp_path)
-    run(vault.close())
+    # A vault with 4 of its 6 providers outside the vault directory, added by URL.
     home = tmp_path / "vault"
+    ov(home, "init", "--providers", "2", "--k", "1", "--json", "--phrase-file", str(tmp_path / "init-phrase"))
+    dirs = [tmp_path / f"ext-{i}" for i in range(4)]
+    for i, d in enumerate(dirs):
+        ov(home, "provider", "add", f"ext-{i}", d.as_uri(), "--jurisdiction", "DE", "--json")
+    ov(home, "policy", "set", "--k", "2", "--n", "4", "--json")
     src = tmp_path / "docs"
     write_random_tree(src, 21, files=10)
     (tmp_path / "lab.csv").write_bytes(random.Random(2).randbytes(50_000))
@@ -54,6 +56,7 @@ def test_lose_everything_recover_share_revoke_forget(tmp_path: Path) -> None:
     phrase_file = tmp_path / "phrase.txt"
     doc = js(ov(home, "keys", "phrase", "--json", "--to-file", str(phrase_file)))
     assert doc["phrase_file"] == str(phrase_file) and oct(phrase_file.stat().st_mode & 0o777) == "0o600"
+    assert phrase_file.read_text() == (tmp_path / "init-phrase").read_text()
     ov(home, "keys", "phrase", "--json", check=2)  # never to JSON
     g = js(ov(home, "keys", "guardians", "--threshold", "2", "--shares", "3", "--out-dir", str(tmp_path / "g"), "--json"))
     files = g["groups"][0]["files"]

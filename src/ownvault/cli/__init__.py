@@ -16,8 +16,10 @@ __all__ = ["cli", "main"]
 
 COMMAND_MODULES = [
     "ownvault.cli.files",
+    "ownvault.cli.admin",
     "ownvault.cli.ipfs",
     "ownvault.cli.keys",
+    "ownvault.cli.node",
 ]
 
 for _module in COMMAND_MODULES:

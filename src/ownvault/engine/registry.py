@@ -16,7 +16,9 @@ from urllib.parse import unquote, urlparse
 from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
+from ownvault.providers.http import NodeProvider
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.wrappers import RetryingProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
 
@@ -44,7 +46,24 @@ def _open_local(
     return LocalProvider(local_path_of(url, base), label=name)
 
 
-OPENERS: dict[str, Opener] = {"local": _open_local}
+def _open_node(
+    url: str, config: dict[str, Any], keys: VaultKeys | None, name: str, _base: Path | None
+) -> Provider:
+    if keys is None:
+        raise UsageError("a storage node provider needs the vault's signing key")
+    node = NodeProvider(
+        url,
+        keys,
+        timeout=float(config.get("timeout", 30.0)),
+        connect_timeout=float(config.get("connect_timeout", 5.0)),
+        label=name,
+    )
+    # Retryable failures (unreachable, 5xx, throttled, a node restart) are retried with
+    # backoff; permanent ones are not. Reads hedge at the engine level on top of this.
+    return RetryingProvider(node, attempts=int(config.get("attempts", 3)), base_delay=0.2, max_delay=2.0)
+
+
+OPENERS: dict[str, Opener] = {"local": _open_local, "node": _open_node}
 
 
 def kind_of_url(url: str) -> str:

@@ -20,6 +20,7 @@ leaves the old state intact and pending packs for the next writer to clean up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable
@@ -95,8 +96,8 @@ async def rewrite_packs(
     policy = vault.policy
     epoch = int(cat.meta("content_epoch") or "0")
     content_key = vault.keys.content_key(epoch)
-    active = [r.id for r in cat.providers() if r.state == "active" and r.id in store.providers]
-    load = {pid: used for pid, (_c, used) in cat.provider_usage().items()}
+    candidates = vault.candidates()
+    load = {c.id: c.load for c in candidates}
     result = RepackResult()
     new_packs: list[_NewPack] = []
     dropped: list[int] = []
@@ -111,7 +112,7 @@ async def rewrite_packs(
         data = builder.seal()
         pack_id = new_pack_id()
         enc = await store.encode(pack_id, data, policy.k, policy.n)
-        targets = place(policy, active, load)
+        targets = place(policy, [dataclasses.replace(c, load=load[c.id]) for c in candidates])
         for i, pid in enumerate(targets):
             load[pid] = load.get(pid, 0) + len(enc.shares[i])
         pack = cat.begin_pack(
