@@ -210,3 +210,27 @@ def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
         assert again.keys.entropy == vault.keys.entropy
     finally:
         run(again.close())
+
+
+def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
+    from .external import vault_with_external
+
+    alice, _dirs = vault_with_external(tmp_path, external=3, k=2, n=3)
+    bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
+    try:
+        data = random.Random(12).randbytes(400_000)
+        (tmp_path / "f.bin").write_bytes(data)
+        run(alice.put([tmp_path / "f.bin"]))
+        sharing.add_contact(alice, json.dumps(sharing.contact_card(bob, "bob").to_json()))
+        g = run(sharing.share(alice, names=["f.bin"], to="bob"))
+        run(alice.remove_provider("ext-0"))
+        assert sharing.grants(alice)[0]["generation"] >= 1
+        reader = run(open_grant(bob.keys, g.token))
+        try:
+            assert "ext-0" not in {s["provider"] for p in reader.manifest["packs"] for s in p["shares"]}
+            assert run(read_all(reader, "f.bin")) == data
+        finally:
+            run(reader.close())
+    finally:
+        run(alice.close())
+        run(bob.close())

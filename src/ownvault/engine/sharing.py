@@ -418,6 +418,8 @@ async def refresh_grants(vault: Vault, grant_rows: set[int] | None = None) -> in
             c.execute("UPDATE grants SET generation = ? WHERE id = ?", (gen + 1, row))
         await _doom_manifests(vault, gid, gen + 1)
         count += 1
+    if count:
+        await drain_doomed(vault)
     return count
 
 
