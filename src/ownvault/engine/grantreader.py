@@ -9,6 +9,11 @@ verifies against the sender's did:key (``IntegrityError``); it is addressed to t
 signature, then AES-GCM under the manifest key). Reading verifies every share (size,
 Merkle root, header), decodes k of them, and opens each chunk with its key (AES-GCM binds
 the chunk id) and checks its length: exactly what ``get`` does for the owner.
+
+Providers are opened with the *recipient's* keys: a provider kind that authenticates
+requests (a storage node signs them with the vault's Ed25519 key) sees the recipient's
+did:key, and serves them only if it lets that identity read (not part of the node
+protocol yet; docs/design.md says so).
 """
 
 from __future__ import annotations
@@ -226,7 +231,7 @@ async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | Non
         with contextlib.suppress(OwnvaultError):
             if kind_of_url(url) != kind:
                 continue
-            providers.append(open_provider(kind, url, {}, None, f"grant-{i}"))
+            providers.append(open_provider(kind, url, {}, keys, f"grant-{i}"))
     try:
         revoked_on: list[Provider] = []
         gens: dict[int, list[Provider]] = {}
@@ -267,10 +272,10 @@ async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | Non
         for p in providers:
             with contextlib.suppress(Exception):
                 await p.close()
-    return _reader(grant, manifest)
+    return _reader(grant, manifest, keys)
 
 
-def _reader(grant: Grant, manifest: dict[str, Any]) -> GrantReader:
+def _reader(grant: Grant, manifest: dict[str, Any], keys: VaultKeys) -> GrantReader:
     provs: dict[int, Provider] = {}
     names: dict[int, str] = {}
     try:
@@ -279,7 +284,7 @@ def _reader(grant: Grant, manifest: dict[str, Any]) -> GrantReader:
             names[i] = str(p["name"])
             with contextlib.suppress(OwnvaultError):
                 if kind_of_url(str(p["url"])) == p["kind"]:
-                    provs[i] = open_provider(str(p["kind"]), str(p["url"]), {}, None, str(p["name"]))
+                    provs[i] = open_provider(str(p["kind"]), str(p["url"]), {}, keys, str(p["name"]))
         for key in ("items", "chunks", "packs"):
             if not isinstance(manifest[key], list):
                 raise FormatError(f"grant manifest {key} malformed")
