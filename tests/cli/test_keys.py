@@ -136,6 +136,13 @@ def test_lose_everything_recover_share_revoke_forget(tmp_path: Path) -> None:
     p = ov(tmp_path / "w", "recover", "--guardian-shares", files[1], "--provider", dirs[0].as_uri(), passphrase="x", check=3)
     assert "too few guardian shares" in p.stderr
 
+    typo = phrase_file.read_text().split()
+    typo[5] += "q"
+    (tmp_path / "typo.txt").write_text(" ".join(typo))
+    p = ov(tmp_path / "w", "recover", "--phrase-file", str(tmp_path / "typo.txt"), "--provider", dirs[0].as_uri(),
+           passphrase="x", check=3)
+    assert "word 6 of the recovery phrase is not a BIP-39 word" in p.stderr and typo[5] not in p.stderr
+
     # No secret anywhere in what any command printed (JSON or not, except `keys phrase` on
     # a terminal, never run here).
     phrase = phrase_file.read_text().strip()

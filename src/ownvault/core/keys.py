@@ -86,9 +86,10 @@ def phrase_to_entropy(phrase: str) -> bytes:
     if n not in (12, 15, 18, 21, 24):
         raise AuthError(f"a recovery phrase has 12 to 24 words; this one has {n}")
     if not _MNEMONIC.check(words):
-        unknown = [w for w in words.split() if w not in _MNEMONIC.wordlist]
+        unknown = [i for i, w in enumerate(words.split(), 1) if w not in _MNEMONIC.wordlist]
         if unknown:
-            raise AuthError(f"not a BIP-39 word: {unknown[0]!r}")
+            # The position only: even a misspelt word of a recovery phrase is a secret.
+            raise AuthError(f"word {unknown[0]} of the recovery phrase is not a BIP-39 word")
         raise AuthError("recovery phrase checksum does not match (a word is wrong or missing)")
     return bytes(_MNEMONIC.to_entropy(words))
 
