@@ -44,11 +44,17 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     sharing.add_contact(vault, json.dumps(card))
     sharing.set_tag_policy(vault, "health", never_share=True)
     grant = run(sharing.share(vault, names=["src"], to="friend"))
+    from ownvault.engine.publish import DagStore, publish
+
+    run(publish(vault, "src"))
+    published = [(d.root, d.path) for d in DagStore(vault.catalog).published()]
+    assert published
     run(vault.snapshot())
     state = {
         "ls": run(vault.ls()),
         "versions": run(vault.versions("big.bin")),
         "grants": sharing.grants(vault),
+        "published": published,
         "phrase": vault.keys.phrase,
         "shares": keyring.guardian_shares(vault, [GuardianGroup(2, 3)])[0],
     }
@@ -63,6 +69,9 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert run(vault.ls()) == lost["ls"]
     assert run(vault.versions("big.bin")) == lost["versions"]
     assert sharing.grants(vault) == lost["grants"]
+    from ownvault.engine.publish import DagStore
+
+    assert [(d.root, d.path) for d in DagStore(vault.catalog).published()] == lost["published"]
     assert [c["name"] for c in sharing.contacts(vault)] == ["friend"]
     assert sharing.tag_policies(vault) == [{"tag": "health", "never_share": True}]
     run(vault.get("src", out / "src"))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
@@ -167,7 +168,11 @@ class Ingestor:
     def _process(
         self, block: bytes, chunker: Chunker, importer: FileImporter, final: bool
     ) -> list[tuple[bytes, int, bytes | None, bytes | None]]:
-        fut = self._cid_pool.submit(importer.update, block) if block else None
+        # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
+        # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
+        fut = self._cid_pool.submit(importer.update, block) if len(block) >= 1 << 20 else None
+        if fut is None and block:
+            importer.update(block)
         pieces = chunker.feed(block) if block else []
         if final:
             pieces += chunker.finish()
@@ -187,6 +192,13 @@ class Ingestor:
             fut.result()
         return out
 
+    def _read_process(
+        self, f: Any, chunker: Chunker, importer: FileImporter
+    ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
+        block = f.read(BLOCK_SIZE)
+        final = len(block) < BLOCK_SIZE
+        return len(block), final, self._process(block, chunker, importer, final)
+
     # -- files ----------------------------------------------------------------------------
 
     async def ingest_file(self, path: Path) -> FileRecord:
@@ -203,17 +215,16 @@ class Ingestor:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         try:
             while True:
-                block = await asyncio.to_thread(f.read, BLOCK_SIZE)
-                final = len(block) < BLOCK_SIZE
-                size += len(block)
-                results = await asyncio.to_thread(self._process, block, chunker, importer, final)
+                # One thread hop per block: read, chunk, hash, seal.
+                nread, final, results = await asyncio.to_thread(self._read_process, f, chunker, importer)
+                size += nread
                 for chunk_id, plain_len, blob, wrapped in results:
                     ids.append(chunk_id)
                     lens.append(plain_len)
                     if blob is not None and wrapped is not None:
                         await self._add_blob(chunk_id, plain_len, blob, wrapped)
-                if self.progress is not None and block:
-                    self.progress(len(block))
+                if self.progress is not None and nread:
+                    self.progress(nread)
                 if final:
                     break
         finally:

@@ -26,11 +26,13 @@ from typing import Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import DEFAULT_CHUNKER, ChunkerParams
+from ownvault.core.cid import CID
 from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.dag import TreeItem, build_tree
 from ownvault.engine.ingest import FileRecord, Ingestor, TreeEntry, scan_path
 from ownvault.engine.placement import Candidate, Policy, check_placement
 from ownvault.engine.rebalance import RebalanceReport, rebalance
@@ -137,10 +139,15 @@ class Vault:
     ) -> Vault:
         """Make a new vault with ``providers`` embedded local-folder providers."""
         root = Path(path).absolute()
-        n = providers if n is None else n
+        n = providers if n is None and providers else n
+        if n is None and providers == 0:
+            n = 6
+        assert n is not None
         policy = Policy(k, n)
-        if providers < n:
-            raise UsageError(f"--providers ({providers}) must be at least n ({n})")
+        if 0 < providers < n:
+            raise UsageError(
+                f"--providers ({providers}) must be at least n ({n}), or 0 to add providers later"
+            )
         if not passphrase:
             raise UsageError("the passphrase must not be empty")
         if cid_profile not in PROFILES:
@@ -239,7 +246,8 @@ class Vault:
                 except OwnvaultError as exc:
                     self.warn(f"provider {row.name} cannot be opened: {exc.message}")
             self._providers = provs
-            self._store = ShareStore(provs, names, on_problem=self.on_problem)
+            self._store = ShareStore(provs, names)
+        self._store.on_problem = self.on_problem
         return self._store
 
     @contextlib.contextmanager
@@ -271,10 +279,16 @@ class Vault:
                 await self.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
             self.catalog.drop_pack(pack)
 
-    async def close(self) -> None:
+    async def _reset_store(self) -> None:
+        """Close the open providers; the next use of ``store`` reopens the current list."""
         for p in self._providers.values():
             with contextlib.suppress(Exception):
                 await p.close()
+        self._providers = {}
+        self._store = None
+
+    async def close(self) -> None:
+        await self._reset_store()
         self.catalog.close()
 
     async def __aenter__(self) -> Vault:
@@ -347,7 +361,7 @@ class Vault:
                 )
             obj = self.catalog.object_id(obj_name, create=True)
             assert obj is not None
-            cid = records[""].cid if kind == "file" else None
+            cid = records[""].cid if kind == "file" else self._tree_cid(entries, records)
             version, number = self.catalog.add_version(
                 obj, kind, total, len(records), cid, self.cid_profile if cid else None
             )
@@ -362,6 +376,19 @@ class Vault:
         return PutResult(
             obj_name, number, kind, total, len(records), cid, ing.new_bytes, ing.new_chunks, ing.packs_written
         )
+
+    def _tree_cid(self, entries: list[TreeEntry], records: dict[str, FileRecord]) -> str | None:
+        """The tree's directory CID from its files' CIDs (``ipfs add -r --hidden``)."""
+        items = [
+            TreeItem(e.path, e.kind, CID.parse(records[e.path].cid) if e.kind == "file" else None,
+                     records[e.path].tsize if e.kind == "file" else 0, e.target)
+            for e in entries
+        ]
+        try:
+            return str(build_tree(items, PROFILES[self.cid_profile]).cid)
+        except OwnvaultError as exc:  # e.g. a name that is not UTF-8: stored, but no CID
+            self.warn(f"no IPFS CID for this tree: {exc.message}")
+            return None
 
     async def snapshot(self) -> SnapshotResult:
         """Write the catalog to the providers now."""
@@ -405,7 +432,7 @@ class Vault:
         with self._writer():
             with self.catalog.transaction():
                 self.catalog.add_provider(name, kind, url, jurisdiction, labels or {}, config or {})
-            self._store = None
+            await self._reset_store()
             await self.snapshot_safely()
         return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction,
                 "labels": labels or {}, "location": info.location, "free_bytes": info.free_bytes}
@@ -423,7 +450,7 @@ class Vault:
                 at_risk = self._at_risk_without(row.id)
                 with self.catalog.transaction() as c:
                     c.execute("UPDATE providers SET state = 'removed' WHERE id = ?", (row.id,))
-                self._store = None
+                await self._reset_store()
                 await self.snapshot_safely()
                 return {"name": name, "removed": True, "shares_abandoned": held, **at_risk}
             with self.catalog.transaction() as c:
@@ -441,7 +468,7 @@ class Vault:
                 )
             with self.catalog.transaction() as c:
                 c.execute("UPDATE providers SET state = 'removed' WHERE id = ?", (row.id,))
-            self._store = None
+            await self._reset_store()
             await self.snapshot_safely()
         return {"name": name, "removed": True, "shares_moved": report.shares_moved,
                 "shares_regenerated": report.shares_regenerated}

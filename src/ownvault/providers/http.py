@@ -284,7 +284,13 @@ class NodeProvider:
             response = await client.send(request, stream=True)
             try:
                 declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
+                # A HEAD's Content-Length is the object's size, not a body that follows.
+                if (
+                    method != "HEAD"
+                    and declared is not None
+                    and declared.isdigit()
+                    and int(declared) > limit
+                ):
                     raise ProviderPermanentError(
                         f"node {self._label}: response of {declared} bytes over limit {limit}",
                         provider=self._label,
