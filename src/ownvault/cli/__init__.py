@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "ownvault.cli.files",
     "ownvault.cli.admin",
     "ownvault.cli.ipfs",
+    "ownvault.cli.keys",
     "ownvault.cli.node",
     "ownvault.cli.publish",
 ]

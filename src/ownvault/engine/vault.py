@@ -464,6 +464,8 @@ class Vault:
             with self.catalog.transaction() as c:
                 c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
             report = await rebalance(self, progress=progress)
+            if report.packs_changed:
+                await self._refresh_grants()
             left = self.catalog.provider_usage().get(row.id, (0, 0))[0]
             if left:
                 await self.snapshot_safely()
@@ -524,8 +526,15 @@ class Vault:
             await self._cleanup_pending()
             report = await rebalance(self, progress=progress, dry_run=dry_run)
             if not dry_run and report.packs_changed:
+                await self._refresh_grants()
                 await self.snapshot_safely()
         return report
+
+    async def _refresh_grants(self) -> None:
+        """Sharing grants carry share places: after shares moved, publish new manifests."""
+        from ownvault.engine.sharing import refresh_grants
+
+        await refresh_grants(self)
 
     # -- get ----------------------------------------------------------------------------
 
