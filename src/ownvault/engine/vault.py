@@ -418,8 +418,11 @@ class Vault:
         jurisdiction: str | None = None,
         labels: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
+        create: bool = False,
     ) -> dict[str, Any]:
-        """Add a provider by URL (``file:///path`` creates the folder); it must be reachable."""
+        """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
+
+        ``create`` asks a provider that can (an S3 bucket) to create its container first."""
         if not _PROVIDER_NAME.match(name):
             raise UsageError(f"invalid provider name {name!r} (lower-case letters, digits, . _ -)")
         if any(r.name == name for r in self.catalog.providers(include_removed=True)):
@@ -432,6 +435,11 @@ class Vault:
             LocalProvider.create(local_path_of(url))
         provider = open_provider(kind, url, config or {}, self.keys, name, self.path)
         try:
+            maker = getattr(provider, "create_bucket", None)
+            if create and maker is not None:
+                await maker()
+            elif create:
+                raise UsageError(f"a {kind} provider has nothing to create")
             info = await asyncio.wait_for(provider.info(), 30)
         finally:
             await provider.close()
