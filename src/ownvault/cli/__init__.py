@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ownvault.cli.keys",
     "ownvault.cli.node",
     "ownvault.cli.publish",
+    "ownvault.cli.serve",
 ]
 
 for _module in COMMAND_MODULES:

@@ -593,6 +593,11 @@ class Catalog:
             "INSERT OR IGNORE INTO tags(object, tag) VALUES (?, ?)", [(obj, t) for t in tags]
         )
 
+    def remove_tags(self, obj: int, tags: Iterable[str]) -> None:
+        self.conn.executemany(
+            "DELETE FROM tags WHERE object = ? AND tag = ?", [(obj, t) for t in tags]
+        )
+
     def tags(self, obj: int) -> list[str]:
         return [
             r[0] for r in self.conn.execute("SELECT tag FROM tags WHERE object = ? ORDER BY tag", (obj,))
