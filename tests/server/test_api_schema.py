@@ -20,6 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from ownvault.server.api_base import ApiLimits
 from tests.engine.helpers import make_vault, run
 from tests.server.apiserver import TOKEN, Live, serve
 
@@ -33,7 +34,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     (base / "a.txt").write_text("alpha\n")
     run(vault.put([base / "a.txt"], name="a.txt", tags=["t"]))
     try:
-        with serve(vault) as s:
+        # Uploads larger than the free space are 507 (a 5xx): keep generated sizes under
+        # the upload limit (413) instead, whatever the free space of the test machine.
+        with serve(vault, limits=ApiLimits(upload_total=1 << 30)) as s:
             yield s
     finally:
         run(vault.close())
@@ -44,7 +47,10 @@ def _octets(_ctx: Any, value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-EXCLUDED = {("POST", "/providers"), ("DELETE", "/providers/{name}"), ("POST", "/session"), ("POST", "/recovery/phrase")}
+EXCLUDED = {
+    ("POST", "/providers"), ("DELETE", "/providers/{name}"), ("POST", "/session"), ("POST", "/recovery/phrase"),
+    ("POST", "/recovery/guardians"),
+}
 
 
 def test_api_matches_its_schema(live: Live) -> None:

@@ -7,8 +7,9 @@ a button twice starts nothing twice) and answers 202; ``GET /jobs/{id}`` gives i
 
 Kinds: ``check`` (:meth:`Vault.check`: every share of every latest version, stat'ed on its
 provider; the result is the "last audit" the health view shows) and ``rebalance``
-(:meth:`Vault.rebalance`, under the API's write lock). ``repair`` is added when the engine
-has one (``engine/repair.py``).
+(:meth:`Vault.rebalance`, under the API's write lock), and ``revoke`` (started by
+``POST /grants/{id}/revoke``; its ``subject`` is the grant id; progress counts the packs
+re-encrypted). ``repair`` is added when the engine has one (``engine/repair.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class JobKind(StrEnum):
 class Job:
     id: str
     kind: str
+    subject: str | None = None  # what the job works on, e.g. the grant a revoke job revokes
     state: str = "running"  # running | done | failed
     done: int = 0
     total: int | None = None
@@ -55,7 +57,7 @@ class Job:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "state": self.state, "done": self.done,
+            "id": self.id, "kind": self.kind, "subject": self.subject, "state": self.state, "done": self.done,
             "total": self.total, "started": self.started, "finished": self.finished,
             "result": self.result, "error": self.error,
         }
@@ -67,11 +69,14 @@ class Jobs:
         self._tasks: set[asyncio.Task[None]] = set()
         self.last: dict[str, Job] = {}  # the last finished job of each kind
 
-    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]]) -> Job:
-        running = next((j for j in self._jobs.values() if j.kind == kind and j.state == "running"), None)
+    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]], subject: str | None = None) -> Job:
+        """Start ``fn`` as a job, or return the running job of the same kind and subject."""
+        running = next(
+            (j for j in self._jobs.values() if (j.kind, j.subject) == (kind, subject) and j.state == "running"), None
+        )
         if running is not None:
             return running
-        job = Job(secrets.token_hex(8), kind)
+        job = Job(secrets.token_hex(8), kind, subject)
         self._jobs[job.id] = job
         while len(self._jobs) > KEEP:
             oldest = next(iter(self._jobs))
@@ -118,6 +123,7 @@ class Jobs:
 class JobOut(BaseModel):
     id: str
     kind: str
+    subject: str | None
     state: str
     done: int
     total: int | None
