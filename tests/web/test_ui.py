@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.engine.helpers import PASS, make_vault, run
-from tests.web.conftest import Served, in_thread, start_serve, stop_serve
+from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
 
 
 @pytest.fixture()
@@ -160,14 +161,41 @@ def test_recovery_phrase_needs_the_passphrase_again(page: Any, served: Served) -
     assert page.locator("#phrase-words li").count() == 24
 
 
-def test_phone_width_keyboard_and_labels(browser: Any, served: Served, request: pytest.FixtureRequest) -> None:
-    from tests.web.conftest import SHOTS
+def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path: Path) -> None:
+    open_ui(page, served, "recovery")
+    page.fill("#guardians-threshold", "2")
+    page.fill("#guardians-count", "3")
+    page.fill("#guardians-pass", "not it")
+    page.click("#guardians-form button[type=submit]")
+    page.wait_for_selector("#guardians-error >> text=wrong passphrase")
+    assert page.locator("#guardians-box").is_hidden()
+    page.fill("#guardians-pass", PASS)
+    page.click("#guardians-form button[type=submit]")
+    page.wait_for_selector("#guardians-box:not([hidden])")
+    cards = page.locator(".guardian-card")
+    assert cards.count() == 3
+    words = [cards.nth(i).locator("ol.words li").all_inner_texts() for i in range(3)]
+    assert all(len(w) == 33 for w in words) and len({" ".join(w) for w in words}) == 3
+    assert page.input_value("#guardians-pass") == ""
+    assert words[0][5] not in page.url
+    # The print stylesheet puts each share on its own page, and nothing else.
+    page.emulate_media(media="print")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "guardians-print.png"), full_page=True)
+    pdf = page.pdf(format="A4")
+    (tmp_path / "guardians.pdf").write_bytes(pdf)
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 3
+    page.emulate_media(media="screen")
+    page.click('#nav a[data-view="files"]')  # leaving the view forgets the words
+    assert page.locator(".guardian-card").count() == 0
 
+
+def test_phone_width_keyboard_and_labels(browser: Any, served: Served, request: pytest.FixtureRequest) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
         open_ui(page, served)
-        for view in ("files", "published", "health", "recovery"):
+        for view in ("files", "published", "sharing", "health", "recovery"):
             page.click(f'#nav a[data-view="{view}"]')
             page.wait_for_selector(f"#view-{view}:not([hidden])")
             page.wait_for_timeout(300)

@@ -3,6 +3,9 @@
 import { api, q, contentUrl } from "./api.js";
 import { h, $, clear, size, when, toast, confirmDialog, copy } from "./dom.js";
 import { upload, bindDrop } from "./upload.js";
+import { prefill } from "./sharing.js";
+
+function shareThis(kind, target) { prefill(kind, target); $("#details").close(); location.hash = "#/sharing"; }
 
 const state = { cwd: "", tree: null, query: "", tag: "" };
 
@@ -87,7 +90,9 @@ async function renderList(tbody) {
   for (const [dir, n] of [...folders.entries()].sort().reverse()) {
     tbody.prepend(h("tr", {}, h("td", { class: "name-cell" },
       h("button", { type: "button", class: "link folder", onclick: () => navigate(`${state.cwd}${dir}/`) }, `${dir}/`)),
-      h("td", { class: "num muted" }, `${n} item${n > 1 ? "s" : ""}`), h("td", { class: "wide" }, ""), h("td", { class: "wide" }, ""), h("td", {}, "")));
+      h("td", { class: "num muted" }, `${n} item${n > 1 ? "s" : ""}`), h("td", { class: "wide" }, ""), h("td", { class: "wide" }, ""),
+      h("td", { class: "num" }, h("button", { type: "button", class: "secondary", "aria-label": `Share the folder ${state.cwd}${dir}`,
+        onclick: () => shareThis("prefix", `${state.cwd}${dir}`) }, "Share"))));
   }
   return count + folders.size;
 }
@@ -146,6 +151,8 @@ async function details(name) {
     toggle.disabled = false;
     render();
   });
+  body.append(h("div", { class: "row" }, h("button", { type: "button", class: "secondary", id: "details-share",
+    onclick: () => shareThis("name", name) }, "Share with a contact…")));
   body.append(h("h3", {}, "Publishing"), h("div", { class: "switch" }, toggle, h("label", { for: "publish-toggle" }, "Public on IPFS")), pubBox);
   showPub(pub);
 
