@@ -161,6 +161,44 @@ def test_recovery_phrase_needs_the_passphrase_again(page: Any, served: Served) -
     assert page.locator("#phrase-words li").count() == 24
 
 
+def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Any, served: Served, tmp_path: Path) -> None:
+    open_ui(page, served, "health")
+    page.wait_for_selector("#health-banner[data-status=ok]")
+    page.wait_for_function("document.querySelector('#policy-n').value !== ''")
+    assert page.input_value("#policy-k") == "3" and page.input_value("#policy-n") == "6"
+    page.fill("#provider-name", "usb")
+    page.fill("#provider-url", (tmp_path / "usb").as_uri())
+    page.fill("#provider-jurisdiction", "ch")
+    page.click("#provider-form button[type=submit]")
+    page.wait_for_selector('#providers-table tr[data-provider="usb"]')
+    assert "CH" in page.inner_text('#providers-table tr[data-provider="usb"]')
+    page.fill("#policy-n", "7")
+    page.fill("#policy-exclude", "us")  # the default folders have no jurisdiction: refused, explained
+    page.click("#policy-edit button[type=submit]")
+    page.wait_for_selector("#policy-error >> text=cannot place 7 shares")
+    page.fill("#policy-exclude", "")
+    page.click("#policy-edit button[type=submit]")
+    page.wait_for_selector("#policy-text >> text=3 of 7")
+    auth = {"Authorization": f"Bearer {served.token}"}
+    policy = httpx.get(f"{served.url}/api/v1/policy", headers=auth).json()["policy"]
+    assert (policy["k"], policy["n"], policy["exclude"]) == (3, 7, [])
+    page.click("#rebalance")
+    page.wait_for_selector("#repair-status[data-state=done]", timeout=60_000)
+    assert "Rebalance done" in page.inner_text("#repair-status")
+    page.wait_for_selector('#providers-table tr[data-provider="usb"][data-status=ok]')
+    assert int(page.inner_text('#providers-table tr[data-provider="usb"] td:nth-child(5)')) > 0
+    # Back to 6 shares, then the new provider goes (its shares move first).
+    page.fill("#policy-n", "6")
+    page.click("#policy-edit button[type=submit]")
+    page.wait_for_selector("#policy-text >> text=3 of 6")
+    page.click('button[aria-label="Remove provider usb"]')
+    page.click("#confirm-ok")
+    page.wait_for_selector('#providers-table tr[data-provider="usb"]', state="detached", timeout=60_000)
+    page.wait_for_selector("#health-banner[data-status=ok]")
+    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/notes.txt"}, headers=auth)
+    assert r.content == b"second version, longer\n"
+
+
 def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path: Path) -> None:
     open_ui(page, served, "recovery")
     page.fill("#guardians-threshold", "2")
