@@ -226,6 +226,8 @@ def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path
     page.emulate_media(media="screen")
     page.click('#nav a[data-view="files"]')  # leaving the view forgets the words
     assert page.locator(".guardian-card").count() == 0
+    log = (tmp_path / "serve.err").read_text()
+    assert not any(" ".join(w[i : i + 3]) in log for w in words for i in range(31)), "guardian words in the log"
 
 
 def test_phone_width_keyboard_and_labels(browser: Any, served: Served, request: pytest.FixtureRequest) -> None:
