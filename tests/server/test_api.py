@@ -236,3 +236,12 @@ def test_tree_browse_publish_health_jobs_policy(live: Live, c: httpx.Client, tmp
     assert pol["policy"]["k"] == 3
     assert c.put("/api/v1/policy", json={**pol["policy"], "k": 9}).json()["error"]["code"] == "usage"
     assert c.get("/api/v1/du").json()["policy"] == {"k": 3, "n": 6}
+
+
+def test_unmatched_api_paths_are_json_errors(c: httpx.Client) -> None:
+    """Found by schemathesis: a job id with a newline fell through to a plain-text 404."""
+    for path in ("/api/v1/jobs/ab%0Acd", "/api/v1/jobs/%C2%8F%0A", "/api/v1/no-such-thing"):
+        r = c.get(path)
+        assert r.status_code == 404, path
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json()["error"]["code"] == "not_found"

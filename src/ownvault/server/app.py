@@ -101,6 +101,11 @@ class Guard:
             await _json(send, 421, "misdirected", "this server answers only to 127.0.0.1, localhost and [::1]")
             return
         gateway = path.startswith("/ipfs/") or path == "/ipfs"
+        if path.startswith(API_PREFIX + "/") and any(ord(c) < 0x20 or c == "\x7f" for c in path):
+            # No API path contains control characters, and the router's patterns do not
+            # match across a newline: answer here, as JSON like every other API error.
+            await _json(send, 404, "not_found", "no such API path")
+            return
         limited = path.startswith(API_PREFIX + "/") and not _STREAMED.match(path)
         if limited:
             headers = dict(scope.get("headers", []))
