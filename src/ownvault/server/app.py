@@ -173,11 +173,6 @@ def create_app(
                 await state.jobs.close()
             await gateway.close()
 
-    async def no_route(_request: Request, _exc: Exception) -> Response:
-        # A path no route matches (e.g. a path parameter holding a newline, which no
-        # route pattern accepts): JSON like every other error of the API.
-        return JSONResponse({"error": {"code": "not_found", "message": "no such route"}}, status_code=404)
-
-    app = Starlette(routes=routes(vault, gateway, state), lifespan=lifespan, exception_handlers={404: no_route})
+    app = Starlette(routes=routes(vault, gateway, state), lifespan=lifespan)
     app.state.api = state
     return Guard(app, loopback=loopback, limits=limits, token=token)
