@@ -72,6 +72,24 @@ def test_upload_through_the_page_and_download_the_same_bytes(page: Any, served: 
     assert r.status_code == 206 and r.content == data[100:200]
 
 
+def test_upload_a_folder_keeps_its_paths(page: Any, served: Served, tmp_path: Path) -> None:
+    trip = tmp_path / "pick" / "trip"
+    (trip / "day 1").mkdir(parents=True)
+    (trip / "notes.txt").write_text("packing list\n")
+    (trip / "day 1" / "photo.jpg").write_bytes(random.Random(3).randbytes(70_000))
+    open_ui(page, served)
+    page.get_by_role("button", name="docs/").click()  # into the virtual folder docs/
+    page.set_input_files("#folder-input", str(trip))
+    page.wait_for_selector('#uploads li[data-name="docs/trip/day 1/photo.jpg"][data-done="true"]', timeout=60_000)
+    page.wait_for_selector('#uploads li[data-name="docs/trip/notes.txt"][data-done="true"]')
+    page.get_by_role("button", name="trip/").click()
+    page.get_by_role("button", name="day 1/").click()
+    page.wait_for_selector('tr[data-name="docs/trip/day 1/photo.jpg"]')
+    auth = {"Authorization": f"Bearer {served.token}"}
+    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/trip/day 1/photo.jpg"}, headers=auth)
+    assert r.content == random.Random(3).randbytes(70_000)
+
+
 def test_publish_toggle_shows_cid_and_the_gateway_serves_it(page: Any, served: Served) -> None:
     open_ui(page, served)
     page.get_by_role("button", name="docs/").click()

@@ -2,7 +2,7 @@
 // upload, download, details (versions with restore, tags, publish toggle), delete.
 import { api, q, contentUrl } from "./api.js";
 import { h, $, clear, size, when, toast, confirmDialog, copy } from "./dom.js";
-import { upload, bindDrop } from "./upload.js";
+import { upload, bindDrop, pickedFiles } from "./upload.js";
 import { prefill } from "./sharing.js";
 
 function shareThis(kind, target) { prefill(kind, target); $("#details").close(); location.hash = "#/sharing"; }
@@ -187,14 +187,24 @@ async function details(name) {
 
 export function init() {
   bindDrop($("#drop"), uploadFiles);
-  $("#file-input").addEventListener("change", (e) => { uploadFiles([...e.target.files]); e.target.value = ""; });
+  $("#file-input").addEventListener("change", (e) => { uploadFiles(pickedFiles(e.target.files)); e.target.value = ""; });
+  $("#folder-input").addEventListener("change", (e) => { uploadFiles(pickedFiles(e.target.files)); e.target.value = ""; });
   $("#search").addEventListener("submit", (e) => { e.preventDefault(); state.query = $("#search-q").value.trim(); state.tag = $("#search-tag").value.trim(); render(); });
   $("#search-clear").addEventListener("click", () => { $("#search-q").value = ""; $("#search-tag").value = ""; state.query = ""; state.tag = ""; render(); });
 }
 
-async function uploadFiles(files) {
+const PARALLEL = 3;
+
+async function uploadFiles(items) {
+  // items: [{file, path}], path relative to the current folder ("a.txt", "trip/day1/b.jpg").
   const tags = $("#upload-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
   const list = $("#uploads");
-  await Promise.allSettled(files.map((f) => upload(f, `${state.cwd}${f.name}`, tags, list)));
+  const queue = [...items];
+  const worker = async () => {
+    for (let it = queue.shift(); it; it = queue.shift()) {
+      try { await upload(it.file, `${state.cwd}${it.path}`, tags, list); } catch { /* shown on its row */ }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, worker));
   render();
 }
