@@ -129,7 +129,49 @@ CREATE TABLE tags (
 # Schema migrations: MIGRATIONS[v] upgrades a version-(v-1) catalog to version v. A new
 # catalog is made with SCHEMA and then every migration, so both paths give one schema.
 # Append only; never edit a released entry (a golden catalog of each version is tested).
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 2: audits and repair (issue 6): one row per audit / deep check / repair run, per
+    # provider results of each audit, and the shares known to be bad until repaired
+    # (docs/design.md, "Audits and repair").
+    2: """
+CREATE TABLE health_runs (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('audit', 'deep', 'repair')),
+  started_at REAL NOT NULL,
+  finished_at REAL NOT NULL,
+  summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX health_runs_kind ON health_runs(kind, id);
+CREATE TABLE audit_results (
+  run INTEGER NOT NULL REFERENCES health_runs(id) ON DELETE CASCADE,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  method TEXT NOT NULL,
+  shares INTEGER NOT NULL,
+  blocks INTEGER NOT NULL,
+  challenges INTEGER NOT NULL,
+  passed INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  unreachable INTEGER NOT NULL,
+  missing_shares INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  seconds REAL NOT NULL,
+  holds_at_least REAL,
+  error TEXT,
+  PRIMARY KEY (run, provider)
+);
+CREATE INDEX audit_results_provider ON audit_results(provider, run);
+CREATE TABLE share_faults (
+  pack INTEGER NOT NULL REFERENCES packs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  kind TEXT NOT NULL CHECK (kind IN ('missing', 'corrupt', 'unreachable')),
+  detail TEXT NOT NULL,
+  found_at REAL NOT NULL,
+  run INTEGER,
+  PRIMARY KEY (pack, idx)
+);
+""",
+}
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
