@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "ownvault.cli.admin",
     "ownvault.cli.ipfs",
     "ownvault.cli.node",
+    "ownvault.cli.health",
 ]
 
 for _module in COMMAND_MODULES:

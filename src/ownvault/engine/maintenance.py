@@ -51,12 +51,15 @@ class MaintenanceConfig:
     budget_bytes_per_day: int | None = 2 * 1024**3
     sample: AuditSample = field(default_factory=AuditSample)
     unreachable_grace: float | None = 24 * 3600
+    first_delay: float = 60.0
 
     def __post_init__(self) -> None:
         if self.audit_interval <= 0 or self.repair_interval <= 0:
             raise UsageError("maintenance intervals must be positive")
         if not 0 <= self.jitter < 1:
             raise UsageError("jitter must be in [0, 1)")
+        if self.first_delay < 0:
+            raise UsageError("the first delay must not be negative")
         if self.budget_bytes_per_day is not None and self.budget_bytes_per_day <= 0:
             raise UsageError("the daily budget must be positive")
 
@@ -175,7 +178,7 @@ async def maintain(
     rng = rng or secrets.SystemRandom()
     now = clock()
     # The first audit comes soon, but not at the same second for everyone.
-    state.next_audit_at = now + rng.uniform(0, min(60.0, config.audit_interval * config.jitter))
+    state.next_audit_at = now + rng.uniform(0, min(config.first_delay, config.audit_interval))
     state.next_repair_at = state.next_audit_at + 1
 
     async def wait(seconds: float) -> None:

@@ -209,6 +209,8 @@ async def repair(
             elif s.provider in world.listed and world.listed[s.provider].get(name) != s.size:
                 got = world.listed[s.provider].get(name)
                 bad[s.idx] = "missing" if got is None else f"wrong size {got}"
+                if not dry_run:  # remembered (for status) until repaired
+                    add_fault(cat, pack, s.idx, s.provider, "missing" if got is None else "corrupt", bad[s.idx])
             elif (pack, s.idx) in recorded:
                 suspect.append(s.idx)
         if not bad and not suspect:

@@ -90,6 +90,9 @@ async def vault_status(vault: Vault, *, now: float | None = None) -> dict[str, A
                 at_risk += 1
                 risk_names |= names_here
 
+    last_audit = last_run(cat, "audit")
+    last_repair = last_run(cat, "repair")
+    last_deep = last_run(cat, "deep")
     providers: list[dict[str, Any]] = []
     for r in cat.providers():
         a = audits.get(r.id)
@@ -107,10 +110,14 @@ async def vault_status(vault: Vault, *, now: float | None = None) -> dict[str, A
             },
         })
 
-    last_audit = last_run(cat, "audit")
-    last_repair = last_run(cat, "repair")
-    last_deep = last_run(cat, "deep")
-    failing = sorted(p["name"] for p in providers if p["last_audit"] and p["last_audit"]["verdict"] == "failing")
+    # A provider whose failed audit came before the last repair, and which has no bad share
+    # left, has been dealt with; still shown as failing in its row, not in the advice.
+    repaired_at = last_repair.finished_at if last_repair is not None else 0.0
+    failing = sorted(
+        p["name"] for p in providers
+        if p["last_audit"] and p["last_audit"]["verdict"] == "failing"
+        and (p["last_audit"]["at"] > repaired_at or p["known_bad_shares"])
+    )
     down = sorted(p["name"] for p in providers if not p["reachable"])
     advice: list[str] = []
     if lost:
