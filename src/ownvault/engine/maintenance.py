@@ -195,6 +195,9 @@ async def maintain(
             state.budget_day, state.budget_used = day, 0
         left = None if config.budget_bytes_per_day is None else config.budget_bytes_per_day - state.budget_used
         worked = False
+        if now >= min(state.next_audit_at, state.next_repair_at):
+            # Providers added or removed by other processes since the last round.
+            await vault._reset_store()
         if now >= state.next_audit_at:
             worked = True
             if left is not None and _audit_cost(vault, config.sample) > left:
