@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ownvault.engine.grantreader import GrantReader, open_grant
+from ownvault.engine.recovery import recover_vault
 from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
+    GrantError,
     IntegrityError,
     NotFoundError,
     OwnvaultError,
@@ -33,6 +36,8 @@ def create_vault(path: str | os.PathLike[str], passphrase: str, **options: Any) 
 __all__ = [
     "AuthError",
     "DataUnavailableError",
+    "GrantError",
+    "GrantReader",
     "IntegrityError",
     "NotFoundError",
     "OwnvaultError",
@@ -44,5 +49,7 @@ __all__ = [
     "VaultStateError",
     "__version__",
     "create_vault",
+    "open_grant",
     "open_vault",
+    "recover_vault",
 ]
