@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "ownvault.cli.node",
     "ownvault.cli.publish",
     "ownvault.cli.serve",
+    "ownvault.cli.health",
 ]
 
 for _module in COMMAND_MODULES:
