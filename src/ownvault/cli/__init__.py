@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ownvault.cli.ipfs",
     "ownvault.cli.node",
     "ownvault.cli.publish",
+    "ownvault.cli.nft",
 ]
 
 for _module in COMMAND_MODULES:

@@ -158,6 +158,24 @@ CREATE TABLE dag_blocks (
 );
 CREATE INDEX dag_blocks_cid ON dag_blocks(cid);
 """,
+    # 3: preserved NFTs and per-token progress of preserve runs (docs/design.md, "NFT
+    # preservation").
+    3: """
+CREATE TABLE nft_tokens (
+  source TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  collection TEXT,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'preserved', 'failed')),
+  root TEXT,
+  report TEXT,
+  pins TEXT NOT NULL DEFAULT '[]',
+  health TEXT,
+  error TEXT,
+  updated_at INTEGER NOT NULL,
+  verified_at INTEGER
+);
+CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
+""",
 }
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
