@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ownvault.engine.nftcollect import NftOptions
+from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
+from ownvault.engine.nftpreserve import (
+    list_preserved,
+    preserve_collection,
+    preserve_token,
+    reverify_preserved,
+    verify_token,
+)
 from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,
@@ -33,7 +42,10 @@ def create_vault(path: str | os.PathLike[str], passphrase: str, **options: Any) 
 __all__ = [
     "AuthError",
     "DataUnavailableError",
+    "FetchLimits",
     "IntegrityError",
+    "NetworkPolicy",
+    "NftOptions",
     "NotFoundError",
     "OwnvaultError",
     "PolicyError",
@@ -44,5 +56,10 @@ __all__ = [
     "VaultStateError",
     "__version__",
     "create_vault",
+    "list_preserved",
     "open_vault",
+    "preserve_collection",
+    "preserve_token",
+    "reverify_preserved",
+    "verify_token",
 ]

@@ -13,7 +13,7 @@ import click
 from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
 from ownvault.cli.files import err_console, run_with_vault
 from ownvault.engine import nftpreserve as nft
-from ownvault.engine.nftcollect import NftOptions, collect
+from ownvault.engine.nftcollect import NftOptions
 from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
@@ -186,22 +186,10 @@ def verify_cmd(source: str, **kw: Any) -> None:
     Exit 0 when every part is reachable and verified (or embedded, or only unverifiable),
     5 when some content does not match its CID, 6 when some part could not be fetched.
     """
-    import shutil
-    import tempfile
-
     ctx = get_ctx()
     opts = _options(kw)
-
-    async def go() -> dict[str, Any]:
-        work = Path(tempfile.mkdtemp(prefix="ownvault-nft-verify-"))
-        try:
-            return (await collect(source, opts, work)).to_json()
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
-    doc = asyncio.run(go())
+    doc = asyncio.run(nft.verify_token(source, opts))
     statuses = {p["status"] for p in doc["parts"]}
-    doc["ok"] = statuses <= {"verified", "embedded", "unverifiable_origin"}
 
     def human() -> None:
         _render_token(doc)

@@ -48,8 +48,9 @@ async def _pin_rpc(vault: Vault, fetcher: Fetcher, root: str, url: str) -> None:
         if isinstance(entry, dict):
             cid = (entry.get("Cid") or {}).get("/")
             if cid is not None and CID.parse(cid).to_v1() == CID.parse(root).to_v1():
-                if entry.get("PinErrorMsg"):
-                    raise OwnvaultError(f"{url}: pin failed: {entry['PinErrorMsg']}")
+                error = str(entry.get("PinErrorMsg") or "")
+                if error and "already pinned" not in error.lower():  # re-pinning is success
+                    raise OwnvaultError(f"{url}: pin failed: {error}")
                 pinned = True
     if not pinned:
         raise OwnvaultError(f"{url}: dag/import did not report the root {root} as pinned")

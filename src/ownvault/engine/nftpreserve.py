@@ -57,6 +57,7 @@ __all__ = [
     "preserve_token",
     "report_document",
     "reverify_preserved",
+    "verify_token",
 ]
 
 REPORT_FORMAT = "ownvault-nft-report"
@@ -376,6 +377,22 @@ def _canonical(source: str) -> str:
         return parse_source(source)[1]
     except OwnvaultError:
         return source
+
+
+# -- verifying without storing ------------------------------------------------------------------
+
+
+async def verify_token(source: str, opts: NftOptions) -> dict[str, Any]:
+    """Check, storing nothing, that a token's metadata and parts are reachable and match their
+    CIDs; ``at_risk`` names every part that depends on a single HTTP(S) server. ``ok`` is
+    true when every part is verified, embedded or (only) of unverifiable origin."""
+    work = Path(tempfile.mkdtemp(prefix="ownvault-nft-verify-"))
+    try:
+        doc = (await collect(source, opts, work)).to_json()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    doc["ok"] = {p["status"] for p in doc["parts"]} <= {"verified", "embedded", "unverifiable_origin"}
+    return doc
 
 
 # -- listing and re-verification ----------------------------------------------------------------
