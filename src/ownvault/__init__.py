@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ownvault.engine.grantreader import GrantReader, open_grant
 from ownvault.engine.nftcollect import NftOptions
 from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
 from ownvault.engine.nftpreserve import (
@@ -14,10 +15,12 @@ from ownvault.engine.nftpreserve import (
     reverify_preserved,
     verify_token,
 )
+from ownvault.engine.recovery import recover_vault
 from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
+    GrantError,
     IntegrityError,
     NotFoundError,
     OwnvaultError,
@@ -43,6 +46,8 @@ __all__ = [
     "AuthError",
     "DataUnavailableError",
     "FetchLimits",
+    "GrantError",
+    "GrantReader",
     "IntegrityError",
     "NetworkPolicy",
     "NftOptions",
@@ -57,9 +62,11 @@ __all__ = [
     "__version__",
     "create_vault",
     "list_preserved",
+    "open_grant",
     "open_vault",
     "preserve_collection",
     "preserve_token",
+    "recover_vault",
     "reverify_preserved",
     "verify_token",
 ]

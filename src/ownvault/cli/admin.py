@@ -35,10 +35,33 @@ def provider() -> None:
 @click.argument("url")
 @click.option("--jurisdiction", help="Two-letter code of where this provider keeps data (e.g. DE).")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label (repeatable).")
-def provider_add(name: str, url: str, jurisdiction: str | None, labels: tuple[str, ...]) -> None:
-    """Add a provider: file:///path (a local folder) or a storage node / S3 / IPFS URL."""
+@click.option("--endpoint", help="S3: the endpoint URL (Ceph RGW, MinIO, …); default AWS.")
+@click.option("--region", help="S3: the region.")
+@click.option("--profile", "aws_profile", help="S3: a named profile from the shared AWS config.")
+@click.option("--access-key-env", help="S3: environment variable holding the access key id.")
+@click.option("--secret-key-env", help="S3: environment variable holding the secret key.")
+@click.option("--create-bucket", is_flag=True, help="S3: create the bucket if it does not exist.")
+@click.option("--token-env", help="IPFS pinning service: environment variable holding the bearer token.")
+def provider_add(
+    name: str, url: str, jurisdiction: str | None, labels: tuple[str, ...],
+    endpoint: str | None, region: str | None, aws_profile: str | None,
+    access_key_env: str | None, secret_key_env: str | None, create_bucket: bool, token_env: str | None,
+) -> None:
+    """Add a provider: file:///path (a local folder), http(s):// (a storage node),
+    s3://BUCKET[/PREFIX], ipfs+kubo://HOST:PORT or ipfs+pinning://URL.
+
+    Secrets are never stored: S3 credentials come from the usual AWS sources or from the
+    environment variables named here, read each time the vault opens the provider."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.add_provider(name, url, jurisdiction=jurisdiction, labels=_labels(labels)))
+    config = {
+        k: v for k, v in {
+            "endpoint": endpoint, "region": region, "profile": aws_profile,
+            "access_key_env": access_key_env, "secret_key_env": secret_key_env, "token_env": token_env,
+        }.items() if v is not None
+    }
+    result = run_with_vault(ctx, lambda v: v.add_provider(
+        name, url, jurisdiction=jurisdiction, labels=_labels(labels), config=config, create=create_bucket,
+    ))
     emit(ctx, result, lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"))
 
 

@@ -50,7 +50,7 @@ from ownvault.errors import (
 from ownvault.providers.base import Provider
 from ownvault.providers.local import LocalProvider
 
-__all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "validate_object_name"]
+__all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "validate_object_name", "validate_tag"]
 
 VAULT_FORMAT = "ownvault-vault"
 VAULT_VERSION = 1
@@ -67,6 +67,13 @@ def validate_object_name(name: str) -> str:
     if any(seg in ("", ".", "..") for seg in name.split("/")):
         raise UsageError(f"invalid name (empty, '.' or '..' segment): {name!r:.80}")
     return name
+
+
+def validate_tag(tag: str) -> str:
+    """A tag: 1 to 64 characters, no whitespace."""
+    if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
+        raise UsageError(f"invalid tag {tag!r}")
+    return tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +321,7 @@ class Vault:
         if name is not None and len(paths) != 1:
             raise UsageError("--as NAME needs exactly one path")
         for t in tags:
-            if not t or len(t) > 64 or any(c.isspace() for c in t):
-                raise UsageError(f"invalid tag {t!r}")
+            validate_tag(t)
         plans: list[tuple[str, list[TreeEntry]]] = []
         for p in paths:
             path = Path(p)
@@ -412,8 +418,11 @@ class Vault:
         jurisdiction: str | None = None,
         labels: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
+        create: bool = False,
     ) -> dict[str, Any]:
-        """Add a provider by URL (``file:///path`` creates the folder); it must be reachable."""
+        """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
+
+        ``create`` asks a provider that can (an S3 bucket) to create its container first."""
         if not _PROVIDER_NAME.match(name):
             raise UsageError(f"invalid provider name {name!r} (lower-case letters, digits, . _ -)")
         if any(r.name == name for r in self.catalog.providers(include_removed=True)):
@@ -426,6 +435,11 @@ class Vault:
             LocalProvider.create(local_path_of(url))
         provider = open_provider(kind, url, config or {}, self.keys, name, self.path)
         try:
+            maker = getattr(provider, "create_bucket", None)
+            if create and maker is not None:
+                await maker()
+            elif create:
+                raise UsageError(f"a {kind} provider has nothing to create")
             info = await asyncio.wait_for(provider.info(), 30)
         finally:
             await provider.close()
@@ -456,6 +470,8 @@ class Vault:
             with self.catalog.transaction() as c:
                 c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
             report = await rebalance(self, progress=progress)
+            if report.packs_changed:
+                await self._refresh_grants()
             left = self.catalog.provider_usage().get(row.id, (0, 0))[0]
             if left:
                 await self.snapshot_safely()
@@ -516,8 +532,15 @@ class Vault:
             await self._cleanup_pending()
             report = await rebalance(self, progress=progress, dry_run=dry_run)
             if not dry_run and report.packs_changed:
+                await self._refresh_grants()
                 await self.snapshot_safely()
         return report
+
+    async def _refresh_grants(self) -> None:
+        """Sharing grants carry share places: after shares moved, publish new manifests."""
+        from ownvault.engine.sharing import refresh_grants
+
+        await refresh_grants(self)
 
     # -- get ----------------------------------------------------------------------------
 
@@ -630,6 +653,48 @@ class Vault:
 
     async def versions(self, name: str) -> list[dict[str, Any]]:
         return [version_json(v) for v in self.catalog.versions(validate_object_name(name))]
+
+    async def stat(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+        """One stored name, or a path inside a stored tree: its version and its entry."""
+        v, inner = self._resolve(name, version)
+        match = next((e for e in self.catalog.entries(v.id, inner) if e.path == inner), None)
+        if match is None:
+            raise NotFoundError(f"no such path in {v.name}: {inner}", name=name)
+        return {"name": v.name, "version": v.number, "created": v.created_at, **entry_json(match)}
+
+    async def set_tags(
+        self, name: str, *, add: list[str] | tuple[str, ...] = (), remove: list[str] | tuple[str, ...] = ()
+    ) -> list[str]:
+        """Add and remove tags of a stored name; return its tags."""
+        for t in (*add, *remove):
+            validate_tag(t)
+        with self._writer():
+            obj = self.catalog.object_id(validate_object_name(name))
+            if obj is None:
+                raise NotFoundError(f"no such file in the vault: {name}", name=name)
+            with self.catalog.transaction():
+                self.catalog.add_tags(obj, add)
+                self.catalog.remove_tags(obj, remove)
+            await self.snapshot_safely()
+            return self.catalog.tags(obj)
+
+    async def restore_version(self, name: str, version: int) -> PutResult:
+        """A new (latest) version of ``name`` with the content of an older one.
+
+        Nothing is read or stored again: the new version refers to the same contents.
+        """
+        with self._writer():
+            v = self.catalog.version(validate_object_name(name), version)
+            obj = self.catalog.object_id(v.name)
+            assert obj is not None
+            entries = self.catalog.entries(v.id)
+            with self.catalog.transaction():
+                new, number = self.catalog.add_version(obj, v.kind, v.size, v.file_count, v.cid, v.cid_profile)
+                self.catalog.add_entries(
+                    new, [(e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target) for e in entries]
+                )
+            await self.snapshot_safely()
+        return PutResult(v.name, number, v.kind, v.size, v.file_count, v.cid, 0, 0, 0)
 
     async def rm(self, name: str, *, version: int | None = None) -> dict[str, Any]:
         """Remove a name (or one version); shares no longer needed are deleted."""
