@@ -71,6 +71,6 @@ class Proc:
         return cls(["node", str(NFT_DIR / "chain.mjs"), str(tmp / "plan.json")], tmp / "chain.log")
 
     @classmethod
-    def serve(cls, tmp: Path, vault: Path, passphrase: str) -> Proc:
-        return cls([sys.executable, "-m", "ownvault", "--vault", str(vault), "serve", "--listen", "127.0.0.1:0"],
-                   tmp / "serve.log", env={"OWNVAULT_PASSPHRASE": passphrase})
+    def serve(cls, tmp: Path, vault: Path, passphrase: str, *extra: str) -> Proc:
+        return cls([sys.executable, "-m", "ownvault", "--vault", str(vault), "serve", "--listen", "127.0.0.1:0",
+                    *extra], tmp / "serve.log", env={"OWNVAULT_PASSPHRASE": passphrase})

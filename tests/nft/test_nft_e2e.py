@@ -269,8 +269,17 @@ def test_preserved_copies_outlive_the_marketplace(world: World, capsys: pytest.C
     finally:
         run(vault.close())
     root2 = rows[world.token(2)]["root"]
-    serve = Proc.serve(world.tmp, world.vault, PASS)
+    name2 = rows[world.token(2)]["name"]
+    serve = Proc.serve(world.tmp, world.vault, PASS, "--token-file", str(world.tmp / "api-token"))
     try:
+        # the web UI's view: the preserved NFT is a folder of the vault, its report a file in it
+        api = {"Authorization": "Bearer " + (world.tmp / "api-token").read_text().strip()}
+        tree = httpx.get(f"{serve.url}/api/v1/files/entries", params={"name": name2}, headers=api, timeout=30)
+        assert tree.status_code == 200, tree.text
+        assert {e["path"] for e in tree.json()["entries"]} >= {"report.json", "metadata.json", "assets"}
+        shown = httpx.get(f"{serve.url}/api/v1/files/content", params={"name": name2 + "/report.json"},
+                          headers=api, timeout=30)
+        assert shown.status_code == 200 and shown.json()["source"] == world.token(2)
         meta = httpx.get(f"{serve.url}/ipfs/{root2}/metadata.json", timeout=30)
         assert meta.status_code == 200
         rewritten = meta.json()
