@@ -94,7 +94,7 @@ def test_kill_during_put_leaves_vault_consistent(tmp_path: Path) -> None:
     while attempt < 8 or (kills < 6 and attempt < 16):
         attempt += 1
         vault = fresh(attempt)
-        kills += kill_after(cli(vault, "put", str(big), str(tree)), rnd.uniform(0.2, window))
+        kills += kill_after(cli(vault, "put", str(big), str(tree)), rnd.uniform(0.1, 0.7 * window))
         assert_consistent(vault, sources, tmp_path / f"out{attempt}")
         if attempt % 2:
             # Kill the re-run too, then finish.
