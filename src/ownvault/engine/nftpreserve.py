@@ -39,7 +39,7 @@ from ownvault.core.nftmeta import TokenRef, rewrite_uris
 from ownvault.core.unixfs import DirEntry, FileImporter, build_directory, get_profile, import_bytes
 from ownvault.engine.carimport import import_car
 from ownvault.engine.nftcollect import Collected, NftOptions, collect, name_for, parse_source
-from ownvault.engine.nftfetch import Fetcher
+from ownvault.engine.nftfetch import Fetcher, FetchError
 from ownvault.engine.nftpin import pin
 from ownvault.engine.publish import verify_cid
 from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
@@ -263,8 +263,6 @@ async def preserve_token(
 
 
 def _metadata_error(status: str, message: str) -> OwnvaultError:
-    from ownvault.engine.nftfetch import FetchError
-
     if status in ("unreachable", "too_large", "refused", "mismatch", "wrong_type"):
         return FetchError(status, message)  # type: ignore[arg-type]
     return OwnvaultError(message)
