@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "ownvault.cli.publish",
     "ownvault.cli.serve",
     "ownvault.cli.health",
+    "ownvault.cli.nft",
 ]
 
 for _module in COMMAND_MODULES:

@@ -242,6 +242,24 @@ CREATE TABLE share_faults (
   PRIMARY KEY (pack, idx)
 );
 """,
+    # 5: preserved NFTs and per-token progress of preserve runs (docs/design.md, "NFT
+    # preservation").
+    5: """
+CREATE TABLE nft_tokens (
+  source TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  collection TEXT,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'preserved', 'failed')),
+  root TEXT,
+  report TEXT,
+  pins TEXT NOT NULL DEFAULT '[]',
+  health TEXT,
+  error TEXT,
+  updated_at INTEGER NOT NULL,
+  verified_at INTEGER
+);
+CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
+""",
 }
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
