@@ -184,3 +184,30 @@ def test_maintenance_stops_on_the_event(vault: Vault) -> None:
         assert state.audits == 1
     finally:
         run(vault.close())
+
+
+def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> None:
+    """The daemon re-verifies preserved NFTs on its repair schedule (issue 9)."""
+    import base64
+    import json
+
+    from ownvault.engine.nftcollect import NftOptions
+    from ownvault.engine.nftpreserve import preserve_token
+
+    pixel = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
+    meta = tmp_path / "token.json"
+    meta.write_text(json.dumps({"name": "Tiny", "image": f"data:image/png;base64,{pixel}"}))
+    now = [2_000_000.0]
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    try:
+        run(preserve_token(vault, str(meta), NftOptions()))
+        config = MaintenanceConfig(budget_bytes_per_day=None, sample=AuditSample(8), first_delay=0)
+        state = run(maintain(vault, config, rounds=2, clock=lambda: now[0], sleep=fake_sleep))
+        assert state.nft_reverified >= 1
+        assert state.last_nft == {"tokens": 1, "healthy": 1, "unhealthy": []}
+        assert state.to_json()["last_nft"]["tokens"] == 1
+    finally:
+        run(vault.close())

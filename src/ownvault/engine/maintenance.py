@@ -81,6 +81,8 @@ class MaintenanceState:
     budget_used: int = 0
     next_audit_at: float = 0.0
     next_repair_at: float = 0.0
+    nft_reverified: int = 0
+    last_nft: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class MaintenanceState:
             "health": self.health, "last_error": self.last_error,
             "skipped_for_budget": self.skipped_for_budget, "budget_used_today": self.budget_used,
             "next_audit_at": self.next_audit_at, "next_repair_at": self.next_repair_at,
+            "nft_reverified": self.nft_reverified, "last_nft": self.last_nft,
         }
 
     def metrics_text(self) -> bytes:
@@ -155,6 +158,24 @@ def _audit_cost(vault: Vault, sample: AuditSample) -> int:
         ).fetchone()[0]
         blocks_per_provider.append(sample.count(int(total) // BLOCK_SIZE + 1))
     return sum(blocks_per_provider) * (BLOCK_SIZE + 12 * 1024)
+
+
+async def _reverify_nfts(vault: Vault, state: MaintenanceState) -> None:
+    """On the repair schedule: re-verify (and re-pin) every preserved NFT (issue 9)."""
+    from ownvault.engine.nftpreserve import reverify_preserved
+
+    try:
+        results = await reverify_preserved(vault)
+    except OwnvaultError as exc:
+        state.last_error = f"nft re-verification: {exc.message}"
+        return
+    if results:
+        state.nft_reverified += 1
+        state.last_nft = {
+            "tokens": len(results),
+            "healthy": sum(1 for r in results if r["health"]["ok"]),
+            "unhealthy": [r["name"] for r in results if not r["health"]["ok"]],
+        }
 
 
 async def maintain(
@@ -234,6 +255,7 @@ async def maintain(
                 except OwnvaultError as exc:
                     state.last_error = f"repair: {exc.message}"
                     state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
+                await _reverify_nfts(vault, state)
         if worked:
             try:
                 state.health = await vault_status(vault)
