@@ -5,8 +5,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ownvault.engine.audit import AuditReport, AuditSample
 from ownvault.engine.grantreader import GrantReader, open_grant
+from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
+from ownvault.engine.nftcollect import NftOptions
+from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
+from ownvault.engine.nftpreserve import (
+    list_preserved,
+    preserve_collection,
+    preserve_token,
+    reverify_preserved,
+    verify_token,
+)
 from ownvault.engine.recovery import recover_vault
+from ownvault.engine.repair import RepairReport
 from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,
@@ -34,22 +46,36 @@ def create_vault(path: str | os.PathLike[str], passphrase: str, **options: Any) 
     return Vault.create(path, passphrase, **options)
 
 __all__ = [
+    "AuditReport",
+    "AuditSample",
     "AuthError",
     "DataUnavailableError",
+    "FetchLimits",
     "GrantError",
     "GrantReader",
     "IntegrityError",
+    "MaintenanceConfig",
+    "MaintenanceState",
+    "NetworkPolicy",
+    "NftOptions",
     "NotFoundError",
     "OwnvaultError",
     "PolicyError",
     "ProviderError",
     "PutResult",
+    "RepairReport",
     "UsageError",
     "Vault",
     "VaultStateError",
     "__version__",
     "create_vault",
+    "list_preserved",
+    "maintain",
     "open_grant",
     "open_vault",
+    "preserve_collection",
+    "preserve_token",
     "recover_vault",
+    "reverify_preserved",
+    "verify_token",
 ]

@@ -13,7 +13,13 @@ from tests.engine.helpers import make_vault, run
 from tests.server.nodes import Node, NodeCluster
 from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
 
-HAS_REPAIR = importlib.util.find_spec("ownvault.engine.repair") is not None
+# The engine's repair exists now (issue 6: Vault.repair); what this test drives is a
+# "repair" job of the HTTP API (server/api_jobs.py), not wired yet. Note for whoever wires
+# it: with 6 providers and n=6 there is nowhere to put the regenerated share of the killed
+# node (max 1 per provider), so the fixture needs a 7th provider to turn green.
+HAS_REPAIR = importlib.util.find_spec("ownvault.engine.repair") is not None and "repair" in {
+    k.value for k in __import__("ownvault.server.api_jobs", fromlist=["JobKind"]).JobKind
+}
 PLACES = ["DE", "FR", "CH", "US", "JP"]
 
 

@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "ownvault.cli.node",
     "ownvault.cli.publish",
     "ownvault.cli.serve",
+    "ownvault.cli.health",
+    "ownvault.cli.nft",
 ]
 
 for _module in COMMAND_MODULES:

@@ -44,7 +44,7 @@ from ownvault.errors import FormatError, IntegrityError, UsageError
 if TYPE_CHECKING:
     from ownvault.engine.vault import Vault
 
-__all__ = ["MAX_BLOCKS", "MAX_ENTRIES", "import_car"]
+__all__ = ["MAX_BLOCKS", "MAX_ENTRIES", "import_car", "rebuild_car"]
 
 MAX_BLOCKS = 4_000_000
 MAX_ENTRIES = 1_000_000
@@ -246,6 +246,13 @@ def _rebuild(path: Path, dest_root: Path) -> tuple[CID, _Rebuild, int, int]:
         state.node(root, None, dest_root, "", 0)
         unused = len(offsets) - len(state.used & offsets.keys())
     return root, state, version, unused
+
+
+def rebuild_car(path: Path, dest: Path) -> tuple[CID, int, int]:
+    """Steps 1-2 alone: verify a single-root CAR and rebuild its DAG at ``dest`` (which must
+    not exist); return (root, files, bytes). Raises like :func:`import_car`."""
+    root, state, _version, _unused = _rebuild(path, dest)
+    return root, state.files, state.size
 
 
 async def import_car(

@@ -201,6 +201,65 @@ CREATE TABLE doomed_objects (
   PRIMARY KEY (provider, name)
 )
 """,
+    # 4: audits and repair (issue 6): one row per audit / deep check / repair run, per
+    # provider results of each audit, and the shares known to be bad until repaired
+    # (docs/design.md, "Audits and repair").
+    4: """
+CREATE TABLE health_runs (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('audit', 'deep', 'repair')),
+  started_at REAL NOT NULL,
+  finished_at REAL NOT NULL,
+  summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX health_runs_kind ON health_runs(kind, id);
+CREATE TABLE audit_results (
+  run INTEGER NOT NULL REFERENCES health_runs(id) ON DELETE CASCADE,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  method TEXT NOT NULL,
+  shares INTEGER NOT NULL,
+  blocks INTEGER NOT NULL,
+  challenges INTEGER NOT NULL,
+  passed INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  unreachable INTEGER NOT NULL,
+  missing_shares INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  seconds REAL NOT NULL,
+  holds_at_least REAL,
+  error TEXT,
+  PRIMARY KEY (run, provider)
+);
+CREATE INDEX audit_results_provider ON audit_results(provider, run);
+CREATE TABLE share_faults (
+  pack INTEGER NOT NULL REFERENCES packs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  kind TEXT NOT NULL CHECK (kind IN ('missing', 'corrupt', 'unreachable')),
+  detail TEXT NOT NULL,
+  found_at REAL NOT NULL,
+  run INTEGER,
+  PRIMARY KEY (pack, idx)
+);
+""",
+    # 5: preserved NFTs and per-token progress of preserve runs (docs/design.md, "NFT
+    # preservation").
+    5: """
+CREATE TABLE nft_tokens (
+  source TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  collection TEXT,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'preserved', 'failed')),
+  root TEXT,
+  report TEXT,
+  pins TEXT NOT NULL DEFAULT '[]',
+  health TEXT,
+  error TEXT,
+  updated_at INTEGER NOT NULL,
+  verified_at INTEGER
+);
+CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
+""",
 }
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

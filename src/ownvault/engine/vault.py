@@ -22,7 +22,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import DEFAULT_CHUNKER, ChunkerParams
@@ -49,6 +49,10 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import Provider
 from ownvault.providers.local import LocalProvider
+
+if TYPE_CHECKING:
+    from ownvault.engine.audit import AuditReport, AuditSample
+    from ownvault.engine.repair import RepairReport
 
 __all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "validate_object_name", "validate_tag"]
 
@@ -842,6 +846,51 @@ class Vault:
             "policy_ok": all(f["policy_ok"] for f in files_out),
             "policy": policy.describe(),
         }
+
+    # -- health: audits, deep check, repair, status (issue 6) ----------------------------
+
+    async def audit(
+        self, *, providers: list[str] | None = None, sample: AuditSample | None = None
+    ) -> AuditReport:
+        """Challenge providers on random blocks of their shares (``engine.audit``)."""
+        from ownvault.engine.audit import audit
+
+        return await audit(self, providers=providers, sample=sample)
+
+    async def deep_check(self, name: str | None = None) -> dict[str, Any]:
+        """``check``, plus every share read whole and verified (``engine.deepcheck``)."""
+        from ownvault.engine.deepcheck import deep_check
+
+        return await deep_check(self, name)
+
+    async def repair(
+        self,
+        *,
+        dry_run: bool = False,
+        unreachable_grace: float | None = None,
+        max_bytes: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RepairReport:
+        """Regenerate missing and corrupt shares from k good ones (``engine.repair``)."""
+        from ownvault.engine.repair import repair
+
+        with self._writer():
+            await self._cleanup_pending()
+            report = await repair(
+                self, dry_run=dry_run, unreachable_grace=unreachable_grace,
+                max_bytes=max_bytes, progress=progress,
+            )
+            if report.shares_moved:
+                await self._refresh_grants()
+            if report.shares_regenerated:
+                await self.snapshot_safely()
+        return report
+
+    async def status(self) -> dict[str, Any]:
+        """Healthy or not, what is at risk, what to do (``engine.status``)."""
+        from ownvault.engine.status import vault_status
+
+        return await vault_status(self)
 
 
 def _gone(rows: dict[int, Any], provider: int) -> Candidate | None:

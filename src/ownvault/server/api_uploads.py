@@ -40,7 +40,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ownvault.engine.vault import PutResult, validate_object_name, validate_tag
-from ownvault.errors import NotFoundError, StorageFullError
+from ownvault.errors import NotFoundError
 from ownvault.server.api_base import ApiProblem
 from ownvault.server.api_files import PutOut
 
@@ -123,7 +123,12 @@ class UploadStore:
             raise ApiProblem(429, "too_many_uploads", f"at most {self.max_sessions} open upload sessions: finish or cancel some")
         free = shutil.disk_usage(self._dir()).free
         if size > free:
-            raise StorageFullError(f"not enough space in the vault directory for the upload ({size} > {free} bytes free)")
+            # Refused before a byte is sent: the request is larger than this server is able
+            # to process (RFC 9110 413). A disk filling up mid-upload stays a 507.
+            raise ApiProblem(
+                413, "storage_full",
+                f"not enough space in the vault directory for the upload ({size} > {free} bytes free)",
+            )
         meta = UploadMeta(secrets.token_hex(16), name, size, tags, mtime_ms, time.time(), time.time())
         fd = os.open(self.part(meta.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)

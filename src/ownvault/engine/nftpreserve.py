@@ -1,0 +1,453 @@
+"""Preserving NFTs in the vault: the preserved folder, publishing, pinning, the catalog's
+record of each token, collections (resumable), listing and re-verification.
+
+The **preserved folder** of a token is one UnixFS directory, stored as a vault version
+(name ``nft/eth-CHAIN/CONTRACT/ID``, or ``nft/uri/…``/``nft/file/…``) and published::
+
+    metadata.json            the metadata with every fetched URI rewritten to ipfs://CID
+    metadata.original.json   the metadata exactly as fetched (its original DAG if on IPFS)
+    report.json              the report (format ownvault-nft-report v1; no root, no pins)
+    assets/NN-ROLE.EXT       each part, in metadata order
+
+IPFS parts keep their **original DAG** (verified block by block), so their CIDs, the ones
+the token names, resolve from the vault's gateway and wherever the folder is pinned. Other
+parts are imported with the vault's profile (``kubo-v1``). The folder is assembled as a
+CAR and stored with :func:`ownvault.engine.carimport.import_car` (which re-verifies it and
+keeps its layout as a block index when no profile reproduces it), then published.
+
+Catalog (migration 3): ``nft_tokens`` has one row per SOURCE: ``pending`` while a run
+works on it (and after a crash or Ctrl-C), then ``preserved`` (root, report summary, pins)
+or ``failed`` (error). A collection run skips ``preserved`` rows unless asked to refresh,
+so re-running it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core.car import CarReader, encode_header, encode_section
+from ownvault.core.cid import CID, IDENTITY
+from ownvault.core.nftmeta import TokenRef, rewrite_uris
+from ownvault.core.unixfs import DirEntry, FileImporter, build_directory, get_profile, import_bytes
+from ownvault.engine.carimport import import_car
+from ownvault.engine.nftcollect import Collected, NftOptions, collect, name_for, parse_source
+from ownvault.engine.nftfetch import Fetcher, FetchError
+from ownvault.engine.nftpin import pin
+from ownvault.engine.publish import verify_cid
+from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = [
+    "REPORT_FORMAT",
+    "Preserved",
+    "build_folder",
+    "list_preserved",
+    "parse_collection",
+    "preserve_collection",
+    "preserve_token",
+    "report_document",
+    "reverify_preserved",
+    "verify_token",
+]
+
+REPORT_FORMAT = "ownvault-nft-report"
+REPORT_VERSION = 1
+MAX_COLLECTION = 100_000
+_READ = 1 << 20
+
+
+@dataclass
+class Preserved:
+    """The outcome of preserving one token."""
+
+    collected: Collected
+    root: str
+    version: int
+    pins: list[dict[str, Any]] = field(default_factory=list)
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        doc = self.collected.to_json()
+        pinned = [p["target"] for p in self.pins if p["ok"]]
+        for part in doc["parts"]:
+            part["pinned"] = pinned if part["cid"] else []
+        return doc | {"root": self.root, "url": f"ipfs://{self.root}", "version": self.version,
+                      "pins": self.pins, "skipped": self.skipped}
+
+
+# -- the folder -------------------------------------------------------------------------------
+
+
+def _car_blocks(path: Path) -> Iterable[tuple[CID, bytes]]:
+    with open(path, "rb") as fh:
+        for block in CarReader(iter(lambda: fh.read(_READ), b"")):
+            yield block.cid, block.data
+
+
+def build_folder(collected: Collected, out: Path, profile_name: str = "kubo-v1") -> CID:
+    """Write the preserved folder of ``collected`` as a CARv1 at ``out``; return its root.
+
+    Fills in each part's ``cid`` and ``path``; the report inside is written last.
+    """
+    profile = get_profile(profile_name)
+    body_path = out.with_suffix(".body")
+    seen: set[bytes] = set()
+    with open(body_path, "wb") as body:
+
+        def emit(cid: CID, block: bytes) -> None:
+            if cid.hash_code != IDENTITY and cid.bytes not in seen:
+                seen.add(cid.bytes)
+                body.write(encode_section(cid, block))
+
+        def add_file(path: Path) -> tuple[CID, int]:
+            importer = FileImporter(profile, emit)
+            with open(path, "rb") as fh:
+                while chunk := fh.read(_READ):
+                    importer.update(chunk)
+            root = importer.finish()
+            return root.cid, root.tsize
+
+        def add_bytes(data: bytes) -> DirEntry:
+            root = import_bytes(data, profile, emit)
+            return DirEntry("", root.cid, root.tsize)
+
+        assets: list[DirEntry] = []
+        mapping: dict[str, str] = {}
+        top: list[DirEntry] = []
+        for i, part in enumerate(collected.parts):
+            staged = collected.staged.get(i)
+            if staged is None:
+                continue
+            if staged.kind == "car":
+                assert staged.root is not None
+                for cid, block in _car_blocks(staged.path):
+                    emit(cid, block)
+                cid, tsize = staged.root, staged.tsize
+            else:
+                cid, tsize = add_file(staged.path)
+            part.cid = str(cid)
+            if i == 0:
+                part.path = "metadata.original.json"
+                top.append(DirEntry(part.path, cid, tsize))
+                continue
+            name = f"{i:02d}-{part.role}{staged.extension}"
+            part.path = f"assets/{name}"
+            assets.append(DirEntry(name, cid, tsize, staged.is_directory))
+            if not part.uri.lower().startswith("data:"):
+                mapping[part.uri] = f"ipfs://{cid}"
+        if collected.metadata is not None:
+            rewritten = rewrite_uris(collected.metadata, mapping)
+            data = (json.dumps(rewritten, indent=2, ensure_ascii=False) + "\n").encode()
+            entry = add_bytes(data)
+            top.append(DirEntry("metadata.json", entry.cid, entry.tsize))
+        folder = build_directory(assets, profile, emit)
+        top.append(DirEntry("assets", folder.cid, folder.tsize, True))
+        report = report_document(collected)
+        entry = add_bytes((json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+        top.append(DirEntry("report.json", entry.cid, entry.tsize))
+        root = build_directory(top, profile, emit).cid
+    with open(out, "wb") as car, open(body_path, "rb") as body_in:
+        car.write(encode_header([root]))
+        shutil.copyfileobj(body_in, car, _READ)
+    body_path.unlink()
+    return root
+
+
+def report_document(collected: Collected) -> dict[str, Any]:
+    """``report.json``: what was preserved, from where, in what state."""
+    return {"format": REPORT_FORMAT, "version": REPORT_VERSION,
+            "preserved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} | collected.to_json()
+
+
+# -- the catalog ------------------------------------------------------------------------------
+
+
+def _mark(vault: Vault, source: str, name: str, state: str, *, collection: str | None = None,
+          **fields: Any) -> None:
+    """Upsert a token's row. A ``failed`` attempt never downgrades a ``preserved`` row: the
+    earlier copy stays the token's record; only ``error`` says the last attempt failed."""
+    now = int(time.time())
+    cols = {"name": name, "state": state, "updated_at": now, **fields}
+    if collection is not None:
+        cols["collection"] = collection
+    with vault.catalog.transaction() as c:
+        c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, state, updated_at) VALUES (?, ?, ?, ?)",
+                  (source, name, state, now))
+        row = c.execute("SELECT state FROM nft_tokens WHERE source = ?", (source,)).fetchone()
+        if row[0] == "preserved" and state != "preserved":
+            cols = {"error": fields.get("error"), "updated_at": now}
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        c.execute(f"UPDATE nft_tokens SET {sets} WHERE source = ?", (*cols.values(), source))
+
+
+def _summary(collected: Collected) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for part in collected.parts:
+        counts[part.status] = counts.get(part.status, 0) + 1
+    return {"statuses": counts, "parts": len(collected.parts), "at_risk": len(collected.at_risk),
+            "metadata": collected.parts[0].status}
+
+
+# -- preserving -------------------------------------------------------------------------------
+
+
+async def _store(vault: Vault, collected: Collected, work: Path) -> tuple[str, int]:
+    car = work / "folder.car"
+    root = await asyncio.to_thread(build_folder, collected, car, vault.cid_profile)
+    doc = await import_car(vault, car, name=collected.name, publish_it=True)
+    if doc["root"] != str(root):
+        raise IntegrityError(f"stored folder root {doc['root']} is not the built {root}")
+    return str(root), int(doc["version"])
+
+
+async def preserve_token(
+    vault: Vault,
+    source: str,
+    opts: NftOptions,
+    *,
+    pins: Iterable[str] = (),
+    fetcher: Fetcher | None = None,
+    store_lock: asyncio.Lock | None = None,
+    collection: str | None = None,
+) -> Preserved:
+    """Collect a token, store its folder in the vault, publish it and pin it.
+
+    Raises when the metadata itself could not be read (the token is recorded as failed);
+    parts that fail are in the report.
+    """
+    lock = store_lock or asyncio.Lock()
+    own = fetcher is None
+    f = fetcher or opts.fetcher()
+    work = Path(tempfile.mkdtemp(prefix=".nft-", dir=vault.path))
+    source_key = source
+    try:
+        collected = await collect(source, opts, work, f)
+        source_key = collected.source
+        meta = collected.parts[0]
+        if collected.metadata is None:
+            async with lock:
+                with vault._writer():
+                    _mark(vault, collected.source, collected.name, "failed", collection=collection,
+                          error=f"metadata {meta.status}: {meta.error}", report=json.dumps(collected.to_json()))
+            raise _metadata_error(meta.status, f"{collected.source}: metadata {meta.status}: {meta.error}")
+        async with lock:
+            with vault._writer():
+                _mark(vault, collected.source, collected.name, "pending", collection=collection)
+                root, version = await _store(vault, collected, work)
+        results = [await pin(vault, f, root, target) for target in pins]
+        async with lock:
+            with vault._writer():
+                _mark(vault, collected.source, collected.name, "preserved", collection=collection,
+                      root=root, report=json.dumps(_summary(collected)),
+                      pins=json.dumps(list(pins)), error=None,
+                      health=json.dumps({"ok": True, "pins": results, "checked_at": int(time.time())}))
+        return Preserved(collected, root, version, results)
+    except OwnvaultError as exc:
+        if not isinstance(exc, UsageError):
+            await _fail_quietly(vault, lock, source_key, exc, collection)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if own:
+            await f.aclose()
+
+
+def _metadata_error(status: str, message: str) -> OwnvaultError:
+    if status in ("unreachable", "too_large", "refused", "mismatch", "wrong_type"):
+        return FetchError(status, message)  # type: ignore[arg-type]
+    return OwnvaultError(message)
+
+
+async def _fail_quietly(vault: Vault, lock: asyncio.Lock, source: str, exc: OwnvaultError,
+                        collection: str | None) -> None:
+    row = vault.catalog.conn.execute("SELECT name FROM nft_tokens WHERE source = ?", (source,)).fetchone()
+    if row is None:
+        return
+    async with lock:
+        with vault._writer():
+            _mark(vault, source, row[0], "failed", collection=collection, error=exc.message[:500])
+
+
+# -- collections ------------------------------------------------------------------------------
+
+
+def parse_collection(text: str) -> list[str]:
+    """A collection file: one SOURCE per line (``#`` comments, blank lines ignored), or a
+    token range ``eth:CHAIN:CONTRACT:FIRST-LAST`` (inclusive)."""
+    out: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        item = line.split("#", 1)[0].strip() if not line.lstrip().startswith("data:") else line.strip()
+        if not item:
+            continue
+        parts = item.split(":")
+        if item.startswith("eth:") and len(parts) == 4 and "-" in parts[3]:
+            first, _, last = parts[3].partition("-")
+            try:
+                lo, hi = int(first, 0), int(last, 0)
+            except ValueError:
+                raise UsageError(f"line {number}: bad token range {parts[3]!r}") from None
+            if hi < lo or hi - lo + 1 + len(out) > MAX_COLLECTION:
+                raise UsageError(f"line {number}: empty range or more than {MAX_COLLECTION} tokens")
+            out.extend(str(TokenRef.parse(f"eth:{parts[1]}:{parts[2]}:{n}")) for n in range(lo, hi + 1))
+        else:
+            out.append(item)
+        if len(out) > MAX_COLLECTION:
+            raise UsageError(f"a collection holds at most {MAX_COLLECTION} tokens")
+    if not out:
+        raise UsageError("the collection file names no token")
+    return out
+
+
+async def preserve_collection(
+    vault: Vault,
+    sources: list[str],
+    opts: NftOptions,
+    *,
+    pins: Iterable[str] = (),
+    refresh: bool = False,
+    concurrency: int = 4,
+    collection: str | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """Preserve many tokens, ``concurrency`` at a time; resumable (``preserved`` rows are
+    skipped unless ``refresh``). ``progress(source, outcome)`` after each token."""
+    pins = list(pins)
+    state = {row[0]: row[1] for row in vault.catalog.conn.execute("SELECT source, state FROM nft_tokens")}
+    lock = asyncio.Lock()
+    sem = asyncio.Semaphore(max(1, concurrency))
+    results: list[dict[str, Any]] = []
+    counts = {"preserved": 0, "skipped": 0, "failed": 0}
+    with vault._writer(), vault.catalog.transaction() as c:  # every token's progress row, first
+        now = int(time.time())
+        for source in sources:
+            try:
+                kind, canonical, token = parse_source(source)
+            except OwnvaultError:
+                continue
+            c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, collection, state, updated_at) "
+                      "VALUES (?, ?, ?, 'pending', ?)", (canonical, name_for(kind, canonical, token),
+                                                         collection, now))
+    async with opts.fetcher() as fetcher:
+
+        async def one(source: str) -> None:
+            canonical = _canonical(source)
+            if not refresh and state.get(canonical) == "preserved":
+                counts["skipped"] += 1
+                results.append({"source": canonical, "outcome": "skipped"})
+                if progress is not None:
+                    progress(canonical, "skipped")
+                return
+            async with sem:
+                try:
+                    done = await preserve_token(vault, source, opts, pins=pins, fetcher=fetcher,
+                                                store_lock=lock, collection=collection)
+                except OwnvaultError as exc:
+                    counts["failed"] += 1
+                    results.append({"source": canonical, "outcome": "failed", "error": exc.message})
+                    outcome = "failed"
+                else:
+                    counts["preserved"] += 1
+                    results.append({"source": canonical, "outcome": "preserved", "root": done.root,
+                                    "statuses": _summary(done.collected)["statuses"]})
+                    outcome = "preserved"
+            if progress is not None:
+                progress(canonical, outcome)
+
+        async with asyncio.TaskGroup() as tg:
+            for source in sources:
+                tg.create_task(one(source))
+    await vault.snapshot_safely()
+    return counts | {"total": len(sources), "tokens": results}
+
+
+def _canonical(source: str) -> str:
+    try:
+        return parse_source(source)[1]
+    except OwnvaultError:
+        return source
+
+
+# -- verifying without storing ------------------------------------------------------------------
+
+
+async def verify_token(source: str, opts: NftOptions) -> dict[str, Any]:
+    """Check, storing nothing, that a token's metadata and parts are reachable and match their
+    CIDs; ``at_risk`` names every part that depends on a single HTTP(S) server. ``ok`` is
+    true when every part is verified, embedded or (only) of unverifiable origin."""
+    work = Path(tempfile.mkdtemp(prefix="ownvault-nft-verify-"))
+    try:
+        doc = (await collect(source, opts, work)).to_json()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    doc["ok"] = {p["status"] for p in doc["parts"]} <= {"verified", "embedded", "unverifiable_origin"}
+    return doc
+
+
+# -- listing and re-verification ----------------------------------------------------------------
+
+_COLS = "source, name, collection, state, root, report, pins, health, error, updated_at, verified_at"
+
+
+def _row_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    source, name, collection, state, root, report, pins, health, error, updated, verified = row
+    return {"source": source, "name": name, "collection": collection, "state": state, "root": root,
+            "url": f"ipfs://{root}" if root else None, "summary": json.loads(report) if report else None,
+            "pins": json.loads(pins), "health": json.loads(health) if health else None,
+            "error": error, "updated_at": updated, "verified_at": verified}
+
+
+def list_preserved(vault: Vault, *, collection: str | None = None) -> list[dict[str, Any]]:
+    """Every token the vault knows, preserved or not, with its last health check."""
+    sql = f"SELECT {_COLS} FROM nft_tokens"
+    args: tuple[Any, ...] = ()
+    if collection is not None:
+        sql += " WHERE collection = ?"
+        args = (collection,)
+    return [_row_json(r) for r in vault.catalog.conn.execute(sql + " ORDER BY name", args)]
+
+
+async def reverify_preserved(
+    vault: Vault, opts: NftOptions | None = None, *, repin: bool = True
+) -> list[dict[str, Any]]:
+    """Re-verify every preserved token's stored folder (every block regenerated from the
+    vault and re-hashed) and re-pin it where it was pinned; record the health.
+
+    Meant for the maintenance daemon; safe to run at any time (one token at a time).
+    """
+    opts = opts or NftOptions()
+    out: list[dict[str, Any]] = []
+    rows = vault.catalog.conn.execute(
+        f"SELECT {_COLS} FROM nft_tokens WHERE state = 'preserved' ORDER BY name"
+    ).fetchall()
+    async with opts.fetcher() as fetcher:
+        for row in rows:
+            doc = _row_json(row)
+            health: dict[str, Any] = {"checked_at": int(time.time())}
+            try:
+                check = await verify_cid(vault, doc["root"])
+                health["copy"] = "ok" if check["ok"] else "damaged: " + "; ".join(
+                    f"{c['what']}: {c['computed']}" for c in check["checks"] if not c["ok"])
+            except NotFoundError as exc:
+                health["copy"] = f"missing: {exc.message}"
+            except OwnvaultError as exc:
+                health["copy"] = f"{exc.code}: {exc.message}"
+            health["pins"] = [await pin(vault, fetcher, doc["root"], t) for t in doc["pins"]] if repin else []
+            health["ok"] = health["copy"] == "ok" and all(p["ok"] for p in health["pins"])
+            with vault._writer(), vault.catalog.transaction() as c:
+                c.execute("UPDATE nft_tokens SET health = ?, verified_at = ? WHERE source = ?",
+                          (json.dumps(health), health["checked_at"], doc["source"]))
+            out.append({"source": doc["source"], "name": doc["name"], "root": doc["root"], "health": health})
+    if out:
+        await vault.snapshot_safely()
+    return out
+
