@@ -10,8 +10,8 @@ module exposing ``router(state) -> APIRouter``:
 ``api_uploads``        resumable upload sessions (tus-like: offsets, chunks)
 ``api_publish``        publish, unpublish, the list of publications
 ``api_providers``      providers, placement policy, health (check + reachability)
-``api_jobs``           long operations run in the background (rebalance, check,
-                       repair) with progress, polled by the web UI
+``api_jobs``           long operations run in the background (check, audit,
+                       repair, rebalance, revoke) with progress, polled by the web UI
 ``api_keys``           identity and contact card, recovery phrase and guardian
                        shares (passphrase re-entered)
 ``api_sharing``        contacts, tag policies, grants (share, list, revoke)

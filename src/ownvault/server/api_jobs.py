@@ -6,10 +6,13 @@ a button twice starts nothing twice) and answers 202; ``GET /jobs/{id}`` gives i
 :data:`KEEP` jobs are kept in memory; a job does not survive the process.
 
 Kinds: ``check`` (:meth:`Vault.check`: every share of every latest version, stat'ed on its
-provider; the result is the "last audit" the health view shows) and ``rebalance``
-(:meth:`Vault.rebalance`, under the API's write lock), and ``revoke`` (started by
-``POST /grants/{id}/revoke``; its ``subject`` is the grant id; progress counts the packs
-re-encrypted). ``repair`` is added when the engine has one (``engine/repair.py``).
+provider), ``audit`` (:meth:`Vault.audit`: random blocks of every provider's shares
+challenged, the run recorded in the catalog: the "last audit" the health view shows per
+provider), ``repair`` (:meth:`Vault.repair`: missing and corrupt shares regenerated from
+k good ones; progress counts packs), ``rebalance`` (:meth:`Vault.rebalance`: shares moved
+to satisfy the placement policy), each that writes under the API's write lock; and
+``revoke`` (started by ``POST /grants/{id}/revoke``; its ``subject`` is the grant id;
+progress counts the packs re-encrypted).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ KEEP = 50
 
 class JobKind(StrEnum):
     check = "check"
+    audit = "audit"
+    repair = "repair"
     rebalance = "rebalance"
 
 
@@ -151,6 +156,21 @@ def router(state: ApiState) -> APIRouter:
         job.done = 1
         return result
 
+    async def audit(job: Job) -> dict[str, Any]:
+        job.total = 1
+        async with state.writes:  # records the run in the catalog
+            report = await vault.audit()
+        job.done = 1
+        return report.to_json()
+
+    async def repair(job: Job) -> dict[str, Any]:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        async with state.writes:
+            report = await vault.repair(progress=progress)
+        return report.to_json()
+
     async def rebalance(job: Job) -> dict[str, Any]:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
@@ -160,7 +180,8 @@ def router(state: ApiState) -> APIRouter:
         return report.to_json()
 
     runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {
-        JobKind.check.value: check, JobKind.rebalance.value: rebalance,
+        JobKind.check.value: check, JobKind.audit.value: audit, JobKind.repair.value: repair,
+        JobKind.rebalance.value: rebalance,
     }
 
     @r.post("/jobs", status_code=202, response_model=JobOut, summary="Start a background job")

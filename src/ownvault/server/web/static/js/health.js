@@ -15,6 +15,17 @@ function continentOf(code) {
 }
 const LABEL = { ok: "healthy", degraded: "degraded", unreadable: "unreadable", down: "unreachable" };
 
+const AUDIT = { ok: ["ok", "passed"], failing: ["unreadable", "failing"], unreachable: ["down", "unreachable"], empty: ["empty", "held nothing"] };
+
+function auditCell(a) {
+  if (!a) return h("span", { class: "muted" }, "never");
+  const [cls, label] = AUDIT[a.verdict] || ["degraded", a.verdict];
+  const detail = `${a.passed} of ${a.challenges} challenge(s) passed` + (a.missing_shares ? `, ${a.missing_shares} share(s) missing` : "")
+    + (a.holds_at_least !== null ? `; holds ≥ ${(a.holds_at_least * 100).toFixed(1)}% of its blocks` : "");
+  return h("span", { dataset: { verdict: a.verdict } }, h("span", { class: `pill ${cls}`, title: detail }, label),
+    h("div", { class: "muted" }, when(a.at)), h("div", { class: "muted wide" }, detail));
+}
+
 let timer = 0;
 let active = false;
 
@@ -49,6 +60,7 @@ export async function render() {
         p.error ? h("div", { class: "muted" }, p.error) : ""),
       h("td", { class: "num" }, String(p.shares)), h("td", { class: "num" }, size(p.bytes)),
       h("td", {}, h("span", { class: `pill ${p.status}` }, p.missing_shares ? `${p.missing_shares} missing` : LABEL[p.status])),
+      h("td", { class: "audit-cell" }, auditCell(p.last_audit)),
       h("td", { class: "num" }, h("button", { type: "button", class: "danger", "aria-label": `Remove provider ${p.name}`,
         onclick: () => removeProvider(p) }, "Remove"))));
   }
@@ -72,6 +84,10 @@ export async function render() {
         h("span", { class: "muted" }, `${r.shares} shares, ${size(r.bytes)}`)))));
   }
   $("#policy-text").textContent = doc.policy;
+  $("#health-runs").textContent = [
+    doc.last_audit ? `Last audit ${when(doc.last_audit.at)}.` : "No audit has run yet: press Audit now.",
+    doc.last_repair ? `Last repair ${when(doc.last_repair.at)}.` : "",
+  ].join(" ");
   if (!policyLoaded) await loadPolicy();
 }
 
@@ -138,12 +154,14 @@ async function removeProvider(p) {
 }
 
 async function runJob(kind) {
-  const button = $(kind === "rebalance" ? "#rebalance" : "#repair");
+  const button = $({ rebalance: "#rebalance", audit: "#audit-now" }[kind] || "#repair");
   const bar = $("#repair-progress");
   const status = $("#repair-status");
   button.disabled = true;
   bar.hidden = false;
   bar.removeAttribute("value");
+  status.dataset.kind = kind;
+  delete status.dataset.state;
   try {
     let job = await api("POST", "/jobs", { kind });
     status.textContent = `${kind}: running…`;
@@ -154,9 +172,12 @@ async function runJob(kind) {
     }
     if (job.state === "failed") throw new Error(job.error.message);
     const r = job.result || {};
-    status.textContent = kind === "rebalance"
-      ? `Rebalance done: ${r.shares_moved} share(s) moved, ${r.shares_regenerated} regenerated${r.failures.length ? `, ${r.failures.length} failure(s)` : ""}.`
-      : `${kind} done.`;
+    status.textContent = {
+      rebalance: () => `Rebalance done: ${r.shares_moved} share(s) moved, ${r.shares_regenerated} regenerated${r.failures.length ? `, ${r.failures.length} failure(s)` : ""}.`,
+      repair: () => `Repair done: ${r.shares_regenerated} share(s) regenerated (${r.shares_moved} moved elsewhere) in ${r.packs_repaired} of ${r.packs_checked} piece(s)`
+        + (r.lost_names.length ? `; lost: ${r.lost_names.join(", ")}` : "") + (r.failures.length ? `; ${r.failures.length} failure(s)` : "") + ".",
+      audit: () => `Audit done: ${r.ok ? "every provider passed" : `failing: ${r.at_fault.join(", ") || "none"}; unreachable: ${r.unreachable.join(", ") || "none"}`}.`,
+    }[kind]?.() || `${kind} done.`;
     status.dataset.state = "done";
   } catch (e) {
     status.textContent = `${kind} failed: ${e.message}`;
@@ -169,7 +190,8 @@ async function runJob(kind) {
 
 export function init() {
   $("#health-refresh").addEventListener("click", render);
-  $("#repair").addEventListener("click", () => runJob(window.ownvaultRepairKind || "rebalance"));
+  $("#repair").addEventListener("click", () => runJob("repair"));
+  $("#audit-now").addEventListener("click", () => runJob("audit"));
   $("#rebalance").addEventListener("click", () => runJob("rebalance"));
   $("#policy-edit").addEventListener("submit", savePolicy);
   $("#provider-form").addEventListener("submit", addProvider);
