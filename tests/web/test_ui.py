@@ -217,6 +217,29 @@ def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Any, served: 
     assert r.content == b"second version, longer\n"
 
 
+def test_forget_deep_check_and_change_passphrase(page: Any, served: Served) -> None:
+    open_ui(page, served)
+    page.get_by_role("button", name="docs/").click()
+    page.click('button[aria-label="Details of docs/notes.txt"]')
+    page.click("#forget")
+    page.click("#confirm-ok")
+    page.wait_for_selector('tr[data-name="docs/notes.txt"]', state="detached")
+    auth = {"Authorization": f"Bearer {served.token}"}
+    assert httpx.get(f"{served.url}/api/v1/files/versions", params={"name": "docs/notes.txt"}, headers=auth).status_code == 404
+    page.click('#nav a[data-view="health"]')
+    page.click("#deep-check")
+    page.wait_for_selector("#repair-status[data-kind=deep_check][data-state=done]", timeout=60_000)
+    assert "0 bad" in page.inner_text("#repair-status")
+    page.click('#nav a[data-view="recovery"]')
+    page.fill("#pass-old", PASS)
+    page.fill("#pass-new", "another passphrase")
+    page.fill("#pass-again", "another passphrase")
+    page.click("#pass-form button[type=submit]")
+    page.wait_for_selector("#toast.show >> text=Passphrase changed")
+    login = httpx.post(f"{served.url}/api/v1/session", json={"passphrase": "another passphrase"})
+    assert login.status_code == 200
+
+
 def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path: Path) -> None:
     open_ui(page, served, "recovery")
     page.fill("#guardians-threshold", "2")

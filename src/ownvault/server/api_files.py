@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ownvault.engine import shred
 from ownvault.engine.publish import DagStore
 from ownvault.errors import UsageError
 from ownvault.server.api_base import ApiProblem
@@ -118,6 +119,21 @@ class RemovedOut(BaseModel):
     name: str
     versions_removed: int
     packs_deleted: int
+
+
+class ForgetIn(BaseModel):
+    name: str = Field(min_length=1, max_length=1024)
+    version: int | None = Field(default=None, ge=1, le=2**62, description="Only this version (default: all).")
+    confirm: bool = Field(description="Must be true: forgetting cannot be undone, not even with the phrase.")
+
+
+class ForgetOut(BaseModel):
+    name: str
+    versions_forgotten: int
+    chunks_shredded: int
+    chunks_shared_with_other_names: int
+    objects_deleted: int
+    not_deleted: list[dict[str, Any]]
 
 
 class PolicyKN(BaseModel):
@@ -275,6 +291,14 @@ def router(state: ApiState) -> APIRouter:
     async def remove(name: Name, version: VersionQ = None) -> dict[str, Any]:
         async with state.writes:
             return await vault.rm(name, version=version)
+
+    @r.post("/files/forget", response_model=ForgetOut,
+            summary="Crypto-shred a name (or one version): its keys destroyed, its shares deleted")
+    async def forget(body: ForgetIn) -> dict[str, Any]:
+        if not body.confirm:
+            raise UsageError("forgetting destroys data for good: send confirm: true")
+        async with state.writes:
+            return await shred.forget(vault, body.name, version=body.version)
 
     @r.get("/du", response_model=DuOut, summary="Logical, unique and stored bytes; dedup ratio; expansion")
     async def du() -> dict[str, Any]:

@@ -6,7 +6,8 @@ a button twice starts nothing twice) and answers 202; ``GET /jobs/{id}`` gives i
 :data:`KEEP` jobs are kept in memory; a job does not survive the process.
 
 Kinds: ``check`` (:meth:`Vault.check`: every share of every latest version, stat'ed on its
-provider), ``audit`` (:meth:`Vault.audit`: random blocks of every provider's shares
+provider), ``deep_check`` (:meth:`Vault.deep_check`: ``check`` plus every share read whole
+and verified; bad shares recorded for repair), ``audit`` (:meth:`Vault.audit`: random blocks of every provider's shares
 challenged, the run recorded in the catalog: the "last audit" the health view shows per
 provider), ``repair`` (:meth:`Vault.repair`: missing and corrupt shares regenerated from
 k good ones; progress counts packs), ``rebalance`` (:meth:`Vault.rebalance`: shares moved
@@ -42,6 +43,7 @@ KEEP = 50
 
 class JobKind(StrEnum):
     check = "check"
+    deep_check = "deep_check"
     audit = "audit"
     repair = "repair"
     rebalance = "rebalance"
@@ -156,6 +158,13 @@ def router(state: ApiState) -> APIRouter:
         job.done = 1
         return result
 
+    async def deep_check(job: Job) -> dict[str, Any]:
+        job.total = 1
+        async with state.writes:  # records the run and any bad share in the catalog
+            result = await vault.deep_check()
+        job.done = 1
+        return result
+
     async def audit(job: Job) -> dict[str, Any]:
         job.total = 1
         async with state.writes:  # records the run in the catalog
@@ -180,7 +189,7 @@ def router(state: ApiState) -> APIRouter:
         return report.to_json()
 
     runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {
-        JobKind.check.value: check, JobKind.audit.value: audit, JobKind.repair.value: repair,
+        JobKind.check.value: check, JobKind.deep_check.value: deep_check, JobKind.audit.value: audit, JobKind.repair.value: repair,
         JobKind.rebalance.value: rebalance,
     }
 

@@ -6,10 +6,13 @@ contact card (``GET /identity/card`` is the same card as a file to hand out).
 SLIP-39 guardian shares, each only after the passphrase is entered again (a stolen session
 token alone reveals neither). Secrets travel only in those response bodies, which are
 ``Cache-Control: no-store``; never in a URL, a log line or an error message.
+``POST /keys/passphrase`` changes the passphrase (the old one again first) and
+``POST /keys/rotate`` starts a new content-key epoch, as ``ownvault keys passphrase|rotate``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,6 +51,24 @@ class IdentityOut(BaseModel):
 
 class PassphraseIn(BaseModel):
     passphrase: str = Field(min_length=1, max_length=4096)
+
+
+class NewPassphraseIn(PassphraseIn):
+    new_passphrase: str = Field(min_length=1, max_length=4096)
+
+
+class PassphraseOut(BaseModel):
+    vault: str
+    kdf: dict[str, int]
+
+
+class RotateIn(BaseModel):
+    rewrap: bool = Field(default=False, description="Also re-wrap every existing chunk key under the new epoch.")
+
+
+class RotateOut(BaseModel):
+    epoch: int
+    rewrapped: int
 
 
 class PhraseOut(BaseModel):
@@ -106,5 +127,19 @@ def router(state: ApiState) -> APIRouter:
         doc = {"group_threshold": 1,
                "groups": [{"threshold": group.threshold, "shares": group.count, "mnemonics": mnemonics}]}
         return JSONResponse(doc, headers={"Cache-Control": "no-store"})
+
+    @r.post("/keys/passphrase", response_model=PassphraseOut,
+            summary="Change the passphrase (the keystore is sealed again; sessions stay valid)")
+    async def passphrase(body: NewPassphraseIn) -> dict[str, Any]:
+        await check_passphrase(state, body.passphrase)
+        async with state.writes:
+            return await asyncio.to_thread(
+                keyring.change_passphrase, vault, body.passphrase, body.new_passphrase
+            )
+
+    @r.post("/keys/rotate", response_model=RotateOut, summary="A new content-key epoch for chunk keys written from now on")
+    async def rotate(body: RotateIn) -> dict[str, Any]:
+        async with state.writes:
+            return await keyring.rotate_content_key(vault, rewrap=body.rewrap)
 
     return r

@@ -154,6 +154,39 @@ class Region(BaseModel):
     bytes: int
 
 
+class StatusProvider(BaseModel):
+    name: str
+    kind: str
+    state: str
+    jurisdiction: str | None
+    reachable: bool
+    error: str | None
+    shares: int
+    bytes: int
+    known_bad_shares: int
+    last_audit: dict[str, Any] | None
+
+
+class StatusOut(BaseModel):
+    verdict: str = Field(description="HEALTHY | UNVERIFIED | DEGRADED | AT RISK | DATA LOST")
+    healthy: bool
+    pieces: int
+    pieces_degraded: int
+    pieces_at_risk: int
+    pieces_lost: int
+    at_risk_names: list[str]
+    lost_names: list[str]
+    known_bad_shares: int
+    providers: list[StatusProvider]
+    providers_failing_audits: list[str]
+    providers_unreachable: list[str]
+    policy: str
+    last_audit: dict[str, Any] | None
+    last_deep_check: dict[str, Any] | None
+    last_repair: dict[str, Any] | None
+    advice: list[str]
+
+
 class HealthOut(BaseModel):
     checked_at: float
     status: str = Field(description="ok | degraded | unreadable")
@@ -220,6 +253,11 @@ def router(state: ApiState) -> APIRouter:
     @r.get("/check", response_model=CheckOut, summary="Per file: shares present / needed, what is missing where")
     async def check(name: Annotated[str | None, Query(min_length=1, max_length=1024)] = None) -> dict[str, Any]:
         return await vault.check(name)
+
+    @r.get("/status", response_model=StatusOut,
+           summary="`ownvault status`: healthy or not, what is at risk, what to do (no share is read)")
+    async def status() -> dict[str, Any]:
+        return await vault.status()
 
     @r.get("/health", response_model=HealthOut, summary="Providers, regions and files, the ones at risk first")
     async def health() -> dict[str, Any]:

@@ -182,6 +182,17 @@ async function details(name) {
         } }, "Restore"))));
   }
   body.append(h("h3", {}, "Version history"), list);
+  body.append(h("h3", {}, "Forget"), h("p", { class: "muted" },
+    "Forgetting destroys the keys of every version: the data can never be read again, not even with your recovery phrase."),
+  h("button", { type: "button", class: "danger", id: "forget", onclick: async () => {
+    if (!(await confirmDialog(`Forget ${name} for good? Its keys are destroyed and its shares deleted; nothing, not even the recovery phrase, brings it back.`, "Forget for good"))) return;
+    try {
+      const r = await api("POST", "/files/forget", { name, confirm: true });
+      toast(`Forgot ${name}: ${r.chunks_shredded} chunk key(s) destroyed`);
+      d.close();
+    } catch (e) { toast(e.message); }
+    render();
+  } }, "Forget for good…"));
   if (!d.open) d.showModal();
 }
 

@@ -154,7 +154,7 @@ async function removeProvider(p) {
 }
 
 async function runJob(kind) {
-  const button = $({ rebalance: "#rebalance", audit: "#audit-now" }[kind] || "#repair");
+  const button = $({ rebalance: "#rebalance", audit: "#audit-now", deep_check: "#deep-check" }[kind] || "#repair");
   const bar = $("#repair-progress");
   const status = $("#repair-status");
   button.disabled = true;
@@ -176,6 +176,7 @@ async function runJob(kind) {
       rebalance: () => `Rebalance done: ${r.shares_moved} share(s) moved, ${r.shares_regenerated} regenerated${r.failures.length ? `, ${r.failures.length} failure(s)` : ""}.`,
       repair: () => `Repair done: ${r.shares_regenerated} share(s) regenerated (${r.shares_moved} moved elsewhere) in ${r.packs_repaired} of ${r.packs_checked} piece(s)`
         + (r.lost_names.length ? `; lost: ${r.lost_names.join(", ")}` : "") + (r.failures.length ? `; ${r.failures.length} failure(s)` : "") + ".",
+      deep_check: () => `Deep check done: ${r.shares_verified} share(s) read and verified, ${r.shares_bad} bad${r.shares_bad ? ": press Repair" : ""}.`,
       audit: () => `Audit done: ${r.ok ? "every provider passed" : `failing: ${r.at_fault.join(", ") || "none"}; unreachable: ${r.unreachable.join(", ") || "none"}`}.`,
     }[kind]?.() || `${kind} done.`;
     status.dataset.state = "done";
@@ -192,6 +193,7 @@ export function init() {
   $("#health-refresh").addEventListener("click", render);
   $("#repair").addEventListener("click", () => runJob("repair"));
   $("#audit-now").addEventListener("click", () => runJob("audit"));
+  $("#deep-check").addEventListener("click", () => runJob("deep_check"));
   $("#rebalance").addEventListener("click", () => runJob("rebalance"));
   $("#policy-edit").addEventListener("submit", savePolicy);
   $("#provider-form").addEventListener("submit", addProvider);

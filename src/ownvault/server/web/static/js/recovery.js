@@ -2,7 +2,7 @@
 // entered again; printed by the print stylesheet (one page per guardian share). The words
 // live only in this page's DOM while shown: never in a URL, storage or a log.
 import { api } from "./api.js";
-import { h, $, clear } from "./dom.js";
+import { h, $, clear, toast } from "./dom.js";
 
 function hidePhrase() { clear($("#phrase-words")); $("#phrase-box").hidden = true; }
 function hideGuardians() { clear($("#guardian-cards")); $("#guardians-box").hidden = true; }
@@ -54,6 +54,18 @@ export function init() {
   });
   $("#guardians-print").addEventListener("click", () => window.print());
   $("#guardians-hide").addEventListener("click", hideGuardians);
+
+  $("#pass-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const err = $("#pass-error");
+    err.textContent = "";
+    if ($("#pass-new").value !== $("#pass-again").value) { err.textContent = "The new passphrases differ."; return; }
+    try {
+      await api("POST", "/keys/passphrase", { passphrase: $("#pass-old").value, new_passphrase: $("#pass-new").value });
+      toast("Passphrase changed");
+      $("#pass-form").reset();
+    } catch (x) { err.textContent = x.message; }
+  });
 }
 
 export function show(on) {
