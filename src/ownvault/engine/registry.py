@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlparse
 from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
+from ownvault.providers.ipfs_kubo import KuboProvider
+from ownvault.providers.ipfs_pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
@@ -44,7 +46,21 @@ def _open_local(
     return LocalProvider(local_path_of(url, base), label=name)
 
 
-OPENERS: dict[str, Opener] = {"local": _open_local}
+def _open_ipfs(
+    url: str, config: dict[str, Any], _keys: VaultKeys | None, name: str, _base: Path | None
+) -> Provider:
+    """``ipfs+kubo[+https]://HOST:PORT[/MFS/ROOT]`` or ``ipfs+pinning[+http]://HOST[/PATH]``."""
+    scheme = urlparse(url).scheme
+    if scheme.startswith("ipfs+kubo"):
+        return KuboProvider.from_url(url, config, label=name)
+    if scheme.startswith("ipfs+pinning"):
+        return PinningProvider.from_url(url, config, label=name)
+    raise UsageError(
+        f"unsupported IPFS provider URL {url!r:.100} (ipfs+kubo:// or ipfs+pinning://)"
+    )
+
+
+OPENERS: dict[str, Opener] = {"local": _open_local, "ipfs": _open_ipfs}
 
 
 def kind_of_url(url: str) -> str:
