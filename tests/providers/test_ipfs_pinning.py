@@ -19,6 +19,7 @@ from ownvault.errors import (
     ShareCorruptError,
     UsageError,
 )
+from ownvault.providers.base import ObjectInfo
 from ownvault.providers.ipfs import OBJECT_PROFILE
 from ownvault.providers.ipfs_pinning import PinningProvider, parse_pinning_url
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
@@ -178,3 +179,29 @@ def test_service_fetches_from_origins(node: HeliaNode, tmp_path: Path) -> None:
 
 async def _names(p: PinningProvider) -> list[str]:
     return [o.name async for o in p.list("")]
+
+
+def test_racing_puts_first_request_wins(node: HeliaNode) -> None:
+    """The API has no conditional create: racing puts settle on the oldest pin request."""
+    p = fresh(node)
+    blobs = [os.urandom(3000 + i) for i in range(4)]
+
+    async def race() -> list[bool]:
+        async def one(b: bytes) -> bool:
+            try:
+                await p.put("same", b)
+            except ObjectExistsError:
+                return False
+            return True
+
+        return list(await asyncio.gather(*(one(b) for b in blobs)))
+
+    won = run(race())
+    assert sum(won) == 1
+    assert run(p.get("same")) == blobs[won.index(True)]
+    assert [o.name for o in run(_names_info(p))] == ["same"]
+    run(p.close())
+
+
+async def _names_info(p: PinningProvider) -> list[ObjectInfo]:
+    return [o async for o in p.list("")]
