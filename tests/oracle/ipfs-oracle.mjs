@@ -27,6 +27,10 @@
 //   car-export CAR OUT [--root CID]   writes the UnixFS file content rooted at root (default
 //                           the header's first root) to OUT ('-' = stdout); prints its sha256.
 //   tree FILE|CAR           prints the DAG (cid, type, sizes) of an import or a CAR.
+//   gateway-fetch URL       (ownvault) a trustless-gateway client: GET URL?format=car, check the
+//                           Content-Type, re-hash every block, check the DAG is complete, then
+//                           unpack it with ipfs-unixfs-exporter (recursive) and print JSON
+//                           {status, contentType, roots, blocks, entries: [{path, type, size, sha256}]}.
 // Exit code 0 = OK, 1 = verification failure, 2 = usage error.
 
 import fs from 'node:fs'
@@ -36,7 +40,7 @@ import { Readable } from 'node:stream'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
-import { exporter } from 'ipfs-unixfs-exporter'
+import { exporter, recursive } from 'ipfs-unixfs-exporter'
 import { CarWriter, CarBlockIterator } from '@ipld/car'
 import { CarIndexedReader } from '@ipld/car/indexed-reader'
 import * as dagPb from '@ipld/dag-pb'
@@ -298,8 +302,38 @@ async function cmdSymlink (pos) {
   console.log(JSON.stringify({ v1: CID.createV1(dagPb.code, digest).toString(), v0: CID.createV0(digest).toString(), size: bytes.length }))
 }
 
+async function cmdGatewayFetch (pos) {
+  const url = pos[0] ?? usage('gateway-fetch URL')
+  const res = await fetch(url + (url.includes('?') ? '&' : '?') + 'format=car',
+    { headers: { accept: 'application/vnd.ipld.car; version=1; order=dfs; dups=n' } })
+  const out = { status: res.status, contentType: res.headers.get('content-type') }
+  if (res.status !== 200) { console.log(JSON.stringify(out)); process.exitCode = 1; return }
+  const it = await CarBlockIterator.fromBytes(new Uint8Array(await res.arrayBuffer()))
+  out.roots = (await it.getRoots()).map(String)
+  const bs = new MemBlockstore(); let n = 0
+  for await (const { cid, bytes } of it) {
+    if (await verifyBlock(cid, bytes) !== true) throw new Error(`bad block ${cid}`)
+    await bs.put(cid, bytes); n++
+  }
+  out.blocks = n
+  const ipfsPath = new URL(url).pathname.replace(/\/+$/, '')
+  const entries = []
+  for await (const e of recursive(decodeURIComponent(ipfsPath), bs)) {
+    const full = await exporter(e.cid, bs) // recursive() yields light entries
+    const item = { path: e.path, type: full.type, cid: e.cid.toString() }
+    if (full.type === 'file' || full.type === 'raw') {
+      const h = crypto.createHash('sha256'); let size = 0
+      for await (const chunk of full.content()) { h.update(chunk); size += chunk.length }
+      item.size = size; item.sha256 = h.digest('hex')
+    }
+    entries.push(item)
+  }
+  out.entries = entries
+  console.log(JSON.stringify(out))
+}
+
 const { pos, opt } = parseArgs(process.argv.slice(2))
 const cmd = pos.shift()
-const cmds = { cid: cmdCid, 'car-ls': cmdCarLs, 'car-export': cmdCarExport, tree: cmdTree, symlink: cmdSymlink, batch: cmdBatch }
+const cmds = { cid: cmdCid, 'car-ls': cmdCarLs, 'car-export': cmdCarExport, tree: cmdTree, symlink: cmdSymlink, batch: cmdBatch, 'gateway-fetch': cmdGatewayFetch }
 if (!cmds[cmd]) usage(`unknown command ${cmd}`)
 await cmds[cmd](pos, opt)

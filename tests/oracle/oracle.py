@@ -55,6 +55,14 @@ class Oracle:
         result["exit"] = proc.returncode
         return result
 
+    def gateway_fetch(self, url: str) -> dict[str, Any]:
+        """Fetch ``url`` as a CAR with the reference client, verify it, unpack it."""
+        proc = self.run("gateway-fetch", url, check=False)
+        if proc.returncode not in (0, 1) or not proc.stdout.strip():
+            raise AssertionError(f"oracle gateway-fetch failed: {proc.stderr.strip()}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
     def symlink(self, target: str) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.run("symlink", target).stdout)
         return result

@@ -115,6 +115,7 @@ class ProviderContract:
         data = os.urandom(6 * 1024 * 1024 + 7)
         run(provider.put("big/one", data))
         assert run(provider.get("big/one")) == data
+        assert run(provider.stat("big/one")).size == len(data)
         assert run(provider.get("big/one", 5 * 1024 * 1024, 1024)) == data[5 * 1024 * 1024 :][:1024]
 
     def test_info(self, provider: Provider) -> None:

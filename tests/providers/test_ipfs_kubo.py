@@ -60,6 +60,13 @@ def test_kubo_urls() -> None:
     for bad in ["ipfs+kubo://", "ipfs+kubo://h:1/a/../b", "ipfs+kubo://u:p@h:1", "http://h:1"]:
         with pytest.raises(UsageError):
             parse_kubo_url(bad)
+    for url, config in [
+        ("ipfs+kubo://h:1?gateway=ftp://x", {}),
+        ("ipfs+kubo://h:1?token=secret", {}),
+        ("ipfs+kubo://h:1", {"timeout": "soon"}),
+    ]:
+        with pytest.raises(UsageError):
+            KuboProvider.from_url(url, config)
 
 
 def test_registry_opens_kubo(node: HeliaNode) -> None:
@@ -67,8 +74,11 @@ def test_registry_opens_kubo(node: HeliaNode) -> None:
 
     url = f"ipfs+kubo://127.0.0.1:{node.port}/ov-reg-{uuid.uuid4().hex[:8]}"
     assert kind_of_url(url) == "ipfs"
-    p = open_provider("ipfs", url, {"gateway": [node.url]}, None, "my-kubo")
-    assert isinstance(p, KuboProvider)
+    p = open_provider("ipfs", f"{url}?gateway={node.url}", {"timeout": 30}, None, "my-kubo")
+    inner = p.inner  # type: ignore[attr-defined]  # retried like every network provider
+    assert isinstance(inner, KuboProvider)
+    assert len(inner._sources) == 2  # the RPC API, then the gateway from the URL
+    assert p.location == url
     run(p.put("x/y", b"registry"))
     assert run(p.get("x/y")) == b"registry"
     assert run(p.info()).kind == "ipfs"

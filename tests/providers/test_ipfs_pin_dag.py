@@ -118,3 +118,15 @@ def test_pin_dag_on_pinning_service_queued_then_pinned(node: HeliaNode) -> None:
     run(unpin(svc, root))
     assert run(pin_status(svc, root)) is None
     run(svc.close())
+
+
+def test_pin_dag_through_the_registry_wrappers(node: HeliaNode) -> None:
+    from ownvault.engine.registry import open_provider
+
+    p = open_provider("ipfs", f"ipfs+kubo://127.0.0.1:{node.port}/reg", {}, None, "k")
+    root, blocks, _ = dag(1000)
+    assert run(pin_dag(p, root, stream(blocks), name="via wrapper")).state == "pinned"
+    rows = run(pin_report({"k": p}))
+    assert any(r.status and r.status.cid == root for r in rows)
+    run(unpin(p, root))
+    run(p.close())

@@ -16,12 +16,40 @@ __all__ = ["cli", "main"]
 
 COMMAND_MODULES = [
     "ownvault.cli.files",
+    "ownvault.cli.admin",
     "ownvault.cli.ipfs",
+    "ownvault.cli.node",
+    "ownvault.cli.publish",
 ]
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
 
 
+def _bound_malloc() -> None:
+    """One glibc malloc arena for the whole process.
+
+    By default glibc gives worker threads their own arenas, and large pack buffers freed in
+    one thread are not reused by another: a 1 GiB put peaked at ~600 MB RSS. Measured on a
+    256 MiB put: default arenas 549 MB RSS / 1.17 s system time; a fixed 1 MiB mmap
+    threshold 257 MB / 2.53 s (every buffer freshly mapped and zeroed); one arena 280 MB /
+    0.66 s. Our allocations are few and large, so the shared arena's lock costs nothing
+    measurable. Only on glibc; elsewhere nothing happens.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        if not name:
+            return
+        libc = ctypes.CDLL(name)
+        m_arena_max = -8
+        libc.mallopt(m_arena_max, 1)
+    except (OSError, AttributeError):
+        return
+
+
 def main(argv: list[str] | None = None) -> None:
+    _bound_malloc()
     sys.exit(run_cli(argv))

@@ -328,7 +328,10 @@ def check(name: str | None) -> None:
             )
             for m in f["missing"]:
                 click.echo(f"           missing share {m['share']} of pack {m['pack'][:12]} at {m['provider']}: {m['reason']}")
+            if not f["policy_ok"]:
+                click.echo("           placement breaks the policy: " + "; ".join(f["policy_violations"]))
         click.echo("vault: " + ("healthy" if result["healthy"] else "readable but degraded" if result["readable"] else "DATA AT RISK"))
+        click.echo("policy: " + result["policy"] + (" (satisfied)" if result["policy_ok"] else " (NOT satisfied: run `ownvault rebalance`)"))
 
     emit(ctx, result, human)
     if not result["readable"]:

@@ -1,9 +1,11 @@
-"""IPFS commands that need no vault: ``ownvault cid PATH`` and ``ownvault car ls FILE.car``."""
+"""IPFS commands: ``ownvault cid PATH`` and ``ownvault car ls FILE.car`` (no vault needed),
+``ownvault car export`` and ``ownvault car import`` (stored content)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,7 +73,7 @@ def cid_command(path: Path, profile: str, hidden: bool, car_out: Path | None) ->
 
 @cli.group("car")
 def car() -> None:
-    """Inspect CAR (content-addressed archive) files."""
+    """CAR (content-addressed archive) files: inspect, export from and import into the vault."""
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -130,5 +132,69 @@ def car_ls(file: Path) -> None:
                 click.echo(f"{item['cid']}\t{item['codec']}\t{item['size']}")
         state = "complete" if not missing else f"{len(missing)} linked blocks missing"
         click.echo(f"CARv{reader.version}: {len(present)} blocks, all hashes ok, {state}", err=True)
+
+    emit(ctx, doc, human)
+
+
+@car.command("export")
+@click.argument("target")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--version", "version", type=int, help="Version of NAME (default: latest).")
+@common
+def car_export(target: str, out: Path, version: int | None) -> None:
+    """Write the IPFS DAG of a stored file or tree (by NAME or CID) as a CARv1.
+
+    Blocks are regenerated from the stored data (re-imported with the recorded profile,
+    or from an imported CAR's block index) and written in depth-first pre-order without
+    duplicates; the regenerated root must equal the recorded CID.
+    """
+    from ownvault.cli.files import run_with_vault
+    from ownvault.engine.publish import export_car
+
+    ctx = get_ctx()
+    tmp = out.with_name(f".{out.name}.part")
+
+    async def go(vault: Any) -> dict[str, Any]:
+        try:
+            with open(tmp, "wb") as fh:
+                doc = await export_car(vault, target, fh.write, version=version)
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(out)
+        return doc
+
+    doc = run_with_vault(ctx, go)
+    doc["car"] = str(out)
+    emit(ctx, doc, lambda: click.echo(f"{doc['root']}\t{doc['blocks']} blocks\t{out}"))
+
+
+@car.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--as", "as_name", help="Store under this name (default: the root CID).")
+@click.option("--publish", "publish_it", is_flag=True, help="Publish it once stored.")
+@common
+def car_import(file: Path, as_name: str | None, publish_it: bool) -> None:
+    """Verify a CAR (v1 or v2) and store the files or tree it holds.
+
+    Every block is re-hashed, the DAG must be complete and consistent UnixFS. The
+    content is stored like any put; its root CID is kept, also when it was made with a
+    chunker or layout ownvault cannot reproduce.
+    """
+    from ownvault.cli.files import run_with_vault
+    from ownvault.engine.carimport import import_car
+
+    ctx = get_ctx()
+    if not file.is_file():
+        raise UsageError(f"no such file: {file}")
+    doc = run_with_vault(ctx, lambda v: import_car(v, file, name=as_name, publish_it=publish_it))
+
+    def human() -> None:
+        click.echo(f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes")
+        click.echo(f"root {doc['root']} ({doc['profile']})")
+        if "published" in doc:
+            click.echo(doc["published"])
 
     emit(ctx, doc, human)

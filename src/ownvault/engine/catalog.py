@@ -129,7 +129,36 @@ CREATE TABLE tags (
 # Schema migrations: MIGRATIONS[v] upgrades a version-(v-1) catalog to version v. A new
 # catalog is made with SCHEMA and then every migration, so both paths give one schema.
 # Append only; never edit a released entry (a golden catalog of each version is tested).
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 2: IPFS DAGs of versions (publications, imported CARs) and their block index
+    # (docs/design.md, "Publishing and the trustless gateway").
+    2: """
+CREATE TABLE dags (
+  id INTEGER PRIMARY KEY,
+  version INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  path TEXT NOT NULL DEFAULT '',
+  root TEXT NOT NULL,
+  profile TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('profile', 'car')),
+  created_at INTEGER NOT NULL,
+  published_at INTEGER,
+  UNIQUE (version, path, root)
+);
+CREATE INDEX dags_root ON dags(root);
+CREATE TABLE dag_blocks (
+  dag INTEGER NOT NULL REFERENCES dags(id) ON DELETE CASCADE,
+  cid BLOB NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('leaf', 'file', 'dir', 'shard', 'symlink')),
+  content INTEGER REFERENCES contents(id) ON DELETE CASCADE,
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  tail BLOB NOT NULL,
+  PRIMARY KEY (dag, cid)
+);
+CREATE INDEX dag_blocks_cid ON dag_blocks(cid);
+""",
+}
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -266,6 +295,10 @@ class Catalog:
     @classmethod
     def from_image(cls, path: Path, image: bytes) -> Catalog:
         """Write a database image (from a snapshot) to ``path`` and open it."""
+        if len(image) >= 100 and image[18:20] == b"\x02\x02":
+            # A WAL-mode database's header (file format 2) cannot be deserialized into an
+            # in-memory database; format 1 is the same file in rollback-journal mode.
+            image = image[:18] + b"\x01\x01" + image[20:]
         mem = sqlite3.connect(":memory:")
         try:
             mem.deserialize(image)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
@@ -34,7 +35,7 @@ from ownvault.core.pack import (
 )
 from ownvault.core.unixfs import FileImporter, ImportProfile
 from ownvault.engine.catalog import Catalog
-from ownvault.engine.placement import Policy, place
+from ownvault.engine.placement import Candidate, Policy, place
 from ownvault.engine.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import (
     ObjectExistsError,
@@ -128,7 +129,7 @@ class Ingestor:
     policy: Policy
     chunker: ChunkerParams
     profile: ImportProfile
-    provider_ids: list[int]
+    candidates: list[Candidate]
     progress: Progress | None = None
     known: set[bytes] = field(default_factory=set)
     rows: dict[bytes, int] = field(default_factory=dict)
@@ -141,6 +142,7 @@ class Ingestor:
     _uploads: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_INFLIGHT))
     _load: dict[int, int] = field(default_factory=dict)
+    _failed: set[int] = field(default_factory=set)
     _cid_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "cid"))
     _failure: BaseException | None = None
 
@@ -161,7 +163,11 @@ class Ingestor:
     def _process(
         self, block: bytes, chunker: Chunker, importer: FileImporter, final: bool
     ) -> list[tuple[bytes, int, bytes | None, bytes | None]]:
-        fut = self._cid_pool.submit(importer.update, block) if block else None
+        # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
+        # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
+        fut = self._cid_pool.submit(importer.update, block) if len(block) >= 1 << 20 else None
+        if fut is None and block:
+            importer.update(block)
         pieces = chunker.feed(block) if block else []
         if final:
             pieces += chunker.finish()
@@ -181,6 +187,13 @@ class Ingestor:
             fut.result()
         return out
 
+    def _read_process(
+        self, f: Any, chunker: Chunker, importer: FileImporter
+    ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
+        block = f.read(BLOCK_SIZE)
+        final = len(block) < BLOCK_SIZE
+        return len(block), final, self._process(block, chunker, importer, final)
+
     # -- files ----------------------------------------------------------------------------
 
     async def ingest_file(self, path: Path) -> FileRecord:
@@ -197,17 +210,16 @@ class Ingestor:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         try:
             while True:
-                block = await asyncio.to_thread(f.read, BLOCK_SIZE)
-                final = len(block) < BLOCK_SIZE
-                size += len(block)
-                results = await asyncio.to_thread(self._process, block, chunker, importer, final)
+                # One thread hop per block: read, chunk, hash, seal.
+                nread, final, results = await asyncio.to_thread(self._read_process, f, chunker, importer)
+                size += nread
                 for chunk_id, plain_len, blob, wrapped in results:
                     ids.append(chunk_id)
                     lens.append(plain_len)
                     if blob is not None and wrapped is not None:
                         await self._add_blob(chunk_id, plain_len, blob, wrapped)
-                if self.progress is not None and block:
-                    self.progress(len(block))
+                if self.progress is not None and nread:
+                    self.progress(nread)
                 if final:
                     break
         finally:
@@ -249,11 +261,17 @@ class Ingestor:
         if self._failure is not None:
             raise self._failure
 
+    def _cands(self) -> list[Candidate]:
+        return [
+            Candidate(c.id, c.name, c.jurisdiction, self._load.get(c.id, 0), c.active)
+            for c in self.candidates
+        ]
+
     async def _upload(self, data: bytes, chunks: list[tuple[bytes, int, int, int, bytes]]) -> None:
         k, n = self.policy.k, self.policy.n
         pack_id = new_pack_id()
         enc = await self.store.encode(pack_id, data, k, n)
-        targets = place(self.policy, self.provider_ids, self._load)
+        targets = place(self.policy, self._cands(), unusable=self._failed)
         for i, pid in enumerate(targets):
             self._load[pid] = self._load.get(pid, 0) + len(enc.shares[i])
         pack = self.catalog.begin_pack(
@@ -263,8 +281,8 @@ class Ingestor:
             n,
             [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(n)],
         )
-        failed: set[int] = set()
         written: list[tuple[int, str]] = []
+        by_id = {c.id: c for c in self.candidates}
 
         async def put_one(i: int) -> None:
             name = share_name(DATA_PREFIX, pack_id, i)
@@ -277,19 +295,22 @@ class Ingestor:
                 except ObjectExistsError:
                     raise
                 except ProviderError as exc:
-                    failed.add(pid)
+                    self._failed.add(pid)
                     self.store.report(pid, name, "unavailable", f"write failed: {exc.message}")
-                    spare = [p for p in self.provider_ids if p not in targets and p not in failed]
-                    if not spare:
+                    others = [by_id[t] for j, t in enumerate(targets) if j != i]
+                    try:
+                        pid = place(
+                            self.policy, self._cands(), unusable=self._failed, fixed=others, count=1
+                        )[0]
+                    except OwnvaultError as why:
                         # Keep the error's class (full disk, unreachable, ...); say why it is final.
                         raise type(exc)(
                             f"could not store share {i} of a pack: provider "
-                            f"{self.store.names.get(pid)} failed ({exc.message}) and no other "
-                            "eligible provider is left",
-                            provider=self.store.names.get(pid),
+                            f"{self.store.names.get(targets[i])} failed ({exc.message}) and no "
+                            f"other provider is eligible ({why.message})",
+                            provider=self.store.names.get(targets[i]),
                             share=name,
                         ) from exc
-                    pid = min(spare, key=lambda p: (self._load.get(p, 0), p))
                     targets[i] = pid
                     self._load[pid] = self._load.get(pid, 0) + len(enc.shares[i])
                     with self.catalog.transaction() as c:

@@ -37,7 +37,15 @@ TERMINAL: frozenset[PinState] = frozenset({"pinned", "failed"})
 
 
 def as_pinner(provider: Provider) -> DagPinner:
-    """The provider as a :class:`DagPinner`, or ``UsageError`` if it cannot pin IPFS DAGs."""
+    """The provider as a :class:`DagPinner`, or ``UsageError`` if it cannot pin IPFS DAGs.
+
+    Wrappers (retry, limits) are looked through: they expose the wrapped provider as
+    ``inner``.
+    """
+    seen = 0
+    while not isinstance(provider, DagPinner) and hasattr(provider, "inner") and seen < 8:
+        provider = provider.inner
+        seen += 1
     if not isinstance(provider, DagPinner):
         raise UsageError(
             f"provider {provider.location} ({provider.kind}) cannot pin IPFS content; "
@@ -110,6 +118,14 @@ async def unpin(provider: Provider, cid: CID) -> None:
     await as_pinner(provider).unpin(cid)
 
 
+def _can_pin(provider: Provider) -> bool:
+    try:
+        as_pinner(provider)
+    except UsageError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class PinReportRow:
     """One line of ``ownvault pins``: a provider and one pin, or the error reaching it."""
@@ -131,7 +147,7 @@ async def pin_report(providers: Mapping[str, Provider]) -> list[PinReportRow]:
         except ProviderError as exc:
             return [PinReportRow(label, None, exc.message)]
 
-    jobs = {k: p for k, p in providers.items() if isinstance(p, DagPinner)}
+    jobs = {k: p for k, p in providers.items() if _can_pin(p)}
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(one(k, p)) for k, p in sorted(jobs.items())]
     rows = [row for t in tasks for row in t.result()]

@@ -16,9 +16,11 @@ from urllib.parse import unquote, urlparse
 from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
-from ownvault.providers.ipfs_kubo import KuboProvider
+from ownvault.providers.http import NodeProvider
+from ownvault.providers.ipfs_kubo import KuboProvider, number
 from ownvault.providers.ipfs_pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.wrappers import RetryingProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
 
@@ -46,21 +48,46 @@ def _open_local(
     return LocalProvider(local_path_of(url, base), label=name)
 
 
+def _open_node(
+    url: str, config: dict[str, Any], keys: VaultKeys | None, name: str, _base: Path | None
+) -> Provider:
+    if keys is None:
+        raise UsageError("a storage node provider needs the vault's signing key")
+    node = NodeProvider(
+        url,
+        keys,
+        timeout=float(config.get("timeout", 30.0)),
+        connect_timeout=float(config.get("connect_timeout", 5.0)),
+        label=name,
+    )
+    # Retryable failures (unreachable, 5xx, throttled, a node restart) are retried with
+    # backoff; permanent ones are not. Reads hedge at the engine level on top of this.
+    return RetryingProvider(
+        node, attempts=int(config.get("attempts", 3)), base_delay=0.2, max_delay=2.0
+    )
+
+
 def _open_ipfs(
     url: str, config: dict[str, Any], _keys: VaultKeys | None, name: str, _base: Path | None
 ) -> Provider:
     """``ipfs+kubo[+https]://HOST:PORT[/MFS/ROOT]`` or ``ipfs+pinning[+http]://HOST[/PATH]``."""
     scheme = urlparse(url).scheme
+    inner: Provider
     if scheme.startswith("ipfs+kubo"):
-        return KuboProvider.from_url(url, config, label=name)
-    if scheme.startswith("ipfs+pinning"):
-        return PinningProvider.from_url(url, config, label=name)
-    raise UsageError(
-        f"unsupported IPFS provider URL {url!r:.100} (ipfs+kubo:// or ipfs+pinning://)"
-    )
+        inner = KuboProvider.from_url(url, config, label=name)
+    elif scheme.startswith("ipfs+pinning"):
+        inner = PinningProvider.from_url(url, config, label=name)
+    else:
+        raise UsageError(
+            f"unsupported IPFS provider URL {url!r:.100} (ipfs+kubo:// or ipfs+pinning://)"
+        )
+    # as for storage nodes: retryable failures are retried with backoff (engine/pinning.py
+    # reaches the IPFS provider under the wrapper through ``.inner``)
+    attempts = int(number(config, "attempts", 3))
+    return RetryingProvider(inner, attempts=attempts, base_delay=0.2, max_delay=2.0)
 
 
-OPENERS: dict[str, Opener] = {"local": _open_local, "ipfs": _open_ipfs}
+OPENERS: dict[str, Opener] = {"local": _open_local, "node": _open_node, "ipfs": _open_ipfs}
 
 
 def kind_of_url(url: str) -> str:

@@ -119,8 +119,13 @@ async def write_file(
     progress: Callable[[int], None] | None,
     start: int = 0,
     end: int | None = None,
+    *,
+    durable: bool = True,
 ) -> int:
-    """Write a content stream to ``dest`` atomically (temp + rename); return bytes written."""
+    """Write a content stream to ``dest`` atomically (temp + rename); return bytes written.
+
+    ``durable`` fsyncs before the rename; tree restores skip it per file (a restore can be
+    run again, and 10,000 fsyncs would dominate restoring small files)."""
     tmp = dest.with_name(f".{dest.name}.ownvault-{os.getpid()}.part")
     written = 0
     try:
@@ -131,7 +136,8 @@ async def write_file(
                 if progress is not None:
                     progress(len(piece))
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         if entry is not None:
             os.chmod(tmp, entry.mode & 0o7777)
         os.replace(tmp, dest)
@@ -185,7 +191,9 @@ async def write_tree(
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists() and stat.S_ISDIR(target.lstat().st_mode):
                 raise UsageError(f"a directory is in the way: {target}")
-            total += await write_file(reader, catalog.content_chunks(e.content), target, e, progress)
+            total += await write_file(
+                reader, catalog.content_chunks(e.content), target, e, progress, durable=False
+            )
             files += 1
     for target, e in sorted(dirs, key=lambda d: -len(d[0].parts)):
         os.chmod(target, e.mode & 0o7777)

@@ -26,20 +26,24 @@ from typing import Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import DEFAULT_CHUNKER, ChunkerParams
+from ownvault.core.cid import CID
 from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.dag import TreeItem, build_tree
 from ownvault.engine.ingest import FileRecord, Ingestor, TreeEntry, scan_path
-from ownvault.engine.placement import Policy
-from ownvault.engine.registry import open_provider
+from ownvault.engine.placement import Candidate, Policy, check_placement
+from ownvault.engine.rebalance import RebalanceReport, rebalance
+from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
 from ownvault.engine.restore import PackReader, write_file, write_tree
 from ownvault.engine.shares import DATA_PREFIX, Problem, ShareStore
 from ownvault.engine.snapshots import SnapshotResult, write_snapshot
 from ownvault.errors import (
     NotFoundError,
     OwnvaultError,
+    PolicyError,
     UsageError,
     VaultStateError,
 )
@@ -52,6 +56,7 @@ VAULT_FORMAT = "ownvault-vault"
 VAULT_VERSION = 1
 DEFAULT_CID_PROFILE = "kubo-v1"
 MAX_OBJECT_NAME = 1024
+_PROVIDER_NAME = __import__("re").compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
 def validate_object_name(name: str) -> str:
@@ -134,10 +139,15 @@ class Vault:
     ) -> Vault:
         """Make a new vault with ``providers`` embedded local-folder providers."""
         root = Path(path).absolute()
-        n = providers if n is None else n
+        n = providers if n is None and providers else n
+        if n is None and providers == 0:
+            n = 6
+        assert n is not None
         policy = Policy(k, n)
-        if providers < n:
-            raise UsageError(f"--providers ({providers}) must be at least n ({n})")
+        if 0 < providers < n:
+            raise UsageError(
+                f"--providers ({providers}) must be at least n ({n}), or 0 to add providers later"
+            )
         if not passphrase:
             raise UsageError("the passphrase must not be empty")
         if cid_profile not in PROFILES:
@@ -212,6 +222,16 @@ class Vault:
     def did(self) -> str:
         return self.keys.did
 
+    def candidates(self) -> list[Candidate]:
+        """Every configured provider that can be opened, as a placement candidate."""
+        store = self.store
+        usage = self.catalog.provider_usage()
+        return [
+            Candidate(r.id, r.name, r.jurisdiction, usage.get(r.id, (0, 0))[1], r.state == "active")
+            for r in self.catalog.providers()
+            if r.id in store.providers
+        ]
+
     @property
     def store(self) -> ShareStore:
         if self._store is None:
@@ -226,7 +246,8 @@ class Vault:
                 except OwnvaultError as exc:
                     self.warn(f"provider {row.name} cannot be opened: {exc.message}")
             self._providers = provs
-            self._store = ShareStore(provs, names, on_problem=self.on_problem)
+            self._store = ShareStore(provs, names)
+        self._store.on_problem = self.on_problem
         return self._store
 
     @contextlib.contextmanager
@@ -258,10 +279,16 @@ class Vault:
                 await self.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
             self.catalog.drop_pack(pack)
 
-    async def close(self) -> None:
+    async def _reset_store(self) -> None:
+        """Close the open providers; the next use of ``store`` reopens the current list."""
         for p in self._providers.values():
             with contextlib.suppress(Exception):
                 await p.close()
+        self._providers = {}
+        self._store = None
+
+    async def close(self) -> None:
+        await self._reset_store()
         self.catalog.close()
 
     async def __aenter__(self) -> Vault:
@@ -308,10 +335,9 @@ class Vault:
     async def _put_one(
         self, obj_name: str, entries: list[TreeEntry], tags: list[str], progress: Callable[[int], None] | None
     ) -> PutResult:
-        active = [r.id for r in self.catalog.providers() if r.state == "active" and r.id in self.store.providers]
         ing = Ingestor(
             self.catalog, self.keys, self.store, self.policy, self.chunker,
-            PROFILES[self.cid_profile], active, progress,
+            PROFILES[self.cid_profile], self.candidates(), progress,
         )
         records: dict[str, FileRecord] = {}
         try:
@@ -335,7 +361,7 @@ class Vault:
                 )
             obj = self.catalog.object_id(obj_name, create=True)
             assert obj is not None
-            cid = records[""].cid if kind == "file" else None
+            cid = records[""].cid if kind == "file" else self._tree_cid(entries, records)
             version, number = self.catalog.add_version(
                 obj, kind, total, len(records), cid, self.cid_profile if cid else None
             )
@@ -351,6 +377,19 @@ class Vault:
             obj_name, number, kind, total, len(records), cid, ing.new_bytes, ing.new_chunks, ing.packs_written
         )
 
+    def _tree_cid(self, entries: list[TreeEntry], records: dict[str, FileRecord]) -> str | None:
+        """The tree's directory CID from its files' CIDs (``ipfs add -r --hidden``)."""
+        items = [
+            TreeItem(e.path, e.kind, CID.parse(records[e.path].cid) if e.kind == "file" else None,
+                     records[e.path].tsize if e.kind == "file" else 0, e.target)
+            for e in entries
+        ]
+        try:
+            return str(build_tree(items, PROFILES[self.cid_profile]).cid)
+        except OwnvaultError as exc:  # e.g. a name that is not UTF-8: stored, but no CID
+            self.warn(f"no IPFS CID for this tree: {exc.message}")
+            return None
+
     async def snapshot(self) -> SnapshotResult:
         """Write the catalog to the providers now."""
         with self._writer():
@@ -362,6 +401,131 @@ class Vault:
         except OwnvaultError as exc:
             self.warn(f"the catalog could not be written to the providers ({exc.message}); will retry on the next change")
             return None
+
+    # -- providers and policy ---------------------------------------------------------
+
+    async def add_provider(
+        self,
+        name: str,
+        url: str,
+        *,
+        jurisdiction: str | None = None,
+        labels: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+        create: bool = False,
+    ) -> dict[str, Any]:
+        """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
+
+        ``create`` asks a provider that can (an S3 bucket) to create its container first."""
+        if not _PROVIDER_NAME.match(name):
+            raise UsageError(f"invalid provider name {name!r} (lower-case letters, digits, . _ -)")
+        if any(r.name == name for r in self.catalog.providers(include_removed=True)):
+            raise UsageError(f"a provider named {name!r} exists already")
+        if jurisdiction is not None:
+            jurisdiction = jurisdiction.strip().upper()
+            Policy(1, 2, (jurisdiction,))  # validates the code
+        kind = kind_of_url(url)
+        if kind == "local":
+            LocalProvider.create(local_path_of(url))
+        provider = open_provider(kind, url, config or {}, self.keys, name, self.path)
+        try:
+            maker = getattr(provider, "create_bucket", None)
+            if create and maker is not None:
+                await maker()
+            elif create:
+                raise UsageError(f"a {kind} provider has nothing to create")
+            info = await asyncio.wait_for(provider.info(), 30)
+        finally:
+            await provider.close()
+        with self._writer():
+            with self.catalog.transaction():
+                self.catalog.add_provider(name, kind, url, jurisdiction, labels or {}, config or {})
+            await self._reset_store()
+            await self.snapshot_safely()
+        return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction,
+                "labels": labels or {}, "location": info.location, "free_bytes": info.free_bytes}
+
+    async def remove_provider(
+        self, name: str, *, force: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """Move a provider's shares elsewhere, then remove it (``force``: remove at once)."""
+        row = next((r for r in self.catalog.providers() if r.name == name), None)
+        if row is None:
+            raise NotFoundError(f"no such provider: {name}", provider=name)
+        with self._writer():
+            held = self.catalog.provider_usage().get(row.id, (0, 0))[0]
+            if force:
+                at_risk = self._at_risk_without(row.id)
+                with self.catalog.transaction() as c:
+                    c.execute("UPDATE providers SET state = 'removed' WHERE id = ?", (row.id,))
+                await self._reset_store()
+                await self.snapshot_safely()
+                return {"name": name, "removed": True, "shares_abandoned": held, **at_risk}
+            with self.catalog.transaction() as c:
+                c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
+            report = await rebalance(self, progress=progress)
+            left = self.catalog.provider_usage().get(row.id, (0, 0))[0]
+            if left:
+                await self.snapshot_safely()
+                raise PolicyError(
+                    f"{name} still holds {left} share(s) that could not be moved "
+                    f"({'; '.join(report.failures[:3]) or 'no eligible provider'}); it stays draining. "
+                    "Fix the cause and run `ownvault provider rm` again, or use --force."
+                )
+            with self.catalog.transaction() as c:
+                c.execute("UPDATE providers SET state = 'removed' WHERE id = ?", (row.id,))
+            await self._reset_store()
+            await self.snapshot_safely()
+        return {"name": name, "removed": True, "shares_moved": report.shares_moved,
+                "shares_regenerated": report.shares_regenerated}
+
+    def _at_risk_without(self, provider: int) -> dict[str, Any]:
+        """Which names become degraded or unreadable if ``provider``'s shares vanish."""
+        degraded: list[str] = []
+        unreadable: list[str] = []
+        for v in self.catalog.latest_versions(""):
+            worst = None
+            for pack in self._packs_of(v.id):
+                _pid, _size, k, n = self.catalog.pack_info(pack)
+                left = sum(1 for s in self.catalog.shares_of(pack) if s.provider != provider)
+                worst = (left, k, n) if worst is None or left < worst[0] else worst
+            if worst is None:
+                continue
+            if worst[0] < worst[1]:
+                unreadable.append(v.name)
+            elif worst[0] < worst[2]:
+                degraded.append(v.name)
+        return {"degraded": degraded, "unreadable": unreadable}
+
+    def _packs_of(self, version: int) -> set[int]:
+        packs: set[int] = set()
+        for e in self.catalog.entries(version):
+            if e.content is not None:
+                packs.update(r.pack for r in self.catalog.content_chunks(e.content))
+        return packs
+
+    async def set_policy(self, policy: Policy) -> dict[str, Any]:
+        """Store a new placement policy; say how many stored pieces it leaves out of line."""
+        from ownvault.engine.placement import place
+
+        place(policy, self.candidates())  # refuse a policy no piece could ever meet
+        with self._writer():
+            with self.catalog.transaction():
+                self.catalog.set_meta("policy", policy.to_json())
+            await self.snapshot_safely()
+        plan = await rebalance(self, policy=policy, dry_run=True)
+        return {"policy": policy.to_dict(), "describe": policy.describe(),
+                "packs_out_of_policy": plan.packs_changed}
+
+    async def rebalance(
+        self, *, progress: Callable[[int, int], None] | None = None, dry_run: bool = False
+    ) -> RebalanceReport:
+        with self._writer():
+            await self._cleanup_pending()
+            report = await rebalance(self, progress=progress, dry_run=dry_run)
+            if not dry_run and report.packs_changed:
+                await self.snapshot_safely()
+        return report
 
     # -- get ----------------------------------------------------------------------------
 
@@ -517,13 +681,16 @@ class Vault:
                 "location": store.providers[row.id].location if row.id in store.providers else row.url,
                 "jurisdiction": row.jurisdiction, "labels": row.labels, "state": row.state,
                 "shares": shares, "bytes": used, "reachable": False, "free_bytes": None, "error": None,
+                "latency_ms": None,
             }
             p = store.providers.get(row.id)
             if p is None:
                 out["error"] = "cannot be opened"
                 return out
             try:
+                t0 = asyncio.get_running_loop().time()
                 info = await asyncio.wait_for(p.info(), 10)
+                out["latency_ms"] = round((asyncio.get_running_loop().time() - t0) * 1000, 1)
                 out["reachable"] = True
                 out["free_bytes"] = info.free_bytes
             except (OwnvaultError, TimeoutError) as exc:
@@ -562,6 +729,9 @@ class Vault:
                 problems[(pack, idx)] = why
 
         files_out = []
+        policy = self.policy
+        cands = {c.id: c for c in self.candidates()}
+        rows_all = {r.id: r for r in self.catalog.providers(include_removed=True)}
         sem = asyncio.Semaphore(16)
         names = {r.id: r.name for r in self.catalog.providers(include_removed=True)}
         for v in versions:
@@ -593,18 +763,34 @@ class Vault:
                     if not present.get((pack, s.idx)):
                         missing.append({"provider": names.get(s.provider, str(s.provider)), "pack": _pid.hex(), "share": s.idx, "reason": problems.get((pack, s.idx), "")})
             worst = total if worst_present is None else worst_present
+            violations: list[str] = []
+            for pack in sorted(packs):
+                _pid, _size, k, n = self.catalog.pack_info(pack)
+                holders = [cands.get(s.provider) or _gone(rows_all, s.provider) for s in self.catalog.shares_of(pack)]
+                for why in check_placement(policy, k, n, holders):
+                    if why not in violations:
+                        violations.append(why)
             files_out.append(
                 {
                     "name": v.name, "version": v.number, "packs": len(packs),
                     "shares_present": worst, "shares_total": total, "shares_needed": needed,
                     "healthy": worst == total, "readable": worst >= needed, "missing": missing,
+                    "policy_ok": not violations, "policy_violations": violations,
                 }
             )
         return {
             "files": files_out,
             "healthy": all(f["healthy"] for f in files_out),
             "readable": all(f["readable"] for f in files_out),
+            "policy_ok": all(f["policy_ok"] for f in files_out),
+            "policy": policy.describe(),
         }
+
+
+def _gone(rows: dict[int, Any], provider: int) -> Candidate | None:
+    """A placement candidate for a provider that is no longer usable (or None if unknown)."""
+    r = rows.get(provider)
+    return None if r is None else Candidate(r.id, r.name, r.jurisdiction, 0, False)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

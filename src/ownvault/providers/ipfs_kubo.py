@@ -46,14 +46,15 @@ from ownvault.providers.ipfs import (
     token_from_env,
 )
 
-__all__ = ["KuboProvider", "parse_kubo_url"]
+__all__ = ["KuboProvider", "gateways_of", "number", "parse_kubo_url", "url_options"]
 
 DEFAULT_ROOT = "/ownvault"
 _ROOT_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 
 
 def parse_kubo_url(url: str) -> tuple[str, str]:
-    """``ipfs+kubo://HOST:PORT[/MFS/ROOT]`` (or ``ipfs+kubo+https://``) -> (RPC base, MFS root)."""
+    """``ipfs+kubo://HOST:PORT[/MFS/ROOT][?gateway=URL]`` (or ``ipfs+kubo+https://``) ->
+    (RPC base, MFS root)."""
     parsed = urlparse(url)
     schemes = {"ipfs+kubo": "http", "ipfs+kubo+http": "http", "ipfs+kubo+https": "https"}
     if parsed.scheme not in schemes or not parsed.hostname:
@@ -74,12 +75,39 @@ def parse_kubo_url(url: str) -> tuple[str, str]:
     return base, root
 
 
-def gateways_of(config: dict[str, Any], url: str) -> tuple[str, ...]:
+def url_options(url: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Options given in the URL's query (``?gateway=URL&gateway=URL2&upload=URL``, so that
+    ``provider add NAME URL`` can say everything), under those in ``config``; ``gateway``
+    is a list, the others single values. Secrets are never taken from a URL."""
+    out: dict[str, Any] = {}
+    for key, values in parse_qs(urlparse(url).query, keep_blank_values=False).items():
+        if key in ("token", "token_env_value", "password"):
+            raise UsageError("put no secrets in a provider URL: use token_env")
+        out[key] = values if key in ("gateway", "origins") else values[-1]
+    for key, value in config.items():
+        if key == "gateway" and key in out:
+            out[key] = [*([value] if isinstance(value, str) else list(value)), *out[key]]
+        else:
+            out[key] = value
+    return out
+
+
+def number(config: dict[str, Any], key: str, default: float) -> float:
+    """A positive number option, or ``UsageError``."""
+    try:
+        value = float(config.get(key, default))
+    except (TypeError, ValueError):
+        raise UsageError(f"option {key} must be a number, not {config.get(key)!r:.40}") from None
+    if not value > 0:
+        raise UsageError(f"option {key} must be positive")
+    return value
+
+
+def gateways_of(config: dict[str, Any]) -> tuple[str, ...]:
     raw: Any = config.get("gateway", ())
-    query = parse_qs(urlparse(url).query).get("gateway", [])
     items = [raw] if isinstance(raw, str) else list(raw)
     out = []
-    for g in [*items, *query]:
+    for g in items:
         if not isinstance(g, str) or urlparse(g).scheme not in ("http", "https"):
             raise UsageError(f"a gateway is an http(s) URL, not {g!r:.80}")
         out.append(g.rstrip("/"))
@@ -114,12 +142,13 @@ class KuboProvider:
     @classmethod
     def from_url(cls, url: str, config: dict[str, Any], label: str | None = None) -> KuboProvider:
         api, root = parse_kubo_url(url)
+        config = url_options(url, config)
         token = token_from_env(config.get("token_env"), f"provider {label or url}")
-        timeout = float(config.get("timeout", 60.0))
+        timeout = number(config, "timeout", 60.0)
         return cls(
             api,
             root=root,
-            gateways=gateways_of(config, url),
+            gateways=gateways_of(config),
             token=token,
             label=label,
             timeout=timeout,

@@ -61,7 +61,7 @@ from ownvault.providers.ipfs import (
     read_range,
     token_from_env,
 )
-from ownvault.providers.ipfs_kubo import gateways_of
+from ownvault.providers.ipfs_kubo import gateways_of, number, url_options
 
 __all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin", "parse_pinning_url"]
 
@@ -72,16 +72,17 @@ PAGE = 1000  # the spec's maximum ``limit``
 
 
 def parse_pinning_url(url: str) -> str:
-    """``ipfs+pinning://HOST[:PORT]/PATH`` -> ``https://HOST[:PORT]/PATH``.
+    """``ipfs+pinning://HOST[:PORT]/PATH[?options]`` -> ``https://HOST[:PORT]/PATH``.
 
     ``ipfs+pinning+http://`` is plain HTTP (a service on loopback or a private network).
+    The query carries options (``upload``, ``gateway``, ``namespace``: see ``url_options``).
     """
     parsed = urlparse(url)
     schemes = {"ipfs+pinning": "https", "ipfs+pinning+https": "https", "ipfs+pinning+http": "http"}
     if parsed.scheme not in schemes or not parsed.netloc:
         raise UsageError(f"a pinning service URL is ipfs+pinning://HOST[/PATH]: {url!r:.100}")
-    if parsed.username or parsed.password or parsed.query:
-        raise UsageError("put no credentials or options in a pinning URL: use token_env, config")
+    if parsed.username or parsed.password:
+        raise UsageError("put no credentials in a pinning URL: use token_env")
     return f"{schemes[parsed.scheme]}://{parsed.netloc}{parsed.path.rstrip('/')}"
 
 
@@ -147,6 +148,7 @@ class PinningProvider:
         cls, url: str, config: dict[str, Any], label: str | None = None
     ) -> PinningProvider:
         endpoint = parse_pinning_url(url)
+        config = url_options(url, config)
         what = f"provider {label or url}"
         token = token_from_env(config.get("token_env"), what)
         if token is None:
@@ -166,12 +168,12 @@ class PinningProvider:
             token,
             upload=upload,
             upload_token=token_from_env(config.get("upload_token_env"), what),
-            gateways=gateways_of(config, ""),
+            gateways=gateways_of(config),
             origins=origins,
             namespace=str(config.get("namespace", "default")),
-            pin_timeout=float(config.get("pin_timeout", 600.0)),
+            pin_timeout=number(config, "pin_timeout", 600.0),
             label=label,
-            timeout=float(config.get("timeout", 60.0)),
+            timeout=number(config, "timeout", 60.0),
             url=url,
         )
 

@@ -1,0 +1,117 @@
+"""``ownvault node``: run a storage node (protocol: docs/node-protocol.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from ownvault.cli.app import cli
+from ownvault.errors import UsageError
+from ownvault.server.node import CHAOS_MODES, DEFAULT_MAX_OBJECT, NodeConfig, parse_allowlist, serve
+
+__all__ = ["node", "parse_size"]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str) -> int:
+    """``512``, ``64MiB``, ``10G``, ``1.5TB`` -> bytes (units are powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"not a size: {text!r:.40} (try 500M, 10GiB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise UsageError(f"--listen wants HOST:PORT, e.g. 127.0.0.1:8650 (got {text!r:.60})")
+    return host.strip("[]"), int(port)
+
+
+@cli.group()
+def node() -> None:
+    """Run an ownvault storage node."""
+
+
+@node.command("serve")
+@click.option(
+    "--data", "data", required=True, type=click.Path(file_okay=False), help="Data directory."
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:8650",
+    show_default=True,
+    help="HOST:PORT (port 0: any free port).",
+)
+@click.option(
+    "--jurisdiction", default=None, help="ISO 3166-1 alpha-2 country code the data is kept in."
+)
+@click.option(
+    "--quota-per-account", default=None, help="Bytes each account may store (e.g. 10GiB)."
+)
+@click.option(
+    "--accounts",
+    type=click.Choice(["open", "allowlist"]),
+    default="open",
+    show_default=True,
+    help="Serve any account, or only those in --allowlist.",
+)
+@click.option(
+    "--allowlist", default=None, type=click.Path(dir_okay=False), help="File of did:key lines."
+)
+@click.option("--max-object-size", default=None, help="Largest object accepted (default 64MiB).")
+@click.option(
+    "--window", default=120, show_default=True, help="Seconds a signed request stays valid."
+)
+@click.option("--chaos", multiple=True, hidden=True, type=click.Choice(sorted(CHAOS_MODES)))
+def serve_cmd(
+    data: str,
+    listen: str,
+    jurisdiction: str | None,
+    quota_per_account: str | None,
+    accounts: str,
+    allowlist: str | None,
+    max_object_size: str | None,
+    window: int,
+    chaos: tuple[str, ...],
+) -> None:
+    """Serve shares for did:key accounts until interrupted.
+
+    Prints one JSON line ({"listening": URL, "node_id": ...}) on stdout when ready.
+    """
+    host, port = _parse_listen(listen)
+    allowed: frozenset[str] = frozenset()
+    if accounts == "allowlist":
+        if allowlist is None:
+            raise UsageError("--accounts allowlist needs --allowlist FILE")
+        try:
+            allowed = parse_allowlist(Path(allowlist).read_text())
+        except OSError as exc:
+            raise UsageError(f"cannot read allowlist {allowlist}: {exc.strerror}") from None
+    config = NodeConfig(
+        data=Path(data).absolute(),
+        jurisdiction=jurisdiction.upper() if jurisdiction else None,
+        quota_per_account=parse_size(quota_per_account) if quota_per_account else None,
+        accounts="allowlist" if accounts == "allowlist" else "open",
+        allowlist=allowed,
+        max_object_size=parse_size(max_object_size) if max_object_size else DEFAULT_MAX_OBJECT,
+        window=window,
+        chaos=frozenset(chaos),
+    )
+    if chaos:
+        click.echo(f"ownvault node: CHAOS MODE {sorted(chaos)} (testing only)", err=True)
+
+    def ready(doc: dict[str, object]) -> None:
+        sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+    try:
+        serve(config, host, port, ready=ready)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {listen}: {exc.strerror}") from None

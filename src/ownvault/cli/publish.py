@@ -1,0 +1,180 @@
+"""Publishing commands: publish, unpublish, published, verify-cid, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from ownvault.cli.app import cli, common, emit, get_ctx
+from ownvault.cli.files import open_vault, run_with_vault, warn
+from ownvault.core.unixfs import PROFILES
+from ownvault.engine import publish as pub
+from ownvault.engine.vault import Vault
+from ownvault.errors import OwnvaultError, UsageError
+
+__all__ = ["parse_listen"]
+
+
+@cli.command("publish")
+@common
+@click.argument("target")
+@click.option("--as", "as_name", help="When TARGET is a local path: store it under this name.")
+@click.option("--version", "version", type=int, help="Version of NAME (default: latest).")
+@click.option(
+    "--profile", type=click.Choice(sorted(PROFILES)), default=None,
+    help="Import profile of the published DAG (default: the one its CID was recorded with).",
+)
+def publish_cmd(target: str, as_name: str | None, version: int | None, profile: str | None) -> None:
+    """Make a stored file or tree public and print its ipfs:// address.
+
+    TARGET is a stored NAME (or NAME/path inside a stored tree), or a local PATH, which
+    is stored first (a new version) and then published; a stored NAME wins. Published content stays
+    encrypted and erasure-coded on the providers; `ownvault serve` serves it.
+    """
+    ctx = get_ctx()
+
+    async def go(vault: Vault) -> dict[str, Any]:
+        name = target
+        stored: dict[str, Any] | None = None
+        if os.path.lexists(target) and not _is_stored(vault, target):
+            results = await vault.put([target], name=as_name)
+            stored = results[0].to_json()
+            name = results[0].name
+            p = await pub.publish(vault, name, version=results[0].version, profile=profile)
+        else:
+            if as_name is not None:
+                raise UsageError("--as applies to a local PATH only")
+            p = await pub.publish(vault, name, version=version, profile=profile)
+        doc = p.to_json()
+        if stored is not None:
+            doc["stored"] = stored
+        return doc
+
+    doc = run_with_vault(ctx, go)
+    emit(ctx, doc, lambda: click.echo(doc["url"]))
+
+
+def _is_stored(vault: Vault, name: str) -> bool:
+    try:
+        vault._resolve(name, None)
+    except OwnvaultError:
+        return False
+    return True
+
+
+@cli.command("unpublish")
+@common
+@click.argument("target")
+@click.option("--version", "version", type=int, help="Only this version of NAME.")
+def unpublish_cmd(target: str, version: int | None) -> None:
+    """Stop publishing a NAME (or one root CID); the content stays stored."""
+    ctx = get_ctx()
+    rows = run_with_vault(ctx, lambda v: pub.unpublish(v, target, version=version))
+    docs = [r.to_json() | {"published": False} for r in rows]
+
+    def human() -> None:
+        for d in docs:
+            click.echo(f"unpublished {d['name']} v{d['version']}  {d['cid']}")
+
+    emit(ctx, {"unpublished": docs}, human)
+
+
+@cli.command("published")
+@common
+def published_cmd() -> None:
+    """List published content (and imported DAGs kept for their root CID)."""
+    ctx = get_ctx()
+
+    async def go(vault: Vault) -> list[dict[str, Any]]:
+        return [r.to_json() for r in pub.DagStore(vault.catalog).all()]
+
+    rows = run_with_vault(ctx, go)
+
+    def human() -> None:
+        for r in rows:
+            state = "public " if r["published"] else "private"
+            click.echo(f"{state}  {r['url']}  {r['name']} v{r['version']}  ({r['profile']})")
+
+    emit(ctx, {"published": [r for r in rows if r["published"]], "dags": rows}, human)
+
+
+@cli.command("verify-cid")
+@common
+@click.argument("target")
+@click.option("--version", "version", type=int, help="Version of NAME (default: latest).")
+def verify_cid_cmd(target: str, version: int | None) -> None:
+    """Recompute the IPFS CIDs of a stored file or tree from its stored bytes and compare."""
+    ctx = get_ctx()
+    doc = run_with_vault(ctx, lambda v: pub.verify_cid(v, target, version=version))
+
+    def human() -> None:
+        for c in doc["checks"]:
+            mark = "ok " if c["ok"] else "BAD"
+            click.echo(f"{mark} {c['what']} ({c['profile']}): {c['computed']}"
+                       + ("" if c["ok"] else f" != recorded {c['recorded']}"))
+        click.echo(f"{doc['name']} v{doc['version']}: " + ("CIDs verified" if doc["ok"] else "CID MISMATCH"))
+
+    emit(ctx, doc, human)
+    if not doc["ok"]:
+        raise click.exceptions.Exit(5)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise UsageError(f"--listen wants HOST:PORT, got {text!r}")
+    host = host.strip("[]")
+    try:
+        number = int(port)
+    except ValueError:
+        raise UsageError(f"--listen: bad port {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise UsageError(f"--listen: port out of range: {number}")
+    return host, number
+
+
+@cli.command("serve")
+@common
+@click.option("--listen", default="127.0.0.1:8080", show_default=True,
+              help="HOST:PORT to listen on (port 0 picks a free port).")
+def serve_cmd(listen: str) -> None:
+    """Serve published content over HTTP: an IPFS trustless gateway at /ipfs/.
+
+    Only published content is served; unpublished content is 404 even by block CID.
+    Prints one JSON line {"listening": URL} on stdout when ready; stop with Ctrl-C.
+    """
+    import uvicorn
+
+    from ownvault.server.app import create_app
+
+    ctx = get_ctx()
+    host, port = parse_listen(listen)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warn(f"listening on {host}: published content is served to whoever can reach it")
+    vault = open_vault(ctx)
+
+    async def go() -> None:
+        app = create_app(vault)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                access_log=False)
+        server = uvicorn.Server(config)
+        task = asyncio.ensure_future(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            sock = server.servers[0].sockets[0].getsockname()
+            bound = f"[{sock[0]}]" if ":" in sock[0] else sock[0]
+            sys.stdout.write(json.dumps({"listening": f"http://{bound}:{sock[1]}"}) + "\n")
+            sys.stdout.flush()
+        try:
+            await task
+        finally:
+            await vault.close()
+
+    asyncio.run(go())

@@ -1,0 +1,482 @@
+"""A provider on an ownvault storage node, over HTTP (protocol: docs/node-protocol.md).
+
+Every request is signed with HTTP Message Signatures (RFC 9421) by the account's Ed25519
+key; the key id is the account's ``did:key``. The signature covers the method, authority,
+path, query, the node's id (``ownvault-node``, learnt from ``/healthz``, so a request
+captured by one node cannot be replayed to another) and a ``content-digest`` (RFC 9530)
+of the body (of the empty body for requests without one), and carries ``created``, a
+random ``nonce`` and the tag ``ownvault-node/1``. The ``http-message-signatures`` package
+builds and parses the signature fields; the Ed25519 operations themselves go through
+:mod:`ownvault.core.crypto` (the signer) so that no key material enters that package.
+
+The node is untrusted: response sizes are bounded, the ``content-digest`` of every object
+body is re-checked (a mismatch is :class:`~ownvault.errors.ShareCorruptError`), listings
+are validated (names, order, prefix), and HTTP failures are classified into the error
+tree so that :mod:`ownvault.providers.wrappers` can retry only what is worth retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from http_message_signatures import (
+    HTTPMessageSigner,
+    HTTPSignatureAlgorithm,
+    InvalidSignature,
+)
+from http_message_signatures.digests import ContentDigest
+
+from ownvault.core import crypto
+from ownvault.core.keys import did_key_from_ed25519, ed25519_from_did_key
+from ownvault.errors import (
+    FormatError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderUnavailableError,
+    ShareCorruptError,
+    StorageFullError,
+    UsageError,
+)
+from ownvault.providers.base import (
+    MAX_NAME_LENGTH,
+    ObjectInfo,
+    ProviderInfo,
+    validate_name,
+    validate_prefix,
+)
+
+__all__ = [
+    "COVERED_COMPONENTS",
+    "NODE_HEADER",
+    "PROTOCOL",
+    "SIGNATURE_LABEL",
+    "DidKeyEd25519",
+    "NodeInfo",
+    "NodeProvider",
+    "SeedSigner",
+    "Signer",
+    "sign_request",
+]
+
+PROTOCOL = "ownvault-node/1"
+SIGNATURE_LABEL = "ov"
+NODE_HEADER = "ownvault-node"
+COVERED_COMPONENTS = ("@method", "@authority", "@path", "@query", NODE_HEADER, "content-digest")
+MAX_JSON_RESPONSE = 4 * 1024 * 1024
+DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
+LIST_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What a node says about itself and the signer's account (``GET /v1/info``)."""
+
+    node_id: str
+    jurisdiction: str | None
+    free_bytes: int | None
+    quota_bytes: int | None
+    used_bytes: int | None
+    max_object_bytes: int | None
+
+
+class Signer(Protocol):
+    """An account key: ``VaultKeys`` is one. ``sign`` makes a raw 64-byte Ed25519 signature."""
+
+    @property
+    def did(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+class SeedSigner:
+    """A :class:`Signer` from a bare 32-byte Ed25519 seed (tests, benchmarks, node tools)."""
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != 32:
+            raise UsageError("an Ed25519 seed is 32 bytes")
+        self._seed = seed
+        self.did = did_key_from_ed25519(crypto.ed25519_public(seed))
+
+    @classmethod
+    def generate(cls) -> SeedSigner:
+        return cls(crypto.random_bytes(32))
+
+    def sign(self, message: bytes) -> bytes:
+        return crypto.ed25519_sign(self._seed, message)
+
+
+class DidKeyEd25519(HTTPSignatureAlgorithm):  # type: ignore[misc]
+    """RFC 9421 ``ed25519`` whose public key is the raw key inside a ``did:key``.
+
+    Only verification happens here (signing goes through a :class:`Signer`), and it is
+    done by :func:`ownvault.core.crypto.ed25519_verify`.
+    """
+
+    algorithm_id = "ed25519"
+
+    def __init__(self, public_key: bytes | None = None, private_key: object = None) -> None:
+        if private_key is not None:
+            raise UsageError("DidKeyEd25519 never holds a private key")
+        self.public_key = public_key
+
+    def sign(self, message: bytes) -> bytes:
+        raise UsageError("sign through a Signer, not the algorithm object")
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        if self.public_key is None or not crypto.ed25519_verify(
+            self.public_key, signature, message
+        ):
+            raise InvalidSignature("Ed25519 signature does not verify")
+
+
+_SIGNER = HTTPMessageSigner(signature_algorithm=DidKeyEd25519)
+
+
+def sign_request(
+    request: httpx.Request,
+    signer: Signer,
+    node_id: str,
+    body: bytes,
+    *,
+    created: datetime.datetime | None = None,
+    nonce: str | None = None,
+) -> None:
+    """Add ``ownvault-node``, ``Content-Digest``, ``Signature-Input`` and ``Signature``."""
+    request.headers[NODE_HEADER] = node_id
+    prepared = _SIGNER.prepare(
+        request,
+        key_id=signer.did,
+        created=created or datetime.datetime.now(datetime.UTC),
+        nonce=nonce or base64.urlsafe_b64encode(crypto.random_bytes(18)).decode(),
+        label=SIGNATURE_LABEL,
+        tag=PROTOCOL,
+        include_alg=True,
+        covered_component_ids=COVERED_COMPONENTS,
+        body=body,
+    )
+    _SIGNER.apply(request, prepared, signer.sign(prepared.signature_base))
+
+
+def _classify(status: int, code: str, message: str, label: str, name: str | None) -> ProviderError:
+    text = f"node {label}: {status} {code}: {message}"[:300]
+    if status == 404 and code in ("object_not_found", ""):
+        return ObjectNotFoundError(text, provider=label, share=name)
+    if status == 409 and code == "object_exists":
+        return ObjectExistsError(text, provider=label, share=name)
+    if status == 507:
+        return StorageFullError(text, provider=label, share=name)
+    if status == 429 or status >= 500 or (status == 400 and code == "digest_mismatch"):
+        return ProviderUnavailableError(text, provider=label, share=name)
+    return ProviderPermanentError(text, provider=label, share=name)
+
+
+class NodeProvider:
+    """Objects of one account (the signer's ``did:key``) on one storage node.
+
+    One ``httpx.AsyncClient`` is kept per running event loop; it is closed by
+    :meth:`close`, or when its loop shuts down (a small watcher task is cancelled by
+    ``asyncio.run`` and closes it), so the provider may be used from several
+    ``asyncio.run`` calls in turn.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        signer: Signer,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE,
+        list_page: int = LIST_PAGE,
+        label: str | None = None,
+    ) -> None:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise UsageError(f"node URL must be http(s)://host[:port]: {url!r:.80}")
+        ed25519_from_did_key(signer.did)
+        self.url = str(parsed).rstrip("/")
+        self._signer = signer
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._max_response = max_response_bytes
+        if not 1 <= list_page <= LIST_PAGE:
+            raise UsageError(f"list_page must be 1..{LIST_PAGE}")
+        self._list_page = list_page
+        self._label = label or self.url
+        self._node_id: str | None = None
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._watchers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+    @property
+    def kind(self) -> str:
+        return "node"
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            for old in [old for old in self._clients if old.is_closed()]:
+                self._clients.pop(old, None)
+                self._watchers.pop(old, None)
+            client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            self._clients[loop] = client
+            self._watchers[loop] = loop.create_task(self._watch(client))
+        return client
+
+    @staticmethod
+    async def _watch(client: httpx.AsyncClient) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await client.aclose()
+
+    async def _node(self) -> str:
+        if self._node_id is None:
+            status, _headers, body = await self._send("GET", "/healthz", b"", sign=False)
+            if status != 200:
+                raise _classify(status, "", "healthz failed", self._label, None)
+            doc = self._json(body)
+            node_id = doc.get("node_id")
+            if doc.get("protocol") != PROTOCOL or not isinstance(node_id, str):
+                raise ProviderPermanentError(
+                    f"node {self._label} does not speak {PROTOCOL}", provider=self._label
+                )
+            self._node_id = node_id
+        return self._node_id
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        *,
+        params: dict[str, str] | None = None,
+        sign: bool = True,
+        limit: int = MAX_JSON_RESPONSE,
+        name: str | None = None,
+    ) -> tuple[int, httpx.Headers, bytes]:
+        client = self._client()
+        node_id = await self._node() if sign else ""
+        request = client.build_request(
+            method,
+            self.url + path,
+            params=params,
+            content=body if method == "PUT" else None,
+            headers={"content-type": "application/octet-stream"} if method == "PUT" else None,
+        )
+        if sign:
+            sign_request(request, self._signer, node_id, body)
+        try:
+            response = await client.send(request, stream=True)
+            try:
+                declared = response.headers.get("content-length")
+                # A HEAD's Content-Length is the object's size, not a body that follows.
+                if (
+                    method != "HEAD"
+                    and declared is not None
+                    and declared.isdigit()
+                    and int(declared) > limit
+                ):
+                    raise ProviderPermanentError(
+                        f"node {self._label}: response of {declared} bytes over limit {limit}",
+                        provider=self._label,
+                        share=name,
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ProviderPermanentError(
+                            f"node {self._label}: response over limit {limit}",
+                            provider=self._label,
+                            share=name,
+                        )
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(
+                f"node {self._label} unreachable: {type(exc).__name__}: {exc}"[:300],
+                provider=self._label,
+                share=name,
+            ) from exc
+        return response.status_code, response.headers, b"".join(chunks)
+
+    def _json(self, body: bytes) -> dict[str, Any]:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise ProviderPermanentError(
+                f"node {self._label} sent a malformed JSON document", provider=self._label
+            )
+        return doc
+
+    def _error(self, status: int, body: bytes, name: str | None) -> ProviderError:
+        code, message = "", ""
+        try:
+            doc = json.loads(body) if body else {}
+            err = doc.get("error", {}) if isinstance(doc, dict) else {}
+            if isinstance(err, dict):
+                code = str(err.get("code", ""))[:64]
+                message = str(err.get("message", ""))[:200]
+        except ValueError:
+            pass
+        return _classify(status, code, message, self._label, name)
+
+    def _check_digest(self, headers: httpx.Headers, body: bytes, name: str) -> None:
+        value = headers.get("content-digest")
+        if value is None:
+            raise ShareCorruptError(
+                f"node {self._label} sent {name} without a content-digest",
+                provider=self._label,
+                share=name,
+            )
+        try:
+            ContentDigest.verify(value, body)
+        except InvalidSignature as exc:
+            raise ShareCorruptError(
+                f"node {self._label}: content-digest of {name} does not match its bytes",
+                provider=self._label,
+                share=name,
+            ) from exc
+
+    # -- the contract ----------------------------------------------------------------------
+
+    async def put(self, name: str, data: bytes) -> None:
+        validate_name(name)
+        status, _h, body = await self._send("PUT", f"/v1/objects/{name}", bytes(data), name=name)
+        if status != 201:
+            raise self._error(status, body, name)
+
+    async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        validate_name(name)
+        if offset < 0 or (length is not None and length < 0):
+            raise UsageError("negative range")
+        params = {"offset": str(offset)}
+        if length is not None:
+            params["length"] = str(length)
+        limit = self._max_response if length is None else min(length, self._max_response)
+        status, headers, body = await self._send(
+            "GET", f"/v1/objects/{name}", b"", params=params, limit=limit, name=name
+        )
+        if status != 200:
+            raise self._error(status, body, name)
+        self._check_digest(headers, body, name)
+        return body
+
+    async def stat(self, name: str) -> ObjectInfo:
+        validate_name(name)
+        status, headers, body = await self._send("HEAD", f"/v1/objects/{name}", b"", name=name)
+        if status != 200:
+            raise self._error(status, body, name)
+        size = headers.get("content-length", "")
+        if not size.isdigit():
+            raise ProviderPermanentError(
+                f"node {self._label}: stat of {name} without a size", provider=self._label
+            )
+        return ObjectInfo(name, int(size))
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        after = ""
+        while True:
+            params = {"prefix": prefix, "limit": str(self._list_page)}
+            if after:
+                params["after"] = after
+            status, _h, body = await self._send("GET", "/v1/objects", b"", params=params)
+            if status != 200:
+                raise self._error(status, body, None)
+            doc = self._json(body)
+            items, nxt = doc.get("objects"), doc.get("next")
+            if not isinstance(items, list) or len(items) > self._list_page:
+                raise ProviderPermanentError(
+                    f"node {self._label}: malformed listing", provider=self._label
+                )
+            for item in items:
+                info = self._listed(item, prefix, after)
+                after = info.name
+                yield info
+            if nxt is None:
+                return
+            if not isinstance(nxt, str) or nxt != after or not items:
+                raise ProviderPermanentError(
+                    f"node {self._label}: malformed listing cursor", provider=self._label
+                )
+
+    def _listed(self, item: object, prefix: str, after: str) -> ObjectInfo:
+        try:
+            if not isinstance(item, dict):
+                raise FormatError("entry is not an object")
+            name, size = item.get("name"), item.get("size")
+            if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+                raise FormatError("bad name")
+            validate_name(name)
+            if not name.startswith(prefix) or name <= after:
+                raise FormatError("name out of order or outside the prefix")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise FormatError("bad size")
+        except (FormatError, UsageError) as exc:
+            raise ProviderPermanentError(
+                f"node {self._label}: malformed listing ({exc.message})", provider=self._label
+            ) from None
+        return ObjectInfo(name, size)
+
+    async def delete(self, name: str) -> None:
+        validate_name(name)
+        status, _h, body = await self._send("DELETE", f"/v1/objects/{name}", b"", name=name)
+        if status != 204:
+            raise self._error(status, body, name)
+
+    async def info(self) -> ProviderInfo:
+        node = await self.node_info()
+        return ProviderInfo("node", self.url, node.free_bytes)
+
+    async def node_info(self) -> NodeInfo:
+        """The node's ``/v1/info``: jurisdiction, free space, quota and usage, limits."""
+        status, _h, body = await self._send("GET", "/v1/info", b"")
+        if status != 200:
+            raise self._error(status, body, None)
+        doc = self._json(body)
+
+        def count(key: str) -> int | None:
+            value = doc.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+            return None
+
+        jurisdiction = doc.get("jurisdiction")
+        return NodeInfo(
+            node_id=str(doc.get("node_id", ""))[:64],
+            jurisdiction=jurisdiction[:2] if isinstance(jurisdiction, str) else None,
+            free_bytes=count("free_bytes"),
+            quota_bytes=count("quota_bytes"),
+            used_bytes=count("used_bytes"),
+            max_object_bytes=count("max_object_bytes"),
+        )
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for other in list(self._clients):
+            client = self._clients.pop(other)
+            watcher = self._watchers.pop(other, None)
+            if other is loop:
+                if watcher is not None:
+                    watcher.cancel()
+                await client.aclose()

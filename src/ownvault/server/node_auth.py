@@ -1,0 +1,166 @@
+"""Request authentication for the storage node: RFC 9421 signatures, time window, nonces.
+
+A request is accepted when exactly one signature tagged ``ownvault-node/1`` verifies under
+the Ed25519 key inside its ``keyid`` (a ``did:key``), covers every component in
+:data:`~ownvault.providers.http.COVERED_COMPONENTS`, names this node in the covered
+``ownvault-node`` field, was ``created`` within ``window`` seconds of the node's clock (and
+not before the node process started: 503, sign again), and carries a ``nonce`` not seen in that window.
+Checks run in that order; only a request that passes all of them spends its nonce.
+
+The nonce memory is per process: a restart forgets it, which is why requests created
+before the process started are refused (a replay across a restart would otherwise work).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver
+from http_message_signatures.digests import ContentDigest
+from http_message_signatures.exceptions import HTTPMessageSignaturesException
+
+from ownvault.core.keys import ed25519_from_did_key
+from ownvault.errors import FormatError
+from ownvault.providers.http import COVERED_COMPONENTS, NODE_HEADER, PROTOCOL, DidKeyEd25519
+
+__all__ = ["AuthFailure", "Authenticator", "NonceCache", "SignedMessage"]
+
+MAX_NONCE_LENGTH = 128
+
+
+class AuthFailure(Exception):
+    """A request failed authentication; ``code`` is the stable error code for the client."""
+
+    def __init__(self, code: str, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """The view of a request that the signature library reads: method, URL, headers."""
+
+    method: str
+    url: str
+    headers: Any
+
+
+class _DidKeyResolver(HTTPSignatureKeyResolver):  # type: ignore[misc]
+    def resolve_public_key(self, key_id: str) -> bytes | None:
+        try:
+            return ed25519_from_did_key(key_id)
+        except FormatError:
+            return None
+
+    def resolve_private_key(self, key_id: str) -> bytes:
+        raise KeyError("the node holds no private keys")
+
+
+class NonceCache:
+    """Nonces seen recently, each kept until ``expires``; bounded in entries."""
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _expire(self, now: float) -> None:
+        while self._seen:
+            key, expires = next(iter(self._seen.items()))
+            if expires > now:
+                break
+            del self._seen[key]
+
+    def check_and_add(self, account: str, nonce: str, expires: float, now: float) -> str | None:
+        """Record the nonce; return an error code if it was seen or the cache is full."""
+        self._expire(now)
+        key = (account, nonce)
+        if key in self._seen:
+            return "replayed_nonce"
+        if len(self._seen) >= self._max:
+            return "busy"
+        # Entries are appended in arrival order; expiry times are arrival + constant, so
+        # the dict stays ordered by expiry and _expire only looks at its head.
+        self._seen[key] = expires
+        return None
+
+
+class Authenticator:
+    def __init__(
+        self, node_id: str, *, window: int, started: float, max_nonces: int = 1_000_000
+    ) -> None:
+        self.node_id = node_id
+        self.window = window
+        self.started = int(started)
+        self.nonces = NonceCache(max_nonces)
+        self._verifier = HTTPMessageVerifier(
+            signature_algorithm=DidKeyEd25519, key_resolver=_DidKeyResolver()
+        )
+        # The library's own clock checks are relaxed: ours below gives the stable code.
+        self._verifier.max_clock_skew = datetime.timedelta(days=3650)
+
+    def authenticate(self, message: SignedMessage, *, now: float | None = None) -> str:
+        """Return the account (``did:key``) that signed ``message``, or raise AuthFailure."""
+        now = time.time() if now is None else now
+        names = {name.lower() for name, _value in message.headers.items()}
+        if "signature-input" not in names or "signature" not in names:
+            raise AuthFailure("unsigned", "requests must carry an RFC 9421 signature")
+        try:
+            results = self._verifier.verify(
+                message, max_age=None, expect_tag=PROTOCOL, require_components=COVERED_COMPONENTS
+            )
+        except HTTPMessageSignaturesException as exc:
+            raise AuthFailure("bad_signature", f"signature rejected: {exc}"[:200]) from None
+        if len(results) != 1:
+            raise AuthFailure("bad_signature", "exactly one ownvault signature is required")
+        params = results[0].parameters
+        keyid, created, nonce = params.get("keyid"), params.get("created"), params.get("nonce")
+        if params.get("alg") != DidKeyEd25519.algorithm_id:
+            raise AuthFailure("bad_signature", 'the signature must state alg="ed25519"')
+        if not isinstance(keyid, str) or not isinstance(created, int):
+            raise AuthFailure("bad_signature", "keyid and created are required")
+        if results[0].covered_components.get(f'"{NODE_HEADER}"') != self.node_id:
+            raise AuthFailure("wrong_node", "the request is signed for another node")
+        if abs(now - created) > self.window:
+            raise AuthFailure(
+                "stale_signature", f"created must be within {self.window}s of the node's clock"
+            )
+        if created < self.started:
+            # Nonces from before a restart are forgotten: refuse such requests, but as a
+            # retryable condition (a client whose clock lags a little signs again).
+            raise AuthFailure(
+                "node_restarted", "signed before this node process started; sign again", 503
+            )
+        if not isinstance(nonce, str) or not 16 <= len(nonce) <= MAX_NONCE_LENGTH:
+            raise AuthFailure("bad_signature", "a nonce of 16..128 characters is required")
+        problem = self.nonces.check_and_add(keyid, nonce, now + 2 * self.window + 1, now)
+        if problem == "replayed_nonce":
+            raise AuthFailure("replayed_nonce", "this request was seen before")
+        if problem is not None:
+            raise AuthFailure("busy", "too many requests in the replay window", status=503)
+        return keyid
+
+    @staticmethod
+    def check_body(message: SignedMessage, body: bytes) -> bool:
+        """Whether ``body`` matches the request's (signed) Content-Digest."""
+        value = None
+        for name, field in message.headers.items():
+            if name.lower() == "content-digest":
+                if value is not None:
+                    return False
+                value = field
+        if value is None:
+            return False
+        try:
+            ContentDigest.verify(value, body)
+        except HTTPMessageSignaturesException:
+            return False
+        return True

@@ -1,0 +1,267 @@
+"""The trustless gateway, as a real `ownvault serve` process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ownvault.core.car import CarReader
+from ownvault.core.cid import CID
+from ownvault.core.unixfs import PROFILES, import_bytes
+from ownvault.engine.carimport import import_car
+from ownvault.engine.publish import export_car, publish
+from tests.engine.helpers import PASS, make_vault, run
+from tests.oracle.oracle import require_oracle
+
+RAW = {"Accept": "application/vnd.ipld.raw"}
+
+
+@dataclass
+class Served:
+    url: str
+    root: str  # the published tree
+    hamt: str  # a published HAMT directory (imported CAR, small shard threshold)
+    tree: Path
+    secret: bytes
+    vault: Path
+    proc: subprocess.Popen[str]
+
+
+def _tree(root: Path) -> None:
+    rnd = random.Random(7)
+    (root / "site").mkdir(parents=True)
+    (root / "site" / "index.html").write_text("<!doctype html><p>hello</p>\n")
+    (root / "site" / "style.css").write_text("p { color: red }\n")
+    (root / "empty").mkdir()
+    (root / "big.bin").write_bytes(rnd.randbytes(700_000))  # 3 raw leaves + a node
+    (root / "notes.txt").write_text("plain text, no extension needed\n" * 3)
+    (root / "noext").write_bytes(b"just words\n")
+    (root / "ünï cödé.txt").write_text("unicode name\n")
+    os.symlink("notes.txt", root / "link")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    base = tmp_path_factory.mktemp("gw")
+    tree = base / "tree"
+    _tree(tree)
+    hamt_src = base / "hamt"
+    hamt_src.mkdir()
+    for i in range(40):
+        (hamt_src / f"entry-{i:02d}.txt").write_text(f"entry {i}\n")
+    oracle = require_oracle()
+    oracle.batch([{"path": str(hamt_src), "shard-threshold": 64, "car": str(base / "hamt.car")}])
+    secret = random.Random(8).randbytes(300_000)
+    (base / "secret.bin").write_bytes(secret)
+    vault_dir = base / "vault"
+    vault = make_vault(vault_dir)
+    try:
+        run(vault.put([tree], name="site"))
+        run(vault.put([base / "secret.bin"], name="secret.bin"))
+        root = run(publish(vault, "site")).dag.root
+        imp = run(import_car(vault, base / "hamt.car", name="hamt", publish_it=True))
+    finally:
+        run(vault.close())
+    env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
+    err = open(base / "serve.err", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ownvault", "--vault", str(vault_dir), "serve", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=err, text=True, env=env, stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, (base / "serve.err").read_text()
+        url = json.loads(line)["listening"]
+        assert url.startswith("http://127.0.0.1:")
+        yield Served(url, root, imp["root"], tree, secret, vault_dir, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+        err.close()
+
+
+def get(s: Served, path: str, **kw: object) -> httpx.Response:
+    return httpx.get(s.url + path, timeout=30, **kw)  # type: ignore[arg-type]
+
+
+def blocks_of(body: bytes) -> tuple[list[CID], list[tuple[CID, bytes]]]:
+    reader = CarReader([body])
+    return list(reader.roots), [(b.cid, b.data) for b in reader]
+
+
+def test_raw_block_and_headers(served: Served) -> None:
+    r = get(served, f"/ipfs/{served.root}", headers=RAW)
+    assert r.status_code == 200
+    assert CID.parse(served.root).verify(r.content)
+    assert r.headers["content-type"] == "application/vnd.ipld.raw"
+    assert r.headers["etag"] == f'"{served.root}.raw"'
+    assert r.headers["cache-control"] == "public, max-age=29030400, immutable"
+    assert r.headers["content-disposition"] == f'attachment; filename="{served.root}.bin"'
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-location"] == f"/ipfs/{served.root}?format=raw"
+    assert r.headers["x-ipfs-roots"] == served.root
+    r2 = get(served, f"/ipfs/{served.root}?format=raw")
+    assert r2.content == r.content and "content-location" not in r2.headers
+    assert get(served, f"/ipfs/{served.root}?format=raw", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    h = httpx.head(served.url + f"/ipfs/{served.root}?format=raw")
+    assert h.status_code == 200 and h.content == b"" and int(h.headers["content-length"]) == len(r.content)
+
+
+def test_every_block_of_a_leafy_file_by_cid(served: Served) -> None:
+    data = (served.tree / "big.bin").read_bytes()
+    blocks: dict[CID, bytes] = {}
+    root = import_bytes(data, PROFILES["kubo-v1"], blocks.__setitem__)
+    for cid, block in blocks.items():
+        r = get(served, f"/ipfs/{cid}?format=raw")
+        assert r.status_code == 200 and r.content == block, cid
+    r = get(served, f"/ipfs/{root.cid}?format=raw", headers={"Range": "bytes=0-3"})
+    assert r.status_code == 206 and r.content == blocks[root.cid][:4]
+
+
+def test_car_all_matches_export_and_reference(served: Served, tmp_path: Path) -> None:
+    r = get(served, f"/ipfs/{served.root}", headers={"Accept": "application/vnd.ipld.car"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.ipld.car; version=1; order=dfs; dups=n"
+    assert r.headers["etag"].startswith(f'"{served.root}.car.')
+    out = bytearray()
+    vault = make_vault_open(served.vault)
+    try:
+        run(export_car(vault, served.root, out.extend))
+    finally:
+        run(vault.close())
+    assert r.content == bytes(out)
+    (tmp_path / "ours.car").write_bytes(r.content)
+    ls = require_oracle().car_ls(tmp_path / "ours.car")
+    assert ls["exit"] == 0 and ls["missing"] == [] and ls["badHashes"] == 0
+
+
+def make_vault_open(path: Path):  # type: ignore[no-untyped-def]
+    from ownvault.engine.vault import Vault
+
+    return Vault.open(path, PASS)
+
+
+def test_reference_client_verifies_and_unpacks(served: Served) -> None:
+    oracle = require_oracle()
+    doc = oracle.gateway_fetch(f"{served.url}/ipfs/{served.root}")
+    assert doc["status"] == 200 and doc["roots"] == [served.root]
+    files = {e["path"].split(served.root, 1)[1].lstrip("/"): e for e in doc["entries"] if e["type"] in ("file", "raw")}
+    for rel, entry in files.items():
+        if (served.tree / rel).is_symlink():
+            continue  # the exporter lists a UnixFS symlink as an empty 'file'
+        want = (served.tree / rel).read_bytes()
+        assert entry["size"] == len(want) and entry["sha256"] == hashlib.sha256(want).hexdigest(), rel
+    assert {"big.bin", "notes.txt", "site/index.html", "ünï cödé.txt"} <= set(files)
+    one = oracle.gateway_fetch(f"{served.url}/ipfs/{served.root}/big.bin")
+    assert one["entries"][0]["sha256"] == hashlib.sha256((served.tree / "big.bin").read_bytes()).hexdigest()
+    hamt = oracle.gateway_fetch(f"{served.url}/ipfs/{served.hamt}")
+    assert len([e for e in hamt["entries"] if e["type"] in ("file", "raw")]) == 40
+
+
+def test_car_scopes_and_entity_bytes(served: Served) -> None:
+    base = f"/ipfs/{served.root}/big.bin?format=car"
+    _roots, all_blocks = blocks_of(get(served, base).content)
+    path_and_file = [c for c, _ in all_blocks]
+    assert len(path_and_file) == 1 + 4  # the root directory, then the file node and 3 leaves
+    _r, block = blocks_of(get(served, base + "&dag-scope=block").content)
+    assert [c for c, _ in block] == path_and_file[:2]
+    _r, entity = blocks_of(get(served, base + "&dag-scope=entity").content)
+    assert [c for c, _ in entity] == path_and_file
+    _r, first = blocks_of(get(served, base + "&entity-bytes=0:10").content)
+    assert [c for c, _ in first] == path_and_file[:3]
+    _r, last = blocks_of(get(served, base + "&entity-bytes=-10:*").content)
+    assert [c for c, _ in last] == [*path_and_file[:2], path_and_file[-1]]
+    _r, middle = blocks_of(get(served, base + "&entity-bytes=262143:262144").content)
+    assert [c for c, _ in middle] == path_and_file[:4]
+    assert get(served, base + "&entity-bytes=800000:*").status_code == 400
+    assert get(served, base + "&entity-bytes=x:1").status_code == 400
+    assert get(served, base + "&dag-scope=nope").status_code == 400
+    # a directory: entity = its own block; a HAMT: every shard node, no children
+    _r, d = blocks_of(get(served, f"/ipfs/{served.root}?format=car&dag-scope=entity").content)
+    assert [str(c) for c, _ in d] == [served.root]
+    _r, h = blocks_of(get(served, f"/ipfs/{served.hamt}?format=car&dag-scope=entity").content)
+    assert len(h) >= 2 and all(c.codec == 0x70 for c, _ in h)
+    assert get(served, f"/ipfs/{served.root}?format=car", headers={"Accept": "application/vnd.ipld.car; version=2"}).status_code == 200
+    assert get(served, f"/ipfs/{served.root}", headers={"Accept": "application/vnd.ipld.car; version=2"}).status_code == 406
+    dups = get(served, base + "&car-dups=y")
+    assert dups.headers["content-type"].endswith("dups=y")
+
+
+def test_deserialized_files_ranges_and_directories(served: Served) -> None:
+    r = get(served, f"/ipfs/{served.root}/notes.txt")
+    assert r.status_code == 200 and r.content == (served.tree / "notes.txt").read_bytes()
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["x-ipfs-path"] == f"/ipfs/{served.root}/notes.txt"
+    assert r.headers["x-ipfs-roots"].split(",")[0] == served.root
+    assert get(served, f"/ipfs/{served.root}/noext").headers["content-type"] == "text/plain; charset=utf-8"
+    assert get(served, f"/ipfs/{served.root}/big.bin").headers["content-type"] == "application/octet-stream"
+    assert get(served, f"/ipfs/{served.root}/site/style.css").headers["content-type"].startswith("text/css")
+    big = (served.tree / "big.bin").read_bytes()
+    r = get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=262140-262150"})
+    assert r.status_code == 206 and r.content == big[262140:262151]
+    assert r.headers["content-range"] == f"bytes 262140-262150/{len(big)}"
+    r = get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=-5"})
+    assert r.content == big[-5:]
+    assert get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=900000-"}).status_code == 416
+    assert get(served, f"/ipfs/{served.root}/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9.txt").content == b"unicode name\n"
+    r = get(served, f"/ipfs/{served.root}/site")
+    assert r.status_code == 301 and r.headers["location"] == f"/ipfs/{served.root}/site/"
+    r = get(served, f"/ipfs/{served.root}/site/")
+    assert r.status_code == 200 and b"hello" in r.content and r.headers["content-type"].startswith("text/html")
+    r = get(served, f"/ipfs/{served.root}/")
+    assert r.status_code == 200 and b"notes.txt" in r.content and b"big.bin" in r.content
+    r = get(served, f"/ipfs/{served.hamt}/entry-07.txt")
+    assert r.status_code == 200 and r.content == b"entry 7\n"
+    assert get(served, f"/ipfs/{served.hamt}/nope.txt").status_code == 404
+    r = get(served, f"/ipfs/{served.root}/notes.txt", params={"download": "true"})
+    assert r.headers["content-disposition"].startswith("attachment")
+
+
+def test_status_codes_and_private_content(served: Served) -> None:
+    assert get(served, "/ipfs/not-a-cid").status_code == 400
+    assert get(served, f"/ipfs/{served.root}?format=tar").status_code == 406
+    assert get(served, f"/ipfs/{served.root}", headers={"Accept": "application/x-tar"}).status_code == 406
+    assert get(served, f"/ipfs/{served.root}?format=bogus").status_code == 400
+    assert get(served, f"/ipfs/{served.root}/missing.txt").status_code == 404
+    unknown = CID.for_block(0x55, b"never stored")
+    assert get(served, f"/ipfs/{unknown}?format=raw").status_code == 404
+    # stored but never published: every one of its blocks is 404, by root or by leaf CID
+    blocks: dict[CID, bytes] = {}
+    root = import_bytes(served.secret, PROFILES["kubo-v1"], blocks.__setitem__)
+    for cid in [root.cid, *blocks]:
+        for fmt in ("raw", "car"):
+            assert get(served, f"/ipfs/{cid}?format={fmt}").status_code == 404
+        assert get(served, f"/ipfs/{cid}").status_code == 404
+    assert get(served, f"/ipfs/{served.root}", headers={"Service-Worker": "script"}).status_code == 400
+    # the identity probe of the trustless gateway spec
+    r = get(served, "/ipfs/bafkqaaa?format=raw")
+    assert r.status_code == 200 and r.content == b""
+    roots, blocks_ = blocks_of(get(served, "/ipfs/bafkqaaa?format=car").content)
+    assert [str(c) for c in roots] == ["bafkqaaa"] and blocks_ == []
+
+
+def test_unpublish_takes_effect_while_serving(served: Served) -> None:
+    env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
+    cmd = [sys.executable, "-m", "ownvault", "--vault", str(served.vault)]
+    assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 200
+    subprocess.run([*cmd, "unpublish", "hamt"], env=env, check=True, capture_output=True, timeout=60)
+    assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 404
+    subprocess.run([*cmd, "publish", "hamt"], env=env, check=True, capture_output=True, timeout=60)
+    assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 200
