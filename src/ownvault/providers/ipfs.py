@@ -492,8 +492,13 @@ class KuboRpc:
             raise _first(group) from None
 
     async def block_get(self, cid: CID) -> bytes:
+        # offline: a block the node lost is "not found locally" at once, not searched for on
+        # the network until the request times out (Kubo's root option, honoured by block/get)
         return await self.call(
-            "block/get", {"arg": str(cid)}, limit=MAX_BLOCK_SIZE + 1, name=str(cid)
+            "block/get",
+            {"arg": str(cid), "offline": "true"},
+            limit=MAX_BLOCK_SIZE + 1,
+            name=str(cid),
         )
 
     async def dag_import(self, root: CID, blocks: AsyncIterator[tuple[CID, bytes]]) -> int:
