@@ -99,6 +99,8 @@ def test_layout_is_a_standard_unixfs_file(node: HeliaNode) -> None:
     assert CID.parse(st["Hash"]) == CID.for_block(RAW, small)
     st = json.loads(node.rpc("files/stat", arg=f"{p.root}/big"))
     assert CID.parse(st["Hash"]) == encode_object(big).root
+    # the import's temporary pin is gone: MFS alone keeps the object
+    assert st["Hash"] not in node.rpc("pin/ls").decode()
     # the reference importer (ipfs-unixfs-importer, profile unixfs-v1-2025) agrees
     added = _add(node, big)
     assert added == st["Hash"]

@@ -501,6 +501,31 @@ class KuboRpc:
             name=str(cid),
         )
 
+    async def import_pinned(
+        self, root: CID, blocks: Sequence[tuple[CID, bytes]], *, name: str | None = None
+    ) -> None:
+        """Import ``blocks`` as one CAR and pin ``root`` (recursively) in the same command."""
+
+        async def gen() -> AsyncIterator[tuple[CID, bytes]]:
+            for item in blocks:
+                yield item
+
+        body = await self.call(
+            "dag/import", {"pin-roots": "true"}, content=car_stream(root, gen()), name=name
+        )
+        for doc in ndjson(body, self.label):
+            rec = doc.get("Root") if isinstance(doc, dict) else None
+            if isinstance(rec, dict) and rec.get("PinErrorMsg"):
+                raise ProviderUnavailableError(
+                    f"{self.label}: pinning {root} failed: {str(rec['PinErrorMsg'])[:200]}",
+                    provider=self.label,
+                    share=name,
+                )
+            if isinstance(rec, dict) and _parse_cid(rec.get("Cid")) not in (None, root.to_v1()):
+                raise ProviderPermanentError(
+                    f"{self.label} imported another root than {root}", provider=self.label
+                )
+
     async def dag_import(self, root: CID, blocks: AsyncIterator[tuple[CID, bytes]]) -> int:
         """Stream a CAR of ``blocks`` into the node (not pinned); return the blocks sent."""
         count = 0

@@ -4,11 +4,12 @@ Names map to CIDs in the node's MFS (Kubo's "Mutable File System", ``files/*``):
 ``NAME`` is the MFS entry ``ROOT/NAME`` (``ROOT`` defaults to ``/ownvault``; ``/`` in names
 are MFS directories), pointing at the object's UnixFS DAG (:mod:`ownvault.providers.ipfs`).
 
-``put``     ``files/stat`` (refuse early), ``block/put`` of every block (the node must return
-            our CID), then ``files/cp /ipfs/ROOTCID ROOT/NAME`` with ``parents``. MFS refuses
-            to replace an existing entry, atomically (``files`` commands are serialised in
-            the node), which is what makes the object immutable. Kubo flushes MFS and keeps
-            its root in the datastore; MFS content is a GC root, so it needs no extra pin.
+``put``     ``files/stat`` (refuse early), ``dag/import`` of the object's blocks as one CAR
+            with ``pin-roots`` (so GC cannot take them meanwhile), ``files/cp /ipfs/ROOTCID
+            ROOT/NAME`` with ``parents``, ``pin/rm ROOTCID``. MFS refuses to replace an
+            existing entry, atomically (``files`` commands are serialised in the node),
+            which is what makes the object immutable. Kubo flushes MFS and keeps its root in
+            the datastore; MFS content is a GC root, so it needs no pin of its own.
 ``get``     ``files/stat`` for the root CID, then the blocks under the range, each re-hashed,
             from the RPC API first and the configured trustless gateways after it.
 ``list``    walks the MFS directories under the prefix (``files/ls --long``).
@@ -191,7 +192,9 @@ class KuboProvider:
         if await self._exists(name):
             raise ObjectExistsError(f"object exists: {name}", provider=self._label, share=name)
         obj = await asyncio.to_thread(encode_object, data)
-        await self.rpc.put_blocks(obj.blocks)
+        # One CAR, imported with its root pinned: no GC can take the fresh blocks before
+        # the MFS entry (itself a GC root) holds them; the temporary pin goes afterwards.
+        await self.rpc.import_pinned(obj.root, obj.blocks, name=name)
         try:
             await self.rpc.call(
                 "files/cp", {"arg": [f"/ipfs/{obj.root}", path], "parents": "true"}, name=name
@@ -204,6 +207,8 @@ class KuboProvider:
             raise ProviderPermanentError(
                 f"cannot create {name}: {exc.message}", provider=self._label, share=name
             ) from exc
+        finally:
+            await self.unpin(obj.root)
 
     async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         validate_name(name)
