@@ -141,6 +141,16 @@ def test_gateway_only_reads(node: HeliaNode) -> None:
     run(p.close())
 
 
+def test_deleting_a_directory_name_deletes_nothing(node: HeliaNode) -> None:
+    p = fresh(node)
+    run(p.put("a/1", b"one"))
+    run(p.put("a/b/2", b"two"))
+    run(p.delete("a"))
+    run(p.delete("a/b"))
+    assert [o.name for o in run(_listing(p))] == ["a/1", "a/b/2"]
+    run(p.close())
+
+
 def test_concurrent_puts_of_one_name(node: HeliaNode) -> None:
     p = fresh(node)
     blobs = [os.urandom(5000 + i) for i in range(6)]

@@ -13,7 +13,8 @@ are MFS directories), pointing at the object's UnixFS DAG (:mod:`ownvault.provid
 ``get``     ``files/stat`` for the root CID, then the blocks under the range, each re-hashed,
             from the RPC API first and the configured trustless gateways after it.
 ``list``    walks the MFS directories under the prefix (``files/ls --long``).
-``delete``  ``files/rm --force``. The blocks stay in the node's blockstore until its next
+``delete``  ``files/stat`` (a directory is no object), ``files/rm`` (never ``--force``, which
+            implies ``-r`` in Kubo). The blocks stay in the node's blockstore until its next
             garbage collection; copies others fetched are out of our hands.
 """
 
@@ -265,8 +266,13 @@ class KuboProvider:
 
     async def delete(self, name: str) -> None:
         path = self._path(name)
+        # Never `--force` or `-r`: in Kubo they remove directories, and `delete("a")` must not
+        # take "a/1" with it. A directory is not an object: nothing to delete.
         try:
-            await self.rpc.call("files/rm", {"arg": path, "force": "true"}, name=name)
+            doc = await self.rpc.call_json("files/stat", {"arg": path}, name=name)
+            if isinstance(doc, dict) and doc.get("Type") == "directory":
+                return
+            await self.rpc.call("files/rm", {"arg": path}, name=name)
         except ObjectNotFoundError:
             return
 
