@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("vault.py", ["--install-peers"]),
     ("network.py", []),
+    ("audit.py", []),
     ("node.py", []),
     ("cid.py", []),
     ("s3.py", []),

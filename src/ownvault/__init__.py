@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ownvault.engine.audit import AuditReport, AuditSample
+from ownvault.engine.grantreader import GrantReader, open_grant
+from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
+from ownvault.engine.recovery import recover_vault
+from ownvault.engine.repair import RepairReport
 from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
+    GrantError,
     IntegrityError,
     NotFoundError,
     OwnvaultError,
@@ -31,18 +37,28 @@ def create_vault(path: str | os.PathLike[str], passphrase: str, **options: Any) 
     return Vault.create(path, passphrase, **options)
 
 __all__ = [
+    "AuditReport",
+    "AuditSample",
     "AuthError",
     "DataUnavailableError",
+    "GrantError",
+    "GrantReader",
     "IntegrityError",
+    "MaintenanceConfig",
+    "MaintenanceState",
     "NotFoundError",
     "OwnvaultError",
     "PolicyError",
     "ProviderError",
     "PutResult",
+    "RepairReport",
     "UsageError",
     "Vault",
     "VaultStateError",
     "__version__",
     "create_vault",
+    "maintain",
+    "open_grant",
     "open_vault",
+    "recover_vault",
 ]

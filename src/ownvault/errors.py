@@ -17,7 +17,12 @@
     │   ├── ProviderPermanentError              not retryable: denied, misconfigured
     │   └── StorageFullError           exit 10  the provider (or local disk) is out of space
     ├── DataUnavailableError           exit 7   fewer than k good shares of some piece could be read
-    └── PolicyError                    exit 8   the placement policy cannot be satisfied
+    ├── PolicyError                    exit 8   the placement policy cannot be satisfied
+    │   └── SharePolicyError                    a tag policy forbids sharing this data
+    └── GrantError                     exit 11  a sharing grant cannot be used (tampering is IntegrityError)
+        ├── GrantRecipientError                 the grant is addressed to someone else
+        ├── GrantExpiredError                   the grant is past its expiry time
+        └── GrantRevokedError                   the sender revoked the grant
 
 Integrity, transport and usage errors are on separate branches so that callers can tell
 "the data is bad" from "the network is bad" from "you asked for something wrong". Every
@@ -33,6 +38,10 @@ __all__ = [
     "AuthError",
     "DataUnavailableError",
     "FormatError",
+    "GrantError",
+    "GrantExpiredError",
+    "GrantRecipientError",
+    "GrantRevokedError",
     "IntegrityError",
     "NotFoundError",
     "ObjectExistsError",
@@ -43,6 +52,7 @@ __all__ = [
     "ProviderPermanentError",
     "ProviderUnavailableError",
     "ShareCorruptError",
+    "SharePolicyError",
     "StorageFullError",
     "UsageError",
     "VaultStateError",
@@ -151,6 +161,27 @@ class DataUnavailableError(OwnvaultError):
 class PolicyError(OwnvaultError):
     exit_code = 8
     code = "policy"
+
+
+class SharePolicyError(PolicyError):
+    code = "share_policy"
+
+
+class GrantError(OwnvaultError):
+    exit_code = 11
+    code = "grant"
+
+
+class GrantRecipientError(GrantError):
+    code = "grant_recipient"
+
+
+class GrantExpiredError(GrantError):
+    code = "grant_expired"
+
+
+class GrantRevokedError(GrantError):
+    code = "grant_revoked"
 
 
 def exit_code_for(exc: BaseException) -> int:

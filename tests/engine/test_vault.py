@@ -142,7 +142,9 @@ def test_tampered_and_truncated_shares_are_detected_and_routed_around(tmp_path: 
     blob = bytearray(by_index[0].read_bytes())
     blob[len(blob) // 2] ^= 1
     by_index[0].write_bytes(bytes(blob))
-    by_index[1].write_bytes(by_index[1].read_bytes()[:-10])
+    # (Cutting only the tail would cut the Merkle tree after the data, which reads skip:
+    # deep checks and audits find that; here the data part itself is cut.)
+    by_index[1].write_bytes(by_index[1].read_bytes()[: len(blob) // 2])
     vault = Vault.open(tmp_path / "v", PASS)
     problems: list[tuple[str, str, str]] = []
     vault.on_problem = lambda p: problems.append((p.provider, p.share, p.kind))

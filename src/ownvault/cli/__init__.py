@@ -18,8 +18,11 @@ COMMAND_MODULES = [
     "ownvault.cli.files",
     "ownvault.cli.admin",
     "ownvault.cli.ipfs",
+    "ownvault.cli.keys",
     "ownvault.cli.node",
     "ownvault.cli.publish",
+    "ownvault.cli.serve",
+    "ownvault.cli.health",
 ]
 
 for _module in COMMAND_MODULES:

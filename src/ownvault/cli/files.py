@@ -314,10 +314,11 @@ def providers() -> None:
 @cli.command()
 @common
 @click.argument("name", required=False)
-def check(name: str | None) -> None:
+@click.option("--deep", is_flag=True, help="Read every share whole and verify it (slow: reads everything).")
+def check(name: str | None, deep: bool) -> None:
     """Per file: shares present / needed, healthy or not, and what is missing where."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.check(name))
+    result = run_with_vault(ctx, lambda v: v.deep_check(name) if deep else v.check(name))
 
     def human() -> None:
         for f in result["files"]:
@@ -327,9 +328,13 @@ def check(name: str | None) -> None:
                 f"(need {f['shares_needed']})"
             )
             for m in f["missing"]:
-                click.echo(f"           missing share {m['share']} of pack {m['pack'][:12]} at {m['provider']}: {m['reason']}")
+                click.echo(f"           {m.get('kind', 'missing')} share {m['share']} of pack {m['pack'][:12]} at {m['provider']}: {m['reason']}")
             if not f["policy_ok"]:
                 click.echo("           placement breaks the policy: " + "; ".join(f["policy_violations"]))
+        if result.get("deep"):
+            click.echo(f"deep check: {result['shares_verified']} share(s) read whole, {result['shares_bad']} bad, "
+                       f"{human_size(result['bytes_read'])} in {result['seconds']:.1f} s"
+                       + ("; run `ownvault repair`" if result["shares_bad"] else ""))
         click.echo("vault: " + ("healthy" if result["healthy"] else "readable but degraded" if result["readable"] else "DATA AT RISK"))
         click.echo("policy: " + result["policy"] + (" (satisfied)" if result["policy_ok"] else " (NOT satisfied: run `ownvault rebalance`)"))
 

@@ -69,7 +69,9 @@ def node() -> None:
 @click.option(
     "--window", default=120, show_default=True, help="Seconds a signed request stays valid."
 )
-@click.option("--chaos", multiple=True, hidden=True, type=click.Choice(sorted(CHAOS_MODES)))
+@click.option(
+    "--chaos", multiple=True, hidden=True, help=f"Testing only: {', '.join(sorted(CHAOS_MODES))}."
+)
 def serve_cmd(
     data: str,
     listen: str,

@@ -1,23 +1,18 @@
-"""Publishing commands: publish, unpublish, published, verify-cid, serve."""
+"""Publishing commands: publish, unpublish, published, verify-cid (serve: cli/serve.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import sys
 from typing import Any
 
 import click
 
 from ownvault.cli.app import cli, common, emit, get_ctx
-from ownvault.cli.files import open_vault, run_with_vault, warn
+from ownvault.cli.files import run_with_vault
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine import publish as pub
 from ownvault.engine.vault import Vault
 from ownvault.errors import OwnvaultError, UsageError
-
-__all__ = ["parse_listen"]
 
 
 @cli.command("publish")
@@ -122,59 +117,3 @@ def verify_cid_cmd(target: str, version: int | None) -> None:
     emit(ctx, doc, human)
     if not doc["ok"]:
         raise click.exceptions.Exit(5)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise UsageError(f"--listen wants HOST:PORT, got {text!r}")
-    host = host.strip("[]")
-    try:
-        number = int(port)
-    except ValueError:
-        raise UsageError(f"--listen: bad port {port!r}") from None
-    if not 0 <= number <= 65535:
-        raise UsageError(f"--listen: port out of range: {number}")
-    return host, number
-
-
-@cli.command("serve")
-@common
-@click.option("--listen", default="127.0.0.1:8080", show_default=True,
-              help="HOST:PORT to listen on (port 0 picks a free port).")
-def serve_cmd(listen: str) -> None:
-    """Serve published content over HTTP: an IPFS trustless gateway at /ipfs/.
-
-    Only published content is served; unpublished content is 404 even by block CID.
-    Prints one JSON line {"listening": URL} on stdout when ready; stop with Ctrl-C.
-    """
-    import uvicorn
-
-    from ownvault.server.app import create_app
-
-    ctx = get_ctx()
-    host, port = parse_listen(listen)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        warn(f"listening on {host}: published content is served to whoever can reach it")
-    vault = open_vault(ctx)
-
-    async def go() -> None:
-        app = create_app(vault)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                access_log=False)
-        server = uvicorn.Server(config)
-        task = asyncio.ensure_future(server.serve())
-        while not server.started and not task.done():
-            await asyncio.sleep(0.02)
-        if server.started:
-            sock = server.servers[0].sockets[0].getsockname()
-            bound = f"[{sock[0]}]" if ":" in sock[0] else sock[0]
-            sys.stdout.write(json.dumps({"listening": f"http://{bound}:{sock[1]}"}) + "\n")
-            sys.stdout.flush()
-        try:
-            await task
-        finally:
-            await vault.close()
-
-    asyncio.run(go())

@@ -10,6 +10,8 @@ Primitives and why (figures in docs/design.md, "Dependencies"):
 * Key derivation: HKDF-SHA256 (RFC 5869) with a named, versioned ``info`` label per key.
 * Passphrase KDF: Argon2id (``argon2-cffi``), cost parameters stored with the keystore.
 * Signatures / identity: Ed25519; key agreement: X25519 (``cryptography``).
+* Public-key encryption to a grant recipient: HPKE (RFC 9180) base mode, single shot,
+  suite DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (``cryptography`` >= 47).
 * Randomness: ``os.urandom`` via ``secrets``.
 
 Nothing here performs I/O or keeps state.
@@ -26,6 +28,7 @@ import blake3 as _blake3
 from argon2.low_level import Type as _Argon2Type
 from argon2.low_level import hash_secret_raw as _argon2_raw
 from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke as _hpke
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -48,6 +51,8 @@ __all__ = [
     "ed25519_sign",
     "ed25519_verify",
     "hkdf",
+    "hpke_open",
+    "hpke_seal",
     "open_box",
     "random_bytes",
     "seal",
@@ -176,3 +181,29 @@ def x25519_shared(secret: bytes, peer_public: bytes) -> bytes:
         )
     except ValueError as exc:
         raise IntegrityError("invalid X25519 public key") from exc
+
+
+_HPKE_SUITE = _hpke.Suite(_hpke.KEM.X25519, _hpke.KDF.HKDF_SHA256, _hpke.AEAD.AES_256_GCM)
+HPKE_ENC_SIZE = 32
+
+
+def hpke_seal(recipient_public: bytes, plaintext: bytes, info: bytes) -> bytes:
+    """HPKE base-mode single-shot encryption (RFC 9180): ``enc(32) || ciphertext || tag``.
+
+    ``info`` is bound into the key schedule: a ciphertext opens only with the same info.
+    """
+    try:
+        public = X25519PublicKey.from_public_bytes(recipient_public)
+    except ValueError as exc:
+        raise FormatError("invalid X25519 public key") from exc
+    return _HPKE_SUITE.encrypt(plaintext, public, info)
+
+
+def hpke_open(recipient_secret: bytes, sealed: bytes, info: bytes) -> bytes:
+    """Open :func:`hpke_seal` output; ``IntegrityError`` for a wrong key, info or any change."""
+    if len(sealed) < HPKE_ENC_SIZE + TAG_SIZE:
+        raise FormatError("HPKE ciphertext too short")
+    try:
+        return _HPKE_SUITE.decrypt(sealed, X25519PrivateKey.from_private_bytes(recipient_secret), info)
+    except (InvalidTag, ValueError):
+        raise IntegrityError("HPKE decryption failed (not for this key, or tampered)") from None

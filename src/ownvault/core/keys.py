@@ -11,6 +11,9 @@ Key hierarchy (every label is listed in docs/design.md, "Keys")::
         pack       = HKDF(root, "ownvault/v1/key/pack")       keys share/pack object names
         signing    = HKDF(root, "ownvault/v1/key/signing")    Ed25519 seed -> did:key
         agreement  = HKDF(root, "ownvault/v1/key/agreement")  X25519 secret (grants)
+        grants     = HKDF(root, "ownvault/v1/key/grants")     wraps per-grant manifest keys
+        content/<e> = HKDF(root, "ownvault/v1/key/content/<e>")  content key of epoch e >= 1
+                                                              (epoch 0 is ``content``)
 
 The entropy is the one secret: SLIP-39 guardian shares split it, the keystore stores it
 sealed under the passphrase, and everything else is derived on demand.
@@ -38,6 +41,7 @@ __all__ = [
     "new_entropy",
     "phrase_to_entropy",
     "phrase_to_seed",
+    "x25519_from_multibase",
     "x25519_multibase",
 ]
 
@@ -50,7 +54,10 @@ KEY_LABELS: dict[str, bytes] = {
     "pack": b"ownvault/v1/key/pack",
     "signing": b"ownvault/v1/key/signing",
     "agreement": b"ownvault/v1/key/agreement",
+    "grants": b"ownvault/v1/key/grants",
 }
+CONTENT_EPOCH_LABEL = b"ownvault/v1/key/content/"
+MAX_CONTENT_EPOCH = 1_000_000
 _ED25519_PUB = b"\xed\x01"  # multicodec ed25519-pub (varint 0xed)
 _X25519_PUB = b"\xec\x01"  # multicodec x25519-pub (varint 0xec)
 _MNEMONIC = Mnemonic("english")
@@ -79,9 +86,10 @@ def phrase_to_entropy(phrase: str) -> bytes:
     if n not in (12, 15, 18, 21, 24):
         raise AuthError(f"a recovery phrase has 12 to 24 words; this one has {n}")
     if not _MNEMONIC.check(words):
-        unknown = [w for w in words.split() if w not in _MNEMONIC.wordlist]
+        unknown = [i for i, w in enumerate(words.split(), 1) if w not in _MNEMONIC.wordlist]
         if unknown:
-            raise AuthError(f"not a BIP-39 word: {unknown[0]!r}")
+            # The position only: even a misspelt word of a recovery phrase is a secret.
+            raise AuthError(f"word {unknown[0]} of the recovery phrase is not a BIP-39 word")
         raise AuthError("recovery phrase checksum does not match (a word is wrong or missing)")
     return bytes(_MNEMONIC.to_entropy(words))
 
@@ -105,6 +113,7 @@ class VaultKeys:
     pack: bytes = field(init=False, repr=False)
     signing: bytes = field(init=False, repr=False)
     agreement: bytes = field(init=False, repr=False)
+    grants: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.entropy) != ENTROPY_SIZE:
@@ -122,6 +131,14 @@ class VaultKeys:
     @property
     def phrase(self) -> str:
         return entropy_to_phrase(self.entropy)
+
+    def content_key(self, epoch: int) -> bytes:
+        """The key that wraps chunk keys written in content-key ``epoch`` (0 = the original)."""
+        if epoch == 0:
+            return self.content
+        if not 0 < epoch <= MAX_CONTENT_EPOCH:
+            raise UsageError(f"content key epoch out of range: {epoch}")
+        return crypto.hkdf(self.root, CONTENT_EPOCH_LABEL + str(epoch).encode())
 
     @property
     def signing_public(self) -> bytes:
@@ -158,3 +175,13 @@ def ed25519_from_did_key(did: str) -> bytes:
 def x25519_multibase(public: bytes) -> str:
     """An X25519 public key as a multibase (base58btc) multicodec string."""
     return "z" + b58_encode(_X25519_PUB + public)
+
+
+def x25519_from_multibase(text: str) -> bytes:
+    """The raw X25519 public key of :func:`x25519_multibase` text; ``FormatError`` otherwise."""
+    if not isinstance(text, str) or not text.startswith("z") or len(text) > 100:
+        raise FormatError(f"not an X25519 multibase key: {text!r:.80}")
+    raw = b58_decode(text[1:])
+    if len(raw) != 34 or raw[:2] != _X25519_PUB:
+        raise FormatError(f"not an X25519 multibase key: {text!r:.80}")
+    return raw[2:]

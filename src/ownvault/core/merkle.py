@@ -6,6 +6,11 @@ An odd node at the end of a level is carried up unchanged. The root of an empty 
 BLAKE3(0x00). The root is committed in the (authenticated) catalog at upload, so a
 provider cannot substitute a consistent forgery; a proof for block i is the list of
 sibling hashes from the leaf up, with the leaf count fixing each sibling's side.
+
+The leaf level (one 32-byte hash per block) is stored with every share (``core.pack``), so
+that anyone holding the share can answer a challenge on block i with the block and its
+path (:func:`proof_from_leaves`), and a client that can only read byte ranges can check a
+block against the root by fetching the block and the leaf level (:func:`root_from_leaves`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,24 @@ from __future__ import annotations
 from ownvault.core import crypto
 from ownvault.errors import FormatError
 
-__all__ = ["BLOCK_SIZE", "MERKLE_FORMAT", "block_count", "merkle_proof", "merkle_root", "verify_proof"]
+__all__ = [
+    "BLOCK_SIZE",
+    "HASH_SIZE",
+    "MERKLE_FORMAT",
+    "block_count",
+    "leaf_hash",
+    "merkle_leaves",
+    "merkle_proof",
+    "merkle_root",
+    "proof_from_leaves",
+    "root_from_leaves",
+    "verify_proof",
+]
 
 MERKLE_FORMAT = "merkle-blake3-16k-v1"
 BLOCK_SIZE = 16 * 1024
 MAX_DEPTH = 40
+HASH_SIZE = 32
 
 
 def _leaf(block: bytes | memoryview) -> bytes:
@@ -32,11 +50,20 @@ def block_count(size: int) -> int:
     return max(1, -(-size // BLOCK_SIZE))
 
 
-def _leaves(data: bytes) -> list[bytes]:
+def leaf_hash(block: bytes | memoryview) -> bytes:
+    """The leaf hash of one block: BLAKE3(0x00 || block)."""
+    return _leaf(block)
+
+
+def merkle_leaves(data: bytes | memoryview) -> list[bytes]:
+    """The leaf level: one hash per block of ``data`` (one leaf for empty data)."""
     view = memoryview(data)
-    if not data:
+    if not len(view):
         return [_leaf(b"")]
-    return [_leaf(view[i : i + BLOCK_SIZE]) for i in range(0, len(data), BLOCK_SIZE)]
+    return [_leaf(view[i : i + BLOCK_SIZE]) for i in range(0, len(view), BLOCK_SIZE)]
+
+
+_leaves = merkle_leaves
 
 
 def _up(level: list[bytes]) -> list[bytes]:
@@ -46,16 +73,28 @@ def _up(level: list[bytes]) -> list[bytes]:
     return out
 
 
-def merkle_root(data: bytes) -> bytes:
-    level = _leaves(data)
+def root_from_leaves(leaves: list[bytes]) -> bytes:
+    """The root over a leaf level (as :func:`merkle_leaves` returns it)."""
+    if not leaves:
+        raise FormatError("a Merkle tree has at least one leaf")
+    level = leaves
     while len(level) > 1:
         level = _up(level)
     return level[0]
 
 
+def merkle_root(data: bytes | memoryview) -> bytes:
+    return root_from_leaves(_leaves(data))
+
+
 def merkle_proof(data: bytes, index: int) -> list[bytes]:
     """Sibling hashes for block ``index``, leaf level first (odd carries contribute none)."""
-    level = _leaves(data)
+    return proof_from_leaves(_leaves(data), index)
+
+
+def proof_from_leaves(leaves: list[bytes], index: int) -> list[bytes]:
+    """The proof of block ``index`` from the leaf level alone (what a storage node does)."""
+    level = leaves
     if not 0 <= index < len(level):
         raise FormatError("block index out of range")
     proof: list[bytes] = []

@@ -17,9 +17,17 @@ The padded size is a power of two between 64 KiB and 16 MiB (``pack_size_class``
 boundaries are not marked (the catalog knows offsets and lengths), so a provider learns
 neither chunk sizes nor counts, only the size class of each pack.
 
-share (v1), one per erasure-coded fragment of a pack::
+share (v1), one per erasure-coded fragment of a pack, with its Merkle tree's leaf level
+(``merkle-blake3-16k-v1``) and a trailer appended (docs/design.md, "Shares")::
 
-    share := "OVSH" || 0x01 || k(u8) || n(u8) || index(u8) || pack_id(16) || fragment
+    share   := data || leaves || trailer
+    data    := "OVSH" || 0x01 || k(u8) || n(u8) || index(u8) || pack_id(16) || fragment
+    leaves  := leaf_0 || ... || leaf_{L-1}         L = max(1, ceil(|data| / 16 KiB)), 32 bytes each
+    trailer := |data| (u64 BE) || tree format (u8, 1 = merkle-blake3-16k-v1) || 0x000000 || "OVMT"
+
+The Merkle root recorded in the catalog covers ``data`` only; the leaves let a provider
+that holds the share prove any block, and let a client that can only read ranges check a
+block against the root (:class:`ShareLayout` gives every offset).
 """
 
 from __future__ import annotations
@@ -27,6 +35,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ownvault.core import crypto
+from ownvault.core.merkle import (
+    BLOCK_SIZE,
+    HASH_SIZE,
+    block_count,
+    merkle_leaves,
+    root_from_leaves,
+)
 from ownvault.errors import FormatError, IntegrityError
 
 __all__ = [
@@ -35,8 +50,11 @@ __all__ = [
     "PACK_HEADER",
     "PACK_ID_SIZE",
     "SHARE_HEADER_SIZE",
+    "TRAILER_SIZE",
     "PackBuilder",
     "ShareHeader",
+    "ShareLayout",
+    "attach_tree",
     "decode_share",
     "encode_share",
     "new_pack_id",
@@ -44,6 +62,7 @@ __all__ = [
     "pack_size_class",
     "seal_chunk",
     "share_name",
+    "split_share",
     "unwrap_chunk_key",
     "wrap_chunk_key",
 ]
@@ -57,6 +76,10 @@ PACK_ID_SIZE = 16
 SHARE_MAGIC = b"OVSH"
 SHARE_VERSION = 1
 SHARE_HEADER_SIZE = 4 + 1 + 3 + PACK_ID_SIZE
+TREE_MAGIC = b"OVMT"
+TREE_FORMAT_V1 = 1  # merkle-blake3-16k-v1
+TRAILER_SIZE = 16
+MAX_SHARE_DATA = 1 << 40
 CHUNK_AD = b"ownvault/v1/chunk"
 CHUNK_KEY_AD = b"ownvault/v1/chunk-key"
 
@@ -162,3 +185,96 @@ def decode_share(data: bytes) -> tuple[ShareHeader, bytes]:
         raise FormatError("share header has impossible k/n/index")
     header = ShareHeader(k, n, index, bytes(data[8:SHARE_HEADER_SIZE]))
     return header, data[SHARE_HEADER_SIZE:]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLayout:
+    """Where everything is in a stored share whose data part has ``data_len`` bytes."""
+
+    data_len: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.data_len <= MAX_SHARE_DATA:
+            raise FormatError("share data length out of range")
+
+    @property
+    def blocks(self) -> int:
+        return block_count(self.data_len)
+
+    @property
+    def leaves_offset(self) -> int:
+        return self.data_len
+
+    @property
+    def leaves_len(self) -> int:
+        return HASH_SIZE * self.blocks
+
+    @property
+    def trailer_offset(self) -> int:
+        return self.data_len + self.leaves_len
+
+    @property
+    def total(self) -> int:
+        return self.trailer_offset + TRAILER_SIZE
+
+    def block_range(self, index: int) -> tuple[int, int]:
+        """(offset, length) of block ``index`` of the data part."""
+        if not 0 <= index < self.blocks:
+            raise FormatError(f"block {index} out of range (share has {self.blocks})")
+        start = index * BLOCK_SIZE
+        return start, min(BLOCK_SIZE, self.data_len - start)
+
+    def trailer(self) -> bytes:
+        return self.data_len.to_bytes(8, "big") + bytes((TREE_FORMAT_V1, 0, 0, 0)) + TREE_MAGIC
+
+    @classmethod
+    def for_total(cls, total: int) -> ShareLayout:
+        """The layout of a stored share of ``total`` bytes (``FormatError`` if none fits)."""
+        body = total - TRAILER_SIZE - HASH_SIZE
+        if body < 0:
+            raise FormatError(f"{total} bytes is too short for a share")
+        # total = D + 32 * max(1, ceil(D / B)) + 16, strictly increasing in D: D sits just
+        # below body * B / (B + 32).
+        guess = body * BLOCK_SIZE // (BLOCK_SIZE + HASH_SIZE)
+        for d in range(max(0, guess - 2), guess + 34):
+            if d > MAX_SHARE_DATA:
+                break
+            layout = cls(d)
+            if layout.total == total:
+                return layout
+            if layout.total > total:
+                break
+        raise FormatError(f"no share layout has {total} bytes")
+
+    @classmethod
+    def from_trailer(cls, trailer: bytes) -> ShareLayout:
+        """Parse the 16-byte trailer at the end of a stored share."""
+        if len(trailer) != TRAILER_SIZE or trailer[12:] != TREE_MAGIC:
+            raise FormatError("share has no tree trailer (bad magic)")
+        if trailer[8] != TREE_FORMAT_V1 or trailer[9:12] != b"\0\0\0":
+            raise FormatError(f"unknown share tree format {trailer[8]}")
+        return cls(int.from_bytes(trailer[:8], "big"))
+
+
+def attach_tree(data: bytes) -> tuple[bytes, bytes]:
+    """The stored share for a data part (``encode_share``), and its Merkle root."""
+    leaves = merkle_leaves(data)
+    layout = ShareLayout(len(data))
+    return data + b"".join(leaves) + layout.trailer(), root_from_leaves(leaves)
+
+
+def split_share(stored: bytes | memoryview) -> tuple[memoryview, list[bytes]]:
+    """A stored share's data part and its stored leaf level, after checking the layout.
+
+    The leaves are the share's own claim: compare ``root_from_leaves(leaves)`` with the
+    recorded root (and the data's own leaves) before trusting them.
+    """
+    view = memoryview(stored)
+    if len(view) < TRAILER_SIZE:
+        raise FormatError("share too short for its trailer")
+    layout = ShareLayout.from_trailer(bytes(view[-TRAILER_SIZE:]))
+    if layout.total != len(view):
+        raise FormatError(f"share trailer says {layout.total} bytes, the share has {len(view)}")
+    raw = view[layout.leaves_offset : layout.trailer_offset]
+    leaves = [bytes(raw[i : i + HASH_SIZE]) for i in range(0, len(raw), HASH_SIZE)]
+    return view[: layout.data_len], leaves

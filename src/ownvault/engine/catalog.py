@@ -158,6 +158,90 @@ CREATE TABLE dag_blocks (
 );
 CREATE INDEX dag_blocks_cid ON dag_blocks(cid);
 """,
+    # 3: keys (issue 7): content-key epochs per chunk, contacts, tag policies, sharing
+    # grants, and a queue of provider objects that must still be deleted (shredding).
+    3: """
+ALTER TABLE chunks ADD COLUMN key_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE contacts (
+  did TEXT PRIMARY KEY,
+  name TEXT UNIQUE,
+  card TEXT NOT NULL,
+  added_at INTEGER NOT NULL
+);
+CREATE TABLE tag_policies (
+  tag TEXT PRIMARY KEY,
+  never_share INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE grants (
+  id INTEGER PRIMARY KEY,
+  grant_id BLOB NOT NULL UNIQUE,
+  recipient TEXT NOT NULL,
+  label TEXT,
+  scope TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  access TEXT NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  generation INTEGER NOT NULL DEFAULT 0,
+  token TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'revoked')),
+  revoked_at INTEGER
+);
+CREATE TABLE grant_versions (
+  grant_row INTEGER NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+  version INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  PRIMARY KEY (grant_row, version)
+);
+CREATE INDEX grant_versions_version ON grant_versions(version);
+CREATE TABLE doomed_objects (
+  provider INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, name)
+)
+""",
+    # 4: audits and repair (issue 6): one row per audit / deep check / repair run, per
+    # provider results of each audit, and the shares known to be bad until repaired
+    # (docs/design.md, "Audits and repair").
+    4: """
+CREATE TABLE health_runs (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('audit', 'deep', 'repair')),
+  started_at REAL NOT NULL,
+  finished_at REAL NOT NULL,
+  summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX health_runs_kind ON health_runs(kind, id);
+CREATE TABLE audit_results (
+  run INTEGER NOT NULL REFERENCES health_runs(id) ON DELETE CASCADE,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  method TEXT NOT NULL,
+  shares INTEGER NOT NULL,
+  blocks INTEGER NOT NULL,
+  challenges INTEGER NOT NULL,
+  passed INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  unreachable INTEGER NOT NULL,
+  missing_shares INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  seconds REAL NOT NULL,
+  holds_at_least REAL,
+  error TEXT,
+  PRIMARY KEY (run, provider)
+);
+CREATE INDEX audit_results_provider ON audit_results(provider, run);
+CREATE TABLE share_faults (
+  pack INTEGER NOT NULL REFERENCES packs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  kind TEXT NOT NULL CHECK (kind IN ('missing', 'corrupt', 'unreachable')),
+  detail TEXT NOT NULL,
+  found_at REAL NOT NULL,
+  run INTEGER,
+  PRIMARY KEY (pack, idx)
+);
+""",
 }
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -198,6 +282,7 @@ class ChunkRef:
     plain_len: int
     wrapped_key: bytes
     stream_offset: int
+    key_epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,17 +495,18 @@ class Catalog:
         return pack
 
     def commit_pack(
-        self, pack: int, chunks: Iterable[tuple[bytes, int, int, int, bytes]]
+        self, pack: int, chunks: Iterable[tuple[bytes, int, int, int, bytes]], key_epoch: int = 0
     ) -> dict[bytes, int]:
-        """Mark a pack live and insert its chunks (chunk_id, offset, length, plain_len, wrapped_key)."""
+        """Mark a pack live and insert its chunks (chunk_id, offset, length, plain_len, wrapped_key),
+        whose keys are wrapped under the content key of ``key_epoch``."""
         out: dict[bytes, int] = {}
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
             for chunk_id, offset, length, plain_len, wrapped in chunks:
                 cur = c.execute(
-                    "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (chunk_id, pack, offset, length, plain_len, wrapped),
+                    "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, key_epoch) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (chunk_id, pack, offset, length, plain_len, wrapped, key_epoch),
                 )
                 out[chunk_id] = int(cur.lastrowid or 0)
         return out
@@ -548,6 +634,11 @@ class Catalog:
             "INSERT OR IGNORE INTO tags(object, tag) VALUES (?, ?)", [(obj, t) for t in tags]
         )
 
+    def remove_tags(self, obj: int, tags: Iterable[str]) -> None:
+        self.conn.executemany(
+            "DELETE FROM tags WHERE object = ? AND tag = ?", [(obj, t) for t in tags]
+        )
+
     def tags(self, obj: int) -> list[str]:
         return [
             r[0] for r in self.conn.execute("SELECT tag FROM tags WHERE object = ? ORDER BY tag", (obj,))
@@ -608,13 +699,13 @@ class Catalog:
     def content_chunks(self, content: int) -> list[ChunkRef]:
         rows = self.conn.execute(
             "SELECT c.id, c.chunk_id, c.pack, p.pack_id, p.size, c.offset, c.length, c.plain_len, "
-            "c.wrapped_key, cc.offset FROM content_chunks cc "
+            "c.wrapped_key, cc.offset, c.key_epoch FROM content_chunks cc "
             "JOIN chunks c ON c.id = cc.chunk JOIN packs p ON p.id = c.pack "
             "WHERE cc.content = ? ORDER BY cc.seq",
             (content,),
         ).fetchall()
         return [
-            ChunkRef(r[0], bytes(r[1]), r[2], bytes(r[3]), r[4], r[5], r[6], r[7], bytes(r[8]), r[9])
+            ChunkRef(r[0], bytes(r[1]), r[2], bytes(r[3]), r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10])
             for r in rows
         ]
 

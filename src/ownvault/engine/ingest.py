@@ -145,8 +145,13 @@ class Ingestor:
     _failed: set[int] = field(default_factory=set)
     _cid_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "cid"))
     _failure: BaseException | None = None
+    key_epoch: int = 0
+    _content_key: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
+        # New chunk keys are wrapped under the content key of the current epoch (keys rotate).
+        self.key_epoch = int(self.catalog.meta("content_epoch") or "0")
+        self._content_key = self.keys.content_key(self.key_epoch)
         self.known = {
             bytes(r[0])
             for r in self.catalog.conn.execute(
@@ -181,7 +186,7 @@ class Ingestor:
             self._claimed.add(chunk_id)
             chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
             blob = seal_chunk(chunk_key, chunk_id, piece)
-            wrapped = wrap_chunk_key(self.keys.content, chunk_id, chunk_key)
+            wrapped = wrap_chunk_key(self._content_key, chunk_id, chunk_key)
             out.append((chunk_id, len(piece), blob, wrapped))
         if fut is not None:
             fut.result()
@@ -327,7 +332,7 @@ class Ingestor:
                 await self.store.delete_share(pid, name)
             self.catalog.drop_pack(pack)
             raise errors[0]
-        rows = self.catalog.commit_pack(pack, chunks)
+        rows = self.catalog.commit_pack(pack, chunks, self.key_epoch)
         self.rows.update(rows)
         self.known.update(rows)
         self.packs_written += 1

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ownvault.core.merkle import merkle_root
 from ownvault.core.pack import new_pack_id, share_name
 from ownvault.engine.placement import Candidate, Policy, check_placement, eligible, place
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.shares import DATA_PREFIX, share_problem
 from ownvault.errors import OwnvaultError, PolicyError
 
 if TYPE_CHECKING:
@@ -91,9 +90,10 @@ async def _read_share(vault: Vault, pack: int, idx: int, provider: int | None) -
     if p is not None:
         try:
             data = await p.get(name)
-            if len(data) == row.size and await asyncio.to_thread(merkle_root, data) == row.root:
+            why = await asyncio.to_thread(share_problem, data, row.size, row.root)
+            if why is None:
                 return data, False
-            vault.store.report(provider or 0, name, "corrupt", "failed its Merkle check during rebalance")
+            vault.store.report(provider or 0, name, "corrupt", f"{why} (during rebalance)")
         except OwnvaultError as exc:
             vault.store.report(provider or 0, name, "unavailable", exc.message)
     return await regenerate_share(vault, pack, idx), True

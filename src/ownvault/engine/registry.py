@@ -20,6 +20,7 @@ from ownvault.providers.http import NodeProvider
 from ownvault.providers.ipfs_kubo import KuboProvider, number
 from ownvault.providers.ipfs_pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.s3 import S3Config, S3Provider
 from ownvault.providers.wrappers import RetryingProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
@@ -87,7 +88,28 @@ def _open_ipfs(
     return RetryingProvider(inner, attempts=attempts, base_delay=0.2, max_delay=2.0)
 
 
-OPENERS: dict[str, Opener] = {"local": _open_local, "node": _open_node, "ipfs": _open_ipfs}
+def _open_s3(
+    url: str, config: dict[str, Any], _keys: VaultKeys | None, name: str, _base: Path | None
+) -> Provider:
+    # botocore retries with its own classification (throttling, 5xx); the provider maps
+    # what is left into the error tree. Credentials are read from the environment now.
+    s3 = S3Config.from_url(
+        url,
+        endpoint=config.get("endpoint"),
+        region=config.get("region"),
+        profile=config.get("profile"),
+        access_key_env=config.get("access_key_env"),
+        secret_key_env=config.get("secret_key_env"),
+    )
+    return S3Provider(s3, label=name)
+
+
+OPENERS: dict[str, Opener] = {
+    "local": _open_local,
+    "node": _open_node,
+    "s3": _open_s3,
+    "ipfs": _open_ipfs,
+}
 
 
 def kind_of_url(url: str) -> str:

@@ -74,7 +74,7 @@ class PackReader:
         blob = packdata[ref.offset : ref.offset + ref.length]
         if len(blob) != ref.length:
             raise IntegrityError(f"chunk {ref.chunk_id.hex()} lies outside its pack")
-        key = unwrap_chunk_key(self.keys.content, ref.chunk_id, ref.wrapped_key)
+        key = unwrap_chunk_key(self.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
         try:
             plain = open_chunk(key, ref.chunk_id, blob)
         except IntegrityError:

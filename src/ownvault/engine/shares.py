@@ -1,10 +1,12 @@
 """Moving packs to and from providers as verified shares.
 
-Upload: erasure-code a pack into n fragments, wrap each in a share header, compute each
-share's Merkle root, and write the shares concurrently, one per provider. Download: ask
-for k shares (data fragments first: decoding them is a copy), verify each against the
-size and Merkle root recorded in the catalog, replace any share that is missing, slow
-(hedging) or bad with another, and decode. Every provider is treated as hostile: bytes
+Upload: erasure-code a pack into n fragments, wrap each in a share header, append its
+Merkle tree (leaf level and trailer, ``core.pack``), and write the shares concurrently, one
+per provider. Download: ask for k shares (data fragments first: decoding them is a copy),
+reading only each share's data part (the tree is for audits), verify it against the size
+and Merkle root recorded in the catalog, replace any share that is missing, slow (hedging)
+or bad with another, and decode. :func:`share_problem` verifies a whole stored share (data,
+tree and trailer), for deep checks, audits and repair. Every provider is treated as hostile: bytes
 are verified before use, and every problem is reported with its provider and share.
 """
 
@@ -16,8 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ownvault.core.erasure import ErasureCode
-from ownvault.core.merkle import merkle_root
-from ownvault.core.pack import ShareHeader, decode_share, encode_share, share_name
+from ownvault.core.merkle import merkle_leaves, merkle_root, root_from_leaves
+from ownvault.core.pack import (
+    SHARE_HEADER_SIZE,
+    ShareHeader,
+    ShareLayout,
+    attach_tree,
+    decode_share,
+    encode_share,
+    share_name,
+    split_share,
+)
 from ownvault.errors import (
     DataUnavailableError,
     FormatError,
@@ -29,7 +40,7 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import Provider
 
-__all__ = ["EncodedPack", "Problem", "ShareStore"]
+__all__ = ["EncodedPack", "Problem", "ShareStore", "share_problem"]
 
 DATA_PREFIX = "shares"
 
@@ -84,9 +95,8 @@ class ShareStore:
 
     def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
         frags = self.code(k, n).encode(data)
-        shares = [encode_share(ShareHeader(k, n, i, pack_id), f) for i, f in enumerate(frags)]
-        roots = [merkle_root(s) for s in shares]
-        return EncodedPack(pack_id, len(data), k, n, shares, roots)
+        sealed = [attach_tree(encode_share(ShareHeader(k, n, i, pack_id), f)) for i, f in enumerate(frags)]
+        return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
 
     async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
         return await asyncio.to_thread(self.encode_sync, pack_id, data, k, n)
@@ -127,10 +137,17 @@ class ShareStore:
         p = self.providers.get(provider)
         if p is None:
             raise DataUnavailableError(f"provider {provider} is not configured")
-        data = await p.get(name)
-        if len(data) != size:
+        try:
+            layout = ShareLayout.for_total(size)
+        except FormatError:
             raise ShareCorruptError(
-                f"share {name} has {len(data)} bytes, expected {size}",
+                f"share {name} is recorded with an impossible size {size}", share=name
+            ) from None
+        # Only the data part: the tree after it serves audits, not reads.
+        data = await p.get(name, 0, layout.data_len)
+        if len(data) != layout.data_len:
+            raise ShareCorruptError(
+                f"share {name} has {len(data)} data bytes, expected {layout.data_len}",
                 provider=self.names.get(provider),
                 share=name,
             )
@@ -214,6 +231,29 @@ class ShareStore:
         if len(data) != size:
             raise DataUnavailableError(f"pack {pack_id.hex()} decoded to the wrong size")
         return data
+
+
+def share_problem(stored: bytes, size: int, root: bytes, header: ShareHeader | None = None) -> str | None:
+    """Why a whole stored share is bad (size, trailer, data root, stored tree, header), or None."""
+    if len(stored) != size:
+        return f"has {len(stored)} bytes, expected {size}"
+    try:
+        data, leaves = split_share(stored)
+    except FormatError as exc:
+        return f"malformed: {exc.message}"
+    actual = merkle_leaves(data)
+    if root_from_leaves(actual) != root:
+        return "data failed its Merkle check (tampered or corrupt)"
+    if leaves != actual:
+        return "stored Merkle tree does not match the data"
+    if header is not None:
+        try:
+            got, _fragment = decode_share(bytes(data[:SHARE_HEADER_SIZE]))
+        except FormatError as exc:
+            return f"bad header: {exc.message}"
+        if got != header:
+            return "has a header for another share"
+    return None
 
 
 def problem_kind(exc: OwnvaultError) -> str:

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ownvault.core import crypto
 from ownvault.core.chunking import DEFAULT_CHUNKER, ChunkerParams
@@ -50,7 +50,11 @@ from ownvault.errors import (
 from ownvault.providers.base import Provider
 from ownvault.providers.local import LocalProvider
 
-__all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "validate_object_name"]
+if TYPE_CHECKING:
+    from ownvault.engine.audit import AuditReport, AuditSample
+    from ownvault.engine.repair import RepairReport
+
+__all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "validate_object_name", "validate_tag"]
 
 VAULT_FORMAT = "ownvault-vault"
 VAULT_VERSION = 1
@@ -67,6 +71,13 @@ def validate_object_name(name: str) -> str:
     if any(seg in ("", ".", "..") for seg in name.split("/")):
         raise UsageError(f"invalid name (empty, '.' or '..' segment): {name!r:.80}")
     return name
+
+
+def validate_tag(tag: str) -> str:
+    """A tag: 1 to 64 characters, no whitespace."""
+    if not tag or len(tag) > 64 or any(c.isspace() for c in tag):
+        raise UsageError(f"invalid tag {tag!r}")
+    return tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +325,7 @@ class Vault:
         if name is not None and len(paths) != 1:
             raise UsageError("--as NAME needs exactly one path")
         for t in tags:
-            if not t or len(t) > 64 or any(c.isspace() for c in t):
-                raise UsageError(f"invalid tag {t!r}")
+            validate_tag(t)
         plans: list[tuple[str, list[TreeEntry]]] = []
         for p in paths:
             path = Path(p)
@@ -464,6 +474,8 @@ class Vault:
             with self.catalog.transaction() as c:
                 c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
             report = await rebalance(self, progress=progress)
+            if report.packs_changed:
+                await self._refresh_grants()
             left = self.catalog.provider_usage().get(row.id, (0, 0))[0]
             if left:
                 await self.snapshot_safely()
@@ -524,8 +536,15 @@ class Vault:
             await self._cleanup_pending()
             report = await rebalance(self, progress=progress, dry_run=dry_run)
             if not dry_run and report.packs_changed:
+                await self._refresh_grants()
                 await self.snapshot_safely()
         return report
+
+    async def _refresh_grants(self) -> None:
+        """Sharing grants carry share places: after shares moved, publish new manifests."""
+        from ownvault.engine.sharing import refresh_grants
+
+        await refresh_grants(self)
 
     # -- get ----------------------------------------------------------------------------
 
@@ -638,6 +657,48 @@ class Vault:
 
     async def versions(self, name: str) -> list[dict[str, Any]]:
         return [version_json(v) for v in self.catalog.versions(validate_object_name(name))]
+
+    async def stat(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+        """One stored name, or a path inside a stored tree: its version and its entry."""
+        v, inner = self._resolve(name, version)
+        match = next((e for e in self.catalog.entries(v.id, inner) if e.path == inner), None)
+        if match is None:
+            raise NotFoundError(f"no such path in {v.name}: {inner}", name=name)
+        return {"name": v.name, "version": v.number, "created": v.created_at, **entry_json(match)}
+
+    async def set_tags(
+        self, name: str, *, add: list[str] | tuple[str, ...] = (), remove: list[str] | tuple[str, ...] = ()
+    ) -> list[str]:
+        """Add and remove tags of a stored name; return its tags."""
+        for t in (*add, *remove):
+            validate_tag(t)
+        with self._writer():
+            obj = self.catalog.object_id(validate_object_name(name))
+            if obj is None:
+                raise NotFoundError(f"no such file in the vault: {name}", name=name)
+            with self.catalog.transaction():
+                self.catalog.add_tags(obj, add)
+                self.catalog.remove_tags(obj, remove)
+            await self.snapshot_safely()
+            return self.catalog.tags(obj)
+
+    async def restore_version(self, name: str, version: int) -> PutResult:
+        """A new (latest) version of ``name`` with the content of an older one.
+
+        Nothing is read or stored again: the new version refers to the same contents.
+        """
+        with self._writer():
+            v = self.catalog.version(validate_object_name(name), version)
+            obj = self.catalog.object_id(v.name)
+            assert obj is not None
+            entries = self.catalog.entries(v.id)
+            with self.catalog.transaction():
+                new, number = self.catalog.add_version(obj, v.kind, v.size, v.file_count, v.cid, v.cid_profile)
+                self.catalog.add_entries(
+                    new, [(e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target) for e in entries]
+                )
+            await self.snapshot_safely()
+        return PutResult(v.name, number, v.kind, v.size, v.file_count, v.cid, 0, 0, 0)
 
     async def rm(self, name: str, *, version: int | None = None) -> dict[str, Any]:
         """Remove a name (or one version); shares no longer needed are deleted."""
@@ -785,6 +846,51 @@ class Vault:
             "policy_ok": all(f["policy_ok"] for f in files_out),
             "policy": policy.describe(),
         }
+
+    # -- health: audits, deep check, repair, status (issue 6) ----------------------------
+
+    async def audit(
+        self, *, providers: list[str] | None = None, sample: AuditSample | None = None
+    ) -> AuditReport:
+        """Challenge providers on random blocks of their shares (``engine.audit``)."""
+        from ownvault.engine.audit import audit
+
+        return await audit(self, providers=providers, sample=sample)
+
+    async def deep_check(self, name: str | None = None) -> dict[str, Any]:
+        """``check``, plus every share read whole and verified (``engine.deepcheck``)."""
+        from ownvault.engine.deepcheck import deep_check
+
+        return await deep_check(self, name)
+
+    async def repair(
+        self,
+        *,
+        dry_run: bool = False,
+        unreachable_grace: float | None = None,
+        max_bytes: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RepairReport:
+        """Regenerate missing and corrupt shares from k good ones (``engine.repair``)."""
+        from ownvault.engine.repair import repair
+
+        with self._writer():
+            await self._cleanup_pending()
+            report = await repair(
+                self, dry_run=dry_run, unreachable_grace=unreachable_grace,
+                max_bytes=max_bytes, progress=progress,
+            )
+            if report.shares_moved:
+                await self._refresh_grants()
+            if report.shares_regenerated:
+                await self.snapshot_safely()
+        return report
+
+    async def status(self) -> dict[str, Any]:
+        """Healthy or not, what is at risk, what to do (``engine.status``)."""
+        from ownvault.engine.status import vault_status
+
+        return await vault_status(self)
 
 
 def _gone(rows: dict[int, Any], provider: int) -> Candidate | None:

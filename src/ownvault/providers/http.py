@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import datetime
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +36,8 @@ from http_message_signatures.digests import ContentDigest
 
 from ownvault.core import crypto
 from ownvault.core.keys import did_key_from_ed25519, ed25519_from_did_key
+from ownvault.core.merkle import BLOCK_SIZE, HASH_SIZE, MAX_DEPTH
+from ownvault.core.proofs import MAX_CHALLENGES, Answer, decode_answers
 from ownvault.errors import (
     FormatError,
     ObjectExistsError,
@@ -275,8 +278,12 @@ class NodeProvider:
             method,
             self.url + path,
             params=params,
-            content=body if method == "PUT" else None,
-            headers={"content-type": "application/octet-stream"} if method == "PUT" else None,
+            content=body if method in ("PUT", "POST") else None,
+            headers=(
+                {"content-type": "application/octet-stream" if method == "PUT" else "application/json"}
+                if method in ("PUT", "POST")
+                else None
+            ),
         )
         if sign:
             sign_request(request, self._signer, node_id, body)
@@ -443,6 +450,35 @@ class NodeProvider:
         status, _h, body = await self._send("DELETE", f"/v1/objects/{name}", b"", name=name)
         if status != 204:
             raise self._error(status, body, name)
+
+    async def prove(self, challenges: Sequence[tuple[str, int]]) -> Sequence[Answer]:
+        """``POST /v1/audit``: the node's answer (block and Merkle path) to each challenge.
+
+        Batches of at most ``MAX_CHALLENGES``. The answers are untrusted: the caller checks
+        each against the share's recorded root (``core.merkle.verify_proof``).
+        """
+        out: builtins.list[Answer] = []
+        for start in range(0, len(challenges), MAX_CHALLENGES):
+            batch = challenges[start : start + MAX_CHALLENGES]
+            for name, _block in batch:
+                validate_name(name)
+            body = json.dumps(
+                {"challenges": [{"name": n, "block": b} for n, b in batch]}, separators=(",", ":")
+            ).encode()
+            limit = 7 + len(batch) * (6 + BLOCK_SIZE + MAX_DEPTH * HASH_SIZE)
+            status, headers, answer = await self._send(
+                "POST", "/v1/audit", body, limit=limit, name=batch[0][0]
+            )
+            if status != 200:
+                raise self._error(status, answer, None)
+            self._check_digest(headers, answer, "audit answer")
+            try:
+                out.extend(decode_answers(answer, len(batch)))
+            except FormatError as exc:
+                raise ShareCorruptError(
+                    f"node {self._label}: malformed audit answer ({exc.message})", provider=self._label
+                ) from None
+        return out
 
     async def info(self) -> ProviderInfo:
         node = await self.node_info()

@@ -6,12 +6,18 @@ account's objects live in their own :class:`~ownvault.providers.local.LocalProvi
 folder (:mod:`ownvault.server.node_store`), so one account can never name another's
 objects. The node never sees plaintext, file names or keys: only share names chosen by
 the client, share bytes, and sizes.
+
+``POST /v1/audit`` answers storage audits: for each challenged (share, block) the node
+reads the block and the Merkle leaf level stored with the share (``core.pack``) and sends
+the block with its path (``core.proofs``), so a proof costs a few KB whatever the share
+size. Chaos modes ``drop-blocks=F`` and ``lie-audits`` make a node misbehave for tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
@@ -29,7 +35,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from ownvault.core import crypto
 from ownvault.core.keys import ed25519_from_did_key
+from ownvault.core.merkle import BLOCK_SIZE, proof_from_leaves
+from ownvault.core.pack import TRAILER_SIZE, ShareLayout
+from ownvault.core.proofs import (
+    MAX_CHALLENGES,
+    STATUS_BAD_SHARE,
+    STATUS_NOT_FOUND,
+    STATUS_OK,
+    STATUS_OUT_OF_RANGE,
+    Answer,
+    encode_answers,
+)
 from ownvault.errors import (
     FormatError,
     ObjectExistsError,
@@ -44,9 +62,12 @@ from ownvault.server.node_auth import Authenticator, AuthFailure, SignedMessage
 from ownvault.server.node_metrics import NodeMetrics
 from ownvault.server.node_store import Account, AccountStore, QuotaExceeded, load_node_id
 
-__all__ = ["CHAOS_MODES", "NodeConfig", "create_app", "parse_allowlist", "serve"]
+__all__ = ["CHAOS_MODES", "NodeConfig", "chaos_dropped", "create_app", "parse_allowlist", "serve"]
 
-CHAOS_MODES = frozenset({"corrupt-reads", "bad-digest", "hang-reads", "fail-writes"})
+CHAOS_MODES = frozenset(
+    {"corrupt-reads", "bad-digest", "hang-reads", "fail-writes", "drop-blocks", "lie-audits"}
+)
+MAX_AUDIT_BODY = 128 * 1024
 DEFAULT_MAX_OBJECT = 64 * 1024 * 1024
 MAX_LIST_PAGE = 1000
 _JURISDICTION = re.compile(r"^[A-Z]{2}$")
@@ -74,9 +95,40 @@ class NodeConfig:
             raise UsageError("signature window must be 5..3600 seconds")
         if self.accounts not in ("open", "allowlist"):
             raise UsageError("accounts must be open or allowlist")
-        unknown = set(self.chaos) - CHAOS_MODES
+        unknown = {m.split("=", 1)[0] for m in self.chaos} - CHAOS_MODES
         if unknown:
             raise UsageError(f"unknown chaos mode(s): {sorted(unknown)}")
+        for mode in self.chaos:
+            name, sep, value = mode.partition("=")
+            if (name == "drop-blocks") != bool(sep):
+                raise UsageError(f"chaos mode {mode!r}: only drop-blocks takes a value (drop-blocks=0.1)")
+            if sep:
+                try:
+                    fraction = float(value)
+                except ValueError:
+                    fraction = -1.0
+                if not 0 < fraction <= 1:
+                    raise UsageError("drop-blocks wants a fraction in (0, 1], e.g. drop-blocks=0.1")
+
+    @property
+    def drop_fraction(self) -> float:
+        """The fraction of blocks a ``drop-blocks=F`` chaos node pretends to have lost (else 0)."""
+        for mode in self.chaos:
+            if mode.startswith("drop-blocks="):
+                return float(mode.partition("=")[2])
+        return 0.0
+
+
+def chaos_dropped(name: str, index: int, fraction: float) -> bool:
+    """Whether a ``drop-blocks=fraction`` node has "lost" block ``index`` of object ``name``.
+
+    Deterministic (tests recompute it): BLAKE3 of the name and index, read as a number in
+    [0, 1), below the fraction.
+    """
+    if fraction <= 0:
+        return False
+    h = crypto.blake3_hash(b"ownvault-chaos-drop\0" + name.encode() + b"\0" + index.to_bytes(8, "big"))
+    return int.from_bytes(h[:8], "big") < fraction * 2**64
 
 
 def parse_allowlist(text: str) -> frozenset[str]:
@@ -260,6 +312,8 @@ class NodeApp:
         if "hang-reads" in self.config.chaos:
             await asyncio.sleep(3600)
         data = await account.provider.get(name, offset, length)
+        if self.config.drop_fraction:
+            data = await self._drop_blocks(account, name, offset, data)
         digest = _digest(data)
         if "corrupt-reads" in self.config.chaos and data:
             data = bytes([data[0] ^ 0x01]) + data[1:]
@@ -269,6 +323,118 @@ class NodeApp:
         return Response(
             data, media_type="application/octet-stream", headers={"content-digest": digest}
         )
+
+    async def _layout(self, account: Account, name: str) -> ShareLayout | None:
+        """The share layout of a stored object, from its size and trailer (None: not a share)."""
+        size = (await account.provider.stat(name)).size
+        if size < TRAILER_SIZE:
+            return None
+        try:
+            layout = ShareLayout.from_trailer(await account.provider.get(name, size - TRAILER_SIZE))
+        except FormatError:
+            return None
+        return layout if layout.total == size else None
+
+    async def _drop_blocks(self, account: Account, name: str, offset: int, data: bytes) -> bytes:
+        """Chaos ``drop-blocks``: the bytes of "lost" blocks read as 0xA5."""
+        layout = await self._layout(account, name)
+        if layout is None or not data:
+            return data
+        out = bytearray(data)
+        end = min(offset + len(data), layout.data_len)
+        first = offset // BLOCK_SIZE
+        for index in range(first, -(-end // BLOCK_SIZE) if end > offset else first):
+            if chaos_dropped(name, index, self.config.drop_fraction):
+                start, length = layout.block_range(index)
+                lo, hi = max(start, offset), min(start + length, offset + len(data))
+                out[lo - offset : hi - offset] = b"\xa5" * (hi - lo)
+        return bytes(out)
+
+    async def audit(self, request: Request) -> Response:
+        """``POST /v1/audit``: a block and its Merkle path for each challenged share block."""
+        account = await self._account(request, create=False)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_AUDIT_BODY:
+                raise NodeHTTPError(413, "too_large", f"audit requests are at most {MAX_AUDIT_BODY} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if not self.auth.check_body(request.state.message, body):
+            raise NodeHTTPError(400, "digest_mismatch", "body does not match its Content-Digest")
+        challenges = self._challenges(body)
+        cache: dict[str, tuple[ShareLayout, list[bytes]] | int] = {}
+        answers = []
+        for name, index in challenges:
+            answers.append(await self._answer(account, name, index, cache))
+        data = encode_answers(answers)
+        return Response(
+            data, media_type="application/octet-stream", headers={"content-digest": _digest(data)}
+        )
+
+    @staticmethod
+    def _challenges(body: bytes) -> list[tuple[str, int]]:
+        try:
+            doc = json.loads(body)
+            items = doc["challenges"]
+            if not isinstance(items, list) or not 1 <= len(items) <= MAX_CHALLENGES:
+                raise ValueError
+            out = []
+            for item in items:
+                name, block = item["name"], item["block"]
+                if not isinstance(name, str) or not isinstance(block, int) or isinstance(block, bool):
+                    raise ValueError
+                if not 0 <= block < 2**40:
+                    raise ValueError
+                out.append((name, block))
+        except (ValueError, KeyError, TypeError):
+            raise NodeHTTPError(
+                400, "bad_request",
+                f'audit body must be {{"challenges": [{{"name": NAME, "block": INDEX}}, ...]}} with 1..{MAX_CHALLENGES} entries',
+            ) from None
+        for name, _block in out:
+            try:
+                validate_name(name)
+            except UsageError as exc:
+                raise NodeHTTPError(400, "bad_name", exc.message) from None
+        return out
+
+    async def _answer(
+        self,
+        account: Account | None,
+        name: str,
+        index: int,
+        cache: dict[str, tuple[ShareLayout, list[bytes]] | int],
+    ) -> Answer:
+        if name not in cache:
+            if account is None:
+                cache[name] = STATUS_NOT_FOUND
+            else:
+                try:
+                    layout = await self._layout(account, name)
+                except ObjectNotFoundError:
+                    layout = None
+                    cache[name] = STATUS_NOT_FOUND
+                if layout is not None:
+                    raw = await account.provider.get(name, layout.leaves_offset, layout.leaves_len)
+                    leaves = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+                    cache[name] = (layout, leaves)
+                elif name not in cache:
+                    cache[name] = STATUS_BAD_SHARE
+        entry = cache[name]
+        if isinstance(entry, int):
+            return Answer(entry)
+        layout, leaves = entry
+        if not 0 <= index < layout.blocks:
+            return Answer(STATUS_OUT_OF_RANGE)
+        assert account is not None
+        start, length = layout.block_range(index)
+        block = await account.provider.get(name, start, length)
+        path = tuple(proof_from_leaves(leaves, index))
+        if "lie-audits" in self.config.chaos or chaos_dropped(name, index, self.config.drop_fraction):
+            # A node without the block: well-formed, plausible, wrong.
+            block = crypto.random_bytes(len(block))
+        return Answer(STATUS_OK, block, path)
 
     async def head(self, request: Request) -> Response:
         account = await self._account(request, create=False)
@@ -328,6 +494,7 @@ class NodeApp:
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
                 Route("/v1/info", self.info, methods=["GET"]),
                 Route("/v1/objects", self.list_objects, methods=["GET"]),
+                Route("/v1/audit", self.audit, methods=["POST"]),
                 Route(
                     "/v1/objects/{name:path}",
                     self.objects,

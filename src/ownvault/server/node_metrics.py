@@ -23,6 +23,7 @@ def endpoint_of(path: str) -> str:
     return {
         "/v1/objects": "list",
         "/v1/info": "info",
+        "/v1/audit": "audit",
         "/healthz": "healthz",
         "/metrics": "metrics",
     }.get(path, "other")

@@ -1,0 +1,112 @@
+"""Deep check: read every share whole and verify it (size, trailer, Merkle root, stored
+tree, header), where the plain ``check`` only asks providers whether the shares exist.
+
+Every bad share found is recorded as a fault (``engine.healthlog``) for ``repair``; shares
+that verify clear any fault recorded earlier. The per-file report has the shape of
+:meth:`Vault.check`'s, with ``missing`` listing every share that failed verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core.pack import ShareHeader, share_name
+from ownvault.engine.healthlog import add_fault, clear_fault, record_run
+from ownvault.engine.shares import DATA_PREFIX, share_problem
+from ownvault.errors import ObjectNotFoundError, OwnvaultError, ProviderError
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = ["deep_check"]
+
+CONCURRENCY = 4
+
+
+async def deep_check(vault: Vault, name: str | None = None) -> dict[str, Any]:
+    started = time.time()
+    t0 = time.monotonic()
+    cheap = await vault.check(name)
+    cat = vault.catalog
+    if name is None:
+        packs = cat.live_packs()
+    else:
+        packs = sorted({p for f in cheap["files"] for p in _packs_of(vault, f["name"], f["version"])})
+    names = {r.id: r.name for r in cat.providers(include_removed=True)}
+    sem = asyncio.Semaphore(CONCURRENCY)
+    good: dict[tuple[int, int], bool] = {}
+    bad: dict[tuple[int, int], dict[str, Any]] = {}
+    totals = {"bytes": 0}
+
+    async def verify(pack: int, pack_id: bytes, k: int, n: int, idx: int, provider: int, size: int, root: bytes) -> None:
+        sname = share_name(DATA_PREFIX, pack_id, idx)
+        p = vault.store.providers.get(provider)
+        kind, why = "unreachable", "provider cannot be opened"
+        if p is not None:
+            async with sem:
+                try:
+                    data = await p.get(sname)
+                    totals["bytes"] += len(data)
+                    problem = await asyncio.to_thread(share_problem, data, size, root, ShareHeader(k, n, idx, pack_id))
+                    del data
+                    kind, why = ("corrupt", problem) if problem else ("", "")
+                except ObjectNotFoundError:
+                    kind, why = "missing", "not found"
+                except ProviderError as exc:
+                    kind, why = ("unreachable", exc.message) if exc.retryable else ("corrupt", exc.message)
+                except OwnvaultError as exc:
+                    kind, why = "corrupt", exc.message
+        good[(pack, idx)] = not kind
+        if kind:
+            bad[(pack, idx)] = {"provider": names.get(provider, str(provider)), "pack": pack_id.hex(),
+                                "share": idx, "kind": kind, "reason": why}
+            if kind != "unreachable":
+                add_fault(cat, pack, idx, provider, kind, why)
+        else:
+            clear_fault(cat, pack, idx)
+
+    jobs = []
+    for pack in packs:
+        pack_id, _size, k, n = cat.pack_info(pack)
+        for s in cat.shares_of(pack):
+            jobs.append(verify(pack, pack_id, k, n, s.idx, s.provider, s.size, s.root))
+    await asyncio.gather(*jobs)
+
+    for f in cheap["files"]:
+        file_packs = _packs_of(vault, f["name"], f["version"])
+        worst = None
+        missing = []
+        for pack in sorted(file_packs):
+            _pid, _size, k, n = cat.pack_info(pack)
+            rows = cat.shares_of(pack)
+            count = sum(1 for s in rows if good.get((pack, s.idx)))
+            if worst is None or count < worst[0]:
+                worst = (count, k, n)
+            missing += [bad[(pack, s.idx)] for s in rows if (pack, s.idx) in bad]
+        present, needed, total = worst or (f["shares_total"], f["shares_needed"], f["shares_total"])
+        f.update({"shares_present": present, "shares_needed": needed, "shares_total": total,
+                  "healthy": present == total, "readable": present >= needed, "missing": missing})
+    cheap.update({
+        "deep": True,
+        "healthy": all(f["healthy"] for f in cheap["files"]) and not bad,
+        "readable": all(f["readable"] for f in cheap["files"]),
+        "shares_verified": len(good),
+        "shares_bad": len(bad),
+        "bad": sorted(bad.values(), key=lambda b: (b["provider"], b["pack"], b["share"])),
+        "bytes_read": totals["bytes"],
+        "seconds": round(time.monotonic() - t0, 3),
+    })
+    record_run(cat, "deep", started, {k: v for k, v in cheap.items() if k not in ("files", "bad")}
+               | {"bad": cheap["bad"][:100]})
+    return cheap
+
+
+def _packs_of(vault: Vault, name: str, number: int) -> set[int]:
+    v = vault.catalog.version(name, number)
+    packs: set[int] = set()
+    for e in vault.catalog.entries(v.id):
+        if e.content is not None:
+            packs.update(r.pack for r in vault.catalog.content_chunks(e.content))
+    return packs

@@ -1,0 +1,293 @@
+"""Opening a grant on the recipient's side: list and read shared data from the providers.
+
+The recipient needs only the grant and their own keys (a vault of their own). Order of
+checks, each with its own error: the grant parses (``FormatError``) and its signature
+verifies against the sender's did:key (``IntegrityError``); it is addressed to this vault
+(``GrantRecipientError``) and not expired (``GrantExpiredError``); the manifest key opens
+(HPKE). Then the providers named in the grant are asked for a signed revocation notice
+(``GrantRevokedError``) and for the newest manifest generation, which must verify (sender
+signature, then AES-GCM under the manifest key). Reading verifies every share (size,
+Merkle root, header), decodes k of them, and opens each chunk with its key (AES-GCM binds
+the chunk id) and checks its length: exactly what ``get`` does for the owner.
+
+Providers are opened with the *recipient's* keys: a provider kind that authenticates
+requests (a storage node signs them with the vault's Ed25519 key) sees the recipient's
+did:key, and serves them only if it lets that identity read (not part of the node
+protocol yet; docs/design.md says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ownvault.core.grants import (
+    Grant,
+    decode_manifest,
+    decode_revocation,
+    grant_object_prefix,
+    manifest_name,
+    revocation_name,
+)
+from ownvault.core.keys import VaultKeys
+from ownvault.core.pack import open_chunk
+from ownvault.engine.registry import kind_of_url, open_provider
+from ownvault.engine.shares import DATA_PREFIX, ShareStore
+from ownvault.errors import (
+    DataUnavailableError,
+    FormatError,
+    GrantRevokedError,
+    IntegrityError,
+    NotFoundError,
+    OwnvaultError,
+    ProviderError,
+    UsageError,
+)
+from ownvault.providers.base import Provider
+
+__all__ = ["GrantReader", "open_grant"]
+
+CACHE_PACKS = 4
+
+
+def _as_int(value: Any, what: str) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise FormatError(f"grant manifest: {what} is not a non-negative integer")
+    return value
+
+
+@dataclass
+class GrantReader:
+    """What a grant lets its recipient read. Use :func:`open_grant`; close when done."""
+
+    grant: Grant
+    manifest: dict[str, Any]
+    store: ShareStore
+    _manifest_providers: list[Provider] = field(default_factory=list)
+    _cache: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [
+            {k: item[k] for k in ("name", "version", "kind", "size", "created", "cid")}
+            | {"files": sum(1 for e in item["entries"] if e["kind"] == "file")}
+            for item in self.manifest["items"]
+        ]
+
+    def entries(self, name: str) -> list[dict[str, Any]]:
+        item = self._item(name)
+        return [{k: e[k] for k in ("path", "kind", "mode", "mtime_ns", "size", "cid", "target")} for e in item["entries"]]
+
+    def _item(self, name: str) -> dict[str, Any]:
+        for item in self.manifest["items"]:
+            if item["name"] == name.strip("/"):
+                return dict(item)
+        raise NotFoundError(f"the grant does not cover {name!r}", name=name)
+
+    def _split(self, name: str) -> tuple[dict[str, Any], str]:
+        clean = name.strip("/")
+        for item in self.manifest["items"]:
+            if clean == item["name"]:
+                return item, ""
+            if clean.startswith(item["name"] + "/") and item["kind"] == "tree":
+                return item, clean[len(item["name"]) + 1 :]
+        raise NotFoundError(f"the grant does not cover {name!r}", name=name)
+
+    async def _pack(self, index: int) -> bytes:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        packs = self.manifest["packs"]
+        if not 0 <= index < len(packs):
+            raise FormatError("grant manifest refers to an unknown pack")
+        p = packs[index]
+        name_to_id = {n: i for i, n in self.store.names.items()}
+        shares = [
+            (_as_int(s["index"], "share index"), name_to_id.get(s["provider"], -1), _as_int(s["size"], "share size"),
+             bytes.fromhex(s["root"]))
+            for s in p["shares"]
+        ]
+        data = await self.store.fetch_pack(
+            DATA_PREFIX, bytes.fromhex(p["id"]), _as_int(p["size"], "pack size"),
+            _as_int(p["k"], "k"), _as_int(p["n"], "n"), shares,
+        )
+        self._cache[index] = data
+        while len(self._cache) > CACHE_PACKS:
+            self._cache.popitem(last=False)
+        return data
+
+    async def read(self, name: str) -> AsyncIterator[bytes]:
+        """The bytes of a shared file (or of a file inside a shared tree), verified."""
+        item, inner = self._split(name)
+        matches = [e for e in item["entries"] if e["path"] == inner]
+        if not matches or matches[0]["kind"] != "file":
+            raise UsageError(f"{name} is not a file")
+        async for piece in self._read_entry(matches[0]):
+            yield piece
+
+    async def _read_entry(self, entry: dict[str, Any]) -> AsyncIterator[bytes]:
+        chunks = self.manifest["chunks"]
+        total = 0
+        for ci in entry["chunks"]:
+            if not isinstance(ci, int) or not 0 <= ci < len(chunks):
+                raise FormatError("grant manifest refers to an unknown chunk")
+            c = chunks[ci]
+            data = await self._pack(_as_int(c["pack"], "pack"))
+            offset, length = _as_int(c["offset"], "offset"), _as_int(c["length"], "length")
+            blob = data[offset : offset + length]
+            chunk_id = bytes.fromhex(c["id"])
+            try:
+                plain = open_chunk(bytes.fromhex(c["key"]), chunk_id, blob)
+            except (IntegrityError, FormatError):
+                raise IntegrityError(
+                    f"chunk {c['id']} failed authentication (tampered, or re-encrypted after a revocation)"
+                ) from None
+            if len(plain) != c["plain_len"]:
+                raise IntegrityError(f"chunk {c['id']} has the wrong length")
+            total += len(plain)
+            yield plain
+        if total != entry["size"]:
+            raise IntegrityError(f"{entry['path'] or 'file'}: {total} bytes read, {entry['size']} expected")
+
+    async def get(self, name: str, out: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write a shared file or tree (or a path inside a tree) to ``out``."""
+        item, inner = self._split(name)
+        chosen = [e for e in item["entries"] if e["path"] == inner or inner == "" or e["path"].startswith(inner + "/")]
+        if not chosen:
+            raise NotFoundError(f"no such path in {item['name']}: {inner}", name=name)
+        dest = Path(out)
+        files = written = 0
+        dirs: list[tuple[Path, dict[str, Any]]] = []
+        for e in chosen:
+            rel = e["path"][len(inner) :].lstrip("/") if inner else e["path"]
+            parts = rel.split("/") if rel else []
+            if any(p in ("", ".", "..") for p in parts):
+                raise IntegrityError(f"refusing unsafe path in grant manifest: {rel!r}")
+            target = dest.joinpath(*parts) if parts else dest
+            if e["kind"] == "dir":
+                target.mkdir(parents=True, exist_ok=True)
+                dirs.append((target, e))
+            elif e["kind"] == "symlink":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+                os.symlink(str(e["target"] or ""), target)
+            elif e["kind"] == "file":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.ownvault-{os.getpid()}.part")
+                try:
+                    with open(tmp, "wb") as f:
+                        async for piece in self._read_entry(e):
+                            await asyncio.to_thread(f.write, piece)
+                            written += len(piece)
+                    os.chmod(tmp, int(e["mode"]) & 0o777)
+                    os.replace(tmp, target)
+                    os.utime(target, ns=(int(e["mtime_ns"]), int(e["mtime_ns"])))
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+                files += 1
+        for target, e in sorted(dirs, key=lambda d: -len(d[0].parts)):
+            os.chmod(target, int(e["mode"]) & 0o777)
+            os.utime(target, ns=(int(e["mtime_ns"]), int(e["mtime_ns"])))
+        return {"name": item["name"], "version": item["version"], "path": str(dest), "files": files, "bytes": written}
+
+    async def close(self) -> None:
+        seen: set[int] = set()
+        for p in [*self.store.providers.values(), *self._manifest_providers]:
+            if id(p) not in seen:
+                seen.add(id(p))
+                with contextlib.suppress(Exception):
+                    await p.close()
+
+
+async def _scan(p: Provider, grant_id: bytes) -> tuple[bool, list[int]]:
+    revoked = False
+    gens = []
+    async for o in p.list(grant_object_prefix(grant_id)):
+        tail = o.name.rsplit("/", 1)[-1]
+        if tail == "revoked":
+            revoked = True
+        elif tail.startswith("m."):
+            with contextlib.suppress(ValueError):
+                gens.append(int(tail[2:], 16))
+    return revoked, gens
+
+
+async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | None = None) -> GrantReader:
+    """Verify a grant for the holder of ``keys`` and load its newest manifest."""
+    grant = Grant.parse(grant_text)
+    manifest_key = grant.open_key(keys, int(time.time()) if now is None else now)
+    providers: list[Provider] = []
+    for i, (kind, url) in enumerate(grant.providers):
+        with contextlib.suppress(OwnvaultError):
+            if kind_of_url(url) != kind:
+                continue
+            providers.append(open_provider(kind, url, {}, keys, f"grant-{i}"))
+    try:
+        revoked_on: list[Provider] = []
+        gens: dict[int, list[Provider]] = {}
+        for p in providers:
+            try:
+                r, g = await _scan(p, grant.grant_id)
+            except ProviderError:
+                continue
+            if r:
+                revoked_on.append(p)
+            for gen in g:
+                gens.setdefault(gen, []).append(p)
+        for p in revoked_on:
+            try:
+                when = decode_revocation(grant.sender, grant.grant_id, await p.get(revocation_name(grant.grant_id)))
+            except OwnvaultError:
+                continue  # unreadable or forged: not the sender's word
+            raise GrantRevokedError(f"the sender revoked this grant (at {when}, unix time)")
+        manifest: dict[str, Any] | None = None
+        errors: list[str] = []
+        for gen in sorted(gens, reverse=True):
+            for p in gens[gen]:
+                try:
+                    data = await p.get(manifest_name(grant.grant_id, gen))
+                    manifest = decode_manifest(grant.sender, manifest_key, grant.grant_id, gen, data)
+                    break
+                except IntegrityError as exc:
+                    errors.append(exc.message)
+                except ProviderError:
+                    continue
+            if manifest is not None:
+                break
+        if manifest is None:
+            if errors:
+                raise IntegrityError(f"no grant manifest verifies: {errors[0]}")
+            raise DataUnavailableError("no provider named in the grant holds its manifest")
+    finally:
+        for p in providers:
+            with contextlib.suppress(Exception):
+                await p.close()
+    return _reader(grant, manifest, keys)
+
+
+def _reader(grant: Grant, manifest: dict[str, Any], keys: VaultKeys) -> GrantReader:
+    provs: dict[int, Provider] = {}
+    names: dict[int, str] = {}
+    try:
+        plist = manifest["providers"]
+        for i, p in enumerate(plist):
+            names[i] = str(p["name"])
+            with contextlib.suppress(OwnvaultError):
+                if kind_of_url(str(p["url"])) == p["kind"]:
+                    provs[i] = open_provider(str(p["kind"]), str(p["url"]), {}, keys, str(p["name"]))
+        for key in ("items", "chunks", "packs"):
+            if not isinstance(manifest[key], list):
+                raise FormatError(f"grant manifest {key} malformed")
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"grant manifest malformed: {exc}") from None
+    return GrantReader(grant, manifest, ShareStore(provs, names))

@@ -1,0 +1,69 @@
+"""Key management on an open vault: passphrase change, content-key rotation, guardians.
+
+* ``change_passphrase``: the keystore is sealed again (new salt, same or new Argon2id
+  cost) and replaced atomically (temp file, fsync, rename, fsync of the directory); the old
+  passphrase stops working at the rename, never earlier or later.
+* ``rotate_content_key``: ``meta.content_epoch`` += 1; chunk keys written from now on are
+  wrapped under ``content/<epoch>``. With ``rewrap`` every existing wrapped chunk key is
+  unwrapped and wrapped again under the new epoch in one transaction (catalog only: the
+  blobs do not change), so the old content key wraps nothing any more.
+* ``guardian_shares``: SLIP-39 shares of the entropy (``core.guardians``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core.crypto import Argon2Params
+from ownvault.core.guardians import GuardianGroup, split_entropy
+from ownvault.core.keystore import Keystore
+from ownvault.core.pack import unwrap_chunk_key, wrap_chunk_key
+from ownvault.engine.vault import _atomic_write
+from ownvault.errors import UsageError, VaultStateError
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = ["change_passphrase", "guardian_shares", "rotate_content_key"]
+
+
+def change_passphrase(vault: Vault, old: str, new: str, kdf: Argon2Params | None = None) -> dict[str, Any]:
+    """Re-seal the keystore under ``new``; ``AuthError`` if ``old`` is wrong."""
+    if not new:
+        raise UsageError("the new passphrase must not be empty")
+    path = vault.path / "keystore.json"
+    with vault._writer():
+        try:
+            current = Keystore.from_json(path.read_bytes())
+        except FileNotFoundError:
+            raise VaultStateError(f"keystore missing: {path}") from None
+        entropy = current.unlock(old)
+        store = Keystore.create(entropy, new, current.vault_id, current.did, kdf or current.params)
+        _atomic_write(path, store.to_json().encode())
+    return {"vault": str(vault.path), "kdf": {"time_cost": store.params.time_cost,
+            "memory_kib": store.params.memory_cost_kib, "parallelism": store.params.parallelism}}
+
+
+async def rotate_content_key(vault: Vault, *, rewrap: bool = False) -> dict[str, Any]:
+    cat = vault.catalog
+    with vault._writer():
+        epoch = int(cat.meta("content_epoch") or "0") + 1
+        new_key = vault.keys.content_key(epoch)
+        rewrapped = 0
+        with cat.transaction() as c:
+            cat.set_meta("content_epoch", str(epoch))
+            if rewrap:
+                rows = c.execute("SELECT id, chunk_id, wrapped_key, key_epoch FROM chunks").fetchall()
+                updates = []
+                for row, chunk_id, wrapped, old_epoch in rows:
+                    key = unwrap_chunk_key(vault.keys.content_key(old_epoch), bytes(chunk_id), bytes(wrapped))
+                    updates.append((wrap_chunk_key(new_key, bytes(chunk_id), key), epoch, row))
+                c.executemany("UPDATE chunks SET wrapped_key = ?, key_epoch = ? WHERE id = ?", updates)
+                rewrapped = len(updates)
+        await vault.snapshot_safely()
+    return {"epoch": epoch, "rewrapped": rewrapped}
+
+
+def guardian_shares(vault: Vault, groups: list[GuardianGroup], group_threshold: int = 1) -> list[list[str]]:
+    """SLIP-39 mnemonics of this vault's entropy (secret: show them to guardians only)."""
+    return split_entropy(vault.keys.entropy, groups, group_threshold)

@@ -1,0 +1,249 @@
+"""The maintenance loop: audits and repair on a schedule, with jitter and a byte budget.
+
+``ownvault daemon`` runs :func:`maintain` until interrupted; ``ownvault serve`` (or any
+host) can start it next to its own work::
+
+    state = MaintenanceState()
+    task = asyncio.create_task(maintain(vault, MaintenanceConfig(), state, stop=stop_event))
+    ... state.metrics_text() for a /metrics endpoint, state.to_json() for a status page ...
+
+Each round: an audit when one is due (every ``audit_interval``, each interval stretched or
+shrunk at random by up to ``jitter`` so that many vaults do not audit a provider in step),
+then a repair when one is due or the audit found faults. Repair leaves shares of a
+provider that answered an audit within ``unreachable_grace`` where they are (a short
+outage does not move data). Every byte an audit or repair transfers counts against
+``budget_bytes_per_day`` (a UTC day); work that would overrun it waits for the next day,
+and a repair stops at the budget (it resumes next time). A repair that finds the vault
+busy (another process holds the writer lock) is retried a few minutes later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from ownvault.core.merkle import BLOCK_SIZE
+from ownvault.engine.audit import AuditSample
+from ownvault.errors import OwnvaultError, UsageError, VaultStateError
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = ["MaintenanceConfig", "MaintenanceState", "maintain"]
+
+BUSY_RETRY = 300.0
+DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    audit_interval: float = 6 * 3600
+    repair_interval: float = 24 * 3600
+    jitter: float = 0.25
+    budget_bytes_per_day: int | None = 2 * 1024**3
+    sample: AuditSample = field(default_factory=AuditSample)
+    unreachable_grace: float | None = 24 * 3600
+    first_delay: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.audit_interval <= 0 or self.repair_interval <= 0:
+            raise UsageError("maintenance intervals must be positive")
+        if not 0 <= self.jitter < 1:
+            raise UsageError("jitter must be in [0, 1)")
+        if self.first_delay < 0:
+            raise UsageError("the first delay must not be negative")
+        if self.budget_bytes_per_day is not None and self.budget_bytes_per_day <= 0:
+            raise UsageError("the daily budget must be positive")
+
+
+@dataclass
+class MaintenanceState:
+    """What the loop did last; read by ``status``, metrics endpoints and tests."""
+
+    started_at: float = field(default_factory=time.time)
+    rounds: int = 0
+    audits: int = 0
+    repairs: int = 0
+    last_audit: dict[str, Any] | None = None
+    last_repair: dict[str, Any] | None = None
+    health: dict[str, Any] | None = None
+    last_error: str | None = None
+    skipped_for_budget: int = 0
+    budget_day: int = -1
+    budget_used: int = 0
+    next_audit_at: float = 0.0
+    next_repair_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at, "rounds": self.rounds, "audits": self.audits,
+            "repairs": self.repairs, "last_audit": self.last_audit, "last_repair": self.last_repair,
+            "health": self.health, "last_error": self.last_error,
+            "skipped_for_budget": self.skipped_for_budget, "budget_used_today": self.budget_used,
+            "next_audit_at": self.next_audit_at, "next_repair_at": self.next_repair_at,
+        }
+
+    def metrics_text(self) -> bytes:
+        """Prometheus text exposition of the last results (labels: provider names only)."""
+        r = CollectorRegistry()
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        up = gauge("ownvault_maintenance_started_timestamp_seconds", "When the loop started.")
+        up.set(self.started_at)
+        gauge("ownvault_maintenance_rounds", "Rounds run.").set(self.rounds)
+        gauge("ownvault_maintenance_budget_used_bytes", "Bytes moved today (UTC) by audits and repair.").set(self.budget_used)
+        gauge("ownvault_maintenance_skipped_for_budget", "Runs deferred by the daily budget.").set(self.skipped_for_budget)
+        if self.last_audit is not None:
+            a = self.last_audit
+            gauge("ownvault_audit_last_run_timestamp_seconds", "End of the last audit.").set(
+                a["started_at"] + a["seconds"]
+            )
+            ch = gauge("ownvault_audit_challenges", "Challenges in the last audit, by result.", ("provider", "result"))
+            ok = gauge("ownvault_audit_provider_ok", "1 if the provider passed the last audit.", ("provider",))
+            held = gauge(
+                "ownvault_audit_holds_at_least_ratio",
+                "95% lower confidence bound on the fraction of its blocks the provider holds.",
+                ("provider",),
+            )
+            missing = gauge("ownvault_audit_missing_shares", "Shares absent from the provider's listing.", ("provider",))
+            for p in a["providers"]:
+                for result in ("passed", "failed", "unreachable"):
+                    ch.labels(p["provider"], result).set(p[result])
+                ok.labels(p["provider"]).set(1 if p["verdict"] in ("ok", "empty") else 0)
+                missing.labels(p["provider"]).set(p["missing_shares"])
+                if p["holds_at_least"] is not None:
+                    held.labels(p["provider"]).set(p["holds_at_least"])
+        if self.last_repair is not None:
+            rp = self.last_repair
+            gauge("ownvault_repair_shares_regenerated", "Shares regenerated by the last repair.").set(rp["shares_regenerated"])
+            gauge("ownvault_repair_pieces_lost", "Pieces below k good shares at the last repair.").set(len(rp["lost"]))
+            gauge("ownvault_repair_bytes", "Bytes read and written by the last repair.").set(
+                rp["bytes_read"] + rp["bytes_written"]
+            )
+        if self.health is not None:
+            h = self.health
+            gauge("ownvault_vault_healthy", "1 if status says HEALTHY.").set(1 if h["healthy"] else 0)
+            gauge("ownvault_pieces_degraded", "Pieces with fewer than n good shares.").set(h["pieces_degraded"])
+            gauge("ownvault_pieces_at_risk", "Pieces with exactly k good shares.").set(h["pieces_at_risk"])
+            gauge("ownvault_pieces_lost", "Pieces with fewer than k good shares.").set(h["pieces_lost"])
+            gauge("ownvault_shares_known_bad", "Shares recorded bad and not yet repaired.").set(h["known_bad_shares"])
+        return bytes(generate_latest(r))
+
+
+def _jittered(interval: float, jitter: float, rng: random.Random) -> float:
+    return interval * (1 + rng.uniform(-jitter, jitter))
+
+
+def _audit_cost(vault: Vault, sample: AuditSample) -> int:
+    """A generous estimate of an audit's traffic: every challenge a block plus a leaf level."""
+    blocks_per_provider = []
+    for row in vault.catalog.providers():
+        total = vault.catalog.conn.execute(
+            "SELECT COALESCE(SUM(s.size), 0) FROM shares s JOIN packs p ON p.id = s.pack "
+            "WHERE p.state = 'live' AND s.provider = ?",
+            (row.id,),
+        ).fetchone()[0]
+        blocks_per_provider.append(sample.count(int(total) // BLOCK_SIZE + 1))
+    return sum(blocks_per_provider) * (BLOCK_SIZE + 12 * 1024)
+
+
+async def maintain(
+    vault: Vault,
+    config: MaintenanceConfig | None = None,
+    state: MaintenanceState | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    rounds: int | None = None,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    on_round: Callable[[MaintenanceState], None] | None = None,
+) -> MaintenanceState:
+    """Run audits and repairs on schedule until ``stop`` is set (or ``rounds`` ran)."""
+    from ownvault.engine.status import vault_status
+
+    config = config or MaintenanceConfig()
+    state = state or MaintenanceState()
+    stop = stop or asyncio.Event()
+    rng = rng or secrets.SystemRandom()
+    now = clock()
+    # The first audit comes soon, but not at the same second for everyone.
+    state.next_audit_at = now + rng.uniform(0, min(config.first_delay, config.audit_interval))
+    state.next_repair_at = state.next_audit_at + 1
+
+    async def wait(seconds: float) -> None:
+        if sleep is not None:
+            await sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+
+    while not stop.is_set() and (rounds is None or state.rounds < rounds):
+        now = clock()
+        day = int(now // DAY)
+        if day != state.budget_day:
+            state.budget_day, state.budget_used = day, 0
+        left = None if config.budget_bytes_per_day is None else config.budget_bytes_per_day - state.budget_used
+        worked = False
+        if now >= min(state.next_audit_at, state.next_repair_at):
+            # Providers added or removed by other processes since the last round.
+            await vault._reset_store()
+        if now >= state.next_audit_at:
+            worked = True
+            if left is not None and _audit_cost(vault, config.sample) > left:
+                state.skipped_for_budget += 1
+                state.next_audit_at = (day + 1) * DAY + rng.uniform(0, 3600)
+            else:
+                try:
+                    report = await vault.audit(sample=config.sample)
+                    state.audits += 1
+                    state.last_audit = report.to_json()
+                    state.budget_used += state.last_audit["bytes"]
+                    if report.at_fault:
+                        state.next_repair_at = now
+                except OwnvaultError as exc:
+                    state.last_error = f"audit: {exc.message}"
+                state.next_audit_at = now + _jittered(config.audit_interval, config.jitter, rng)
+        now = clock()
+        left = None if config.budget_bytes_per_day is None else config.budget_bytes_per_day - state.budget_used
+        if now >= state.next_repair_at:
+            worked = True
+            if left is not None and left <= 0:
+                state.skipped_for_budget += 1
+                state.next_repair_at = (int(now // DAY) + 1) * DAY + rng.uniform(0, 3600)
+            else:
+                try:
+                    rep = await vault.repair(unreachable_grace=config.unreachable_grace, max_bytes=left)
+                    state.repairs += 1
+                    state.last_repair = rep.to_json()
+                    state.budget_used += rep.bytes_read + rep.bytes_written
+                    state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
+                except VaultStateError as exc:
+                    state.last_error = f"repair: {exc.message} (retrying in {BUSY_RETRY:.0f} s)"
+                    state.next_repair_at = now + BUSY_RETRY
+                except OwnvaultError as exc:
+                    state.last_error = f"repair: {exc.message}"
+                    state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
+        if worked:
+            try:
+                state.health = await vault_status(vault)
+            except OwnvaultError as exc:
+                state.last_error = f"status: {exc.message}"
+            state.rounds += 1
+            if on_round is not None:
+                on_round(state)
+        nxt = min(state.next_audit_at, state.next_repair_at)
+        if rounds is not None and state.rounds >= rounds:
+            break
+        await wait(max(0.0, nxt - clock()))
+    return state

@@ -1,0 +1,261 @@
+"""Recovering a vault on a new machine from the recovery phrase (or guardian shares).
+
+Procedure (docs/design.md, "Recovery"):
+
+1. The entropy (from the phrase, or from enough SLIP-39 guardian shares) gives every key.
+2. The providers given (at least one; URLs as for ``provider add``, optionally
+   ``NAME=URL`` when a provider now lives somewhere else) are listed for locators
+   ``catalog/<seq>/locator``; the newest one that opens under the catalog key wins. A
+   locator that exists but does not open means a wrong phrase/shares (``AuthError``).
+3. The locator lists every provider of the vault (kind, URL, config): all of them are
+   opened, and asked again for newer locators (a given provider may be stale), until the
+   newest is stable.
+4. The snapshot's shares are fetched from any k providers, verified (size, Merkle root),
+   decoded, opened (AES-GCM under the catalog key) and checked (SQLite integrity check),
+   and become ``catalog.db`` (migrated to the current schema).
+5. A keystore is sealed under the new passphrase; ``ownvault.json`` is written last, so a
+   recovery that fails half way leaves no vault (and is cleaned up).
+
+Vault-relative providers (``file:providers/local-N``, the embedded defaults) resolve
+against the NEW vault directory: if their folders were copied there before recovering,
+they work; otherwise they are reported ``missing`` and set to ``draining`` (no new shares
+go there; their shares are read from the other providers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ownvault.core.crypto import Argon2Params
+from ownvault.core.keys import VaultKeys
+from ownvault.core.keystore import Keystore
+from ownvault.core.snapshot import decode_locator, locator_name
+from ownvault.engine.catalog import Catalog
+from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
+from ownvault.engine.shares import ShareStore
+from ownvault.engine.snapshots import restore_snapshot
+from ownvault.engine.vault import VAULT_FORMAT, VAULT_VERSION, _atomic_write
+from ownvault.errors import (
+    AuthError,
+    DataUnavailableError,
+    FormatError,
+    IntegrityError,
+    OwnvaultError,
+    ProviderError,
+    UsageError,
+    VaultStateError,
+)
+from ownvault.providers.base import Provider
+
+__all__ = ["RecoveryResult", "parse_provider_arg", "recover_vault"]
+
+_NAMED = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63})=(.+)$", re.IGNORECASE)
+MAX_ROUNDS = 4
+
+
+def parse_provider_arg(text: str) -> tuple[str | None, str]:
+    """``URL`` or ``NAME=URL`` (the provider's name in the vault, when it moved)."""
+    m = _NAMED.match(text.strip())
+    if m and ":" not in m.group(1):
+        return m.group(1), m.group(2)
+    return None, text.strip()
+
+
+@dataclass
+class RecoveryResult:
+    path: str
+    did: str
+    seq: int
+    objects: int
+    versions: int
+    providers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vault": self.path, "did": self.did, "snapshot": self.seq, "objects": self.objects,
+            "versions": self.versions, "providers": self.providers,
+        }
+
+
+def _same_place(a: str, b: str, base: Path) -> bool:
+    if a == b:
+        return True
+    try:
+        return local_path_of(a, base).resolve() == local_path_of(b, base).resolve()
+    except (UsageError, OSError):
+        return False
+
+
+class _Pool:
+    """The providers opened so far, keyed by a temporary id, named as the vault names them."""
+
+    def __init__(self, keys: VaultKeys, base: Path) -> None:
+        self.keys = keys
+        self.base = base
+        self.providers: dict[int, Provider] = {}
+        self.names: dict[int, str] = {}
+        self.urls: dict[int, str] = {}
+
+    def add(self, name: str, kind: str, url: str, config: dict[str, Any]) -> int | None:
+        for pid, u in self.urls.items():
+            if _same_place(u, url, self.base):
+                if self.names[pid].startswith("given-"):
+                    self.names[pid] = name
+                return pid
+        try:
+            p = open_provider(kind, url, config, self.keys, name, self.base)
+        except OwnvaultError:
+            return None
+        pid = len(self.urls)
+        self.providers[pid] = p
+        self.names[pid] = name
+        self.urls[pid] = url
+        return pid
+
+    async def close(self) -> None:
+        for p in self.providers.values():
+            with contextlib.suppress(Exception):
+                await p.close()
+
+
+async def _newest_locator(pool: _Pool, keys: VaultKeys) -> tuple[int, dict[str, Any]]:
+    seqs: dict[int, list[int]] = {}
+    for pid, p in pool.providers.items():
+        try:
+            async for o in p.list("catalog/"):
+                if o.name.endswith("/locator"):
+                    with contextlib.suppress(ValueError, IndexError):
+                        seqs.setdefault(int(o.name.split("/")[1], 16), []).append(pid)
+        except ProviderError:
+            continue
+    if not seqs:
+        raise DataUnavailableError("no ownvault catalog was found on the given provider(s)")
+    undecryptable = 0
+    for seq in sorted(seqs, reverse=True):
+        for pid in seqs[seq]:
+            try:
+                data = await pool.providers[pid].get(locator_name(seq))
+                return seq, decode_locator(keys.catalog, seq, data)
+            except FormatError:
+                continue
+            except IntegrityError:
+                undecryptable += 1
+            except ProviderError:
+                continue
+    if undecryptable:
+        raise AuthError(
+            "the catalog on these providers does not open with these keys: wrong recovery phrase, "
+            "wrong guardian shares, or another vault"
+        )
+    raise DataUnavailableError("no readable catalog locator on the given provider(s)")
+
+
+async def recover_vault(
+    path: str | os.PathLike[str],
+    entropy: bytes,
+    passphrase: str,
+    providers: list[str],
+    *,
+    kdf: Argon2Params | None = None,
+) -> RecoveryResult:
+    """Rebuild a vault at ``path`` from its entropy and at least one of its providers."""
+    root = Path(path).absolute()
+    if not providers:
+        raise UsageError("give at least one provider (--provider URL)")
+    if not passphrase:
+        raise UsageError("the new passphrase must not be empty")
+    if (root / "ownvault.json").exists() or (root / "catalog.db").exists():
+        raise VaultStateError(f"a vault exists already at {root}")
+    if root.exists() and any(p.name != "providers" for p in root.iterdir()):
+        raise VaultStateError(f"directory is not empty (only a providers/ folder may be there): {root}")
+    keys = VaultKeys(entropy)
+    pool = _Pool(keys, root)
+    renames: dict[str, str] = {}
+    created: list[Path] = []
+    try:
+        for i, arg in enumerate(providers):
+            name, url = parse_provider_arg(arg)
+            kind = kind_of_url(url)
+            if name is not None:
+                renames[name] = url
+            if pool.add(name or f"given-{i}", kind, url, {}) is None:
+                raise UsageError(f"cannot open provider {url}")
+        seq, locator = await _newest_locator(pool, keys)
+        for _round in range(MAX_ROUNDS):
+            for p in locator.get("providers", []):
+                url = renames.get(p["name"], p["url"])
+                pool.add(str(p["name"]), str(p["kind"]), str(url), dict(p.get("config") or {}))
+            newer, body = await _newest_locator(pool, keys)
+            if newer <= seq:
+                break
+            seq, locator = newer, body
+        store = ShareStore(dict(pool.providers), dict(pool.names))
+        name_to_id = {n: pid for pid, n in pool.names.items()}
+        image = await restore_snapshot(store, name_to_id, keys, seq, locator)
+        root.mkdir(parents=True, exist_ok=True)
+        created += [root / "catalog.db", root / "catalog.db-wal", root / "catalog.db-shm"]
+        catalog = Catalog.from_image(root / "catalog.db", image)
+        try:
+            vault_id_hex = catalog.meta("vault_id") or ""
+            if vault_id_hex != locator.get("vault_id"):
+                raise IntegrityError("the catalog snapshot belongs to another vault than its locator")
+            if catalog.meta("did") not in (None, keys.did):
+                raise IntegrityError("the recovered catalog names another identity")
+            report = await _reconcile_providers(catalog, pool, renames, root)
+            objects = int(catalog.conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
+            versions = int(catalog.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
+        finally:
+            catalog.close()
+        vault_id = bytes.fromhex(vault_id_hex)
+        store_json = Keystore.create(entropy, passphrase, vault_id, keys.did, kdf or Argon2Params()).to_json()
+        created.append(root / "keystore.json")
+        _atomic_write(root / "keystore.json", store_json.encode())
+        _atomic_write(
+            root / "ownvault.json",
+            json.dumps({"format": VAULT_FORMAT, "version": VAULT_VERSION, "vault_id": vault_id_hex}).encode(),
+        )
+        return RecoveryResult(str(root), keys.did, seq, objects, versions, report)
+    except BaseException:
+        for f in created:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        raise
+    finally:
+        await pool.close()
+
+
+async def _reconcile_providers(
+    catalog: Catalog, pool: _Pool, renames: dict[str, str], root: Path
+) -> list[dict[str, Any]]:
+    """Apply NAME=URL moves, check each provider, set missing embedded ones to draining."""
+    out = []
+    by_name = {n: pid for pid, n in pool.names.items()}
+    with catalog.transaction() as c:
+        for name, url in renames.items():
+            c.execute("UPDATE providers SET url = ?, kind = ? WHERE name = ?", (url, kind_of_url(url), name))
+    for row in catalog.providers():
+        pid = by_name.get(row.name)
+        reachable = False
+        if pid is not None:
+            try:
+                await pool.providers[pid].info()
+                reachable = True
+            except OwnvaultError:
+                reachable = False
+        relative = row.url.startswith("file:") and not row.url.startswith("file:/")
+        state = row.state
+        if not reachable and relative and row.state == "active":
+            state = "draining"
+            with catalog.transaction() as c:
+                c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
+        out.append({
+            "name": row.name, "kind": row.kind, "url": row.url, "state": state,
+            "reachable": reachable, "missing": not reachable and relative,
+        })
+    return out

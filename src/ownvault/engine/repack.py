@@ -1,0 +1,245 @@
+"""Rewriting packs: move, re-key or drop chunks, then delete the old packs' shares.
+
+Revocation (``engine.sharing``) and crypto-shredding (``engine.shred``) both come down to
+this: read each affected pack from k verified shares, and for each chunk in it
+
+* ``keep``  - copy the blob unchanged (same key) into a new pack;
+* ``rekey`` - open it, seal it again under a fresh random key wrapped under the current
+  content-key epoch (a different blob: nobody holding the old key can open it);
+* ``drop``  - leave it out (its catalog row, and so its wrapped key, is deleted).
+
+Crash safety (the same visibility rule as a put): new packs are recorded ``pending`` with
+their planned shares before any share is written; then ONE transaction makes them live,
+points the chunk rows at their new copies, deletes dropped rows and the old packs, runs the
+caller's own changes (``finish``), and queues the old packs' shares in ``doomed_objects``.
+Only after that commit are old shares deleted; a share that cannot be deleted stays queued
+(retried by the next rewrite, ``drain_doomed``) and is reported. A crash before the commit
+leaves the old state intact and pending packs for the next writer to clean up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core import crypto
+from ownvault.core.pack import (
+    PackBuilder,
+    new_pack_id,
+    open_chunk,
+    seal_chunk,
+    share_name,
+    unwrap_chunk_key,
+    wrap_chunk_key,
+)
+from ownvault.engine.placement import place
+from ownvault.engine.shares import DATA_PREFIX
+from ownvault.errors import IntegrityError, OwnvaultError
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = ["ChunkInfo", "RepackResult", "drain_doomed", "rewrite_packs"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkInfo:
+    row: int
+    chunk_id: bytes
+    referenced: bool
+
+
+@dataclass
+class RepackResult:
+    packs_read: int = 0
+    packs_written: int = 0
+    chunks_kept: int = 0
+    chunks_rekeyed: int = 0
+    chunks_dropped: int = 0
+    objects_deleted: int = 0
+    not_deleted: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "packs_read": self.packs_read, "packs_written": self.packs_written,
+            "chunks_kept": self.chunks_kept, "chunks_rekeyed": self.chunks_rekeyed,
+            "chunks_dropped": self.chunks_dropped, "objects_deleted": self.objects_deleted,
+            "not_deleted": self.not_deleted,
+        }
+
+
+Decide = Callable[[ChunkInfo], str]
+
+
+@dataclass
+class _NewPack:
+    pack: int
+    moves: list[tuple[int, int, int, bytes, int]]  # row, offset, length, wrapped, epoch
+
+
+async def rewrite_packs(
+    vault: Vault,
+    packs: set[int],
+    decide: Decide,
+    *,
+    reason: str,
+    finish: Callable[[sqlite3.Connection], None] | None = None,
+) -> RepackResult:
+    """Rewrite ``packs`` (catalog ids) chunk by chunk as ``decide`` says. Hold the writer lock."""
+    cat = vault.catalog
+    store = vault.store
+    policy = vault.policy
+    epoch = int(cat.meta("content_epoch") or "0")
+    content_key = vault.keys.content_key(epoch)
+    candidates = vault.candidates()
+    load = {c.id: c.load for c in candidates}
+    result = RepackResult()
+    new_packs: list[_NewPack] = []
+    dropped: list[int] = []
+    builder = PackBuilder()
+    pending: list[tuple[int, int, bytes, int]] = []  # row, length, wrapped, epoch (offsets from builder)
+    offsets: list[int] = []
+
+    async def upload() -> None:
+        nonlocal builder, pending, offsets
+        if not pending:
+            return
+        data = builder.seal()
+        pack_id = new_pack_id()
+        enc = await store.encode(pack_id, data, policy.k, policy.n)
+        targets = place(policy, [dataclasses.replace(c, load=load[c.id]) for c in candidates])
+        for i, pid in enumerate(targets):
+            load[pid] = load.get(pid, 0) + len(enc.shares[i])
+        pack = cat.begin_pack(
+            pack_id, len(data), policy.k, policy.n,
+            [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(policy.n)],
+        )
+        names = [share_name(DATA_PREFIX, pack_id, i) for i in range(policy.n)]
+        outcomes = await asyncio.gather(
+            *(store.put_share(targets[i], names[i], enc.shares[i]) for i in range(policy.n)),
+            return_exceptions=True,
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            for i, o in enumerate(outcomes):
+                if not isinstance(o, BaseException):
+                    await store.delete_share(targets[i], names[i])
+            cat.drop_pack(pack)
+            raise errors[0]
+        new_packs.append(
+            _NewPack(pack, [(row, off, ln, wr, ep) for (row, ln, wr, ep), off in zip(pending, offsets, strict=True)])
+        )
+        result.packs_written += 1
+        builder = PackBuilder()
+        pending = []
+        offsets = []
+
+    old_shares: list[tuple[int, str]] = []
+    for pack in sorted(packs):
+        pack_id, size, k, n = cat.pack_info(pack)
+        rows = cat.conn.execute(
+            "SELECT c.id, c.chunk_id, c.offset, c.length, c.plain_len, c.wrapped_key, c.key_epoch, "
+            "EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id) "
+            "FROM chunks c WHERE c.pack = ? ORDER BY c.offset",
+            (pack,),
+        ).fetchall()
+        shares = cat.shares_of(pack)
+        actions = [decide(ChunkInfo(r[0], bytes(r[1]), bool(r[7]))) for r in rows]
+        data = b""
+        if any(a != "drop" for a in actions):
+            data = await store.fetch_pack(
+                DATA_PREFIX, pack_id, size, k, n, [(s.idx, s.provider, s.size, s.root) for s in shares]
+            )
+            result.packs_read += 1
+        for r, action in zip(rows, actions, strict=True):
+            row, chunk_id, offset, length, plain_len = r[0], bytes(r[1]), r[2], r[3], r[4]
+            wrapped, key_epoch = bytes(r[5]), int(r[6])
+            if action == "drop":
+                dropped.append(row)
+                result.chunks_dropped += 1
+                continue
+            blob = data[offset : offset + length]
+            if len(blob) != length:
+                raise IntegrityError(f"chunk {chunk_id.hex()} lies outside its pack")
+            if action == "rekey":
+                old_key = unwrap_chunk_key(vault.keys.content_key(key_epoch), chunk_id, wrapped)
+                plain = open_chunk(old_key, chunk_id, blob)
+                if len(plain) != plain_len:
+                    raise IntegrityError(f"chunk {chunk_id.hex()} has the wrong length")
+                new_key = crypto.random_bytes(crypto.KEY_SIZE)
+                blob = seal_chunk(new_key, chunk_id, plain)
+                wrapped, key_epoch = wrap_chunk_key(content_key, chunk_id, new_key), epoch
+                result.chunks_rekeyed += 1
+            elif action == "keep":
+                result.chunks_kept += 1
+            else:
+                raise ValueError(f"unknown repack action {action!r}")
+            if not builder.fits(len(blob)):
+                await upload()
+            offsets.append(builder.add(blob))
+            pending.append((row, len(blob), wrapped, key_epoch))
+        old_shares.extend((s.provider, share_name(DATA_PREFIX, pack_id, s.idx)) for s in shares)
+    await upload()
+
+    now = int(time.time())
+    with cat.transaction() as c:
+        for np in new_packs:
+            c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (np.pack,))
+            c.executemany(
+                "UPDATE chunks SET pack = ?, offset = ?, length = ?, wrapped_key = ?, key_epoch = ? WHERE id = ?",
+                [(np.pack, off, ln, wr, ep, row) for row, off, ln, wr, ep in np.moves],
+            )
+        if finish is not None:
+            finish(c)
+        for row in dropped:
+            c.execute("DELETE FROM chunks WHERE id = ?", (row,))
+        for pack in packs:
+            left = c.execute("SELECT COUNT(*) FROM chunks WHERE pack = ?", (pack,)).fetchone()[0]
+            if left:
+                raise OwnvaultError(f"internal error: pack {pack} still holds {left} chunk(s) after rewrite")
+            c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
+            c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+        c.executemany(
+            "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
+            [(p, name, reason, now) for p, name in old_shares],
+        )
+    deleted, failed = await drain_doomed(vault)
+    result.objects_deleted = deleted
+    result.not_deleted = failed
+    return result
+
+
+async def drain_doomed(vault: Vault) -> tuple[int, list[dict[str, str]]]:
+    """Delete every queued provider object; return (deleted, [{provider, object, reason}])."""
+    cat = vault.catalog
+    store = vault.store
+    names = {r.id: r.name for r in cat.providers(include_removed=True)}
+    rows = cat.conn.execute("SELECT provider, name, reason FROM doomed_objects ORDER BY provider, name").fetchall()
+    sem = asyncio.Semaphore(16)
+    done: list[tuple[int, str]] = []
+    failed: list[dict[str, str]] = []
+
+    async def one(provider: int, name: str) -> None:
+        async with sem:
+            p = store.providers.get(provider)
+            if p is None:
+                failed.append({"provider": names.get(provider, str(provider)), "object": name,
+                               "reason": "provider cannot be opened"})
+                return
+            try:
+                await p.delete(name)
+            except OwnvaultError as exc:
+                failed.append({"provider": names.get(provider, str(provider)), "object": name, "reason": exc.message})
+                return
+            done.append((provider, name))
+
+    await asyncio.gather(*(one(r[0], r[1]) for r in rows))
+    if done:
+        with cat.transaction() as c:
+            c.executemany("DELETE FROM doomed_objects WHERE provider = ? AND name = ?", done)
+    return len(done), sorted(failed, key=lambda f: (f["provider"], f["object"]))

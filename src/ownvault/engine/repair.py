@@ -1,0 +1,363 @@
+"""Repair: regenerate missing or corrupt shares from k good ones and place them again.
+
+What is damaged, found cheaply (no share is read to find it):
+
+* shares on providers that are removed, cannot be opened, or do not answer now (with
+  ``unreachable_grace``: only once the provider has been unreachable in every audit for
+  that long, so a short outage does not move everything);
+* shares absent from their provider's listing, or listed with the wrong size;
+* shares recorded as bad by an audit or a deep check (``share_faults``). These are read
+  and verified whole first: a share that turns out fine (a lying node's, say) is kept.
+
+For each damaged piece, ``regenerate``: the pack is decoded from k verified shares of the
+others (data shares first, so reading k shares is all the reading), re-encoded (the code is
+deterministic, so each regenerated share is byte-identical and is checked against its
+recorded root and size), and each bad share is written back:
+
+* to the same provider, if it is reachable, still eligible under the policy, and has no
+  share recorded corrupt (a share merely missing there is rewritten in place);
+* else to a provider chosen by ``placement.place`` given the other holders, preferring
+  providers with no share recorded corrupt, skipping unreachable ones (when nothing else
+  fits, a provider with corrupt shares, even the same one: its bad object is deleted first).
+
+Each share is committed alone (written durably, catalog row switched, fault cleared, old
+copy deleted when reachable), so an interrupted repair resumes where it stopped. A piece
+with fewer than k good shares is *lost*: the report names every version that needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core.pack import ShareHeader, ShareLayout, share_name
+from ownvault.engine.healthlog import (
+    add_fault,
+    clear_fault,
+    faults,
+    last_answered,
+    record_run,
+)
+from ownvault.engine.placement import Candidate, eligible, place
+from ownvault.engine.shares import DATA_PREFIX, share_problem
+from ownvault.errors import (
+    ObjectExistsError,
+    ObjectNotFoundError,
+    OwnvaultError,
+    PolicyError,
+    ProviderError,
+)
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = ["LostPiece", "RepairReport", "repair"]
+
+REACH_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LostPiece:
+    pack_id: str
+    good: int
+    k: int
+    versions: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pack_id": self.pack_id, "good_shares": self.good, "k": self.k, "versions": self.versions}
+
+
+@dataclass
+class RepairReport:
+    dry_run: bool = False
+    packs_checked: int = 0
+    packs_damaged: int = 0
+    packs_repaired: int = 0
+    shares_bad: int = 0
+    shares_verified_ok: int = 0
+    shares_regenerated: int = 0
+    shares_rewritten_in_place: int = 0
+    shares_moved: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    budget_exhausted: bool = False
+    unreachable: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    lost: list[LostPiece] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def lost_names(self) -> list[str]:
+        return sorted({f"{v['name']} v{v['version']}" for p in self.lost for v in p.versions})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run, "packs_checked": self.packs_checked,
+            "packs_damaged": self.packs_damaged, "packs_repaired": self.packs_repaired,
+            "shares_bad": self.shares_bad, "shares_verified_ok": self.shares_verified_ok,
+            "shares_regenerated": self.shares_regenerated,
+            "shares_rewritten_in_place": self.shares_rewritten_in_place,
+            "shares_moved": self.shares_moved, "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written, "seconds": round(self.seconds, 3),
+            "budget_exhausted": self.budget_exhausted, "unreachable": self.unreachable,
+            "actions": self.actions[:200], "lost": [p.to_json() for p in self.lost],
+            "lost_names": self.lost_names, "failures": self.failures,
+        }
+
+
+@dataclass
+class _World:
+    """What repair knows about the providers before it touches any share."""
+
+    names: dict[int, str]
+    reachable: set[int]
+    grace: set[int]
+    listed: dict[int, dict[str, int]]
+    distrusted: set[int]
+    candidates: dict[int, Candidate]
+
+
+async def _survey(vault: Vault, unreachable_grace: float | None) -> _World:
+    store = vault.store
+    rows = vault.catalog.providers(include_removed=True)
+    names = {r.id: r.name for r in rows}
+    listed: dict[int, dict[str, int]] = {}
+
+    async def probe(pid: int) -> None:
+        p = store.providers.get(pid)
+        if p is None:
+            return
+        try:
+            async with asyncio.timeout(REACH_TIMEOUT * 3):
+                await p.info()
+                listed[pid] = {o.name: o.size async for o in p.list(DATA_PREFIX + "/")}
+        except (OwnvaultError, TimeoutError):
+            return
+
+    await asyncio.gather(*(probe(r.id) for r in rows if r.state != "removed"))
+    reachable = set(listed)
+    # Providers that returned wrong bytes or proofs (not merely lost an object) are only
+    # written to when no other provider can take a share.
+    distrusted = {f.provider for f in faults(vault.catalog) if f.kind == "corrupt"}
+    grace: set[int] = set()
+    if unreachable_grace is not None:
+        # Shares on a provider that is down now but answered an audit recently stay put.
+        now = time.time()
+        for r in rows:
+            if r.id in reachable or r.state != "active":
+                continue
+            seen = last_answered(vault.catalog, r.id)
+            if seen is not None and now - seen < unreachable_grace:
+                grace.add(r.id)
+    cands = {c.id: c for c in vault.candidates()}
+    return _World(names, reachable, grace, listed, distrusted, cands)
+
+
+def _versions_of_pack(vault: Vault, pack: int) -> list[dict[str, Any]]:
+    rows = vault.catalog.conn.execute(
+        "SELECT DISTINCT o.name, v.number, e.path FROM chunks c "
+        "JOIN content_chunks cc ON cc.chunk = c.id JOIN entries e ON e.content = cc.content "
+        "JOIN versions v ON v.id = e.version JOIN objects o ON o.id = v.object "
+        "WHERE c.pack = ? ORDER BY o.name, v.number, e.path",
+        (pack,),
+    ).fetchall()
+    out: dict[tuple[str, int], list[str]] = {}
+    for name, number, path in rows:
+        out.setdefault((name, number), []).append(path)
+    return [
+        {"name": n, "version": v, "paths": [p for p in paths if p][:20]} for (n, v), paths in out.items()
+    ]
+
+
+async def repair(
+    vault: Vault,
+    *,
+    dry_run: bool = False,
+    unreachable_grace: float | None = None,
+    max_bytes: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RepairReport:
+    """Regenerate every damaged share that can be (see the module docstring). Needs the
+    writer lock: call through :meth:`Vault.repair` or hold ``vault._writer()``."""
+    t0 = time.monotonic()
+    started = time.time()
+    report = RepairReport(dry_run=dry_run)
+    cat = vault.catalog
+    world = await _survey(vault, unreachable_grace)
+    report.unreachable = sorted(
+        world.names[r.id] for r in cat.providers() if r.id not in world.reachable
+    )
+    recorded = {(f.pack, f.idx): f for f in faults(cat)}
+    packs = cat.live_packs()
+    policy = vault.policy
+    for done, pack in enumerate(packs, 1):
+        report.packs_checked += 1
+        pack_id, _size, k, n = cat.pack_info(pack)
+        rows = cat.shares_of(pack)
+        bad: dict[int, str] = {}
+        suspect: list[int] = []
+        for s in rows:
+            name = share_name(DATA_PREFIX, pack_id, s.idx)
+            if s.provider in world.grace:
+                continue
+            if s.provider not in world.reachable:
+                bad[s.idx] = "unreachable" if s.provider in world.candidates else "provider gone"
+            elif s.provider in world.listed and world.listed[s.provider].get(name) != s.size:
+                got = world.listed[s.provider].get(name)
+                bad[s.idx] = "missing" if got is None else f"wrong size {got}"
+                if not dry_run:  # remembered (for status) until repaired
+                    add_fault(cat, pack, s.idx, s.provider, "missing" if got is None else "corrupt", bad[s.idx])
+            elif (pack, s.idx) in recorded:
+                suspect.append(s.idx)
+        if not bad and not suspect:
+            if progress is not None:
+                progress(done, len(packs))
+            continue
+        if dry_run:
+            for idx in suspect:
+                bad[idx] = f"recorded {recorded[(pack, idx)].kind}: {recorded[(pack, idx)].detail}"
+        else:
+            for idx in suspect:
+                why = await _verify(vault, pack_id, rows[idx].provider, rows[idx].size, rows[idx].root, ShareHeader(k, n, idx, pack_id), report)
+                if why is None:
+                    report.shares_verified_ok += 1
+                    clear_fault(cat, pack, idx)
+                else:
+                    bad[idx] = why
+                    add_fault(cat, pack, idx, rows[idx].provider, "corrupt", why)
+        if not bad:
+            continue
+        report.packs_damaged += 1
+        report.shares_bad += len(bad)
+        good = len(rows) - len(bad)
+        if good < k:
+            report.lost.append(LostPiece(pack_id.hex(), good, k, _versions_of_pack(vault, pack)))
+            continue
+        layout = ShareLayout.for_total(rows[0].size)
+        cost = k * layout.data_len + len(bad) * rows[0].size
+        if max_bytes is not None and report.bytes_read + report.bytes_written + cost > max_bytes:
+            report.budget_exhausted = True
+            break
+        try:
+            await _repair_pack(vault, pack, bad, world, policy, report, dry_run)
+            report.packs_repaired += int(not dry_run)
+        except PolicyError as exc:
+            report.failures.append(f"pack {pack_id.hex()}: {exc.message}")
+        except OwnvaultError as exc:
+            report.failures.append(f"pack {pack_id.hex()}: {exc.message}")
+        if progress is not None:
+            progress(done, len(packs))
+    report.seconds = time.monotonic() - t0
+    if not dry_run:
+        summary = {key: v for key, v in report.to_json().items() if key != "actions"}
+        record_run(cat, "repair", started, summary)
+    return report
+
+
+async def _verify(
+    vault: Vault, pack_id: bytes, provider: int, size: int, root: bytes, header: ShareHeader, report: RepairReport
+) -> str | None:
+    """Read one stored share whole and say what is wrong with it (None: nothing)."""
+    p = vault.store.providers.get(provider)
+    name = share_name(DATA_PREFIX, pack_id, header.index)
+    if p is None:
+        return "provider cannot be opened"
+    try:
+        data = await p.get(name)
+    except ObjectNotFoundError:
+        return "missing"
+    except OwnvaultError as exc:
+        return f"unreadable: {exc.message}"
+    report.bytes_read += len(data)
+    return await asyncio.to_thread(share_problem, data, size, root, header)
+
+
+async def _repair_pack(
+    vault: Vault, pack: int, bad: dict[int, str], world: _World, policy: Any, report: RepairReport, dry_run: bool
+) -> None:
+    cat = vault.catalog
+    store = vault.store
+    pack_id, size, k, n = cat.pack_info(pack)
+    rows = cat.shares_of(pack)
+    holders = {s.idx: world.candidates.get(s.provider) for s in rows}
+    kept = [holders[s.idx] for s in rows if s.idx not in bad]
+    fixed: list[Candidate] = [c for c in kept if c is not None]
+    unreachable = {c for c in world.candidates if c not in world.reachable}
+    targets: dict[int, int] = {}
+    for idx in sorted(bad):
+        old = rows[idx].provider
+        target = None
+        holder = holders[idx]
+        if (
+            holder is not None
+            and old in world.reachable
+            and old not in world.distrusted
+            and eligible(policy, [holder]).eligible
+            and _caps_allow(policy, fixed, holder)
+        ):
+            target = old
+        if target is None:
+            avoid = {c for c in world.candidates if c in world.distrusted} | unreachable
+            try:
+                target = place(policy, list(world.candidates.values()), fixed=fixed, count=1, unusable=avoid)[0]
+            except PolicyError:
+                target = place(policy, list(world.candidates.values()), fixed=fixed, count=1, unusable=unreachable)[0]
+        targets[idx] = target
+        fixed.append(world.candidates[target])
+    for idx, target in targets.items():
+        report.actions.append(
+            {"pack": pack_id.hex(), "share": idx, "from": world.names.get(rows[idx].provider),
+             "to": world.names.get(target), "reason": bad[idx],
+             "in_place": target == rows[idx].provider}
+        )
+    if dry_run:
+        return
+    before = len(store.problems)
+    shares = [(s.idx, s.provider, s.size, s.root) for s in rows if s.idx not in bad]
+    data = await store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
+    for p in store.problems[before:]:
+        report.failures.append(f"{p.provider}: {p.kind} share {p.share} while repairing: {p.message}")
+    report.bytes_read += k * ShareLayout.for_total(rows[0].size).data_len
+    enc = await store.encode(pack_id, data, k, n)
+    for idx, target in targets.items():
+        row = rows[idx]
+        if enc.roots[idx] != row.root or len(enc.shares[idx]) != row.size:
+            raise OwnvaultError(f"regenerated share {idx} of pack {pack_id.hex()} does not match its record")
+        name = share_name(DATA_PREFIX, pack_id, idx)
+        blob = enc.shares[idx]
+        await _write(vault, target, name, blob)
+        report.bytes_written += len(blob)
+        with cat.transaction() as c:
+            c.execute("UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (target, pack, idx))
+            c.execute("DELETE FROM share_faults WHERE pack = ? AND idx = ?", (pack, idx))
+        report.shares_regenerated += 1
+        if target == row.provider:
+            report.shares_rewritten_in_place += 1
+        else:
+            report.shares_moved += 1
+            if row.provider in world.reachable:
+                await store.delete_share(row.provider, name)
+
+
+async def _write(vault: Vault, provider: int, name: str, blob: bytes) -> None:
+    """Write a regenerated share; a bad object already there under the name is replaced."""
+    store = vault.store
+    try:
+        await store.put_share(provider, name, blob)
+    except ObjectExistsError:
+        p = store.providers[provider]
+        await p.delete(name)
+        await store.put_share(provider, name, blob)
+    except ProviderError:
+        raise
+
+
+def _caps_allow(policy: Any, fixed: list[Candidate], c: Candidate) -> bool:
+    cap = policy.jurisdiction_cap()
+    same_region = sum(1 for f in fixed if f.region == c.region)
+    same_provider = sum(1 for f in fixed if f.id == c.id)
+    return bool(same_region < cap and same_provider < policy.max_per_provider)

@@ -1,0 +1,478 @@
+"""Sharing: identity cards, contacts, tag policies, grants, revocation (sender side).
+
+A grant gives one recipient (a contact: did:key + X25519 key) the keys of exactly the
+versions it covers. The sender writes a *manifest* - for each shared version its entries,
+and for each chunk its id, its raw chunk key, and where its pack's shares are - sealed under
+a fresh random manifest key and signed, to ``grants/<id>/m.<generation>`` on every provider.
+The grant itself (``core.grants.Grant``) carries the manifest key HPKE-sealed to the
+recipient, and is signed. The recipient reads with ``engine.grantreader``.
+
+Revocation re-encrypts: every chunk of the grant gets a new random key and a new blob in
+new packs (``engine.repack``), the old packs' shares are deleted, a signed revocation notice
+replaces the manifests, and other grants that shared those chunks get a new manifest
+generation. What revocation cannot undo is written in docs/design.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core import crypto
+from ownvault.core.grants import (
+    ContactCard,
+    Grant,
+    encode_manifest,
+    encode_revocation,
+    manifest_name,
+    revocation_name,
+)
+from ownvault.core.keys import x25519_multibase
+from ownvault.core.pack import unwrap_chunk_key
+from ownvault.engine.registry import local_path_of
+from ownvault.engine.repack import drain_doomed, rewrite_packs
+from ownvault.errors import (
+    DataUnavailableError,
+    NotFoundError,
+    OwnvaultError,
+    SharePolicyError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from ownvault.engine.catalog import ProviderRow
+    from ownvault.engine.vault import Vault
+
+__all__ = [
+    "GrantInfo",
+    "add_contact",
+    "contact_card",
+    "contacts",
+    "grants",
+    "identity",
+    "refresh_grants",
+    "remove_contact",
+    "resolve_contact",
+    "revoke",
+    "set_tag_policy",
+    "share",
+    "tag_policies",
+]
+
+GRANT_KEY_AD = b"ownvault/v1/grant-key"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+# -- identity and contacts --------------------------------------------------------------
+
+
+def contact_card(vault: Vault, name: str | None = None) -> ContactCard:
+    return ContactCard.create(vault.keys, name, _now())
+
+
+def identity(vault: Vault, name: str | None = None) -> dict[str, Any]:
+    """The vault's public identity: did:key, X25519 key-agreement key, and a contact card."""
+    return {
+        "did": vault.keys.did,
+        "agreement": x25519_multibase(vault.keys.agreement_public),
+        "card": contact_card(vault, name).to_json(),
+    }
+
+
+def add_contact(vault: Vault, card_text: str | bytes, name: str | None = None) -> dict[str, Any]:
+    """Import a contact card (verified: its signature must match its did:key)."""
+    card = ContactCard.from_json(card_text)
+    label = name or card.name
+    if card.did == vault.keys.did:
+        raise UsageError("that is this vault's own card")
+    with vault._writer(), vault.catalog.transaction() as c:
+        if label is not None:
+            clash = c.execute("SELECT did FROM contacts WHERE name = ? AND did != ?", (label, card.did)).fetchone()
+            if clash:
+                raise UsageError(f"another contact is already called {label!r}")
+        c.execute(
+            "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
+            (card.did, label, card_text if isinstance(card_text, str) else card_text.decode(), _now()),
+        )
+    return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
+
+
+def contacts(vault: Vault) -> list[dict[str, Any]]:
+    return [
+        {"did": r[0], "name": r[1], "added": r[2]}
+        for r in vault.catalog.conn.execute("SELECT did, name, added_at FROM contacts ORDER BY name, did")
+    ]
+
+
+def resolve_contact(vault: Vault, who: str) -> ContactCard:
+    """A contact by did:key or by name; ``NotFoundError`` with what to do otherwise."""
+    row = vault.catalog.conn.execute("SELECT card FROM contacts WHERE did = ? OR name = ?", (who, who)).fetchone()
+    if row is None:
+        raise NotFoundError(
+            f"no contact {who!r}: import their card first (ownvault contacts add CARD.json)", name=who
+        )
+    return ContactCard.from_json(row[0])
+
+
+def remove_contact(vault: Vault, who: str) -> None:
+    card = resolve_contact(vault, who)
+    with vault._writer(), vault.catalog.transaction() as c:
+        c.execute("DELETE FROM contacts WHERE did = ?", (card.did,))
+
+
+# -- tag policies ---------------------------------------------------------------------------
+
+
+def set_tag_policy(vault: Vault, tag: str, *, never_share: bool) -> dict[str, Any]:
+    if not tag or len(tag) > 64 or any(ch.isspace() for ch in tag):
+        raise UsageError(f"invalid tag {tag!r}")
+    with vault._writer(), vault.catalog.transaction() as c:
+        c.execute(
+            "INSERT INTO tag_policies(tag, never_share) VALUES (?, ?) "
+            "ON CONFLICT(tag) DO UPDATE SET never_share = excluded.never_share",
+            (tag, int(never_share)),
+        )
+    return {"tag": tag, "never_share": never_share}
+
+
+def tag_policies(vault: Vault) -> list[dict[str, Any]]:
+    return [
+        {"tag": r[0], "never_share": bool(r[1])}
+        for r in vault.catalog.conn.execute("SELECT tag, never_share FROM tag_policies ORDER BY tag")
+    ]
+
+
+def _never_share_tags(vault: Vault) -> set[str]:
+    return {r[0] for r in vault.catalog.conn.execute("SELECT tag FROM tag_policies WHERE never_share = 1")}
+
+
+# -- grants -----------------------------------------------------------------------------------
+
+
+def public_url(vault: Vault, row: ProviderRow) -> str:
+    """A provider URL usable outside this vault (vault-relative folders made absolute)."""
+    if row.kind == "local" and row.url.startswith("file:") and not row.url.startswith("file:/"):
+        return local_path_of(row.url, vault.path).as_uri()
+    return row.url
+
+
+def _scope_versions(vault: Vault, names: list[str], tag: str | None) -> list[int]:
+    cat = vault.catalog
+    blocked = _never_share_tags(vault)
+    if tag is not None and tag in blocked:
+        raise SharePolicyError(f"data tagged {tag!r} may never be shared (tag policy)", name=tag)
+    rows = []
+    if tag is not None:
+        rows = [
+            r[0] for r in cat.conn.execute(
+                "SELECT o.name FROM objects o JOIN tags t ON t.object = o.id WHERE t.tag = ? ORDER BY o.name", (tag,)
+            )
+        ]
+        if not rows:
+            raise NotFoundError(f"no stored name has the tag {tag!r}", name=tag)
+    wanted = list(dict.fromkeys([*names, *rows]))
+    if not wanted:
+        raise UsageError("nothing to share: give NAME(s) or --tag TAG")
+    out = []
+    for name in wanted:
+        v = cat.version(name)
+        obj = cat.object_id(name)
+        bad = sorted(set(cat.tags(obj) if obj else []) & blocked)
+        if bad:
+            raise SharePolicyError(
+                f"{name} is tagged {bad[0]!r}, and data tagged {bad[0]!r} may never be shared (tag policy)",
+                name=name,
+            )
+        out.append(v.id)
+    return out
+
+
+def _manifest_body(vault: Vault, grant_id: bytes, generation: int, version_ids: list[int]) -> dict[str, Any]:
+    cat = vault.catalog
+    chunk_idx: dict[int, int] = {}
+    chunks: list[dict[str, Any]] = []
+    pack_idx: dict[int, int] = {}
+    packs: list[dict[str, Any]] = []
+    prov_rows = {r.id: r for r in cat.providers(include_removed=True)}
+    used_providers: set[int] = set()
+    items = []
+    for vid in version_ids:
+        row = cat.conn.execute(
+            "SELECT o.name, v.number, v.kind, v.created_at, v.size, v.cid FROM versions v "
+            "JOIN objects o ON o.id = v.object WHERE v.id = ?",
+            (vid,),
+        ).fetchone()
+        if row is None:
+            continue
+        entries = []
+        for e in cat.entries(vid):
+            refs = []
+            if e.content is not None:
+                for ref in cat.content_chunks(e.content):
+                    if ref.row not in chunk_idx:
+                        if ref.pack not in pack_idx:
+                            pack_id, size, k, n = cat.pack_info(ref.pack)
+                            shares = cat.shares_of(ref.pack)
+                            used_providers.update(s.provider for s in shares)
+                            pack_idx[ref.pack] = len(packs)
+                            packs.append({
+                                "id": pack_id.hex(), "size": size, "k": k, "n": n,
+                                "shares": [
+                                    {"index": s.idx, "provider": prov_rows[s.provider].name,
+                                     "size": s.size, "root": s.root.hex()}
+                                    for s in shares
+                                ],
+                            })
+                        key = unwrap_chunk_key(vault.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
+                        chunk_idx[ref.row] = len(chunks)
+                        chunks.append({
+                            "id": ref.chunk_id.hex(), "key": key.hex(), "pack": pack_idx[ref.pack],
+                            "offset": ref.offset, "length": ref.length, "plain_len": ref.plain_len,
+                        })
+                    refs.append(chunk_idx[ref.row])
+            entries.append({
+                "path": e.path, "kind": e.kind, "mode": e.mode, "mtime_ns": e.mtime_ns, "size": e.size,
+                "cid": e.cid, "target": e.target, "chunks": refs,
+            })
+        items.append({
+            "name": row[0], "version": row[1], "kind": row[2], "created": row[3], "size": row[4],
+            "cid": row[5], "entries": entries,
+        })
+    return {
+        "grant": grant_id.hex(), "generation": generation, "items": items, "chunks": chunks, "packs": packs,
+        "providers": [
+            {"name": prov_rows[p].name, "kind": prov_rows[p].kind, "url": public_url(vault, prov_rows[p])}
+            for p in sorted(used_providers)
+        ],
+    }
+
+
+def _grant_key(vault: Vault, grant_id: bytes, wrapped: bytes) -> bytes:
+    return crypto.open_box(vault.keys.grants, wrapped, GRANT_KEY_AD + grant_id)
+
+
+async def _put_everywhere(vault: Vault, name: str, data: bytes) -> int:
+    store = vault.store
+    written = 0
+    for pid in list(store.providers):
+        try:
+            await store.put_share(pid, name, data)
+            written += 1
+        except OwnvaultError as exc:
+            store.report(pid, name, "unavailable", f"write failed: {exc.message}")
+    return written
+
+
+async def _publish_manifest(vault: Vault, grant_row: int, grant_id: bytes, wrapped: bytes, generation: int) -> None:
+    versions = [r[0] for r in vault.catalog.conn.execute(
+        "SELECT version FROM grant_versions WHERE grant_row = ? ORDER BY version", (grant_row,)
+    )]
+    body = _manifest_body(vault, grant_id, generation, versions)
+    data = encode_manifest(vault.keys, _grant_key(vault, grant_id, wrapped), grant_id, generation, body)
+    if await _put_everywhere(vault, manifest_name(grant_id, generation), data) == 0:
+        raise DataUnavailableError("the grant manifest could not be written to any provider")
+
+
+async def _doom_manifests(vault: Vault, grant_id: bytes, below: int | None) -> None:
+    """Queue the manifest objects of generations < ``below`` (all when None) for deletion."""
+    now = _now()
+    gens = range(0, below) if below is not None else None
+    rows = []
+    for pid in vault.store.providers:
+        if gens is None:
+            cur = vault.catalog.conn.execute("SELECT generation FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
+            upto = int(cur[0]) + 1 if cur else 1
+            names = [manifest_name(grant_id, g) for g in range(upto)]
+        else:
+            names = [manifest_name(grant_id, g) for g in gens]
+        rows += [(pid, n, f"grant {grant_id.hex()} manifest", now) for n in names]
+    with vault.catalog.transaction() as c:
+        c.executemany(
+            "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)", rows
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GrantInfo:
+    grant_id: str
+    token: str
+    recipient: str
+    items: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grant": self.grant_id, "token": self.token, "to": self.recipient, "items": self.items}
+
+
+async def share(
+    vault: Vault,
+    *,
+    names: list[str] | tuple[str, ...] = (),
+    tag: str | None = None,
+    to: str,
+    expires: int | None = None,
+    read_only: bool = True,
+) -> GrantInfo:
+    """Grant ``to`` (a contact's name or did:key) read access to the latest versions of
+    ``names`` and/or of every name tagged ``tag``. Refused (``SharePolicyError``) if any of
+    them carries a never-share tag."""
+    if not read_only:
+        raise UsageError("only read-only grants exist (a recipient can never write to your vault)")
+    recipient = resolve_contact(vault, to)
+    now = _now()
+    if expires is not None and expires <= now:
+        raise UsageError("--expires is in the past")
+    with vault._writer():
+        await vault._cleanup_pending()
+        version_ids = _scope_versions(vault, list(names), tag)
+        grant_id = crypto.random_bytes(16)
+        manifest_key = crypto.random_bytes(crypto.KEY_SIZE)
+        providers = [
+            (r.kind, public_url(vault, r)) for r in vault.catalog.providers() if r.id in vault.store.providers
+        ]
+        grant = Grant.create(
+            vault.keys, recipient, grant_id, manifest_key, created=now, expires=expires, providers=providers
+        )
+        wrapped = crypto.seal(vault.keys.grants, manifest_key, GRANT_KEY_AD + grant_id)
+        label = vault.catalog.conn.execute("SELECT name FROM contacts WHERE did = ?", (recipient.did,)).fetchone()
+        item_names = [vault.catalog.conn.execute(
+            "SELECT o.name || ' v' || v.number FROM versions v JOIN objects o ON o.id = v.object WHERE v.id = ?", (v,)
+        ).fetchone()[0] for v in version_ids]
+        scope = {"names": list(names), "tag": tag, "items": item_names}
+        with vault.catalog.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO grants(grant_id, recipient, label, scope, created_at, expires_at, access, "
+                "wrapped_key, generation, token) VALUES (?, ?, ?, ?, ?, ?, 'read', ?, 0, ?)",
+                (grant_id, recipient.did, label[0] if label else None, json.dumps(scope, sort_keys=True),
+                 now, expires, wrapped, grant.to_string()),
+            )
+            row = int(cur.lastrowid or 0)
+            c.executemany(
+                "INSERT INTO grant_versions(grant_row, version) VALUES (?, ?)", [(row, v) for v in version_ids]
+            )
+        try:
+            await _publish_manifest(vault, row, grant_id, wrapped, 0)
+        except BaseException:
+            with vault.catalog.transaction() as c:
+                c.execute("DELETE FROM grants WHERE id = ?", (row,))
+            raise
+        await vault.snapshot_safely()
+    return GrantInfo(grant_id.hex(), grant.to_string(), recipient.did, item_names)
+
+
+def grants(vault: Vault) -> list[dict[str, Any]]:
+    """Who can read what, since when, until when."""
+    now = _now()
+    out = []
+    for r in vault.catalog.conn.execute(
+        "SELECT grant_id, recipient, label, scope, created_at, expires_at, state, revoked_at, generation "
+        "FROM grants ORDER BY created_at, id"
+    ):
+        scope = json.loads(r[3])
+        state = r[6]
+        if state == "active" and r[5] is not None and now >= r[5]:
+            state = "expired"
+        out.append({
+            "grant": bytes(r[0]).hex(), "to": r[1], "contact": r[2], "items": scope.get("items", []),
+            "tag": scope.get("tag"), "created": r[4], "expires": r[5], "state": state,
+            "revoked": r[7], "generation": r[8],
+        })
+    return out
+
+
+def _find_grant(vault: Vault, grant: str) -> tuple[int, bytes, bytes, str, int]:
+    g = grant.strip().lower()
+    if len(g) < 8 or any(ch not in "0123456789abcdef" for ch in g):
+        raise UsageError("a grant id is 8..32 hex digits (see `ownvault grants`)")
+    rows = vault.catalog.conn.execute(
+        "SELECT id, grant_id, wrapped_key, state, generation FROM grants WHERE hex(grant_id) LIKE ?",
+        (g.upper() + "%",),
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(f"no grant {grant}", name=grant)
+    if len(rows) > 1:
+        raise UsageError(f"grant id {grant} is ambiguous; give more digits")
+    r = rows[0]
+    return int(r[0]), bytes(r[1]), bytes(r[2]), str(r[3]), int(r[4])
+
+
+async def refresh_grants(vault: Vault, grant_rows: set[int] | None = None) -> int:
+    """Write a new manifest generation for active grants (after their chunks or shares
+    moved: revocation of an overlapping grant, forgetting, rebalancing); old generations
+    are queued for deletion. Returns how many grants were refreshed. Hold the writer lock."""
+    rows = vault.catalog.conn.execute(
+        "SELECT id, grant_id, wrapped_key, generation FROM grants WHERE state = 'active'"
+    ).fetchall()
+    count = 0
+    for row, gid, wrapped, gen in rows:
+        if grant_rows is not None and row not in grant_rows:
+            continue
+        gid = bytes(gid)
+        await _publish_manifest(vault, row, gid, bytes(wrapped), gen + 1)
+        with vault.catalog.transaction() as c:
+            c.execute("UPDATE grants SET generation = ? WHERE id = ?", (gen + 1, row))
+        await _doom_manifests(vault, gid, gen + 1)
+        count += 1
+    if count:
+        await drain_doomed(vault)
+    return count
+
+
+async def revoke(vault: Vault, grant: str) -> dict[str, Any]:
+    """Revoke a grant: re-encrypt what it covered under new keys, delete the old shares and
+    manifests, publish a signed revocation notice. Idempotent (re-running retries deletions)."""
+    with vault._writer():
+        await vault._cleanup_pending()
+        row, gid, _wrapped, state, _gen = _find_grant(vault, grant)
+        cat = vault.catalog
+        result: dict[str, Any] = {"grant": gid.hex(), "already_revoked": state == "revoked"}
+        overlapping: set[int] = set()
+        if state != "revoked":
+            granted = {
+                r[0] for r in cat.conn.execute(
+                    "SELECT DISTINCT cc.chunk FROM grant_versions gv JOIN entries e ON e.version = gv.version "
+                    "JOIN content_chunks cc ON cc.content = e.content WHERE gv.grant_row = ?",
+                    (row,),
+                )
+            }
+            packs = {
+                r[0] for r in cat.conn.execute(
+                    f"SELECT DISTINCT pack FROM chunks WHERE id IN ({','.join('?' * len(granted))})", sorted(granted)
+                )
+            } if granted else set()
+            overlapping = {
+                r[0] for r in cat.conn.execute(
+                    "SELECT DISTINCT gv.grant_row FROM grant_versions gv JOIN grants g ON g.id = gv.grant_row "
+                    "JOIN entries e ON e.version = gv.version JOIN content_chunks cc ON cc.content = e.content "
+                    f"WHERE g.state = 'active' AND gv.grant_row != ? AND cc.chunk IN ({','.join('?' * len(granted))})",
+                    (row, *sorted(granted)),
+                )
+            } if granted else set()
+            now = _now()
+
+            def finish(c: Any) -> None:
+                c.execute("UPDATE grants SET state = 'revoked', revoked_at = ? WHERE id = ?", (now, row))
+                c.execute("DELETE FROM grant_versions WHERE grant_row = ?", (row,))
+
+            rep = await rewrite_packs(
+                vault, packs,
+                lambda ch: "rekey" if ch.row in granted else ("keep" if ch.referenced else "drop"),
+                reason=f"revoke grant {gid.hex()}", finish=finish,
+            )
+            result.update(rep.to_json())
+        revoked_at = int(cat.conn.execute("SELECT revoked_at FROM grants WHERE id = ?", (row,)).fetchone()[0])
+        notices = await _put_everywhere(vault, revocation_name(gid), encode_revocation(vault.keys, gid, revoked_at))
+        await _doom_manifests(vault, gid, None)
+        result["refreshed_grants"] = await refresh_grants(vault, overlapping) if overlapping else 0
+        deleted, failed = await drain_doomed(vault)
+        result["revocation_notices"] = notices
+        result["objects_deleted"] = result.get("objects_deleted", 0) + deleted
+        result["not_deleted"] = failed
+        result["revoked"] = revoked_at
+        await vault.snapshot_safely()
+    return result

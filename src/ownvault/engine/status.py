@@ -1,0 +1,168 @@
+"""``status``: one document that says whether the vault is healthy, what is at risk, and
+what to do. Cheap: it asks each provider ``info()`` (reachable or not) and reads the
+catalog's health record (last audit per provider, known bad shares, last repair); it never
+reads a share.
+
+Per piece, the shares counted as good are those on reachable, active providers with no
+recorded fault. A piece with fewer than n good shares is *degraded*, with exactly k *at
+risk* (one more loss makes it unreadable), with fewer than k *lost*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ownvault.engine.healthlog import faults, last_run, latest_audit_rows
+from ownvault.errors import OwnvaultError
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
+
+__all__ = ["AUDIT_STALE_AFTER", "vault_status"]
+
+AUDIT_STALE_AFTER = 7 * 24 * 3600
+REACH_TIMEOUT = 10.0
+
+
+async def _reachable(vault: Vault) -> dict[int, str | None]:
+    """Provider id -> None if reachable, else why not."""
+    out: dict[int, str | None] = {}
+
+    async def probe(pid: int) -> None:
+        p = vault.store.providers.get(pid)
+        if p is None:
+            out[pid] = "cannot be opened"
+            return
+        try:
+            await asyncio.wait_for(p.info(), REACH_TIMEOUT)
+            out[pid] = None
+        except (OwnvaultError, TimeoutError) as exc:
+            out[pid] = getattr(exc, "message", "timed out")
+
+    await asyncio.gather(*(probe(r.id) for r in vault.catalog.providers()))
+    return out
+
+
+async def vault_status(vault: Vault, *, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    cat = vault.catalog
+    reach = await _reachable(vault)
+    rows = cat.providers(include_removed=True)
+    names = {r.id: r.name for r in rows}
+    active = {r.id for r in rows if r.state != "removed"}
+    audits = latest_audit_rows(cat)
+    bad = faults(cat)
+    bad_keys = {(f.pack, f.idx) for f in bad}
+    bad_by_provider = Counter(names.get(f.provider, str(f.provider)) for f in bad)
+    usage = cat.provider_usage()
+
+    degraded = at_risk = lost = 0
+    lost_names: set[str] = set()
+    risk_names: set[str] = set()
+    packs = cat.live_packs()
+    for pack in packs:
+        _pid, _size, k, n = cat.pack_info(pack)
+        good = sum(
+            1
+            for s in cat.shares_of(pack)
+            if s.provider in active and reach.get(s.provider) is None and (pack, s.idx) not in bad_keys
+        )
+        if good >= n:
+            continue
+        degraded += 1
+        if good < k or good == k:
+            names_here = {
+                r[0]
+                for r in cat.conn.execute(
+                    "SELECT DISTINCT o.name FROM chunks c JOIN content_chunks cc ON cc.chunk = c.id "
+                    "JOIN entries e ON e.content = cc.content JOIN versions v ON v.id = e.version "
+                    "JOIN objects o ON o.id = v.object WHERE c.pack = ?",
+                    (pack,),
+                )
+            }
+            if good < k:
+                lost += 1
+                lost_names |= names_here
+            else:
+                at_risk += 1
+                risk_names |= names_here
+
+    last_audit = last_run(cat, "audit")
+    last_repair = last_run(cat, "repair")
+    last_deep = last_run(cat, "deep")
+    providers: list[dict[str, Any]] = []
+    for r in cat.providers():
+        a = audits.get(r.id)
+        shares, used = usage.get(r.id, (0, 0))
+        providers.append({
+            "name": r.name, "kind": r.kind, "state": r.state, "jurisdiction": r.jurisdiction,
+            "reachable": reach.get(r.id) is None, "error": reach.get(r.id),
+            "shares": shares, "bytes": used, "known_bad_shares": bad_by_provider.get(r.name, 0),
+            "last_audit": None if a is None else {
+                "at": a.finished_at, "challenges": a.challenges, "passed": a.passed,
+                "failed": a.failed, "unreachable": a.unreachable, "missing_shares": a.missing_shares,
+                "holds_at_least": a.holds_at_least, "method": a.method,
+                "verdict": "failing" if a.failed or a.missing_shares else
+                           "unreachable" if a.unreachable or a.error else "ok",
+            },
+        })
+
+    # A provider whose failed audit came before the last repair, and which has no bad share
+    # left, has been dealt with; still shown as failing in its row, not in the advice.
+    repaired_at = last_repair.finished_at if last_repair is not None else 0.0
+    failing = sorted(
+        p["name"] for p in providers
+        if p["last_audit"] and p["last_audit"]["verdict"] == "failing"
+        and (p["last_audit"]["at"] > repaired_at or p["known_bad_shares"])
+    )
+    down = sorted(p["name"] for p in providers if not p["reachable"])
+    advice: list[str] = []
+    if lost:
+        verdict = "DATA LOST"
+        advice.append(
+            f"{lost} piece(s) have fewer than k good shares: bring back the unreachable providers "
+            f"({', '.join(down) or 'none'}) if you can, then run `ownvault repair`; otherwise these "
+            f"are lost: {', '.join(sorted(lost_names)[:10])}"
+        )
+    elif at_risk:
+        verdict = "AT RISK"
+        advice.append(f"run `ownvault repair` now: {at_risk} piece(s) are one loss away from unreadable")
+    elif degraded:
+        verdict = "DEGRADED"
+        advice.append(f"run `ownvault repair`: {degraded} piece(s) have fewer than n good shares")
+    else:
+        verdict = "HEALTHY"
+    if failing:
+        advice.append(
+            f"provider(s) failing audits: {', '.join(failing)}; repair moves their bad shares; "
+            "if it keeps happening, `ownvault provider rm NAME`"
+        )
+    if down:
+        advice.append(f"unreachable now: {', '.join(down)} (check them; repair regenerates their shares elsewhere)")
+    never = last_audit is None
+    stale = last_audit is not None and now - last_audit.finished_at > AUDIT_STALE_AFTER
+    if (never or stale) and packs:
+        if verdict == "HEALTHY":
+            verdict = "UNVERIFIED"
+        advice.append(
+            ("no audit has ever run" if never else "the last audit is more than 7 days old")
+            + ": run `ownvault audit`, or keep `ownvault daemon` running"
+        )
+    if not advice:
+        advice.append("nothing to do")
+    return {
+        "verdict": verdict,
+        "healthy": verdict == "HEALTHY",
+        "pieces": len(packs), "pieces_degraded": degraded, "pieces_at_risk": at_risk,
+        "pieces_lost": lost, "at_risk_names": sorted(risk_names), "lost_names": sorted(lost_names),
+        "known_bad_shares": len(bad), "providers": providers,
+        "providers_failing_audits": failing, "providers_unreachable": down,
+        "policy": vault.policy.describe(),
+        "last_audit": None if last_audit is None else {"at": last_audit.finished_at, **last_audit.summary},
+        "last_deep_check": None if last_deep is None else {"at": last_deep.finished_at, **last_deep.summary},
+        "last_repair": None if last_repair is None else {"at": last_repair.finished_at, **last_repair.summary},
+        "advice": advice,
+    }

@@ -1,0 +1,117 @@
+"""What the API's modules share: state, limits, the error body and the status of each error."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from starlette.responses import JSONResponse
+
+from ownvault.engine.vault import Vault
+from ownvault.errors import (
+    AuthError,
+    DataUnavailableError,
+    IntegrityError,
+    NotFoundError,
+    OwnvaultError,
+    PolicyError,
+    ProviderError,
+    StorageFullError,
+    UsageError,
+    VaultStateError,
+)
+from ownvault.server.api_jobs import Jobs
+
+if TYPE_CHECKING:
+    from ownvault.server.api_auth import Sessions
+    from ownvault.server.api_uploads import UploadStore
+
+__all__ = [
+    "API_PREFIX",
+    "ERROR_RESPONSES",
+    "ApiLimits",
+    "ApiProblem",
+    "ApiState",
+    "ErrorBody",
+    "error_response",
+    "status_for",
+]
+
+API_PREFIX = "/api/v1"
+
+# Most specific class first: the first match decides.
+STATUS: list[tuple[type[OwnvaultError], int]] = [
+    (NotFoundError, 404),
+    (UsageError, 400),
+    (AuthError, 403),
+    (VaultStateError, 409),
+    (PolicyError, 409),
+    (StorageFullError, 507),
+    (ProviderError, 502),
+    (DataUnavailableError, 503),
+    (IntegrityError, 500),
+]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    provider: str | None = None
+    share: str | None = None
+    name: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "The request was refused (see error.code)."},
+    "5XX": {"model": ErrorBody, "description": "The vault or a provider failed (see error.code)."},
+}
+
+
+class ApiProblem(Exception):
+    """An error that belongs to HTTP rather than to the vault (size limits, conflicts)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    json_body: int = 1024 * 1024  # any request that is not an upload
+    upload_chunk: int = 64 * 1024 * 1024  # one PATCH of an upload session
+    upload_total: int = 1 << 40  # one file (upload session or one-shot PUT)
+    sessions: int = 64  # open upload sessions
+    session_idle_seconds: int = 7 * 24 * 3600
+
+
+@dataclass
+class ApiState:
+    """What the API's routes share: the open vault, the write lock, sessions, jobs."""
+
+    vault: Vault
+    sessions: Sessions
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    writes: asyncio.Lock = field(default_factory=asyncio.Lock)
+    jobs: Jobs = field(default_factory=Jobs)
+    uploads: UploadStore | None = None
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   context: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, **(context or {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_for(exc: OwnvaultError) -> int:
+    return next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+
+

@@ -1,0 +1,173 @@
+"""Long operations run in the background, with progress the web UI polls.
+
+``POST /jobs {"kind"}`` starts one (or returns the one of that kind still running: pressing
+a button twice starts nothing twice) and answers 202; ``GET /jobs/{id}`` gives its state,
+``done``/``total`` and, when finished, its ``result`` or ``error``. The last
+:data:`KEEP` jobs are kept in memory; a job does not survive the process.
+
+Kinds: ``check`` (:meth:`Vault.check`: every share of every latest version, stat'ed on its
+provider; the result is the "last audit" the health view shows) and ``rebalance``
+(:meth:`Vault.rebalance`, under the API's write lock). ``repair`` is added when the engine
+has one (``engine/repair.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from starlette.responses import JSONResponse
+
+from ownvault.errors import NotFoundError, OwnvaultError
+
+if TYPE_CHECKING:
+    from ownvault.server.api_base import ApiState
+
+__all__ = ["Job", "JobKind", "Jobs", "router"]
+
+KEEP = 50
+
+
+class JobKind(StrEnum):
+    check = "check"
+    rebalance = "rebalance"
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    state: str = "running"  # running | done | failed
+    done: int = 0
+    total: int | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "state": self.state, "done": self.done,
+            "total": self.total, "started": self.started, "finished": self.finished,
+            "result": self.result, "error": self.error,
+        }
+
+
+class Jobs:
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.last: dict[str, Job] = {}  # the last finished job of each kind
+
+    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]]) -> Job:
+        running = next((j for j in self._jobs.values() if j.kind == kind and j.state == "running"), None)
+        if running is not None:
+            return running
+        job = Job(secrets.token_hex(8), kind)
+        self._jobs[job.id] = job
+        while len(self._jobs) > KEEP:
+            oldest = next(iter(self._jobs))
+            if self._jobs[oldest].state == "running":
+                break
+            del self._jobs[oldest]
+
+        async def run() -> None:
+            try:
+                job.result = await fn(job)
+                job.state = "done"
+            except OwnvaultError as exc:
+                job.error = {"code": exc.code, "message": exc.message, **exc.context()}
+                job.state = "failed"
+            except Exception as exc:  # a bug: reported on the job rather than lost
+                job.error = {"code": "error", "message": f"{type(exc).__name__}: {exc}"}
+                job.state = "failed"
+            finally:
+                job.finished = time.time()
+                self.last[job.kind] = job
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no such job: {job_id[:40]}")
+        return job
+
+    def all(self) -> list[Job]:
+        return list(reversed(self._jobs.values()))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    done: int
+    total: int | None
+    started: float
+    finished: float | None
+    result: dict[str, Any] | None
+    error: dict[str, str] | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class JobStart(BaseModel):
+    kind: JobKind
+
+
+def router(state: ApiState) -> APIRouter:
+    r = APIRouter(tags=["jobs"], dependencies=[Depends(state.sessions.dependency())])
+    vault = state.vault
+
+    async def check(job: Job) -> dict[str, Any]:
+        job.total = 1
+        result = await vault.check()
+        job.done = 1
+        return result
+
+    async def rebalance(job: Job) -> dict[str, Any]:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        async with state.writes:
+            report = await vault.rebalance(progress=progress)
+        return report.to_json()
+
+    runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {
+        JobKind.check.value: check, JobKind.rebalance.value: rebalance,
+    }
+
+    @r.post("/jobs", status_code=202, response_model=JobOut, summary="Start a background job")
+    async def start(body: JobStart) -> JSONResponse:
+        job = state.jobs.start(body.kind.value, runners[body.kind.value])
+        return JSONResponse(job.to_json(), status_code=202)
+
+    @r.get("/jobs", response_model=JobList, summary="Recent jobs, newest first")
+    async def jobs() -> dict[str, Any]:
+        return {"jobs": [j.to_json() for j in state.jobs.all()]}
+
+    @r.get("/jobs/{job_id}", response_model=JobOut, summary="One job's state and progress")
+    async def job(job_id: str) -> dict[str, Any]:
+        return state.jobs.get(job_id).to_json()
+
+    return r

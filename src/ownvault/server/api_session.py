@@ -1,0 +1,91 @@
+"""Logging in and out: ``POST /session`` (token or passphrase), ``DELETE /session``.
+
+A login with the passphrase runs the keystore's Argon2id check in a thread; failures are
+serialized and each costs at least :data:`FAIL_DELAY` seconds, so the endpoint is no
+faster an oracle than the keystore file itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Body, Depends
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ownvault.core.keystore import Keystore
+from ownvault.errors import AuthError
+from ownvault.server.api_auth import COOKIE, Sessions
+from ownvault.server.api_base import API_PREFIX, ApiProblem
+
+if TYPE_CHECKING:
+    from ownvault.server.api_base import ApiState
+
+__all__ = ["FAIL_DELAY", "router"]
+
+FAIL_DELAY = 1.0
+
+
+class Login(BaseModel):
+    passphrase: str | None = Field(default=None, max_length=4096, description="The vault's passphrase (not needed with a Bearer token).")
+
+
+class SessionOut(BaseModel):
+    token: str
+    did: str
+
+
+class SessionInfo(BaseModel):
+    authenticated: bool
+    version: str
+
+
+def _cookie(response: Response, token: str) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=API_PREFIX)
+
+
+def router(state: ApiState) -> APIRouter:
+    r = APIRouter(tags=["session"])
+    sessions: Sessions = state.sessions
+    failures = asyncio.Lock()
+
+    @r.post("/session", response_model=SessionOut, summary="Log in: exchange a token or the passphrase for a session")
+    async def login(request: Request, body: Annotated[Login | None, Body()] = None) -> Response:
+        token = Sessions.bearer(request)
+        if token is not None:
+            if not sessions.valid(token):
+                raise ApiProblem(401, "unauthorized", "invalid token")
+        elif body is not None and body.passphrase:
+            phrase = body.passphrase
+            try:
+                store = Keystore.from_json((state.vault.path / "keystore.json").read_bytes())
+                await asyncio.to_thread(store.unlock, phrase)
+            except AuthError:
+                async with failures:
+                    await asyncio.sleep(FAIL_DELAY)
+                raise
+            token = sessions.issue()
+        else:
+            raise ApiProblem(401, "unauthorized", "send Authorization: Bearer TOKEN or {\"passphrase\": ...}")
+        response = JSONResponse({"token": token, "did": state.vault.did})
+        _cookie(response, token)
+        return response
+
+    @r.delete("/session", status_code=204, dependencies=[Depends(sessions.dependency())],
+              summary="Log out: forget this session's token and cookie")
+    async def logout(request: Request) -> Response:
+        token = sessions.presented(request)
+        if token is not None and token != sessions.primary:
+            sessions.revoke(token)
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path=API_PREFIX, httponly=True, samesite="strict")
+        return response
+
+    @r.get("/session/info", response_model=SessionInfo, summary="Whether this request is logged in")
+    async def info(request: Request) -> dict[str, object]:
+        return {"authenticated": sessions.presented(request) is not None, "version": version("ownvault")}
+
+    return r

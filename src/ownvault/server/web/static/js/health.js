@@ -1,0 +1,114 @@
+// Health: the vault's status, files at risk first, providers as a table and as a world
+// view grouped by jurisdiction, and a repair button with live progress (a background job).
+import { api } from "./api.js";
+import { h, $, clear, size, when, toast } from "./dom.js";
+
+const CONTINENTS = {
+  Europe: "AD AL AT BA BE BG BY CH CY CZ DE DK EE ES FI FO FR GB GI GR HR HU IE IM IS IT LI LT LU LV MC MD ME MK MT NL NO PL PT RO RS RU SE SI SK SM UA VA XK EU",
+  Americas: "AG AR BB BO BR BS BZ CA CL CO CR CU DM DO EC GD GT GY HN HT JM KN LC MX NI PA PE PR PY SR SV TT US UY VC VE",
+  "Asia and Pacific": "AE AF AM AU AZ BD BH BN BT CN FJ GE HK ID IL IN IQ IR JO JP KG KH KR KW KZ LA LB LK MM MN MO MV MY NP NZ OM PG PH PK PS QA SA SG SY TH TJ TL TM TR TW UZ VN WS YE",
+  Africa: "AO BF BI BJ BW CD CF CG CI CM CV DJ DZ EG ER ET GA GH GM GN GQ GW KE KM LR LS LY MA MG ML MR MU MW MZ NA NE NG RW SC SD SL SN SO SS ST SZ TD TG TN TZ UG ZA ZM ZW",
+};
+function continentOf(code) {
+  for (const [name, codes] of Object.entries(CONTINENTS)) if (codes.split(" ").includes(code)) return name;
+  return "Unspecified or elsewhere";
+}
+const LABEL = { ok: "healthy", degraded: "degraded", unreadable: "unreadable", down: "unreachable" };
+
+let timer = 0;
+let active = false;
+
+export async function render() {
+  let doc;
+  try { doc = await api("GET", "/health"); } catch (e) { toast(e.message); return; }
+  const banner = $("#health-banner");
+  banner.className = `banner ${doc.status}`;
+  banner.dataset.status = doc.status;
+  const atRisk = doc.files.filter((f) => !f.healthy).length;
+  banner.textContent = doc.status === "ok"
+    ? `All ${doc.files.length} file(s) healthy on ${doc.providers.length} provider(s).`
+    : `${atRisk} file(s) at risk (${LABEL[doc.status]}). Checked ${when(doc.checked_at)}.`;
+
+  const files = clear($("#health-files"));
+  for (const f of doc.files) {
+    const st = f.healthy ? "ok" : f.readable ? "degraded" : "unreadable";
+    files.append(h("li", { dataset: { name: f.name, status: st } },
+      h("span", { class: `pill ${st}` }, LABEL[st]), " ", h("strong", {}, f.name), ` v${f.version}: `,
+      `${f.shares_present} of ${f.shares_total} shares (needs ${f.shares_needed})`,
+      f.policy_ok ? "" : h("div", { class: "muted" }, `policy: ${f.policy_violations.join("; ")}`),
+      f.missing.length ? h("div", { class: "muted" }, `missing on: ${[...new Set(f.missing.map((m) => m.provider))].join(", ")}`) : ""));
+  }
+  if (!doc.files.length) files.append(h("li", {}, "No files stored yet."));
+
+  const tbody = clear($("#providers-table tbody"));
+  for (const p of doc.providers) {
+    tbody.append(h("tr", { dataset: { provider: p.name, status: p.status } },
+      h("td", { class: "name-cell" }, h("strong", {}, p.name), h("div", { class: "muted wide" }, p.location)),
+      h("td", {}, p.kind), h("td", {}, p.jurisdiction || "-"),
+      h("td", {}, h("span", { class: `pill ${p.reachable ? "ok" : "down"}` }, p.reachable ? `yes${p.latency_ms !== null ? ` (${Math.round(p.latency_ms)} ms)` : ""}` : "no"),
+        p.error ? h("div", { class: "muted" }, p.error) : ""),
+      h("td", { class: "num" }, String(p.shares)), h("td", { class: "num" }, size(p.bytes)),
+      h("td", {}, h("span", { class: `pill ${p.status}` }, p.missing_shares ? `${p.missing_shares} missing` : LABEL[p.status]))));
+  }
+
+  const world = clear($("#world"));
+  const groups = new Map();
+  for (const r of doc.regions) {
+    const c = continentOf(r.jurisdiction);
+    if (!groups.has(c)) groups.set(c, []);
+    groups.get(c).push(r);
+  }
+  const byName = new Map(doc.providers.map((p) => [p.name, p]));
+  for (const [continent, regions] of groups) {
+    world.append(h("section", { class: "continent", "aria-label": continent }, h("h4", {}, continent),
+      regions.map((r) => h("div", { class: "country" },
+        h("span", { class: "code" }, r.jurisdiction === "??" ? "—" : r.jurisdiction),
+        r.providers.map((n) => {
+          const p = byName.get(n);
+          return h("span", { class: "row" }, h("span", { class: `dot ${p.status}`, role: "img", "aria-label": `${n}: ${LABEL[p.status]}` }), n);
+        }),
+        h("span", { class: "muted" }, `${r.shares} shares, ${size(r.bytes)}`)))));
+  }
+  $("#policy-text").textContent = doc.policy;
+}
+
+async function runJob(kind) {
+  const button = $("#repair");
+  const bar = $("#repair-progress");
+  const status = $("#repair-status");
+  button.disabled = true;
+  bar.hidden = false;
+  bar.removeAttribute("value");
+  try {
+    let job = await api("POST", "/jobs", { kind });
+    status.textContent = `${kind}: running…`;
+    while (job.state === "running") {
+      await new Promise((r) => setTimeout(r, 300));
+      job = await api("GET", `/jobs/${job.id}`);
+      if (job.total) { bar.max = job.total; bar.value = job.done; status.textContent = `${kind}: ${job.done} of ${job.total}`; }
+    }
+    if (job.state === "failed") throw new Error(job.error.message);
+    const r = job.result || {};
+    status.textContent = kind === "rebalance"
+      ? `Repair done: ${r.shares_moved} share(s) moved, ${r.shares_regenerated} regenerated${r.failures.length ? `, ${r.failures.length} failure(s)` : ""}.`
+      : `${kind} done.`;
+    status.dataset.state = "done";
+  } catch (e) {
+    status.textContent = `${kind} failed: ${e.message}`;
+    status.dataset.state = "failed";
+  }
+  bar.hidden = true;
+  button.disabled = false;
+  await render();
+}
+
+export function init() {
+  $("#health-refresh").addEventListener("click", render);
+  $("#repair").addEventListener("click", () => runJob(window.ownvaultRepairKind || "rebalance"));
+}
+
+export function show(on) {
+  active = on;
+  clearInterval(timer);
+  if (on) timer = setInterval(() => { if (active && !document.hidden) render(); }, 5000);
+}

@@ -1,0 +1,153 @@
+"""Recovery on a new machine: the whole vault directory is gone; phrase/guardians + providers."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
+from ownvault.core.keys import phrase_to_entropy
+from ownvault.engine import keyring, sharing
+from ownvault.engine.recovery import parse_provider_arg, recover_vault
+from ownvault.engine.vault import Vault
+from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
+
+from .external import vault_with_external
+from .helpers import FAST_KDF, PASS, make_vault, run, tree_state, write_random_tree
+
+NEW = "new passphrase"
+
+
+@pytest.fixture(scope="module")
+def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A vault with files, versions, tags, a contact, a grant and a tag policy; then its
+    directory is deleted (a copy of its embedded providers is kept aside for one test)."""
+    base = tmp_path_factory.mktemp("lost")
+    vault, dirs = vault_with_external(base)
+    src = base / "src"
+    write_random_tree(src, 7, files=15)
+    big = base / "big.bin"
+    big.write_bytes(random.Random(3).randbytes(3_000_000))
+    run(vault.put([src], tags=["work"]))
+    run(vault.put([big], tags=["health"]))
+    big_v1 = big.read_bytes()
+    big.write_bytes(big_v1[:1000] + b"v2" + big_v1[1002:])
+    run(vault.put([big]))
+    friend = make_vault(base / "friend")
+    card = sharing.contact_card(friend, "friend").to_json()
+    run(friend.close())
+    import json
+
+    sharing.add_contact(vault, json.dumps(card))
+    sharing.set_tag_policy(vault, "health", never_share=True)
+    grant = run(sharing.share(vault, names=["src"], to="friend"))
+    from ownvault.engine.publish import DagStore, publish
+
+    run(publish(vault, "src"))
+    published = [(d.root, d.path) for d in DagStore(vault.catalog).published()]
+    assert published
+    run(vault.snapshot())
+    state = {
+        "ls": run(vault.ls()),
+        "versions": run(vault.versions("big.bin")),
+        "grants": sharing.grants(vault),
+        "published": published,
+        "phrase": vault.keys.phrase,
+        "shares": keyring.guardian_shares(vault, [GuardianGroup(2, 3)])[0],
+    }
+    run(vault.close())
+    shutil.copytree(base / "vault" / "providers", base / "embedded-copy")
+    shutil.rmtree(base / "vault")
+    return {"base": base, "dirs": dirs, "src": src, "big_v1": big_v1, "big_v2": big.read_bytes(),
+            "grant": grant, **state}
+
+
+def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
+    assert run(vault.ls()) == lost["ls"]
+    assert run(vault.versions("big.bin")) == lost["versions"]
+    assert sharing.grants(vault) == lost["grants"]
+    from ownvault.engine.publish import DagStore
+
+    assert [(d.root, d.path) for d in DagStore(vault.catalog).published()] == lost["published"]
+    assert [c["name"] for c in sharing.contacts(vault)] == ["friend"]
+    assert sharing.tag_policies(vault) == [{"tag": "health", "never_share": True}]
+    run(vault.get("src", out / "src"))
+    assert tree_state(out / "src") == tree_state(lost["src"])  # type: ignore[arg-type]
+    run(vault.get("big.bin", out / "v1", version=1))
+    run(vault.get("big.bin", out / "v2"))
+    assert (out / "v1").read_bytes() == lost["big_v1"]
+    assert (out / "v2").read_bytes() == lost["big_v2"]
+
+
+def test_recover_from_the_phrase_with_one_provider(lost: dict[str, object], tmp_path: Path) -> None:
+    dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
+    entropy = phrase_to_entropy(str(lost["phrase"]))
+    res = run(recover_vault(tmp_path / "new", entropy, NEW, [dirs[2].as_uri()], kdf=FAST_KDF))
+    assert res.objects == 2 and res.versions == 3
+    states = {p["name"]: (p["reachable"], p["missing"], p["state"]) for p in res.providers}
+    assert states["local-1"] == (False, True, "draining") and states["local-2"] == (False, True, "draining")
+    assert all(states[f"ext-{i}"] == (True, False, "active") for i in range(4))
+    vault = Vault.open(tmp_path / "new", NEW)
+    try:
+        check_everything(vault, lost, tmp_path)
+    finally:
+        run(vault.close())
+
+
+def test_old_passphrase_does_not_open_the_recovered_vault(lost: dict[str, object], tmp_path: Path) -> None:
+    dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
+    run(recover_vault(tmp_path / "v", phrase_to_entropy(str(lost["phrase"])), NEW, [dirs[0].as_uri()], kdf=FAST_KDF))
+    with pytest.raises(AuthError):
+        Vault.open(tmp_path / "v", PASS)
+
+
+def test_recover_from_guardian_shares_with_copied_embedded_providers(lost: dict[str, object], tmp_path: Path) -> None:
+    dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
+    shares: list[str] = lost["shares"]  # type: ignore[assignment]
+    entropy = combine_guardian_shares([shares[2], shares[0]])
+    target = tmp_path / "g"
+    shutil.copytree(lost["base"] / "embedded-copy", target / "providers")  # type: ignore[operator]
+    res = run(recover_vault(target, entropy, NEW, [dirs[1].as_uri(), dirs[3].as_uri()], kdf=FAST_KDF))
+    assert all(p["reachable"] and p["state"] == "active" for p in res.providers)
+    vault = Vault.open(target, NEW)
+    try:
+        check_everything(vault, lost, tmp_path)
+        assert run(vault.check())["healthy"]
+    finally:
+        run(vault.close())
+
+
+def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, object], tmp_path: Path) -> None:
+    dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
+    with pytest.raises(AuthError, match="wrong recovery phrase"):
+        run(recover_vault(tmp_path / "w", bytes(32), NEW, [dirs[0].as_uri()], kdf=FAST_KDF))
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+    empty = tmp_path / "empty-provider"
+    from ownvault.providers.local import LocalProvider
+
+    LocalProvider.create(empty)
+    with pytest.raises(DataUnavailableError, match="no ownvault catalog"):
+        run(recover_vault(tmp_path / "w", phrase_to_entropy(str(lost["phrase"])), NEW, [empty.as_uri()], kdf=FAST_KDF))
+    # Providers that moved: NAME=URL points the vault at their new places (copies here, so
+    # that the writes below leave the shared originals alone).
+    moved = [tmp_path / f"moved-ext-{i}" for i in range(4)]
+    for d, m in zip(dirs, moved, strict=True):
+        shutil.copytree(d, m)
+    assert parse_provider_arg(f"ext-0={moved[0].as_uri()}") == ("ext-0", moved[0].as_uri())
+    res = run(recover_vault(tmp_path / "m", phrase_to_entropy(str(lost["phrase"])), NEW,
+                            [f"ext-{i}={m.as_uri()}" for i, m in enumerate(moved)], kdf=FAST_KDF))
+    assert {p["name"]: p["url"] for p in res.providers}["ext-3"] == moved[3].as_uri()
+    vault = Vault.open(tmp_path / "m", NEW)
+    try:
+        # The recovered vault keeps working: a new put lands on the reachable providers only.
+        (tmp_path / "after.txt").write_text("written after recovery\n")
+        run(vault.put([tmp_path / "after.txt"]))
+        run(vault.get("after.txt", tmp_path / "after.out"))
+        assert (tmp_path / "after.out").read_text() == "written after recovery\n"
+    finally:
+        run(vault.close())
+    with pytest.raises(VaultStateError, match="exists already"):
+        run(recover_vault(tmp_path / "m", phrase_to_entropy(str(lost["phrase"])), NEW, [dirs[0].as_uri()]))
