@@ -15,18 +15,30 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ownvault.core.cid import CID
-from ownvault.errors import IntegrityError, ProviderError, ShareCorruptError, UsageError
+from ownvault.errors import (
+    IntegrityError,
+    NotFoundError,
+    ProviderError,
+    ShareCorruptError,
+    UsageError,
+)
 from ownvault.providers.base import Provider
 from ownvault.providers.ipfs import DagPinner, PinState, PinStatus
+
+if TYPE_CHECKING:
+    from ownvault.engine.vault import Vault
 
 __all__ = [
     "PinReportRow",
     "PinState",
     "PinStatus",
     "as_pinner",
+    "ipfs_providers",
     "pin_dag",
+    "pin_published",
     "pin_report",
     "pin_status",
     "unpin",
@@ -153,3 +165,38 @@ async def pin_report(providers: Mapping[str, Provider]) -> list[PinReportRow]:
     rows = [row for t in tasks for row in t.result()]
     rows.sort(key=lambda r: (r.provider, str(r.status.cid) if r.status else ""))
     return rows
+
+
+def ipfs_providers(vault: Vault) -> dict[str, Provider]:
+    """The vault's providers that can pin a DAG (Kubo nodes, pinning services), by name."""
+    store = vault.store
+    out: dict[str, Provider] = {}
+    for row in vault.catalog.providers():
+        p = store.providers.get(row.id)
+        if p is not None and _can_pin(p):
+            out[row.name] = p
+    return out
+
+
+async def pin_published(
+    vault: Vault, target: str, provider_name: str, *, wait: float = 0.0
+) -> PinStatus:
+    """Pin the plain UnixFS DAG of stored content (by NAME or CID) to an IPFS provider.
+
+    The blocks are regenerated from the vault and checked against the recorded CID (the
+    same path as ``car export``), then re-hashed once more by :func:`pin_dag`.
+    """
+    from ownvault.engine.publish import dag_blocks, dag_index
+
+    providers = ipfs_providers(vault)
+    if provider_name not in providers:
+        known = ", ".join(sorted(providers)) or "none"
+        raise NotFoundError(
+            f"no IPFS provider named {provider_name!r} (IPFS providers of this vault: {known})",
+            provider=provider_name,
+        )
+    v, _inner, index = await dag_index(vault, target)
+    return await pin_dag(
+        providers[provider_name], index.root, dag_blocks(vault, index),
+        name=f"ownvault-publish {v.name}", wait=wait,
+    )
