@@ -60,6 +60,7 @@ def _open_node(
         timeout=float(config.get("timeout", 30.0)),
         connect_timeout=float(config.get("connect_timeout", 5.0)),
         label=name,
+        capability=config.get("capability"),
     )
     # Retryable failures (unreachable, 5xx, throttled, a node restart) are retried with
     # backoff; permanent ones are not. Reads hedge at the engine level on top of this.
