@@ -1,8 +1,8 @@
-"""Health in the browser: a storage node is killed, the page turns red; repair."""
+"""Health in the browser: a storage node is killed, the page turns red (check and audit);
+repair regenerates its share on a spare provider and the page turns green."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,6 @@ from tests.engine.helpers import make_vault, run
 from tests.server.nodes import Node, NodeCluster
 from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
 
-# The engine's repair exists now (issue 6: Vault.repair); what this test drives is a
-# "repair" job of the HTTP API (server/api_jobs.py), not wired yet. Note for whoever wires
-# it: with 6 providers and n=6 there is nowhere to put the regenerated share of the killed
-# node (max 1 per provider), so the fixture needs a 7th provider to turn green.
-HAS_REPAIR = importlib.util.find_spec("ownvault.engine.repair") is not None and "repair" in {
-    k.value for k in __import__("ownvault.server.api_jobs", fromlist=["JobKind"]).JobKind
-}
 PLACES = ["DE", "FR", "CH", "US", "JP"]
 
 
@@ -36,6 +29,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[Served, NodeCluster, Node]]:
                 run(vault.add_provider("node-nl", node.url, jurisdiction="NL"))
                 (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 " + b"x" * 200_000)
                 run(vault.put([tmp_path / "report.pdf"], name="work/report.pdf"))
+                # A spare, empty: where repair can put the share of a provider that died.
+                run(vault.add_provider("disk-se", (tmp_path / "spare").as_uri(), jurisdiction="SE"))
             finally:
                 run(vault.close())
 
@@ -73,13 +68,24 @@ def test_kill_a_provider_health_turns_red_and_back(page: Any, setup: tuple[Serve
     page.wait_for_selector("#health-banner[data-status=ok]", timeout=60_000)
 
 
-@pytest.mark.skipif(not HAS_REPAIR, reason="repair needs ownvault.engine.repair (issue 6), not on main yet")
 def test_kill_a_provider_press_repair_turns_green(page: Any, setup: tuple[Served, NodeCluster, Node]) -> None:
     s, cluster, node = setup
     open_health(page, s)
+    page.click("#audit-now")
+    page.wait_for_selector("#repair-status[data-kind=audit][data-state=done]", timeout=60_000)
+    page.wait_for_selector('#providers-table tr[data-provider="node-nl"] [data-verdict=ok]')
     cluster.kill(node)
     page.click("#health-refresh")
     page.wait_for_selector("#health-banner[data-status=degraded]", timeout=60_000)
+    page.click("#audit-now")
+    page.wait_for_selector("#repair-status[data-kind=audit][data-state=done]", timeout=60_000)
+    page.wait_for_selector('#providers-table tr[data-provider="node-nl"] [data-verdict=unreachable]')
+    assert page.locator('#providers-table tr[data-provider="disk-de"] [data-verdict=ok]').count() == 1
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "health-audit-red.png"), full_page=True)
     page.click("#repair")
-    page.wait_for_selector("#repair-status[data-state=done]", timeout=120_000)
+    page.wait_for_selector("#repair-status[data-kind=repair][data-state=done]", timeout=120_000)
+    assert "share(s) regenerated" in page.inner_text("#repair-status")
     page.wait_for_selector("#health-banner[data-status=ok]", timeout=60_000)
+    page.wait_for_selector('#health-files li[data-name="work/report.pdf"][data-status=ok]')
+    page.screenshot(path=str(SHOTS / "health-repaired.png"), full_page=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.engine.helpers import PASS, make_vault, run
-from tests.web.conftest import Served, in_thread, start_serve, stop_serve
+from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
 
 
 @pytest.fixture()
@@ -69,6 +70,24 @@ def test_upload_through_the_page_and_download_the_same_bytes(page: Any, served: 
     r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "big file é.bin"},
                   headers={"Authorization": f"Bearer {served.token}", "Range": "bytes=100-199"})
     assert r.status_code == 206 and r.content == data[100:200]
+
+
+def test_upload_a_folder_keeps_its_paths(page: Any, served: Served, tmp_path: Path) -> None:
+    trip = tmp_path / "pick" / "trip"
+    (trip / "day 1").mkdir(parents=True)
+    (trip / "notes.txt").write_text("packing list\n")
+    (trip / "day 1" / "photo.jpg").write_bytes(random.Random(3).randbytes(70_000))
+    open_ui(page, served)
+    page.get_by_role("button", name="docs/").click()  # into the virtual folder docs/
+    page.set_input_files("#folder-input", str(trip))
+    page.wait_for_selector('#uploads li[data-name="docs/trip/day 1/photo.jpg"][data-done="true"]', timeout=60_000)
+    page.wait_for_selector('#uploads li[data-name="docs/trip/notes.txt"][data-done="true"]')
+    page.get_by_role("button", name="trip/").click()
+    page.get_by_role("button", name="day 1/").click()
+    page.wait_for_selector('tr[data-name="docs/trip/day 1/photo.jpg"]')
+    auth = {"Authorization": f"Bearer {served.token}"}
+    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/trip/day 1/photo.jpg"}, headers=auth)
+    assert r.content == random.Random(3).randbytes(70_000)
 
 
 def test_publish_toggle_shows_cid_and_the_gateway_serves_it(page: Any, served: Served) -> None:
@@ -160,14 +179,81 @@ def test_recovery_phrase_needs_the_passphrase_again(page: Any, served: Served) -
     assert page.locator("#phrase-words li").count() == 24
 
 
-def test_phone_width_keyboard_and_labels(browser: Any, served: Served, request: pytest.FixtureRequest) -> None:
-    from tests.web.conftest import SHOTS
+def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Any, served: Served, tmp_path: Path) -> None:
+    open_ui(page, served, "health")
+    page.wait_for_selector("#health-banner[data-status=ok]")
+    page.wait_for_function("document.querySelector('#policy-n').value !== ''")
+    assert page.input_value("#policy-k") == "3" and page.input_value("#policy-n") == "6"
+    page.fill("#provider-name", "usb")
+    page.fill("#provider-url", (tmp_path / "usb").as_uri())
+    page.fill("#provider-jurisdiction", "ch")
+    page.click("#provider-form button[type=submit]")
+    page.wait_for_selector('#providers-table tr[data-provider="usb"]')
+    assert "CH" in page.inner_text('#providers-table tr[data-provider="usb"]')
+    page.fill("#policy-n", "7")
+    page.fill("#policy-exclude", "us")  # the default folders have no jurisdiction: refused, explained
+    page.click("#policy-edit button[type=submit]")
+    page.wait_for_selector("#policy-error >> text=cannot place 7 shares")
+    page.fill("#policy-exclude", "")
+    page.click("#policy-edit button[type=submit]")
+    page.wait_for_selector("#policy-text >> text=3 of 7")
+    auth = {"Authorization": f"Bearer {served.token}"}
+    policy = httpx.get(f"{served.url}/api/v1/policy", headers=auth).json()["policy"]
+    assert (policy["k"], policy["n"], policy["exclude"]) == (3, 7, [])
+    page.click("#rebalance")
+    page.wait_for_selector("#repair-status[data-state=done]", timeout=60_000)
+    assert "Rebalance done" in page.inner_text("#repair-status")
+    page.wait_for_selector('#providers-table tr[data-provider="usb"][data-status=ok]')
+    assert int(page.inner_text('#providers-table tr[data-provider="usb"] td:nth-child(5)')) > 0
+    # Back to 6 shares, then the new provider goes (its shares move first).
+    page.fill("#policy-n", "6")
+    page.click("#policy-edit button[type=submit]")
+    page.wait_for_selector("#policy-text >> text=3 of 6")
+    page.click('button[aria-label="Remove provider usb"]')
+    page.click("#confirm-ok")
+    page.wait_for_selector('#providers-table tr[data-provider="usb"]', state="detached", timeout=60_000)
+    page.wait_for_selector("#health-banner[data-status=ok]")
+    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/notes.txt"}, headers=auth)
+    assert r.content == b"second version, longer\n"
 
+
+def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path: Path) -> None:
+    open_ui(page, served, "recovery")
+    page.fill("#guardians-threshold", "2")
+    page.fill("#guardians-count", "3")
+    page.fill("#guardians-pass", "not it")
+    page.click("#guardians-form button[type=submit]")
+    page.wait_for_selector("#guardians-error >> text=wrong passphrase")
+    assert page.locator("#guardians-box").is_hidden()
+    page.fill("#guardians-pass", PASS)
+    page.click("#guardians-form button[type=submit]")
+    page.wait_for_selector("#guardians-box:not([hidden])")
+    cards = page.locator(".guardian-card")
+    assert cards.count() == 3
+    words = [cards.nth(i).locator("ol.words li").all_inner_texts() for i in range(3)]
+    assert all(len(w) == 33 for w in words) and len({" ".join(w) for w in words}) == 3
+    assert page.input_value("#guardians-pass") == ""
+    assert words[0][5] not in page.url
+    # The print stylesheet puts each share on its own page, and nothing else.
+    page.emulate_media(media="print")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "guardians-print.png"), full_page=True)
+    pdf = page.pdf(format="A4")
+    (tmp_path / "guardians.pdf").write_bytes(pdf)
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 3
+    page.emulate_media(media="screen")
+    page.click('#nav a[data-view="files"]')  # leaving the view forgets the words
+    assert page.locator(".guardian-card").count() == 0
+    log = (tmp_path / "serve.err").read_text()
+    assert not any(" ".join(w[i : i + 3]) in log for w in words for i in range(31)), "guardian words in the log"
+
+
+def test_phone_width_keyboard_and_labels(browser: Any, served: Served, request: pytest.FixtureRequest) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
         open_ui(page, served)
-        for view in ("files", "published", "health", "recovery"):
+        for view in ("files", "published", "sharing", "health", "recovery"):
             page.click(f'#nav a[data-view="{view}"]')
             page.wait_for_selector(f"#view-{view}:not([hidden])")
             page.wait_for_timeout(300)

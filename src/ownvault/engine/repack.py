@@ -89,8 +89,10 @@ async def rewrite_packs(
     *,
     reason: str,
     finish: Callable[[sqlite3.Connection], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RepackResult:
-    """Rewrite ``packs`` (catalog ids) chunk by chunk as ``decide`` says. Hold the writer lock."""
+    """Rewrite ``packs`` (catalog ids) chunk by chunk as ``decide`` says. Hold the writer lock.
+    ``progress(done, total)`` is called after each old pack."""
     cat = vault.catalog
     store = vault.store
     policy = vault.policy
@@ -140,7 +142,9 @@ async def rewrite_packs(
         offsets = []
 
     old_shares: list[tuple[int, str]] = []
-    for pack in sorted(packs):
+    if progress is not None:
+        progress(0, len(packs))
+    for done, pack in enumerate(sorted(packs), 1):
         pack_id, size, k, n = cat.pack_info(pack)
         rows = cat.conn.execute(
             "SELECT c.id, c.chunk_id, c.offset, c.length, c.plain_len, c.wrapped_key, c.key_epoch, "
@@ -184,6 +188,8 @@ async def rewrite_packs(
             offsets.append(builder.add(blob))
             pending.append((row, len(blob), wrapped, key_epoch))
         old_shares.extend((s.provider, share_name(DATA_PREFIX, pack_id, s.idx)) for s in shares)
+        if progress is not None:
+            progress(done, len(packs))
     await upload()
 
     now = int(time.time())

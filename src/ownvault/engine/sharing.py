@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ __all__ = [
     "add_contact",
     "contact_card",
     "contacts",
+    "grant_token",
     "grants",
     "identity",
     "refresh_grants",
@@ -432,9 +434,19 @@ async def refresh_grants(vault: Vault, grant_rows: set[int] | None = None) -> in
     return count
 
 
-async def revoke(vault: Vault, grant: str) -> dict[str, Any]:
+def grant_token(vault: Vault, grant: str) -> tuple[str, str]:
+    """(full grant id, its ``ovgrant1:`` string) for a grant id or a unique prefix of one."""
+    row, gid, _wrapped, _state, _gen = _find_grant(vault, grant)
+    token = vault.catalog.conn.execute("SELECT token FROM grants WHERE id = ?", (row,)).fetchone()[0]
+    return gid.hex(), str(token)
+
+
+async def revoke(
+    vault: Vault, grant: str, *, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Revoke a grant: re-encrypt what it covered under new keys, delete the old shares and
-    manifests, publish a signed revocation notice. Idempotent (re-running retries deletions)."""
+    manifests, publish a signed revocation notice. Idempotent (re-running retries deletions).
+    ``progress(done, total)`` counts the packs re-written."""
     with vault._writer():
         await vault._cleanup_pending()
         row, gid, _wrapped, state, _gen = _find_grant(vault, grant)
@@ -471,7 +483,7 @@ async def revoke(vault: Vault, grant: str) -> dict[str, Any]:
             rep = await rewrite_packs(
                 vault, packs,
                 lambda ch: "rekey" if ch.row in granted else ("keep" if ch.referenced else "drop"),
-                reason=f"revoke grant {gid.hex()}", finish=finish,
+                reason=f"revoke grant {gid.hex()}", finish=finish, progress=progress,
             )
             result.update(rep.to_json())
         revoked_at = int(cat.conn.execute("SELECT revoked_at FROM grants WHERE id = ?", (row,)).fetchone()[0])

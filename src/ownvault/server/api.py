@@ -10,9 +10,12 @@ module exposing ``router(state) -> APIRouter``:
 ``api_uploads``        resumable upload sessions (tus-like: offsets, chunks)
 ``api_publish``        publish, unpublish, the list of publications
 ``api_providers``      providers, placement policy, health (check + reachability)
-``api_jobs``           long operations run in the background (rebalance, check,
-                       repair) with progress, polled by the web UI
-``api_keys``           identity, recovery phrase (passphrase re-entered)
+``api_jobs``           long operations run in the background (check, audit,
+                       repair, rebalance, revoke) with progress, polled by the web UI
+``api_keys``           identity and contact card, recovery phrase and guardian
+                       shares (passphrase re-entered)
+``api_sharing``        contacts, tag policies, grants (share, list, revoke)
+``api_received``       grants made for this vault: open them, read what they share
 =====================  ==========================================================
 
 Every error is JSON, ``{"error": {"code", "message", "provider"?, "share"?, "name"?}}``,
@@ -57,14 +60,16 @@ def create_api(state: ApiState) -> FastAPI:
         api_keys,
         api_providers,
         api_publish,
+        api_received,
         api_session,
+        api_sharing,
         api_uploads,
     )
 
     app = FastAPI(
         title="ownvault vault API",
         version="1",
-        summary="Your vault over HTTP: files, versions, tags, uploads, publishing, providers, health.",
+        summary="Your vault over HTTP: files, versions, tags, uploads, publishing, sharing, providers, health.",
         description=(
             "Authenticate with `Authorization: Bearer TOKEN` (the token `ownvault serve` prints, "
             "or one from `POST /session` with the passphrase). A session cookie, set by "
@@ -77,7 +82,8 @@ def create_api(state: ApiState) -> FastAPI:
         redoc_url=None,
         responses=ERROR_RESPONSES,
     )
-    for module in (api_session, api_files, api_uploads, api_publish, api_providers, api_jobs, api_keys):
+    for module in (api_session, api_files, api_uploads, api_publish, api_providers, api_jobs, api_keys,
+                   api_sharing, api_received):
         app.include_router(module.router(state))
 
     @app.exception_handler(OwnvaultError)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,8 @@ from ownvault.engine.vault import Vault
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
+    GrantError,
+    GrantRecipientError,
     IntegrityError,
     NotFoundError,
     OwnvaultError,
@@ -37,6 +41,7 @@ __all__ = [
     "ErrorBody",
     "error_response",
     "status_for",
+    "submitted",
 ]
 
 API_PREFIX = "/api/v1"
@@ -47,7 +52,9 @@ STATUS: list[tuple[type[OwnvaultError], int]] = [
     (UsageError, 400),
     (AuthError, 403),
     (VaultStateError, 409),
-    (PolicyError, 409),
+    (PolicyError, 409),  # SharePolicyError too: code "share_policy"
+    (GrantRecipientError, 403),
+    (GrantError, 410),  # expired or revoked
     (StorageFullError, 507),
     (ProviderError, 502),
     (DataUnavailableError, 503),
@@ -103,6 +110,8 @@ class ApiState:
     writes: asyncio.Lock = field(default_factory=asyncio.Lock)
     jobs: Jobs = field(default_factory=Jobs)
     uploads: UploadStore | None = None
+    failures: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes wrong passphrases
+    received: dict[str, str] = field(default_factory=dict)  # grant id -> grant text (this process only)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -115,3 +124,14 @@ def status_for(exc: OwnvaultError) -> int:
     return next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
 
 
+
+
+@contextlib.contextmanager
+def submitted(what: str) -> Iterator[None]:
+    """A document the client sent (a contact card, a grant) that fails to parse or verify
+    is the request's fault: 400 with the error's own code (``format``, ``integrity``), not
+    the 500 of vault data that fails its checks."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ApiProblem(400, exc.code, f"{what}: {exc.message}") from None

@@ -6,9 +6,13 @@ a button twice starts nothing twice) and answers 202; ``GET /jobs/{id}`` gives i
 :data:`KEEP` jobs are kept in memory; a job does not survive the process.
 
 Kinds: ``check`` (:meth:`Vault.check`: every share of every latest version, stat'ed on its
-provider; the result is the "last audit" the health view shows) and ``rebalance``
-(:meth:`Vault.rebalance`, under the API's write lock). ``repair`` is added when the engine
-has one (``engine/repair.py``).
+provider), ``audit`` (:meth:`Vault.audit`: random blocks of every provider's shares
+challenged, the run recorded in the catalog: the "last audit" the health view shows per
+provider), ``repair`` (:meth:`Vault.repair`: missing and corrupt shares regenerated from
+k good ones; progress counts packs), ``rebalance`` (:meth:`Vault.rebalance`: shares moved
+to satisfy the placement policy), each that writes under the API's write lock; and
+``revoke`` (started by ``POST /grants/{id}/revoke``; its ``subject`` is the grant id;
+progress counts the packs re-encrypted).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ KEEP = 50
 
 class JobKind(StrEnum):
     check = "check"
+    audit = "audit"
+    repair = "repair"
     rebalance = "rebalance"
 
 
@@ -45,6 +51,7 @@ class JobKind(StrEnum):
 class Job:
     id: str
     kind: str
+    subject: str | None = None  # what the job works on, e.g. the grant a revoke job revokes
     state: str = "running"  # running | done | failed
     done: int = 0
     total: int | None = None
@@ -55,7 +62,7 @@ class Job:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "state": self.state, "done": self.done,
+            "id": self.id, "kind": self.kind, "subject": self.subject, "state": self.state, "done": self.done,
             "total": self.total, "started": self.started, "finished": self.finished,
             "result": self.result, "error": self.error,
         }
@@ -67,11 +74,14 @@ class Jobs:
         self._tasks: set[asyncio.Task[None]] = set()
         self.last: dict[str, Job] = {}  # the last finished job of each kind
 
-    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]]) -> Job:
-        running = next((j for j in self._jobs.values() if j.kind == kind and j.state == "running"), None)
+    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]], subject: str | None = None) -> Job:
+        """Start ``fn`` as a job, or return the running job of the same kind and subject."""
+        running = next(
+            (j for j in self._jobs.values() if (j.kind, j.subject) == (kind, subject) and j.state == "running"), None
+        )
         if running is not None:
             return running
-        job = Job(secrets.token_hex(8), kind)
+        job = Job(secrets.token_hex(8), kind, subject)
         self._jobs[job.id] = job
         while len(self._jobs) > KEEP:
             oldest = next(iter(self._jobs))
@@ -118,6 +128,7 @@ class Jobs:
 class JobOut(BaseModel):
     id: str
     kind: str
+    subject: str | None
     state: str
     done: int
     total: int | None
@@ -145,6 +156,21 @@ def router(state: ApiState) -> APIRouter:
         job.done = 1
         return result
 
+    async def audit(job: Job) -> dict[str, Any]:
+        job.total = 1
+        async with state.writes:  # records the run in the catalog
+            report = await vault.audit()
+        job.done = 1
+        return report.to_json()
+
+    async def repair(job: Job) -> dict[str, Any]:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        async with state.writes:
+            report = await vault.repair(progress=progress)
+        return report.to_json()
+
     async def rebalance(job: Job) -> dict[str, Any]:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
@@ -154,7 +180,8 @@ def router(state: ApiState) -> APIRouter:
         return report.to_json()
 
     runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {
-        JobKind.check.value: check, JobKind.rebalance.value: rebalance,
+        JobKind.check.value: check, JobKind.audit.value: audit, JobKind.repair.value: repair,
+        JobKind.rebalance.value: rebalance,
     }
 
     @r.post("/jobs", status_code=202, response_model=JobOut, summary="Start a background job")

@@ -1,29 +1,48 @@
 """Identity and the recovery kit.
 
-``GET /identity`` gives the vault's ``did:key``. ``POST /recovery/phrase`` gives the
-24-word recovery phrase, and only after the passphrase is entered again (a stolen session
-token alone does not reveal it); the response is ``Cache-Control: no-store``.
+``GET /identity`` gives the vault's ``did:key``, its X25519 key-agreement key and a signed
+contact card (``GET /identity/card`` is the same card as a file to hand out).
+``POST /recovery/phrase`` gives the 24-word recovery phrase and ``POST /recovery/guardians``
+SLIP-39 guardian shares, each only after the passphrase is entered again (a stolen session
+token alone reveals neither). Secrets travel only in those response bodies, which are
+``Cache-Control: no-store``; never in a URL, a log line or an error message.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+import json
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from ownvault.core.keystore import Keystore
+from ownvault.core.guardians import MAX_SHARES, GuardianGroup
+from ownvault.engine import keyring, sharing
+from ownvault.server.api_session import check_passphrase
 
 if TYPE_CHECKING:
     from ownvault.server.api_base import ApiState
 
-__all__ = ["router"]
+__all__ = ["CardOut", "router"]
+
+CardName = Annotated[str | None, Query(min_length=1, max_length=200, description="A name to put on the card.")]
+
+
+class CardOut(BaseModel):
+    format: str
+    version: int
+    did: str
+    agreement: str
+    name: str | None
+    created: int
+    sig: str
 
 
 class IdentityOut(BaseModel):
     did: str
+    agreement: str = Field(description="The X25519 key-agreement key (multibase), which grants are sealed to.")
+    card: CardOut
     vault: str
 
 
@@ -36,19 +55,56 @@ class PhraseOut(BaseModel):
     words: int
 
 
+class GuardiansIn(PassphraseIn):
+    threshold: int = Field(ge=1, le=MAX_SHARES, description="Shares needed to recover.")
+    shares: int = Field(ge=2, le=MAX_SHARES, description="Shares to make (one per guardian).")
+
+
+class GuardianGroupOut(BaseModel):
+    threshold: int
+    shares: int
+    mnemonics: list[str] = Field(description="One SLIP-39 mnemonic (33 words) per guardian.")
+
+
+class GuardiansOut(BaseModel):
+    group_threshold: int
+    groups: list[GuardianGroupOut]
+
+
 def router(state: ApiState) -> APIRouter:
     r = APIRouter(tags=["keys"], dependencies=[Depends(state.sessions.dependency())])
     vault = state.vault
 
-    @r.get("/identity", response_model=IdentityOut, summary="The vault's did:key")
-    async def identity() -> dict[str, Any]:
-        return {"did": vault.did, "vault": str(vault.path)}
+    @r.get("/identity", response_model=IdentityOut, summary="The vault's did:key, X25519 key and contact card")
+    async def identity(name: CardName = None) -> dict[str, Any]:
+        return {**sharing.identity(vault, name), "vault": str(vault.path)}
+
+    @r.get(
+        "/identity/card", summary="The contact card as a file to give out (signed; public)",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {"schema": CardOut.model_json_schema()}}}},
+    )
+    async def card(name: CardName = None) -> Response:
+        doc = sharing.identity(vault, name)["card"]
+        body = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": 'attachment; filename="ownvault-contact.json"', "Cache-Control": "no-store",
+        })
 
     @r.post("/recovery/phrase", response_model=PhraseOut, summary="The recovery phrase (the passphrase again)")
     async def phrase(body: PassphraseIn) -> JSONResponse:
-        store = Keystore.from_json((vault.path / "keystore.json").read_bytes())
-        await asyncio.to_thread(store.unlock, body.passphrase)
+        await check_passphrase(state, body.passphrase)
         text = vault.keys.phrase
         return JSONResponse({"phrase": text, "words": len(text.split())}, headers={"Cache-Control": "no-store"})
+
+    @r.post("/recovery/guardians", response_model=GuardiansOut,
+            summary="SLIP-39 guardian shares: any THRESHOLD of SHARES recover the vault (the passphrase again)")
+    async def guardians(body: GuardiansIn) -> JSONResponse:
+        group = GuardianGroup(body.threshold, body.shares)  # UsageError for 1-of-N and T > N
+        await check_passphrase(state, body.passphrase)
+        [mnemonics] = keyring.guardian_shares(vault, [group])
+        doc = {"group_threshold": 1,
+               "groups": [{"threshold": group.threshold, "shares": group.count, "mnemonics": mnemonics}]}
+        return JSONResponse(doc, headers={"Cache-Control": "no-store"})
 
     return r

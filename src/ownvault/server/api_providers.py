@@ -2,7 +2,8 @@
 
 ``GET /health`` is what the health view draws: every provider's status
 (:meth:`Vault.provider_status`: kind, jurisdiction, reachability, shares, bytes) with the
-shares a fresh :meth:`Vault.check` found missing on it, the files with the ones at risk
+shares a fresh :meth:`Vault.check` found missing on it and its result in the last audit
+(``engine.healthlog``; audits run as the ``audit`` job), the last audit and repair runs, the files with the ones at risk
 (unreadable, then degraded, then out of policy) first, and the providers grouped by
 jurisdiction.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from ownvault.engine.healthlog import AuditRow, RunRow, last_run, latest_audit_rows
 from ownvault.engine.placement import Policy
 
 if TYPE_CHECKING:
@@ -120,9 +122,28 @@ class CheckOut(BaseModel):
     policy: str
 
 
+class LastAudit(BaseModel):
+    at: float
+    verdict: str = Field(description="ok | failing (a failed challenge or a missing share) | unreachable | empty (held no share)")
+    method: str
+    challenges: int
+    passed: int
+    failed: int
+    unreachable: int
+    missing_shares: int
+    holds_at_least: float | None = Field(description="Fraction of its blocks the provider holds at least (95% confidence).")
+    error: str | None
+
+
 class ProviderHealth(ProviderOut):
     missing_shares: int
     status: str = Field(description="ok | degraded (holds missing shares) | down (unreachable)")
+    last_audit: LastAudit | None = Field(description="This provider's result in the last audit that covered it.")
+
+
+class LastRun(BaseModel):
+    at: float
+    summary: dict[str, Any]
 
 
 class Region(BaseModel):
@@ -143,6 +164,26 @@ class HealthOut(BaseModel):
     providers: list[ProviderHealth]
     regions: list[Region]
     files: list[FileHealth]
+    last_audit: LastRun | None
+    last_repair: LastRun | None
+
+
+def _audit_json(a: AuditRow | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    verdict = (
+        "failing" if a.failed or a.missing_shares else "unreachable" if a.unreachable or a.error
+        else "ok" if a.shares else "empty"
+    )
+    return {
+        "at": a.finished_at, "verdict": verdict, "method": a.method, "challenges": a.challenges,
+        "passed": a.passed, "failed": a.failed, "unreachable": a.unreachable, "missing_shares": a.missing_shares,
+        "holds_at_least": a.holds_at_least, "error": a.error,
+    }
+
+
+def _run_json(run: RunRow | None) -> dict[str, Any] | None:
+    return None if run is None else {"at": run.finished_at, "summary": run.summary}
 
 
 def router(state: ApiState) -> APIRouter:
@@ -189,7 +230,9 @@ def router(state: ApiState) -> APIRouter:
             for m in f["missing"]:
                 missing[m["provider"]] = missing.get(m["provider"], 0) + 1
         regions: dict[str, dict[str, Any]] = {}
+        audits = {a.provider_name: a for a in latest_audit_rows(vault.catalog).values()}
         for p in provs:
+            p["last_audit"] = _audit_json(audits.get(p["name"]))
             p["missing_shares"] = missing.get(p["name"], 0)
             p["status"] = "down" if not p["reachable"] else "degraded" if p["missing_shares"] else "ok"
             code = p["jurisdiction"] or "??"
@@ -204,6 +247,8 @@ def router(state: ApiState) -> APIRouter:
             "checked_at": time.time(), "status": status, "healthy": chk["healthy"], "readable": chk["readable"],
             "policy_ok": chk["policy_ok"], "policy": chk["policy"], "providers": provs,
             "regions": sorted(regions.values(), key=lambda g: g["jurisdiction"]), "files": files,
+            "last_audit": _run_json(last_run(vault.catalog, "audit")),
+            "last_repair": _run_json(last_run(vault.catalog, "repair")),
         }
 
     return r

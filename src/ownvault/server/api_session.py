@@ -24,9 +24,22 @@ from ownvault.server.api_base import API_PREFIX, ApiProblem
 if TYPE_CHECKING:
     from ownvault.server.api_base import ApiState
 
-__all__ = ["FAIL_DELAY", "router"]
+__all__ = ["FAIL_DELAY", "check_passphrase", "router"]
 
 FAIL_DELAY = 1.0
+
+
+async def check_passphrase(state: ApiState, passphrase: str) -> None:
+    """The keystore's Argon2id check of ``passphrase`` (``AuthError`` when wrong). Failures
+    are serialized and each costs at least :data:`FAIL_DELAY` seconds, for every route that
+    takes the passphrase (login, recovery phrase, guardian shares)."""
+    try:
+        store = Keystore.from_json((state.vault.path / "keystore.json").read_bytes())
+        await asyncio.to_thread(store.unlock, passphrase)
+    except AuthError:
+        async with state.failures:
+            await asyncio.sleep(FAIL_DELAY)
+        raise
 
 
 class Login(BaseModel):
@@ -50,7 +63,6 @@ def _cookie(response: Response, token: str) -> None:
 def router(state: ApiState) -> APIRouter:
     r = APIRouter(tags=["session"])
     sessions: Sessions = state.sessions
-    failures = asyncio.Lock()
 
     @r.post("/session", response_model=SessionOut, summary="Log in: exchange a token or the passphrase for a session")
     async def login(request: Request, body: Annotated[Login | None, Body()] = None) -> Response:
@@ -59,14 +71,7 @@ def router(state: ApiState) -> APIRouter:
             if not sessions.valid(token):
                 raise ApiProblem(401, "unauthorized", "invalid token")
         elif body is not None and body.passphrase:
-            phrase = body.passphrase
-            try:
-                store = Keystore.from_json((state.vault.path / "keystore.json").read_bytes())
-                await asyncio.to_thread(store.unlock, phrase)
-            except AuthError:
-                async with failures:
-                    await asyncio.sleep(FAIL_DELAY)
-                raise
+            await check_passphrase(state, body.passphrase)
             token = sessions.issue()
         else:
             raise ApiProblem(401, "unauthorized", "send Authorization: Bearer TOKEN or {\"passphrase\": ...}")

@@ -53,6 +53,7 @@ BUFFER = 1024 * 1024
 OCTETS = "application/offset+octet-stream"
 _ID = re.compile(r"^[0-9a-f]{32}$")
 ID_PATTERN = "^[0-9a-f]{32}$"
+MAX_MTIME_MS = (2**63 - 1) // 1_000_000  # stored as nanoseconds in a signed 64-bit SQLite integer
 
 
 @dataclass
@@ -185,7 +186,7 @@ class UploadCreate(BaseModel):
     name: str = Field(min_length=1, max_length=1024, description="Vault name to store the file under.")
     size: int = Field(ge=0, description="Total size of the file in bytes.")
     tags: list[str] = Field(default_factory=list, max_length=64)
-    mtime_ms: int | None = Field(default=None, ge=0, le=2**53, description="The file's modification time (ms since the epoch).")
+    mtime_ms: int | None = Field(default=None, ge=0, le=MAX_MTIME_MS, description="The file's modification time (ms since the epoch).")
 
 
 class UploadOut(BaseModel):
@@ -276,7 +277,7 @@ def router(state: ApiState) -> APIRouter:
         request: Request,
         name: Annotated[str, Query(min_length=1, max_length=1024)],
         tag: Annotated[list[str], Query(max_length=64)] = [],  # noqa: B006 - FastAPI copies defaults
-        mtime_ms: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+        mtime_ms: Annotated[int | None, Query(ge=0, le=MAX_MTIME_MS)] = None,
     ) -> dict[str, Any]:
         name = validate_object_name(name)
         tags = [validate_tag(t) for t in tag]

@@ -5,8 +5,9 @@ import * as files from "./files.js";
 import * as health from "./health.js";
 import * as published from "./published.js";
 import * as recovery from "./recovery.js";
+import * as sharing from "./sharing.js";
 
-const VIEWS = { files, published, health, recovery, sharing: { render() {} } };
+const VIEWS = { files, published, sharing, health, recovery };
 
 function takeTokenFromFragment() {
   const m = location.hash.match(/(?:^#|&)token=([A-Za-z0-9_-]+)/);
@@ -46,7 +47,7 @@ async function startSession() {
 
 async function main() {
   takeTokenFromFragment();
-  files.init(); health.init(); recovery.init();
+  files.init(); health.init(); recovery.init(); sharing.init();
   $("#login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     $("#login-error").textContent = "";

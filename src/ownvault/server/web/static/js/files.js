@@ -2,7 +2,10 @@
 // upload, download, details (versions with restore, tags, publish toggle), delete.
 import { api, q, contentUrl } from "./api.js";
 import { h, $, clear, size, when, toast, confirmDialog, copy } from "./dom.js";
-import { upload, bindDrop } from "./upload.js";
+import { upload, bindDrop, pickedFiles } from "./upload.js";
+import { prefill } from "./sharing.js";
+
+function shareThis(kind, target) { prefill(kind, target); $("#details").close(); location.hash = "#/sharing"; }
 
 const state = { cwd: "", tree: null, query: "", tag: "" };
 
@@ -87,7 +90,9 @@ async function renderList(tbody) {
   for (const [dir, n] of [...folders.entries()].sort().reverse()) {
     tbody.prepend(h("tr", {}, h("td", { class: "name-cell" },
       h("button", { type: "button", class: "link folder", onclick: () => navigate(`${state.cwd}${dir}/`) }, `${dir}/`)),
-      h("td", { class: "num muted" }, `${n} item${n > 1 ? "s" : ""}`), h("td", { class: "wide" }, ""), h("td", { class: "wide" }, ""), h("td", {}, "")));
+      h("td", { class: "num muted" }, `${n} item${n > 1 ? "s" : ""}`), h("td", { class: "wide" }, ""), h("td", { class: "wide" }, ""),
+      h("td", { class: "num" }, h("button", { type: "button", class: "secondary", "aria-label": `Share the folder ${state.cwd}${dir}`,
+        onclick: () => shareThis("prefix", `${state.cwd}${dir}`) }, "Share"))));
   }
   return count + folders.size;
 }
@@ -146,6 +151,8 @@ async function details(name) {
     toggle.disabled = false;
     render();
   });
+  body.append(h("div", { class: "row" }, h("button", { type: "button", class: "secondary", id: "details-share",
+    onclick: () => shareThis("name", name) }, "Share with a contact…")));
   body.append(h("h3", {}, "Publishing"), h("div", { class: "switch" }, toggle, h("label", { for: "publish-toggle" }, "Public on IPFS")), pubBox);
   showPub(pub);
 
@@ -180,14 +187,24 @@ async function details(name) {
 
 export function init() {
   bindDrop($("#drop"), uploadFiles);
-  $("#file-input").addEventListener("change", (e) => { uploadFiles([...e.target.files]); e.target.value = ""; });
+  $("#file-input").addEventListener("change", (e) => { uploadFiles(pickedFiles(e.target.files)); e.target.value = ""; });
+  $("#folder-input").addEventListener("change", (e) => { uploadFiles(pickedFiles(e.target.files)); e.target.value = ""; });
   $("#search").addEventListener("submit", (e) => { e.preventDefault(); state.query = $("#search-q").value.trim(); state.tag = $("#search-tag").value.trim(); render(); });
   $("#search-clear").addEventListener("click", () => { $("#search-q").value = ""; $("#search-tag").value = ""; state.query = ""; state.tag = ""; render(); });
 }
 
-async function uploadFiles(files) {
+const PARALLEL = 3;
+
+async function uploadFiles(items) {
+  // items: [{file, path}], path relative to the current folder ("a.txt", "trip/day1/b.jpg").
   const tags = $("#upload-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
   const list = $("#uploads");
-  await Promise.allSettled(files.map((f) => upload(f, `${state.cwd}${f.name}`, tags, list)));
+  const queue = [...items];
+  const worker = async () => {
+    for (let it = queue.shift(); it; it = queue.shift()) {
+      try { await upload(it.file, `${state.cwd}${it.path}`, tags, list); } catch { /* shown on its row */ }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, queue.length) }, worker));
   render();
 }

@@ -1,7 +1,7 @@
 // Health: the vault's status, files at risk first, providers as a table and as a world
 // view grouped by jurisdiction, and a repair button with live progress (a background job).
 import { api } from "./api.js";
-import { h, $, clear, size, when, toast } from "./dom.js";
+import { h, $, clear, size, when, toast, confirmDialog } from "./dom.js";
 
 const CONTINENTS = {
   Europe: "AD AL AT BA BE BG BY CH CY CZ DE DK EE ES FI FO FR GB GI GR HR HU IE IM IS IT LI LT LU LV MC MD ME MK MT NL NO PL PT RO RS RU SE SI SK SM UA VA XK EU",
@@ -14,6 +14,17 @@ function continentOf(code) {
   return "Unspecified or elsewhere";
 }
 const LABEL = { ok: "healthy", degraded: "degraded", unreadable: "unreadable", down: "unreachable" };
+
+const AUDIT = { ok: ["ok", "passed"], failing: ["unreadable", "failing"], unreachable: ["down", "unreachable"], empty: ["empty", "held nothing"] };
+
+function auditCell(a) {
+  if (!a) return h("span", { class: "muted" }, "never");
+  const [cls, label] = AUDIT[a.verdict] || ["degraded", a.verdict];
+  const detail = `${a.passed} of ${a.challenges} challenge(s) passed` + (a.missing_shares ? `, ${a.missing_shares} share(s) missing` : "")
+    + (a.holds_at_least !== null ? `; holds ≥ ${(a.holds_at_least * 100).toFixed(1)}% of its blocks` : "");
+  return h("span", { dataset: { verdict: a.verdict } }, h("span", { class: `pill ${cls}`, title: detail }, label),
+    h("div", { class: "muted" }, when(a.at)), h("div", { class: "muted wide" }, detail));
+}
 
 let timer = 0;
 let active = false;
@@ -48,7 +59,10 @@ export async function render() {
       h("td", {}, h("span", { class: `pill ${p.reachable ? "ok" : "down"}` }, p.reachable ? `yes${p.latency_ms !== null ? ` (${Math.round(p.latency_ms)} ms)` : ""}` : "no"),
         p.error ? h("div", { class: "muted" }, p.error) : ""),
       h("td", { class: "num" }, String(p.shares)), h("td", { class: "num" }, size(p.bytes)),
-      h("td", {}, h("span", { class: `pill ${p.status}` }, p.missing_shares ? `${p.missing_shares} missing` : LABEL[p.status]))));
+      h("td", {}, h("span", { class: `pill ${p.status}` }, p.missing_shares ? `${p.missing_shares} missing` : LABEL[p.status])),
+      h("td", { class: "audit-cell" }, auditCell(p.last_audit)),
+      h("td", { class: "num" }, h("button", { type: "button", class: "danger", "aria-label": `Remove provider ${p.name}`,
+        onclick: () => removeProvider(p) }, "Remove"))));
   }
 
   const world = clear($("#world"));
@@ -70,15 +84,84 @@ export async function render() {
         h("span", { class: "muted" }, `${r.shares} shares, ${size(r.bytes)}`)))));
   }
   $("#policy-text").textContent = doc.policy;
+  $("#health-runs").textContent = [
+    doc.last_audit ? `Last audit ${when(doc.last_audit.at)}.` : "No audit has run yet: press Audit now.",
+    doc.last_repair ? `Last repair ${when(doc.last_repair.at)}.` : "",
+  ].join(" ");
+  if (!policyLoaded) await loadPolicy();
+}
+
+// -- providers and the placement policy (the API's POST/DELETE /providers, PUT /policy) ----------
+
+let policyLoaded = false;
+const codes = (text) => text.split(/[\s,]+/).map((c) => c.trim().toUpperCase()).filter(Boolean);
+
+async function loadPolicy() {
+  const doc = await api("GET", "/policy");
+  const p = doc.policy;
+  $("#policy-k").value = p.k; $("#policy-n").value = p.n;
+  $("#policy-exclude").value = p.exclude.join(", "); $("#policy-only").value = p.jurisdictions.join(", ");
+  $("#policy-max-j").value = p.max_per_jurisdiction ?? "";
+  $("#policy-survive").checked = p.survive_jurisdiction_loss;
+  policyLoaded = true;
+}
+
+async function savePolicy(e) {
+  e.preventDefault();
+  const err = $("#policy-error");
+  err.textContent = "";
+  const maxJ = $("#policy-max-j").value;
+  const body = {
+    k: Number($("#policy-k").value), n: Number($("#policy-n").value),
+    exclude: codes($("#policy-exclude").value), jurisdictions: codes($("#policy-only").value),
+    max_per_jurisdiction: maxJ ? Number(maxJ) : null, survive_jurisdiction_loss: $("#policy-survive").checked,
+  };
+  try {
+    const r = await api("PUT", "/policy", body);
+    toast(r.packs_out_of_policy ? `Policy saved: ${r.packs_out_of_policy} piece(s) out of line; press Rebalance` : "Policy saved");
+    policyLoaded = false;
+  } catch (x) { err.textContent = x.message; }
+  await render();
+}
+
+async function addProvider(e) {
+  e.preventDefault();
+  const err = $("#provider-error");
+  err.textContent = "";
+  const body = { name: $("#provider-name").value.trim(), url: $("#provider-url").value.trim() };
+  const j = $("#provider-jurisdiction").value.trim().toUpperCase();
+  if (j) body.jurisdiction = j;
+  const button = $("#provider-form button");
+  button.disabled = true;
+  try {
+    const r = await api("POST", "/providers", body);
+    toast(`Added ${r.name} (${r.kind})`);
+    $("#provider-form").reset();
+  } catch (x) { err.textContent = x.message; }
+  button.disabled = false;
+  await render();
+}
+
+async function removeProvider(p) {
+  if (!(await confirmDialog(`Remove ${p.name}? Its shares are moved to other providers first (that can take a while).`, "Remove"))) return;
+  const status = $("#repair-status");
+  status.textContent = `Removing ${p.name}…`;
+  try {
+    const r = await api("DELETE", `/providers/${encodeURIComponent(p.name)}`);
+    status.textContent = `Removed ${p.name}: ${r.shares_moved ?? 0} share(s) moved, ${r.shares_regenerated ?? 0} regenerated.`;
+  } catch (x) { status.textContent = `Could not remove ${p.name}: ${x.message}`; }
+  await render();
 }
 
 async function runJob(kind) {
-  const button = $("#repair");
+  const button = $({ rebalance: "#rebalance", audit: "#audit-now" }[kind] || "#repair");
   const bar = $("#repair-progress");
   const status = $("#repair-status");
   button.disabled = true;
   bar.hidden = false;
   bar.removeAttribute("value");
+  status.dataset.kind = kind;
+  delete status.dataset.state;
   try {
     let job = await api("POST", "/jobs", { kind });
     status.textContent = `${kind}: running…`;
@@ -89,9 +172,12 @@ async function runJob(kind) {
     }
     if (job.state === "failed") throw new Error(job.error.message);
     const r = job.result || {};
-    status.textContent = kind === "rebalance"
-      ? `Repair done: ${r.shares_moved} share(s) moved, ${r.shares_regenerated} regenerated${r.failures.length ? `, ${r.failures.length} failure(s)` : ""}.`
-      : `${kind} done.`;
+    status.textContent = {
+      rebalance: () => `Rebalance done: ${r.shares_moved} share(s) moved, ${r.shares_regenerated} regenerated${r.failures.length ? `, ${r.failures.length} failure(s)` : ""}.`,
+      repair: () => `Repair done: ${r.shares_regenerated} share(s) regenerated (${r.shares_moved} moved elsewhere) in ${r.packs_repaired} of ${r.packs_checked} piece(s)`
+        + (r.lost_names.length ? `; lost: ${r.lost_names.join(", ")}` : "") + (r.failures.length ? `; ${r.failures.length} failure(s)` : "") + ".",
+      audit: () => `Audit done: ${r.ok ? "every provider passed" : `failing: ${r.at_fault.join(", ") || "none"}; unreachable: ${r.unreachable.join(", ") || "none"}`}.`,
+    }[kind]?.() || `${kind} done.`;
     status.dataset.state = "done";
   } catch (e) {
     status.textContent = `${kind} failed: ${e.message}`;
@@ -104,7 +190,11 @@ async function runJob(kind) {
 
 export function init() {
   $("#health-refresh").addEventListener("click", render);
-  $("#repair").addEventListener("click", () => runJob(window.ownvaultRepairKind || "rebalance"));
+  $("#repair").addEventListener("click", () => runJob("repair"));
+  $("#audit-now").addEventListener("click", () => runJob("audit"));
+  $("#rebalance").addEventListener("click", () => runJob("rebalance"));
+  $("#policy-edit").addEventListener("submit", savePolicy);
+  $("#provider-form").addEventListener("submit", addProvider);
 }
 
 export function show(on) {

@@ -62,13 +62,41 @@ export async function upload(file, name, tags, list) {
   }
 }
 
+// A dropped folder is walked: every file inside, with its path relative to the drop.
+async function walk(entry, prefix, out) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    out.push({ file, path: prefix + file.name });
+  } else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+      if (!batch.length) break;
+      for (const child of batch) await walk(child, `${prefix}${entry.name}/`, out);
+    }
+  }
+}
+
+export async function droppedFiles(dataTransfer) {
+  const entries = [...dataTransfer.items].map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  if (!entries.some((e) => e && e.isDirectory)) return [...dataTransfer.files].map((file) => ({ file, path: file.name }));
+  const out = [];
+  for (const e of entries) if (e) await walk(e, "", out);
+  return out;
+}
+
+// Files from a picker: a folder picker gives each file's path inside the chosen folder.
+export function pickedFiles(fileList) {
+  return [...fileList].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
+}
+
 export function bindDrop(zone, onFiles) {
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (e) => {
+  zone.addEventListener("drop", async (e) => {
     e.preventDefault();
     zone.classList.remove("over");
-    if (e.dataTransfer && e.dataTransfer.files.length) onFiles([...e.dataTransfer.files]);
+    if (e.dataTransfer && e.dataTransfer.items.length) onFiles(await droppedFiles(e.dataTransfer));
   });
   zone.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("#file-input").click(); }

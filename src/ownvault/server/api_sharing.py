@@ -1,0 +1,209 @@
+"""Sharing, the sender's side: contacts, tag policies, grants, revocation.
+
+Every route calls the engine function ``ownvault contacts|tag policy|share|grants|revoke``
+calls (:mod:`ownvault.engine.sharing`), under the API's write lock where it changes the
+catalog, followed by a catalog snapshot as the CLI does.
+
+* ``POST /contacts {card, name?}``: ``card`` is the card's JSON text (an uploaded file or a
+  paste); its signature is checked against its did:key (a forged or malformed card is
+  400 ``integrity``/``format``).
+* ``POST /grants {names?, prefix?, tag?, to, expires?, read_only}`` shares the latest
+  versions of ``names``, of every name under the virtual folder ``prefix``, and of every
+  name tagged ``tag``, with a contact; a never-share tag refuses it (409 ``share_policy``).
+  The answer carries the grant as the ``ovgrant1:`` string and as the JSON document; the
+  same document is ``GET /grants/{id}/document`` (a file to send).
+* ``POST /grants/{id}/revoke`` re-encrypts what the grant covered: a background job (202)
+  whose progress counts packs, polled at ``GET /jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse, Response
+
+from ownvault.core.grants import Grant
+from ownvault.engine import sharing
+from ownvault.errors import NotFoundError, UsageError
+from ownvault.server.api_base import submitted
+from ownvault.server.api_jobs import Job, JobOut
+
+if TYPE_CHECKING:
+    from ownvault.server.api_base import ApiState
+
+__all__ = ["router"]
+
+MAX_CARD = 64 * 1024
+GrantId = Annotated[str, Path(min_length=8, max_length=32, pattern=r"^[0-9a-fA-F]{8,32}$",
+                              description="A grant id or a unique prefix of one (8..32 hex digits).")]
+Who = Annotated[str, Query(min_length=1, max_length=200, description="A contact's name or did:key.")]
+
+
+class ContactIn(BaseModel):
+    card: str = Field(min_length=2, max_length=MAX_CARD, description="The contact card: its JSON text.")
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="Your name for them.")
+
+
+class ContactAdded(BaseModel):
+    did: str
+    name: str | None
+    agreement: str
+
+
+class ContactOut(BaseModel):
+    did: str
+    name: str | None
+    added: int
+
+
+class ContactList(BaseModel):
+    contacts: list[ContactOut]
+
+
+class ContactRemoved(BaseModel):
+    removed: str
+
+
+class TagPolicy(BaseModel):
+    tag: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
+    never_share: bool
+
+
+class TagPolicyList(BaseModel):
+    policies: list[TagPolicy]
+
+
+class ShareIn(BaseModel):
+    names: list[str] = Field(default_factory=list, max_length=1000,
+                             description="Stored names (files or trees): their latest versions.")
+    prefix: str | None = Field(default=None, min_length=1, max_length=1024,
+                               description="A virtual folder: every name under PREFIX/.")
+    tag: str | None = Field(default=None, min_length=1, max_length=64, description="Every name with this tag.")
+    to: str = Field(min_length=1, max_length=200, description="A contact's name or did:key.")
+    expires: int | None = Field(default=None, ge=0, le=2**53, description="Unix seconds; null: never.")
+    read_only: bool = Field(default=True, description="The only kind of grant: recipients never write.")
+
+
+class GrantOut(BaseModel):
+    grant: str
+    token: str = Field(description="The grant as one string: ovgrant1:… (only the recipient can use it).")
+    to: str
+    items: list[str]
+    expires: int | None
+    document: dict[str, Any] = Field(description="The same grant as a JSON document (ownvault-grant v1).")
+
+
+class GrantRow(BaseModel):
+    grant: str
+    to: str
+    contact: str | None
+    items: list[str]
+    tag: str | None
+    created: int
+    expires: int | None
+    state: str = Field(description="active | expired | revoked")
+    revoked: int | None
+    generation: int
+
+
+class GrantList(BaseModel):
+    grants: list[GrantRow]
+
+
+def router(state: ApiState) -> APIRouter:
+    r = APIRouter(tags=["sharing"], dependencies=[Depends(state.sessions.dependency())])
+    vault = state.vault
+
+    @r.get("/contacts", response_model=ContactList, summary="Contacts: people and services you share with")
+    async def contacts() -> dict[str, Any]:
+        return {"contacts": sharing.contacts(vault)}
+
+    @r.post("/contacts", response_model=ContactAdded, status_code=201,
+            summary="Add a contact from their card (the signature is checked)")
+    async def add_contact(body: ContactIn) -> dict[str, Any]:
+        async with state.writes:
+            with submitted("contact card"):
+                doc = sharing.add_contact(vault, body.card, body.name)
+            await vault.snapshot_safely()
+        return doc
+
+    @r.delete("/contacts", response_model=ContactRemoved,
+              summary="Remove a contact (grants already made stay until revoked)")
+    async def remove_contact(who: Who) -> dict[str, Any]:
+        async with state.writes:
+            sharing.remove_contact(vault, who)
+            await vault.snapshot_safely()
+        return {"removed": who}
+
+    @r.get("/tags/policies", response_model=TagPolicyList, summary="Tag policies (never-share tags)")
+    async def policies() -> dict[str, Any]:
+        return {"policies": sharing.tag_policies(vault)}
+
+    @r.put("/tags/policies", response_model=TagPolicy, summary="Set a tag's policy")
+    async def set_policy(body: TagPolicy) -> dict[str, Any]:
+        async with state.writes:
+            doc = sharing.set_tag_policy(vault, body.tag, never_share=body.never_share)
+            await vault.snapshot_safely()
+        return doc
+
+    async def names_under(prefix: str) -> list[str]:
+        clean = prefix.strip("/")
+        doc = await vault.ls(clean + "/")
+        if "objects" not in doc:  # a stored tree: share it whole
+            return [clean]
+        found = [o["name"] for o in doc["objects"]]
+        if not found:
+            raise NotFoundError(f"nothing is stored under {clean}/", name=clean)
+        return found
+
+    @r.post("/grants", response_model=GrantOut, status_code=201,
+            summary="Share names, a folder or a tag with a contact: a signed, encrypted grant")
+    async def share(body: ShareIn) -> dict[str, Any]:
+        if body.expires is not None and body.expires <= time.time():
+            raise UsageError("expires is in the past")
+        names = list(body.names)
+        if body.prefix is not None:
+            names += await names_under(body.prefix)
+        async with state.writes:
+            info = await sharing.share(vault, names=names, tag=body.tag, to=body.to,
+                                       expires=body.expires, read_only=body.read_only)
+        grant = Grant.parse(info.token)
+        return {**info.to_json(), "expires": grant.expires, "document": grant.to_json()}
+
+    @r.get("/grants", response_model=GrantList, summary="Who can read what, since when, until when")
+    async def grants() -> dict[str, Any]:
+        return {"grants": sharing.grants(vault)}
+
+    @r.get(
+        "/grants/{grant}/document", summary="The grant as a JSON file, to send to its recipient",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    )
+    async def document(grant: GrantId) -> Response:
+        gid, token = sharing.grant_token(vault, grant)
+        body = (json.dumps(Grant.parse(token).to_json(), indent=2, sort_keys=True) + "\n").encode()
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="ownvault-grant-{gid[:12]}.json"',
+            "Cache-Control": "private, no-store",
+        })
+
+    @r.post("/grants/{grant}/revoke", status_code=202, response_model=JobOut,
+            summary="Revoke a grant: re-encrypt what it covered (a background job)")
+    async def revoke(grant: GrantId) -> JSONResponse:
+        gid, _token = sharing.grant_token(vault, grant)  # unknown or ambiguous: 404 / 400 now
+
+        async def run(job: Job) -> dict[str, Any]:
+            def progress(done: int, total: int) -> None:
+                job.done, job.total = done, total
+
+            async with state.writes:
+                return await sharing.revoke(vault, gid, progress=progress)
+
+        job = state.jobs.start("revoke", run, subject=gid)
+        return JSONResponse(job.to_json(), status_code=202)
+
+    return r
