@@ -53,7 +53,7 @@ def test_preserve_folder_catalog_and_failures(tmp_path: Path) -> None:
             opts = NftOptions(gateways=(gw.url,), network=NetworkPolicy(allow_private=True))
             done = run(preserve_token(vault, uri, opts, pins=["no-such-provider"]))
             doc = done.to_json()
-            assert doc["pins"][0]["ok"] is False and "pinning" in doc["pins"][0]["error"]
+            assert doc["pins"][0]["ok"] is False and "no IPFS provider named" in doc["pins"][0]["error"]
             assert [p["status"] for p in doc["parts"]] == ["unverifiable_origin", "verified", "unverifiable_origin",
                                                           "embedded", "unreachable"]
             # the folder: original metadata, the rewritten copy, the report, the assets

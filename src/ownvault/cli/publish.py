@@ -11,6 +11,7 @@ from ownvault.cli.app import cli, common, emit, get_ctx
 from ownvault.cli.files import run_with_vault
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine import publish as pub
+from ownvault.engine.pinning import ipfs_providers, pin_published, pin_report
 from ownvault.engine.vault import Vault
 from ownvault.errors import OwnvaultError, UsageError
 
@@ -24,7 +25,13 @@ from ownvault.errors import OwnvaultError, UsageError
     "--profile", type=click.Choice(sorted(PROFILES)), default=None,
     help="Import profile of the published DAG (default: the one its CID was recorded with).",
 )
-def publish_cmd(target: str, as_name: str | None, version: int | None, profile: str | None) -> None:
+@click.option("--pin", "pins", multiple=True, metavar="PROVIDER",
+              help="Also pin the plain DAG to this IPFS provider (repeatable).")
+@click.option("--wait", type=float, default=0.0, help="With --pin: wait up to this many seconds for 'pinned'.")
+def publish_cmd(
+    target: str, as_name: str | None, version: int | None, profile: str | None,
+    pins: tuple[str, ...], wait: float,
+) -> None:
     """Make a stored file or tree public and print its ipfs:// address.
 
     TARGET is a stored NAME (or NAME/path inside a stored tree), or a local PATH, which
@@ -48,10 +55,50 @@ def publish_cmd(target: str, as_name: str | None, version: int | None, profile: 
         doc = p.to_json()
         if stored is not None:
             doc["stored"] = stored
+        doc["pins"] = []
+        for provider in pins:
+            status = await pin_published(vault, str(doc["cid"]), provider, wait=wait)
+            doc["pins"].append({"provider": provider, "cid": str(status.cid), "state": status.state})
         return doc
 
     doc = run_with_vault(ctx, go)
-    emit(ctx, doc, lambda: click.echo(doc["url"]))
+
+    def human() -> None:
+        click.echo(doc["url"])
+        for p in doc["pins"]:
+            click.echo(f"pinned to {p['provider']}: {p['state']}")
+
+    emit(ctx, doc, human)
+
+
+@cli.command("pins")
+@common
+def pins_cmd() -> None:
+    """Where each published CID is pinned on the vault's IPFS providers, and its status."""
+    ctx = get_ctx()
+
+    async def go(vault: Vault) -> list[dict[str, Any]]:
+        rows = await pin_report(ipfs_providers(vault))
+        return [
+            {
+                "provider": r.provider,
+                "cid": str(r.status.cid) if r.status else None,
+                "state": r.status.state if r.status else None,
+                "name": r.status.name if r.status else None,
+                "error": r.error,
+            }
+            for r in rows
+        ]
+
+    rows = run_with_vault(ctx, go)
+
+    def human() -> None:
+        if not rows:
+            click.echo("no pins (no IPFS providers, or nothing pinned)")
+        for r in rows:
+            click.echo(f"{r['provider']:<16} {r['state'] or 'error':<8} {r['cid'] or ''} {r['error'] or ''}")
+
+    emit(ctx, {"pins": rows}, human)
 
 
 def _is_stored(vault: Vault, name: str) -> bool:

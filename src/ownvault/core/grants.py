@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownvault.core import crypto
+from ownvault.core.capability import ReadCapability
 from ownvault.core.keys import (
     VaultKeys,
     ed25519_from_did_key,
@@ -186,6 +187,7 @@ class Grant:
     providers: tuple[tuple[str, str], ...]  # (kind, url)
     wrapped_key: bytes = field(repr=False)
     sig: bytes = field(repr=False)
+    capability: str | None = None  # a read capability for storage nodes (core.capability)
 
     @property
     def id_hex(self) -> str:
@@ -198,7 +200,7 @@ class Grant:
             "to_agreement": x25519_multibase(self.recipient_agreement),
             "created": self.created, "expires": self.expires, "access": self.access,
             "providers": [{"kind": k, "url": u} for k, u in self.providers],
-        }
+        } | ({"capability": self.capability} if self.capability is not None else {})
 
     def _info(self) -> bytes:
         return GRANT_INFO + crypto.sha256(canonical(self.header()))
@@ -218,6 +220,7 @@ class Grant:
         expires: int | None,
         providers: list[tuple[str, str]],
         access: str = "read",
+        capability: str | None = None,
     ) -> Grant:
         if len(grant_id) != GRANT_ID_SIZE or len(manifest_key) != crypto.KEY_SIZE:
             raise UsageError("grant id must be 16 bytes and the manifest key 32")
@@ -227,17 +230,17 @@ class Grant:
             raise UsageError(f"a grant names 1..{MAX_PROVIDERS} providers")
         draft = cls(
             grant_id, keys.did, recipient.did, recipient.agreement, created, expires, access,
-            tuple(providers), b"", b"",
+            tuple(providers), b"", b"", capability,
         )
         wrapped = crypto.hpke_seal(recipient.agreement, KEY_MAGIC + manifest_key, draft._info())
         unsigned = cls(
             grant_id, keys.did, recipient.did, recipient.agreement, created, expires, access,
-            tuple(providers), wrapped, b"",
+            tuple(providers), wrapped, b"", capability,
         )
         sig = keys.sign(unsigned._signed())
         return cls(
             grant_id, keys.did, recipient.did, recipient.agreement, created, expires, access,
-            tuple(providers), wrapped, sig,
+            tuple(providers), wrapped, sig, capability,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -271,7 +274,7 @@ class Grant:
             raise FormatError(f"unsupported grant version {d.get('version')!r}")
         fields = {"format", "version", "id", "from", "to", "to_agreement", "created", "expires",
                   "access", "providers", "key", "sig"}
-        if set(d) != fields:
+        if set(d) - {"capability"} != fields:
             raise FormatError("grant has missing or unknown fields")
         try:
             grant_id = bytes.fromhex(d["id"])
@@ -297,9 +300,16 @@ class Grant:
         grant = cls(
             grant_id, str(d["from"]), str(d["to"]), x25519_from_multibase(d["to_agreement"]),
             created, expires, "read", tuple(providers), _unb64(d["key"], "grant key"), _unb64(d["sig"], "grant signature"),
+            d.get("capability"),
         )
         if not crypto.ed25519_verify(ed25519_from_did_key(grant.sender), grant.sig, grant._signed()):
             raise IntegrityError("grant signature does not verify: the grant was altered or forged")
+        if "capability" in d:
+            if not isinstance(d["capability"], str):
+                raise FormatError("grant capability malformed")
+            cap = ReadCapability.parse(d["capability"])
+            if (cap.account, cap.reader, cap.grant) != (grant.sender, grant.recipient, grant.id_hex):
+                raise FormatError("grant capability is for another grant, sender or recipient")
         return grant
 
     def check_usable(self, keys: VaultKeys, now: int) -> None:

@@ -12,8 +12,9 @@ the chunk id) and checks its length: exactly what ``get`` does for the owner.
 
 Providers are opened with the *recipient's* keys: a provider kind that authenticates
 requests (a storage node signs them with the vault's Ed25519 key) sees the recipient's
-did:key, and serves them only if it lets that identity read (not part of the node
-protocol yet; docs/design.md says so).
+did:key. Storage nodes are sent the grant's read capability (``core.capability``) with
+each request, signed by the owner for this recipient, and serve the owner's objects
+read-only where it allows (docs/node-protocol.md, "Read capabilities").
 """
 
 from __future__ import annotations
@@ -209,6 +210,13 @@ class GrantReader:
                     await p.close()
 
 
+def _config(grant: Grant, kind: str) -> dict[str, Any]:
+    """Provider config for the recipient: storage nodes get the grant's read capability."""
+    if kind == "node" and grant.capability is not None:
+        return {"capability": grant.capability}
+    return {}
+
+
 async def _scan(p: Provider, grant_id: bytes) -> tuple[bool, list[int]]:
     revoked = False
     gens = []
@@ -231,7 +239,7 @@ async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | Non
         with contextlib.suppress(OwnvaultError):
             if kind_of_url(url) != kind:
                 continue
-            providers.append(open_provider(kind, url, {}, keys, f"grant-{i}"))
+            providers.append(open_provider(kind, url, _config(grant, kind), keys, f"grant-{i}"))
     try:
         revoked_on: list[Provider] = []
         gens: dict[int, list[Provider]] = {}
@@ -284,7 +292,9 @@ def _reader(grant: Grant, manifest: dict[str, Any], keys: VaultKeys) -> GrantRea
             names[i] = str(p["name"])
             with contextlib.suppress(OwnvaultError):
                 if kind_of_url(str(p["url"])) == p["kind"]:
-                    provs[i] = open_provider(str(p["kind"]), str(p["url"]), {}, keys, str(p["name"]))
+                    provs[i] = open_provider(
+                        str(p["kind"]), str(p["url"]), _config(grant, str(p["kind"])), keys, str(p["name"])
+                    )
         for key in ("items", "chunks", "packs"):
             if not isinstance(manifest[key], list):
                 raise FormatError(f"grant manifest {key} malformed")

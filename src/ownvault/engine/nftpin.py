@@ -13,7 +13,6 @@ failed pin (the report says where the folder is pinned and where it is not).
 
 from __future__ import annotations
 
-import importlib
 import json
 import tempfile
 from pathlib import Path
@@ -63,17 +62,9 @@ async def pin(vault: Vault, fetcher: Fetcher, root: str, target: str) -> dict[st
         if how == "kubo-rpc":
             await _pin_rpc(vault, fetcher, root, target)
         else:
-            try:
-                pinning: Any = importlib.import_module("ownvault.engine.pinning")
-            except ImportError:
-                pinning = None
-            pin_dag = getattr(pinning, "pin_dag", None)
-            if pin_dag is None:
-                raise OwnvaultError(
-                    f"cannot pin to provider {target!r}: this build has no IPFS providers "
-                    "(ownvault.engine.pinning); give a Kubo RPC URL instead (--pin http://HOST:5001)"
-                )
-            await pin_dag(vault, CID.parse(root), target)
+            from ownvault.engine.pinning import pin_published
+
+            await pin_published(vault, root, target)
     except OwnvaultError as exc:
         return {"target": target, "ok": False, "how": how, "error": exc.message}
     return {"target": target, "ok": True, "how": how, "error": None}

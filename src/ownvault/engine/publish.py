@@ -524,13 +524,9 @@ async def _dfs(reader: BlockReader, root: CID) -> AsyncIterator[tuple[CID, bytes
         yield item
 
 
-async def export_car(vault: Vault, target: str, out: Callable[[bytes], Any], *, version: int | None = None) -> dict[str, Any]:
-    """Write the DAG of a stored version (by NAME or CID) as a CARv1 through ``out``.
-
-    The blocks are regenerated from the stored plaintext with the recorded profile (or
-    the stored index of an imported CAR); the regenerated root must equal the recorded
-    CID before anything is written.
-    """
+async def dag_index(vault: Vault, target: str, *, version: int | None = None) -> tuple[VersionRow, str, DagIndex]:
+    """The block index of a stored version's DAG (by NAME or CID), checked against the CID
+    recorded for it: (version, path inside it, index with ``.root`` and ``.blocks``)."""
     v, inner, expected = resolve_target(vault, target, version)
     store = DagStore(vault.catalog)
     rows = store.of_version(v.id, inner)
@@ -551,6 +547,27 @@ async def export_car(vault: Vault, target: str, out: Callable[[bytes], Any], *, 
         raise IntegrityError(
             f"regenerated root {index.root} differs from the recorded CID {expected}", name=v.name
         )
+    return v, inner, index
+
+
+async def dag_blocks(vault: Vault, index: DagIndex) -> AsyncIterator[tuple[CID, bytes]]:
+    """Every block of an indexed DAG, depth-first, regenerated from the vault and verified."""
+    reader = BlockReader(vault, index.blocks.get)
+    try:
+        async for cid, block in walk(reader, index.root, "all"):
+            yield cid, block
+    finally:
+        await reader.close()
+
+
+async def export_car(vault: Vault, target: str, out: Callable[[bytes], Any], *, version: int | None = None) -> dict[str, Any]:
+    """Write the DAG of a stored version (by NAME or CID) as a CARv1 through ``out``.
+
+    The blocks are regenerated from the stored plaintext with the recorded profile (or
+    the stored index of an imported CAR); the regenerated root must equal the recorded
+    CID before anything is written.
+    """
+    v, inner, index = await dag_index(vault, target, version=version)
     reader = BlockReader(vault, index.blocks.get)
     header = encode_header([index.root])
     out(header)

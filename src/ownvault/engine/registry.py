@@ -17,6 +17,8 @@ from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
 from ownvault.providers.http import NodeProvider
+from ownvault.providers.ipfs_kubo import KuboProvider, number
+from ownvault.providers.ipfs_pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
 from ownvault.providers.s3 import S3Config, S3Provider
 from ownvault.providers.wrappers import RetryingProvider
@@ -58,10 +60,33 @@ def _open_node(
         timeout=float(config.get("timeout", 30.0)),
         connect_timeout=float(config.get("connect_timeout", 5.0)),
         label=name,
+        capability=config.get("capability"),
     )
     # Retryable failures (unreachable, 5xx, throttled, a node restart) are retried with
     # backoff; permanent ones are not. Reads hedge at the engine level on top of this.
-    return RetryingProvider(node, attempts=int(config.get("attempts", 3)), base_delay=0.2, max_delay=2.0)
+    return RetryingProvider(
+        node, attempts=int(config.get("attempts", 3)), base_delay=0.2, max_delay=2.0
+    )
+
+
+def _open_ipfs(
+    url: str, config: dict[str, Any], _keys: VaultKeys | None, name: str, _base: Path | None
+) -> Provider:
+    """``ipfs+kubo[+https]://HOST:PORT[/MFS/ROOT]`` or ``ipfs+pinning[+http]://HOST[/PATH]``."""
+    scheme = urlparse(url).scheme
+    inner: Provider
+    if scheme.startswith("ipfs+kubo"):
+        inner = KuboProvider.from_url(url, config, label=name)
+    elif scheme.startswith("ipfs+pinning"):
+        inner = PinningProvider.from_url(url, config, label=name)
+    else:
+        raise UsageError(
+            f"unsupported IPFS provider URL {url!r:.100} (ipfs+kubo:// or ipfs+pinning://)"
+        )
+    # as for storage nodes: retryable failures are retried with backoff (engine/pinning.py
+    # reaches the IPFS provider under the wrapper through ``.inner``)
+    attempts = int(number(config, "attempts", 3))
+    return RetryingProvider(inner, attempts=attempts, base_delay=0.2, max_delay=2.0)
 
 
 def _open_s3(
@@ -80,7 +105,12 @@ def _open_s3(
     return S3Provider(s3, label=name)
 
 
-OPENERS: dict[str, Opener] = {"local": _open_local, "node": _open_node, "s3": _open_s3}
+OPENERS: dict[str, Opener] = {
+    "local": _open_local,
+    "node": _open_node,
+    "s3": _open_s3,
+    "ipfs": _open_ipfs,
+}
 
 
 def kind_of_url(url: str) -> str:

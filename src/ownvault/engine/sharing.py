@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core import crypto
+from ownvault.core.capability import grant_capability
 from ownvault.core.grants import (
     ContactCard,
     Grant,
@@ -337,8 +338,16 @@ async def share(
         providers = [
             (r.kind, public_url(vault, r)) for r in vault.catalog.providers() if r.id in vault.store.providers
         ]
+        # Storage nodes serve the account's objects only to its own key; the recipient
+        # reads them with a read capability for this grant (docs/node-protocol.md).
+        capability = (
+            grant_capability(vault.keys, recipient.did, grant_id, expires)
+            if any(kind == "node" for kind, _url in providers)
+            else None
+        )
         grant = Grant.create(
-            vault.keys, recipient, grant_id, manifest_key, created=now, expires=expires, providers=providers
+            vault.keys, recipient, grant_id, manifest_key, created=now, expires=expires, providers=providers,
+            capability=capability,
         )
         wrapped = crypto.seal(vault.keys.grants, manifest_key, GRANT_KEY_AD + grant_id)
         label = vault.catalog.conn.execute("SELECT name FROM contacts WHERE did = ?", (recipient.did,)).fetchone()

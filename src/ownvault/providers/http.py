@@ -35,6 +35,7 @@ from http_message_signatures import (
 from http_message_signatures.digests import ContentDigest
 
 from ownvault.core import crypto
+from ownvault.core.capability import CAPABILITY_HEADER
 from ownvault.core.keys import did_key_from_ed25519, ed25519_from_did_key
 from ownvault.core.merkle import BLOCK_SIZE, HASH_SIZE, MAX_DEPTH
 from ownvault.core.proofs import MAX_CHALLENGES, Answer, decode_answers
@@ -152,9 +153,18 @@ def sign_request(
     *,
     created: datetime.datetime | None = None,
     nonce: str | None = None,
+    capability: str | None = None,
 ) -> None:
-    """Add ``ownvault-node``, ``Content-Digest``, ``Signature-Input`` and ``Signature``."""
+    """Add ``ownvault-node``, ``Content-Digest``, ``Signature-Input`` and ``Signature``.
+
+    With ``capability`` (a read capability token), also ``ownvault-capability``, which
+    the signature then covers.
+    """
     request.headers[NODE_HEADER] = node_id
+    covered: tuple[str, ...] = COVERED_COMPONENTS
+    if capability is not None:
+        request.headers[CAPABILITY_HEADER] = capability
+        covered = (*COVERED_COMPONENTS, CAPABILITY_HEADER)
     prepared = _SIGNER.prepare(
         request,
         key_id=signer.did,
@@ -163,7 +173,7 @@ def sign_request(
         label=SIGNATURE_LABEL,
         tag=PROTOCOL,
         include_alg=True,
-        covered_component_ids=COVERED_COMPONENTS,
+        covered_component_ids=covered,
         body=body,
     )
     _SIGNER.apply(request, prepared, signer.sign(prepared.signature_base))
@@ -185,6 +195,10 @@ def _classify(status: int, code: str, message: str, label: str, name: str | None
 class NodeProvider:
     """Objects of one account (the signer's ``did:key``) on one storage node.
 
+    With ``capability`` (a read capability the account's owner signed for the signer:
+    ``core.capability``), the objects of the *owner's* account instead, read-only and only
+    where the capability allows; the node refuses the rest (403).
+
     One ``httpx.AsyncClient`` is kept per running event loop; it is closed by
     :meth:`close`, or when its loop shuts down (a small watcher task is cancelled by
     ``asyncio.run`` and closes it), so the provider may be used from several
@@ -201,6 +215,7 @@ class NodeProvider:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE,
         list_page: int = LIST_PAGE,
         label: str | None = None,
+        capability: str | None = None,
     ) -> None:
         parsed = httpx.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -208,6 +223,7 @@ class NodeProvider:
         ed25519_from_did_key(signer.did)
         self.url = str(parsed).rstrip("/")
         self._signer = signer
+        self._capability = capability
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._max_response = max_response_bytes
         if not 1 <= list_page <= LIST_PAGE:
@@ -286,7 +302,7 @@ class NodeProvider:
             ),
         )
         if sign:
-            sign_request(request, self._signer, node_id, body)
+            sign_request(request, self._signer, node_id, body, capability=self._capability)
         try:
             response = await client.send(request, stream=True)
             try:
@@ -335,13 +351,17 @@ class NodeProvider:
             )
         return doc
 
-    def _error(self, status: int, body: bytes, name: str | None) -> ProviderError:
-        code, message = "", ""
+    def _error(
+        self, status: int, body: bytes, name: str | None, headers: httpx.Headers | None = None
+    ) -> ProviderError:
+        # A HEAD answer has no body: its code is in the ownvault-error header.
+        code = (headers.get("ownvault-error", "") if headers is not None else "")[:64]
+        message = ""
         try:
             doc = json.loads(body) if body else {}
             err = doc.get("error", {}) if isinstance(doc, dict) else {}
             if isinstance(err, dict):
-                code = str(err.get("code", ""))[:64]
+                code = str(err.get("code", code))[:64]
                 message = str(err.get("message", ""))[:200]
         except ValueError:
             pass
@@ -392,7 +412,7 @@ class NodeProvider:
         validate_name(name)
         status, headers, body = await self._send("HEAD", f"/v1/objects/{name}", b"", name=name)
         if status != 200:
-            raise self._error(status, body, name)
+            raise self._error(status, body, name, headers)
         size = headers.get("content-length", "")
         if not size.isdigit():
             raise ProviderPermanentError(

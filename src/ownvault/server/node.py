@@ -36,6 +36,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from ownvault.core import crypto
+from ownvault.core.capability import ReadCapability
+from ownvault.core.grants import decode_revocation, grant_object_prefix, revocation_name
 from ownvault.core.keys import ed25519_from_did_key
 from ownvault.core.merkle import BLOCK_SIZE, proof_from_leaves
 from ownvault.core.pack import TRAILER_SIZE, ShareLayout
@@ -50,6 +52,7 @@ from ownvault.core.proofs import (
 )
 from ownvault.errors import (
     FormatError,
+    IntegrityError,
     ObjectExistsError,
     ObjectNotFoundError,
     ProviderError,
@@ -173,7 +176,12 @@ class NodeApp:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _account(self, request: Request, *, create: bool) -> Account | None:
+    async def _account(
+        self, request: Request, *, create: bool, op: str | None = None, target: str = ""
+    ) -> Account | None:
+        """The account a request acts on: its signer's, or, with a read capability, the
+        capability's owner's (only for ``op`` get/stat/list of ``target``, a name or a
+        listing prefix, that the capability allows)."""
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         query = request.scope.get("query_string", b"")
         host = request.headers.get("host", "")
@@ -182,13 +190,63 @@ class NodeApp:
             url += "?" + query.decode("latin-1")
         message = SignedMessage(request.method, url, request.headers)
         try:
-            did = self.auth.authenticate(message)
+            authenticated = self.auth.verify(message)
         except AuthFailure as exc:
             raise NodeHTTPError(exc.status, exc.code, exc.message) from None
+        did = authenticated.signer
+        if authenticated.capability is not None:
+            did = await self._capability_account(authenticated.capability, did, op, target)
         if self.config.accounts == "allowlist" and did not in self.config.allowlist:
             raise NodeHTTPError(403, "account_not_allowed", "this node does not serve that account")
         request.state.message = message
         return await self.store.get(did, create=create)
+
+    async def _capability_account(self, token: str, reader: str, op: str | None, target: str) -> str:
+        """Check a read capability for this request; return the account it opens."""
+        if op is not None:
+            try:
+                (validate_prefix if op == "list" else validate_name)(target)
+            except UsageError as exc:
+                raise NodeHTTPError(400, "bad_name", exc.message) from None
+        try:
+            cap = ReadCapability.parse(token)
+        except (FormatError, IntegrityError) as exc:
+            raise NodeHTTPError(401, "bad_capability", f"capability rejected: {exc.message}"[:200]) from None
+        if cap.reader != reader:
+            raise NodeHTTPError(403, "capability_denied", "the capability was issued to another key")
+        if cap.node not in ("*", self.node_id):
+            raise NodeHTTPError(403, "capability_denied", "the capability is for another node")
+        if cap.expired(time.time()):
+            raise NodeHTTPError(403, "capability_expired", f"the capability expired at {cap.expires}")
+        if op is None or not cap.permits(op, target):
+            raise NodeHTTPError(403, "capability_denied", "the capability does not allow this request")
+        grant_id = bytes.fromhex(cap.grant)
+        notice = revocation_name(grant_id)
+        # After a revocation only the notice itself stays readable (and its folder listable),
+        # so that the reader learns why.
+        exempt = target == notice or (op == "list" and target.startswith(grant_object_prefix(grant_id)))
+        if not exempt and await self._revoked(cap.account, grant_id):
+            raise NodeHTTPError(403, "capability_revoked", "the owner revoked this grant")
+        return cap.account
+
+    async def _revoked(self, owner: str, grant_id: bytes) -> bool:
+        """Whether the owner's account holds a revocation notice of the grant that verifies."""
+        account = await self.store.get(owner, create=False)
+        if account is None:
+            return False
+        try:
+            data = await account.provider.get(revocation_name(grant_id))
+        except ObjectNotFoundError:
+            return False
+        try:
+            decode_revocation(owner, grant_id, data)
+        except (FormatError, IntegrityError):
+            return False
+        return True
+
+    @staticmethod
+    def _raw_name(request: Request) -> str:
+        return str(request.path_params["name"])
 
     @staticmethod
     def _name(request: Request) -> str:
@@ -259,8 +317,8 @@ class NodeApp:
         )
 
     async def list_objects(self, request: Request) -> Response:
-        account = await self._account(request, create=False)
         prefix = request.query_params.get("prefix", "")
+        account = await self._account(request, create=False, op="list", target=prefix)
         after = request.query_params.get("after", "")
         try:
             validate_prefix(prefix)
@@ -303,7 +361,7 @@ class NodeApp:
         return Response(status_code=201)
 
     async def get(self, request: Request) -> Response:
-        account = await self._account(request, create=False)
+        account = await self._account(request, create=False, op="get", target=self._raw_name(request))
         name = self._name(request)
         offset = self._int_param(request, "offset", 0) or 0
         length = self._int_param(request, "length", None)
@@ -437,7 +495,7 @@ class NodeApp:
         return Answer(STATUS_OK, block, path)
 
     async def head(self, request: Request) -> Response:
-        account = await self._account(request, create=False)
+        account = await self._account(request, create=False, op="stat", target=self._raw_name(request))
         name = self._name(request)
         if account is None:
             raise NodeHTTPError(404, "object_not_found", f"object not found: {name}")

@@ -23,11 +23,12 @@ from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolve
 from http_message_signatures.digests import ContentDigest
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
+from ownvault.core.capability import CAPABILITY_HEADER
 from ownvault.core.keys import ed25519_from_did_key
 from ownvault.errors import FormatError
 from ownvault.providers.http import COVERED_COMPONENTS, NODE_HEADER, PROTOCOL, DidKeyEd25519
 
-__all__ = ["AuthFailure", "Authenticator", "NonceCache", "SignedMessage"]
+__all__ = ["AuthFailure", "Authenticated", "Authenticator", "NonceCache", "SignedMessage"]
 
 MAX_NONCE_LENGTH = 128
 
@@ -49,6 +50,14 @@ class SignedMessage:
     method: str
     url: str
     headers: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Who signed a request, and the read capability it carried (covered by the signature)."""
+
+    signer: str
+    capability: str | None
 
 
 class _DidKeyResolver(HTTPSignatureKeyResolver):  # type: ignore[misc]
@@ -109,6 +118,14 @@ class Authenticator:
 
     def authenticate(self, message: SignedMessage, *, now: float | None = None) -> str:
         """Return the account (``did:key``) that signed ``message``, or raise AuthFailure."""
+        return self.verify(message, now=now).signer
+
+    def verify(self, message: SignedMessage, *, now: float | None = None) -> Authenticated:
+        """The signer and the (signed) ``ownvault-capability`` of ``message``, or AuthFailure.
+
+        A request carrying that header must cover it with its signature (else
+        ``bad_signature``): the capability travels only with the reader's own signature.
+        """
         now = time.time() if now is None else now
         names = {name.lower() for name, _value in message.headers.items()}
         if "signature-input" not in names or "signature" not in names:
@@ -127,7 +144,13 @@ class Authenticator:
             raise AuthFailure("bad_signature", 'the signature must state alg="ed25519"')
         if not isinstance(keyid, str) or not isinstance(created, int):
             raise AuthFailure("bad_signature", "keyid and created are required")
-        if results[0].covered_components.get(f'"{NODE_HEADER}"') != self.node_id:
+        covered = results[0].covered_components
+        capability = covered.get(f'"{CAPABILITY_HEADER}"')
+        if capability is None and CAPABILITY_HEADER in names:
+            raise AuthFailure("bad_signature", f"the signature must cover {CAPABILITY_HEADER}")
+        if capability is not None and not isinstance(capability, str):
+            raise AuthFailure("bad_signature", f"malformed {CAPABILITY_HEADER}")
+        if covered.get(f'"{NODE_HEADER}"') != self.node_id:
             raise AuthFailure("wrong_node", "the request is signed for another node")
         if abs(now - created) > self.window:
             raise AuthFailure(
@@ -146,7 +169,7 @@ class Authenticator:
             raise AuthFailure("replayed_nonce", "this request was seen before")
         if problem is not None:
             raise AuthFailure("busy", "too many requests in the replay window", status=503)
-        return keyid
+        return Authenticated(keyid, capability)
 
     @staticmethod
     def check_body(message: SignedMessage, body: bytes) -> bool:

@@ -1,0 +1,461 @@
+"""A provider on an IPFS Pinning Service API (``ipfs+pinning://HOST/PATH``, spec v1.0.0).
+
+Pinata, Filebase, IPFS Cluster and others speak this API: ``POST /pins`` asks the service to
+fetch a CID from the network (``origins`` hints where) and keep it; ``GET /pins`` lists
+pins, filtered by ``cid``, ``name`` (+ ``match``), ``status``, ``meta`` and time, newest
+first. A pinning service stores no bytes it is handed directly, so:
+
+* the blocks go first to an **upload node** (``upload``: a Kubo RPC URL, often the user's
+  own Kubo, or the service's Kubo-compatible endpoint) with ``block/put``;
+* the pin request names the object: ``name`` = the object name, ``meta`` =
+  ``{"ownvault": "object/1", "ns": NAMESPACE, "size": "N"}``, ``origins`` = the upload
+  node's addresses (``id``) unless configured;
+* ``put`` returns once the service reports ``pinned`` (``queued`` -> ``pinning`` ->
+  ``pinned``), within ``pin_timeout``; ``failed`` or a timeout withdraws the request and
+  raises ``ProviderUnavailableError`` (retryable);
+* reads go through the configured trustless **gateways** (then the upload node), each
+  block re-hashed against its CID.
+
+Immutability is enforced by the client, since the API has no conditional create: ``put``
+refuses a name that has a live pin (queued, pinning or pinned), and after its own pin is
+made it looks again; if an *older* live pin of that name exists (two writers raced), it
+withdraws its own and raises ``ObjectExistsError``: the first request (by ``created``, then
+``requestid``) wins, and readers always read that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from ownvault.core.cid import CID
+from ownvault.errors import (
+    ObjectExistsError,
+    ObjectNotFoundError,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderUnavailableError,
+    StorageFullError,
+    UsageError,
+)
+from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.ipfs import (
+    MAX_JSON_RESPONSE,
+    PIN_STATES,
+    BlockGetter,
+    HttpTransport,
+    KuboRpc,
+    PinState,
+    PinStatus,
+    encode_object,
+    fetch_verified,
+    gateway_getter,
+    parse_cid,
+    parse_json,
+    read_range,
+    token_from_env,
+)
+from ownvault.providers.ipfs_kubo import gateways_of, number, url_options
+
+__all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin", "parse_pinning_url"]
+
+META_OBJECT = "object/1"
+META_PUBLISH = "publish/1"
+LIVE: tuple[PinState, ...] = ("queued", "pinning", "pinned")
+PAGE = 1000  # the spec's maximum ``limit``
+
+
+def parse_pinning_url(url: str) -> str:
+    """``ipfs+pinning://HOST[:PORT]/PATH[?options]`` -> ``https://HOST[:PORT]/PATH``.
+
+    ``ipfs+pinning+http://`` is plain HTTP (a service on loopback or a private network).
+    The query carries options (``upload``, ``gateway``, ``namespace``: see ``url_options``).
+    """
+    parsed = urlparse(url)
+    schemes = {"ipfs+pinning": "https", "ipfs+pinning+https": "https", "ipfs+pinning+http": "http"}
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise UsageError(f"a pinning service URL is ipfs+pinning://HOST[/PATH]: {url!r:.100}")
+    if parsed.username or parsed.password:
+        raise UsageError("put no credentials in a pinning URL: use token_env")
+    return f"{schemes[parsed.scheme]}://{parsed.netloc}{parsed.path.rstrip('/')}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePin:
+    """One pin request as the service reports it."""
+
+    requestid: str
+    status: PinState
+    created: str
+    cid: CID
+    name: str | None
+    meta: dict[str, str]
+    detail: str | None
+
+    @property
+    def order(self) -> tuple[str, str]:
+        return (self.created, self.requestid)
+
+
+class PinningProvider:
+    """Objects as named pins on an IPFS Pinning Service. See the module docstring."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        *,
+        upload: str | None = None,
+        upload_token: str | None = None,
+        gateways: Sequence[str] = (),
+        origins: Sequence[str] | None = None,
+        namespace: str = "default",
+        pin_timeout: float = 600.0,
+        label: str | None = None,
+        timeout: float = 60.0,
+        url: str | None = None,
+    ) -> None:
+        if not namespace or len(namespace) > 64:
+            raise UsageError("namespace must be 1..64 characters")
+        if upload is None and not gateways:
+            raise UsageError("a pinning provider needs an upload node or a gateway")
+        self.endpoint = endpoint.rstrip("/")
+        self._url = url or self.endpoint
+        self._label = label or self._url
+        self._http = HttpTransport(self._label, timeout=timeout)
+        self._auth = {"Authorization": f"Bearer {token}"}
+        self.upload = (
+            KuboRpc(upload, self._http, token=upload_token, label=f"{self._label} upload node")
+            if upload
+            else None
+        )
+        self._sources: list[BlockGetter] = [gateway_getter(g, self._http) for g in gateways]
+        if self.upload is not None:
+            self._sources.append(self.upload.block_get)
+        self._origins = list(origins) if origins is not None else None
+        self.namespace = namespace
+        self.pin_timeout = pin_timeout
+        self.last_statuses: list[PinState] = []  # what the last put saw, for tests and logs
+
+    @classmethod
+    def from_url(
+        cls, url: str, config: dict[str, Any], label: str | None = None
+    ) -> PinningProvider:
+        endpoint = parse_pinning_url(url)
+        config = url_options(url, config)
+        what = f"provider {label or url}"
+        token = token_from_env(config.get("token_env"), what)
+        if token is None:
+            raise UsageError(f"{what}: a pinning service needs token_env (the bearer token)")
+        upload = config.get("upload")
+        if upload is not None and (
+            not isinstance(upload, str) or urlparse(upload).scheme not in ("http", "https")
+        ):
+            raise UsageError(f"{what}: upload is the http(s) URL of a Kubo RPC API")
+        origins = config.get("origins")
+        if origins is not None and (
+            not isinstance(origins, list) or not all(isinstance(o, str) for o in origins)
+        ):
+            raise UsageError(f"{what}: origins is a list of multiaddrs")
+        return cls(
+            endpoint,
+            token,
+            upload=upload,
+            upload_token=token_from_env(config.get("upload_token_env"), what),
+            gateways=gateways_of(config),
+            origins=origins,
+            namespace=str(config.get("namespace", "default")),
+            pin_timeout=number(config, "pin_timeout", 600.0),
+            label=label,
+            timeout=number(config, "timeout", 60.0),
+            url=url,
+        )
+
+    @property
+    def kind(self) -> str:
+        return "ipfs"
+
+    @property
+    def location(self) -> str:
+        return self._url
+
+    # -- the Pinning Service API -----------------------------------------------------------
+
+    async def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        name: str | None = None,
+    ) -> Any:
+        status, raw = await self._http.request(
+            method,
+            f"{self.endpoint}{path}",
+            params=params,
+            headers=self._auth,
+            json_body=body,
+            limit=MAX_JSON_RESPONSE,
+        )
+        if status in (200, 202):
+            return parse_json(raw, self._label) if raw.strip() else None
+        try:
+            err = json.loads(raw).get("error", {})
+            reason, details = str(err.get("reason", "")), str(err.get("details", ""))
+        except (ValueError, AttributeError):
+            reason, details = "", raw[:200].decode("utf-8", "replace")
+        text = f"{self._label} {method} {path}: HTTP {status} {reason}: {details}"[:400]
+        if status == 404:
+            raise ObjectNotFoundError(text, provider=self._label, share=name)
+        if status == 409 or reason == "INSUFFICIENT_FUNDS":
+            raise StorageFullError(text, provider=self._label, share=name)
+        if status == 429 or status >= 500:
+            raise ProviderUnavailableError(text, provider=self._label, share=name)
+        raise ProviderPermanentError(text, provider=self._label, share=name)
+
+    def _parse_pin(self, doc: Any) -> RemotePin:
+        try:
+            pin = doc["pin"]
+            status = doc["status"]
+            if status not in PIN_STATES:
+                raise ValueError(status)
+            meta = pin.get("meta") or {}
+            info = doc.get("info") or {}
+            return RemotePin(
+                requestid=str(doc["requestid"]),
+                status=status,
+                created=str(doc["created"]),
+                cid=parse_cid(pin["cid"], self._label),
+                name=pin.get("name") if isinstance(pin.get("name"), str) else None,
+                meta={str(k): str(v) for k, v in meta.items()},
+                detail=str(info.get("status_details"))[:300]
+                if info.get("status_details")
+                else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderPermanentError(
+                f"{self._label} sent a malformed PinStatus: {exc}", provider=self._label
+            ) from exc
+
+    async def _query(
+        self,
+        *,
+        name: str | None = None,
+        match: str = "exact",
+        statuses: Sequence[PinState] = ("pinned",),
+        meta: dict[str, str] | None = None,
+        cid: CID | None = None,
+    ) -> list[RemotePin]:
+        """Every pin that matches, following the spec's ``before`` paging (newest first)."""
+        params = {"status": ",".join(statuses), "limit": str(PAGE)}
+        if name is not None:
+            params["name"] = name
+            params["match"] = match
+        if meta:
+            params["meta"] = json.dumps(meta, separators=(",", ":"), sort_keys=True)
+        if cid is not None:
+            params["cid"] = str(cid)
+        seen: dict[str, RemotePin] = {}
+        while True:
+            doc = await self._api("GET", "/pins", params=params)
+            results = doc.get("results") if isinstance(doc, dict) else None
+            if not isinstance(results, list):
+                raise ProviderPermanentError(
+                    f"{self._label}: bad /pins answer", provider=self._label
+                )
+            fresh = 0
+            for item in results:
+                pin = self._parse_pin(item)
+                if pin.requestid not in seen:
+                    seen[pin.requestid] = pin
+                    fresh += 1
+            if len(results) < PAGE or not fresh:
+                break
+            params["before"] = min(p.created for p in seen.values())
+        return list(seen.values())
+
+    def _object_meta(self) -> dict[str, str]:
+        return {"ownvault": META_OBJECT, "ns": self.namespace}
+
+    async def _current(self, name: str) -> RemotePin:
+        pins = await self._query(name=name, meta=self._object_meta())
+        pins = [p for p in pins if p.name == name]
+        if not pins:
+            raise ObjectNotFoundError(f"object not found: {name}", provider=self._label, share=name)
+        return min(pins, key=lambda p: p.order)
+
+    async def _origins_list(self) -> list[str]:
+        if self._origins is None:
+            found: list[str] = []
+            if self.upload is not None:
+                try:
+                    doc = await self.upload.call_json("id")
+                    addrs = doc.get("Addresses") if isinstance(doc, dict) else None
+                    found = [a for a in addrs or () if isinstance(a, str)][:20]
+                except ProviderError:
+                    found = []
+            self._origins = found
+        return self._origins
+
+    async def _create(self, cid: CID, name: str, meta: dict[str, str]) -> RemotePin:
+        body = {"cid": str(cid), "name": name, "origins": await self._origins_list(), "meta": meta}
+        return self._parse_pin(await self._api("POST", "/pins", body=body, name=name))
+
+    async def _wait(self, pin: RemotePin, name: str) -> RemotePin:
+        deadline = time.monotonic() + self.pin_timeout
+        delay = 0.05
+        self.last_statuses = [pin.status]
+        while pin.status in ("queued", "pinning"):
+            if time.monotonic() > deadline:
+                await self._withdraw(pin.requestid)
+                raise ProviderUnavailableError(
+                    f"{self._label}: {name} not pinned within {self.pin_timeout:.0f} s",
+                    provider=self._label,
+                    share=name,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.6, 2.0)
+            pin = self._parse_pin(await self._api("GET", f"/pins/{pin.requestid}", name=name))
+            if pin.status != self.last_statuses[-1]:
+                self.last_statuses.append(pin.status)
+        if pin.status == "failed":
+            await self._withdraw(pin.requestid)
+            raise ProviderUnavailableError(
+                f"{self._label}: pinning {name} failed: {pin.detail or 'no details'}",
+                provider=self._label,
+                share=name,
+            )
+        return pin
+
+    async def _withdraw(self, requestid: str) -> None:
+        with contextlib.suppress(ObjectNotFoundError):
+            await self._api("DELETE", f"/pins/{requestid}")
+
+    # -- the contract ----------------------------------------------------------------------
+
+    async def put(self, name: str, data: bytes) -> None:
+        validate_name(name)
+        if await self._query(name=name, statuses=LIVE, meta=self._object_meta()):
+            raise ObjectExistsError(f"object exists: {name}", provider=self._label, share=name)
+        if self.upload is None:
+            raise ProviderPermanentError(
+                f"{self._label}: no upload node configured (config 'upload')", provider=self._label
+            )
+        obj = await asyncio.to_thread(encode_object, data)
+        await self.upload.put_blocks(obj.blocks)
+        meta = {**self._object_meta(), "size": str(obj.size)}
+        mine = await self._wait(await self._create(obj.root, name, meta), name)
+        rivals = [
+            p
+            for p in await self._query(name=name, statuses=LIVE, meta=self._object_meta())
+            if p.name == name and p.requestid != mine.requestid and p.order < mine.order
+        ]
+        if rivals:
+            await self._withdraw(mine.requestid)
+            raise ObjectExistsError(
+                f"object exists: {name} (a concurrent put won)", provider=self._label, share=name
+            )
+
+    async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        validate_name(name)
+        if offset < 0 or (length is not None and length < 0):
+            raise UsageError("negative range")
+        pin = await self._current(name)
+
+        async def block(cid: CID) -> bytes:
+            return await fetch_verified(self._sources, cid, provider=self._label, name=name)
+
+        return await read_range(block, pin.cid, offset, length, provider=self._label, name=name)
+
+    async def stat(self, name: str) -> ObjectInfo:
+        validate_name(name)
+        return ObjectInfo(name, self._size(await self._current(name)))
+
+    def _size(self, pin: RemotePin) -> int:
+        raw = pin.meta.get("size", "")
+        if not raw.isdigit() or len(raw) > 15:
+            raise ProviderPermanentError(
+                f"{self._label}: pin {pin.requestid} has no valid size", provider=self._label
+            )
+        return int(raw)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        pins = await self._query(name=prefix or None, match="partial", meta=self._object_meta())
+        first: dict[str, RemotePin] = {}
+        for p in pins:
+            if p.name is None or not p.name.startswith(prefix):
+                continue
+            try:
+                validate_name(p.name)
+            except UsageError:
+                continue
+            if p.name not in first or p.order < first[p.name].order:
+                first[p.name] = p
+        for n in sorted(first):
+            try:
+                size = self._size(first[n])
+            except ProviderPermanentError:
+                continue
+            yield ObjectInfo(n, size)
+
+    async def delete(self, name: str) -> None:
+        validate_name(name)
+        pins = await self._query(name=name, statuses=PIN_STATES, meta=self._object_meta())
+        for p in pins:
+            if p.name == name:
+                await self._withdraw(p.requestid)
+
+    async def info(self) -> ProviderInfo:
+        await self._api("GET", "/pins", params={"limit": "1"})
+        return ProviderInfo("ipfs", self.location, None)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- publishing (DagPinner) ------------------------------------------------------------
+
+    async def import_blocks(self, root: CID, blocks: AsyncIterator[tuple[CID, bytes]]) -> int:
+        if self.upload is None:
+            raise ProviderPermanentError(
+                f"{self._label}: no upload node configured (config 'upload')", provider=self._label
+            )
+        return await self.upload.dag_import(root, blocks)
+
+    def _status(self, pin: RemotePin) -> PinStatus:
+        return PinStatus(
+            self._label,
+            pin.cid,
+            pin.status,
+            name=pin.name,
+            requestid=pin.requestid,
+            created=pin.created,
+            detail=pin.detail,
+        )
+
+    async def pin(self, root: CID, name: str) -> PinStatus:
+        if len(name) > 255:
+            raise UsageError("a pin name is at most 255 characters")
+        return self._status(await self._create(root, name, {"ownvault": META_PUBLISH}))
+
+    async def pin_status(self, cid: CID) -> PinStatus | None:
+        pins = await self._query(cid=cid, statuses=PIN_STATES, meta={"ownvault": META_PUBLISH})
+        if not pins:
+            return None
+        return self._status(max(pins, key=lambda p: p.order))
+
+    async def unpin(self, cid: CID) -> None:
+        for p in await self._query(cid=cid, statuses=PIN_STATES, meta={"ownvault": META_PUBLISH}):
+            await self._withdraw(p.requestid)
+
+    async def pins(self) -> AsyncIterator[PinStatus]:
+        found = await self._query(statuses=PIN_STATES, meta={"ownvault": META_PUBLISH})
+        for p in sorted(found, key=lambda p: p.order):
+            yield self._status(p)
