@@ -105,6 +105,7 @@ def test_share_with_a_second_vault_and_revoke(browser: Any, page: Any, two: Two,
         token = page.input_value("#grant-token")
         assert token.startswith("ovgrant1:")
         page.click("#grant-copy")
+        page.wait_for_selector("#toast.show >> text=Copied")
         assert page.evaluate("navigator.clipboard.readText()") == token
         with page.expect_download() as info:
             page.click("#grant-download")
