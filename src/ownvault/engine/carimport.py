@@ -120,7 +120,9 @@ class _Rebuild:
         self._count()
         if info.kind == "file":
             self.files += 1
-            with open(dest, "wb") as out:
+            # O_EXCL | O_NOFOLLOW: the rebuild never writes through a name it did not create.
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+            with open(fd, "wb") as out:
                 size = self.file(cid, block, parent, out, rel, 0, 0)
             self.size += size
         elif info.kind == "directory":

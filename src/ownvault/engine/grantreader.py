@@ -19,7 +19,6 @@ read-only where it allows (docs/node-protocol.md, "Read capabilities").
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -39,6 +38,7 @@ from ownvault.core.grants import (
 )
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import open_chunk
+from ownvault.engine.outdir import OutputDir, split_rel
 from ownvault.engine.registry import kind_of_url, open_provider
 from ownvault.engine.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import (
@@ -165,40 +165,25 @@ class GrantReader:
             raise NotFoundError(f"no such path in {item['name']}: {inner}", name=name)
         dest = Path(out)
         files = written = 0
-        dirs: list[tuple[Path, dict[str, Any]]] = []
-        for e in chosen:
-            rel = e["path"][len(inner) :].lstrip("/") if inner else e["path"]
-            parts = rel.split("/") if rel else []
-            if any(p in ("", ".", "..") for p in parts):
-                raise IntegrityError(f"refusing unsafe path in grant manifest: {rel!r}")
-            target = dest.joinpath(*parts) if parts else dest
-            if e["kind"] == "dir":
-                target.mkdir(parents=True, exist_ok=True)
-                dirs.append((target, e))
-            elif e["kind"] == "symlink":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-                os.symlink(str(e["target"] or ""), target)
-            elif e["kind"] == "file":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.ownvault-{os.getpid()}.part")
-                try:
-                    with open(tmp, "wb") as f:
-                        async for piece in self._read_entry(e):
-                            await asyncio.to_thread(f.write, piece)
-                            written += len(piece)
-                    os.chmod(tmp, int(e["mode"]) & 0o777)
-                    os.replace(tmp, target)
-                    os.utime(target, ns=(int(e["mtime_ns"]), int(e["mtime_ns"])))
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
-                files += 1
-        for target, e in sorted(dirs, key=lambda d: -len(d[0].parts)):
-            os.chmod(target, int(e["mode"]) & 0o777)
-            os.utime(target, ns=(int(e["mtime_ns"]), int(e["mtime_ns"])))
+        single = len(chosen) == 1 and chosen[0]["kind"] == "file" and chosen[0]["path"] == inner
+        # A hostile sender chooses every path, kind, target and mode in the manifest:
+        # OutputDir never writes through a symlink (not even one this manifest made).
+        with OutputDir(dest.parent if single else dest) as tree:
+            for e in chosen:
+                rel = e["path"][len(inner) :].lstrip("/") if inner else e["path"]
+                parts = [dest.name] if single else split_rel(rel, "grant manifest")
+                mode = _as_int(e["mode"], "mode") & 0o777
+                mtime_ns = _as_int(e["mtime_ns"], "mtime_ns")
+                if e["kind"] == "dir":
+                    tree.mkdir(parts, mode, mtime_ns)
+                elif e["kind"] == "symlink":
+                    tree.symlink(parts, str(e["target"] or ""), mtime_ns)
+                elif e["kind"] == "file":
+                    written += await tree.write_file(
+                        parts, self._read_entry(e), mode=mode, mtime_ns=mtime_ns, durable=False
+                    )
+                    files += 1
+            tree.finish()
         return {"name": item["name"], "version": item["version"], "path": str(dest), "files": files, "bytes": written}
 
     async def close(self) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import stat
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,8 +18,9 @@ from pathlib import Path
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import open_chunk, unwrap_chunk_key
 from ownvault.engine.catalog import Catalog, ChunkRef, EntryRow
+from ownvault.engine.outdir import OutputDir, split_rel
 from ownvault.engine.shares import DATA_PREFIX, ShareStore
-from ownvault.errors import IntegrityError, UsageError
+from ownvault.errors import IntegrityError
 
 __all__ = ["PackReader", "write_tree"]
 
@@ -124,39 +123,18 @@ async def write_file(
 ) -> int:
     """Write a content stream to ``dest`` atomically (temp + rename); return bytes written.
 
-    ``durable`` fsyncs before the rename; tree restores skip it per file (a restore can be
-    run again, and 10,000 fsyncs would dominate restoring small files)."""
-    tmp = dest.with_name(f".{dest.name}.ownvault-{os.getpid()}.part")
-    written = 0
-    try:
-        with open(tmp, "wb") as f:
-            async for piece in reader.read(refs, start, end):
-                await asyncio.to_thread(f.write, piece)
-                written += len(piece)
-                if progress is not None:
-                    progress(len(piece))
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        if entry is not None:
-            os.chmod(tmp, entry.mode & 0o7777)
-        os.replace(tmp, dest)
-        if entry is not None:
-            os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return written
-
-
-def _safe_join(base: Path, rel: str) -> Path:
-    if rel == "":
-        return base
-    parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts) or rel.startswith("/"):
-        raise IntegrityError(f"refusing unsafe path in catalog: {rel!r}")
-    return base.joinpath(*parts)
+    ``entry`` gives the mode and time to restore (None for a range: a plain new file).
+    The file is written by :class:`OutputDir` under ``dest``'s parent, so a symlink at
+    ``dest`` is replaced, never written through."""
+    with OutputDir(dest.parent) as out:
+        return await out.write_file(
+            [dest.name],
+            reader.read(refs, start, end),
+            mode=entry.mode if entry is not None else None,
+            mtime_ns=entry.mtime_ns if entry is not None else None,
+            durable=durable,
+            progress=progress,
+        )
 
 
 async def write_tree(
@@ -167,35 +145,31 @@ async def write_tree(
     strip: str,
     progress: Callable[[int], None] | None,
 ) -> tuple[int, int]:
-    """Restore tree entries (paths under ``strip``) into ``dest``; return (files, bytes)."""
+    """Restore tree entries (paths under ``strip``) into ``dest``; return (files, bytes).
+
+    Tree restores skip the per-file fsync (a restore can be run again, and 10,000 fsyncs
+    would dominate restoring small files)."""
     files = 0
     total = 0
-    dirs: list[tuple[Path, EntryRow]] = []
-    dest.mkdir(parents=True, exist_ok=True)
-    for e in entries:
-        rel = e.path[len(strip) :].lstrip("/") if strip else e.path
-        target = _safe_join(dest, rel)
-        if e.kind == "dir":
-            target.mkdir(parents=True, exist_ok=True)
-            dirs.append((target, e))
-        elif e.kind == "symlink":
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            os.symlink(e.target or "", target)
-            with contextlib.suppress(NotImplementedError, OSError):
-                os.utime(target, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
-        elif e.kind == "file":
-            if e.content is None:
-                raise IntegrityError(f"file entry without content: {e.path}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists() and stat.S_ISDIR(target.lstat().st_mode):
-                raise UsageError(f"a directory is in the way: {target}")
-            total += await write_file(
-                reader, catalog.content_chunks(e.content), target, e, progress, durable=False
-            )
-            files += 1
-    for target, e in sorted(dirs, key=lambda d: -len(d[0].parts)):
-        os.chmod(target, e.mode & 0o7777)
-        os.utime(target, ns=(e.mtime_ns, e.mtime_ns))
+    with OutputDir(dest) as out:
+        for e in entries:
+            rel = e.path[len(strip) :].lstrip("/") if strip else e.path
+            parts = split_rel(rel)
+            if e.kind == "dir":
+                out.mkdir(parts, e.mode, e.mtime_ns)
+            elif e.kind == "symlink":
+                out.symlink(parts, e.target or "", e.mtime_ns)
+            elif e.kind == "file":
+                if e.content is None:
+                    raise IntegrityError(f"file entry without content: {e.path}")
+                total += await out.write_file(
+                    parts,
+                    reader.read(catalog.content_chunks(e.content)),
+                    mode=e.mode,
+                    mtime_ns=e.mtime_ns,
+                    durable=False,
+                    progress=progress,
+                )
+                files += 1
+        out.finish()
     return files, total

@@ -1,0 +1,199 @@
+"""Writing restored trees under one output directory, never through a symlink.
+
+Every writer of files a user did not make themselves (``get``, ``open`` of a grant, the
+grant reader behind the API) writes through :class:`OutputDir`. The rules:
+
+- every path is walked from the output directory's file descriptor one component at a time
+  with ``O_NOFOLLOW | O_DIRECTORY`` (``openat`` style), so a symlink anywhere below the
+  output directory -- planted there beforehand, or created by this very restore from a
+  hostile manifest -- is never followed: writing *through* it is refused;
+- names are single path components: no ``""``, ``.``, ``..``, ``/`` or NUL;
+- files are written to a temporary name created ``O_CREAT | O_EXCL | O_NOFOLLOW`` with mode
+  0600 (never wider than the final mode while bytes arrive), then ``fchmod``/``futimens``
+  by descriptor and renamed into place by ``renameat``: the rename replaces a directory
+  entry and never writes through a link;
+- directory modes and times are applied last, deepest first, by descriptor.
+
+The output directory itself (``-o OUT``) is the user's choice and may be a symlink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from ownvault.errors import IntegrityError, UsageError
+
+__all__ = ["OutputDir", "split_rel"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def split_rel(rel: str, what: str = "catalog") -> list[str]:
+    """``a/b/c`` -> ``["a", "b", "c"]``, refusing anything that is not a plain relative path."""
+    if rel == "":
+        return []
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise IntegrityError(f"refusing unsafe path in {what}: {rel!r}")
+    return parts
+
+
+class OutputDir:
+    """A restore target: a directory opened once, written below by descriptor only."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except NotADirectoryError:
+            raise UsageError(f"not a directory: {self.root}") from None
+        self._dirs: list[tuple[tuple[str, ...], int, int | None]] = []
+
+    def __enter__(self) -> OutputDir:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _show(self, parts: Sequence[str]) -> str:
+        return str(self.root.joinpath(*parts))
+
+    def _open_dir(self, parts: Sequence[str], *, create: bool) -> int:
+        """A descriptor of the directory ``parts`` below the root (caller closes it)."""
+        fd = os.dup(self._fd)
+        try:
+            for i, name in enumerate(parts):
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, 0o700, dir_fd=fd)
+                try:
+                    nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        what = "symlink" if stat.S_ISLNK(st.st_mode) else "file"
+                        raise UsageError(
+                            f"refusing to write through a {what}: {self._show(parts[: i + 1])}"
+                        ) from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def mkdir(self, parts: Sequence[str], mode: int, mtime_ns: int | None) -> None:
+        """Create directory ``parts`` (and parents); its mode and time are set by ``finish``."""
+        os.close(self._open_dir(parts, create=True))
+        self._dirs.append((tuple(parts), mode & 0o7777, mtime_ns))
+
+    def symlink(self, parts: Sequence[str], target: str, mtime_ns: int | None) -> None:
+        """Create symlink ``parts`` -> ``target`` (replacing a symlink or file of that name)."""
+        if not parts:
+            raise IntegrityError("a symlink cannot be the restore root")
+        if "\0" in target:
+            raise IntegrityError(f"refusing symlink target with NUL: {self._show(parts)}")
+        dfd = self._open_dir(parts[:-1], create=True)
+        try:
+            name = parts[-1]
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    raise UsageError(f"a directory is in the way: {self._show(parts)}")
+                os.unlink(name, dir_fd=dfd)
+            os.symlink(target, name, dir_fd=dfd)
+            if mtime_ns is not None:
+                with contextlib.suppress(NotImplementedError, OSError):
+                    os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        finally:
+            os.close(dfd)
+
+    async def write_file(
+        self,
+        parts: Sequence[str],
+        pieces: AsyncIterator[bytes],
+        *,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        durable: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write ``pieces`` to file ``parts`` atomically (temp + rename); bytes written.
+
+        ``mode`` None keeps the default mode of a new file (0666 less the umask)."""
+        if not parts:
+            raise UsageError(f"cannot write a file over the output directory {self.root}")
+        dfd = self._open_dir(parts[:-1], create=True)
+        name = parts[-1]
+        tmp = f".{name}.ownvault-{os.getpid()}.part"
+        written = 0
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    raise UsageError(f"a directory is in the way: {self._show(parts)}")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)  # a leftover of a killed run of this process id
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+            try:
+                with os.fdopen(fd, "wb", closefd=False) as f:
+                    async for piece in pieces:
+                        await asyncio.to_thread(f.write, piece)
+                        written += len(piece)
+                        if progress is not None:
+                            progress(len(piece))
+                    f.flush()
+                final = mode & 0o7777 if mode is not None else 0o666 & ~_umask()
+                os.fchmod(fd, final)
+                if mtime_ns is not None:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        finally:
+            os.close(dfd)
+        return written
+
+    def finish(self) -> None:
+        """Apply directory modes and times, deepest first, by descriptor."""
+        for parts, mode, mtime_ns in sorted(self._dirs, key=lambda d: -len(d[0])):
+            fd = self._open_dir(parts, create=False)
+            try:
+                os.fchmod(fd, mode)
+                if mtime_ns is not None:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+        self._dirs.clear()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

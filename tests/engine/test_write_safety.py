@@ -1,0 +1,199 @@
+"""No writer follows a symlink it did not create: hostile grants, planted links, temp modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ownvault.engine import sharing
+from ownvault.engine.grantreader import open_grant
+from ownvault.engine.outdir import OutputDir
+from ownvault.engine.vault import Vault
+from ownvault.errors import IntegrityError, UsageError
+
+from .helpers import make_vault, run
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Any:
+    alice = make_vault(tmp_path / "alice")
+    bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
+    sharing.add_contact(alice, json.dumps(sharing.contact_card(bob, "bob").to_json()))
+    yield alice, bob
+    for v in (alice, bob):
+        run(v.close())
+
+
+def _hostile(monkeypatch: pytest.MonkeyPatch, rewrite: Any) -> None:
+    """Make the sender's manifest writer hostile: ``rewrite(entries)`` edits each item."""
+    real = sharing._manifest_body
+
+    def body(vault: Vault, *args: Any) -> dict[str, Any]:
+        doc = real(vault, *args)
+        for item in doc["items"]:
+            item["entries"] = rewrite(item["entries"])
+        return doc
+
+    monkeypatch.setattr(sharing, "_manifest_body", body)
+
+
+def test_grant_symlink_then_file_through_it_is_refused(
+    pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reported attack: ``evil -> /somewhere`` then ``evil/pwned.sh`` (mode 4755)."""
+    alice, bob = pair
+    outside = tmp_path / "somewhere"
+    outside.mkdir()
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"#!/bin/sh\necho pwned\n")
+    run(alice.put([src]))
+
+    def rewrite(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        file = next(e for e in entries if e["kind"] == "file")
+        link = {**file, "path": "evil", "kind": "symlink", "target": str(outside), "chunks": []}
+        return [e for e in entries if e["kind"] == "dir"] + [
+            link,
+            {**file, "path": "evil/pwned.sh", "mode": 0o4755},
+        ]
+
+    _hostile(monkeypatch, rewrite)
+    info = run(sharing.share(alice, names=["docs"], to="bob"))
+    reader = run(open_grant(bob.keys, info.token))
+    try:
+        with pytest.raises(UsageError, match="refusing to write through a symlink"):
+            run(reader.get("docs", tmp_path / "out"))
+    finally:
+        run(reader.close())
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "a/../../escape.txt", "/etc/x", "a//b", "a/\0b"])
+def test_grant_unsafe_paths_are_refused(
+    pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    alice, bob = pair
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"x")
+    run(alice.put([src]))
+    _hostile(monkeypatch, lambda es: [{**e, "path": path} if e["kind"] == "file" else e for e in es])
+    info = run(sharing.share(alice, names=["docs"], to="bob"))
+    reader = run(open_grant(bob.keys, info.token))
+    try:
+        with pytest.raises(IntegrityError, match="unsafe path"):
+            run(reader.get("docs", tmp_path / "out" / "deep"))
+    finally:
+        run(reader.close())
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (tmp_path / "out" / "escape.txt").exists()
+
+
+def test_grant_modes_lose_setuid(pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob = pair
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "run.sh").write_bytes(b"x")
+    run(alice.put([src]))
+    _hostile(monkeypatch, lambda es: [{**e, "mode": 0o6777} if e["kind"] == "file" else e for e in es])
+    info = run(sharing.share(alice, names=["docs"], to="bob"))
+    reader = run(open_grant(bob.keys, info.token))
+    try:
+        run(reader.get("docs", tmp_path / "out"))
+    finally:
+        run(reader.close())
+    assert stat.S_IMODE((tmp_path / "out" / "run.sh").stat().st_mode) == 0o777
+
+
+def _planted_tree(tmp_path: Path) -> tuple[Path, Path]:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f.bin").write_bytes(b"new bytes")
+    (src / "top.bin").write_bytes(b"top")
+    os.chmod(src / "top.bin", 0o600)
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    (victim_dir / "secret").write_bytes(b"keep me")
+    os.chmod(victim_dir / "secret", 0o640)
+    return src, victim_dir
+
+
+def test_get_does_not_follow_planted_directory_symlink(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path / "v")
+    try:
+        src, victim = _planted_tree(tmp_path)
+        run(vault.put([src]))
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "sub").symlink_to(victim)
+        with pytest.raises(UsageError, match="refusing to write through a symlink"):
+            run(vault.get("src", out))
+        assert sorted(p.name for p in victim.iterdir()) == ["secret"]
+    finally:
+        run(vault.close())
+
+
+def test_get_replaces_a_planted_file_symlink_without_touching_its_target(tmp_path: Path) -> None:
+    vault = make_vault(tmp_path / "v")
+    try:
+        src, victim = _planted_tree(tmp_path)
+        run(vault.put([src]))
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "top.bin").symlink_to(victim / "secret")
+        run(vault.get("src", out))
+        assert not (out / "top.bin").is_symlink()
+        assert (out / "top.bin").read_bytes() == b"top"
+        assert (victim / "secret").read_bytes() == b"keep me"
+        assert stat.S_IMODE((victim / "secret").stat().st_mode) == 0o640
+        # A single-file get onto a symlink replaces the link too.
+        (out / "one").symlink_to(victim / "secret")
+        run(vault.get("src/top.bin", out / "one"))
+        assert (victim / "secret").read_bytes() == b"keep me"
+    finally:
+        run(vault.close())
+
+
+def test_temp_files_are_never_wider_than_0600_while_written(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            for name in os.listdir(tmp_path / "o"):
+                if name.endswith(".part"):
+                    seen.append(stat.S_IMODE(os.lstat(tmp_path / "o" / name).st_mode))
+            yield b"x" * 10
+
+    async def go() -> None:
+        with OutputDir(tmp_path / "o") as out:
+            await out.write_file(["f"], pieces(), mode=0o600)
+            await out.write_file(["g"], pieces(), mode=0o755)
+
+    run(go())
+    assert seen and all(m == 0o600 for m in seen)
+    assert stat.S_IMODE((tmp_path / "o" / "f").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "o" / "g").stat().st_mode) == 0o755
+
+
+def test_directory_mode_is_not_applied_through_a_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    out = tmp_path / "o"
+    out.mkdir()
+
+    async def go() -> None:
+        with OutputDir(out) as tree:
+            tree.mkdir(["d"], 0o777, None)
+            os.rmdir(out / "d")
+            (out / "d").symlink_to(victim)  # swapped in behind the writer's back
+            with pytest.raises(UsageError, match="symlink"):
+                tree.finish()
+
+    run(go())
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o700
