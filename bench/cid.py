@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ownvault.core.unixfs import PROFILES  # noqa: E402
-from ownvault.engine.localcid import cid_of_path  # noqa: E402
+from ownvault.engine.ipfs.localcid import cid_of_path  # noqa: E402
 
 
 def best_of(n: int, fn: object) -> tuple[float, object]:

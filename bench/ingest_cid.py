@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from ownvault.core.crypto import Argon2Params  # noqa: E402
 from ownvault.core.unixfs import PROFILES, FileRoot, ImportProfile  # noqa: E402
 from ownvault.engine import ingest  # noqa: E402
-from ownvault.engine.publish import BlockReader, DagStore, index_version, publish  # noqa: E402
+from ownvault.engine.ipfs.publish import BlockReader, DagStore, index_version, publish  # noqa: E402
 from ownvault.engine.vault import Vault  # noqa: E402
 
 FAST = Argon2Params(1, 8192, 1)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ownvault.engine.audit import AuditReport, AuditSample
-from ownvault.engine.grantreader import GrantReader, open_grant
+from ownvault.engine.health.audit import AuditReport, AuditSample
+from ownvault.engine.health.repair import RepairReport
+from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
-from ownvault.engine.nftcollect import NftOptions
-from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
-from ownvault.engine.nftpreserve import (
+from ownvault.engine.nft.collect import NftOptions
+from ownvault.engine.nft.preserve import (
     list_preserved,
     preserve_collection,
     preserve_token,
     reverify_preserved,
     verify_token,
 )
-from ownvault.engine.recovery import recover_vault
-from ownvault.engine.repair import RepairReport
+from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
+from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.engine.vault import PutResult, Vault
 from ownvault.errors import (
     AuthError,

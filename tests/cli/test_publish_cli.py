@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.localcid import cid_of_path
+from ownvault.engine.ipfs.localcid import cid_of_path
 
 from .test_cli_tour import js, ov, vault
 

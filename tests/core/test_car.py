@@ -22,7 +22,7 @@ from ownvault.core.car import (
 )
 from ownvault.core.cid import CID, RAW
 from ownvault.core.unixfs import PROFILES, import_bytes
-from ownvault.engine.localcid import cid_of_path
+from ownvault.engine.ipfs.localcid import cid_of_path
 from ownvault.errors import FormatError, IntegrityError, OwnvaultError
 from tests.core.ipfs_corpus import corpus_cases
 from tests.core.ipfs_inputs import shake

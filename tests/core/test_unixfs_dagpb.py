@@ -33,7 +33,7 @@ from ownvault.core.unixfs import (
     import_bytes,
     symlink_block,
 )
-from ownvault.engine.localcid import cid_of_path
+from ownvault.engine.ipfs.localcid import cid_of_path
 from ownvault.errors import FormatError, OwnvaultError, UsageError
 from tests.core.ipfs_corpus import corpus_cases
 from tests.core.ipfs_inputs import shake

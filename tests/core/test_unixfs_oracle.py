@@ -17,7 +17,7 @@ import pytest
 from ownvault.core.cid import CID
 from ownvault.core.dagpb import UNIXFS_HAMT_SHARD, decode_node, decode_unixfs
 from ownvault.core.unixfs import PROFILES, ImportProfile
-from ownvault.engine.localcid import cid_of_path
+from ownvault.engine.ipfs.localcid import cid_of_path
 from tests.core.ipfs_inputs import shake
 from tests.oracle.oracle import require_oracle
 

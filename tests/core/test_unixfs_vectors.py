@@ -11,7 +11,7 @@ import pytest
 
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, FileImporter, import_bytes
-from ownvault.engine.localcid import cid_of_path
+from ownvault.engine.ipfs.localcid import cid_of_path
 from tests.core.ipfs_inputs import load_vectors, shake, write_tree
 
 VECTORS = load_vectors()

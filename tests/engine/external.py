@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ownvault.engine.placement import Policy
+from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
 
 from .helpers import make_vault, run

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.pack import ShareLayout
-from ownvault.engine.audit import (
+from ownvault.engine.health.audit import (
     AuditSample,
     _Share,
     choose_blocks,
     detection_probability,
     holds_at_least,
 )
-from ownvault.engine.healthlog import audit_history, faults
+from ownvault.engine.health.healthlog import audit_history, faults
 from ownvault.engine.vault import Vault
 from ownvault.errors import NotFoundError, UsageError
 

@@ -14,8 +14,8 @@ import pytest
 
 from ownvault.core.merkle import verify_proof
 from ownvault.core.pack import ShareLayout, share_name
-from ownvault.engine.audit import DEFAULT_BLOCKS, AuditSample, audit, detection_probability
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample, audit, detection_probability
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
 from ownvault.errors import ProviderPermanentError
 from ownvault.providers.http import NodeProvider, SeedSigner

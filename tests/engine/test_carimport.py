@@ -11,8 +11,8 @@ import pytest
 from ownvault.core.car import CARV2_PRAGMA, CarReader, encode_header, write_car
 from ownvault.core.cid import CID, DAG_CBOR, DAG_PB, RAW
 from ownvault.core.dagpb import PBLink, PBNode, UnixFSData, encode_node, encode_unixfs
-from ownvault.engine.carimport import import_car
-from ownvault.engine.publish import export_car, verify_cid
+from ownvault.engine.ipfs.carimport import import_car
+from ownvault.engine.ipfs.publish import export_car, verify_cid
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, IntegrityError, OwnvaultError, UsageError
 from tests.oracle.oracle import require_oracle

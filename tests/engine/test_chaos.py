@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.pack import share_name
-from ownvault.engine.audit import AuditSample
-from ownvault.engine.placement import Policy
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.health.audit import AuditSample
+from ownvault.engine.store.placement import Policy
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
 
 from ..server.nodes import Node, NodeCluster

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.pack import share_name
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
 
 from .helpers import PASS, run, tree_state, write_random_tree

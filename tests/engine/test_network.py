@@ -32,7 +32,7 @@ def network_vault(tmp_path: Path, nodes: list[Node], **policy: object) -> Vault:
     for i, node in enumerate(nodes):
         run(vault.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4]))
     if policy:
-        from ownvault.engine.placement import Policy
+        from ownvault.engine.store.placement import Policy
 
         run(vault.set_policy(Policy(3, 6, **policy)))  # type: ignore[arg-type]
     return vault
@@ -167,7 +167,7 @@ def test_policy_change_rebalance_and_provider_rm(tmp_path: Path, cluster: NodeCl
     vault = network_vault(tmp_path, nodes)
     try:
         run(vault.put([tmp_path / "f.bin"]))
-        result = run(vault.set_policy(__import__("ownvault.engine.placement", fromlist=["Policy"]).Policy(3, 6, exclude=("IS",))))
+        result = run(vault.set_policy(__import__("ownvault.engine.store.placement", fromlist=["Policy"]).Policy(3, 6, exclude=("IS",))))
         assert result["packs_out_of_policy"] >= 0
         report = run(vault.rebalance())
         assert report.failures == []
@@ -188,7 +188,7 @@ def test_policy_change_rebalance_and_provider_rm(tmp_path: Path, cluster: NodeCl
         check = run(vault.check())
         assert check["healthy"] and check["policy_ok"]
         # A policy no set of providers can meet is refused with the reason.
-        from ownvault.engine.placement import Policy
+        from ownvault.engine.store.placement import Policy
 
         with pytest.raises(PolicyError, match="add providers"):
             run(vault.set_policy(Policy(3, 6, jurisdictions=("CH",))))

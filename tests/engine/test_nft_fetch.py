@@ -13,7 +13,8 @@ import pytest
 
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import DirEntry, build_directory, get_profile, import_bytes
-from ownvault.engine.nftcollect import NftOptions, collect
+from ownvault.engine.nft.collect import NftOptions, collect
+from ownvault.engine.nft.ipfs import fetch_ipfs
 from ownvault.engine.nftfetch import (
     Fetcher,
     FetchError,
@@ -21,7 +22,6 @@ from ownvault.engine.nftfetch import (
     NetworkPolicy,
     address_allowed,
 )
-from ownvault.engine.nftipfs import fetch_ipfs
 from tests.engine.helpers import run
 from tests.nft.market import Gateway, Market
 

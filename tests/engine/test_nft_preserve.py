@@ -1,4 +1,4 @@
-"""engine/nftpreserve.py with loopback Python servers: the folder, the catalog record,
+"""engine/nft/preserve.py with loopback Python servers: the folder, the catalog record,
 collections, pins that cannot be made, local files."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import get_profile, import_bytes
-from ownvault.engine.nftcollect import NftOptions
-from ownvault.engine.nftfetch import FetchError, NetworkPolicy
-from ownvault.engine.nftpreserve import (
+from ownvault.engine.ipfs.publish import export_car
+from ownvault.engine.nft.collect import NftOptions
+from ownvault.engine.nft.preserve import (
     list_preserved,
     parse_collection,
     preserve_collection,
@@ -21,7 +21,7 @@ from ownvault.engine.nftpreserve import (
     reverify_preserved,
     verify_token,
 )
-from ownvault.engine.publish import export_car
+from ownvault.engine.nftfetch import FetchError, NetworkPolicy
 from ownvault.errors import UsageError
 from tests.engine.helpers import make_vault, run
 from tests.nft.market import Gateway, Market

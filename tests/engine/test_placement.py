@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ownvault.engine.placement import Candidate, Policy, check_placement, place
+from ownvault.engine.store.placement import Candidate, Policy, check_placement, place
 from ownvault.errors import PolicyError, UsageError
 
 

@@ -12,10 +12,10 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.catalog import Catalog
-from ownvault.engine.localcid import cid_of_path
-from ownvault.engine.publish import DagStore, export_car, publish, unpublish, verify_cid
-from ownvault.engine.snapshots import find_latest_locator, restore_snapshot
+from ownvault.engine.ipfs.localcid import cid_of_path
+from ownvault.engine.ipfs.publish import DagStore, export_car, publish, unpublish, verify_cid
+from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.snapshots import find_latest_locator, restore_snapshot
 from ownvault.errors import IntegrityError, NotFoundError
 from tests.oracle.oracle import require_oracle
 

@@ -10,8 +10,9 @@ import pytest
 
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
 from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine import keyring, sharing
-from ownvault.engine.recovery import parse_provider_arg, recover_vault
+from ownvault.engine.keys import keyring
+from ownvault.engine.keys.recovery import parse_provider_arg, recover_vault
+from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.vault import Vault
 from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
 
@@ -44,7 +45,7 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     sharing.add_contact(vault, json.dumps(card))
     sharing.set_tag_policy(vault, "health", never_share=True)
     grant = run(sharing.share(vault, names=["src"], to="friend"))
-    from ownvault.engine.publish import DagStore, publish
+    from ownvault.engine.ipfs.publish import DagStore, publish
 
     run(publish(vault, "src"))
     published = [(d.root, d.path) for d in DagStore(vault.catalog).published()]
@@ -69,7 +70,7 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert run(vault.ls()) == lost["ls"]
     assert run(vault.versions("big.bin")) == lost["versions"]
     assert sharing.grants(vault) == lost["grants"]
-    from ownvault.engine.publish import DagStore
+    from ownvault.engine.ipfs.publish import DagStore
 
     assert [(d.root, d.path) for d in DagStore(vault.catalog).published()] == lost["published"]
     assert [c["name"] for c in sharing.contacts(vault)] == ["friend"]

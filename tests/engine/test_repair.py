@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ownvault.engine.audit import AuditSample
-from ownvault.engine.healthlog import faults, last_run
+from ownvault.engine.health.audit import AuditSample
+from ownvault.engine.health.healthlog import faults, last_run
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.vault import Vault
 
@@ -191,8 +191,8 @@ def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> 
     import base64
     import json
 
-    from ownvault.engine.nftcollect import NftOptions
-    from ownvault.engine.nftpreserve import preserve_token
+    from ownvault.engine.nft.collect import NftOptions
+    from ownvault.engine.nft.preserve import preserve_token
 
     pixel = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
     meta = tmp_path / "token.json"

@@ -11,9 +11,10 @@ import pytest
 
 from ownvault.core.grants import Grant
 from ownvault.core.pack import open_chunk
-from ownvault.engine import keyring, sharing, shred
-from ownvault.engine.grantreader import GrantReader, open_grant
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.keys import keyring, shred
+from ownvault.engine.sharing import grants as sharing
+from ownvault.engine.sharing.reader import GrantReader, open_grant
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
 from ownvault.errors import (
     AuthError,

@@ -18,8 +18,8 @@ import pytest
 
 from ownvault.core.capability import CAPABILITY_OPS, ReadCapability
 from ownvault.core.grants import Grant
-from ownvault.engine import sharing
-from ownvault.engine.grantreader import GrantReader, open_grant
+from ownvault.engine.sharing import grants as sharing
+from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import GrantRevokedError, ProviderPermanentError
 from ownvault.providers.http import NodeProvider, SeedSigner, Signer
 

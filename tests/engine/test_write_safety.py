@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ownvault.engine import sharing
-from ownvault.engine.grantreader import open_grant
-from ownvault.engine.outdir import OutputDir
+from ownvault.engine.sharing import grants as sharing
+from ownvault.engine.sharing.reader import open_grant
+from ownvault.engine.store.outdir import OutputDir
 from ownvault.engine.vault import Vault
 from ownvault.errors import IntegrityError, UsageError
 

@@ -33,9 +33,9 @@ from ownvault.core.nftmeta import (
     SELECTOR_TOKEN_URI,
     SELECTOR_URI,
 )
-from ownvault.engine.nftcollect import NftOptions, collect
+from ownvault.engine.nft.collect import NftOptions, collect
+from ownvault.engine.nft.preserve import list_preserved, reverify_preserved
 from ownvault.engine.nftfetch import NetworkPolicy
-from ownvault.engine.nftpreserve import list_preserved, reverify_preserved
 from ownvault.engine.vault import Vault
 from tests.engine.helpers import PASS, make_vault, run
 from tests.nft.market import Market

@@ -1,4 +1,4 @@
-"""engine/pinning.py: pinning published UnixFS DAGs on Kubo and on a pinning service."""
+"""engine/ipfs/pinning.py: pinning published UnixFS DAGs on Kubo and on a pinning service."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import get_profile, import_bytes
-from ownvault.engine.pinning import pin_dag, pin_report, pin_status, unpin, wait_pinned
+from ownvault.engine.ipfs.pinning import pin_dag, pin_report, pin_status, unpin, wait_pinned
 from ownvault.errors import IntegrityError, ShareCorruptError, UsageError
 from ownvault.providers.ipfs_kubo import KuboProvider
 from ownvault.providers.ipfs_pinning import PinningProvider

@@ -17,7 +17,7 @@ import pytest
 
 from ownvault.core.grants import ContactCard
 from ownvault.core.guardians import combine_guardian_shares
-from ownvault.engine.grantreader import open_grant
+from ownvault.engine.sharing.reader import open_grant
 from ownvault.errors import DataUnavailableError
 from tests.engine.helpers import PASS, make_vault, run
 from tests.server.apiserver import Live, serve

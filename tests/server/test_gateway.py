@@ -18,8 +18,8 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, import_bytes
-from ownvault.engine.carimport import import_car
-from ownvault.engine.publish import export_car, publish
+from ownvault.engine.ipfs.carimport import import_car
+from ownvault.engine.ipfs.publish import export_car, publish
 from tests.engine.helpers import PASS, make_vault, run
 from tests.oracle.oracle import require_oracle
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ownvault.core.keys import VaultKeys
-from ownvault.engine.grantreader import open_grant
+from ownvault.engine.sharing.reader import open_grant
 from ownvault.errors import DataUnavailableError
 from tests.engine.helpers import make_vault, run
 from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve

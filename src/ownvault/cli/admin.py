@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ownvault.cli.app import cli, common, emit, get_ctx
 from ownvault.cli.files import human_size, out_console, progress_bar, run_with_vault
-from ownvault.engine.placement import Policy
+from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
 from ownvault.core.crypto import Argon2Params
-from ownvault.engine.shares import Problem
+from ownvault.engine.store.shares import Problem
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 

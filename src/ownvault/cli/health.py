@@ -16,7 +16,7 @@ from rich.table import Table
 from ownvault.cli.app import cli, common, emit, get_ctx
 from ownvault.cli.files import human_size, open_vault, out_console, progress_bar, run_with_vault
 from ownvault.cli.node import parse_size
-from ownvault.engine.audit import DEFAULT_BLOCKS, AuditSample
+from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError

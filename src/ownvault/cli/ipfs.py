@@ -14,7 +14,7 @@ from ownvault.core.car import CarReader, dfs_blocks, write_car
 from ownvault.core.cid import CID, DAG_PB
 from ownvault.core.dagpb import decode_node
 from ownvault.core.unixfs import PROFILES, get_profile
-from ownvault.engine.localcid import cid_of_path
+from ownvault.engine.ipfs.localcid import cid_of_path
 from ownvault.errors import IntegrityError, UsageError
 
 __all__ = ["car", "cid_command"]
@@ -149,7 +149,7 @@ def car_export(target: str, out: Path, version: int | None) -> None:
     duplicates; the regenerated root must equal the recorded CID.
     """
     from ownvault.cli.files import run_with_vault
-    from ownvault.engine.publish import export_car
+    from ownvault.engine.ipfs.publish import export_car
 
     ctx = get_ctx()
     tmp = out.with_name(f".{out.name}.part")
@@ -184,7 +184,7 @@ def car_import(file: Path, as_name: str | None, publish_it: bool) -> None:
     chunker or layout ownvault cannot reproduce.
     """
     from ownvault.cli.files import run_with_vault
-    from ownvault.engine.carimport import import_car
+    from ownvault.engine.ipfs.carimport import import_car
 
     ctx = get_ctx()
     if not file.is_file():

@@ -26,9 +26,10 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine import keyring, sharing, shred
-from ownvault.engine.grantreader import open_grant
-from ownvault.engine.recovery import recover_vault
+from ownvault.engine.keys import keyring, shred
+from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.sharing import grants as sharing
+from ownvault.engine.sharing.reader import open_grant
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 

@@ -12,8 +12,8 @@ import click
 
 from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
 from ownvault.cli.files import err_console, run_with_vault
-from ownvault.engine import nftpreserve as nft
-from ownvault.engine.nftcollect import NftOptions
+from ownvault.engine.nft import preserve as nft
+from ownvault.engine.nft.collect import NftOptions
 from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError

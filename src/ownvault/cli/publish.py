@@ -10,8 +10,8 @@ import click
 from ownvault.cli.app import cli, common, emit, get_ctx
 from ownvault.cli.files import run_with_vault
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine import publish as pub
-from ownvault.engine.pinning import ipfs_providers, pin_published, pin_report
+from ownvault.engine.ipfs import publish as pub
+from ownvault.engine.ipfs.pinning import ipfs_providers, pin_published, pin_report
 from ownvault.engine.vault import Vault
 from ownvault.errors import OwnvaultError, UsageError
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from ownvault.core.merkle import BLOCK_SIZE
-from ownvault.engine.audit import AuditSample
+from ownvault.engine.health.audit import AuditSample
 from ownvault.errors import OwnvaultError, UsageError, VaultStateError
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def _audit_cost(vault: Vault, sample: AuditSample) -> int:
 
 async def _reverify_nfts(vault: Vault, state: MaintenanceState) -> None:
     """On the repair schedule: re-verify (and re-pin) every preserved NFT (issue 9)."""
-    from ownvault.engine.nftpreserve import reverify_preserved
+    from ownvault.engine.nft.preserve import reverify_preserved
 
     try:
         results = await reverify_preserved(vault)
@@ -191,7 +191,7 @@ async def maintain(
     on_round: Callable[[MaintenanceState], None] | None = None,
 ) -> MaintenanceState:
     """Run audits and repairs on schedule until ``stop`` is set (or ``rounds`` ran)."""
-    from ownvault.engine.status import vault_status
+    from ownvault.engine.health.status import vault_status
 
     config = config or MaintenanceConfig()
     state = state or MaintenanceState()

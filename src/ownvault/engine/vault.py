@@ -4,7 +4,7 @@ Vault directory::
 
     VAULT/ownvault.json    {"format": "ownvault-vault", "version": 1, "vault_id": "…"}
     VAULT/keystore.json    the entropy sealed under the passphrase (core.keystore)
-    VAULT/catalog.db       the catalog (engine.catalog), SQLite in WAL mode
+    VAULT/catalog.db       the catalog (engine.store.catalog), SQLite in WAL mode
     VAULT/providers/…      the embedded default providers (local folders)
     VAULT/lock             held (flock) by the one writer at a time
 
@@ -31,15 +31,15 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.catalog import Catalog, EntryRow, VersionRow
-from ownvault.engine.dag import TreeItem, build_tree
-from ownvault.engine.ingest import FileRecord, Ingestor, TreeEntry, scan_path
-from ownvault.engine.placement import Candidate, Policy, check_placement
-from ownvault.engine.rebalance import RebalanceReport, rebalance
+from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
+from ownvault.engine.ipfs.dag import TreeItem, build_tree
 from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
-from ownvault.engine.restore import PackReader, write_file, write_tree
-from ownvault.engine.shares import DATA_PREFIX, Problem, ShareStore
-from ownvault.engine.snapshots import SnapshotResult, write_snapshot
+from ownvault.engine.store.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.store.ingest import FileRecord, Ingestor, TreeEntry, scan_path
+from ownvault.engine.store.placement import Candidate, Policy, check_placement
+from ownvault.engine.store.restore import PackReader, write_file, write_tree
+from ownvault.engine.store.shares import DATA_PREFIX, Problem, ShareStore
+from ownvault.engine.store.snapshots import SnapshotResult, write_snapshot
 from ownvault.errors import (
     NotFoundError,
     OwnvaultError,
@@ -51,8 +51,8 @@ from ownvault.providers.base import Provider
 from ownvault.providers.local import LocalProvider
 
 if TYPE_CHECKING:
-    from ownvault.engine.audit import AuditReport, AuditSample
-    from ownvault.engine.repair import RepairReport
+    from ownvault.engine.health.audit import AuditReport, AuditSample
+    from ownvault.engine.health.repair import RepairReport
 
 __all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "validate_object_name", "validate_tag"]
 
@@ -518,7 +518,7 @@ class Vault:
 
     async def set_policy(self, policy: Policy) -> dict[str, Any]:
         """Store a new placement policy; say how many stored pieces it leaves out of line."""
-        from ownvault.engine.placement import place
+        from ownvault.engine.store.placement import place
 
         place(policy, self.candidates())  # refuse a policy no piece could ever meet
         with self._writer():
@@ -542,7 +542,7 @@ class Vault:
 
     async def _refresh_grants(self) -> None:
         """Sharing grants carry share places: after shares moved, publish new manifests."""
-        from ownvault.engine.sharing import refresh_grants
+        from ownvault.engine.sharing.grants import refresh_grants
 
         await refresh_grants(self)
 
@@ -852,14 +852,14 @@ class Vault:
     async def audit(
         self, *, providers: list[str] | None = None, sample: AuditSample | None = None
     ) -> AuditReport:
-        """Challenge providers on random blocks of their shares (``engine.audit``)."""
-        from ownvault.engine.audit import audit
+        """Challenge providers on random blocks of their shares (``engine.health.audit``)."""
+        from ownvault.engine.health.audit import audit
 
         return await audit(self, providers=providers, sample=sample)
 
     async def deep_check(self, name: str | None = None) -> dict[str, Any]:
-        """``check``, plus every share read whole and verified (``engine.deepcheck``)."""
-        from ownvault.engine.deepcheck import deep_check
+        """``check``, plus every share read whole and verified (``engine.health.deepcheck``)."""
+        from ownvault.engine.health.deepcheck import deep_check
 
         return await deep_check(self, name)
 
@@ -871,8 +871,8 @@ class Vault:
         max_bytes: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> RepairReport:
-        """Regenerate missing and corrupt shares from k good ones (``engine.repair``)."""
-        from ownvault.engine.repair import repair
+        """Regenerate missing and corrupt shares from k good ones (``engine.health.repair``)."""
+        from ownvault.engine.health.repair import repair
 
         with self._writer():
             await self._cleanup_pending()
@@ -887,8 +887,8 @@ class Vault:
         return report
 
     async def status(self) -> dict[str, Any]:
-        """Healthy or not, what is at risk, what to do (``engine.status``)."""
-        from ownvault.engine.status import vault_status
+        """Healthy or not, what is at risk, what to do (``engine.health.status``)."""
+        from ownvault.engine.health.status import vault_status
 
         return await vault_status(self)
 

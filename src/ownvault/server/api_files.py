@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ownvault.engine import shred
-from ownvault.engine.publish import DagStore
+from ownvault.engine.ipfs.publish import DagStore
+from ownvault.engine.keys import shred
 from ownvault.errors import UsageError
 from ownvault.server.api_base import ApiProblem
 

@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.guardians import MAX_SHARES, GuardianGroup
-from ownvault.engine import keyring, sharing
+from ownvault.engine.keys import keyring
+from ownvault.engine.sharing import grants as sharing
 from ownvault.server.api_session import check_passphrase
 
 if TYPE_CHECKING:

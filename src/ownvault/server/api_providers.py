@@ -3,7 +3,7 @@
 ``GET /health`` is what the health view draws: every provider's status
 (:meth:`Vault.provider_status`: kind, jurisdiction, reachability, shares, bytes) with the
 shares a fresh :meth:`Vault.check` found missing on it and its result in the last audit
-(``engine.healthlog``; audits run as the ``audit`` job), the last audit and repair runs, the files with the ones at risk
+(``engine.health.healthlog``; audits run as the ``audit`` job), the last audit and repair runs, the files with the ones at risk
 (unreadable, then degraded, then out of policy) first, and the providers grouped by
 jurisdiction.
 """
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from ownvault.engine.healthlog import AuditRow, RunRow, last_run, latest_audit_rows
-from ownvault.engine.placement import Policy
+from ownvault.engine.health.healthlog import AuditRow, RunRow, last_run, latest_audit_rows
+from ownvault.engine.store.placement import Policy
 
 if TYPE_CHECKING:
     from ownvault.server.api_base import ApiState

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine import publish as pub
+from ownvault.engine.ipfs import publish as pub
 
 if TYPE_CHECKING:
     from ownvault.server.api_base import ApiState

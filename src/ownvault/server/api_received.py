@@ -1,7 +1,7 @@
 """Sharing, the recipient's side: open grants made for this vault and read what they share.
 
 ``POST /received {grant}`` takes a grant (its ``ovgrant1:`` string or JSON document) and
-opens it with :func:`ownvault.engine.grantreader.open_grant`, exactly as ``ownvault open``
+opens it with :func:`ownvault.engine.sharing.reader.open_grant`, exactly as ``ownvault open``
 does: the signature must verify (a tampered grant is 400 ``integrity``), it must be
 addressed to this vault (403 ``grant_recipient``), not expired and not revoked (410
 ``grant_expired`` / ``grant_revoked``), and its newest manifest must verify. The grant is
@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response, StreamingResponse
 
 from ownvault.core.grants import Grant
-from ownvault.engine.grantreader import GrantReader, open_grant
+from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import NotFoundError, UsageError
 from ownvault.server.api_base import submitted
 from ownvault.server.api_files import _disposition

@@ -1,7 +1,7 @@
 """Sharing, the sender's side: contacts, tag policies, grants, revocation.
 
 Every route calls the engine function ``ownvault contacts|tag policy|share|grants|revoke``
-calls (:mod:`ownvault.engine.sharing`), under the API's write lock where it changes the
+calls (:mod:`ownvault.engine.sharing.grants`), under the API's write lock where it changes the
 catalog, followed by a catalog snapshot as the CLI does.
 
 * ``POST /contacts {card, name?}``: ``card`` is the card's JSON text (an uploaded file or a
@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.grants import Grant
-from ownvault.engine import sharing
+from ownvault.engine.sharing import grants as sharing
 from ownvault.errors import NotFoundError, UsageError
 from ownvault.server.api_base import submitted
 from ownvault.server.api_jobs import Job, JobOut

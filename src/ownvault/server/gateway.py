@@ -36,8 +36,8 @@ from starlette.routing import Route
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
-from ownvault.engine.dagwalk import Resolved, Scope, inspect, resolve, walk
-from ownvault.engine.publish import BlockReader, DagStore
+from ownvault.engine.ipfs.dagwalk import Resolved, Scope, inspect, resolve, walk
+from ownvault.engine.ipfs.publish import BlockReader, DagStore
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, NotFoundError, OwnvaultError
 

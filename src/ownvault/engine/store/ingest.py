@@ -34,9 +34,9 @@ from ownvault.core.pack import (
     wrap_chunk_key,
 )
 from ownvault.core.unixfs import FileImporter, ImportProfile
-from ownvault.engine.catalog import Catalog
-from ownvault.engine.placement import Candidate, Policy, place
-from ownvault.engine.shares import DATA_PREFIX, ShareStore
+from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.placement import Candidate, Policy, place
+from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import (
     ObjectExistsError,
     OwnvaultError,

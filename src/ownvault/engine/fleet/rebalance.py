@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core.pack import new_pack_id, share_name
-from ownvault.engine.placement import Candidate, Policy, check_placement, eligible, place
-from ownvault.engine.shares import DATA_PREFIX, share_problem
+from ownvault.engine.store.placement import Candidate, Policy, check_placement, eligible, place
+from ownvault.engine.store.shares import DATA_PREFIX, share_problem
 from ownvault.errors import OwnvaultError, PolicyError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ownvault.engine.catalog import Catalog
+from ownvault.engine.store.catalog import Catalog
 
 __all__ = [
     "KEEP_RUNS",

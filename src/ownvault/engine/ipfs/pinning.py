@@ -186,7 +186,7 @@ async def pin_published(
     The blocks are regenerated from the vault and checked against the recorded CID (the
     same path as ``car export``), then re-hashed once more by :func:`pin_dag`.
     """
-    from ownvault.engine.publish import dag_blocks, dag_index
+    from ownvault.engine.ipfs.publish import dag_blocks, dag_index
 
     providers = ipfs_providers(vault)
     if provider_name not in providers:

@@ -22,7 +22,7 @@ answered challenges failed, ``holds_at_least`` is the one-sided 95 % Clopper-Pea
 bound on the fraction of its blocks the provider still holds (1 - 0.05^(1/c) lost at most
 when none failed: 95.4 % held for c = 64).
 
-Results are recorded in the catalog (``engine.healthlog``): one run, per-provider counts,
+Results are recorded in the catalog (``engine.health.healthlog``): one run, per-provider counts,
 and every failed share as a fault for ``repair``.
 """
 
@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 from ownvault.core.merkle import leaf_hash, root_from_leaves, verify_proof
 from ownvault.core.pack import ShareLayout, share_name
-from ownvault.engine.catalog import ProviderRow
-from ownvault.engine.healthlog import add_fault, record_run
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.health.healthlog import add_fault, record_run
+from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import (
     FormatError,
     NotFoundError,

@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core.pack import ShareHeader, ShareLayout, share_name
-from ownvault.engine.healthlog import (
+from ownvault.engine.health.healthlog import (
     add_fault,
     clear_fault,
     faults,
     last_answered,
     record_run,
 )
-from ownvault.engine.placement import Candidate, eligible, place
-from ownvault.engine.shares import DATA_PREFIX, share_problem
+from ownvault.engine.store.placement import Candidate, eligible, place
+from ownvault.engine.store.shares import DATA_PREFIX, share_problem
 from ownvault.errors import (
     ObjectExistsError,
     ObjectNotFoundError,

@@ -38,9 +38,9 @@ from ownvault.core.grants import (
 )
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import open_chunk
-from ownvault.engine.outdir import OutputDir, split_rel
 from ownvault.engine.registry import kind_of_url, open_provider
-from ownvault.engine.shares import DATA_PREFIX, ShareStore
+from ownvault.engine.store.outdir import OutputDir, split_rel
+from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import (
     DataUnavailableError,
     FormatError,

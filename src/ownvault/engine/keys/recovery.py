@@ -36,10 +36,10 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys
 from ownvault.core.keystore import Keystore
 from ownvault.core.snapshot import decode_locator, locator_name
-from ownvault.engine.catalog import Catalog
 from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
-from ownvault.engine.shares import ShareStore
-from ownvault.engine.snapshots import restore_snapshot
+from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.shares import ShareStore
+from ownvault.engine.store.snapshots import restore_snapshot
 from ownvault.engine.vault import VAULT_FORMAT, VAULT_VERSION, _atomic_write
 from ownvault.errors import (
     AuthError,

@@ -1,7 +1,7 @@
 """Deep check: read every share whole and verify it (size, trailer, Merkle root, stored
 tree, header), where the plain ``check`` only asks providers whether the shares exist.
 
-Every bad share found is recorded as a fault (``engine.healthlog``) for ``repair``; shares
+Every bad share found is recorded as a fault (``engine.health.healthlog``) for ``repair``; shares
 that verify clear any fault recorded earlier. The per-file report has the shape of
 :meth:`Vault.check`'s, with ``missing`` listing every share that failed verification.
 """
@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core.pack import ShareHeader, share_name
-from ownvault.engine.healthlog import add_fault, clear_fault, record_run
-from ownvault.engine.shares import DATA_PREFIX, share_problem
+from ownvault.engine.health.healthlog import add_fault, clear_fault, record_run
+from ownvault.engine.store.shares import DATA_PREFIX, share_problem
 from ownvault.errors import ObjectNotFoundError, OwnvaultError, ProviderError
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@
   plaintext with a named import profile) or ``'car'`` (an imported CAR whose layout no
   profile reproduces: its block index is the only way back to that root, so it is kept).
 * **Publishing** builds the block index (``dag_blocks``: binary CID -> how to regenerate
-  the block, see :mod:`ownvault.engine.dag`) by streaming the plaintext once, checks the
+  the block, see :mod:`ownvault.engine.ipfs.dag`) by streaming the plaintext once, checks the
   regenerated root against the CID recorded at ingest, and sets ``published_at``. Only
   blocks of published DAGs are ever looked up for the gateway.
 * **Reading** a block (:class:`BlockReader`) regenerates it from the stored data and
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, ImportProfile, get_profile
-from ownvault.engine.catalog import Catalog, EntryRow, VersionRow
-from ownvault.engine.dag import BlockRef, DagIndex, FileIndexer, TreeItem, build_tree
-from ownvault.engine.dagwalk import walk
-from ownvault.engine.restore import PackReader
+from ownvault.engine.ipfs.dag import BlockRef, DagIndex, FileIndexer, TreeItem, build_tree
+from ownvault.engine.ipfs.dagwalk import walk
+from ownvault.engine.store.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.store.restore import PackReader
 from ownvault.errors import FormatError, IntegrityError, NotFoundError, UsageError
 
 if TYPE_CHECKING:

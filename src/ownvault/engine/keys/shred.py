@@ -6,7 +6,7 @@
    kept: their keys are needed, and their bytes are other files' bytes) are *dropped*; so
    are dead chunks of earlier ``rm``s sitting in partly used packs;
 2. every pack holding such a chunk is rewritten without it (other chunks move unchanged to
-   new packs, ``engine.repack``) and the old pack's shares are deleted; in the same
+   new packs, ``engine.store.repack``) and the old pack's shares are deleted; in the same
    transaction NAME's versions, entries and contents disappear from the catalog;
 3. the catalog is rewritten locally with SQLite ``secure_delete`` on, checkpointed and
    vacuumed, so the wrapped keys are not left in free pages or the WAL;
@@ -26,7 +26,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core.snapshot import snapshot_prefix
-from ownvault.engine.repack import drain_doomed, rewrite_packs
+from ownvault.engine.store.repack import drain_doomed, rewrite_packs
 from ownvault.engine.vault import validate_object_name
 from ownvault.errors import NotFoundError, OwnvaultError, ProviderError
 
@@ -90,7 +90,7 @@ async def forget(vault: Vault, name: str, *, version: int | None = None) -> dict
             reason=f"forget {name}", finish=finish,
         )
         if grant_rows:
-            from ownvault.engine.sharing import refresh_grants
+            from ownvault.engine.sharing.grants import refresh_grants
 
             await refresh_grants(vault, grant_rows)
         await asyncio.to_thread(_scrub_local, cat.conn)

@@ -54,8 +54,8 @@ from ownvault.core.nftmeta import (
     parse_uri,
     summarize,
 )
+from ownvault.engine.nft.ipfs import fetch_ipfs
 from ownvault.engine.nftfetch import Fetcher, FetchError, FetchLimits, NetworkPolicy
-from ownvault.engine.nftipfs import fetch_ipfs
 from ownvault.errors import FormatError, UsageError
 
 __all__ = [

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ownvault.engine.healthlog import faults, last_run, latest_audit_rows
+from ownvault.engine.health.healthlog import faults, last_run, latest_audit_rows
 from ownvault.errors import OwnvaultError
 
 if TYPE_CHECKING:

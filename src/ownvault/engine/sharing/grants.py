@@ -5,10 +5,10 @@ versions it covers. The sender writes a *manifest* - for each shared version its
 and for each chunk its id, its raw chunk key, and where its pack's shares are - sealed under
 a fresh random manifest key and signed, to ``grants/<id>/m.<generation>`` on every provider.
 The grant itself (``core.grants.Grant``) carries the manifest key HPKE-sealed to the
-recipient, and is signed. The recipient reads with ``engine.grantreader``.
+recipient, and is signed. The recipient reads with ``engine.sharing.reader``.
 
 Revocation re-encrypts: every chunk of the grant gets a new random key and a new blob in
-new packs (``engine.repack``), the old packs' shares are deleted, a signed revocation notice
+new packs (``engine.store.repack``), the old packs' shares are deleted, a signed revocation notice
 replaces the manifests, and other grants that shared those chunks get a new manifest
 generation. What revocation cannot undo is written in docs/design.md.
 """
@@ -34,7 +34,7 @@ from ownvault.core.grants import (
 from ownvault.core.keys import x25519_multibase
 from ownvault.core.pack import unwrap_chunk_key
 from ownvault.engine.registry import local_path_of
-from ownvault.engine.repack import drain_doomed, rewrite_packs
+from ownvault.engine.store.repack import drain_doomed, rewrite_packs
 from ownvault.errors import (
     DataUnavailableError,
     NotFoundError,
@@ -44,7 +44,7 @@ from ownvault.errors import (
 )
 
 if TYPE_CHECKING:
-    from ownvault.engine.catalog import ProviderRow
+    from ownvault.engine.store.catalog import ProviderRow
     from ownvault.engine.vault import Vault
 
 __all__ = [

@@ -24,9 +24,9 @@ from ownvault.core.snapshot import (
     locator_name,
     snapshot_prefix,
 )
-from ownvault.engine.catalog import Catalog, ProviderRow
-from ownvault.engine.placement import Policy
-from ownvault.engine.shares import ShareStore
+from ownvault.engine.store.catalog import Catalog, ProviderRow
+from ownvault.engine.store.placement import Policy
+from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import DataUnavailableError, FormatError, OwnvaultError, ProviderError
 
 __all__ = ["KEEP", "SnapshotResult", "find_latest_locator", "restore_snapshot", "write_snapshot"]

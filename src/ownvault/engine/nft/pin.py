@@ -4,7 +4,7 @@
   ``/api/v0/dag/import``): the folder is exported from the vault as a CAR (every block
   regenerated and re-hashed) and imported with ``pin-roots=true``; the answer must name
   the root with no pin error.
-* ``TARGET`` = a provider name: pinned with ``ownvault.engine.pinning.pin_dag`` when that
+* ``TARGET`` = a provider name: pinned with ``ownvault.engine.ipfs.pinning.pin_dag`` when that
   module is present (the IPFS providers); otherwise refused with a message saying so.
 
 Each attempt gives ``{"target", "ok", "how", "error"}``; nothing here raises for a
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core.cid import CID
+from ownvault.engine.ipfs.publish import export_car
 from ownvault.engine.nftfetch import Fetcher
-from ownvault.engine.publish import export_car
 from ownvault.errors import OwnvaultError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ async def pin(vault: Vault, fetcher: Fetcher, root: str, target: str) -> dict[st
         if how == "kubo-rpc":
             await _pin_rpc(vault, fetcher, root, target)
         else:
-            from ownvault.engine.pinning import pin_published
+            from ownvault.engine.ipfs.pinning import pin_published
 
             await pin_published(vault, root, target)
     except OwnvaultError as exc:

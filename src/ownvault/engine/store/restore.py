@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import open_chunk, unwrap_chunk_key
-from ownvault.engine.catalog import Catalog, ChunkRef, EntryRow
-from ownvault.engine.outdir import OutputDir, split_rel
-from ownvault.engine.shares import DATA_PREFIX, ShareStore
+from ownvault.engine.store.catalog import Catalog, ChunkRef, EntryRow
+from ownvault.engine.store.outdir import OutputDir, split_rel
+from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import IntegrityError
 
 __all__ = ["PackReader", "write_tree"]

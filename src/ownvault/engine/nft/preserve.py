@@ -12,7 +12,7 @@ The **preserved folder** of a token is one UnixFS directory, stored as a vault v
 IPFS parts keep their **original DAG** (verified block by block), so their CIDs, the ones
 the token names, resolve from the vault's gateway and wherever the folder is pinned. Other
 parts are imported with the vault's profile (``kubo-v1``). The folder is assembled as a
-CAR and stored with :func:`ownvault.engine.carimport.import_car` (which re-verifies it and
+CAR and stored with :func:`ownvault.engine.ipfs.carimport.import_car` (which re-verifies it and
 keeps its layout as a block index when no profile reproduces it), then published.
 
 Catalog (migration 3): ``nft_tokens`` has one row per SOURCE: ``pending`` while a run
@@ -37,11 +37,11 @@ from ownvault.core.car import CarReader, encode_header, encode_section
 from ownvault.core.cid import CID, IDENTITY
 from ownvault.core.nftmeta import TokenRef, rewrite_uris
 from ownvault.core.unixfs import DirEntry, FileImporter, build_directory, get_profile, import_bytes
-from ownvault.engine.carimport import import_car
-from ownvault.engine.nftcollect import Collected, NftOptions, collect, name_for, parse_source
+from ownvault.engine.ipfs.carimport import import_car
+from ownvault.engine.ipfs.publish import verify_cid
+from ownvault.engine.nft.collect import Collected, NftOptions, collect, name_for, parse_source
+from ownvault.engine.nft.pin import pin
 from ownvault.engine.nftfetch import Fetcher, FetchError
-from ownvault.engine.nftpin import pin
-from ownvault.engine.publish import verify_cid
 from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
 
 if TYPE_CHECKING:

@@ -35,10 +35,10 @@ from ownvault.core.cid import CID, DAG_PB, IDENTITY, RAW, encode_varint
 from ownvault.core.dagpb import decode_unixfs
 from ownvault.core.hamt import MURMUR3_X64_64, name_hash
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.dag import BlockRef, DagIndex, split_leaf
-from ownvault.engine.dagwalk import inspect
-from ownvault.engine.localcid import cid_of_path
-from ownvault.engine.publish import DagStore, publish
+from ownvault.engine.ipfs.dag import BlockRef, DagIndex, split_leaf
+from ownvault.engine.ipfs.dagwalk import inspect
+from ownvault.engine.ipfs.localcid import cid_of_path
+from ownvault.engine.ipfs.publish import DagStore, publish
 from ownvault.errors import FormatError, IntegrityError, UsageError
 
 if TYPE_CHECKING:

@@ -4,13 +4,13 @@ For ``ipfs://CID/path``, each configured gateway is tried in turn:
 
 1. **path**: the segments are resolved block by block (``?format=raw``), each block
    re-hashed against its CID before its links are read (basic and HAMT directories,
-   :func:`ownvault.engine.dagwalk.resolve`), giving the terminal CID;
+   :func:`ownvault.engine.ipfs.dagwalk.resolve`), giving the terminal CID;
 2. **entity**: the whole DAG under the terminal CID as a CAR (``?format=car``,
    ``dag-scope=all``), written to disk within the size limit; if the gateway does not
    serve CARs, block by block (``?format=raw``) in depth-first order into a local CAR;
 3. **verify**: the CAR is read back with :class:`~ownvault.core.car.CarReader` (every
    block re-hashed), its root must be the terminal CID, and the DAG is rebuilt as files
-   (:func:`ownvault.engine.carimport.rebuild_car`): every link present (complete),
+   (:func:`ownvault.engine.ipfs.carimport.rebuild_car`): every link present (complete),
    UnixFS consistent, names safe.
 
 A gateway that sends a wrong block, a truncated or malformed CAR, or an incomplete DAG is
@@ -29,8 +29,8 @@ from typing import Any
 from ownvault.core.car import CarReader, encode_header, encode_section
 from ownvault.core.cid import CID, DAG_PB, IDENTITY
 from ownvault.core.dagpb import MAX_BLOCK_SIZE, decode_node
-from ownvault.engine.carimport import rebuild_car
-from ownvault.engine.dagwalk import resolve
+from ownvault.engine.ipfs.carimport import rebuild_car
+from ownvault.engine.ipfs.dagwalk import resolve
 from ownvault.engine.nftfetch import Fetcher, FetchError
 from ownvault.errors import IntegrityError, NotFoundError, UsageError
 

@@ -1,6 +1,6 @@
 """Rewriting packs: move, re-key or drop chunks, then delete the old packs' shares.
 
-Revocation (``engine.sharing``) and crypto-shredding (``engine.shred``) both come down to
+Revocation (``engine.sharing.grants``) and crypto-shredding (``engine.keys.shred``) both come down to
 this: read each affected pack from k verified shares, and for each chunk in it
 
 * ``keep``  - copy the blob unchanged (same key) into a new pack;
@@ -37,8 +37,8 @@ from ownvault.core.pack import (
     unwrap_chunk_key,
     wrap_chunk_key,
 )
-from ownvault.engine.placement import place
-from ownvault.engine.shares import DATA_PREFIX
+from ownvault.engine.store.placement import place
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import IntegrityError, OwnvaultError
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 Names, versions, chunk lists, packs, share locations and wrapped chunk keys. The schema is
 versioned (``meta.schema_version``) and specified in docs/design.md ("Catalog"). The
 catalog is also sealed, erasure-coded and written to the providers after each change
-(``engine.snapshots``), so it can be recovered from the recovery phrase alone.
+(``engine.store.snapshots``), so it can be recovered from the recovery phrase alone.
 
 Visibility rule (crash safety): a pack becomes ``live`` only after all its shares are
 durably stored; chunks are inserted only with a live pack; a version is inserted, with its

@@ -1,0 +1,1 @@
+"""Files: put, get, list, tag, remove."""

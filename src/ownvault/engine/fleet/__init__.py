@@ -1,0 +1,1 @@
+"""Providers and the placement policy: rebalancing shares over the fleet."""

@@ -1,0 +1,1 @@
+"""Audits, the deep check, repair, the health log and the status verdict."""

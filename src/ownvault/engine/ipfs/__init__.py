@@ -1,0 +1,1 @@
+"""IPFS: UnixFS DAGs of stored content, publishing, CAR import/export, pinning."""

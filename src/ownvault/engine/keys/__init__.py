@@ -1,0 +1,1 @@
+"""The keyring (passphrase, guardians, rotation), recovery of a lost vault, shredding."""

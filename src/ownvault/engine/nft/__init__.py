@@ -1,0 +1,1 @@
+"""NFT preservation: collecting a token's files, storing and re-verifying them."""

@@ -1,0 +1,1 @@
+"""Sharing grants: issuing, revoking and refreshing them, and reading received ones."""
