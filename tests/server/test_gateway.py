@@ -8,6 +8,8 @@ import os
 import random
 import subprocess
 import sys
+import unicodedata
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from tests.engine.helpers import PASS, make_vault, run
 from tests.oracle.oracle import require_oracle
 
 RAW = {"Accept": "application/vnd.ipld.raw"}
+# names a header cannot carry as they are: above U+00FF, NFD (e + combining acute), Latin-1, '%'
+HEADER_NAMES = ["日本.txt", unicodedata.normalize("NFD", "é-nfd.txt"), "caf\u00e9-latin1.txt", "100% ok.txt"]
 
 
 @dataclass
@@ -47,6 +51,8 @@ def _tree(root: Path) -> None:
     (root / "notes.txt").write_text("plain text, no extension needed\n" * 3)
     (root / "noext").write_bytes(b"just words\n")
     (root / "ünï cödé.txt").write_text("unicode name\n")
+    for name in HEADER_NAMES:
+        (root / name).write_text(f"named {name}\n")
     os.symlink("notes.txt", root / "link")
 
 
@@ -190,7 +196,9 @@ def test_car_scopes_and_entity_bytes(served: Served) -> None:
     assert [c for c, _ in last] == [*path_and_file[:2], path_and_file[-1]]
     _r, middle = blocks_of(get(served, base + "&entity-bytes=262143:262144").content)
     assert [c for c, _ in middle] == path_and_file[:4]
-    assert get(served, base + "&entity-bytes=800000:*").status_code == 400
+    # a range outside the file: the CAR of dag-scope=block (trustless-gateway spec)
+    _r, outside = blocks_of(get(served, base + "&entity-bytes=800000:*").content)
+    assert [c for c, _ in outside] == path_and_file[:2]
     assert get(served, base + "&entity-bytes=x:1").status_code == 400
     assert get(served, base + "&dag-scope=nope").status_code == 400
     # a directory: entity = its own block; a HAMT: every shard node, no children
@@ -265,3 +273,84 @@ def test_unpublish_takes_effect_while_serving(served: Served) -> None:
     assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 404
     subprocess.run([*cmd, "publish", "hamt"], env=env, check=True, capture_output=True, timeout=60)
     assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 200
+
+
+def test_header_values_are_percent_encoded(served: Served) -> None:
+    for name in HEADER_NAMES:
+        want = f"/ipfs/{served.root}/" + urllib.parse.quote(name)
+        url = f"/ipfs/{served.root}/" + urllib.parse.quote(name)
+        for extra in ({}, RAW, {"Accept": "application/vnd.ipld.car"}):
+            r = get(served, url, headers=extra)
+            assert r.status_code == 200, (name, extra, r.text)
+            value = r.headers["x-ipfs-path"]
+            assert value.isascii() and value == want, (name, value)
+            assert urllib.parse.unquote(value) == f"/ipfs/{served.root}/{name}"
+            if extra:
+                assert r.headers["content-location"].isascii()
+        assert get(served, url).content == f"named {name}\n".encode()
+    # the Latin-1 name: raw bytes in a header would be mojibake for every client
+    r = httpx.head(served.url + f"/ipfs/{served.root}/" + urllib.parse.quote("caf\u00e9-latin1.txt"))
+    assert r.headers.raw[0] is not None and b"caf%C3%A9-latin1.txt" in dict(r.headers.raw)[b"x-ipfs-path"]
+
+
+def test_car_parameters_accept_and_query_priority(served: Served) -> None:
+    url = f"/ipfs/{served.root}"
+    car = "application/vnd.ipld.car"
+    # format=car picks the kind; Accept still gives the CAR parameters
+    r = get(served, url + "?format=car", headers={"Accept": f"{car}; version=1; order=dfs; dups=y"})
+    assert r.headers["content-type"] == f"{car}; version=1; order=dfs; dups=y"
+    # car-* query parameters win over Accept's
+    r = get(served, url + "?format=car&car-dups=y", headers={"Accept": f"{car}; dups=n"})
+    assert r.headers["content-type"].endswith("dups=y")
+    r = get(served, url + "?format=car&car-order=dfs", headers={"Accept": f"{car}; order=unk"})
+    assert "order=dfs" in r.headers["content-type"]
+    r = get(served, url, headers={"Accept": f"{car}; order=unk"})
+    assert "order=dfs" in r.headers["content-type"]  # unk: the gateway names the order it chose
+    # format wins over Accept's media type, both ways
+    assert get(served, url + "?format=car", headers=RAW).headers["content-type"].startswith(car)
+    assert get(served, url + "?format=raw", headers={"Accept": car}).headers["content-type"] == "application/vnd.ipld.raw"
+    assert get(served, url + "?format=car", headers={"Accept": f"{car}; order=random"}).status_code == 406
+    assert get(served, url, headers={"Accept": "application/vnd.ipld.dag-json"}).status_code == 406
+
+
+def test_filename_on_raw_and_car(served: Served) -> None:
+    url = f"/ipfs/{served.root}"
+    r = get(served, url + "?format=raw&filename=foobar.bin")
+    assert r.headers["content-disposition"] == 'attachment; filename="foobar.bin"'
+    r = get(served, url + "?format=car&filename=site.car")
+    assert r.headers["content-disposition"] == 'attachment; filename="site.car"'
+    r = get(served, url + "?format=car&filename=" + urllib.parse.quote("日本.car"))
+    assert r.headers["content-disposition"] == "attachment; filename=\"__.car\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.car"
+
+
+def test_if_none_match_lists_weak_and_star(served: Served) -> None:
+    for query in ("?format=raw", "?format=car", "/notes.txt"):
+        url = f"/ipfs/{served.root}{query}"
+        etag = get(served, url).headers["etag"]
+        assert etag.startswith('"') and etag.endswith('"')
+        for inm in (etag, f'"nope", {etag}', f"W/{etag}", f'W/"x",W/{etag}', "*"):
+            r = get(served, url, headers={"If-None-Match": inm})
+            assert r.status_code == 304 and r.content == b"", (url, inm)
+            assert r.headers["etag"] == etag
+        assert get(served, url, headers={"If-None-Match": '"other", W/"x"'}).status_code == 200
+
+
+def test_head_on_car_has_no_length(served: Served) -> None:
+    r = httpx.head(served.url + f"/ipfs/{served.root}?format=car", timeout=30)
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers.get("content-length") != "0"
+    assert r.headers["content-type"].startswith("application/vnd.ipld.car")
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["etag"]
+
+
+def test_non_canonical_base32_cids_are_refused(served: Served) -> None:
+    cid = served.root
+    assert cid.startswith("b")
+    assert get(served, f"/ipfs/{cid}?format=raw").status_code == 200
+    assert get(served, f"/ipfs/{cid.upper()}?format=raw").status_code == 200  # base32upper: canonical
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    assert (len(cid) - 1) * 5 % 8, "the CID string must have unused trailing bits"
+    trailing = cid[:-1] + alphabet[alphabet.index(cid[-1]) | 1]  # a non-zero unused bit: same bytes
+    for bad in (cid + "=", cid + "====", trailing):
+        r = get(served, f"/ipfs/{bad}?format=raw")
+        assert r.status_code == 400 and "non-canonical" in r.text, bad

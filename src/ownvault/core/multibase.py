@@ -108,9 +108,13 @@ def b32_decode(text: str) -> bytes:
         raise FormatError("base32 multibase must be lower case")
     pad = "=" * (-len(text) % 8)
     try:
-        return base64.b32decode(text.upper() + pad)
+        data = base64.b32decode(text.upper() + pad)
     except (binascii.Error, ValueError) as exc:
         raise FormatError(f"invalid base32: {exc}") from None
+    if b32_encode(data) != text:
+        # padding, an impossible length or non-zero trailing bits: two strings would name one CID
+        raise FormatError("non-canonical base32 (padding or non-zero trailing bits)")
+    return data
 
 
 def decode(text: str) -> bytes:

@@ -89,19 +89,8 @@ def _car_want(params: dict[str, str], negotiated: bool) -> Want:
     return Want("car", dups == "y", negotiated)
 
 
-def negotiate(request: Request) -> Want:
-    q = request.query_params
-    fmt = q.get("format")
-    car_q = {k[4:]: v for k, v in q.items() if k in ("car-version", "car-order", "car-dups")}
-    if fmt:
-        if fmt == "raw":
-            return Want("raw")
-        if fmt == "car":
-            return _car_want(car_q, False)  # format wins over Accept; car-* params apply
-        if fmt in UNSUPPORTED_FORMATS:
-            raise HTTPProblem(406, f"format={fmt} is not supported by this gateway")
-        raise HTTPProblem(400, f"unknown format {fmt!r}")
-    accept = request.headers.get("accept", "")
+def _accepted(accept: str) -> list[tuple[str, dict[str, str]]]:
+    """The media ranges of an ``Accept`` header, best first (q=0 dropped, ties keep order)."""
     ranges = []
     for i, item in enumerate(a for a in accept.split(",") if a.strip()):
         media, params = _params(item)
@@ -112,9 +101,31 @@ def negotiate(request: Request) -> Want:
         if weight > 0:
             ranges.append((-weight, i, media, params))
     ranges.sort()
+    return [(media, params) for _w, _i, media, params in ranges]
+
+
+def negotiate(request: Request) -> Want:
+    """``format=`` picks the kind (it wins over Accept's media type); with ``format=car`` a
+    CAR's ``order`` and ``dups`` come from the first CAR range in Accept (``format=car``
+    itself means version 1), each overridden by its ``car-*`` query parameter
+    (trustless-gateway spec, IPIP-0523)."""
+    q = request.query_params
+    fmt = q.get("format")
+    car_q = {k[4:]: v for k, v in q.items() if k in ("car-version", "car-order", "car-dups")}
+    ranges = _accepted(request.headers.get("accept", ""))
+    if fmt:
+        if fmt == "raw":
+            return Want("raw")
+        if fmt == "car":
+            accept_car = next((params for media, params in ranges if media == CAR_TYPE), {})
+            accept_car = {k: v for k, v in accept_car.items() if k in ("order", "dups")}
+            return _car_want({**accept_car, **car_q}, False)
+        if fmt in UNSUPPORTED_FORMATS:
+            raise HTTPProblem(406, f"format={fmt} is not supported by this gateway")
+        raise HTTPProblem(400, f"unknown format {fmt!r}")
     if not ranges:
         return Want("plain")
-    for _w, _i, media, params in ranges:
+    for media, params in ranges:
         if media == RAW_TYPE:
             return Want("raw", negotiated=True)
         if media == CAR_TYPE:
@@ -178,6 +189,24 @@ def _sniff(name: str, head: bytes) -> str:
     return "application/octet-stream"
 
 
+def _matches(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` (RFC 9110 13.1.2): ``*`` or a list of (weak or strong) entity tags,
+    compared weakly."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == bare for t in header.split(","))
+
+
+def header_path(path: str) -> str:
+    """A content path as an HTTP header value: every byte outside printable ASCII (a name
+    above U+00FF, an NFD accent, a Latin-1 letter) and ``%`` itself percent-encoded as UTF-8,
+    as a URL path is, so the value is ASCII and decodes back to the exact name."""
+    return urllib.parse.quote(path, safe="/:@!$&'()*+,;=~-._")
+
+
 def _disposition(kind: str, filename: str) -> str:
     ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
     out = f'{kind}; filename="{ascii_name}"'
@@ -231,7 +260,7 @@ class Gateway:
         ipfs_path = "/ipfs/" + text + ("/" + rest if rest or raw_path.endswith("/") else "")
         resolved = await resolve(self._shared, cid, segments)
         headers = {
-            "X-Ipfs-Path": ipfs_path,
+            "X-Ipfs-Path": header_path(ipfs_path),
             "X-Ipfs-Roots": ",".join(str(c) for c in resolved.roots),
             "Cache-Control": IMMUTABLE,
             "Vary": "Accept",
@@ -247,12 +276,13 @@ class Gateway:
     def _raw(self, request: Request, r: Resolved, want: Want, headers: dict[str, str]) -> Response:
         etag = f'"{r.cid}.raw"'
         headers |= {
-            "Etag": etag, "Content-Disposition": _disposition("attachment", f"{r.cid}.bin"),
+            "Etag": etag,
+            "Content-Disposition": _disposition("attachment", request.query_params.get("filename") or f"{r.cid}.bin"),
             "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes",
         }
         if want.negotiated:
-            headers["Content-Location"] = f"{request.url.path}?format=raw"
-        if request.headers.get("if-none-match") == etag:
+            headers["Content-Location"] = header_path(f"{request.url.path}") + "?format=raw"
+        if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         body = r.block
         status = 200
@@ -290,27 +320,28 @@ class Gateway:
                 lo = size + start if start < 0 else start
                 hi = size - 1 if end is None else (size + end if end < 0 else end)
                 lo = max(0, lo)
-                if size and lo >= size:
-                    raise HTTPProblem(400, f"entity-bytes {eb} lies outside the file's {size} bytes")
                 hi = min(hi, size - 1)
-                if hi < lo:
-                    scope = "block"
+                if lo >= size or hi < lo:
+                    scope = "block"  # a range outside the file: the spec's dag-scope=block equivalent
                 else:
                     span = (lo, hi + 1)
         dups = "y" if want.dups else "n"
         key = f"{rest}|{scope}|{span}|{dups}".encode()
         etag = f'"{cid}.car.{hashlib.sha256(key).hexdigest()[:16]}"'
         headers |= {
-            "Etag": etag, "Content-Disposition": _disposition("attachment", f"{cid}.car"),
+            "Etag": etag,
+            "Content-Disposition": _disposition("attachment", request.query_params.get("filename") or f"{cid}.car"),
             "X-Content-Type-Options": "nosniff", "Accept-Ranges": "none",
         }
         if want.negotiated:
-            headers["Content-Location"] = f"{request.url.path}?format=car"
+            headers["Content-Location"] = header_path(f"{request.url.path}") + "?format=car"
         media = f"{CAR_TYPE}; version=1; order=dfs; dups={dups}"
-        if request.headers.get("if-none-match") == etag:
+        if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         if request.method == "HEAD":
-            return Response(b"", 200, headers, media)
+            head = Response(None, 200, headers, media)
+            del head.headers["content-length"]  # a CAR is streamed: its length is not known
+            return head
         reader = BlockReader(self.vault, self.store.lookup)
         return StreamingResponse(
             self._car_body(reader, cid, r, scope, span, want.dups), 200, headers, media,
@@ -369,7 +400,7 @@ class Gateway:
             headers["Content-Disposition"] = _disposition("attachment", name or f"{r.cid}")
         elif q.get("filename"):
             headers["Content-Disposition"] = _disposition("inline", q["filename"])
-        if request.headers.get("if-none-match") == etag:
+        if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         ref = None if r.cid.hash_code == 0 else self.store.lookup(r.cid.bytes)
         head = b"".join([p async for p in self._bytes(r, ref, 0, min(size, 512))])
