@@ -68,7 +68,10 @@ class ImportProfile:
     ``hamt_estimation`` is how a directory's size is estimated against ``hamt_threshold``:
     ``"links"`` = sum of (name bytes + CID bytes) of its links (Kubo's legacy rule),
     ``"block"`` = the exact encoded size of the basic directory block (IPIP-499). A
-    directory becomes a HAMT when the estimate is *greater than* the threshold.
+    directory becomes a HAMT when the estimate is *greater than* the threshold, as in
+    current boxo and the JS importer; ``hamt_at_threshold`` also shards a directory whose
+    estimate *equals* it, as Kubo 0.22 does (so a directory of exactly 262,144 estimated
+    bytes gets a different CID there).
     """
 
     name: str
@@ -80,6 +83,7 @@ class ImportProfile:
     hamt_estimation: Literal["links", "block"] = "links"
     hamt_fanout: int = 256
     hash_code: int = SHA2_256
+    hamt_at_threshold: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -113,10 +117,15 @@ class ImportProfile:
 
 PROFILES: Mapping[str, ImportProfile] = MappingProxyType(
     {
-        # `ipfs add --cid-version=1` with Kubo's default Import config
+        # `ipfs add --cid-version=1` with Kubo's default Import config; directories shard
+        # when their links estimate exceeds 256 KiB (boxo's rule today, and the JS importer's)
         "kubo-v1": ImportProfile("kubo-v1", 1, True, 256 * 1024, 174),
         # plain `ipfs add`: CIDv0, dag-pb UnixFS leaves
         "kubo-v0": ImportProfile("kubo-v0", 0, False, 256 * 1024, 174),
+        # Kubo 0.22 `ipfs add` (CIDv1 / CIDv0): the same, but a directory whose links
+        # estimate is exactly the threshold is already sharded
+        "kubo-0.22-v1": ImportProfile("kubo-0.22-v1", 1, True, 256 * 1024, 174, hamt_at_threshold=True),
+        "kubo-0.22-v0": ImportProfile("kubo-0.22-v0", 0, False, 256 * 1024, 174, hamt_at_threshold=True),
         # IPIP-499 `unixfs-v1-2025`: 1 MiB chunks, 1024 links, HAMT by exact block size
         "unixfs-v1-2025": ImportProfile(
             "unixfs-v1-2025", 1, True, 1024 * 1024, 1024, hamt_estimation="block"
@@ -340,7 +349,7 @@ def build_directory(
         estimate = sum(len(name) + len(e.cid.bytes) for name, e in items)
     else:
         estimate = len(block)
-    if estimate > profile.hamt_threshold:
+    if estimate > profile.hamt_threshold or (profile.hamt_at_threshold and estimate == profile.hamt_threshold):
         cid, tsize = build_shard(
             [(name, e.cid, e.tsize) for name, e in items],
             fanout=profile.hamt_fanout,
