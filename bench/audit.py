@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ownvault.core.crypto import Argon2Params
-from ownvault.engine.vault import Vault
+from ownvault.engine.vault import Vault, VaultOptions
 from tests.server.nodes import NodeCluster
 
 MiB = 1024 * 1024
@@ -49,13 +49,13 @@ def main() -> None:
         size = big.stat().st_size
         with NodeCluster(work / "nodes") as cluster:
             nodes = cluster.start_many(8)
-            vault = Vault.create(work / "vault", "bench", providers=0, k=3, n=6, kdf=Argon2Params(1, 8192, 1))
+            vault = Vault.create(work / "vault", "bench", VaultOptions(providers=0, k=3, n=6, kdf=Argon2Params(1, 8192, 1)))
 
             async def setup() -> float:
                 for i, node in enumerate(nodes):
-                    await vault.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4])
+                    await vault.fleet.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4])
                 t0 = time.perf_counter()
-                await vault.put([big])
+                await vault.files.put([big])
                 return time.perf_counter() - t0
 
             t_put = asyncio.run(setup())
@@ -63,17 +63,17 @@ def main() -> None:
             shares = sum(len(vault.catalog.shares_of(p)) for p in vault.catalog.live_packs())
 
             t0 = time.perf_counter()
-            audit = asyncio.run(vault.audit())
+            audit = asyncio.run(vault.health.audit())
             t_audit = time.perf_counter() - t0
             t0 = time.perf_counter()
-            deep = asyncio.run(vault.deep_check())
+            deep = asyncio.run(vault.health.deep_check())
             t_deep = time.perf_counter() - t0
 
             cluster.kill(nodes[5])
             t0 = time.perf_counter()
-            rep = asyncio.run(vault.repair())
+            rep = asyncio.run(vault.health.repair())
             t_rep = time.perf_counter() - t0
-            check = asyncio.run(vault.check())
+            check = asyncio.run(vault.health.check())
             asyncio.run(vault.close())
 
         a = audit.to_json()

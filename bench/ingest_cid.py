@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from ownvault.core.crypto import Argon2Params  # noqa: E402
 from ownvault.core.unixfs import PROFILES, FileRoot, ImportProfile  # noqa: E402
 from ownvault.engine import ingest  # noqa: E402
-from ownvault.engine.ipfs.publish import BlockReader, DagStore, index_version, publish  # noqa: E402
-from ownvault.engine.vault import Vault  # noqa: E402
+from ownvault.engine.ipfs.publish import BlockReader, DagStore, index_version  # noqa: E402
+from ownvault.engine.vault import Vault, VaultOptions  # noqa: E402
 
 FAST = Argon2Params(1, 8192, 1)
 
@@ -56,13 +56,13 @@ class NoImporter:
 
 async def put_once(work: Path, src: Path, with_cid: bool) -> float:
     vdir = work / f"v-{with_cid}-{time.monotonic_ns()}"
-    vault = Vault.create(vdir, "bench", kdf=FAST)
+    vault = Vault.create(vdir, "bench", VaultOptions(kdf=FAST))
     real = ingest.FileImporter
     if not with_cid:
         ingest.FileImporter = NoImporter  # type: ignore[misc,assignment]
     try:
         t0 = time.perf_counter()
-        await vault.put([src])
+        await vault.files.put([src])
         return time.perf_counter() - t0
     finally:
         ingest.FileImporter = real  # type: ignore[misc]
@@ -71,11 +71,11 @@ async def put_once(work: Path, src: Path, with_cid: bool) -> float:
 
 
 async def gateway_costs(work: Path, src: Path) -> dict[str, float]:
-    vault = Vault.create(work / "pub", "bench", kdf=FAST)
+    vault = Vault.create(work / "pub", "bench", VaultOptions(kdf=FAST))
     try:
-        await vault.put([src], name="f")
+        await vault.files.put([src], name="f")
         t0 = time.perf_counter()
-        pub = await publish(vault, "f")
+        pub = await vault.ipfs.publish("f")
         t_pub = time.perf_counter() - t0
         store = DagStore(vault.catalog)
         index = store.load(pub.dag.id)
@@ -83,7 +83,7 @@ async def gateway_costs(work: Path, src: Path) -> dict[str, float]:
         from ownvault.core.cid import CID
 
         target = CID.from_bytes(leaves[len(leaves) // 2])
-        reader = BlockReader(vault, store.lookup)
+        reader = BlockReader(vault.ctx, store.lookup)
         t0 = time.perf_counter()
         await reader.get(target)
         cold = time.perf_counter() - t0
@@ -94,7 +94,7 @@ async def gateway_costs(work: Path, src: Path) -> dict[str, float]:
         await reader.close()
         v = vault.catalog.version("f")
         t0 = time.perf_counter()
-        await index_version(vault, v, "", PROFILES["kubo-v1"])
+        await index_version(vault.ctx, v, "", PROFILES["kubo-v1"])
         rebuild = time.perf_counter() - t0
         return {
             "publish_s": t_pub, "blocks": pub.blocks, "index_bytes": pub.index_bytes,

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ownvault.engine.health.audit import AuditReport, AuditSample
 from ownvault.engine.health.repair import RepairReport
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.nft.collect import NftOptions
-from ownvault.engine.nft.preserve import (
-    list_preserved,
-    preserve_collection,
-    preserve_token,
-    reverify_preserved,
-    verify_token,
-)
+from ownvault.engine.nft.preserve import verify_token
 from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
 from ownvault.engine.sharing.reader import GrantReader, open_grant
-from ownvault.engine.vault import PutResult, Vault
+from ownvault.engine.vault import PutResult, Vault, VaultOptions
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
@@ -37,13 +30,15 @@ __version__ = "0.1.0"
 
 
 def open_vault(path: str | os.PathLike[str], passphrase: str) -> Vault:
-    """Open an existing vault. Its I/O methods are coroutines (``await vault.put([...])``)."""
+    """Open an existing vault. Its I/O methods are coroutines (``await vault.files.put([...])``)."""
     return Vault.open(path, passphrase)
 
 
-def create_vault(path: str | os.PathLike[str], passphrase: str, **options: Any) -> Vault:
-    """Create a vault (options as :meth:`Vault.create`); the phrase is ``vault.keys.phrase``."""
-    return Vault.create(path, passphrase, **options)
+def create_vault(
+    path: str | os.PathLike[str], passphrase: str, options: VaultOptions | None = None
+) -> Vault:
+    """Create a vault (see :class:`VaultOptions`); the phrase is ``vault.keys.phrase``."""
+    return Vault.create(path, passphrase, options)
 
 __all__ = [
     "AuditReport",
@@ -66,16 +61,13 @@ __all__ = [
     "RepairReport",
     "UsageError",
     "Vault",
+    "VaultOptions",
     "VaultStateError",
     "__version__",
     "create_vault",
-    "list_preserved",
     "maintain",
     "open_grant",
     "open_vault",
-    "preserve_collection",
-    "preserve_token",
     "recover_vault",
-    "reverify_preserved",
     "verify_token",
 ]

@@ -20,7 +20,7 @@ def vault_with_external(base: Path, *, external: int = 4, k: int = 2, n: int = 4
     dirs = []
     for i in range(external):
         d = base / f"ext-{i}"
-        run(vault.add_provider(f"ext-{i}", d.as_uri(), jurisdiction="DE"))
+        run(vault.fleet.add_provider(f"ext-{i}", d.as_uri(), jurisdiction="DE"))
         dirs.append(d)
-    run(vault.set_policy(Policy(k, n)))
+    run(vault.fleet.set_policy(Policy(k, n)))
     return vault, dirs

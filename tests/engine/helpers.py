@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ownvault.core.crypto import Argon2Params
-from ownvault.engine.vault import Vault
+from ownvault.engine.vault import Vault, VaultOptions
 
 T = TypeVar("T")
 FAST_KDF = Argon2Params(1, 8192, 1)
@@ -25,7 +25,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def make_vault(path: Path, **options: object) -> Vault:
-    return Vault.create(path, PASS, kdf=FAST_KDF, **options)  # type: ignore[arg-type]
+    return Vault.create(path, PASS, VaultOptions(kdf=FAST_KDF, **options))  # type: ignore[arg-type]
 
 
 def write_random_tree(root: Path, seed: int, files: int = 20, max_size: int = 300_000) -> None:

@@ -34,9 +34,9 @@ def cluster(tmp_path: Path) -> Iterator[NodeCluster]:
 def node_vault(tmp_path: Path, urls: list[str], k: int, n: int, size: int) -> Vault:
     vault = make_vault(tmp_path / "vault", providers=0, k=k, n=n)
     for i, url in enumerate(urls):
-        run(vault.add_provider(f"node-{i}", url))
+        run(vault.fleet.add_provider(f"node-{i}", url))
     (tmp_path / "f.bin").write_bytes(random.Random(7).randbytes(size))
-    run(vault.put([tmp_path / "f.bin"]))
+    run(vault.files.put([tmp_path / "f.bin"]))
     return vault
 
 
@@ -47,7 +47,7 @@ def test_endpoint_honest_liar_and_protocol_errors(tmp_path: Path, cluster: NodeC
     )
     vault = node_vault(tmp_path, [honest.url, liar.url, spare.url], 1, 3, 3_000_000)
     try:
-        report = run(vault.audit())
+        report = run(vault.health.audit())
         by = {p.provider: p for p in report.providers}
         assert by["node-0"].method == "node" and by["node-0"].verdict == "ok"
         assert by["node-1"].failed == by["node-1"].challenges > 0 and report.at_fault == ["node-1"]
@@ -55,9 +55,9 @@ def test_endpoint_honest_liar_and_protocol_errors(tmp_path: Path, cluster: NodeC
         # A proof is a few KB per block, whatever the share size.
         assert by["node-0"].bytes < by["node-0"].challenges * (16384 + 1024) + 4096
         # The liar serves honest reads: the file reads back, repair verifies and keeps its share.
-        run(vault.get("f.bin", tmp_path / "out"))
+        run(vault.files.get("f.bin", tmp_path / "out"))
         assert (tmp_path / "out").read_bytes() == (tmp_path / "f.bin").read_bytes()
-        rep = run(vault.repair())
+        rep = run(vault.health.repair())
         assert rep.shares_verified_ok == 1 and rep.shares_regenerated == 0
 
         # The raw endpoint: answers verify against the catalog's root.
@@ -135,7 +135,7 @@ def test_dropping_node_is_caught_as_often_as_the_docs_say(tmp_path: Path, cluste
         assert abs(caught - count * p) < 4 * sigma, (caught, count * p, sigma)
         assert p >= detection_probability(8, lost / total) - 1e-9
         # A recorded audit blames the dropper only, and reads of its data fail verification.
-        report = run(vault.audit())
+        report = run(vault.health.audit())
         assert report.at_fault == ["node-1"]
     finally:
         run(vault.close())

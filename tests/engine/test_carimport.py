@@ -11,8 +11,6 @@ import pytest
 from ownvault.core.car import CARV2_PRAGMA, CarReader, encode_header, write_car
 from ownvault.core.cid import CID, DAG_CBOR, DAG_PB, RAW
 from ownvault.core.dagpb import PBLink, PBNode, UnixFSData, encode_node, encode_unixfs
-from ownvault.engine.ipfs.carimport import import_car
-from ownvault.engine.ipfs.publish import export_car, verify_cid
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, IntegrityError, OwnvaultError, UsageError
 from tests.oracle.oracle import require_oracle
@@ -71,18 +69,18 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_reference_cars_round_trip(cars: dict[str, Path], tmp_path: Path, name: str, profile: str, source: str) -> None:
     vault = make_vault(tmp_path / "v")
     try:
-        doc = run(import_car(vault, cars[name], name="imp"))
+        doc = run(vault.ipfs.import_car(cars[name], name="imp"))
         want_root = str(CarReader([cars[name].read_bytes()]).roots[0])
         assert (doc["root"], doc["profile"], doc["source"], doc["files"]) == (want_root, profile, source, 2)
-        run(vault.get("imp", tmp_path / "out"))
+        run(vault.files.get("imp", tmp_path / "out"))
         assert _files(tmp_path / "out") == _src_files(cars)
         assert (tmp_path / "out" / "e").is_dir()
         out = bytearray()
-        info = run(export_car(vault, "imp", out.extend))
+        info = run(vault.ipfs.export_car("imp", out.extend))
         assert info["root"] == want_root
         v1 = cars["kubo-v1" if name == "v2" else name].read_bytes()
         assert bytes(out) == v1  # the same CAR back, byte for byte
-        assert run(verify_cid(vault, "imp"))["ok"]
+        assert run(vault.ipfs.verify_cid("imp"))["ok"]
         assert not list(vault.path.glob(".car-import-*"))
     finally:
         run(vault.close())
@@ -95,11 +93,11 @@ def _src_files(cars: dict[str, Path]) -> dict[str, bytes]:
 def test_single_file_car_and_publish(cars: dict[str, Path], tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "v")
     try:
-        doc = run(import_car(vault, cars["file"], publish_it=True))
+        doc = run(vault.ipfs.import_car(cars["file"], publish_it=True))
         assert doc["name"] == doc["root"] and doc["files"] == 1
         assert doc["published"] == f"ipfs://{doc['root']}"
         got = tmp_path / "got"
-        run(vault.get(doc["name"], got))
+        run(vault.files.get(doc["name"], got))
         assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(
             (cars["kubo-v1"].parent / "src" / "d" / "big.bin").read_bytes()
         ).digest()
@@ -168,8 +166,8 @@ def test_malformed_cars_are_refused(case: str, tmp_path: Path) -> None:
     vault: Vault = make_vault(tmp_path / "v")
     try:
         with pytest.raises(error, match=message):
-            run(import_car(vault, tmp_path / "x.car", name="x"))
-        assert run(vault.ls())["objects"] == []
+            run(vault.ipfs.import_car(tmp_path / "x.car", name="x"))
+        assert run(vault.files.ls())["objects"] == []
         assert not list(vault.path.glob(".car-import-*"))
     finally:
         run(vault.close())

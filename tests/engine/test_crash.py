@@ -38,10 +38,10 @@ def assert_consistent(vault_path: Path, sources: dict[str, Path], out: Path) -> 
                 row = next(p for p in cat.providers() if p.id == s.provider)
                 path = vault_path / row.url.removeprefix("file:") / "objects" / share_name(DATA_PREFIX, pack_id, s.idx)
                 assert path.is_file() and path.stat().st_size == s.size, f"live share missing: {path}"
-        visible = {o["name"] for o in run(vault.ls())["objects"]}
+        visible = {o["name"] for o in run(vault.files.ls())["objects"]}
         for name in visible:
             dest = out / f"{name}-{time.monotonic_ns()}"
-            run(vault.get(name, dest))
+            run(vault.files.get(name, dest))
             src = sources[name]
             if src.is_dir():
                 assert tree_state(dest) == tree_state(src)

@@ -21,15 +21,15 @@ def test_golden_v1_opens_and_reads(tmp_path: Path) -> None:
     try:
         assert vault.keys.entropy == bytes(range(32))
         assert vault.catalog.meta("schema_version") == str(SCHEMA_VERSION)
-        names = [o["name"] for o in run(vault.ls())["objects"]]
+        names = [o["name"] for o in run(vault.files.ls())["objects"]]
         assert names == ["note.txt", "tree"]
-        run(vault.get("note.txt", tmp_path / "note"))
+        run(vault.files.get("note.txt", tmp_path / "note"))
         assert (tmp_path / "note").read_bytes() == b"ownvault golden vault v1\n" * 40
-        run(vault.get("tree", tmp_path / "tree"))
+        run(vault.files.get("tree", tmp_path / "tree"))
         assert (tmp_path / "tree" / "sub" / "b.txt").read_bytes() == b"b" * 10
         digest = hashlib.sha256((tmp_path / "tree" / "a.bin").read_bytes()).hexdigest()
         assert digest == GOLDEN_A_BIN_SHA256
-        assert run(vault.check())["healthy"]
+        assert run(vault.health.check())["healthy"]
     finally:
         run(vault.close())
 

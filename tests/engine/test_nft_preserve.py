@@ -11,14 +11,9 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import get_profile, import_bytes
-from ownvault.engine.ipfs.publish import export_car
 from ownvault.engine.nft.collect import NftOptions
 from ownvault.engine.nft.preserve import (
-    list_preserved,
     parse_collection,
-    preserve_collection,
-    preserve_token,
-    reverify_preserved,
     verify_token,
 )
 from ownvault.engine.nftfetch import FetchError, NetworkPolicy
@@ -51,14 +46,14 @@ def test_preserve_folder_catalog_and_failures(tmp_path: Path) -> None:
                     "image_data": "<svg/>", "properties": {"logo": "data:,hi", "gone": market.url + "/gone"}}
             uri = market.add("/m.json", json.dumps(meta))
             opts = NftOptions(gateways=(gw.url,), network=NetworkPolicy(allow_private=True))
-            done = run(preserve_token(vault, uri, opts, pins=["no-such-provider"]))
+            done = run(vault.nft.preserve_token(uri, opts, pins=["no-such-provider"]))
             doc = done.to_json()
             assert doc["pins"][0]["ok"] is False and "no IPFS provider named" in doc["pins"][0]["error"]
             assert [p["status"] for p in doc["parts"]] == ["unverifiable_origin", "verified", "unverifiable_origin",
                                                           "embedded", "unreachable"]
             # the folder: original metadata, the rewritten copy, the report, the assets
             chunks: list[bytes] = []
-            run(export_car(vault, done.root, chunks.append))
+            run(vault.ipfs.export_car(done.root, chunks.append))
             files = {b.cid: b.data for b in CarReader(chunks)}
             assert CID.parse(str(img)) in files  # the original CIDv0 DAG is inside
             by_path = {p["path"]: p for p in doc["parts"] if p["path"]}
@@ -70,17 +65,17 @@ def test_preserve_folder_catalog_and_failures(tmp_path: Path) -> None:
             assert rewritten["image_data"] == "<svg/>"
             report = next(json.loads(d) for d in files.values() if b'"ownvault-nft-report"' in d)
             assert report["version"] == 1 and report["parts"][1]["cid"] == str(img)
-            [row] = list_preserved(vault)
+            [row] = vault.nft.list_preserved()
             assert row["state"] == "preserved" and row["root"] == done.root
             assert row["summary"]["statuses"] == {"unverifiable_origin": 2, "verified": 1, "embedded": 1,
                                                   "unreachable": 1}
             # a later attempt that fails keeps the preserved record (and says why)
             market.routes.pop("/m.json")
             with pytest.raises(FetchError):
-                run(preserve_token(vault, uri, opts))
-            [row] = list_preserved(vault)
+                run(vault.nft.preserve_token(uri, opts))
+            [row] = vault.nft.list_preserved()
             assert row["state"] == "preserved" and "HTTP 404" in row["error"]
-            [health] = run(reverify_preserved(vault, opts))
+            [health] = run(vault.nft.reverify_preserved(opts))
             assert health["health"]["copy"] == "ok" and health["health"]["pins"][0]["ok"] is False
     finally:
         run(vault.close())
@@ -95,16 +90,16 @@ def test_collection_and_local_file(tmp_path: Path) -> None:
             market.add("/1.json", json.dumps({"name": "one"}))
             sources = [market.url + "/1.json", market.url + "/2.json", str(meta)]
             seen: list[tuple[str, str]] = []
-            out = run(preserve_collection(vault, sources, OPEN, collection="c1",
+            out = run(vault.nft.preserve_collection(sources, OPEN, collection="c1",
                                           progress=lambda s, o: seen.append((s, o))))
             assert (out["preserved"], out["failed"], out["skipped"]) == (2, 1, 0)
             assert sorted(o for _s, o in seen) == ["failed", "preserved", "preserved"]
             market.add("/2.json", json.dumps({"name": "two"}))
-            out = run(preserve_collection(vault, sources, OPEN, collection="c1"))
+            out = run(vault.nft.preserve_collection(sources, OPEN, collection="c1"))
             assert (out["preserved"], out["failed"], out["skipped"]) == (1, 0, 2)
-            states = {r["source"]: r["state"] for r in list_preserved(vault, collection="c1")}
+            states = {r["source"]: r["state"] for r in vault.nft.list_preserved(collection="c1")}
             assert set(states.values()) == {"preserved"} and str(meta.resolve()) in states
-            local = next(r for r in list_preserved(vault) if r["source"] == str(meta.resolve()))
+            local = next(r for r in vault.nft.list_preserved() if r["source"] == str(meta.resolve()))
             assert local["name"].startswith("nft/file/") and local["summary"]["statuses"] == {"embedded": 2}
             doc = run(verify_token(market.url + "/1.json", OPEN))
             assert doc["ok"] and doc["at_risk"] == [market.url + "/1.json"]

@@ -10,9 +10,7 @@ import pytest
 
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
 from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine.keys import keyring
 from ownvault.engine.keys.recovery import parse_provider_arg, recover_vault
-from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.vault import Vault
 from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
 
@@ -32,32 +30,32 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     write_random_tree(src, 7, files=15)
     big = base / "big.bin"
     big.write_bytes(random.Random(3).randbytes(3_000_000))
-    run(vault.put([src], tags=["work"]))
-    run(vault.put([big], tags=["health"]))
+    run(vault.files.put([src], tags=["work"]))
+    run(vault.files.put([big], tags=["health"]))
     big_v1 = big.read_bytes()
     big.write_bytes(big_v1[:1000] + b"v2" + big_v1[1002:])
-    run(vault.put([big]))
+    run(vault.files.put([big]))
     friend = make_vault(base / "friend")
-    card = sharing.contact_card(friend, "friend").to_json()
+    card = friend.sharing.contact_card("friend").to_json()
     run(friend.close())
     import json
 
-    sharing.add_contact(vault, json.dumps(card))
-    sharing.set_tag_policy(vault, "health", never_share=True)
-    grant = run(sharing.share(vault, names=["src"], to="friend"))
-    from ownvault.engine.ipfs.publish import DagStore, publish
+    run(vault.sharing.add_contact(json.dumps(card)))
+    run(vault.sharing.set_tag_policy("health", never_share=True))
+    grant = run(vault.sharing.share(names=["src"], to="friend"))
+    from ownvault.engine.ipfs.publish import DagStore
 
-    run(publish(vault, "src"))
+    run(vault.ipfs.publish("src"))
     published = [(d.root, d.path) for d in DagStore(vault.catalog).published()]
     assert published
     run(vault.snapshot())
     state = {
-        "ls": run(vault.ls()),
-        "versions": run(vault.versions("big.bin")),
-        "grants": sharing.grants(vault),
+        "ls": run(vault.files.ls()),
+        "versions": run(vault.files.versions("big.bin")),
+        "grants": vault.sharing.grants(),
         "published": published,
         "phrase": vault.keys.phrase,
-        "shares": keyring.guardian_shares(vault, [GuardianGroup(2, 3)])[0],
+        "shares": vault.keyring.guardian_shares([GuardianGroup(2, 3)])[0],
     }
     run(vault.close())
     shutil.copytree(base / "vault" / "providers", base / "embedded-copy")
@@ -67,18 +65,18 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
-    assert run(vault.ls()) == lost["ls"]
-    assert run(vault.versions("big.bin")) == lost["versions"]
-    assert sharing.grants(vault) == lost["grants"]
+    assert run(vault.files.ls()) == lost["ls"]
+    assert run(vault.files.versions("big.bin")) == lost["versions"]
+    assert vault.sharing.grants() == lost["grants"]
     from ownvault.engine.ipfs.publish import DagStore
 
     assert [(d.root, d.path) for d in DagStore(vault.catalog).published()] == lost["published"]
-    assert [c["name"] for c in sharing.contacts(vault)] == ["friend"]
-    assert sharing.tag_policies(vault) == [{"tag": "health", "never_share": True}]
-    run(vault.get("src", out / "src"))
+    assert [c["name"] for c in vault.sharing.contacts()] == ["friend"]
+    assert vault.sharing.tag_policies() == [{"tag": "health", "never_share": True}]
+    run(vault.files.get("src", out / "src"))
     assert tree_state(out / "src") == tree_state(lost["src"])  # type: ignore[arg-type]
-    run(vault.get("big.bin", out / "v1", version=1))
-    run(vault.get("big.bin", out / "v2"))
+    run(vault.files.get("big.bin", out / "v1", version=1))
+    run(vault.files.get("big.bin", out / "v2"))
     assert (out / "v1").read_bytes() == lost["big_v1"]
     assert (out / "v2").read_bytes() == lost["big_v2"]
 
@@ -116,7 +114,7 @@ def test_recover_from_guardian_shares_with_copied_embedded_providers(lost: dict[
     vault = Vault.open(target, NEW)
     try:
         check_everything(vault, lost, tmp_path)
-        assert run(vault.check())["healthy"]
+        assert run(vault.health.check())["healthy"]
     finally:
         run(vault.close())
 
@@ -145,8 +143,8 @@ def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, obje
     try:
         # The recovered vault keeps working: a new put lands on the reachable providers only.
         (tmp_path / "after.txt").write_text("written after recovery\n")
-        run(vault.put([tmp_path / "after.txt"]))
-        run(vault.get("after.txt", tmp_path / "after.out"))
+        run(vault.files.put([tmp_path / "after.txt"]))
+        run(vault.files.get("after.txt", tmp_path / "after.out"))
         assert (tmp_path / "after.out").read_text() == "written after recovery\n"
     finally:
         run(vault.close())

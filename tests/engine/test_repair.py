@@ -28,13 +28,13 @@ def vault(tmp_path: Path) -> Vault:
     v = make_vault(tmp_path / "v", providers=8, k=3, n=6)
     for name, data in DATA.items():
         (tmp_path / name).write_bytes(data)
-    run(v.put([tmp_path / "a", tmp_path / "b"]))
+    run(v.files.put([tmp_path / "a", tmp_path / "b"]))
     return v
 
 
 def reads_back(vault: Vault, tmp: Path) -> bool:
     for name, data in DATA.items():
-        run(vault.get(name, tmp / f"out-{name}"))
+        run(vault.files.get(name, tmp / f"out-{name}"))
         if (tmp / f"out-{name}").read_bytes() != data:
             return False
     return True
@@ -48,11 +48,11 @@ def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(vault: Va
         blob = bytearray(bad.read_bytes())
         blob[100] ^= 1
         bad.write_bytes(bytes(blob))
-        run(vault.audit(sample=AuditSample(None, 1.0)))
-        plan = run(vault.repair(dry_run=True))
+        run(vault.health.audit(sample=AuditSample(None, 1.0)))
+        plan = run(vault.health.repair(dry_run=True))
         assert plan.shares_bad == 2 and plan.shares_regenerated == 0 and plan.bytes_written == 0
         assert gone.exists() is False
-        report = run(vault.repair())
+        report = run(vault.health.repair())
         assert report.failures == [] and report.lost == []
         assert report.shares_regenerated == 2 and report.shares_rewritten_in_place == 1
         assert report.shares_moved == 1
@@ -65,12 +65,12 @@ def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(vault: Va
         assert report.bytes_read <= 2 * 3 * biggest + len(blob)
         assert faults(vault.catalog) == []
         assert reads_back(vault, tmp_path)
-        check = run(vault.deep_check())
+        check = run(vault.health.deep_check())
         assert check["healthy"] and check["policy_ok"] and check["shares_bad"] == 0
-        again = run(vault.repair())
+        again = run(vault.health.repair())
         assert again.packs_damaged == 0 and again.shares_regenerated == 0
         assert last_run(vault.catalog, "repair") is not None
-        assert run(vault.status())["verdict"] == "HEALTHY"
+        assert run(vault.health.status())["verdict"] == "HEALTHY"
     finally:
         run(vault.close())
 
@@ -85,13 +85,13 @@ def test_lost_pieces_are_named_and_the_rest_repaired(vault: Vault, tmp_path: Pat
             for f in share_files(vault, names[s.provider]):
                 if f.name.startswith(pack_id):
                     f.unlink()
-        status = run(vault.status())
+        status = run(vault.health.status())
         assert status["verdict"] == "UNVERIFIED"  # nothing recorded yet: status reads no share
-        report = run(vault.repair())
+        report = run(vault.health.repair())
         assert [p.pack_id for p in report.lost] == [pack_id]
         assert report.lost[0].good == 2 and report.lost_names == ["b v1"]
         assert report.to_json()["lost"][0]["versions"] == [{"name": "b", "version": 1, "paths": []}]
-        run(vault.get("a", tmp_path / "a-out"))
+        run(vault.files.get("a", tmp_path / "a-out"))
         assert (tmp_path / "a-out").read_bytes() == DATA["a"]
     finally:
         run(vault.close())
@@ -102,32 +102,32 @@ def test_repair_is_resumable_under_a_byte_budget(vault: Vault, tmp_path: Path) -
         deleted = share_files(vault, "local-3") + share_files(vault, "local-5")
         for f in deleted:
             f.unlink()
-        first = run(vault.repair(max_bytes=1))
+        first = run(vault.health.repair(max_bytes=1))
         assert first.budget_exhausted and first.shares_regenerated == 0
         # Enough for the big pack (k data parts read, its bad shares written), not for both.
-        second = run(vault.repair(max_bytes=7_500_000))
+        second = run(vault.health.repair(max_bytes=7_500_000))
         assert second.shares_regenerated >= 1
-        third = run(vault.repair())
+        third = run(vault.health.repair())
         assert not third.budget_exhausted and third.lost == []
         assert second.shares_regenerated + third.shares_regenerated == len(deleted)
-        assert run(vault.check())["healthy"] and reads_back(vault, tmp_path)
+        assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
     finally:
         run(vault.close())
 
 
 def test_unreachable_provider_is_moved_unless_within_grace(vault: Vault, tmp_path: Path) -> None:
     try:
-        run(vault.audit())  # everyone answered just now
+        run(vault.health.audit())  # everyone answered just now
         marker = vault.path / "providers" / "local-6" / "ownvault-provider.json"
         marker.rename(marker.with_suffix(".away"))
         held = vault.catalog.provider_usage().get(6, (0, 0))[0]
         assert held
-        waited = run(vault.repair(unreachable_grace=3600))
+        waited = run(vault.health.repair(unreachable_grace=3600))
         assert waited.shares_regenerated == 0 and waited.unreachable == ["local-6"]
-        moved = run(vault.repair())
+        moved = run(vault.health.repair())
         assert moved.shares_moved == held and moved.shares_rewritten_in_place == 0
         assert vault.catalog.provider_usage().get(6, (0, 0))[0] == 0
-        assert run(vault.check())["healthy"] and reads_back(vault, tmp_path)
+        assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
     finally:
         run(vault.close())
 
@@ -146,7 +146,7 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
                                budget_bytes_per_day=None, sample=AuditSample(16), first_delay=0)
     seen: list[list[str]] = []
     try:
-        run(maintain(vault, config, state, rounds=3, clock=lambda: now[0], sleep=fake_sleep,
+        run(maintain(vault.ctx, config, state, rounds=3, clock=lambda: now[0], sleep=fake_sleep,
                      rng=random.Random(1), on_round=lambda s: seen.append((s.last_audit or {})["at_fault"])))
         assert state.audits >= 2 and state.repairs >= 1
         # The first audit names the provider that lost a share; after the repair none.
@@ -161,7 +161,7 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
         assert "ownvault_pieces_lost 0.0" in text
         # A tiny budget defers the next audit to the next day.
         small = MaintenanceConfig(budget_bytes_per_day=1000, sample=AuditSample(16), first_delay=0)
-        s2 = run(maintain(vault, small, rounds=1, clock=lambda: now[0], sleep=fake_sleep))
+        s2 = run(maintain(vault.ctx, small, rounds=1, clock=lambda: now[0], sleep=fake_sleep))
         assert s2.skipped_for_budget >= 1 and s2.audits == 0
     finally:
         run(vault.close())
@@ -171,7 +171,7 @@ def test_maintenance_stops_on_the_event(vault: Vault) -> None:
     async def go() -> MaintenanceState:
         stop = asyncio.Event()
         config = MaintenanceConfig(sample=AuditSample(4), first_delay=0)
-        task = asyncio.ensure_future(maintain(vault, config, stop=stop))
+        task = asyncio.ensure_future(maintain(vault.ctx, config, stop=stop))
         for _ in range(200):
             await asyncio.sleep(0.05)
             if not task.done() and vault.catalog.conn.execute("SELECT COUNT(*) FROM health_runs").fetchone()[0]:
@@ -192,7 +192,6 @@ def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> 
     import json
 
     from ownvault.engine.nft.collect import NftOptions
-    from ownvault.engine.nft.preserve import preserve_token
 
     pixel = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
     meta = tmp_path / "token.json"
@@ -203,9 +202,9 @@ def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> 
         now[0] += seconds
 
     try:
-        run(preserve_token(vault, str(meta), NftOptions()))
+        run(vault.nft.preserve_token(str(meta), NftOptions()))
         config = MaintenanceConfig(budget_bytes_per_day=None, sample=AuditSample(8), first_delay=0)
-        state = run(maintain(vault, config, rounds=2, clock=lambda: now[0], sleep=fake_sleep))
+        state = run(maintain(vault.ctx, config, rounds=2, clock=lambda: now[0], sleep=fake_sleep))
         assert state.nft_reverified >= 1
         assert state.last_nft == {"tokens": 1, "healthy": 1, "unhealthy": []}
         assert state.to_json()["last_nft"]["tokens"] == 1

@@ -11,8 +11,6 @@ import pytest
 
 from ownvault.core.grants import Grant
 from ownvault.core.pack import open_chunk
-from ownvault.engine.keys import keyring, shred
-from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
@@ -39,7 +37,7 @@ def people(tmp_path: Path) -> dict[str, Vault]:
     alice = make_vault(tmp_path / "alice")
     bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
     carol = make_vault(tmp_path / "carol", providers=3, k=1, n=2)
-    sharing.add_contact(alice, json.dumps(sharing.contact_card(bob, "bob").to_json()))
+    run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
     yield {"alice": alice, "bob": bob, "carol": carol}
     for v in (alice, bob, carol):
         run(v.close())
@@ -50,18 +48,18 @@ def test_share_open_policy_and_errors(people: dict[str, Vault], tmp_path: Path) 
     src = tmp_path / "docs"
     write_random_tree(src, 11, files=8)
     (tmp_path / "blood.csv").write_bytes(b"date,value\n" * 1000)
-    run(alice.put([src], tags=["work"]))
-    run(alice.put([tmp_path / "blood.csv"], tags=["health"]))
-    sharing.set_tag_policy(alice, "health", never_share=True)
+    run(alice.files.put([src], tags=["work"]))
+    run(alice.files.put([tmp_path / "blood.csv"], tags=["health"]))
+    run(alice.sharing.set_tag_policy("health", never_share=True))
     with pytest.raises(SharePolicyError, match="may never be shared"):
-        run(sharing.share(alice, names=["blood.csv"], to="bob"))
+        run(alice.sharing.share(names=["blood.csv"], to="bob"))
     with pytest.raises(SharePolicyError):
-        run(sharing.share(alice, tag="health", to="bob"))
+        run(alice.sharing.share(tag="health", to="bob"))
     with pytest.raises(NotFoundError, match="contacts add"):
-        run(sharing.share(alice, names=["docs"], to="carol"))
-    assert sharing.grants(alice) == []
+        run(alice.sharing.share(names=["docs"], to="carol"))
+    assert alice.sharing.grants() == []
 
-    info = run(sharing.share(alice, tag="work", to=bob.did, expires=int(time.time()) + 3600))
+    info = run(alice.sharing.share(tag="work", to=bob.did, expires=int(time.time()) + 3600))
     assert info.items == ["docs v1"]
     reader = run(open_grant(bob.keys, info.token))
     try:
@@ -80,7 +78,7 @@ def test_share_open_policy_and_errors(people: dict[str, Vault], tmp_path: Path) 
     doc["expires"] = None
     with pytest.raises(IntegrityError, match="signature"):
         run(open_grant(bob.keys, json.dumps(doc)))
-    listed = sharing.grants(alice)
+    listed = alice.sharing.grants()
     assert [(g["grant"], g["to"], g["contact"], g["state"], g["items"]) for g in listed] == [
         (info.grant_id, bob.did, "bob", "active", ["docs v1"])
     ]
@@ -100,17 +98,17 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
     data = random.Random(5).randbytes(2_500_000)
     (tmp_path / "plan.bin").write_bytes(data)
     (tmp_path / "other.bin").write_bytes(random.Random(6).randbytes(200_000))
-    run(alice.put([tmp_path / "plan.bin", tmp_path / "other.bin"]))  # same packs
-    g1 = run(sharing.share(alice, names=["plan.bin"], to="bob"))
-    g2 = run(sharing.share(alice, names=["plan.bin"], to="bob"))
+    run(alice.files.put([tmp_path / "plan.bin", tmp_path / "other.bin"]))  # same packs
+    g1 = run(alice.sharing.share(names=["plan.bin"], to="bob"))
+    g2 = run(alice.sharing.share(names=["plan.bin"], to="bob"))
     old = run(open_grant(bob.keys, g1.token))
     assert run(read_all(old, "plan.bin")) == data
     # A later version is not in the grant.
     (tmp_path / "plan.bin").write_bytes(data[:100] + b"secret v2" + data[109:])
-    run(alice.put([tmp_path / "plan.bin"]))
+    run(alice.files.put([tmp_path / "plan.bin"]))
     assert [i["version"] for i in old.items] == [1]
 
-    result = run(sharing.revoke(alice, g1.grant_id[:10]))
+    result = run(alice.sharing.revoke(g1.grant_id[:10]))
     assert result["chunks_rekeyed"] >= 2 and result["not_deleted"] == [] and result["revocation_notices"] == 6
     with pytest.raises(GrantRevokedError, match="revoked"):
         run(open_grant(bob.keys, g1.token))
@@ -132,9 +130,9 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
         open_chunk(old_chunks[refs[0].chunk_id.hex()], refs[0].chunk_id, blob)
     run(old.close())
     # The owner still reads everything; the overlapping grant was refreshed and still works.
-    run(alice.get("plan.bin", tmp_path / "v1", version=1))
+    run(alice.files.get("plan.bin", tmp_path / "v1", version=1))
     assert (tmp_path / "v1").read_bytes() == data
-    run(alice.get("other.bin", tmp_path / "o"))
+    run(alice.files.get("other.bin", tmp_path / "o"))
     assert (tmp_path / "o").read_bytes() == (tmp_path / "other.bin").read_bytes()
     assert result["refreshed_grants"] == 1
     r2 = run(open_grant(bob.keys, g2.token))
@@ -142,9 +140,9 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
         assert run(read_all(r2, "plan.bin")) == data
     finally:
         run(r2.close())
-    states = {g["grant"]: g["state"] for g in sharing.grants(alice)}
+    states = {g["grant"]: g["state"] for g in alice.sharing.grants()}
     assert states == {g1.grant_id: "revoked", g2.grant_id: "active"}
-    again = run(sharing.revoke(alice, g1.grant_id))
+    again = run(alice.sharing.revoke(g1.grant_id))
     assert again["already_revoked"]
 
 
@@ -154,19 +152,19 @@ def test_forget_shreds_keys_shares_and_old_snapshots(people: dict[str, Vault], t
     keep = random.Random(9).randbytes(300_000)
     (tmp_path / "diary.bin").write_bytes(secret)
     (tmp_path / "keep.bin").write_bytes(keep)
-    run(alice.put([tmp_path / "diary.bin", tmp_path / "keep.bin"]))
+    run(alice.files.put([tmp_path / "diary.bin", tmp_path / "keep.bin"]))
     (tmp_path / "diary.bin").write_bytes(secret + b"more")
-    run(alice.put([tmp_path / "diary.bin"]))
-    g = run(sharing.share(alice, names=["diary.bin", "keep.bin"], to="bob"))
+    run(alice.files.put([tmp_path / "diary.bin"]))
+    g = run(alice.sharing.share(names=["diary.bin", "keep.bin"], to="bob"))
     chunk_ids = {bytes(r[0]) for r in alice.catalog.conn.execute("SELECT chunk_id FROM chunks")}
-    result = run(shred.forget(alice, "diary.bin"))
+    result = run(alice.keyring.forget("diary.bin"))
     assert result["versions_forgotten"] == 2 and result["chunks_shredded"] >= 2 and result["not_deleted"] == []
     assert result["old_snapshot_objects_deleted"] > 0 and result["grants_updated"] == 1
     left = {bytes(r[0]) for r in alice.catalog.conn.execute("SELECT chunk_id FROM chunks")}
     assert len(chunk_ids - left) == result["chunks_shredded"]
     with pytest.raises(NotFoundError):
-        run(alice.get("diary.bin", tmp_path / "x"))
-    run(alice.get("keep.bin", tmp_path / "k"))
+        run(alice.files.get("diary.bin", tmp_path / "x"))
+    run(alice.files.get("keep.bin", tmp_path / "k"))
     assert (tmp_path / "k").read_bytes() == keep
     # Only the newest snapshot is left on the providers; no old copy of the wrapped keys.
     for prov in (tmp_path / "alice" / "providers").iterdir():
@@ -190,24 +188,24 @@ def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "v")
     (tmp_path / "a").write_bytes(b"a" * 100_000)
     (tmp_path / "b").write_bytes(b"b" * 100_000)
-    run(vault.put([tmp_path / "a"]))
-    assert run(keyring.rotate_content_key(vault)) == {"epoch": 1, "rewrapped": 0}
-    run(vault.put([tmp_path / "b"]))
+    run(vault.files.put([tmp_path / "a"]))
+    assert run(vault.keyring.rotate_content_key()) == {"epoch": 1, "rewrapped": 0}
+    run(vault.files.put([tmp_path / "b"]))
     epochs = dict(vault.catalog.conn.execute("SELECT plain_len > 0, key_epoch FROM chunks").fetchall())
     assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {0, 1}, epochs
-    assert run(keyring.rotate_content_key(vault, rewrap=True)) == {"epoch": 2, "rewrapped": 2}
+    assert run(vault.keyring.rotate_content_key(rewrap=True)) == {"epoch": 2, "rewrapped": 2}
     assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {2}
     for name in ("a", "b"):
-        run(vault.get(name, tmp_path / f"{name}.out"))
+        run(vault.files.get(name, tmp_path / f"{name}.out"))
         assert (tmp_path / f"{name}.out").read_bytes() == (tmp_path / name).read_bytes()
-    keyring.change_passphrase(vault, PASS, "another one", FAST_KDF)
+    run(vault.keyring.change_passphrase(PASS, "another one", FAST_KDF))
     run(vault.close())
     with pytest.raises(AuthError):
         Vault.open(tmp_path / "v", PASS)
     again = Vault.open(tmp_path / "v", "another one")
     try:
         with pytest.raises(AuthError):
-            keyring.change_passphrase(again, PASS, "x", FAST_KDF)
+            run(again.keyring.change_passphrase(PASS, "x", FAST_KDF))
         assert again.keys.entropy == vault.keys.entropy
     finally:
         run(again.close())
@@ -221,11 +219,11 @@ def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
     try:
         data = random.Random(12).randbytes(400_000)
         (tmp_path / "f.bin").write_bytes(data)
-        run(alice.put([tmp_path / "f.bin"]))
-        sharing.add_contact(alice, json.dumps(sharing.contact_card(bob, "bob").to_json()))
-        g = run(sharing.share(alice, names=["f.bin"], to="bob"))
-        run(alice.remove_provider("ext-0"))
-        assert sharing.grants(alice)[0]["generation"] >= 1
+        run(alice.files.put([tmp_path / "f.bin"]))
+        run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
+        g = run(alice.sharing.share(names=["f.bin"], to="bob"))
+        run(alice.fleet.remove_provider("ext-0"))
+        assert alice.sharing.grants()[0]["generation"] >= 1
         reader = run(open_grant(bob.keys, g.token))
         try:
             assert "ext-0" not in {s["provider"] for p in reader.manifest["packs"] for s in p["shares"]}

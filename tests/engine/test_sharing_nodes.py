@@ -18,7 +18,6 @@ import pytest
 
 from ownvault.core.capability import CAPABILITY_OPS, ReadCapability
 from ownvault.core.grants import Grant
-from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import GrantRevokedError, ProviderPermanentError
 from ownvault.providers.http import NodeProvider, SeedSigner, Signer
@@ -78,14 +77,14 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
     mallory = SeedSigner.generate()
     try:
         for i, node in enumerate(nodes):
-            run(alice.add_provider(f"node-{i}", node.url))
+            run(alice.fleet.add_provider(f"node-{i}", node.url))
         data = os.urandom(3 * 1024 * 1024 + 17)
         (tmp_path / "report.bin").write_bytes(data)
         (tmp_path / "private.bin").write_bytes(os.urandom(100_000))
-        run(alice.put([tmp_path / "report.bin"]))
-        run(alice.put([tmp_path / "private.bin"]))
-        sharing.add_contact(alice, json.dumps(sharing.contact_card(bob, "bob").to_json()))
-        info = run(sharing.share(alice, names=["report.bin"], to="bob", expires=int(time.time()) + 3600))
+        run(alice.files.put([tmp_path / "report.bin"]))
+        run(alice.files.put([tmp_path / "private.bin"]))
+        run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
+        info = run(alice.sharing.share(names=["report.bin"], to="bob", expires=int(time.time()) + 3600))
         grant = Grant.parse(info.token)
         assert grant.capability is not None
         cap = ReadCapability.parse(grant.capability)
@@ -143,12 +142,12 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
         assert run(names(node, bob.keys, "")) == []
 
         # Revocation: the nodes refuse the old capability; the grant opens nothing.
-        run(sharing.revoke(alice, gid))
+        run(alice.sharing.revoke(gid))
         with pytest.raises(GrantRevokedError):
             run(open_grant(bob.keys, info.token))
         refused(node, bob.keys, grant.capability, "get", share, "capability_revoked|object_not_found")
         (tmp_path / "later.bin").write_bytes(os.urandom(50_000))
-        run(alice.put([tmp_path / "later.bin"]))
+        run(alice.files.put([tmp_path / "later.bin"]))
         for name in run(names(node, alice.keys, "shares/")):
             refused(node, bob.keys, grant.capability, "get", name, "capability_revoked")
         assert run(names(node, bob.keys, f"grants/{gid}/", grant.capability)) == [f"grants/{gid}/revoked"]

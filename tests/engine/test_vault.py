@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import random
@@ -33,9 +34,9 @@ def test_random_trees_round_trip(tmp_path_factory: pytest.TempPathFactory, seed:
     (src / "link").symlink_to("some/target")
     vault = make_vault(base / "vault")
     try:
-        res = run(vault.put([src]))
+        res = run(vault.files.put([src]))
         assert res[0].kind == "tree"
-        run(vault.get("src", base / "out"))
+        run(vault.files.get("src", base / "out"))
         assert tree_state(base / "out") == tree_state(src)
     finally:
         run(vault.close())
@@ -47,29 +48,29 @@ def test_file_versions_ranges_and_reopen(tmp_path: Path) -> None:
     f = tmp_path / "doc.bin"
     f.write_bytes(data1)
     vault = make_vault(tmp_path / "v")
-    run(vault.put([f], tags=["health"]))
+    run(vault.files.put([f], tags=["health"]))
     f.write_bytes(data2)
-    r2 = run(vault.put([f]))[0]
+    r2 = run(vault.files.put([f]))[0]
     assert r2.version == 2 and r2.new_bytes < 5_000_000
     run(vault.close())
     vault = Vault.open(tmp_path / "v", PASS)
     try:
-        assert [v["version"] for v in run(vault.versions("doc.bin"))] == [1, 2]
-        run(vault.get("doc.bin", tmp_path / "o1", version=1))
-        run(vault.get("doc.bin", tmp_path / "o2"))
+        assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [1, 2]
+        run(vault.files.get("doc.bin", tmp_path / "o1", version=1))
+        run(vault.files.get("doc.bin", tmp_path / "o2"))
         assert (tmp_path / "o1").read_bytes() == data1
         assert (tmp_path / "o2").read_bytes() == data2
-        run(vault.get("doc.bin", tmp_path / "r", byte_range=(999, 2_000_001)))
+        run(vault.files.get("doc.bin", tmp_path / "r", byte_range=(999, 2_000_001)))
         assert (tmp_path / "r").read_bytes() == data2[999:2_000_001]
-        listing = run(vault.ls())["objects"]
+        listing = run(vault.files.ls())["objects"]
         assert listing[0]["tags"] == ["health"] and listing[0]["cid"].startswith("bafy")
         with pytest.raises(NotFoundError):
-            run(vault.get("doc.bin", tmp_path / "x", version=9))
-        run(vault.rm("doc.bin", version=1))
-        assert [v["version"] for v in run(vault.versions("doc.bin"))] == [2]
-        run(vault.rm("doc.bin"))
-        assert run(vault.ls())["objects"] == []
-        usage = run(vault.du())
+            run(vault.files.get("doc.bin", tmp_path / "x", version=9))
+        run(vault.files.rm("doc.bin", version=1))
+        assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [2]
+        run(vault.files.rm("doc.bin"))
+        assert run(vault.files.ls())["objects"] == []
+        usage = run(vault.files.du())
         assert usage["stored_bytes"] == 0 and usage["packs"] == 0
     finally:
         run(vault.close())
@@ -79,13 +80,13 @@ def test_empty_file_and_names(tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
     vault = make_vault(tmp_path / "v")
     try:
-        r = run(vault.put([tmp_path / "empty"], name="a/b/empty"))[0]
+        r = run(vault.files.put([tmp_path / "empty"], name="a/b/empty"))[0]
         assert r.cid == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        run(vault.get("a/b/empty", tmp_path / "out"))
+        run(vault.files.get("a/b/empty", tmp_path / "out"))
         assert (tmp_path / "out").read_bytes() == b""
         for bad in ["", "/", "a/../b", "./x"]:
             with pytest.raises(UsageError):
-                run(vault.put([tmp_path / "empty"], name=bad))
+                run(vault.files.put([tmp_path / "empty"], name=bad))
     finally:
         run(vault.close())
 
@@ -98,7 +99,7 @@ def test_survives_losing_any_n_minus_k_providers(tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_random_tree(src, 7, 15, 2_000_000)
     vault = make_vault(tmp_path / "v")
-    run(vault.put([src]))
+    run(vault.files.put([src]))
     run(vault.close())
     dirs = _provider_dirs(tmp_path / "v")
     for lost in ([0, 1, 2], [3, 4, 5], [0, 2, 4]):
@@ -107,9 +108,9 @@ def test_survives_losing_any_n_minus_k_providers(tmp_path: Path) -> None:
         vault = Vault.open(tmp_path / "v", PASS)
         out = tmp_path / f"out-{'-'.join(map(str, lost))}"
         try:
-            run(vault.get("src", out))
+            run(vault.files.get("src", out))
             assert tree_state(out) == tree_state(src)
-            report = run(vault.check())
+            report = run(vault.health.check())
             assert report["readable"] and not report["healthy"]
             assert {m["provider"] for f in report["files"] for m in f["missing"]} == {
                 f"local-{i + 1}" for i in lost
@@ -124,8 +125,8 @@ def test_survives_losing_any_n_minus_k_providers(tmp_path: Path) -> None:
     vault = Vault.open(tmp_path / "v", PASS)
     try:
         with pytest.raises(DataUnavailableError):
-            run(vault.get("src", tmp_path / "fail"))
-        assert not run(vault.check())["readable"]
+            run(vault.files.get("src", tmp_path / "fail"))
+        assert not run(vault.health.check())["readable"]
     finally:
         run(vault.close())
 
@@ -134,7 +135,7 @@ def test_tampered_and_truncated_shares_are_detected_and_routed_around(tmp_path: 
     data = random.Random(3).randbytes(3_000_000)
     (tmp_path / "f").write_bytes(data)
     vault = make_vault(tmp_path / "v")
-    run(vault.put([tmp_path / "f"]))
+    run(vault.files.put([tmp_path / "f"]))
     run(vault.close())
     shares = sorted((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
     by_index = {int(p.name.rsplit(".", 1)[1]): p for p in shares}
@@ -149,7 +150,7 @@ def test_tampered_and_truncated_shares_are_detected_and_routed_around(tmp_path: 
     problems: list[tuple[str, str, str]] = []
     vault.on_problem = lambda p: problems.append((p.provider, p.share, p.kind))
     try:
-        run(vault.get("f", tmp_path / "out"))
+        run(vault.files.get("f", tmp_path / "out"))
         assert (tmp_path / "out").read_bytes() == data
     finally:
         run(vault.close())
@@ -162,11 +163,11 @@ def test_bad_input(tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "v")
     try:
         with pytest.raises(UsageError, match="no such file"):
-            run(vault.put([tmp_path / "missing"]))
+            run(vault.files.put([tmp_path / "missing"]))
         with pytest.raises(NotFoundError):
-            run(vault.get("unknown", tmp_path / "o"))
+            run(vault.files.get("unknown", tmp_path / "o"))
         with pytest.raises(NotFoundError):
-            run(vault.rm("unknown"))
+            run(vault.files.rm("unknown"))
     finally:
         run(vault.close())
     with pytest.raises(AuthError):
@@ -183,9 +184,9 @@ def test_missing_provider_folder_blocks_put_cleanly(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
     try:
         with pytest.raises(Exception) as info:
-            run(vault.put([tmp_path / "f"]))
+            run(vault.files.put([tmp_path / "f"]))
         assert "local-3" in str(info.value) or "provider" in str(info.value)
-        assert run(vault.ls())["objects"] == []
+        assert run(vault.files.ls())["objects"] == []
         assert vault.catalog.pending_packs() == []
         leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
         assert leftovers == []
@@ -198,7 +199,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path, monkeypatc
     (tmp_path / "b").write_bytes(os.urandom(200_000))
     vault = make_vault(tmp_path / "v")
     try:
-        run(vault.put([tmp_path / "a"]))
+        run(vault.files.put([tmp_path / "a"]))
         real_write = os.write
 
         def full(fd: int, data: bytes | memoryview) -> int:
@@ -206,13 +207,13 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path, monkeypatc
 
         monkeypatch.setattr(os, "write", full)
         with pytest.raises(StorageFullError):
-            run(vault.put([tmp_path / "b"]))
+            run(vault.files.put([tmp_path / "b"]))
         monkeypatch.setattr(os, "write", real_write)
-        assert [o["name"] for o in run(vault.ls())["objects"]] == ["a"]
-        run(vault.get("a", tmp_path / "a.out"))
+        assert [o["name"] for o in run(vault.files.ls())["objects"]] == ["a"]
+        run(vault.files.get("a", tmp_path / "a.out"))
         assert (tmp_path / "a.out").read_bytes() == (tmp_path / "a").read_bytes()
-        run(vault.put([tmp_path / "b"]))
-        run(vault.get("b", tmp_path / "b.out"))
+        run(vault.files.put([tmp_path / "b"]))
+        run(vault.files.get("b", tmp_path / "b.out"))
         assert (tmp_path / "b.out").read_bytes() == (tmp_path / "b").read_bytes()
     finally:
         run(vault.close())
@@ -222,12 +223,45 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x")
     v1 = make_vault(tmp_path / "v")
     v2 = Vault.open(tmp_path / "v", PASS)
+
+    async def go() -> None:
+        async with v1.ctx.write():
+            with pytest.raises(VaultStateError, match="in use"):
+                await v2.files.put([tmp_path / "f"])
+
     try:
-        with v1._writer(), pytest.raises(VaultStateError, match="in use"):
-            run(v2.put([tmp_path / "f"]))
+        run(go())
     finally:
         run(v1.close())
         run(v2.close())
+
+
+def test_writers_in_one_process_wait_for_each_other(tmp_path: Path) -> None:
+    """Tasks of one process queue on the write lock (the API and the daemon share a vault)."""
+    for i in range(3):
+        (tmp_path / f"f{i}").write_bytes(bytes([i]) * 1000)
+    vault = make_vault(tmp_path / "v")
+    inside: list[int] = []
+    overlap: list[int] = []
+
+    async def writer(i: int) -> None:
+        async with vault.ctx.write():
+            if inside:
+                overlap.append(i)
+            inside.append(i)
+            await vault.files.put([tmp_path / f"f{i}"])  # nested write() joins the outer one
+            await asyncio.sleep(0)
+            inside.remove(i)
+
+    async def go() -> None:
+        await asyncio.gather(*(writer(i) for i in range(3)))
+
+    try:
+        run(go())
+        assert overlap == []
+        assert sorted(o["name"] for o in run(vault.files.ls())["objects"]) == ["f0", "f1", "f2"]
+    finally:
+        run(vault.close())
 
 
 def test_providers_see_no_names_and_uniform_sizes(tmp_path: Path) -> None:
@@ -235,7 +269,7 @@ def test_providers_see_no_names_and_uniform_sizes(tmp_path: Path) -> None:
     write_random_tree(src, 11, 30, 50_000)
     vault = make_vault(tmp_path / "v")
     try:
-        run(vault.put([src]))
+        run(vault.files.put([src]))
     finally:
         run(vault.close())
     sizes = set()

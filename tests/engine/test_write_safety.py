@@ -24,7 +24,7 @@ from .helpers import make_vault, run
 def pair(tmp_path: Path) -> Any:
     alice = make_vault(tmp_path / "alice")
     bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
-    sharing.add_contact(alice, json.dumps(sharing.contact_card(bob, "bob").to_json()))
+    run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
     yield alice, bob
     for v in (alice, bob):
         run(v.close())
@@ -53,7 +53,7 @@ def test_grant_symlink_then_file_through_it_is_refused(
     src = tmp_path / "docs"
     src.mkdir()
     (src / "a.txt").write_bytes(b"#!/bin/sh\necho pwned\n")
-    run(alice.put([src]))
+    run(alice.files.put([src]))
 
     def rewrite(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         file = next(e for e in entries if e["kind"] == "file")
@@ -64,7 +64,7 @@ def test_grant_symlink_then_file_through_it_is_refused(
         ]
 
     _hostile(monkeypatch, rewrite)
-    info = run(sharing.share(alice, names=["docs"], to="bob"))
+    info = run(alice.sharing.share(names=["docs"], to="bob"))
     reader = run(open_grant(bob.keys, info.token))
     try:
         with pytest.raises(UsageError, match="refusing to write through a symlink"):
@@ -82,9 +82,9 @@ def test_grant_unsafe_paths_are_refused(
     src = tmp_path / "docs"
     src.mkdir()
     (src / "a.txt").write_bytes(b"x")
-    run(alice.put([src]))
+    run(alice.files.put([src]))
     _hostile(monkeypatch, lambda es: [{**e, "path": path} if e["kind"] == "file" else e for e in es])
-    info = run(sharing.share(alice, names=["docs"], to="bob"))
+    info = run(alice.sharing.share(names=["docs"], to="bob"))
     reader = run(open_grant(bob.keys, info.token))
     try:
         with pytest.raises(IntegrityError, match="unsafe path"):
@@ -100,9 +100,9 @@ def test_grant_modes_lose_setuid(pair: Any, tmp_path: Path, monkeypatch: pytest.
     src = tmp_path / "docs"
     src.mkdir()
     (src / "run.sh").write_bytes(b"x")
-    run(alice.put([src]))
+    run(alice.files.put([src]))
     _hostile(monkeypatch, lambda es: [{**e, "mode": 0o6777} if e["kind"] == "file" else e for e in es])
-    info = run(sharing.share(alice, names=["docs"], to="bob"))
+    info = run(alice.sharing.share(names=["docs"], to="bob"))
     reader = run(open_grant(bob.keys, info.token))
     try:
         run(reader.get("docs", tmp_path / "out"))
@@ -128,12 +128,12 @@ def test_get_does_not_follow_planted_directory_symlink(tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "v")
     try:
         src, victim = _planted_tree(tmp_path)
-        run(vault.put([src]))
+        run(vault.files.put([src]))
         out = tmp_path / "out"
         out.mkdir()
         (out / "sub").symlink_to(victim)
         with pytest.raises(UsageError, match="refusing to write through a symlink"):
-            run(vault.get("src", out))
+            run(vault.files.get("src", out))
         assert sorted(p.name for p in victim.iterdir()) == ["secret"]
     finally:
         run(vault.close())
@@ -143,18 +143,18 @@ def test_get_replaces_a_planted_file_symlink_without_touching_its_target(tmp_pat
     vault = make_vault(tmp_path / "v")
     try:
         src, victim = _planted_tree(tmp_path)
-        run(vault.put([src]))
+        run(vault.files.put([src]))
         out = tmp_path / "out"
         out.mkdir()
         (out / "top.bin").symlink_to(victim / "secret")
-        run(vault.get("src", out))
+        run(vault.files.get("src", out))
         assert not (out / "top.bin").is_symlink()
         assert (out / "top.bin").read_bytes() == b"top"
         assert (victim / "secret").read_bytes() == b"keep me"
         assert stat.S_IMODE((victim / "secret").stat().st_mode) == 0o640
         # A single-file get onto a symlink replaces the link too.
         (out / "one").symlink_to(victim / "secret")
-        run(vault.get("src/top.bin", out / "one"))
+        run(vault.files.get("src/top.bin", out / "one"))
         assert (victim / "secret").read_bytes() == b"keep me"
     finally:
         run(vault.close())

@@ -34,7 +34,6 @@ from ownvault.core.nftmeta import (
     SELECTOR_URI,
 )
 from ownvault.engine.nft.collect import NftOptions, collect
-from ownvault.engine.nft.preserve import list_preserved, reverify_preserved
 from ownvault.engine.nftfetch import NetworkPolicy
 from ownvault.engine.vault import Vault
 from tests.engine.helpers import PASS, make_vault, run
@@ -265,7 +264,7 @@ def test_preserved_copies_outlive_the_marketplace(world: World, capsys: pytest.C
     assert code == 6 and {p["status"] for p in doc["parts"]} == {"unreachable"}
     vault = Vault.open(world.vault, PASS)
     try:
-        rows = {r["source"]: r for r in list_preserved(vault)}
+        rows = {r["source"]: r for r in vault.nft.list_preserved()}
     finally:
         run(vault.close())
     root2 = rows[world.token(2)]["root"]
@@ -317,10 +316,10 @@ def test_ls_and_reverify(world: World, capsys: pytest.CaptureFixture[str]) -> No
     world.pinner.stop()  # the pinning service disappears
     vault = Vault.open(world.vault, PASS)
     try:
-        out = run(reverify_preserved(vault, NftOptions(network=NetworkPolicy(allow_private=True))))
+        out = run(vault.nft.reverify_preserved(NftOptions(network=NetworkPolicy(allow_private=True))))
         bad = {t["source"] for t in out if not t["health"]["ok"]}
         assert bad == {world.token(1), world.token(2), world.token(5, world.multi)}  # the pinned ones
         assert all(t["health"]["copy"] == "ok" for t in out)
-        assert {r["source"] for r in list_preserved(vault) if not r["health"]["ok"]} == bad
+        assert {r["source"] for r in vault.nft.list_preserved() if not r["health"]["ok"]} == bad
     finally:
         run(vault.close())

@@ -31,20 +31,20 @@ def test_any_three_of_six_mixed_providers_can_vanish(
     write_random_tree(src, 21, 25, 1_500_000)
     vault = make_vault(tmp_path / "vault", providers=0, k=3, n=6)
     try:
-        run(vault.add_provider("disk-a", (tmp_path / "disk-a").as_uri(), jurisdiction="CH"))
-        run(vault.add_provider("disk-b", (tmp_path / "disk-b").as_uri(), jurisdiction="DE"))
-        run(vault.add_provider("node-a", nodes[0].url, jurisdiction="FR"))
-        run(vault.add_provider("node-b", nodes[1].url, jurisdiction="IS"))
+        run(vault.fleet.add_provider("disk-a", (tmp_path / "disk-a").as_uri(), jurisdiction="CH"))
+        run(vault.fleet.add_provider("disk-b", (tmp_path / "disk-b").as_uri(), jurisdiction="DE"))
+        run(vault.fleet.add_provider("node-a", nodes[0].url, jurisdiction="FR"))
+        run(vault.fleet.add_provider("node-b", nodes[1].url, jurisdiction="IS"))
         for i, name in enumerate(("s3-a", "s3-b")):
             bucket = ceph.new_bucket()
-            run(vault.add_provider(
+            run(vault.fleet.add_provider(
                 name, f"s3://{bucket}/ownvault", jurisdiction=["NL", "SE"][i],
                 config={"endpoint": endpoints[i], "region": "us-east-1",
                         "access_key_env": access_env, "secret_key_env": secret_env},
             ))
-        kinds = {p["name"]: p["kind"] for p in run(vault.provider_status())}
+        kinds = {p["name"]: p["kind"] for p in run(vault.fleet.provider_status())}
         assert sorted(kinds.values()) == ["local", "local", "node", "node", "s3", "s3"]
-        run(vault.put([src]))
+        run(vault.files.put([src]))
         names = {r.id: r.name for r in vault.catalog.providers()}
         for pack in vault.catalog.live_packs():
             assert sorted(names[s.provider] for s in vault.catalog.shares_of(pack)) == sorted(kinds)
@@ -67,14 +67,14 @@ def test_any_three_of_six_mixed_providers_can_vanish(
                      ("s3-a", "s3-b", "disk-b"), ("disk-a", "disk-b", "node-b")):
             back = [lose(n) for n in lost]
             out = tmp_path / ("out-" + "-".join(lost))
-            run(vault.get("src", out))
+            run(vault.files.get("src", out))
             assert tree_state(out) == tree_state(src), lost
-            report = run(vault.check())
+            report = run(vault.health.check())
             assert report["readable"] and not report["healthy"]
             assert {m["provider"] for f in report["files"] for m in f["missing"]} == set(lost)
             for b in back:
                 b()
             shutil.rmtree(out)
-        assert run(vault.check())["healthy"]
+        assert run(vault.health.check())["healthy"]
     finally:
         run(vault.close())

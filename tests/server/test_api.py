@@ -23,7 +23,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     base = tmp_path_factory.mktemp("api")
     vault = make_vault(base / "vault")
     (base / "a.txt").write_text("alpha\n")
-    run(vault.put([base / "a.txt"], name="docs/a.txt", tags=["t1"]))
+    run(vault.files.put([base / "a.txt"], name="docs/a.txt", tags=["t1"]))
     limits = ApiLimits(json_body=64 * 1024, upload_chunk=1024 * 1024, upload_total=64 * 1024 * 1024)
     try:
         with serve(vault, limits=limits) as s:

@@ -21,8 +21,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     vault = make_vault(base / "vault")
     (base / "diary.txt").write_text("dear diary\n" * 100)
     (base / "keep.txt").write_text("keep me\n")
-    run(vault.put([base / "diary.txt"], name="diary.txt"))
-    run(vault.put([base / "keep.txt"], name="keep.txt"))
+    run(vault.files.put([base / "diary.txt"], name="diary.txt"))
+    run(vault.files.put([base / "keep.txt"], name="keep.txt"))
     try:
         with serve(vault) as s:
             yield s

@@ -32,7 +32,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     base: Path = tmp_path_factory.mktemp("schema")
     vault = make_vault(base / "vault")
     (base / "a.txt").write_text("alpha\n")
-    run(vault.put([base / "a.txt"], name="a.txt", tags=["t"]))
+    run(vault.files.put([base / "a.txt"], name="a.txt", tags=["t"]))
     try:
         with serve(vault) as s:
             yield s

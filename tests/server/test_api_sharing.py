@@ -41,9 +41,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     (base / "a.txt").write_text("alpha\n")
     (base / "b.txt").write_text("beta\n" * 1000)
     (base / "blood.csv").write_text("date,value\n")
-    run(alice.put([base / "a.txt"], name="docs/a.txt", tags=["work"]))
-    run(alice.put([base / "b.txt"], name="docs/b.txt"))
-    run(alice.put([base / "blood.csv"], name="blood.csv", tags=["health"]))
+    run(alice.files.put([base / "a.txt"], name="docs/a.txt", tags=["work"]))
+    run(alice.files.put([base / "b.txt"], name="docs/b.txt"))
+    run(alice.files.put([base / "blood.csv"], name="blood.csv", tags=["health"]))
     try:
         with serve(alice) as a, serve(bob) as b, a.client() as ca, b.client() as cb:
             yield Pair(ca, cb, a, b)
@@ -57,24 +57,24 @@ def error(r: httpx.Response) -> tuple[int, str]:
 
 
 def add_bob(p: Pair) -> None:
-    card = p.bob.get(f"{API}/identity/card", params={"name": "Bob"}).text
+    card = p.bob.files.get(f"{API}/identity/card", params={"name": "Bob"}).text
     r = p.alice.post(f"{API}/contacts", json={"card": card})
     assert r.status_code == 201, r.text
 
 
 def test_identity_and_contact_card(pair: Pair) -> None:
-    doc = pair.bob.get(f"{API}/identity", params={"name": "Bob"}).json()
+    doc = pair.bob.files.get(f"{API}/identity", params={"name": "Bob"}).json()
     assert doc["did"].startswith("did:key:z6Mk") and doc["agreement"].startswith("z6LS")
     card = ContactCard.from_json(json.dumps(doc["card"]))  # signed, verifies
     assert (card.did, card.name) == (doc["did"], "Bob")
-    r = pair.bob.get(f"{API}/identity/card")
+    r = pair.bob.files.get(f"{API}/identity/card")
     assert r.headers["content-disposition"].startswith("attachment")
     assert ContactCard.from_json(r.text).did == doc["did"]
 
 
 def test_contacts_add_list_remove_and_bad_cards(pair: Pair) -> None:
     a = pair.alice
-    card = pair.bob.get(f"{API}/identity/card", params={"name": "Bob"}).json()
+    card = pair.bob.files.get(f"{API}/identity/card", params={"name": "Bob"}).json()
     forged = {**card, "name": "Mallory"}
     assert error(a.post(f"{API}/contacts", json={"card": json.dumps(forged)})) == (400, "integrity")
     assert error(a.post(f"{API}/contacts", json={"card": "{not json"})) == (400, "format")
@@ -151,7 +151,7 @@ def test_expired_grant(pair: Pair) -> None:
         time.sleep(0.1)
     r = pair.bob.post(f"{API}/received", json={"grant": g["token"]})
     assert error(r) == (410, "grant_expired")
-    row = next(x for x in pair.alice.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
+    row = next(x for x in pair.alice.files.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
     assert row["state"] == "expired"
 
 

@@ -20,8 +20,6 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, import_bytes
-from ownvault.engine.ipfs.carimport import import_car
-from ownvault.engine.ipfs.publish import export_car, publish
 from tests.engine.helpers import PASS, make_vault, run
 from tests.oracle.oracle import require_oracle
 
@@ -72,10 +70,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     vault_dir = base / "vault"
     vault = make_vault(vault_dir)
     try:
-        run(vault.put([tree], name="site"))
-        run(vault.put([base / "secret.bin"], name="secret.bin"))
-        root = run(publish(vault, "site")).dag.root
-        imp = run(import_car(vault, base / "hamt.car", name="hamt", publish_it=True))
+        run(vault.files.put([tree], name="site"))
+        run(vault.files.put([base / "secret.bin"], name="secret.bin"))
+        root = run(vault.ipfs.publish("site")).dag.root
+        imp = run(vault.ipfs.import_car(base / "hamt.car", name="hamt", publish_it=True))
     finally:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
@@ -149,7 +147,7 @@ def test_car_all_matches_export_and_reference(served: Served, tmp_path: Path) ->
     out = bytearray()
     vault = make_vault_open(served.vault)
     try:
-        run(export_car(vault, served.root, out.extend))
+        run(vault.ipfs.export_car(served.root, out.extend))
     finally:
         run(vault.close())
     assert r.content == bytes(out)

@@ -25,12 +25,12 @@ def setup(tmp_path: Path) -> Iterator[tuple[Served, NodeCluster, Node]]:
             vault = make_vault(tmp_path / "vault", providers=0, k=3, n=6)
             try:
                 for i, code in enumerate(PLACES):
-                    run(vault.add_provider(f"disk-{code.lower()}", (tmp_path / f"p{i}").as_uri(), jurisdiction=code))
-                run(vault.add_provider("node-nl", node.url, jurisdiction="NL"))
+                    run(vault.fleet.add_provider(f"disk-{code.lower()}", (tmp_path / f"p{i}").as_uri(), jurisdiction=code))
+                run(vault.fleet.add_provider("node-nl", node.url, jurisdiction="NL"))
                 (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 " + b"x" * 200_000)
-                run(vault.put([tmp_path / "report.pdf"], name="work/report.pdf"))
+                run(vault.files.put([tmp_path / "report.pdf"], name="work/report.pdf"))
                 # A spare, empty: where repair can put the share of a provider that died.
-                run(vault.add_provider("disk-se", (tmp_path / "spare").as_uri(), jurisdiction="SE"))
+                run(vault.fleet.add_provider("disk-se", (tmp_path / "spare").as_uri(), jurisdiction="SE"))
             finally:
                 run(vault.close())
 

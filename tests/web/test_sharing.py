@@ -39,9 +39,9 @@ def two(tmp_path: Path) -> Iterator[Two]:
         (tmp_path / "notes.txt").write_text("notes\n")
         (tmp_path / "blood.csv").write_text("date,value\n")
         try:
-            run(alice.put([tmp_path / "plan.bin"], name="docs/plan.bin"))
-            run(alice.put([tmp_path / "notes.txt"], name="docs/notes.txt"))
-            run(alice.put([tmp_path / "blood.csv"], name="blood.csv", tags=["health"]))
+            run(alice.files.put([tmp_path / "plan.bin"], name="docs/plan.bin"))
+            run(alice.files.put([tmp_path / "notes.txt"], name="docs/notes.txt"))
+            run(alice.files.put([tmp_path / "blood.csv"], name="blood.csv", tags=["health"]))
             return bob.keys
         finally:
             run(alice.close())

@@ -30,14 +30,14 @@ def _setup(tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "vault")
     src = tmp_path / "notes.txt"
     src.write_text("first version\n")
-    run(vault.put([src], name="docs/notes.txt", tags=["work"]))
+    run(vault.files.put([src], name="docs/notes.txt", tags=["work"]))
     src.write_text("second version, longer\n")
-    run(vault.put([src], name="docs/notes.txt"))
+    run(vault.files.put([src], name="docs/notes.txt"))
     tree = tmp_path / "photos"
     (tree / "2024").mkdir(parents=True)
     (tree / "2024" / "beach.jpg").write_bytes(random.Random(1).randbytes(50_000))
     (tree / "readme.md").write_text("# photos\n")
-    run(vault.put([tree], name="photos"))
+    run(vault.files.put([tree], name="photos"))
     run(vault.close())
 
 

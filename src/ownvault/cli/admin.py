@@ -59,7 +59,7 @@ def provider_add(
             "access_key_env": access_key_env, "secret_key_env": secret_key_env, "token_env": token_env,
         }.items() if v is not None
     }
-    result = run_with_vault(ctx, lambda v: v.add_provider(
+    result = run_with_vault(ctx, lambda v: v.fleet.add_provider(
         name, url, jurisdiction=jurisdiction, labels=_labels(labels), config=config, create=create_bucket,
     ))
     emit(ctx, result, lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"))
@@ -70,7 +70,7 @@ def provider_add(
 def provider_ls() -> None:
     """Each provider: kind, jurisdiction, reachable, latency, shares, bytes, free space."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.provider_status())
+    result = run_with_vault(ctx, lambda v: v.fleet.provider_status())
 
     def human() -> None:
         table = Table(box=None)
@@ -101,7 +101,7 @@ def provider_rm(name: str, force: bool) -> None:
             def prog(done: int, total: int) -> None:
                 if advance is not None:
                     advance(1)
-            return await v.remove_provider(name, force=force, progress=prog)
+            return await v.fleet.remove_provider(name, force=force, progress=prog)
 
     result = run_with_vault(ctx, go)
 
@@ -169,7 +169,7 @@ def policy_set(
             max_per_provider if max_per_provider is not None else cur.max_per_provider,
             survive_jurisdiction_loss if survive_jurisdiction_loss is not None else cur.survive_jurisdiction_loss,
         )
-        return await v.set_policy(new)
+        return await v.fleet.set_policy(new)
 
     result = run_with_vault(ctx, go)
 
@@ -194,7 +194,7 @@ def rebalance_cmd(dry_run: bool) -> None:
                 if set_total is not None and advance is not None:
                     set_total(total)
                     advance(1)
-            report = await v.rebalance(progress=prog, dry_run=dry_run)
+            report = await v.fleet.rebalance(progress=prog, dry_run=dry_run)
         return report.to_json()
 
     result = run_with_vault(ctx, go)

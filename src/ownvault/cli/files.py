@@ -24,7 +24,7 @@ from rich.table import Table
 from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
 from ownvault.core.crypto import Argon2Params
 from ownvault.engine.store.shares import Problem
-from ownvault.engine.vault import Vault
+from ownvault.engine.vault import Vault, VaultOptions
 from ownvault.errors import UsageError
 
 T = TypeVar("T")
@@ -111,7 +111,7 @@ def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None
         except OSError as exc:
             raise UsageError(f"cannot create --phrase-file {phrase_file}: {exc.strerror}") from None
     try:
-        vault = Vault.create(ctx.vault, passphrase, providers=providers, k=k, n=n, kdf=kdf)
+        vault = Vault.create(ctx.vault, passphrase, VaultOptions(providers=providers, k=k, n=n, kdf=kdf))
     except BaseException:
         if phrase_fd is not None:
             os.close(phrase_fd)
@@ -124,7 +124,7 @@ def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None
             f.flush()
             os.fsync(f.fileno())
     try:
-        asyncio.run(vault.snapshot_safely())
+        asyncio.run(vault.ctx.push_catalog_safely())
         doc = {
             "vault": str(vault.path),
             "did": vault.did,
@@ -164,7 +164,7 @@ def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> N
 
     async def go(vault: Vault) -> list[dict[str, Any]]:
         with progress_bar(ctx, "put") as (advance, set_total):
-            results = await vault.put(list(paths), name=as_name, tags=list(tags), progress=advance, on_total=set_total)
+            results = await vault.files.put(list(paths), name=as_name, tags=list(tags), progress=advance, on_total=set_total)
         return [r.to_json() for r in results]
 
     results = run_with_vault(ctx, go)
@@ -207,7 +207,7 @@ def get(name: str, out: str | None, version: int | None, byte_range: str | None)
 
     async def go(vault: Vault) -> dict[str, Any]:
         with progress_bar(ctx, "get") as (advance, set_total):
-            return await vault.get(name, out, version=version, byte_range=rng, progress=advance, on_total=set_total)
+            return await vault.files.get(name, out, version=version, byte_range=rng, progress=advance, on_total=set_total)
 
     result = run_with_vault(ctx, go)
     emit(ctx, result, lambda: click.echo(
@@ -222,7 +222,7 @@ def get(name: str, out: str | None, version: int | None, byte_range: str | None)
 def ls_cmd(prefix: str) -> None:
     """List stored names (or the entries of a stored tree)."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.ls(prefix))
+    result = run_with_vault(ctx, lambda v: v.files.ls(prefix))
 
     def human() -> None:
         if "entries" in result:
@@ -246,7 +246,7 @@ def ls_cmd(prefix: str) -> None:
 def versions(name: str) -> None:
     """List the versions of a stored name."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.versions(name))
+    result = run_with_vault(ctx, lambda v: v.files.versions(name))
 
     def human() -> None:
         import datetime
@@ -265,7 +265,7 @@ def versions(name: str) -> None:
 def rm(name: str, version: int | None) -> None:
     """Remove a stored name (or one version); unneeded shares are deleted."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.rm(name, version=version))
+    result = run_with_vault(ctx, lambda v: v.files.rm(name, version=version))
     emit(ctx, result, lambda: click.echo(
         f"removed {result['versions_removed']} version(s) of {name}; {result['packs_deleted']} pack(s) freed"
     ))
@@ -276,7 +276,7 @@ def rm(name: str, version: int | None) -> None:
 def du() -> None:
     """Logical bytes, stored bytes, dedup ratio and expansion."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.du())
+    result = run_with_vault(ctx, lambda v: v.files.du())
 
     def human() -> None:
         click.echo(f"names:          {result['objects']} ({result['versions']} versions)")
@@ -294,7 +294,7 @@ def du() -> None:
 def providers() -> None:
     """Each provider: kind, location, shares held, bytes, reachable or not."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.provider_status())
+    result = run_with_vault(ctx, lambda v: v.fleet.provider_status())
 
     def human() -> None:
         table = Table(box=None)
@@ -318,7 +318,7 @@ def providers() -> None:
 def check(name: str | None, deep: bool) -> None:
     """Per file: shares present / needed, healthy or not, and what is missing where."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.deep_check(name) if deep else v.check(name))
+    result = run_with_vault(ctx, lambda v: v.health.deep_check(name) if deep else v.health.check(name))
 
     def human() -> None:
         for f in result["files"]:

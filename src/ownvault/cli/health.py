@@ -110,7 +110,7 @@ def audit(providers: tuple[str, ...], blocks: int | None, sample: float | None) 
 
 
 async def _audit(v: Vault, providers: list[str] | None, sample: AuditSample) -> dict[str, Any]:
-    return (await v.audit(providers=providers, sample=sample)).to_json()
+    return (await v.health.audit(providers=providers, sample=sample)).to_json()
 
 
 @cli.command()
@@ -126,7 +126,7 @@ def repair(dry_run: bool) -> None:
                 if set_total is not None and advance is not None:
                     set_total(total)
                     advance(1)
-            report = await v.repair(dry_run=dry_run, progress=prog)
+            report = await v.health.repair(dry_run=dry_run, progress=prog)
         return report.to_json()
 
     result = run_with_vault(ctx, go)
@@ -168,7 +168,7 @@ def repair(dry_run: bool) -> None:
 def status() -> None:
     """One screen: is the vault healthy, what is at risk, what to do."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.status())
+    result = run_with_vault(ctx, lambda v: v.health.status())
 
     def human() -> None:
         click.echo(f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})")
@@ -282,7 +282,7 @@ def daemon(
             sys.stdout.write(json.dumps({"metrics": f"http://{shown}:{port}/metrics"}) + "\n")
             sys.stdout.flush()
         try:
-            await maintain(vault, config, state, stop=stop, rounds=rounds, on_round=on_round)
+            await maintain(vault.ctx, config, state, stop=stop, rounds=rounds, on_round=on_round)
         finally:
             if server is not None:
                 server.should_exit = True

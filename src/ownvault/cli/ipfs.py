@@ -15,6 +15,7 @@ from ownvault.core.cid import CID, DAG_PB
 from ownvault.core.dagpb import decode_node
 from ownvault.core.unixfs import PROFILES, get_profile
 from ownvault.engine.ipfs.localcid import cid_of_path
+from ownvault.engine.vault import Vault
 from ownvault.errors import IntegrityError, UsageError
 
 __all__ = ["car", "cid_command"]
@@ -149,15 +150,14 @@ def car_export(target: str, out: Path, version: int | None) -> None:
     duplicates; the regenerated root must equal the recorded CID.
     """
     from ownvault.cli.files import run_with_vault
-    from ownvault.engine.ipfs.publish import export_car
 
     ctx = get_ctx()
     tmp = out.with_name(f".{out.name}.part")
 
-    async def go(vault: Any) -> dict[str, Any]:
+    async def go(vault: Vault) -> dict[str, Any]:
         try:
             with open(tmp, "wb") as fh:
-                doc = await export_car(vault, target, fh.write, version=version)
+                doc = await vault.ipfs.export_car(target, fh.write, version=version)
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror}") from None
         except BaseException:
@@ -184,12 +184,11 @@ def car_import(file: Path, as_name: str | None, publish_it: bool) -> None:
     chunker or layout ownvault cannot reproduce.
     """
     from ownvault.cli.files import run_with_vault
-    from ownvault.engine.ipfs.carimport import import_car
 
     ctx = get_ctx()
     if not file.is_file():
         raise UsageError(f"no such file: {file}")
-    doc = run_with_vault(ctx, lambda v: import_car(v, file, name=as_name, publish_it=publish_it))
+    doc = run_with_vault(ctx, lambda v: v.ipfs.import_car(file, name=as_name, publish_it=publish_it))
 
     def human() -> None:
         click.echo(f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes")

@@ -26,9 +26,7 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine.keys import keyring, shred
 from ownvault.engine.keys.recovery import recover_vault
-from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.sharing.reader import open_grant
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
@@ -149,7 +147,7 @@ def guardians(threshold: int | None, count: int | None, groups: str | None, grou
         raise UsageError("with --json, use --out-dir: shares are never written to JSON output")
     vault = open_vault(ctx)
     try:
-        shares = keyring.guardian_shares(vault, specs, group_threshold)
+        shares = vault.keyring.guardian_shares(specs, group_threshold)
     finally:
         asyncio.run(vault.close())
     files: list[list[str]] = []
@@ -211,7 +209,7 @@ def passphrase() -> None:
     try:
         new = _new_passphrase(ctx, "OWNVAULT_NEW_PASSPHRASE")
         kdf = _kdf() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
-        result = keyring.change_passphrase(vault, old, new, kdf)
+        result = asyncio.run(vault.keyring.change_passphrase(old, new, kdf))
     finally:
         asyncio.run(vault.close())
     emit(ctx, result, lambda: click.echo("Passphrase changed."))
@@ -223,7 +221,7 @@ def passphrase() -> None:
 def rotate(rewrap: bool) -> None:
     """Start a new content-key epoch for chunk keys written from now on."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: keyring.rotate_content_key(v, rewrap=rewrap))
+    result = run_with_vault(ctx, lambda v: v.keyring.rotate_content_key(rewrap=rewrap))
     emit(ctx, result, lambda: click.echo(
         f"Content keys now at epoch {result['epoch']}" + (f"; {result['rewrapped']} chunk key(s) re-wrapped" if rewrap else "")
     ))
@@ -241,7 +239,7 @@ def identity(name: str | None, card_out: str | None) -> None:
     ctx = get_ctx()
     vault = open_vault(ctx)
     try:
-        doc = sharing.identity(vault, name)
+        doc = vault.sharing.identity(name)
     finally:
         asyncio.run(vault.close())
     if card_out:
@@ -274,9 +272,7 @@ def contacts_add(card: str, name: str | None) -> None:
 
     async def go() -> dict[str, Any]:
         try:
-            doc = sharing.add_contact(vault, text, name)
-            await vault.snapshot_safely()
-            return doc
+            return await vault.sharing.add_contact(text, name)
         finally:
             await vault.close()
 
@@ -291,7 +287,7 @@ def contacts_ls() -> None:
     ctx = get_ctx()
     vault = open_vault(ctx)
     try:
-        rows = sharing.contacts(vault)
+        rows = vault.sharing.contacts()
     finally:
         asyncio.run(vault.close())
     def human() -> None:
@@ -309,8 +305,7 @@ def contacts_rm(who: str) -> None:
     ctx = get_ctx()
 
     async def go(vault: Vault) -> None:
-        sharing.remove_contact(vault, who)
-        await vault.snapshot_safely()
+        await vault.sharing.remove_contact(who)
 
     run_with_vault(ctx, go)
     emit(ctx, {"removed": who}, lambda: click.echo(f"removed contact {who}"))
@@ -342,11 +337,9 @@ def tag_policy(tag: str, never_share: bool | None) -> None:
 
     async def go(vault: Vault) -> dict[str, Any]:
         if never_share is None:
-            found = [p for p in sharing.tag_policies(vault) if p["tag"] == tag]
+            found = [p for p in vault.sharing.tag_policies() if p["tag"] == tag]
             return found[0] if found else {"tag": tag, "never_share": False}
-        doc = sharing.set_tag_policy(vault, tag, never_share=never_share)
-        await vault.snapshot_safely()
-        return doc
+        return await vault.sharing.set_tag_policy(tag, never_share=never_share)
 
     doc = run_with_vault(ctx, go)
     emit(ctx, doc, lambda: click.echo(f"tag {tag}: " + ("never shared" if doc["never_share"] else "may be shared")))
@@ -395,7 +388,7 @@ def share(names: tuple[str, ...], tag: str | None, to: str, expires: str | None,
     ctx = get_ctx()
     when = parse_expiry(expires)
     info = run_with_vault(
-        ctx, lambda v: sharing.share(v, names=list(names), tag=tag, to=to, expires=when, read_only=read_only)
+        ctx, lambda v: v.sharing.share(names=list(names), tag=tag, to=to, expires=when, read_only=read_only)
     )
     doc = info.to_json()
     if out:
@@ -416,7 +409,7 @@ def grants_cmd() -> None:
     ctx = get_ctx()
     vault = open_vault(ctx)
     try:
-        rows = sharing.grants(vault)
+        rows = vault.sharing.grants()
     finally:
         asyncio.run(vault.close())
 
@@ -439,7 +432,7 @@ def grants_cmd() -> None:
 def revoke(grant_id: str) -> None:
     """Revoke a grant: re-encrypt what it shared under new keys, delete the old shares."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: sharing.revoke(v, grant_id))
+    result = run_with_vault(ctx, lambda v: v.sharing.revoke(grant_id))
     for f in result["not_deleted"]:
         warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
     emit(ctx, result, lambda: click.echo(
@@ -499,7 +492,7 @@ def forget(name: str, version: int | None, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise UsageError("forget destroys data for good: pass --yes")
         click.confirm(f"Destroy {name} for good (it cannot be recovered, not even from the phrase)?", abort=True, err=True)
-    result = run_with_vault(ctx, lambda v: shred.forget(v, name, version=version))
+    result = run_with_vault(ctx, lambda v: v.keyring.forget(name, version=version))
     for f in result["not_deleted"]:
         warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
     emit(ctx, result, lambda: click.echo(

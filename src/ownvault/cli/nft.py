@@ -125,7 +125,7 @@ def preserve_cmd(source: str | None, collection_file: str | None, pins: tuple[st
         _collection(ctx, Path(collection_file), opts, list(pins), refresh, concurrency)
         return
     assert source is not None
-    done = run_with_vault(ctx, lambda v: nft.preserve_token(v, source, opts, pins=pins))
+    done = run_with_vault(ctx, lambda v: v.nft.preserve_token(source, opts, pins=pins))
     doc = done.to_json()
     emit(ctx, doc, lambda: _render_token(doc))
 
@@ -141,7 +141,7 @@ def _collection(ctx: Ctx, path: Path, opts: NftOptions, pins: list[str], refresh
                 if not ctx.json:
                     err_console.print(f"{outcome:<9} {source}", highlight=False)
 
-            return await nft.preserve_collection(vault, sources, opts, pins=pins, refresh=refresh,
+            return await vault.nft.preserve_collection(sources, opts, pins=pins, refresh=refresh,
                                                  concurrency=concurrency, collection=label, progress=quiet)
         from rich.progress import (
             BarColumn,
@@ -158,7 +158,7 @@ def _collection(ctx: Ctx, path: Path, opts: NftOptions, pins: list[str], refresh
             def tick(source: str, outcome: str) -> None:
                 bar.update(task, advance=1, description=f"{outcome} {source[-40:]}")
 
-            return await nft.preserve_collection(vault, sources, opts, pins=pins, refresh=refresh,
+            return await vault.nft.preserve_collection(sources, opts, pins=pins, refresh=refresh,
                                                  concurrency=concurrency, collection=label, progress=tick)
 
     doc = run_with_vault(ctx, go)
@@ -214,7 +214,7 @@ def ls_cmd() -> None:
     ctx = get_ctx()
 
     async def go(vault: Vault) -> list[dict[str, Any]]:
-        return nft.list_preserved(vault)
+        return vault.nft.list_preserved()
 
     rows = run_with_vault(ctx, go)
 
@@ -239,7 +239,7 @@ def reverify_cmd(no_repin: bool, **kw: Any) -> None:
     """Re-verify every preserved token's stored folder and pin it again where it was pinned."""
     ctx = get_ctx()
     opts = _options(kw)
-    out = run_with_vault(ctx, lambda v: nft.reverify_preserved(v, opts, repin=not no_repin))
+    out = run_with_vault(ctx, lambda v: v.nft.reverify_preserved(opts, repin=not no_repin))
 
     def human() -> None:
         for r in out:

@@ -11,7 +11,7 @@ from ownvault.cli.app import cli, common, emit, get_ctx
 from ownvault.cli.files import run_with_vault
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs import publish as pub
-from ownvault.engine.ipfs.pinning import ipfs_providers, pin_published, pin_report
+from ownvault.engine.ipfs.pinning import pin_report
 from ownvault.engine.vault import Vault
 from ownvault.errors import OwnvaultError, UsageError
 
@@ -44,20 +44,20 @@ def publish_cmd(
         name = target
         stored: dict[str, Any] | None = None
         if os.path.lexists(target) and not _is_stored(vault, target):
-            results = await vault.put([target], name=as_name)
+            results = await vault.files.put([target], name=as_name)
             stored = results[0].to_json()
             name = results[0].name
-            p = await pub.publish(vault, name, version=results[0].version, profile=profile)
+            p = await vault.ipfs.publish(name, version=results[0].version, profile=profile)
         else:
             if as_name is not None:
                 raise UsageError("--as applies to a local PATH only")
-            p = await pub.publish(vault, name, version=version, profile=profile)
+            p = await vault.ipfs.publish(name, version=version, profile=profile)
         doc = p.to_json()
         if stored is not None:
             doc["stored"] = stored
         doc["pins"] = []
         for provider in pins:
-            status = await pin_published(vault, str(doc["cid"]), provider, wait=wait)
+            status = await vault.ipfs.pin_published(str(doc["cid"]), provider, wait=wait)
             doc["pins"].append({"provider": provider, "cid": str(status.cid), "state": status.state})
         return doc
 
@@ -78,7 +78,7 @@ def pins_cmd() -> None:
     ctx = get_ctx()
 
     async def go(vault: Vault) -> list[dict[str, Any]]:
-        rows = await pin_report(ipfs_providers(vault))
+        rows = await pin_report(vault.ipfs.ipfs_providers())
         return [
             {
                 "provider": r.provider,
@@ -103,7 +103,7 @@ def pins_cmd() -> None:
 
 def _is_stored(vault: Vault, name: str) -> bool:
     try:
-        vault._resolve(name, None)
+        vault.ctx.resolve(name, None)
     except OwnvaultError:
         return False
     return True
@@ -116,7 +116,7 @@ def _is_stored(vault: Vault, name: str) -> bool:
 def unpublish_cmd(target: str, version: int | None) -> None:
     """Stop publishing a NAME (or one root CID); the content stays stored."""
     ctx = get_ctx()
-    rows = run_with_vault(ctx, lambda v: pub.unpublish(v, target, version=version))
+    rows = run_with_vault(ctx, lambda v: v.ipfs.unpublish(target, version=version))
     docs = [r.to_json() | {"published": False} for r in rows]
 
     def human() -> None:
@@ -152,7 +152,7 @@ def published_cmd() -> None:
 def verify_cid_cmd(target: str, version: int | None) -> None:
     """Recompute the IPFS CIDs of a stored file or tree from its stored bytes and compare."""
     ctx = get_ctx()
-    doc = run_with_vault(ctx, lambda v: pub.verify_cid(v, target, version=version))
+    doc = run_with_vault(ctx, lambda v: v.ipfs.verify_cid(target, version=version))
 
     def human() -> None:
         for c in doc["checks"]:

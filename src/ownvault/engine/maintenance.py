@@ -4,7 +4,7 @@
 host) can start it next to its own work::
 
     state = MaintenanceState()
-    task = asyncio.create_task(maintain(vault, MaintenanceConfig(), state, stop=stop_event))
+    task = asyncio.create_task(maintain(ctx, MaintenanceConfig(), state, stop=stop_event))
     ... state.metrics_text() for a /metrics endpoint, state.to_json() for a status page ...
 
 Each round: an audit when one is due (every ``audit_interval``, each interval stretched or
@@ -26,16 +26,17 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from ownvault.core.merkle import BLOCK_SIZE
 from ownvault.engine.health.audit import AuditSample
+from ownvault.engine.health.service import Health
+from ownvault.engine.health.status import vault_status
+from ownvault.engine.nft.preserve import reverify_preserved
+from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError, UsageError, VaultStateError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["MaintenanceConfig", "MaintenanceState", "maintain"]
 
@@ -147,11 +148,11 @@ def _jittered(interval: float, jitter: float, rng: random.Random) -> float:
     return interval * (1 + rng.uniform(-jitter, jitter))
 
 
-def _audit_cost(vault: Vault, sample: AuditSample) -> int:
+def _audit_cost(ctx: VaultContext, sample: AuditSample) -> int:
     """A generous estimate of an audit's traffic: every challenge a block plus a leaf level."""
     blocks_per_provider = []
-    for row in vault.catalog.providers():
-        total = vault.catalog.conn.execute(
+    for row in ctx.catalog.providers():
+        total = ctx.catalog.conn.execute(
             "SELECT COALESCE(SUM(s.size), 0) FROM shares s JOIN packs p ON p.id = s.pack "
             "WHERE p.state = 'live' AND s.provider = ?",
             (row.id,),
@@ -160,12 +161,10 @@ def _audit_cost(vault: Vault, sample: AuditSample) -> int:
     return sum(blocks_per_provider) * (BLOCK_SIZE + 12 * 1024)
 
 
-async def _reverify_nfts(vault: Vault, state: MaintenanceState) -> None:
-    """On the repair schedule: re-verify (and re-pin) every preserved NFT (issue 9)."""
-    from ownvault.engine.nft.preserve import reverify_preserved
-
+async def _reverify_nfts(ctx: VaultContext, state: MaintenanceState) -> None:
+    """On the repair schedule: re-verify (and re-pin) every preserved NFT ."""
     try:
-        results = await reverify_preserved(vault)
+        results = await reverify_preserved(ctx)
     except OwnvaultError as exc:
         state.last_error = f"nft re-verification: {exc.message}"
         return
@@ -179,7 +178,7 @@ async def _reverify_nfts(vault: Vault, state: MaintenanceState) -> None:
 
 
 async def maintain(
-    vault: Vault,
+    ctx: VaultContext,
     config: MaintenanceConfig | None = None,
     state: MaintenanceState | None = None,
     *,
@@ -191,10 +190,9 @@ async def maintain(
     on_round: Callable[[MaintenanceState], None] | None = None,
 ) -> MaintenanceState:
     """Run audits and repairs on schedule until ``stop`` is set (or ``rounds`` ran)."""
-    from ownvault.engine.health.status import vault_status
-
     config = config or MaintenanceConfig()
     state = state or MaintenanceState()
+    health = Health(ctx)
     stop = stop or asyncio.Event()
     rng = rng or secrets.SystemRandom()
     now = clock()
@@ -218,15 +216,15 @@ async def maintain(
         worked = False
         if now >= min(state.next_audit_at, state.next_repair_at):
             # Providers added or removed by other processes since the last round.
-            await vault._reset_store()
+            await ctx.providers.reset()
         if now >= state.next_audit_at:
             worked = True
-            if left is not None and _audit_cost(vault, config.sample) > left:
+            if left is not None and _audit_cost(ctx, config.sample) > left:
                 state.skipped_for_budget += 1
                 state.next_audit_at = (day + 1) * DAY + rng.uniform(0, 3600)
             else:
                 try:
-                    report = await vault.audit(sample=config.sample)
+                    report = await health.audit(sample=config.sample)
                     state.audits += 1
                     state.last_audit = report.to_json()
                     state.budget_used += state.last_audit["bytes"]
@@ -244,7 +242,7 @@ async def maintain(
                 state.next_repair_at = (int(now // DAY) + 1) * DAY + rng.uniform(0, 3600)
             else:
                 try:
-                    rep = await vault.repair(unreachable_grace=config.unreachable_grace, max_bytes=left)
+                    rep = await health.repair(unreachable_grace=config.unreachable_grace, max_bytes=left)
                     state.repairs += 1
                     state.last_repair = rep.to_json()
                     state.budget_used += rep.bytes_read + rep.bytes_written
@@ -255,10 +253,10 @@ async def maintain(
                 except OwnvaultError as exc:
                     state.last_error = f"repair: {exc.message}"
                     state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
-                await _reverify_nfts(vault, state)
+                await _reverify_nfts(ctx, state)
         if worked:
             try:
-                state.health = await vault_status(vault)
+                state.health = await vault_status(ctx)
             except OwnvaultError as exc:
                 state.last_error = f"status: {exc.message}"
             state.rounds += 1

@@ -102,12 +102,12 @@ class ApiLimits:
 
 @dataclass
 class ApiState:
-    """What the API's routes share: the open vault, the write lock, sessions, jobs."""
+    """What the API's routes share: the open vault, sessions, jobs. Writes go through
+    ``vault.ctx.write()`` (the engine's lock serializes this process's tasks too)."""
 
     vault: Vault
     sessions: Sessions
     limits: ApiLimits = field(default_factory=ApiLimits)
-    writes: asyncio.Lock = field(default_factory=asyncio.Lock)
     jobs: Jobs = field(default_factory=Jobs)
     uploads: UploadStore | None = None
     failures: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes wrong passphrases

@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ownvault.engine.ipfs.publish import DagStore
-from ownvault.engine.keys import shred
 from ownvault.errors import UsageError
 from ownvault.server.api_base import ApiProblem
 
@@ -200,10 +199,10 @@ def router(state: ApiState) -> APIRouter:
         q: Annotated[str, Query(max_length=256, description="Case-insensitive part of the name.")] = "",
         tag: Annotated[str, Query(max_length=64)] = "",
     ) -> dict[str, Any]:
-        doc = await vault.ls(prefix.lstrip("/")) if prefix.strip("/") else await vault.ls()
+        doc = await vault.files.ls(prefix.lstrip("/")) if prefix.strip("/") else await vault.files.ls()
         objects = doc.get("objects")
         if objects is None:  # the prefix named a tree: list names under it instead
-            objects = (await vault.ls())["objects"]
+            objects = (await vault.files.ls())["objects"]
             objects = [o for o in objects if o["name"].startswith(prefix.lstrip("/"))]
         pub = published_urls()
         needle = q.lower()
@@ -218,18 +217,18 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/files/entries", response_model=TreeOut, summary="The entries of a stored tree (or a directory in it)")
     async def entries(name: Name) -> dict[str, Any]:
-        doc = await vault.ls(name)
+        doc = await vault.files.ls(name)
         if "tree" not in doc:
             raise UsageError(f"{name} is not a stored tree or a directory in one", name=name)
         return doc
 
     @r.get("/files/stat", response_model=StatOut, summary="One stored name or path: its kind, size, mode, CID")
     async def stat(name: Name, version: VersionQ = None) -> dict[str, Any]:
-        return await vault.stat(name, version=version)
+        return await vault.files.stat(name, version=version)
 
     @r.get("/files/versions", response_model=VersionList, summary="Every version of a name")
     async def versions(name: Name) -> dict[str, Any]:
-        rows = await vault.versions(name)
+        rows = await vault.files.versions(name)
         return {"name": name.strip("/"), "versions": rows}
 
     binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -244,7 +243,7 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/files/content", summary="A stored file's bytes (Range: bytes=A-B)", **content_doc)
     async def content(request: Request, name: Name, version: VersionQ = None) -> Response:
-        st = await vault.stat(name, version=version)
+        st = await vault.files.stat(name, version=version)
         if st["kind"] != "file":
             raise UsageError(f"{name} is a {st['kind']}, not a file", name=name)
         size = int(st["size"])
@@ -270,38 +269,38 @@ def router(state: ApiState) -> APIRouter:
             return Response(status_code=status, headers=headers, media_type=ctype)
 
         async def body() -> AsyncIterator[bytes]:
-            async for piece in vault.read(name, version=st["version"], start=start, end=end):
+            async for piece in vault.files.read(name, version=st["version"], start=start, end=end):
                 yield piece
 
         return StreamingResponse(body(), status_code=status, headers=headers, media_type=ctype)
 
     @r.post("/files/restore", response_model=PutOut, summary="Make an older version the latest again (a new version)")
     async def restore(body: Restore) -> dict[str, Any]:
-        async with state.writes:
-            result = await vault.restore_version(body.name, body.version)
+        async with state.vault.ctx.write():
+            result = await vault.files.restore_version(body.name, body.version)
         return result.to_json()
 
     @r.post("/files/tags", response_model=TagsOut, summary="Add and remove tags of a name")
     async def tags(body: TagChange) -> dict[str, Any]:
-        async with state.writes:
-            now = await vault.set_tags(body.name, add=body.add, remove=body.remove)
+        async with state.vault.ctx.write():
+            now = await vault.files.set_tags(body.name, add=body.add, remove=body.remove)
         return {"name": body.name.strip("/"), "tags": now}
 
     @r.delete("/files", response_model=RemovedOut, summary="Delete a name (every version) or one version")
     async def remove(name: Name, version: VersionQ = None) -> dict[str, Any]:
-        async with state.writes:
-            return await vault.rm(name, version=version)
+        async with state.vault.ctx.write():
+            return await vault.files.rm(name, version=version)
 
     @r.post("/files/forget", response_model=ForgetOut,
             summary="Crypto-shred a name (or one version): its keys destroyed, its shares deleted")
     async def forget(body: ForgetIn) -> dict[str, Any]:
         if not body.confirm:
             raise UsageError("forgetting destroys data for good: send confirm: true")
-        async with state.writes:
-            return await shred.forget(vault, body.name, version=body.version)
+        async with state.vault.ctx.write():
+            return await vault.keyring.forget(body.name, version=body.version)
 
     @r.get("/du", response_model=DuOut, summary="Logical, unique and stored bytes; dedup ratio; expansion")
     async def du() -> dict[str, Any]:
-        return await vault.du()
+        return await vault.files.du()
 
     return r

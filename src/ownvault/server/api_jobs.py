@@ -154,21 +154,21 @@ def router(state: ApiState) -> APIRouter:
 
     async def check(job: Job) -> dict[str, Any]:
         job.total = 1
-        result = await vault.check()
+        result = await vault.health.check()
         job.done = 1
         return result
 
     async def deep_check(job: Job) -> dict[str, Any]:
         job.total = 1
-        async with state.writes:  # records the run and any bad share in the catalog
-            result = await vault.deep_check()
+        async with state.vault.ctx.write():  # records the run and any bad share in the catalog
+            result = await vault.health.deep_check()
         job.done = 1
         return result
 
     async def audit(job: Job) -> dict[str, Any]:
         job.total = 1
-        async with state.writes:  # records the run in the catalog
-            report = await vault.audit()
+        async with state.vault.ctx.write():  # records the run in the catalog
+            report = await vault.health.audit()
         job.done = 1
         return report.to_json()
 
@@ -176,16 +176,16 @@ def router(state: ApiState) -> APIRouter:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
-        async with state.writes:
-            report = await vault.repair(progress=progress)
+        async with state.vault.ctx.write():
+            report = await vault.health.repair(progress=progress)
         return report.to_json()
 
     async def rebalance(job: Job) -> dict[str, Any]:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
-        async with state.writes:
-            report = await vault.rebalance(progress=progress)
+        async with state.vault.ctx.write():
+            report = await vault.fleet.rebalance(progress=progress)
         return report.to_json()
 
     runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {

@@ -12,7 +12,6 @@ token alone reveals neither). Secrets travel only in those response bodies, whic
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,8 +20,6 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.guardians import MAX_SHARES, GuardianGroup
-from ownvault.engine.keys import keyring
-from ownvault.engine.sharing import grants as sharing
 from ownvault.server.api_session import check_passphrase
 
 if TYPE_CHECKING:
@@ -99,7 +96,7 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/identity", response_model=IdentityOut, summary="The vault's did:key, X25519 key and contact card")
     async def identity(name: CardName = None) -> dict[str, Any]:
-        return {**sharing.identity(vault, name), "vault": str(vault.path)}
+        return {**vault.sharing.identity(name), "vault": str(vault.path)}
 
     @r.get(
         "/identity/card", summary="The contact card as a file to give out (signed; public)",
@@ -107,7 +104,7 @@ def router(state: ApiState) -> APIRouter:
         responses={200: {"content": {"application/json": {"schema": CardOut.model_json_schema()}}}},
     )
     async def card(name: CardName = None) -> Response:
-        doc = sharing.identity(vault, name)["card"]
+        doc = vault.sharing.identity(name)["card"]
         body = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
         return Response(body, media_type="application/json", headers={
             "Content-Disposition": 'attachment; filename="ownvault-contact.json"', "Cache-Control": "no-store",
@@ -124,7 +121,7 @@ def router(state: ApiState) -> APIRouter:
     async def guardians(body: GuardiansIn) -> JSONResponse:
         group = GuardianGroup(body.threshold, body.shares)  # UsageError for 1-of-N and T > N
         await check_passphrase(state, body.passphrase)
-        [mnemonics] = keyring.guardian_shares(vault, [group])
+        [mnemonics] = vault.keyring.guardian_shares([group])
         doc = {"group_threshold": 1,
                "groups": [{"threshold": group.threshold, "shares": group.count, "mnemonics": mnemonics}]}
         return JSONResponse(doc, headers={"Cache-Control": "no-store"})
@@ -133,14 +130,12 @@ def router(state: ApiState) -> APIRouter:
             summary="Change the passphrase (the keystore is sealed again; sessions stay valid)")
     async def passphrase(body: NewPassphraseIn) -> dict[str, Any]:
         await check_passphrase(state, body.passphrase)
-        async with state.writes:
-            return await asyncio.to_thread(
-                keyring.change_passphrase, vault, body.passphrase, body.new_passphrase
-            )
+        async with state.vault.ctx.write():
+            return await vault.keyring.change_passphrase(body.passphrase, body.new_passphrase)
 
     @r.post("/keys/rotate", response_model=RotateOut, summary="A new content-key epoch for chunk keys written from now on")
     async def rotate(body: RotateIn) -> dict[str, Any]:
-        async with state.writes:
-            return await keyring.rotate_content_key(vault, rewrap=body.rewrap)
+        async with state.vault.ctx.write():
+            return await vault.keyring.rotate_content_key(rewrap=body.rewrap)
 
     return r

@@ -225,17 +225,17 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/providers", response_model=ProviderList, summary="Every provider: kind, jurisdiction, reachable, shares, bytes")
     async def providers() -> dict[str, Any]:
-        return {"providers": await vault.provider_status()}
+        return {"providers": await vault.fleet.provider_status()}
 
     @r.post("/providers", response_model=ProviderAdded, status_code=201, summary="Add a provider (it must be reachable)")
     async def add(body: ProviderIn) -> dict[str, Any]:
-        async with state.writes:
-            return await vault.add_provider(body.name, body.url, jurisdiction=body.jurisdiction, labels=body.labels)
+        async with state.vault.ctx.write():
+            return await vault.fleet.add_provider(body.name, body.url, jurisdiction=body.jurisdiction, labels=body.labels)
 
     @r.delete("/providers/{name}", response_model=ProviderRemoved, summary="Remove a provider (moves its shares first unless force)")
     async def remove(name: ProviderName, force: Annotated[bool, Query()] = False) -> dict[str, Any]:
-        async with state.writes:
-            return await vault.remove_provider(name, force=force)
+        async with state.vault.ctx.write():
+            return await vault.fleet.remove_provider(name, force=force)
 
     @r.get("/policy", response_model=PolicyOut, summary="The placement policy")
     async def policy() -> dict[str, Any]:
@@ -247,22 +247,22 @@ def router(state: ApiState) -> APIRouter:
             body.k, body.n, tuple(body.jurisdictions), tuple(body.exclude), body.max_per_jurisdiction,
             body.max_per_provider, body.survive_jurisdiction_loss,
         )
-        async with state.writes:
-            return await vault.set_policy(new)
+        async with state.vault.ctx.write():
+            return await vault.fleet.set_policy(new)
 
     @r.get("/check", response_model=CheckOut, summary="Per file: shares present / needed, what is missing where")
     async def check(name: Annotated[str | None, Query(min_length=1, max_length=1024)] = None) -> dict[str, Any]:
-        return await vault.check(name)
+        return await vault.health.check(name)
 
     @r.get("/status", response_model=StatusOut,
            summary="`ownvault status`: healthy or not, what is at risk, what to do (no share is read)")
     async def status() -> dict[str, Any]:
-        return await vault.status()
+        return await vault.health.status()
 
     @r.get("/health", response_model=HealthOut, summary="Providers, regions and files, the ones at risk first")
     async def health() -> dict[str, Any]:
-        provs = await vault.provider_status()
-        chk = await vault.check()
+        provs = await vault.fleet.provider_status()
+        chk = await vault.health.check()
         missing: dict[str, int] = {}
         for f in chk["files"]:
             for m in f["missing"]:

@@ -75,14 +75,14 @@ def router(state: ApiState) -> APIRouter:
             from ownvault.errors import UsageError
 
             raise UsageError(f"unknown import profile {body.profile!r}")
-        async with state.writes:
-            p = await pub.publish(vault, body.name, version=body.version, profile=body.profile)
+        async with state.vault.ctx.write():
+            p = await vault.ipfs.publish(body.name, version=body.version, profile=body.profile)
         return _gateway(p.to_json())
 
     @r.post("/unpublish", response_model=Unpublished, summary="Stop publishing a name or a root CID")
     async def unpublish(body: UnpublishIn) -> dict[str, Any]:
-        async with state.writes:
-            rows = await pub.unpublish(vault, body.target, version=body.version)
+        async with state.vault.ctx.write():
+            rows = await vault.ipfs.unpublish(body.target, version=body.version)
         return {"unpublished": [_gateway(r.to_json() | {"published": False}) for r in rows]}
 
     return r

@@ -27,7 +27,6 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.grants import Grant
-from ownvault.engine.sharing import grants as sharing
 from ownvault.errors import NotFoundError, UsageError
 from ownvault.server.api_base import submitted
 from ownvault.server.api_jobs import Job, JobOut
@@ -120,39 +119,36 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/contacts", response_model=ContactList, summary="Contacts: people and services you share with")
     async def contacts() -> dict[str, Any]:
-        return {"contacts": sharing.contacts(vault)}
+        return {"contacts": vault.sharing.contacts()}
 
     @r.post("/contacts", response_model=ContactAdded, status_code=201,
             summary="Add a contact from their card (the signature is checked)")
     async def add_contact(body: ContactIn) -> dict[str, Any]:
-        async with state.writes:
+        async with state.vault.ctx.write():
             with submitted("contact card"):
-                doc = sharing.add_contact(vault, body.card, body.name)
-            await vault.snapshot_safely()
+                doc = await vault.sharing.add_contact(body.card, body.name)
         return doc
 
     @r.delete("/contacts", response_model=ContactRemoved,
               summary="Remove a contact (grants already made stay until revoked)")
     async def remove_contact(who: Who) -> dict[str, Any]:
-        async with state.writes:
-            sharing.remove_contact(vault, who)
-            await vault.snapshot_safely()
+        async with state.vault.ctx.write():
+            await vault.sharing.remove_contact(who)
         return {"removed": who}
 
     @r.get("/tags/policies", response_model=TagPolicyList, summary="Tag policies (never-share tags)")
     async def policies() -> dict[str, Any]:
-        return {"policies": sharing.tag_policies(vault)}
+        return {"policies": vault.sharing.tag_policies()}
 
     @r.put("/tags/policies", response_model=TagPolicy, summary="Set a tag's policy")
     async def set_policy(body: TagPolicy) -> dict[str, Any]:
-        async with state.writes:
-            doc = sharing.set_tag_policy(vault, body.tag, never_share=body.never_share)
-            await vault.snapshot_safely()
+        async with state.vault.ctx.write():
+            doc = await vault.sharing.set_tag_policy(body.tag, never_share=body.never_share)
         return doc
 
     async def names_under(prefix: str) -> list[str]:
         clean = prefix.strip("/")
-        doc = await vault.ls(clean + "/")
+        doc = await vault.files.ls(clean + "/")
         if "objects" not in doc:  # a stored tree: share it whole
             return [clean]
         found = [o["name"] for o in doc["objects"]]
@@ -168,15 +164,15 @@ def router(state: ApiState) -> APIRouter:
         names = list(body.names)
         if body.prefix is not None:
             names += await names_under(body.prefix)
-        async with state.writes:
-            info = await sharing.share(vault, names=names, tag=body.tag, to=body.to,
+        async with state.vault.ctx.write():
+            info = await vault.sharing.share(names=names, tag=body.tag, to=body.to,
                                        expires=body.expires, read_only=body.read_only)
         grant = Grant.parse(info.token)
         return {**info.to_json(), "expires": grant.expires, "document": grant.to_json()}
 
     @r.get("/grants", response_model=GrantList, summary="Who can read what, since when, until when")
     async def grants() -> dict[str, Any]:
-        return {"grants": sharing.grants(vault)}
+        return {"grants": vault.sharing.grants()}
 
     @r.get(
         "/grants/{grant}/document", summary="The grant as a JSON file, to send to its recipient",
@@ -184,7 +180,7 @@ def router(state: ApiState) -> APIRouter:
         responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
     )
     async def document(grant: GrantId) -> Response:
-        gid, token = sharing.grant_token(vault, grant)
+        gid, token = vault.sharing.grant_token(grant)
         body = (json.dumps(Grant.parse(token).to_json(), indent=2, sort_keys=True) + "\n").encode()
         return Response(body, media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="ownvault-grant-{gid[:12]}.json"',
@@ -194,14 +190,14 @@ def router(state: ApiState) -> APIRouter:
     @r.post("/grants/{grant}/revoke", status_code=202, response_model=JobOut,
             summary="Revoke a grant: re-encrypt what it covered (a background job)")
     async def revoke(grant: GrantId) -> JSONResponse:
-        gid, _token = sharing.grant_token(vault, grant)  # unknown or ambiguous: 404 / 400 now
+        gid, _token = vault.sharing.grant_token(grant)  # unknown or ambiguous: 404 / 400 now
 
         async def run(job: Job) -> dict[str, Any]:
             def progress(done: int, total: int) -> None:
                 job.done, job.total = done, total
 
-            async with state.writes:
-                return await sharing.revoke(vault, gid, progress=progress)
+            async with state.vault.ctx.write():
+                return await vault.sharing.revoke(gid, progress=progress)
 
         job = state.jobs.start("revoke", run, subject=gid)
         return JSONResponse(job.to_json(), status_code=202)

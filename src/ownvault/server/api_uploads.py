@@ -39,7 +39,8 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from ownvault.engine.vault import PutResult, validate_object_name, validate_tag
+from ownvault.engine.store.layout import validate_object_name, validate_tag
+from ownvault.engine.store.versions import PutResult
 from ownvault.errors import NotFoundError
 from ownvault.server.api_base import ApiProblem
 from ownvault.server.api_files import PutOut
@@ -176,8 +177,8 @@ class UploadStore:
         if meta.mtime_ms is not None:
             ns = meta.mtime_ms * 1_000_000
             os.utime(part, ns=(ns, ns))
-        async with state.writes:
-            [result] = await state.vault.put([part], name=meta.name, tags=meta.tags)
+        async with state.vault.ctx.write():
+            [result] = await state.vault.files.put([part], name=meta.name, tags=meta.tags)
         self.drop(meta.id)
         return result
 

@@ -221,7 +221,7 @@ class Gateway:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
         self.store = DagStore(vault.catalog)
-        self._shared = BlockReader(vault, self.store.lookup)
+        self._shared = BlockReader(vault.ctx, self.store.lookup)
 
     async def close(self) -> None:
         await self._shared.close()
@@ -342,7 +342,7 @@ class Gateway:
             head = Response(None, 200, headers, media)
             del head.headers["content-length"]  # a CAR is streamed: its length is not known
             return head
-        reader = BlockReader(self.vault, self.store.lookup)
+        reader = BlockReader(self.vault.ctx, self.store.lookup)
         return StreamingResponse(
             self._car_body(reader, cid, r, scope, span, want.dups), 200, headers, media,
             background=BackgroundTask(reader.close),

@@ -6,7 +6,8 @@ allows. A share is copied from its current holder when that holder answers with 
 match the recorded Merkle root; otherwise it is regenerated from any k verified shares
 (Reed-Solomon encoding is deterministic, so the regenerated share is byte-identical and is
 checked against the same root). A pack coded with another k/n than the policy's is
-re-encoded into a new pack. Each move is committed on its own (new copy durable, catalog
+re-encoded into a new pack. Every share is written through ``engine.store.packwriter`` (a
+provider that fails is replaced by another the policy allows). Each move is committed on its own (new copy durable, catalog
 row switched, then the old copy deleted), so an interrupted rebalance resumes where it
 stopped and never loses a share.
 """
@@ -17,15 +18,14 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ownvault.core.pack import new_pack_id, share_name
+from ownvault.core.pack import share_name
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy, check_placement, eligible, place
 from ownvault.engine.store.shares import DATA_PREFIX, share_problem
 from ownvault.errors import OwnvaultError, PolicyError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["RebalanceReport", "rebalance", "regenerate_share"]
 
@@ -68,97 +68,97 @@ def _keep(policy: Policy, holders: list[Candidate | None]) -> list[int]:
     return keep
 
 
-async def regenerate_share(vault: Vault, pack: int, idx: int) -> bytes:
+async def regenerate_share(ctx: VaultContext, pack: int, idx: int) -> bytes:
     """Share ``idx`` of a pack rebuilt from k other verified shares (checked against its root)."""
-    pack_id, size, k, n = vault.catalog.pack_info(pack)
-    rows = vault.catalog.shares_of(pack)
+    pack_id, size, k, n = ctx.catalog.pack_info(pack)
+    rows = ctx.catalog.shares_of(pack)
     shares = [(s.idx, s.provider, s.size, s.root) for s in rows if s.idx != idx]
-    data = await vault.store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
-    enc = await vault.store.encode(pack_id, data, k, n)
+    data = await ctx.store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
+    enc = await ctx.store.encode(pack_id, data, k, n)
     expected = next(s for s in rows if s.idx == idx)
     if enc.roots[idx] != expected.root or len(enc.shares[idx]) != expected.size:
         raise OwnvaultError(f"regenerated share {idx} of pack {pack_id.hex()} does not match its record")
     return enc.shares[idx]
 
 
-async def _read_share(vault: Vault, pack: int, idx: int, provider: int | None) -> tuple[bytes, bool]:
+async def _read_share(ctx: VaultContext, pack: int, idx: int, provider: int | None) -> tuple[bytes, bool]:
     """The verified bytes of a share: from its holder if possible, else regenerated."""
-    pack_id, *_ = vault.catalog.pack_info(pack)
-    row = next(s for s in vault.catalog.shares_of(pack) if s.idx == idx)
+    pack_id, *_ = ctx.catalog.pack_info(pack)
+    row = next(s for s in ctx.catalog.shares_of(pack) if s.idx == idx)
     name = share_name(DATA_PREFIX, pack_id, idx)
-    p = vault.store.providers.get(provider) if provider is not None else None
+    p = ctx.store.providers.get(provider) if provider is not None else None
     if p is not None:
         try:
             data = await p.get(name)
             why = await asyncio.to_thread(share_problem, data, row.size, row.root)
             if why is None:
                 return data, False
-            vault.store.report(provider or 0, name, "corrupt", f"{why} (during rebalance)")
+            ctx.store.report(provider or 0, name, "corrupt", f"{why} (during rebalance)")
         except OwnvaultError as exc:
-            vault.store.report(provider or 0, name, "unavailable", exc.message)
-    return await regenerate_share(vault, pack, idx), True
+            ctx.store.report(provider or 0, name, "unavailable", exc.message)
+    return await regenerate_share(ctx, pack, idx), True
 
 
 async def _move_share(
-    vault: Vault, pack: int, idx: int, old: int | None, new: int, report: RebalanceReport
+    ctx: VaultContext,
+    writer: PackWriter,
+    pack: int,
+    idx: int,
+    old: int | None,
+    new: int,
+    fixed: list[Candidate],
+    report: RebalanceReport,
 ) -> None:
-    pack_id, *_ = vault.catalog.pack_info(pack)
+    """Copy (or regenerate) one share to ``new`` (or, if that fails, to another provider the
+    policy allows next to ``fixed``), switch the catalog row, then delete the old copy."""
+    pack_id, *_ = ctx.catalog.pack_info(pack)
     name = share_name(DATA_PREFIX, pack_id, idx)
-    data, regenerated = await _read_share(vault, pack, idx, old)
-    await vault.store.put_share(new, name, data)
-    with vault.catalog.transaction() as c:
-        c.execute("UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (new, pack, idx))
-    if old is not None and old != new:
-        await vault.store.delete_share(old, name)
+    data, regenerated = await _read_share(ctx, pack, idx, old)
+    placed = await writer.put_share(pack, idx, data, new, fixed, name=name, recorded=old)
+    if old is not None and old != placed:
+        await ctx.store.delete_share(old, name)
+    holder = next((c for c in writer.candidates if c.id == placed), None)
+    if holder is not None:
+        fixed.append(holder)
     report.shares_moved += 1
     report.shares_regenerated += int(regenerated)
 
 
-async def _reencode(vault: Vault, pack: int, policy: Policy, report: RebalanceReport) -> None:
+async def _reencode(
+    ctx: VaultContext, writer: PackWriter, pack: int, report: RebalanceReport
+) -> None:
     """Re-code a pack with the policy's k/n as a new pack, then retire the old one."""
-    cat = vault.catalog
+    cat = ctx.catalog
     pack_id, size, k, n = cat.pack_info(pack)
     old_rows = cat.shares_of(pack)
-    data = await vault.store.fetch_pack(
+    data = await ctx.store.fetch_pack(
         DATA_PREFIX, pack_id, size, k, n, [(s.idx, s.provider, s.size, s.root) for s in old_rows]
     )
-    new_id = new_pack_id()
-    enc = await vault.store.encode(new_id, data, policy.k, policy.n)
-    targets = place(policy, vault.candidates())
-    new_pack = cat.begin_pack(
-        new_id, size, policy.k, policy.n,
-        [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(policy.n)],
-    )
-    await asyncio.gather(
-        *(vault.store.put_share(targets[i], share_name(DATA_PREFIX, new_id, i), enc.shares[i]) for i in range(policy.n))
-    )
-    with cat.transaction() as c:
-        c.execute("UPDATE chunks SET pack = ? WHERE pack = ?", (new_pack, pack))
-        c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (new_pack,))
-        c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
-        c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+    written = await writer.write_pack(data)
+    cat.replace_pack(pack, written.pack)
     for s in old_rows:
-        await vault.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+        await ctx.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
     report.packs_reencoded += 1
 
 
 async def rebalance(
-    vault: Vault,
+    ctx: VaultContext,
     *,
     policy: Policy | None = None,
     progress: Callable[[int, int], None] | None = None,
     dry_run: bool = False,
 ) -> RebalanceReport:
     """Bring every live pack in line with the policy (see the module docstring)."""
-    policy = policy or vault.policy
-    cat = vault.catalog
+    policy = policy or ctx.policy
+    cat = ctx.catalog
     report = RebalanceReport()
     all_rows = {r.id: r for r in cat.providers(include_removed=True)}
     packs = cat.live_packs()
+    writer = PackWriter(cat, ctx.store, policy, ctx.candidates())
     for done, pack in enumerate(packs, 1):
         report.packs_checked += 1
         _pid, _size, k, n = cat.pack_info(pack)
-        cands = {c.id: c for c in vault.candidates()}
+        cands = {c.id: c for c in ctx.candidates()}
         rows = cat.shares_of(pack)
         holders: list[Candidate | None] = []
         for s in rows:
@@ -171,20 +171,21 @@ async def rebalance(
             if (k, n) != (policy.k, policy.n):
                 report.packs_changed += 1
                 if not dry_run:
-                    await _reencode(vault, pack, policy, report)
+                    await _reencode(ctx, writer, pack, report)
                 continue
             keep = _keep(policy, holders)
             if len(keep) == len(rows) and not check_placement(policy, k, n, holders):
                 continue
             report.packs_changed += 1
-            kept = [holders[i] for i in keep if holders[i] is not None]
+            kept = [h for h in (holders[i] for i in keep) if h is not None]
             moving = [s.idx for s in rows if s.idx not in keep]
-            targets = place(policy, list(cands.values()), fixed=[h for h in kept if h], count=len(moving))
+            targets = place(policy, list(cands.values()), fixed=kept, count=len(moving))
             if dry_run:
                 report.shares_moved += len(moving)
                 continue
+            fixed = list(kept)
             for idx, new in zip(moving, targets, strict=True):
-                await _move_share(vault, pack, idx, rows[idx].provider, new, report)
+                await _move_share(ctx, writer, pack, idx, rows[idx].provider, new, fixed, report)
         except PolicyError:
             raise
         except OwnvaultError as exc:

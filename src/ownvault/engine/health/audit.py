@@ -36,12 +36,13 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.merkle import leaf_hash, root_from_leaves, verify_proof
 from ownvault.core.pack import ShareLayout, share_name
 from ownvault.engine.health.healthlog import add_fault, record_run
 from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import (
     FormatError,
@@ -54,9 +55,6 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import Provider
 from ownvault.providers.http import NodeProvider
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = [
     "CONFIDENCE",
@@ -341,8 +339,8 @@ class _Auditor:
             self.fail(share, "corrupt", exc.message, count)
 
 
-def _held_shares(vault: Vault, provider: int) -> list[_Share]:
-    rows = vault.catalog.conn.execute(
+def _held_shares(ctx: VaultContext, provider: int) -> list[_Share]:
+    rows = ctx.catalog.conn.execute(
         "SELECT s.pack, p.pack_id, s.idx, s.size, s.root FROM shares s JOIN packs p ON p.id = s.pack "
         "WHERE p.state = 'live' AND s.provider = ? ORDER BY s.pack, s.idx",
         (provider,),
@@ -368,18 +366,18 @@ def choose_blocks(
 
 
 async def _audit_one(
-    vault: Vault, row: ProviderRow, sample: AuditSample, rng: random.Random
+    ctx: VaultContext, row: ProviderRow, sample: AuditSample, rng: random.Random
 ) -> tuple[ProviderAudit, list[tuple[_Share, str, str]]]:
     result = ProviderAudit(row.name, row.id)
     t0 = time.monotonic()
-    shares = _held_shares(vault, row.id)
+    shares = _held_shares(ctx, row.id)
     result.shares = len(shares)
     try:
         result.blocks = sum(ShareLayout.for_total(s.size).blocks for s in shares)
     except FormatError as exc:
         result.error = exc.message
         return result, []
-    p = vault.store.providers.get(row.id)
+    p = ctx.store.providers.get(row.id)
     todo = choose_blocks(shares, sample, rng)
     result.challenges = len(todo)
     if p is None:
@@ -420,7 +418,7 @@ async def _audit_one(
 
 
 async def audit(
-    vault: Vault,
+    ctx: VaultContext,
     *,
     providers: Sequence[str] | None = None,
     sample: AuditSample | None = None,
@@ -430,7 +428,7 @@ async def audit(
     """Audit the named providers (default: every provider holding shares); record the run."""
     sample = sample or AuditSample()
     rng = rng or secrets.SystemRandom()
-    rows = [r for r in vault.catalog.providers() if r.state != "removed"]
+    rows = [r for r in ctx.catalog.providers() if r.state != "removed"]
     if providers:
         unknown = set(providers) - {r.name for r in rows}
         if unknown:
@@ -438,15 +436,15 @@ async def audit(
         rows = [r for r in rows if r.name in providers]
     started = time.time()
     t0 = time.monotonic()
-    outcomes = await asyncio.gather(*(_audit_one(vault, r, sample, rng) for r in rows))
+    outcomes = await asyncio.gather(*(_audit_one(ctx, r, sample, rng) for r in rows))
     results = [o[0] for o in outcomes]
     report = AuditReport(None, started, time.monotonic() - t0, sample, results)
     if record:
         summary = {k: v for k, v in report.to_json().items() if k != "providers"}
         report.run = record_run(
-            vault.catalog, "audit", started, summary, [p.to_json() for p in results]
+            ctx.catalog, "audit", started, summary, [p.to_json() for p in results]
         )
         for result, faults in outcomes:
             for share, kind, detail in faults:
-                add_fault(vault.catalog, share.pack, share.idx, result.provider_id, kind, detail, report.run)
+                add_fault(ctx.catalog, share.pack, share.idx, result.provider_id, kind, detail, report.run)
     return report

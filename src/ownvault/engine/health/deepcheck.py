@@ -10,30 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.pack import ShareHeader, share_name
+from ownvault.engine.health.check import check
 from ownvault.engine.health.healthlog import add_fault, clear_fault, record_run
+from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import DATA_PREFIX, share_problem
 from ownvault.errors import ObjectNotFoundError, OwnvaultError, ProviderError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["deep_check"]
 
 CONCURRENCY = 4
 
 
-async def deep_check(vault: Vault, name: str | None = None) -> dict[str, Any]:
+async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
     started = time.time()
     t0 = time.monotonic()
-    cheap = await vault.check(name)
-    cat = vault.catalog
+    cheap = await check(ctx, name)
+    cat = ctx.catalog
     if name is None:
         packs = cat.live_packs()
     else:
-        packs = sorted({p for f in cheap["files"] for p in _packs_of(vault, f["name"], f["version"])})
+        packs = sorted({p for f in cheap["files"] for p in _packs_of(ctx, f["name"], f["version"])})
     names = {r.id: r.name for r in cat.providers(include_removed=True)}
     sem = asyncio.Semaphore(CONCURRENCY)
     good: dict[tuple[int, int], bool] = {}
@@ -42,7 +41,7 @@ async def deep_check(vault: Vault, name: str | None = None) -> dict[str, Any]:
 
     async def verify(pack: int, pack_id: bytes, k: int, n: int, idx: int, provider: int, size: int, root: bytes) -> None:
         sname = share_name(DATA_PREFIX, pack_id, idx)
-        p = vault.store.providers.get(provider)
+        p = ctx.store.providers.get(provider)
         kind, why = "unreachable", "provider cannot be opened"
         if p is not None:
             async with sem:
@@ -75,7 +74,7 @@ async def deep_check(vault: Vault, name: str | None = None) -> dict[str, Any]:
     await asyncio.gather(*jobs)
 
     for f in cheap["files"]:
-        file_packs = _packs_of(vault, f["name"], f["version"])
+        file_packs = _packs_of(ctx, f["name"], f["version"])
         worst = None
         missing = []
         for pack in sorted(file_packs):
@@ -103,10 +102,10 @@ async def deep_check(vault: Vault, name: str | None = None) -> dict[str, Any]:
     return cheap
 
 
-def _packs_of(vault: Vault, name: str, number: int) -> set[int]:
-    v = vault.catalog.version(name, number)
+def _packs_of(ctx: VaultContext, name: str, number: int) -> set[int]:
+    v = ctx.catalog.version(name, number)
     packs: set[int] = set()
-    for e in vault.catalog.entries(v.id):
+    for e in ctx.catalog.entries(v.id):
         if e.content is not None:
-            packs.update(r.pack for r in vault.catalog.content_chunks(e.content))
+            packs.update(r.pack for r in ctx.catalog.content_chunks(e.content))
     return packs

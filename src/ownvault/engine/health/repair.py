@@ -31,7 +31,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.pack import ShareHeader, ShareLayout, share_name
 from ownvault.engine.health.healthlog import (
@@ -41,18 +41,15 @@ from ownvault.engine.health.healthlog import (
     last_answered,
     record_run,
 )
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, eligible, place
 from ownvault.engine.store.shares import DATA_PREFIX, share_problem
 from ownvault.errors import (
-    ObjectExistsError,
     ObjectNotFoundError,
     OwnvaultError,
     PolicyError,
-    ProviderError,
 )
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["LostPiece", "RepairReport", "repair"]
 
@@ -121,9 +118,9 @@ class _World:
     candidates: dict[int, Candidate]
 
 
-async def _survey(vault: Vault, unreachable_grace: float | None) -> _World:
-    store = vault.store
-    rows = vault.catalog.providers(include_removed=True)
+async def _survey(ctx: VaultContext, unreachable_grace: float | None) -> _World:
+    store = ctx.store
+    rows = ctx.catalog.providers(include_removed=True)
     names = {r.id: r.name for r in rows}
     listed: dict[int, dict[str, int]] = {}
 
@@ -142,7 +139,7 @@ async def _survey(vault: Vault, unreachable_grace: float | None) -> _World:
     reachable = set(listed)
     # Providers that returned wrong bytes or proofs (not merely lost an object) are only
     # written to when no other provider can take a share.
-    distrusted = {f.provider for f in faults(vault.catalog) if f.kind == "corrupt"}
+    distrusted = {f.provider for f in faults(ctx.catalog) if f.kind == "corrupt"}
     grace: set[int] = set()
     if unreachable_grace is not None:
         # Shares on a provider that is down now but answered an audit recently stay put.
@@ -150,15 +147,15 @@ async def _survey(vault: Vault, unreachable_grace: float | None) -> _World:
         for r in rows:
             if r.id in reachable or r.state != "active":
                 continue
-            seen = last_answered(vault.catalog, r.id)
+            seen = last_answered(ctx.catalog, r.id)
             if seen is not None and now - seen < unreachable_grace:
                 grace.add(r.id)
-    cands = {c.id: c for c in vault.candidates()}
+    cands = {c.id: c for c in ctx.candidates()}
     return _World(names, reachable, grace, listed, distrusted, cands)
 
 
-def _versions_of_pack(vault: Vault, pack: int) -> list[dict[str, Any]]:
-    rows = vault.catalog.conn.execute(
+def _versions_of_pack(ctx: VaultContext, pack: int) -> list[dict[str, Any]]:
+    rows = ctx.catalog.conn.execute(
         "SELECT DISTINCT o.name, v.number, e.path FROM chunks c "
         "JOIN content_chunks cc ON cc.chunk = c.id JOIN entries e ON e.content = cc.content "
         "JOIN versions v ON v.id = e.version JOIN objects o ON o.id = v.object "
@@ -174,7 +171,7 @@ def _versions_of_pack(vault: Vault, pack: int) -> list[dict[str, Any]]:
 
 
 async def repair(
-    vault: Vault,
+    ctx: VaultContext,
     *,
     dry_run: bool = False,
     unreachable_grace: float | None = None,
@@ -182,18 +179,18 @@ async def repair(
     progress: Callable[[int, int], None] | None = None,
 ) -> RepairReport:
     """Regenerate every damaged share that can be (see the module docstring). Needs the
-    writer lock: call through :meth:`Vault.repair` or hold ``vault._writer()``."""
+    writer lock: call through :meth:`Vault.repair` or hold ``ctx._writer()``."""
     t0 = time.monotonic()
     started = time.time()
     report = RepairReport(dry_run=dry_run)
-    cat = vault.catalog
-    world = await _survey(vault, unreachable_grace)
+    cat = ctx.catalog
+    world = await _survey(ctx, unreachable_grace)
     report.unreachable = sorted(
         world.names[r.id] for r in cat.providers() if r.id not in world.reachable
     )
     recorded = {(f.pack, f.idx): f for f in faults(cat)}
     packs = cat.live_packs()
-    policy = vault.policy
+    policy = ctx.policy
     for done, pack in enumerate(packs, 1):
         report.packs_checked += 1
         pack_id, _size, k, n = cat.pack_info(pack)
@@ -222,7 +219,7 @@ async def repair(
                 bad[idx] = f"recorded {recorded[(pack, idx)].kind}: {recorded[(pack, idx)].detail}"
         else:
             for idx in suspect:
-                why = await _verify(vault, pack_id, rows[idx].provider, rows[idx].size, rows[idx].root, ShareHeader(k, n, idx, pack_id), report)
+                why = await _verify(ctx, pack_id, rows[idx].provider, rows[idx].size, rows[idx].root, ShareHeader(k, n, idx, pack_id), report)
                 if why is None:
                     report.shares_verified_ok += 1
                     clear_fault(cat, pack, idx)
@@ -235,7 +232,7 @@ async def repair(
         report.shares_bad += len(bad)
         good = len(rows) - len(bad)
         if good < k:
-            report.lost.append(LostPiece(pack_id.hex(), good, k, _versions_of_pack(vault, pack)))
+            report.lost.append(LostPiece(pack_id.hex(), good, k, _versions_of_pack(ctx, pack)))
             continue
         layout = ShareLayout.for_total(rows[0].size)
         cost = k * layout.data_len + len(bad) * rows[0].size
@@ -243,7 +240,7 @@ async def repair(
             report.budget_exhausted = True
             break
         try:
-            await _repair_pack(vault, pack, bad, world, policy, report, dry_run)
+            await _repair_pack(ctx, pack, bad, world, policy, report, dry_run)
             report.packs_repaired += int(not dry_run)
         except PolicyError as exc:
             report.failures.append(f"pack {pack_id.hex()}: {exc.message}")
@@ -259,10 +256,10 @@ async def repair(
 
 
 async def _verify(
-    vault: Vault, pack_id: bytes, provider: int, size: int, root: bytes, header: ShareHeader, report: RepairReport
+    ctx: VaultContext, pack_id: bytes, provider: int, size: int, root: bytes, header: ShareHeader, report: RepairReport
 ) -> str | None:
     """Read one stored share whole and say what is wrong with it (None: nothing)."""
-    p = vault.store.providers.get(provider)
+    p = ctx.store.providers.get(provider)
     name = share_name(DATA_PREFIX, pack_id, header.index)
     if p is None:
         return "provider cannot be opened"
@@ -277,10 +274,10 @@ async def _verify(
 
 
 async def _repair_pack(
-    vault: Vault, pack: int, bad: dict[int, str], world: _World, policy: Any, report: RepairReport, dry_run: bool
+    ctx: VaultContext, pack: int, bad: dict[int, str], world: _World, policy: Any, report: RepairReport, dry_run: bool
 ) -> None:
-    cat = vault.catalog
-    store = vault.store
+    cat = ctx.catalog
+    store = ctx.store
     pack_id, size, k, n = cat.pack_info(pack)
     rows = cat.shares_of(pack)
     holders = {s.idx: world.candidates.get(s.provider) for s in rows}
@@ -323,17 +320,22 @@ async def _repair_pack(
         report.failures.append(f"{p.provider}: {p.kind} share {p.share} while repairing: {p.message}")
     report.bytes_read += k * ShareLayout.for_total(rows[0].size).data_len
     enc = await store.encode(pack_id, data, k, n)
+    # Failover avoids unreachable providers, and distrusted ones while others remain.
+    writer = PackWriter(cat, store, policy, list(world.candidates.values()))
+    writer.failed.update(c for c in world.candidates if c not in world.reachable)
     for idx, target in targets.items():
         row = rows[idx]
         if enc.roots[idx] != row.root or len(enc.shares[idx]) != row.size:
             raise OwnvaultError(f"regenerated share {idx} of pack {pack_id.hex()} does not match its record")
         name = share_name(DATA_PREFIX, pack_id, idx)
         blob = enc.shares[idx]
-        await _write(vault, target, name, blob)
+        others = [world.candidates[t] for i, t in targets.items() if i != idx and t in world.candidates]
+        others += [c for c in kept if c is not None]
+        target = await writer.put_share(
+            pack, idx, blob, target, others, name=name, replace=True, recorded=row.provider
+        )
         report.bytes_written += len(blob)
-        with cat.transaction() as c:
-            c.execute("UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (target, pack, idx))
-            c.execute("DELETE FROM share_faults WHERE pack = ? AND idx = ?", (pack, idx))
+        clear_fault(cat, pack, idx)
         report.shares_regenerated += 1
         if target == row.provider:
             report.shares_rewritten_in_place += 1
@@ -341,19 +343,6 @@ async def _repair_pack(
             report.shares_moved += 1
             if row.provider in world.reachable:
                 await store.delete_share(row.provider, name)
-
-
-async def _write(vault: Vault, provider: int, name: str, blob: bytes) -> None:
-    """Write a regenerated share; a bad object already there under the name is replaced."""
-    store = vault.store
-    try:
-        await store.put_share(provider, name, blob)
-    except ObjectExistsError:
-        p = store.providers[provider]
-        await p.delete(name)
-        await store.put_share(provider, name, blob)
-    except ProviderError:
-        raise
 
 
 def _caps_allow(policy: Any, fixed: list[Candidate], c: Candidate) -> bool:

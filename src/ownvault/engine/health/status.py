@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.engine.health.healthlog import faults, last_run, latest_audit_rows
+from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["AUDIT_STALE_AFTER", "vault_status"]
 
@@ -27,12 +25,12 @@ AUDIT_STALE_AFTER = 7 * 24 * 3600
 REACH_TIMEOUT = 10.0
 
 
-async def _reachable(vault: Vault) -> dict[int, str | None]:
+async def _reachable(ctx: VaultContext) -> dict[int, str | None]:
     """Provider id -> None if reachable, else why not."""
     out: dict[int, str | None] = {}
 
     async def probe(pid: int) -> None:
-        p = vault.store.providers.get(pid)
+        p = ctx.store.providers.get(pid)
         if p is None:
             out[pid] = "cannot be opened"
             return
@@ -42,14 +40,14 @@ async def _reachable(vault: Vault) -> dict[int, str | None]:
         except (OwnvaultError, TimeoutError) as exc:
             out[pid] = getattr(exc, "message", "timed out")
 
-    await asyncio.gather(*(probe(r.id) for r in vault.catalog.providers()))
+    await asyncio.gather(*(probe(r.id) for r in ctx.catalog.providers()))
     return out
 
 
-async def vault_status(vault: Vault, *, now: float | None = None) -> dict[str, Any]:
+async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
-    cat = vault.catalog
-    reach = await _reachable(vault)
+    cat = ctx.catalog
+    reach = await _reachable(ctx)
     rows = cat.providers(include_removed=True)
     names = {r.id: r.name for r in rows}
     active = {r.id for r in rows if r.state != "removed"}
@@ -160,7 +158,7 @@ async def vault_status(vault: Vault, *, now: float | None = None) -> dict[str, A
         "pieces_lost": lost, "at_risk_names": sorted(risk_names), "lost_names": sorted(lost_names),
         "known_bad_shares": len(bad), "providers": providers,
         "providers_failing_audits": failing, "providers_unreachable": down,
-        "policy": vault.policy.describe(),
+        "policy": ctx.policy.describe(),
         "last_audit": None if last_audit is None else {"at": last_audit.finished_at, **last_audit.summary},
         "last_deep_check": None if last_deep is None else {"at": last_deep.finished_at, **last_deep.summary},
         "last_repair": None if last_repair is None else {"at": last_repair.finished_at, **last_repair.summary},

@@ -28,21 +28,20 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID, DAG_PB, IDENTITY, RAW, encode_varint
 from ownvault.core.dagpb import decode_unixfs
 from ownvault.core.hamt import MURMUR3_X64_64, name_hash
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.ipfs.dag import BlockRef, DagIndex, split_leaf
 from ownvault.engine.ipfs.dagwalk import inspect
 from ownvault.engine.ipfs.localcid import cid_of_path
 from ownvault.engine.ipfs.publish import DagStore, publish
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.dag import BlockRef, DagIndex, split_leaf
+from ownvault.engine.store.versions import put_paths
 from ownvault.errors import FormatError, IntegrityError, UsageError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["MAX_BLOCKS", "MAX_ENTRIES", "import_car", "rebuild_car"]
 
@@ -258,43 +257,42 @@ def rebuild_car(path: Path, dest: Path) -> tuple[CID, int, int]:
 
 
 async def import_car(
-    vault: Vault, path: Path, *, name: str | None = None, publish_it: bool = False
+    ctx: VaultContext, path: Path, *, name: str | None = None, publish_it: bool = False
 ) -> dict[str, Any]:
     """Verify and import a CAR (v1 or v2); store its content as a new version."""
-    tmp = Path(tempfile.mkdtemp(prefix=".car-import-", dir=vault.path))
+    tmp = Path(tempfile.mkdtemp(prefix=".car-import-", dir=ctx.path))
     try:
         staged = tmp / "root"
         root, state, version, unused = await asyncio.to_thread(_rebuild, path, staged)
-        results = await vault.put([staged], name=name or str(root))
+        results = await put_paths(ctx, [staged], name=name or str(root))
         put = results[0]
-        v = vault.catalog.version(put.name, put.version)
+        v = ctx.catalog.version(put.name, put.version)
         profile: str | None = None
         if put.cid == str(root):
-            profile = vault.cid_profile
+            profile = ctx.settings.cid_profile
         else:
             for other in PROFILES.values():
-                if other.name != vault.cid_profile and str(
+                if other.name != ctx.settings.cid_profile and str(
                     (await asyncio.to_thread(cid_of_path, staged, other, hidden=True)).cid
                 ) == str(root):
                     profile = other.name
                     break
-        store = DagStore(vault.catalog)
+        store = DagStore(ctx.catalog)
         source = "profile" if profile is not None else "car"
-        with vault._writer(), vault.catalog.transaction():
-            if profile is None:
-                contents = {e.path: e.content for e in vault.catalog.entries(v.id)}
-                index = DagIndex(root, "car-import")
-                for cid_bytes, (rel, ref) in state.blocks.items():
-                    content = contents.get(rel) if ref.kind in ("leaf", "file") else None
-                    index.blocks[cid_bytes] = BlockRef(
-                        ref.kind, content, ref.offset, ref.length, ref.data, ref.tail
-                    )
-                dag = store.insert(v.id, "", root, "car-import", "car", False)
-                store.put_blocks(dag, index)
-            elif profile != vault.cid_profile:
-                store.insert(v.id, "", root, profile, "profile", False)
-        if profile is None or profile != vault.cid_profile:
-            await vault.snapshot_safely()
+        async with ctx.write():
+            with ctx.catalog.transaction():
+                if profile is None:
+                    contents = {e.path: e.content for e in ctx.catalog.entries(v.id)}
+                    index = DagIndex(root, "car-import")
+                    for cid_bytes, (rel, ref) in state.blocks.items():
+                        content = contents.get(rel) if ref.kind in ("leaf", "file") else None
+                        index.blocks[cid_bytes] = BlockRef(
+                            ref.kind, content, ref.offset, ref.length, ref.data, ref.tail
+                        )
+                    dag = store.insert(v.id, "", root, "car-import", "car", False)
+                    store.put_blocks(dag, index)
+                elif profile != ctx.settings.cid_profile:
+                    store.insert(v.id, "", root, profile, "profile", False)
         doc: dict[str, Any] = {
             "name": put.name, "version": put.version, "root": str(root), "car_version": version,
             "profile": profile or "car-import", "source": source, "files": state.files,
@@ -302,7 +300,7 @@ async def import_car(
             "stored_cid": put.cid,
         }
         if publish_it:
-            pub = await publish(vault, put.name, version=put.version, profile=profile or "car-import")
+            pub = await publish(ctx, put.name, version=put.version, profile=profile or "car-import")
             doc["published"] = pub.dag.to_json()["url"]
         return doc
     finally:

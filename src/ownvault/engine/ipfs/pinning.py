@@ -15,9 +15,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ownvault.core.cid import CID
+from ownvault.engine.store.context import VaultContext
 from ownvault.errors import (
     IntegrityError,
     NotFoundError,
@@ -27,9 +27,6 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import Provider
 from ownvault.providers.ipfs import DagPinner, PinState, PinStatus
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = [
     "PinReportRow",
@@ -167,11 +164,11 @@ async def pin_report(providers: Mapping[str, Provider]) -> list[PinReportRow]:
     return rows
 
 
-def ipfs_providers(vault: Vault) -> dict[str, Provider]:
+def ipfs_providers(ctx: VaultContext) -> dict[str, Provider]:
     """The vault's providers that can pin a DAG (Kubo nodes, pinning services), by name."""
-    store = vault.store
+    store = ctx.store
     out: dict[str, Provider] = {}
-    for row in vault.catalog.providers():
+    for row in ctx.catalog.providers():
         p = store.providers.get(row.id)
         if p is not None and _can_pin(p):
             out[row.name] = p
@@ -179,7 +176,7 @@ def ipfs_providers(vault: Vault) -> dict[str, Provider]:
 
 
 async def pin_published(
-    vault: Vault, target: str, provider_name: str, *, wait: float = 0.0
+    ctx: VaultContext, target: str, provider_name: str, *, wait: float = 0.0
 ) -> PinStatus:
     """Pin the plain UnixFS DAG of stored content (by NAME or CID) to an IPFS provider.
 
@@ -188,15 +185,15 @@ async def pin_published(
     """
     from ownvault.engine.ipfs.publish import dag_blocks, dag_index
 
-    providers = ipfs_providers(vault)
+    providers = ipfs_providers(ctx)
     if provider_name not in providers:
         known = ", ".join(sorted(providers)) or "none"
         raise NotFoundError(
             f"no IPFS provider named {provider_name!r} (IPFS providers of this vault: {known})",
             provider=provider_name,
         )
-    v, _inner, index = await dag_index(vault, target)
+    v, _inner, index = await dag_index(ctx, target)
     return await pin_dag(
-        providers[provider_name], index.root, dag_blocks(vault, index),
+        providers[provider_name], index.root, dag_blocks(ctx, index),
         name=f"ownvault-publish {v.name}", wait=wait,
     )

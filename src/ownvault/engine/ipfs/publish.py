@@ -5,7 +5,7 @@
   plaintext with a named import profile) or ``'car'`` (an imported CAR whose layout no
   profile reproduces: its block index is the only way back to that root, so it is kept).
 * **Publishing** builds the block index (``dag_blocks``: binary CID -> how to regenerate
-  the block, see :mod:`ownvault.engine.ipfs.dag`) by streaming the plaintext once, checks the
+  the block, see :mod:`ownvault.engine.store.dag`) by streaming the plaintext once, checks the
   regenerated root against the CID recorded at ingest, and sets ``published_at``. Only
   blocks of published DAGs are ever looked up for the gateway.
 * **Reading** a block (:class:`BlockReader`) regenerates it from the stored data and
@@ -20,19 +20,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, ImportProfile, get_profile
-from ownvault.engine.ipfs.dag import BlockRef, DagIndex, FileIndexer, TreeItem, build_tree
 from ownvault.engine.ipfs.dagwalk import walk
 from ownvault.engine.store.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.dag import BlockRef, DagIndex, FileIndexer, TreeItem, build_tree
 from ownvault.engine.store.restore import PackReader
 from ownvault.errors import FormatError, IntegrityError, NotFoundError, UsageError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = [
     "BlockReader",
@@ -202,9 +200,9 @@ class BlockReader:
     (a DAG walk) share one streaming read; others are range reads.
     """
 
-    def __init__(self, vault: Vault, lookup: Callable[[bytes], BlockRef | None]) -> None:
-        self._packs = PackReader(vault.catalog, vault.keys, vault.store)
-        self._catalog = vault.catalog
+    def __init__(self, ctx: VaultContext, lookup: Callable[[bytes], BlockRef | None]) -> None:
+        self._packs = PackReader(ctx.catalog, ctx.keys, ctx.store)
+        self._catalog = ctx.catalog
         self.lookup = lookup
         self._cursor: tuple[int, int, AsyncIterator[bytes]] | None = None
         self._carry = b""
@@ -288,7 +286,7 @@ def _rebase(path: str, inner: str) -> str:
 
 
 async def index_version(
-    vault: Vault, version: VersionRow, inner: str, profile: ImportProfile, *, keep: bool = True
+    ctx: VaultContext, version: VersionRow, inner: str, profile: ImportProfile, *, keep: bool = True
 ) -> tuple[DagIndex | None, CID, dict[str, tuple[CID, str | None]]]:
     """Re-import a stored version (or ``inner`` path) from its plaintext with ``profile``.
 
@@ -296,14 +294,14 @@ async def index_version(
     path (relative to ``inner``) the regenerated CID next to the CID recorded at ingest
     under the same profile (None when none was recorded under it).
     """
-    entries = _subtree(vault.catalog.entries(version.id), inner)
+    entries = _subtree(ctx.catalog.entries(version.id), inner)
     if not entries:
         raise NotFoundError(f"no such path in {version.name}: {inner}", name=version.name)
-    store = DagStore(vault.catalog)
+    store = DagStore(ctx.catalog)
     index = DagIndex(CID.parse("bafkqaaa"), profile.name) if keep else None
     files: dict[str, tuple[CID, str | None]] = {}
     items: list[TreeItem] = []
-    reader = PackReader(vault.catalog, vault.keys, vault.store)
+    reader = PackReader(ctx.catalog, ctx.keys, ctx.store)
     try:
         for e in entries:
             rel = _rebase(e.path, inner)
@@ -313,7 +311,7 @@ async def index_version(
             if e.content is None:
                 raise IntegrityError(f"file entry without content: {e.path}")
             indexer = FileIndexer(profile, e.content, index)
-            async for piece in reader.read(vault.catalog.content_chunks(e.content)):
+            async for piece in reader.read(ctx.catalog.content_chunks(e.content)):
                 indexer.update(piece)
             root = indexer.importer.finish()
             cid, cid_profile = store.content_cid(e.content)
@@ -341,7 +339,7 @@ async def index_version(
 # -- resolving what the user names ----------------------------------------------------------
 
 
-def resolve_target(vault: Vault, target: str, version: int | None = None) -> tuple[VersionRow, str, str | None]:
+def resolve_target(ctx: VaultContext, target: str, version: int | None = None) -> tuple[VersionRow, str, str | None]:
     """A NAME (or NAME/path inside a tree) or a CID -> (version, inner path, expected root).
 
     For a CID, any DAG record, version or content with that CID is accepted (the owner may
@@ -353,24 +351,24 @@ def resolve_target(vault: Vault, target: str, version: int | None = None) -> tup
         cid = None
     if cid is not None:
         text = str(cid)
-        rows = DagStore(vault.catalog).by_root(text)
+        rows = DagStore(ctx.catalog).by_root(text)
         if rows:
             row = rows[0]
-            return _version_by_id(vault.catalog, row.version), row.path, text
-        found = vault.catalog.conn.execute(
+            return _version_by_id(ctx.catalog, row.version), row.path, text
+        found = ctx.catalog.conn.execute(
             "SELECT v.id FROM versions v WHERE v.cid = ? ORDER BY v.id DESC LIMIT 1", (text,)
         ).fetchone()
         if found is not None:
-            return _version_by_id(vault.catalog, found[0]), "", text
-        found = vault.catalog.conn.execute(
+            return _version_by_id(ctx.catalog, found[0]), "", text
+        found = ctx.catalog.conn.execute(
             "SELECT e.version, e.path FROM entries e JOIN contents c ON c.id = e.content "
             "WHERE c.cid = ? ORDER BY e.version DESC LIMIT 1",
             (text,),
         ).fetchone()
         if found is not None:
-            return _version_by_id(vault.catalog, found[0]), found[1], text
+            return _version_by_id(ctx.catalog, found[0]), found[1], text
         raise NotFoundError(f"no stored content has the CID {text}", name=text)
-    v, inner = vault._resolve(target, version)
+    v, inner = ctx.resolve(target, version)
     expected: str | None = None
     if not inner:
         expected = v.cid
@@ -396,13 +394,13 @@ def _version_by_id(catalog: Catalog, version: int) -> VersionRow:
     return VersionRow(*row)
 
 
-def _profile_for(vault: Vault, v: VersionRow, inner: str, profile: str | None) -> tuple[str, DagRow | None]:
+def _profile_for(ctx: VaultContext, v: VersionRow, inner: str, profile: str | None) -> tuple[str, DagRow | None]:
     """The profile to publish with and an existing DAG record to reuse."""
-    rows = DagStore(vault.catalog).of_version(v.id, inner)
+    rows = DagStore(ctx.catalog).of_version(v.id, inner)
     if profile is None:
         if rows:
             return rows[0].profile, rows[0]
-        return v.cid_profile or vault.cid_profile, None
+        return v.cid_profile or ctx.settings.cid_profile, None
     for row in rows:
         if row.profile == profile:
             return profile, row
@@ -413,45 +411,43 @@ def _profile_for(vault: Vault, v: VersionRow, inner: str, profile: str | None) -
 
 
 async def publish(
-    vault: Vault, target: str, *, version: int | None = None, profile: str | None = None
+    ctx: VaultContext, target: str, *, version: int | None = None, profile: str | None = None
 ) -> Publication:
     """Mark a stored file or tree (or a path inside a tree) public; build its block index."""
     t0 = time.perf_counter()
-    with vault._writer():
-        v, inner, expected = resolve_target(vault, target, version)
-        name, existing = _profile_for(vault, v, inner, profile)
-        store = DagStore(vault.catalog)
+    async with ctx.write():
+        v, inner, expected = resolve_target(ctx, target, version)
+        name, existing = _profile_for(ctx, v, inner, profile)
+        store = DagStore(ctx.catalog)
         if existing is not None and existing.source == "car":
-            with vault.catalog.transaction():
+            with ctx.catalog.transaction():
                 store.set_published(existing.id, True)
             dag = store.get(existing.id)
-            await vault.snapshot_safely()
             return Publication(dag, store.block_count(dag.id), 0, time.perf_counter() - t0)
-        index, root, _files = await index_version(vault, v, inner, get_profile(name))
+        index, root, _files = await index_version(ctx, v, inner, get_profile(name))
         assert index is not None
         recorded = existing.root if existing is not None else (
-            expected if name == (v.cid_profile or vault.cid_profile) else None
+            expected if name == (v.cid_profile or ctx.settings.cid_profile) else None
         )
         if recorded is not None and recorded != str(root):
             raise IntegrityError(
                 f"regenerated root {root} differs from the recorded CID {recorded} of {v.name}",
                 name=v.name,
             )
-        with vault.catalog.transaction():
+        with ctx.catalog.transaction():
             dag_id = existing.id if existing is not None else store.insert(
                 v.id, inner, root, name, "profile", True
             )
             store.put_blocks(dag_id, index)
             store.set_published(dag_id, True)
-        await vault.snapshot_safely()
         dag = store.get(dag_id)
     return Publication(dag, len(index.blocks), index.stored_bytes(), time.perf_counter() - t0)
 
 
-async def unpublish(vault: Vault, target: str, *, version: int | None = None) -> list[DagRow]:
+async def unpublish(ctx: VaultContext, target: str, *, version: int | None = None) -> list[DagRow]:
     """Stop publishing a name (all its published DAGs) or one root CID."""
-    with vault._writer():
-        store = DagStore(vault.catalog)
+    async with ctx.write():
+        store = DagStore(ctx.catalog)
         try:
             cid: CID | None = CID.parse(target)
         except FormatError:
@@ -459,7 +455,7 @@ async def unpublish(vault: Vault, target: str, *, version: int | None = None) ->
         if cid is not None:
             rows = [r for r in store.by_root(str(cid)) if r.published_at is not None]
         else:
-            v, inner = vault._resolve(target, version)
+            v, inner = ctx.resolve(target, version)
             rows = [
                 r for r in store.published()
                 if (r.version == v.id and (not inner or r.path == inner))
@@ -467,22 +463,21 @@ async def unpublish(vault: Vault, target: str, *, version: int | None = None) ->
             ]
         if not rows:
             raise NotFoundError(f"{target} is not published", name=target)
-        with vault.catalog.transaction():
+        with ctx.catalog.transaction():
             for r in rows:
                 store.set_published(r.id, False)
                 if r.source == "profile":
                     store.drop_blocks(r.id)
-        await vault.snapshot_safely()
     return rows
 
 
-async def verify_cid(vault: Vault, target: str, *, version: int | None = None) -> dict[str, Any]:
+async def verify_cid(ctx: VaultContext, target: str, *, version: int | None = None) -> dict[str, Any]:
     """Recompute CIDs from the stored plaintext and compare with every recorded CID."""
-    v, inner, expected = resolve_target(vault, target, version)
-    store = DagStore(vault.catalog)
-    profile = v.cid_profile or vault.cid_profile
+    v, inner, expected = resolve_target(ctx, target, version)
+    store = DagStore(ctx.catalog)
+    profile = v.cid_profile or ctx.settings.cid_profile
     checks: list[dict[str, Any]] = []
-    _index, root, files = await index_version(vault, v, inner, PROFILES[profile], keep=False)
+    _index, root, files = await index_version(ctx, v, inner, PROFILES[profile], keep=False)
     for path, (got, recorded) in sorted(files.items()):
         if recorded is not None:
             checks.append({"what": f"file {path or v.name}", "profile": profile, "recorded": recorded,
@@ -492,11 +487,11 @@ async def verify_cid(vault: Vault, target: str, *, version: int | None = None) -
                        "computed": str(root), "ok": expected == str(root)})
     for row in store.of_version(v.id, inner):
         if row.source == "car":
-            ok, detail = await _verify_stored_dag(vault, store, row)
+            ok, detail = await _verify_stored_dag(ctx, store, row)
             checks.append({"what": "imported DAG", "profile": row.profile, "recorded": row.root,
                            "computed": row.root if ok else detail, "ok": ok})
         elif row.profile != profile or row.root != str(root):
-            _i, other, _f = await index_version(vault, v, inner, PROFILES[row.profile], keep=False)
+            _i, other, _f = await index_version(ctx, v, inner, PROFILES[row.profile], keep=False)
             checks.append({"what": "DAG record", "profile": row.profile, "recorded": row.root,
                            "computed": str(other), "ok": row.root == str(other)})
     if not checks:
@@ -506,9 +501,9 @@ async def verify_cid(vault: Vault, target: str, *, version: int | None = None) -
             "checks": checks, "ok": all(c["ok"] for c in checks)}
 
 
-async def _verify_stored_dag(vault: Vault, store: DagStore, row: DagRow) -> tuple[bool, str]:
+async def _verify_stored_dag(ctx: VaultContext, store: DagStore, row: DagRow) -> tuple[bool, str]:
     """Regenerate every block of a stored index from the vault and walk it from the root."""
-    reader = BlockReader(vault, lambda c: store.lookup(c, dag=row.id))
+    reader = BlockReader(ctx, lambda c: store.lookup(c, dag=row.id))
     try:
         async for _cid, _block in _dfs(reader, CID.parse(row.root)):
             pass
@@ -524,11 +519,11 @@ async def _dfs(reader: BlockReader, root: CID) -> AsyncIterator[tuple[CID, bytes
         yield item
 
 
-async def dag_index(vault: Vault, target: str, *, version: int | None = None) -> tuple[VersionRow, str, DagIndex]:
+async def dag_index(ctx: VaultContext, target: str, *, version: int | None = None) -> tuple[VersionRow, str, DagIndex]:
     """The block index of a stored version's DAG (by NAME or CID), checked against the CID
     recorded for it: (version, path inside it, index with ``.root`` and ``.blocks``)."""
-    v, inner, expected = resolve_target(vault, target, version)
-    store = DagStore(vault.catalog)
+    v, inner, expected = resolve_target(ctx, target, version)
+    store = DagStore(ctx.catalog)
     rows = store.of_version(v.id, inner)
     if not _is_cid(target) and rows:
         # by NAME: the DAG record (a publication, an imported CAR's root) wins over the
@@ -539,8 +534,8 @@ async def dag_index(vault: Vault, target: str, *, version: int | None = None) ->
     if row is not None and (row.source == "car" or store.block_count(row.id)):
         index = store.load(row.id)
     else:
-        name = row.profile if row is not None else (v.cid_profile or vault.cid_profile)
-        built, _root, _files = await index_version(vault, v, inner, get_profile(name))
+        name = row.profile if row is not None else (v.cid_profile or ctx.settings.cid_profile)
+        built, _root, _files = await index_version(ctx, v, inner, get_profile(name))
         assert built is not None
         index = built
     if expected is not None and str(index.root) != expected:
@@ -550,9 +545,9 @@ async def dag_index(vault: Vault, target: str, *, version: int | None = None) ->
     return v, inner, index
 
 
-async def dag_blocks(vault: Vault, index: DagIndex) -> AsyncIterator[tuple[CID, bytes]]:
+async def dag_blocks(ctx: VaultContext, index: DagIndex) -> AsyncIterator[tuple[CID, bytes]]:
     """Every block of an indexed DAG, depth-first, regenerated from the vault and verified."""
-    reader = BlockReader(vault, index.blocks.get)
+    reader = BlockReader(ctx, index.blocks.get)
     try:
         async for cid, block in walk(reader, index.root, "all"):
             yield cid, block
@@ -560,15 +555,15 @@ async def dag_blocks(vault: Vault, index: DagIndex) -> AsyncIterator[tuple[CID, 
         await reader.close()
 
 
-async def export_car(vault: Vault, target: str, out: Callable[[bytes], Any], *, version: int | None = None) -> dict[str, Any]:
+async def export_car(ctx: VaultContext, target: str, out: Callable[[bytes], Any], *, version: int | None = None) -> dict[str, Any]:
     """Write the DAG of a stored version (by NAME or CID) as a CARv1 through ``out``.
 
     The blocks are regenerated from the stored plaintext with the recorded profile (or
     the stored index of an imported CAR); the regenerated root must equal the recorded
     CID before anything is written.
     """
-    v, inner, index = await dag_index(vault, target, version=version)
-    reader = BlockReader(vault, index.blocks.get)
+    v, inner, index = await dag_index(ctx, target, version=version)
+    reader = BlockReader(ctx, index.blocks.get)
     header = encode_header([index.root])
     out(header)
     size = len(header)

@@ -12,43 +12,45 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from typing import Any
 
 from ownvault.core.crypto import Argon2Params
 from ownvault.core.guardians import GuardianGroup, split_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.pack import unwrap_chunk_key, wrap_chunk_key
-from ownvault.engine.vault import _atomic_write
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.layout import atomic_write
 from ownvault.errors import UsageError, VaultStateError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["change_passphrase", "guardian_shares", "rotate_content_key"]
 
 
-def change_passphrase(vault: Vault, old: str, new: str, kdf: Argon2Params | None = None) -> dict[str, Any]:
+async def change_passphrase(ctx: VaultContext, old: str, new: str, kdf: Argon2Params | None = None) -> dict[str, Any]:
     """Re-seal the keystore under ``new``; ``AuthError`` if ``old`` is wrong."""
     if not new:
         raise UsageError("the new passphrase must not be empty")
-    path = vault.path / "keystore.json"
-    with vault._writer():
+    path = ctx.path / "keystore.json"
+    async with ctx.write():
         try:
             current = Keystore.from_json(path.read_bytes())
         except FileNotFoundError:
             raise VaultStateError(f"keystore missing: {path}") from None
-        entropy = current.unlock(old)
-        store = Keystore.create(entropy, new, current.vault_id, current.did, kdf or current.params)
-        _atomic_write(path, store.to_json().encode())
-    return {"vault": str(vault.path), "kdf": {"time_cost": store.params.time_cost,
+        # Both KDF runs are slow on purpose: off the event loop.
+        entropy = await asyncio.to_thread(current.unlock, old)
+        store = await asyncio.to_thread(
+            Keystore.create, entropy, new, current.vault_id, current.did, kdf or current.params
+        )
+        atomic_write(path, store.to_json().encode())
+    return {"vault": str(ctx.path), "kdf": {"time_cost": store.params.time_cost,
             "memory_kib": store.params.memory_cost_kib, "parallelism": store.params.parallelism}}
 
 
-async def rotate_content_key(vault: Vault, *, rewrap: bool = False) -> dict[str, Any]:
-    cat = vault.catalog
-    with vault._writer():
+async def rotate_content_key(ctx: VaultContext, *, rewrap: bool = False) -> dict[str, Any]:
+    cat = ctx.catalog
+    async with ctx.write():
         epoch = int(cat.meta("content_epoch") or "0") + 1
-        new_key = vault.keys.content_key(epoch)
+        new_key = ctx.keys.content_key(epoch)
         rewrapped = 0
         with cat.transaction() as c:
             cat.set_meta("content_epoch", str(epoch))
@@ -56,14 +58,13 @@ async def rotate_content_key(vault: Vault, *, rewrap: bool = False) -> dict[str,
                 rows = c.execute("SELECT id, chunk_id, wrapped_key, key_epoch FROM chunks").fetchall()
                 updates = []
                 for row, chunk_id, wrapped, old_epoch in rows:
-                    key = unwrap_chunk_key(vault.keys.content_key(old_epoch), bytes(chunk_id), bytes(wrapped))
+                    key = unwrap_chunk_key(ctx.keys.content_key(old_epoch), bytes(chunk_id), bytes(wrapped))
                     updates.append((wrap_chunk_key(new_key, bytes(chunk_id), key), epoch, row))
                 c.executemany("UPDATE chunks SET wrapped_key = ?, key_epoch = ? WHERE id = ?", updates)
                 rewrapped = len(updates)
-        await vault.snapshot_safely()
     return {"epoch": epoch, "rewrapped": rewrapped}
 
 
-def guardian_shares(vault: Vault, groups: list[GuardianGroup], group_threshold: int = 1) -> list[list[str]]:
+def guardian_shares(ctx: VaultContext, groups: list[GuardianGroup], group_threshold: int = 1) -> list[list[str]]:
     """SLIP-39 mnemonics of this vault's entropy (secret: show them to guardians only)."""
-    return split_entropy(vault.keys.entropy, groups, group_threshold)
+    return split_entropy(ctx.keys.entropy, groups, group_threshold)

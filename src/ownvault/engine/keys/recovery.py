@@ -25,7 +25,6 @@ go there; their shares are read from the other providers).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -38,9 +37,9 @@ from ownvault.core.keystore import Keystore
 from ownvault.core.snapshot import decode_locator, locator_name
 from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
 from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.layout import atomic_write, write_marker
 from ownvault.engine.store.shares import ShareStore
 from ownvault.engine.store.snapshots import restore_snapshot
-from ownvault.engine.vault import VAULT_FORMAT, VAULT_VERSION, _atomic_write
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
@@ -215,11 +214,8 @@ async def recover_vault(
         vault_id = bytes.fromhex(vault_id_hex)
         store_json = Keystore.create(entropy, passphrase, vault_id, keys.did, kdf or Argon2Params()).to_json()
         created.append(root / "keystore.json")
-        _atomic_write(root / "keystore.json", store_json.encode())
-        _atomic_write(
-            root / "ownvault.json",
-            json.dumps({"format": VAULT_FORMAT, "version": VAULT_VERSION, "vault_id": vault_id_hex}).encode(),
-        )
+        atomic_write(root / "keystore.json", store_json.encode())
+        write_marker(root, vault_id_hex)
         return RecoveryResult(str(root), keys.did, seq, objects, versions, report)
     except BaseException:
         for f in created:

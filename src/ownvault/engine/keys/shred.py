@@ -1,6 +1,6 @@
 """Forgetting a name (crypto-shredding): destroy its keys, delete its shares everywhere.
 
-``forget(vault, NAME)``:
+``forget(ctx, NAME)``:
 
 1. the chunks only NAME's versions use (chunks shared with other names through dedup are
    kept: their keys are needed, and their bytes are other files' bytes) are *dropped*; so
@@ -23,25 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.snapshot import snapshot_prefix
+from ownvault.engine.store.context import PacksRewritten, VaultContext
+from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.repack import drain_doomed, rewrite_packs
-from ownvault.engine.vault import validate_object_name
 from ownvault.errors import NotFoundError, OwnvaultError, ProviderError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["forget"]
 
 
-async def forget(vault: Vault, name: str, *, version: int | None = None) -> dict[str, Any]:
+async def forget(ctx: VaultContext, name: str, *, version: int | None = None) -> dict[str, Any]:
     """Crypto-shred ``name`` (or one version of it). See the module docstring."""
     name = validate_object_name(name)
-    cat = vault.catalog
-    with vault._writer():
-        await vault._cleanup_pending()
+    cat = ctx.catalog
+    async with ctx.write():
         obj = cat.object_id(name)
         if obj is None:
             raise NotFoundError(f"no such file in the vault: {name}", name=name)
@@ -85,18 +82,16 @@ async def forget(vault: Vault, name: str, *, version: int | None = None) -> dict
             c.execute("DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)")
 
         rep = await rewrite_packs(
-            vault, packs,
+            ctx, packs,
             lambda ch: "drop" if ch.row in doomed_chunks or not ch.referenced else "keep",
             reason=f"forget {name}", finish=finish,
         )
         if grant_rows:
-            from ownvault.engine.sharing.grants import refresh_grants
-
-            await refresh_grants(vault, grant_rows)
+            await ctx.events.emit(PacksRewritten(frozenset(grant_rows)))
         await asyncio.to_thread(_scrub_local, cat.conn)
-        snap = await vault.snapshot()
-        old = await _delete_old_snapshots(vault, snap.seq)
-        deleted, failed = await drain_doomed(vault)
+        snap = await ctx.push_catalog()
+        old = await _delete_old_snapshots(ctx, snap.seq)
+        deleted, failed = await drain_doomed(ctx)
     result = rep.to_json()
     result.update({
         "name": name,
@@ -119,9 +114,9 @@ def _scrub_local(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-async def _delete_old_snapshots(vault: Vault, keep_seq: int) -> dict[str, Any]:
+async def _delete_old_snapshots(ctx: VaultContext, keep_seq: int) -> dict[str, Any]:
     """Delete every catalog snapshot object older than ``keep_seq`` on every provider."""
-    store = vault.store
+    store = ctx.store
     deleted = 0
     failed: list[dict[str, str]] = []
     keep = snapshot_prefix(keep_seq) + "/"

@@ -16,24 +16,22 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.cid import CID
 from ownvault.engine.ipfs.publish import export_car
 from ownvault.engine.nftfetch import Fetcher
+from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["pin"]
 
 
-async def _pin_rpc(vault: Vault, fetcher: Fetcher, root: str, url: str) -> None:
-    with tempfile.TemporaryDirectory(prefix=".nft-pin-", dir=vault.path) as tmp:
+async def _pin_rpc(ctx: VaultContext, fetcher: Fetcher, root: str, url: str) -> None:
+    with tempfile.TemporaryDirectory(prefix=".nft-pin-", dir=ctx.path) as tmp:
         car = Path(tmp) / f"{root}.car"
         with open(car, "wb") as fh:
-            await export_car(vault, root, fh.write)
+            await export_car(ctx, root, fh.write)
         body = await fetcher.post_file(f"{url.rstrip('/')}/api/v0/dag/import?pin-roots=true", car)
     pinned = False
     for line in body.decode("utf-8", "replace").splitlines():
@@ -55,16 +53,16 @@ async def _pin_rpc(vault: Vault, fetcher: Fetcher, root: str, url: str) -> None:
         raise OwnvaultError(f"{url}: dag/import did not report the root {root} as pinned")
 
 
-async def pin(vault: Vault, fetcher: Fetcher, root: str, target: str) -> dict[str, Any]:
+async def pin(ctx: VaultContext, fetcher: Fetcher, root: str, target: str) -> dict[str, Any]:
     """Pin the DAG ``root`` (stored and published in ``vault``) to ``target``."""
     how = "kubo-rpc" if target.lower().startswith(("http://", "https://")) else "provider"
     try:
         if how == "kubo-rpc":
-            await _pin_rpc(vault, fetcher, root, target)
+            await _pin_rpc(ctx, fetcher, root, target)
         else:
             from ownvault.engine.ipfs.pinning import pin_published
 
-            await pin_published(vault, root, target)
+            await pin_published(ctx, root, target)
     except OwnvaultError as exc:
         return {"target": target, "ok": False, "how": how, "error": exc.message}
     return {"target": target, "ok": True, "how": how, "error": None}

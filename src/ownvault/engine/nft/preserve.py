@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core.car import CarReader, encode_header, encode_section
 from ownvault.core.cid import CID, IDENTITY
@@ -42,10 +42,8 @@ from ownvault.engine.ipfs.publish import verify_cid
 from ownvault.engine.nft.collect import Collected, NftOptions, collect, name_for, parse_source
 from ownvault.engine.nft.pin import pin
 from ownvault.engine.nftfetch import Fetcher, FetchError
+from ownvault.engine.store.context import VaultContext
 from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = [
     "REPORT_FORMAT",
@@ -172,7 +170,7 @@ def report_document(collected: Collected) -> dict[str, Any]:
 # -- the catalog ------------------------------------------------------------------------------
 
 
-def _mark(vault: Vault, source: str, name: str, state: str, *, collection: str | None = None,
+def _mark(ctx: VaultContext, source: str, name: str, state: str, *, collection: str | None = None,
           **fields: Any) -> None:
     """Upsert a token's row. A ``failed`` attempt never downgrades a ``preserved`` row: the
     earlier copy stays the token's record; only ``error`` says the last attempt failed."""
@@ -180,7 +178,7 @@ def _mark(vault: Vault, source: str, name: str, state: str, *, collection: str |
     cols = {"name": name, "state": state, "updated_at": now, **fields}
     if collection is not None:
         cols["collection"] = collection
-    with vault.catalog.transaction() as c:
+    with ctx.catalog.transaction() as c:
         c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, state, updated_at) VALUES (?, ?, ?, ?)",
                   (source, name, state, now))
         row = c.execute("SELECT state FROM nft_tokens WHERE source = ?", (source,)).fetchone()
@@ -201,17 +199,17 @@ def _summary(collected: Collected) -> dict[str, Any]:
 # -- preserving -------------------------------------------------------------------------------
 
 
-async def _store(vault: Vault, collected: Collected, work: Path) -> tuple[str, int]:
+async def _store(ctx: VaultContext, collected: Collected, work: Path) -> tuple[str, int]:
     car = work / "folder.car"
-    root = await asyncio.to_thread(build_folder, collected, car, vault.cid_profile)
-    doc = await import_car(vault, car, name=collected.name, publish_it=True)
+    root = await asyncio.to_thread(build_folder, collected, car, ctx.settings.cid_profile)
+    doc = await import_car(ctx, car, name=collected.name, publish_it=True)
     if doc["root"] != str(root):
         raise IntegrityError(f"stored folder root {doc['root']} is not the built {root}")
     return str(root), int(doc["version"])
 
 
 async def preserve_token(
-    vault: Vault,
+    ctx: VaultContext,
     source: str,
     opts: NftOptions,
     *,
@@ -228,33 +226,30 @@ async def preserve_token(
     lock = store_lock or asyncio.Lock()
     own = fetcher is None
     f = fetcher or opts.fetcher()
-    work = Path(tempfile.mkdtemp(prefix=".nft-", dir=vault.path))
+    work = Path(tempfile.mkdtemp(prefix=".nft-", dir=ctx.path))
     source_key = source
     try:
         collected = await collect(source, opts, work, f)
         source_key = collected.source
         meta = collected.parts[0]
         if collected.metadata is None:
-            async with lock:
-                with vault._writer():
-                    _mark(vault, collected.source, collected.name, "failed", collection=collection,
-                          error=f"metadata {meta.status}: {meta.error}", report=json.dumps(collected.to_json()))
+            async with lock, ctx.write():
+                _mark(ctx, collected.source, collected.name, "failed", collection=collection,
+                      error=f"metadata {meta.status}: {meta.error}", report=json.dumps(collected.to_json()))
             raise _metadata_error(meta.status, f"{collected.source}: metadata {meta.status}: {meta.error}")
-        async with lock:
-            with vault._writer():
-                _mark(vault, collected.source, collected.name, "pending", collection=collection)
-                root, version = await _store(vault, collected, work)
-        results = [await pin(vault, f, root, target) for target in pins]
-        async with lock:
-            with vault._writer():
-                _mark(vault, collected.source, collected.name, "preserved", collection=collection,
-                      root=root, report=json.dumps(_summary(collected)),
-                      pins=json.dumps(list(pins)), error=None,
-                      health=json.dumps({"ok": True, "pins": results, "checked_at": int(time.time())}))
+        async with lock, ctx.write():
+            _mark(ctx, collected.source, collected.name, "pending", collection=collection)
+            root, version = await _store(ctx, collected, work)
+        results = [await pin(ctx, f, root, target) for target in pins]
+        async with lock, ctx.write():
+            _mark(ctx, collected.source, collected.name, "preserved", collection=collection,
+                  root=root, report=json.dumps(_summary(collected)),
+                  pins=json.dumps(list(pins)), error=None,
+                  health=json.dumps({"ok": True, "pins": results, "checked_at": int(time.time())}))
         return Preserved(collected, root, version, results)
     except OwnvaultError as exc:
         if not isinstance(exc, UsageError):
-            await _fail_quietly(vault, lock, source_key, exc, collection)
+            await _fail_quietly(ctx, lock, source_key, exc, collection)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -268,14 +263,13 @@ def _metadata_error(status: str, message: str) -> OwnvaultError:
     return OwnvaultError(message)
 
 
-async def _fail_quietly(vault: Vault, lock: asyncio.Lock, source: str, exc: OwnvaultError,
+async def _fail_quietly(ctx: VaultContext, lock: asyncio.Lock, source: str, exc: OwnvaultError,
                         collection: str | None) -> None:
-    row = vault.catalog.conn.execute("SELECT name FROM nft_tokens WHERE source = ?", (source,)).fetchone()
+    row = ctx.catalog.conn.execute("SELECT name FROM nft_tokens WHERE source = ?", (source,)).fetchone()
     if row is None:
         return
-    async with lock:
-        with vault._writer():
-            _mark(vault, source, row[0], "failed", collection=collection, error=exc.message[:500])
+    async with lock, ctx.write():
+        _mark(ctx, source, row[0], "failed", collection=collection, error=exc.message[:500])
 
 
 # -- collections ------------------------------------------------------------------------------
@@ -309,7 +303,7 @@ def parse_collection(text: str) -> list[str]:
 
 
 async def preserve_collection(
-    vault: Vault,
+    ctx: VaultContext,
     sources: list[str],
     opts: NftOptions,
     *,
@@ -322,21 +316,22 @@ async def preserve_collection(
     """Preserve many tokens, ``concurrency`` at a time; resumable (``preserved`` rows are
     skipped unless ``refresh``). ``progress(source, outcome)`` after each token."""
     pins = list(pins)
-    state = {row[0]: row[1] for row in vault.catalog.conn.execute("SELECT source, state FROM nft_tokens")}
+    state = {row[0]: row[1] for row in ctx.catalog.conn.execute("SELECT source, state FROM nft_tokens")}
     lock = asyncio.Lock()
     sem = asyncio.Semaphore(max(1, concurrency))
     results: list[dict[str, Any]] = []
     counts = {"preserved": 0, "skipped": 0, "failed": 0}
-    with vault._writer(), vault.catalog.transaction() as c:  # every token's progress row, first
-        now = int(time.time())
-        for source in sources:
-            try:
-                kind, canonical, token = parse_source(source)
-            except OwnvaultError:
-                continue
-            c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, collection, state, updated_at) "
-                      "VALUES (?, ?, ?, 'pending', ?)", (canonical, name_for(kind, canonical, token),
-                                                         collection, now))
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:  # every token's progress row, first
+            now = int(time.time())
+            for source in sources:
+                try:
+                    kind, canonical, token = parse_source(source)
+                except OwnvaultError:
+                    continue
+                c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, collection, state, updated_at) "
+                          "VALUES (?, ?, ?, 'pending', ?)", (canonical, name_for(kind, canonical, token),
+                                                             collection, now))
     async with opts.fetcher() as fetcher:
 
         async def one(source: str) -> None:
@@ -349,7 +344,7 @@ async def preserve_collection(
                 return
             async with sem:
                 try:
-                    done = await preserve_token(vault, source, opts, pins=pins, fetcher=fetcher,
+                    done = await preserve_token(ctx, source, opts, pins=pins, fetcher=fetcher,
                                                 store_lock=lock, collection=collection)
                 except OwnvaultError as exc:
                     counts["failed"] += 1
@@ -366,7 +361,6 @@ async def preserve_collection(
         async with asyncio.TaskGroup() as tg:
             for source in sources:
                 tg.create_task(one(source))
-    await vault.snapshot_safely()
     return counts | {"total": len(sources), "tokens": results}
 
 
@@ -406,18 +400,18 @@ def _row_json(row: tuple[Any, ...]) -> dict[str, Any]:
             "error": error, "updated_at": updated, "verified_at": verified}
 
 
-def list_preserved(vault: Vault, *, collection: str | None = None) -> list[dict[str, Any]]:
+def list_preserved(ctx: VaultContext, *, collection: str | None = None) -> list[dict[str, Any]]:
     """Every token the vault knows, preserved or not, with its last health check."""
     sql = f"SELECT {_COLS} FROM nft_tokens"
     args: tuple[Any, ...] = ()
     if collection is not None:
         sql += " WHERE collection = ?"
         args = (collection,)
-    return [_row_json(r) for r in vault.catalog.conn.execute(sql + " ORDER BY name", args)]
+    return [_row_json(r) for r in ctx.catalog.conn.execute(sql + " ORDER BY name", args)]
 
 
 async def reverify_preserved(
-    vault: Vault, opts: NftOptions | None = None, *, repin: bool = True
+    ctx: VaultContext, opts: NftOptions | None = None, *, repin: bool = True
 ) -> list[dict[str, Any]]:
     """Re-verify every preserved token's stored folder (every block regenerated from the
     vault and re-hashed) and re-pin it where it was pinned; record the health.
@@ -426,7 +420,7 @@ async def reverify_preserved(
     """
     opts = opts or NftOptions()
     out: list[dict[str, Any]] = []
-    rows = vault.catalog.conn.execute(
+    rows = ctx.catalog.conn.execute(
         f"SELECT {_COLS} FROM nft_tokens WHERE state = 'preserved' ORDER BY name"
     ).fetchall()
     async with opts.fetcher() as fetcher:
@@ -434,20 +428,19 @@ async def reverify_preserved(
             doc = _row_json(row)
             health: dict[str, Any] = {"checked_at": int(time.time())}
             try:
-                check = await verify_cid(vault, doc["root"])
+                check = await verify_cid(ctx, doc["root"])
                 health["copy"] = "ok" if check["ok"] else "damaged: " + "; ".join(
                     f"{c['what']}: {c['computed']}" for c in check["checks"] if not c["ok"])
             except NotFoundError as exc:
                 health["copy"] = f"missing: {exc.message}"
             except OwnvaultError as exc:
                 health["copy"] = f"{exc.code}: {exc.message}"
-            health["pins"] = [await pin(vault, fetcher, doc["root"], t) for t in doc["pins"]] if repin else []
+            health["pins"] = [await pin(ctx, fetcher, doc["root"], t) for t in doc["pins"]] if repin else []
             health["ok"] = health["copy"] == "ok" and all(p["ok"] for p in health["pins"])
-            with vault._writer(), vault.catalog.transaction() as c:
-                c.execute("UPDATE nft_tokens SET health = ?, verified_at = ? WHERE source = ?",
-                          (json.dumps(health), health["checked_at"], doc["source"]))
+            async with ctx.write():
+                with ctx.catalog.transaction() as c:
+                    c.execute("UPDATE nft_tokens SET health = ?, verified_at = ? WHERE source = ?",
+                              (json.dumps(health), health["checked_at"], doc["source"]))
             out.append({"source": doc["source"], "name": doc["name"], "root": doc["root"], "health": health})
-    if out:
-        await vault.snapshot_safely()
     return out
 

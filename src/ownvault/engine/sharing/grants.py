@@ -34,6 +34,7 @@ from ownvault.core.grants import (
 from ownvault.core.keys import x25519_multibase
 from ownvault.core.pack import unwrap_chunk_key
 from ownvault.engine.registry import local_path_of
+from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.repack import drain_doomed, rewrite_packs
 from ownvault.errors import (
     DataUnavailableError,
@@ -45,7 +46,6 @@ from ownvault.errors import (
 
 if TYPE_CHECKING:
     from ownvault.engine.store.catalog import ProviderRow
-    from ownvault.engine.vault import Vault
 
 __all__ = [
     "GrantInfo",
@@ -74,48 +74,49 @@ def _now() -> int:
 # -- identity and contacts --------------------------------------------------------------
 
 
-def contact_card(vault: Vault, name: str | None = None) -> ContactCard:
-    return ContactCard.create(vault.keys, name, _now())
+def contact_card(ctx: VaultContext, name: str | None = None) -> ContactCard:
+    return ContactCard.create(ctx.keys, name, _now())
 
 
-def identity(vault: Vault, name: str | None = None) -> dict[str, Any]:
+def identity(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
     """The vault's public identity: did:key, X25519 key-agreement key, and a contact card."""
     return {
-        "did": vault.keys.did,
-        "agreement": x25519_multibase(vault.keys.agreement_public),
-        "card": contact_card(vault, name).to_json(),
+        "did": ctx.keys.did,
+        "agreement": x25519_multibase(ctx.keys.agreement_public),
+        "card": contact_card(ctx, name).to_json(),
     }
 
 
-def add_contact(vault: Vault, card_text: str | bytes, name: str | None = None) -> dict[str, Any]:
+async def add_contact(ctx: VaultContext, card_text: str | bytes, name: str | None = None) -> dict[str, Any]:
     """Import a contact card (verified: its signature must match its did:key)."""
     card = ContactCard.from_json(card_text)
     label = name or card.name
-    if card.did == vault.keys.did:
+    if card.did == ctx.keys.did:
         raise UsageError("that is this vault's own card")
-    with vault._writer(), vault.catalog.transaction() as c:
-        if label is not None:
-            clash = c.execute("SELECT did FROM contacts WHERE name = ? AND did != ?", (label, card.did)).fetchone()
-            if clash:
-                raise UsageError(f"another contact is already called {label!r}")
-        c.execute(
-            "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
-            (card.did, label, card_text if isinstance(card_text, str) else card_text.decode(), _now()),
-        )
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:
+            if label is not None:
+                clash = c.execute("SELECT did FROM contacts WHERE name = ? AND did != ?", (label, card.did)).fetchone()
+                if clash:
+                    raise UsageError(f"another contact is already called {label!r}")
+            c.execute(
+                "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
+                (card.did, label, card_text if isinstance(card_text, str) else card_text.decode(), _now()),
+            )
     return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
 
 
-def contacts(vault: Vault) -> list[dict[str, Any]]:
+def contacts(ctx: VaultContext) -> list[dict[str, Any]]:
     return [
         {"did": r[0], "name": r[1], "added": r[2]}
-        for r in vault.catalog.conn.execute("SELECT did, name, added_at FROM contacts ORDER BY name, did")
+        for r in ctx.catalog.conn.execute("SELECT did, name, added_at FROM contacts ORDER BY name, did")
     ]
 
 
-def resolve_contact(vault: Vault, who: str) -> ContactCard:
+def resolve_contact(ctx: VaultContext, who: str) -> ContactCard:
     """A contact by did:key or by name; ``NotFoundError`` with what to do otherwise."""
-    row = vault.catalog.conn.execute("SELECT card FROM contacts WHERE did = ? OR name = ?", (who, who)).fetchone()
+    row = ctx.catalog.conn.execute("SELECT card FROM contacts WHERE did = ? OR name = ?", (who, who)).fetchone()
     if row is None:
         raise NotFoundError(
             f"no contact {who!r}: import their card first (ownvault contacts add CARD.json)", name=who
@@ -123,51 +124,53 @@ def resolve_contact(vault: Vault, who: str) -> ContactCard:
     return ContactCard.from_json(row[0])
 
 
-def remove_contact(vault: Vault, who: str) -> None:
-    card = resolve_contact(vault, who)
-    with vault._writer(), vault.catalog.transaction() as c:
-        c.execute("DELETE FROM contacts WHERE did = ?", (card.did,))
+async def remove_contact(ctx: VaultContext, who: str) -> None:
+    card = resolve_contact(ctx, who)
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:
+            c.execute("DELETE FROM contacts WHERE did = ?", (card.did,))
 
 
 # -- tag policies ---------------------------------------------------------------------------
 
 
-def set_tag_policy(vault: Vault, tag: str, *, never_share: bool) -> dict[str, Any]:
+async def set_tag_policy(ctx: VaultContext, tag: str, *, never_share: bool) -> dict[str, Any]:
     if not tag or len(tag) > 64 or any(ch.isspace() for ch in tag):
         raise UsageError(f"invalid tag {tag!r}")
-    with vault._writer(), vault.catalog.transaction() as c:
-        c.execute(
-            "INSERT INTO tag_policies(tag, never_share) VALUES (?, ?) "
-            "ON CONFLICT(tag) DO UPDATE SET never_share = excluded.never_share",
-            (tag, int(never_share)),
-        )
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:
+            c.execute(
+                "INSERT INTO tag_policies(tag, never_share) VALUES (?, ?) "
+                "ON CONFLICT(tag) DO UPDATE SET never_share = excluded.never_share",
+                (tag, int(never_share)),
+            )
     return {"tag": tag, "never_share": never_share}
 
 
-def tag_policies(vault: Vault) -> list[dict[str, Any]]:
+def tag_policies(ctx: VaultContext) -> list[dict[str, Any]]:
     return [
         {"tag": r[0], "never_share": bool(r[1])}
-        for r in vault.catalog.conn.execute("SELECT tag, never_share FROM tag_policies ORDER BY tag")
+        for r in ctx.catalog.conn.execute("SELECT tag, never_share FROM tag_policies ORDER BY tag")
     ]
 
 
-def _never_share_tags(vault: Vault) -> set[str]:
-    return {r[0] for r in vault.catalog.conn.execute("SELECT tag FROM tag_policies WHERE never_share = 1")}
+def _never_share_tags(ctx: VaultContext) -> set[str]:
+    return {r[0] for r in ctx.catalog.conn.execute("SELECT tag FROM tag_policies WHERE never_share = 1")}
 
 
 # -- grants -----------------------------------------------------------------------------------
 
 
-def public_url(vault: Vault, row: ProviderRow) -> str:
+def public_url(ctx: VaultContext, row: ProviderRow) -> str:
     """A provider URL usable outside this vault (vault-relative folders made absolute)."""
     if row.kind == "local" and row.url.startswith("file:") and not row.url.startswith("file:/"):
-        return local_path_of(row.url, vault.path).as_uri()
+        return local_path_of(row.url, ctx.path).as_uri()
     return row.url
 
 
-def _scope_versions(vault: Vault, names: list[str], tag: str | None) -> list[int]:
-    cat = vault.catalog
-    blocked = _never_share_tags(vault)
+def _scope_versions(ctx: VaultContext, names: list[str], tag: str | None) -> list[int]:
+    cat = ctx.catalog
+    blocked = _never_share_tags(ctx)
     if tag is not None and tag in blocked:
         raise SharePolicyError(f"data tagged {tag!r} may never be shared (tag policy)", name=tag)
     rows = []
@@ -196,8 +199,8 @@ def _scope_versions(vault: Vault, names: list[str], tag: str | None) -> list[int
     return out
 
 
-def _manifest_body(vault: Vault, grant_id: bytes, generation: int, version_ids: list[int]) -> dict[str, Any]:
-    cat = vault.catalog
+def _manifest_body(ctx: VaultContext, grant_id: bytes, generation: int, version_ids: list[int]) -> dict[str, Any]:
+    cat = ctx.catalog
     chunk_idx: dict[int, int] = {}
     chunks: list[dict[str, Any]] = []
     pack_idx: dict[int, int] = {}
@@ -232,7 +235,7 @@ def _manifest_body(vault: Vault, grant_id: bytes, generation: int, version_ids: 
                                     for s in shares
                                 ],
                             })
-                        key = unwrap_chunk_key(vault.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
+                        key = unwrap_chunk_key(ctx.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
                         chunk_idx[ref.row] = len(chunks)
                         chunks.append({
                             "id": ref.chunk_id.hex(), "key": key.hex(), "pack": pack_idx[ref.pack],
@@ -250,18 +253,18 @@ def _manifest_body(vault: Vault, grant_id: bytes, generation: int, version_ids: 
     return {
         "grant": grant_id.hex(), "generation": generation, "items": items, "chunks": chunks, "packs": packs,
         "providers": [
-            {"name": prov_rows[p].name, "kind": prov_rows[p].kind, "url": public_url(vault, prov_rows[p])}
+            {"name": prov_rows[p].name, "kind": prov_rows[p].kind, "url": public_url(ctx, prov_rows[p])}
             for p in sorted(used_providers)
         ],
     }
 
 
-def _grant_key(vault: Vault, grant_id: bytes, wrapped: bytes) -> bytes:
-    return crypto.open_box(vault.keys.grants, wrapped, GRANT_KEY_AD + grant_id)
+def _grant_key(ctx: VaultContext, grant_id: bytes, wrapped: bytes) -> bytes:
+    return crypto.open_box(ctx.keys.grants, wrapped, GRANT_KEY_AD + grant_id)
 
 
-async def _put_everywhere(vault: Vault, name: str, data: bytes) -> int:
-    store = vault.store
+async def _put_everywhere(ctx: VaultContext, name: str, data: bytes) -> int:
+    store = ctx.store
     written = 0
     for pid in list(store.providers):
         try:
@@ -272,30 +275,30 @@ async def _put_everywhere(vault: Vault, name: str, data: bytes) -> int:
     return written
 
 
-async def _publish_manifest(vault: Vault, grant_row: int, grant_id: bytes, wrapped: bytes, generation: int) -> None:
-    versions = [r[0] for r in vault.catalog.conn.execute(
+async def _publish_manifest(ctx: VaultContext, grant_row: int, grant_id: bytes, wrapped: bytes, generation: int) -> None:
+    versions = [r[0] for r in ctx.catalog.conn.execute(
         "SELECT version FROM grant_versions WHERE grant_row = ? ORDER BY version", (grant_row,)
     )]
-    body = _manifest_body(vault, grant_id, generation, versions)
-    data = encode_manifest(vault.keys, _grant_key(vault, grant_id, wrapped), grant_id, generation, body)
-    if await _put_everywhere(vault, manifest_name(grant_id, generation), data) == 0:
+    body = _manifest_body(ctx, grant_id, generation, versions)
+    data = encode_manifest(ctx.keys, _grant_key(ctx, grant_id, wrapped), grant_id, generation, body)
+    if await _put_everywhere(ctx, manifest_name(grant_id, generation), data) == 0:
         raise DataUnavailableError("the grant manifest could not be written to any provider")
 
 
-async def _doom_manifests(vault: Vault, grant_id: bytes, below: int | None) -> None:
+async def _doom_manifests(ctx: VaultContext, grant_id: bytes, below: int | None) -> None:
     """Queue the manifest objects of generations < ``below`` (all when None) for deletion."""
     now = _now()
     gens = range(0, below) if below is not None else None
     rows = []
-    for pid in vault.store.providers:
+    for pid in ctx.store.providers:
         if gens is None:
-            cur = vault.catalog.conn.execute("SELECT generation FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
+            cur = ctx.catalog.conn.execute("SELECT generation FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
             upto = int(cur[0]) + 1 if cur else 1
             names = [manifest_name(grant_id, g) for g in range(upto)]
         else:
             names = [manifest_name(grant_id, g) for g in gens]
         rows += [(pid, n, f"grant {grant_id.hex()} manifest", now) for n in names]
-    with vault.catalog.transaction() as c:
+    with ctx.catalog.transaction() as c:
         c.executemany(
             "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)", rows
         )
@@ -313,7 +316,7 @@ class GrantInfo:
 
 
 async def share(
-    vault: Vault,
+    ctx: VaultContext,
     *,
     names: list[str] | tuple[str, ...] = (),
     tag: str | None = None,
@@ -326,36 +329,35 @@ async def share(
     them carries a never-share tag."""
     if not read_only:
         raise UsageError("only read-only grants exist (a recipient can never write to your vault)")
-    recipient = resolve_contact(vault, to)
+    recipient = resolve_contact(ctx, to)
     now = _now()
     if expires is not None and expires <= now:
         raise UsageError("--expires is in the past")
-    with vault._writer():
-        await vault._cleanup_pending()
-        version_ids = _scope_versions(vault, list(names), tag)
+    async with ctx.write():
+        version_ids = _scope_versions(ctx, list(names), tag)
         grant_id = crypto.random_bytes(16)
         manifest_key = crypto.random_bytes(crypto.KEY_SIZE)
         providers = [
-            (r.kind, public_url(vault, r)) for r in vault.catalog.providers() if r.id in vault.store.providers
+            (r.kind, public_url(ctx, r)) for r in ctx.catalog.providers() if r.id in ctx.store.providers
         ]
         # Storage nodes serve the account's objects only to its own key; the recipient
         # reads them with a read capability for this grant (docs/node-protocol.md).
         capability = (
-            grant_capability(vault.keys, recipient.did, grant_id, expires)
+            grant_capability(ctx.keys, recipient.did, grant_id, expires)
             if any(kind == "node" for kind, _url in providers)
             else None
         )
         grant = Grant.create(
-            vault.keys, recipient, grant_id, manifest_key, created=now, expires=expires, providers=providers,
+            ctx.keys, recipient, grant_id, manifest_key, created=now, expires=expires, providers=providers,
             capability=capability,
         )
-        wrapped = crypto.seal(vault.keys.grants, manifest_key, GRANT_KEY_AD + grant_id)
-        label = vault.catalog.conn.execute("SELECT name FROM contacts WHERE did = ?", (recipient.did,)).fetchone()
-        item_names = [vault.catalog.conn.execute(
+        wrapped = crypto.seal(ctx.keys.grants, manifest_key, GRANT_KEY_AD + grant_id)
+        label = ctx.catalog.conn.execute("SELECT name FROM contacts WHERE did = ?", (recipient.did,)).fetchone()
+        item_names = [ctx.catalog.conn.execute(
             "SELECT o.name || ' v' || v.number FROM versions v JOIN objects o ON o.id = v.object WHERE v.id = ?", (v,)
         ).fetchone()[0] for v in version_ids]
         scope = {"names": list(names), "tag": tag, "items": item_names}
-        with vault.catalog.transaction() as c:
+        with ctx.catalog.transaction() as c:
             cur = c.execute(
                 "INSERT INTO grants(grant_id, recipient, label, scope, created_at, expires_at, access, "
                 "wrapped_key, generation, token) VALUES (?, ?, ?, ?, ?, ?, 'read', ?, 0, ?)",
@@ -367,20 +369,19 @@ async def share(
                 "INSERT INTO grant_versions(grant_row, version) VALUES (?, ?)", [(row, v) for v in version_ids]
             )
         try:
-            await _publish_manifest(vault, row, grant_id, wrapped, 0)
+            await _publish_manifest(ctx, row, grant_id, wrapped, 0)
         except BaseException:
-            with vault.catalog.transaction() as c:
+            with ctx.catalog.transaction() as c:
                 c.execute("DELETE FROM grants WHERE id = ?", (row,))
             raise
-        await vault.snapshot_safely()
     return GrantInfo(grant_id.hex(), grant.to_string(), recipient.did, item_names)
 
 
-def grants(vault: Vault) -> list[dict[str, Any]]:
+def grants(ctx: VaultContext) -> list[dict[str, Any]]:
     """Who can read what, since when, until when."""
     now = _now()
     out = []
-    for r in vault.catalog.conn.execute(
+    for r in ctx.catalog.conn.execute(
         "SELECT grant_id, recipient, label, scope, created_at, expires_at, state, revoked_at, generation "
         "FROM grants ORDER BY created_at, id"
     ):
@@ -396,11 +397,11 @@ def grants(vault: Vault) -> list[dict[str, Any]]:
     return out
 
 
-def _find_grant(vault: Vault, grant: str) -> tuple[int, bytes, bytes, str, int]:
+def _find_grant(ctx: VaultContext, grant: str) -> tuple[int, bytes, bytes, str, int]:
     g = grant.strip().lower()
     if len(g) < 8 or any(ch not in "0123456789abcdef" for ch in g):
         raise UsageError("a grant id is 8..32 hex digits (see `ownvault grants`)")
-    rows = vault.catalog.conn.execute(
+    rows = ctx.catalog.conn.execute(
         "SELECT id, grant_id, wrapped_key, state, generation FROM grants WHERE hex(grant_id) LIKE ?",
         (g.upper() + "%",),
     ).fetchall()
@@ -412,11 +413,11 @@ def _find_grant(vault: Vault, grant: str) -> tuple[int, bytes, bytes, str, int]:
     return int(r[0]), bytes(r[1]), bytes(r[2]), str(r[3]), int(r[4])
 
 
-async def refresh_grants(vault: Vault, grant_rows: set[int] | None = None) -> int:
+async def refresh_grants(ctx: VaultContext, grant_rows: set[int] | None = None) -> int:
     """Write a new manifest generation for active grants (after their chunks or shares
     moved: revocation of an overlapping grant, forgetting, rebalancing); old generations
     are queued for deletion. Returns how many grants were refreshed. Hold the writer lock."""
-    rows = vault.catalog.conn.execute(
+    rows = ctx.catalog.conn.execute(
         "SELECT id, grant_id, wrapped_key, generation FROM grants WHERE state = 'active'"
     ).fetchall()
     count = 0
@@ -424,33 +425,32 @@ async def refresh_grants(vault: Vault, grant_rows: set[int] | None = None) -> in
         if grant_rows is not None and row not in grant_rows:
             continue
         gid = bytes(gid)
-        await _publish_manifest(vault, row, gid, bytes(wrapped), gen + 1)
-        with vault.catalog.transaction() as c:
+        await _publish_manifest(ctx, row, gid, bytes(wrapped), gen + 1)
+        with ctx.catalog.transaction() as c:
             c.execute("UPDATE grants SET generation = ? WHERE id = ?", (gen + 1, row))
-        await _doom_manifests(vault, gid, gen + 1)
+        await _doom_manifests(ctx, gid, gen + 1)
         count += 1
     if count:
-        await drain_doomed(vault)
+        await drain_doomed(ctx)
     return count
 
 
-def grant_token(vault: Vault, grant: str) -> tuple[str, str]:
+def grant_token(ctx: VaultContext, grant: str) -> tuple[str, str]:
     """(full grant id, its ``ovgrant1:`` string) for a grant id or a unique prefix of one."""
-    row, gid, _wrapped, _state, _gen = _find_grant(vault, grant)
-    token = vault.catalog.conn.execute("SELECT token FROM grants WHERE id = ?", (row,)).fetchone()[0]
+    row, gid, _wrapped, _state, _gen = _find_grant(ctx, grant)
+    token = ctx.catalog.conn.execute("SELECT token FROM grants WHERE id = ?", (row,)).fetchone()[0]
     return gid.hex(), str(token)
 
 
 async def revoke(
-    vault: Vault, grant: str, *, progress: Callable[[int, int], None] | None = None
+    ctx: VaultContext, grant: str, *, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, Any]:
     """Revoke a grant: re-encrypt what it covered under new keys, delete the old shares and
     manifests, publish a signed revocation notice. Idempotent (re-running retries deletions).
     ``progress(done, total)`` counts the packs re-written."""
-    with vault._writer():
-        await vault._cleanup_pending()
-        row, gid, _wrapped, state, _gen = _find_grant(vault, grant)
-        cat = vault.catalog
+    async with ctx.write():
+        row, gid, _wrapped, state, _gen = _find_grant(ctx, grant)
+        cat = ctx.catalog
         result: dict[str, Any] = {"grant": gid.hex(), "already_revoked": state == "revoked"}
         overlapping: set[int] = set()
         if state != "revoked":
@@ -481,19 +481,18 @@ async def revoke(
                 c.execute("DELETE FROM grant_versions WHERE grant_row = ?", (row,))
 
             rep = await rewrite_packs(
-                vault, packs,
+                ctx, packs,
                 lambda ch: "rekey" if ch.row in granted else ("keep" if ch.referenced else "drop"),
                 reason=f"revoke grant {gid.hex()}", finish=finish, progress=progress,
             )
             result.update(rep.to_json())
         revoked_at = int(cat.conn.execute("SELECT revoked_at FROM grants WHERE id = ?", (row,)).fetchone()[0])
-        notices = await _put_everywhere(vault, revocation_name(gid), encode_revocation(vault.keys, gid, revoked_at))
-        await _doom_manifests(vault, gid, None)
-        result["refreshed_grants"] = await refresh_grants(vault, overlapping) if overlapping else 0
-        deleted, failed = await drain_doomed(vault)
+        notices = await _put_everywhere(ctx, revocation_name(gid), encode_revocation(ctx.keys, gid, revoked_at))
+        await _doom_manifests(ctx, gid, None)
+        result["refreshed_grants"] = await refresh_grants(ctx, overlapping) if overlapping else 0
+        deleted, failed = await drain_doomed(ctx)
         result["revocation_notices"] = notices
         result["objects_deleted"] = result.get("objects_deleted", 0) + deleted
         result["not_deleted"] = failed
         result["revoked"] = revoked_at
-        await vault.snapshot_safely()
     return result

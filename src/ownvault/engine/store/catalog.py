@@ -484,6 +484,22 @@ class Catalog:
         )
         return int(cur.lastrowid or 0)
 
+    def set_provider_state(self, provider: int, state: str) -> None:
+        """``active``, ``draining`` (shares being moved away) or ``removed``."""
+        with self.transaction() as c:
+            c.execute("UPDATE providers SET state = ? WHERE id = ?", (state, provider))
+
+    def packs_of_version(self, version: int) -> set[int]:
+        """The packs holding the chunks of a version's files."""
+        return {
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT DISTINCT c.pack FROM entries e JOIN content_chunks cc ON cc.content = e.content "
+                "JOIN chunks c ON c.id = cc.chunk WHERE e.version = ?",
+                (version,),
+            )
+        }
+
     def providers(self, *, include_removed: bool = False) -> list[ProviderRow]:
         sql = "SELECT id, name, kind, url, jurisdiction, labels, config, state FROM providers"
         if not include_removed:
@@ -540,6 +556,19 @@ class Catalog:
             c.execute("DELETE FROM chunks WHERE pack = ?", (pack,))
             c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
             c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+
+    def move_share(self, pack: int, idx: int, provider: int) -> None:
+        """Record that share ``idx`` of ``pack`` is now held by ``provider``."""
+        with self.transaction() as c:
+            c.execute("UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (provider, pack, idx))
+
+    def replace_pack(self, old: int, new: int) -> None:
+        """Move every chunk of pack ``old`` to pending pack ``new``, make it live, drop ``old``."""
+        with self.transaction() as c:
+            c.execute("UPDATE chunks SET pack = ? WHERE pack = ?", (new, old))
+            c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (new,))
+            c.execute("DELETE FROM shares WHERE pack = ?", (old,))
+            c.execute("DELETE FROM packs WHERE id = ?", (old,))
 
     def shares_of(self, pack: int) -> list[ShareRow]:
         return [

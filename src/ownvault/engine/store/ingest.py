@@ -2,7 +2,7 @@
 
 Per block of input (8 MiB) a worker thread chunks (FastCDC), computes keyed chunk ids,
 and seals new chunks; the file's IPFS CID is computed on a second thread from the same
-blocks (hashlib releases the GIL). Full packs are erasure-coded and uploaded in the
+blocks (hashlib releases the GIL). Full packs are erasure-coded and uploaded (``engine.store.packwriter``) in the
 background, at most ``MAX_INFLIGHT`` at once, while the next pack fills. Memory stays
 bounded by (block + packs in flight), whatever the file size.
 
@@ -26,23 +26,13 @@ from typing import Any
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.core.keys import VaultKeys
-from ownvault.core.pack import (
-    PackBuilder,
-    new_pack_id,
-    seal_chunk,
-    share_name,
-    wrap_chunk_key,
-)
+from ownvault.core.pack import PackBuilder, seal_chunk, wrap_chunk_key
 from ownvault.core.unixfs import FileImporter, ImportProfile
 from ownvault.engine.store.catalog import Catalog
-from ownvault.engine.store.placement import Candidate, Policy, place
-from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
-from ownvault.errors import (
-    ObjectExistsError,
-    OwnvaultError,
-    ProviderError,
-    UsageError,
-)
+from ownvault.engine.store.packwriter import PackWriter
+from ownvault.engine.store.placement import Candidate, Policy
+from ownvault.engine.store.shares import ShareStore
+from ownvault.errors import OwnvaultError, UsageError
 
 __all__ = ["BLOCK_SIZE", "FileRecord", "Ingestor", "TreeEntry", "scan_path"]
 
@@ -141,10 +131,9 @@ class Ingestor:
     _claimed: set[bytes] = field(default_factory=set)
     _uploads: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_INFLIGHT))
-    _load: dict[int, int] = field(default_factory=dict)
-    _failed: set[int] = field(default_factory=set)
     _cid_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "cid"))
     _failure: BaseException | None = None
+    writer: PackWriter = field(init=False)
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
 
@@ -158,7 +147,7 @@ class Ingestor:
                 "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
             )
         }
-        self._load = {pid: used for pid, (_count, used) in self.catalog.provider_usage().items()}
+        self.writer = PackWriter(self.catalog, self.store, self.policy, self.candidates)
 
     def close(self) -> None:
         self._cid_pool.shutdown(wait=True)
@@ -266,73 +255,9 @@ class Ingestor:
         if self._failure is not None:
             raise self._failure
 
-    def _cands(self) -> list[Candidate]:
-        return [
-            Candidate(c.id, c.name, c.jurisdiction, self._load.get(c.id, 0), c.active)
-            for c in self.candidates
-        ]
-
     async def _upload(self, data: bytes, chunks: list[tuple[bytes, int, int, int, bytes]]) -> None:
-        k, n = self.policy.k, self.policy.n
-        pack_id = new_pack_id()
-        enc = await self.store.encode(pack_id, data, k, n)
-        targets = place(self.policy, self._cands(), unusable=self._failed)
-        for i, pid in enumerate(targets):
-            self._load[pid] = self._load.get(pid, 0) + len(enc.shares[i])
-        pack = self.catalog.begin_pack(
-            pack_id,
-            len(data),
-            k,
-            n,
-            [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(n)],
-        )
-        written: list[tuple[int, str]] = []
-        by_id = {c.id: c for c in self.candidates}
-
-        async def put_one(i: int) -> None:
-            name = share_name(DATA_PREFIX, pack_id, i)
-            pid = targets[i]
-            while True:
-                try:
-                    await self.store.put_share(pid, name, enc.shares[i])
-                    written.append((pid, name))
-                    return
-                except ObjectExistsError:
-                    raise
-                except ProviderError as exc:
-                    self._failed.add(pid)
-                    self.store.report(pid, name, "unavailable", f"write failed: {exc.message}")
-                    others = [by_id[t] for j, t in enumerate(targets) if j != i]
-                    try:
-                        pid = place(
-                            self.policy, self._cands(), unusable=self._failed, fixed=others, count=1
-                        )[0]
-                    except OwnvaultError as why:
-                        # Keep the error's class (full disk, unreachable, ...); say why it is final.
-                        raise type(exc)(
-                            f"could not store share {i} of a pack: provider "
-                            f"{self.store.names.get(targets[i])} failed ({exc.message}) and no "
-                            f"other provider is eligible ({why.message})",
-                            provider=self.store.names.get(targets[i]),
-                            share=name,
-                        ) from exc
-                    targets[i] = pid
-                    self._load[pid] = self._load.get(pid, 0) + len(enc.shares[i])
-                    with self.catalog.transaction() as c:
-                        c.execute(
-                            "UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (pid, pack, i)
-                        )
-
-        # Let every write finish (no cancellation mid-write), then judge: a cancelled
-        # thread could otherwise complete a write nobody records.
-        outcomes = await asyncio.gather(*(put_one(i) for i in range(n)), return_exceptions=True)
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            for pid, name in written:
-                await self.store.delete_share(pid, name)
-            self.catalog.drop_pack(pack)
-            raise errors[0]
-        rows = self.catalog.commit_pack(pack, chunks, self.key_epoch)
+        written = await self.writer.write_pack(data)
+        rows = self.catalog.commit_pack(written.pack, chunks, self.key_epoch)
         self.rows.update(rows)
         self.known.update(rows)
         self.packs_written += 1

@@ -20,29 +20,25 @@ leaves the old state intact and pending packs for the next writer to clean up.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ownvault.core import crypto
 from ownvault.core.pack import (
     PackBuilder,
-    new_pack_id,
     open_chunk,
     seal_chunk,
     share_name,
     unwrap_chunk_key,
     wrap_chunk_key,
 )
-from ownvault.engine.store.placement import place
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import IntegrityError, OwnvaultError
-
-if TYPE_CHECKING:
-    from ownvault.engine.vault import Vault
 
 __all__ = ["ChunkInfo", "RepackResult", "drain_doomed", "rewrite_packs"]
 
@@ -83,7 +79,7 @@ class _NewPack:
 
 
 async def rewrite_packs(
-    vault: Vault,
+    ctx: VaultContext,
     packs: set[int],
     decide: Decide,
     *,
@@ -93,13 +89,12 @@ async def rewrite_packs(
 ) -> RepackResult:
     """Rewrite ``packs`` (catalog ids) chunk by chunk as ``decide`` says. Hold the writer lock.
     ``progress(done, total)`` is called after each old pack."""
-    cat = vault.catalog
-    store = vault.store
-    policy = vault.policy
+    cat = ctx.catalog
+    store = ctx.store
+    policy = ctx.policy
     epoch = int(cat.meta("content_epoch") or "0")
-    content_key = vault.keys.content_key(epoch)
-    candidates = vault.candidates()
-    load = {c.id: c.load for c in candidates}
+    content_key = ctx.keys.content_key(epoch)
+    writer = PackWriter(cat, store, policy, ctx.candidates())
     result = RepackResult()
     new_packs: list[_NewPack] = []
     dropped: list[int] = []
@@ -111,30 +106,12 @@ async def rewrite_packs(
         nonlocal builder, pending, offsets
         if not pending:
             return
-        data = builder.seal()
-        pack_id = new_pack_id()
-        enc = await store.encode(pack_id, data, policy.k, policy.n)
-        targets = place(policy, [dataclasses.replace(c, load=load[c.id]) for c in candidates])
-        for i, pid in enumerate(targets):
-            load[pid] = load.get(pid, 0) + len(enc.shares[i])
-        pack = cat.begin_pack(
-            pack_id, len(data), policy.k, policy.n,
-            [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(policy.n)],
-        )
-        names = [share_name(DATA_PREFIX, pack_id, i) for i in range(policy.n)]
-        outcomes = await asyncio.gather(
-            *(store.put_share(targets[i], names[i], enc.shares[i]) for i in range(policy.n)),
-            return_exceptions=True,
-        )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            for i, o in enumerate(outcomes):
-                if not isinstance(o, BaseException):
-                    await store.delete_share(targets[i], names[i])
-            cat.drop_pack(pack)
-            raise errors[0]
+        written = await writer.write_pack(builder.seal())
         new_packs.append(
-            _NewPack(pack, [(row, off, ln, wr, ep) for (row, ln, wr, ep), off in zip(pending, offsets, strict=True)])
+            _NewPack(
+                written.pack,
+                [(row, off, ln, wr, ep) for (row, ln, wr, ep), off in zip(pending, offsets, strict=True)],
+            )
         )
         result.packs_written += 1
         builder = PackBuilder()
@@ -171,7 +148,7 @@ async def rewrite_packs(
             if len(blob) != length:
                 raise IntegrityError(f"chunk {chunk_id.hex()} lies outside its pack")
             if action == "rekey":
-                old_key = unwrap_chunk_key(vault.keys.content_key(key_epoch), chunk_id, wrapped)
+                old_key = unwrap_chunk_key(ctx.keys.content_key(key_epoch), chunk_id, wrapped)
                 plain = open_chunk(old_key, chunk_id, blob)
                 if len(plain) != plain_len:
                     raise IntegrityError(f"chunk {chunk_id.hex()} has the wrong length")
@@ -214,16 +191,16 @@ async def rewrite_packs(
             "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
             [(p, name, reason, now) for p, name in old_shares],
         )
-    deleted, failed = await drain_doomed(vault)
+    deleted, failed = await drain_doomed(ctx)
     result.objects_deleted = deleted
     result.not_deleted = failed
     return result
 
 
-async def drain_doomed(vault: Vault) -> tuple[int, list[dict[str, str]]]:
+async def drain_doomed(ctx: VaultContext) -> tuple[int, list[dict[str, str]]]:
     """Delete every queued provider object; return (deleted, [{provider, object, reason}])."""
-    cat = vault.catalog
-    store = vault.store
+    cat = ctx.catalog
+    store = ctx.store
     names = {r.id: r.name for r in cat.providers(include_removed=True)}
     rows = cat.conn.execute("SELECT provider, name, reason FROM doomed_objects ORDER BY provider, name").fetchall()
     sem = asyncio.Semaphore(16)

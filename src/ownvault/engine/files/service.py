@@ -1,0 +1,214 @@
+"""The files feature: put, get, read, list, stat, tag, restore a version, remove, usage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ownvault.core.pack import share_name
+from ownvault.engine.store.catalog import EntryRow, VersionRow
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.layout import validate_object_name, validate_tag
+from ownvault.engine.store.restore import PackReader, write_file, write_tree
+from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.store.versions import PutResult, put_paths, restore_version
+from ownvault.errors import NotFoundError, UsageError
+
+__all__ = ["Files", "entry_json", "version_json"]
+
+
+def version_json(v: VersionRow, tags: list[str] | None = None, versions: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": v.name, "version": v.number, "kind": v.kind, "size": v.size,
+        "files": v.file_count, "created": v.created_at, "cid": v.cid, "cid_profile": v.cid_profile,
+    }
+    if tags is not None:
+        out["tags"] = tags
+    if versions is not None:
+        out["versions"] = versions
+    return out
+
+
+def entry_json(e: EntryRow) -> dict[str, Any]:
+    return {
+        "path": e.path, "kind": e.kind, "mode": oct(e.mode), "mtime_ns": e.mtime_ns,
+        "size": e.size, "cid": e.cid, "target": e.target,
+    }
+
+
+class Files:
+    """``vault.files``: what is stored under which name, in and out."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self.ctx = ctx
+
+    async def put(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> list[PutResult]:
+        """Store files or directory trees; each path becomes a new version of its name."""
+        return await put_paths(self.ctx, paths, name=name, tags=tags, progress=progress, on_total=on_total)
+
+    async def restore_version(self, name: str, version: int) -> PutResult:
+        """A new (latest) version of ``name`` with the content of an older one."""
+        return await restore_version(self.ctx, name, version)
+
+    async def get(
+        self,
+        name: str,
+        out: str | os.PathLike[str] | None = None,
+        *,
+        version: int | None = None,
+        byte_range: tuple[int, int | None] | None = None,
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Restore a file or tree (or a path inside a tree) to ``out``."""
+        ctx = self.ctx
+        v, inner = ctx.resolve(name, version)
+        entries = ctx.catalog.entries(v.id)
+        if inner:
+            chosen = [e for e in entries if e.path == inner or e.path.startswith(inner + "/")]
+            if not chosen:
+                raise NotFoundError(f"no such path in {v.name}: {inner}", name=name)
+        else:
+            chosen = entries
+        top = chosen[0]
+        base_name = (inner or v.name).rsplit("/", 1)[-1]
+        dest = Path(out) if out is not None else Path(base_name)
+        reader = PackReader(ctx.catalog, ctx.keys, ctx.store)
+        try:
+            if top.kind == "file" and len(chosen) == 1:
+                if top.content is None:
+                    raise NotFoundError(f"{name} has no content")
+                start, end = (0, None) if byte_range is None else byte_range
+                if byte_range is not None and (start < 0 or (end is not None and end < start)):
+                    raise UsageError("invalid --range")
+                if dest.is_dir():
+                    dest = dest / base_name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if on_total is not None:
+                    stop = top.size if end is None else min(end, top.size)
+                    on_total(max(0, stop - start))
+                written = await write_file(
+                    reader, ctx.catalog.content_chunks(top.content), dest,
+                    top if byte_range is None else None, progress, start, end,
+                )
+                return {"name": v.name, "version": v.number, "path": str(dest), "files": 1, "bytes": written}
+            if byte_range is not None:
+                raise UsageError("--range applies to a single file, not a tree")
+            if on_total is not None:
+                on_total(sum(e.size for e in chosen if e.kind == "file"))
+            files, written = await write_tree(reader, ctx.catalog, chosen, dest, inner, progress)
+            return {"name": v.name, "version": v.number, "path": str(dest), "files": files, "bytes": written}
+        finally:
+            await reader.close()
+
+    async def read(
+        self, name: str, *, version: int | None = None, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream the bytes of a stored file (or a file inside a stored tree)."""
+        ctx = self.ctx
+        v, inner = ctx.resolve(name, version)
+        matches = [e for e in ctx.catalog.entries(v.id) if e.path == inner]
+        if not matches or matches[0].kind != "file" or matches[0].content is None:
+            raise UsageError(f"{name} is not a file")
+        reader = PackReader(ctx.catalog, ctx.keys, ctx.store)
+        try:
+            async for piece in reader.read(ctx.catalog.content_chunks(matches[0].content), start, end):
+                yield piece
+        finally:
+            await reader.close()
+
+    # -- listing --------------------------------------------------------------------------
+
+    async def ls(self, prefix: str = "") -> dict[str, Any]:
+        """Objects whose name starts with ``prefix``, or the entries of a tree path."""
+        ctx = self.ctx
+        clean = prefix.strip("/")
+        if clean:
+            try:
+                v, inner = ctx.resolve(clean, None)
+            except (NotFoundError, UsageError):
+                v = None
+                inner = ""
+            if v is not None and v.kind == "tree":
+                sub = inner + "/" if inner else ""
+                entries = [
+                    e for e in ctx.catalog.entries(v.id, sub)
+                    if e.path != inner and "/" not in e.path[len(sub):]
+                ]
+                return {"tree": v.name, "version": v.number, "path": inner, "entries": [entry_json(e) for e in entries]}
+        counts = ctx.catalog.version_counts()
+        rows = ctx.catalog.latest_versions(prefix)
+        out = []
+        for v in rows:
+            obj = ctx.catalog.object_id(v.name)
+            out.append(version_json(v, ctx.catalog.tags(obj) if obj else [], counts.get(v.name)))
+        return {"objects": out}
+
+    async def versions(self, name: str) -> list[dict[str, Any]]:
+        ctx = self.ctx
+        return [version_json(v) for v in ctx.catalog.versions(validate_object_name(name))]
+
+    async def stat(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+        """One stored name, or a path inside a stored tree: its version and its entry."""
+        ctx = self.ctx
+        v, inner = ctx.resolve(name, version)
+        match = next((e for e in ctx.catalog.entries(v.id, inner) if e.path == inner), None)
+        if match is None:
+            raise NotFoundError(f"no such path in {v.name}: {inner}", name=name)
+        return {"name": v.name, "version": v.number, "created": v.created_at, **entry_json(match)}
+
+    async def set_tags(
+        self, name: str, *, add: list[str] | tuple[str, ...] = (), remove: list[str] | tuple[str, ...] = ()
+    ) -> list[str]:
+        """Add and remove tags of a stored name; return its tags."""
+        ctx = self.ctx
+        for t in (*add, *remove):
+            validate_tag(t)
+        async with ctx.write():
+            obj = ctx.catalog.object_id(validate_object_name(name))
+            if obj is None:
+                raise NotFoundError(f"no such file in the vault: {name}", name=name)
+            with ctx.catalog.transaction():
+                ctx.catalog.add_tags(obj, add)
+                ctx.catalog.remove_tags(obj, remove)
+            return ctx.catalog.tags(obj)
+
+    async def rm(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+        """Remove a name (or one version); shares no longer needed are deleted."""
+        ctx = self.ctx
+        async with ctx.write():
+            removed = ctx.catalog.delete_versions(validate_object_name(name), version)
+            freed = await self._prune_packs()
+        return {"name": name, "versions_removed": removed, "packs_deleted": freed}
+
+    async def _prune_packs(self) -> int:
+        ctx = self.ctx
+        packs = ctx.catalog.unreferenced_packs()
+        for pack in packs:
+            pack_id, _size, _k, _n = ctx.catalog.pack_info(pack)
+            shares = ctx.catalog.shares_of(pack)
+            ctx.catalog.drop_chunks_of_packs([pack])
+            for s in shares:
+                await ctx.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+        return len(packs)
+
+    async def du(self) -> dict[str, Any]:
+        ctx = self.ctx
+        u: dict[str, Any] = dict(ctx.catalog.usage())
+        logical = u["logical_bytes"]
+        unique = u["unique_bytes"]
+        u["dedup_ratio"] = round(logical / unique, 4) if unique else 1.0
+        u["expansion"] = round(u["stored_bytes"] / u["packed_bytes"], 4) if u["packed_bytes"] else 0.0
+        p = ctx.policy
+        u["policy"] = {"k": p.k, "n": p.n}
+        return u

@@ -1,0 +1,172 @@
+"""The fleet feature: adding and removing providers, the placement policy, rebalancing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
+from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
+from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.context import PacksRewritten, ProvidersChanged, VaultContext
+from ownvault.engine.store.layout import validate_provider_name
+from ownvault.engine.store.placement import Policy, place
+from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
+from ownvault.providers.local import LocalProvider
+
+__all__ = ["Fleet"]
+
+
+class Fleet:
+    """``vault.fleet``: the providers a vault stores on, and where its shares go."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self.ctx = ctx
+
+    async def add_provider(
+        self,
+        name: str,
+        url: str,
+        *,
+        jurisdiction: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        create: bool = False,
+    ) -> dict[str, Any]:
+        """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
+
+        ``create`` asks a provider that can (an S3 bucket) to create its container first."""
+        ctx = self.ctx
+        validate_provider_name(name)
+        if any(r.name == name for r in ctx.catalog.providers(include_removed=True)):
+            raise UsageError(f"a provider named {name!r} exists already")
+        if jurisdiction is not None:
+            jurisdiction = jurisdiction.strip().upper()
+            Policy(1, 2, (jurisdiction,))  # validates the code
+        kind = kind_of_url(url)
+        if kind == "local":
+            LocalProvider.create(local_path_of(url))
+        cfg = dict(config or {})
+        provider = open_provider(kind, url, cfg, ctx.keys, name, ctx.path)
+        try:
+            maker = getattr(provider, "create_bucket", None)
+            if create and maker is not None:
+                await maker()
+            elif create:
+                raise UsageError(f"a {kind} provider has nothing to create")
+            info = await asyncio.wait_for(provider.info(), 30)
+        finally:
+            await provider.close()
+        async with ctx.write():
+            with ctx.catalog.transaction():
+                ctx.catalog.add_provider(name, kind, url, jurisdiction, dict(labels or {}), cfg)
+            await ctx.providers.reset()
+            await ctx.events.emit(ProvidersChanged())
+        return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction,
+                "labels": dict(labels or {}), "location": info.location, "free_bytes": info.free_bytes}
+
+    async def remove_provider(
+        self, name: str, *, force: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """Move a provider's shares elsewhere, then remove it (``force``: remove at once)."""
+        ctx = self.ctx
+        cat = ctx.catalog
+        row = next((r for r in cat.providers() if r.name == name), None)
+        if row is None:
+            raise NotFoundError(f"no such provider: {name}", provider=name)
+        async with ctx.write():
+            held = cat.provider_usage().get(row.id, (0, 0))[0]
+            if force:
+                at_risk = self._at_risk_without(row.id)
+                cat.set_provider_state(row.id, "removed")
+                await ctx.providers.reset()
+                await ctx.events.emit(ProvidersChanged())
+                return {"name": name, "removed": True, "shares_abandoned": held, **at_risk}
+            cat.set_provider_state(row.id, "draining")
+            report = await rebalance(ctx, progress=progress)
+            if report.packs_changed:
+                await ctx.events.emit(PacksRewritten())
+            left = cat.provider_usage().get(row.id, (0, 0))[0]
+            if left:
+                raise PolicyError(
+                    f"{name} still holds {left} share(s) that could not be moved "
+                    f"({'; '.join(report.failures[:3]) or 'no eligible provider'}); it stays draining. "
+                    "Fix the cause and run `ownvault provider rm` again, or use --force."
+                )
+            cat.set_provider_state(row.id, "removed")
+            await ctx.providers.reset()
+            await ctx.events.emit(ProvidersChanged())
+        return {"name": name, "removed": True, "shares_moved": report.shares_moved,
+                "shares_regenerated": report.shares_regenerated}
+
+    def _at_risk_without(self, provider: int) -> dict[str, list[str]]:
+        """Which names become degraded or unreadable if ``provider``'s shares vanish."""
+        cat = self.ctx.catalog
+        degraded: list[str] = []
+        unreadable: list[str] = []
+        for v in cat.latest_versions(""):
+            worst: tuple[int, int, int] | None = None
+            for pack in cat.packs_of_version(v.id):
+                _pid, _size, k, n = cat.pack_info(pack)
+                left = sum(1 for s in cat.shares_of(pack) if s.provider != provider)
+                worst = (left, k, n) if worst is None or left < worst[0] else worst
+            if worst is None:
+                continue
+            if worst[0] < worst[1]:
+                unreadable.append(v.name)
+            elif worst[0] < worst[2]:
+                degraded.append(v.name)
+        return {"degraded": degraded, "unreadable": unreadable}
+
+    async def set_policy(self, policy: Policy) -> dict[str, Any]:
+        """Store a new placement policy; say how many stored pieces it leaves out of line."""
+        ctx = self.ctx
+        place(policy, ctx.candidates())  # refuse a policy no piece could ever meet
+        async with ctx.write():
+            with ctx.catalog.transaction():
+                ctx.catalog.set_meta("policy", policy.to_json())
+        plan = await rebalance(ctx, policy=policy, dry_run=True)
+        return {"policy": policy.to_dict(), "describe": policy.describe(),
+                "packs_out_of_policy": plan.packs_changed}
+
+    async def rebalance(
+        self, *, progress: Callable[[int, int], None] | None = None, dry_run: bool = False
+    ) -> RebalanceReport:
+        """Bring every stored piece in line with the policy (``engine.fleet.rebalance``)."""
+        async with self.ctx.write():
+            report = await rebalance(self.ctx, progress=progress, dry_run=dry_run)
+            if not dry_run and report.packs_changed:
+                await self.ctx.events.emit(PacksRewritten())
+        return report
+
+    async def provider_status(self) -> list[dict[str, Any]]:
+        """Each provider: usage, reachability, free space, latency."""
+        ctx = self.ctx
+        usage = ctx.catalog.provider_usage()
+        store = ctx.store
+
+        async def one(row: ProviderRow) -> dict[str, Any]:
+            shares, used = usage.get(row.id, (0, 0))
+            out: dict[str, Any] = {
+                "name": row.name, "kind": row.kind, "url": row.url,
+                "location": store.providers[row.id].location if row.id in store.providers else row.url,
+                "jurisdiction": row.jurisdiction, "labels": row.labels, "state": row.state,
+                "shares": shares, "bytes": used, "reachable": False, "free_bytes": None, "error": None,
+                "latency_ms": None,
+            }
+            p = store.providers.get(row.id)
+            if p is None:
+                out["error"] = "cannot be opened"
+                return out
+            try:
+                t0 = asyncio.get_running_loop().time()
+                info = await asyncio.wait_for(p.info(), 10)
+                out["latency_ms"] = round((asyncio.get_running_loop().time() - t0) * 1000, 1)
+                out["reachable"] = True
+                out["free_bytes"] = info.free_bytes
+            except (OwnvaultError, TimeoutError) as exc:
+                out["error"] = getattr(exc, "message", "timed out")
+            return out
+
+        return list(await asyncio.gather(*(one(r) for r in ctx.catalog.providers())))

@@ -1,0 +1,109 @@
+"""The plain check: per stored name, are its shares present (asked, not read) and placed
+as the policy says. ``engine.health.deepcheck`` reads them whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ownvault.core.pack import share_name
+from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.placement import Candidate, check_placement
+from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.errors import OwnvaultError
+
+__all__ = ["check", "gone_candidate"]
+
+
+async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
+    """Per file: shares present / needed, healthy or not, which provider misses what."""
+    if name is not None:
+        v, _inner = ctx.resolve(name, None)
+        versions = [v]
+    else:
+        versions = ctx.catalog.latest_versions("")
+    store = ctx.store
+    present: dict[tuple[int, int], bool] = {}
+    problems: dict[tuple[int, int], str] = {}
+
+    async def stat_share(pack: int, pack_id: bytes, idx: int, provider: int, size: int) -> None:
+        sname = share_name(DATA_PREFIX, pack_id, idx)
+        p = store.providers.get(provider)
+        ok = False
+        why = "provider cannot be opened"
+        if p is not None:
+            try:
+                info = await asyncio.wait_for(p.stat(sname), 30)
+                ok = info.size == size
+                why = "" if ok else f"wrong size {info.size} (expected {size})"
+            except (OwnvaultError, TimeoutError) as exc:
+                why = getattr(exc, "message", "timed out")
+        present[(pack, idx)] = ok
+        if not ok:
+            problems[(pack, idx)] = why
+
+    files_out = []
+    policy = ctx.policy
+    cands = {c.id: c for c in ctx.candidates()}
+    rows_all = {r.id: r for r in ctx.catalog.providers(include_removed=True)}
+    sem = asyncio.Semaphore(16)
+    names = {r.id: r.name for r in ctx.catalog.providers(include_removed=True)}
+    for v in versions:
+        packs: set[int] = set()
+        for e in ctx.catalog.entries(v.id):
+            if e.content is not None:
+                packs.update(r.pack for r in ctx.catalog.content_chunks(e.content))
+        todo = []
+        for pack in packs:
+            pack_id, _size, _k, _n = ctx.catalog.pack_info(pack)
+            for s in ctx.catalog.shares_of(pack):
+                if (pack, s.idx) not in present:
+                    async def run(pack: int = pack, pack_id: bytes = pack_id, s: Any = s) -> None:
+                        async with sem:
+                            await stat_share(pack, pack_id, s.idx, s.provider, s.size)
+                    todo.append(run())
+        await asyncio.gather(*todo)
+        worst_present = None
+        needed = ctx.policy.k
+        total = ctx.policy.n
+        missing: list[dict[str, Any]] = []
+        for pack in sorted(packs):
+            _pid, _size, k, n = ctx.catalog.pack_info(pack)
+            shares = ctx.catalog.shares_of(pack)
+            count = sum(1 for s in shares if present.get((pack, s.idx)))
+            if worst_present is None or count < worst_present:
+                worst_present, needed, total = count, k, n
+            for s in shares:
+                if not present.get((pack, s.idx)):
+                    missing.append({"provider": names.get(s.provider, str(s.provider)), "pack": _pid.hex(), "share": s.idx, "reason": problems.get((pack, s.idx), "")})
+        worst = total if worst_present is None else worst_present
+        violations: list[str] = []
+        for pack in sorted(packs):
+            _pid, _size, k, n = ctx.catalog.pack_info(pack)
+            holders = [cands.get(s.provider) or gone_candidate(rows_all, s.provider) for s in ctx.catalog.shares_of(pack)]
+            for why in check_placement(policy, k, n, holders):
+                if why not in violations:
+                    violations.append(why)
+        files_out.append(
+            {
+                "name": v.name, "version": v.number, "packs": len(packs),
+                "shares_present": worst, "shares_total": total, "shares_needed": needed,
+                "healthy": worst == total, "readable": worst >= needed, "missing": missing,
+                "policy_ok": not violations, "policy_violations": violations,
+            }
+        )
+    return {
+        "files": files_out,
+        "healthy": all(f["healthy"] for f in files_out),
+        "readable": all(f["readable"] for f in files_out),
+        "policy_ok": all(f["policy_ok"] for f in files_out),
+        "policy": policy.describe(),
+    }
+
+
+def gone_candidate(rows: dict[int, ProviderRow], provider: int) -> Candidate | None:
+    """A placement candidate for a provider that is no longer usable (or None if unknown)."""
+    r = rows.get(provider)
+    return None if r is None else Candidate(r.id, r.name, r.jurisdiction, 0, False)

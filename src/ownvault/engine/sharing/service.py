@@ -1,0 +1,36 @@
+"""The sharing feature: identity, contacts, tag policies, grants; follows moved shares."""
+
+from __future__ import annotations
+
+from ownvault.engine.sharing import grants as g
+from ownvault.engine.store.context import PacksRewritten, VaultContext
+from ownvault.engine.store.service import Service, op
+
+__all__ = ["Sharing"]
+
+
+class Sharing(Service):
+    """``vault.sharing``: who may read what. Grants carry share places, so when shares move
+    (a ``PacksRewritten`` event from repair, rebalance, revocation or shredding) the
+    affected grants get new manifests."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        super().__init__(ctx)
+        ctx.events.subscribe(PacksRewritten, self._packs_rewritten)
+
+    async def _packs_rewritten(self, event: PacksRewritten) -> None:
+        await g.refresh_grants(self.ctx, None if event.grants is None else set(event.grants))
+
+    identity = op(g.identity)
+    contact_card = op(g.contact_card)
+    add_contact = op(g.add_contact)
+    contacts = op(g.contacts)
+    resolve_contact = op(g.resolve_contact)
+    remove_contact = op(g.remove_contact)
+    set_tag_policy = op(g.set_tag_policy)
+    tag_policies = op(g.tag_policies)
+    share = op(g.share)
+    grants = op(g.grants)
+    grant_token = op(g.grant_token)
+    revoke = op(g.revoke)
+    refresh_grants = op(g.refresh_grants)

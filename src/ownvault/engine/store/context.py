@@ -1,0 +1,352 @@
+"""The vault core's one handle: :class:`VaultContext`, and ``async with ctx.write():``.
+
+Every feature (files, fleet, health, keys, sharing, ipfs, nft) works on a context, never on
+the :class:`~ownvault.engine.vault.Vault` facade nor on another feature's internals. The
+context is frozen: what changes while a vault is open lives in the collaborators it holds
+(the catalog, the open providers, the write lock), each with one job.
+
+``async with ctx.write():`` is the only way to change a vault. It
+
+1. waits for the other writers of this process (tasks) and takes ``VAULT/lock`` (flock) so
+   no other process writes at the same time (that one is refused at once, as before);
+2. removes what an interrupted writer left: pending packs and their shares (the pack
+   visibility rule of ``engine.store.ingest``);
+3. runs the block, nested ``write()`` blocks joining the outermost one;
+4. after the outermost block, pushes the catalog to the providers (a snapshot) when the
+   block changed it, also when the block failed with an error (what was committed is
+   committed). A failed push is a warning: the next change pushes again.
+
+Cross-feature effects go through :class:`Events` (for example ``PacksRewritten``: sharing
+grants carry share places, so sharing re-publishes its manifests), not hand-written calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ownvault.core.chunking import ChunkerParams
+from ownvault.core.keys import VaultKeys
+from ownvault.core.pack import share_name
+from ownvault.engine.registry import open_provider
+from ownvault.engine.store.catalog import Catalog, VersionRow
+from ownvault.engine.store.layout import validate_object_name
+from ownvault.engine.store.placement import Candidate, Policy
+from ownvault.engine.store.shares import DATA_PREFIX, Problem, ShareStore
+from ownvault.engine.store.snapshots import SnapshotResult, write_snapshot
+from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
+from ownvault.providers.base import Provider
+
+__all__ = [
+    "DEFAULT_CID_PROFILE",
+    "Event",
+    "Events",
+    "Hooks",
+    "PacksRewritten",
+    "ProviderSet",
+    "ProvidersChanged",
+    "Settings",
+    "VaultContext",
+    "WriteLock",
+]
+
+DEFAULT_CID_PROFILE = "kubo-v1"
+
+Warn = Callable[[str], None]
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something one feature did that others may need to follow up on."""
+
+
+@dataclass(frozen=True, slots=True)
+class PacksRewritten(Event):
+    """Shares moved or packs were rewritten; ``grants``: the grant rows known to be affected
+    (None: any active grant may be)."""
+
+    grants: frozenset[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvidersChanged(Event):
+    """A provider was added, removed or changed."""
+
+
+E = TypeVar("E", bound=Event)
+
+
+class Events:
+    """A small in-process event bus: handlers run in order, awaited by the emitter."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], list[Callable[[Event], Awaitable[None]]]] = {}
+
+    def subscribe(self, kind: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
+        # The handler is called only with events of ``kind`` (see emit).
+        self._handlers.setdefault(kind, []).append(handler)  # type: ignore[arg-type]
+
+    async def emit(self, event: Event) -> None:
+        for handler in list(self._handlers.get(type(event), ())):
+            await handler(event)
+
+
+# -- the write lock ---------------------------------------------------------------------------
+
+_HELD: ContextVar[frozenset[int]] = ContextVar("ownvault_write_locks_held", default=frozenset())
+
+
+class WriteLock:
+    """One writer at a time: tasks of this process wait, other processes are refused.
+
+    Held per task (a :class:`contextvars.ContextVar`): a nested ``hold()`` in the task that
+    holds it, or in a task it started, joins the outer hold."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tasks: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def _mutex(self) -> asyncio.Lock:
+        """This event loop's task lock (a vault may be used from successive loops)."""
+        loop = asyncio.get_running_loop()
+        if self._tasks is None or self._tasks[0] is not loop:
+            self._tasks = (loop, asyncio.Lock())
+        return self._tasks[1]
+
+    def held(self) -> bool:
+        return id(self) in _HELD.get()
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[bool]:
+        """Hold the lock; yields True for the outermost hold."""
+        if self.held():
+            yield False
+            return
+        async with self._mutex():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise VaultStateError(
+                    f"the vault is in use by another ownvault process: {self.path.parent}"
+                ) from None
+            token = _HELD.set(_HELD.get() | {id(self)})
+            try:
+                yield True
+            finally:
+                _HELD.reset(token)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+# -- providers ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Hooks:
+    """Where a vault reports to its host (the CLI prints, the API logs): set at any time."""
+
+    warn: Warn = lambda _m: None
+    on_problem: Callable[[Problem], None] | None = None
+
+
+class ProviderSet:
+    """The vault's providers, opened on first use; :meth:`reset` after the list changed."""
+
+    def __init__(self, catalog: Catalog, keys: VaultKeys, root: Path, hooks: Hooks) -> None:
+        self.catalog = catalog
+        self.keys = keys
+        self.root = root
+        self.hooks = hooks
+        self._store: ShareStore | None = None
+
+    @property
+    def store(self) -> ShareStore:
+        if self._store is None:
+            provs: dict[int, Provider] = {}
+            names: dict[int, str] = {}
+            for row in self.catalog.providers():
+                names[row.id] = row.name
+                try:
+                    provs[row.id] = open_provider(
+                        row.kind, row.url, row.config, self.keys, row.name, self.root
+                    )
+                except OwnvaultError as exc:
+                    self.hooks.warn(f"provider {row.name} cannot be opened: {exc.message}")
+            self._store = ShareStore(provs, names)
+        self._store.on_problem = self.hooks.on_problem
+        return self._store
+
+    def candidates(self) -> list[Candidate]:
+        """Every configured provider that can be opened, as a placement candidate."""
+        store = self.store
+        usage = self.catalog.provider_usage()
+        return [
+            Candidate(r.id, r.name, r.jurisdiction, usage.get(r.id, (0, 0))[1], r.state == "active")
+            for r in self.catalog.providers()
+            if r.id in store.providers
+        ]
+
+    async def reset(self) -> None:
+        """Close the open providers; the next use of ``store`` reopens the current list."""
+        store, self._store = self._store, None
+        if store is None:
+            return
+        for p in store.providers.values():
+            with contextlib.suppress(Exception):
+                await p.close()
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The vault's stored parameters (read from the catalog, so a change is seen at once)."""
+
+    catalog: Catalog
+
+    @property
+    def policy(self) -> Policy:
+        return Policy.from_json(self.catalog.meta("policy") or "")
+
+    @property
+    def chunker(self) -> ChunkerParams:
+        return ChunkerParams.from_json(self.catalog.meta_json("chunker"))
+
+    @property
+    def cid_profile(self) -> str:
+        return self.catalog.meta("cid_profile") or DEFAULT_CID_PROFILE
+
+    @property
+    def content_epoch(self) -> int:
+        return int(self.catalog.meta("content_epoch") or "0")
+
+
+# -- the context ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Pushes:
+    """How far the catalog had changed when it was last pushed (mutable cell)."""
+
+    at: list[int] = field(default_factory=lambda: [-1])
+
+
+@dataclass(frozen=True, slots=True)
+class VaultContext:
+    """What every feature gets: keys, catalog, providers, settings, events, the write lock."""
+
+    path: Path
+    keys: VaultKeys = field(repr=False)
+    catalog: Catalog
+    providers: ProviderSet
+    settings: Settings
+    events: Events
+    lock: WriteLock
+    hooks: Hooks
+    _pushes: _Pushes = field(default_factory=_Pushes, repr=False)
+
+    @classmethod
+    def build(cls, path: Path, keys: VaultKeys, catalog: Catalog) -> VaultContext:
+        hooks = Hooks()
+        return cls(
+            path, keys, catalog, ProviderSet(catalog, keys, path, hooks), Settings(catalog),
+            Events(), WriteLock(path / "lock"), hooks,
+        )
+
+    def warn(self, message: str) -> None:
+        self.hooks.warn(message)
+
+    # Shorthands used by every feature.
+
+    @property
+    def store(self) -> ShareStore:
+        return self.providers.store
+
+    @property
+    def policy(self) -> Policy:
+        return self.settings.policy
+
+    def candidates(self) -> list[Candidate]:
+        return self.providers.candidates()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        """The only way to change a vault (see the module docstring)."""
+        async with self.lock.hold() as outermost:
+            if not outermost:
+                yield
+                return
+            await self.cleanup_pending()
+            start = self.catalog.conn.total_changes
+            try:
+                yield
+            except Exception:
+                await self._push_if_changed(start)
+                raise
+            await self._push_if_changed(start)
+
+    async def _push_if_changed(self, start: int) -> None:
+        now = self.catalog.conn.total_changes
+        if now != start and now != self._pushes.at[0]:
+            await self.push_catalog_safely()
+
+    async def push_catalog(self) -> SnapshotResult:
+        """Write the catalog to the providers now (a snapshot); hold ``write()``."""
+        async with self.write():
+            result = await write_snapshot(self.catalog, self.keys, self.store, self.policy)
+            self._pushes.at[0] = self.catalog.conn.total_changes
+            return result
+
+    async def push_catalog_safely(self) -> SnapshotResult | None:
+        try:
+            return await self.push_catalog()
+        except OwnvaultError as exc:
+            self.warn(
+                f"the catalog could not be written to the providers ({exc.message}); "
+                "will retry on the next change"
+            )
+            return None
+
+    async def cleanup_pending(self) -> None:
+        """Remove what an interrupted writer left: pending packs and their shares."""
+        for pack, pack_id in self.catalog.pending_packs():
+            for s in self.catalog.shares_of(pack):
+                await self.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+            self.catalog.drop_pack(pack)
+
+    # -- names ------------------------------------------------------------------------------
+
+    def resolve(self, name: str, number: int | None = None) -> tuple[VersionRow, str]:
+        """The version holding ``name`` and the path inside it ("" for the whole object)."""
+        name = validate_object_name(name)
+        try:
+            return self.catalog.version(name, number), ""
+        except NotFoundError:
+            parts = name.split("/")
+            for cut in range(len(parts) - 1, 0, -1):
+                head = "/".join(parts[:cut])
+                if self.catalog.object_id(head) is None:
+                    continue
+                v = self.catalog.version(head, number)
+                if v.kind == "tree":
+                    return v, "/".join(parts[cut:])
+            raise
+
+    async def close(self) -> None:
+        await self.providers.reset()
+        self.catalog.close()
