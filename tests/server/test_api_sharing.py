@@ -57,24 +57,24 @@ def error(r: httpx.Response) -> tuple[int, str]:
 
 
 def add_bob(p: Pair) -> None:
-    card = p.bob.files.get(f"{API}/identity/card", params={"name": "Bob"}).text
+    card = p.bob.get(f"{API}/identity/card", params={"name": "Bob"}).text
     r = p.alice.post(f"{API}/contacts", json={"card": card})
     assert r.status_code == 201, r.text
 
 
 def test_identity_and_contact_card(pair: Pair) -> None:
-    doc = pair.bob.files.get(f"{API}/identity", params={"name": "Bob"}).json()
+    doc = pair.bob.get(f"{API}/identity", params={"name": "Bob"}).json()
     assert doc["did"].startswith("did:key:z6Mk") and doc["agreement"].startswith("z6LS")
     card = ContactCard.from_json(json.dumps(doc["card"]))  # signed, verifies
     assert (card.did, card.name) == (doc["did"], "Bob")
-    r = pair.bob.files.get(f"{API}/identity/card")
+    r = pair.bob.get(f"{API}/identity/card")
     assert r.headers["content-disposition"].startswith("attachment")
     assert ContactCard.from_json(r.text).did == doc["did"]
 
 
 def test_contacts_add_list_remove_and_bad_cards(pair: Pair) -> None:
     a = pair.alice
-    card = pair.bob.files.get(f"{API}/identity/card", params={"name": "Bob"}).json()
+    card = pair.bob.get(f"{API}/identity/card", params={"name": "Bob"}).json()
     forged = {**card, "name": "Mallory"}
     assert error(a.post(f"{API}/contacts", json={"card": json.dumps(forged)})) == (400, "integrity")
     assert error(a.post(f"{API}/contacts", json={"card": "{not json"})) == (400, "format")
@@ -151,7 +151,7 @@ def test_expired_grant(pair: Pair) -> None:
         time.sleep(0.1)
     r = pair.bob.post(f"{API}/received", json={"grant": g["token"]})
     assert error(r) == (410, "grant_expired")
-    row = next(x for x in pair.alice.files.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
+    row = next(x for x in pair.alice.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
     assert row["state"] == "expired"
 
 
