@@ -26,7 +26,6 @@ import pytest
 
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
-from ownvault.engine.ipfs.carimport import import_car
 from tests.engine.helpers import PASS, make_vault, run
 from tests.server.conformance import Fixture
 
@@ -81,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         for name in IMPORTED:
             fx[name] = Fixture(FIXTURES / name)
-            got = run(import_car(vault, FIXTURES / name, name=name, publish_it=True))
+            got = run(vault.ipfs.import_car(FIXTURES / name, name=name, publish_it=True))
             assert got["root"] == str(fx[name].root)
     finally:
         run(vault.close())
