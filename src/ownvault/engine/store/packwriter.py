@@ -94,7 +94,9 @@ class PackWriter:
             def claim(t: int) -> None:
                 targets[i] = t
 
-            await self.put_share(pack, i, enc.shares[i], targets[i], others, name=name, claim=claim)
+            await self.put_share(
+                pack, i, enc.shares[i], targets[i], others, name=name, claim=claim, pending=True
+            )
             written.append((targets[i], name))
 
         # Let every write finish (no cancellation mid-write), then judge: a cancelled
@@ -123,12 +125,16 @@ class PackWriter:
         replace: bool = False,
         recorded: int | None = None,
         claim: Callable[[int], None] | None = None,
+        pending: bool = False,
     ) -> int:
         """Write one share of a recorded pack to ``target``, failing over to a provider the
         policy allows next to ``fixed`` (the pack's other holders, or a function giving them). The share row is switched
         to the provider that took it. ``replace``: an object of that name already at the
         target (a bad copy) is deleted first. ``recorded``: the provider the share row names now
         (default: ``target``). ``claim(provider)`` is told each failover target when chosen.
+        ``pending``: the pack is not live yet, so the row is switched *before* each write (an
+        interrupted writer's cleanup then finds the share); for a live pack it is switched
+        only after the share is durable (nothing visible names a share not yet written).
         Returns the provider."""
         first = target
         recorded = target if recorded is None else recorded
@@ -157,6 +163,9 @@ class PackWriter:
                 self.load[target] = self.load.get(target, 0) + len(blob)
                 if claim is not None:
                     claim(target)
+                if pending:
+                    self.catalog.move_share(pack, idx, target)
+                    recorded = target
                 continue
             if target != recorded:
                 self.catalog.move_share(pack, idx, target)
