@@ -68,7 +68,11 @@ def test_tour(vault: Path, tmp_path: Path) -> None:
     ov(vault, "get", "docs", "--version", "1", "-o", str(tmp_path / "v1"))
     assert (tmp_path / "v1" / "a.txt").read_text() == "hello\n"
     du = js(ov(vault, "du", "--json"))
-    assert du["dedup_ratio"] > 1.0 and 2.0 <= du["expansion"] < 2.01 and du["stored_bytes"] > 0
+    assert du["dedup_ratio"] > 1.0 and du["stored_bytes"] > 0
+    # Honest expansion: every stored byte per unique byte, pack padding included (these
+    # small files fill a fraction of one pack size class, so far above n/k = 2).
+    assert du["expansion"] == round(du["stored_bytes"] / du["unique_bytes"], 4)
+    assert du["expansion"] > du["stored_bytes"] / du["packed_bytes"] >= 2.0
     provs = js(ov(vault, "providers", "--json"))["providers"]
     assert len(provs) == 6 and all(p["reachable"] and p["kind"] == "local" for p in provs)
     check = js(ov(vault, "check", "--json"))

@@ -284,7 +284,10 @@ def du() -> None:
         click.echo(f"unique bytes:   {human_size(result['unique_bytes'])} (after dedup)")
         click.echo(f"stored bytes:   {human_size(result['stored_bytes'])} (all shares, all providers)")
         click.echo(f"dedup ratio:    {result['dedup_ratio']:.2f}x")
-        click.echo(f"expansion:      {result['expansion']:.2f}x (k={result['policy']['k']}, n={result['policy']['n']})")
+        click.echo(
+            f"expansion:      {result['expansion']:.2f}x stored per unique byte "
+            f"(k={result['policy']['k']}, n={result['policy']['n']}, pack padding included)"
+        )
 
     emit(ctx, result, human)
 

@@ -203,12 +203,15 @@ class Files:
         return len(packs)
 
     async def du(self) -> dict[str, Any]:
+        """Usage. ``expansion`` is stored bytes per unique plaintext byte: everything a byte
+        costs on the providers (encryption, pack padding, erasure coding, share headers and
+        Merkle trees), not only the k/n ratio."""
         ctx = self.ctx
         u: dict[str, Any] = dict(ctx.catalog.usage())
         logical = u["logical_bytes"]
         unique = u["unique_bytes"]
         u["dedup_ratio"] = round(logical / unique, 4) if unique else 1.0
-        u["expansion"] = round(u["stored_bytes"] / u["packed_bytes"], 4) if u["packed_bytes"] else 0.0
+        u["expansion"] = round(u["stored_bytes"] / unique, 4) if unique else 0.0
         p = ctx.policy
         u["policy"] = {"k": p.k, "n": p.n}
         return u

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from ownvault.core.cid import CID
+from ownvault.engine.ipfs.publish import dag_blocks, dag_index
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import (
     IntegrityError,
@@ -183,8 +184,6 @@ async def pin_published(
     The blocks are regenerated from the vault and checked against the recorded CID (the
     same path as ``car export``), then re-hashed once more by :func:`pin_dag`.
     """
-    from ownvault.engine.ipfs.publish import dag_blocks, dag_index
-
     providers = ipfs_providers(ctx)
     if provider_name not in providers:
         known = ", ".join(sorted(providers)) or "none"

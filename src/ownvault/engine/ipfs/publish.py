@@ -354,19 +354,19 @@ def resolve_target(ctx: VaultContext, target: str, version: int | None = None) -
         rows = DagStore(ctx.catalog).by_root(text)
         if rows:
             row = rows[0]
-            return _version_by_id(ctx.catalog, row.version), row.path, text
+            return ctx.catalog.version_by_id(row.version), row.path, text
         found = ctx.catalog.conn.execute(
             "SELECT v.id FROM versions v WHERE v.cid = ? ORDER BY v.id DESC LIMIT 1", (text,)
         ).fetchone()
         if found is not None:
-            return _version_by_id(ctx.catalog, found[0]), "", text
+            return ctx.catalog.version_by_id(found[0]), "", text
         found = ctx.catalog.conn.execute(
             "SELECT e.version, e.path FROM entries e JOIN contents c ON c.id = e.content "
             "WHERE c.cid = ? ORDER BY e.version DESC LIMIT 1",
             (text,),
         ).fetchone()
         if found is not None:
-            return _version_by_id(ctx.catalog, found[0]), found[1], text
+            return ctx.catalog.version_by_id(found[0]), found[1], text
         raise NotFoundError(f"no stored content has the CID {text}", name=text)
     v, inner = ctx.resolve(target, version)
     expected: str | None = None
@@ -381,17 +381,6 @@ def _is_cid(text: str) -> bool:
     except FormatError:
         return False
     return True
-
-
-def _version_by_id(catalog: Catalog, version: int) -> VersionRow:
-    row = catalog.conn.execute(
-        f"SELECT {Catalog._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object "
-        "WHERE v.id = ?",
-        (version,),
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(f"unknown version {version}")
-    return VersionRow(*row)
 
 
 def _profile_for(ctx: VaultContext, v: VersionRow, inner: str, profile: str | None) -> tuple[str, DagRow | None]:

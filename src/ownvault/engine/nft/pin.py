@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.cid import CID
+from ownvault.engine.ipfs.pinning import pin_published
 from ownvault.engine.ipfs.publish import export_car
 from ownvault.engine.nftfetch import Fetcher
 from ownvault.engine.store.context import VaultContext
@@ -60,8 +61,6 @@ async def pin(ctx: VaultContext, fetcher: Fetcher, root: str, target: str) -> di
         if how == "kubo-rpc":
             await _pin_rpc(ctx, fetcher, root, target)
         else:
-            from ownvault.engine.ipfs.pinning import pin_published
-
             await pin_published(ctx, root, target)
     except OwnvaultError as exc:
         return {"target": target, "ok": False, "how": how, "error": exc.message}

@@ -707,6 +707,16 @@ class Catalog:
             raise NotFoundError(f"no such file in the vault: {name}", name=name)
         return VersionRow(*row)
 
+    def version_by_id(self, version: int) -> VersionRow:
+        row = self.conn.execute(
+            f"SELECT {self._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object "
+            "WHERE v.id = ?",
+            (version,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown version {version}")
+        return VersionRow(*row)
+
     def versions(self, name: str) -> list[VersionRow]:
         rows = self.conn.execute(
             f"SELECT {self._VERSION_COLS} FROM versions v JOIN objects o ON o.id = v.object "
