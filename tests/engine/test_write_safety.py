@@ -133,7 +133,7 @@ def test_get_does_not_follow_planted_directory_symlink(tmp_path: Path) -> None:
         out.mkdir()
         (out / "sub").symlink_to(victim)
         with pytest.raises(UsageError, match="refusing to write through a symlink"):
-            run(vault.files.get("src", out))
+            run(vault.files.get("src", out, overwrite=True))
         assert sorted(p.name for p in victim.iterdir()) == ["secret"]
     finally:
         run(vault.close())
@@ -147,14 +147,14 @@ def test_get_replaces_a_planted_file_symlink_without_touching_its_target(tmp_pat
         out = tmp_path / "out"
         out.mkdir()
         (out / "top.bin").symlink_to(victim / "secret")
-        run(vault.files.get("src", out))
+        run(vault.files.get("src", out, overwrite=True))
         assert not (out / "top.bin").is_symlink()
         assert (out / "top.bin").read_bytes() == b"top"
         assert (victim / "secret").read_bytes() == b"keep me"
         assert stat.S_IMODE((victim / "secret").stat().st_mode) == 0o640
         # A single-file get onto a symlink replaces the link too.
         (out / "one").symlink_to(victim / "secret")
-        run(vault.files.get("src/top.bin", out / "one"))
+        run(vault.files.get("src/top.bin", out / "one", overwrite=True))
         assert (victim / "secret").read_bytes() == b"keep me"
     finally:
         run(vault.close())

@@ -185,13 +185,34 @@ def parse_range(text: str | None) -> tuple[int, int | None] | None:
         return None
     try:
         a, _, b = text.partition("-")
-        start = int(a) if a else 0
+        if not a:  # -N: the last N bytes, as in HTTP
+            n = int(b)
+            if n <= 0:
+                raise ValueError
+            return -n, None
+        start = int(a)
         end = int(b) + 1 if b else None
     except ValueError:
-        raise UsageError(f"--range wants A-B (bytes, inclusive), got {text!r}") from None
+        raise UsageError(f"--range wants A-B, A- or -N (bytes, inclusive), got {text!r}") from None
     if start < 0 or (end is not None and end <= start):
         raise UsageError(f"empty or invalid --range {text!r}")
     return start, end
+
+
+def _get_to_stdout(ctx: Any, name: str, version: int | None, rng: tuple[int, int | None] | None) -> None:
+    """Stream one stored file to standard output (nothing else is written there)."""
+
+    async def go(vault: Vault) -> None:
+        start, end = rng or (0, None)
+        if start < 0:
+            size = int((await vault.files.stat(name, version=version))["size"])
+            start = max(0, size + start)
+        out = sys.stdout.buffer
+        async for piece in vault.files.read(name, version=version, start=start, end=end):
+            await asyncio.to_thread(out.write, piece)
+        await asyncio.to_thread(out.flush)
+
+    run_with_vault(ctx, go)
 
 
 @cli.command()
@@ -199,15 +220,22 @@ def parse_range(text: str | None) -> tuple[int, int | None] | None:
 @click.argument("name")
 @click.option("-o", "--output", "out", type=click.Path(), help="Where to write (default: ./NAME's last part).")
 @click.option("--version", "version", type=int, help="Version number (default: latest).")
-@click.option("--range", "byte_range", help="Bytes A-B (inclusive) of a file.")
-def get(name: str, out: str | None, version: int | None, byte_range: str | None) -> None:
-    """Restore a file or tree, byte-identical, verifying everything read."""
+@click.option("--range", "byte_range", help="Bytes A-B (inclusive) of a file; A- to the end; -N the last N.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files (never directories or devices).")
+def get(name: str, out: str | None, version: int | None, byte_range: str | None, overwrite: bool) -> None:
+    """Restore a file or tree, byte-identical, verifying everything read (-o - : to stdout)."""
     ctx = get_ctx()
     rng = parse_range(byte_range)
+    if out == "-":
+        _get_to_stdout(ctx, name, version, rng)
+        return
 
     async def go(vault: Vault) -> dict[str, Any]:
         with progress_bar(ctx, "get") as (advance, set_total):
-            return await vault.files.get(name, out, version=version, byte_range=rng, progress=advance, on_total=set_total)
+            return await vault.files.get(
+                name, out, version=version, byte_range=rng, progress=advance,
+                on_total=set_total, overwrite=overwrite,
+            )
 
     result = run_with_vault(ctx, go)
     emit(ctx, result, lambda: click.echo(

@@ -69,8 +69,12 @@ class Files:
         byte_range: tuple[int, int | None] | None = None,
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
+        overwrite: bool = False,
     ) -> dict[str, Any]:
-        """Restore a file or tree (or a path inside a tree) to ``out``."""
+        """Restore a file or tree (or a path inside a tree) to ``out``.
+
+        Nothing existing is replaced or merged into unless ``overwrite`` (and even then no
+        directory, device, FIFO or socket). ``byte_range`` ``(-N, None)``: the last N bytes."""
         ctx = self.ctx
         v, inner = ctx.resolve(name, version)
         entries = ctx.catalog.entries(v.id)
@@ -89,6 +93,8 @@ class Files:
                 if top.content is None:
                     raise NotFoundError(f"{name} has no content")
                 start, end = (0, None) if byte_range is None else byte_range
+                if start < 0 and end is None:  # a suffix, as in HTTP: the last -start bytes
+                    start = max(0, top.size + start)
                 if byte_range is not None and (start < 0 or (end is not None and end < start)):
                     raise UsageError("invalid --range")
                 if dest.is_dir():
@@ -100,13 +106,18 @@ class Files:
                 written = await write_file(
                     reader, ctx.catalog.content_chunks(top.content), dest,
                     top if byte_range is None else None, progress, start, end,
+                    overwrite=overwrite,
                 )
                 return {"name": v.name, "version": v.number, "path": str(dest), "files": 1, "bytes": written}
             if byte_range is not None:
                 raise UsageError("--range applies to a single file, not a tree")
+            if not overwrite and (dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))):
+                raise UsageError(f"{dest} exists already: not merging into it (use --overwrite)")
             if on_total is not None:
                 on_total(sum(e.size for e in chosen if e.kind == "file"))
-            files, written = await write_tree(reader, ctx.catalog, chosen, dest, inner, progress)
+            files, written = await write_tree(
+                reader, ctx.catalog, chosen, dest, inner, progress, overwrite=overwrite
+            )
             return {"name": v.name, "version": v.number, "path": str(dest), "files": files, "bytes": written}
         finally:
             await reader.close()

@@ -48,7 +48,8 @@ def split_rel(rel: str, what: str = "catalog") -> list[str]:
 class OutputDir:
     """A restore target: a directory opened once, written below by descriptor only."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+        self.overwrite = overwrite
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         try:
@@ -116,9 +117,7 @@ class OutputDir:
         try:
             name = parts[-1]
             with contextlib.suppress(FileNotFoundError):
-                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    raise UsageError(f"a directory is in the way: {self._show(parts)}")
+                self._may_replace(parts, os.stat(name, dir_fd=dfd, follow_symlinks=False))
                 os.unlink(name, dir_fd=dfd)
             os.symlink(target, name, dir_fd=dfd)
             if mtime_ns is not None:
@@ -148,9 +147,7 @@ class OutputDir:
         written = 0
         try:
             with contextlib.suppress(FileNotFoundError):
-                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    raise UsageError(f"a directory is in the way: {self._show(parts)}")
+                self._may_replace(parts, os.stat(name, dir_fd=dfd, follow_symlinks=False))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dfd)  # a leftover of a killed run of this process id
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -179,6 +176,16 @@ class OutputDir:
         finally:
             os.close(dfd)
         return written
+
+    def _may_replace(self, parts: Sequence[str], st: os.stat_result) -> None:
+        """Refuse to replace what is at ``parts``: always a directory, a device, a FIFO or a
+        socket; a file or symlink unless ``overwrite``."""
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"a directory is in the way: {self._show(parts)}")
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise UsageError(f"refusing to replace a device, FIFO or socket: {self._show(parts)}")
+        if not self.overwrite:
+            raise UsageError(f"exists already (use --overwrite to replace it): {self._show(parts)}")
 
     def finish(self) -> None:
         """Apply directory modes and times, deepest first, by descriptor."""

@@ -120,13 +120,14 @@ async def write_file(
     end: int | None = None,
     *,
     durable: bool = True,
+    overwrite: bool = True,
 ) -> int:
     """Write a content stream to ``dest`` atomically (temp + rename); return bytes written.
 
     ``entry`` gives the mode and time to restore (None for a range: a plain new file).
     The file is written by :class:`OutputDir` under ``dest``'s parent, so a symlink at
-    ``dest`` is replaced, never written through."""
-    with OutputDir(dest.parent) as out:
+    ``dest`` is replaced (only with ``overwrite``), never written through."""
+    with OutputDir(dest.parent, overwrite=overwrite) as out:
         return await out.write_file(
             [dest.name],
             reader.read(refs, start, end),
@@ -144,6 +145,8 @@ async def write_tree(
     dest: Path,
     strip: str,
     progress: Callable[[int], None] | None,
+    *,
+    overwrite: bool = True,
 ) -> tuple[int, int]:
     """Restore tree entries (paths under ``strip``) into ``dest``; return (files, bytes).
 
@@ -151,7 +154,7 @@ async def write_tree(
     would dominate restoring small files)."""
     files = 0
     total = 0
-    with OutputDir(dest) as out:
+    with OutputDir(dest, overwrite=overwrite) as out:
         for e in entries:
             rel = e.path[len(strip) :].lstrip("/") if strip else e.path
             parts = split_rel(rel)
