@@ -1,0 +1,234 @@
+"""The catalog's SQL schema: version 1, and the migrations to each later version
+(applied in order on open; docs/design.md "Catalog" and "Changes")."""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA"]
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE providers (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  url TEXT NOT NULL,
+  jurisdiction TEXT,
+  labels TEXT NOT NULL DEFAULT '{}',
+  config TEXT NOT NULL DEFAULT '{}',
+  added_at INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'draining', 'removed'))
+);
+CREATE TABLE packs (
+  id INTEGER PRIMARY KEY,
+  pack_id BLOB NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  k INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'live')),
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE shares (
+  pack INTEGER NOT NULL REFERENCES packs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  size INTEGER NOT NULL,
+  root BLOB NOT NULL,
+  PRIMARY KEY (pack, idx)
+);
+CREATE INDEX shares_provider ON shares(provider);
+CREATE TABLE chunks (
+  id INTEGER PRIMARY KEY,
+  chunk_id BLOB NOT NULL UNIQUE,
+  pack INTEGER NOT NULL REFERENCES packs(id),
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  plain_len INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL
+);
+CREATE INDEX chunks_pack ON chunks(pack);
+CREATE TABLE contents (
+  id INTEGER PRIMARY KEY,
+  size INTEGER NOT NULL,
+  cid TEXT,
+  cid_profile TEXT,
+  tsize INTEGER
+);
+CREATE TABLE content_chunks (
+  content INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  chunk INTEGER NOT NULL REFERENCES chunks(id),
+  offset INTEGER NOT NULL,
+  PRIMARY KEY (content, seq)
+);
+CREATE INDEX content_chunks_chunk ON content_chunks(chunk);
+CREATE TABLE objects (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE versions (
+  id INTEGER PRIMARY KEY,
+  object INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+  number INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('file', 'tree')),
+  created_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  file_count INTEGER NOT NULL,
+  cid TEXT,
+  cid_profile TEXT,
+  UNIQUE (object, number)
+);
+CREATE TABLE entries (
+  version INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+  mode INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  content INTEGER REFERENCES contents(id),
+  target TEXT,
+  PRIMARY KEY (version, path)
+);
+CREATE INDEX entries_content ON entries(content);
+CREATE TABLE tags (
+  object INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  PRIMARY KEY (object, tag)
+);
+"""
+
+# Schema migrations: MIGRATIONS[v] upgrades a version-(v-1) catalog to version v. A new
+# catalog is made with SCHEMA and then every migration, so both paths give one schema.
+# Append only; never edit a released entry (a golden catalog of each version is tested).
+MIGRATIONS: dict[int, str] = {
+    # 2: IPFS DAGs of versions (publications, imported CARs) and their block index
+    # (docs/design.md, "Publishing and the trustless gateway").
+    2: """
+CREATE TABLE dags (
+  id INTEGER PRIMARY KEY,
+  version INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  path TEXT NOT NULL DEFAULT '',
+  root TEXT NOT NULL,
+  profile TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('profile', 'car')),
+  created_at INTEGER NOT NULL,
+  published_at INTEGER,
+  UNIQUE (version, path, root)
+);
+CREATE INDEX dags_root ON dags(root);
+CREATE TABLE dag_blocks (
+  dag INTEGER NOT NULL REFERENCES dags(id) ON DELETE CASCADE,
+  cid BLOB NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('leaf', 'file', 'dir', 'shard', 'symlink')),
+  content INTEGER REFERENCES contents(id) ON DELETE CASCADE,
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  tail BLOB NOT NULL,
+  PRIMARY KEY (dag, cid)
+);
+CREATE INDEX dag_blocks_cid ON dag_blocks(cid);
+""",
+    # 3: keys (issue 7): content-key epochs per chunk, contacts, tag policies, sharing
+    # grants, and a queue of provider objects that must still be deleted (shredding).
+    3: """
+ALTER TABLE chunks ADD COLUMN key_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE contacts (
+  did TEXT PRIMARY KEY,
+  name TEXT UNIQUE,
+  card TEXT NOT NULL,
+  added_at INTEGER NOT NULL
+);
+CREATE TABLE tag_policies (
+  tag TEXT PRIMARY KEY,
+  never_share INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE grants (
+  id INTEGER PRIMARY KEY,
+  grant_id BLOB NOT NULL UNIQUE,
+  recipient TEXT NOT NULL,
+  label TEXT,
+  scope TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  access TEXT NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  generation INTEGER NOT NULL DEFAULT 0,
+  token TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'revoked')),
+  revoked_at INTEGER
+);
+CREATE TABLE grant_versions (
+  grant_row INTEGER NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+  version INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+  PRIMARY KEY (grant_row, version)
+);
+CREATE INDEX grant_versions_version ON grant_versions(version);
+CREATE TABLE doomed_objects (
+  provider INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, name)
+)
+""",
+    # 4: audits and repair (issue 6): one row per audit / deep check / repair run, per
+    # provider results of each audit, and the shares known to be bad until repaired
+    # (docs/design.md, "Audits and repair").
+    4: """
+CREATE TABLE health_runs (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('audit', 'deep', 'repair')),
+  started_at REAL NOT NULL,
+  finished_at REAL NOT NULL,
+  summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX health_runs_kind ON health_runs(kind, id);
+CREATE TABLE audit_results (
+  run INTEGER NOT NULL REFERENCES health_runs(id) ON DELETE CASCADE,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  method TEXT NOT NULL,
+  shares INTEGER NOT NULL,
+  blocks INTEGER NOT NULL,
+  challenges INTEGER NOT NULL,
+  passed INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  unreachable INTEGER NOT NULL,
+  missing_shares INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  seconds REAL NOT NULL,
+  holds_at_least REAL,
+  error TEXT,
+  PRIMARY KEY (run, provider)
+);
+CREATE INDEX audit_results_provider ON audit_results(provider, run);
+CREATE TABLE share_faults (
+  pack INTEGER NOT NULL REFERENCES packs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  provider INTEGER NOT NULL REFERENCES providers(id),
+  kind TEXT NOT NULL CHECK (kind IN ('missing', 'corrupt', 'unreachable')),
+  detail TEXT NOT NULL,
+  found_at REAL NOT NULL,
+  run INTEGER,
+  PRIMARY KEY (pack, idx)
+);
+""",
+    # 5: preserved NFTs and per-token progress of preserve runs (docs/design.md, "NFT
+    # preservation").
+    5: """
+CREATE TABLE nft_tokens (
+  source TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  collection TEXT,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'preserved', 'failed')),
+  root TEXT,
+  report TEXT,
+  pins TEXT NOT NULL DEFAULT '[]',
+  health TEXT,
+  error TEXT,
+  updated_at INTEGER NOT NULL,
+  verified_at INTEGER
+);
+CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
+""",
+}
