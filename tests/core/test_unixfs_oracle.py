@@ -191,6 +191,31 @@ for threshold in (919, 920):
     CASES.append(
         Case(f"links-threshold-{threshold}", TWENTY, "kubo-v1", {"shard-threshold": threshold})
     )
+# Kubo 0.22 also shards at exactly the threshold; current boxo and the JS importer do not
+for threshold in (919, 920, 921):
+    CASES.append(
+        Case(
+            f"links-threshold-0.22-{threshold}",
+            TWENTY,
+            "kubo-0.22-v1",
+            {"shard-threshold": threshold},
+        )
+    )
+# Kubo's real 256 KiB threshold, hit exactly: 4096 names of 28 bytes + 36-byte CIDv1s
+# (30 bytes + 34-byte CIDv0s) = 262,144 estimated bytes
+for profile, width in (
+    ("kubo-v1", 28),
+    ("kubo-0.22-v1", 28),
+    ("kubo-v0", 30),
+    ("kubo-0.22-v0", 30),
+):
+    CASES.append(
+        Case(
+            f"exact-256k-{profile}",
+            many_files(4096, lambda i, w=width: f"{i:0{w}d}"),
+            profile,
+        )
+    )
 # block estimation: the basic block of TWENTY is 4 + 20 * (2 + (2 + 36) + (2 + 10) + (1 + 1)) = 1084
 for threshold in (1083, 1084):
     CASES.append(
@@ -236,3 +261,26 @@ def test_threshold_cases_straddle_the_switch(oracle_cids: dict[str, tuple[Path, 
         a = oracle_cids[f"{prefix}-threshold-{low}"][1]
         b = oracle_cids[f"{prefix}-threshold-{high}"][1]
         assert a != b
+    # Kubo 0.22's rule: an estimate of exactly 920 shards under a threshold of 920 (as
+    # kubo-v1 does under 919), where kubo-v1 keeps it basic; above the estimate both agree
+    cid = {k: v[1] for k, v in oracle_cids.items()}
+    assert cid["links-threshold-0.22-920"] == cid["links-threshold-919"]
+    assert cid["links-threshold-0.22-920"] != cid["links-threshold-920"]
+    assert cid["links-threshold-0.22-921"] == cid["links-threshold-920"]
+
+
+def test_exact_256k_directory_shards_only_under_kubo_022(
+    oracle_cids: dict[str, tuple[Path, str]],
+) -> None:
+    """A directory whose estimate is exactly 262,144 bytes: basic for kubo-v*, HAMT for 0.22."""
+    for version in ("v1", "v0"):
+        path, _ = oracle_cids[f"exact-256k-kubo-{version}"]
+        kinds = []
+        for profile in (f"kubo-{version}", f"kubo-0.22-{version}"):
+            blocks: dict[CID, bytes] = {}
+            got = cid_of_path(path, PROFILES[profile], on_block=blocks.__setitem__)
+            data = decode_node(blocks[got.cid]).data
+            assert data is not None
+            kinds.append(decode_unixfs(data).type)
+        assert kinds[0] != UNIXFS_HAMT_SHARD
+        assert kinds[1] == UNIXFS_HAMT_SHARD

@@ -17,6 +17,16 @@ from tests.core.ipfs_inputs import load_vectors, shake, write_tree
 VECTORS = load_vectors()
 FILES = [v for v in VECTORS["vectors"] if v["kind"] == "file"]
 TREES = [v for v in VECTORS["vectors"] if v["kind"] == "tree"]
+# The Kubo 0.22 profiles differ from kubo-v1/-v0 only in sharding a directory whose estimate
+# is exactly the HAMT threshold (tests/core/test_unixfs_oracle.py); the vectors' trees are far
+# below it, so their CIDs are the same profile's without the version pin.
+VECTOR_KEY = {name: name.replace("kubo-0.22-", "kubo-") for name in PROFILES}
+
+
+def test_vector_trees_are_below_the_hamt_threshold() -> None:
+    for vector in TREES:
+        names = sum(len(rel.encode()) + 36 for rel, _ in vector["entries"])
+        assert names < PROFILES["kubo-0.22-v1"].hamt_threshold
 
 
 def file_data(vector: dict[str, Any]) -> bytes:
@@ -36,10 +46,10 @@ def test_fixture_copy_matches_shared() -> None:
 @pytest.mark.parametrize("vector", FILES, ids=[v["name"] for v in FILES])
 def test_file_vectors(vector: dict[str, Any], profile: str) -> None:
     root = import_bytes(file_data(vector), PROFILES[profile])
-    assert str(root.cid) == vector[profile]
+    assert str(root.cid) == vector[VECTOR_KEY[profile]]
     assert root.size == vector["size"]
     assert root.profile is PROFILES[profile]
-    assert CID.parse(vector[profile]) == root.cid
+    assert CID.parse(vector[VECTOR_KEY[profile]]) == root.cid
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -53,7 +63,7 @@ def test_streaming_split_does_not_matter(profile: str) -> None:
         step = rng.choice([1, 7, 4096, 262143, 262145, 1 << 20, 3_000_001])
         imp.update(data[pos : pos + step])
         pos += step
-    assert str(imp.finish().cid) == vector[profile]
+    assert str(imp.finish().cid) == vector[VECTOR_KEY[profile]]
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -65,6 +75,6 @@ def test_tree_vectors(vector: dict[str, Any], profile: str, tmp_path: Path) -> N
         f"{VECTORS['seed']}/{vector['name']}",
     )
     got = cid_of_path(root, PROFILES[profile])
-    assert str(got.cid) == vector[profile]
+    assert str(got.cid) == vector[VECTOR_KEY[profile]]
     assert got.kind == "directory"
     assert got.size == sum(size for _, size in vector["entries"])

@@ -9,13 +9,15 @@
 //   * `ipfs add -r` semantics for trees: hidden names skipped unless --hidden (Kubo's
 //     default); symlinks are refused (the JS importer has no symlink input);
 //   * `symlink TARGET` prints the CID of the UnixFS symlink node (ipfs-unixfs + dag-pb);
-//   * `batch JOBS.json` runs many `cid` jobs in one process (JSON in, JSON out).
+//   * `batch JOBS.json` runs many `cid` jobs in one process (JSON in, JSON out);
+//   * kubo-0.22-v1/-v0: Kubo 0.22 also shards a directory whose estimate equals the
+//     threshold (>=); the importer shards above it (>), so these use threshold - 1.
 //
 // ESM resolves packages relative to this file: keep it in (or next to a node_modules
 // symlink of) the folder where ipfs-oracle-setup.sh installed the packages.
 //
 // Commands
-//   cid FILE|DIR [--car OUT.car] [--profile kubo-v1|kubo-v0|unixfs-v1-2025]
+//   cid FILE|DIR [--car OUT.car] [--profile kubo-v1|kubo-v0|unixfs-v1-2025|kubo-0.22-v1|kubo-0.22-v0]
 //                [--chunk-size N] [--max-links N] [--raw-leaves true|false]
 //                [--cid-version 0|1] [--json]
 //       prints the root CID `ipfs add --cid-version=1 FILE` (Kubo defaults) would give.
@@ -57,6 +59,8 @@ const PROFILES = {
   'kubo-v0': { cidVersion: 0, rawLeaves: false, chunkSize: 262144, maxLinks: 174, shardStrategy: 'links-bytes' },
   // IPIP-499 profile (Kubo --profile / Import config unixfs-v1-2025): 1 MiB chunks, 1024 links.
   'unixfs-v1-2025': { cidVersion: 1, rawLeaves: true, chunkSize: 1048576, maxLinks: 1024, shardStrategy: 'block-bytes' },
+  'kubo-0.22-v1': { cidVersion: 1, rawLeaves: true, chunkSize: 262144, maxLinks: 174, shardStrategy: 'links-bytes', atThreshold: true },
+  'kubo-0.22-v0': { cidVersion: 0, rawLeaves: false, chunkSize: 262144, maxLinks: 174, shardStrategy: 'links-bytes', atThreshold: true },
 }
 
 class MemBlockstore {
@@ -113,7 +117,7 @@ function importOptions (opt) {
     chunker: fixedSize({ chunkSize: p.chunkSize }),
     layout: balanced({ maxChildrenPerNode: p.maxLinks }),
     // directories: Kubo's legacy HAMT switch = estimated links bytes > 256 KiB
-    shardSplitThresholdBytes: Number(opt['shard-threshold'] ?? 262144),
+    shardSplitThresholdBytes: Number(opt['shard-threshold'] ?? 262144) - (p.atThreshold ? 1 : 0),
     shardSplitStrategy: opt['shard-strategy'] ?? p.shardStrategy,
   }
 }

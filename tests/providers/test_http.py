@@ -111,7 +111,7 @@ def test_quota_and_size_limits(tmp_path: Path) -> None:
             run(p.put("b", os.urandom(600 * 1024)))
         with pytest.raises(ObjectNotFoundError):
             run(p.stat("b"))
-        run(other.files.put("b", os.urandom(600 * 1024)))  # quotas are per account
+        run(other.put("b", os.urandom(600 * 1024)))  # quotas are per account
         with pytest.raises(ProviderPermanentError, match="too_large"):
             run(p.put("big", os.urandom(701 * 1024)))
         run(p.delete("a"))
