@@ -1,4 +1,4 @@
-"""engine/nftfetch.py + nftipfs.py + nftcollect.py against loopback servers: the address
+"""providers/webfetch.py + nftipfs.py + nftcollect.py against loopback servers: the address
 guard, redirects, limits, timeouts, content types, and gateways that lie."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ownvault.core.cid import CID
 from ownvault.core.unixfs import DirEntry, build_directory, get_profile, import_bytes
 from ownvault.engine.nft.collect import NftOptions, collect
 from ownvault.engine.nft.ipfs import fetch_ipfs
-from ownvault.engine.nftfetch import (
+from ownvault.providers.webfetch import (
     Fetcher,
     FetchError,
     FetchLimits,

@@ -70,7 +70,7 @@ def test_kubo_urls() -> None:
 
 
 def test_registry_opens_kubo(node: HeliaNode) -> None:
-    from ownvault.engine.registry import kind_of_url, open_provider
+    from ownvault.providers.registry import kind_of_url, open_provider
 
     url = f"ipfs+kubo://127.0.0.1:{node.port}/ov-reg-{uuid.uuid4().hex[:8]}"
     assert kind_of_url(url) == "ipfs"

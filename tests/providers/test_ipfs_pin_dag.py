@@ -121,7 +121,7 @@ def test_pin_dag_on_pinning_service_queued_then_pinned(node: HeliaNode) -> None:
 
 
 def test_pin_dag_through_the_registry_wrappers(node: HeliaNode) -> None:
-    from ownvault.engine.registry import open_provider
+    from ownvault.providers.registry import open_provider
 
     p = open_provider("ipfs", f"ipfs+kubo://127.0.0.1:{node.port}/reg", {}, None, "k")
     root, blocks, _ = dag(1000)

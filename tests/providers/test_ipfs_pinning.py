@@ -64,7 +64,7 @@ def test_pinning_urls() -> None:
 
 
 def test_registry_opens_pinning(node: HeliaNode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ownvault.engine.registry import open_provider
+    from ownvault.providers.registry import open_provider
 
     assert node.pinning_url is not None
     # what `provider add NAME URL --token-env VAR` stores: options in the URL, the variable's name
