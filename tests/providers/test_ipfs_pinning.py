@@ -65,6 +65,7 @@ def test_pinning_urls() -> None:
 
 def test_registry_opens_pinning(node: HeliaNode, monkeypatch: pytest.MonkeyPatch) -> None:
     from ownvault.providers.registry import open_provider
+    from ownvault.providers.wrappers import unwrap
 
     assert node.pinning_url is not None
     # what `provider add NAME URL --token-env VAR` stores: options in the URL, the variable's name
@@ -76,7 +77,7 @@ def test_registry_opens_pinning(node: HeliaNode, monkeypatch: pytest.MonkeyPatch
         open_provider("ipfs", url, config, None, "my-pins")
     monkeypatch.setenv("OV_TEST_PIN_TOKEN", PIN_TOKEN)
     p = open_provider("ipfs", url, config, None, "my-pins")
-    assert isinstance(p.inner, PinningProvider)  # type: ignore[attr-defined]
+    assert isinstance(unwrap(p), PinningProvider)
     run(p.put("a", b"via registry"))
     assert run(p.get("a")) == b"via registry"
     run(p.close())

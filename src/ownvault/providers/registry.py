@@ -83,8 +83,8 @@ def _open_ipfs(
         raise UsageError(
             f"unsupported IPFS provider URL {url!r:.100} (ipfs+kubo:// or ipfs+pinning://)"
         )
-    # as for storage nodes: retryable failures are retried with backoff (engine/pinning.py
-    # reaches the IPFS provider under the wrapper through ``.inner``)
+    # as for storage nodes: retryable failures are retried with backoff (engine/ipfs/pinning.py
+    # reaches the IPFS provider under the wrapper through ``unwrap``)
     attempts = int(number(config, "attempts", 3))
     return RetryingProvider(inner, attempts=attempts, base_delay=0.2, max_delay=2.0)
 
