@@ -21,8 +21,9 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo
-from ownvault.providers.ipfs import OBJECT_PROFILE, encode_object
-from ownvault.providers.ipfs_kubo import KuboProvider, parse_kubo_url
+from ownvault.providers.ipfs.kubo import KuboProvider
+from ownvault.providers.ipfs.objects import OBJECT_PROFILE, encode_object
+from ownvault.providers.ipfs.urls import parse_kubo_url
 from tests.ipfsnode.node import HeliaNode
 
 from .contract import ProviderContract, run

@@ -14,8 +14,8 @@ from ownvault.core.cid import CID
 from ownvault.core.unixfs import get_profile, import_bytes
 from ownvault.engine.ipfs.pinning import pin_dag, pin_report, pin_status, unpin, wait_pinned
 from ownvault.errors import IntegrityError, ShareCorruptError, UsageError
-from ownvault.providers.ipfs_kubo import KuboProvider
-from ownvault.providers.ipfs_pinning import PinningProvider
+from ownvault.providers.ipfs.kubo import KuboProvider
+from ownvault.providers.ipfs.pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 

@@ -20,8 +20,9 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo
-from ownvault.providers.ipfs import OBJECT_PROFILE
-from ownvault.providers.ipfs_pinning import PinningProvider, parse_pinning_url
+from ownvault.providers.ipfs.objects import OBJECT_PROFILE
+from ownvault.providers.ipfs.pinning import PinningProvider
+from ownvault.providers.ipfs.urls import parse_pinning_url
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 
 from .contract import ProviderContract, run

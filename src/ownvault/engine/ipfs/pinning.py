@@ -27,7 +27,7 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import Provider
-from ownvault.providers.ipfs import DagPinner, PinState, PinStatus
+from ownvault.providers.ipfs.pins import DagPinner, PinState, PinStatus
 from ownvault.providers.wrappers import unwrap
 
 __all__ = [

@@ -45,45 +45,24 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
-from ownvault.providers.ipfs import (
+from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
+from ownvault.providers.ipfs.pins import PIN_STATES, PinState, PinStatus
+from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
+from ownvault.providers.ipfs.transport import (
     MAX_JSON_RESPONSE,
-    PIN_STATES,
-    BlockGetter,
     HttpTransport,
-    KuboRpc,
-    PinState,
-    PinStatus,
-    encode_object,
-    fetch_verified,
-    gateway_getter,
     parse_cid,
     parse_json,
-    read_range,
     token_from_env,
 )
-from ownvault.providers.ipfs_kubo import gateways_of, number, url_options
+from ownvault.providers.ipfs.urls import gateways_of, number, parse_pinning_url, url_options
 
-__all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin", "parse_pinning_url"]
+__all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin"]
 
 META_OBJECT = "object/1"
 META_PUBLISH = "publish/1"
 LIVE: tuple[PinState, ...] = ("queued", "pinning", "pinned")
 PAGE = 1000  # the spec's maximum ``limit``
-
-
-def parse_pinning_url(url: str) -> str:
-    """``ipfs+pinning://HOST[:PORT]/PATH[?options]`` -> ``https://HOST[:PORT]/PATH``.
-
-    ``ipfs+pinning+http://`` is plain HTTP (a service on loopback or a private network).
-    The query carries options (``upload``, ``gateway``, ``namespace``: see ``url_options``).
-    """
-    parsed = urlparse(url)
-    schemes = {"ipfs+pinning": "https", "ipfs+pinning+https": "https", "ipfs+pinning+http": "http"}
-    if parsed.scheme not in schemes or not parsed.netloc:
-        raise UsageError(f"a pinning service URL is ipfs+pinning://HOST[/PATH]: {url!r:.100}")
-    if parsed.username or parsed.password:
-        raise UsageError("put no credentials in a pinning URL: use token_env")
-    return f"{schemes[parsed.scheme]}://{parsed.netloc}{parsed.path.rstrip('/')}"
 
 
 @dataclass(frozen=True, slots=True)
