@@ -13,7 +13,10 @@ Every request made on behalf of a token goes through :class:`Fetcher`:
   change between check and use, and redirects get the same check. TLS still verifies the
   host name. Proxy variables from the environment are ignored;
 * **sizes**: ``Content-Length`` above the limit is refused before the body is read, and
-  the body is counted as it streams (after content decoding) and cut at the limit;
+  the body is counted as it is decoded, piece by piece, and cut at the limit: content
+  codings are undone by :mod:`ownvault.providers.contentcoding` (bounded inflaters, unknown
+  codings refused), never by httpx, whose decoder inflates a whole chunk through every
+  layer first (a decompression bomb);
 * **time**: connect and read timeouts per request, and a deadline for the whole fetch.
 
 Failures are :class:`FetchError` with a ``status`` that NFT reports use: ``unreachable``,
@@ -36,6 +39,7 @@ import httpcore
 import httpx
 
 from ownvault.errors import ProviderError
+from ownvault.providers.contentcoding import BadContentCoding, BodyTooLarge, decoded_body
 
 __all__ = [
     "FetchError",
@@ -49,7 +53,7 @@ __all__ = [
 FetchStatus = Literal["unreachable", "too_large", "refused", "wrong_type", "mismatch"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_CHUNK = 64 * 1024
+_SNIPPET = 300  # bytes of an error body quoted in a message
 
 
 class FetchError(ProviderError):
@@ -270,7 +274,7 @@ class Fetcher:
                     response = await self._client.send(request, stream=True)
                 try:
                     if response.status_code != 200:
-                        body = (await response.aread())[:300].decode("utf-8", "replace")
+                        body = await _snippet(response)
                         raise FetchError("unreachable", f"{_short(url)}: HTTP {response.status_code} {body}",
                                          url=url)
                     got = await self._body(response, url, max_response, None, [])
@@ -333,16 +337,18 @@ class Fetcher:
         out = open(dest, "wb") if dest is not None else None  # noqa: SIM115 - closed below
         try:
             try:
-                async for chunk in response.aiter_bytes(_CHUNK):
+                async for chunk in decoded_body(response, max_bytes):
                     size += len(chunk)
-                    if size > max_bytes:
-                        raise FetchError("too_large", f"{_short(url)}: more than {max_bytes} bytes",
-                                         url=url)
                     digest.update(chunk)
                     if out is not None:
                         out.write(chunk)
                     else:
                         buf += chunk
+            except BodyTooLarge:
+                raise FetchError("too_large", f"{_short(url)}: more than {max_bytes} bytes",
+                                 url=url) from None
+            except BadContentCoding as exc:
+                raise FetchError("refused", f"{_short(url)}: {exc}", url=url) from None
             except httpx.TimeoutException:
                 raise FetchError("unreachable", f"{_short(url)}: read timed out", url=url) from None
             except httpx.HTTPError as exc:
@@ -353,6 +359,19 @@ class Fetcher:
                 out.close()
         return Fetched(url, response.headers.get("content-type"), size, digest.hexdigest(),
                        bytes(buf) if dest is None else None, redirects)
+
+
+async def _snippet(response: httpx.Response) -> str:
+    """The start of an error body, for a message (decoded within the same bounds)."""
+    out = bytearray()
+    try:
+        async for piece in decoded_body(response, 1 << 20):
+            out += piece[: _SNIPPET - len(out)]
+            if len(out) >= _SNIPPET:
+                break
+    except (BodyTooLarge, BadContentCoding, httpx.HTTPError):
+        pass
+    return out.decode("utf-8", "replace")
 
 
 def _check_scheme(url: str) -> None:

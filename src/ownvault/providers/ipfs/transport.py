@@ -13,6 +13,7 @@ import httpx
 
 from ownvault.core.cid import CID
 from ownvault.errors import FormatError, ProviderPermanentError, ProviderUnavailableError
+from ownvault.providers.contentcoding import BadContentCoding, BodyTooLarge, decoded_body
 
 __all__ = [
     "MAX_JSON_RESPONSE",
@@ -81,7 +82,8 @@ class HttpTransport:
         content: bytes | AsyncIterator[bytes] | None = None,
         json_body: Any = None,
     ) -> tuple[int, bytes]:
-        """Send one request; return (status, body). Bodies over ``limit`` bytes are refused."""
+        """Send one request; return (status, body). Bodies over ``limit`` bytes (counted as
+        they are decoded: :mod:`ownvault.providers.contentcoding`) are refused."""
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if json_body is not None:
             kwargs["json"] = json_body
@@ -93,11 +95,13 @@ class HttpTransport:
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise FormatError(f"response from {self.label} over {limit} bytes")
                 body = bytearray()
-                async for chunk in resp.aiter_bytes():
+                async for chunk in decoded_body(resp, limit):
                     body += chunk
-                    if len(body) > limit:
-                        raise FormatError(f"response from {self.label} over {limit} bytes")
                 return resp.status_code, bytes(body)
+        except BodyTooLarge:
+            raise FormatError(f"response from {self.label} over {limit} bytes") from None
+        except BadContentCoding as exc:
+            raise ProviderPermanentError(f"{self.label}: {exc}", provider=self.label) from None
         except httpx.TransportError as exc:
             raise ProviderUnavailableError(
                 f"{self.label} unreachable: {type(exc).__name__}: {exc}", provider=self.label
