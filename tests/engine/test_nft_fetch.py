@@ -66,6 +66,56 @@ def test_address_policy() -> None:
     assert not address_allowed(ipaddress.ip_address("192.168.2.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"]))
 
 
+EMBEDDED_V4 = [  # (address, allowed by the closed policy?)
+    ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+    ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254 (cloud metadata)
+    ("64:ff9b::c0a8:101", False),  # NAT64 of 192.168.1.1
+    ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: public
+    ("64:ff9b:1::a00:1", False),  # local-use NAT64: embedded address not recoverable
+    ("64:ff9b:1:ffff::808:808", False),
+    ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+    ("2002:a00:1:1::1", False),  # 6to4 of 10.0.0.1
+    ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+    ("::ffff:7f00:1", False),  # IPv4-mapped 127.0.0.1
+    ("::ffff:a9fe:a9fe", False),
+    ("::ffff:808:808", True),
+    ("::ffff:0:7f00:1", False),  # IPv4-translated (SIIT) 127.0.0.1
+    ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+    ("::a00:1", False),  # IPv4-compatible 10.0.0.1
+    ("::808:808", True),  # IPv4-compatible 8.8.8.8
+    ("::1", False),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+    ("2001:0:808:808::1", False),
+]
+
+
+@pytest.mark.parametrize(("text", "allowed"), EMBEDDED_V4)
+def test_ipv6_embedding_ipv4_is_judged_by_the_ipv4(text: str, allowed: bool) -> None:
+    assert address_allowed(ipaddress.ip_address(text), NetworkPolicy()) is allowed
+    assert address_allowed(ipaddress.ip_address(text), NetworkPolicy(allow_private=True))
+    assert address_allowed(ipaddress.ip_address(text), NetworkPolicy.parse(False, [text]))
+
+
+def test_allowed_ipv4_network_covers_its_embeddings() -> None:
+    allow = NetworkPolicy.parse(False, ["127.0.0.0/8"])
+    for text in ["64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:7f00:1", "::7f00:1"]:
+        assert address_allowed(ipaddress.ip_address(text), allow), text
+    assert not address_allowed(ipaddress.ip_address("64:ff9b::a00:1"), allow)
+
+
+def test_names_resolving_to_embedded_private_addresses_are_refused(market: Market) -> None:
+    # through the connection layer: the resolver hook answers with the IPv6 address
+    url = market.add("/x", "ok")
+    port = url.split(":")[2].split("/")[0]
+    hosts = {"nat64.test": ["64:ff9b::7f00:1"], "sixtofour.test": ["2002:7f00:1::1"],
+             "compat.test": ["::7f00:1"], "teredo.test": ["2001:0:4136:e378:8000:63bf:3fff:fdd2"],
+             "local-nat64.test": ["64:ff9b:1::7f00:1"]}
+    for host, addrs in hosts.items():
+        msg = fails("refused", f"http://{host}:{port}/x", NetworkPolicy(), hosts=hosts)
+        assert addrs[0] in msg, msg
+    assert market.hits == []
+
+
 def test_loopback_refused_without_the_flag(market: Market) -> None:
     url = market.add("/meta.json", "{}")
     port = url.split(":")[2].split("/")[0]

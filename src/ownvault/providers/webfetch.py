@@ -6,7 +6,9 @@ Every request made on behalf of a token goes through :class:`Fetcher`:
   target (``Location`` resolved against the current URL); at most ``max_redirects`` hops;
 * **addresses**: the host is resolved and *every* address it resolves to is checked
   before a connection is made; loopback, private, link-local, CGNAT, multicast, reserved
-  and unspecified ranges (anything not globally routable; IPv4-mapped IPv6 unwrapped) are
+  and unspecified ranges (anything not globally routable; IPv6 addresses that embed an
+  IPv4 address, NAT64, 6to4, mapped, compatible, translated, unwrapped and the IPv4
+  address checked; Teredo and local-use NAT64, which cannot be unwrapped, refused) are
   refused unless :class:`NetworkPolicy` allows them (``allow_private`` or listed
   networks). The check sits in the connection layer (an ``httpcore`` network backend), so
   the address that is checked is the address that is connected to: a DNS answer cannot
@@ -48,6 +50,7 @@ __all__ = [
     "Fetcher",
     "NetworkPolicy",
     "address_allowed",
+    "embedded_ipv4",
 ]
 
 FetchStatus = Literal["unreachable", "too_large", "refused", "wrong_type", "mismatch"]
@@ -115,13 +118,51 @@ class NetworkPolicy:
         return cls(allow_private, nets)
 
 
+# IPv6 prefixes that carry an IPv4 address in their low 32 bits (RFC 6052 NAT64, RFC 4291
+# IPv4-mapped and IPv4-compatible, RFC 2765 SIIT IPv4-translated): a packet to them may end
+# up at that IPv4 address, so the IPv4 address is what is checked.
+_LOW32_EMBEDDING = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "::/96")
+)
+# Prefixes whose IPv4 address cannot be recovered from the address alone (local-use NAT64
+# with an operator-chosen prefix length, RFC 8215) or that tunnel to a relay (Teredo,
+# RFC 4380): never public.
+_OPAQUE_EMBEDDING = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "2001::/32"))
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Literal["opaque"] | None:
+    """The IPv4 address an IPv6 address embeds (NAT64, mapped, compatible, translated,
+    6to4), ``"opaque"`` for prefixes that embed one that cannot be checked, else None."""
+    if any(ip in net for net in _OPAQUE_EMBEDDING):
+        return "opaque"
+    if ip in _SIXTOFOUR:
+        return ip.sixtofour
+    if any(ip in net for net in _LOW32_EMBEDDING):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_allowed(ip: IPAddress, policy: NetworkPolicy) -> bool:
-    """True when ``policy`` lets a fetch connect to ``ip``."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if policy.allow_private or any(ip in net for net in policy.allowed_networks if net.version == ip.version):
+    """True when ``policy`` lets a fetch connect to ``ip``.
+
+    An IPv6 address embedding an IPv4 address is judged by that IPv4 address (unless the
+    IPv6 address itself is in an allowed network); one whose IPv4 address cannot be
+    recovered is never public.
+    """
+    if policy.allow_private or _listed(ip, policy):
         return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner == "opaque":
+            return False
+        if inner is not None:
+            return _listed(inner, policy) or (inner.is_global and not inner.is_multicast)
     return ip.is_global and not ip.is_multicast
+
+
+def _listed(ip: IPAddress, policy: NetworkPolicy) -> bool:
+    return any(ip in net for net in policy.allowed_networks if net.version == ip.version)
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
