@@ -49,7 +49,6 @@ from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_ve
 from ownvault.providers.ipfs.pins import PIN_STATES, PinState, PinStatus
 from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
 from ownvault.providers.ipfs.transport import (
-    MAX_JSON_RESPONSE,
     HttpTransport,
     parse_cid,
     parse_json,
@@ -63,6 +62,10 @@ META_OBJECT = "object/1"
 META_PUBLISH = "publish/1"
 LIVE: tuple[PinState, ...] = ("queued", "pinning", "pinned")
 PAGE = 1000  # the spec's maximum ``limit``
+# A hostile service can answer without end: each answer is bounded by bytes read (1000 pins
+# of a few hundred bytes each fit many times over) and a query by the pins it gathers.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+MAX_QUERY_PINS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,7 @@ class PinningProvider:
             params=params,
             headers=self._auth,
             json_body=body,
-            limit=MAX_JSON_RESPONSE,
+            limit=MAX_ANSWER_BYTES,
         )
         if status in (200, 202):
             return parse_json(raw, self._label) if raw.strip() else None
@@ -257,6 +260,11 @@ class PinningProvider:
                     fresh += 1
             if len(results) < PAGE or not fresh:
                 break
+            if len(seen) >= MAX_QUERY_PINS:
+                raise ProviderPermanentError(
+                    f"{self._label}: more than {MAX_QUERY_PINS} pins match one query",
+                    provider=self._label,
+                )
             params["before"] = min(p.created for p in seen.values())
         return list(seen.values())
 
