@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from ownvault.providers.base import Provider  # noqa: E402
-from ownvault.providers.ipfs_kubo import KuboProvider  # noqa: E402
-from ownvault.providers.ipfs_pinning import PinningProvider  # noqa: E402
+from ownvault.providers.ipfs.kubo import KuboProvider  # noqa: E402
+from ownvault.providers.ipfs.pinning import PinningProvider  # noqa: E402
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode  # noqa: E402
 
 

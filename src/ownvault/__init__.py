@@ -10,7 +10,6 @@ from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.nft.collect import NftOptions
 from ownvault.engine.nft.preserve import verify_token
-from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.engine.vault import PutResult, Vault, VaultOptions
 from ownvault.errors import (
@@ -25,6 +24,7 @@ from ownvault.errors import (
     UsageError,
     VaultStateError,
 )
+from ownvault.providers.webfetch import FetchLimits, NetworkPolicy
 
 __version__ = "0.1.0"
 

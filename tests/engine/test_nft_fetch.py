@@ -1,4 +1,4 @@
-"""engine/nftfetch.py + nftipfs.py + nftcollect.py against loopback servers: the address
+"""providers/webfetch.py + nftipfs.py + nftcollect.py against loopback servers: the address
 guard, redirects, limits, timeouts, content types, and gateways that lie."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ownvault.core.cid import CID
 from ownvault.core.unixfs import DirEntry, build_directory, get_profile, import_bytes
 from ownvault.engine.nft.collect import NftOptions, collect
 from ownvault.engine.nft.ipfs import fetch_ipfs
-from ownvault.engine.nftfetch import (
+from ownvault.providers.webfetch import (
     Fetcher,
     FetchError,
     FetchLimits,
@@ -24,6 +24,7 @@ from ownvault.engine.nftfetch import (
 )
 from tests.engine.helpers import run
 from tests.nft.market import Gateway, Market
+from tests.providers.bombs import bomb, fetch_in_child
 
 OPEN = NetworkPolicy(allow_private=True)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -63,6 +64,56 @@ def test_address_policy() -> None:
         assert address_allowed(ipaddress.ip_address(text), closed), text
     assert address_allowed(ipaddress.ip_address("192.168.1.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"]))
     assert not address_allowed(ipaddress.ip_address("192.168.2.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"]))
+
+
+EMBEDDED_V4 = [  # (address, allowed by the closed policy?)
+    ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+    ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254 (cloud metadata)
+    ("64:ff9b::c0a8:101", False),  # NAT64 of 192.168.1.1
+    ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: public
+    ("64:ff9b:1::a00:1", False),  # local-use NAT64: embedded address not recoverable
+    ("64:ff9b:1:ffff::808:808", False),
+    ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+    ("2002:a00:1:1::1", False),  # 6to4 of 10.0.0.1
+    ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+    ("::ffff:7f00:1", False),  # IPv4-mapped 127.0.0.1
+    ("::ffff:a9fe:a9fe", False),
+    ("::ffff:808:808", True),
+    ("::ffff:0:7f00:1", False),  # IPv4-translated (SIIT) 127.0.0.1
+    ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+    ("::a00:1", False),  # IPv4-compatible 10.0.0.1
+    ("::808:808", True),  # IPv4-compatible 8.8.8.8
+    ("::1", False),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+    ("2001:0:808:808::1", False),
+]
+
+
+@pytest.mark.parametrize(("text", "allowed"), EMBEDDED_V4)
+def test_ipv6_embedding_ipv4_is_judged_by_the_ipv4(text: str, allowed: bool) -> None:
+    assert address_allowed(ipaddress.ip_address(text), NetworkPolicy()) is allowed
+    assert address_allowed(ipaddress.ip_address(text), NetworkPolicy(allow_private=True))
+    assert address_allowed(ipaddress.ip_address(text), NetworkPolicy.parse(False, [text]))
+
+
+def test_allowed_ipv4_network_covers_its_embeddings() -> None:
+    allow = NetworkPolicy.parse(False, ["127.0.0.0/8"])
+    for text in ["64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:7f00:1", "::7f00:1"]:
+        assert address_allowed(ipaddress.ip_address(text), allow), text
+    assert not address_allowed(ipaddress.ip_address("64:ff9b::a00:1"), allow)
+
+
+def test_names_resolving_to_embedded_private_addresses_are_refused(market: Market) -> None:
+    # through the connection layer: the resolver hook answers with the IPv6 address
+    url = market.add("/x", "ok")
+    port = url.split(":")[2].split("/")[0]
+    hosts = {"nat64.test": ["64:ff9b::7f00:1"], "sixtofour.test": ["2002:7f00:1::1"],
+             "compat.test": ["::7f00:1"], "teredo.test": ["2001:0:4136:e378:8000:63bf:3fff:fdd2"],
+             "local-nat64.test": ["64:ff9b:1::7f00:1"]}
+    for host, addrs in hosts.items():
+        msg = fails("refused", f"http://{host}:{port}/x", NetworkPolicy(), hosts=hosts)
+        assert addrs[0] in msg, msg
+    assert market.hits == []
 
 
 def test_loopback_refused_without_the_flag(market: Market) -> None:
@@ -224,3 +275,34 @@ def test_collect_metadata_limits(tmp_path: Path, market: Market) -> None:
     meta = json.dumps({"a": market.add("/a", b"a" * 400), "b": market.add("/b", b"b" * 400)})
     c = run(collect(market.add("/two.json", meta), budget, tmp_path / "budget"))
     assert sorted(p.status for p in c.parts[1:]) == ["too_large", "unverifiable_origin"]
+
+
+# -- decompression bombs ----------------------------------------------------------------------
+
+BOMBS = {  # path: (codings as applied, Content-Encoding header)
+    "/gzip": (("gzip",), "gzip"),
+    "/gzip-in-gzip": (("gzip", "gzip"), "gzip, gzip"),
+    "/deflate": (("deflate",), "deflate"),
+    "/stacked-5": (("gzip",) * 5, "gzip, gzip, gzip, gzip, gzip"),
+}
+
+
+@pytest.mark.parametrize("path", list(BOMBS))
+def test_decompression_bombs_are_cut_while_inflating(market: Market, path: str) -> None:
+    # A token's asset answering a few KB that inflate to 256 MiB (and more through the
+    # stacks): a clear too_large at the 1 MiB limit, and the fetching process's peak
+    # memory grows by less than 32 MiB (measured as VmHWM in a child process).
+    codings, header = BOMBS[path]
+    raw = bomb(codings)
+    url = market.add(path, raw, headers={"Content-Encoding": header})
+    got = fetch_in_child("webfetch", url, 1024 * 1024)
+    assert got.get("status") == "too_large", got
+    assert "more than 1048576 bytes" in got["message"]
+    assert got["peak_growth"] < 32 * 1024 * 1024, got
+
+
+def test_unknown_content_codings_are_refused(market: Market) -> None:
+    url = market.add("/br", b"\x0b\x02\x80hi\x03", headers={"Content-Encoding": "br"})
+    assert "unsupported content coding 'br'" in fails("refused", url)
+    url = market.add("/gz", b"x" * 5000, gzip=True)
+    assert fetch(url).data == b"x" * 5000  # type: ignore[attr-defined]

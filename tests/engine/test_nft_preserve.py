@@ -16,8 +16,8 @@ from ownvault.engine.nft.preserve import (
     parse_collection,
     verify_token,
 )
-from ownvault.engine.nftfetch import FetchError, NetworkPolicy
 from ownvault.errors import UsageError
+from ownvault.providers.webfetch import FetchError, NetworkPolicy
 from tests.engine.helpers import make_vault, run
 from tests.nft.market import Gateway, Market
 

@@ -34,8 +34,8 @@ from ownvault.core.nftmeta import (
     SELECTOR_URI,
 )
 from ownvault.engine.nft.collect import NftOptions, collect
-from ownvault.engine.nftfetch import NetworkPolicy
 from ownvault.engine.vault import Vault
+from ownvault.providers.webfetch import NetworkPolicy
 from tests.engine.helpers import PASS, make_vault, run
 from tests.nft.market import Market
 from tests.nft.procs import Proc, contracts, require_tools

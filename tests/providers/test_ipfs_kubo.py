@@ -21,8 +21,9 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo
-from ownvault.providers.ipfs import OBJECT_PROFILE, encode_object
-from ownvault.providers.ipfs_kubo import KuboProvider, parse_kubo_url
+from ownvault.providers.ipfs.kubo import KuboProvider
+from ownvault.providers.ipfs.objects import OBJECT_PROFILE, encode_object
+from ownvault.providers.ipfs.urls import parse_kubo_url
 from tests.ipfsnode.node import HeliaNode
 
 from .contract import ProviderContract, run
@@ -70,12 +71,14 @@ def test_kubo_urls() -> None:
 
 
 def test_registry_opens_kubo(node: HeliaNode) -> None:
-    from ownvault.engine.registry import kind_of_url, open_provider
+    from ownvault.providers.registry import kind_of_url, open_provider
+    from ownvault.providers.wrappers import RetryingProvider, unwrap
 
     url = f"ipfs+kubo://127.0.0.1:{node.port}/ov-reg-{uuid.uuid4().hex[:8]}"
     assert kind_of_url(url) == "ipfs"
     p = open_provider("ipfs", f"{url}?gateway={node.url}", {"timeout": 30}, None, "my-kubo")
-    inner = p.inner  # type: ignore[attr-defined]  # retried like every network provider
+    assert isinstance(p, RetryingProvider)  # retried like every network provider
+    inner = unwrap(p)
     assert isinstance(inner, KuboProvider)
     assert len(inner._sources) == 2  # the RPC API, then the gateway from the URL
     assert p.location == url

@@ -14,8 +14,8 @@ from ownvault.core.cid import CID
 from ownvault.core.unixfs import get_profile, import_bytes
 from ownvault.engine.ipfs.pinning import pin_dag, pin_report, pin_status, unpin, wait_pinned
 from ownvault.errors import IntegrityError, ShareCorruptError, UsageError
-from ownvault.providers.ipfs_kubo import KuboProvider
-from ownvault.providers.ipfs_pinning import PinningProvider
+from ownvault.providers.ipfs.kubo import KuboProvider
+from ownvault.providers.ipfs.pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 
@@ -121,7 +121,7 @@ def test_pin_dag_on_pinning_service_queued_then_pinned(node: HeliaNode) -> None:
 
 
 def test_pin_dag_through_the_registry_wrappers(node: HeliaNode) -> None:
-    from ownvault.engine.registry import open_provider
+    from ownvault.providers.registry import open_provider
 
     p = open_provider("ipfs", f"ipfs+kubo://127.0.0.1:{node.port}/reg", {}, None, "k")
     root, blocks, _ = dag(1000)

@@ -20,8 +20,9 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo
-from ownvault.providers.ipfs import OBJECT_PROFILE
-from ownvault.providers.ipfs_pinning import PinningProvider, parse_pinning_url
+from ownvault.providers.ipfs.objects import OBJECT_PROFILE
+from ownvault.providers.ipfs.pinning import PinningProvider
+from ownvault.providers.ipfs.urls import parse_pinning_url
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 
 from .contract import ProviderContract, run
@@ -64,7 +65,8 @@ def test_pinning_urls() -> None:
 
 
 def test_registry_opens_pinning(node: HeliaNode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ownvault.engine.registry import open_provider
+    from ownvault.providers.registry import open_provider
+    from ownvault.providers.wrappers import unwrap
 
     assert node.pinning_url is not None
     # what `provider add NAME URL --token-env VAR` stores: options in the URL, the variable's name
@@ -76,7 +78,7 @@ def test_registry_opens_pinning(node: HeliaNode, monkeypatch: pytest.MonkeyPatch
         open_provider("ipfs", url, config, None, "my-pins")
     monkeypatch.setenv("OV_TEST_PIN_TOKEN", PIN_TOKEN)
     p = open_provider("ipfs", url, config, None, "my-pins")
-    assert isinstance(p.inner, PinningProvider)  # type: ignore[attr-defined]
+    assert isinstance(unwrap(p), PinningProvider)
     run(p.put("a", b"via registry"))
     assert run(p.get("a")) == b"via registry"
     run(p.close())

@@ -25,7 +25,7 @@ from ownvault.errors import (
     ProviderUnavailableError,
     ShareCorruptError,
 )
-from ownvault.providers.ipfs import encode_object, fetch_verified, read_range
+from ownvault.providers.ipfs.objects import encode_object, fetch_verified, read_range
 
 from .contract import run
 

@@ -178,7 +178,7 @@ def test_list_paging_over_1000_objects(
 
     run(fill())
     pages: list[int] = []
-    client = p._client()
+    client = p.bucket.client()
     client.meta.events.register(
         "after-call.s3.ListObjectsV2", lambda parsed, **_: pages.append(parsed.get("KeyCount", 0))
     )

@@ -72,7 +72,7 @@ def test_gateway_killed_between_multipart_parts(
         if len(parts) == 1:
             victim.kill_gateway(VICTIM)
 
-    p._client().meta.events.register("after-call.s3.UploadPart", kill_after_first_part)
+    p.bucket.client().meta.events.register("after-call.s3.UploadPart", kill_after_first_part)
     data = os.urandom(40 * MiB)
     with pytest.raises(ProviderUnavailableError) as info:
         run(p.put("mp/x", data))
@@ -93,7 +93,7 @@ def test_gateway_killed_during_single_put(
         multipart_threshold=256 * MiB,
     )  # fmt: skip
     sent = threading.Event()
-    p._client().meta.events.register("before-send.s3.PutObject", lambda **_: sent.set())
+    p.bucket.client().meta.events.register("before-send.s3.PutObject", lambda **_: sent.set())
 
     def killer() -> None:
         sent.wait(30)
@@ -116,7 +116,7 @@ def test_gateway_killed_mid_get(
     victim.client(VICTIM).put_object(Bucket=s3_bucket, Key="vault/p1/g/x", Body=data)
     p = make_provider(victim, s3_bucket, s3_credentials, gateway=VICTIM, max_attempts=1)
     # Headers are in, the body is not: kill the gateway now.
-    p._client().meta.events.register(
+    p.bucket.client().meta.events.register(
         "after-call.s3.GetObject", lambda **_: victim.kill_gateway(VICTIM)
     )
     with pytest.raises(ProviderUnavailableError):

@@ -19,7 +19,13 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import ObjectInfo, Provider
 from ownvault.providers.memory import MemoryProvider
-from ownvault.providers.wrappers import Fault, FaultyProvider, LimitedProvider, RetryingProvider
+from ownvault.providers.wrappers import (
+    Fault,
+    FaultyProvider,
+    LimitedProvider,
+    RetryingProvider,
+    unwrap,
+)
 
 from .contract import ProviderContract, run
 
@@ -224,3 +230,10 @@ def test_fault_probability_is_seeded() -> None:
 def test_fault_rejects_unknown_operation() -> None:
     with pytest.raises(UsageError):
         Fault("fail", ops=frozenset({"rename"}))
+
+
+def test_unwrap_looks_through_every_wrapper() -> None:
+    adapter = MemoryProvider()
+    stacked = RetryingProvider(LimitedProvider(FaultyProvider(adapter), 2), attempts=2)
+    assert unwrap(stacked) is adapter
+    assert unwrap(adapter) is adapter  # an adapter is its own adapter

@@ -14,9 +14,9 @@ from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
 from ownvault.cli.files import err_console, run_with_vault
 from ownvault.engine.nft import preserve as nft
 from ownvault.engine.nft.collect import NftOptions
-from ownvault.engine.nftfetch import FetchLimits, NetworkPolicy
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
+from ownvault.providers.webfetch import FetchLimits, NetworkPolicy
 
 __all__ = ["nft_group"]
 

@@ -12,6 +12,9 @@ provider itself and honours the contract of ``ownvault.providers.base``.
   back and succeeds only if the bytes are the ones it was putting.
 * :class:`LimitedProvider` lets at most ``limit`` operations run at once.
 * :class:`FaultyProvider` injects failures for tests: raise, corrupt bytes, or hang.
+
+Code that needs the adapter under the wrappers (a storage node that answers audit
+challenges, an IPFS provider that pins DAGs) asks :func:`unwrap`, never walks ``inner``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import ObjectInfo, Provider, ProviderInfo
 
-__all__ = ["OPERATIONS", "Fault", "FaultyProvider", "LimitedProvider", "RetryingProvider"]
+__all__ = [
+    "OPERATIONS",
+    "Fault",
+    "FaultyProvider",
+    "LimitedProvider",
+    "RetryingProvider",
+    "unwrap",
+]
 
 T = TypeVar("T")
 OPERATIONS = frozenset({"put", "get", "stat", "list", "delete", "info"})
@@ -50,6 +60,13 @@ class _Wrapper:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def unwrap(provider: Provider) -> Provider:
+    """The adapter under any number of wrappers of this module (``provider`` itself if none)."""
+    while isinstance(provider, _Wrapper):
+        provider = provider.inner
+    return provider
 
 
 class RetryingProvider(_Wrapper):

@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
-from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import PacksRewritten, ProvidersChanged, VaultContext
 from ownvault.engine.store.layout import validate_provider_name
 from ownvault.engine.store.placement import Policy, place
 from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
 
 __all__ = ["Fleet"]
 

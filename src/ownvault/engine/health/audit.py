@@ -55,6 +55,7 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import Provider
 from ownvault.providers.http import NodeProvider
+from ownvault.providers.wrappers import unwrap
 
 __all__ = [
     "CONFIDENCE",
@@ -221,14 +222,8 @@ class AuditReport:
 
 def _node_of(provider: Provider) -> NodeProvider | None:
     """The storage node under any wrappers (it can answer challenges itself), or None."""
-    p: Any = provider
-    for _ in range(8):
-        if isinstance(p, NodeProvider):
-            return p
-        p = getattr(p, "inner", None)
-        if p is None:
-            return None
-    return None
+    adapter = unwrap(provider)
+    return adapter if isinstance(adapter, NodeProvider) else None
 
 
 class _Auditor:

@@ -27,7 +27,8 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import Provider
-from ownvault.providers.ipfs import DagPinner, PinState, PinStatus
+from ownvault.providers.ipfs.pins import DagPinner, PinState, PinStatus
+from ownvault.providers.wrappers import unwrap
 
 __all__ = [
     "PinReportRow",
@@ -49,13 +50,9 @@ TERMINAL: frozenset[PinState] = frozenset({"pinned", "failed"})
 def as_pinner(provider: Provider) -> DagPinner:
     """The provider as a :class:`DagPinner`, or ``UsageError`` if it cannot pin IPFS DAGs.
 
-    Wrappers (retry, limits) are looked through: they expose the wrapped provider as
-    ``inner``.
+    Wrappers (retry, limits) are looked through (:func:`unwrap`).
     """
-    seen = 0
-    while not isinstance(provider, DagPinner) and hasattr(provider, "inner") and seen < 8:
-        provider = provider.inner
-        seen += 1
+    provider = unwrap(provider)
     if not isinstance(provider, DagPinner):
         raise UsageError(
             f"provider {provider.location} ({provider.kind}) cannot pin IPFS content; "

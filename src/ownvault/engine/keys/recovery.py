@@ -35,7 +35,6 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys
 from ownvault.core.keystore import Keystore
 from ownvault.core.snapshot import decode_locator, locator_name
-from ownvault.engine.registry import kind_of_url, local_path_of, open_provider
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.layout import atomic_write, write_marker
 from ownvault.engine.store.shares import ShareStore
@@ -51,6 +50,7 @@ from ownvault.errors import (
     VaultStateError,
 )
 from ownvault.providers.base import Provider
+from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
 
 __all__ = ["RecoveryResult", "parse_provider_arg", "recover_vault"]
 

@@ -55,8 +55,8 @@ from ownvault.core.nftmeta import (
     summarize,
 )
 from ownvault.engine.nft.ipfs import fetch_ipfs
-from ownvault.engine.nftfetch import Fetcher, FetchError, FetchLimits, NetworkPolicy
 from ownvault.errors import FormatError, UsageError
+from ownvault.providers.webfetch import Fetcher, FetchError, FetchLimits, NetworkPolicy
 
 __all__ = [
     "GOOD", "AssetReport", "Collected", "NftOptions", "Staged", "collect", "name_for", "parse_source",

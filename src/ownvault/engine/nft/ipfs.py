@@ -31,8 +31,8 @@ from ownvault.core.cid import CID, DAG_PB, IDENTITY
 from ownvault.core.dagpb import MAX_BLOCK_SIZE, decode_node
 from ownvault.engine.ipfs.carimport import rebuild_car
 from ownvault.engine.ipfs.dagwalk import resolve
-from ownvault.engine.nftfetch import Fetcher, FetchError
 from ownvault.errors import IntegrityError, NotFoundError, UsageError
+from ownvault.providers.webfetch import Fetcher, FetchError
 
 __all__ = ["IpfsAsset", "fetch_ipfs"]
 

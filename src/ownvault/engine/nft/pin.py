@@ -21,9 +21,9 @@ from typing import Any
 from ownvault.core.cid import CID
 from ownvault.engine.ipfs.pinning import pin_published
 from ownvault.engine.ipfs.publish import export_car
-from ownvault.engine.nftfetch import Fetcher
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError
+from ownvault.providers.webfetch import Fetcher
 
 __all__ = ["pin"]
 

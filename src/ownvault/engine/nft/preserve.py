@@ -41,9 +41,9 @@ from ownvault.engine.ipfs.carimport import import_car
 from ownvault.engine.ipfs.publish import verify_cid
 from ownvault.engine.nft.collect import Collected, NftOptions, collect, name_for, parse_source
 from ownvault.engine.nft.pin import pin
-from ownvault.engine.nftfetch import Fetcher, FetchError
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
+from ownvault.providers.webfetch import Fetcher, FetchError
 
 __all__ = [
     "REPORT_FORMAT",

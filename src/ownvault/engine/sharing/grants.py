@@ -33,7 +33,6 @@ from ownvault.core.grants import (
 )
 from ownvault.core.keys import x25519_multibase
 from ownvault.core.pack import unwrap_chunk_key
-from ownvault.engine.registry import local_path_of
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.repack import drain_doomed, rewrite_packs
 from ownvault.errors import (
@@ -43,6 +42,7 @@ from ownvault.errors import (
     SharePolicyError,
     UsageError,
 )
+from ownvault.providers.registry import local_path_of
 
 if TYPE_CHECKING:
     from ownvault.engine.store.catalog import ProviderRow

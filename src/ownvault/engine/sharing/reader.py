@@ -38,7 +38,6 @@ from ownvault.core.grants import (
 )
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import open_chunk
-from ownvault.engine.registry import kind_of_url, open_provider
 from ownvault.engine.store.outdir import OutputDir, split_rel
 from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import (
@@ -52,6 +51,7 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import Provider
+from ownvault.providers.registry import kind_of_url, open_provider
 
 __all__ = ["GrantReader", "open_grant"]
 

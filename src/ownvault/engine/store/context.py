@@ -35,7 +35,6 @@ from typing import TypeVar
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import share_name
-from ownvault.engine.registry import open_provider
 from ownvault.engine.store.catalog import Catalog, VersionRow
 from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.placement import Candidate, Policy
@@ -43,6 +42,7 @@ from ownvault.engine.store.shares import DATA_PREFIX, Problem, ShareStore
 from ownvault.engine.store.snapshots import SnapshotResult, write_snapshot
 from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
 from ownvault.providers.base import Provider
+from ownvault.providers.registry import open_provider
 
 __all__ = [
     "DEFAULT_CID_PROFILE",

@@ -2,7 +2,7 @@
 
 Names map to CIDs in the node's MFS (Kubo's "Mutable File System", ``files/*``): object
 ``NAME`` is the MFS entry ``ROOT/NAME`` (``ROOT`` defaults to ``/ownvault``; ``/`` in names
-are MFS directories), pointing at the object's UnixFS DAG (:mod:`ownvault.providers.ipfs`).
+are MFS directories), pointing at the object's UnixFS DAG (:mod:`ownvault.providers.ipfs.objects`).
 
 ``put``     ``files/stat`` (refuse early), ``dag/import`` of the object's blocks as one CAR
             with ``pin-roots`` (so GC cannot take them meanwhile), ``files/cp /ipfs/ROOTCID
@@ -21,10 +21,9 @@ are MFS directories), pointing at the object's UnixFS DAG (:mod:`ownvault.provid
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 from ownvault.core.cid import CID
 from ownvault.errors import (
@@ -35,85 +34,20 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
-from ownvault.providers.ipfs import (
-    BlockGetter,
-    HttpTransport,
-    KuboRpc,
-    PinStatus,
-    encode_object,
-    fetch_verified,
-    gateway_getter,
-    parse_cid,
-    read_range,
-    token_from_env,
+from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
+from ownvault.providers.ipfs.pins import PinStatus
+from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
+from ownvault.providers.ipfs.transport import HttpTransport, parse_cid, token_from_env
+from ownvault.providers.ipfs.urls import (
+    DEFAULT_ROOT,
+    MFS_ROOT_RE,
+    gateways_of,
+    number,
+    parse_kubo_url,
+    url_options,
 )
 
-__all__ = ["KuboProvider", "gateways_of", "number", "parse_kubo_url", "url_options"]
-
-DEFAULT_ROOT = "/ownvault"
-_ROOT_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
-
-
-def parse_kubo_url(url: str) -> tuple[str, str]:
-    """``ipfs+kubo://HOST:PORT[/MFS/ROOT][?gateway=URL]`` (or ``ipfs+kubo+https://``) ->
-    (RPC base, MFS root)."""
-    parsed = urlparse(url)
-    schemes = {"ipfs+kubo": "http", "ipfs+kubo+http": "http", "ipfs+kubo+https": "https"}
-    if parsed.scheme not in schemes or not parsed.hostname:
-        raise UsageError(f"a Kubo provider URL is ipfs+kubo://HOST:PORT[/MFS/PATH]: {url!r:.100}")
-    if parsed.username or parsed.password:
-        raise UsageError("put no credentials in a provider URL: use token_env")
-    try:
-        port = parsed.port
-    except ValueError as exc:
-        raise UsageError(f"bad port in {url!r:.100}") from exc
-    host = parsed.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    base = f"{schemes[parsed.scheme]}://{host}" + (f":{port}" if port else "")
-    root = parsed.path.rstrip("/") or DEFAULT_ROOT
-    if not _ROOT_RE.match(root) or any(seg in (".", "..") for seg in root.split("/")):
-        raise UsageError(f"bad MFS path {root!r} in {url!r:.100}")
-    return base, root
-
-
-def url_options(url: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Options given in the URL's query (``?gateway=URL&gateway=URL2&upload=URL``, so that
-    ``provider add NAME URL`` can say everything), under those in ``config``; ``gateway``
-    is a list, the others single values. Secrets are never taken from a URL."""
-    out: dict[str, Any] = {}
-    for key, values in parse_qs(urlparse(url).query, keep_blank_values=False).items():
-        if key in ("token", "token_env_value", "password"):
-            raise UsageError("put no secrets in a provider URL: use token_env")
-        out[key] = values if key in ("gateway", "origins") else values[-1]
-    for key, value in config.items():
-        if key == "gateway" and key in out:
-            out[key] = [*([value] if isinstance(value, str) else list(value)), *out[key]]
-        else:
-            out[key] = value
-    return out
-
-
-def number(config: dict[str, Any], key: str, default: float) -> float:
-    """A positive number option, or ``UsageError``."""
-    try:
-        value = float(config.get(key, default))
-    except (TypeError, ValueError):
-        raise UsageError(f"option {key} must be a number, not {config.get(key)!r:.40}") from None
-    if not value > 0:
-        raise UsageError(f"option {key} must be positive")
-    return value
-
-
-def gateways_of(config: dict[str, Any]) -> tuple[str, ...]:
-    raw: Any = config.get("gateway", ())
-    items = [raw] if isinstance(raw, str) else list(raw)
-    out = []
-    for g in items:
-        if not isinstance(g, str) or urlparse(g).scheme not in ("http", "https"):
-            raise UsageError(f"a gateway is an http(s) URL, not {g!r:.80}")
-        out.append(g.rstrip("/"))
-    return tuple(out)
+__all__ = ["KuboProvider"]
 
 
 class KuboProvider:
@@ -130,7 +64,7 @@ class KuboProvider:
         timeout: float = 60.0,
         url: str | None = None,
     ) -> None:
-        if not _ROOT_RE.match(root):
+        if not MFS_ROOT_RE.match(root):
             raise UsageError(f"bad MFS root {root!r}")
         self.api = api.rstrip("/")
         self.root = root

@@ -45,45 +45,27 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
-from ownvault.providers.ipfs import (
-    MAX_JSON_RESPONSE,
-    PIN_STATES,
-    BlockGetter,
+from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
+from ownvault.providers.ipfs.pins import PIN_STATES, PinState, PinStatus
+from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
+from ownvault.providers.ipfs.transport import (
     HttpTransport,
-    KuboRpc,
-    PinState,
-    PinStatus,
-    encode_object,
-    fetch_verified,
-    gateway_getter,
     parse_cid,
     parse_json,
-    read_range,
     token_from_env,
 )
-from ownvault.providers.ipfs_kubo import gateways_of, number, url_options
+from ownvault.providers.ipfs.urls import gateways_of, number, parse_pinning_url, url_options
 
-__all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin", "parse_pinning_url"]
+__all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin"]
 
 META_OBJECT = "object/1"
 META_PUBLISH = "publish/1"
 LIVE: tuple[PinState, ...] = ("queued", "pinning", "pinned")
 PAGE = 1000  # the spec's maximum ``limit``
-
-
-def parse_pinning_url(url: str) -> str:
-    """``ipfs+pinning://HOST[:PORT]/PATH[?options]`` -> ``https://HOST[:PORT]/PATH``.
-
-    ``ipfs+pinning+http://`` is plain HTTP (a service on loopback or a private network).
-    The query carries options (``upload``, ``gateway``, ``namespace``: see ``url_options``).
-    """
-    parsed = urlparse(url)
-    schemes = {"ipfs+pinning": "https", "ipfs+pinning+https": "https", "ipfs+pinning+http": "http"}
-    if parsed.scheme not in schemes or not parsed.netloc:
-        raise UsageError(f"a pinning service URL is ipfs+pinning://HOST[/PATH]: {url!r:.100}")
-    if parsed.username or parsed.password:
-        raise UsageError("put no credentials in a pinning URL: use token_env")
-    return f"{schemes[parsed.scheme]}://{parsed.netloc}{parsed.path.rstrip('/')}"
+# A hostile service can answer without end: each answer is bounded by bytes read (1000 pins
+# of a few hundred bytes each fit many times over) and a query by the pins it gathers.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+MAX_QUERY_PINS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +184,7 @@ class PinningProvider:
             params=params,
             headers=self._auth,
             json_body=body,
-            limit=MAX_JSON_RESPONSE,
+            limit=MAX_ANSWER_BYTES,
         )
         if status in (200, 202):
             return parse_json(raw, self._label) if raw.strip() else None
@@ -278,6 +260,11 @@ class PinningProvider:
                     fresh += 1
             if len(results) < PAGE or not fresh:
                 break
+            if len(seen) >= MAX_QUERY_PINS:
+                raise ProviderPermanentError(
+                    f"{self._label}: more than {MAX_QUERY_PINS} pins match one query",
+                    provider=self._label,
+                )
             params["before"] = min(p.created for p in seen.values())
         return list(seen.values())
 

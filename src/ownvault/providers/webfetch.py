@@ -6,14 +6,19 @@ Every request made on behalf of a token goes through :class:`Fetcher`:
   target (``Location`` resolved against the current URL); at most ``max_redirects`` hops;
 * **addresses**: the host is resolved and *every* address it resolves to is checked
   before a connection is made; loopback, private, link-local, CGNAT, multicast, reserved
-  and unspecified ranges (anything not globally routable; IPv4-mapped IPv6 unwrapped) are
+  and unspecified ranges (anything not globally routable; IPv6 addresses that embed an
+  IPv4 address, NAT64, 6to4, mapped, compatible, translated, unwrapped and the IPv4
+  address checked; Teredo and local-use NAT64, which cannot be unwrapped, refused) are
   refused unless :class:`NetworkPolicy` allows them (``allow_private`` or listed
   networks). The check sits in the connection layer (an ``httpcore`` network backend), so
   the address that is checked is the address that is connected to: a DNS answer cannot
   change between check and use, and redirects get the same check. TLS still verifies the
   host name. Proxy variables from the environment are ignored;
 * **sizes**: ``Content-Length`` above the limit is refused before the body is read, and
-  the body is counted as it streams (after content decoding) and cut at the limit;
+  the body is counted as it is decoded, piece by piece, and cut at the limit: content
+  codings are undone by :mod:`ownvault.providers.contentcoding` (bounded inflaters, unknown
+  codings refused), never by httpx, whose decoder inflates a whole chunk through every
+  layer first (a decompression bomb);
 * **time**: connect and read timeouts per request, and a deadline for the whole fetch.
 
 Failures are :class:`FetchError` with a ``status`` that NFT reports use: ``unreachable``,
@@ -36,6 +41,7 @@ import httpcore
 import httpx
 
 from ownvault.errors import ProviderError
+from ownvault.providers.contentcoding import BadContentCoding, BodyTooLarge, decoded_body
 
 __all__ = [
     "FetchError",
@@ -44,12 +50,13 @@ __all__ = [
     "Fetcher",
     "NetworkPolicy",
     "address_allowed",
+    "embedded_ipv4",
 ]
 
 FetchStatus = Literal["unreachable", "too_large", "refused", "wrong_type", "mismatch"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_CHUNK = 64 * 1024
+_SNIPPET = 300  # bytes of an error body quoted in a message
 
 
 class FetchError(ProviderError):
@@ -111,13 +118,51 @@ class NetworkPolicy:
         return cls(allow_private, nets)
 
 
+# IPv6 prefixes that carry an IPv4 address in their low 32 bits (RFC 6052 NAT64, RFC 4291
+# IPv4-mapped and IPv4-compatible, RFC 2765 SIIT IPv4-translated): a packet to them may end
+# up at that IPv4 address, so the IPv4 address is what is checked.
+_LOW32_EMBEDDING = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "::/96")
+)
+# Prefixes whose IPv4 address cannot be recovered from the address alone (local-use NAT64
+# with an operator-chosen prefix length, RFC 8215) or that tunnel to a relay (Teredo,
+# RFC 4380): never public.
+_OPAQUE_EMBEDDING = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "2001::/32"))
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Literal["opaque"] | None:
+    """The IPv4 address an IPv6 address embeds (NAT64, mapped, compatible, translated,
+    6to4), ``"opaque"`` for prefixes that embed one that cannot be checked, else None."""
+    if any(ip in net for net in _OPAQUE_EMBEDDING):
+        return "opaque"
+    if ip in _SIXTOFOUR:
+        return ip.sixtofour
+    if any(ip in net for net in _LOW32_EMBEDDING):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_allowed(ip: IPAddress, policy: NetworkPolicy) -> bool:
-    """True when ``policy`` lets a fetch connect to ``ip``."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if policy.allow_private or any(ip in net for net in policy.allowed_networks if net.version == ip.version):
+    """True when ``policy`` lets a fetch connect to ``ip``.
+
+    An IPv6 address embedding an IPv4 address is judged by that IPv4 address (unless the
+    IPv6 address itself is in an allowed network); one whose IPv4 address cannot be
+    recovered is never public.
+    """
+    if policy.allow_private or _listed(ip, policy):
         return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner == "opaque":
+            return False
+        if inner is not None:
+            return _listed(inner, policy) or (inner.is_global and not inner.is_multicast)
     return ip.is_global and not ip.is_multicast
+
+
+def _listed(ip: IPAddress, policy: NetworkPolicy) -> bool:
+    return any(ip in net for net in policy.allowed_networks if net.version == ip.version)
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -270,7 +315,7 @@ class Fetcher:
                     response = await self._client.send(request, stream=True)
                 try:
                     if response.status_code != 200:
-                        body = (await response.aread())[:300].decode("utf-8", "replace")
+                        body = await _snippet(response)
                         raise FetchError("unreachable", f"{_short(url)}: HTTP {response.status_code} {body}",
                                          url=url)
                     got = await self._body(response, url, max_response, None, [])
@@ -333,16 +378,18 @@ class Fetcher:
         out = open(dest, "wb") if dest is not None else None  # noqa: SIM115 - closed below
         try:
             try:
-                async for chunk in response.aiter_bytes(_CHUNK):
+                async for chunk in decoded_body(response, max_bytes):
                     size += len(chunk)
-                    if size > max_bytes:
-                        raise FetchError("too_large", f"{_short(url)}: more than {max_bytes} bytes",
-                                         url=url)
                     digest.update(chunk)
                     if out is not None:
                         out.write(chunk)
                     else:
                         buf += chunk
+            except BodyTooLarge:
+                raise FetchError("too_large", f"{_short(url)}: more than {max_bytes} bytes",
+                                 url=url) from None
+            except BadContentCoding as exc:
+                raise FetchError("refused", f"{_short(url)}: {exc}", url=url) from None
             except httpx.TimeoutException:
                 raise FetchError("unreachable", f"{_short(url)}: read timed out", url=url) from None
             except httpx.HTTPError as exc:
@@ -353,6 +400,19 @@ class Fetcher:
                 out.close()
         return Fetched(url, response.headers.get("content-type"), size, digest.hexdigest(),
                        bytes(buf) if dest is None else None, redirects)
+
+
+async def _snippet(response: httpx.Response) -> str:
+    """The start of an error body, for a message (decoded within the same bounds)."""
+    out = bytearray()
+    try:
+        async for piece in decoded_body(response, 1 << 20):
+            out += piece[: _SNIPPET - len(out)]
+            if len(out) >= _SNIPPET:
+                break
+    except (BodyTooLarge, BadContentCoding, httpx.HTTPError):
+        pass
+    return out.decode("utf-8", "replace")
 
 
 def _check_scheme(url: str) -> None:

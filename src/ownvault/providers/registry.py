@@ -17,8 +17,9 @@ from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
 from ownvault.providers.http import NodeProvider
-from ownvault.providers.ipfs_kubo import KuboProvider, number
-from ownvault.providers.ipfs_pinning import PinningProvider
+from ownvault.providers.ipfs.kubo import KuboProvider
+from ownvault.providers.ipfs.pinning import PinningProvider
+from ownvault.providers.ipfs.urls import number
 from ownvault.providers.local import LocalProvider
 from ownvault.providers.s3 import S3Config, S3Provider
 from ownvault.providers.wrappers import RetryingProvider
@@ -83,8 +84,8 @@ def _open_ipfs(
         raise UsageError(
             f"unsupported IPFS provider URL {url!r:.100} (ipfs+kubo:// or ipfs+pinning://)"
         )
-    # as for storage nodes: retryable failures are retried with backoff (engine/pinning.py
-    # reaches the IPFS provider under the wrapper through ``.inner``)
+    # as for storage nodes: retryable failures are retried with backoff (engine/ipfs/pinning.py
+    # reaches the IPFS provider under the wrapper through ``unwrap``)
     attempts = int(number(config, "attempts", 3))
     return RetryingProvider(inner, attempts=attempts, base_delay=0.2, max_delay=2.0)
 
