@@ -32,6 +32,7 @@ message is one line meant for a person.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "UsageError",
     "VaultStateError",
     "exit_code_for",
+    "exit_code_for_faults",
 ]
 
 
@@ -191,3 +193,16 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         return 130
     return 1
+
+
+def exit_code_for_faults(kinds: Iterable[str]) -> int:
+    """The exit code of a run that reports share faults instead of raising (``check --deep``):
+    a share that is corrupt, truncated or missing is an integrity finding (5, as
+    :class:`IntegrityError`); only unreachable providers is a transport finding (6, as
+    :class:`ProviderError`); nothing found is 0."""
+    found = set(kinds)
+    if found - {"unreachable"}:
+        return IntegrityError.exit_code
+    if found:
+        return ProviderError.exit_code
+    return 0

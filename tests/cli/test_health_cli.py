@@ -52,7 +52,7 @@ def test_audit_repair_status_round_trip(vault: Path, tmp_path: Path) -> None:
     share.unlink()
     proc = ov(vault, "audit", "--sample", "1", check=5)
     assert "AT FAULT: local-2" in proc.stderr
-    doc = json.loads(ov(vault, "check", "--deep", "--json").stdout)
+    doc = json.loads(ov(vault, "check", "--deep", "--json", check=5).stdout)
     assert doc["deep"] and doc["shares_bad"] == 1 and doc["bad"][0]["provider"] == "local-2"
     assert "DEGRADED" in ov(vault, "status").stdout
     plan = json.loads(ov(vault, "repair", "--dry-run", "--json").stdout)
@@ -69,6 +69,24 @@ def test_audit_repair_status_round_trip(vault: Path, tmp_path: Path) -> None:
     assert "LOST f.bin v1" in proc.stderr
     assert json.loads(ov(vault, "status", "--json", check=7).stdout)["lost_names"] == ["f.bin"]
     assert ov(vault, "audit", "--blocks", "2", "--sample", "0.5", check=2).returncode == 2
+
+
+def test_deep_check_exits_5_on_a_tampered_share(vault: Path) -> None:
+    """A deep check that finds a tampered share says so and exits with the integrity code
+    (it exited 0), with and without --json; a clean deep check exits 0."""
+    assert json.loads(ov(vault, "check", "--deep", "--json").stdout)["shares_bad"] == 0
+    share = sorted((vault / "providers" / "local-3" / "objects" / "shares").rglob("*.*"))[0]
+    data = bytearray(share.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    share.write_bytes(bytes(data))
+    proc = ov(vault, "check", "--deep", check=5)
+    assert "corrupt share" in proc.stdout and "local-3" in proc.stdout
+    assert "1 bad" in proc.stdout and "run `ownvault repair`" in proc.stdout
+    doc = json.loads(ov(vault, "check", "--deep", "--json", check=5).stdout)
+    assert doc["shares_bad"] == 1 and doc["bad"][0]["kind"] == "corrupt"
+    assert doc["bad"][0]["provider"] == "local-3"
+    ov(vault, "repair")
+    ov(vault, "check", "--deep")
 
 
 def test_daemon_runs_rounds_and_serves_metrics(vault: Path) -> None:

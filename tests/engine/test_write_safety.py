@@ -197,3 +197,108 @@ def test_directory_mode_is_not_applied_through_a_symlink(tmp_path: Path) -> None
 
     run(go())
     assert stat.S_IMODE(victim.stat().st_mode) == 0o700
+
+
+# -- files written at a path the user names (car export, cid --car, identity --card, share -o)
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, vault: Path | None, *args: str) -> int:
+    from ownvault.cli import run_cli
+
+    from .helpers import PASS
+
+    monkeypatch.setenv("OWNVAULT_PASSPHRASE", PASS)
+    return run_cli([*(["--vault", str(vault)] if vault is not None else []), *args])
+
+
+def _victims(tmp_path: Path) -> tuple[Path, Path]:
+    one, two = tmp_path / "victim-1", tmp_path / "victim-2"
+    for v in (one, two):
+        v.write_bytes(b"precious")
+        os.chmod(v, 0o644)
+    return one, two
+
+
+def _untouched(*victims: Path) -> bool:
+    return all(v.read_bytes() == b"precious" and stat.S_IMODE(v.stat().st_mode) == 0o644 for v in victims)
+
+
+def test_car_export_replaces_planted_links_and_never_writes_through_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault = make_vault(tmp_path / "v", providers=3, k=2)
+    (tmp_path / "f.txt").write_bytes(b"hello" * 100)
+    run(vault.files.put([tmp_path / "f.txt"]))
+    run(vault.close())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    one, two = _victims(tmp_path)
+    (out_dir / "f.car").symlink_to(one)
+    (out_dir / ".f.car.part").symlink_to(two)  # the temp name the export used to use
+    assert _cli(monkeypatch, vault.path, "car", "export", "f.txt", str(out_dir / "f.car")) == 0
+    assert _untouched(one, two)
+    car = out_dir / "f.car"
+    assert not car.is_symlink() and car.read_bytes()[:1] != b"" and b"hello" in car.read_bytes()
+    assert sorted(p.name for p in out_dir.iterdir()) == [".f.car.part", "f.car"]
+
+
+def test_cid_car_and_identity_card_replace_planted_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = _victims(tmp_path)
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"hello")
+    (tmp_path / "x.car").symlink_to(one)
+    assert _cli(monkeypatch, None, "cid", str(src), "--car", str(tmp_path / "x.car")) == 0
+    vault = make_vault(tmp_path / "v", providers=3, k=2)
+    run(vault.close())
+    (tmp_path / "card.json").symlink_to(two)
+    assert _cli(monkeypatch, vault.path, "identity", "--card", str(tmp_path / "card.json")) == 0
+    assert _untouched(one, two)
+    assert not (tmp_path / "x.car").is_symlink() and (tmp_path / "x.car").stat().st_size > 0
+    assert json.loads((tmp_path / "card.json").read_text())["did"].startswith("did:key:")
+
+
+def test_share_out_replaces_a_planted_link(
+    pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _bob = pair
+    (tmp_path / "doc.txt").write_bytes(b"for bob")
+    run(alice.files.put([tmp_path / "doc.txt"]))
+    one, _two = _victims(tmp_path)
+    grant = tmp_path / "grant.json"
+    grant.symlink_to(one)
+    path = alice.path
+    code = _cli(monkeypatch, path, "share", "doc.txt", "--to", "bob", "-o", str(grant))
+    assert code == 0 and _untouched(one)
+    assert not grant.is_symlink() and "sig" in json.loads(grant.read_text())
+
+
+def test_output_file_rules(tmp_path: Path) -> None:
+    from ownvault.engine.store.outdir import output_file
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UsageError, match="directory is in the way"), output_file(tmp_path / "d"):
+        pass
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UsageError, match="FIFO"), output_file(tmp_path / "fifo"):
+        pass
+    (tmp_path / "kept").write_bytes(b"old")
+    with pytest.raises(UsageError, match="exists already"), output_file(tmp_path / "kept", overwrite=False):
+        pass
+    old = os.umask(0o022)
+    try:
+        with output_file(tmp_path / "new.bin") as f:
+            f.write(b"partial")
+            temps = [p for p in tmp_path.iterdir() if p.name.startswith(".new.bin.")]
+            assert len(temps) == 1 and stat.S_IMODE(temps[0].stat().st_mode) == 0o600
+            assert not (tmp_path / "new.bin").exists()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.bin").read_bytes() == b"partial"
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644
+    with pytest.raises(RuntimeError), output_file(tmp_path / "kept") as f:
+        f.write(b"half")
+        raise RuntimeError("boom")
+    assert (tmp_path / "kept").read_bytes() == b"old"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]

@@ -25,7 +25,7 @@ from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
 from ownvault.core.crypto import Argon2Params
 from ownvault.engine.store.shares import Problem
 from ownvault.engine.vault import Vault, VaultOptions
-from ownvault.errors import UsageError
+from ownvault.errors import UsageError, exit_code_for_faults
 
 T = TypeVar("T")
 
@@ -372,3 +372,5 @@ def check(name: str | None, deep: bool) -> None:
     emit(ctx, result, human)
     if not result["readable"]:
         raise click.exceptions.Exit(7)
+    if result.get("deep") and (code := exit_code_for_faults(b["kind"] for b in result["bad"])):
+        raise click.exceptions.Exit(code)

@@ -15,6 +15,7 @@ from ownvault.core.cid import CID, DAG_PB
 from ownvault.core.dagpb import decode_node
 from ownvault.core.unixfs import PROFILES, get_profile
 from ownvault.engine.ipfs.localcid import cid_of_path
+from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import IntegrityError, UsageError
 
@@ -53,7 +54,7 @@ def cid_command(path: Path, profile: str, hidden: bool, car_out: Path | None) ->
     root = cid_of_path(path, get_profile(profile), hidden=hidden, on_block=sink)
     if car_out is not None and blocks is not None:
         try:
-            with open(car_out, "wb") as fh:
+            with output_file(car_out) as fh:
                 for part in write_car([root.cid], dfs_blocks(root.cid, blocks.__getitem__)):
                     fh.write(part)
         except OSError as exc:
@@ -152,19 +153,13 @@ def car_export(target: str, out: Path, version: int | None) -> None:
     from ownvault.cli.files import run_with_vault
 
     ctx = get_ctx()
-    tmp = out.with_name(f".{out.name}.part")
 
     async def go(vault: Vault) -> dict[str, Any]:
         try:
-            with open(tmp, "wb") as fh:
-                doc = await vault.ipfs.export_car(target, fh.write, version=version)
+            with output_file(out) as fh:  # never through a symlink at OUT or its temp name
+                return await vault.ipfs.export_car(target, fh.write, version=version)
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror}") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(out)
-        return doc
 
     doc = run_with_vault(ctx, go)
     doc["car"] = str(out)

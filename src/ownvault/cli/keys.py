@@ -28,6 +28,7 @@ from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, pars
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.sharing.reader import open_grant
+from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
@@ -243,7 +244,8 @@ def identity(name: str | None, card_out: str | None) -> None:
     finally:
         asyncio.run(vault.close())
     if card_out:
-        Path(card_out).write_text(json.dumps(doc["card"], indent=2, sort_keys=True) + "\n")
+        with output_file(card_out) as f:
+            f.write((json.dumps(doc["card"], indent=2, sort_keys=True) + "\n").encode())
         doc["card_file"] = card_out
 
     def human() -> None:
@@ -392,7 +394,8 @@ def share(names: tuple[str, ...], tag: str | None, to: str, expires: str | None,
     )
     doc = info.to_json()
     if out:
-        Path(out).write_text(json.dumps(Grant.parse(info.token).to_json(), indent=2, sort_keys=True) + "\n")
+        with output_file(out) as f:
+            f.write((json.dumps(Grant.parse(info.token).to_json(), indent=2, sort_keys=True) + "\n").encode())
         doc["file"] = out
 
     def human() -> None:

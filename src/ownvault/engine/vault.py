@@ -37,7 +37,7 @@ from ownvault.engine.nft.service import Nft
 from ownvault.engine.sharing.service import Sharing
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.context import DEFAULT_CID_PROFILE, VaultContext
-from ownvault.engine.store.layout import atomic_write, read_marker, write_marker
+from ownvault.engine.store.layout import atomic_write, read_marker, secure_vault_dir, write_marker
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore
 from ownvault.engine.store.snapshots import SnapshotResult
@@ -104,7 +104,8 @@ class Vault:
             raise VaultStateError(f"a vault exists already at {root}")
         if root.exists() and any(root.iterdir()):
             raise VaultStateError(f"directory is not empty: {root}")
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secure_vault_dir(root)
         entropy = opts.entropy or new_entropy()
         keys = VaultKeys(entropy)
         vault_id = crypto.random_bytes(16)
@@ -133,6 +134,7 @@ class Vault:
     def open(cls, path: str | os.PathLike[str], passphrase: str) -> Vault:
         root = Path(path).absolute()
         read_marker(root)
+        secure_vault_dir(root)
         try:
             store = Keystore.from_json((root / "keystore.json").read_bytes())
         except FileNotFoundError:

@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ownvault.core.pack import share_name
 from ownvault.engine.store.catalog import EntryRow, VersionRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.restore import PackReader, write_file, write_tree
-from ownvault.engine.store.shares import DATA_PREFIX
-from ownvault.engine.store.versions import PutResult, put_paths, restore_version
+from ownvault.engine.store.versions import (
+    PutResult,
+    drop_unreferenced_packs,
+    put_paths,
+    restore_version,
+)
 from ownvault.errors import NotFoundError, UsageError
 
 __all__ = ["Files", "entry_json", "version_json"]
@@ -203,15 +206,7 @@ class Files:
         return {"name": name, "versions_removed": removed, "packs_deleted": freed}
 
     async def _prune_packs(self) -> int:
-        ctx = self.ctx
-        packs = ctx.catalog.unreferenced_packs()
-        for pack in packs:
-            pack_id, _size, _k, _n = ctx.catalog.pack_info(pack)
-            shares = ctx.catalog.shares_of(pack)
-            ctx.catalog.drop_chunks_of_packs([pack])
-            for s in shares:
-                await ctx.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
-        return len(packs)
+        return await drop_unreferenced_packs(self.ctx)
 
     async def du(self) -> dict[str, Any]:
         """Usage. ``expansion`` is stored bytes per unique plaintext byte: everything a byte

@@ -36,7 +36,7 @@ from ownvault.core.keys import VaultKeys
 from ownvault.core.keystore import Keystore
 from ownvault.core.snapshot import decode_locator, locator_name
 from ownvault.engine.store.catalog import Catalog
-from ownvault.engine.store.layout import atomic_write, write_marker
+from ownvault.engine.store.layout import atomic_write, secure_vault_dir, write_marker
 from ownvault.engine.store.shares import ShareStore
 from ownvault.engine.store.snapshots import restore_snapshot
 from ownvault.errors import (
@@ -197,7 +197,8 @@ async def recover_vault(
         store = ShareStore(dict(pool.providers), dict(pool.names))
         name_to_id = {n: pid for pid, n in pool.names.items()}
         image = await restore_snapshot(store, name_to_id, keys, seq, locator)
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secure_vault_dir(root)
         created += [root / "catalog.db", root / "catalog.db-wal", root / "catalog.db-shm"]
         catalog = Catalog.from_image(root / "catalog.db", image)
         try:

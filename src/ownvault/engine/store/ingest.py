@@ -34,10 +34,11 @@ from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import OwnvaultError, UsageError
 
-__all__ = ["BLOCK_SIZE", "FileRecord", "Ingestor", "TreeEntry", "scan_path"]
+__all__ = ["BLOCK_SIZE", "FILE_TRIES", "FileRecord", "Ingestor", "TreeEntry", "scan_path", "utf8_ok"]
 
 BLOCK_SIZE = 8 * 1024 * 1024
 MAX_INFLIGHT = 2
+FILE_TRIES = 4  # a file that changes while it is read is read again, at most 3 more times
 
 Progress = Callable[[int], None]
 
@@ -55,7 +56,10 @@ class TreeEntry:
 
 @dataclass(slots=True)
 class FileRecord:
-    """A stored byte stream, waiting to be inserted into the catalog."""
+    """A stored byte stream, waiting to be inserted into the catalog.
+
+    ``mode`` and ``mtime_ns`` are the file's as it was read (not as it was scanned);
+    ``changed``: the file kept changing while it was read, on every try (stored torn)."""
 
     size: int
     cid: str
@@ -63,6 +67,29 @@ class FileRecord:
     tsize: int
     chunk_ids: list[bytes]
     chunk_lens: list[int]
+    mode: int = 0
+    mtime_ns: int = 0
+    changed: bool = False
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What must not change while a file is read: (device, inode, size, mtime, ctime)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def utf8_ok(text: str) -> bool:
+    """Whether a name from the file system is valid UTF-8 (``os`` decodes the others with
+    surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _show(path: str) -> str:
+    """A path for a message: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
@@ -85,6 +112,9 @@ def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
         except OSError as exc:
             raise UsageError(f"cannot list {directory}: {exc.strerror}") from None
         for item in items:
+            if not utf8_ok(item.name):
+                warn(f"skipped (name is not valid UTF-8; rename it to store it): {_show(item.path)}")
+                continue
             child_rel = f"{rel}/{item.name}" if rel else item.name
             est = item.stat(follow_symlinks=False)
             mode = stat.S_IMODE(est.st_mode)
@@ -96,11 +126,12 @@ def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
                     TreeEntry(child_rel, "file", Path(item.path), mode, est.st_mtime_ns, est.st_size)
                 )
             elif stat.S_ISLNK(est.st_mode):
+                target = os.readlink(item.path)
+                if not utf8_ok(target):
+                    warn(f"skipped (symlink target is not valid UTF-8): {_show(item.path)}")
+                    continue
                 out.append(
-                    TreeEntry(
-                        child_rel, "symlink", Path(item.path), mode, est.st_mtime_ns, 0,
-                        os.readlink(item.path),
-                    )
+                    TreeEntry(child_rel, "symlink", Path(item.path), mode, est.st_mtime_ns, 0, target)
                 )
             else:
                 warn(f"skipped (not a file, directory or symlink): {item.path}")
@@ -126,6 +157,7 @@ class Ingestor:
     new_bytes: int = 0
     new_chunks: int = 0
     packs_written: int = 0
+    packs: list[int] = field(default_factory=list)  # catalog ids of the packs this put wrote
     _builder: PackBuilder = field(default_factory=PackBuilder)
     _builder_chunks: list[tuple[bytes, int, int, int, bytes]] = field(default_factory=list)
     _claimed: set[bytes] = field(default_factory=set)
@@ -191,18 +223,37 @@ class Ingestor:
     # -- files ----------------------------------------------------------------------------
 
     async def ingest_file(self, path: Path) -> FileRecord:
+        """Store one file. A file whose (device, inode, size, mtime, ctime) differ after it
+        was read from what they were before -- it was written to, truncated or replaced
+        meanwhile -- is read again, up to ``FILE_TRIES`` times in all; if it never holds
+        still, the last read is returned with ``changed`` set (borg: "file changed while
+        we backed it up")."""
+        for _try in range(FILE_TRIES):
+            record, stable = await self._ingest_once(path)
+            if stable:
+                return record
+        record.changed = True
+        return record
+
+    async def _ingest_once(self, path: Path) -> tuple[FileRecord, bool]:
         chunker = Chunker(self.chunker)
         importer = FileImporter(self.profile)
         ids: list[bytes] = []
         lens: list[int] = []
         size = 0
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed in finally, read in a thread
+            # O_NOFOLLOW | O_NONBLOCK: a symlink or FIFO put in the file's place since the
+            # scan is neither followed nor waited on.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise UsageError(f"file vanished while storing: {path}") from None
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        f = os.fdopen(fd, "rb")
         try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise UsageError(f"no longer a regular file while storing: {path}")
             while True:
                 # One thread hop per block: read, chunk, hash, seal.
                 nread, final, results = await asyncio.to_thread(self._read_process, f, chunker, importer)
@@ -216,10 +267,25 @@ class Ingestor:
                     self.progress(nread)
                 if final:
                     break
+            after = os.fstat(fd)
         finally:
             f.close()
+        try:
+            now = os.stat(path, follow_symlinks=False)  # still the same file at that name?
+        except OSError:
+            now = None
+        stable = (
+            size == before.st_size
+            and _identity(after) == _identity(before)
+            and now is not None
+            and _identity(now) == _identity(before)
+        )
         root = importer.finish()
-        return FileRecord(size, str(root.cid), self.profile.name, root.tsize, ids, lens)
+        record = FileRecord(
+            size, str(root.cid), self.profile.name, root.tsize, ids, lens,
+            stat.S_IMODE(before.st_mode), before.st_mtime_ns,
+        )
+        return record, stable
 
     # -- packs ----------------------------------------------------------------------------
 
@@ -257,6 +323,7 @@ class Ingestor:
 
     async def _upload(self, data: bytes, chunks: list[tuple[bytes, int, int, int, bytes]]) -> None:
         written = await self.writer.write_pack(data)
+        self.packs.append(written.pack)
         rows = self.catalog.commit_pack(written.pack, chunks, self.key_epoch)
         self.rows.update(rows)
         self.known.update(rows)

@@ -15,6 +15,11 @@ grant reader behind the API) writes through :class:`OutputDir`. The rules:
 - directory modes and times are applied last, deepest first, by descriptor.
 
 The output directory itself (``-o OUT``) is the user's choice and may be a symlink.
+
+:func:`output_file` applies the same rules to the single files other commands write at a
+path the user names (``car export OUT``, ``cid --car OUT``, ``identity --card``,
+``share -o``): a temporary file beside it, then a rename that replaces a symlink at that
+name instead of writing through it.
 """
 
 from __future__ import annotations
@@ -23,14 +28,16 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import stat
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from ownvault.errors import IntegrityError, UsageError
 
-__all__ = ["OutputDir", "split_rel"]
+__all__ = ["OutputDir", "output_file", "split_rel"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -198,6 +205,59 @@ class OutputDir:
             finally:
                 os.close(fd)
         self._dirs.clear()
+
+
+@contextlib.contextmanager
+def output_file(
+    path: str | os.PathLike[str], *, mode: int | None = None, overwrite: bool = True
+) -> Iterator[BinaryIO]:
+    """Write one file at a path the user named, whole or not at all, never through a link.
+
+    Yields a binary file open on ``.NAME.ownvault-RANDOM.part`` beside ``path``, created
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` with mode 0600 in the parent directory (opened once;
+    it may be a symlink: the user chose it). On a clean exit the file gets ``mode`` (None:
+    0666 less the umask, what a plain ``open`` gives), is fsynced and renamed over NAME: a
+    symlink at NAME is replaced, not followed; a directory, device, FIFO or socket there is
+    refused, and so is anything with ``overwrite=False``. On an error the temp file is
+    removed and NAME is untouched."""
+    target = Path(path)
+    if target.name in ("", ".", ".."):
+        raise UsageError(f"not a file name: {target}")
+    try:
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageError(f"no such directory: {target.parent}") from None
+    except NotADirectoryError:
+        raise UsageError(f"not a directory: {target.parent}") from None
+    name = target.name
+    tmp = f".{name}.ownvault-{secrets.token_hex(4)}.part"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"a directory is in the way: {target}")
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                raise UsageError(f"refusing to replace a device, FIFO or socket: {target}")
+            if not overwrite:
+                raise UsageError(f"exists already: {target}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                yield f
+                f.flush()
+            os.fchmod(fd, mode & 0o7777 if mode is not None else 0o666 & ~_umask())
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def _umask() -> int:

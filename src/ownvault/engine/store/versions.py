@@ -15,14 +15,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ownvault.core.cid import CID
+from ownvault.core.pack import share_name
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import TreeItem, build_tree
-from ownvault.engine.store.ingest import FileRecord, Ingestor, TreeEntry, scan_path
+from ownvault.engine.store.ingest import (
+    FILE_TRIES,
+    FileRecord,
+    Ingestor,
+    TreeEntry,
+    scan_path,
+    utf8_ok,
+)
 from ownvault.engine.store.layout import validate_object_name, validate_tag
+from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import OwnvaultError, UsageError
 
-__all__ = ["ObjectKind", "PutResult", "put_paths", "restore_version"]
+__all__ = ["ObjectKind", "PutResult", "drop_unreferenced_packs", "put_paths", "restore_version"]
 
 ObjectKind = Literal["file", "tree"]
 
@@ -38,12 +47,13 @@ class PutResult:
     new_bytes: int
     new_chunks: int
     packs: int
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "version": self.version, "kind": self.kind, "size": self.size,
             "files": self.files, "cid": self.cid, "new_bytes": self.new_bytes,
-            "new_chunks": self.new_chunks, "packs": self.packs,
+            "new_chunks": self.new_chunks, "packs": self.packs, "warnings": list(self.warnings),
         }
 
 
@@ -63,19 +73,33 @@ async def put_paths(
         raise UsageError("--as NAME needs exactly one path")
     for t in tags:
         validate_tag(t)
-    plans: list[tuple[str, list[TreeEntry]]] = []
+    plans: list[tuple[str, list[TreeEntry], list[str]]] = []
     for p in paths:
         path = Path(p)
-        entries = scan_path(path, ctx.warn)
-        obj_name = validate_object_name(name if name is not None else path.absolute().name)
-        plans.append((obj_name, entries))
+        base = path.absolute().name
+        if name is None and not utf8_ok(base):
+            raise UsageError(f"the name {base!r} is not valid UTF-8: give a name with --as NAME")
+        notes: list[str] = []
+        entries = scan_path(path, _collect(ctx, notes))
+        obj_name = validate_object_name(name if name is not None else base)
+        plans.append((obj_name, entries, notes))
     if on_total is not None:
-        on_total(sum(e.size for _n, es in plans for e in es if e.kind == "file"))
+        on_total(sum(e.size for _n, es, _w in plans for e in es if e.kind == "file"))
     results: list[PutResult] = []
     async with ctx.write():
-        for obj_name, entries in plans:
-            results.append(await _put_one(ctx, obj_name, entries, list(tags), progress))
+        for obj_name, entries, notes in plans:
+            results.append(await _put_one(ctx, obj_name, entries, list(tags), progress, notes))
     return results
+
+
+def _collect(ctx: VaultContext, notes: list[str]) -> Callable[[str], None]:
+    """A warning sink that reports at once (``ctx.warn``) and keeps the warning for the result."""
+
+    def warn(message: str) -> None:
+        notes.append(message)
+        ctx.warn(message)
+
+    return warn
 
 
 async def _put_one(
@@ -84,23 +108,72 @@ async def _put_one(
     entries: list[TreeEntry],
     tags: list[str],
     progress: Callable[[int], None] | None,
+    notes: list[str],
 ) -> PutResult:
+    """Store one scanned path as a new version. Whatever fails on the way (a provider, a
+    vanished file, the catalog), the packs this put wrote that nothing refers to are
+    removed, pending or live; only an interruption (Ctrl-C, kill) leaves its live packs
+    for the next put to reuse (see "Crash safety" in docs/design.md)."""
     settings = ctx.settings
+    warn = _collect(ctx, notes)
     ing = Ingestor(
         ctx.catalog, ctx.keys, ctx.store, settings.policy, settings.chunker,
         PROFILES[settings.cid_profile], ctx.candidates(), progress,
     )
-    records: dict[str, FileRecord] = {}
     try:
-        for e in entries:
-            if e.kind == "file":
-                records[e.path] = await ing.ingest_file(e.source)
-        await ing.flush()
+        result = await _ingest_and_record(ctx, ing, obj_name, entries, tags, warn)
+    except Exception:
+        await ing.abort()
+        await ctx.cleanup_pending()
+        await drop_unreferenced_packs(ctx, ing.packs)
+        raise
     except BaseException:
         await ing.abort()
         raise
     finally:
         ing.close()
+    # Packs that only hold chunks of a file read again (it changed meanwhile) are dead.
+    await drop_unreferenced_packs(ctx, ing.packs)
+    return PutResult(
+        result.name, result.version, result.kind, result.size, result.files, result.cid,
+        result.new_bytes, result.new_chunks, result.packs, tuple(notes),
+    )
+
+
+async def drop_unreferenced_packs(ctx: VaultContext, among: Sequence[int] | None = None) -> int:
+    """Delete live packs none of whose chunks any content refers to (only those in
+    ``among`` if given): their catalog rows first, then their shares (a crash in between
+    leaves unreferenced shares, never a row naming a deleted share). Hold ``ctx.write()``."""
+    cat = ctx.catalog
+    dead = cat.unreferenced_packs()
+    if among is not None:
+        wanted = set(among)
+        dead = [p for p in dead if p in wanted]
+    for pack in dead:
+        pack_id, _size, _k, _n = cat.pack_info(pack)
+        shares = cat.shares_of(pack)
+        cat.drop_chunks_of_packs([pack])
+        for s in shares:
+            await ctx.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+    return len(dead)
+
+
+async def _ingest_and_record(
+    ctx: VaultContext,
+    ing: Ingestor,
+    obj_name: str,
+    entries: list[TreeEntry],
+    tags: list[str],
+    warn: Callable[[str], None],
+) -> PutResult:
+    settings = ctx.settings
+    records: dict[str, FileRecord] = {}
+    for e in entries:
+        if e.kind == "file":
+            rec = records[e.path] = await ing.ingest_file(e.source)
+            if rec.changed:
+                warn(f"file changed while it was stored ({FILE_TRIES} tries): {e.source}")
+    await ing.flush()
     kind: ObjectKind = "tree" if entries[0].kind == "dir" else "file"
     total = sum(r.size for r in records.values())
     cat = ctx.catalog
@@ -117,13 +190,14 @@ async def _put_one(
         version, number = cat.add_version(
             obj, kind, total, len(records), cid, settings.cid_profile if cid else None
         )
-        cat.add_entries(
-            version,
-            [
-                (e.path, e.kind, e.mode, e.mtime_ns, e.size, contents.get(e.path), e.target)
-                for e in entries
-            ],
-        )
+        rows: list[tuple[str, str, int, int, int, int | None, str | None]] = []
+        for e in entries:
+            read = records.get(e.path)
+            if read is None:
+                rows.append((e.path, e.kind, e.mode, e.mtime_ns, e.size, None, e.target))
+            else:  # a file's metadata as it was read, which may differ from the scan's
+                rows.append((e.path, e.kind, read.mode, read.mtime_ns, read.size, contents[e.path], None))
+        cat.add_entries(version, rows)
         cat.add_tags(obj, tags)
     return PutResult(
         obj_name, number, kind, total, len(records), cid, ing.new_bytes, ing.new_chunks,

@@ -35,6 +35,7 @@ __all__ = [
 
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA
+from ownvault.engine.store.layout import create_private
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -63,8 +64,9 @@ class Catalog:
 
     @classmethod
     def create(cls, path: Path, meta: dict[str, str]) -> Catalog:
-        if path.exists():
+        if path.exists() or path.is_symlink():
             raise VaultStateError(f"catalog exists already: {path}")
+        create_private(path)
         conn = cls._connect(path)
         conn.executescript(SCHEMA)
         cat = cls(conn, path)
@@ -119,6 +121,7 @@ class Catalog:
             check = mem.execute("PRAGMA integrity_check").fetchone()
             if check is None or check[0] != "ok":
                 raise FormatError("catalog snapshot failed SQLite's integrity check")
+            create_private(path)
             disk = sqlite3.connect(str(path))
             with disk:
                 mem.backup(disk)
