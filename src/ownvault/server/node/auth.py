@@ -2,7 +2,7 @@
 
 A request is accepted when exactly one signature tagged ``ownvault-node/1`` verifies under
 the Ed25519 key inside its ``keyid`` (a ``did:key``), covers every component in
-:data:`~ownvault.providers.http.COVERED_COMPONENTS`, names this node in the covered
+:data:`~ownvault.providers.node.protocol.COVERED_COMPONENTS`, names this node in the covered
 ``ownvault-node`` field, was ``created`` within ``window`` seconds of the node's clock (and
 not before the node process started: 503, sign again), and carries a ``nonce`` not seen in that window.
 Checks run in that order; only a request that passes all of them spends its nonce.
@@ -26,7 +26,12 @@ from http_message_signatures.exceptions import HTTPMessageSignaturesException
 from ownvault.core.capability import CAPABILITY_HEADER
 from ownvault.core.keys import ed25519_from_did_key
 from ownvault.errors import FormatError
-from ownvault.providers.http import COVERED_COMPONENTS, NODE_HEADER, PROTOCOL, DidKeyEd25519
+from ownvault.providers.node.protocol import (
+    COVERED_COMPONENTS,
+    NODE_HEADER,
+    PROTOCOL,
+    DidKeyEd25519,
+)
 
 __all__ = ["AuthFailure", "Authenticated", "Authenticator", "NonceCache", "SignedMessage"]
 
