@@ -12,6 +12,7 @@ types, name validity and listing order are checked, and a bad document raises
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_JSON_RESPONSE",
     "MAX_LIST_PAGE",
+    "MAX_RANGE",
     "NODE_HEADER",
     "OBJECTS_PATH",
     "PROTOCOL",
@@ -70,6 +72,8 @@ MAX_AUDIT_BODY = 128 * 1024
 MAX_JSON_DEPTH = 8
 MAX_LIST_PAGE = 1000
 DEFAULT_MAX_OBJECT = 64 * 1024 * 1024
+MAX_RANGE = 1 << 40
+"""The largest ``offset`` or ``length`` of a ranged GET (larger: 400)."""
 
 
 class ErrorCode:
@@ -91,6 +95,7 @@ class ErrorCode:
     METHOD_NOT_ALLOWED = "method_not_allowed"
     ACCOUNT_NOT_ALLOWED = "account_not_allowed"
     CHAOS = "chaos"
+    TIMEOUT = "timeout"
 
 
 def object_path(name: str) -> str:
@@ -125,6 +130,22 @@ class DidKeyEd25519(HTTPSignatureAlgorithm):  # type: ignore[misc]
 # -- JSON ------------------------------------------------------------------------------------
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in a JSON text (brackets inside strings skipped)."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def load_json(body: bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     """A JSON object of at most ``max_bytes`` and ``max_depth`` levels, else FormatError.
 
@@ -137,6 +158,8 @@ def load_json(body: bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise FormatError("JSON document is not UTF-8") from None
+    if _depth(text) > max_depth:
+        raise FormatError(f"JSON document nested deeper than {max_depth} levels")
     try:
         doc = json.loads(text)
     except ValueError:

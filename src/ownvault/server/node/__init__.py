@@ -8,12 +8,19 @@ proofs), :mod:`.metrics`, :mod:`.errors`, :mod:`.app` (the endpoints) and :mod:`
 
 from ownvault.providers.node.protocol import DEFAULT_MAX_OBJECT
 from ownvault.server.node.app import create_app
-from ownvault.server.node.config import CHAOS_MODES, NodeConfig, chaos_dropped, parse_allowlist
+from ownvault.server.node.config import (
+    CHAOS_MODES,
+    DEFAULT_QUOTA,
+    NodeConfig,
+    chaos_dropped,
+    parse_allowlist,
+)
 from ownvault.server.node.server import serve
 
 __all__ = [
     "CHAOS_MODES",
     "DEFAULT_MAX_OBJECT",
+    "DEFAULT_QUOTA",
     "NodeConfig",
     "chaos_dropped",
     "create_app",

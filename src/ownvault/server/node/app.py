@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 from http_message_signatures.digests import ContentDigest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -44,19 +44,31 @@ from ownvault.providers.node.protocol import (
     INFO_PATH,
     MAX_AUDIT_BODY,
     MAX_LIST_PAGE,
+    MAX_RANGE,
     OBJECTS_PATH,
     PROTOCOL,
+    ErrorCode,
     NodeInfo,
     decode_challenges,
     encode_info,
     encode_listing,
 )
 from ownvault.server.node.audit import answer_challenges, drop_blocks
-from ownvault.server.node.auth import Authenticator, AuthFailure, SignedMessage
+from ownvault.server.node.auth import Authenticator, AuthFailure, BodyDigest, SignedMessage
 from ownvault.server.node.config import NodeConfig
 from ownvault.server.node.errors import NodeHTTPError, error_response, from_provider_error
 from ownvault.server.node.metrics import NodeMetrics
-from ownvault.server.node.store import Account, AccountStore, QuotaExceeded, load_node_id
+from ownvault.server.node.store import (
+    Account,
+    AccountStore,
+    DigestMismatch,
+    ObjectTooLarge,
+    QuotaExceeded,
+    UploadBudget,
+    UploadBudgetExceeded,
+    load_node_id,
+)
+from ownvault.server.node.transport import framing_guard
 
 __all__ = ["NodeApp", "create_app"]
 
@@ -70,7 +82,13 @@ class NodeApp:
         self.config = config
         self.node_id = load_node_id(config.data)
         self.store = AccountStore(config.data, config.quota_per_account)
-        self.auth = Authenticator(self.node_id, window=config.window, started=time.time())
+        self.budget = UploadBudget(config.upload_budget)
+        self.auth = Authenticator(
+            self.node_id,
+            window=config.window,
+            started=time.time(),
+            nonces_per_account=config.nonces_per_account,
+        )
         self.metrics = NodeMetrics(
             lambda: float(self.store.total_objects()), lambda: float(self.store.total_bytes())
         )
@@ -189,15 +207,29 @@ class NodeApp:
             raise NodeHTTPError(413, "too_large", f"objects are at most {limit} bytes here")
         return int(declared)
 
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self.config.max_object_size
-        chunks, size = [], 0
-        async for chunk in request.stream():
+    async def _body(self, request: Request, limit: int) -> AsyncIterator[bytes]:
+        """The request body as it arrives: each chunk within ``idle_timeout`` (else 408),
+        at most ``limit`` bytes in all (else 413), a vanished client a quiet 400."""
+        stream = request.stream()
+        size = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.config.idle_timeout):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise NodeHTTPError(
+                    408, ErrorCode.TIMEOUT, "the request body stalled; send it again"
+                ) from None
+            except ClientDisconnect:
+                raise NodeHTTPError(
+                    400, ErrorCode.BAD_REQUEST, "the client went away mid-body"
+                ) from None
             size += len(chunk)
             if size > limit:
-                raise NodeHTTPError(413, "too_large", f"objects are at most {limit} bytes here")
-            chunks.append(chunk)
-        return b"".join(chunks)
+                raise NodeHTTPError(413, ErrorCode.TOO_LARGE, f"at most {limit} bytes here")
+            yield chunk
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -240,13 +272,8 @@ class NodeApp:
         items: list[ObjectInfo] = []
         more = False
         if account is not None:
-            async for info in account.provider.list(prefix):
-                if info.name <= after:
-                    continue
-                if len(items) == limit:
-                    more = True
-                    break
-                items.append(info)
+            names, more = self.store.page(account, prefix, after, limit)
+            items = await asyncio.to_thread(self.store.sizes, account, names)
         return Response(encode_listing(items, more), media_type="application/json")
 
     async def put(self, request: Request) -> Response:
@@ -259,13 +286,26 @@ class NodeApp:
         free = self.store.free_for(account)
         if free is not None and declared > free:
             raise NodeHTTPError(507, "quota_exceeded", "the account's quota would be exceeded")
-        body = await self._read_body(request)
-        if not self.auth.check_body(request.state.message, body):
-            raise NodeHTTPError(400, "digest_mismatch", "body does not match its Content-Digest")
+        digest = BodyDigest(request.state.message)
+        limit = self.config.max_object_size
         try:
-            await self.store.put(account, name, body)
+            await self.store.put_stream(
+                account,
+                name,
+                self._body(request, limit),
+                max_size=limit,
+                budget=self.budget,
+                digest=digest.update,
+                digest_ok=digest.matches,
+            )
+        except ObjectTooLarge as exc:
+            raise NodeHTTPError(413, ErrorCode.TOO_LARGE, str(exc)) from None
         except QuotaExceeded as exc:
-            raise NodeHTTPError(507, "quota_exceeded", str(exc)) from None
+            raise NodeHTTPError(507, ErrorCode.QUOTA_EXCEEDED, str(exc)) from None
+        except UploadBudgetExceeded as exc:
+            raise NodeHTTPError(503, ErrorCode.BUSY, str(exc)) from None
+        except DigestMismatch as exc:
+            raise NodeHTTPError(400, ErrorCode.DIGEST_MISMATCH, str(exc)) from None
         except ObjectExistsError:
             raise NodeHTTPError(409, "object_exists", f"object exists: {name}") from None
         return Response(status_code=201)
@@ -277,11 +317,19 @@ class NodeApp:
         name = self._name(request)
         offset = self._int_param(request, "offset", 0) or 0
         length = self._int_param(request, "length", None)
+        if offset > MAX_RANGE or (length is not None and length > MAX_RANGE):
+            raise NodeHTTPError(
+                400, ErrorCode.BAD_REQUEST, f"offset and length are at most {MAX_RANGE}"
+            )
         if account is None:
             raise NodeHTTPError(404, "object_not_found", f"object not found: {name}")
         if "hang-reads" in self.config.chaos:
             await asyncio.sleep(3600)
-        data = await account.provider.get(name, offset, length)
+        size = (await account.provider.stat(name)).size
+        # Past the end reads as empty (the Provider contract); never ask the disk for more
+        # than the object holds.
+        length = max(0, size - offset) if length is None else min(length, max(0, size - offset))
+        data = await account.provider.get(name, offset, length) if length else b""
         if self.config.drop_fraction:
             data = await drop_blocks(account, name, offset, data, self.config.drop_fraction)
         digest = _digest(data)
@@ -370,6 +418,10 @@ class NodeApp:
         await asyncio.to_thread(self.store.scan)
         yield
 
+    def asgi(self) -> ASGIApp:
+        """The routes inside the framing guard (smuggling) inside the metrics middleware."""
+        return self.metrics.middleware(framing_guard(self.build()))
+
     def build(self) -> Starlette:
         app = Starlette(
             routes=[
@@ -396,6 +448,5 @@ class NodeApp:
 
 
 def create_app(config: NodeConfig) -> ASGIApp:
-    """The node as an ASGI app: the Starlette routes inside the metrics middleware."""
-    node = NodeApp(config)
-    return node.metrics.middleware(node.build())
+    """The node as an ASGI app: the Starlette routes inside the framing guard and metrics."""
+    return NodeApp(config).asgi()

@@ -12,27 +12,54 @@ from ownvault.core.keys import ed25519_from_did_key
 from ownvault.errors import FormatError, UsageError
 from ownvault.providers.node.protocol import DEFAULT_MAX_OBJECT
 
-__all__ = ["CHAOS_MODES", "NodeConfig", "chaos_dropped", "parse_allowlist"]
+__all__ = [
+    "CHAOS_MODES",
+    "DEFAULT_QUOTA",
+    "NodeConfig",
+    "chaos_dropped",
+    "parse_allowlist",
+]
 
 CHAOS_MODES = frozenset(
     {"corrupt-reads", "bad-digest", "hang-reads", "fail-writes", "drop-blocks", "lie-audits"}
 )
-_JURISDICTION = re.compile(r"^[A-Z]{2}$")
+_JURISDICTION = re.compile(r"[A-Z]{2}")
+
+
+DEFAULT_QUOTA = 1 << 30
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_UPLOAD_BUDGET = 512 << 20
+DEFAULT_NONCES_PER_ACCOUNT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
+    """A node's settings. The defaults are the safe ones: only allowlisted accounts, a
+    quota per account, bounded connections, uploads and timeouts (docs/node-protocol.md,
+    "Limits")."""
+
     data: Path
     jurisdiction: str | None = None
-    quota_per_account: int | None = None
-    accounts: Literal["open", "allowlist"] = "open"
+    quota_per_account: int | None = DEFAULT_QUOTA
+    """Bytes each account may store; None: unlimited (an explicit operator choice)."""
+    accounts: Literal["open", "allowlist"] = "allowlist"
     allowlist: frozenset[str] = field(default_factory=frozenset)
     max_object_size: int = DEFAULT_MAX_OBJECT
     window: int = 120
     chaos: frozenset[str] = field(default_factory=frozenset)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Open connections; beyond it the longest-waiting idle one is closed, else the new one."""
+    header_timeout: float = 10.0
+    """Seconds a new connection has to deliver a complete request head."""
+    idle_timeout: float = 30.0
+    """Seconds a connection may wait for its next request, or an upload for its next bytes."""
+    upload_budget: int = DEFAULT_UPLOAD_BUDGET
+    """Bytes of uploads in flight, all accounts; beyond it uploads get 503 + Retry-After."""
+    nonces_per_account: int = DEFAULT_NONCES_PER_ACCOUNT
+    """Signed requests one account may make per replay window (2 x window seconds)."""
 
     def __post_init__(self) -> None:
-        if self.jurisdiction is not None and not _JURISDICTION.match(self.jurisdiction):
+        if self.jurisdiction is not None and not _JURISDICTION.fullmatch(self.jurisdiction):
             raise UsageError("jurisdiction must be an ISO 3166-1 alpha-2 code such as CH")
         if self.quota_per_account is not None and self.quota_per_account < 0:
             raise UsageError("quota must not be negative")
@@ -40,6 +67,14 @@ class NodeConfig:
             raise UsageError("max object size out of range")
         if not 5 <= self.window <= 3600:
             raise UsageError("signature window must be 5..3600 seconds")
+        if not 1 <= self.max_connections <= 100_000:
+            raise UsageError("max connections must be 1..100000")
+        if not 0 < self.header_timeout <= 3600 or not 0 < self.idle_timeout <= 3600:
+            raise UsageError("timeouts must be in (0, 3600] seconds")
+        if self.upload_budget < self.max_object_size:
+            raise UsageError("the upload budget must hold at least one largest object")
+        if not 1 <= self.nonces_per_account <= 10_000_000:
+            raise UsageError("nonces per account must be 1..10000000")
         if self.accounts not in ("open", "allowlist"):
             raise UsageError("accounts must be open or allowlist")
         unknown = {m.split("=", 1)[0] for m in self.chaos} - CHAOS_MODES

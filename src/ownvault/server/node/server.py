@@ -1,4 +1,7 @@
-"""Running the storage node: the listening socket and uvicorn's settings."""
+"""Running the storage node: the listening socket, uvicorn's settings, the guards.
+
+The connection guards are in :mod:`.transport`, the log throttle in :mod:`.logs`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,13 @@ import uvicorn
 
 from ownvault.server.node.app import NodeApp
 from ownvault.server.node.config import NodeConfig
+from ownvault.server.node.logs import install_log_throttle
+from ownvault.server.node.transport import ConnectionLimits, guarded_protocol
 
 __all__ = ["serve"]
+
+MAX_REQUEST_HEAD = 16 * 1024
+"""Bytes of request line and headers (h11 refuses a longer head: 431/400)."""
 
 
 def serve(
@@ -24,7 +32,7 @@ def serve(
 ) -> None:
     """Bind ``host:port`` (0 = any free port), call ``ready`` with the address, serve."""
     node = NodeApp(config)
-    app = node.metrics.middleware(node.build())
+    app = node.asgi()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say so,
     # and without it small responses wait ~40 ms for delayed ACKs (Nagle).
@@ -35,9 +43,23 @@ def serve(
     sock.set_inheritable(True)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    uv_config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30
+    limits = ConnectionLimits(
+        max_connections=config.max_connections,
+        header_timeout=config.header_timeout,
+        idle_timeout=config.idle_timeout,
+        on_close=lambda reason: node.metrics.connections_closed.labels(reason).inc(),
     )
+    uv_config = uvicorn.Config(
+        app,
+        http=guarded_protocol(limits),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=int(config.idle_timeout),
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+    )
+    throttle = install_log_throttle()
+    node.metrics.watch_log_throttle(lambda: float(throttle.suppressed))
     server = uvicorn.Server(uv_config)
 
     async def main() -> None:
