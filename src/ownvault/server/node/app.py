@@ -177,11 +177,13 @@ class NodeApp:
 
     @staticmethod
     def _raw_name(request: Request) -> str:
-        return str(request.path_params["name"])
+        # From the decoded path itself, not the route's match: the router's pattern ends
+        # in "$", which matches before a final newline, so "abc%0A" would route as "abc".
+        return str(request.scope["path"])[len(OBJECTS_PATH) + 1 :]
 
-    @staticmethod
-    def _name(request: Request) -> str:
-        name = str(request.path_params["name"])
+    @classmethod
+    def _name(cls, request: Request) -> str:
+        name = cls._raw_name(request)
         try:
             return validate_name(name)
         except UsageError as exc:
@@ -297,6 +299,7 @@ class NodeApp:
                 budget=self.budget,
                 digest=digest.update,
                 digest_ok=digest.matches,
+                declared=declared,
             )
         except ObjectTooLarge as exc:
             raise NodeHTTPError(413, ErrorCode.TOO_LARGE, str(exc)) from None

@@ -9,6 +9,8 @@ from ownvault.providers.node.protocol import ERROR_HEADER, ErrorCode, encode_err
 
 __all__ = ["NodeHTTPError", "error_response", "from_provider_error"]
 
+RETRY_AFTER = "1"
+
 
 class NodeHTTPError(Exception):
     """A request the node answers with ``status`` and the error ``code`` (protocol.ErrorCode)."""
@@ -20,9 +22,16 @@ class NodeHTTPError(Exception):
 
 def error_response(exc: NodeHTTPError, method: str) -> Response:
     """The JSON error document; a HEAD answer carries the code in ``ownvault-error``."""
+    # 503 is always worth retrying (busy, restarted, storage unavailable): say when.
+    headers = {"retry-after": RETRY_AFTER} if exc.status == 503 else {}
     if method == "HEAD":
-        return Response(status_code=exc.status, headers={ERROR_HEADER: exc.code})
-    return Response(encode_error(exc.code, exc.message), exc.status, media_type="application/json")
+        return Response(status_code=exc.status, headers={ERROR_HEADER: exc.code, **headers})
+    return Response(
+        encode_error(exc.code, exc.message),
+        exc.status,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 def from_provider_error(exc: ProviderError) -> NodeHTTPError:

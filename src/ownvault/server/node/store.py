@@ -204,6 +204,7 @@ class AccountStore:
         budget: UploadBudget,
         digest: Callable[[bytes], None],
         digest_ok: Callable[[], bool],
+        declared: int = 0,
     ) -> int:
         """Store the streamed ``body`` as ``name``; return its size.
 
@@ -211,13 +212,24 @@ class AccountStore:
         received), DigestMismatch (``digest`` sees every chunk, ``digest_ok`` decides at
         the end), ObjectExistsError, or a ProviderError of the disk. On any failure the
         temp file is removed and the account's usage restored.
+
+        The ``declared`` length is taken from the budget up front (so that uploads that
+        cannot all fit are refused before they start, not all cut off half-way); bytes
+        received beyond it must find room in the budget chunk by chunk.
         """
         validate_name(name)
+        if not budget.take(declared):
+            raise UploadBudgetExceeded("too many upload bytes in flight; retry shortly")
         root = account.provider.root
         final = root / "objects" / name
         tmp = root / "tmp" / f"{secrets.token_hex(8)}.part"
-        size = taken = 0
-        fd = await asyncio.to_thread(_open_tmp, tmp)
+        size = used = 0
+        taken = declared
+        try:
+            fd = await asyncio.to_thread(_open_tmp, tmp)
+        except BaseException:
+            budget.give(taken)
+            raise
         try:
             pending: list[bytes] = []
             buffered = 0
@@ -231,9 +243,11 @@ class AccountStore:
                     raise QuotaExceeded(
                         f"quota of {self.quota} bytes exceeded ({account.used} used)"
                     )
-                if not budget.take(len(chunk)):
-                    raise UploadBudgetExceeded("too many upload bytes in flight; retry shortly")
-                taken += len(chunk)
+                if size > taken:
+                    if not budget.take(size - taken):
+                        raise UploadBudgetExceeded("too many upload bytes in flight; retry shortly")
+                    taken = size
+                used += len(chunk)
                 account.used += len(chunk)
                 digest(chunk)
                 pending.append(chunk)
@@ -246,7 +260,7 @@ class AccountStore:
                 raise DigestMismatch("body does not match its Content-Digest")
             await asyncio.to_thread(_commit, fd, tmp, final, name, root)
         except BaseException:
-            account.used -= taken
+            account.used -= used
             raise
         finally:
             budget.give(taken)
