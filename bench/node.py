@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ownvault.errors import OwnvaultError
-from ownvault.providers.http import NodeProvider, SeedSigner
+from ownvault.providers.node import NodeProvider, SeedSigner
 from tests.server.nodes import NodeCluster
 
 

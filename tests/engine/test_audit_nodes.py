@@ -18,7 +18,7 @@ from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample, audit, det
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
 from ownvault.errors import ProviderPermanentError
-from ownvault.providers.http import NodeProvider, SeedSigner
+from ownvault.providers.node import NodeProvider, SeedSigner
 from ownvault.server.node import chaos_dropped
 
 from ..server.nodes import NodeCluster

@@ -20,7 +20,7 @@ from ownvault.core.capability import CAPABILITY_OPS, ReadCapability
 from ownvault.core.grants import Grant
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import GrantRevokedError, ProviderPermanentError
-from ownvault.providers.http import NodeProvider, SeedSigner, Signer
+from ownvault.providers.node import NodeProvider, SeedSigner, Signer
 
 from ..server.nodes import Node, NodeCluster
 from .helpers import make_vault, run

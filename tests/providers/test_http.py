@@ -20,7 +20,7 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import Provider
-from ownvault.providers.http import NodeProvider, SeedSigner
+from ownvault.providers.node import NodeProvider, SeedSigner
 from tests.server.nodes import Node, NodeCluster
 
 from .contract import ProviderContract, run

@@ -77,6 +77,7 @@ class NodeCluster:
         allowlist: Path | None = None,
         chaos: tuple[str, ...] = (),
         window: int | None = None,
+        extra: tuple[str, ...] = (),
     ) -> Node:
         """Define a node (not started yet)."""
         index = len(self.nodes)
@@ -89,10 +90,13 @@ class NodeCluster:
             args += ["--max-object-size", max_object_size]
         if allowlist is not None:
             args += ["--accounts", "allowlist", "--allowlist", str(allowlist)]
+        else:
+            args += ["--accounts", "open"]
         for mode in chaos:
             args += ["--chaos", mode]
         if window is not None:
             args += ["--window", str(window)]
+        args += extra
         node = Node(index, self.root / f"node{index}", args)
         self.nodes.append(node)
         return node

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.errors import ProviderUnavailableError
-from ownvault.providers.http import NodeProvider, SeedSigner
+from ownvault.providers.node import NodeProvider, SeedSigner
 from ownvault.providers.wrappers import RetryingProvider
 from tests.providers.contract import run
 from tests.server.nodes import NodeCluster

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ownvault.providers.http import SeedSigner, Signer, sign_request
-from ownvault.server.node_store import account_dir_name
+from ownvault.providers.node import SeedSigner, Signer, sign_request
+from ownvault.server.node.store import account_dir_name
 from tests.server.nodes import Node, NodeCluster
 
 

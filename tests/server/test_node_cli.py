@@ -31,21 +31,36 @@ def test_help_lists_serve(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "--quota-per-account" in out and "--jurisdiction" in out
     assert "--chaos" not in out  # a hidden testing aid
+    # The safe default is said where an operator looks.
+    assert "Required" in out and "1GiB" in out and "unlimited" in out
     assert callable(main)
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        ["--jurisdiction", "Swiss"],
-        ["--listen", "nowhere"],
-        ["--quota-per-account", "lots"],
+        ["--accounts", "open", "--jurisdiction", "Swiss"],
+        ["--accounts", "open", "--jurisdiction", "CH\n"],
+        ["--accounts", "open", "--listen", "nowhere"],
+        ["--accounts", "open", "--quota-per-account", "lots"],
+        ["--accounts", "open", "--upload-budget", "1MiB"],  # below the largest object
+        ["--accounts", "open", "--max-connections", "0"],
         ["--accounts", "allowlist"],
-        ["--chaos", "explode"],
+        ["--accounts", "open", "--chaos", "explode"],
     ],
 )
 def test_bad_arguments_exit_2(tmp_path: Path, args: list[str]) -> None:
     assert run_cli(["node", "serve", "--data", str(tmp_path / "d"), *args]) == 2
+
+
+def test_whom_to_serve_is_an_explicit_choice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No default opens the node to every key: without --accounts it refuses to start."""
+    assert run_cli(["node", "serve", "--data", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--accounts allowlist" in err and "--accounts open" in err
+    assert not (tmp_path / "d").exists()
 
 
 def test_allowlist_with_a_bad_line(tmp_path: Path) -> None:

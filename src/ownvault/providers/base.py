@@ -61,14 +61,14 @@ __all__ = [
 ]
 
 MAX_NAME_LENGTH = 200
-_NAME_RE = re.compile(r"^[a-z0-9._/-]+$")
+_NAME_RE = re.compile(r"[a-z0-9._/-]+")
 
 
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid object name, else raise ``UsageError``."""
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
         raise UsageError(f"invalid object name (length): {name!r:.60}")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise UsageError(f"invalid object name (characters): {name!r:.60}")
     for segment in name.split("/"):
         if segment in ("", ".", ".."):

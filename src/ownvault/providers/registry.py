@@ -16,11 +16,11 @@ from urllib.parse import unquote, urlparse
 from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
-from ownvault.providers.http import NodeProvider
 from ownvault.providers.ipfs.kubo import KuboProvider
 from ownvault.providers.ipfs.pinning import PinningProvider
 from ownvault.providers.ipfs.urls import number
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.node import NodeProvider
 from ownvault.providers.s3 import S3Config, S3Provider
 from ownvault.providers.wrappers import RetryingProvider
 

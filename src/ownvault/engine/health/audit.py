@@ -54,7 +54,7 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import Provider
-from ownvault.providers.http import NodeProvider
+from ownvault.providers.node import NodeProvider
 from ownvault.providers.wrappers import unwrap
 
 __all__ = [

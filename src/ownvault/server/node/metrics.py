@@ -58,10 +58,24 @@ class NodeMetrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self.connections_closed = Counter(
+            "ownvault_node_connections_closed",
+            "Connections the node closed or refused, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self._log_suppressed = Gauge(
+            "ownvault_node_log_lines_suppressed",
+            "Log records dropped by the throttle (one line per kind per minute).",
+            registry=r,
+        )
         shares = Gauge("ownvault_node_shares_stored", "Objects stored, all accounts.", registry=r)
         shares.set_function(objects)
         used = Gauge("ownvault_node_stored_bytes", "Bytes stored, all accounts.", registry=r)
         used.set_function(stored)
+
+    def watch_log_throttle(self, suppressed: Callable[[], float]) -> None:
+        self._log_suppressed.set_function(suppressed)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

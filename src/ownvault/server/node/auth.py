@@ -2,7 +2,7 @@
 
 A request is accepted when exactly one signature tagged ``ownvault-node/1`` verifies under
 the Ed25519 key inside its ``keyid`` (a ``did:key``), covers every component in
-:data:`~ownvault.providers.http.COVERED_COMPONENTS`, names this node in the covered
+:data:`~ownvault.providers.node.protocol.COVERED_COMPONENTS`, names this node in the covered
 ``ownvault-node`` field, was ``created`` within ``window`` seconds of the node's clock (and
 not before the node process started: 503, sign again), and carries a ``nonce`` not seen in that window.
 Checks run in that order; only a request that passes all of them spends its nonce.
@@ -14,21 +14,36 @@ before the process started are refused (a replay across a restart would otherwis
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import http_sf
 from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver
-from http_message_signatures.digests import ContentDigest
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
 from ownvault.core.capability import CAPABILITY_HEADER
 from ownvault.core.keys import ed25519_from_did_key
 from ownvault.errors import FormatError
-from ownvault.providers.http import COVERED_COMPONENTS, NODE_HEADER, PROTOCOL, DidKeyEd25519
+from ownvault.providers.node.protocol import (
+    COVERED_COMPONENTS,
+    NODE_HEADER,
+    PROTOCOL,
+    DidKeyEd25519,
+)
 
-__all__ = ["AuthFailure", "Authenticated", "Authenticator", "NonceCache", "SignedMessage"]
+__all__ = [
+    "AuthFailure",
+    "Authenticated",
+    "Authenticator",
+    "BodyDigest",
+    "NonceCache",
+    "SignedMessage",
+]
 
 MAX_NONCE_LENGTH = 128
 
@@ -72,14 +87,25 @@ class _DidKeyResolver(HTTPSignatureKeyResolver):  # type: ignore[misc]
 
 
 class NonceCache:
-    """Nonces seen recently, each kept until ``expires``; bounded in entries."""
+    """Nonces seen recently, each kept until it expires; bounded per account and in all.
 
-    def __init__(self, max_entries: int = 1_000_000) -> None:
+    One account can fill only its own share (``per_account`` entries; beyond it that
+    account's requests are refused as ``busy`` until its entries expire) and never
+    blocks another. ``max_entries`` is a memory backstop over all accounts, reached only
+    by ``max_entries / per_account`` accounts filling theirs at once.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000, per_account: int = 100_000) -> None:
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._count: dict[str, int] = {}
         self._max = max_entries
+        self._per_account = per_account
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    def count(self, account: str) -> int:
+        return self._count.get(account, 0)
 
     def _expire(self, now: float) -> None:
         while self._seen:
@@ -87,6 +113,11 @@ class NonceCache:
             if expires > now:
                 break
             del self._seen[key]
+            left = self._count[key[0]] - 1
+            if left:
+                self._count[key[0]] = left
+            else:
+                del self._count[key[0]]
 
     def check_and_add(self, account: str, nonce: str, expires: float, now: float) -> str | None:
         """Record the nonce; return an error code if it was seen or the cache is full."""
@@ -94,22 +125,69 @@ class NonceCache:
         key = (account, nonce)
         if key in self._seen:
             return "replayed_nonce"
-        if len(self._seen) >= self._max:
+        if self._count.get(account, 0) >= self._per_account or len(self._seen) >= self._max:
             return "busy"
         # Entries are appended in arrival order; expiry times are arrival + constant, so
         # the dict stays ordered by expiry and _expire only looks at its head.
         self._seen[key] = expires
+        self._count[account] = self._count.get(account, 0) + 1
         return None
+
+
+class BodyDigest:
+    """A request's ``Content-Digest`` (RFC 9530), checked as the body streams in.
+
+    Every member (``sha-256``, ``sha-512``) must match; a missing, repeated or malformed
+    field never matches.
+    """
+
+    _HASHERS: ClassVar[dict[str, Callable[[], Any]]] = {
+        "sha-256": hashlib.sha256,
+        "sha-512": hashlib.sha512,
+    }
+
+    def __init__(self, message: SignedMessage) -> None:
+        self._expected: list[tuple[bytes, Any]] = []
+        values = [v for k, v in message.headers.items() if k.lower() == "content-digest"]
+        if len(values) != 1:
+            return
+        try:
+            members = http_sf.parse(values[0].encode("ascii"), tltype="dictionary")
+        except (ValueError, TypeError, UnicodeEncodeError):
+            return
+        if not isinstance(members, dict):
+            return
+        for algorithm, member in members.items():
+            hasher = self._HASHERS.get(algorithm)
+            if hasher is None or not isinstance(member, tuple) or not isinstance(member[0], bytes):
+                self._expected = []
+                return
+            self._expected.append((member[0], hasher()))
+
+    def update(self, chunk: bytes) -> None:
+        for _digest, hasher in self._expected:
+            hasher.update(chunk)
+
+    def matches(self) -> bool:
+        return bool(self._expected) and all(
+            hmac.compare_digest(digest, hasher.digest()) for digest, hasher in self._expected
+        )
 
 
 class Authenticator:
     def __init__(
-        self, node_id: str, *, window: int, started: float, max_nonces: int = 1_000_000
+        self,
+        node_id: str,
+        *,
+        window: int,
+        started: float,
+        max_nonces: int = 1_000_000,
+        nonces_per_account: int = 100_000,
     ) -> None:
         self.node_id = node_id
         self.window = window
         self.started = int(started)
-        self.nonces = NonceCache(max_nonces)
+        self.nonces = NonceCache(max_nonces, nonces_per_account)
         self._verifier = HTTPMessageVerifier(
             signature_algorithm=DidKeyEd25519, key_resolver=_DidKeyResolver()
         )
@@ -168,22 +246,14 @@ class Authenticator:
         if problem == "replayed_nonce":
             raise AuthFailure("replayed_nonce", "this request was seen before")
         if problem is not None:
-            raise AuthFailure("busy", "too many requests in the replay window", status=503)
+            raise AuthFailure(
+                "busy", "too many requests from this account in the replay window", status=503
+            )
         return Authenticated(keyid, capability)
 
     @staticmethod
     def check_body(message: SignedMessage, body: bytes) -> bool:
         """Whether ``body`` matches the request's (signed) Content-Digest."""
-        value = None
-        for name, field in message.headers.items():
-            if name.lower() == "content-digest":
-                if value is not None:
-                    return False
-                value = field
-        if value is None:
-            return False
-        try:
-            ContentDigest.verify(value, body)
-        except HTTPMessageSignaturesException:
-            return False
-        return True
+        digest = BodyDigest(message)
+        digest.update(body)
+        return digest.matches()

@@ -21,17 +21,11 @@ import asyncio
 import base64
 import builtins
 import datetime
-import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
-from http_message_signatures import (
-    HTTPMessageSigner,
-    HTTPSignatureAlgorithm,
-    InvalidSignature,
-)
+from http_message_signatures import HTTPMessageSigner, InvalidSignature
 from http_message_signatures.digests import ContentDigest
 
 from ownvault.core import crypto
@@ -41,55 +35,40 @@ from ownvault.core.merkle import BLOCK_SIZE, HASH_SIZE, MAX_DEPTH
 from ownvault.core.proofs import MAX_CHALLENGES, Answer, decode_answers
 from ownvault.errors import (
     FormatError,
-    ObjectExistsError,
-    ObjectNotFoundError,
     ProviderError,
     ProviderPermanentError,
     ProviderUnavailableError,
     ShareCorruptError,
-    StorageFullError,
     UsageError,
 )
-from ownvault.providers.base import (
-    MAX_NAME_LENGTH,
-    ObjectInfo,
-    ProviderInfo,
-    validate_name,
-    validate_prefix,
+from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.httpstatus import error_for_status
+from ownvault.providers.node.protocol import (
+    AUDIT_PATH,
+    COVERED_COMPONENTS,
+    ERROR_HEADER,
+    HEALTH_PATH,
+    INFO_PATH,
+    MAX_JSON_RESPONSE,
+    MAX_LIST_PAGE,
+    NODE_HEADER,
+    OBJECTS_PATH,
+    PROTOCOL,
+    SIGNATURE_LABEL,
+    DidKeyEd25519,
+    ErrorCode,
+    NodeInfo,
+    decode_error,
+    decode_info,
+    decode_listing,
+    encode_challenges,
+    load_json,
+    object_path,
 )
 
-__all__ = [
-    "COVERED_COMPONENTS",
-    "NODE_HEADER",
-    "PROTOCOL",
-    "SIGNATURE_LABEL",
-    "DidKeyEd25519",
-    "NodeInfo",
-    "NodeProvider",
-    "SeedSigner",
-    "Signer",
-    "sign_request",
-]
+__all__ = ["NodeInfo", "NodeProvider", "SeedSigner", "Signer", "classify", "sign_request"]
 
-PROTOCOL = "ownvault-node/1"
-SIGNATURE_LABEL = "ov"
-NODE_HEADER = "ownvault-node"
-COVERED_COMPONENTS = ("@method", "@authority", "@path", "@query", NODE_HEADER, "content-digest")
-MAX_JSON_RESPONSE = 4 * 1024 * 1024
 DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
-LIST_PAGE = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """What a node says about itself and the signer's account (``GET /v1/info``)."""
-
-    node_id: str
-    jurisdiction: str | None
-    free_bytes: int | None
-    quota_bytes: int | None
-    used_bytes: int | None
-    max_object_bytes: int | None
 
 
 class Signer(Protocol):
@@ -116,30 +95,6 @@ class SeedSigner:
 
     def sign(self, message: bytes) -> bytes:
         return crypto.ed25519_sign(self._seed, message)
-
-
-class DidKeyEd25519(HTTPSignatureAlgorithm):  # type: ignore[misc]
-    """RFC 9421 ``ed25519`` whose public key is the raw key inside a ``did:key``.
-
-    Only verification happens here (signing goes through a :class:`Signer`), and it is
-    done by :func:`ownvault.core.crypto.ed25519_verify`.
-    """
-
-    algorithm_id = "ed25519"
-
-    def __init__(self, public_key: bytes | None = None, private_key: object = None) -> None:
-        if private_key is not None:
-            raise UsageError("DidKeyEd25519 never holds a private key")
-        self.public_key = public_key
-
-    def sign(self, message: bytes) -> bytes:
-        raise UsageError("sign through a Signer, not the algorithm object")
-
-    def verify(self, signature: bytes, message: bytes) -> None:
-        if self.public_key is None or not crypto.ed25519_verify(
-            self.public_key, signature, message
-        ):
-            raise InvalidSignature("Ed25519 signature does not verify")
 
 
 _SIGNER = HTTPMessageSigner(signature_algorithm=DidKeyEd25519)
@@ -179,17 +134,17 @@ def sign_request(
     _SIGNER.apply(request, prepared, signer.sign(prepared.signature_base))
 
 
-def _classify(status: int, code: str, message: str, label: str, name: str | None) -> ProviderError:
-    text = f"node {label}: {status} {code}: {message}"[:300]
-    if status == 404 and code in ("object_not_found", ""):
-        return ObjectNotFoundError(text, provider=label, share=name)
-    if status == 409 and code == "object_exists":
-        return ObjectExistsError(text, provider=label, share=name)
-    if status == 507:
-        return StorageFullError(text, provider=label, share=name)
-    if status == 429 or status >= 500 or (status == 400 and code == "digest_mismatch"):
-        return ProviderUnavailableError(text, provider=label, share=name)
-    return ProviderPermanentError(text, provider=label, share=name)
+def classify(status: int, code: str, message: str, label: str, name: str | None) -> ProviderError:
+    """The error for a node's failed answer, from its status and stable error code."""
+    return error_for_status(
+        status,
+        f"node {label}: {status} {code}: {message}"[:300],
+        provider=label,
+        share=name,
+        not_found=(404,) if code in (ErrorCode.OBJECT_NOT_FOUND, "") else (),
+        conflict=(409,) if code == ErrorCode.OBJECT_EXISTS else (),
+        retryable=True if status == 400 and code == ErrorCode.DIGEST_MISMATCH else None,
+    )
 
 
 class NodeProvider:
@@ -213,7 +168,7 @@ class NodeProvider:
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE,
-        list_page: int = LIST_PAGE,
+        list_page: int = MAX_LIST_PAGE,
         label: str | None = None,
         capability: str | None = None,
     ) -> None:
@@ -226,8 +181,8 @@ class NodeProvider:
         self._capability = capability
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._max_response = max_response_bytes
-        if not 1 <= list_page <= LIST_PAGE:
-            raise UsageError(f"list_page must be 1..{LIST_PAGE}")
+        if not 1 <= list_page <= MAX_LIST_PAGE:
+            raise UsageError(f"list_page must be 1..{MAX_LIST_PAGE}")
         self._list_page = list_page
         self._label = label or self.url
         self._node_id: str | None = None
@@ -265,9 +220,9 @@ class NodeProvider:
 
     async def _node(self) -> str:
         if self._node_id is None:
-            status, _headers, body = await self._send("GET", "/healthz", b"", sign=False)
+            status, _headers, body = await self._send("GET", HEALTH_PATH, b"", sign=False)
             if status != 200:
-                raise _classify(status, "", "healthz failed", self._label, None)
+                raise classify(status, "", "healthz failed", self._label, None)
             doc = self._json(body)
             node_id = doc.get("node_id")
             if doc.get("protocol") != PROTOCOL or not isinstance(node_id, str):
@@ -296,7 +251,11 @@ class NodeProvider:
             params=params,
             content=body if method in ("PUT", "POST") else None,
             headers=(
-                {"content-type": "application/octet-stream" if method == "PUT" else "application/json"}
+                {
+                    "content-type": "application/octet-stream"
+                    if method == "PUT"
+                    else "application/json"
+                }
                 if method in ("PUT", "POST")
                 else None
             ),
@@ -340,32 +299,21 @@ class NodeProvider:
             ) from exc
         return response.status_code, response.headers, b"".join(chunks)
 
-    def _json(self, body: bytes) -> dict[str, Any]:
+    def _json(self, body: bytes) -> dict[str, object]:
         try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict):
+            return load_json(body, max_bytes=MAX_JSON_RESPONSE)
+        except FormatError:
             raise ProviderPermanentError(
                 f"node {self._label} sent a malformed JSON document", provider=self._label
-            )
-        return doc
+            ) from None
 
     def _error(
         self, status: int, body: bytes, name: str | None, headers: httpx.Headers | None = None
     ) -> ProviderError:
         # A HEAD answer has no body: its code is in the ownvault-error header.
-        code = (headers.get("ownvault-error", "") if headers is not None else "")[:64]
-        message = ""
-        try:
-            doc = json.loads(body) if body else {}
-            err = doc.get("error", {}) if isinstance(doc, dict) else {}
-            if isinstance(err, dict):
-                code = str(err.get("code", code))[:64]
-                message = str(err.get("message", ""))[:200]
-        except ValueError:
-            pass
-        return _classify(status, code, message, self._label, name)
+        header_code = headers.get(ERROR_HEADER, "") if headers is not None else ""
+        code, message = decode_error(body, header_code)
+        return classify(status, code, message, self._label, name)
 
     def _check_digest(self, headers: httpx.Headers, body: bytes, name: str) -> None:
         value = headers.get("content-digest")
@@ -388,7 +336,7 @@ class NodeProvider:
 
     async def put(self, name: str, data: bytes) -> None:
         validate_name(name)
-        status, _h, body = await self._send("PUT", f"/v1/objects/{name}", bytes(data), name=name)
+        status, _h, body = await self._send("PUT", object_path(name), bytes(data), name=name)
         if status != 201:
             raise self._error(status, body, name)
 
@@ -401,7 +349,7 @@ class NodeProvider:
             params["length"] = str(length)
         limit = self._max_response if length is None else min(length, self._max_response)
         status, headers, body = await self._send(
-            "GET", f"/v1/objects/{name}", b"", params=params, limit=limit, name=name
+            "GET", object_path(name), b"", params=params, limit=limit, name=name
         )
         if status != 200:
             raise self._error(status, body, name)
@@ -410,7 +358,7 @@ class NodeProvider:
 
     async def stat(self, name: str) -> ObjectInfo:
         validate_name(name)
-        status, headers, body = await self._send("HEAD", f"/v1/objects/{name}", b"", name=name)
+        status, headers, body = await self._send("HEAD", object_path(name), b"", name=name)
         if status != 200:
             raise self._error(status, body, name, headers)
         size = headers.get("content-length", "")
@@ -427,47 +375,24 @@ class NodeProvider:
             params = {"prefix": prefix, "limit": str(self._list_page)}
             if after:
                 params["after"] = after
-            status, _h, body = await self._send("GET", "/v1/objects", b"", params=params)
+            status, _h, body = await self._send("GET", OBJECTS_PATH, b"", params=params)
             if status != 200:
                 raise self._error(status, body, None)
-            doc = self._json(body)
-            items, nxt = doc.get("objects"), doc.get("next")
-            if not isinstance(items, list) or len(items) > self._list_page:
+            try:
+                page = decode_listing(body, prefix=prefix, after=after, limit=self._list_page)
+            except FormatError as exc:
                 raise ProviderPermanentError(
-                    f"node {self._label}: malformed listing", provider=self._label
-                )
-            for item in items:
-                info = self._listed(item, prefix, after)
+                    f"node {self._label}: malformed listing ({exc.message})", provider=self._label
+                ) from None
+            for info in page.objects:
                 after = info.name
                 yield info
-            if nxt is None:
+            if page.next is None:
                 return
-            if not isinstance(nxt, str) or nxt != after or not items:
-                raise ProviderPermanentError(
-                    f"node {self._label}: malformed listing cursor", provider=self._label
-                )
-
-    def _listed(self, item: object, prefix: str, after: str) -> ObjectInfo:
-        try:
-            if not isinstance(item, dict):
-                raise FormatError("entry is not an object")
-            name, size = item.get("name"), item.get("size")
-            if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
-                raise FormatError("bad name")
-            validate_name(name)
-            if not name.startswith(prefix) or name <= after:
-                raise FormatError("name out of order or outside the prefix")
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise FormatError("bad size")
-        except (FormatError, UsageError) as exc:
-            raise ProviderPermanentError(
-                f"node {self._label}: malformed listing ({exc.message})", provider=self._label
-            ) from None
-        return ObjectInfo(name, size)
 
     async def delete(self, name: str) -> None:
         validate_name(name)
-        status, _h, body = await self._send("DELETE", f"/v1/objects/{name}", b"", name=name)
+        status, _h, body = await self._send("DELETE", object_path(name), b"", name=name)
         if status != 204:
             raise self._error(status, body, name)
 
@@ -482,12 +407,10 @@ class NodeProvider:
             batch = challenges[start : start + MAX_CHALLENGES]
             for name, _block in batch:
                 validate_name(name)
-            body = json.dumps(
-                {"challenges": [{"name": n, "block": b} for n, b in batch]}, separators=(",", ":")
-            ).encode()
+            body = encode_challenges(batch)
             limit = 7 + len(batch) * (6 + BLOCK_SIZE + MAX_DEPTH * HASH_SIZE)
             status, headers, answer = await self._send(
-                "POST", "/v1/audit", body, limit=limit, name=batch[0][0]
+                "POST", AUDIT_PATH, body, limit=limit, name=batch[0][0]
             )
             if status != 200:
                 raise self._error(status, answer, None)
@@ -496,7 +419,8 @@ class NodeProvider:
                 out.extend(decode_answers(answer, len(batch)))
             except FormatError as exc:
                 raise ShareCorruptError(
-                    f"node {self._label}: malformed audit answer ({exc.message})", provider=self._label
+                    f"node {self._label}: malformed audit answer ({exc.message})",
+                    provider=self._label,
                 ) from None
         return out
 
@@ -506,26 +430,15 @@ class NodeProvider:
 
     async def node_info(self) -> NodeInfo:
         """The node's ``/v1/info``: jurisdiction, free space, quota and usage, limits."""
-        status, _h, body = await self._send("GET", "/v1/info", b"")
+        status, _h, body = await self._send("GET", INFO_PATH, b"")
         if status != 200:
             raise self._error(status, body, None)
-        doc = self._json(body)
-
-        def count(key: str) -> int | None:
-            value = doc.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                return value
-            return None
-
-        jurisdiction = doc.get("jurisdiction")
-        return NodeInfo(
-            node_id=str(doc.get("node_id", ""))[:64],
-            jurisdiction=jurisdiction[:2] if isinstance(jurisdiction, str) else None,
-            free_bytes=count("free_bytes"),
-            quota_bytes=count("quota_bytes"),
-            used_bytes=count("used_bytes"),
-            max_object_bytes=count("max_object_bytes"),
-        )
+        try:
+            return decode_info(body)
+        except FormatError:
+            raise ProviderPermanentError(
+                f"node {self._label} sent a malformed info document", provider=self._label
+            ) from None
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
