@@ -41,9 +41,9 @@ CAPABILITY_OPS = ("get", "list", "stat")
 MAX_CAPABILITY_SIZE = 4096
 MAX_PREFIXES = 16
 _FIELDS = {"v", "account", "reader", "node", "grant", "expires", "ops", "prefixes", "list"}
-_NODE = re.compile(r"^(\*|[0-9a-f]{1,64})$")
-_GRANT = re.compile(r"^[0-9a-f]{32}$")
-_PREFIX = re.compile(r"^[a-z0-9._-]+(/[a-z0-9._-]+)*/$")
+_NODE = re.compile(r"^(\*|[0-9a-f]{1,64})\Z")
+_GRANT = re.compile(r"^[0-9a-f]{32}\Z")
+_PREFIX = re.compile(r"^[a-z0-9._-]+(/[a-z0-9._-]+)*/\Z")
 
 
 class _Signer(Protocol):

@@ -73,10 +73,10 @@ INTERFACE_ERC1155 = bytes.fromhex("d9b67a26")
 
 MAX_URI_LENGTH = 8192  # any URI but data:
 MAX_UINT256 = (1 << 256) - 1
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_ARWEAVE_TX = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
+_ARWEAVE_TX = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,31}):")
-_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\Z")
 
 
 # -- tokens and the ABI --------------------------------------------------------------------

@@ -54,7 +54,7 @@ from ownvault.providers.registry import kind_of_url, local_path_of, open_provide
 
 __all__ = ["RecoveryResult", "parse_provider_arg", "recover_vault"]
 
-_NAMED = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63})=(.+)$", re.IGNORECASE)
+_NAMED = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63})=(.+)\Z", re.IGNORECASE)
 MAX_ROUNDS = 4
 
 

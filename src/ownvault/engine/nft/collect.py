@@ -63,7 +63,7 @@ __all__ = [
     "read_token_uri",
 ]
 
-_HEX = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
+_HEX = re.compile(r"^0x(?:[0-9a-fA-F]{2})*\Z")
 GOOD = ("verified", "embedded", "unverifiable_origin")
 
 
@@ -222,7 +222,7 @@ async def _supports(fetcher: Fetcher, rpc: str, contract: str, interface: bytes)
 async def read_token_uri(fetcher: Fetcher, rpc: str, token: TokenRef) -> tuple[str, str]:
     """(standard, token URI) by ERC-165 detection; ERC-1155's ``{id}`` substituted."""
     chain = await _rpc(fetcher, rpc, "eth_chainId", [])
-    if not isinstance(chain, str) or not re.match(r"^0x[0-9a-fA-F]{1,16}$", chain):
+    if not isinstance(chain, str) or not re.match(r"^0x[0-9a-fA-F]{1,16}\Z", chain):
         raise FormatError("eth_chainId returned no chain id")
     if int(chain, 16) != token.chain_id:
         raise UsageError(f"the RPC endpoint serves chain {int(chain, 16)}, not {token.chain_id}")

@@ -46,7 +46,7 @@ __all__ = [
 VAULT_FORMAT = "ownvault-vault"
 VAULT_VERSION = 1
 MAX_OBJECT_NAME = 1024
-PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 PRIVATE_FILES = (
     "ownvault.json",
     "keystore.json",

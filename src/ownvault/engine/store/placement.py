@@ -33,7 +33,7 @@ from ownvault.errors import PolicyError, UsageError
 __all__ = ["UNKNOWN", "Candidate", "Policy", "check_placement", "eligible", "place"]
 
 UNKNOWN = "unknown"
-_CC = re.compile(r"^[A-Z]{2}$")
+_CC = re.compile(r"^[A-Z]{2}\Z")
 
 
 def _codes(values: Sequence[str]) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 DEFAULT_ROOT = "/ownvault"
-MFS_ROOT_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+MFS_ROOT_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+\Z")
 
 
 def parse_kubo_url(url: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from ownvault.providers.s3.errors import code_status
 
 __all__ = ["get_range", "stat_object"]
 
-_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
 
 
 def get_range(bucket: BucketClient, key: str, name: str, offset: int, length: int | None) -> bytes:
