@@ -14,6 +14,7 @@ from ownvault.engine.store.layout import validate_provider_name
 from ownvault.errors import UsageError
 from ownvault.providers.s3.config import S3Config
 
+
 def test_provider_name_with_a_final_newline_is_refused() -> None:
     assert validate_provider_name("zurich") == "zurich"
     with pytest.raises(UsageError):
