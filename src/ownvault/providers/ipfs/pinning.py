@@ -41,10 +41,10 @@ from ownvault.errors import (
     ProviderError,
     ProviderPermanentError,
     ProviderUnavailableError,
-    StorageFullError,
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.httpstatus import error_for_status
 from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
 from ownvault.providers.ipfs.pins import PIN_STATES, PinState, PinStatus
 from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
@@ -194,13 +194,11 @@ class PinningProvider:
         except (ValueError, AttributeError):
             reason, details = "", raw[:200].decode("utf-8", "replace")
         text = f"{self._label} {method} {path}: HTTP {status} {reason}: {details}"[:400]
-        if status == 404:
-            raise ObjectNotFoundError(text, provider=self._label, share=name)
-        if status == 409 or reason == "INSUFFICIENT_FUNDS":
-            raise StorageFullError(text, provider=self._label, share=name)
-        if status == 429 or status >= 500:
-            raise ProviderUnavailableError(text, provider=self._label, share=name)
-        raise ProviderPermanentError(text, provider=self._label, share=name)
+        # The Pinning Service API answers 409 INSUFFICIENT_FUNDS when the account is full
+        full = (status,) if status == 409 or reason == "INSUFFICIENT_FUNDS" else ()
+        raise error_for_status(
+            status, text, provider=self._label, share=name, not_found=(404,), conflict=(), full=full
+        )
 
     def _parse_pin(self, doc: Any) -> RemotePin:
         try:

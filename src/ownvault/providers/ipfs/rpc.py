@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from ownvault.core.cid import CID
 from ownvault.core.dagpb import MAX_BLOCK_SIZE
 from ownvault.errors import (
-    ObjectExistsError,
-    ObjectNotFoundError,
     ProviderError,
     ProviderPermanentError,
     ProviderUnavailableError,
-    StorageFullError,
 )
+from ownvault.providers.httpstatus import NOT_FOUND, error_for_status
 from ownvault.providers.ipfs.objects import BlockGetter, car_stream, first_error
 from ownvault.providers.ipfs.transport import (
     MAX_JSON_RESPONSE,
@@ -89,19 +87,18 @@ class KuboRpc:
             message = body[:200].decode("utf-8", "replace")
         text = f"{self.label} {command}: HTTP {status}: {message}"
         low = message.lower()
+        not_found: Collection[int] = NOT_FOUND
         if status in (401, 403):
-            return ProviderPermanentError(text, provider=self.label, share=name)
-        if "file does not exist" in low or "not found" in low or "no link named" in low:
-            return ObjectNotFoundError(text, provider=self.label, share=name)
-        if "already has entry" in low or "already exists" in low:
-            return ObjectExistsError(text, provider=self.label, share=name)
-        if "no space left" in low or "storage limit" in low or status == 507:
-            return StorageFullError(text, provider=self.label, share=name)
-        if status == 404:  # an unknown command: this node does not speak what we need
-            return ProviderPermanentError(text, provider=self.label, share=name)
-        if status in (400, 405, 413):
-            return ProviderPermanentError(text, provider=self.label, share=name)
-        return ProviderUnavailableError(text, provider=self.label, share=name)
+            pass  # a refusal, whatever the message says
+        elif "file does not exist" in low or "not found" in low or "no link named" in low:
+            status = 404
+        elif "already has entry" in low or "already exists" in low:
+            status = 409
+        elif "no space left" in low or "storage limit" in low:
+            status = 507
+        elif status == 404:  # an unknown command: this node does not speak what we need
+            not_found = ()
+        return error_for_status(status, text, provider=self.label, share=name, not_found=not_found)
 
     async def block_put(self, cid: CID, block: bytes) -> None:
         """Store one block; the node must name it as we do (else it is misbehaving)."""
@@ -194,11 +191,10 @@ def gateway_getter(gateway: str, http: HttpTransport) -> BlockGetter:
         if status == 200:
             return body
         text = f"gateway {base}: HTTP {status} for {cid}"
-        if status in (404, 410):
-            raise ObjectNotFoundError(text, provider=http.label)
-        if status in (400, 401, 403, 405, 406, 501):
-            raise ProviderPermanentError(text, provider=http.label)
-        raise ProviderUnavailableError(text, provider=http.label)
+        # 501: the gateway does not serve raw blocks at all, which waiting will not change
+        raise error_for_status(
+            status, text, provider=http.label, retryable=False if status == 501 else None
+        )
 
     return get
 
