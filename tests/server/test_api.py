@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ownvault.server.api_auth import Sessions
-from ownvault.server.api_base import ApiLimits
+from ownvault.server.api.state import ApiLimits, Sessions
 from tests.engine.helpers import make_vault, run
 from tests.server.apiserver import Live, serve
 

@@ -40,8 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownvault.engine.vault import Vault
 from ownvault.server.api import create_api
-from ownvault.server.api_auth import Sessions, new_token
-from ownvault.server.api_base import API_PREFIX, ApiLimits, ApiState
+from ownvault.server.api.state import API_PREFIX, ApiLimits, ApiState, Sessions, new_token
 from ownvault.server.gateway import Gateway
 from ownvault.server.web import ui_routes
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import mimetypes
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -18,12 +18,11 @@ from starlette.responses import Response, StreamingResponse
 
 from ownvault.engine.ipfs.publish import DagStore
 from ownvault.errors import UsageError
-from ownvault.server.api_base import ApiProblem
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.problems import ApiProblem
+from ownvault.server.api.state import ApiState
 
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
-
-__all__ = ["PutOut", "parse_range", "router"]
+__all__ = ["PutOut", "content_disposition", "parse_range", "router"]
 
 Name = Annotated[str, Query(min_length=1, max_length=1024, description="A stored name, or NAME/path inside a stored tree.")]
 VersionQ = Annotated[int | None, Query(ge=1, le=2**62, description="Version number (default: the latest).")]
@@ -181,13 +180,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _disposition(filename: str) -> str:
+def content_disposition(filename: str) -> str:
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["files"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["files"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     def published_urls() -> dict[tuple[str, int], str]:
@@ -251,7 +250,7 @@ def router(state: ApiState) -> APIRouter:
         ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         headers = {
             "Accept-Ranges": "bytes",
-            "Content-Disposition": _disposition(filename),
+            "Content-Disposition": content_disposition(filename),
             "Cache-Control": "private, no-store",
         }
         if st["cid"]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -28,11 +28,10 @@ from starlette.responses import JSONResponse, Response
 
 from ownvault.core.grants import Grant
 from ownvault.errors import NotFoundError, UsageError
-from ownvault.server.api_base import submitted
-from ownvault.server.api_jobs import Job, JobOut
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.jobs import JobOut
+from ownvault.server.api.problems import submitted
+from ownvault.server.api.state import ApiState, Job
 
 __all__ = ["router"]
 
@@ -114,7 +113,7 @@ class GrantList(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["sharing"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["sharing"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     @r.get("/contacts", response_model=ContactList, summary="Contacts: people and services you share with")

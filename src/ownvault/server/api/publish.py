@@ -6,16 +6,15 @@ the gateway path (``/ipfs/{cid}/``) that this same server answers without a toke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs import publish as pub
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.state import ApiState
 
 __all__ = ["router"]
 
@@ -62,7 +61,7 @@ def _gateway(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["publishing"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["publishing"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     @r.get("/published", response_model=DagList, summary="Published content")

@@ -1,17 +1,28 @@
-"""What the API's modules share: state, limits, the error body and the status of each error."""
+"""The API's errors: the JSON error body, the status of each vault error, and the
+exception handlers that turn exceptions into those bodies.
+
+Every error is JSON, ``{"error": {"code", "message", "provider"?, "share"?, "name"?}}``,
+with the stable ``code`` of :mod:`ownvault.errors` (``unauthorized``, ``too_large``,
+``conflict``, ``http`` for the few errors that come from HTTP itself). The status is
+chosen here, in one place (:data:`STATUS`).
+
+A leaf: it imports nothing else from :mod:`ownvault.server`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from ownvault.engine.vault import Vault
 from ownvault.errors import (
     AuthError,
     DataUnavailableError,
@@ -26,25 +37,19 @@ from ownvault.errors import (
     UsageError,
     VaultStateError,
 )
-from ownvault.server.api_jobs import Jobs
-
-if TYPE_CHECKING:
-    from ownvault.server.api_auth import Sessions
-    from ownvault.server.api_uploads import UploadStore
 
 __all__ = [
-    "API_PREFIX",
     "ERROR_RESPONSES",
-    "ApiLimits",
+    "STATUS",
     "ApiProblem",
-    "ApiState",
     "ErrorBody",
     "error_response",
+    "install_handlers",
     "status_for",
     "submitted",
 ]
 
-API_PREFIX = "/api/v1"
+log = logging.getLogger("ownvault.api")
 
 # Most specific class first: the first match decides.
 STATUS: list[tuple[type[OwnvaultError], int]] = [
@@ -91,29 +96,6 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
-@dataclass(frozen=True, slots=True)
-class ApiLimits:
-    json_body: int = 1024 * 1024  # any request that is not an upload
-    upload_chunk: int = 64 * 1024 * 1024  # one PATCH of an upload session
-    upload_total: int = 1 << 40  # one file (upload session or one-shot PUT)
-    sessions: int = 64  # open upload sessions
-    session_idle_seconds: int = 7 * 24 * 3600
-
-
-@dataclass
-class ApiState:
-    """What the API's routes share: the open vault, sessions, jobs. Writes go through
-    ``vault.ctx.write()`` (the engine's lock serializes this process's tasks too)."""
-
-    vault: Vault
-    sessions: Sessions
-    limits: ApiLimits = field(default_factory=ApiLimits)
-    jobs: Jobs = field(default_factory=Jobs)
-    uploads: UploadStore | None = None
-    failures: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes wrong passphrases
-    received: dict[str, str] = field(default_factory=dict)  # grant id -> grant text (this process only)
-
-
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
                    context: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, **(context or {})}}
@@ -122,8 +104,6 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 def status_for(exc: OwnvaultError) -> int:
     return next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
-
-
 
 
 @contextlib.contextmanager
@@ -135,3 +115,33 @@ def submitted(what: str) -> Iterator[None]:
         yield
     except IntegrityError as exc:
         raise ApiProblem(400, exc.code, f"{what}: {exc.message}") from None
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Every exception a route raises becomes the JSON error body."""
+
+    @app.exception_handler(OwnvaultError)
+    async def vault_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OwnvaultError)
+        status = status_for(exc)
+        if status >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return error_response(status, exc.code, exc.message, context=exc.context())
+
+    @app.exception_handler(ApiProblem)
+    async def api_problem(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiProblem)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(422, "usage", f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))

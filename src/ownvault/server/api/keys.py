@@ -13,17 +13,16 @@ token alone reveals neither). Secrets travel only in those response bodies, whic
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.guardians import MAX_SHARES, GuardianGroup
-from ownvault.server.api_session import check_passphrase
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.session import check_passphrase
+from ownvault.server.api.state import ApiState
 
 __all__ = ["CardOut", "router"]
 
@@ -91,7 +90,7 @@ class GuardiansOut(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["keys"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["keys"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     @r.get("/identity", response_model=IdentityOut, summary="The vault's did:key, X25519 key and contact card")

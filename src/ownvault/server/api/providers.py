@@ -11,16 +11,15 @@ jurisdiction.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from ownvault.engine.health.healthlog import AuditRow, RunRow, last_run, latest_audit_rows
 from ownvault.engine.store.placement import Policy
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.state import ApiState
 
 __all__ = ["router"]
 
@@ -220,7 +219,7 @@ def _run_json(run: RunRow | None) -> dict[str, Any] | None:
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["providers and health"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["providers and health"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     @r.get("/providers", response_model=ProviderList, summary="Every provider: kind, jurisdiction, reachable, shares, bytes")

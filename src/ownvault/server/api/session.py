@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
@@ -18,11 +18,9 @@ from starlette.responses import JSONResponse, Response
 
 from ownvault.core.keystore import Keystore
 from ownvault.errors import AuthError
-from ownvault.server.api_auth import COOKIE, Sessions
-from ownvault.server.api_base import API_PREFIX, ApiProblem
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.problems import ApiProblem
+from ownvault.server.api.state import API_PREFIX, COOKIE, ApiState, Sessions
 
 __all__ = ["FAIL_DELAY", "check_passphrase", "router"]
 
@@ -79,7 +77,7 @@ def router(state: ApiState) -> APIRouter:
         _cookie(response, token)
         return response
 
-    @r.delete("/session", status_code=204, dependencies=[Depends(sessions.dependency())],
+    @r.delete("/session", status_code=204, dependencies=[Depends(require_session(sessions))],
               summary="Log out: forget this session's token and cookie")
     async def logout(request: Request) -> Response:
         token = sessions.presented(request)

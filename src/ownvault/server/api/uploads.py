@@ -31,7 +31,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
@@ -42,11 +42,10 @@ from starlette.responses import JSONResponse, Response
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.versions import PutResult
 from ownvault.errors import NotFoundError
-from ownvault.server.api_base import ApiProblem
-from ownvault.server.api_files import PutOut
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.files import PutOut
+from ownvault.server.api.problems import ApiProblem
+from ownvault.server.api.state import ApiState
 
 __all__ = ["BUFFER", "UploadStore", "router"]
 
@@ -208,9 +207,8 @@ UploadId = Annotated[str, PathParam(pattern=ID_PATTERN, description="Upload sess
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["uploads"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["uploads"], dependencies=[Depends(require_session(state.sessions))])
     uploads = UploadStore(state.vault.path / "uploads", state.limits.session_idle_seconds, state.limits.sessions)
-    state.uploads = uploads
     chunk_max = state.limits.upload_chunk
 
     def out(meta: UploadMeta) -> dict[str, Any]:

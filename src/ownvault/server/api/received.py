@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -30,11 +30,10 @@ from starlette.responses import Response, StreamingResponse
 from ownvault.core.grants import Grant
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import NotFoundError, UsageError
-from ownvault.server.api_base import submitted
-from ownvault.server.api_files import _disposition
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.files import content_disposition
+from ownvault.server.api.problems import submitted
+from ownvault.server.api.state import ApiState
 
 __all__ = ["router"]
 
@@ -98,7 +97,7 @@ def _row(g: Grant) -> dict[str, Any]:
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["shared with me"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["shared with me"], dependencies=[Depends(require_session(state.sessions))])
     keys = state.vault.keys
 
     async def reopen(grant: str) -> GrantReader:
@@ -179,7 +178,7 @@ def router(state: ApiState) -> APIRouter:
             raise
         filename = name.strip("/").rsplit("/", 1)[-1]
         headers = {
-            "Content-Disposition": _disposition(filename), "Cache-Control": "private, no-store",
+            "Content-Disposition": content_disposition(filename), "Cache-Control": "private, no-store",
             "Content-Length": str(int(entry["size"])),
         }
 
