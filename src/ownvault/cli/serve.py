@@ -68,7 +68,9 @@ def read_token_file(path: str) -> str:
     return token
 
 
-def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open_browser: bool) -> None:
+def _run(
+    ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open_browser: bool
+) -> None:
     import uvicorn
 
     from ownvault.server.app import create_app
@@ -81,15 +83,24 @@ def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open
             "reachable from the network, and its token must be one you keep"
         )
     if not loopback:
-        warn(f"listening on {host}: published content is served to whoever can reach it"
-             + ("" if gateway_only else "; the vault API needs the token in --token-file"))
+        warn(
+            f"listening on {host}: published content is served to whoever can reach it"
+            + ("" if gateway_only else "; the vault API needs the token in --token-file")
+        )
     token = read_token_file(token_file) if token_file else None
     vault = open_vault(ctx)
 
     async def go() -> None:
         app = create_app(vault, token=token, loopback=loopback, api=not gateway_only)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                access_log=False, h11_max_incomplete_event_size=64 * 1024)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            h11_max_incomplete_event_size=64 * 1024,
+        )
         server = uvicorn.Server(config)
         task = asyncio.ensure_future(server.serve())
         while not server.started and not task.done():
@@ -106,7 +117,10 @@ def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open
             sys.stdout.write(json.dumps(doc) + "\n")
             sys.stdout.flush()
             if not gateway_only and not ctx.json and sys.stderr.isatty():
-                click.echo(f"Open {doc['ui']} in your browser (the link holds the session token).", err=True)
+                click.echo(
+                    f"Open {doc['ui']} in your browser (the link holds the session token).",
+                    err=True,
+                )
             if open_browser:
                 webbrowser.open(f"{url}/#token={app.token}")
         try:
@@ -117,17 +131,26 @@ def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open
     asyncio.run(go())
 
 
-_listen = click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
-                       help="HOST:PORT to listen on (port 0 picks a free port). Not loopback: needs --token-file.")
-_token = click.option("--token-file", type=click.Path(dir_okay=False),
-                      help="Read the session token from FILE (created with a new token, mode 0600, if absent).")
+_listen = click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    help="HOST:PORT to listen on (port 0 picks a free port). Not loopback: needs --token-file.",
+)
+_token = click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Read the session token from FILE (created with a new token, mode 0600, if absent).",
+)
 
 
 @cli.command("serve")
 @common
 @_listen
 @_token
-@click.option("--gateway-only", is_flag=True, help="Serve only the IPFS gateway (/ipfs/), no API or web UI.")
+@click.option(
+    "--gateway-only", is_flag=True, help="Serve only the IPFS gateway (/ipfs/), no API or web UI."
+)
 def serve_cmd(listen: str, token_file: str | None, gateway_only: bool) -> None:
     """Open the vault over HTTP: the web UI (/), the vault API (/api/v1) and the gateway (/ipfs/).
 

@@ -97,7 +97,12 @@ class Guard:
             return
         path: str = scope.get("path", "")
         if self.loopback and _host_of(scope).lower() not in LOOPBACK_NAMES:
-            await _json(send, 421, "misdirected", "this server answers only to 127.0.0.1, localhost and [::1]")
+            await _json(
+                send,
+                421,
+                "misdirected",
+                "this server answers only to 127.0.0.1, localhost and [::1]",
+            )
             return
         gateway = path.startswith("/ipfs/") or path == "/ipfs"
         if path.startswith(API_PREFIX + "/") and any(ord(c) < 0x20 or c == "\x7f" for c in path):
@@ -110,17 +115,30 @@ class Guard:
             headers = dict(scope.get("headers", []))
             length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.limits.json_body):
-                await _json(send, 413, "too_large", f"request bodies here are at most {self.limits.json_body} bytes")
+                await _json(
+                    send,
+                    413,
+                    "too_large",
+                    f"request bodies here are at most {self.limits.json_body} bytes",
+                )
                 return
             if length is None and b"transfer-encoding" in headers:
-                await _json(send, 411, "length_required", "send Content-Length (chunked bodies only for uploads)")
+                await _json(
+                    send,
+                    411,
+                    "length_required",
+                    "send Content-Length (chunked bodies only for uploads)",
+                )
                 return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _v in headers}
-                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
                 if gateway:
                     extra.append((b"content-security-policy", GATEWAY_CSP.encode()))
                 else:
@@ -141,9 +159,16 @@ async def _json(send: Send, status: int, code: str, message: str) -> None:
     import json
 
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -78,8 +78,11 @@ def create_api(state: ApiState) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(
-                title=app.title, version=app.version, summary=app.summary,
-                description=app.description, routes=app.routes,
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
             )
             doc["servers"] = [{"url": API_PREFIX}]
             doc.setdefault("components", {})["securitySchemes"] = {
@@ -89,7 +92,9 @@ def create_api(state: ApiState) -> FastAPI:
             for path, ops in doc["paths"].items():
                 for method, op in ops.items():
                     if (path, method) not in PUBLIC:
-                        op["security"] = [{"bearer": []}] + ([{"cookie": []}] if method in ("get", "head") else [])
+                        op["security"] = [{"bearer": []}] + (
+                            [{"cookie": []}] if method in ("get", "head") else []
+                        )
             app.openapi_schema = doc
         return app.openapi_schema
 

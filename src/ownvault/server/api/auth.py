@@ -30,8 +30,22 @@ def require_session(sessions: Sessions) -> Callable[[Request], Awaitable[None]]:
 
     async def require(request: Request) -> None:
         if sessions.presented(request) is None:
-            if Sessions.bearer(request) is None and request.cookies.get(COOKIE) and request.method not in SAFE_METHODS:
-                raise ApiProblem(401, "unauthorized", "a session cookie alone cannot change anything: send Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"})
-            raise ApiProblem(401, "unauthorized", "log in first: Authorization: Bearer TOKEN (printed by `ownvault serve`)", {"WWW-Authenticate": "Bearer"})
+            if (
+                Sessions.bearer(request) is None
+                and request.cookies.get(COOKIE)
+                and request.method not in SAFE_METHODS
+            ):
+                raise ApiProblem(
+                    401,
+                    "unauthorized",
+                    "a session cookie alone cannot change anything: send Authorization: Bearer TOKEN",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            raise ApiProblem(
+                401,
+                "unauthorized",
+                "log in first: Authorization: Bearer TOKEN (printed by `ownvault serve`)",
+                {"WWW-Authenticate": "Bearer"},
+            )
 
     return require

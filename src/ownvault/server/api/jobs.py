@@ -31,6 +31,7 @@ from ownvault.server.api.state import ApiState, Job
 
 __all__ = ["JobKind", "JobOut", "router"]
 
+
 class JobKind(StrEnum):
     check = "check"
     deep_check = "deep_check"
@@ -101,7 +102,10 @@ def router(state: ApiState) -> APIRouter:
         return report.to_json()
 
     runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {
-        JobKind.check.value: check, JobKind.deep_check.value: deep_check, JobKind.audit.value: audit, JobKind.repair.value: repair,
+        JobKind.check.value: check,
+        JobKind.deep_check.value: deep_check,
+        JobKind.audit.value: audit,
+        JobKind.repair.value: repair,
         JobKind.rebalance.value: rebalance,
     }
 

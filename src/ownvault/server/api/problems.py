@@ -88,7 +88,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class ApiProblem(Exception):
     """An error that belongs to HTTP rather than to the vault (size limits, conflicts)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -96,8 +98,13 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                   context: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    context: dict[str, str] | None = None,
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, **(context or {})}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -143,5 +150,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http"
+        )
         return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))

@@ -20,9 +20,13 @@ __all__ = ["router"]
 
 
 class PublishIn(BaseModel):
-    name: str = Field(min_length=1, max_length=1024, description="A stored NAME or NAME/path inside a tree.")
+    name: str = Field(
+        min_length=1, max_length=1024, description="A stored NAME or NAME/path inside a tree."
+    )
     version: int | None = Field(default=None, ge=1, le=2**62)
-    profile: str | None = Field(default=None, description="Import profile: " + ", ".join(sorted(PROFILES)))
+    profile: str | None = Field(
+        default=None, description="Import profile: " + ", ".join(sorted(PROFILES))
+    )
 
 
 class UnpublishIn(BaseModel):
@@ -66,9 +70,15 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/published", response_model=DagList, summary="Published content")
     async def published() -> dict[str, Any]:
-        return {"published": [_gateway(d.to_json()) for d in pub.DagStore(vault.catalog).published()]}
+        return {
+            "published": [_gateway(d.to_json()) for d in pub.DagStore(vault.catalog).published()]
+        }
 
-    @r.post("/publish", response_model=PublicationOut, summary="Make a stored file or tree public (ipfs://CID)")
+    @r.post(
+        "/publish",
+        response_model=PublicationOut,
+        summary="Make a stored file or tree public (ipfs://CID)",
+    )
     async def publish(body: PublishIn) -> dict[str, Any]:
         if body.profile is not None and body.profile not in PROFILES:
             from ownvault.errors import UsageError
@@ -78,7 +88,9 @@ def router(state: ApiState) -> APIRouter:
             p = await vault.ipfs.publish(body.name, version=body.version, profile=body.profile)
         return _gateway(p.to_json())
 
-    @r.post("/unpublish", response_model=Unpublished, summary="Stop publishing a name or a root CID")
+    @r.post(
+        "/unpublish", response_model=Unpublished, summary="Stop publishing a name or a root CID"
+    )
     async def unpublish(body: UnpublishIn) -> dict[str, Any]:
         async with state.vault.ctx.write():
             rows = await vault.ipfs.unpublish(body.target, version=body.version)

@@ -41,7 +41,11 @@ async def check_passphrase(state: ApiState, passphrase: str) -> None:
 
 
 class Login(BaseModel):
-    passphrase: str | None = Field(default=None, max_length=4096, description="The vault's passphrase (not needed with a Bearer token).")
+    passphrase: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The vault's passphrase (not needed with a Bearer token).",
+    )
 
 
 class SessionOut(BaseModel):
@@ -62,7 +66,11 @@ def router(state: ApiState) -> APIRouter:
     r = APIRouter(tags=["session"])
     sessions: Sessions = state.sessions
 
-    @r.post("/session", response_model=SessionOut, summary="Log in: exchange a token or the passphrase for a session")
+    @r.post(
+        "/session",
+        response_model=SessionOut,
+        summary="Log in: exchange a token or the passphrase for a session",
+    )
     async def login(request: Request, body: Annotated[Login | None, Body()] = None) -> Response:
         token = Sessions.bearer(request)
         if token is not None:
@@ -72,13 +80,19 @@ def router(state: ApiState) -> APIRouter:
             await check_passphrase(state, body.passphrase)
             token = sessions.issue()
         else:
-            raise ApiProblem(401, "unauthorized", "send Authorization: Bearer TOKEN or {\"passphrase\": ...}")
+            raise ApiProblem(
+                401, "unauthorized", 'send Authorization: Bearer TOKEN or {"passphrase": ...}'
+            )
         response = JSONResponse({"token": token, "did": state.vault.did})
         _cookie(response, token)
         return response
 
-    @r.delete("/session", status_code=204, dependencies=[Depends(require_session(sessions))],
-              summary="Log out: forget this session's token and cookie")
+    @r.delete(
+        "/session",
+        status_code=204,
+        dependencies=[Depends(require_session(sessions))],
+        summary="Log out: forget this session's token and cookie",
+    )
     async def logout(request: Request) -> Response:
         token = sessions.presented(request)
         if token is not None and token != sessions.primary:
@@ -89,6 +103,9 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/session/info", response_model=SessionInfo, summary="Whether this request is logged in")
     async def info(request: Request) -> dict[str, object]:
-        return {"authenticated": sessions.presented(request) is not None, "version": version("ownvault")}
+        return {
+            "authenticated": sessions.presented(request) is not None,
+            "version": version("ownvault"),
+        }
 
     return r

@@ -88,7 +88,9 @@ class Sessions:
         return token
 
     def revoke(self, token: str) -> None:
-        self._issued = [t for t in self._issued if not hmac.compare_digest(t.encode(), token.encode())]
+        self._issued = [
+            t for t in self._issued if not hmac.compare_digest(t.encode(), token.encode())
+        ]
 
     @staticmethod
     def bearer(request: Request) -> str | None:
@@ -123,9 +125,16 @@ class Job:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "subject": self.subject, "state": self.state, "done": self.done,
-            "total": self.total, "started": self.started, "finished": self.finished,
-            "result": self.result, "error": self.error,
+            "id": self.id,
+            "kind": self.kind,
+            "subject": self.subject,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "started": self.started,
+            "finished": self.finished,
+            "result": self.result,
+            "error": self.error,
         }
 
 
@@ -135,10 +144,17 @@ class Jobs:
         self._tasks: set[asyncio.Task[None]] = set()
         self.last: dict[str, Job] = {}  # the last finished job of each kind
 
-    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]], subject: str | None = None) -> Job:
+    def start(
+        self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]], subject: str | None = None
+    ) -> Job:
         """Start ``fn`` as a job, or return the running job of the same kind and subject."""
         running = next(
-            (j for j in self._jobs.values() if (j.kind, j.subject) == (kind, subject) and j.state == "running"), None
+            (
+                j
+                for j in self._jobs.values()
+                if (j.kind, j.subject) == (kind, subject) and j.state == "running"
+            ),
+            None,
         )
         if running is not None:
             return running
@@ -196,4 +212,6 @@ class ApiState:
     limits: ApiLimits = field(default_factory=ApiLimits)
     jobs: Jobs = field(default_factory=Jobs)
     failures: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes wrong passphrases
-    received: dict[str, str] = field(default_factory=dict)  # grant id -> grant text (this process only)
+    received: dict[str, str] = field(
+        default_factory=dict
+    )  # grant id -> grant text (this process only)
