@@ -104,7 +104,9 @@ class NodeConfig:
         for mode in self.chaos:
             name, sep, value = mode.partition("=")
             if (name == "drop-blocks") != bool(sep):
-                raise UsageError(f"chaos mode {mode!r}: only drop-blocks takes a value (drop-blocks=0.1)")
+                raise UsageError(
+                    f"chaos mode {mode!r}: only drop-blocks takes a value (drop-blocks=0.1)"
+                )
             if sep:
                 try:
                     fraction = float(value)
@@ -130,7 +132,9 @@ def chaos_dropped(name: str, index: int, fraction: float) -> bool:
     """
     if fraction <= 0:
         return False
-    h = crypto.blake3_hash(b"ownvault-chaos-drop\0" + name.encode() + b"\0" + index.to_bytes(8, "big"))
+    h = crypto.blake3_hash(
+        b"ownvault-chaos-drop\0" + name.encode() + b"\0" + index.to_bytes(8, "big")
+    )
     return int.from_bytes(h[:8], "big") < fraction * 2**64
 
 
@@ -201,7 +205,9 @@ class NodeApp:
         request.state.message = message
         return await self.store.get(did, create=create)
 
-    async def _capability_account(self, token: str, reader: str, op: str | None, target: str) -> str:
+    async def _capability_account(
+        self, token: str, reader: str, op: str | None, target: str
+    ) -> str:
         """Check a read capability for this request; return the account it opens."""
         if op is not None:
             try:
@@ -211,20 +217,30 @@ class NodeApp:
         try:
             cap = ReadCapability.parse(token)
         except (FormatError, IntegrityError) as exc:
-            raise NodeHTTPError(401, "bad_capability", f"capability rejected: {exc.message}"[:200]) from None
+            raise NodeHTTPError(
+                401, "bad_capability", f"capability rejected: {exc.message}"[:200]
+            ) from None
         if cap.reader != reader:
-            raise NodeHTTPError(403, "capability_denied", "the capability was issued to another key")
+            raise NodeHTTPError(
+                403, "capability_denied", "the capability was issued to another key"
+            )
         if cap.node not in ("*", self.node_id):
             raise NodeHTTPError(403, "capability_denied", "the capability is for another node")
         if cap.expired(time.time()):
-            raise NodeHTTPError(403, "capability_expired", f"the capability expired at {cap.expires}")
+            raise NodeHTTPError(
+                403, "capability_expired", f"the capability expired at {cap.expires}"
+            )
         if op is None or not cap.permits(op, target):
-            raise NodeHTTPError(403, "capability_denied", "the capability does not allow this request")
+            raise NodeHTTPError(
+                403, "capability_denied", "the capability does not allow this request"
+            )
         grant_id = bytes.fromhex(cap.grant)
         notice = revocation_name(grant_id)
         # After a revocation only the notice itself stays readable (and its folder listable),
         # so that the reader learns why.
-        exempt = target == notice or (op == "list" and target.startswith(grant_object_prefix(grant_id)))
+        exempt = target == notice or (
+            op == "list" and target.startswith(grant_object_prefix(grant_id))
+        )
         if not exempt and await self._revoked(cap.account, grant_id):
             raise NodeHTTPError(403, "capability_revoked", "the owner revoked this grant")
         return cap.account
@@ -361,7 +377,9 @@ class NodeApp:
         return Response(status_code=201)
 
     async def get(self, request: Request) -> Response:
-        account = await self._account(request, create=False, op="get", target=self._raw_name(request))
+        account = await self._account(
+            request, create=False, op="get", target=self._raw_name(request)
+        )
         name = self._name(request)
         offset = self._int_param(request, "offset", 0) or 0
         length = self._int_param(request, "length", None)
@@ -415,7 +433,9 @@ class NodeApp:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_AUDIT_BODY:
-                raise NodeHTTPError(413, "too_large", f"audit requests are at most {MAX_AUDIT_BODY} bytes")
+                raise NodeHTTPError(
+                    413, "too_large", f"audit requests are at most {MAX_AUDIT_BODY} bytes"
+                )
             chunks.append(chunk)
         body = b"".join(chunks)
         if not self.auth.check_body(request.state.message, body):
@@ -440,14 +460,19 @@ class NodeApp:
             out = []
             for item in items:
                 name, block = item["name"], item["block"]
-                if not isinstance(name, str) or not isinstance(block, int) or isinstance(block, bool):
+                if (
+                    not isinstance(name, str)
+                    or not isinstance(block, int)
+                    or isinstance(block, bool)
+                ):
                     raise ValueError
                 if not 0 <= block < 2**40:
                     raise ValueError
                 out.append((name, block))
         except (ValueError, KeyError, TypeError):
             raise NodeHTTPError(
-                400, "bad_request",
+                400,
+                "bad_request",
                 f'audit body must be {{"challenges": [{{"name": NAME, "block": INDEX}}, ...]}} with 1..{MAX_CHALLENGES} entries',
             ) from None
         for name, _block in out:
@@ -489,13 +514,17 @@ class NodeApp:
         start, length = layout.block_range(index)
         block = await account.provider.get(name, start, length)
         path = tuple(proof_from_leaves(leaves, index))
-        if "lie-audits" in self.config.chaos or chaos_dropped(name, index, self.config.drop_fraction):
+        if "lie-audits" in self.config.chaos or chaos_dropped(
+            name, index, self.config.drop_fraction
+        ):
             # A node without the block: well-formed, plausible, wrong.
             block = crypto.random_bytes(len(block))
         return Answer(STATUS_OK, block, path)
 
     async def head(self, request: Request) -> Response:
-        account = await self._account(request, create=False, op="stat", target=self._raw_name(request))
+        account = await self._account(
+            request, create=False, op="stat", target=self._raw_name(request)
+        )
         name = self._name(request)
         if account is None:
             raise NodeHTTPError(404, "object_not_found", f"object not found: {name}")

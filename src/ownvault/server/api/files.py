@@ -7,7 +7,6 @@ tags, delete, usage. Names travel in the ``name`` query parameter (vault names c
 from __future__ import annotations
 
 import mimetypes
-import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -21,8 +20,9 @@ from ownvault.errors import UsageError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.problems import ApiProblem
 from ownvault.server.api.state import ApiState
+from ownvault.server.headers import content_disposition
 
-__all__ = ["PutOut", "content_disposition", "parse_range", "router"]
+__all__ = ["PutOut", "parse_range", "router"]
 
 Name = Annotated[
     str,
@@ -197,11 +197,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             {"Content-Range": f"bytes */{size}"},
         )
     return start, end
-
-
-def content_disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
 
 
 def router(state: ApiState) -> APIRouter:

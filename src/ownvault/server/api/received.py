@@ -31,9 +31,9 @@ from ownvault.core.grants import Grant
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import NotFoundError, UsageError
 from ownvault.server.api.auth import require_session
-from ownvault.server.api.files import content_disposition
 from ownvault.server.api.problems import submitted
 from ownvault.server.api.state import ApiState
+from ownvault.server.headers import content_disposition
 
 __all__ = ["router"]
 

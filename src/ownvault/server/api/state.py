@@ -9,6 +9,10 @@ long as the process; a login with the passphrase issues another one (at most
 token by :func:`hmac.compare_digest`, never short-circuiting on the first match. Who may
 use which token for what is :mod:`ownvault.server.api.auth`.
 
+Launch links (:class:`Launches`) are how ``ownvault ui`` hands a session to the browser
+without putting a token on any command line: a random nonce, valid once, for
+:data:`LAUNCH_SECONDS`.
+
 Jobs are long operations run in the background (:mod:`ownvault.server.api.jobs` starts
 them): the last :data:`KEEP` are kept in memory; a job does not survive the process.
 """
@@ -33,12 +37,14 @@ __all__ = [
     "API_PREFIX",
     "COOKIE",
     "KEEP",
+    "LAUNCH_SECONDS",
     "MAX_SESSIONS",
     "SAFE_METHODS",
     "ApiLimits",
     "ApiState",
     "Job",
     "Jobs",
+    "Launches",
     "Sessions",
     "new_token",
 ]
@@ -48,6 +54,8 @@ COOKIE = "ov_session"
 MAX_SESSIONS = 32
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 KEEP = 50
+LAUNCH_SECONDS = 60.0
+MAX_LAUNCHES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,40 @@ class Sessions:
             if cookie is not None and self.valid(cookie):
                 return cookie
         return None
+
+
+class Launches:
+    """One-time launch nonces: :meth:`new` makes one, :meth:`redeem` accepts it once,
+    within :data:`LAUNCH_SECONDS` (a monotonic clock); at most :data:`MAX_LAUNCHES` wait."""
+
+    def __init__(self, seconds: float = LAUNCH_SECONDS) -> None:
+        self.seconds = seconds
+        self._open: dict[
+            str, tuple[float, Callable[[], None] | None]
+        ] = {}  # nonce -> (deadline, hook)
+
+    def new(self, redeemed: Callable[[], None] | None = None) -> str:
+        """A fresh nonce; ``redeemed`` is called once it has been used."""
+        nonce = secrets.token_urlsafe(32)
+        self._open[nonce] = (time.monotonic() + self.seconds, redeemed)
+        while len(self._open) > MAX_LAUNCHES:
+            del self._open[next(iter(self._open))]
+        return nonce
+
+    def redeem(self, nonce: str) -> bool:
+        now = time.monotonic()
+        found = None
+        for known in list(self._open):  # compare with every nonce, in constant time each
+            if hmac.compare_digest(known.encode(), nonce.encode()):
+                found = known
+            if self._open[known][0] < now:
+                del self._open[known]
+        if found is None or found not in self._open:
+            return False
+        _deadline, hook = self._open.pop(found)
+        if hook is not None:
+            hook()
+        return True
 
 
 @dataclass
@@ -211,6 +253,7 @@ class ApiState:
     sessions: Sessions
     limits: ApiLimits = field(default_factory=ApiLimits)
     jobs: Jobs = field(default_factory=Jobs)
+    launches: Launches = field(default_factory=Launches)
     failures: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes wrong passphrases
     received: dict[str, str] = field(
         default_factory=dict
