@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import ipaddress
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import webbrowser
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from ownvault.cli.app import Ctx, cli, common, get_ctx
 from ownvault.cli.files import open_vault, warn
 from ownvault.errors import UsageError
 
-__all__ = ["parse_listen", "read_token_file"]
+__all__ = ["parse_listen", "read_token_file", "write_launch_page"]
 
 DEFAULT_LISTEN = "127.0.0.1:8787"
 
@@ -68,10 +71,32 @@ def read_token_file(path: str) -> str:
     return token
 
 
-def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open_browser: bool) -> None:
+def write_launch_page(directory: Path, launch_url: str) -> Path:
+    """``ownvault ui``'s way into the browser: an HTML file (mode 0600) that sends the
+    browser to the one-time launch link. The browser's command line (which ``ps`` shows to
+    every local user) holds only the file's path; the link inside works once, for a
+    minute, and the file is removed after that minute."""
+    page = directory / "launch.html"
+    target = html.escape(launch_url, quote=True)
+    text = (
+        '<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer">'
+        f'<meta http-equiv="refresh" content="0;url={target}"><title>ownvault</title>'
+        f'<p><a href="{target}">Open ownvault</a></p>\n'
+    )
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return page
+
+
+def _run(
+    ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open_browser: bool
+) -> None:
     import uvicorn
 
-    from ownvault.server.app import create_app
+    from ownvault.server.api.state import LAUNCH_SECONDS
+    from ownvault.server.app import LAUNCH_PATH, create_app
+    from ownvault.server.listener import uvicorn_config
 
     host, port = parse_listen(listen)
     loopback = is_loopback(host)
@@ -81,16 +106,17 @@ def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open
             "reachable from the network, and its token must be one you keep"
         )
     if not loopback:
-        warn(f"listening on {host}: published content is served to whoever can reach it"
-             + ("" if gateway_only else "; the vault API needs the token in --token-file"))
+        warn(
+            f"listening on {host}: published content is served to whoever can reach it"
+            + ("" if gateway_only else "; the vault API needs the token in --token-file")
+        )
     token = read_token_file(token_file) if token_file else None
     vault = open_vault(ctx)
 
     async def go() -> None:
         app = create_app(vault, token=token, loopback=loopback, api=not gateway_only)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                access_log=False, h11_max_incomplete_event_size=64 * 1024)
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config(app, host, port))
+        launch_dir: Path | None = None
         task = asyncio.ensure_future(server.serve())
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
@@ -106,28 +132,50 @@ def _run(ctx: Ctx, listen: str, token_file: str | None, gateway_only: bool, open
             sys.stdout.write(json.dumps(doc) + "\n")
             sys.stdout.flush()
             if not gateway_only and not ctx.json and sys.stderr.isatty():
-                click.echo(f"Open {doc['ui']} in your browser (the link holds the session token).", err=True)
-            if open_browser:
-                webbrowser.open(f"{url}/#token={app.token}")
+                click.echo(
+                    f"Open {doc['ui']} in your browser (the link holds the session token).",
+                    err=True,
+                )
+            if open_browser and app.launches is not None:
+                launch_dir = Path(tempfile.mkdtemp(prefix="ownvault-ui-"))  # mode 0700
+
+                def forget(where: Path = launch_dir) -> None:
+                    shutil.rmtree(where, ignore_errors=True)
+
+                nonce = app.launches.new(redeemed=forget)  # the page goes once it has served
+                page = write_launch_page(launch_dir, f"{url}{LAUNCH_PATH}{nonce}")
+                asyncio.get_running_loop().call_later(LAUNCH_SECONDS, forget)
+                await asyncio.to_thread(webbrowser.open, page.as_uri())
         try:
             await task
         finally:
+            if launch_dir is not None:
+                shutil.rmtree(launch_dir, ignore_errors=True)
             await vault.close()
 
     asyncio.run(go())
 
 
-_listen = click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
-                       help="HOST:PORT to listen on (port 0 picks a free port). Not loopback: needs --token-file.")
-_token = click.option("--token-file", type=click.Path(dir_okay=False),
-                      help="Read the session token from FILE (created with a new token, mode 0600, if absent).")
+_listen = click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    help="HOST:PORT to listen on (port 0 picks a free port). Not loopback: needs --token-file.",
+)
+_token = click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Read the session token from FILE (created with a new token, mode 0600, if absent).",
+)
 
 
 @cli.command("serve")
 @common
 @_listen
 @_token
-@click.option("--gateway-only", is_flag=True, help="Serve only the IPFS gateway (/ipfs/), no API or web UI.")
+@click.option(
+    "--gateway-only", is_flag=True, help="Serve only the IPFS gateway (/ipfs/), no API or web UI."
+)
 def serve_cmd(listen: str, token_file: str | None, gateway_only: bool) -> None:
     """Open the vault over HTTP: the web UI (/), the vault API (/api/v1) and the gateway (/ipfs/).
 
@@ -144,5 +192,9 @@ def serve_cmd(listen: str, token_file: str | None, gateway_only: bool) -> None:
 @_listen
 @_token
 def ui_cmd(listen: str, token_file: str | None) -> None:
-    """Start `ownvault serve` and open the web UI in the default browser."""
+    """Start `ownvault serve` and open the web UI in the default browser.
+
+    The browser gets a file (mode 0600) holding a one-time launch link, valid for a
+    minute: no token ever appears on its command line, which every local user can read.
+    """
     _run(get_ctx(), listen, token_file, False, open_browser=True)

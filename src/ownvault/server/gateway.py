@@ -40,6 +40,7 @@ from ownvault.engine.ipfs.dagwalk import Resolved, Scope, inspect, resolve, walk
 from ownvault.engine.ipfs.publish import BlockReader, DagStore
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, NotFoundError, OwnvaultError
+from ownvault.server.headers import content_disposition
 
 __all__ = ["Gateway", "gateway_app"]
 
@@ -47,9 +48,12 @@ IMMUTABLE = "public, max-age=29030400, immutable"
 RAW_TYPE = "application/vnd.ipld.raw"
 CAR_TYPE = "application/vnd.ipld.car"
 UNSUPPORTED_FORMATS = {
-    "tar": "application/x-tar", "dag-json": "application/vnd.ipld.dag-json",
-    "dag-cbor": "application/vnd.ipld.dag-cbor", "json": "application/json",
-    "cbor": "application/cbor", "ipns-record": "application/vnd.ipfs.ipns-record",
+    "tar": "application/x-tar",
+    "dag-json": "application/vnd.ipld.dag-json",
+    "dag-cbor": "application/vnd.ipld.dag-cbor",
+    "json": "application/json",
+    "cbor": "application/cbor",
+    "ipns-record": "application/vnd.ipfs.ipns-record",
 }
 _UNSUPPORTED_TYPES = set(UNSUPPORTED_FORMATS.values())
 DIR_INDEX_VERSION = "ownvault1"
@@ -172,8 +176,13 @@ def _sniff(name: str, head: bytes) -> str:
         return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head[:512]):
         return "image/svg+xml"
-    for magic, kind in ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
-                        (b"%PDF-", "application/pdf"), (b"PK\x03\x04", "application/zip")):
+    for magic, kind in (
+        (b"\x89PNG", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF8", "image/gif"),
+        (b"%PDF-", "application/pdf"),
+        (b"PK\x03\x04", "application/zip"),
+    ):
         if head.startswith(magic):
             return kind
     lowered = head[:256].lstrip().lower()
@@ -205,14 +214,6 @@ def header_path(path: str) -> str:
     above U+00FF, an NFD accent, a Latin-1 letter) and ``%`` itself percent-encoded as UTF-8,
     as a URL path is, so the value is ASCII and decodes back to the exact name."""
     return urllib.parse.quote(path, safe="/:@!$&'()*+,;=~-._")
-
-
-def _disposition(kind: str, filename: str) -> str:
-    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
-    out = f'{kind}; filename="{ascii_name}"'
-    if ascii_name != filename:
-        out += "; filename*=UTF-8''" + urllib.parse.quote(filename, safe="")
-    return out
 
 
 class Gateway:
@@ -254,7 +255,11 @@ class Gateway:
         raw_path = request.url.path
         rest = request.path_params.get("path", "")
         segments = [s for s in rest.split("/") if s]
-        if not rest and not raw_path.endswith("/") and request.headers.get("service-worker") == "script":
+        if (
+            not rest
+            and not raw_path.endswith("/")
+            and request.headers.get("service-worker") == "script"
+        ):
             raise HTTPProblem(400, "a service worker needs a path ending in '/'")
         want = negotiate(request)
         ipfs_path = "/ipfs/" + text + ("/" + rest if rest or raw_path.endswith("/") else "")
@@ -277,8 +282,11 @@ class Gateway:
         etag = f'"{r.cid}.raw"'
         headers |= {
             "Etag": etag,
-            "Content-Disposition": _disposition("attachment", request.query_params.get("filename") or f"{r.cid}.bin"),
-            "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes",
+            "Content-Disposition": content_disposition(
+                request.query_params.get("filename") or f"{r.cid}.bin"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Accept-Ranges": "bytes",
         }
         if want.negotiated:
             headers["Content-Location"] = header_path(f"{request.url.path}") + "?format=raw"
@@ -303,7 +311,13 @@ class Gateway:
     # -- CAR --------------------------------------------------------------------------
 
     def _car(
-        self, request: Request, cid: CID, r: Resolved, want: Want, headers: dict[str, str], rest: str
+        self,
+        request: Request,
+        cid: CID,
+        r: Resolved,
+        want: Want,
+        headers: dict[str, str],
+        rest: str,
     ) -> Response:
         q = request.query_params
         scope_text = q.get("dag-scope", "all")
@@ -322,7 +336,9 @@ class Gateway:
                 lo = max(0, lo)
                 hi = min(hi, size - 1)
                 if lo >= size or hi < lo:
-                    scope = "block"  # a range outside the file: the spec's dag-scope=block equivalent
+                    scope = (
+                        "block"  # a range outside the file: the spec's dag-scope=block equivalent
+                    )
                 else:
                     span = (lo, hi + 1)
         dups = "y" if want.dups else "n"
@@ -330,8 +346,11 @@ class Gateway:
         etag = f'"{cid}.car.{hashlib.sha256(key).hexdigest()[:16]}"'
         headers |= {
             "Etag": etag,
-            "Content-Disposition": _disposition("attachment", request.query_params.get("filename") or f"{cid}.car"),
-            "X-Content-Type-Options": "nosniff", "Accept-Ranges": "none",
+            "Content-Disposition": content_disposition(
+                request.query_params.get("filename") or f"{cid}.car"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Accept-Ranges": "none",
         }
         if want.negotiated:
             headers["Content-Location"] = header_path(f"{request.url.path}") + "?format=car"
@@ -344,12 +363,20 @@ class Gateway:
             return head
         reader = BlockReader(self.vault.ctx, self.store.lookup)
         return StreamingResponse(
-            self._car_body(reader, cid, r, scope, span, want.dups), 200, headers, media,
+            self._car_body(reader, cid, r, scope, span, want.dups),
+            200,
+            headers,
+            media,
             background=BackgroundTask(reader.close),
         )
 
     async def _car_body(
-        self, reader: BlockReader, cid: CID, r: Resolved, scope: Scope, span: tuple[int, int] | None,
+        self,
+        reader: BlockReader,
+        cid: CID,
+        r: Resolved,
+        scope: Scope,
+        span: tuple[int, int] | None,
         dups: bool,
     ) -> AsyncIterator[bytes]:
         yield encode_header([cid])
@@ -359,7 +386,9 @@ class Gateway:
                 continue
             sent.add(pcid.bytes)
             yield encode_section(pcid, block)
-        async for bcid, block in walk(reader, r.cid, scope, byte_range=span, dups=dups, first=r.block):
+        async for bcid, block in walk(
+            reader, r.cid, scope, byte_range=span, dups=dups, first=r.block
+        ):
             if not dups and bcid.bytes in sent:
                 continue
             sent.add(bcid.bytes)
@@ -372,7 +401,9 @@ class Gateway:
     ) -> Response:
         if r.node.kind in ("directory", "shard"):
             if not request.url.path.endswith("/"):
-                target = request.url.path + "/" + (f"?{request.url.query}" if request.url.query else "")
+                target = (
+                    request.url.path + "/" + (f"?{request.url.query}" if request.url.query else "")
+                )
                 return RedirectResponse(target, 301, headers)
             try:
                 index = await resolve(self._shared, r.cid, ["index.html"])
@@ -384,22 +415,28 @@ class Gateway:
             return await self._listing(request, r, headers)
         if r.node.kind == "symlink":
             headers |= {"Etag": f'"{r.cid}"', "Content-Length": str(len(r.node.inline))}
-            return Response(r.node.inline if request.method == "GET" else b"", 200, headers,
-                            "text/plain; charset=utf-8")
+            return Response(
+                r.node.inline if request.method == "GET" else b"",
+                200,
+                headers,
+                "text/plain; charset=utf-8",
+            )
         if r.node.kind != "file":
             raise HTTPProblem(406, f"{r.cid} is not UnixFS: ask for format=raw or format=car")
         name = request.query_params.get("filename") or (segments[-1] if segments else "")
         return await self._file(request, r, name, headers)
 
-    async def _file(self, request: Request, r: Resolved, name: str, headers: dict[str, str]) -> Response:
+    async def _file(
+        self, request: Request, r: Resolved, name: str, headers: dict[str, str]
+    ) -> Response:
         size = r.node.size
         etag = f'"{r.cid}"'
         headers |= {"Etag": etag, "Accept-Ranges": "bytes"}
         q = request.query_params
         if q.get("download") == "true":
-            headers["Content-Disposition"] = _disposition("attachment", name or f"{r.cid}")
+            headers["Content-Disposition"] = content_disposition(name or f"{r.cid}", "attachment")
         elif q.get("filename"):
-            headers["Content-Disposition"] = _disposition("inline", q["filename"])
+            headers["Content-Disposition"] = content_disposition(q["filename"], "inline")
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         ref = None if r.cid.hash_code == 0 else self.store.lookup(r.cid.bytes)
@@ -431,7 +468,9 @@ class Gateway:
                 raise NotFoundError(f"{r.cid}: no stored bytes for this file")
             yield data[start:end]
             return
-        async for piece in self._shared.plaintext(ref.content, ref.offset + start, ref.offset + end):
+        async for piece in self._shared.plaintext(
+            ref.content, ref.offset + start, ref.offset + end
+        ):
             yield piece
 
     async def _listing(self, request: Request, r: Resolved, headers: dict[str, str]) -> Response:
@@ -456,17 +495,24 @@ class Gateway:
             for name, cid, tsize in rows
         )
         page = (
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>"
+            '<!doctype html><html><head><meta charset="utf-8"><title>'
             f"{html.escape(base)}</title></head><body><h1>Index of {html.escape(base)}</h1>"
             f"<p>{html.escape(str(r.cid))}</p><table><tr><th>name</th><th>CID</th><th>size</th></tr>"
             f"{items}</table></body></html>"
         ).encode()
-        headers |= {"Etag": f'"DirIndex-{DIR_INDEX_VERSION}_CID-{r.cid}"', "Content-Length": str(len(page))}
-        return Response(page if request.method == "GET" else b"", 200, headers, "text/html; charset=utf-8")
+        headers |= {
+            "Etag": f'"DirIndex-{DIR_INDEX_VERSION}_CID-{r.cid}"',
+            "Content-Length": str(len(page)),
+        }
+        return Response(
+            page if request.method == "GET" else b"", 200, headers, "text/html; charset=utf-8"
+        )
 
 
 def _problem(status: int, message: str) -> Response:
-    return Response(f"{status} {message}\n", status, {"Cache-Control": "no-store"}, "text/plain; charset=utf-8")
+    return Response(
+        f"{status} {message}\n", status, {"Cache-Control": "no-store"}, "text/plain; charset=utf-8"
+    )
 
 
 def gateway_app(vault: Vault) -> Starlette:

@@ -21,9 +21,14 @@ from starlette.routing import BaseRoute, Route
 __all__ = ["assets", "ui_routes"]
 
 TYPES = {
-    ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
-    ".json": "application/json", ".ico": "image/x-icon", ".webmanifest": "application/manifest+json",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".json": "application/json",
+    ".ico": "image/x-icon",
+    ".webmanifest": "application/manifest+json",
 }
 
 
@@ -39,7 +44,11 @@ def assets() -> dict[str, tuple[bytes, str]]:
                 walk(child, rel + "/")
             elif not child.name.startswith("."):
                 suffix = "." + child.name.rsplit(".", 1)[-1]
-                ctype = TYPES.get(suffix) or mimetypes.guess_type(child.name)[0] or "application/octet-stream"
+                ctype = (
+                    TYPES.get(suffix)
+                    or mimetypes.guess_type(child.name)[0]
+                    or "application/octet-stream"
+                )
                 out["/ui/" + rel] = (child.read_bytes(), ctype)
 
     walk(root, "")
@@ -49,7 +58,10 @@ def assets() -> dict[str, tuple[bytes, str]]:
 
 def ui_routes() -> list[BaseRoute]:
     table = assets()
-    etags = {path: '"' + hashlib.sha256(body).hexdigest()[:20] + '"' for path, (body, _t) in table.items()}
+    etags = {
+        path: '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        for path, (body, _t) in table.items()
+    }
 
     async def serve(request: Request) -> Response:
         path = request.url.path
@@ -62,4 +74,7 @@ def ui_routes() -> list[BaseRoute]:
             return Response(status_code=304, headers=headers)
         return Response(body if request.method == "GET" else b"", media_type=ctype, headers=headers)
 
-    return [Route("/", serve, methods=["GET", "HEAD"]), Route("/ui/{path:path}", serve, methods=["GET", "HEAD"])]
+    return [
+        Route("/", serve, methods=["GET", "HEAD"]),
+        Route("/ui/{path:path}", serve, methods=["GET", "HEAD"]),
+    ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -30,22 +30,30 @@ from starlette.responses import Response, StreamingResponse
 from ownvault.core.grants import Grant
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.errors import NotFoundError, UsageError
-from ownvault.server.api_base import submitted
-from ownvault.server.api_files import _disposition
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.problems import submitted
+from ownvault.server.api.state import ApiState
+from ownvault.server.headers import content_disposition
 
 __all__ = ["router"]
 
 MAX_GRANT = 64 * 1024
 MAX_RECEIVED = 256
-GrantId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The grant id (32 hex digits).")]
-Name = Annotated[str, Query(min_length=1, max_length=1024, description="A shared name, or NAME/path in a shared tree.")]
+GrantId = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{32}$", description="The grant id (32 hex digits).")
+]
+Name = Annotated[
+    str,
+    Query(
+        min_length=1, max_length=1024, description="A shared name, or NAME/path in a shared tree."
+    ),
+]
 
 
 class GrantIn(BaseModel):
-    grant: str = Field(min_length=1, max_length=MAX_GRANT, description="ovgrant1:… or the grant's JSON text.")
+    grant: str = Field(
+        min_length=1, max_length=MAX_GRANT, description="ovgrant1:… or the grant's JSON text."
+    )
 
 
 class SharedItem(BaseModel):
@@ -98,17 +106,23 @@ def _row(g: Grant) -> dict[str, Any]:
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["shared with me"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["shared with me"], dependencies=[Depends(require_session(state.sessions))])
     keys = state.vault.keys
 
     async def reopen(grant: str) -> GrantReader:
         text = state.received.get(grant)
         if text is None:
-            raise NotFoundError(f"no received grant {grant}: open it first (POST /received)", name=grant)
+            raise NotFoundError(
+                f"no received grant {grant}: open it first (POST /received)", name=grant
+            )
         return await open_grant(keys, text)
 
-    @r.post("/received", response_model=ReceivedOut, response_model_by_alias=True,
-            summary="Open a grant made for this vault (checked) and list what it shares")
+    @r.post(
+        "/received",
+        response_model=ReceivedOut,
+        response_model_by_alias=True,
+        summary="Open a grant made for this vault (checked) and list what it shares",
+    )
     async def receive(body: GrantIn) -> dict[str, Any]:
         with submitted("grant"):
             Grant.parse(body.grant)
@@ -123,13 +137,21 @@ def router(state: ApiState) -> APIRouter:
         finally:
             await reader.close()
 
-    @r.get("/received", response_model=ReceivedList, response_model_by_alias=True,
-           summary="Grants opened in this session of the server (not re-checked: open one to check it)")
+    @r.get(
+        "/received",
+        response_model=ReceivedList,
+        response_model_by_alias=True,
+        summary="Grants opened in this session of the server (not re-checked: open one to check it)",
+    )
     async def received() -> dict[str, Any]:
         return {"grants": [_row(Grant.parse(t)) for t in reversed(state.received.values())]}
 
-    @r.get("/received/{grant}", response_model=ReceivedOut, response_model_by_alias=True,
-           summary="Open a received grant again (revocation and expiry are checked now)")
+    @r.get(
+        "/received/{grant}",
+        response_model=ReceivedOut,
+        response_model_by_alias=True,
+        summary="Open a received grant again (revocation and expiry are checked now)",
+    )
     async def items(grant: GrantId) -> dict[str, Any]:
         reader = await reopen(grant)
         try:
@@ -143,8 +165,11 @@ def router(state: ApiState) -> APIRouter:
             raise NotFoundError(f"no received grant {grant}", name=grant)
         return Response(status_code=204)
 
-    @r.get("/received/{grant}/entries", response_model=SharedEntries,
-           summary="The entries of a shared tree")
+    @r.get(
+        "/received/{grant}/entries",
+        response_model=SharedEntries,
+        summary="The entries of a shared tree",
+    )
     async def entries(grant: GrantId, name: Name) -> dict[str, Any]:
         reader = await reopen(grant)
         try:
@@ -154,17 +179,27 @@ def router(state: ApiState) -> APIRouter:
 
     binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
-    @r.get("/received/{grant}/content", response_class=Response, responses={200: {"content": binary}},
-           summary="A shared file's bytes, read from the sender's providers and verified")
+    @r.get(
+        "/received/{grant}/content",
+        response_class=Response,
+        responses={200: {"content": binary}},
+        summary="A shared file's bytes, read from the sender's providers and verified",
+    )
     async def content(grant: GrantId, name: Name) -> Response:
         reader = await reopen(grant)
         try:
             item = next((i for i in reader.manifest["items"] if i["name"] == name.strip("/")), None)
             inner = name.strip("/")
             if item is None:
-                item = next((i for i in reader.manifest["items"]
-                             if i["kind"] == "tree" and inner.startswith(i["name"] + "/")), None)
-                inner = inner[len(item["name"]) + 1:] if item is not None else inner
+                item = next(
+                    (
+                        i
+                        for i in reader.manifest["items"]
+                        if i["kind"] == "tree" and inner.startswith(i["name"] + "/")
+                    ),
+                    None,
+                )
+                inner = inner[len(item["name"]) + 1 :] if item is not None else inner
             else:
                 inner = ""
             if item is None:
@@ -179,7 +214,8 @@ def router(state: ApiState) -> APIRouter:
             raise
         filename = name.strip("/").rsplit("/", 1)[-1]
         headers = {
-            "Content-Disposition": _disposition(filename), "Cache-Control": "private, no-store",
+            "Content-Disposition": content_disposition(filename),
+            "Cache-Control": "private, no-store",
             "Content-Length": str(int(entry["size"])),
         }
 

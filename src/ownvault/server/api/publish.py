@@ -6,24 +6,27 @@ the gateway path (``/ipfs/{cid}/``) that this same server answers without a toke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs import publish as pub
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.state import ApiState
 
 __all__ = ["router"]
 
 
 class PublishIn(BaseModel):
-    name: str = Field(min_length=1, max_length=1024, description="A stored NAME or NAME/path inside a tree.")
+    name: str = Field(
+        min_length=1, max_length=1024, description="A stored NAME or NAME/path inside a tree."
+    )
     version: int | None = Field(default=None, ge=1, le=2**62)
-    profile: str | None = Field(default=None, description="Import profile: " + ", ".join(sorted(PROFILES)))
+    profile: str | None = Field(
+        default=None, description="Import profile: " + ", ".join(sorted(PROFILES))
+    )
 
 
 class UnpublishIn(BaseModel):
@@ -62,14 +65,20 @@ def _gateway(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["publishing"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["publishing"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     @r.get("/published", response_model=DagList, summary="Published content")
     async def published() -> dict[str, Any]:
-        return {"published": [_gateway(d.to_json()) for d in pub.DagStore(vault.catalog).published()]}
+        return {
+            "published": [_gateway(d.to_json()) for d in pub.DagStore(vault.catalog).published()]
+        }
 
-    @r.post("/publish", response_model=PublicationOut, summary="Make a stored file or tree public (ipfs://CID)")
+    @r.post(
+        "/publish",
+        response_model=PublicationOut,
+        summary="Make a stored file or tree public (ipfs://CID)",
+    )
     async def publish(body: PublishIn) -> dict[str, Any]:
         if body.profile is not None and body.profile not in PROFILES:
             from ownvault.errors import UsageError
@@ -79,7 +88,9 @@ def router(state: ApiState) -> APIRouter:
             p = await vault.ipfs.publish(body.name, version=body.version, profile=body.profile)
         return _gateway(p.to_json())
 
-    @r.post("/unpublish", response_model=Unpublished, summary="Stop publishing a name or a root CID")
+    @r.post(
+        "/unpublish", response_model=Unpublished, summary="Stop publishing a name or a root CID"
+    )
     async def unpublish(body: UnpublishIn) -> dict[str, Any]:
         async with state.vault.ctx.write():
             rows = await vault.ipfs.unpublish(body.target, version=body.version)

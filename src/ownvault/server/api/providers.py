@@ -11,20 +11,21 @@ jurisdiction.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from ownvault.engine.health.healthlog import AuditRow, RunRow, last_run, latest_audit_rows
 from ownvault.engine.store.placement import Policy
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.state import ApiState
 
 __all__ = ["router"]
 
-ProviderName = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+ProviderName = Annotated[
+    str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+]
 
 
 class ProviderOut(BaseModel):
@@ -49,7 +50,9 @@ class ProviderList(BaseModel):
 
 class ProviderIn(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
-    url: str = Field(min_length=1, max_length=2048, description="file:///path, http(s)://node, s3://…, ipfs+…")
+    url: str = Field(
+        min_length=1, max_length=2048, description="file:///path, http(s)://node, s3://…, ipfs+…"
+    )
     jurisdiction: str | None = Field(default=None, min_length=2, max_length=2)
     labels: dict[str, str] = Field(default_factory=dict, max_length=32)
 
@@ -124,21 +127,27 @@ class CheckOut(BaseModel):
 
 class LastAudit(BaseModel):
     at: float
-    verdict: str = Field(description="ok | failing (a failed challenge or a missing share) | unreachable | empty (held no share)")
+    verdict: str = Field(
+        description="ok | failing (a failed challenge or a missing share) | unreachable | empty (held no share)"
+    )
     method: str
     challenges: int
     passed: int
     failed: int
     unreachable: int
     missing_shares: int
-    holds_at_least: float | None = Field(description="Fraction of its blocks the provider holds at least (95% confidence).")
+    holds_at_least: float | None = Field(
+        description="Fraction of its blocks the provider holds at least (95% confidence)."
+    )
     error: str | None
 
 
 class ProviderHealth(ProviderOut):
     missing_shares: int
     status: str = Field(description="ok | degraded (holds missing shares) | down (unreachable)")
-    last_audit: LastAudit | None = Field(description="This provider's result in the last audit that covered it.")
+    last_audit: LastAudit | None = Field(
+        description="This provider's result in the last audit that covered it."
+    )
 
 
 class LastRun(BaseModel):
@@ -205,13 +214,25 @@ def _audit_json(a: AuditRow | None) -> dict[str, Any] | None:
     if a is None:
         return None
     verdict = (
-        "failing" if a.failed or a.missing_shares else "unreachable" if a.unreachable or a.error
-        else "ok" if a.shares else "empty"
+        "failing"
+        if a.failed or a.missing_shares
+        else "unreachable"
+        if a.unreachable or a.error
+        else "ok"
+        if a.shares
+        else "empty"
     )
     return {
-        "at": a.finished_at, "verdict": verdict, "method": a.method, "challenges": a.challenges,
-        "passed": a.passed, "failed": a.failed, "unreachable": a.unreachable, "missing_shares": a.missing_shares,
-        "holds_at_least": a.holds_at_least, "error": a.error,
+        "at": a.finished_at,
+        "verdict": verdict,
+        "method": a.method,
+        "challenges": a.challenges,
+        "passed": a.passed,
+        "failed": a.failed,
+        "unreachable": a.unreachable,
+        "missing_shares": a.missing_shares,
+        "holds_at_least": a.holds_at_least,
+        "error": a.error,
     }
 
 
@@ -220,19 +241,36 @@ def _run_json(run: RunRow | None) -> dict[str, Any] | None:
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["providers and health"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(
+        tags=["providers and health"], dependencies=[Depends(require_session(state.sessions))]
+    )
     vault = state.vault
 
-    @r.get("/providers", response_model=ProviderList, summary="Every provider: kind, jurisdiction, reachable, shares, bytes")
+    @r.get(
+        "/providers",
+        response_model=ProviderList,
+        summary="Every provider: kind, jurisdiction, reachable, shares, bytes",
+    )
     async def providers() -> dict[str, Any]:
         return {"providers": await vault.fleet.provider_status()}
 
-    @r.post("/providers", response_model=ProviderAdded, status_code=201, summary="Add a provider (it must be reachable)")
+    @r.post(
+        "/providers",
+        response_model=ProviderAdded,
+        status_code=201,
+        summary="Add a provider (it must be reachable)",
+    )
     async def add(body: ProviderIn) -> dict[str, Any]:
         async with state.vault.ctx.write():
-            return await vault.fleet.add_provider(body.name, body.url, jurisdiction=body.jurisdiction, labels=body.labels)
+            return await vault.fleet.add_provider(
+                body.name, body.url, jurisdiction=body.jurisdiction, labels=body.labels
+            )
 
-    @r.delete("/providers/{name}", response_model=ProviderRemoved, summary="Remove a provider (moves its shares first unless force)")
+    @r.delete(
+        "/providers/{name}",
+        response_model=ProviderRemoved,
+        summary="Remove a provider (moves its shares first unless force)",
+    )
     async def remove(name: ProviderName, force: Annotated[bool, Query()] = False) -> dict[str, Any]:
         async with state.vault.ctx.write():
             return await vault.fleet.remove_provider(name, force=force)
@@ -241,25 +279,47 @@ def router(state: ApiState) -> APIRouter:
     async def policy() -> dict[str, Any]:
         return {"policy": vault.policy.to_dict(), "describe": vault.policy.describe()}
 
-    @r.put("/policy", response_model=PolicySetOut, summary="Set the placement policy (rebalance applies it to stored data)")
+    @r.put(
+        "/policy",
+        response_model=PolicySetOut,
+        summary="Set the placement policy (rebalance applies it to stored data)",
+    )
     async def set_policy(body: PolicyDoc) -> dict[str, Any]:
         new = Policy(
-            body.k, body.n, tuple(body.jurisdictions), tuple(body.exclude), body.max_per_jurisdiction,
-            body.max_per_provider, body.survive_jurisdiction_loss,
+            body.k,
+            body.n,
+            tuple(body.jurisdictions),
+            tuple(body.exclude),
+            body.max_per_jurisdiction,
+            body.max_per_provider,
+            body.survive_jurisdiction_loss,
         )
         async with state.vault.ctx.write():
             return await vault.fleet.set_policy(new)
 
-    @r.get("/check", response_model=CheckOut, summary="Per file: shares present / needed, what is missing where")
-    async def check(name: Annotated[str | None, Query(min_length=1, max_length=1024)] = None) -> dict[str, Any]:
+    @r.get(
+        "/check",
+        response_model=CheckOut,
+        summary="Per file: shares present / needed, what is missing where",
+    )
+    async def check(
+        name: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    ) -> dict[str, Any]:
         return await vault.health.check(name)
 
-    @r.get("/status", response_model=StatusOut,
-           summary="`ownvault status`: healthy or not, what is at risk, what to do (no share is read)")
+    @r.get(
+        "/status",
+        response_model=StatusOut,
+        summary="`ownvault status`: healthy or not, what is at risk, what to do (no share is read)",
+    )
     async def status() -> dict[str, Any]:
         return await vault.health.status()
 
-    @r.get("/health", response_model=HealthOut, summary="Providers, regions and files, the ones at risk first")
+    @r.get(
+        "/health",
+        response_model=HealthOut,
+        summary="Providers, regions and files, the ones at risk first",
+    )
     async def health() -> dict[str, Any]:
         provs = await vault.fleet.provider_status()
         chk = await vault.health.check()
@@ -272,19 +332,32 @@ def router(state: ApiState) -> APIRouter:
         for p in provs:
             p["last_audit"] = _audit_json(audits.get(p["name"]))
             p["missing_shares"] = missing.get(p["name"], 0)
-            p["status"] = "down" if not p["reachable"] else "degraded" if p["missing_shares"] else "ok"
+            p["status"] = (
+                "down" if not p["reachable"] else "degraded" if p["missing_shares"] else "ok"
+            )
             code = p["jurisdiction"] or "??"
-            reg = regions.setdefault(code, {"jurisdiction": code, "providers": [], "reachable": 0, "shares": 0, "bytes": 0})
+            reg = regions.setdefault(
+                code,
+                {"jurisdiction": code, "providers": [], "reachable": 0, "shares": 0, "bytes": 0},
+            )
             reg["providers"].append(p["name"])
             reg["reachable"] += int(p["reachable"])
             reg["shares"] += p["shares"]
             reg["bytes"] += p["bytes"]
-        files = sorted(chk["files"], key=lambda f: (f["readable"], f["healthy"], f["policy_ok"], f["name"]))
+        files = sorted(
+            chk["files"], key=lambda f: (f["readable"], f["healthy"], f["policy_ok"], f["name"])
+        )
         status = "ok" if chk["healthy"] else "degraded" if chk["readable"] else "unreadable"
         return {
-            "checked_at": time.time(), "status": status, "healthy": chk["healthy"], "readable": chk["readable"],
-            "policy_ok": chk["policy_ok"], "policy": chk["policy"], "providers": provs,
-            "regions": sorted(regions.values(), key=lambda g: g["jurisdiction"]), "files": files,
+            "checked_at": time.time(),
+            "status": status,
+            "healthy": chk["healthy"],
+            "readable": chk["readable"],
+            "policy_ok": chk["policy_ok"],
+            "policy": chk["policy"],
+            "providers": provs,
+            "regions": sorted(regions.values(), key=lambda g: g["jurisdiction"]),
+            "files": files,
             "last_audit": _run_json(last_run(vault.catalog, "audit")),
             "last_repair": _run_json(last_run(vault.catalog, "repair")),
         }

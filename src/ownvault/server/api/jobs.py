@@ -18,27 +18,18 @@ progress counts the packs re-encrypted).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
-from ownvault.errors import NotFoundError, OwnvaultError
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.state import ApiState, Job
 
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
-
-__all__ = ["Job", "JobKind", "Jobs", "router"]
-
-KEEP = 50
+__all__ = ["JobKind", "JobOut", "router"]
 
 
 class JobKind(StrEnum):
@@ -47,84 +38,6 @@ class JobKind(StrEnum):
     audit = "audit"
     repair = "repair"
     rebalance = "rebalance"
-
-
-@dataclass
-class Job:
-    id: str
-    kind: str
-    subject: str | None = None  # what the job works on, e.g. the grant a revoke job revokes
-    state: str = "running"  # running | done | failed
-    done: int = 0
-    total: int | None = None
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    result: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "kind": self.kind, "subject": self.subject, "state": self.state, "done": self.done,
-            "total": self.total, "started": self.started, "finished": self.finished,
-            "result": self.result, "error": self.error,
-        }
-
-
-class Jobs:
-    def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.last: dict[str, Job] = {}  # the last finished job of each kind
-
-    def start(self, kind: str, fn: Callable[[Job], Awaitable[dict[str, Any]]], subject: str | None = None) -> Job:
-        """Start ``fn`` as a job, or return the running job of the same kind and subject."""
-        running = next(
-            (j for j in self._jobs.values() if (j.kind, j.subject) == (kind, subject) and j.state == "running"), None
-        )
-        if running is not None:
-            return running
-        job = Job(secrets.token_hex(8), kind, subject)
-        self._jobs[job.id] = job
-        while len(self._jobs) > KEEP:
-            oldest = next(iter(self._jobs))
-            if self._jobs[oldest].state == "running":
-                break
-            del self._jobs[oldest]
-
-        async def run() -> None:
-            try:
-                job.result = await fn(job)
-                job.state = "done"
-            except OwnvaultError as exc:
-                job.error = {"code": exc.code, "message": exc.message, **exc.context()}
-                job.state = "failed"
-            except Exception as exc:  # a bug: reported on the job rather than lost
-                job.error = {"code": "error", "message": f"{type(exc).__name__}: {exc}"}
-                job.state = "failed"
-            finally:
-                job.finished = time.time()
-                self.last[job.kind] = job
-
-        task = asyncio.ensure_future(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return job
-
-    def get(self, job_id: str) -> Job:
-        job = self._jobs.get(job_id)
-        if job is None:
-            raise NotFoundError(f"no such job: {job_id[:40]}")
-        return job
-
-    def all(self) -> list[Job]:
-        return list(reversed(self._jobs.values()))
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
 
 
 class JobOut(BaseModel):
@@ -149,7 +62,7 @@ class JobStart(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["jobs"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["jobs"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     async def check(job: Job) -> dict[str, Any]:
@@ -189,7 +102,10 @@ def router(state: ApiState) -> APIRouter:
         return report.to_json()
 
     runners: dict[str, Callable[[Job], Awaitable[dict[str, Any]]]] = {
-        JobKind.check.value: check, JobKind.deep_check.value: deep_check, JobKind.audit.value: audit, JobKind.repair.value: repair,
+        JobKind.check.value: check,
+        JobKind.deep_check.value: deep_check,
+        JobKind.audit.value: audit,
+        JobKind.repair.value: repair,
         JobKind.rebalance.value: rebalance,
     }
 

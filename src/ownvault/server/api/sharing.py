@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -28,23 +28,35 @@ from starlette.responses import JSONResponse, Response
 
 from ownvault.core.grants import Grant
 from ownvault.errors import NotFoundError, UsageError
-from ownvault.server.api_base import submitted
-from ownvault.server.api_jobs import Job, JobOut
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.jobs import JobOut
+from ownvault.server.api.problems import submitted
+from ownvault.server.api.state import ApiState, Job
 
 __all__ = ["router"]
 
 MAX_CARD = 64 * 1024
-GrantId = Annotated[str, Path(min_length=8, max_length=32, pattern=r"^[0-9a-fA-F]{8,32}$",
-                              description="A grant id or a unique prefix of one (8..32 hex digits).")]
-Who = Annotated[str, Query(min_length=1, max_length=200, description="A contact's name or did:key.")]
+GrantId = Annotated[
+    str,
+    Path(
+        min_length=8,
+        max_length=32,
+        pattern=r"^[0-9a-fA-F]{8,32}$",
+        description="A grant id or a unique prefix of one (8..32 hex digits).",
+    ),
+]
+Who = Annotated[
+    str, Query(min_length=1, max_length=200, description="A contact's name or did:key.")
+]
 
 
 class ContactIn(BaseModel):
-    card: str = Field(min_length=2, max_length=MAX_CARD, description="The contact card: its JSON text.")
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="Your name for them.")
+    card: str = Field(
+        min_length=2, max_length=MAX_CARD, description="The contact card: its JSON text."
+    )
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Your name for them."
+    )
 
 
 class ContactAdded(BaseModel):
@@ -77,23 +89,40 @@ class TagPolicyList(BaseModel):
 
 
 class ShareIn(BaseModel):
-    names: list[str] = Field(default_factory=list, max_length=1000,
-                             description="Stored names (files or trees): their latest versions.")
-    prefix: str | None = Field(default=None, min_length=1, max_length=1024,
-                               description="A virtual folder: every name under PREFIX/.")
-    tag: str | None = Field(default=None, min_length=1, max_length=64, description="Every name with this tag.")
+    names: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Stored names (files or trees): their latest versions.",
+    )
+    prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="A virtual folder: every name under PREFIX/.",
+    )
+    tag: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Every name with this tag."
+    )
     to: str = Field(min_length=1, max_length=200, description="A contact's name or did:key.")
-    expires: int | None = Field(default=None, ge=0, le=2**53, description="Unix seconds; null: never.")
-    read_only: bool = Field(default=True, description="The only kind of grant: recipients never write.")
+    expires: int | None = Field(
+        default=None, ge=0, le=2**53, description="Unix seconds; null: never."
+    )
+    read_only: bool = Field(
+        default=True, description="The only kind of grant: recipients never write."
+    )
 
 
 class GrantOut(BaseModel):
     grant: str
-    token: str = Field(description="The grant as one string: ovgrant1:… (only the recipient can use it).")
+    token: str = Field(
+        description="The grant as one string: ovgrant1:… (only the recipient can use it)."
+    )
     to: str
     items: list[str]
     expires: int | None
-    document: dict[str, Any] = Field(description="The same grant as a JSON document (ownvault-grant v1).")
+    document: dict[str, Any] = Field(
+        description="The same grant as a JSON document (ownvault-grant v1)."
+    )
 
 
 class GrantRow(BaseModel):
@@ -114,29 +143,42 @@ class GrantList(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["sharing"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["sharing"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
-    @r.get("/contacts", response_model=ContactList, summary="Contacts: people and services you share with")
+    @r.get(
+        "/contacts",
+        response_model=ContactList,
+        summary="Contacts: people and services you share with",
+    )
     async def contacts() -> dict[str, Any]:
         return {"contacts": vault.sharing.contacts()}
 
-    @r.post("/contacts", response_model=ContactAdded, status_code=201,
-            summary="Add a contact from their card (the signature is checked)")
+    @r.post(
+        "/contacts",
+        response_model=ContactAdded,
+        status_code=201,
+        summary="Add a contact from their card (the signature is checked)",
+    )
     async def add_contact(body: ContactIn) -> dict[str, Any]:
         async with state.vault.ctx.write():
             with submitted("contact card"):
                 doc = await vault.sharing.add_contact(body.card, body.name)
         return doc
 
-    @r.delete("/contacts", response_model=ContactRemoved,
-              summary="Remove a contact (grants already made stay until revoked)")
+    @r.delete(
+        "/contacts",
+        response_model=ContactRemoved,
+        summary="Remove a contact (grants already made stay until revoked)",
+    )
     async def remove_contact(who: Who) -> dict[str, Any]:
         async with state.vault.ctx.write():
             await vault.sharing.remove_contact(who)
         return {"removed": who}
 
-    @r.get("/tags/policies", response_model=TagPolicyList, summary="Tag policies (never-share tags)")
+    @r.get(
+        "/tags/policies", response_model=TagPolicyList, summary="Tag policies (never-share tags)"
+    )
     async def policies() -> dict[str, Any]:
         return {"policies": vault.sharing.tag_policies()}
 
@@ -156,8 +198,12 @@ def router(state: ApiState) -> APIRouter:
             raise NotFoundError(f"nothing is stored under {clean}/", name=clean)
         return found
 
-    @r.post("/grants", response_model=GrantOut, status_code=201,
-            summary="Share names, a folder or a tag with a contact: a signed, encrypted grant")
+    @r.post(
+        "/grants",
+        response_model=GrantOut,
+        status_code=201,
+        summary="Share names, a folder or a tag with a contact: a signed, encrypted grant",
+    )
     async def share(body: ShareIn) -> dict[str, Any]:
         if body.expires is not None and body.expires <= time.time():
             raise UsageError("expires is in the past")
@@ -165,8 +211,13 @@ def router(state: ApiState) -> APIRouter:
         if body.prefix is not None:
             names += await names_under(body.prefix)
         async with state.vault.ctx.write():
-            info = await vault.sharing.share(names=names, tag=body.tag, to=body.to,
-                                       expires=body.expires, read_only=body.read_only)
+            info = await vault.sharing.share(
+                names=names,
+                tag=body.tag,
+                to=body.to,
+                expires=body.expires,
+                read_only=body.read_only,
+            )
         grant = Grant.parse(info.token)
         return {**info.to_json(), "expires": grant.expires, "document": grant.to_json()}
 
@@ -175,20 +226,29 @@ def router(state: ApiState) -> APIRouter:
         return {"grants": vault.sharing.grants()}
 
     @r.get(
-        "/grants/{grant}/document", summary="The grant as a JSON file, to send to its recipient",
+        "/grants/{grant}/document",
+        summary="The grant as a JSON file, to send to its recipient",
         response_class=Response,
         responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
     )
     async def document(grant: GrantId) -> Response:
         gid, token = vault.sharing.grant_token(grant)
         body = (json.dumps(Grant.parse(token).to_json(), indent=2, sort_keys=True) + "\n").encode()
-        return Response(body, media_type="application/json", headers={
-            "Content-Disposition": f'attachment; filename="ownvault-grant-{gid[:12]}.json"',
-            "Cache-Control": "private, no-store",
-        })
+        return Response(
+            body,
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="ownvault-grant-{gid[:12]}.json"',
+                "Cache-Control": "private, no-store",
+            },
+        )
 
-    @r.post("/grants/{grant}/revoke", status_code=202, response_model=JobOut,
-            summary="Revoke a grant: re-encrypt what it covered (a background job)")
+    @r.post(
+        "/grants/{grant}/revoke",
+        status_code=202,
+        response_model=JobOut,
+        summary="Revoke a grant: re-encrypt what it covered (a background job)",
+    )
     async def revoke(grant: GrantId) -> JSONResponse:
         gid, _token = vault.sharing.grant_token(grant)  # unknown or ambiguous: 404 / 400 now
 

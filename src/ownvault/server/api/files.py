@@ -7,9 +7,8 @@ tags, delete, usage. Names travel in the ``name`` query parameter (vault names c
 from __future__ import annotations
 
 import mimetypes
-import urllib.parse
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -18,15 +17,24 @@ from starlette.responses import Response, StreamingResponse
 
 from ownvault.engine.ipfs.publish import DagStore
 from ownvault.errors import UsageError
-from ownvault.server.api_base import ApiProblem
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.problems import ApiProblem
+from ownvault.server.api.state import ApiState
+from ownvault.server.headers import content_disposition
 
 __all__ = ["PutOut", "parse_range", "router"]
 
-Name = Annotated[str, Query(min_length=1, max_length=1024, description="A stored name, or NAME/path inside a stored tree.")]
-VersionQ = Annotated[int | None, Query(ge=1, le=2**62, description="Version number (default: the latest).")]
+Name = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=1024,
+        description="A stored name, or NAME/path inside a stored tree.",
+    ),
+]
+VersionQ = Annotated[
+    int | None, Query(ge=1, le=2**62, description="Version number (default: the latest).")
+]
 
 
 class PutOut(BaseModel):
@@ -52,7 +60,9 @@ class ObjectOut(BaseModel):
     cid_profile: str | None
     tags: list[str]
     versions: int
-    published: str | None = Field(description="The ipfs:// URL when the latest version is published.")
+    published: str | None = Field(
+        description="The ipfs:// URL when the latest version is published."
+    )
 
 
 class ObjectList(BaseModel):
@@ -122,8 +132,12 @@ class RemovedOut(BaseModel):
 
 class ForgetIn(BaseModel):
     name: str = Field(min_length=1, max_length=1024)
-    version: int | None = Field(default=None, ge=1, le=2**62, description="Only this version (default: all).")
-    confirm: bool = Field(description="Must be true: forgetting cannot be undone, not even with the phrase.")
+    version: int | None = Field(
+        default=None, ge=1, le=2**62, description="Only this version (default: all)."
+    )
+    confirm: bool = Field(
+        description="Must be true: forgetting cannot be undone, not even with the phrase."
+    )
 
 
 class ForgetOut(BaseModel):
@@ -176,30 +190,41 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     except ValueError:
         return None
     if start < 0 or start >= size or end <= start:
-        raise ApiProblem(416, "range_not_satisfiable", f"range {spec.strip()!r} is outside the file ({size} bytes)",
-                         {"Content-Range": f"bytes */{size}"})
+        raise ApiProblem(
+            416,
+            "range_not_satisfiable",
+            f"range {spec.strip()!r} is outside the file ({size} bytes)",
+            {"Content-Range": f"bytes */{size}"},
+        )
     return start, end
 
 
-def _disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
-
-
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["files"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["files"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
     def published_urls() -> dict[tuple[str, int], str]:
-        return {(d.label, d.number): f"ipfs://{d.root}" for d in DagStore(vault.catalog).published()}
+        return {
+            (d.label, d.number): f"ipfs://{d.root}" for d in DagStore(vault.catalog).published()
+        }
 
-    @r.get("/files", response_model=ObjectList, summary="Stored names (latest versions), filtered by prefix, text and tag")
+    @r.get(
+        "/files",
+        response_model=ObjectList,
+        summary="Stored names (latest versions), filtered by prefix, text and tag",
+    )
     async def list_files(
         prefix: Annotated[str, Query(max_length=1024)] = "",
-        q: Annotated[str, Query(max_length=256, description="Case-insensitive part of the name.")] = "",
+        q: Annotated[
+            str, Query(max_length=256, description="Case-insensitive part of the name.")
+        ] = "",
         tag: Annotated[str, Query(max_length=64)] = "",
     ) -> dict[str, Any]:
-        doc = await vault.files.ls(prefix.lstrip("/")) if prefix.strip("/") else await vault.files.ls()
+        doc = (
+            await vault.files.ls(prefix.lstrip("/"))
+            if prefix.strip("/")
+            else await vault.files.ls()
+        )
         objects = doc.get("objects")
         if objects is None:  # the prefix named a tree: list names under it instead
             objects = (await vault.files.ls())["objects"]
@@ -215,14 +240,22 @@ def router(state: ApiState) -> APIRouter:
             out.append({**o, "published": pub.get((o["name"], o["version"]))})
         return {"objects": out}
 
-    @r.get("/files/entries", response_model=TreeOut, summary="The entries of a stored tree (or a directory in it)")
+    @r.get(
+        "/files/entries",
+        response_model=TreeOut,
+        summary="The entries of a stored tree (or a directory in it)",
+    )
     async def entries(name: Name) -> dict[str, Any]:
         doc = await vault.files.ls(name)
         if "tree" not in doc:
             raise UsageError(f"{name} is not a stored tree or a directory in one", name=name)
         return doc
 
-    @r.get("/files/stat", response_model=StatOut, summary="One stored name or path: its kind, size, mode, CID")
+    @r.get(
+        "/files/stat",
+        response_model=StatOut,
+        summary="One stored name or path: its kind, size, mode, CID",
+    )
     async def stat(name: Name, version: VersionQ = None) -> dict[str, Any]:
         return await vault.files.stat(name, version=version)
 
@@ -234,7 +267,10 @@ def router(state: ApiState) -> APIRouter:
     binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     content_doc: dict[str, Any] = {
         "response_class": Response,
-        "responses": {200: {"content": binary}, 206: {"description": "Partial content", "content": binary}},
+        "responses": {
+            200: {"content": binary},
+            206: {"description": "Partial content", "content": binary},
+        },
     }
 
     @r.head("/files/content", summary="A stored file's headers (size, type, ETag)", **content_doc)
@@ -251,13 +287,17 @@ def router(state: ApiState) -> APIRouter:
         ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         headers = {
             "Accept-Ranges": "bytes",
-            "Content-Disposition": _disposition(filename),
+            "Content-Disposition": content_disposition(filename),
             "Cache-Control": "private, no-store",
         }
         if st["cid"]:
             headers["ETag"] = f'"{st["cid"]}"'
         rng = parse_range(request.headers.get("range"), size) if size else None
-        if rng is not None and st["cid"] and request.headers.get("if-range") not in (None, headers["ETag"]):
+        if (
+            rng is not None
+            and st["cid"]
+            and request.headers.get("if-range") not in (None, headers["ETag"])
+        ):
             rng = None
         start, end = rng if rng is not None else (0, size)
         headers["Content-Length"] = str(end - start)
@@ -274,7 +314,11 @@ def router(state: ApiState) -> APIRouter:
 
         return StreamingResponse(body(), status_code=status, headers=headers, media_type=ctype)
 
-    @r.post("/files/restore", response_model=PutOut, summary="Make an older version the latest again (a new version)")
+    @r.post(
+        "/files/restore",
+        response_model=PutOut,
+        summary="Make an older version the latest again (a new version)",
+    )
     async def restore(body: Restore) -> dict[str, Any]:
         async with state.vault.ctx.write():
             result = await vault.files.restore_version(body.name, body.version)
@@ -286,20 +330,29 @@ def router(state: ApiState) -> APIRouter:
             now = await vault.files.set_tags(body.name, add=body.add, remove=body.remove)
         return {"name": body.name.strip("/"), "tags": now}
 
-    @r.delete("/files", response_model=RemovedOut, summary="Delete a name (every version) or one version")
+    @r.delete(
+        "/files", response_model=RemovedOut, summary="Delete a name (every version) or one version"
+    )
     async def remove(name: Name, version: VersionQ = None) -> dict[str, Any]:
         async with state.vault.ctx.write():
             return await vault.files.rm(name, version=version)
 
-    @r.post("/files/forget", response_model=ForgetOut,
-            summary="Crypto-shred a name (or one version): its keys destroyed, its shares deleted")
+    @r.post(
+        "/files/forget",
+        response_model=ForgetOut,
+        summary="Crypto-shred a name (or one version): its keys destroyed, its shares deleted",
+    )
     async def forget(body: ForgetIn) -> dict[str, Any]:
         if not body.confirm:
             raise UsageError("forgetting destroys data for good: send confirm: true")
         async with state.vault.ctx.write():
             return await vault.keyring.forget(body.name, version=body.version)
 
-    @r.get("/du", response_model=DuOut, summary="Logical, unique and stored bytes; dedup ratio; expansion")
+    @r.get(
+        "/du",
+        response_model=DuOut,
+        summary="Logical, unique and stored bytes; dedup ratio; expansion",
+    )
     async def du() -> dict[str, Any]:
         return await vault.files.du()
 

@@ -31,7 +31,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParam
@@ -42,11 +42,10 @@ from starlette.responses import JSONResponse, Response
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.versions import PutResult
 from ownvault.errors import NotFoundError
-from ownvault.server.api_base import ApiProblem
-from ownvault.server.api_files import PutOut
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.files import PutOut
+from ownvault.server.api.problems import ApiProblem
+from ownvault.server.api.state import ApiState
 
 __all__ = ["BUFFER", "UploadStore", "router"]
 
@@ -121,16 +120,23 @@ class UploadStore:
     def create(self, name: str, size: int, tags: list[str], mtime_ms: int | None) -> UploadMeta:
         self.expire()
         if len(self.all()) >= self.max_sessions:
-            raise ApiProblem(429, "too_many_uploads", f"at most {self.max_sessions} open upload sessions: finish or cancel some")
+            raise ApiProblem(
+                429,
+                "too_many_uploads",
+                f"at most {self.max_sessions} open upload sessions: finish or cancel some",
+            )
         free = shutil.disk_usage(self._dir()).free
         if size > free:
             # Refused before a byte is sent: the request is larger than this server is able
             # to process (RFC 9110 413). A disk filling up mid-upload stays a 507.
             raise ApiProblem(
-                413, "storage_full",
+                413,
+                "storage_full",
                 f"not enough space in the vault directory for the upload ({size} > {free} bytes free)",
             )
-        meta = UploadMeta(secrets.token_hex(16), name, size, tags, mtime_ms, time.time(), time.time())
+        meta = UploadMeta(
+            secrets.token_hex(16), name, size, tags, mtime_ms, time.time(), time.time()
+        )
         fd = os.open(self.part(meta.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         self._save(meta)
@@ -156,7 +162,11 @@ class UploadStore:
             async for piece in request.stream():
                 received += len(piece)
                 if received > limit:
-                    raise ApiProblem(413, "too_large", f"the body goes past the upload's size or the chunk limit ({limit} bytes)")
+                    raise ApiProblem(
+                        413,
+                        "too_large",
+                        f"the body goes past the upload's size or the chunk limit ({limit} bytes)",
+                    )
                 buf += piece
                 if len(buf) >= BUFFER:
                     await asyncio.to_thread(f.write, bytes(buf))
@@ -184,10 +194,17 @@ class UploadStore:
 
 
 class UploadCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=1024, description="Vault name to store the file under.")
+    name: str = Field(
+        min_length=1, max_length=1024, description="Vault name to store the file under."
+    )
     size: int = Field(ge=0, description="Total size of the file in bytes.")
     tags: list[str] = Field(default_factory=list, max_length=64)
-    mtime_ms: int | None = Field(default=None, ge=0, le=MAX_MTIME_MS, description="The file's modification time (ms since the epoch).")
+    mtime_ms: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_MTIME_MS,
+        description="The file's modification time (ms since the epoch).",
+    )
 
 
 class UploadOut(BaseModel):
@@ -204,41 +221,76 @@ class UploadList(BaseModel):
     uploads: list[UploadOut]
 
 
-UploadId = Annotated[str, PathParam(pattern=ID_PATTERN, description="Upload session id (32 hex digits).")]
+UploadId = Annotated[
+    str, PathParam(pattern=ID_PATTERN, description="Upload session id (32 hex digits).")
+]
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["uploads"], dependencies=[Depends(state.sessions.dependency())])
-    uploads = UploadStore(state.vault.path / "uploads", state.limits.session_idle_seconds, state.limits.sessions)
-    state.uploads = uploads
+    r = APIRouter(tags=["uploads"], dependencies=[Depends(require_session(state.sessions))])
+    uploads = UploadStore(
+        state.vault.path / "uploads", state.limits.session_idle_seconds, state.limits.sessions
+    )
     chunk_max = state.limits.upload_chunk
 
     def out(meta: UploadMeta) -> dict[str, Any]:
-        return {"id": meta.id, "name": meta.name, "size": meta.size, "offset": uploads.offset(meta.id),
-                "tags": meta.tags, "chunk_max": chunk_max, "created": meta.created}
+        return {
+            "id": meta.id,
+            "name": meta.name,
+            "size": meta.size,
+            "offset": uploads.offset(meta.id),
+            "tags": meta.tags,
+            "chunk_max": chunk_max,
+            "created": meta.created,
+        }
 
-    @r.post("/uploads", status_code=201, response_model=UploadOut, summary="Open a resumable upload session")
+    @r.post(
+        "/uploads",
+        status_code=201,
+        response_model=UploadOut,
+        summary="Open a resumable upload session",
+    )
     async def create(body: UploadCreate) -> JSONResponse:
         name = validate_object_name(body.name)
         tags = [validate_tag(t) for t in body.tags]
         if body.size > state.limits.upload_total:
-            raise ApiProblem(413, "too_large", f"files over {state.limits.upload_total} bytes are refused")
+            raise ApiProblem(
+                413, "too_large", f"files over {state.limits.upload_total} bytes are refused"
+            )
         meta = uploads.create(name, body.size, tags, body.mtime_ms)
         return JSONResponse(out(meta), status_code=201)
 
-    @r.get("/uploads", response_model=UploadList, summary="Open upload sessions (to resume after a reload)")
+    @r.get(
+        "/uploads",
+        response_model=UploadList,
+        summary="Open upload sessions (to resume after a reload)",
+    )
     async def list_uploads() -> dict[str, Any]:
         return {"uploads": [out(m) for m in uploads.all()]}
 
-    @r.get("/uploads/{upload_id}", response_model=UploadOut, summary="An upload session and its offset")
+    @r.get(
+        "/uploads/{upload_id}", response_model=UploadOut, summary="An upload session and its offset"
+    )
     async def get(upload_id: UploadId) -> dict[str, Any]:
         return out(uploads.meta(upload_id))
 
-    @r.patch("/uploads/{upload_id}", response_model=UploadOut, summary="Append bytes at the session's offset",
-             openapi_extra={"requestBody": {"required": True, "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}}}})
+    @r.patch(
+        "/uploads/{upload_id}",
+        response_model=UploadOut,
+        summary="Append bytes at the session's offset",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
     async def patch(
-        request: Request, upload_id: UploadId,
-        upload_offset: Annotated[int, Header(ge=0, description="Must equal the session's current offset.")],
+        request: Request,
+        upload_id: UploadId,
+        upload_offset: Annotated[
+            int, Header(ge=0, description="Must equal the session's current offset.")
+        ],
     ) -> dict[str, Any]:
         meta = uploads.meta(upload_id)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -250,12 +302,20 @@ def router(state: ApiState) -> APIRouter:
         async with lock:
             current = uploads.offset(upload_id)
             if upload_offset != current:
-                raise ApiProblem(409, "conflict", f"Upload-Offset is {upload_offset}, the upload is at {current}",
-                                 {"Upload-Offset": str(current)})
+                raise ApiProblem(
+                    409,
+                    "conflict",
+                    f"Upload-Offset is {upload_offset}, the upload is at {current}",
+                    {"Upload-Offset": str(current)},
+                )
             await uploads.append(meta, request, min(chunk_max, meta.size - current))
         return out(meta)
 
-    @r.post("/uploads/{upload_id}/finish", response_model=PutOut, summary="Store the uploaded file in the vault")
+    @r.post(
+        "/uploads/{upload_id}/finish",
+        response_model=PutOut,
+        summary="Store the uploaded file in the vault",
+    )
     async def finish(upload_id: UploadId) -> dict[str, Any]:
         meta = uploads.meta(upload_id)
         async with uploads.lock(upload_id):
@@ -272,8 +332,20 @@ def router(state: ApiState) -> APIRouter:
             uploads.drop(upload_id)
         return Response(status_code=204)
 
-    @r.put("/files/content", response_model=PutOut, tags=["files"], summary="Store a file from one streamed body (no resume)",
-           openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    @r.put(
+        "/files/content",
+        response_model=PutOut,
+        tags=["files"],
+        summary="Store a file from one streamed body (no resume)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
     async def put_content(
         request: Request,
         name: Annotated[str, Query(min_length=1, max_length=1024)],
@@ -285,7 +357,9 @@ def router(state: ApiState) -> APIRouter:
         length = request.headers.get("content-length")
         declared = int(length) if length and length.isdigit() else None
         if declared is not None and declared > state.limits.upload_total:
-            raise ApiProblem(413, "too_large", f"files over {state.limits.upload_total} bytes are refused")
+            raise ApiProblem(
+                413, "too_large", f"files over {state.limits.upload_total} bytes are refused"
+            )
         meta = uploads.create(name, declared or 0, tags, mtime_ms)
         try:
             got = await uploads.append(meta, request, state.limits.upload_total)

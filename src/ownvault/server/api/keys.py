@@ -13,21 +13,22 @@ token alone reveals neither). Secrets travel only in those response bodies, whic
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.guardians import MAX_SHARES, GuardianGroup
-from ownvault.server.api_session import check_passphrase
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.session import check_passphrase
+from ownvault.server.api.state import ApiState
 
 __all__ = ["CardOut", "router"]
 
-CardName = Annotated[str | None, Query(min_length=1, max_length=200, description="A name to put on the card.")]
+CardName = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="A name to put on the card.")
+]
 
 
 class CardOut(BaseModel):
@@ -42,7 +43,9 @@ class CardOut(BaseModel):
 
 class IdentityOut(BaseModel):
     did: str
-    agreement: str = Field(description="The X25519 key-agreement key (multibase), which grants are sealed to.")
+    agreement: str = Field(
+        description="The X25519 key-agreement key (multibase), which grants are sealed to."
+    )
     card: CardOut
     vault: str
 
@@ -61,7 +64,9 @@ class PassphraseOut(BaseModel):
 
 
 class RotateIn(BaseModel):
-    rewrap: bool = Field(default=False, description="Also re-wrap every existing chunk key under the new epoch.")
+    rewrap: bool = Field(
+        default=False, description="Also re-wrap every existing chunk key under the new epoch."
+    )
 
 
 class RotateOut(BaseModel):
@@ -91,49 +96,79 @@ class GuardiansOut(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
-    r = APIRouter(tags=["keys"], dependencies=[Depends(state.sessions.dependency())])
+    r = APIRouter(tags=["keys"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
-    @r.get("/identity", response_model=IdentityOut, summary="The vault's did:key, X25519 key and contact card")
+    @r.get(
+        "/identity",
+        response_model=IdentityOut,
+        summary="The vault's did:key, X25519 key and contact card",
+    )
     async def identity(name: CardName = None) -> dict[str, Any]:
         return {**vault.sharing.identity(name), "vault": str(vault.path)}
 
     @r.get(
-        "/identity/card", summary="The contact card as a file to give out (signed; public)",
+        "/identity/card",
+        summary="The contact card as a file to give out (signed; public)",
         response_class=Response,
         responses={200: {"content": {"application/json": {"schema": CardOut.model_json_schema()}}}},
     )
     async def card(name: CardName = None) -> Response:
         doc = vault.sharing.identity(name)["card"]
         body = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-        return Response(body, media_type="application/json", headers={
-            "Content-Disposition": 'attachment; filename="ownvault-contact.json"', "Cache-Control": "no-store",
-        })
+        return Response(
+            body,
+            media_type="application/json",
+            headers={
+                "Content-Disposition": 'attachment; filename="ownvault-contact.json"',
+                "Cache-Control": "no-store",
+            },
+        )
 
-    @r.post("/recovery/phrase", response_model=PhraseOut, summary="The recovery phrase (the passphrase again)")
+    @r.post(
+        "/recovery/phrase",
+        response_model=PhraseOut,
+        summary="The recovery phrase (the passphrase again)",
+    )
     async def phrase(body: PassphraseIn) -> JSONResponse:
         await check_passphrase(state, body.passphrase)
         text = vault.keys.phrase
-        return JSONResponse({"phrase": text, "words": len(text.split())}, headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {"phrase": text, "words": len(text.split())}, headers={"Cache-Control": "no-store"}
+        )
 
-    @r.post("/recovery/guardians", response_model=GuardiansOut,
-            summary="SLIP-39 guardian shares: any THRESHOLD of SHARES recover the vault (the passphrase again)")
+    @r.post(
+        "/recovery/guardians",
+        response_model=GuardiansOut,
+        summary="SLIP-39 guardian shares: any THRESHOLD of SHARES recover the vault (the passphrase again)",
+    )
     async def guardians(body: GuardiansIn) -> JSONResponse:
         group = GuardianGroup(body.threshold, body.shares)  # UsageError for 1-of-N and T > N
         await check_passphrase(state, body.passphrase)
         [mnemonics] = vault.keyring.guardian_shares([group])
-        doc = {"group_threshold": 1,
-               "groups": [{"threshold": group.threshold, "shares": group.count, "mnemonics": mnemonics}]}
+        doc = {
+            "group_threshold": 1,
+            "groups": [
+                {"threshold": group.threshold, "shares": group.count, "mnemonics": mnemonics}
+            ],
+        }
         return JSONResponse(doc, headers={"Cache-Control": "no-store"})
 
-    @r.post("/keys/passphrase", response_model=PassphraseOut,
-            summary="Change the passphrase (the keystore is sealed again; sessions stay valid)")
+    @r.post(
+        "/keys/passphrase",
+        response_model=PassphraseOut,
+        summary="Change the passphrase (the keystore is sealed again; sessions stay valid)",
+    )
     async def passphrase(body: NewPassphraseIn) -> dict[str, Any]:
         await check_passphrase(state, body.passphrase)
         async with state.vault.ctx.write():
             return await vault.keyring.change_passphrase(body.passphrase, body.new_passphrase)
 
-    @r.post("/keys/rotate", response_model=RotateOut, summary="A new content-key epoch for chunk keys written from now on")
+    @r.post(
+        "/keys/rotate",
+        response_model=RotateOut,
+        summary="A new content-key epoch for chunk keys written from now on",
+    )
     async def rotate(body: RotateIn) -> dict[str, Any]:
         async with state.vault.ctx.write():
             return await vault.keyring.rotate_content_key(rewrap=body.rewrap)

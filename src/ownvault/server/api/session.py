@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
@@ -18,11 +18,9 @@ from starlette.responses import JSONResponse, Response
 
 from ownvault.core.keystore import Keystore
 from ownvault.errors import AuthError
-from ownvault.server.api_auth import COOKIE, Sessions
-from ownvault.server.api_base import API_PREFIX, ApiProblem
-
-if TYPE_CHECKING:
-    from ownvault.server.api_base import ApiState
+from ownvault.server.api.auth import require_session
+from ownvault.server.api.problems import ApiProblem
+from ownvault.server.api.state import API_PREFIX, COOKIE, ApiState, Sessions
 
 __all__ = ["FAIL_DELAY", "check_passphrase", "router"]
 
@@ -43,7 +41,11 @@ async def check_passphrase(state: ApiState, passphrase: str) -> None:
 
 
 class Login(BaseModel):
-    passphrase: str | None = Field(default=None, max_length=4096, description="The vault's passphrase (not needed with a Bearer token).")
+    passphrase: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The vault's passphrase (not needed with a Bearer token).",
+    )
 
 
 class SessionOut(BaseModel):
@@ -64,7 +66,11 @@ def router(state: ApiState) -> APIRouter:
     r = APIRouter(tags=["session"])
     sessions: Sessions = state.sessions
 
-    @r.post("/session", response_model=SessionOut, summary="Log in: exchange a token or the passphrase for a session")
+    @r.post(
+        "/session",
+        response_model=SessionOut,
+        summary="Log in: exchange a token or the passphrase for a session",
+    )
     async def login(request: Request, body: Annotated[Login | None, Body()] = None) -> Response:
         token = Sessions.bearer(request)
         if token is not None:
@@ -74,13 +80,19 @@ def router(state: ApiState) -> APIRouter:
             await check_passphrase(state, body.passphrase)
             token = sessions.issue()
         else:
-            raise ApiProblem(401, "unauthorized", "send Authorization: Bearer TOKEN or {\"passphrase\": ...}")
+            raise ApiProblem(
+                401, "unauthorized", 'send Authorization: Bearer TOKEN or {"passphrase": ...}'
+            )
         response = JSONResponse({"token": token, "did": state.vault.did})
         _cookie(response, token)
         return response
 
-    @r.delete("/session", status_code=204, dependencies=[Depends(sessions.dependency())],
-              summary="Log out: forget this session's token and cookie")
+    @r.delete(
+        "/session",
+        status_code=204,
+        dependencies=[Depends(require_session(sessions))],
+        summary="Log out: forget this session's token and cookie",
+    )
     async def logout(request: Request) -> Response:
         token = sessions.presented(request)
         if token is not None and token != sessions.primary:
@@ -91,6 +103,9 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/session/info", response_model=SessionInfo, summary="Whether this request is logged in")
     async def info(request: Request) -> dict[str, object]:
-        return {"authenticated": sessions.presented(request) is not None, "version": version("ownvault")}
+        return {
+            "authenticated": sessions.presented(request) is not None,
+            "version": version("ownvault"),
+        }
 
     return r
