@@ -51,7 +51,7 @@ __all__ = ["BUFFER", "UploadStore", "router"]
 
 BUFFER = 1024 * 1024
 OCTETS = "application/offset+octet-stream"
-_ID = re.compile(r"^[0-9a-f]{32}$")
+_ID = re.compile(r"^[0-9a-f]{32}\Z")
 ID_PATTERN = "^[0-9a-f]{32}$"
 MAX_MTIME_MS = (2**63 - 1) // 1_000_000  # stored as nanoseconds in a signed 64-bit SQLite integer
 
