@@ -511,20 +511,28 @@ def _nft_abi() -> dict[str, bytes]:
     }
 
 
-def _node_audit_body() -> dict[str, bytes]:
+def _node_protocol() -> dict[str, bytes]:
     return {
-        "not-json.json": b"\xff",
-        "challenges-missing.json": b"{}",
-        "challenges-empty.json": b'{"challenges":[]}',
-        "challenges-not-list.json": b'{"challenges":{"name":"a","block":1}}',
-        "block-negative.json": b'{"challenges":[{"name":"a","block":-1}]}',
-        "block-bool.json": b'{"challenges":[{"name":"a","block":true}]}',
-        "block-huge.json": b'{"challenges":[{"name":"a","block":' + b"9" * 5000 + b"}]}",
-        "entry-not-object.json": b'{"challenges":[1]}',
-        "top-level-list.json": b"[1]",
-        # reported, not fixed here (server/node.py belongs to helper "node"): json.loads
-        # raises RecursionError on deep nesting, which NodeApp._challenges does not catch
-        "known-recursion-nested-too-deep.json": DEEP_ARRAY,
+        "audit-not-json.json": b"\x00\xff",
+        "audit-challenges-missing.json": b"\x00{}",
+        "audit-challenges-empty.json": b'\x00{"challenges":[]}',
+        "audit-challenges-not-list.json": b'\x00{"challenges":{"name":"a","block":1}}',
+        "audit-block-negative.json": b'\x00{"challenges":[{"name":"a","block":-1}]}',
+        "audit-block-bool.json": b'\x00{"challenges":[{"name":"a","block":true}]}',
+        "audit-block-huge.json": b'\x00{"challenges":[{"name":"a","block":' + b"9" * 5000 + b"}]}",
+        "audit-entry-not-object.json": b'\x00{"challenges":[1]}',
+        "audit-name-dot-dot.json": b'\x00{"challenges":[{"name":"../x","block":1}]}',
+        "audit-top-level-list.json": b"\x00[1]",
+        # json.loads raised RecursionError here before the node protocol bounded the depth
+        "audit-nested-too-deep.json": b"\x00" + DEEP_ARRAY,
+        "error-nested-too-deep.json": b"\x01" + DEEP_OBJECT,
+        "error-not-object.json": b"\x01[1]",
+        "listing-out-of-order.json": b'\x02{"objects":[{"name":"shares/b","size":1},{"name":"shares/a","size":1}],"more":false}',
+        "listing-outside-prefix.json": b'\x02{"objects":[{"name":"other/a","size":1}],"more":false}',
+        "listing-size-negative.json": b'\x02{"objects":[{"name":"shares/a","size":-1}],"more":false}',
+        "listing-nested-too-deep.json": b"\x02" + DEEP_ARRAY,
+        "info-wrong-types.json": b'\x03{"protocol":1,"node_id":[],"free_bytes":"x"}',
+        "info-huge-number.json": b'\x03{"free_bytes":' + b"9" * 5000 + b"}",
     }
 
 
@@ -582,7 +590,7 @@ MAKERS = {
     "nft_metadata": _nft_metadata,
     "nft_uri": _nft_uri,
     "nft_abi": _nft_abi,
-    "node_audit_body": _node_audit_body,
+    "node_protocol": _node_protocol,
     "node_auth": _node_auth,
     "api_bodies": _api_bodies,
 }

@@ -4,9 +4,6 @@
   decoder's own errors may come out, within a memory bound (tracemalloc peak).
 * Every target's seeds (valid encodings from the project's encoders) decode cleanly and
   survive their round trip.
-* ``known-*`` fixtures are crashes reported in code outside the fuzzing area: each must
-  still raise its known exception (remove the file and the target's ``known`` entry with
-  the fix).
 * ``test_short_fuzz_run`` runs every target under atheris for a few seconds
   (``FUZZ_SHORT_SECONDS``, default 2) and fails on any crash, printing the crashing input.
 """
@@ -29,12 +26,12 @@ FIXTURES = REPO / "tests" / "fixtures" / "corrupt"
 MEMORY_BOUND = 256 * 1024 * 1024  # bytes a single input may make its decoder allocate
 
 
-def _fixtures(known: bool) -> list[tuple[str, Path]]:
+def _fixtures() -> list[tuple[str, Path]]:
     out = []
     for name in TARGETS:
         folder = FIXTURES / name
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if path.is_file() and path.name.startswith("known-") == known:
+            if path.is_file():
                 out.append((name, path))
     return out
 
@@ -52,7 +49,7 @@ def test_every_target_has_corrupt_fixtures(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("case", _fixtures(known=False), ids=_id)
+@pytest.mark.parametrize("case", _fixtures(), ids=_id)
 def test_corrupt_fixture(case: tuple[str, Path]) -> None:
     name, path = case
     data = path.read_bytes()
@@ -63,15 +60,6 @@ def test_corrupt_fixture(case: tuple[str, Path]) -> None:
     finally:
         tracemalloc.stop()
     assert peak < MEMORY_BOUND, f"{name}/{path.name}: the decoder allocated {peak} bytes"
-
-
-@pytest.mark.parametrize("case", _fixtures(known=True), ids=_id)
-def test_known_crash_still_reported(case: tuple[str, Path]) -> None:
-    name, path = case
-    target = TARGETS[name]
-    assert target.known, f"{path}: a known-* fixture for a target without known crashes"
-    with pytest.raises(target.known):
-        target.decode(path.read_bytes())
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
