@@ -22,6 +22,15 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
+# Coverage-guided fuzzing (atheris) of every decoder, FUZZ_SECONDS per target; crashers are
+# saved under tests/fixtures/corrupt/<target>/ (tests/fuzz/engine.py). `make test` runs a
+# 2-second pass of the same targets (tests/fuzz/test_corpus.py).
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz.engine --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --save
+
 bench: $(STAMP)
 	bash scripts/test-setup.sh
 	$(PY) bench/run.py

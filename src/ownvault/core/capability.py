@@ -117,14 +117,16 @@ class ReadCapability:
         raw, sig = _unb64(body_b64), _unb64(sig_b64)
         try:
             d = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
             raise FormatError("capability is not JSON") from None
         if not isinstance(d, dict) or d.get("v") != 1:
             raise FormatError("not a version 1 read capability")
         if set(d) != _FIELDS:
             raise FormatError("capability has missing or unknown fields")
         ops = d["ops"]
-        if not isinstance(ops, list) or not ops or not set(ops) <= set(CAPABILITY_OPS) or len(set(ops)) != len(ops):
+        if not isinstance(ops, list) or not ops or not all(isinstance(op, str) for op in ops):
+            raise FormatError("capability ops malformed")  # (a list item would break set())
+        if not set(ops) <= set(CAPABILITY_OPS) or len(set(ops)) != len(ops):
             raise FormatError("capability ops malformed")
         expires = d["expires"]
         if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):

@@ -93,13 +93,21 @@ def encode_node(node: PBNode) -> bytes:
     return b"".join(parts)
 
 
+def _uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """A protobuf uint64 varint: up to 10 bytes, and (as in Go's protowire) below 2**64."""
+    value, pos = decode_varint(buf, pos, max_bytes=_PB_VARINT)
+    if value >> 64:
+        raise FormatError("protobuf varint overflows 64 bits")
+    return value, pos
+
+
 def _key(buf: bytes | memoryview, pos: int) -> tuple[int, int, int]:
-    key, pos = decode_varint(buf, pos, max_bytes=_PB_VARINT)
+    key, pos = _uvarint(buf, pos)
     return key >> 3, key & 7, pos
 
 
 def _bytes_field(buf: bytes | memoryview, pos: int, end: int) -> tuple[bytes, int]:
-    length, pos = decode_varint(buf, pos, max_bytes=_PB_VARINT)
+    length, pos = _uvarint(buf, pos)
     if pos + length > end:
         raise FormatError("protobuf field runs past the end of its message")
     return bytes(buf[pos : pos + length]), pos + length
@@ -125,7 +133,7 @@ def _decode_link(buf: bytes | memoryview, pos: int, end: int) -> PBLink:
             except UnicodeDecodeError:
                 raise FormatError("dag-pb link name is not UTF-8") from None
         elif num == 3 and wire == 0:
-            tsize, pos = decode_varint(buf, pos, max_bytes=_PB_VARINT)
+            tsize, pos = _uvarint(buf, pos)
         else:
             raise FormatError(f"unexpected dag-pb link field {num} (wire type {wire})")
     if pos != end:
@@ -152,7 +160,7 @@ def decode_node(block: bytes | memoryview) -> PBNode:
                 raise FormatError("dag-pb Links after Data")
             if len(links) >= MAX_LINKS:
                 raise FormatError(f"dag-pb node has more than {MAX_LINKS} links")
-            length, pos = decode_varint(block, pos, max_bytes=_PB_VARINT)
+            length, pos = _uvarint(block, pos)
             if pos + length > end:
                 raise FormatError("dag-pb link runs past the end of the block")
             links.append(_decode_link(block, pos, pos + length))
@@ -210,7 +218,7 @@ def _decode_mtime(raw: bytes) -> tuple[int, int | None]:
     while pos < len(raw):
         num, wire, pos = _key(raw, pos)
         if num == 1 and wire == 0:
-            value, pos = decode_varint(raw, pos, max_bytes=_PB_VARINT)
+            value, pos = _uvarint(raw, pos)
             secs = value - (1 << 64) if value >= 1 << 63 else value
         elif num == 2 and wire == 5:
             if pos + 4 > len(raw):
@@ -232,13 +240,13 @@ def decode_unixfs(raw: bytes | memoryview) -> UnixFSData:
     while pos < len(raw):
         num, wire, pos = _key(raw, pos)
         if num == 4 and wire == 0:
-            size, pos = decode_varint(raw, pos, max_bytes=_PB_VARINT)
+            size, pos = _uvarint(raw, pos)
             sizes.append(size)
             continue
         if num in values:
             raise FormatError(f"UnixFS field {num} repeated")
         if num in (1, 3, 5, 6, 7) and wire == 0:
-            values[num], pos = decode_varint(raw, pos, max_bytes=_PB_VARINT)
+            values[num], pos = _uvarint(raw, pos)
         elif num in (2, 8) and wire == 2:
             values[num], pos = _bytes_field(raw, pos, len(raw))
         else:

@@ -110,7 +110,7 @@ def _json_object(text: str | bytes, limit: int, what: str) -> dict[str, Any]:
         raise FormatError(f"{what} too large")
     try:
         value = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
         raise FormatError(f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise FormatError(f"{what} is not a JSON object")

@@ -31,6 +31,7 @@ _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _B36_INDEX = {c: i for i, c in enumerate(_B36)}
+_B16_DIGITS = frozenset("0123456789abcdef")
 
 
 def b58_encode(data: bytes) -> str:
@@ -89,8 +90,9 @@ def b16_encode(data: bytes) -> str:
 def b16_decode(text: str) -> bytes:
     if len(text) > MAX_MULTIBASE_LENGTH:
         raise FormatError("base16 string too long")
-    if text != text.lower() or len(text) % 2:
-        raise FormatError("base16 multibase must be lower case with an even length")
+    if len(text) % 2 or not _B16_DIGITS.issuperset(text):
+        # bytes.fromhex alone would skip whitespace: two strings would name one value
+        raise FormatError("base16 multibase must be lower-case hex digits with an even length")
     try:
         return bytes.fromhex(text)
     except ValueError:

@@ -232,6 +232,10 @@ def parse_uri(text: str) -> ParsedUri | None:
     if m is None:
         return None
     scheme = m.group(1).lower()
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\\udc80" in JSON): no URI, no file name
+        raise FormatError(f"URI is not valid Unicode text: {value!r:.100}") from None
     if scheme == "data":
         return ParsedUri("data", value, scheme)
     if len(value) > MAX_URI_LENGTH:
@@ -248,8 +252,12 @@ def parse_uri(text: str) -> ParsedUri | None:
     if scheme in ("http", "https"):
         if not rest.startswith("//"):
             return ParsedUri("other", value, scheme)
-        parts = urllib.parse.urlsplit(value)
-        if not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(value)
+            hostname = parts.hostname
+        except ValueError as exc:  # "Invalid IPv6 URL": an unbalanced "[" or "]"
+            raise FormatError(f"malformed URL ({exc}): {value!r:.100}") from None
+        if not hostname:
             raise FormatError(f"URL without a host: {value!r:.100}")
         if parts.path.startswith("/ipfs/"):
             found = _ipfs_path(parts.path[6:])
@@ -289,7 +297,10 @@ def decode_data_uri(text: str, *, max_bytes: int) -> tuple[str, bytes]:
     media = urllib.parse.unquote(params[0]).strip().lower() or "text/plain"
     if not _MEDIA_TYPE.match(media):
         raise FormatError(f"data: URI with an invalid media type {media!r:.60}")
-    raw = urllib.parse.unquote_to_bytes(payload) if "%" in payload else payload.encode("utf-8")
+    try:
+        raw = urllib.parse.unquote_to_bytes(payload) if "%" in payload else payload.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON text ("\\ud800") can carry
+        raise FormatError("data: URI is not valid Unicode text") from None
     if is_base64:
         compact = b"".join(raw.split())
         compact += b"=" * (-len(compact) % 4)

@@ -70,8 +70,8 @@ def decode_snapshot(catalog_key: bytes, seq: int, sealed: bytes) -> bytes:
     plain = crypto.open_box(catalog_key, sealed, SNAPSHOT_AD + _seq(seq))
     if plain[:4] != SNAPSHOT_MAGIC:
         raise FormatError("not a catalog snapshot")
-    if plain[4] != VERSION:
-        raise FormatError(f"unsupported catalog snapshot version {plain[4]}")
+    if plain[4:5] != bytes((VERSION,)):
+        raise FormatError(f"unsupported catalog snapshot version {plain[4:5].hex() or 'missing'}")
     d = zlib.decompressobj()
     try:
         out = d.decompress(plain[5:], MAX_SNAPSHOT_SIZE)
@@ -97,7 +97,7 @@ def decode_locator(catalog_key: bytes, seq: int, data: bytes) -> dict[str, Any]:
     text = crypto.open_box(catalog_key, data[5:], LOCATOR_AD + _seq(seq))
     try:
         body = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; deep nesting
         raise FormatError(f"catalog locator is malformed: {exc}") from None
     if not isinstance(body, dict) or body.get("seq") != seq:
         raise FormatError("catalog locator does not match its name")
