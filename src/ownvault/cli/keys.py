@@ -349,7 +349,7 @@ def tag_policy(tag: str, never_share: bool | None) -> None:
 
 # -- share, grants, revoke, open --------------------------------------------------------------------
 
-_REL = re.compile(r"^\+?(\d+)([dhm])$")
+_REL = re.compile(r"^\+?(\d+)([dhm])\Z")
 
 
 def parse_expiry(text: str | None, now: float | None = None) -> int | None:
