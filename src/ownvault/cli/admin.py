@@ -5,23 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
 
-from ownvault.cli.app import cli, common, emit, get_ctx
-from ownvault.cli.files import human_size, out_console, progress_bar, run_with_vault
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.parse import parse_csv, parse_labels
+from ownvault.cli.render import emit, human_size, print_table, step_progress
+from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
-from ownvault.errors import UsageError
-
-
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for v in values:
-        key, sep, val = v.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--label wants KEY=VALUE, got {v!r}")
-        out[key] = val
-    return out
 
 
 @cli.group()
@@ -60,7 +50,7 @@ def provider_add(
         }.items() if v is not None
     }
     result = run_with_vault(ctx, lambda v: v.fleet.add_provider(
-        name, url, jurisdiction=jurisdiction, labels=_labels(labels), config=config, create=create_bucket,
+        name, url, jurisdiction=jurisdiction, labels=parse_labels(labels), config=config, create=create_bucket,
     ))
     emit(ctx, result, lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"))
 
@@ -73,17 +63,14 @@ def provider_ls() -> None:
     result = run_with_vault(ctx, lambda v: v.fleet.provider_status())
 
     def human() -> None:
-        table = Table(box=None)
-        for col in ("name", "kind", "jurisdiction", "state", "reachable", "latency", "shares", "bytes", "free", "location"):
-            table.add_column(col)
-        for p in result:
-            table.add_row(
-                p["name"], p["kind"], p["jurisdiction"] or "-", p["state"],
-                "yes" if p["reachable"] else f"NO ({p['error']})",
-                f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
-                str(p["shares"]), human_size(p["bytes"]), human_size(p["free_bytes"]), p["location"],
-            )
-        out_console.print(table)
+        print_table(
+            ("name", "kind", "jurisdiction", "state", "reachable", "latency", "shares", "bytes", "free", "location"),
+            ((p["name"], p["kind"], p["jurisdiction"] or "-", p["state"],
+              "yes" if p["reachable"] else f"NO ({p['error']})",
+              f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
+              str(p["shares"]), human_size(p["bytes"]), human_size(p["free_bytes"]), p["location"])
+             for p in result),
+        )
 
     emit(ctx, {"providers": result}, human)
 
@@ -97,10 +84,7 @@ def provider_rm(name: str, force: bool) -> None:
     ctx = get_ctx()
 
     async def go(v: Vault) -> dict[str, Any]:
-        with progress_bar(ctx, "moving shares") as (advance, _set_total):
-            def prog(done: int, total: int) -> None:
-                if advance is not None:
-                    advance(1)
+        with step_progress(ctx, "moving shares") as prog:
             return await v.fleet.remove_provider(name, force=force, progress=prog)
 
     result = run_with_vault(ctx, go)
@@ -129,16 +113,8 @@ def policy_show() -> None:
     """The current placement policy."""
     ctx = get_ctx()
 
-    async def go(v: Vault) -> dict[str, Any]:
-        p = v.policy
-        return {"policy": p.to_dict(), "describe": p.describe()}
-
-    result = run_with_vault(ctx, go)
+    result = read_vault(ctx, lambda v: {"policy": v.policy.to_dict(), "describe": v.policy.describe()})
     emit(ctx, result, lambda: click.echo(result["describe"]))
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(x for x in (value or "").split(",") if x.strip())
 
 
 @policy.command(name="set")
@@ -163,8 +139,8 @@ def policy_set(
         new = Policy(
             k if k is not None else cur.k,
             n if n is not None else cur.n,
-            _csv(jurisdictions) if jurisdictions is not None else cur.jurisdictions,
-            _csv(exclude) if exclude is not None else cur.exclude,
+            parse_csv(jurisdictions) if jurisdictions is not None else cur.jurisdictions,
+            parse_csv(exclude) if exclude is not None else cur.exclude,
             max_per_jurisdiction if max_per_jurisdiction is not None else cur.max_per_jurisdiction,
             max_per_provider if max_per_provider is not None else cur.max_per_provider,
             survive_jurisdiction_loss if survive_jurisdiction_loss is not None else cur.survive_jurisdiction_loss,
@@ -189,11 +165,7 @@ def rebalance_cmd(dry_run: bool) -> None:
     ctx = get_ctx()
 
     async def go(v: Vault) -> dict[str, Any]:
-        with progress_bar(ctx, "rebalance") as (advance, set_total):
-            def prog(done: int, total: int) -> None:
-                if set_total is not None and advance is not None:
-                    set_total(total)
-                    advance(1)
+        with step_progress(ctx, "rebalance") as prog:
             report = await v.fleet.rebalance(progress=prog, dry_run=dry_run)
         return report.to_json()
 

@@ -9,20 +9,19 @@ commands that reveal one either print it for a person on a terminal or write it 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import os
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
-from ownvault.cli.files import open_vault, run_with_vault, warn
-from ownvault.core.crypto import Argon2Params
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.parse import parse_expiry
+from ownvault.cli.render import emit, timestamp, warn
+from ownvault.cli.session import kdf_params, new_passphrase, read_vault, run_with_vault
+from ownvault.cli.textfiles import read_small, write_secret
 from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
@@ -31,52 +30,6 @@ from ownvault.engine.sharing.reader import open_grant
 from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
-
-MAX_INPUT = 64 * 1024
-
-
-def _kdf() -> Argon2Params:
-    if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1":
-        return Argon2Params(1, 8192, 1)  # test suites only (see `init`)
-    return Argon2Params()
-
-
-def _read_small(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(MAX_INPUT + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 text") from None
-    if len(text) > MAX_INPUT:
-        raise UsageError(f"{what} {path} is too large")
-    return text
-
-
-def _write_secret(path: str, text: str) -> None:
-    """A new 0600 file, never overwriting, fsynced."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} exists already (never overwritten)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _new_passphrase(ctx: Ctx, env: str) -> str:
-    value = os.environ.get(env)
-    if value is not None:
-        return value
-    if not sys.stdin.isatty():
-        raise UsageError(f"no new passphrase: set {env} or run on a terminal")
-    entered: str = click.prompt("New passphrase", hide_input=True, confirmation_prompt=True, err=True)
-    return entered
-
 
 # -- recover --------------------------------------------------------------------------------
 
@@ -96,14 +49,14 @@ def recover(phrase_file: str | None, guardians: bool, share_files: tuple[str, ..
     if guardians:
         if not share_files:
             raise UsageError("--guardian-shares needs the share files")
-        mnemonics = [m for f in share_files for m in parse_share_text(_read_small(f, "guardian share file"))]
+        mnemonics = [m for f in share_files for m in parse_share_text(read_small(f, "guardian share file"))]
         entropy = combine_guardian_shares(mnemonics)
     else:
         if share_files:
             raise UsageError(f"unexpected arguments: {' '.join(share_files)}")
-        entropy = phrase_to_entropy(_read_small(phrase_file or "", "phrase file"))
+        entropy = phrase_to_entropy(read_small(phrase_file or "", "phrase file"))
     passphrase = ctx.passphrase(confirm=True)
-    result = asyncio.run(recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=_kdf())).to_json()
+    result = asyncio.run(recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=kdf_params())).to_json()
 
     def human() -> None:
         click.echo(f"Recovered vault at {result['vault']} (catalog snapshot {result['snapshot']})")
@@ -146,11 +99,7 @@ def guardians(threshold: int | None, count: int | None, groups: str | None, grou
         group_threshold = 1
     if ctx.json and not out_dir:
         raise UsageError("with --json, use --out-dir: shares are never written to JSON output")
-    vault = open_vault(ctx)
-    try:
-        shares = vault.keyring.guardian_shares(specs, group_threshold)
-    finally:
-        asyncio.run(vault.close())
+    shares = read_vault(ctx, lambda v: v.keyring.guardian_shares(specs, group_threshold))
     files: list[list[str]] = []
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -158,7 +107,7 @@ def guardians(threshold: int | None, count: int | None, groups: str | None, grou
             files.append([])
             for si, mnemonic in enumerate(group, 1):
                 path = os.path.join(out_dir, f"guardian-g{gi}-{si}.txt")
-                _write_secret(path, f"# ownvault guardian share (SLIP-39), group {gi}, share {si}\n{mnemonic}\n")
+                write_secret(path, f"# ownvault guardian share (SLIP-39), group {gi}, share {si}\n{mnemonic}\n")
                 files[-1].append(path)
     doc = {
         "group_threshold": group_threshold,
@@ -188,14 +137,10 @@ def phrase(to_file: str | None) -> None:
     ctx = get_ctx()
     if ctx.json and not to_file:
         raise UsageError("with --json, use --to-file: the phrase is never written to JSON output")
-    vault = open_vault(ctx)
-    try:
-        words = vault.keys.phrase
-    finally:
-        asyncio.run(vault.close())
+    words, did = read_vault(ctx, lambda v: (v.keys.phrase, v.did))
     if to_file:
-        _write_secret(to_file, words + "\n")
-    emit(ctx, {"phrase_file": to_file, "did": vault.did}, lambda: click.echo(
+        write_secret(to_file, words + "\n")
+    emit(ctx, {"phrase_file": to_file, "did": did}, lambda: click.echo(
         f"Recovery phrase written to {to_file}" if to_file else "\n  " + words + "\n"
     ))
 
@@ -206,13 +151,13 @@ def passphrase() -> None:
     """Change the local passphrase (new one from OWNVAULT_NEW_PASSPHRASE or a prompt)."""
     ctx = get_ctx()
     old = ctx.passphrase()
-    vault = Vault.open(ctx.vault, old)
-    try:
-        new = _new_passphrase(ctx, "OWNVAULT_NEW_PASSPHRASE")
-        kdf = _kdf() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
-        result = asyncio.run(vault.keyring.change_passphrase(old, new, kdf))
-    finally:
-        asyncio.run(vault.close())
+
+    async def go(v: Vault) -> dict[str, Any]:
+        new = new_passphrase("OWNVAULT_NEW_PASSPHRASE")
+        kdf = kdf_params() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
+        return await v.keyring.change_passphrase(old, new, kdf)
+
+    result = run_with_vault(ctx, go, passphrase=old)
     emit(ctx, result, lambda: click.echo("Passphrase changed."))
 
 
@@ -238,11 +183,7 @@ def rotate(rewrap: bool) -> None:
 def identity(name: str | None, card_out: str | None) -> None:
     """This vault's did:key, its X25519 key-agreement key, and its public contact card."""
     ctx = get_ctx()
-    vault = open_vault(ctx)
-    try:
-        doc = vault.sharing.identity(name)
-    finally:
-        asyncio.run(vault.close())
+    doc = read_vault(ctx, lambda v: v.sharing.identity(name))
     if card_out:
         with output_file(card_out) as f:
             f.write((json.dumps(doc["card"], indent=2, sort_keys=True) + "\n").encode())
@@ -269,16 +210,8 @@ def contacts() -> None:
 def contacts_add(card: str, name: str | None) -> None:
     """Import a contact card (its signature is verified)."""
     ctx = get_ctx()
-    text = _read_small(card, "contact card")
-    vault = open_vault(ctx)
-
-    async def go() -> dict[str, Any]:
-        try:
-            return await vault.sharing.add_contact(text, name)
-        finally:
-            await vault.close()
-
-    doc = asyncio.run(go())
+    text = read_small(card, "contact card")
+    doc = run_with_vault(ctx, lambda v: v.sharing.add_contact(text, name))
     emit(ctx, doc, lambda: click.echo(f"added contact {doc['name'] or ''} {doc['did']}"))
 
 
@@ -287,11 +220,8 @@ def contacts_add(card: str, name: str | None) -> None:
 def contacts_ls() -> None:
     """List contacts."""
     ctx = get_ctx()
-    vault = open_vault(ctx)
-    try:
-        rows = vault.sharing.contacts()
-    finally:
-        asyncio.run(vault.close())
+    rows = read_vault(ctx, lambda v: v.sharing.contacts())
+
     def human() -> None:
         for r in rows:
             click.echo(f"{r['name'] or '-':<20} {r['did']}")
@@ -306,10 +236,7 @@ def contacts_rm(who: str) -> None:
     """Remove a contact (grants already made stay until revoked)."""
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> None:
-        await vault.sharing.remove_contact(who)
-
-    run_with_vault(ctx, go)
+    run_with_vault(ctx, lambda v: v.sharing.remove_contact(who))
     emit(ctx, {"removed": who}, lambda: click.echo(f"removed contact {who}"))
 
 
@@ -349,31 +276,11 @@ def tag_policy(tag: str, never_share: bool | None) -> None:
 
 # -- share, grants, revoke, open --------------------------------------------------------------------
 
-_REL = re.compile(r"^\+?(\d+)([dhm])$")
-
-
-def parse_expiry(text: str | None, now: float | None = None) -> int | None:
-    """``2026-12-31``, ``2026-12-31T18:00:00+01:00`` (UTC when no zone), or ``7d``/``12h``/``30m``."""
-    if text is None:
-        return None
-    now = time.time() if now is None else now
-    m = _REL.match(text.strip())
-    if m:
-        return int(now) + int(m.group(1)) * {"d": 86400, "h": 3600, "m": 60}[m.group(2)]
-    try:
-        when = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"--expires wants a date (2026-12-31), a time, or 7d/12h/30m; got {text!r:.40}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return int(when.timestamp())
-
-
 def _grant_text(arg: str) -> str:
     if arg.startswith("ovgrant1:") or arg.lstrip().startswith("{"):
         return arg
     if os.path.isfile(arg):
-        return _read_small(arg, "grant file")
+        return read_small(arg, "grant file")
     raise UsageError(f"not a grant file or an ovgrant1: string: {arg!r:.60}")
 
 
@@ -410,15 +317,11 @@ def share(names: tuple[str, ...], tag: str | None, to: str, expires: str | None,
 def grants_cmd() -> None:
     """Who can read what, since when, until when."""
     ctx = get_ctx()
-    vault = open_vault(ctx)
-    try:
-        rows = vault.sharing.grants()
-    finally:
-        asyncio.run(vault.close())
+    rows = read_vault(ctx, lambda v: v.sharing.grants())
 
     def human() -> None:
         def when(t: int | None) -> str:
-            return "-" if t is None else datetime.datetime.fromtimestamp(t).isoformat(timespec="minutes")
+            return timestamp(t, timespec="minutes")
 
         for g in rows:
             click.echo(
@@ -453,13 +356,10 @@ def open_cmd(grant: str, name: str | None, out: str | None) -> None:
     """Open a grant made for you: list what it shares, or fetch NAME (all verified)."""
     ctx = get_ctx()
     text = _grant_text(grant)
-    vault = open_vault(ctx)
+    keys = read_vault(ctx, lambda v: v.keys)
 
     async def go() -> dict[str, Any]:
-        try:
-            reader = await open_grant(vault.keys, text)
-        finally:
-            await vault.close()
+        reader = await open_grant(keys, text)
         try:
             doc: dict[str, Any] = {"grant": reader.grant.id_hex, "from": reader.grant.sender,
                                    "expires": reader.grant.expires, "items": reader.items}

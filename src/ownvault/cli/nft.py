@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
-from ownvault.cli.files import err_console, run_with_vault
+from ownvault.cli.app import Ctx, cli, common, get_ctx
+from ownvault.cli.parse import parse_fetch_size
+from ownvault.cli.render import emit, err_console
+from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.engine.nft import preserve as nft
 from ownvault.engine.nft.collect import NftOptions
 from ownvault.engine.vault import Vault
@@ -21,19 +24,6 @@ from ownvault.providers.webfetch import FetchLimits, NetworkPolicy
 __all__ = ["nft_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-
-def _size(text: str) -> int:
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = t[-1:] if t[-1:] in _UNITS else ""
-    try:
-        value = int(float(t[: len(t) - len(unit)]) * _UNITS[unit])
-    except ValueError:
-        raise UsageError(f"bad size {text!r} (e.g. 50M, 1G)") from None
-    if value <= 0:
-        raise UsageError(f"size must be > 0: {text!r}")
-    return value
 
 
 def fetch_options(f: F) -> F:
@@ -60,8 +50,8 @@ def fetch_options(f: F) -> F:
 
 
 def _options(kw: dict[str, Any], concurrency: int = 4) -> NftOptions:
-    limits = FetchLimits(max_asset_bytes=_size(kw.pop("max_asset_size")),
-                         max_token_bytes=_size(kw.pop("max_token_size")),
+    limits = FetchLimits(max_asset_bytes=parse_fetch_size(kw.pop("max_asset_size")),
+                         max_token_bytes=parse_fetch_size(kw.pop("max_token_size")),
                          fetch_timeout=kw.pop("timeout"))
     return NftOptions(
         gateways=tuple(kw.pop("gateways")), rpc=kw.pop("rpc"), arweave_gateway=kw.pop("arweave_gateway"),
@@ -143,14 +133,6 @@ def _collection(ctx: Ctx, path: Path, opts: NftOptions, pins: list[str], refresh
 
             return await vault.nft.preserve_collection(sources, opts, pins=pins, refresh=refresh,
                                                  concurrency=concurrency, collection=label, progress=quiet)
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
         with Progress(TextColumn("preserving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.description}"), console=err_console, transient=True) as bar:
             task = bar.add_task("", total=len(sources))
@@ -213,10 +195,7 @@ def ls_cmd() -> None:
     """List the tokens this vault preserved (or tried to), with their health."""
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> list[dict[str, Any]]:
-        return vault.nft.list_preserved()
-
-    rows = run_with_vault(ctx, go)
+    rows = read_vault(ctx, lambda v: v.nft.list_preserved())
 
     def human() -> None:
         for r in rows:

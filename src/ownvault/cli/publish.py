@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ownvault.cli.app import cli, common, emit, get_ctx
-from ownvault.cli.files import run_with_vault
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.render import emit
+from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs import publish as pub
 from ownvault.engine.ipfs.pinning import pin_report
@@ -132,10 +133,7 @@ def published_cmd() -> None:
     """List published content (and imported DAGs kept for their root CID)."""
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> list[dict[str, Any]]:
-        return [r.to_json() for r in pub.DagStore(vault.catalog).all()]
-
-    rows = run_with_vault(ctx, go)
+    rows = read_vault(ctx, lambda v: [r.to_json() for r in pub.DagStore(v.catalog).all()])
 
     def human() -> None:
         for r in rows:
