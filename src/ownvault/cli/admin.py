@@ -31,11 +31,21 @@ def provider() -> None:
 @click.option("--access-key-env", help="S3: environment variable holding the access key id.")
 @click.option("--secret-key-env", help="S3: environment variable holding the secret key.")
 @click.option("--create-bucket", is_flag=True, help="S3: create the bucket if it does not exist.")
-@click.option("--token-env", help="IPFS pinning service: environment variable holding the bearer token.")
+@click.option(
+    "--token-env", help="IPFS pinning service: environment variable holding the bearer token."
+)
 def provider_add(
-    name: str, url: str, jurisdiction: str | None, labels: tuple[str, ...],
-    endpoint: str | None, region: str | None, aws_profile: str | None,
-    access_key_env: str | None, secret_key_env: str | None, create_bucket: bool, token_env: str | None,
+    name: str,
+    url: str,
+    jurisdiction: str | None,
+    labels: tuple[str, ...],
+    endpoint: str | None,
+    region: str | None,
+    aws_profile: str | None,
+    access_key_env: str | None,
+    secret_key_env: str | None,
+    create_bucket: bool,
+    token_env: str | None,
 ) -> None:
     """Add a provider: file:///path (a local folder), http(s):// (a storage node),
     s3://BUCKET[/PREFIX], ipfs+kubo://HOST:PORT or ipfs+pinning://URL.
@@ -44,15 +54,33 @@ def provider_add(
     environment variables named here, read each time the vault opens the provider."""
     ctx = get_ctx()
     config = {
-        k: v for k, v in {
-            "endpoint": endpoint, "region": region, "profile": aws_profile,
-            "access_key_env": access_key_env, "secret_key_env": secret_key_env, "token_env": token_env,
-        }.items() if v is not None
+        k: v
+        for k, v in {
+            "endpoint": endpoint,
+            "region": region,
+            "profile": aws_profile,
+            "access_key_env": access_key_env,
+            "secret_key_env": secret_key_env,
+            "token_env": token_env,
+        }.items()
+        if v is not None
     }
-    result = run_with_vault(ctx, lambda v: v.fleet.add_provider(
-        name, url, jurisdiction=jurisdiction, labels=parse_labels(labels), config=config, create=create_bucket,
-    ))
-    emit(ctx, result, lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"))
+    result = run_with_vault(
+        ctx,
+        lambda v: v.fleet.add_provider(
+            name,
+            url,
+            jurisdiction=jurisdiction,
+            labels=parse_labels(labels),
+            config=config,
+            create=create_bucket,
+        ),
+    )
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"),
+    )
 
 
 @provider.command(name="ls")
@@ -64,12 +92,33 @@ def provider_ls() -> None:
 
     def human() -> None:
         print_table(
-            ("name", "kind", "jurisdiction", "state", "reachable", "latency", "shares", "bytes", "free", "location"),
-            ((p["name"], p["kind"], p["jurisdiction"] or "-", p["state"],
-              "yes" if p["reachable"] else f"NO ({p['error']})",
-              f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
-              str(p["shares"]), human_size(p["bytes"]), human_size(p["free_bytes"]), p["location"])
-             for p in result),
+            (
+                "name",
+                "kind",
+                "jurisdiction",
+                "state",
+                "reachable",
+                "latency",
+                "shares",
+                "bytes",
+                "free",
+                "location",
+            ),
+            (
+                (
+                    p["name"],
+                    p["kind"],
+                    p["jurisdiction"] or "-",
+                    p["state"],
+                    "yes" if p["reachable"] else f"NO ({p['error']})",
+                    f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
+                    str(p["shares"]),
+                    human_size(p["bytes"]),
+                    human_size(p["free_bytes"]),
+                    p["location"],
+                )
+                for p in result
+            ),
         )
 
     emit(ctx, {"providers": result}, human)
@@ -78,7 +127,9 @@ def provider_ls() -> None:
 @provider.command(name="rm")
 @common
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Remove now, abandoning its shares (files may become degraded).")
+@click.option(
+    "--force", is_flag=True, help="Remove now, abandoning its shares (files may become degraded)."
+)
 def provider_rm(name: str, force: bool) -> None:
     """Remove a provider after moving its shares elsewhere (or at once with --force)."""
     ctx = get_ctx()
@@ -95,7 +146,11 @@ def provider_rm(name: str, force: bool) -> None:
             if result["unreadable"]:
                 click.echo("WARNING: now unreadable: " + ", ".join(result["unreadable"]), err=True)
             if result["degraded"]:
-                click.echo("warning: now degraded (run `ownvault rebalance` or repair): " + ", ".join(result["degraded"]), err=True)
+                click.echo(
+                    "warning: now degraded (run `ownvault rebalance` or repair): "
+                    + ", ".join(result["degraded"]),
+                    err=True,
+                )
         else:
             click.echo(f"removed {name} after moving {result['shares_moved']} share(s)")
 
@@ -113,7 +168,9 @@ def policy_show() -> None:
     """The current placement policy."""
     ctx = get_ctx()
 
-    result = read_vault(ctx, lambda v: {"policy": v.policy.to_dict(), "describe": v.policy.describe()})
+    result = read_vault(
+        ctx, lambda v: {"policy": v.policy.to_dict(), "describe": v.policy.describe()}
+    )
     emit(ctx, result, lambda: click.echo(result["describe"]))
 
 
@@ -123,13 +180,27 @@ def policy_show() -> None:
 @click.option("--n", "n", type=int, help="Shares written per piece.")
 @click.option("--jurisdictions", help="Only these jurisdictions (comma-separated codes).")
 @click.option("--exclude", help="Never these jurisdictions (comma-separated codes).")
-@click.option("--max-per-jurisdiction", type=int, help="At most M shares of a piece per jurisdiction.")
-@click.option("--max-per-provider", type=int, help="At most this many shares of a piece per provider (default 1).")
-@click.option("--survive-jurisdiction-loss/--no-survive-jurisdiction-loss", default=None,
-              help="Losing every provider of any one jurisdiction leaves k shares of every piece.")
+@click.option(
+    "--max-per-jurisdiction", type=int, help="At most M shares of a piece per jurisdiction."
+)
+@click.option(
+    "--max-per-provider",
+    type=int,
+    help="At most this many shares of a piece per provider (default 1).",
+)
+@click.option(
+    "--survive-jurisdiction-loss/--no-survive-jurisdiction-loss",
+    default=None,
+    help="Losing every provider of any one jurisdiction leaves k shares of every piece.",
+)
 def policy_set(
-    k: int | None, n: int | None, jurisdictions: str | None, exclude: str | None,
-    max_per_jurisdiction: int | None, max_per_provider: int | None, survive_jurisdiction_loss: bool | None,
+    k: int | None,
+    n: int | None,
+    jurisdictions: str | None,
+    exclude: str | None,
+    max_per_jurisdiction: int | None,
+    max_per_provider: int | None,
+    survive_jurisdiction_loss: bool | None,
 ) -> None:
     """Change the placement policy (unset options keep their current value)."""
     ctx = get_ctx()
@@ -143,7 +214,9 @@ def policy_set(
             parse_csv(exclude) if exclude is not None else cur.exclude,
             max_per_jurisdiction if max_per_jurisdiction is not None else cur.max_per_jurisdiction,
             max_per_provider if max_per_provider is not None else cur.max_per_provider,
-            survive_jurisdiction_loss if survive_jurisdiction_loss is not None else cur.survive_jurisdiction_loss,
+            survive_jurisdiction_loss
+            if survive_jurisdiction_loss is not None
+            else cur.survive_jurisdiction_loss,
         )
         return await v.fleet.set_policy(new)
 
@@ -152,7 +225,9 @@ def policy_set(
     def human() -> None:
         click.echo("policy: " + result["describe"])
         if result["packs_out_of_policy"]:
-            click.echo(f"{result['packs_out_of_policy']} stored piece(s) do not satisfy it yet: run `ownvault rebalance`")
+            click.echo(
+                f"{result['packs_out_of_policy']} stored piece(s) do not satisfy it yet: run `ownvault rebalance`"
+            )
 
     emit(ctx, result, human)
 

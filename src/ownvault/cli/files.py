@@ -20,20 +20,37 @@ from ownvault.errors import UsageError, exit_code_for_faults
 
 @cli.command()
 @common
-@click.option("--phrase-file", type=click.Path(dir_okay=False), help="Write the recovery phrase to this file instead of showing it.")
-@click.option("--providers", "providers", type=int, default=6, show_default=True, help="Embedded local-folder providers to create.")
+@click.option(
+    "--phrase-file",
+    type=click.Path(dir_okay=False),
+    help="Write the recovery phrase to this file instead of showing it.",
+)
+@click.option(
+    "--providers",
+    "providers",
+    type=int,
+    default=6,
+    show_default=True,
+    help="Embedded local-folder providers to create.",
+)
 @click.option("--k", "k", type=int, default=3, show_default=True, help="Shares needed to read (k).")
-@click.option("--n", "n", type=int, default=None, help="Shares written per piece (n; default: --providers).")
+@click.option(
+    "--n", "n", type=int, default=None, help="Shares written per piece (n; default: --providers)."
+)
 def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None:
     """Create a vault: a recovery phrase, keys, and the embedded default providers."""
     ctx = get_ctx()
     if ctx.json and not phrase_file:
-        raise UsageError("with --json, use --phrase-file: the phrase is never written to JSON output")
+        raise UsageError(
+            "with --json, use --phrase-file: the phrase is never written to JSON output"
+        )
     passphrase = ctx.passphrase(confirm=True)
     # Claim the phrase file first: a vault whose phrase could not be written is not created.
     phrase_fd = claim_new_file(phrase_file, "--phrase-file") if phrase_file else None
     try:
-        vault = Vault.create(ctx.vault, passphrase, VaultOptions(providers=providers, k=k, n=n, kdf=kdf_params()))
+        vault = Vault.create(
+            ctx.vault, passphrase, VaultOptions(providers=providers, k=k, n=n, kdf=kdf_params())
+        )
     except BaseException:
         if phrase_fd is not None:
             os.close(phrase_fd)
@@ -46,8 +63,12 @@ def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None
     async def push(v: Vault) -> dict[str, Any]:
         await v.ctx.push_catalog_safely()
         return {
-            "vault": str(v.path), "did": v.did, "providers": providers,
-            "k": v.policy.k, "n": v.policy.n, "phrase_file": phrase_file,
+            "vault": str(v.path),
+            "did": v.did,
+            "providers": providers,
+            "k": v.policy.k,
+            "n": v.policy.n,
+            "phrase_file": phrase_file,
         }
 
     doc = run_open(vault, push)
@@ -57,7 +78,9 @@ def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None
         click.echo(f"Identity: {doc['did']}")
         click.echo(f"Policy: any {doc['k']} of {doc['n']} shares on {providers} local folders")
         if phrase_file:
-            click.echo(f"Recovery phrase written to {phrase_file}. Keep it offline; it is the only way back.")
+            click.echo(
+                f"Recovery phrase written to {phrase_file}. Keep it offline; it is the only way back."
+            )
         else:
             click.echo("\nRecovery phrase (shown once; write it down and keep it offline):\n")
             click.echo("  " + phrase)
@@ -80,7 +103,9 @@ def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> N
 
     async def go(vault: Vault) -> list[dict[str, Any]]:
         with progress_bar(ctx, "put") as (advance, set_total):
-            results = await vault.files.put(list(paths), name=as_name, tags=list(tags), progress=advance, on_total=set_total)
+            results = await vault.files.put(
+                list(paths), name=as_name, tags=list(tags), progress=advance, on_total=set_total
+            )
         return [r.to_json() for r in results]
 
     results = run_with_vault(ctx, go)
@@ -96,7 +121,9 @@ def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> N
     emit(ctx, {"stored": results}, human)
 
 
-def _get_to_stdout(ctx: Ctx, name: str, version: int | None, rng: tuple[int, int | None] | None) -> None:
+def _get_to_stdout(
+    ctx: Ctx, name: str, version: int | None, rng: tuple[int, int | None] | None
+) -> None:
     """Stream one stored file to standard output (nothing else is written there)."""
 
     async def go(vault: Vault) -> None:
@@ -115,11 +142,19 @@ def _get_to_stdout(ctx: Ctx, name: str, version: int | None, rng: tuple[int, int
 @cli.command()
 @common
 @click.argument("name")
-@click.option("-o", "--output", "out", type=click.Path(), help="Where to write (default: ./NAME's last part).")
+@click.option(
+    "-o", "--output", "out", type=click.Path(), help="Where to write (default: ./NAME's last part)."
+)
 @click.option("--version", "version", type=int, help="Version number (default: latest).")
-@click.option("--range", "byte_range", help="Bytes A-B (inclusive) of a file; A- to the end; -N the last N.")
-@click.option("--overwrite", is_flag=True, help="Replace existing files (never directories or devices).")
-def get(name: str, out: str | None, version: int | None, byte_range: str | None, overwrite: bool) -> None:
+@click.option(
+    "--range", "byte_range", help="Bytes A-B (inclusive) of a file; A- to the end; -N the last N."
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace existing files (never directories or devices)."
+)
+def get(
+    name: str, out: str | None, version: int | None, byte_range: str | None, overwrite: bool
+) -> None:
     """Restore a file or tree, byte-identical, verifying everything read (-o - : to stdout)."""
     ctx = get_ctx()
     rng = parse_range(byte_range)
@@ -130,15 +165,24 @@ def get(name: str, out: str | None, version: int | None, byte_range: str | None,
     async def go(vault: Vault) -> dict[str, Any]:
         with progress_bar(ctx, "get") as (advance, set_total):
             return await vault.files.get(
-                name, out, version=version, byte_range=rng, progress=advance,
-                on_total=set_total, overwrite=overwrite,
+                name,
+                out,
+                version=version,
+                byte_range=rng,
+                progress=advance,
+                on_total=set_total,
+                overwrite=overwrite,
             )
 
     result = run_with_vault(ctx, go)
-    emit(ctx, result, lambda: click.echo(
-        f"restored {result['name']} v{result['version']} -> {result['path']} "
-        f"({result['files']} file(s), {human_size(result['bytes'])})"
-    ))
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(
+            f"restored {result['name']} v{result['version']} -> {result['path']} "
+            f"({result['files']} file(s), {human_size(result['bytes'])})"
+        ),
+    )
 
 
 @cli.command(name="ls")
@@ -152,13 +196,28 @@ def ls_cmd(prefix: str) -> None:
     def human() -> None:
         if "entries" in result:
             for e in result["entries"]:
-                suffix = "/" if e["kind"] == "dir" else (f" -> {e['target']}" if e["kind"] == "symlink" else "")
-                click.echo(f"{human_size(e['size']) if e['kind'] == 'file' else '':>10}  {e['path']}{suffix}")
+                suffix = (
+                    "/"
+                    if e["kind"] == "dir"
+                    else (f" -> {e['target']}" if e["kind"] == "symlink" else "")
+                )
+                click.echo(
+                    f"{human_size(e['size']) if e['kind'] == 'file' else '':>10}  {e['path']}{suffix}"
+                )
             return
         print_table(
             ("name", "kind", "size", "versions", "tags", "cid"),
-            ((o["name"], o["kind"], human_size(o["size"]), str(o["versions"]), ",".join(o["tags"]), o["cid"] or "")
-             for o in result["objects"]),
+            (
+                (
+                    o["name"],
+                    o["kind"],
+                    human_size(o["size"]),
+                    str(o["versions"]),
+                    ",".join(o["tags"]),
+                    o["cid"] or "",
+                )
+                for o in result["objects"]
+            ),
         )
 
     emit(ctx, result, human)
@@ -175,7 +234,9 @@ def versions(name: str) -> None:
     def human() -> None:
         for v in result:
             when = timestamp(v["created"])
-            click.echo(f"v{v['version']:<4} {when}  {v['kind']:<4} {human_size(v['size']):>10}  {v['cid'] or ''}")
+            click.echo(
+                f"v{v['version']:<4} {when}  {v['kind']:<4} {human_size(v['size']):>10}  {v['cid'] or ''}"
+            )
 
     emit(ctx, {"name": name, "versions": result}, human)
 
@@ -188,9 +249,13 @@ def rm(name: str, version: int | None) -> None:
     """Remove a stored name (or one version); unneeded shares are deleted."""
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.files.rm(name, version=version))
-    emit(ctx, result, lambda: click.echo(
-        f"removed {result['versions_removed']} version(s) of {name}; {result['packs_deleted']} pack(s) freed"
-    ))
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(
+            f"removed {result['versions_removed']} version(s) of {name}; {result['packs_deleted']} pack(s) freed"
+        ),
+    )
 
 
 @cli.command()
@@ -204,7 +269,9 @@ def du() -> None:
         click.echo(f"names:          {result['objects']} ({result['versions']} versions)")
         click.echo(f"logical bytes:  {human_size(result['logical_bytes'])} (all versions)")
         click.echo(f"unique bytes:   {human_size(result['unique_bytes'])} (after dedup)")
-        click.echo(f"stored bytes:   {human_size(result['stored_bytes'])} (all shares, all providers)")
+        click.echo(
+            f"stored bytes:   {human_size(result['stored_bytes'])} (all shares, all providers)"
+        )
         click.echo(f"dedup ratio:    {result['dedup_ratio']:.2f}x")
         click.echo(
             f"expansion:      {result['expansion']:.2f}x stored per unique byte "
@@ -224,10 +291,19 @@ def providers() -> None:
     def human() -> None:
         print_table(
             ("name", "kind", "jurisdiction", "reachable", "shares", "bytes", "free", "location"),
-            ((p["name"], p["kind"], p["jurisdiction"] or "-",
-              "yes" if p["reachable"] else f"NO ({p['error']})",
-              str(p["shares"]), human_size(p["bytes"]), human_size(p["free_bytes"]), p["location"])
-             for p in result),
+            (
+                (
+                    p["name"],
+                    p["kind"],
+                    p["jurisdiction"] or "-",
+                    "yes" if p["reachable"] else f"NO ({p['error']})",
+                    str(p["shares"]),
+                    human_size(p["bytes"]),
+                    human_size(p["free_bytes"]),
+                    p["location"],
+                )
+                for p in result
+            ),
         )
 
     emit(ctx, {"providers": result}, human)
@@ -241,25 +317,48 @@ def _render_check(result: dict[str, Any]) -> None:
             f"(need {f['shares_needed']})"
         )
         for m in f["missing"]:
-            click.echo(f"           {m.get('kind', 'missing')} share {m['share']} of pack {m['pack'][:12]} at {m['provider']}: {m['reason']}")
+            click.echo(
+                f"           {m.get('kind', 'missing')} share {m['share']} of pack {m['pack'][:12]} at {m['provider']}: {m['reason']}"
+            )
         if not f["policy_ok"]:
-            click.echo("           placement breaks the policy: " + "; ".join(f["policy_violations"]))
+            click.echo(
+                "           placement breaks the policy: " + "; ".join(f["policy_violations"])
+            )
     if result.get("deep"):
-        click.echo(f"deep check: {result['shares_verified']} share(s) read whole, {result['shares_bad']} bad, "
-                   f"{human_size(result['bytes_read'])} in {result['seconds']:.1f} s"
-                   + ("; run `ownvault repair`" if result["shares_bad"] else ""))
-    click.echo("vault: " + ("healthy" if result["healthy"] else "readable but degraded" if result["readable"] else "DATA AT RISK"))
-    click.echo("policy: " + result["policy"] + (" (satisfied)" if result["policy_ok"] else " (NOT satisfied: run `ownvault rebalance`)"))
+        click.echo(
+            f"deep check: {result['shares_verified']} share(s) read whole, {result['shares_bad']} bad, "
+            f"{human_size(result['bytes_read'])} in {result['seconds']:.1f} s"
+            + ("; run `ownvault repair`" if result["shares_bad"] else "")
+        )
+    click.echo(
+        "vault: "
+        + (
+            "healthy"
+            if result["healthy"]
+            else "readable but degraded"
+            if result["readable"]
+            else "DATA AT RISK"
+        )
+    )
+    click.echo(
+        "policy: "
+        + result["policy"]
+        + (" (satisfied)" if result["policy_ok"] else " (NOT satisfied: run `ownvault rebalance`)")
+    )
 
 
 @cli.command()
 @common
 @click.argument("name", required=False)
-@click.option("--deep", is_flag=True, help="Read every share whole and verify it (slow: reads everything).")
+@click.option(
+    "--deep", is_flag=True, help="Read every share whole and verify it (slow: reads everything)."
+)
 def check(name: str | None, deep: bool) -> None:
     """Per file: shares present / needed, healthy or not, and what is missing where."""
     ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.health.deep_check(name) if deep else v.health.check(name))
+    result = run_with_vault(
+        ctx, lambda v: v.health.deep_check(name) if deep else v.health.check(name)
+    )
     emit(ctx, result, lambda: _render_check(result))
     if not result["readable"]:
         raise click.exceptions.Exit(7)

@@ -38,12 +38,31 @@ def _sample(blocks: int | None, sample: float | None) -> AuditSample:
 
 def _render_audit(result: dict[str, Any]) -> None:
     print_table(
-        ("provider", "verdict", "passed", "failed", "unreach.", "missing", "holds >=", "bytes", "via"),
-        ((p["provider"], p["verdict"].upper() if p["verdict"] == "failing" else p["verdict"],
-          f"{p['passed']}/{p['challenges']}", str(p["failed"]), str(p["unreachable"]),
-          f"{p['missing_shares']}/{p['shares']}", pct(p["holds_at_least"]),
-          human_size(p["bytes"]), p["method"])
-         for p in result["providers"]),
+        (
+            "provider",
+            "verdict",
+            "passed",
+            "failed",
+            "unreach.",
+            "missing",
+            "holds >=",
+            "bytes",
+            "via",
+        ),
+        (
+            (
+                p["provider"],
+                p["verdict"].upper() if p["verdict"] == "failing" else p["verdict"],
+                f"{p['passed']}/{p['challenges']}",
+                str(p["failed"]),
+                str(p["unreachable"]),
+                f"{p['missing_shares']}/{p['shares']}",
+                pct(p["holds_at_least"]),
+                human_size(p["bytes"]),
+                p["method"],
+            )
+            for p in result["providers"]
+        ),
         no_wrap=True,
     )
     for p in result["providers"]:
@@ -58,15 +77,21 @@ def _render_audit(result: dict[str, Any]) -> None:
         f"in {result['seconds']:.1f} s; 'holds >=' is a {int(100 * 0.95)}% confidence lower bound"
     )
     if result["at_fault"]:
-        click.echo("AT FAULT: " + ", ".join(result["at_fault"]) + " (run `ownvault repair`)", err=True)
+        click.echo(
+            "AT FAULT: " + ", ".join(result["at_fault"]) + " (run `ownvault repair`)", err=True
+        )
     if result["unreachable"]:
         click.echo("unreachable: " + ", ".join(result["unreachable"]), err=True)
 
 
 @cli.command()
 @common
-@click.option("--provider", "providers", multiple=True, help="Audit only this provider (repeatable).")
-@click.option("--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS}).")
+@click.option(
+    "--provider", "providers", multiple=True, help="Audit only this provider (repeatable)."
+)
+@click.option(
+    "--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS})."
+)
 @click.option("--sample", type=float, help="Fraction of each provider's blocks to challenge (0-1].")
 def audit(providers: tuple[str, ...], blocks: int | None, sample: float | None) -> None:
     """Challenge providers on random blocks of their shares; record the results."""
@@ -88,9 +113,13 @@ def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
     for a in result["actions"][:50]:
         where = "in place" if a["in_place"] else f"-> {a['to']}"
         verb = "would regenerate" if dry_run else "regenerated"
-        click.echo(f"{verb} share {a['share']} of pack {a['pack'][:12]} ({a['from']}: {a['reason']}) {where}")
+        click.echo(
+            f"{verb} share {a['share']} of pack {a['pack'][:12]} ({a['from']}: {a['reason']}) {where}"
+        )
     if dry_run:
-        click.echo(f"{result['packs_damaged']} damaged piece(s), {result['shares_bad']} bad share(s); nothing written")
+        click.echo(
+            f"{result['packs_damaged']} damaged piece(s), {result['shares_bad']} bad share(s); nothing written"
+        )
     else:
         click.echo(
             f"checked {result['packs_checked']} piece(s): {result['packs_damaged']} damaged, "
@@ -101,13 +130,20 @@ def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
     for f in result["failures"]:
         click.echo(f"failed: {f}", err=True)
     if result["lost"]:
-        click.echo(f"DATA LOST: {len(result['lost'])} piece(s) have fewer than k good shares.", err=True)
+        click.echo(
+            f"DATA LOST: {len(result['lost'])} piece(s) have fewer than k good shares.", err=True
+        )
         for p in result["lost"]:
             for v in p["versions"]:
                 paths = f" ({', '.join(v['paths'][:5])})" if v["paths"] else ""
-                click.echo(f"  LOST {v['name']} v{v['version']}{paths}: pack {p['pack_id'][:12]} has "
-                           f"{p['good_shares']} of {p['k']} shares needed", err=True)
-        click.echo("  If an unreachable provider comes back, run `ownvault repair` again.", err=True)
+                click.echo(
+                    f"  LOST {v['name']} v{v['version']}{paths}: pack {p['pack_id'][:12]} has "
+                    f"{p['good_shares']} of {p['k']} shares needed",
+                    err=True,
+                )
+        click.echo(
+            "  If an unreachable provider comes back, run `ownvault repair` again.", err=True
+        )
 
 
 @cli.command()
@@ -131,7 +167,9 @@ def repair(dry_run: bool) -> None:
 
 
 def _render_status(result: dict[str, Any]) -> None:
-    click.echo(f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})")
+    click.echo(
+        f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})"
+    )
     if result["pieces_degraded"]:
         click.echo(
             f"pieces: {result['pieces_degraded']} degraded, {result['pieces_at_risk']} at risk "
@@ -144,19 +182,32 @@ def _render_status(result: dict[str, Any]) -> None:
     rows = []
     for p in result["providers"]:
         a = p["last_audit"]
-        rows.append((
-            p["name"], p["state"], "yes" if p["reachable"] else "NO", str(p["shares"]),
-            str(p["known_bad_shares"]), ago(a["at"]) if a else "never",
-            (a["verdict"].upper() if a["verdict"] != "ok" else "ok") + f" {a['passed']}/{a['challenges']}" if a else "-",
-            pct(a["holds_at_least"]) if a else "-",
-        ))
+        rows.append(
+            (
+                p["name"],
+                p["state"],
+                "yes" if p["reachable"] else "NO",
+                str(p["shares"]),
+                str(p["known_bad_shares"]),
+                ago(a["at"]) if a else "never",
+                (a["verdict"].upper() if a["verdict"] != "ok" else "ok")
+                + f" {a['passed']}/{a['challenges']}"
+                if a
+                else "-",
+                pct(a["holds_at_least"]) if a else "-",
+            )
+        )
     print_table(
-        ("provider", "state", "reachable", "shares", "bad", "last audit", "result", "holds >="), rows, no_wrap=True
+        ("provider", "state", "reachable", "shares", "bad", "last audit", "result", "holds >="),
+        rows,
+        no_wrap=True,
     )
     last = result["last_repair"]
-    click.echo(f"last audit: {_when(result['last_audit']['at']) if result['last_audit'] else 'never'}; "
-               f"last deep check: {_when(result['last_deep_check']['at']) if result['last_deep_check'] else 'never'}; "
-               f"last repair: {_when(last['at']) if last else 'never'}")
+    click.echo(
+        f"last audit: {_when(result['last_audit']['at']) if result['last_audit'] else 'never'}; "
+        f"last deep check: {_when(result['last_deep_check']['at']) if result['last_deep_check'] else 'never'}; "
+        f"last repair: {_when(last['at']) if last else 'never'}"
+    )
     click.echo("to do:")
     for line in result["advice"]:
         click.echo(f"  - {line}")
@@ -177,18 +228,22 @@ def _round_line(s: MaintenanceState) -> None:
     """One JSON line per maintenance round on standard output."""
     h = s.health or {}
     line = {
-        "round": s.rounds, "verdict": h.get("verdict"),
+        "round": s.rounds,
+        "verdict": h.get("verdict"),
         "audit_at_fault": (s.last_audit or {}).get("at_fault"),
         "repaired": (s.last_repair or {}).get("shares_regenerated"),
         "lost": (s.last_repair or {}).get("lost_names"),
-        "budget_used": s.budget_used, "error": s.last_error,
+        "budget_used": s.budget_used,
+        "error": s.last_error,
     }
     sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
     sys.stdout.flush()
 
 
 @contextlib.asynccontextmanager
-async def _metrics_server(listen: tuple[str, int] | None, shown_as: str, state: MaintenanceState) -> AsyncIterator[None]:
+async def _metrics_server(
+    listen: tuple[str, int] | None, shown_as: str, state: MaintenanceState
+) -> AsyncIterator[None]:
     """Serve ``GET /metrics`` on ``listen`` (when given) while the body runs.
 
     uvicorn and the Starlette app are imported here, only when metrics are asked for: they
@@ -209,7 +264,9 @@ async def _metrics_server(listen: tuple[str, int] | None, shown_as: str, state: 
         raise UsageError(f"cannot listen on {shown_as}: {exc.strerror}") from None
     sock.listen(64)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(metrics_app(state), log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(metrics_app(state), log_level="warning", access_log=False)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     shown = f"[{listen[0]}]" if family == socket.AF_INET6 else listen[0]
     sys.stdout.write(json.dumps({"metrics": f"http://{shown}:{port}/metrics"}) + "\n")
@@ -223,19 +280,56 @@ async def _metrics_server(listen: tuple[str, int] | None, shown_as: str, state: 
 
 @cli.command()
 @common
-@click.option("--audit-every", default="6h", show_default=True, help="Time between audits (jittered).")
-@click.option("--repair-every", default="24h", show_default=True, help="Time between repairs (and after an audit finds faults).")
-@click.option("--budget", default="2GiB", show_default=True, help="Bytes per day audits and repairs may move ('none': unlimited).")
-@click.option("--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS}).")
+@click.option(
+    "--audit-every", default="6h", show_default=True, help="Time between audits (jittered)."
+)
+@click.option(
+    "--repair-every",
+    default="24h",
+    show_default=True,
+    help="Time between repairs (and after an audit finds faults).",
+)
+@click.option(
+    "--budget",
+    default="2GiB",
+    show_default=True,
+    help="Bytes per day audits and repairs may move ('none': unlimited).",
+)
+@click.option(
+    "--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS})."
+)
 @click.option("--sample", type=float, help="Fraction of each provider's blocks to challenge.")
-@click.option("--grace", default="24h", show_default=True, help="Leave shares of a provider unreachable for less than this.")
-@click.option("--jitter", default=0.25, show_default=True, help="Random stretch of each interval, as a fraction.")
+@click.option(
+    "--grace",
+    default="24h",
+    show_default=True,
+    help="Leave shares of a provider unreachable for less than this.",
+)
+@click.option(
+    "--jitter",
+    default=0.25,
+    show_default=True,
+    help="Random stretch of each interval, as a fraction.",
+)
 @click.option("--metrics-listen", help="Serve Prometheus metrics on HOST:PORT (GET /metrics).")
-@click.option("--first-delay", default="60s", show_default=True, help="Start the first audit within this time (random).")
+@click.option(
+    "--first-delay",
+    default="60s",
+    show_default=True,
+    help="Start the first audit within this time (random).",
+)
 @click.option("--rounds", type=int, hidden=True, help="Stop after this many rounds (tests).")
 def daemon(
-    audit_every: str, repair_every: str, budget: str, blocks: int | None, sample: float | None,
-    grace: str, jitter: float, metrics_listen: str | None, first_delay: str, rounds: int | None,
+    audit_every: str,
+    repair_every: str,
+    budget: str,
+    blocks: int | None,
+    sample: float | None,
+    grace: str,
+    jitter: float,
+    metrics_listen: str | None,
+    first_delay: str,
+    rounds: int | None,
 ) -> None:
     """Audit and repair on a schedule until interrupted (one JSON line per round on stdout)."""
     ctx = get_ctx()

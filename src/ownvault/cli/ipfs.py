@@ -181,10 +181,14 @@ def car_import(file: Path, as_name: str | None, publish_it: bool) -> None:
     ctx = get_ctx()
     if not file.is_file():
         raise UsageError(f"no such file: {file}")
-    doc = run_with_vault(ctx, lambda v: v.ipfs.import_car(file, name=as_name, publish_it=publish_it))
+    doc = run_with_vault(
+        ctx, lambda v: v.ipfs.import_car(file, name=as_name, publish_it=publish_it)
+    )
 
     def human() -> None:
-        click.echo(f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes")
+        click.echo(
+            f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes"
+        )
         click.echo(f"root {doc['root']} ({doc['profile']})")
         if "published" in doc:
             click.echo(doc["published"])

@@ -103,7 +103,9 @@ def human_size(n: int | None) -> str:
     return f"{n} B"
 
 
-def timestamp(ts: float | None, *, sep: str = "T", timespec: str = "seconds", none: str = "-") -> str:
+def timestamp(
+    ts: float | None, *, sep: str = "T", timespec: str = "seconds", none: str = "-"
+) -> str:
     """A local ISO time, or ``none`` when there is no time."""
     if ts is None:
         return none
@@ -123,9 +125,7 @@ def pct(x: float | None) -> str:
 
 
 @contextlib.contextmanager
-def progress_bar(
-    ctx: Ctx, label: str
-) -> Iterator[tuple[Advance, SetTotal] | tuple[None, None]]:
+def progress_bar(ctx: Ctx, label: str) -> Iterator[tuple[Advance, SetTotal] | tuple[None, None]]:
     """(advance, set_total) callbacks driving a progress bar on a terminal; none otherwise."""
     if ctx.json or not sys.stderr.isatty():
         yield None, None
