@@ -1,8 +1,6 @@
 """ownvault: own your data. Public API (explicit re-exports; see tests/test_exports.py)."""
 
-from __future__ import annotations
-
-import os
+import os as _os
 
 from ownvault.engine.health.audit import AuditReport, AuditSample
 from ownvault.engine.health.repair import RepairReport
@@ -29,16 +27,17 @@ from ownvault.providers.webfetch import FetchLimits, NetworkPolicy
 __version__ = "0.1.0"
 
 
-def open_vault(path: str | os.PathLike[str], passphrase: str) -> Vault:
+def open_vault(path: str | _os.PathLike[str], passphrase: str) -> Vault:
     """Open an existing vault. Its I/O methods are coroutines (``await vault.files.put([...])``)."""
     return Vault.open(path, passphrase)
 
 
 def create_vault(
-    path: str | os.PathLike[str], passphrase: str, options: VaultOptions | None = None
+    path: str | _os.PathLike[str], passphrase: str, options: VaultOptions | None = None
 ) -> Vault:
     """Create a vault (see :class:`VaultOptions`); the phrase is ``vault.keys.phrase``."""
     return Vault.create(path, passphrase, options)
+
 
 __all__ = [
     "AuditReport",

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ownvault.cli import run_cli
-from ownvault.cli.health import parse_duration
+from ownvault.cli.parse import parse_duration
 from ownvault.errors import UsageError
 
 PASS = "health passphrase"

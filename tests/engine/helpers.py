@@ -28,6 +28,34 @@ def make_vault(path: Path, **options: object) -> Vault:
     return Vault.create(path, PASS, VaultOptions(kdf=FAST_KDF, **options))  # type: ignore[arg-type]
 
 
+class Vaults:
+    """The vaults a test opened, closed when the test ends (the ``vaults`` fixture).
+
+    Replaces ``try: ... finally: run(vault.close())`` around every test body: a failing
+    assertion still closes the vault (its providers' clients and the catalog)."""
+
+    def __init__(self) -> None:
+        self._open: list[Vault] = []
+
+    def track(self, vault: Vault) -> Vault:
+        """Close ``vault`` when the test ends; returns it."""
+        self._open.append(vault)
+        return vault
+
+    def create(self, path: Path, **options: object) -> Vault:
+        """A new vault at ``path`` (see :func:`make_vault`), closed when the test ends."""
+        return self.track(make_vault(path, **options))
+
+    def open(self, path: Path, passphrase: str = PASS) -> Vault:
+        """An existing vault, closed when the test ends."""
+        return self.track(Vault.open(path, passphrase))
+
+    def close_all(self) -> None:
+        """Close every tracked vault, the last opened first; each is closed once."""
+        while self._open:
+            run(self._open.pop().close())
+
+
 def write_random_tree(root: Path, seed: int, files: int = 20, max_size: int = 300_000) -> None:
     rnd = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from ownvault.engine.health.healthlog import audit_history, faults
 from ownvault.engine.vault import Vault
 from ownvault.errors import NotFoundError, UsageError
 
-from .helpers import make_vault, run
+from .helpers import Vaults, run
 
 
 def share_files(vault: Vault, provider: str) -> list[Path]:
@@ -28,8 +28,8 @@ def share_files(vault: Vault, provider: str) -> list[Path]:
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    v = make_vault(tmp_path / "v", providers=6, k=3, n=6)
+def vault(vaults: Vaults, tmp_path: Path) -> Vault:
+    v = vaults.create(tmp_path / "v", providers=6, k=3, n=6)
     (tmp_path / "a").write_bytes(random.Random(1).randbytes(3_000_000))
     (tmp_path / "b").write_bytes(random.Random(2).randbytes(200_000))
     run(v.files.put([tmp_path / "a", tmp_path / "b"]))
@@ -68,72 +68,63 @@ def test_challenges_are_distinct_and_uniform_over_blocks() -> None:
 
 
 def test_clean_vault_passes_and_is_recorded(vault: Vault) -> None:
-    try:
-        report = run(vault.health.audit())
-        assert report.ok and report.at_fault == []
-        for p in report.providers:
-            assert p.method == "ranges" and p.failed == 0 and p.passed == p.challenges == min(64, p.blocks)
-            assert p.holds_at_least is not None and p.holds_at_least > 0.9
-            # Reads: the challenged blocks, each challenged share's leaf level (and a listing).
-            files = share_files(vault, p.provider)
-            leaves = sum(ShareLayout.for_total(f.stat().st_size).leaves_len for f in files)
-            assert p.bytes <= p.challenges * 16384 + leaves + 64 * len(files)
-        assert report.run is not None
-        rows = audit_history(vault.catalog)
-        assert {r.provider_name for r in rows} == {f"local-{i}" for i in range(1, 7)}
-        assert faults(vault.catalog) == []
-        with pytest.raises(NotFoundError):
-            run(vault.health.audit(providers=["nope"]))
-        only = run(vault.health.audit(providers=["local-2"], sample=AuditSample(3)))
-        assert [p.provider for p in only.providers] == ["local-2"] and only.providers[0].challenges == 3
-    finally:
-        run(vault.close())
+    report = run(vault.health.audit())
+    assert report.ok and report.at_fault == []
+    for p in report.providers:
+        assert p.method == "ranges" and p.failed == 0 and p.passed == p.challenges == min(64, p.blocks)
+        assert p.holds_at_least is not None and p.holds_at_least > 0.9
+        # Reads: the challenged blocks, each challenged share's leaf level (and a listing).
+        files = share_files(vault, p.provider)
+        leaves = sum(ShareLayout.for_total(f.stat().st_size).leaves_len for f in files)
+        assert p.bytes <= p.challenges * 16384 + leaves + 64 * len(files)
+    assert report.run is not None
+    rows = audit_history(vault.catalog)
+    assert {r.provider_name for r in rows} == {f"local-{i}" for i in range(1, 7)}
+    assert faults(vault.catalog) == []
+    with pytest.raises(NotFoundError):
+        run(vault.health.audit(providers=["nope"]))
+    only = run(vault.health.audit(providers=["local-2"], sample=AuditSample(3)))
+    assert [p.provider for p in only.providers] == ["local-2"] and only.providers[0].challenges == 3
 
 
 def test_missing_corrupt_and_tree_damage_are_found(vault: Vault) -> None:
-    try:
-        share_files(vault, "local-1")[0].unlink()
-        victim = share_files(vault, "local-2")[0]
-        blob = bytearray(victim.read_bytes())
-        blob[5000] ^= 0x10  # in block 0 of the data part
-        victim.write_bytes(bytes(blob))
-        tree = share_files(vault, "local-3")[0]
-        blob = bytearray(tree.read_bytes())
-        blob[-20] ^= 0x01  # in the stored leaf level
-        tree.write_bytes(bytes(blob))
-        report = run(vault.health.audit(sample=AuditSample(None, 1.0)))
-        assert report.at_fault == ["local-1", "local-2", "local-3"]
-        by = {p.provider: p for p in report.providers}
-        assert by["local-1"].missing_shares == 1
-        assert by["local-2"].failed == 1 and by["local-2"].faults[0]["kind"] == "corrupt"
-        assert by["local-3"].failed >= 1 and "Merkle tree" in by["local-3"].faults[0]["detail"]
-        recorded = {(f.provider, f.kind) for f in faults(vault.catalog)}
-        assert recorded == {(1, "missing"), (2, "corrupt"), (3, "corrupt")}
-        status = run(vault.health.status())
-        assert status["verdict"] in ("DEGRADED", "AT RISK") and status["known_bad_shares"] == 3
-        assert status["providers_failing_audits"] == ["local-1", "local-2", "local-3"]
-        # The deep check finds the same three, and reads everything to do so.
-        deep = run(vault.health.deep_check())
-        assert {(b["provider"], b["kind"]) for b in deep["bad"]} == {
-            ("local-1", "missing"), ("local-2", "corrupt"), ("local-3", "corrupt")
-        }
-        assert not deep["healthy"] and deep["readable"]
-        assert "tree" in next(b["reason"] for b in deep["bad"] if b["provider"] == "local-3")
-        # The cheap check sees only the missing one.
-        cheap = run(vault.health.check())
-        assert {m["provider"] for f in cheap["files"] for m in f["missing"]} == {"local-1"}
-    finally:
-        run(vault.close())
+    share_files(vault, "local-1")[0].unlink()
+    victim = share_files(vault, "local-2")[0]
+    blob = bytearray(victim.read_bytes())
+    blob[5000] ^= 0x10  # in block 0 of the data part
+    victim.write_bytes(bytes(blob))
+    tree = share_files(vault, "local-3")[0]
+    blob = bytearray(tree.read_bytes())
+    blob[-20] ^= 0x01  # in the stored leaf level
+    tree.write_bytes(bytes(blob))
+    report = run(vault.health.audit(sample=AuditSample(None, 1.0)))
+    assert report.at_fault == ["local-1", "local-2", "local-3"]
+    by = {p.provider: p for p in report.providers}
+    assert by["local-1"].missing_shares == 1
+    assert by["local-2"].failed == 1 and by["local-2"].faults[0]["kind"] == "corrupt"
+    assert by["local-3"].failed >= 1 and "Merkle tree" in by["local-3"].faults[0]["detail"]
+    recorded = {(f.provider, f.kind) for f in faults(vault.catalog)}
+    assert recorded == {(1, "missing"), (2, "corrupt"), (3, "corrupt")}
+    status = run(vault.health.status())
+    assert status["verdict"] in ("DEGRADED", "AT RISK") and status["known_bad_shares"] == 3
+    assert status["providers_failing_audits"] == ["local-1", "local-2", "local-3"]
+    # The deep check finds the same three, and reads everything to do so.
+    deep = run(vault.health.deep_check())
+    assert {(b["provider"], b["kind"]) for b in deep["bad"]} == {
+        ("local-1", "missing"), ("local-2", "corrupt"), ("local-3", "corrupt")
+    }
+    assert not deep["healthy"] and deep["readable"]
+    assert "tree" in next(b["reason"] for b in deep["bad"] if b["provider"] == "local-3")
+    # The cheap check sees only the missing one.
+    cheap = run(vault.health.check())
+    assert {m["provider"] for f in cheap["files"] for m in f["missing"]} == {"local-1"}
 
 
 def test_unreachable_provider_is_not_at_fault(vault: Vault) -> None:
-    try:
-        marker = vault.path / "providers" / "local-4" / "ownvault-provider.json"
-        marker.rename(marker.with_suffix(".away"))  # an unmounted disk
-        report = run(vault.health.audit())
-        assert report.at_fault == [] and report.unreachable == ["local-4"]
-        p = next(p for p in report.providers if p.provider == "local-4")
-        assert p.unreachable == p.challenges and p.holds_at_least is None
-        assert run(vault.health.status())["providers_unreachable"] == ["local-4"]
-    finally:
-        run(vault.close())
+    marker = vault.path / "providers" / "local-4" / "ownvault-provider.json"
+    marker.rename(marker.with_suffix(".away"))  # an unmounted disk
+    report = run(vault.health.audit())
+    assert report.at_fault == [] and report.unreachable == ["local-4"]
+    p = next(p for p in report.providers if p.provider == "local-4")
+    assert p.unreachable == p.challenges and p.holds_at_least is None
+    assert run(vault.health.status())["providers_unreachable"] == ["local-4"]

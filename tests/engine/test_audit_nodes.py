@@ -22,7 +22,7 @@ from ownvault.providers.node import NodeProvider, SeedSigner
 from ownvault.server.node import chaos_dropped
 
 from ..server.nodes import NodeCluster
-from .helpers import make_vault, run
+from .helpers import Vaults, make_vault, run
 
 
 @pytest.fixture
@@ -41,44 +41,42 @@ def node_vault(tmp_path: Path, urls: list[str], k: int, n: int, size: int) -> Va
 
 
 @pytest.mark.slow
-def test_endpoint_honest_liar_and_protocol_errors(tmp_path: Path, cluster: NodeCluster) -> None:
+def test_endpoint_honest_liar_and_protocol_errors(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
     honest, liar, spare = cluster.start_all(
         [cluster.add(), cluster.add(chaos=("lie-audits",)), cluster.add()]
     )
     vault = node_vault(tmp_path, [honest.url, liar.url, spare.url], 1, 3, 3_000_000)
-    try:
-        report = run(vault.health.audit())
-        by = {p.provider: p for p in report.providers}
-        assert by["node-0"].method == "node" and by["node-0"].verdict == "ok"
-        assert by["node-1"].failed == by["node-1"].challenges > 0 and report.at_fault == ["node-1"]
-        assert "proof does not verify" in by["node-1"].faults[0]["detail"]
-        # A proof is a few KB per block, whatever the share size.
-        assert by["node-0"].bytes < by["node-0"].challenges * (16384 + 1024) + 4096
-        # The liar serves honest reads: the file reads back, repair verifies and keeps its share.
-        run(vault.files.get("f.bin", tmp_path / "out"))
-        assert (tmp_path / "out").read_bytes() == (tmp_path / "f.bin").read_bytes()
-        rep = run(vault.health.repair())
-        assert rep.shares_verified_ok == 1 and rep.shares_regenerated == 0
+    vaults.track(vault)
+    report = run(vault.health.audit())
+    by = {p.provider: p for p in report.providers}
+    assert by["node-0"].method == "node" and by["node-0"].verdict == "ok"
+    assert by["node-1"].failed == by["node-1"].challenges > 0 and report.at_fault == ["node-1"]
+    assert "proof does not verify" in by["node-1"].faults[0]["detail"]
+    # A proof is a few KB per block, whatever the share size.
+    assert by["node-0"].bytes < by["node-0"].challenges * (16384 + 1024) + 4096
+    # The liar serves honest reads: the file reads back, repair verifies and keeps its share.
+    run(vault.files.get("f.bin", tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == (tmp_path / "f.bin").read_bytes()
+    rep = run(vault.health.repair())
+    assert rep.shares_verified_ok == 1 and rep.shares_regenerated == 0
 
-        # The raw endpoint: answers verify against the catalog's root.
-        [pack] = vault.catalog.live_packs()
-        pack_id = vault.catalog.pack_info(pack)[0]
-        row = vault.catalog.shares_of(pack)[0]
-        layout = ShareLayout.for_total(row.size)
-        node = NodeProvider(honest.url, vault.keys)
-        name = share_name(DATA_PREFIX, pack_id, 0)
-        answers = run(node.prove([(name, 0), (name, layout.blocks - 1), (name, layout.blocks), ("shares/no/such.0", 0)]))
-        assert [a.status for a in answers] == [0, 0, 3, 1]
-        assert verify_proof(row.root, layout.data_len, 0, answers[0].block, list(answers[0].path))
-        # Signed like every /v1/ call; a malformed body is refused.
-        assert httpx.post(honest.url + "/v1/audit", json={"challenges": []}).status_code == 401
-        with pytest.raises(ProviderPermanentError, match="bad_request"):
-            run(_post(honest.url, b'{"challenges": 3}'))
-        # Another account sees nothing of this one's shares.
-        other = run(NodeProvider(honest.url, SeedSigner.generate()).prove([(name, 0)]))
-        assert other[0].status == 1
-    finally:
-        run(vault.close())
+    # The raw endpoint: answers verify against the catalog's root.
+    [pack] = vault.catalog.live_packs()
+    pack_id = vault.catalog.pack_info(pack)[0]
+    row = vault.catalog.shares_of(pack)[0]
+    layout = ShareLayout.for_total(row.size)
+    node = NodeProvider(honest.url, vault.keys)
+    name = share_name(DATA_PREFIX, pack_id, 0)
+    answers = run(node.prove([(name, 0), (name, layout.blocks - 1), (name, layout.blocks), ("shares/no/such.0", 0)]))
+    assert [a.status for a in answers] == [0, 0, 3, 1]
+    assert verify_proof(row.root, layout.data_len, 0, answers[0].block, list(answers[0].path))
+    # Signed like every /v1/ call; a malformed body is refused.
+    assert httpx.post(honest.url + "/v1/audit", json={"challenges": []}).status_code == 401
+    with pytest.raises(ProviderPermanentError, match="bad_request"):
+        run(_post(honest.url, b'{"challenges": 3}'))
+    # Another account sees nothing of this one's shares.
+    other = run(NodeProvider(honest.url, SeedSigner.generate()).prove([(name, 0)]))
+    assert other[0].status == 1
 
 
 async def _post(url: str, body: bytes) -> None:
@@ -88,7 +86,7 @@ async def _post(url: str, body: bytes) -> None:
 
 
 @pytest.mark.slow
-def test_dropping_node_is_caught_as_often_as_the_docs_say(tmp_path: Path, cluster: NodeCluster) -> None:
+def test_dropping_node_is_caught_as_often_as_the_docs_say(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
     """A node that silently lost 10 % of its blocks, audited again and again.
 
     The docs claim: an audit of c blocks detects it with probability >= 1 - (1-f)^c
@@ -97,48 +95,46 @@ def test_dropping_node_is_caught_as_often_as_the_docs_say(tmp_path: Path, cluste
     """
     honest, dropper = cluster.start_all([cluster.add(), cluster.add(chaos=("drop-blocks=0.1",))])
     vault = node_vault(tmp_path, [honest.url, dropper.url], 1, 2, 12_000_000)
-    try:
-        blocks = []
-        for pack in vault.catalog.live_packs():
-            pack_id = vault.catalog.pack_info(pack)[0]
-            for s in vault.catalog.shares_of(pack):
-                if s.provider == 2:
-                    name = share_name(DATA_PREFIX, pack_id, s.idx)
-                    blocks += [chaos_dropped(name, i, 0.1) for i in range(ShareLayout.for_total(s.size).blocks)]
-        total, lost = len(blocks), sum(blocks)
-        assert 0.07 < lost / total < 0.13, (lost, total)
+    vaults.track(vault)
+    blocks = []
+    for pack in vault.catalog.live_packs():
+        pack_id = vault.catalog.pack_info(pack)[0]
+        for s in vault.catalog.shares_of(pack):
+            if s.provider == 2:
+                name = share_name(DATA_PREFIX, pack_id, s.idx)
+                blocks += [chaos_dropped(name, i, 0.1) for i in range(ShareLayout.for_total(s.size).blocks)]
+    total, lost = len(blocks), sum(blocks)
+    assert 0.07 < lost / total < 0.13, (lost, total)
 
-        def exact(c: int) -> float:
-            return 1 - math.comb(total - lost, c) / math.comb(total, c)
+    def exact(c: int) -> float:
+        return 1 - math.comb(total - lost, c) / math.comb(total, c)
 
-        rng = random.Random(2026)  # reproducible here; audits use the OS CSPRNG by default
+    rng = random.Random(2026)  # reproducible here; audits use the OS CSPRNG by default
 
-        async def audits(c: int, count: int) -> int:
-            caught = 0
-            for _ in range(count):
-                r = await audit(vault, providers=["node-1"], sample=AuditSample(c), rng=rng, record=False)
-                p = r.providers[0]
-                assert p.passed + p.failed == c and p.unreachable == 0
-                caught += p.failed > 0
-            return caught
+    async def audits(c: int, count: int) -> int:
+        caught = 0
+        for _ in range(count):
+            r = await audit(vault, providers=["node-1"], sample=AuditSample(c), rng=rng, record=False)
+            p = r.providers[0]
+            assert p.passed + p.failed == c and p.unreachable == 0
+            caught += p.failed > 0
+        return caught
 
-        def trials(c: int, count: int) -> int:
-            return run(audits(c, count))
+    def trials(c: int, count: int) -> int:
+        return run(audits(c, count))
 
-        # Default audit: claimed >= 99.88 %; 60 audits, at most 1 miss (P(>= 2 misses) < 0.3 %).
-        assert detection_probability(DEFAULT_BLOCKS, 0.1) > 0.998
-        assert trials(DEFAULT_BLOCKS, 60) >= 59
-        # c = 8: the detection rate is measured and matches the formula within 4 sigma.
-        count, p = 300, exact(8)
-        caught = trials(8, count)
-        sigma = math.sqrt(count * p * (1 - p))
-        assert abs(caught - count * p) < 4 * sigma, (caught, count * p, sigma)
-        assert p >= detection_probability(8, lost / total) - 1e-9
-        # A recorded audit blames the dropper only, and reads of its data fail verification.
-        report = run(vault.health.audit())
-        assert report.at_fault == ["node-1"]
-    finally:
-        run(vault.close())
+    # Default audit: claimed >= 99.88 %; 60 audits, at most 1 miss (P(>= 2 misses) < 0.3 %).
+    assert detection_probability(DEFAULT_BLOCKS, 0.1) > 0.998
+    assert trials(DEFAULT_BLOCKS, 60) >= 59
+    # c = 8: the detection rate is measured and matches the formula within 4 sigma.
+    count, p = 300, exact(8)
+    caught = trials(8, count)
+    sigma = math.sqrt(count * p * (1 - p))
+    assert abs(caught - count * p) < 4 * sigma, (caught, count * p, sigma)
+    assert p >= detection_probability(8, lost / total) - 1e-9
+    # A recorded audit blames the dropper only, and reads of its data fail verification.
+    report = run(vault.health.audit())
+    assert report.at_fault == ["node-1"]
 
 
 @pytest.mark.slow

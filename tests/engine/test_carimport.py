@@ -15,7 +15,7 @@ from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, IntegrityError, OwnvaultError, UsageError
 from tests.oracle.oracle import require_oracle
 
-from .helpers import make_vault, run
+from .helpers import Vaults, run
 
 
 def _src(root: Path) -> Path:
@@ -66,43 +66,37 @@ def _files(root: Path) -> dict[str, bytes]:
         ("hamt", "car-import", "car"),
     ],
 )
-def test_reference_cars_round_trip(cars: dict[str, Path], tmp_path: Path, name: str, profile: str, source: str) -> None:
-    vault = make_vault(tmp_path / "v")
-    try:
-        doc = run(vault.ipfs.import_car(cars[name], name="imp"))
-        want_root = str(CarReader([cars[name].read_bytes()]).roots[0])
-        assert (doc["root"], doc["profile"], doc["source"], doc["files"]) == (want_root, profile, source, 2)
-        run(vault.files.get("imp", tmp_path / "out"))
-        assert _files(tmp_path / "out") == _src_files(cars)
-        assert (tmp_path / "out" / "e").is_dir()
-        out = bytearray()
-        info = run(vault.ipfs.export_car("imp", out.extend))
-        assert info["root"] == want_root
-        v1 = cars["kubo-v1" if name == "v2" else name].read_bytes()
-        assert bytes(out) == v1  # the same CAR back, byte for byte
-        assert run(vault.ipfs.verify_cid("imp"))["ok"]
-        assert not list(vault.path.glob(".car-import-*"))
-    finally:
-        run(vault.close())
+def test_reference_cars_round_trip(vaults: Vaults, cars: dict[str, Path], tmp_path: Path, name: str, profile: str, source: str) -> None:
+    vault = vaults.create(tmp_path / "v")
+    doc = run(vault.ipfs.import_car(cars[name], name="imp"))
+    want_root = str(CarReader([cars[name].read_bytes()]).roots[0])
+    assert (doc["root"], doc["profile"], doc["source"], doc["files"]) == (want_root, profile, source, 2)
+    run(vault.files.get("imp", tmp_path / "out"))
+    assert _files(tmp_path / "out") == _src_files(cars)
+    assert (tmp_path / "out" / "e").is_dir()
+    out = bytearray()
+    info = run(vault.ipfs.export_car("imp", out.extend))
+    assert info["root"] == want_root
+    v1 = cars["kubo-v1" if name == "v2" else name].read_bytes()
+    assert bytes(out) == v1  # the same CAR back, byte for byte
+    assert run(vault.ipfs.verify_cid("imp"))["ok"]
+    assert not list(vault.path.glob(".car-import-*"))
 
 
 def _src_files(cars: dict[str, Path]) -> dict[str, bytes]:
     return _files(cars["kubo-v1"].parent / "src")
 
 
-def test_single_file_car_and_publish(cars: dict[str, Path], tmp_path: Path) -> None:
-    vault = make_vault(tmp_path / "v")
-    try:
-        doc = run(vault.ipfs.import_car(cars["file"], publish_it=True))
-        assert doc["name"] == doc["root"] and doc["files"] == 1
-        assert doc["published"] == f"ipfs://{doc['root']}"
-        got = tmp_path / "got"
-        run(vault.files.get(doc["name"], got))
-        assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(
-            (cars["kubo-v1"].parent / "src" / "d" / "big.bin").read_bytes()
-        ).digest()
-    finally:
-        run(vault.close())
+def test_single_file_car_and_publish(vaults: Vaults, cars: dict[str, Path], tmp_path: Path) -> None:
+    vault = vaults.create(tmp_path / "v")
+    doc = run(vault.ipfs.import_car(cars["file"], publish_it=True))
+    assert doc["name"] == doc["root"] and doc["files"] == 1
+    assert doc["published"] == f"ipfs://{doc['root']}"
+    got = tmp_path / "got"
+    run(vault.files.get(doc["name"], got))
+    assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(
+        (cars["kubo-v1"].parent / "src" / "d" / "big.bin").read_bytes()
+    ).digest()
 
 
 # -- malformed CARs ---------------------------------------------------------------------
@@ -160,14 +154,11 @@ def _bad_cars() -> dict[str, tuple[bytes, type[OwnvaultError], str]]:
 
 
 @pytest.mark.parametrize("case", sorted(_bad_cars()))
-def test_malformed_cars_are_refused(case: str, tmp_path: Path) -> None:
+def test_malformed_cars_are_refused(vaults: Vaults, case: str, tmp_path: Path) -> None:
     data, error, message = _bad_cars()[case]
     (tmp_path / "x.car").write_bytes(data)
-    vault: Vault = make_vault(tmp_path / "v")
-    try:
-        with pytest.raises(error, match=message):
-            run(vault.ipfs.import_car(tmp_path / "x.car", name="x"))
-        assert run(vault.files.ls())["objects"] == []
-        assert not list(vault.path.glob(".car-import-*"))
-    finally:
-        run(vault.close())
+    vault: Vault = vaults.create(tmp_path / "v")
+    with pytest.raises(error, match=message):
+        run(vault.ipfs.import_car(tmp_path / "x.car", name="x"))
+    assert run(vault.files.ls())["objects"] == []
+    assert not list(vault.path.glob(".car-import-*"))

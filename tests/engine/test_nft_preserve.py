@@ -18,7 +18,7 @@ from ownvault.engine.nft.preserve import (
 )
 from ownvault.errors import UsageError
 from ownvault.providers.webfetch import FetchError, NetworkPolicy
-from tests.engine.helpers import make_vault, run
+from tests.engine.helpers import Vaults, make_vault, run
 from tests.nft.market import Gateway, Market
 
 OPEN = NftOptions(network=NetworkPolicy(allow_private=True))
@@ -35,50 +35,47 @@ def test_parse_collection() -> None:
             parse_collection(bad)
 
 
-def test_preserve_folder_catalog_and_failures(tmp_path: Path) -> None:
+def test_preserve_folder_catalog_and_failures(vaults: Vaults, tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"p" * 1000
     blocks: dict[bytes, bytes] = {}
     img = import_bytes(png, get_profile("kubo-v0"), lambda c, b: blocks.__setitem__(c.bytes, b)).cid
-    vault = make_vault(tmp_path / "v")
-    try:
-        with Market() as market, Gateway(blocks) as gw:
-            meta = {"name": "x", "image": f"ipfs://{img}", "animation_url": market.add("/a.html", "<html>"),
-                    "image_data": "<svg/>", "properties": {"logo": "data:,hi", "gone": market.url + "/gone"}}
-            uri = market.add("/m.json", json.dumps(meta))
-            opts = NftOptions(gateways=(gw.url,), network=NetworkPolicy(allow_private=True))
-            done = run(vault.nft.preserve_token(uri, opts, pins=["no-such-provider"]))
-            doc = done.to_json()
-            assert doc["pins"][0]["ok"] is False and "no IPFS provider named" in doc["pins"][0]["error"]
-            assert [p["status"] for p in doc["parts"]] == ["unverifiable_origin", "verified", "unverifiable_origin",
-                                                          "embedded", "unreachable"]
-            # the folder: original metadata, the rewritten copy, the report, the assets
-            chunks: list[bytes] = []
-            run(vault.ipfs.export_car(done.root, chunks.append))
-            files = {b.cid: b.data for b in CarReader(chunks)}
-            assert CID.parse(str(img)) in files  # the original CIDv0 DAG is inside
-            by_path = {p["path"]: p for p in doc["parts"] if p["path"]}
-            assert set(by_path) == {"metadata.original.json", "assets/01-image.png", "assets/02-animation.html",
-                                    "assets/03-other.txt"}
-            rewritten = next(json.loads(d) for d in files.values() if d.startswith(b'{\n  "name"'))
-            assert rewritten["image"] == f"ipfs://{img}" and rewritten["animation_url"].startswith("ipfs://bafk")
-            assert rewritten["properties"] == {"logo": "data:,hi", "gone": market.url + "/gone"}
-            assert rewritten["image_data"] == "<svg/>"
-            report = next(json.loads(d) for d in files.values() if b'"ownvault-nft-report"' in d)
-            assert report["version"] == 1 and report["parts"][1]["cid"] == str(img)
-            [row] = vault.nft.list_preserved()
-            assert row["state"] == "preserved" and row["root"] == done.root
-            assert row["summary"]["statuses"] == {"unverifiable_origin": 2, "verified": 1, "embedded": 1,
-                                                  "unreachable": 1}
-            # a later attempt that fails keeps the preserved record (and says why)
-            market.routes.pop("/m.json")
-            with pytest.raises(FetchError):
-                run(vault.nft.preserve_token(uri, opts))
-            [row] = vault.nft.list_preserved()
-            assert row["state"] == "preserved" and "HTTP 404" in row["error"]
-            [health] = run(vault.nft.reverify_preserved(opts))
-            assert health["health"]["copy"] == "ok" and health["health"]["pins"][0]["ok"] is False
-    finally:
-        run(vault.close())
+    vault = vaults.create(tmp_path / "v")
+    with Market() as market, Gateway(blocks) as gw:
+        meta = {"name": "x", "image": f"ipfs://{img}", "animation_url": market.add("/a.html", "<html>"),
+                "image_data": "<svg/>", "properties": {"logo": "data:,hi", "gone": market.url + "/gone"}}
+        uri = market.add("/m.json", json.dumps(meta))
+        opts = NftOptions(gateways=(gw.url,), network=NetworkPolicy(allow_private=True))
+        done = run(vault.nft.preserve_token(uri, opts, pins=["no-such-provider"]))
+        doc = done.to_json()
+        assert doc["pins"][0]["ok"] is False and "no IPFS provider named" in doc["pins"][0]["error"]
+        assert [p["status"] for p in doc["parts"]] == ["unverifiable_origin", "verified", "unverifiable_origin",
+                                                      "embedded", "unreachable"]
+        # the folder: original metadata, the rewritten copy, the report, the assets
+        chunks: list[bytes] = []
+        run(vault.ipfs.export_car(done.root, chunks.append))
+        files = {b.cid: b.data for b in CarReader(chunks)}
+        assert CID.parse(str(img)) in files  # the original CIDv0 DAG is inside
+        by_path = {p["path"]: p for p in doc["parts"] if p["path"]}
+        assert set(by_path) == {"metadata.original.json", "assets/01-image.png", "assets/02-animation.html",
+                                "assets/03-other.txt"}
+        rewritten = next(json.loads(d) for d in files.values() if d.startswith(b'{\n  "name"'))
+        assert rewritten["image"] == f"ipfs://{img}" and rewritten["animation_url"].startswith("ipfs://bafk")
+        assert rewritten["properties"] == {"logo": "data:,hi", "gone": market.url + "/gone"}
+        assert rewritten["image_data"] == "<svg/>"
+        report = next(json.loads(d) for d in files.values() if b'"ownvault-nft-report"' in d)
+        assert report["version"] == 1 and report["parts"][1]["cid"] == str(img)
+        [row] = vault.nft.list_preserved()
+        assert row["state"] == "preserved" and row["root"] == done.root
+        assert row["summary"]["statuses"] == {"unverifiable_origin": 2, "verified": 1, "embedded": 1,
+                                              "unreachable": 1}
+        # a later attempt that fails keeps the preserved record (and says why)
+        market.routes.pop("/m.json")
+        with pytest.raises(FetchError):
+            run(vault.nft.preserve_token(uri, opts))
+        [row] = vault.nft.list_preserved()
+        assert row["state"] == "preserved" and "HTTP 404" in row["error"]
+        [health] = run(vault.nft.reverify_preserved(opts))
+        assert health["health"]["copy"] == "ok" and health["health"]["pins"][0]["ok"] is False
 
 
 def test_collection_and_local_file(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ownvault.engine.vault import Vault
 from ownvault.providers.wrappers import Fault, FaultyProvider
 
-from .helpers import make_vault, run, tree_state, write_random_tree
+from .helpers import Vaults, make_vault, run, tree_state, write_random_tree
 
 
 def _fail_puts(vault: Vault, name: str) -> Fault:
@@ -26,26 +26,23 @@ def _holders(vault: Vault) -> set[str]:
     return {names[s.provider] for p in vault.catalog.live_packs() for s in vault.catalog.shares_of(p)}
 
 
-def test_rebalance_fails_over_to_another_provider(tmp_path: Path) -> None:
+def test_rebalance_fails_over_to_another_provider(vaults: Vaults, tmp_path: Path) -> None:
     src = tmp_path / "docs"
     write_random_tree(src, 3, files=6, max_size=100_000)
-    vault = make_vault(tmp_path / "v", providers=8, k=3, n=6)
-    try:
-        run(vault.files.put([src]))
-        assert _holders(vault) == {f"local-{i}" for i in range(1, 7)}
-        # Draining local-1 moves its shares to the emptiest spare, local-7, which now
-        # refuses every write: they must land on local-8 instead.
-        fault = _fail_puts(vault, "local-7")
-        out = run(vault.fleet.remove_provider("local-1"))
-        assert out["removed"] and out["shares_moved"] >= 1
-        assert fault.fired >= 1
-        assert _holders(vault) == {"local-8", *(f"local-{i}" for i in range(2, 7))}
-        report = run(vault.health.check())
-        assert report["healthy"] and report["policy_ok"], report
-        run(vault.files.get("docs", tmp_path / "back"))
-        assert tree_state(tmp_path / "back") == tree_state(src)
-    finally:
-        run(vault.close())
+    vault = vaults.create(tmp_path / "v", providers=8, k=3, n=6)
+    run(vault.files.put([src]))
+    assert _holders(vault) == {f"local-{i}" for i in range(1, 7)}
+    # Draining local-1 moves its shares to the emptiest spare, local-7, which now
+    # refuses every write: they must land on local-8 instead.
+    fault = _fail_puts(vault, "local-7")
+    out = run(vault.fleet.remove_provider("local-1"))
+    assert out["removed"] and out["shares_moved"] >= 1
+    assert fault.fired >= 1
+    assert _holders(vault) == {"local-8", *(f"local-{i}" for i in range(2, 7))}
+    report = run(vault.health.check())
+    assert report["healthy"] and report["policy_ok"], report
+    run(vault.files.get("docs", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
 
 
 def test_pack_rewrite_fails_over_to_another_provider(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from ownvault.engine.vault import Vault
 from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
 
 from .external import vault_with_external
-from .helpers import FAST_KDF, PASS, make_vault, run, tree_state, write_random_tree
+from .helpers import FAST_KDF, PASS, Vaults, make_vault, run, tree_state, write_random_tree
 
 NEW = "new passphrase"
 
@@ -81,7 +81,7 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert (out / "v2").read_bytes() == lost["big_v2"]
 
 
-def test_recover_from_the_phrase_with_one_provider(lost: dict[str, object], tmp_path: Path) -> None:
+def test_recover_from_the_phrase_with_one_provider(vaults: Vaults, lost: dict[str, object], tmp_path: Path) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
     entropy = phrase_to_entropy(str(lost["phrase"]))
     res = run(recover_vault(tmp_path / "new", entropy, NEW, [dirs[2].as_uri()], kdf=FAST_KDF))
@@ -89,11 +89,8 @@ def test_recover_from_the_phrase_with_one_provider(lost: dict[str, object], tmp_
     states = {p["name"]: (p["reachable"], p["missing"], p["state"]) for p in res.providers}
     assert states["local-1"] == (False, True, "draining") and states["local-2"] == (False, True, "draining")
     assert all(states[f"ext-{i}"] == (True, False, "active") for i in range(4))
-    vault = Vault.open(tmp_path / "new", NEW)
-    try:
-        check_everything(vault, lost, tmp_path)
-    finally:
-        run(vault.close())
+    vault = vaults.open(tmp_path / "new", NEW)
+    check_everything(vault, lost, tmp_path)
 
 
 def test_old_passphrase_does_not_open_the_recovered_vault(lost: dict[str, object], tmp_path: Path) -> None:
@@ -103,7 +100,7 @@ def test_old_passphrase_does_not_open_the_recovered_vault(lost: dict[str, object
         Vault.open(tmp_path / "v", PASS)
 
 
-def test_recover_from_guardian_shares_with_copied_embedded_providers(lost: dict[str, object], tmp_path: Path) -> None:
+def test_recover_from_guardian_shares_with_copied_embedded_providers(vaults: Vaults, lost: dict[str, object], tmp_path: Path) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
     shares: list[str] = lost["shares"]  # type: ignore[assignment]
     entropy = combine_guardian_shares([shares[2], shares[0]])
@@ -111,12 +108,9 @@ def test_recover_from_guardian_shares_with_copied_embedded_providers(lost: dict[
     shutil.copytree(lost["base"] / "embedded-copy", target / "providers")  # type: ignore[operator]
     res = run(recover_vault(target, entropy, NEW, [dirs[1].as_uri(), dirs[3].as_uri()], kdf=FAST_KDF))
     assert all(p["reachable"] and p["state"] == "active" for p in res.providers)
-    vault = Vault.open(target, NEW)
-    try:
-        check_everything(vault, lost, tmp_path)
-        assert run(vault.health.check())["healthy"]
-    finally:
-        run(vault.close())
+    vault = vaults.open(target, NEW)
+    check_everything(vault, lost, tmp_path)
+    assert run(vault.health.check())["healthy"]
 
 
 def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, object], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from ownvault.engine.health.healthlog import faults, last_run
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.vault import Vault
 
-from .helpers import make_vault, run
+from .helpers import Vaults, run
 
 DATA = {"a": random.Random(1).randbytes(3_000_000), "b": random.Random(2).randbytes(200_000)}
 
@@ -24,8 +24,8 @@ def share_files(vault: Vault, provider: str) -> list[Path]:
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    v = make_vault(tmp_path / "v", providers=8, k=3, n=6)
+def vault(vaults: Vaults, tmp_path: Path) -> Vault:
+    v = vaults.create(tmp_path / "v", providers=8, k=3, n=6)
     for name, data in DATA.items():
         (tmp_path / name).write_bytes(data)
     run(v.files.put([tmp_path / "a", tmp_path / "b"]))
@@ -41,95 +41,83 @@ def reads_back(vault: Vault, tmp: Path) -> bool:
 
 
 def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(vault: Vault, tmp_path: Path) -> None:
-    try:
-        gone = share_files(vault, "local-1")[0]
-        gone.unlink()
-        bad = share_files(vault, "local-2")[0]
-        blob = bytearray(bad.read_bytes())
-        blob[100] ^= 1
-        bad.write_bytes(bytes(blob))
-        run(vault.health.audit(sample=AuditSample(None, 1.0)))
-        plan = run(vault.health.repair(dry_run=True))
-        assert plan.shares_bad == 2 and plan.shares_regenerated == 0 and plan.bytes_written == 0
-        assert gone.exists() is False
-        report = run(vault.health.repair())
-        assert report.failures == [] and report.lost == []
-        assert report.shares_regenerated == 2 and report.shares_rewritten_in_place == 1
-        assert report.shares_moved == 1
-        moves = {a["from"]: a for a in report.actions}
-        assert moves["local-1"]["in_place"] and moves["local-1"]["to"] == "local-1"
-        assert moves["local-2"]["to"] != "local-2"  # it returned wrong bytes: not trusted first
-        assert gone.exists() and not bad.exists()
-        # Read: k data parts per damaged pack plus the one suspect share, nothing more.
-        biggest = max(s.size for p in vault.catalog.live_packs() for s in vault.catalog.shares_of(p))
-        assert report.bytes_read <= 2 * 3 * biggest + len(blob)
-        assert faults(vault.catalog) == []
-        assert reads_back(vault, tmp_path)
-        check = run(vault.health.deep_check())
-        assert check["healthy"] and check["policy_ok"] and check["shares_bad"] == 0
-        again = run(vault.health.repair())
-        assert again.packs_damaged == 0 and again.shares_regenerated == 0
-        assert last_run(vault.catalog, "repair") is not None
-        assert run(vault.health.status())["verdict"] == "HEALTHY"
-    finally:
-        run(vault.close())
+    gone = share_files(vault, "local-1")[0]
+    gone.unlink()
+    bad = share_files(vault, "local-2")[0]
+    blob = bytearray(bad.read_bytes())
+    blob[100] ^= 1
+    bad.write_bytes(bytes(blob))
+    run(vault.health.audit(sample=AuditSample(None, 1.0)))
+    plan = run(vault.health.repair(dry_run=True))
+    assert plan.shares_bad == 2 and plan.shares_regenerated == 0 and plan.bytes_written == 0
+    assert gone.exists() is False
+    report = run(vault.health.repair())
+    assert report.failures == [] and report.lost == []
+    assert report.shares_regenerated == 2 and report.shares_rewritten_in_place == 1
+    assert report.shares_moved == 1
+    moves = {a["from"]: a for a in report.actions}
+    assert moves["local-1"]["in_place"] and moves["local-1"]["to"] == "local-1"
+    assert moves["local-2"]["to"] != "local-2"  # it returned wrong bytes: not trusted first
+    assert gone.exists() and not bad.exists()
+    # Read: k data parts per damaged pack plus the one suspect share, nothing more.
+    biggest = max(s.size for p in vault.catalog.live_packs() for s in vault.catalog.shares_of(p))
+    assert report.bytes_read <= 2 * 3 * biggest + len(blob)
+    assert faults(vault.catalog) == []
+    assert reads_back(vault, tmp_path)
+    check = run(vault.health.deep_check())
+    assert check["healthy"] and check["policy_ok"] and check["shares_bad"] == 0
+    again = run(vault.health.repair())
+    assert again.packs_damaged == 0 and again.shares_regenerated == 0
+    assert last_run(vault.catalog, "repair") is not None
+    assert run(vault.health.status())["verdict"] == "HEALTHY"
 
 
 def test_lost_pieces_are_named_and_the_rest_repaired(vault: Vault, tmp_path: Path) -> None:
-    try:
-        [pack_b] = [p for p in vault.catalog.live_packs() if vault.catalog.pack_info(p)[1] < 1_000_000]
-        pack_id = vault.catalog.pack_info(pack_b)[0].hex()
-        holders = vault.catalog.shares_of(pack_b)
-        names = {r.id: r.name for r in vault.catalog.providers()}
-        for s in holders[:4]:  # 2 of 6 left, k = 3
-            for f in share_files(vault, names[s.provider]):
-                if f.name.startswith(pack_id):
-                    f.unlink()
-        status = run(vault.health.status())
-        assert status["verdict"] == "UNVERIFIED"  # nothing recorded yet: status reads no share
-        report = run(vault.health.repair())
-        assert [p.pack_id for p in report.lost] == [pack_id]
-        assert report.lost[0].good == 2 and report.lost_names == ["b v1"]
-        assert report.to_json()["lost"][0]["versions"] == [{"name": "b", "version": 1, "paths": []}]
-        run(vault.files.get("a", tmp_path / "a-out"))
-        assert (tmp_path / "a-out").read_bytes() == DATA["a"]
-    finally:
-        run(vault.close())
+    [pack_b] = [p for p in vault.catalog.live_packs() if vault.catalog.pack_info(p)[1] < 1_000_000]
+    pack_id = vault.catalog.pack_info(pack_b)[0].hex()
+    holders = vault.catalog.shares_of(pack_b)
+    names = {r.id: r.name for r in vault.catalog.providers()}
+    for s in holders[:4]:  # 2 of 6 left, k = 3
+        for f in share_files(vault, names[s.provider]):
+            if f.name.startswith(pack_id):
+                f.unlink()
+    status = run(vault.health.status())
+    assert status["verdict"] == "UNVERIFIED"  # nothing recorded yet: status reads no share
+    report = run(vault.health.repair())
+    assert [p.pack_id for p in report.lost] == [pack_id]
+    assert report.lost[0].good == 2 and report.lost_names == ["b v1"]
+    assert report.to_json()["lost"][0]["versions"] == [{"name": "b", "version": 1, "paths": []}]
+    run(vault.files.get("a", tmp_path / "a-out"))
+    assert (tmp_path / "a-out").read_bytes() == DATA["a"]
 
 
 def test_repair_is_resumable_under_a_byte_budget(vault: Vault, tmp_path: Path) -> None:
-    try:
-        deleted = share_files(vault, "local-3") + share_files(vault, "local-5")
-        for f in deleted:
-            f.unlink()
-        first = run(vault.health.repair(max_bytes=1))
-        assert first.budget_exhausted and first.shares_regenerated == 0
-        # Enough for the big pack (k data parts read, its bad shares written), not for both.
-        second = run(vault.health.repair(max_bytes=7_500_000))
-        assert second.shares_regenerated >= 1
-        third = run(vault.health.repair())
-        assert not third.budget_exhausted and third.lost == []
-        assert second.shares_regenerated + third.shares_regenerated == len(deleted)
-        assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
-    finally:
-        run(vault.close())
+    deleted = share_files(vault, "local-3") + share_files(vault, "local-5")
+    for f in deleted:
+        f.unlink()
+    first = run(vault.health.repair(max_bytes=1))
+    assert first.budget_exhausted and first.shares_regenerated == 0
+    # Enough for the big pack (k data parts read, its bad shares written), not for both.
+    second = run(vault.health.repair(max_bytes=7_500_000))
+    assert second.shares_regenerated >= 1
+    third = run(vault.health.repair())
+    assert not third.budget_exhausted and third.lost == []
+    assert second.shares_regenerated + third.shares_regenerated == len(deleted)
+    assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
 
 
 def test_unreachable_provider_is_moved_unless_within_grace(vault: Vault, tmp_path: Path) -> None:
-    try:
-        run(vault.health.audit())  # everyone answered just now
-        marker = vault.path / "providers" / "local-6" / "ownvault-provider.json"
-        marker.rename(marker.with_suffix(".away"))
-        held = vault.catalog.provider_usage().get(6, (0, 0))[0]
-        assert held
-        waited = run(vault.health.repair(unreachable_grace=3600))
-        assert waited.shares_regenerated == 0 and waited.unreachable == ["local-6"]
-        moved = run(vault.health.repair())
-        assert moved.shares_moved == held and moved.shares_rewritten_in_place == 0
-        assert vault.catalog.provider_usage().get(6, (0, 0))[0] == 0
-        assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
-    finally:
-        run(vault.close())
+    run(vault.health.audit())  # everyone answered just now
+    marker = vault.path / "providers" / "local-6" / "ownvault-provider.json"
+    marker.rename(marker.with_suffix(".away"))
+    held = vault.catalog.provider_usage().get(6, (0, 0))[0]
+    assert held
+    waited = run(vault.health.repair(unreachable_grace=3600))
+    assert waited.shares_regenerated == 0 and waited.unreachable == ["local-6"]
+    moved = run(vault.health.repair())
+    assert moved.shares_moved == held and moved.shares_rewritten_in_place == 0
+    assert vault.catalog.provider_usage().get(6, (0, 0))[0] == 0
+    assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
 
 
 def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -> None:
@@ -145,26 +133,23 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
     config = MaintenanceConfig(audit_interval=3600, repair_interval=7200, jitter=0.2,
                                budget_bytes_per_day=None, sample=AuditSample(16), first_delay=0)
     seen: list[list[str]] = []
-    try:
-        run(maintain(vault.ctx, config, state, rounds=3, clock=lambda: now[0], sleep=fake_sleep,
-                     rng=random.Random(1), on_round=lambda s: seen.append((s.last_audit or {})["at_fault"])))
-        assert state.audits >= 2 and state.repairs >= 1
-        # The first audit names the provider that lost a share; after the repair none.
-        assert seen[0] == ["local-2"] and seen[-1] == []
-        assert state.last_repair is not None and state.last_repair["shares_regenerated"] == 1
-        assert state.health is not None and state.health["pieces_degraded"] == 0
-        # Every wait is an interval stretched by at most the jitter.
-        assert all(s <= 7200 * 1.2 + 1 for s in slept)
-        text = state.metrics_text().decode()
-        assert 'ownvault_audit_provider_ok{provider="local-2"} 1.0' in text
-        assert "ownvault_repair_shares_regenerated 1.0" in text
-        assert "ownvault_pieces_lost 0.0" in text
-        # A tiny budget defers the next audit to the next day.
-        small = MaintenanceConfig(budget_bytes_per_day=1000, sample=AuditSample(16), first_delay=0)
-        s2 = run(maintain(vault.ctx, small, rounds=1, clock=lambda: now[0], sleep=fake_sleep))
-        assert s2.skipped_for_budget >= 1 and s2.audits == 0
-    finally:
-        run(vault.close())
+    run(maintain(vault.ctx, config, state, rounds=3, clock=lambda: now[0], sleep=fake_sleep,
+                 rng=random.Random(1), on_round=lambda s: seen.append((s.last_audit or {})["at_fault"])))
+    assert state.audits >= 2 and state.repairs >= 1
+    # The first audit names the provider that lost a share; after the repair none.
+    assert seen[0] == ["local-2"] and seen[-1] == []
+    assert state.last_repair is not None and state.last_repair["shares_regenerated"] == 1
+    assert state.health is not None and state.health["pieces_degraded"] == 0
+    # Every wait is an interval stretched by at most the jitter.
+    assert all(s <= 7200 * 1.2 + 1 for s in slept)
+    text = state.metrics_text().decode()
+    assert 'ownvault_audit_provider_ok{provider="local-2"} 1.0' in text
+    assert "ownvault_repair_shares_regenerated 1.0" in text
+    assert "ownvault_pieces_lost 0.0" in text
+    # A tiny budget defers the next audit to the next day.
+    small = MaintenanceConfig(budget_bytes_per_day=1000, sample=AuditSample(16), first_delay=0)
+    s2 = run(maintain(vault.ctx, small, rounds=1, clock=lambda: now[0], sleep=fake_sleep))
+    assert s2.skipped_for_budget >= 1 and s2.audits == 0
 
 
 def test_maintenance_stops_on_the_event(vault: Vault) -> None:
@@ -179,15 +164,12 @@ def test_maintenance_stops_on_the_event(vault: Vault) -> None:
         stop.set()
         return await asyncio.wait_for(task, 30)
 
-    try:
-        state = run(go())
-        assert state.audits == 1
-    finally:
-        run(vault.close())
+    state = run(go())
+    assert state.audits == 1
 
 
 def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> None:
-    """The daemon re-verifies preserved NFTs on its repair schedule (issue 9)."""
+    """The daemon re-verifies preserved NFTs on its repair schedule."""
     import base64
     import json
 
@@ -201,12 +183,9 @@ def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> 
     async def fake_sleep(seconds: float) -> None:
         now[0] += seconds
 
-    try:
-        run(vault.nft.preserve_token(str(meta), NftOptions()))
-        config = MaintenanceConfig(budget_bytes_per_day=None, sample=AuditSample(8), first_delay=0)
-        state = run(maintain(vault.ctx, config, rounds=2, clock=lambda: now[0], sleep=fake_sleep))
-        assert state.nft_reverified >= 1
-        assert state.last_nft == {"tokens": 1, "healthy": 1, "unhealthy": []}
-        assert state.to_json()["last_nft"]["tokens"] == 1
-    finally:
-        run(vault.close())
+    run(vault.nft.preserve_token(str(meta), NftOptions()))
+    config = MaintenanceConfig(budget_bytes_per_day=None, sample=AuditSample(8), first_delay=0)
+    state = run(maintain(vault.ctx, config, rounds=2, clock=lambda: now[0], sleep=fake_sleep))
+    assert state.nft_reverified >= 1
+    assert state.last_nft == {"tokens": 1, "healthy": 1, "unhealthy": []}
+    assert state.to_json()["last_nft"]["tokens"] == 1

@@ -23,6 +23,7 @@ from ownvault.errors import (
     IntegrityError,
     NotFoundError,
     SharePolicyError,
+    UsageError,
 )
 
 from .helpers import FAST_KDF, PASS, make_vault, run, tree_state, write_random_tree
@@ -233,3 +234,21 @@ def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
     finally:
         run(alice.close())
         run(bob.close())
+
+
+def test_grant_expiry_follows_the_vault_clock(people: dict[str, Vault], tmp_path: Path) -> None:
+    """Expiry is checked against ``vault.clock``: a test moves the clock instead of sleeping."""
+    alice, bob = people["alice"], people["bob"]
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    run(alice.files.put([tmp_path / "a.txt"]))
+    now = [1_000_000_000.0]  # 2001: long past by the wall clock
+    alice.clock = lambda: now[0]
+    info = run(alice.sharing.share(names=["a.txt"], to=bob.did, expires=1_000_000_060))
+    assert [g["state"] for g in alice.sharing.grants()] == ["active"]
+    assert alice.sharing.grants()[0]["created"] == 1_000_000_000
+    now[0] += 61
+    assert [g["state"] for g in alice.sharing.grants()] == ["expired"]
+    with pytest.raises(UsageError, match="in the past"):
+        run(alice.sharing.share(names=["a.txt"], to=bob.did, expires=1_000_000_060))
+    with pytest.raises(GrantExpiredError):
+        run(open_grant(bob.keys, info.token, now=int(alice.clock())))

@@ -22,27 +22,24 @@ from ownvault.errors import (
     VaultStateError,
 )
 
-from .helpers import PASS, make_vault, run, tree_state, write_random_tree
+from .helpers import PASS, Vaults, make_vault, run, tree_state, write_random_tree
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32), files=st.integers(1, 25))
-def test_random_trees_round_trip(tmp_path_factory: pytest.TempPathFactory, seed: int, files: int) -> None:
+def test_random_trees_round_trip(vaults: Vaults, tmp_path_factory: pytest.TempPathFactory, seed: int, files: int) -> None:
     base = tmp_path_factory.mktemp("rt")
     src = base / "src"
     write_random_tree(src, seed, files)
     (src / "link").symlink_to("some/target")
-    vault = make_vault(base / "vault")
-    try:
-        res = run(vault.files.put([src]))
-        assert res[0].kind == "tree"
-        run(vault.files.get("src", base / "out"))
-        assert tree_state(base / "out") == tree_state(src)
-    finally:
-        run(vault.close())
+    vault = vaults.create(base / "vault")
+    res = run(vault.files.put([src]))
+    assert res[0].kind == "tree"
+    run(vault.files.get("src", base / "out"))
+    assert tree_state(base / "out") == tree_state(src)
 
 
-def test_file_versions_ranges_and_reopen(tmp_path: Path) -> None:
+def test_file_versions_ranges_and_reopen(vaults: Vaults, tmp_path: Path) -> None:
     data1 = random.Random(1).randbytes(5_000_000)
     data2 = data1[:1000] + b"changed" + data1[1007:]
     f = tmp_path / "doc.bin"
@@ -53,49 +50,43 @@ def test_file_versions_ranges_and_reopen(tmp_path: Path) -> None:
     r2 = run(vault.files.put([f]))[0]
     assert r2.version == 2 and r2.new_bytes < 5_000_000
     run(vault.close())
-    vault = Vault.open(tmp_path / "v", PASS)
-    try:
-        assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [1, 2]
-        run(vault.files.get("doc.bin", tmp_path / "o1", version=1))
-        run(vault.files.get("doc.bin", tmp_path / "o2"))
-        assert (tmp_path / "o1").read_bytes() == data1
-        assert (tmp_path / "o2").read_bytes() == data2
-        run(vault.files.get("doc.bin", tmp_path / "r", byte_range=(999, 2_000_001)))
-        assert (tmp_path / "r").read_bytes() == data2[999:2_000_001]
-        listing = run(vault.files.ls())["objects"]
-        assert listing[0]["tags"] == ["health"] and listing[0]["cid"].startswith("bafy")
-        with pytest.raises(NotFoundError):
-            run(vault.files.get("doc.bin", tmp_path / "x", version=9))
-        run(vault.files.rm("doc.bin", version=1))
-        assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [2]
-        run(vault.files.rm("doc.bin"))
-        assert run(vault.files.ls())["objects"] == []
-        usage = run(vault.files.du())
-        assert usage["stored_bytes"] == 0 and usage["packs"] == 0
-    finally:
-        run(vault.close())
+    vault = vaults.open(tmp_path / "v", PASS)
+    assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [1, 2]
+    run(vault.files.get("doc.bin", tmp_path / "o1", version=1))
+    run(vault.files.get("doc.bin", tmp_path / "o2"))
+    assert (tmp_path / "o1").read_bytes() == data1
+    assert (tmp_path / "o2").read_bytes() == data2
+    run(vault.files.get("doc.bin", tmp_path / "r", byte_range=(999, 2_000_001)))
+    assert (tmp_path / "r").read_bytes() == data2[999:2_000_001]
+    listing = run(vault.files.ls())["objects"]
+    assert listing[0]["tags"] == ["health"] and listing[0]["cid"].startswith("bafy")
+    with pytest.raises(NotFoundError):
+        run(vault.files.get("doc.bin", tmp_path / "x", version=9))
+    run(vault.files.rm("doc.bin", version=1))
+    assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [2]
+    run(vault.files.rm("doc.bin"))
+    assert run(vault.files.ls())["objects"] == []
+    usage = run(vault.files.du())
+    assert usage["stored_bytes"] == 0 and usage["packs"] == 0
 
 
-def test_empty_file_and_names(tmp_path: Path) -> None:
+def test_empty_file_and_names(vaults: Vaults, tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
-    vault = make_vault(tmp_path / "v")
-    try:
-        r = run(vault.files.put([tmp_path / "empty"], name="a/b/empty"))[0]
-        assert r.cid == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        run(vault.files.get("a/b/empty", tmp_path / "out"))
-        assert (tmp_path / "out").read_bytes() == b""
-        for bad in ["", "/", "a/../b", "./x"]:
-            with pytest.raises(UsageError):
-                run(vault.files.put([tmp_path / "empty"], name=bad))
-    finally:
-        run(vault.close())
+    vault = vaults.create(tmp_path / "v")
+    r = run(vault.files.put([tmp_path / "empty"], name="a/b/empty"))[0]
+    assert r.cid == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    run(vault.files.get("a/b/empty", tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == b""
+    for bad in ["", "/", "a/../b", "./x"]:
+        with pytest.raises(UsageError):
+            run(vault.files.put([tmp_path / "empty"], name=bad))
 
 
 def _provider_dirs(vault_path: Path) -> list[Path]:
     return sorted((vault_path / "providers").iterdir())
 
 
-def test_survives_losing_any_n_minus_k_providers(tmp_path: Path) -> None:
+def test_survives_losing_any_n_minus_k_providers(vaults: Vaults, tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_random_tree(src, 7, 15, 2_000_000)
     vault = make_vault(tmp_path / "v")
@@ -122,13 +113,10 @@ def test_survives_losing_any_n_minus_k_providers(tmp_path: Path) -> None:
     # One more than n-k: unreadable, with a clear error, nothing written.
     for i in [0, 1, 2, 3]:
         shutil.rmtree(dirs[i])
-    vault = Vault.open(tmp_path / "v", PASS)
-    try:
-        with pytest.raises(DataUnavailableError):
-            run(vault.files.get("src", tmp_path / "fail"))
-        assert not run(vault.health.check())["readable"]
-    finally:
-        run(vault.close())
+    vault = vaults.open(tmp_path / "v", PASS)
+    with pytest.raises(DataUnavailableError):
+        run(vault.files.get("src", tmp_path / "fail"))
+    assert not run(vault.health.check())["readable"]
 
 
 def test_tampered_and_truncated_shares_are_detected_and_routed_around(tmp_path: Path) -> None:
@@ -178,45 +166,40 @@ def test_bad_input(tmp_path: Path) -> None:
         make_vault(tmp_path / "v")
 
 
-def test_missing_provider_folder_blocks_put_cleanly(tmp_path: Path) -> None:
+def test_missing_provider_folder_blocks_put_cleanly(vaults: Vaults, tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(os.urandom(100_000))
     vault = make_vault(tmp_path / "v")
     shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
-    try:
-        with pytest.raises(Exception) as info:
-            run(vault.files.put([tmp_path / "f"]))
-        assert "local-3" in str(info.value) or "provider" in str(info.value)
-        assert run(vault.files.ls())["objects"] == []
-        assert vault.catalog.pending_packs() == []
-        leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
-        assert leftovers == []
-    finally:
-        run(vault.close())
+    vaults.track(vault)
+    with pytest.raises(Exception) as info:
+        run(vault.files.put([tmp_path / "f"]))
+    assert "local-3" in str(info.value) or "provider" in str(info.value)
+    assert run(vault.files.ls())["objects"] == []
+    assert vault.catalog.pending_packs() == []
+    leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
+    assert leftovers == []
 
 
-def test_full_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_is_a_clear_error_and_loses_nothing(vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a").write_bytes(os.urandom(200_000))
     (tmp_path / "b").write_bytes(os.urandom(200_000))
-    vault = make_vault(tmp_path / "v")
-    try:
-        run(vault.files.put([tmp_path / "a"]))
-        real_write = os.write
+    vault = vaults.create(tmp_path / "v")
+    run(vault.files.put([tmp_path / "a"]))
+    real_write = os.write
 
-        def full(fd: int, data: bytes | memoryview) -> int:
-            raise OSError(errno.ENOSPC, "No space left on device")
+    def full(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(os, "write", full)
-        with pytest.raises(StorageFullError):
-            run(vault.files.put([tmp_path / "b"]))
-        monkeypatch.setattr(os, "write", real_write)
-        assert [o["name"] for o in run(vault.files.ls())["objects"]] == ["a"]
-        run(vault.files.get("a", tmp_path / "a.out"))
-        assert (tmp_path / "a.out").read_bytes() == (tmp_path / "a").read_bytes()
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(StorageFullError):
         run(vault.files.put([tmp_path / "b"]))
-        run(vault.files.get("b", tmp_path / "b.out"))
-        assert (tmp_path / "b.out").read_bytes() == (tmp_path / "b").read_bytes()
-    finally:
-        run(vault.close())
+    monkeypatch.setattr(os, "write", real_write)
+    assert [o["name"] for o in run(vault.files.ls())["objects"]] == ["a"]
+    run(vault.files.get("a", tmp_path / "a.out"))
+    assert (tmp_path / "a.out").read_bytes() == (tmp_path / "a").read_bytes()
+    run(vault.files.put([tmp_path / "b"]))
+    run(vault.files.get("b", tmp_path / "b.out"))
+    assert (tmp_path / "b.out").read_bytes() == (tmp_path / "b").read_bytes()
 
 
 def test_second_writer_is_refused(tmp_path: Path) -> None:
@@ -236,7 +219,7 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
         run(v2.close())
 
 
-def test_writers_in_one_process_wait_for_each_other(tmp_path: Path) -> None:
+def test_writers_in_one_process_wait_for_each_other(vaults: Vaults, tmp_path: Path) -> None:
     """Tasks of one process queue on the write lock (the API and the daemon share a vault)."""
     for i in range(3):
         (tmp_path / f"f{i}").write_bytes(bytes([i]) * 1000)
@@ -256,12 +239,10 @@ def test_writers_in_one_process_wait_for_each_other(tmp_path: Path) -> None:
     async def go() -> None:
         await asyncio.gather(*(writer(i) for i in range(3)))
 
-    try:
-        run(go())
-        assert overlap == []
-        assert sorted(o["name"] for o in run(vault.files.ls())["objects"]) == ["f0", "f1", "f2"]
-    finally:
-        run(vault.close())
+    vaults.track(vault)
+    run(go())
+    assert overlap == []
+    assert sorted(o["name"] for o in run(vault.files.ls())["objects"]) == ["f0", "f1", "f2"]
 
 
 def test_providers_see_no_names_and_uniform_sizes(tmp_path: Path) -> None:

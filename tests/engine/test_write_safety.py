@@ -17,7 +17,7 @@ from ownvault.engine.store.outdir import OutputDir
 from ownvault.engine.vault import Vault
 from ownvault.errors import IntegrityError, UsageError
 
-from .helpers import make_vault, run
+from .helpers import Vaults, make_vault, run
 
 
 @pytest.fixture
@@ -124,40 +124,34 @@ def _planted_tree(tmp_path: Path) -> tuple[Path, Path]:
     return src, victim_dir
 
 
-def test_get_does_not_follow_planted_directory_symlink(tmp_path: Path) -> None:
-    vault = make_vault(tmp_path / "v")
-    try:
-        src, victim = _planted_tree(tmp_path)
-        run(vault.files.put([src]))
-        out = tmp_path / "out"
-        out.mkdir()
-        (out / "sub").symlink_to(victim)
-        with pytest.raises(UsageError, match="refusing to write through a symlink"):
-            run(vault.files.get("src", out, overwrite=True))
-        assert sorted(p.name for p in victim.iterdir()) == ["secret"]
-    finally:
-        run(vault.close())
-
-
-def test_get_replaces_a_planted_file_symlink_without_touching_its_target(tmp_path: Path) -> None:
-    vault = make_vault(tmp_path / "v")
-    try:
-        src, victim = _planted_tree(tmp_path)
-        run(vault.files.put([src]))
-        out = tmp_path / "out"
-        out.mkdir()
-        (out / "top.bin").symlink_to(victim / "secret")
+def test_get_does_not_follow_planted_directory_symlink(vaults: Vaults, tmp_path: Path) -> None:
+    vault = vaults.create(tmp_path / "v")
+    src, victim = _planted_tree(tmp_path)
+    run(vault.files.put([src]))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(victim)
+    with pytest.raises(UsageError, match="refusing to write through a symlink"):
         run(vault.files.get("src", out, overwrite=True))
-        assert not (out / "top.bin").is_symlink()
-        assert (out / "top.bin").read_bytes() == b"top"
-        assert (victim / "secret").read_bytes() == b"keep me"
-        assert stat.S_IMODE((victim / "secret").stat().st_mode) == 0o640
-        # A single-file get onto a symlink replaces the link too.
-        (out / "one").symlink_to(victim / "secret")
-        run(vault.files.get("src/top.bin", out / "one", overwrite=True))
-        assert (victim / "secret").read_bytes() == b"keep me"
-    finally:
-        run(vault.close())
+    assert sorted(p.name for p in victim.iterdir()) == ["secret"]
+
+
+def test_get_replaces_a_planted_file_symlink_without_touching_its_target(vaults: Vaults, tmp_path: Path) -> None:
+    vault = vaults.create(tmp_path / "v")
+    src, victim = _planted_tree(tmp_path)
+    run(vault.files.put([src]))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "top.bin").symlink_to(victim / "secret")
+    run(vault.files.get("src", out, overwrite=True))
+    assert not (out / "top.bin").is_symlink()
+    assert (out / "top.bin").read_bytes() == b"top"
+    assert (victim / "secret").read_bytes() == b"keep me"
+    assert stat.S_IMODE((victim / "secret").stat().st_mode) == 0o640
+    # A single-file get onto a symlink replaces the link too.
+    (out / "one").symlink_to(victim / "secret")
+    run(vault.files.get("src/top.bin", out / "one", overwrite=True))
+    assert (victim / "secret").read_bytes() == b"keep me"
 
 
 def test_temp_files_are_never_wider_than_0600_while_written(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from ownvault.core.nftmeta import (
 from ownvault.engine.nft.collect import NftOptions, collect
 from ownvault.engine.vault import Vault
 from ownvault.providers.webfetch import NetworkPolicy
-from tests.engine.helpers import PASS, make_vault, run
+from tests.engine.helpers import PASS, Vaults, make_vault, run
 from tests.nft.market import Market
 from tests.nft.procs import Proc, contracts, require_tools
 
@@ -306,7 +306,7 @@ def test_preserved_copies_outlive_the_marketplace(world: World, capsys: pytest.C
     assert root2 in pins
 
 
-def test_ls_and_reverify(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ls_and_reverify(vaults: Vaults, world: World, capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = cli(capsys, "--vault", str(world.vault), "nft", "ls")
     rows = {r["source"]: r for r in doc["tokens"]}
     assert code == 0 and rows[world.token(1)]["state"] == "preserved" and rows[world.token(6)]["state"] == "preserved"
@@ -314,12 +314,9 @@ def test_ls_and_reverify(world: World, capsys: pytest.CaptureFixture[str]) -> No
     code, doc = cli(capsys, "--vault", str(world.vault), "nft", "reverify", "--allow-private-network")
     assert code == 0 and len(doc["tokens"]) == 7 and all(t["health"]["ok"] for t in doc["tokens"]), doc
     world.pinner.stop()  # the pinning service disappears
-    vault = Vault.open(world.vault, PASS)
-    try:
-        out = run(vault.nft.reverify_preserved(NftOptions(network=NetworkPolicy(allow_private=True))))
-        bad = {t["source"] for t in out if not t["health"]["ok"]}
-        assert bad == {world.token(1), world.token(2), world.token(5, world.multi)}  # the pinned ones
-        assert all(t["health"]["copy"] == "ok" for t in out)
-        assert {r["source"] for r in vault.nft.list_preserved() if not r["health"]["ok"]} == bad
-    finally:
-        run(vault.close())
+    vault = vaults.open(world.vault, PASS)
+    out = run(vault.nft.reverify_preserved(NftOptions(network=NetworkPolicy(allow_private=True))))
+    bad = {t["source"] for t in out if not t["health"]["ok"]}
+    assert bad == {world.token(1), world.token(2), world.token(5, world.multi)}  # the pinned ones
+    assert all(t["health"]["copy"] == "ok" for t in out)
+    assert {r["source"] for r in vault.nft.list_preserved() if not r["health"]["ok"]} == bad

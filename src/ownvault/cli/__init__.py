@@ -7,6 +7,8 @@ registered in :data:`COMMAND_MODULES`.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import sys
 
@@ -41,9 +43,6 @@ def _bound_malloc() -> None:
     measurable. Only on glibc; elsewhere nothing happens.
     """
     try:
-        import ctypes
-        import ctypes.util
-
         name = ctypes.util.find_library("c")
         if not name:
             return

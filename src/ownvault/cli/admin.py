@@ -5,23 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
 
-from ownvault.cli.app import cli, common, emit, get_ctx
-from ownvault.cli.files import human_size, out_console, progress_bar, run_with_vault
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.parse import parse_csv, parse_labels
+from ownvault.cli.render import emit, human_size, print_table, step_progress
+from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
-from ownvault.errors import UsageError
-
-
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for v in values:
-        key, sep, val = v.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--label wants KEY=VALUE, got {v!r}")
-        out[key] = val
-    return out
 
 
 @cli.group()
@@ -41,11 +31,21 @@ def provider() -> None:
 @click.option("--access-key-env", help="S3: environment variable holding the access key id.")
 @click.option("--secret-key-env", help="S3: environment variable holding the secret key.")
 @click.option("--create-bucket", is_flag=True, help="S3: create the bucket if it does not exist.")
-@click.option("--token-env", help="IPFS pinning service: environment variable holding the bearer token.")
+@click.option(
+    "--token-env", help="IPFS pinning service: environment variable holding the bearer token."
+)
 def provider_add(
-    name: str, url: str, jurisdiction: str | None, labels: tuple[str, ...],
-    endpoint: str | None, region: str | None, aws_profile: str | None,
-    access_key_env: str | None, secret_key_env: str | None, create_bucket: bool, token_env: str | None,
+    name: str,
+    url: str,
+    jurisdiction: str | None,
+    labels: tuple[str, ...],
+    endpoint: str | None,
+    region: str | None,
+    aws_profile: str | None,
+    access_key_env: str | None,
+    secret_key_env: str | None,
+    create_bucket: bool,
+    token_env: str | None,
 ) -> None:
     """Add a provider: file:///path (a local folder), http(s):// (a storage node),
     s3://BUCKET[/PREFIX], ipfs+kubo://HOST:PORT or ipfs+pinning://URL.
@@ -54,15 +54,33 @@ def provider_add(
     environment variables named here, read each time the vault opens the provider."""
     ctx = get_ctx()
     config = {
-        k: v for k, v in {
-            "endpoint": endpoint, "region": region, "profile": aws_profile,
-            "access_key_env": access_key_env, "secret_key_env": secret_key_env, "token_env": token_env,
-        }.items() if v is not None
+        k: v
+        for k, v in {
+            "endpoint": endpoint,
+            "region": region,
+            "profile": aws_profile,
+            "access_key_env": access_key_env,
+            "secret_key_env": secret_key_env,
+            "token_env": token_env,
+        }.items()
+        if v is not None
     }
-    result = run_with_vault(ctx, lambda v: v.fleet.add_provider(
-        name, url, jurisdiction=jurisdiction, labels=_labels(labels), config=config, create=create_bucket,
-    ))
-    emit(ctx, result, lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"))
+    result = run_with_vault(
+        ctx,
+        lambda v: v.fleet.add_provider(
+            name,
+            url,
+            jurisdiction=jurisdiction,
+            labels=parse_labels(labels),
+            config=config,
+            create=create_bucket,
+        ),
+    )
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"),
+    )
 
 
 @provider.command(name="ls")
@@ -73,17 +91,35 @@ def provider_ls() -> None:
     result = run_with_vault(ctx, lambda v: v.fleet.provider_status())
 
     def human() -> None:
-        table = Table(box=None)
-        for col in ("name", "kind", "jurisdiction", "state", "reachable", "latency", "shares", "bytes", "free", "location"):
-            table.add_column(col)
-        for p in result:
-            table.add_row(
-                p["name"], p["kind"], p["jurisdiction"] or "-", p["state"],
-                "yes" if p["reachable"] else f"NO ({p['error']})",
-                f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
-                str(p["shares"]), human_size(p["bytes"]), human_size(p["free_bytes"]), p["location"],
-            )
-        out_console.print(table)
+        print_table(
+            (
+                "name",
+                "kind",
+                "jurisdiction",
+                "state",
+                "reachable",
+                "latency",
+                "shares",
+                "bytes",
+                "free",
+                "location",
+            ),
+            (
+                (
+                    p["name"],
+                    p["kind"],
+                    p["jurisdiction"] or "-",
+                    p["state"],
+                    "yes" if p["reachable"] else f"NO ({p['error']})",
+                    f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
+                    str(p["shares"]),
+                    human_size(p["bytes"]),
+                    human_size(p["free_bytes"]),
+                    p["location"],
+                )
+                for p in result
+            ),
+        )
 
     emit(ctx, {"providers": result}, human)
 
@@ -91,16 +127,15 @@ def provider_ls() -> None:
 @provider.command(name="rm")
 @common
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Remove now, abandoning its shares (files may become degraded).")
+@click.option(
+    "--force", is_flag=True, help="Remove now, abandoning its shares (files may become degraded)."
+)
 def provider_rm(name: str, force: bool) -> None:
     """Remove a provider after moving its shares elsewhere (or at once with --force)."""
     ctx = get_ctx()
 
     async def go(v: Vault) -> dict[str, Any]:
-        with progress_bar(ctx, "moving shares") as (advance, _set_total):
-            def prog(done: int, total: int) -> None:
-                if advance is not None:
-                    advance(1)
+        with step_progress(ctx, "moving shares") as prog:
             return await v.fleet.remove_provider(name, force=force, progress=prog)
 
     result = run_with_vault(ctx, go)
@@ -111,7 +146,11 @@ def provider_rm(name: str, force: bool) -> None:
             if result["unreadable"]:
                 click.echo("WARNING: now unreadable: " + ", ".join(result["unreadable"]), err=True)
             if result["degraded"]:
-                click.echo("warning: now degraded (run `ownvault rebalance` or repair): " + ", ".join(result["degraded"]), err=True)
+                click.echo(
+                    "warning: now degraded (run `ownvault rebalance` or repair): "
+                    + ", ".join(result["degraded"]),
+                    err=True,
+                )
         else:
             click.echo(f"removed {name} after moving {result['shares_moved']} share(s)")
 
@@ -129,16 +168,10 @@ def policy_show() -> None:
     """The current placement policy."""
     ctx = get_ctx()
 
-    async def go(v: Vault) -> dict[str, Any]:
-        p = v.policy
-        return {"policy": p.to_dict(), "describe": p.describe()}
-
-    result = run_with_vault(ctx, go)
+    result = read_vault(
+        ctx, lambda v: {"policy": v.policy.to_dict(), "describe": v.policy.describe()}
+    )
     emit(ctx, result, lambda: click.echo(result["describe"]))
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(x for x in (value or "").split(",") if x.strip())
 
 
 @policy.command(name="set")
@@ -147,13 +180,27 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--n", "n", type=int, help="Shares written per piece.")
 @click.option("--jurisdictions", help="Only these jurisdictions (comma-separated codes).")
 @click.option("--exclude", help="Never these jurisdictions (comma-separated codes).")
-@click.option("--max-per-jurisdiction", type=int, help="At most M shares of a piece per jurisdiction.")
-@click.option("--max-per-provider", type=int, help="At most this many shares of a piece per provider (default 1).")
-@click.option("--survive-jurisdiction-loss/--no-survive-jurisdiction-loss", default=None,
-              help="Losing every provider of any one jurisdiction leaves k shares of every piece.")
+@click.option(
+    "--max-per-jurisdiction", type=int, help="At most M shares of a piece per jurisdiction."
+)
+@click.option(
+    "--max-per-provider",
+    type=int,
+    help="At most this many shares of a piece per provider (default 1).",
+)
+@click.option(
+    "--survive-jurisdiction-loss/--no-survive-jurisdiction-loss",
+    default=None,
+    help="Losing every provider of any one jurisdiction leaves k shares of every piece.",
+)
 def policy_set(
-    k: int | None, n: int | None, jurisdictions: str | None, exclude: str | None,
-    max_per_jurisdiction: int | None, max_per_provider: int | None, survive_jurisdiction_loss: bool | None,
+    k: int | None,
+    n: int | None,
+    jurisdictions: str | None,
+    exclude: str | None,
+    max_per_jurisdiction: int | None,
+    max_per_provider: int | None,
+    survive_jurisdiction_loss: bool | None,
 ) -> None:
     """Change the placement policy (unset options keep their current value)."""
     ctx = get_ctx()
@@ -163,11 +210,13 @@ def policy_set(
         new = Policy(
             k if k is not None else cur.k,
             n if n is not None else cur.n,
-            _csv(jurisdictions) if jurisdictions is not None else cur.jurisdictions,
-            _csv(exclude) if exclude is not None else cur.exclude,
+            parse_csv(jurisdictions) if jurisdictions is not None else cur.jurisdictions,
+            parse_csv(exclude) if exclude is not None else cur.exclude,
             max_per_jurisdiction if max_per_jurisdiction is not None else cur.max_per_jurisdiction,
             max_per_provider if max_per_provider is not None else cur.max_per_provider,
-            survive_jurisdiction_loss if survive_jurisdiction_loss is not None else cur.survive_jurisdiction_loss,
+            survive_jurisdiction_loss
+            if survive_jurisdiction_loss is not None
+            else cur.survive_jurisdiction_loss,
         )
         return await v.fleet.set_policy(new)
 
@@ -176,7 +225,9 @@ def policy_set(
     def human() -> None:
         click.echo("policy: " + result["describe"])
         if result["packs_out_of_policy"]:
-            click.echo(f"{result['packs_out_of_policy']} stored piece(s) do not satisfy it yet: run `ownvault rebalance`")
+            click.echo(
+                f"{result['packs_out_of_policy']} stored piece(s) do not satisfy it yet: run `ownvault rebalance`"
+            )
 
     emit(ctx, result, human)
 
@@ -189,11 +240,7 @@ def rebalance_cmd(dry_run: bool) -> None:
     ctx = get_ctx()
 
     async def go(v: Vault) -> dict[str, Any]:
-        with progress_bar(ctx, "rebalance") as (advance, set_total):
-            def prog(done: int, total: int) -> None:
-                if set_total is not None and advance is not None:
-                    set_total(total)
-                    advance(1)
+        with step_progress(ctx, "rebalance") as prog:
             report = await v.fleet.rebalance(progress=prog, dry_run=dry_run)
         return report.to_json()
 

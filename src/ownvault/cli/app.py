@@ -1,4 +1,4 @@
-"""The root click group, the options every command takes, output and error rendering."""
+"""The root click group, the options every command takes, and errors -> exit codes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 
 from ownvault.errors import OwnvaultError, UsageError, exit_code_for
 
-__all__ = ["Ctx", "cli", "common", "emit", "run_cli"]
+__all__ = ["Ctx", "cli", "common", "get_ctx", "run_cli"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,14 +90,6 @@ def get_ctx() -> Ctx:
 @click.version_option(package_name="ownvault")
 def cli() -> None:
     """ownvault: keep your files encrypted, erasure-coded, on providers you choose."""
-
-
-def emit(ctx: Ctx, document: Any, human: Callable[[], None]) -> None:
-    """Print ``document`` as JSON when ``--json``, else call ``human`` to render it."""
-    if ctx.json:
-        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
-    else:
-        human()
 
 
 def run_cli(argv: list[str] | None = None) -> int:

@@ -4,55 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import re
+import json
 import signal
+import socket
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import click
-from rich.table import Table
 
-from ownvault.cli.app import cli, common, emit, get_ctx
-from ownvault.cli.files import human_size, open_vault, out_console, progress_bar, run_with_vault
+from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.node import parse_size
+from ownvault.cli.parse import parse_duration, parse_metrics_listen
+from ownvault.cli.render import ago, emit, human_size, pct, print_table, step_progress, timestamp
+from ownvault.cli.session import run_with_vault
 from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
-__all__ = ["parse_duration"]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*\Z")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``6h``, ``1d`` -> seconds."""
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise UsageError(f"not a duration: {text!r:.40} (try 30m, 6h, 1d)")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
 
 def _when(ts: float | None) -> str:
-    if ts is None:
-        return "never"
-    return datetime.datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="seconds")
-
-
-def _ago(ts: float) -> str:
-    import time
-
-    s = max(0.0, time.time() - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s / size:.0f}{unit} ago"
-    return f"{s:.0f}s ago"
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    return timestamp(ts, sep=" ", none="never")
 
 
 def _sample(blocks: int | None, sample: float | None) -> AuditSample:
@@ -63,54 +36,114 @@ def _sample(blocks: int | None, sample: float | None) -> AuditSample:
     return AuditSample(blocks if blocks is not None else DEFAULT_BLOCKS)
 
 
+def _render_audit(result: dict[str, Any]) -> None:
+    print_table(
+        (
+            "provider",
+            "verdict",
+            "passed",
+            "failed",
+            "unreach.",
+            "missing",
+            "holds >=",
+            "bytes",
+            "via",
+        ),
+        (
+            (
+                p["provider"],
+                p["verdict"].upper() if p["verdict"] == "failing" else p["verdict"],
+                f"{p['passed']}/{p['challenges']}",
+                str(p["failed"]),
+                str(p["unreachable"]),
+                f"{p['missing_shares']}/{p['shares']}",
+                pct(p["holds_at_least"]),
+                human_size(p["bytes"]),
+                p["method"],
+            )
+            for p in result["providers"]
+        ),
+        no_wrap=True,
+    )
+    for p in result["providers"]:
+        for f in p["faults"][:5]:
+            click.echo(f"  {p['provider']}: {f['kind']} share {f['share']}: {f['detail']}")
+        if p["faults_total"] > 5:
+            click.echo(f"  {p['provider']}: … {p['faults_total'] - 5} more")
+        if p["error"]:
+            click.echo(f"  {p['provider']}: {p['error']}")
+    click.echo(
+        f"audit #{result['run']}: {result['challenges']} challenge(s), {human_size(result['bytes'])} "
+        f"in {result['seconds']:.1f} s; 'holds >=' is a {int(100 * 0.95)}% confidence lower bound"
+    )
+    if result["at_fault"]:
+        click.echo(
+            "AT FAULT: " + ", ".join(result["at_fault"]) + " (run `ownvault repair`)", err=True
+        )
+    if result["unreachable"]:
+        click.echo("unreachable: " + ", ".join(result["unreachable"]), err=True)
+
+
 @cli.command()
 @common
-@click.option("--provider", "providers", multiple=True, help="Audit only this provider (repeatable).")
-@click.option("--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS}).")
+@click.option(
+    "--provider", "providers", multiple=True, help="Audit only this provider (repeatable)."
+)
+@click.option(
+    "--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS})."
+)
 @click.option("--sample", type=float, help="Fraction of each provider's blocks to challenge (0-1].")
 def audit(providers: tuple[str, ...], blocks: int | None, sample: float | None) -> None:
     """Challenge providers on random blocks of their shares; record the results."""
     ctx = get_ctx()
     chosen = _sample(blocks, sample)
-    result = run_with_vault(ctx, lambda v: _audit(v, list(providers) or None, chosen))
 
-    def human() -> None:
-        table = Table(box=None)
-        for col in ("provider", "verdict", "passed", "failed", "unreach.", "missing", "holds >=", "bytes", "via"):
-            table.add_column(col, no_wrap=True)
-        for p in result["providers"]:
-            table.add_row(
-                p["provider"], p["verdict"].upper() if p["verdict"] == "failing" else p["verdict"],
-                f"{p['passed']}/{p['challenges']}", str(p["failed"]), str(p["unreachable"]),
-                f"{p['missing_shares']}/{p['shares']}", _pct(p["holds_at_least"]),
-                human_size(p["bytes"]), p["method"],
-            )
-        out_console.print(table)
-        for p in result["providers"]:
-            for f in p["faults"][:5]:
-                click.echo(f"  {p['provider']}: {f['kind']} share {f['share']}: {f['detail']}")
-            if p["faults_total"] > 5:
-                click.echo(f"  {p['provider']}: … {p['faults_total'] - 5} more")
-            if p["error"]:
-                click.echo(f"  {p['provider']}: {p['error']}")
-        click.echo(
-            f"audit #{result['run']}: {result['challenges']} challenge(s), {human_size(result['bytes'])} "
-            f"in {result['seconds']:.1f} s; 'holds >=' is a {int(100 * 0.95)}% confidence lower bound"
-        )
-        if result["at_fault"]:
-            click.echo("AT FAULT: " + ", ".join(result["at_fault"]) + " (run `ownvault repair`)", err=True)
-        if result["unreachable"]:
-            click.echo("unreachable: " + ", ".join(result["unreachable"]), err=True)
+    async def go(v: Vault) -> dict[str, Any]:
+        return (await v.health.audit(providers=list(providers) or None, sample=chosen)).to_json()
 
-    emit(ctx, result, human)
+    result = run_with_vault(ctx, go)
+    emit(ctx, result, lambda: _render_audit(result))
     if result["at_fault"]:
         raise click.exceptions.Exit(5)
     if result["unreachable"]:
         raise click.exceptions.Exit(6)
 
 
-async def _audit(v: Vault, providers: list[str] | None, sample: AuditSample) -> dict[str, Any]:
-    return (await v.health.audit(providers=providers, sample=sample)).to_json()
+def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
+    for a in result["actions"][:50]:
+        where = "in place" if a["in_place"] else f"-> {a['to']}"
+        verb = "would regenerate" if dry_run else "regenerated"
+        click.echo(
+            f"{verb} share {a['share']} of pack {a['pack'][:12]} ({a['from']}: {a['reason']}) {where}"
+        )
+    if dry_run:
+        click.echo(
+            f"{result['packs_damaged']} damaged piece(s), {result['shares_bad']} bad share(s); nothing written"
+        )
+    else:
+        click.echo(
+            f"checked {result['packs_checked']} piece(s): {result['packs_damaged']} damaged, "
+            f"{result['shares_regenerated']} share(s) regenerated ({result['shares_rewritten_in_place']} in place, "
+            f"{result['shares_moved']} elsewhere), {result['shares_verified_ok']} suspect share(s) verified fine; "
+            f"read {human_size(result['bytes_read'])}, wrote {human_size(result['bytes_written'])}"
+        )
+    for f in result["failures"]:
+        click.echo(f"failed: {f}", err=True)
+    if result["lost"]:
+        click.echo(
+            f"DATA LOST: {len(result['lost'])} piece(s) have fewer than k good shares.", err=True
+        )
+        for p in result["lost"]:
+            for v in p["versions"]:
+                paths = f" ({', '.join(v['paths'][:5])})" if v["paths"] else ""
+                click.echo(
+                    f"  LOST {v['name']} v{v['version']}{paths}: pack {p['pack_id'][:12]} has "
+                    f"{p['good_shares']} of {p['k']} shares needed",
+                    err=True,
+                )
+        click.echo(
+            "  If an unreachable provider comes back, run `ownvault repair` again.", err=True
+        )
 
 
 @cli.command()
@@ -121,46 +154,63 @@ def repair(dry_run: bool) -> None:
     ctx = get_ctx()
 
     async def go(v: Vault) -> dict[str, Any]:
-        with progress_bar(ctx, "repair") as (advance, set_total):
-            def prog(done: int, total: int) -> None:
-                if set_total is not None and advance is not None:
-                    set_total(total)
-                    advance(1)
+        with step_progress(ctx, "repair") as prog:
             report = await v.health.repair(dry_run=dry_run, progress=prog)
         return report.to_json()
 
     result = run_with_vault(ctx, go)
-
-    def human() -> None:
-        for a in result["actions"][:50]:
-            where = "in place" if a["in_place"] else f"-> {a['to']}"
-            verb = "would regenerate" if dry_run else "regenerated"
-            click.echo(f"{verb} share {a['share']} of pack {a['pack'][:12]} ({a['from']}: {a['reason']}) {where}")
-        if dry_run:
-            click.echo(f"{result['packs_damaged']} damaged piece(s), {result['shares_bad']} bad share(s); nothing written")
-        else:
-            click.echo(
-                f"checked {result['packs_checked']} piece(s): {result['packs_damaged']} damaged, "
-                f"{result['shares_regenerated']} share(s) regenerated ({result['shares_rewritten_in_place']} in place, "
-                f"{result['shares_moved']} elsewhere), {result['shares_verified_ok']} suspect share(s) verified fine; "
-                f"read {human_size(result['bytes_read'])}, wrote {human_size(result['bytes_written'])}"
-            )
-        for f in result["failures"]:
-            click.echo(f"failed: {f}", err=True)
-        if result["lost"]:
-            click.echo(f"DATA LOST: {len(result['lost'])} piece(s) have fewer than k good shares.", err=True)
-            for p in result["lost"]:
-                for v in p["versions"]:
-                    paths = f" ({', '.join(v['paths'][:5])})" if v["paths"] else ""
-                    click.echo(f"  LOST {v['name']} v{v['version']}{paths}: pack {p['pack_id'][:12]} has "
-                               f"{p['good_shares']} of {p['k']} shares needed", err=True)
-            click.echo("  If an unreachable provider comes back, run `ownvault repair` again.", err=True)
-
-    emit(ctx, result, human)
+    emit(ctx, result, lambda: _render_repair(result, dry_run))
     if result["lost"]:
         raise click.exceptions.Exit(7)
     if result["failures"]:
         raise click.exceptions.Exit(6)
+
+
+def _render_status(result: dict[str, Any]) -> None:
+    click.echo(
+        f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})"
+    )
+    if result["pieces_degraded"]:
+        click.echo(
+            f"pieces: {result['pieces_degraded']} degraded, {result['pieces_at_risk']} at risk "
+            f"(exactly k good shares), {result['pieces_lost']} lost"
+        )
+    if result["at_risk_names"]:
+        click.echo("at risk: " + ", ".join(result["at_risk_names"][:10]))
+    if result["lost_names"]:
+        click.echo("LOST: " + ", ".join(result["lost_names"][:10]))
+    rows = []
+    for p in result["providers"]:
+        a = p["last_audit"]
+        rows.append(
+            (
+                p["name"],
+                p["state"],
+                "yes" if p["reachable"] else "NO",
+                str(p["shares"]),
+                str(p["known_bad_shares"]),
+                ago(a["at"]) if a else "never",
+                (a["verdict"].upper() if a["verdict"] != "ok" else "ok")
+                + f" {a['passed']}/{a['challenges']}"
+                if a
+                else "-",
+                pct(a["holds_at_least"]) if a else "-",
+            )
+        )
+    print_table(
+        ("provider", "state", "reachable", "shares", "bad", "last audit", "result", "holds >="),
+        rows,
+        no_wrap=True,
+    )
+    last = result["last_repair"]
+    click.echo(
+        f"last audit: {_when(result['last_audit']['at']) if result['last_audit'] else 'never'}; "
+        f"last deep check: {_when(result['last_deep_check']['at']) if result['last_deep_check'] else 'never'}; "
+        f"last repair: {_when(last['at']) if last else 'never'}"
+    )
+    click.echo("to do:")
+    for line in result["advice"]:
+        click.echo(f"  - {line}")
 
 
 @cli.command()
@@ -169,58 +219,117 @@ def status() -> None:
     """One screen: is the vault healthy, what is at risk, what to do."""
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.health.status())
-
-    def human() -> None:
-        click.echo(f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})")
-        if result["pieces_degraded"]:
-            click.echo(
-                f"pieces: {result['pieces_degraded']} degraded, {result['pieces_at_risk']} at risk "
-                f"(exactly k good shares), {result['pieces_lost']} lost"
-            )
-        if result["at_risk_names"]:
-            click.echo("at risk: " + ", ".join(result["at_risk_names"][:10]))
-        if result["lost_names"]:
-            click.echo("LOST: " + ", ".join(result["lost_names"][:10]))
-        table = Table(box=None)
-        for col in ("provider", "state", "reachable", "shares", "bad", "last audit", "result", "holds >="):
-            table.add_column(col, no_wrap=True)
-        for p in result["providers"]:
-            a = p["last_audit"]
-            table.add_row(
-                p["name"], p["state"], "yes" if p["reachable"] else "NO", str(p["shares"]),
-                str(p["known_bad_shares"]), _ago(a["at"]) if a else "never",
-                (a["verdict"].upper() if a["verdict"] != "ok" else "ok") + f" {a['passed']}/{a['challenges']}" if a else "-",
-                _pct(a["holds_at_least"]) if a else "-",
-            )
-        out_console.print(table)
-        last = result["last_repair"]
-        click.echo(f"last audit: {_when(result['last_audit']['at']) if result['last_audit'] else 'never'}; "
-                   f"last deep check: {_when(result['last_deep_check']['at']) if result['last_deep_check'] else 'never'}; "
-                   f"last repair: {_when(last['at']) if last else 'never'}")
-        click.echo("to do:")
-        for line in result["advice"]:
-            click.echo(f"  - {line}")
-
-    emit(ctx, result, human)
+    emit(ctx, result, lambda: _render_status(result))
     if result["pieces_lost"]:
         raise click.exceptions.Exit(7)
 
 
+def _round_line(s: MaintenanceState) -> None:
+    """One JSON line per maintenance round on standard output."""
+    h = s.health or {}
+    line = {
+        "round": s.rounds,
+        "verdict": h.get("verdict"),
+        "audit_at_fault": (s.last_audit or {}).get("at_fault"),
+        "repaired": (s.last_repair or {}).get("shares_regenerated"),
+        "lost": (s.last_repair or {}).get("lost_names"),
+        "budget_used": s.budget_used,
+        "error": s.last_error,
+    }
+    sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(
+    listen: tuple[str, int] | None, shown_as: str, state: MaintenanceState
+) -> AsyncIterator[None]:
+    """Serve ``GET /metrics`` on ``listen`` (when given) while the body runs.
+
+    uvicorn and the Starlette app are imported here, only when metrics are asked for: they
+    cost a daemon without ``--metrics-listen`` (and every other command) start-up time."""
+    if listen is None:
+        yield
+        return
+    import uvicorn
+
+    from ownvault.server.maintenance import metrics_app
+
+    family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(listen)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {shown_as}: {exc.strerror}") from None
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(metrics_app(state), log_level="warning", access_log=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    shown = f"[{listen[0]}]" if family == socket.AF_INET6 else listen[0]
+    sys.stdout.write(json.dumps({"metrics": f"http://{shown}:{port}/metrics"}) + "\n")
+    sys.stdout.flush()
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+
+
 @cli.command()
 @common
-@click.option("--audit-every", default="6h", show_default=True, help="Time between audits (jittered).")
-@click.option("--repair-every", default="24h", show_default=True, help="Time between repairs (and after an audit finds faults).")
-@click.option("--budget", default="2GiB", show_default=True, help="Bytes per day audits and repairs may move ('none': unlimited).")
-@click.option("--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS}).")
+@click.option(
+    "--audit-every", default="6h", show_default=True, help="Time between audits (jittered)."
+)
+@click.option(
+    "--repair-every",
+    default="24h",
+    show_default=True,
+    help="Time between repairs (and after an audit finds faults).",
+)
+@click.option(
+    "--budget",
+    default="2GiB",
+    show_default=True,
+    help="Bytes per day audits and repairs may move ('none': unlimited).",
+)
+@click.option(
+    "--blocks", type=int, help=f"Blocks to challenge per provider (default {DEFAULT_BLOCKS})."
+)
 @click.option("--sample", type=float, help="Fraction of each provider's blocks to challenge.")
-@click.option("--grace", default="24h", show_default=True, help="Leave shares of a provider unreachable for less than this.")
-@click.option("--jitter", default=0.25, show_default=True, help="Random stretch of each interval, as a fraction.")
+@click.option(
+    "--grace",
+    default="24h",
+    show_default=True,
+    help="Leave shares of a provider unreachable for less than this.",
+)
+@click.option(
+    "--jitter",
+    default=0.25,
+    show_default=True,
+    help="Random stretch of each interval, as a fraction.",
+)
 @click.option("--metrics-listen", help="Serve Prometheus metrics on HOST:PORT (GET /metrics).")
-@click.option("--first-delay", default="60s", show_default=True, help="Start the first audit within this time (random).")
+@click.option(
+    "--first-delay",
+    default="60s",
+    show_default=True,
+    help="Start the first audit within this time (random).",
+)
 @click.option("--rounds", type=int, hidden=True, help="Stop after this many rounds (tests).")
 def daemon(
-    audit_every: str, repair_every: str, budget: str, blocks: int | None, sample: float | None,
-    grace: str, jitter: float, metrics_listen: str | None, first_delay: str, rounds: int | None,
+    audit_every: str,
+    repair_every: str,
+    budget: str,
+    blocks: int | None,
+    sample: float | None,
+    grace: str,
+    jitter: float,
+    metrics_listen: str | None,
+    first_delay: str,
+    rounds: int | None,
 ) -> None:
     """Audit and repair on a schedule until interrupted (one JSON line per round on stdout)."""
     ctx = get_ctx()
@@ -233,67 +342,16 @@ def daemon(
         unreachable_grace=parse_duration(grace),
         first_delay=parse_duration(first_delay),
     )
-    listen = _parse_listen(metrics_listen) if metrics_listen else None
-    vault = open_vault(ctx)
+    listen = parse_metrics_listen(metrics_listen) if metrics_listen else None
     state = MaintenanceState()
 
-    def on_round(s: MaintenanceState) -> None:
-        import json
-
-        h = s.health or {}
-        line = {
-            "round": s.rounds, "verdict": h.get("verdict"),
-            "audit_at_fault": (s.last_audit or {}).get("at_fault"),
-            "repaired": (s.last_repair or {}).get("shares_regenerated"),
-            "lost": (s.last_repair or {}).get("lost_names"),
-            "budget_used": s.budget_used, "error": s.last_error,
-        }
-        sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
-        sys.stdout.flush()
-
-    async def go() -> None:
+    async def go(vault: Vault) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        server = None
-        tasks = []
-        if listen is not None:
-            import json
-            import socket
+        async with _metrics_server(listen, metrics_listen or "", state):
+            await maintain(vault.ctx, config, state, stop=stop, rounds=rounds, on_round=_round_line)
 
-            import uvicorn
-
-            from ownvault.server.maintenance import metrics_app
-
-            family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(listen)
-            except OSError as exc:
-                raise UsageError(f"cannot listen on {metrics_listen}: {exc.strerror}") from None
-            sock.listen(64)
-            port = sock.getsockname()[1]
-            server = uvicorn.Server(uvicorn.Config(metrics_app(state), log_level="warning", access_log=False))
-            tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
-            shown = f"[{listen[0]}]" if family == socket.AF_INET6 else listen[0]
-            sys.stdout.write(json.dumps({"metrics": f"http://{shown}:{port}/metrics"}) + "\n")
-            sys.stdout.flush()
-        try:
-            await maintain(vault.ctx, config, state, stop=stop, rounds=rounds, on_round=on_round)
-        finally:
-            if server is not None:
-                server.should_exit = True
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await vault.close()
-
-    asyncio.run(go())
-
-
-def _parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise UsageError(f"--metrics-listen wants HOST:PORT (got {text!r:.60})")
-    return host.strip("[]"), int(port)
+    run_with_vault(ctx, go)

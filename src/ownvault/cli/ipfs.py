@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
-from ownvault.cli.app import cli, common, emit, get_ctx
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.render import emit
+from ownvault.cli.session import run_with_vault
 from ownvault.core.car import CarReader, dfs_blocks, write_car
 from ownvault.core.cid import CID, DAG_PB
 from ownvault.core.dagpb import decode_node
@@ -150,8 +152,6 @@ def car_export(target: str, out: Path, version: int | None) -> None:
     or from an imported CAR's block index) and written in depth-first pre-order without
     duplicates; the regenerated root must equal the recorded CID.
     """
-    from ownvault.cli.files import run_with_vault
-
     ctx = get_ctx()
 
     async def go(vault: Vault) -> dict[str, Any]:
@@ -178,15 +178,17 @@ def car_import(file: Path, as_name: str | None, publish_it: bool) -> None:
     content is stored like any put; its root CID is kept, also when it was made with a
     chunker or layout ownvault cannot reproduce.
     """
-    from ownvault.cli.files import run_with_vault
-
     ctx = get_ctx()
     if not file.is_file():
         raise UsageError(f"no such file: {file}")
-    doc = run_with_vault(ctx, lambda v: v.ipfs.import_car(file, name=as_name, publish_it=publish_it))
+    doc = run_with_vault(
+        ctx, lambda v: v.ipfs.import_car(file, name=as_name, publish_it=publish_it)
+    )
 
     def human() -> None:
-        click.echo(f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes")
+        click.echo(
+            f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes"
+        )
         click.echo(f"root {doc['root']} ({doc['profile']})")
         if "published" in doc:
             click.echo(doc["published"])

@@ -9,20 +9,19 @@ commands that reveal one either print it for a person on a terminal or write it 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import os
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ownvault.cli.app import Ctx, cli, common, emit, get_ctx
-from ownvault.cli.files import open_vault, run_with_vault, warn
-from ownvault.core.crypto import Argon2Params
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.parse import parse_expiry
+from ownvault.cli.render import emit, timestamp, warn
+from ownvault.cli.session import kdf_params, new_passphrase, read_vault, run_with_vault
+from ownvault.cli.textfiles import read_small, write_secret
 from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
@@ -32,63 +31,37 @@ from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
-MAX_INPUT = 64 * 1024
-
-
-def _kdf() -> Argon2Params:
-    if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1":
-        return Argon2Params(1, 8192, 1)  # test suites only (see `init`)
-    return Argon2Params()
-
-
-def _read_small(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(MAX_INPUT + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 text") from None
-    if len(text) > MAX_INPUT:
-        raise UsageError(f"{what} {path} is too large")
-    return text
-
-
-def _write_secret(path: str, text: str) -> None:
-    """A new 0600 file, never overwriting, fsynced."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} exists already (never overwritten)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _new_passphrase(ctx: Ctx, env: str) -> str:
-    value = os.environ.get(env)
-    if value is not None:
-        return value
-    if not sys.stdin.isatty():
-        raise UsageError(f"no new passphrase: set {env} or run on a terminal")
-    entered: str = click.prompt("New passphrase", hide_input=True, confirmation_prompt=True, err=True)
-    return entered
-
-
 # -- recover --------------------------------------------------------------------------------
 
 
 @cli.command()
 @common
-@click.option("--phrase-file", type=click.Path(dir_okay=False), help="File holding the 24-word recovery phrase.")
-@click.option("--guardian-shares", "guardians", is_flag=True, help="Recover from SLIP-39 guardian share files (given as arguments).")
+@click.option(
+    "--phrase-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the 24-word recovery phrase.",
+)
+@click.option(
+    "--guardian-shares",
+    "guardians",
+    is_flag=True,
+    help="Recover from SLIP-39 guardian share files (given as arguments).",
+)
 @click.argument("share_files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--provider", "providers", multiple=True, required=True, metavar="URL|NAME=URL",
-              help="A provider of the vault (repeatable; one is enough to find the rest).")
-def recover(phrase_file: str | None, guardians: bool, share_files: tuple[str, ...], providers: tuple[str, ...]) -> None:
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    required=True,
+    metavar="URL|NAME=URL",
+    help="A provider of the vault (repeatable; one is enough to find the rest).",
+)
+def recover(
+    phrase_file: str | None,
+    guardians: bool,
+    share_files: tuple[str, ...],
+    providers: tuple[str, ...],
+) -> None:
     """Rebuild the vault here from the phrase (or guardian shares) and its providers."""
     ctx = get_ctx()
     if bool(phrase_file) == guardians:
@@ -96,21 +69,29 @@ def recover(phrase_file: str | None, guardians: bool, share_files: tuple[str, ..
     if guardians:
         if not share_files:
             raise UsageError("--guardian-shares needs the share files")
-        mnemonics = [m for f in share_files for m in parse_share_text(_read_small(f, "guardian share file"))]
+        mnemonics = [
+            m for f in share_files for m in parse_share_text(read_small(f, "guardian share file"))
+        ]
         entropy = combine_guardian_shares(mnemonics)
     else:
         if share_files:
             raise UsageError(f"unexpected arguments: {' '.join(share_files)}")
-        entropy = phrase_to_entropy(_read_small(phrase_file or "", "phrase file"))
+        entropy = phrase_to_entropy(read_small(phrase_file or "", "phrase file"))
     passphrase = ctx.passphrase(confirm=True)
-    result = asyncio.run(recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=_kdf())).to_json()
+    result = asyncio.run(
+        recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=kdf_params())
+    ).to_json()
 
     def human() -> None:
         click.echo(f"Recovered vault at {result['vault']} (catalog snapshot {result['snapshot']})")
         click.echo(f"Identity: {result['did']}")
         click.echo(f"{result['objects']} name(s), {result['versions']} version(s)")
         for p in result["providers"]:
-            state = "ok" if p["reachable"] else ("MISSING (set to draining)" if p["missing"] else "unreachable")
+            state = (
+                "ok"
+                if p["reachable"]
+                else ("MISSING (set to draining)" if p["missing"] else "unreachable")
+            )
             click.echo(f"  {p['name']:<16} {state:<26} {p['url']}")
 
     emit(ctx, result, human)
@@ -130,9 +111,25 @@ def keys() -> None:
 @click.option("--threshold", type=int, help="Shares needed to recover (one group).")
 @click.option("--shares", "count", type=int, help="Shares to make (one group).")
 @click.option("--groups", help="Several groups instead: e.g. '2of3,3of5' (with --group-threshold).")
-@click.option("--group-threshold", type=int, default=1, show_default=True, help="Groups needed (with --groups).")
-@click.option("--out-dir", type=click.Path(file_okay=False), help="Write each share to its own 0600 file here.")
-def guardians(threshold: int | None, count: int | None, groups: str | None, group_threshold: int, out_dir: str | None) -> None:
+@click.option(
+    "--group-threshold",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Groups needed (with --groups).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    help="Write each share to its own 0600 file here.",
+)
+def guardians(
+    threshold: int | None,
+    count: int | None,
+    groups: str | None,
+    group_threshold: int,
+    out_dir: str | None,
+) -> None:
     """Split the recovery secret into SLIP-39 guardian shares (any T recover the vault)."""
     ctx = get_ctx()
     if groups:
@@ -146,11 +143,7 @@ def guardians(threshold: int | None, count: int | None, groups: str | None, grou
         group_threshold = 1
     if ctx.json and not out_dir:
         raise UsageError("with --json, use --out-dir: shares are never written to JSON output")
-    vault = open_vault(ctx)
-    try:
-        shares = vault.keyring.guardian_shares(specs, group_threshold)
-    finally:
-        asyncio.run(vault.close())
+    shares = read_vault(ctx, lambda v: v.keyring.guardian_shares(specs, group_threshold))
     files: list[list[str]] = []
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -158,12 +151,17 @@ def guardians(threshold: int | None, count: int | None, groups: str | None, grou
             files.append([])
             for si, mnemonic in enumerate(group, 1):
                 path = os.path.join(out_dir, f"guardian-g{gi}-{si}.txt")
-                _write_secret(path, f"# ownvault guardian share (SLIP-39), group {gi}, share {si}\n{mnemonic}\n")
+                write_secret(
+                    path,
+                    f"# ownvault guardian share (SLIP-39), group {gi}, share {si}\n{mnemonic}\n",
+                )
                 files[-1].append(path)
     doc = {
         "group_threshold": group_threshold,
-        "groups": [{"threshold": g.threshold, "shares": g.count, "files": files[i] if files else None}
-                   for i, g in enumerate(specs)],
+        "groups": [
+            {"threshold": g.threshold, "shares": g.count, "files": files[i] if files else None}
+            for i, g in enumerate(specs)
+        ],
     }
 
     def human() -> None:
@@ -175,29 +173,33 @@ def guardians(threshold: int | None, count: int | None, groups: str | None, grou
                     click.echo(f"  share {si}: {files[gi - 1][si - 1]}")
                 else:
                     click.echo(f"  share {si}: {mnemonic}")
-        click.echo("\nGive each share to a different guardian. Fewer than the threshold reveal nothing.")
+        click.echo(
+            "\nGive each share to a different guardian. Fewer than the threshold reveal nothing."
+        )
 
     emit(ctx, doc, human)
 
 
 @keys.command()
 @common
-@click.option("--to-file", type=click.Path(dir_okay=False), help="Write the phrase to this new 0600 file.")
+@click.option(
+    "--to-file", type=click.Path(dir_okay=False), help="Write the phrase to this new 0600 file."
+)
 def phrase(to_file: str | None) -> None:
     """Show the 24-word recovery phrase again (after the passphrase)."""
     ctx = get_ctx()
     if ctx.json and not to_file:
         raise UsageError("with --json, use --to-file: the phrase is never written to JSON output")
-    vault = open_vault(ctx)
-    try:
-        words = vault.keys.phrase
-    finally:
-        asyncio.run(vault.close())
+    words, did = read_vault(ctx, lambda v: (v.keys.phrase, v.did))
     if to_file:
-        _write_secret(to_file, words + "\n")
-    emit(ctx, {"phrase_file": to_file, "did": vault.did}, lambda: click.echo(
-        f"Recovery phrase written to {to_file}" if to_file else "\n  " + words + "\n"
-    ))
+        write_secret(to_file, words + "\n")
+    emit(
+        ctx,
+        {"phrase_file": to_file, "did": did},
+        lambda: click.echo(
+            f"Recovery phrase written to {to_file}" if to_file else "\n  " + words + "\n"
+        ),
+    )
 
 
 @keys.command()
@@ -206,26 +208,33 @@ def passphrase() -> None:
     """Change the local passphrase (new one from OWNVAULT_NEW_PASSPHRASE or a prompt)."""
     ctx = get_ctx()
     old = ctx.passphrase()
-    vault = Vault.open(ctx.vault, old)
-    try:
-        new = _new_passphrase(ctx, "OWNVAULT_NEW_PASSPHRASE")
-        kdf = _kdf() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
-        result = asyncio.run(vault.keyring.change_passphrase(old, new, kdf))
-    finally:
-        asyncio.run(vault.close())
+
+    async def go(v: Vault) -> dict[str, Any]:
+        new = new_passphrase("OWNVAULT_NEW_PASSPHRASE")
+        kdf = kdf_params() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
+        return await v.keyring.change_passphrase(old, new, kdf)
+
+    result = run_with_vault(ctx, go, passphrase=old)
     emit(ctx, result, lambda: click.echo("Passphrase changed."))
 
 
 @keys.command()
 @common
-@click.option("--rewrap", is_flag=True, help="Also re-wrap every existing chunk key under the new epoch.")
+@click.option(
+    "--rewrap", is_flag=True, help="Also re-wrap every existing chunk key under the new epoch."
+)
 def rotate(rewrap: bool) -> None:
     """Start a new content-key epoch for chunk keys written from now on."""
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.keyring.rotate_content_key(rewrap=rewrap))
-    emit(ctx, result, lambda: click.echo(
-        f"Content keys now at epoch {result['epoch']}" + (f"; {result['rewrapped']} chunk key(s) re-wrapped" if rewrap else "")
-    ))
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(
+            f"Content keys now at epoch {result['epoch']}"
+            + (f"; {result['rewrapped']} chunk key(s) re-wrapped" if rewrap else "")
+        ),
+    )
 
 
 # -- identity and contacts -----------------------------------------------------------------------
@@ -234,15 +243,16 @@ def rotate(rewrap: bool) -> None:
 @cli.command()
 @common
 @click.option("--name", help="A name to put on the contact card.")
-@click.option("--card", "card_out", type=click.Path(dir_okay=False), help="Write the contact card (JSON) to this file.")
+@click.option(
+    "--card",
+    "card_out",
+    type=click.Path(dir_okay=False),
+    help="Write the contact card (JSON) to this file.",
+)
 def identity(name: str | None, card_out: str | None) -> None:
     """This vault's did:key, its X25519 key-agreement key, and its public contact card."""
     ctx = get_ctx()
-    vault = open_vault(ctx)
-    try:
-        doc = vault.sharing.identity(name)
-    finally:
-        asyncio.run(vault.close())
+    doc = read_vault(ctx, lambda v: v.sharing.identity(name))
     if card_out:
         with output_file(card_out) as f:
             f.write((json.dumps(doc["card"], indent=2, sort_keys=True) + "\n").encode())
@@ -251,7 +261,11 @@ def identity(name: str | None, card_out: str | None) -> None:
     def human() -> None:
         click.echo(f"did:       {doc['did']}")
         click.echo(f"agreement: {doc['agreement']} (X25519)")
-        click.echo(f"card:      {card_out}" if card_out else json.dumps(doc["card"], indent=2, sort_keys=True))
+        click.echo(
+            f"card:      {card_out}"
+            if card_out
+            else json.dumps(doc["card"], indent=2, sort_keys=True)
+        )
 
     emit(ctx, doc, human)
 
@@ -269,16 +283,8 @@ def contacts() -> None:
 def contacts_add(card: str, name: str | None) -> None:
     """Import a contact card (its signature is verified)."""
     ctx = get_ctx()
-    text = _read_small(card, "contact card")
-    vault = open_vault(ctx)
-
-    async def go() -> dict[str, Any]:
-        try:
-            return await vault.sharing.add_contact(text, name)
-        finally:
-            await vault.close()
-
-    doc = asyncio.run(go())
+    text = read_small(card, "contact card")
+    doc = run_with_vault(ctx, lambda v: v.sharing.add_contact(text, name))
     emit(ctx, doc, lambda: click.echo(f"added contact {doc['name'] or ''} {doc['did']}"))
 
 
@@ -287,11 +293,8 @@ def contacts_add(card: str, name: str | None) -> None:
 def contacts_ls() -> None:
     """List contacts."""
     ctx = get_ctx()
-    vault = open_vault(ctx)
-    try:
-        rows = vault.sharing.contacts()
-    finally:
-        asyncio.run(vault.close())
+    rows = read_vault(ctx, lambda v: v.sharing.contacts())
+
     def human() -> None:
         for r in rows:
             click.echo(f"{r['name'] or '-':<20} {r['did']}")
@@ -306,10 +309,7 @@ def contacts_rm(who: str) -> None:
     """Remove a contact (grants already made stay until revoked)."""
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> None:
-        await vault.sharing.remove_contact(who)
-
-    run_with_vault(ctx, go)
+    run_with_vault(ctx, lambda v: v.sharing.remove_contact(who))
     emit(ctx, {"removed": who}, lambda: click.echo(f"removed contact {who}"))
 
 
@@ -332,7 +332,12 @@ def _tag_group() -> click.Group:
 @_tag_group().command(name="policy")
 @common
 @click.argument("tag")
-@click.option("--never-share/--allow-share", "never_share", default=None, help="Refuse (or allow again) sharing data with this tag.")
+@click.option(
+    "--never-share/--allow-share",
+    "never_share",
+    default=None,
+    help="Refuse (or allow again) sharing data with this tag.",
+)
 def tag_policy(tag: str, never_share: bool | None) -> None:
     """Show or set the policy of a tag (e.g. `tag policy health --never-share`)."""
     ctx = get_ctx()
@@ -344,36 +349,23 @@ def tag_policy(tag: str, never_share: bool | None) -> None:
         return await vault.sharing.set_tag_policy(tag, never_share=never_share)
 
     doc = run_with_vault(ctx, go)
-    emit(ctx, doc, lambda: click.echo(f"tag {tag}: " + ("never shared" if doc["never_share"] else "may be shared")))
+    emit(
+        ctx,
+        doc,
+        lambda: click.echo(
+            f"tag {tag}: " + ("never shared" if doc["never_share"] else "may be shared")
+        ),
+    )
 
 
 # -- share, grants, revoke, open --------------------------------------------------------------------
-
-_REL = re.compile(r"^\+?(\d+)([dhm])\Z")
-
-
-def parse_expiry(text: str | None, now: float | None = None) -> int | None:
-    """``2026-12-31``, ``2026-12-31T18:00:00+01:00`` (UTC when no zone), or ``7d``/``12h``/``30m``."""
-    if text is None:
-        return None
-    now = time.time() if now is None else now
-    m = _REL.match(text.strip())
-    if m:
-        return int(now) + int(m.group(1)) * {"d": 86400, "h": 3600, "m": 60}[m.group(2)]
-    try:
-        when = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"--expires wants a date (2026-12-31), a time, or 7d/12h/30m; got {text!r:.40}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return int(when.timestamp())
 
 
 def _grant_text(arg: str) -> str:
     if arg.startswith("ovgrant1:") or arg.lstrip().startswith("{"):
         return arg
     if os.path.isfile(arg):
-        return _read_small(arg, "grant file")
+        return read_small(arg, "grant file")
     raise UsageError(f"not a grant file or an ovgrant1: string: {arg!r:.60}")
 
 
@@ -383,24 +375,53 @@ def _grant_text(arg: str) -> str:
 @click.option("--tag", help="Share the latest version of every name with this tag.")
 @click.option("--to", "to", required=True, help="A contact's name or did:key.")
 @click.option("--expires", help="Expiry: a date, a time, or 7d/12h/30m.")
-@click.option("--read-only", is_flag=True, default=True, help="Read-only (the only kind of grant; the default).")
-@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), help="Also write the grant (JSON) to this file.")
-def share(names: tuple[str, ...], tag: str | None, to: str, expires: str | None, read_only: bool, out: str | None) -> None:
+@click.option(
+    "--read-only",
+    is_flag=True,
+    default=True,
+    help="Read-only (the only kind of grant; the default).",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Also write the grant (JSON) to this file.",
+)
+def share(
+    names: tuple[str, ...],
+    tag: str | None,
+    to: str,
+    expires: str | None,
+    read_only: bool,
+    out: str | None,
+) -> None:
     """Give a contact read access to NAME(s) or to --tag TAG (a signed, encrypted grant)."""
     ctx = get_ctx()
     when = parse_expiry(expires)
     info = run_with_vault(
-        ctx, lambda v: v.sharing.share(names=list(names), tag=tag, to=to, expires=when, read_only=read_only)
+        ctx,
+        lambda v: v.sharing.share(
+            names=list(names), tag=tag, to=to, expires=when, read_only=read_only
+        ),
     )
     doc = info.to_json()
     if out:
         with output_file(out) as f:
-            f.write((json.dumps(Grant.parse(info.token).to_json(), indent=2, sort_keys=True) + "\n").encode())
+            f.write(
+                (
+                    json.dumps(Grant.parse(info.token).to_json(), indent=2, sort_keys=True) + "\n"
+                ).encode()
+            )
         doc["file"] = out
 
     def human() -> None:
         click.echo(f"grant {doc['grant']} for {doc['to']}: {', '.join(doc['items'])}")
-        click.echo(f"written to {out}" if out else "send them this (only they can use it):\n" + doc["token"])
+        click.echo(
+            f"written to {out}"
+            if out
+            else "send them this (only they can use it):\n" + doc["token"]
+        )
 
     emit(ctx, doc, human)
 
@@ -410,15 +431,11 @@ def share(names: tuple[str, ...], tag: str | None, to: str, expires: str | None,
 def grants_cmd() -> None:
     """Who can read what, since when, until when."""
     ctx = get_ctx()
-    vault = open_vault(ctx)
-    try:
-        rows = vault.sharing.grants()
-    finally:
-        asyncio.run(vault.close())
+    rows = read_vault(ctx, lambda v: v.sharing.grants())
 
     def human() -> None:
         def when(t: int | None) -> str:
-            return "-" if t is None else datetime.datetime.fromtimestamp(t).isoformat(timespec="minutes")
+            return timestamp(t, timespec="minutes")
 
         for g in rows:
             click.echo(
@@ -438,31 +455,38 @@ def revoke(grant_id: str) -> None:
     result = run_with_vault(ctx, lambda v: v.sharing.revoke(grant_id))
     for f in result["not_deleted"]:
         warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
-    emit(ctx, result, lambda: click.echo(
-        f"revoked grant {result['grant']}: {result.get('chunks_rekeyed', 0)} chunk(s) re-encrypted, "
-        f"{result['objects_deleted']} old object(s) deleted"
-    ))
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(
+            f"revoked grant {result['grant']}: {result.get('chunks_rekeyed', 0)} chunk(s) re-encrypted, "
+            f"{result['objects_deleted']} old object(s) deleted"
+        ),
+    )
 
 
 @cli.command(name="open")
 @common
 @click.argument("grant")
 @click.argument("name", required=False)
-@click.option("-o", "--output", "out", type=click.Path(), help="Where to write NAME (default: its last part).")
+@click.option(
+    "-o", "--output", "out", type=click.Path(), help="Where to write NAME (default: its last part)."
+)
 def open_cmd(grant: str, name: str | None, out: str | None) -> None:
     """Open a grant made for you: list what it shares, or fetch NAME (all verified)."""
     ctx = get_ctx()
     text = _grant_text(grant)
-    vault = open_vault(ctx)
+    keys = read_vault(ctx, lambda v: v.keys)
 
     async def go() -> dict[str, Any]:
+        reader = await open_grant(keys, text)
         try:
-            reader = await open_grant(vault.keys, text)
-        finally:
-            await vault.close()
-        try:
-            doc: dict[str, Any] = {"grant": reader.grant.id_hex, "from": reader.grant.sender,
-                                   "expires": reader.grant.expires, "items": reader.items}
+            doc: dict[str, Any] = {
+                "grant": reader.grant.id_hex,
+                "from": reader.grant.sender,
+                "expires": reader.grant.expires,
+                "items": reader.items,
+            }
             if name is not None:
                 dest = out or name.rstrip("/").rsplit("/", 1)[-1]
                 doc["restored"] = await reader.get(name, dest)
@@ -475,10 +499,14 @@ def open_cmd(grant: str, name: str | None, out: str | None) -> None:
     def human() -> None:
         click.echo(f"grant {doc['grant']} from {doc['from']}")
         for it in doc["items"]:
-            click.echo(f"  {it['name']} v{it['version']} ({it['kind']}, {it['files']} file(s), {it['size']} bytes)")
+            click.echo(
+                f"  {it['name']} v{it['version']} ({it['kind']}, {it['files']} file(s), {it['size']} bytes)"
+            )
         if "restored" in doc:
             r = doc["restored"]
-            click.echo(f"restored {r['name']} -> {r['path']} ({r['files']} file(s), {r['bytes']} bytes)")
+            click.echo(
+                f"restored {r['name']} -> {r['path']} ({r['files']} file(s), {r['bytes']} bytes)"
+            )
 
     emit(ctx, doc, human)
 
@@ -494,12 +522,24 @@ def forget(name: str, version: int | None, yes: bool) -> None:
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("forget destroys data for good: pass --yes")
-        click.confirm(f"Destroy {name} for good (it cannot be recovered, not even from the phrase)?", abort=True, err=True)
+        click.confirm(
+            f"Destroy {name} for good (it cannot be recovered, not even from the phrase)?",
+            abort=True,
+            err=True,
+        )
     result = run_with_vault(ctx, lambda v: v.keyring.forget(name, version=version))
     for f in result["not_deleted"]:
         warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
-    emit(ctx, result, lambda: click.echo(
-        f"forgot {name}: {result['versions_forgotten']} version(s), {result['chunks_shredded']} chunk key(s) destroyed, "
-        f"{result['objects_deleted'] + result['old_snapshot_objects_deleted']} object(s) deleted"
-        + (f", {len(result['not_deleted'])} could not be deleted" if result["not_deleted"] else "")
-    ))
+    emit(
+        ctx,
+        result,
+        lambda: click.echo(
+            f"forgot {name}: {result['versions_forgotten']} version(s), {result['chunks_shredded']} chunk key(s) destroyed, "
+            f"{result['objects_deleted'] + result['old_snapshot_objects_deleted']} object(s) deleted"
+            + (
+                f", {len(result['not_deleted'])} could not be deleted"
+                if result["not_deleted"]
+                else ""
+            )
+        ),
+    )

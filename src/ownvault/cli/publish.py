@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ownvault.cli.app import cli, common, emit, get_ctx
-from ownvault.cli.files import run_with_vault
+from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.render import emit
+from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs import publish as pub
 from ownvault.engine.ipfs.pinning import pin_report
@@ -22,15 +23,28 @@ from ownvault.errors import OwnvaultError, UsageError
 @click.option("--as", "as_name", help="When TARGET is a local path: store it under this name.")
 @click.option("--version", "version", type=int, help="Version of NAME (default: latest).")
 @click.option(
-    "--profile", type=click.Choice(sorted(PROFILES)), default=None,
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default=None,
     help="Import profile of the published DAG (default: the one its CID was recorded with).",
 )
-@click.option("--pin", "pins", multiple=True, metavar="PROVIDER",
-              help="Also pin the plain DAG to this IPFS provider (repeatable).")
-@click.option("--wait", type=float, default=0.0, help="With --pin: wait up to this many seconds for 'pinned'.")
+@click.option(
+    "--pin",
+    "pins",
+    multiple=True,
+    metavar="PROVIDER",
+    help="Also pin the plain DAG to this IPFS provider (repeatable).",
+)
+@click.option(
+    "--wait", type=float, default=0.0, help="With --pin: wait up to this many seconds for 'pinned'."
+)
 def publish_cmd(
-    target: str, as_name: str | None, version: int | None, profile: str | None,
-    pins: tuple[str, ...], wait: float,
+    target: str,
+    as_name: str | None,
+    version: int | None,
+    profile: str | None,
+    pins: tuple[str, ...],
+    wait: float,
 ) -> None:
     """Make a stored file or tree public and print its ipfs:// address.
 
@@ -58,7 +72,9 @@ def publish_cmd(
         doc["pins"] = []
         for provider in pins:
             status = await vault.ipfs.pin_published(str(doc["cid"]), provider, wait=wait)
-            doc["pins"].append({"provider": provider, "cid": str(status.cid), "state": status.state})
+            doc["pins"].append(
+                {"provider": provider, "cid": str(status.cid), "state": status.state}
+            )
         return doc
 
     doc = run_with_vault(ctx, go)
@@ -96,7 +112,9 @@ def pins_cmd() -> None:
         if not rows:
             click.echo("no pins (no IPFS providers, or nothing pinned)")
         for r in rows:
-            click.echo(f"{r['provider']:<16} {r['state'] or 'error':<8} {r['cid'] or ''} {r['error'] or ''}")
+            click.echo(
+                f"{r['provider']:<16} {r['state'] or 'error':<8} {r['cid'] or ''} {r['error'] or ''}"
+            )
 
     emit(ctx, {"pins": rows}, human)
 
@@ -132,10 +150,7 @@ def published_cmd() -> None:
     """List published content (and imported DAGs kept for their root CID)."""
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> list[dict[str, Any]]:
-        return [r.to_json() for r in pub.DagStore(vault.catalog).all()]
-
-    rows = run_with_vault(ctx, go)
+    rows = read_vault(ctx, lambda v: [r.to_json() for r in pub.DagStore(v.catalog).all()])
 
     def human() -> None:
         for r in rows:
@@ -157,9 +172,14 @@ def verify_cid_cmd(target: str, version: int | None) -> None:
     def human() -> None:
         for c in doc["checks"]:
             mark = "ok " if c["ok"] else "BAD"
-            click.echo(f"{mark} {c['what']} ({c['profile']}): {c['computed']}"
-                       + ("" if c["ok"] else f" != recorded {c['recorded']}"))
-        click.echo(f"{doc['name']} v{doc['version']}: " + ("CIDs verified" if doc["ok"] else "CID MISMATCH"))
+            click.echo(
+                f"{mark} {c['what']} ({c['profile']}): {c['computed']}"
+                + ("" if c["ok"] else f" != recorded {c['recorded']}")
+            )
+        click.echo(
+            f"{doc['name']} v{doc['version']}: "
+            + ("CIDs verified" if doc["ok"] else "CID MISMATCH")
+        )
 
     emit(ctx, doc, human)
     if not doc["ok"]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from ownvault.cli.app import Ctx, cli, common, get_ctx
-from ownvault.cli.files import open_vault, warn
+from ownvault.cli.render import warn
+from ownvault.cli.session import open_vault
 from ownvault.errors import UsageError
 
 __all__ = ["parse_listen", "read_token_file", "write_launch_page"]

@@ -177,6 +177,51 @@ async def _reverify_nfts(ctx: VaultContext, state: MaintenanceState) -> None:
         }
 
 
+async def _audit_due(
+    ctx: VaultContext, health: Health, config: MaintenanceConfig, state: MaintenanceState,
+    rng: random.Random, now: float, left: int | None,
+) -> None:
+    """The audit of a round: run it (or put it off to tomorrow when over budget)."""
+    if left is not None and _audit_cost(ctx, config.sample) > left:
+        state.skipped_for_budget += 1
+        state.next_audit_at = (int(now // DAY) + 1) * DAY + rng.uniform(0, 3600)
+        return
+    try:
+        report = await health.audit(sample=config.sample)
+        state.audits += 1
+        state.last_audit = report.to_json()
+        state.budget_used += state.last_audit["bytes"]
+        if report.at_fault:
+            state.next_repair_at = now
+    except OwnvaultError as exc:
+        state.last_error = f"audit: {exc.message}"
+    state.next_audit_at = now + _jittered(config.audit_interval, config.jitter, rng)
+
+
+async def _repair_due(
+    ctx: VaultContext, health: Health, config: MaintenanceConfig, state: MaintenanceState,
+    rng: random.Random, now: float, left: int | None,
+) -> None:
+    """The repair of a round (within what is left of the day's budget), then the NFTs."""
+    if left is not None and left <= 0:
+        state.skipped_for_budget += 1
+        state.next_repair_at = (int(now // DAY) + 1) * DAY + rng.uniform(0, 3600)
+        return
+    try:
+        rep = await health.repair(unreachable_grace=config.unreachable_grace, max_bytes=left)
+        state.repairs += 1
+        state.last_repair = rep.to_json()
+        state.budget_used += rep.bytes_read + rep.bytes_written
+        state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
+    except VaultStateError as exc:
+        state.last_error = f"repair: {exc.message} (retrying in {BUSY_RETRY:.0f} s)"
+        state.next_repair_at = now + BUSY_RETRY
+    except OwnvaultError as exc:
+        state.last_error = f"repair: {exc.message}"
+        state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
+    await _reverify_nfts(ctx, state)
+
+
 async def maintain(
     ctx: VaultContext,
     config: MaintenanceConfig | None = None,
@@ -219,41 +264,12 @@ async def maintain(
             await ctx.providers.reset()
         if now >= state.next_audit_at:
             worked = True
-            if left is not None and _audit_cost(ctx, config.sample) > left:
-                state.skipped_for_budget += 1
-                state.next_audit_at = (day + 1) * DAY + rng.uniform(0, 3600)
-            else:
-                try:
-                    report = await health.audit(sample=config.sample)
-                    state.audits += 1
-                    state.last_audit = report.to_json()
-                    state.budget_used += state.last_audit["bytes"]
-                    if report.at_fault:
-                        state.next_repair_at = now
-                except OwnvaultError as exc:
-                    state.last_error = f"audit: {exc.message}"
-                state.next_audit_at = now + _jittered(config.audit_interval, config.jitter, rng)
+            await _audit_due(ctx, health, config, state, rng, now, left)
         now = clock()
         left = None if config.budget_bytes_per_day is None else config.budget_bytes_per_day - state.budget_used
         if now >= state.next_repair_at:
             worked = True
-            if left is not None and left <= 0:
-                state.skipped_for_budget += 1
-                state.next_repair_at = (int(now // DAY) + 1) * DAY + rng.uniform(0, 3600)
-            else:
-                try:
-                    rep = await health.repair(unreachable_grace=config.unreachable_grace, max_bytes=left)
-                    state.repairs += 1
-                    state.last_repair = rep.to_json()
-                    state.budget_used += rep.bytes_read + rep.bytes_written
-                    state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
-                except VaultStateError as exc:
-                    state.last_error = f"repair: {exc.message} (retrying in {BUSY_RETRY:.0f} s)"
-                    state.next_repair_at = now + BUSY_RETRY
-                except OwnvaultError as exc:
-                    state.last_error = f"repair: {exc.message}"
-                    state.next_repair_at = now + _jittered(config.repair_interval, config.jitter, rng)
-                await _reverify_nfts(ctx, state)
+            await _repair_due(ctx, health, config, state, rng, now, left)
         if worked:
             try:
                 state.health = await vault_status(ctx)

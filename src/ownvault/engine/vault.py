@@ -36,7 +36,7 @@ from ownvault.engine.keys.service import Keys
 from ownvault.engine.nft.service import Nft
 from ownvault.engine.sharing.service import Sharing
 from ownvault.engine.store.catalog import Catalog
-from ownvault.engine.store.context import DEFAULT_CID_PROFILE, VaultContext
+from ownvault.engine.store.context import DEFAULT_CID_PROFILE, Clock, VaultContext
 from ownvault.engine.store.layout import atomic_write, read_marker, secure_vault_dir, write_marker
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore
@@ -204,6 +204,15 @@ class Vault:
     @on_problem.setter
     def on_problem(self, fn: Callable[[Problem], None] | None) -> None:
         self.ctx.hooks.on_problem = fn
+
+    @property
+    def clock(self) -> Clock:
+        """What "now" is for grant expiry (default ``time.time``)."""
+        return self.ctx.hooks.clock
+
+    @clock.setter
+    def clock(self, fn: Clock) -> None:
+        self.ctx.hooks.clock = fn
 
     async def snapshot(self) -> SnapshotResult:
         """Write the catalog to the providers now."""

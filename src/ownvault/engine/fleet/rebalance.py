@@ -20,11 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ownvault.core.pack import share_name
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy, check_placement, eligible, place
-from ownvault.engine.store.shares import DATA_PREFIX, share_problem
+from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import OwnvaultError, PolicyError
 
 __all__ = ["RebalanceReport", "rebalance", "regenerate_share"]
@@ -85,7 +84,7 @@ async def _read_share(ctx: VaultContext, pack: int, idx: int, provider: int | No
     """The verified bytes of a share: from its holder if possible, else regenerated."""
     pack_id, *_ = ctx.catalog.pack_info(pack)
     row = next(s for s in ctx.catalog.shares_of(pack) if s.idx == idx)
-    name = share_name(DATA_PREFIX, pack_id, idx)
+    name = data_share_name(pack_id, idx)
     p = ctx.store.providers.get(provider) if provider is not None else None
     if p is not None:
         try:
@@ -112,7 +111,7 @@ async def _move_share(
     """Copy (or regenerate) one share to ``new`` (or, if that fails, to another provider the
     policy allows next to ``fixed``), switch the catalog row, then delete the old copy."""
     pack_id, *_ = ctx.catalog.pack_info(pack)
-    name = share_name(DATA_PREFIX, pack_id, idx)
+    name = data_share_name(pack_id, idx)
     data, regenerated = await _read_share(ctx, pack, idx, old)
     placed = await writer.put_share(pack, idx, data, new, fixed, name=name, recorded=old)
     if old is not None and old != placed:
@@ -137,7 +136,7 @@ async def _reencode(
     written = await writer.write_pack(data)
     cat.replace_pack(pack, written.pack)
     for s in old_rows:
-        await ctx.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+        await ctx.store.delete_share(s.provider, data_share_name(pack_id, s.idx))
     report.packs_reencoded += 1
 
 

@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownvault.core.merkle import leaf_hash, root_from_leaves, verify_proof
-from ownvault.core.pack import ShareLayout, share_name
+from ownvault.core.pack import ShareLayout
 from ownvault.engine.health.healthlog import add_fault, record_run
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.store.shares import DATA_PREFIX, data_share_name
 from ownvault.errors import (
     FormatError,
     NotFoundError,
@@ -138,7 +138,7 @@ class _Share:
 
     @property
     def name(self) -> str:
-        return share_name(DATA_PREFIX, self.pack_id, self.idx)
+        return data_share_name(self.pack_id, self.idx)
 
 
 @dataclass

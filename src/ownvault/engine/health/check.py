@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ownvault.core.pack import share_name
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.placement import Candidate, check_placement
-from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.store.shares import data_share_name
 from ownvault.errors import OwnvaultError
 
 __all__ = ["check", "gone_candidate"]
@@ -29,7 +28,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
     problems: dict[tuple[int, int], str] = {}
 
     async def stat_share(pack: int, pack_id: bytes, idx: int, provider: int, size: int) -> None:
-        sname = share_name(DATA_PREFIX, pack_id, idx)
+        sname = data_share_name(pack_id, idx)
         p = store.providers.get(provider)
         ok = False
         why = "provider cannot be opened"

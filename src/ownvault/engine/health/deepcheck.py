@@ -12,11 +12,11 @@ import asyncio
 import time
 from typing import Any
 
-from ownvault.core.pack import ShareHeader, share_name
+from ownvault.core.pack import ShareHeader
 from ownvault.engine.health.check import check
 from ownvault.engine.health.healthlog import add_fault, clear_fault, record_run
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.shares import DATA_PREFIX, share_problem
+from ownvault.engine.store.shares import data_share_name, share_problem
 from ownvault.errors import ObjectNotFoundError, OwnvaultError, ProviderError
 
 __all__ = ["deep_check"]
@@ -40,7 +40,7 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
     totals = {"bytes": 0}
 
     async def verify(pack: int, pack_id: bytes, k: int, n: int, idx: int, provider: int, size: int, root: bytes) -> None:
-        sname = share_name(DATA_PREFIX, pack_id, idx)
+        sname = data_share_name(pack_id, idx)
         p = ctx.store.providers.get(provider)
         kind, why = "unreachable", "provider cannot be opened"
         if p is not None:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ownvault.core.pack import ShareHeader, ShareLayout, share_name
+from ownvault.core.pack import ShareHeader, ShareLayout
 from ownvault.engine.health.healthlog import (
     add_fault,
     clear_fault,
@@ -44,7 +44,7 @@ from ownvault.engine.health.healthlog import (
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, eligible, place
-from ownvault.engine.store.shares import DATA_PREFIX, share_problem
+from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import (
     ObjectNotFoundError,
     OwnvaultError,
@@ -198,7 +198,7 @@ async def repair(
         bad: dict[int, str] = {}
         suspect: list[int] = []
         for s in rows:
-            name = share_name(DATA_PREFIX, pack_id, s.idx)
+            name = data_share_name(pack_id, s.idx)
             if s.provider in world.grace:
                 continue
             if s.provider not in world.reachable:
@@ -260,7 +260,7 @@ async def _verify(
 ) -> str | None:
     """Read one stored share whole and say what is wrong with it (None: nothing)."""
     p = ctx.store.providers.get(provider)
-    name = share_name(DATA_PREFIX, pack_id, header.index)
+    name = data_share_name(pack_id, header.index)
     if p is None:
         return "provider cannot be opened"
     try:
@@ -327,7 +327,7 @@ async def _repair_pack(
         row = rows[idx]
         if enc.roots[idx] != row.root or len(enc.shares[idx]) != row.size:
             raise OwnvaultError(f"regenerated share {idx} of pack {pack_id.hex()} does not match its record")
-        name = share_name(DATA_PREFIX, pack_id, idx)
+        name = data_share_name(pack_id, idx)
         blob = enc.shares[idx]
         others = [world.candidates[t] for i, t in targets.items() if i != idx and t in world.candidates]
         others += [c for c in kept if c is not None]

@@ -16,7 +16,6 @@ generation. What revocation cannot undo is written in docs/design.md.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -67,15 +66,16 @@ __all__ = [
 GRANT_KEY_AD = b"ownvault/v1/grant-key"
 
 
-def _now() -> int:
-    return int(time.time())
+def _now(ctx: VaultContext) -> int:
+    """Now in whole seconds, from the vault's clock (``ctx.hooks.clock``; tests set it)."""
+    return int(ctx.hooks.clock())
 
 
 # -- identity and contacts --------------------------------------------------------------
 
 
 def contact_card(ctx: VaultContext, name: str | None = None) -> ContactCard:
-    return ContactCard.create(ctx.keys, name, _now())
+    return ContactCard.create(ctx.keys, name, _now(ctx))
 
 
 def identity(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
@@ -102,7 +102,7 @@ async def add_contact(ctx: VaultContext, card_text: str | bytes, name: str | Non
             c.execute(
                 "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
-                (card.did, label, card_text if isinstance(card_text, str) else card_text.decode(), _now()),
+                (card.did, label, card_text if isinstance(card_text, str) else card_text.decode(), _now(ctx)),
             )
     return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
 
@@ -287,7 +287,7 @@ async def _publish_manifest(ctx: VaultContext, grant_row: int, grant_id: bytes, 
 
 async def _doom_manifests(ctx: VaultContext, grant_id: bytes, below: int | None) -> None:
     """Queue the manifest objects of generations < ``below`` (all when None) for deletion."""
-    now = _now()
+    now = _now(ctx)
     gens = range(0, below) if below is not None else None
     rows = []
     for pid in ctx.store.providers:
@@ -330,7 +330,7 @@ async def share(
     if not read_only:
         raise UsageError("only read-only grants exist (a recipient can never write to your vault)")
     recipient = resolve_contact(ctx, to)
-    now = _now()
+    now = _now(ctx)
     if expires is not None and expires <= now:
         raise UsageError("--expires is in the past")
     async with ctx.write():
@@ -379,7 +379,7 @@ async def share(
 
 def grants(ctx: VaultContext) -> list[dict[str, Any]]:
     """Who can read what, since when, until when."""
-    now = _now()
+    now = _now(ctx)
     out = []
     for r in ctx.catalog.conn.execute(
         "SELECT grant_id, recipient, label, scope, created_at, expires_at, state, revoked_at, generation "
@@ -474,7 +474,7 @@ async def revoke(
                     (row, *sorted(granted)),
                 )
             } if granted else set()
-            now = _now()
+            now = _now(ctx)
 
             def finish(c: Any) -> None:
                 c.execute("UPDATE grants SET state = 'revoked', revoked_at = ? WHERE id = ?", (now, row))

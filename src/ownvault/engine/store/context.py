@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,11 +35,10 @@ from typing import TypeVar
 
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.keys import VaultKeys
-from ownvault.core.pack import share_name
 from ownvault.engine.store.catalog import Catalog, VersionRow
 from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.placement import Candidate, Policy
-from ownvault.engine.store.shares import DATA_PREFIX, Problem, ShareStore
+from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
 from ownvault.engine.store.snapshots import SnapshotResult, write_snapshot
 from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
 from ownvault.providers.base import Provider
@@ -60,6 +60,8 @@ __all__ = [
 DEFAULT_CID_PROFILE = "kubo-v1"
 
 Warn = Callable[[str], None]
+Clock = Callable[[], float]
+"""Seconds since the epoch, like ``time.time`` (what expiry checks compare against)."""
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -155,10 +157,12 @@ class WriteLock:
 
 @dataclass(slots=True)
 class Hooks:
-    """Where a vault reports to its host (the CLI prints, the API logs): set at any time."""
+    """Where a vault reports to its host (the CLI prints, the API logs), and the clock its
+    expiry checks read (tests set a fixed one instead of sleeping): set at any time."""
 
     warn: Warn = lambda _m: None
     on_problem: Callable[[Problem], None] | None = None
+    clock: Clock = time.time
 
 
 class ProviderSet:
@@ -326,7 +330,7 @@ class VaultContext:
         """Remove what an interrupted writer left: pending packs and their shares."""
         for pack, pack_id in self.catalog.pending_packs():
             for s in self.catalog.shares_of(pack):
-                await self.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+                await self.store.delete_share(s.provider, data_share_name(pack_id, s.idx))
             self.catalog.drop_pack(pack)
 
     # -- names ------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ownvault.core.pack import new_pack_id, share_name
+from ownvault.core.pack import new_pack_id
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.placement import Candidate, Policy, place
-from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
+from ownvault.engine.store.shares import ShareStore, data_share_name
 from ownvault.errors import ObjectExistsError, OwnvaultError, ProviderError
 
 __all__ = ["PackWriter", "WrittenPack"]
@@ -89,7 +89,7 @@ class PackWriter:
                 # Read at failover time: concurrent failovers see each other's choices.
                 return [by_id[t] for j, t in enumerate(targets) if j != i and t in by_id]
 
-            name = share_name(DATA_PREFIX, pack_id, i)
+            name = data_share_name(pack_id, i)
 
             def claim(t: int) -> None:
                 targets[i] = t

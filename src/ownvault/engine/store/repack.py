@@ -31,13 +31,12 @@ from ownvault.core.pack import (
     PackBuilder,
     open_chunk,
     seal_chunk,
-    share_name,
     unwrap_chunk_key,
     wrap_chunk_key,
 )
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
-from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.store.shares import DATA_PREFIX, data_share_name
 from ownvault.errors import IntegrityError, OwnvaultError
 
 __all__ = ["ChunkInfo", "RepackResult", "drain_doomed", "rewrite_packs"]
@@ -164,7 +163,7 @@ async def rewrite_packs(
                 await upload()
             offsets.append(builder.add(blob))
             pending.append((row, len(blob), wrapped, key_epoch))
-        old_shares.extend((s.provider, share_name(DATA_PREFIX, pack_id, s.idx)) for s in shares)
+        old_shares.extend((s.provider, data_share_name(pack_id, s.idx)) for s in shares)
         if progress is not None:
             progress(done, len(packs))
     await upload()

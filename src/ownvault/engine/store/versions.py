@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ownvault.core.cid import CID
-from ownvault.core.pack import share_name
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import TreeItem, build_tree
@@ -28,7 +27,7 @@ from ownvault.engine.store.ingest import (
     utf8_ok,
 )
 from ownvault.engine.store.layout import validate_object_name, validate_tag
-from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.store.shares import data_share_name
 from ownvault.errors import OwnvaultError, UsageError
 
 __all__ = ["ObjectKind", "PutResult", "drop_unreferenced_packs", "put_paths", "restore_version"]
@@ -154,7 +153,7 @@ async def drop_unreferenced_packs(ctx: VaultContext, among: Sequence[int] | None
         shares = cat.shares_of(pack)
         cat.drop_chunks_of_packs([pack])
         for s in shares:
-            await ctx.store.delete_share(s.provider, share_name(DATA_PREFIX, pack_id, s.idx))
+            await ctx.store.delete_share(s.provider, data_share_name(pack_id, s.idx))
     return len(dead)
 
 

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["ChunkRef", "EntryRow", "ProviderRow", "ShareRow", "VersionRow"]
+__all__ = [
+    "ChunkRef",
+    "EntryKind",
+    "EntryRow",
+    "ProviderRow",
+    "ProviderState",
+    "ShareRow",
+    "VersionKind",
+    "VersionRow",
+]
+
+VersionKind = Literal["file", "tree"]
+"""What a stored version is: one file, or a tree (the catalog's CHECK on versions.kind)."""
+EntryKind = Literal["file", "dir", "symlink"]
+"""An entry of a stored tree (CHECK on entries.kind)."""
+ProviderState = Literal["active", "draining", "removed"]
+"""A provider's place in the fleet (CHECK on providers.state)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +33,7 @@ class ProviderRow:
     jurisdiction: str | None
     labels: dict[str, str]
     config: dict[str, Any]
-    state: str
+    state: ProviderState
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +67,7 @@ class VersionRow:
     id: int
     name: str
     number: int
-    kind: str
+    kind: VersionKind
     created_at: int
     size: int
     file_count: int
@@ -62,7 +78,7 @@ class VersionRow:
 @dataclass(frozen=True, slots=True)
 class EntryRow:
     path: str
-    kind: str
+    kind: EntryKind
     mode: int
     mtime_ns: int
     size: int

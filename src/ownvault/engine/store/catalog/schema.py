@@ -129,7 +129,7 @@ CREATE TABLE dag_blocks (
 );
 CREATE INDEX dag_blocks_cid ON dag_blocks(cid);
 """,
-    # 3: keys (issue 7): content-key epochs per chunk, contacts, tag policies, sharing
+    # 3: keys: content-key epochs per chunk, contacts, tag policies, sharing
     # grants, and a queue of provider objects that must still be deleted (shredding).
     3: """
 ALTER TABLE chunks ADD COLUMN key_epoch INTEGER NOT NULL DEFAULT 0;
@@ -172,7 +172,7 @@ CREATE TABLE doomed_objects (
   PRIMARY KEY (provider, name)
 )
 """,
-    # 4: audits and repair (issue 6): one row per audit / deep check / repair run, per
+    # 4: audits and repair: one row per audit / deep check / repair run, per
     # provider results of each audit, and the shares known to be bad until repaired
     # (docs/design.md, "Audits and repair").
     4: """

@@ -1,0 +1,84 @@
+"""The one vault session of a command: open (``--vault`` or ``$OWNVAULT_HOME``, passphrase
+from ``$OWNVAULT_PASSPHRASE`` or a prompt), run the engine call, close.
+
+``asyncio.run`` happens here and nowhere else in the command modules that use a vault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from ownvault.cli.app import Ctx
+from ownvault.cli.render import report_problem, warn
+from ownvault.core.crypto import Argon2Params
+from ownvault.engine.vault import Vault
+from ownvault.errors import UsageError
+
+__all__ = ["kdf_params", "new_passphrase", "open_vault", "read_vault", "run_open", "run_with_vault"]
+
+T = TypeVar("T")
+
+
+def kdf_params() -> Argon2Params:
+    """The passphrase KDF cost for a new keystore.
+
+    ``OWNVAULT_INSECURE_FAST_KDF=1`` is for test suites only (documented in the README;
+    never for real data): the cost is stored in each keystore, so the format is unchanged."""
+    if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1":
+        return Argon2Params(1, 8192, 1)
+    return Argon2Params()
+
+
+def new_passphrase(env: str) -> str:
+    """A new passphrase from ``$env`` or a confirmed prompt on a terminal."""
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise UsageError(f"no new passphrase: set {env} or run on a terminal")
+    entered: str = click.prompt(
+        "New passphrase", hide_input=True, confirmation_prompt=True, err=True
+    )
+    return entered
+
+
+def open_vault(ctx: Ctx, passphrase: str | None = None) -> Vault:
+    """The vault of ``ctx``, its warnings and share problems reported on standard error."""
+    vault = Vault.open(ctx.vault, ctx.passphrase() if passphrase is None else passphrase)
+    vault.warn = warn
+    vault.on_problem = report_problem
+    return vault
+
+
+def run_open(vault: Vault, fn: Callable[[Vault], Awaitable[T]]) -> T:
+    """Run ``fn(vault)`` to completion, then close the vault (also on errors)."""
+
+    async def go() -> T:
+        try:
+            return await fn(vault)
+        finally:
+            await vault.close()
+
+    return asyncio.run(go())
+
+
+def run_with_vault(
+    ctx: Ctx, fn: Callable[[Vault], Awaitable[T]], *, passphrase: str | None = None
+) -> T:
+    """Open the vault of ``ctx``, await ``fn(vault)``, close it; the result of ``fn``."""
+    return run_open(open_vault(ctx, passphrase), fn)
+
+
+def read_vault(ctx: Ctx, fn: Callable[[Vault], T]) -> T:
+    """Like :func:`run_with_vault` for a synchronous look (keys, catalog rows)."""
+
+    async def go(vault: Vault) -> T:
+        return fn(vault)
+
+    return run_with_vault(ctx, go)
