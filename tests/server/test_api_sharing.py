@@ -145,14 +145,23 @@ def test_share_open_read_tamper_misaddress(pair: Pair) -> None:
 
 def test_expired_grant(pair: Pair) -> None:
     add_bob(pair)
-    soon = int(time.time()) + 2
+    soon = int(time.time()) + 3600
     g = pair.alice.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": soon}).json()
-    while time.time() < soon + 0.1:
-        time.sleep(0.1)
-    r = pair.bob.post(f"{API}/received", json={"grant": g["token"]})
-    assert error(r) == (410, "grant_expired")
-    row = next(x for x in pair.alice.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
-    assert row["state"] == "expired"
+    assert pair.bob.post(f"{API}/received", json={"grant": g["token"]}).status_code == 200
+    later = float(soon + 1)
+    alice, bob = pair.alice_live.vault, pair.bob_live.vault
+    alice.clock = bob.clock = lambda: later  # both servers read the vaults' clocks
+    try:
+        r = pair.bob.post(f"{API}/received", json={"grant": g["token"]})
+        assert error(r) == (410, "grant_expired")
+        r = pair.bob.get(f"{API}/received/{g['grant']}")  # reopened with the clock too
+        assert error(r) == (410, "grant_expired")
+        row = next(x for x in pair.alice.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
+        assert row["state"] == "expired"
+        r = pair.alice.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": soon})
+        assert r.status_code == 400  # already in the past by the vault's clock
+    finally:
+        alice.clock = bob.clock = time.time
 
 
 def wait_job(c: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:

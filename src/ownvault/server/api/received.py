@@ -115,7 +115,7 @@ def router(state: ApiState) -> APIRouter:
             raise NotFoundError(
                 f"no received grant {grant}: open it first (POST /received)", name=grant
             )
-        return await open_grant(keys, text)
+        return await open_grant(keys, text, now=int(state.vault.clock()))
 
     @r.post(
         "/received",
@@ -126,7 +126,7 @@ def router(state: ApiState) -> APIRouter:
     async def receive(body: GrantIn) -> dict[str, Any]:
         with submitted("grant"):
             Grant.parse(body.grant)
-            reader = await open_grant(keys, body.grant)
+            reader = await open_grant(keys, body.grant, now=int(state.vault.clock()))
         try:
             grant = reader.grant
             state.received.pop(grant.id_hex, None)

@@ -19,7 +19,6 @@ catalog, followed by a catalog snapshot as the CLI does.
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -205,7 +204,7 @@ def router(state: ApiState) -> APIRouter:
         summary="Share names, a folder or a tag with a contact: a signed, encrypted grant",
     )
     async def share(body: ShareIn) -> dict[str, Any]:
-        if body.expires is not None and body.expires <= time.time():
+        if body.expires is not None and body.expires <= state.vault.clock():
             raise UsageError("expires is in the past")
         names = list(body.names)
         if body.prefix is not None:
