@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 
@@ -43,6 +43,7 @@ __all__ = [
     "ApiLimits",
     "ApiState",
     "Job",
+    "JobState",
     "Jobs",
     "Launches",
     "Sessions",
@@ -152,12 +153,15 @@ class Launches:
         return True
 
 
+JobState = Literal["running", "done", "failed"]
+
+
 @dataclass
 class Job:
     id: str
     kind: str
     subject: str | None = None  # what the job works on, e.g. the grant a revoke job revokes
-    state: str = "running"  # running | done | failed
+    state: JobState = "running"
     done: int = 0
     total: int | None = None
     started: float = field(default_factory=time.time)
