@@ -220,3 +220,24 @@ def test_created_parsing_and_before_cursor() -> None:
     assert (
         rfc3339(datetime(2026, 1, 1, 8, 0, 0, 500000, tzinfo=UTC)) == "2026-01-01T08:00:00.500000Z"
     )
+
+
+def test_allow_networks_from_url_and_config(fake: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OV_TEST_FAKE_PIN_TOKEN", TOKEN)
+    control(fake, addresses=["/ip4/10.9.8.7/tcp/4001", "/ip4/192.168.4.4/tcp/4001"], delegates=[])
+    base = fake.replace("http://", "ipfs+pinning+http://")
+    cfg = {"token_env": "OV_TEST_FAKE_PIN_TOKEN", "upload": fake, "namespace": "u"}
+    by_url = PinningProvider.from_url(f"{base}/?allow_networks=10.0.0.0/8,192.168.0.0/16", cfg)
+    run(by_url.put(f"n/{uuid.uuid4().hex}", b"url"))
+    assert log(fake)["posts"][-1]["origins"] == [
+        "/ip4/10.9.8.7/tcp/4001",
+        "/ip4/192.168.4.4/tcp/4001",
+    ]
+    run(by_url.close())
+    by_config = PinningProvider.from_url(base, {**cfg, "allow_networks": ["192.168.4.0/24"]})
+    run(by_config.put(f"n/{uuid.uuid4().hex}", b"config"))
+    assert log(fake)["posts"][-1]["origins"] == ["/ip4/192.168.4.4/tcp/4001"]
+    run(by_config.close())
+    for bad in ({"allow_networks": ["not-a-net"]}, {"allow_networks": 7}):
+        with pytest.raises(UsageError):
+            PinningProvider.from_url(base, {**cfg, **bad})
