@@ -241,3 +241,21 @@ def test_allow_networks_from_url_and_config(fake: str, monkeypatch: pytest.Monke
     for bad in ({"allow_networks": ["not-a-net"]}, {"allow_networks": 7}):
         with pytest.raises(UsageError):
             PinningProvider.from_url(base, {**cfg, **bad})
+
+
+def test_paging_keeps_pins_that_share_the_oldest_time(fake: str) -> None:
+    """A page boundary inside a run of equal `created` times loses no pin (before is exclusive)."""
+    p = provider(fake)
+    newer = [
+        _pin(f"p/{i:04d}", p.namespace, i, f"2027-01-01T00:00:{i // 100:02d}.{i:06d}Z")
+        for i in range(999)
+    ]
+    tied = [_pin(f"p/tie-{i}", p.namespace, 5000 + i, "2026-06-01T00:00:00Z") for i in range(2)]
+    control(fake, preload=[*newer, *tied])
+
+    async def names() -> list[str]:
+        return [o.name async for o in p.list("p/")]
+
+    got = run(names())
+    assert len(got) == 1001 and {"p/tie-0", "p/tie-1"} <= set(got)
+    run(p.close())

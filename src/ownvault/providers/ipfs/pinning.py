@@ -41,7 +41,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -317,7 +317,12 @@ class PinningProvider:
                     f"{self._label}: more than {MAX_QUERY_PINS} pins match one query",
                     provider=self._label,
                 )
-            params["before"] = rfc3339(min(p.created for p in seen.values()))
+            # `before` is exclusive: asking below the oldest time seen would skip the unseen
+            # pins that share it (a page boundary inside a run of equal timestamps), so ask
+            # below that time plus 1 us; the pins seen again are deduplicated by requestid,
+            # and a page with nothing new ends the query
+            oldest = min(p.created for p in seen.values())
+            params["before"] = rfc3339(oldest + timedelta(microseconds=1))
         return list(seen.values())
 
     def _object_meta(self) -> dict[str, str]:
