@@ -26,7 +26,7 @@ def _pin(n: int) -> dict[str, Any]:
     return {
         "requestid": f"r{n}",
         "status": "pinned",
-        "created": f"2020-01-01T00:00:{n:09d}Z",
+        "created": f"2020-01-01T00:00:00.{n:06d}Z",  # RFC 3339: distinct, parseable
         "pin": {"cid": "bafkqaaa", "name": f"x{n}", "meta": {}},
         "delegates": [],
     }

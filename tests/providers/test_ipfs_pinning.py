@@ -23,6 +23,7 @@ from ownvault.providers.base import ObjectInfo
 from ownvault.providers.ipfs.objects import OBJECT_PROFILE
 from ownvault.providers.ipfs.pinning import PinningProvider
 from ownvault.providers.ipfs.urls import parse_pinning_url
+from ownvault.providers.webfetch import NetworkPolicy
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 
 from .contract import ProviderContract, run
@@ -166,6 +167,8 @@ def test_service_fetches_from_origins(node: HeliaNode, tmp_path: Path) -> None:
             upload=own.url,  # not the service's node
             gateways=[node.url],  # read back from the service's side only
             namespace=f"o-{uuid.uuid4().hex[:8]}",
+            # the test node's origin is on loopback, which is never sent unless allowed
+            allow_networks=NetworkPolicy.parse(False, ["127.0.0.0/8"]),
         )
         data = os.urandom(OBJECT_PROFILE.chunk_size * 2 + 1)
         run(p.put("o/x", data))

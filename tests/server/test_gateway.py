@@ -352,3 +352,133 @@ def test_non_canonical_base32_cids_are_refused(served: Served) -> None:
     for bad in (cid + "=", cid + "====", trailing):
         r = get(served, f"/ipfs/{bad}?format=raw")
         assert r.status_code == 400 and "non-canonical" in r.text, bad
+
+
+IMMUTABLE = "public, max-age=29030400, immutable"
+CAR = "application/vnd.ipld.car"
+
+
+def test_spec_headers_per_response_kind(served: Served) -> None:
+    """Trustless and path gateway spec headers on every kind of 200 a client can get."""
+    sub = f"/ipfs/{served.root}/site/style.css"
+    path_blocks = blocks_of(get(served, f"/ipfs/{served.root}/site?format=car&dag-scope=block").content)[1]
+    site_cid = str(path_blocks[1][0])
+    kinds = {
+        "raw": (get(served, sub, headers=RAW), "application/vnd.ipld.raw"),
+        "car": (get(served, sub + "?format=car"), f"{CAR}; version=1; order=dfs; dups=n"),
+        "file": (get(served, sub), "text/css; charset=utf-8"),
+        "listing": (get(served, f"/ipfs/{served.root}/"), "text/html; charset=utf-8"),
+        "index": (get(served, f"/ipfs/{served.root}/site/"), "text/html; charset=utf-8"),
+    }
+    for kind, (r, ctype) in kinds.items():
+        assert r.status_code == 200, kind
+        assert r.headers["content-type"] == ctype, kind
+        assert r.headers["cache-control"] == IMMUTABLE, kind
+        assert "Accept" in r.headers["vary"], kind
+        assert r.headers["etag"].startswith('"') and r.headers["etag"].endswith('"'), kind
+        assert r.headers["x-ipfs-path"].startswith(f"/ipfs/{served.root}/"), kind
+        roots = r.headers["x-ipfs-roots"].split(",")
+        assert roots[:2] == ([served.root] if kind == "listing" else [served.root, site_cid]), kind
+    # verifiable responses must not be sniffed by browsers; a file's bytes keep their own type
+    for kind in ("raw", "car"):
+        assert kinds[kind][0].headers["x-content-type-options"] == "nosniff", kind
+        assert kinds[kind][0].headers["content-disposition"].startswith("attachment;"), kind
+    # ETag formats: "{cid}.raw", "{cid}.car.{hash}", "{cid}" of the file, "DirIndex-..._CID-{cid}"
+    leaf = kinds["raw"][0].headers["x-ipfs-roots"].split(",")[-1]
+    assert kinds["raw"][0].headers["etag"] == f'"{leaf}.raw"'
+    assert kinds["car"][0].headers["etag"].startswith(f'"{served.root}.car.')
+    assert kinds["file"][0].headers["etag"] == f'"{leaf}"'
+    assert kinds["listing"][0].headers["etag"] == f'"DirIndex-ownvault1_CID-{served.root}"'
+    assert kinds["index"][0].headers["x-ipfs-roots"].split(",")[-1] != site_cid  # the index.html
+    # the CAR ETag names what is in it: scope, range and dups each change it; Range does not
+    # change a file's
+    etags = {
+        get(served, sub + "?format=car" + extra).headers["etag"]
+        for extra in ("", "&dag-scope=block", "&dag-scope=entity", "&entity-bytes=0:1", "&car-dups=y")
+    }
+    assert len(etags) == 5
+    ranged = get(served, sub, headers={"Range": "bytes=0-1"})
+    assert ranged.status_code == 206 and ranged.headers["etag"] == kinds["file"][0].headers["etag"]
+    assert ranged.headers["cache-control"] == IMMUTABLE
+
+
+def test_conditional_requests_on_every_kind(served: Served) -> None:
+    """If-None-Match gives 304 (no body, same validators and caching headers) everywhere an
+    ETag is sent: raw, CAR, a file, a directory listing, an index.html, a symlink."""
+    urls = [
+        (f"/ipfs/{served.root}/notes.txt", RAW),
+        (f"/ipfs/{served.root}/notes.txt?format=car", {}),
+        (f"/ipfs/{served.root}/notes.txt", {}),
+        (f"/ipfs/{served.root}/", {}),
+        (f"/ipfs/{served.root}/site/", {}),
+        (f"/ipfs/{served.root}/link", {}),
+        (f"/ipfs/{served.hamt}/", {}),
+    ]
+    for url, extra in urls:
+        first = get(served, url, headers=extra)
+        assert first.status_code == 200, url
+        etag = first.headers["etag"]
+        for method in ("GET", "HEAD"):
+            r = httpx.request(method, served.url + url, headers={**extra, "If-None-Match": etag}, timeout=30)
+            assert r.status_code == 304 and r.content == b"", (method, url, r.status_code)
+            assert r.headers["etag"] == etag, url
+            assert r.headers["cache-control"] == IMMUTABLE, url
+            assert r.headers["x-ipfs-path"] == first.headers["x-ipfs-path"], url
+            assert "content-length" not in r.headers or r.headers["content-length"] == "0", url
+
+
+def test_head_matches_get_without_a_body(served: Served) -> None:
+    for url, extra in [
+        (f"/ipfs/{served.root}/big.bin", {}),
+        (f"/ipfs/{served.root}/big.bin", {"Range": "bytes=10-19"}),
+        (f"/ipfs/{served.root}/", {}),
+        (f"/ipfs/{served.root}/site/", {}),
+        (f"/ipfs/{served.root}/link", {}),
+        (f"/ipfs/{served.root}/big.bin", RAW),
+    ]:
+        g = get(served, url, headers=extra)
+        h = httpx.head(served.url + url, headers=extra, timeout=30)
+        assert h.status_code == g.status_code and h.content == b"", url
+        for name in ("content-type", "etag", "cache-control", "x-ipfs-path", "x-ipfs-roots",
+                     "content-range", "accept-ranges", "x-content-type-options"):
+            assert h.headers.get(name) == g.headers.get(name), (url, name)
+        assert int(h.headers["content-length"]) == len(g.content), url
+
+
+def test_content_disposition_on_deserialized_files(served: Served) -> None:
+    url = f"/ipfs/{served.root}/notes.txt"
+    assert "content-disposition" not in get(served, url).headers
+    r = get(served, url + "?filename=report.txt")
+    assert r.headers["content-disposition"] == 'inline; filename="report.txt"'
+    r = get(served, url + "?filename=" + urllib.parse.quote("日本.txt") + "&download=true")
+    assert r.headers["content-disposition"] == "attachment; filename=\"__.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"
+    r = get(served, url + "?download=true")
+    assert r.headers["content-disposition"] == 'attachment; filename="notes.txt"'
+
+
+def test_accept_negotiation_406_and_fallthrough(served: Served) -> None:
+    url = f"/ipfs/{served.root}/notes.txt"
+    for accept in (
+        "application/x-tar",
+        "application/vnd.ipld.dag-json, application/vnd.ipld.dag-cbor;q=0.5",
+        "application/json",
+        "application/vnd.ipfs.ipns-record",
+        f"{CAR}; version=2",
+        f"{CAR}; order=random",
+    ):
+        r = get(served, url, headers={"Accept": accept})
+        assert r.status_code == 406, accept
+        assert r.headers["cache-control"] == "no-store", accept
+    # an unsupported CAR range is passed over for the next acceptable type, as any other is
+    r = get(served, url, headers={"Accept": f"{CAR}; version=2, application/vnd.ipld.raw;q=0.9"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.ipld.raw"
+    # q-values rank; media types are case-insensitive
+    r = get(served, url, headers={"Accept": f"application/vnd.ipld.raw;q=0.5, {CAR};q=0.9"})
+    assert r.headers["content-type"].startswith(CAR)
+    assert get(served, url, headers={"Accept": "Application/VND.IPLD.RAW"}).headers["content-type"] == "application/vnd.ipld.raw"
+    # the car-* query parameters are named in the CAR Content-Type; version 2 is refused
+    r = get(served, f"/ipfs/{served.root}?format=car&car-version=1&car-order=dfs&car-dups=y")
+    assert r.headers["content-type"] == f"{CAR}; version=1; order=dfs; dups=y"
+    assert get(served, f"/ipfs/{served.root}?format=car&car-version=2").status_code == 406
+    assert get(served, f"/ipfs/{served.root}?format=car&car-order=random").status_code == 406
+    assert get(served, f"/ipfs/{served.root}?format=car&car-dups=maybe").status_code == 400

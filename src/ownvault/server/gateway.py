@@ -129,14 +129,21 @@ def negotiate(request: Request) -> Want:
         raise HTTPProblem(400, f"unknown format {fmt!r}")
     if not ranges:
         return Want("plain")
+    refused: HTTPProblem | None = None
     for media, params in ranges:
         if media == RAW_TYPE:
             return Want("raw", negotiated=True)
         if media == CAR_TYPE:
-            return _car_want({**params, **car_q}, True)
+            try:
+                return _car_want({**params, **car_q}, True)
+            except HTTPProblem as exc:  # a CAR we cannot make: the next acceptable type
+                if exc.status != 406:
+                    raise
+                refused = refused or exc
+                continue
         if media not in _UNSUPPORTED_TYPES:
             return Want("plain")
-    raise HTTPProblem(406, "none of the accepted types is produced by this gateway")
+    raise refused or HTTPProblem(406, "none of the accepted types is produced by this gateway")
 
 
 def _entity_bytes(text: str) -> tuple[int, int | None]:
@@ -414,7 +421,10 @@ class Gateway:
                 return await self._file(request, index, "index.html", headers)
             return await self._listing(request, r, headers)
         if r.node.kind == "symlink":
-            headers |= {"Etag": f'"{r.cid}"', "Content-Length": str(len(r.node.inline))}
+            headers["Etag"] = f'"{r.cid}"'
+            if _matches(request.headers.get("if-none-match"), headers["Etag"]):
+                return Response(status_code=304, headers=headers)
+            headers["Content-Length"] = str(len(r.node.inline))
             return Response(
                 r.node.inline if request.method == "GET" else b"",
                 200,
@@ -474,6 +484,9 @@ class Gateway:
             yield piece
 
     async def _listing(self, request: Request, r: Resolved, headers: dict[str, str]) -> Response:
+        headers["Etag"] = f'"DirIndex-{DIR_INDEX_VERSION}_CID-{r.cid}"'
+        if _matches(request.headers.get("if-none-match"), headers["Etag"]):
+            return Response(status_code=304, headers=headers)  # no shard is read
         rows: list[tuple[str, CID, int | None]] = []
         stack = [(r.cid, r.block)]
         while stack:
@@ -500,10 +513,7 @@ class Gateway:
             f"<p>{html.escape(str(r.cid))}</p><table><tr><th>name</th><th>CID</th><th>size</th></tr>"
             f"{items}</table></body></html>"
         ).encode()
-        headers |= {
-            "Etag": f'"DirIndex-{DIR_INDEX_VERSION}_CID-{r.cid}"',
-            "Content-Length": str(len(page)),
-        }
+        headers["Content-Length"] = str(len(page))
         return Response(
             page if request.method == "GET" else b"", 200, headers, "text/html; charset=utf-8"
         )

@@ -9,7 +9,15 @@ first. A pinning service stores no bytes it is handed directly, so:
   own Kubo, or the service's Kubo-compatible endpoint) with ``block/put``;
 * the pin request names the object: ``name`` = the object name, ``meta`` =
   ``{"ownvault": "object/1", "ns": NAMESPACE, "size": "N"}``, ``origins`` = the upload
-  node's addresses (``id``) unless configured;
+  node's addresses (``id``) unless configured, either way only those whose host is
+  globally routable (:mod:`ownvault.providers.ipfs.multiaddr`: a loopback, LAN or
+  link-local address is never sent unless ``allow_networks`` lists its network), at most
+  :data:`MAX_ORIGINS`;
+* the service answers with ``delegates``, the peers that will fetch the data: the upload
+  node is asked to ``swarm/connect`` to each (at most :data:`MAX_DELEGATES`, valid
+  multiaddrs ending in ``/p2p/PEER`` whose host passes the same check, each dialed at
+  most once per :data:`REDIAL_AFTER` seconds); a failed dial is noted, not fatal (the
+  service may still find the data through the DHT);
 * ``put`` returns once the service reports ``pinned`` (``queued`` -> ``pinning`` ->
   ``pinned``), within ``pin_timeout``; ``failed`` or a timeout withdraws the request and
   raises ``ProviderUnavailableError`` (retryable);
@@ -20,7 +28,9 @@ Immutability is enforced by the client, since the API has no conditional create:
 refuses a name that has a live pin (queued, pinning or pinned), and after its own pin is
 made it looks again; if an *older* live pin of that name exists (two writers raced), it
 withdraws its own and raises ``ObjectExistsError``: the first request (by ``created``, then
-``requestid``) wins, and readers always read that one.
+``requestid``) wins, and readers always read that one. ``created`` is compared as a time
+(RFC 3339 parsed to an aware datetime), never as text: ``...T10:00:00+02:00`` is before
+``...T09:00:00Z``, and ``.5Z`` after ``Z``.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -45,6 +56,7 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
 from ownvault.providers.httpstatus import error_for_status
+from ownvault.providers.ipfs.multiaddr import Multiaddr, parse_multiaddr, reachable
 from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
 from ownvault.providers.ipfs.pins import PIN_STATES, PinState, PinStatus
 from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
@@ -55,6 +67,7 @@ from ownvault.providers.ipfs.transport import (
     token_from_env,
 )
 from ownvault.providers.ipfs.urls import gateways_of, number, parse_pinning_url, url_options
+from ownvault.providers.webfetch import NetworkPolicy
 
 __all__ = ["META_OBJECT", "META_PUBLISH", "PinningProvider", "RemotePin"]
 
@@ -66,6 +79,25 @@ PAGE = 1000  # the spec's maximum ``limit``
 # of a few hundred bytes each fit many times over) and a query by the pins it gathers.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 MAX_QUERY_PINS = 100_000
+MAX_ORIGINS = 20  # the spec's maxItems for origins and delegates
+MAX_DELEGATES = 8  # swarm/connect calls for one pin request
+REDIAL_AFTER = 300.0  # seconds before a delegate dialed once is dialed again
+
+
+def parse_created(text: object) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime; ``ValueError`` without an offset."""
+    if not isinstance(text, str) or len(text) > 64:
+        raise ValueError(f"bad created {str(text)[:64]!r}")
+    # RFC 3339 allows a lower-case 't' and 'z'; fromisoformat wants 'T' (3.11 reads 'Z')
+    when = datetime.fromisoformat(text.strip().upper())
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"created has no time offset: {text!r}")
+    return when
+
+
+def rfc3339(when: datetime) -> str:
+    """``when`` in UTC as RFC 3339 with a ``Z`` (what ``before``/``after`` take)."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +106,15 @@ class RemotePin:
 
     requestid: str
     status: PinState
-    created: str
+    created: datetime
     cid: CID
     name: str | None
     meta: dict[str, str]
     detail: str | None
+    delegates: tuple[str, ...] = ()
 
     @property
-    def order(self) -> tuple[str, str]:
+    def order(self) -> tuple[datetime, str]:
         return (self.created, self.requestid)
 
 
@@ -97,6 +130,7 @@ class PinningProvider:
         upload_token: str | None = None,
         gateways: Sequence[str] = (),
         origins: Sequence[str] | None = None,
+        allow_networks: NetworkPolicy | None = None,
         namespace: str = "default",
         pin_timeout: float = 600.0,
         label: str | None = None,
@@ -120,7 +154,17 @@ class PinningProvider:
         self._sources: list[BlockGetter] = [gateway_getter(g, self._http) for g in gateways]
         if self.upload is not None:
             self._sources.append(self.upload.block_get)
-        self._origins = list(origins) if origins is not None else None
+        self._network = allow_networks or NetworkPolicy()
+        self._origins: list[str] | None = None
+        if origins is not None:
+            for o in origins:
+                try:
+                    parse_multiaddr(o)
+                except ValueError as exc:
+                    raise UsageError(f"{self._label}: origins: {exc}") from None
+            self._origins = [a.text for a in reachable(origins, self._network, limit=MAX_ORIGINS)]
+        self._dialed: dict[str, float] = {}  # delegate multiaddr -> when it was last dialed
+        self.last_dials: dict[str, str | None] = {}  # delegate -> error of the last dial, or None
         self.namespace = namespace
         self.pin_timeout = pin_timeout
         self.last_statuses: list[PinState] = []  # what the last put saw, for tests and logs
@@ -145,6 +189,11 @@ class PinningProvider:
             not isinstance(origins, list) or not all(isinstance(o, str) for o in origins)
         ):
             raise UsageError(f"{what}: origins is a list of multiaddrs")
+        networks = config.get("allow_networks", [])
+        if isinstance(networks, str):
+            networks = [n for n in networks.split(",") if n]
+        if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+            raise UsageError(f"{what}: allow_networks is a list of networks (CIDR)")
         return cls(
             endpoint,
             token,
@@ -152,6 +201,7 @@ class PinningProvider:
             upload_token=token_from_env(config.get("upload_token_env"), what),
             gateways=gateways_of(config),
             origins=origins,
+            allow_networks=NetworkPolicy.parse(False, networks) if networks else None,
             namespace=str(config.get("namespace", "default")),
             pin_timeout=number(config, "pin_timeout", 600.0),
             label=label,
@@ -208,16 +258,20 @@ class PinningProvider:
                 raise ValueError(status)
             meta = pin.get("meta") or {}
             info = doc.get("info") or {}
+            delegates = doc.get("delegates") or []
+            if not isinstance(delegates, list):
+                raise TypeError("delegates is not a list")
             return RemotePin(
                 requestid=str(doc["requestid"]),
                 status=status,
-                created=str(doc["created"]),
+                created=parse_created(doc["created"]),
                 cid=parse_cid(pin["cid"], self._label),
                 name=pin.get("name") if isinstance(pin.get("name"), str) else None,
                 meta={str(k): str(v) for k, v in meta.items()},
                 detail=str(info.get("status_details"))[:300]
                 if info.get("status_details")
                 else None,
+                delegates=tuple(str(d) for d in delegates[:MAX_ORIGINS]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProviderPermanentError(
@@ -263,7 +317,12 @@ class PinningProvider:
                     f"{self._label}: more than {MAX_QUERY_PINS} pins match one query",
                     provider=self._label,
                 )
-            params["before"] = min(p.created for p in seen.values())
+            # `before` is exclusive: asking below the oldest time seen would skip the unseen
+            # pins that share it (a page boundary inside a run of equal timestamps), so ask
+            # below that time plus 1 us; the pins seen again are deduplicated by requestid,
+            # and a page with nothing new ends the query
+            oldest = min(p.created for p in seen.values())
+            params["before"] = rfc3339(oldest + timedelta(microseconds=1))
         return list(seen.values())
 
     def _object_meta(self) -> dict[str, str]:
@@ -283,7 +342,8 @@ class PinningProvider:
                 try:
                     doc = await self.upload.call_json("id")
                     addrs = doc.get("Addresses") if isinstance(doc, dict) else None
-                    found = [a for a in addrs or () if isinstance(a, str)][:20]
+                    listed = addrs if isinstance(addrs, list) else []
+                    found = [a.text for a in reachable(listed, self._network, limit=MAX_ORIGINS)]
                 except ProviderError:
                     found = []
             self._origins = found
@@ -291,7 +351,45 @@ class PinningProvider:
 
     async def _create(self, cid: CID, name: str, meta: dict[str, str]) -> RemotePin:
         body = {"cid": str(cid), "name": name, "origins": await self._origins_list(), "meta": meta}
-        return self._parse_pin(await self._api("POST", "/pins", body=body, name=name))
+        pin = self._parse_pin(await self._api("POST", "/pins", body=body, name=name))
+        await self._connect_delegates(pin.delegates)
+        return pin
+
+    def _dialable(self, delegates: Sequence[str]) -> list[Multiaddr]:
+        """The delegates worth a ``swarm/connect``: valid, with a peer id, reachable, bounded."""
+        with_peer = []
+        for text in delegates:
+            try:
+                addr = parse_multiaddr(text)
+            except ValueError:
+                continue
+            if addr.peer_id is not None:
+                with_peer.append(addr.text)
+        return reachable(with_peer, self._network, limit=MAX_DELEGATES)
+
+    async def _connect_delegates(self, delegates: Sequence[str]) -> None:
+        """Connect the upload node to the service's delegates (module docstring)."""
+        if self.upload is None or not delegates:
+            return
+        now = time.monotonic()
+        todo = [
+            a.text
+            for a in self._dialable(delegates)
+            if now - self._dialed.get(a.text, -REDIAL_AFTER) >= REDIAL_AFTER
+        ]
+        if not todo:
+            return
+        upload = self.upload
+
+        async def dial(text: str) -> None:
+            try:
+                await upload.call("swarm/connect", {"arg": text})
+                self.last_dials[text] = None
+                self._dialed[text] = time.monotonic()
+            except ProviderError as exc:  # the service may find the data some other way
+                self.last_dials[text] = exc.message[:200]
+
+        await asyncio.gather(*(dial(t) for t in todo))
 
     async def _wait(self, pin: RemotePin, name: str) -> RemotePin:
         deadline = time.monotonic() + self.pin_timeout
@@ -421,7 +519,7 @@ class PinningProvider:
             pin.status,
             name=pin.name,
             requestid=pin.requestid,
-            created=pin.created,
+            created=rfc3339(pin.created),
             detail=pin.detail,
         )
 
