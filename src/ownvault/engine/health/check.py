@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.catalog import ProviderRow, ShareRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.placement import Candidate, check_placement
 from ownvault.engine.store.shares import data_share_name
@@ -59,7 +59,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
             pack_id, _size, _k, _n = ctx.catalog.pack_info(pack)
             for s in ctx.catalog.shares_of(pack):
                 if (pack, s.idx) not in present:
-                    async def run(pack: int = pack, pack_id: bytes = pack_id, s: Any = s) -> None:
+                    async def run(pack: int = pack, pack_id: bytes = pack_id, s: ShareRow = s) -> None:
                         async with sem:
                             await stat_share(pack, pack_id, s.idx, s.provider, s.size)
                     todo.append(run())

@@ -43,7 +43,7 @@ from ownvault.engine.health.healthlog import (
 )
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
-from ownvault.engine.store.placement import Candidate, eligible, place
+from ownvault.engine.store.placement import Candidate, Policy, eligible, place
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import (
     ObjectNotFoundError,
@@ -274,7 +274,7 @@ async def _verify(
 
 
 async def _repair_pack(
-    ctx: VaultContext, pack: int, bad: dict[int, str], world: _World, policy: Any, report: RepairReport, dry_run: bool
+    ctx: VaultContext, pack: int, bad: dict[int, str], world: _World, policy: Policy, report: RepairReport, dry_run: bool
 ) -> None:
     cat = ctx.catalog
     store = ctx.store
@@ -345,7 +345,7 @@ async def _repair_pack(
                 await store.delete_share(row.provider, name)
 
 
-def _caps_allow(policy: Any, fixed: list[Candidate], c: Candidate) -> bool:
+def _caps_allow(policy: Policy, fixed: list[Candidate], c: Candidate) -> bool:
     cap = policy.jurisdiction_cap()
     same_region = sum(1 for f in fixed if f.region == c.region)
     same_provider = sum(1 for f in fixed if f.id == c.id)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.cid import CID
+from ownvault.core.jsonvalue import JSONValue
 from ownvault.core.nftmeta import (
     INTERFACE_ERC721,
     INTERFACE_ERC1155,
@@ -190,7 +191,7 @@ def name_for(kind: str, canonical: str, token: TokenRef | None) -> str:
 # -- the chain --------------------------------------------------------------------------------
 
 
-async def _rpc(fetcher: Fetcher, rpc: str, method: str, params: list[Any]) -> Any:
+async def _rpc(fetcher: Fetcher, rpc: str, method: str, params: list[object]) -> JSONValue:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
     got = await fetcher.get(rpc, post_json=body, max_bytes=fetcher.limits.max_rpc_bytes,
                             headers={"Accept": "application/json"})
