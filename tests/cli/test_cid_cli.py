@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from ownvault.cli import main
+from ownvault.core.car import encode_header, encode_section
+from ownvault.core.cid import CID, RAW
 from tests.core.ipfs_corpus import CORPUS
 from tests.core.ipfs_inputs import load_vectors, shake, write_tree
 from tests.oracle.oracle import require_oracle
@@ -111,8 +113,6 @@ def test_car_ls_corrupt(capsys: pytest.CaptureFixture[str], name: str) -> None:
 
 
 def test_car_ls_missing_root(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from ownvault.core.car import encode_header, encode_section
-    from ownvault.core.cid import CID, RAW
 
     other = CID.for_block(RAW, b"other")
     path = tmp_path / "x.car"

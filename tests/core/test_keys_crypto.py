@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,10 +78,7 @@ def test_derived_keys_are_distinct_and_stable() -> None:
 
 def test_derivation_matches_an_independent_computation() -> None:
     """The hierarchy of docs/design.md, recomputed here with hashlib/cryptography directly."""
-    import hashlib
 
-    from cryptography.hazmat.primitives.hashes import SHA256
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
     phrase = BIP39[0][1]
     seed = hashlib.pbkdf2_hmac("sha512", phrase.encode(), b"mnemonic", 2048)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,6 @@ def file_data(vector: dict[str, Any]) -> bytes:
 
 def test_fixture_copy_matches_shared() -> None:
     copy = Path(__file__).resolve().parents[1] / "fixtures" / "ipfs" / "ipfs-cids.json"
-    import json
 
     assert json.loads(copy.read_text()) == VECTORS
 

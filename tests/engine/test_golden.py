@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from ownvault.engine.store.catalog import SCHEMA_VERSION
+from ownvault.engine.store.catalog import SCHEMA_VERSION, Catalog
 
 from .helpers import Vaults, run
 
@@ -35,7 +35,6 @@ GOLDEN_A_BIN_SHA256 = "1254e926f69816c380cd5cdc7e01e1c7a8517cd36adb6df1d999f2ade
 
 def test_catalog_image_round_trip(vaults: Vaults, tmp_path: Path) -> None:
     """The snapshot image of a (WAL-mode) catalog opens as a catalog again."""
-    from ownvault.engine.store.catalog import Catalog
 
     copy = tmp_path / "v"
     shutil.copytree(GOLDEN / "vault-v1", copy)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
 from ownvault.errors import PolicyError
 
@@ -32,7 +33,6 @@ def network_vault(tmp_path: Path, nodes: list[Node], **policy: object) -> Vault:
     for i, node in enumerate(nodes):
         run(vault.fleet.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4]))
     if policy:
-        from ownvault.engine.store.placement import Policy
 
         run(vault.fleet.set_policy(Policy(3, 6, **policy)))  # type: ignore[arg-type]
     return vault
@@ -182,7 +182,6 @@ def test_policy_change_rebalance_and_provider_rm(vaults: Vaults, tmp_path: Path,
     check = run(vault.health.check())
     assert check["healthy"] and check["policy_ok"]
     # A policy no set of providers can meet is refused with the reason.
-    from ownvault.engine.store.placement import Policy
 
     with pytest.raises(PolicyError, match="add providers"):
         run(vault.fleet.set_policy(Policy(3, 6, jurisdictions=("CH",))))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ownvault.cli import run_cli
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES
@@ -68,7 +69,6 @@ def test_publish_index_verify_export_unpublish(vaults: Vaults, tmp_path: Path) -
     info = run(vault.ipfs.export_car("docs", out.extend))
     assert info["root"] == put.cid and info["blocks"] == 11
     ref = tmp_path / "ref.car"
-    from ownvault.cli import run_cli
 
     assert run_cli(["cid", "--hidden", str(tree), "--car", str(ref)]) == 0
     assert bytes(out) == ref.read_bytes()  # byte-identical to the reference writer's order

@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import pytest
 
-from ownvault.engine.store.ingest import FILE_TRIES, Ingestor
+from ownvault.core.chunking import Chunker
+from ownvault.core.unixfs import FileImporter
+from ownvault.engine.store.ingest import FILE_TRIES, FileRecord, Ingestor
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
@@ -22,7 +25,7 @@ NON_UTF8 = b"caf\xe9-latin1.txt"  # "café" in Latin-1: not UTF-8
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Any:
+def vault(tmp_path: Path) -> Iterator[Vault]:
     v = make_vault(tmp_path / "vault", providers=3, k=2)
     yield v
     run(v.close())
@@ -39,10 +42,12 @@ def _packs(vault: Vault) -> list[tuple[int, str]]:
 def _change_after_read(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> list[int]:
     """After the last block of ``path`` is read, append to it (``times`` times at most):
     the change lands between the read and the re-stat, deterministically."""
-    real = Ingestor._read_process
+    real = Ingestor._read_process  # noqa: SLF001  wrapped to change the file mid-read
     reads = [0]
 
-    def read_process(self: Ingestor, f: Any, chunker: Any, importer: Any) -> Any:
+    def read_process(
+        self: Ingestor, f: BinaryIO, chunker: Chunker, importer: FileImporter
+    ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
         nread, final, results = real(self, f, chunker, importer)
         if final and os.fstat(f.fileno()).st_ino == path.stat().st_ino:
             reads[0] += 1
@@ -149,7 +154,7 @@ def test_a_failed_put_leaves_no_pack(
     doomed.write_bytes(b"soon gone")
     real = Ingestor.ingest_file
 
-    async def ingest_file(self: Ingestor, path: Path) -> Any:
+    async def ingest_file(self: Ingestor, path: Path) -> FileRecord:
         if path == doomed:
             doomed.unlink()
         return await real(self, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
 from ownvault.core.keys import phrase_to_entropy
+from ownvault.engine.ipfs.publish import DagStore
 from ownvault.engine.keys.recovery import parse_provider_arg, recover_vault
 from ownvault.engine.vault import Vault
 from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
+from ownvault.providers.local import LocalProvider
 
 from .external import vault_with_external
 from .helpers import FAST_KDF, PASS, Vaults, make_vault, run, tree_state, write_random_tree
@@ -38,12 +41,10 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     friend = make_vault(base / "friend")
     card = friend.sharing.contact_card("friend").to_json()
     run(friend.close())
-    import json
 
     run(vault.sharing.add_contact(json.dumps(card)))
     run(vault.sharing.set_tag_policy("health", never_share=True))
     grant = run(vault.sharing.share(names=["src"], to="friend"))
-    from ownvault.engine.ipfs.publish import DagStore
 
     run(vault.ipfs.publish("src"))
     published = [(d.root, d.path) for d in DagStore(vault.catalog).published()]
@@ -68,7 +69,6 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert run(vault.files.ls()) == lost["ls"]
     assert run(vault.files.versions("big.bin")) == lost["versions"]
     assert vault.sharing.grants() == lost["grants"]
-    from ownvault.engine.ipfs.publish import DagStore
 
     assert [(d.root, d.path) for d in DagStore(vault.catalog).published()] == lost["published"]
     assert [c["name"] for c in vault.sharing.contacts()] == ["friend"]
@@ -119,7 +119,6 @@ def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, obje
         run(recover_vault(tmp_path / "w", bytes(32), NEW, [dirs[0].as_uri()], kdf=FAST_KDF))
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
     empty = tmp_path / "empty-provider"
-    from ownvault.providers.local import LocalProvider
 
     LocalProvider.create(empty)
     with pytest.raises(DataUnavailableError, match="no ownvault catalog"):

@@ -4,6 +4,8 @@ pieces named; and the maintenance loop with a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import random
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from ownvault.engine.health.audit import AuditSample
 from ownvault.engine.health.healthlog import faults, last_run
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
+from ownvault.engine.nft.collect import NftOptions
 from ownvault.engine.vault import Vault
 
 from .helpers import Vaults, run
@@ -170,10 +173,7 @@ def test_maintenance_stops_on_the_event(vault: Vault) -> None:
 
 def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> None:
     """The daemon re-verifies preserved NFTs on its repair schedule."""
-    import base64
-    import json
 
-    from ownvault.engine.nft.collect import NftOptions
 
     pixel = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
     meta = tmp_path / "token.json"

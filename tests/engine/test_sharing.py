@@ -26,6 +26,7 @@ from ownvault.errors import (
     UsageError,
 )
 
+from .external import vault_with_external
 from .helpers import FAST_KDF, PASS, make_vault, run, tree_state, write_random_tree
 
 
@@ -114,7 +115,7 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
     with pytest.raises(GrantRevokedError, match="revoked"):
         run(open_grant(bob.keys, g1.token))
     # Bob kept the old manifest (all chunk keys and share places): the old shares are gone...
-    old._cache.clear()
+    old._cache.clear()  # noqa: SLF001  forget what Bob read, so he must fetch again
     with pytest.raises(DataUnavailableError):
         run(read_all(old, "plan.bin"))
     # ...and the new copies do not open with the old keys (new random chunk keys).
@@ -213,7 +214,6 @@ def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
 
 
 def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
-    from .external import vault_with_external
 
     alice, _dirs = vault_with_external(tmp_path, external=3, k=2, n=3)
     bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)

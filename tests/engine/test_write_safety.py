@@ -5,23 +5,26 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ownvault.cli import run_cli
 from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.sharing.reader import open_grant
-from ownvault.engine.store.outdir import OutputDir
+from ownvault.engine.store.outdir import OutputDir, output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import IntegrityError, UsageError
 
-from .helpers import Vaults, make_vault, run
+from .helpers import PASS, Vaults, make_vault, run
+
+Rewrite = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Any:
+def pair(tmp_path: Path) -> Iterator[tuple[Vault, Vault]]:
     alice = make_vault(tmp_path / "alice")
     bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
     run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
@@ -30,11 +33,11 @@ def pair(tmp_path: Path) -> Any:
         run(v.close())
 
 
-def _hostile(monkeypatch: pytest.MonkeyPatch, rewrite: Any) -> None:
+def _hostile(monkeypatch: pytest.MonkeyPatch, rewrite: Rewrite) -> None:
     """Make the sender's manifest writer hostile: ``rewrite(entries)`` edits each item."""
-    real = sharing._manifest_body
+    real = sharing._manifest_body  # noqa: SLF001  wrapped to play a hostile sender
 
-    def body(vault: Vault, *args: Any) -> dict[str, Any]:
+    def body(vault: Vault, *args: object) -> dict[str, Any]:
         doc = real(vault, *args)
         for item in doc["items"]:
             item["entries"] = rewrite(item["entries"])
@@ -44,7 +47,7 @@ def _hostile(monkeypatch: pytest.MonkeyPatch, rewrite: Any) -> None:
 
 
 def test_grant_symlink_then_file_through_it_is_refused(
-    pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pair: tuple[Vault, Vault], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reported attack: ``evil -> /somewhere`` then ``evil/pwned.sh`` (mode 4755)."""
     alice, bob = pair
@@ -76,7 +79,7 @@ def test_grant_symlink_then_file_through_it_is_refused(
 
 @pytest.mark.parametrize("path", ["../escape.txt", "a/../../escape.txt", "/etc/x", "a//b", "a/\0b"])
 def test_grant_unsafe_paths_are_refused(
-    pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+    pair: tuple[Vault, Vault], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     alice, bob = pair
     src = tmp_path / "docs"
@@ -95,7 +98,7 @@ def test_grant_unsafe_paths_are_refused(
     assert not (tmp_path / "out" / "escape.txt").exists()
 
 
-def test_grant_modes_lose_setuid(pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grant_modes_lose_setuid(pair: tuple[Vault, Vault], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob = pair
     src = tmp_path / "docs"
     src.mkdir()
@@ -197,9 +200,7 @@ def test_directory_mode_is_not_applied_through_a_symlink(tmp_path: Path) -> None
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, vault: Path | None, *args: str) -> int:
-    from ownvault.cli import run_cli
 
-    from .helpers import PASS
 
     monkeypatch.setenv("OWNVAULT_PASSPHRASE", PASS)
     return run_cli([*(["--vault", str(vault)] if vault is not None else []), *args])
@@ -254,7 +255,7 @@ def test_cid_car_and_identity_card_replace_planted_links(
 
 
 def test_share_out_replaces_a_planted_link(
-    pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pair: tuple[Vault, Vault], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice, _bob = pair
     (tmp_path / "doc.txt").write_bytes(b"for bob")
@@ -269,7 +270,6 @@ def test_share_out_replaces_a_planted_link(
 
 
 def test_output_file_rules(tmp_path: Path) -> None:
-    from ownvault.engine.store.outdir import output_file
 
     (tmp_path / "d").mkdir()
     with pytest.raises(UsageError, match="directory is in the way"), output_file(tmp_path / "d"):

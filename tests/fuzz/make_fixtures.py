@@ -156,11 +156,11 @@ def _rebuilt_car(root: CID, store: dict[bytes, bytes], edit: dict[bytes, bytes])
         fixed[new.bytes] = block
         renamed[old_cid] = new
     new_root = renamed.get(root.bytes, root)
-    return t._car_bytes(new_root, fixed)
+    return t.car_bytes(new_root, fixed)
 
 
 def _hamt_car() -> dict[str, bytes]:
-    root, store = t._dir_blocks(30, "kubo-v1", 64)
+    root, store = t.dir_blocks(30, "kubo-v1", 64)
     node = decode_node(store[root.bytes])
     out: dict[str, bytes] = {}
 
@@ -185,7 +185,7 @@ def _hamt_car() -> dict[str, bytes]:
     out["fanout-3.car"] = _rebuilt_car(root, store, {root.bytes: bad_fanout})
     self_loop = encode_node(PBNode((PBLink(root, "00", 1),), node.data))
     out["shard-links-to-missing-block.car"] = _rebuilt_car(root, store, {root.bytes: self_loop})
-    good = t._car_bytes(root, store)
+    good = t.car_bytes(root, store)
     out["truncated.car"] = good[: len(good) // 2]
     return out
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ownvault.core import crypto, multibase, nftmeta
 from ownvault.core.capability import CAPABILITY_LABEL, ReadCapability, grant_capability
@@ -87,6 +87,9 @@ from ownvault.core.snapshot import (
 from ownvault.core.unixfs import PROFILES, DirEntry, build_directory, import_bytes
 from ownvault.errors import OwnvaultError
 
+if TYPE_CHECKING:
+    from ownvault.server.node.auth import Authenticator
+
 __all__ = ["TARGETS", "Target"]
 
 Fn = Callable[[bytes], None]
@@ -120,7 +123,7 @@ def _text(data: bytes) -> str:
 
 
 @cache
-def _alice() -> VaultKeys:
+def alice_keys() -> VaultKeys:
     return VaultKeys(bytes(range(32)))
 
 
@@ -165,7 +168,7 @@ def _sample_dag() -> tuple[CID, dict[bytes, bytes]]:
     return root.cid, store
 
 
-def _car_bytes(root: CID, store: dict[bytes, bytes]) -> bytes:
+def car_bytes(root: CID, store: dict[bytes, bytes]) -> bytes:
     blocks = dfs_blocks(root, lambda c: store[c.bytes])
     return b"".join(write_car([root], blocks))
 
@@ -181,7 +184,7 @@ def car_v2(payload: bytes, pad: int = 0) -> bytes:
 
 def car_seeds() -> list[bytes]:
     root, store = _sample_dag()
-    v1 = _car_bytes(root, store)
+    v1 = car_bytes(root, store)
     raw = CID.for_block(RAW, b"hello")
     small = b"".join(write_car([raw], [(raw, b"hello")]))
     return [v1, small, car_v2(small), car_v2(small, pad=5)]
@@ -206,7 +209,7 @@ def unixfs(data: bytes) -> None:
     assert _norm(decode_unixfs(encode_unixfs(u))) == _norm(u)
 
 
-def _dir_blocks(
+def dir_blocks(
     count: int, profile_name: str, threshold: int | None
 ) -> tuple[CID, dict[bytes, bytes]]:
     profile = PROFILES[profile_name]
@@ -243,7 +246,7 @@ def unixfs_seeds() -> list[bytes]:
 
 
 def dagpb_seeds() -> list[bytes]:
-    root, store = _dir_blocks(40, "kubo-v1", 64)
+    root, store = dir_blocks(40, "kubo-v1", 64)
     blocks = [store[root.bytes]]
     _r, files = _sample_dag()
     blocks += [b for b in files.values() if b[:1] in (b"\x12", b"\x0a")][:3]
@@ -262,7 +265,7 @@ def hamt(data: bytes) -> None:
 
 
 def hamt_seeds() -> list[bytes]:
-    _root, store = _dir_blocks(60, "kubo-v1", 64)
+    _root, store = dir_blocks(60, "kubo-v1", 64)
     return [b for b in store.values() if b[:1] in (b"\x12", b"\x0a")]
 
 
@@ -277,9 +280,9 @@ def hamt_car(data: bytes) -> None:
 
 
 def hamt_car_seeds() -> list[bytes]:
-    root, store = _dir_blocks(30, "kubo-v1", 64)
-    small_root, small_store = _dir_blocks(3, "kubo-v1", None)
-    return [_car_bytes(root, store), _car_bytes(small_root, small_store)]
+    root, store = dir_blocks(30, "kubo-v1", 64)
+    small_root, small_store = dir_blocks(3, "kubo-v1", None)
+    return [car_bytes(root, store), car_bytes(small_root, small_store)]
 
 
 # -- multibase and CIDs ------------------------------------------------------------------------
@@ -346,7 +349,7 @@ def contact_card(data: bytes) -> None:
 
 
 def contact_card_seeds() -> list[bytes]:
-    card = ContactCard.create(_alice(), "Alice", 1_700_000_000)
+    card = ContactCard.create(alice_keys(), "Alice", 1_700_000_000)
     nameless = ContactCard.create(_bob(), None, 1_700_000_001)
     return [canonical(card.to_json()), json.dumps(nameless.to_json(), indent=1).encode()]
 
@@ -354,7 +357,7 @@ def contact_card_seeds() -> list[bytes]:
 def _grant(capability: str | None) -> Grant:
     card = ContactCard.create(_bob(), "Bob", 1_700_000_000)
     return Grant.create(
-        _alice(),
+        alice_keys(),
         card,
         GRANT_ID,
         KEY,
@@ -381,7 +384,7 @@ def grant(data: bytes) -> None:
 
 
 def grant_seeds() -> list[bytes]:
-    alice, bob = _alice(), _bob()
+    alice, bob = alice_keys(), _bob()
     cap = grant_capability(alice, bob.did, GRANT_ID, 1_800_000_000)
     g = _grant(cap)
     plain = _grant(None)
@@ -399,7 +402,7 @@ def grant_manifest(data: bytes) -> None:
     if not data:
         return
     mode, body = data[0] % 3, data[1:]
-    alice = _alice()
+    alice = alice_keys()
     ad = _manifest_ad(GRANT_ID, GEN)
     if mode == 0:
         obj = body
@@ -417,7 +420,7 @@ def grant_manifest(data: bytes) -> None:
 def grant_manifest_seeds() -> list[bytes]:
     body = {"grant": GRANT_ID.hex(), "generation": GEN, "files": [{"name": "a.txt", "size": 3}]}
     return [
-        b"\x00" + encode_manifest(_alice(), KEY, GRANT_ID, GEN, body),
+        b"\x00" + encode_manifest(alice_keys(), KEY, GRANT_ID, GEN, body),
         b"\x02" + canonical(body),
         b"\x01" + MANIFEST_BODY_MAGIC + zlib.compress(canonical(body)),
     ]
@@ -427,7 +430,7 @@ def grant_revocation(data: bytes) -> None:
     """Mode 0: a notice as stored; mode 1: the body, signed here."""
     if not data:
         return
-    alice = _alice()
+    alice = alice_keys()
     if data[0] % 2 == 0:
         obj = data[1:]
     else:
@@ -438,7 +441,7 @@ def grant_revocation(data: bytes) -> None:
 
 def grant_revocation_seeds() -> list[bytes]:
     return [
-        b"\x00" + encode_revocation(_alice(), GRANT_ID, 1_750_000_000),
+        b"\x00" + encode_revocation(alice_keys(), GRANT_ID, 1_750_000_000),
         b"\x01" + canonical({"grant": GRANT_ID.hex(), "revoked": 1_750_000_000}),
     ]
 
@@ -447,7 +450,7 @@ def capability(data: bytes) -> None:
     """Mode 0: a token; mode 1: a capability body, encoded and signed here by the account."""
     if not data:
         return
-    alice = _alice()
+    alice = alice_keys()
     if data[0] % 2 == 0:
         token = _text(data[1:])
     else:
@@ -463,7 +466,7 @@ def capability(data: bytes) -> None:
 
 
 def capability_seeds() -> list[bytes]:
-    alice, bob = _alice(), _bob()
+    alice, bob = alice_keys(), _bob()
     token = grant_capability(alice, bob.did, GRANT_ID, None)
     body, _sig = token.split(".")
     raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
@@ -629,7 +632,7 @@ def keystore(data: bytes) -> None:
 
 
 def keystore_seeds() -> list[bytes]:
-    ks = Keystore(bytes(16), Argon2Params(1, 8, 1), bytes(range(16)), bytes(60), _alice().did)
+    ks = Keystore(bytes(16), Argon2Params(1, 8, 1), bytes(range(16)), bytes(60), alice_keys().did)
     return [ks.to_json().encode()]
 
 
@@ -740,7 +743,7 @@ _NODE_ID = "ab" * 16
 
 
 @cache
-def _authenticator() -> Any:
+def _authenticator() -> Authenticator:
     from ownvault.server.node.auth import Authenticator
 
     return Authenticator(_NODE_ID, window=3600 * 24 * 365 * 100, started=0)

@@ -75,7 +75,7 @@ def test_data_uri_with_lone_surrogate() -> None:
 
 @pytest.mark.parametrize("deep", [DEEP, b'{"a":' * 1500 + b"1" + b"}" * 1500])
 def test_json_nested_too_deep(deep: bytes) -> None:
-    alice = t._alice()
+    alice = t.alice_keys()
     with pytest.raises(FormatError, match="contact card is not JSON"):
         ContactCard.from_json(deep)
     with pytest.raises(FormatError, match="grant is not JSON"):
@@ -96,7 +96,7 @@ def _token(body: bytes) -> str:
     def b64(raw: bytes) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    return b64(body) + "." + b64(t._alice().sign(CAPABILITY_LABEL + body))
+    return b64(body) + "." + b64(t.alice_keys().sign(CAPABILITY_LABEL + body))
 
 
 def test_capability_nested_too_deep_and_unhashable_ops() -> None:

@@ -99,7 +99,7 @@ class HeliaNode:
             self.proc.stdout.close()
         self.proc = None
 
-    def chaos(self, **settings: Any) -> dict[str, Any]:
+    def chaos(self, **settings: object) -> dict[str, Any]:
         req = urllib.request.Request(
             f"{self.url}/debug/chaos", data=json.dumps(settings).encode(), method="POST"
         )

@@ -29,10 +29,10 @@ class Route:
     gzip: bool = False
 
 
-Handler = Callable[["_Handler", str, dict[str, list[str]]], None]
+Handler = Callable[["MarketRequest", str, dict[str, list[str]]], bool]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class MarketRequest(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
@@ -92,8 +92,8 @@ class Market:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[str] = []
-        self.dynamic: Handler | None = None  # type: ignore[assignment]
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.dynamic: Handler | None = None
+        self._server = _Server(("127.0.0.1", 0), MarketRequest)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -130,7 +130,7 @@ class Gateway(Market):
         self.corrupt: set[bytes] = set()
         self.missing: set[bytes] = set()
         self.car = True
-        self.dynamic = self._answer  # type: ignore[assignment]
+        self.dynamic = self._answer
 
     def add_blocks(self, blocks: dict[bytes, bytes]) -> None:
         self.blocks.update(blocks)
@@ -141,7 +141,7 @@ class Gateway(Market):
             data = bytes([data[0] ^ 1]) + data[1:]
         return data
 
-    def _answer(self, h: _Handler, path: str, query: dict[str, list[str]]) -> bool:
+    def _answer(self, h: MarketRequest, path: str, query: dict[str, list[str]]) -> bool:
         if not path.startswith("/ipfs/"):
             return False
         try:

@@ -37,7 +37,7 @@ from ownvault.engine.nft.collect import NftOptions, collect
 from ownvault.engine.vault import Vault
 from ownvault.providers.webfetch import NetworkPolicy
 from tests.engine.helpers import PASS, Vaults, make_vault, run
-from tests.nft.market import Market
+from tests.nft.market import Market, MarketRequest
 from tests.nft.procs import Proc, contracts, require_tools
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2400  # 614 KB: three 256 KiB leaves under CIDv0
@@ -237,7 +237,7 @@ def test_verify_names_what_is_at_risk(world: World, capsys: pytest.CaptureFixtur
 def test_a_corrupting_gateway_is_caught(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     with Market() as liar:
 
-        def corrupt(h: Any, path: str, query: dict[str, list[str]]) -> bool:
+        def corrupt(h: MarketRequest, path: str, query: dict[str, list[str]]) -> bool:
             req = urllib.request.Request(world.origin.url + h.path, headers={"Accept": h.headers.get("Accept", "*/*")})
             with urllib.request.urlopen(req, timeout=30) as r:
                 body, ctype = r.read(), r.headers.get("Content-Type", "")

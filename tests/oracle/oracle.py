@@ -36,10 +36,10 @@ class Oracle:
             raise AssertionError(f"oracle {args} failed: {proc.stderr.strip()}")
         return proc
 
-    def cid(self, path: Path | str, **opts: Any) -> str:
+    def cid(self, path: Path | str, **opts: object) -> str:
         return str(self.batch([{"path": str(path), **opts}])[0])
 
-    def batch(self, jobs: list[dict[str, Any]]) -> list[str]:
+    def batch(self, jobs: list[dict[str, object]]) -> list[str]:
         """CIDs for many ``{path, profile?, chunk-size?, ...}`` jobs in one Node process."""
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(jobs, fh)

@@ -9,14 +9,20 @@ import os
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 MiB = 1024 * 1024
 INFLATED = 256 * MiB  # what the innermost layer inflates to
 
 
-def _compress(chunks: int, make: Any) -> bytes:
+class _Compressor(Protocol):
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+def _compress(chunks: int, make: Callable[[], _Compressor]) -> bytes:
     c = make()
     zero = bytes(MiB)
     return b"".join(c.compress(zero) for _ in range(chunks)) + c.flush()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .ceph import CephCluster, missing_reason, start_cluster
+from .ceph import ACCESS_KEY, SECRET_KEY, CephCluster, missing_reason, start_cluster
 
 S3_ACCESS_ENV = "OWNVAULT_TEST_S3_ACCESS_KEY"
 S3_SECRET_ENV = "OWNVAULT_TEST_S3_SECRET_KEY"
@@ -36,7 +36,6 @@ def s3_bucket(ceph: CephCluster) -> str:
 @pytest.fixture
 def s3_credentials(ceph: CephCluster, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """Names of environment variables holding the test user's keys."""
-    from .ceph import ACCESS_KEY, SECRET_KEY
 
     monkeypatch.setenv(S3_ACCESS_ENV, ACCESS_KEY)
     monkeypatch.setenv(S3_SECRET_ENV, SECRET_KEY)

@@ -63,10 +63,10 @@ def _when(text: str) -> datetime:
 
 
 class Handler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _send(self, code: int, doc: Any) -> None:
+    def _send(self, code: int, doc: object) -> None:
         body = json.dumps(doc).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

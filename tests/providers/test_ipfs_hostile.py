@@ -11,7 +11,7 @@ import pytest
 
 from ownvault.errors import FormatError, ProviderPermanentError
 from ownvault.providers.ipfs.pinning import MAX_ANSWER_BYTES, MAX_QUERY_PINS, PAGE, PinningProvider
-from tests.nft.market import Market
+from tests.nft.market import Market, MarketRequest
 
 from .contract import run
 
@@ -43,7 +43,7 @@ def test_endless_fresh_pages_are_cut(service: Market) -> None:
     counter = itertools.count()
     pages: list[int] = []
 
-    def endless(handler: Any, path: str, _query: dict[str, list[str]]) -> bool:
+    def endless(handler: MarketRequest, path: str, _query: dict[str, list[str]]) -> bool:
         if path != "/pins":
             return False
         pages.append(1)

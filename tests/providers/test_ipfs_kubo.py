@@ -24,6 +24,8 @@ from ownvault.providers.base import ObjectInfo
 from ownvault.providers.ipfs.kubo import KuboProvider
 from ownvault.providers.ipfs.objects import OBJECT_PROFILE, encode_object
 from ownvault.providers.ipfs.urls import parse_kubo_url
+from ownvault.providers.registry import kind_of_url, open_provider
+from ownvault.providers.wrappers import RetryingProvider, unwrap
 from tests.ipfsnode.node import HeliaNode
 
 from .contract import ProviderContract, run
@@ -71,8 +73,6 @@ def test_kubo_urls() -> None:
 
 
 def test_registry_opens_kubo(node: HeliaNode) -> None:
-    from ownvault.providers.registry import kind_of_url, open_provider
-    from ownvault.providers.wrappers import RetryingProvider, unwrap
 
     url = f"ipfs+kubo://127.0.0.1:{node.port}/ov-reg-{uuid.uuid4().hex[:8]}"
     assert kind_of_url(url) == "ipfs"
@@ -80,7 +80,8 @@ def test_registry_opens_kubo(node: HeliaNode) -> None:
     assert isinstance(p, RetryingProvider)  # retried like every network provider
     inner = unwrap(p)
     assert isinstance(inner, KuboProvider)
-    assert len(inner._sources) == 2  # the RPC API, then the gateway from the URL
+    # the RPC API, then the gateway from the URL
+    assert len(inner._sources) == 2  # noqa: SLF001  the sources are not public API
     assert p.location == url
     run(p.put("x/y", b"registry"))
     assert run(p.get("x/y")) == b"registry"
@@ -136,7 +137,7 @@ def test_gateway_only_reads(node: HeliaNode) -> None:
     async def refuse(cid: CID) -> bytes:
         raise ProviderUnavailableError("rpc block/get disabled for this test")
 
-    p._sources[0] = refuse
+    p._sources[0] = refuse  # noqa: SLF001  fault injection: the RPC source refuses
     assert (
         run(p.get("g", 5, 2 * OBJECT_PROFILE.chunk_size))
         == data[5:][: 2 * OBJECT_PROFILE.chunk_size]

@@ -17,6 +17,7 @@ from ownvault.errors import IntegrityError, ShareCorruptError, UsageError
 from ownvault.providers.ipfs.kubo import KuboProvider
 from ownvault.providers.ipfs.pinning import PinningProvider
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.registry import open_provider
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 
 from .contract import run
@@ -121,7 +122,6 @@ def test_pin_dag_on_pinning_service_queued_then_pinned(node: HeliaNode) -> None:
 
 
 def test_pin_dag_through_the_registry_wrappers(node: HeliaNode) -> None:
-    from ownvault.providers.registry import open_provider
 
     p = open_provider("ipfs", f"ipfs+kubo://127.0.0.1:{node.port}/reg", {}, None, "k")
     root, blocks, _ = dag(1000)

@@ -23,7 +23,9 @@ from ownvault.providers.base import ObjectInfo
 from ownvault.providers.ipfs.objects import OBJECT_PROFILE
 from ownvault.providers.ipfs.pinning import PinningProvider
 from ownvault.providers.ipfs.urls import parse_pinning_url
+from ownvault.providers.registry import open_provider
 from ownvault.providers.webfetch import NetworkPolicy
+from ownvault.providers.wrappers import unwrap
 from tests.ipfsnode.node import PIN_TOKEN, HeliaNode
 
 from .contract import ProviderContract, run
@@ -66,8 +68,6 @@ def test_pinning_urls() -> None:
 
 
 def test_registry_opens_pinning(node: HeliaNode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ownvault.providers.registry import open_provider
-    from ownvault.providers.wrappers import unwrap
 
     assert node.pinning_url is not None
     # what `provider add NAME URL --token-env VAR` stores: options in the URL, the variable's name
@@ -173,7 +173,7 @@ def test_service_fetches_from_origins(node: HeliaNode, tmp_path: Path) -> None:
         data = os.urandom(OBJECT_PROFILE.chunk_size * 2 + 1)
         run(p.put("o/x", data))
         own.kill()  # the origin is gone: the service must hold its own copy
-        p._sources = p._sources[:1]
+        p._sources = p._sources[:1]  # noqa: SLF001  fault injection: only the service is left
         assert run(p.get("o/x")) == data
         run(p.close())
     finally:

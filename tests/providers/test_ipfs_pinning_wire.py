@@ -10,13 +10,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
 
+from ownvault.core.cid import CID
 from ownvault.errors import ObjectExistsError, UsageError
 from ownvault.providers.ipfs.multiaddr import parse_multiaddr, reachable
 from ownvault.providers.ipfs.pinning import (
@@ -79,7 +80,7 @@ def fake() -> Iterator[str]:
         proc.stdout.close()
 
 
-def control(url: str, **doc: Any) -> None:
+def control(url: str, **doc: object) -> None:
     httpx.post(f"{url}/_control", json=doc, timeout=10).raise_for_status()
 
 
@@ -87,8 +88,20 @@ def log(url: str) -> dict[str, list[Any]]:
     return httpx.get(f"{url}/_log", timeout=10).json()  # type: ignore[no-any-return]
 
 
-def provider(url: str, **kw: Any) -> PinningProvider:
-    return PinningProvider(url, TOKEN, upload=url, namespace=f"w-{uuid.uuid4().hex[:10]}", **kw)
+def provider(
+    url: str,
+    *,
+    origins: Sequence[str] | None = None,
+    allow_networks: NetworkPolicy | None = None,
+) -> PinningProvider:
+    return PinningProvider(
+        url,
+        TOKEN,
+        upload=url,
+        namespace=f"w-{uuid.uuid4().hex[:10]}",
+        origins=origins,
+        allow_networks=allow_networks,
+    )
 
 
 def test_origins_carry_only_global_addresses(fake: str) -> None:
@@ -161,7 +174,6 @@ def test_delegates_are_dialed_from_the_upload_node(fake: str) -> None:
     assert log(fake)["dials"][before + len(dials) :] == [many[0]]
     # publishing (pin of a DAG root) dials them too
     fresh = provider(fake)
-    from ownvault.core.cid import CID
 
     run(fresh.pin(CID.for_block(0x55, b"published"), "ownvault-publish x"))
     assert len(log(fake)["dials"]) == before + len(dials) + 1 + MAX_DELEGATES
@@ -171,8 +183,6 @@ def test_delegates_are_dialed_from_the_upload_node(fake: str) -> None:
 
 
 def _pin(name: str, ns: str, size: int, created: str) -> dict[str, Any]:
-    from ownvault.core.cid import CID
-
     cid = CID.for_block(0x55, os.urandom(8))
     meta = {"ownvault": "object/1", "ns": ns, "size": str(size)}
     return {"pin": {"cid": str(cid), "name": name, "meta": meta, "origins": []}, "created": created}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,7 +19,7 @@ from ownvault.errors import (
 )
 from ownvault.providers.s3 import S3Config, S3Provider
 
-from .ceph import CephCluster
+from .ceph import ACCESS_KEY, SECRET_KEY, CephCluster
 from .contract import ProviderContract, run
 
 MiB = 1024 * 1024
@@ -32,7 +32,7 @@ def make_provider(
     *,
     gateway: int = 0,
     prefix: str = "vault/p1",
-    **kw: Any,
+    **kw: int,
 ) -> S3Provider:
     cfg = S3Config(
         bucket=bucket,
@@ -203,7 +203,6 @@ def test_missing_bucket_is_permanent(ceph: CephCluster, s3_credentials: tuple[st
 
 
 def test_create_bucket(ceph: CephCluster, s3_credentials: tuple[str, str]) -> None:
-    import uuid
 
     bucket = f"c-{uuid.uuid4().hex[:16]}"
     p = make_provider(ceph, bucket, s3_credentials)
@@ -230,7 +229,6 @@ def test_quota_exceeded_is_storage_full(ceph: CephCluster, provider: S3Provider)
 def test_credentials_from_aws_environment(
     ceph: CephCluster, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from .ceph import ACCESS_KEY, SECRET_KEY
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -243,7 +241,6 @@ def test_credentials_from_aws_environment(
 def test_credentials_from_named_profile(
     ceph: CephCluster, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from .ceph import ACCESS_KEY, SECRET_KEY
 
     creds = tmp_path / "credentials"
     creds.write_text(

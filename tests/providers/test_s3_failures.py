@@ -10,7 +10,6 @@ import asyncio
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -67,7 +66,7 @@ def test_gateway_killed_between_multipart_parts(
     )  # fmt: skip
     parts: list[int] = []
 
-    def kill_after_first_part(**_: Any) -> None:
+    def kill_after_first_part(**_: object) -> None:
         parts.append(1)
         if len(parts) == 1:
             victim.kill_gateway(VICTIM)

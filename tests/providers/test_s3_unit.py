@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import botocore.exceptions as bx
 import pytest
+from moto import mock_aws
 
 from ownvault.errors import (
     ObjectExistsError,
@@ -171,7 +172,6 @@ def test_classify_transport_errors(exc: Exception, expected: type[ProviderError]
 
 @pytest.fixture
 def moto_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from moto import mock_aws
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -209,7 +209,7 @@ class _Hostile(BaseHTTPRequestHandler):
 
     body: ClassVar[bytes] = bytes(range(256)) * 4
 
-    def log_message(self, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:

@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 
 from ownvault.engine.vault import Vault
+from ownvault.server.api.state import ApiLimits
 from ownvault.server.app import create_app
 
 TOKEN = "test-token-" + "x" * 32
@@ -31,8 +32,8 @@ class Live:
 
 
 @contextmanager
-def serve(vault: Vault, **options: Any) -> Iterator[Live]:
-    app = create_app(vault, token=TOKEN, **options)
+def serve(vault: Vault, *, limits: ApiLimits | None = None) -> Iterator[Live]:
+    app = create_app(vault, token=TOKEN, limits=limits)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,7 +220,6 @@ def test_resumable_upload_survives_a_cut_connection(live: Live, c: httpx.Client)
         got = c.get(f"/api/v1/uploads/{s['id']}").json()["offset"]
         if got == 1_400_000:
             break
-        import time
 
         time.sleep(0.05)
     assert got == 1_400_000

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
@@ -41,7 +40,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 
 @schemathesis.serializer("application/offset+octet-stream")
-def _octets(_ctx: Any, value: Any) -> bytes:
+def _octets(_ctx: schemathesis.SerializationContext, value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
@@ -63,7 +62,7 @@ def test_api_matches_its_schema(live: Live) -> None:
 
         @given(case=op.as_strategy())
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def check(case: Any) -> None:
+        def check(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=f"{live.url}/api/v1", headers=headers, checks=CHECKS)
 
         check()

@@ -20,6 +20,7 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, import_bytes
+from ownvault.engine.vault import Vault
 from tests.engine.helpers import PASS, make_vault, run
 from tests.oracle.oracle import require_oracle
 
@@ -157,7 +158,6 @@ def test_car_all_matches_export_and_reference(served: Served, tmp_path: Path) ->
 
 
 def make_vault_open(path: Path):  # type: ignore[no-untyped-def]
-    from ownvault.engine.vault import Vault
 
     return Vault.open(path, PASS)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from http_message_signatures.digests import ContentDigest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ownvault.providers.node import SeedSigner, Signer, sign_request
@@ -132,7 +133,6 @@ def test_tampered_digest_refused(http: httpx.Client, node: Node) -> None:
     me = SeedSigner.generate()
     req = request(http, node, "PUT", "/v1/objects/t", b"original", signer=me, send=False)
     assert isinstance(req, httpx.Request)
-    from http_message_signatures.digests import ContentDigest
 
     headers = httpx.Headers(req.headers)
     headers["content-digest"] = ContentDigest.create(b"tampered")

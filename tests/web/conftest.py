@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from tests.engine.helpers import PASS
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 T = TypeVar("T")
 CHROMIUM = os.environ.get("OWNVAULT_CHROMIUM", "/usr/bin/chromium")
@@ -33,13 +36,13 @@ SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         message = f"{CHROMIUM} missing: run scripts/setup.d/chromium.sh (apt-get install chromium)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415  only once Chromium exists
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
@@ -50,7 +53,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture()
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     pg = context.new_page()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.engine.helpers import make_vault, run
 from tests.server.nodes import Node, NodeCluster
 from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 PLACES = ["DE", "FR", "CH", "US", "JP"]
 
@@ -42,14 +45,14 @@ def setup(tmp_path: Path) -> Iterator[tuple[Served, NodeCluster, Node]]:
             stop_serve(s)
 
 
-def open_health(page: Any, s: Served) -> None:
+def open_health(page: Page, s: Served) -> None:
     page.goto(s.ui)
     page.wait_for_selector("body[data-ready]")
     page.click('#nav a[data-view="health"]')
     page.wait_for_selector("#health-banner[data-status]")
 
 
-def test_kill_a_provider_health_turns_red_and_back(page: Any, setup: tuple[Served, NodeCluster, Node]) -> None:
+def test_kill_a_provider_health_turns_red_and_back(page: Page, setup: tuple[Served, NodeCluster, Node]) -> None:
     s, cluster, node = setup
     open_health(page, s)
     page.wait_for_selector("#health-banner[data-status=ok]")
@@ -68,7 +71,7 @@ def test_kill_a_provider_health_turns_red_and_back(page: Any, setup: tuple[Serve
     page.wait_for_selector("#health-banner[data-status=ok]", timeout=60_000)
 
 
-def test_kill_a_provider_press_repair_turns_green(page: Any, setup: tuple[Served, NodeCluster, Node]) -> None:
+def test_kill_a_provider_press_repair_turns_green(page: Page, setup: tuple[Served, NodeCluster, Node]) -> None:
     s, cluster, node = setup
     open_health(page, s)
     page.click("#audit-now")

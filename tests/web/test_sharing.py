@@ -10,7 +10,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +19,9 @@ from ownvault.engine.sharing.reader import open_grant
 from ownvault.errors import DataUnavailableError
 from tests.engine.helpers import make_vault, run
 from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 PLAN = random.Random(8).randbytes(300_000)
 
@@ -59,14 +62,14 @@ def two(tmp_path: Path) -> Iterator[Two]:
         stop_serve(a)
 
 
-def open_view(page: Any, s: Served, view: str) -> None:
+def open_view(page: Page, s: Served, view: str) -> None:
     page.goto(s.ui)
     page.wait_for_selector("body[data-ready]")
     page.click(f'#nav a[data-view="{view}"]')
     page.wait_for_selector(f"#view-{view}:not([hidden])")
 
 
-def test_share_with_a_second_vault_and_revoke(browser: Any, page: Any, two: Two, tmp_path: Path) -> None:
+def test_share_with_a_second_vault_and_revoke(browser: Browser, page: Page, two: Two, tmp_path: Path) -> None:
     bob_ctx = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
     bob = bob_ctx.new_page()
     try:

@@ -7,13 +7,16 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.engine.helpers import PASS, make_vault, run
 from tests.web.conftest import SHOTS, Served, in_thread, start_serve, stop_serve
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture()
@@ -41,7 +44,7 @@ def _setup(tmp_path: Path) -> None:
     run(vault.close())
 
 
-def open_ui(page: Any, s: Served, view: str = "files") -> None:
+def open_ui(page: Page, s: Served, view: str = "files") -> None:
     page.goto(s.ui)
     page.wait_for_selector("body[data-ready]")
     if view != "files":
@@ -49,7 +52,7 @@ def open_ui(page: Any, s: Served, view: str = "files") -> None:
     page.wait_for_selector(f"#view-{view}:not([hidden])")
 
 
-def test_upload_through_the_page_and_download_the_same_bytes(page: Any, served: Served, tmp_path: Path) -> None:
+def test_upload_through_the_page_and_download_the_same_bytes(page: Page, served: Served, tmp_path: Path) -> None:
     data = random.Random(5).randbytes(9 * 1024 * 1024 + 123)  # two 8 MiB chunks
     src = tmp_path / "upload" / "big file é.bin"
     src.parent.mkdir()
@@ -72,7 +75,7 @@ def test_upload_through_the_page_and_download_the_same_bytes(page: Any, served: 
     assert r.status_code == 206 and r.content == data[100:200]
 
 
-def test_upload_a_folder_keeps_its_paths(page: Any, served: Served, tmp_path: Path) -> None:
+def test_upload_a_folder_keeps_its_paths(page: Page, served: Served, tmp_path: Path) -> None:
     trip = tmp_path / "pick" / "trip"
     (trip / "day 1").mkdir(parents=True)
     (trip / "notes.txt").write_text("packing list\n")
@@ -90,7 +93,7 @@ def test_upload_a_folder_keeps_its_paths(page: Any, served: Served, tmp_path: Pa
     assert r.content == random.Random(3).randbytes(70_000)
 
 
-def test_publish_toggle_shows_cid_and_the_gateway_serves_it(page: Any, served: Served) -> None:
+def test_publish_toggle_shows_cid_and_the_gateway_serves_it(page: Page, served: Served) -> None:
     open_ui(page, served)
     page.get_by_role("button", name="docs/").click()
     page.click('button[aria-label="Details of docs/notes.txt"]')
@@ -112,7 +115,7 @@ def test_publish_toggle_shows_cid_and_the_gateway_serves_it(page: Any, served: S
     assert httpx.get(href).status_code == 404
 
 
-def test_versions_restore_tags_search_and_delete(page: Any, served: Served) -> None:
+def test_versions_restore_tags_search_and_delete(page: Page, served: Served) -> None:
     open_ui(page, served)
     page.fill("#search-q", "notes")
     page.click("#search button[type=submit]")
@@ -138,7 +141,7 @@ def test_versions_restore_tags_search_and_delete(page: Any, served: Served) -> N
     assert httpx.get(f"{served.url}/api/v1/files/versions", params={"name": "docs/notes.txt"}, headers=auth).status_code == 404
 
 
-def test_browse_a_stored_tree(page: Any, served: Served, tmp_path: Path) -> None:
+def test_browse_a_stored_tree(page: Page, served: Served, tmp_path: Path) -> None:
     open_ui(page, served)
     page.get_by_role("button", name="photos/").click()
     page.get_by_role("button", name="2024/").click()
@@ -149,7 +152,7 @@ def test_browse_a_stored_tree(page: Any, served: Served, tmp_path: Path) -> None
     assert out.read_bytes() == random.Random(1).randbytes(50_000)
 
 
-def test_nothing_private_without_the_token_login_and_logout(page: Any, served: Served) -> None:
+def test_nothing_private_without_the_token_login_and_logout(page: Page, served: Served) -> None:
     base = served.url
     assert httpx.get(f"{base}/api/v1/files").status_code == 401
     assert httpx.get(f"{base}/api/v1/files", headers={"Authorization": "Bearer " + "x" * 43}).status_code == 401
@@ -167,7 +170,7 @@ def test_nothing_private_without_the_token_login_and_logout(page: Any, served: S
     page.wait_for_selector("#view-login:not([hidden])")
 
 
-def test_recovery_phrase_needs_the_passphrase_again(page: Any, served: Served) -> None:
+def test_recovery_phrase_needs_the_passphrase_again(page: Page, served: Served) -> None:
     open_ui(page, served, "recovery")
     page.fill("#phrase-pass", "not it")
     page.click("#phrase-form button")
@@ -179,7 +182,7 @@ def test_recovery_phrase_needs_the_passphrase_again(page: Any, served: Served) -
     assert page.locator("#phrase-words li").count() == 24
 
 
-def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Any, served: Served, tmp_path: Path) -> None:
+def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Page, served: Served, tmp_path: Path) -> None:
     open_ui(page, served, "health")
     page.wait_for_selector("#health-banner[data-status=ok]")
     page.wait_for_function("document.querySelector('#policy-n').value !== ''")
@@ -217,7 +220,7 @@ def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Any, served: 
     assert r.content == b"second version, longer\n"
 
 
-def test_forget_deep_check_and_change_passphrase(page: Any, served: Served) -> None:
+def test_forget_deep_check_and_change_passphrase(page: Page, served: Served) -> None:
     open_ui(page, served)
     page.get_by_role("button", name="docs/").click()
     page.click('button[aria-label="Details of docs/notes.txt"]')
@@ -240,7 +243,7 @@ def test_forget_deep_check_and_change_passphrase(page: Any, served: Served) -> N
     assert login.status_code == 200
 
 
-def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path: Path) -> None:
+def test_guardian_shares_print_one_page_each(page: Page, served: Served, tmp_path: Path) -> None:
     open_ui(page, served, "recovery")
     page.fill("#guardians-threshold", "2")
     page.fill("#guardians-count", "3")
@@ -272,7 +275,7 @@ def test_guardian_shares_print_one_page_each(page: Any, served: Served, tmp_path
     assert not any(" ".join(w[i : i + 3]) in log for w in words for i in range(31)), "guardian words in the log"
 
 
-def test_phone_width_keyboard_and_labels(browser: Any, served: Served, request: pytest.FixtureRequest) -> None:
+def test_phone_width_keyboard_and_labels(browser: Browser, served: Served, request: pytest.FixtureRequest) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
     try:

@@ -15,7 +15,7 @@ import click
 
 from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.node import parse_size
-from ownvault.cli.parse import parse_duration, parse_metrics_listen
+from ownvault.cli.parse import parse_duration, parse_listen
 from ownvault.cli.render import ago, emit, human_size, pct, print_table, step_progress, timestamp
 from ownvault.cli.session import run_with_vault
 from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample
@@ -342,7 +342,7 @@ def daemon(
         unreachable_grace=parse_duration(grace),
         first_delay=parse_duration(first_delay),
     )
-    listen = parse_metrics_listen(metrics_listen) if metrics_listen else None
+    listen = parse_listen(metrics_listen, option="--metrics-listen") if metrics_listen else None
     state = MaintenanceState()
 
     async def go(vault: Vault) -> None:

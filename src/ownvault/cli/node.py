@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ownvault.cli.app import cli
+from ownvault.cli.parse import parse_listen
 from ownvault.errors import UsageError
 from ownvault.server.node import (
     CHAOS_MODES,
@@ -31,13 +32,6 @@ def parse_size(text: str) -> int:
     if not match:
         raise UsageError(f"not a size: {text!r:.40} (try 500M, 10GiB)")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def _parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
-        raise UsageError(f"--listen wants HOST:PORT, e.g. 127.0.0.1:8650 (got {text!r:.60})")
-    return host.strip("[]"), int(port)
 
 
 @cli.group()
@@ -135,7 +129,7 @@ def serve_cmd(
     flight and slow clients are bounded. Prints one JSON line ({"listening": URL,
     "node_id": ...}) on stdout when ready.
     """
-    host, port = _parse_listen(listen)
+    host, port = parse_listen(listen, example="127.0.0.1:8650")
     if accounts is None:
         raise UsageError(
             "choose whom to serve: --accounts allowlist --allowlist FILE (only those did:keys), "

@@ -1,4 +1,5 @@
-"""Parsing of command-line values: durations, sizes, expiry times, byte ranges, labels.
+"""Parsing of command-line values: durations, sizes, expiry times, byte ranges, labels,
+listen addresses.
 
 Every parser raises :class:`~ownvault.errors.UsageError` (exit code 2) with the option's
 expected form in the message.
@@ -18,7 +19,7 @@ __all__ = [
     "parse_expiry",
     "parse_fetch_size",
     "parse_labels",
-    "parse_metrics_listen",
+    "parse_listen",
     "parse_range",
 ]
 
@@ -105,9 +106,11 @@ def parse_csv(value: str | None) -> tuple[str, ...]:
     return tuple(x for x in (value or "").split(",") if x.strip())
 
 
-def parse_metrics_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``) for ``--metrics-listen``."""
+def parse_listen(text: str, *, option: str = "--listen", example: str = "") -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port), the port 0-65535. The error
+    names ``option`` and shows ``example`` (e.g. ``127.0.0.1:8650``) when given."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise UsageError(f"--metrics-listen wants HOST:PORT (got {text!r:.60})")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        hint = f", e.g. {example}" if example else ""
+        raise UsageError(f"{option} wants HOST:PORT{hint} (got {text!r:.60})")
     return host.strip("[]"), int(port)

@@ -17,28 +17,14 @@ from pathlib import Path
 import click
 
 from ownvault.cli.app import Ctx, cli, common, get_ctx
+from ownvault.cli.parse import parse_listen
 from ownvault.cli.render import warn
 from ownvault.cli.session import open_vault
 from ownvault.errors import UsageError
 
-__all__ = ["parse_listen", "read_token_file", "write_launch_page"]
+__all__ = ["read_token_file", "write_launch_page"]
 
 DEFAULT_LISTEN = "127.0.0.1:8787"
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise UsageError(f"--listen wants HOST:PORT, got {text!r}")
-    host = host.strip("[]")
-    try:
-        number = int(port)
-    except ValueError:
-        raise UsageError(f"--listen: bad port {port!r}") from None
-    if not 0 <= number <= 65535:
-        raise UsageError(f"--listen: port out of range: {number}")
-    return host, number
 
 
 def is_loopback(host: str) -> bool:

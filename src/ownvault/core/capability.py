@@ -53,7 +53,7 @@ class _Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
-def _canonical(value: Any) -> bytes:
+def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
@@ -70,7 +70,7 @@ def _unb64(text: str) -> bytes:
         raise FormatError("capability is not base64url") from None
 
 
-def _prefixes(value: Any, what: str) -> tuple[str, ...]:
+def _prefixes(value: object, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > MAX_PREFIXES:
         raise FormatError(f"capability {what} malformed")
     for p in value:

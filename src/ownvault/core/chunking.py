@@ -41,9 +41,11 @@ class ChunkerParams:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, object]) -> ChunkerParams:
+    def from_json(cls, d: object) -> ChunkerParams:
+        if not isinstance(d, dict):
+            raise UsageError("bad chunker parameters: not a JSON object")
         try:
-            return cls(str(d["name"]), int(d["min"]), int(d["avg"]), int(d["max"]))  # type: ignore[call-overload]
+            return cls(str(d["name"]), int(d["min"]), int(d["avg"]), int(d["max"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"bad chunker parameters: {exc}") from None
 

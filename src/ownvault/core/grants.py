@@ -88,7 +88,7 @@ GRANT_ID_SIZE = 16
 SIG_SIZE = 64
 
 
-def canonical(value: Any) -> bytes:
+def canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -96,7 +96,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: Any, what: str) -> bytes:
+def _unb64(text: object, what: str) -> bytes:
     if not isinstance(text, str) or len(text) > MAX_GRANT_SIZE:
         raise FormatError(f"{what} is not base64url text")
     try:

@@ -33,9 +33,10 @@ import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from ownvault.core.cid import CID
+from ownvault.core.jsonvalue import JSONValue
 from ownvault.errors import FormatError, UsageError
 
 __all__ = [
@@ -349,11 +350,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise FormatError(f"JSON with {name}")
 
 
-def parse_json_bounded(raw: bytes, *, max_bytes: int, max_depth: int) -> Any:
+def parse_json_bounded(raw: bytes, *, max_bytes: int, max_depth: int) -> JSONValue:
     """Parse UTF-8 JSON after checking its size and nesting depth."""
     if len(raw) > max_bytes:
         raise FormatError(f"JSON larger than {max_bytes} bytes")
@@ -364,11 +365,14 @@ def parse_json_bounded(raw: bytes, *, max_bytes: int, max_depth: int) -> Any:
     if json_depth(text) > max_depth:
         raise FormatError(f"JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        doc: JSONValue = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
     except FormatError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, int digit limit
         raise FormatError(f"invalid JSON: {str(exc)[:120]}") from None
+    return doc
 
 
 def parse_metadata(raw: bytes, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
@@ -417,7 +421,7 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _walk(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+def _walk(value: object, pointer: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield pointer, value
     elif isinstance(value, dict):
@@ -446,7 +450,7 @@ def rewrite_uris(doc: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str
     """A copy of ``doc`` where every string value equal (after strip) to a key of
     ``mapping`` is replaced by its value; everything else is unchanged."""
 
-    def fix(value: Any) -> Any:
+    def fix(value: object) -> object:
         if isinstance(value, str):
             return mapping.get(value.strip(), value)
         if isinstance(value, dict):
@@ -455,8 +459,7 @@ def rewrite_uris(doc: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str
             return [fix(v) for v in value]
         return copy.copy(value)
 
-    result: dict[str, Any] = fix(dict(doc))
-    return result
+    return {key: fix(value) for key, value in doc.items()}
 
 
 # -- media types ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import httpcore
 import httpx
 
-from ownvault.errors import ProviderError
+from ownvault.errors import ProviderError, UsageError
 from ownvault.providers.contentcoding import BadContentCoding, BodyTooLarge, decoded_body
 
 __all__ = [
@@ -112,8 +112,6 @@ class NetworkPolicy:
         try:
             nets = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
         except ValueError as exc:
-            from ownvault.errors import UsageError
-
             raise UsageError(f"--allow-network: {exc}") from None
         return cls(allow_private, nets)
 
@@ -291,7 +289,7 @@ class Fetcher:
         max_bytes: int,
         dest: Path | None = None,
         headers: Mapping[str, str] | None = None,
-        post_json: Any = None,
+        post_json: object = None,
         ok_status: Iterable[int] = (200,),
     ) -> Fetched:
         """GET (or POST ``post_json``) ``url``, following checked redirects, into memory
@@ -330,7 +328,7 @@ class Fetcher:
 
     async def _get(
         self, url: str, max_bytes: int, dest: Path | None, headers: Mapping[str, str],
-        post_json: Any, ok: set[int],
+        post_json: object, ok: set[int],
     ) -> Fetched:
         redirects: list[str] = []
         current = url

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.catalog import ProviderRow, ShareRow
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.placement import Candidate, check_placement
+from ownvault.engine.store.placement import Candidate, Policy, check_placement
 from ownvault.engine.store.shares import data_share_name
 from ownvault.errors import OwnvaultError
 
@@ -23,74 +23,33 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
         versions = [v]
     else:
         versions = ctx.catalog.latest_versions("")
-    store = ctx.store
-    present: dict[tuple[int, int], bool] = {}
-    problems: dict[tuple[int, int], str] = {}
-
-    async def stat_share(pack: int, pack_id: bytes, idx: int, provider: int, size: int) -> None:
-        sname = data_share_name(pack_id, idx)
-        p = store.providers.get(provider)
-        ok = False
-        why = "provider cannot be opened"
-        if p is not None:
-            try:
-                info = await asyncio.wait_for(p.stat(sname), 30)
-                ok = info.size == size
-                why = "" if ok else f"wrong size {info.size} (expected {size})"
-            except (OwnvaultError, TimeoutError) as exc:
-                why = getattr(exc, "message", "timed out")
-        present[(pack, idx)] = ok
-        if not ok:
-            problems[(pack, idx)] = why
-
+    probe = _Probe(ctx)
     files_out = []
     policy = ctx.policy
     cands = {c.id: c for c in ctx.candidates()}
     rows_all = {r.id: r for r in ctx.catalog.providers(include_removed=True)}
-    sem = asyncio.Semaphore(16)
     names = {r.id: r.name for r in ctx.catalog.providers(include_removed=True)}
     for v in versions:
         packs: set[int] = set()
         for e in ctx.catalog.entries(v.id):
             if e.content is not None:
                 packs.update(r.pack for r in ctx.catalog.content_chunks(e.content))
-        todo = []
-        for pack in packs:
-            pack_id, _size, _k, _n = ctx.catalog.pack_info(pack)
-            for s in ctx.catalog.shares_of(pack):
-                if (pack, s.idx) not in present:
-                    async def run(pack: int = pack, pack_id: bytes = pack_id, s: Any = s) -> None:
-                        async with sem:
-                            await stat_share(pack, pack_id, s.idx, s.provider, s.size)
-                    todo.append(run())
-        await asyncio.gather(*todo)
-        worst_present = None
-        needed = ctx.policy.k
-        total = ctx.policy.n
-        missing: list[dict[str, Any]] = []
-        for pack in sorted(packs):
-            _pid, _size, k, n = ctx.catalog.pack_info(pack)
-            shares = ctx.catalog.shares_of(pack)
-            count = sum(1 for s in shares if present.get((pack, s.idx)))
-            if worst_present is None or count < worst_present:
-                worst_present, needed, total = count, k, n
-            for s in shares:
-                if not present.get((pack, s.idx)):
-                    missing.append({"provider": names.get(s.provider, str(s.provider)), "pack": _pid.hex(), "share": s.idx, "reason": problems.get((pack, s.idx), "")})
-        worst = total if worst_present is None else worst_present
-        violations: list[str] = []
-        for pack in sorted(packs):
-            _pid, _size, k, n = ctx.catalog.pack_info(pack)
-            holders = [cands.get(s.provider) or gone_candidate(rows_all, s.provider) for s in ctx.catalog.shares_of(pack)]
-            for why in check_placement(policy, k, n, holders):
-                if why not in violations:
-                    violations.append(why)
+        await probe.stat_packs(packs)
+        worst, total, needed, missing = _presence(ctx, packs, probe, names)
+        violations = _violations(ctx, packs, policy, cands, rows_all)
         files_out.append(
             {
-                "name": v.name, "version": v.number, "packs": len(packs),
-                "shares_present": worst, "shares_total": total, "shares_needed": needed,
-                "healthy": worst == total, "readable": worst >= needed, "missing": missing,
-                "policy_ok": not violations, "policy_violations": violations,
+                "name": v.name,
+                "version": v.number,
+                "packs": len(packs),
+                "shares_present": worst,
+                "shares_total": total,
+                "shares_needed": needed,
+                "healthy": worst == total,
+                "readable": worst >= needed,
+                "missing": missing,
+                "policy_ok": not violations,
+                "policy_violations": violations,
             }
         )
     return {
@@ -100,6 +59,100 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
         "policy_ok": all(f["policy_ok"] for f in files_out),
         "policy": policy.describe(),
     }
+
+
+class _Probe:
+    """Which shares answered a ``stat`` with the right size, and why the others did not.
+    Each share is asked once per check (16 at a time), whatever number of files use it."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self.ctx = ctx
+        self.present: dict[tuple[int, int], bool] = {}
+        self.problems: dict[tuple[int, int], str] = {}
+        self.sem = asyncio.Semaphore(16)
+
+    async def stat_share(
+        self, pack: int, pack_id: bytes, idx: int, provider: int, size: int
+    ) -> None:
+        sname = data_share_name(pack_id, idx)
+        p = self.ctx.store.providers.get(provider)
+        ok = False
+        why = "provider cannot be opened"
+        if p is not None:
+            try:
+                info = await asyncio.wait_for(p.stat(sname), 30)
+                ok = info.size == size
+                why = "" if ok else f"wrong size {info.size} (expected {size})"
+            except (OwnvaultError, TimeoutError) as exc:
+                why = getattr(exc, "message", "timed out")
+        self.present[(pack, idx)] = ok
+        if not ok:
+            self.problems[(pack, idx)] = why
+
+    async def stat_packs(self, packs: set[int]) -> None:
+        todo = []
+        for pack in packs:
+            pack_id, _size, _k, _n = self.ctx.catalog.pack_info(pack)
+            for s in self.ctx.catalog.shares_of(pack):
+                if (pack, s.idx) not in self.present:
+
+                    async def run(
+                        pack: int = pack, pack_id: bytes = pack_id, s: ShareRow = s
+                    ) -> None:
+                        async with self.sem:
+                            await self.stat_share(pack, pack_id, s.idx, s.provider, s.size)
+
+                    todo.append(run())
+        await asyncio.gather(*todo)
+
+
+def _presence(
+    ctx: VaultContext, packs: set[int], probe: _Probe, names: dict[int, str]
+) -> tuple[int, int, int, list[dict[str, Any]]]:
+    """The worst pack's share count, its n and k, and every missing share."""
+    worst_present = None
+    needed = ctx.policy.k
+    total = ctx.policy.n
+    missing: list[dict[str, Any]] = []
+    for pack in sorted(packs):
+        _pid, _size, k, n = ctx.catalog.pack_info(pack)
+        shares = ctx.catalog.shares_of(pack)
+        count = sum(1 for s in shares if probe.present.get((pack, s.idx)))
+        if worst_present is None or count < worst_present:
+            worst_present, needed, total = count, k, n
+        for s in shares:
+            if not probe.present.get((pack, s.idx)):
+                missing.append(
+                    {
+                        "provider": names.get(s.provider, str(s.provider)),
+                        "pack": _pid.hex(),
+                        "share": s.idx,
+                        "reason": probe.problems.get((pack, s.idx), ""),
+                    }
+                )
+    worst = total if worst_present is None else worst_present
+    return worst, total, needed, missing
+
+
+def _violations(
+    ctx: VaultContext,
+    packs: set[int],
+    policy: Policy,
+    cands: dict[int, Candidate],
+    rows_all: dict[int, ProviderRow],
+) -> list[str]:
+    """How the packs' placement breaks the policy (each reason once)."""
+    violations: list[str] = []
+    for pack in sorted(packs):
+        _pid, _size, k, n = ctx.catalog.pack_info(pack)
+        holders = [
+            cands.get(s.provider) or gone_candidate(rows_all, s.provider)
+            for s in ctx.catalog.shares_of(pack)
+        ]
+        for why in check_placement(policy, k, n, holders):
+            if why not in violations:
+                violations.append(why)
+    return violations
 
 
 def gone_candidate(rows: dict[int, ProviderRow], provider: int) -> Candidate | None:

@@ -35,15 +35,17 @@ from typing import Any
 
 from ownvault.core.pack import ShareHeader, ShareLayout
 from ownvault.engine.health.healthlog import (
+    FaultRow,
     add_fault,
     clear_fault,
     faults,
     last_answered,
     record_run,
 )
+from ownvault.engine.store.catalog import ShareRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
-from ownvault.engine.store.placement import Candidate, eligible, place
+from ownvault.engine.store.placement import Candidate, Policy, eligible, place
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import (
     ObjectNotFoundError,
@@ -64,7 +66,12 @@ class LostPiece:
     versions: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"pack_id": self.pack_id, "good_shares": self.good, "k": self.k, "versions": self.versions}
+        return {
+            "pack_id": self.pack_id,
+            "good_shares": self.good,
+            "k": self.k,
+            "versions": self.versions,
+        }
 
 
 @dataclass
@@ -93,16 +100,24 @@ class RepairReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "dry_run": self.dry_run, "packs_checked": self.packs_checked,
-            "packs_damaged": self.packs_damaged, "packs_repaired": self.packs_repaired,
-            "shares_bad": self.shares_bad, "shares_verified_ok": self.shares_verified_ok,
+            "dry_run": self.dry_run,
+            "packs_checked": self.packs_checked,
+            "packs_damaged": self.packs_damaged,
+            "packs_repaired": self.packs_repaired,
+            "shares_bad": self.shares_bad,
+            "shares_verified_ok": self.shares_verified_ok,
             "shares_regenerated": self.shares_regenerated,
             "shares_rewritten_in_place": self.shares_rewritten_in_place,
-            "shares_moved": self.shares_moved, "bytes_read": self.bytes_read,
-            "bytes_written": self.bytes_written, "seconds": round(self.seconds, 3),
-            "budget_exhausted": self.budget_exhausted, "unreachable": self.unreachable,
-            "actions": self.actions[:200], "lost": [p.to_json() for p in self.lost],
-            "lost_names": self.lost_names, "failures": self.failures,
+            "shares_moved": self.shares_moved,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+            "budget_exhausted": self.budget_exhausted,
+            "unreachable": self.unreachable,
+            "actions": self.actions[:200],
+            "lost": [p.to_json() for p in self.lost],
+            "lost_names": self.lost_names,
+            "failures": self.failures,
         }
 
 
@@ -166,7 +181,8 @@ def _versions_of_pack(ctx: VaultContext, pack: int) -> list[dict[str, Any]]:
     for name, number, path in rows:
         out.setdefault((name, number), []).append(path)
     return [
-        {"name": n, "version": v, "paths": [p for p in paths if p][:20]} for (n, v), paths in out.items()
+        {"name": n, "version": v, "paths": [p for p in paths if p][:20]}
+        for (n, v), paths in out.items()
     ]
 
 
@@ -195,37 +211,14 @@ async def repair(
         report.packs_checked += 1
         pack_id, _size, k, n = cat.pack_info(pack)
         rows = cat.shares_of(pack)
-        bad: dict[int, str] = {}
-        suspect: list[int] = []
-        for s in rows:
-            name = data_share_name(pack_id, s.idx)
-            if s.provider in world.grace:
-                continue
-            if s.provider not in world.reachable:
-                bad[s.idx] = "unreachable" if s.provider in world.candidates else "provider gone"
-            elif s.provider in world.listed and world.listed[s.provider].get(name) != s.size:
-                got = world.listed[s.provider].get(name)
-                bad[s.idx] = "missing" if got is None else f"wrong size {got}"
-                if not dry_run:  # remembered (for status) until repaired
-                    add_fault(cat, pack, s.idx, s.provider, "missing" if got is None else "corrupt", bad[s.idx])
-            elif (pack, s.idx) in recorded:
-                suspect.append(s.idx)
+        bad, suspect = _listed_damage(ctx, pack, pack_id, rows, world, recorded, dry_run)
         if not bad and not suspect:
             if progress is not None:
                 progress(done, len(packs))
             continue
-        if dry_run:
-            for idx in suspect:
-                bad[idx] = f"recorded {recorded[(pack, idx)].kind}: {recorded[(pack, idx)].detail}"
-        else:
-            for idx in suspect:
-                why = await _verify(ctx, pack_id, rows[idx].provider, rows[idx].size, rows[idx].root, ShareHeader(k, n, idx, pack_id), report)
-                if why is None:
-                    report.shares_verified_ok += 1
-                    clear_fault(cat, pack, idx)
-                else:
-                    bad[idx] = why
-                    add_fault(cat, pack, idx, rows[idx].provider, "corrupt", why)
+        bad |= await _suspect_damage(
+            ctx, pack, (pack_id, k, n), rows, suspect, recorded, report, dry_run
+        )
         if not bad:
             continue
         report.packs_damaged += 1
@@ -255,8 +248,88 @@ async def repair(
     return report
 
 
+def _listed_damage(
+    ctx: VaultContext,
+    pack: int,
+    pack_id: bytes,
+    rows: list[ShareRow],
+    world: _World,
+    recorded: dict[tuple[int, int], FaultRow],
+    dry_run: bool,
+) -> tuple[dict[int, str], list[int]]:
+    """What the survey shows of one pack: its bad shares (unreachable, gone, missing or the
+    wrong size; recorded as faults unless ``dry_run``), and the shares that look fine but
+    have a recorded fault (to be read whole)."""
+    bad: dict[int, str] = {}
+    suspect: list[int] = []
+    for s in rows:
+        name = data_share_name(pack_id, s.idx)
+        if s.provider in world.grace:
+            continue
+        if s.provider not in world.reachable:
+            bad[s.idx] = "unreachable" if s.provider in world.candidates else "provider gone"
+        elif s.provider in world.listed and world.listed[s.provider].get(name) != s.size:
+            got = world.listed[s.provider].get(name)
+            bad[s.idx] = "missing" if got is None else f"wrong size {got}"
+            if not dry_run:  # remembered (for status) until repaired
+                add_fault(
+                    ctx.catalog,
+                    pack,
+                    s.idx,
+                    s.provider,
+                    "missing" if got is None else "corrupt",
+                    bad[s.idx],
+                )
+        elif (pack, s.idx) in recorded:
+            suspect.append(s.idx)
+    return bad, suspect
+
+
+async def _suspect_damage(
+    ctx: VaultContext,
+    pack: int,
+    shape: tuple[bytes, int, int],
+    rows: list[ShareRow],
+    suspect: list[int],
+    recorded: dict[tuple[int, int], FaultRow],
+    report: RepairReport,
+    dry_run: bool,
+) -> dict[int, str]:
+    """Which suspect shares are bad: in a dry run, those with a recorded fault; else those
+    that fail a whole read (faults cleared for the ones that pass)."""
+    pack_id, k, n = shape
+    bad: dict[int, str] = {}
+    if dry_run:
+        for idx in suspect:
+            bad[idx] = f"recorded {recorded[(pack, idx)].kind}: {recorded[(pack, idx)].detail}"
+        return bad
+    for idx in suspect:
+        why = await _verify(
+            ctx,
+            pack_id,
+            rows[idx].provider,
+            rows[idx].size,
+            rows[idx].root,
+            ShareHeader(k, n, idx, pack_id),
+            report,
+        )
+        if why is None:
+            report.shares_verified_ok += 1
+            clear_fault(ctx.catalog, pack, idx)
+        else:
+            bad[idx] = why
+            add_fault(ctx.catalog, pack, idx, rows[idx].provider, "corrupt", why)
+    return bad
+
+
 async def _verify(
-    ctx: VaultContext, pack_id: bytes, provider: int, size: int, root: bytes, header: ShareHeader, report: RepairReport
+    ctx: VaultContext,
+    pack_id: bytes,
+    provider: int,
+    size: int,
+    root: bytes,
+    header: ShareHeader,
+    report: RepairReport,
 ) -> str | None:
     """Read one stored share whole and say what is wrong with it (None: nothing)."""
     p = ctx.store.providers.get(provider)
@@ -274,7 +347,13 @@ async def _verify(
 
 
 async def _repair_pack(
-    ctx: VaultContext, pack: int, bad: dict[int, str], world: _World, policy: Any, report: RepairReport, dry_run: bool
+    ctx: VaultContext,
+    pack: int,
+    bad: dict[int, str],
+    world: _World,
+    policy: Policy,
+    report: RepairReport,
+    dry_run: bool,
 ) -> None:
     cat = ctx.catalog
     store = ctx.store
@@ -283,6 +362,69 @@ async def _repair_pack(
     holders = {s.idx: world.candidates.get(s.provider) for s in rows}
     kept = [holders[s.idx] for s in rows if s.idx not in bad]
     fixed: list[Candidate] = [c for c in kept if c is not None]
+    targets = _targets(policy, world, rows, bad, holders, fixed)
+    for idx, target in targets.items():
+        report.actions.append(
+            {
+                "pack": pack_id.hex(),
+                "share": idx,
+                "from": world.names.get(rows[idx].provider),
+                "to": world.names.get(target),
+                "reason": bad[idx],
+                "in_place": target == rows[idx].provider,
+            }
+        )
+    if dry_run:
+        return
+    before = len(store.problems)
+    shares = [(s.idx, s.provider, s.size, s.root) for s in rows if s.idx not in bad]
+    data = await store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
+    for p in store.problems[before:]:
+        report.failures.append(
+            f"{p.provider}: {p.kind} share {p.share} while repairing: {p.message}"
+        )
+    report.bytes_read += k * ShareLayout.for_total(rows[0].size).data_len
+    enc = await store.encode(pack_id, data, k, n)
+    # Failover avoids unreachable providers, and distrusted ones while others remain.
+    writer = PackWriter(cat, store, policy, list(world.candidates.values()))
+    writer.failed.update(c for c in world.candidates if c not in world.reachable)
+    for idx, target in targets.items():
+        row = rows[idx]
+        if enc.roots[idx] != row.root or len(enc.shares[idx]) != row.size:
+            raise OwnvaultError(
+                f"regenerated share {idx} of pack {pack_id.hex()} does not match its record"
+            )
+        name = data_share_name(pack_id, idx)
+        blob = enc.shares[idx]
+        others = [
+            world.candidates[t] for i, t in targets.items() if i != idx and t in world.candidates
+        ]
+        others += [c for c in kept if c is not None]
+        target = await writer.put_share(
+            pack, idx, blob, target, others, name=name, replace=True, recorded=row.provider
+        )
+        report.bytes_written += len(blob)
+        clear_fault(cat, pack, idx)
+        report.shares_regenerated += 1
+        if target == row.provider:
+            report.shares_rewritten_in_place += 1
+        else:
+            report.shares_moved += 1
+            if row.provider in world.reachable:
+                await store.delete_share(row.provider, name)
+
+
+def _targets(
+    policy: Policy,
+    world: _World,
+    rows: list[ShareRow],
+    bad: dict[int, str],
+    holders: dict[int, Candidate | None],
+    fixed: list[Candidate],
+) -> dict[int, int]:
+    """Where each bad share goes: back in place when its provider is reachable, trusted and
+    still allowed by the policy; else where the policy places it, away from distrusted
+    providers while others remain. ``fixed`` grows with each choice."""
     unreachable = {c for c in world.candidates if c not in world.reachable}
     targets: dict[int, int] = {}
     for idx in sorted(bad):
@@ -300,52 +442,23 @@ async def _repair_pack(
         if target is None:
             avoid = {c for c in world.candidates if c in world.distrusted} | unreachable
             try:
-                target = place(policy, list(world.candidates.values()), fixed=fixed, count=1, unusable=avoid)[0]
+                target = place(
+                    policy, list(world.candidates.values()), fixed=fixed, count=1, unusable=avoid
+                )[0]
             except PolicyError:
-                target = place(policy, list(world.candidates.values()), fixed=fixed, count=1, unusable=unreachable)[0]
+                target = place(
+                    policy,
+                    list(world.candidates.values()),
+                    fixed=fixed,
+                    count=1,
+                    unusable=unreachable,
+                )[0]
         targets[idx] = target
         fixed.append(world.candidates[target])
-    for idx, target in targets.items():
-        report.actions.append(
-            {"pack": pack_id.hex(), "share": idx, "from": world.names.get(rows[idx].provider),
-             "to": world.names.get(target), "reason": bad[idx],
-             "in_place": target == rows[idx].provider}
-        )
-    if dry_run:
-        return
-    before = len(store.problems)
-    shares = [(s.idx, s.provider, s.size, s.root) for s in rows if s.idx not in bad]
-    data = await store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
-    for p in store.problems[before:]:
-        report.failures.append(f"{p.provider}: {p.kind} share {p.share} while repairing: {p.message}")
-    report.bytes_read += k * ShareLayout.for_total(rows[0].size).data_len
-    enc = await store.encode(pack_id, data, k, n)
-    # Failover avoids unreachable providers, and distrusted ones while others remain.
-    writer = PackWriter(cat, store, policy, list(world.candidates.values()))
-    writer.failed.update(c for c in world.candidates if c not in world.reachable)
-    for idx, target in targets.items():
-        row = rows[idx]
-        if enc.roots[idx] != row.root or len(enc.shares[idx]) != row.size:
-            raise OwnvaultError(f"regenerated share {idx} of pack {pack_id.hex()} does not match its record")
-        name = data_share_name(pack_id, idx)
-        blob = enc.shares[idx]
-        others = [world.candidates[t] for i, t in targets.items() if i != idx and t in world.candidates]
-        others += [c for c in kept if c is not None]
-        target = await writer.put_share(
-            pack, idx, blob, target, others, name=name, replace=True, recorded=row.provider
-        )
-        report.bytes_written += len(blob)
-        clear_fault(cat, pack, idx)
-        report.shares_regenerated += 1
-        if target == row.provider:
-            report.shares_rewritten_in_place += 1
-        else:
-            report.shares_moved += 1
-            if row.provider in world.reachable:
-                await store.delete_share(row.provider, name)
+    return targets
 
 
-def _caps_allow(policy: Any, fixed: list[Candidate], c: Candidate) -> bool:
+def _caps_allow(policy: Policy, fixed: list[Candidate], c: Candidate) -> bool:
     cap = policy.jurisdiction_cap()
     same_region = sum(1 for f in fixed if f.region == c.region)
     same_provider = sum(1 for f in fixed if f.id == c.id)

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID, DAG_PB, IDENTITY, RAW, encode_varint
@@ -72,12 +72,12 @@ class _Car:
         return data
 
 
-def _chunks(fh: Any) -> Iterator[bytes]:
+def _chunks(fh: BinaryIO) -> Iterator[bytes]:
     while chunk := fh.read(_READ):
         yield chunk
 
 
-def _index(fh: Any) -> tuple[CID, dict[bytes, tuple[int, int]], int]:
+def _index(fh: BinaryIO) -> tuple[CID, dict[bytes, tuple[int, int]], int]:
     reader = CarReader(_chunks(fh))
     if len(reader.roots) != 1:
         raise UsageError(f"the CAR has {len(reader.roots)} roots; ownvault imports single-root CARs")
@@ -197,7 +197,7 @@ class _Rebuild:
             raise FormatError(f"{cid}: HAMT bitfield does not match its links")
 
     def file(
-        self, cid: CID, block: bytes, parent: CID | None, out: Any, rel: str, offset: int, depth: int
+        self, cid: CID, block: bytes, parent: CID | None, out: BinaryIO, rel: str, offset: int, depth: int
     ) -> int:
         """Write the file bytes under ``cid`` at ``offset``; return how many were written."""
         if depth > MAX_DEPTH:

@@ -28,7 +28,14 @@ from ownvault.core.unixfs import PROFILES, ImportProfile, get_profile
 from ownvault.engine.ipfs.dagwalk import walk
 from ownvault.engine.store.catalog import Catalog, EntryRow, VersionRow
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.dag import BlockRef, DagIndex, FileIndexer, TreeItem, build_tree
+from ownvault.engine.store.dag import (
+    BlockKind,
+    BlockRef,
+    DagIndex,
+    FileIndexer,
+    TreeItem,
+    build_tree,
+)
 from ownvault.engine.store.restore import PackReader
 from ownvault.errors import FormatError, IntegrityError, NotFoundError, UsageError
 
@@ -326,7 +333,7 @@ async def index_version(
         raise UsageError(f"{version.name}/{inner} is a symlink: publish a file or a directory")
     else:
 
-        def sink(cid: CID, block: bytes, kind: Any) -> None:
+        def sink(cid: CID, block: bytes, kind: BlockKind) -> None:
             if index is not None:
                 index.add(cid, BlockRef(kind, data=block))
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.cid import CID
+from ownvault.core.jsonvalue import JSONValue
 from ownvault.core.nftmeta import (
     INTERFACE_ERC721,
     INTERFACE_ERC1155,
@@ -59,7 +60,14 @@ from ownvault.errors import FormatError, UsageError
 from ownvault.providers.webfetch import Fetcher, FetchError, FetchLimits, NetworkPolicy
 
 __all__ = [
-    "GOOD", "AssetReport", "Collected", "NftOptions", "Staged", "collect", "name_for", "parse_source",
+    "GOOD",
+    "AssetReport",
+    "Collected",
+    "NftOptions",
+    "Staged",
+    "collect",
+    "name_for",
+    "parse_source",
     "read_token_uri",
 ]
 
@@ -108,11 +116,20 @@ class AssetReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "uri": self.uri if len(self.uri) <= 300 else self.uri[:300] + "...", "role": self.role,
-            "pointers": self.pointers, "status": self.status, "cid": self.cid, "path": self.path,
-            "size": self.size, "sha256": self.sha256, "content_type": self.content_type,
-            "fetched_at": self.fetched_at, "fetched_from": self.fetched_from, "error": self.error,
-            "at_risk": self.at_risk, "attempts": self.attempts,
+            "uri": self.uri if len(self.uri) <= 300 else self.uri[:300] + "...",
+            "role": self.role,
+            "pointers": self.pointers,
+            "status": self.status,
+            "cid": self.cid,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "fetched_at": self.fetched_at,
+            "fetched_from": self.fetched_from,
+            "error": self.error,
+            "at_risk": self.at_risk,
+            "attempts": self.attempts,
         }
 
 
@@ -147,12 +164,16 @@ class Collected:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "source": self.source, "name": self.name,
-            "token": str(self.token) if self.token else None, "standard": self.standard,
-            "token_uri": self.token_uri if not self.token_uri or len(self.token_uri) <= 300
+            "source": self.source,
+            "name": self.name,
+            "token": str(self.token) if self.token else None,
+            "standard": self.standard,
+            "token_uri": self.token_uri
+            if not self.token_uri or len(self.token_uri) <= 300
             else self.token_uri[:300] + "...",
             "metadata": summarize(self.metadata) if self.metadata is not None else None,
-            "parts": [p.to_json() for p in self.parts], "at_risk": self.at_risk,
+            "parts": [p.to_json() for p in self.parts],
+            "at_risk": self.at_risk,
         }
 
 
@@ -190,10 +211,14 @@ def name_for(kind: str, canonical: str, token: TokenRef | None) -> str:
 # -- the chain --------------------------------------------------------------------------------
 
 
-async def _rpc(fetcher: Fetcher, rpc: str, method: str, params: list[Any]) -> Any:
+async def _rpc(fetcher: Fetcher, rpc: str, method: str, params: list[object]) -> JSONValue:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    got = await fetcher.get(rpc, post_json=body, max_bytes=fetcher.limits.max_rpc_bytes,
-                            headers={"Accept": "application/json"})
+    got = await fetcher.get(
+        rpc,
+        post_json=body,
+        max_bytes=fetcher.limits.max_rpc_bytes,
+        headers={"Accept": "application/json"},
+    )
     assert got.data is not None
     doc = parse_json_bounded(got.data, max_bytes=fetcher.limits.max_rpc_bytes, max_depth=16)
     if not isinstance(doc, dict):
@@ -206,7 +231,9 @@ async def _rpc(fetcher: Fetcher, rpc: str, method: str, params: list[Any]) -> An
 
 
 async def _call(fetcher: Fetcher, rpc: str, contract: str, data: bytes) -> bytes:
-    result = await _rpc(fetcher, rpc, "eth_call", [{"to": contract, "data": "0x" + data.hex()}, "latest"])
+    result = await _rpc(
+        fetcher, rpc, "eth_call", [{"to": contract, "data": "0x" + data.hex()}, "latest"]
+    )
     if not isinstance(result, str) or not _HEX.match(result):
         raise FormatError("eth_call returned no hex data")
     return bytes.fromhex(result[2:])
@@ -214,7 +241,9 @@ async def _call(fetcher: Fetcher, rpc: str, contract: str, data: bytes) -> bytes
 
 async def _supports(fetcher: Fetcher, rpc: str, contract: str, interface: bytes) -> bool:
     try:
-        return decode_abi_bool(await _call(fetcher, rpc, contract, encode_supports_interface(interface)))
+        return decode_abi_bool(
+            await _call(fetcher, rpc, contract, encode_supports_interface(interface))
+        )
     except (FetchError, FormatError):  # reverted or no ERC-165: not supported
         return False
 
@@ -236,7 +265,9 @@ async def read_token_uri(fetcher: Fetcher, rpc: str, token: TokenRef) -> tuple[s
     errors: list[str] = []
     for standard, selector in order:
         try:
-            raw = await _call(fetcher, rpc, token.contract, encode_uint256_call(selector, token.token_id))
+            raw = await _call(
+                fetcher, rpc, token.contract, encode_uint256_call(selector, token.token_id)
+            )
             uri = decode_abi_string(raw, max_bytes=limit).strip()
         except (FetchError, FormatError) as exc:
             errors.append(exc.message)
@@ -264,8 +295,13 @@ class _Budget:
 
 
 async def _fetch_part(
-    fetcher: Fetcher, opts: NftOptions, part: AssetReport, uri: ParsedUri, work: Path,
-    max_bytes: int, budget: _Budget,
+    fetcher: Fetcher,
+    opts: NftOptions,
+    part: AssetReport,
+    uri: ParsedUri,
+    work: Path,
+    max_bytes: int,
+    budget: _Budget,
 ) -> Staged | None:
     """Fetch one URI into ``work``; fill ``part``; the staged content, or None on failure."""
     work.mkdir(parents=True, exist_ok=True)
@@ -284,15 +320,24 @@ async def _fetch_part(
             gateways = list(opts.gateways)
             if uri.url is not None and not gateways:  # a gateway URL: that gateway, trustlessly
                 gateways = [uri.url.split("/ipfs/", 1)[0]]
-            asset = await fetch_ipfs(fetcher, gateways, uri.cid, uri.path, work, max_bytes=max_bytes)
+            asset = await fetch_ipfs(
+                fetcher, gateways, uri.cid, uri.path, work, max_bytes=max_bytes
+            )
             part.attempts = asset.attempts
             part.status, part.cid, part.size = "verified", str(asset.root), asset.size
             part.fetched_from = asset.gateway
             head = b""
             if not asset.is_directory:
                 part.sha256, head = _file_sha256(asset.staged)
-            staged = Staged("car", asset.car, asset.root, asset.tsize, asset.is_directory,
-                            "" if asset.is_directory else extension_for(None, head), asset.staged)
+            staged = Staged(
+                "car",
+                asset.car,
+                asset.root,
+                asset.tsize,
+                asset.is_directory,
+                "" if asset.is_directory else extension_for(None, head),
+                asset.staged,
+            )
         elif uri.kind in ("http", "ar"):
             part.at_risk = uri.kind == "http"
             url = uri.url if uri.kind == "http" else f"{opts.arweave_gateway.rstrip('/')}/{uri.url}"
@@ -319,7 +364,9 @@ async def _fetch_part(
         return None
     if not budget.take(part.size or 0):
         part.status = "too_large"
-        part.error = f"the token's parts exceed the per-token limit of {opts.limits.max_token_bytes} bytes"
+        part.error = (
+            f"the token's parts exceed the per-token limit of {opts.limits.max_token_bytes} bytes"
+        )
         return None
     return staged
 
@@ -327,7 +374,9 @@ async def _fetch_part(
 # -- the whole token --------------------------------------------------------------------------
 
 
-async def collect(source: str, opts: NftOptions, work: Path, fetcher: Fetcher | None = None) -> Collected:
+async def collect(
+    source: str, opts: NftOptions, work: Path, fetcher: Fetcher | None = None
+) -> Collected:
     """Read a token's metadata and fetch every part into ``work``; never raises for a part
     that fails (it is in the report), only for a bad SOURCE or RPC."""
     kind, canonical, token = parse_source(source)
@@ -341,7 +390,12 @@ async def collect(source: str, opts: NftOptions, work: Path, fetcher: Fetcher | 
 
 
 async def _collect(
-    fetcher: Fetcher, opts: NftOptions, work: Path, kind: str, canonical: str, token: TokenRef | None
+    fetcher: Fetcher,
+    opts: NftOptions,
+    work: Path,
+    kind: str,
+    canonical: str,
+    token: TokenRef | None,
 ) -> Collected:
     limits = opts.limits
     standard: str | None = None
@@ -351,14 +405,7 @@ async def _collect(
     meta_part = AssetReport(canonical, "metadata", [""])
     raw: bytes | None = None
     if kind == "file":
-        path = Path(canonical)
-        if path.stat().st_size > limits.max_metadata_bytes:
-            raise UsageError(f"{path}: larger than the metadata limit of {limits.max_metadata_bytes} bytes")
-        raw = path.read_bytes()
-        meta_part.status, meta_part.size = "embedded", len(raw)
-        meta_part.sha256, meta_part.fetched_at = hashlib.sha256(raw).hexdigest(), _now()
-        meta_part.fetched_from = str(path)
-        budget.take(len(raw))
+        raw = _read_metadata_file(Path(canonical), limits, meta_part, budget)
         (work / "meta").mkdir(parents=True, exist_ok=True)
         staged[0] = Staged("file", work / "meta" / "metadata.json")
         staged[0].path.write_bytes(raw)
@@ -369,68 +416,146 @@ async def _collect(
             standard, token_uri = await read_token_uri(fetcher, opts.rpc, token)
         else:
             token_uri = canonical
-        meta_part.uri = token_uri
-        try:
-            uri = parse_uri(token_uri)
-        except FormatError as exc:
-            uri, meta_part.status, meta_part.error = None, "refused", exc.message
-        if uri is None and meta_part.error is None:
-            meta_part.status, meta_part.error = "refused", "the token URI is not a URI"
-        if uri is not None:
-            got = await _fetch_part(fetcher, opts, meta_part, uri, work / "meta",
-                                    limits.max_metadata_bytes, budget)
-            if got is not None and got.is_directory:
-                meta_part.status = "wrong_type"
-                meta_part.error = "the metadata's CID is a directory, not a JSON file"
-            elif got is not None:
-                staged[0] = got
-                raw = (got.content or got.path).read_bytes()
+        got = await _fetch_metadata(fetcher, opts, meta_part, token_uri, work, budget)
+        if got is not None:
+            staged[0] = got
+            raw = (got.content or got.path).read_bytes()
     metadata: dict[str, Any] | None = None
     parts = [meta_part]
     if raw is not None:
-        try:
-            wrong = check_media_type("metadata", meta_part.content_type, raw[:4096])
-            if wrong is not None:
-                raise FormatError(wrong)
-            metadata = parse_metadata(raw, max_bytes=limits.max_metadata_bytes,
-                                      max_depth=limits.max_json_depth)
-        except FormatError as exc:
-            meta_part.status, meta_part.error = "wrong_type", f"metadata: {exc.message}"
+        metadata = _parse_metadata(meta_part, raw, limits)
+        if metadata is None:
             staged.pop(0, None)
     if metadata is not None:
-        try:
-            refs = extract_uris(metadata, max_uris=limits.max_uris)
-        except FormatError as exc:
-            meta_part.status, meta_part.error = "refused", exc.message
-            refs = []
-        by_text: dict[str, AssetReport] = {}
-        targets: list[tuple[AssetReport, ParsedUri]] = []
-        for ref in refs:
-            existing = by_text.get(ref.uri.text)
-            if existing is not None:
-                existing.pointers.append(ref.pointer)
-                continue
-            part = AssetReport(ref.uri.text, ref.role, [ref.pointer])
-            by_text[ref.uri.text] = part
-            parts.append(part)
-            uri = ref.uri
-            if standard == "erc1155" and token is not None and "{id}" in uri.text:
-                uri = parse_uri(erc1155_uri(uri.text, token.token_id)) or uri
-            targets.append((part, uri))
-        sem = asyncio.Semaphore(max(1, opts.concurrency))
+        targets = _asset_targets(metadata, meta_part, parts, limits, standard, token)
+        await _fetch_assets(fetcher, opts, work, targets, staged, budget)
+    return Collected(
+        canonical,
+        name_for(kind, canonical, token),
+        token,
+        standard,
+        token_uri,
+        metadata,
+        raw,
+        parts,
+        staged,
+    )
 
-        async def one(i: int, part: AssetReport, uri: ParsedUri) -> None:
-            async with sem:
-                got = await _fetch_part(fetcher, opts, part, uri, work / f"asset-{i}",
-                                        limits.max_asset_bytes, budget)
-            if got is not None:
-                staged[i] = got
 
-        async with asyncio.TaskGroup() as tg:
-            for i, (part, uri) in enumerate(targets, start=1):
-                tg.create_task(one(i, part, uri))
-    return Collected(canonical, name_for(kind, canonical, token), token, standard, token_uri,
-                     metadata, raw, parts, staged)
+def _read_metadata_file(
+    path: Path, limits: FetchLimits, meta_part: AssetReport, budget: _Budget
+) -> bytes:
+    """The metadata of a local file (``nft preserve ./metadata.json``), within the limit."""
+    if path.stat().st_size > limits.max_metadata_bytes:
+        raise UsageError(
+            f"{path}: larger than the metadata limit of {limits.max_metadata_bytes} bytes"
+        )
+    raw = path.read_bytes()
+    meta_part.status, meta_part.size = "embedded", len(raw)
+    meta_part.sha256, meta_part.fetched_at = hashlib.sha256(raw).hexdigest(), _now()
+    meta_part.fetched_from = str(path)
+    budget.take(len(raw))
+    return raw
+
+
+async def _fetch_metadata(
+    fetcher: Fetcher,
+    opts: NftOptions,
+    meta_part: AssetReport,
+    token_uri: str,
+    work: Path,
+    budget: _Budget,
+) -> Staged | None:
+    """The metadata document fetched from ``token_uri`` (None: ``meta_part`` says why)."""
+    meta_part.uri = token_uri
+    try:
+        uri = parse_uri(token_uri)
+    except FormatError as exc:
+        uri, meta_part.status, meta_part.error = None, "refused", exc.message
+    if uri is None and meta_part.error is None:
+        meta_part.status, meta_part.error = "refused", "the token URI is not a URI"
+    if uri is None:
+        return None
+    got = await _fetch_part(
+        fetcher, opts, meta_part, uri, work / "meta", opts.limits.max_metadata_bytes, budget
+    )
+    if got is not None and got.is_directory:
+        meta_part.status = "wrong_type"
+        meta_part.error = "the metadata's CID is a directory, not a JSON file"
+        return None
+    return got
+
+
+def _parse_metadata(
+    meta_part: AssetReport, raw: bytes, limits: FetchLimits
+) -> dict[str, Any] | None:
+    """The metadata as a JSON object (None, with ``meta_part`` saying why, if it is not)."""
+    try:
+        wrong = check_media_type("metadata", meta_part.content_type, raw[:4096])
+        if wrong is not None:
+            raise FormatError(wrong)
+        return parse_metadata(
+            raw, max_bytes=limits.max_metadata_bytes, max_depth=limits.max_json_depth
+        )
+    except FormatError as exc:
+        meta_part.status, meta_part.error = "wrong_type", f"metadata: {exc.message}"
+        return None
+
+
+def _asset_targets(
+    metadata: dict[str, Any],
+    meta_part: AssetReport,
+    parts: list[AssetReport],
+    limits: FetchLimits,
+    standard: str | None,
+    token: TokenRef | None,
+) -> list[tuple[AssetReport, ParsedUri]]:
+    """One report (appended to ``parts``) and one URI to fetch per distinct URI in the
+    metadata; ERC-1155 ``{id}`` templates are filled in."""
+    try:
+        refs = extract_uris(metadata, max_uris=limits.max_uris)
+    except FormatError as exc:
+        meta_part.status, meta_part.error = "refused", exc.message
+        refs = []
+    by_text: dict[str, AssetReport] = {}
+    targets: list[tuple[AssetReport, ParsedUri]] = []
+    for ref in refs:
+        existing = by_text.get(ref.uri.text)
+        if existing is not None:
+            existing.pointers.append(ref.pointer)
+            continue
+        part = AssetReport(ref.uri.text, ref.role, [ref.pointer])
+        by_text[ref.uri.text] = part
+        parts.append(part)
+        uri = ref.uri
+        if standard == "erc1155" and token is not None and "{id}" in uri.text:
+            uri = parse_uri(erc1155_uri(uri.text, token.token_id)) or uri
+        targets.append((part, uri))
+    return targets
+
+
+async def _fetch_assets(
+    fetcher: Fetcher,
+    opts: NftOptions,
+    work: Path,
+    targets: list[tuple[AssetReport, ParsedUri]],
+    staged: dict[int, Staged],
+    budget: _Budget,
+) -> None:
+    """Fetch every asset (``opts.concurrency`` at a time) into ``staged[1...]``."""
+    sem = asyncio.Semaphore(max(1, opts.concurrency))
+
+    async def one(i: int, part: AssetReport, uri: ParsedUri) -> None:
+        async with sem:
+            got = await _fetch_part(
+                fetcher, opts, part, uri, work / f"asset-{i}", opts.limits.max_asset_bytes, budget
+            )
+        if got is not None:
+            staged[i] = got
+
+    async with asyncio.TaskGroup() as tg:
+        for i, (part, uri) in enumerate(targets, start=1):
+            tg.create_task(one(i, part, uri))
 
 
 def _file_sha256(path: Path) -> tuple[str, bytes]:

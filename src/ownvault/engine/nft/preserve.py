@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ownvault.core.car import CarReader, encode_header, encode_section
 from ownvault.core.cid import CID, IDENTITY
@@ -170,12 +170,22 @@ def report_document(collected: Collected) -> dict[str, Any]:
 # -- the catalog ------------------------------------------------------------------------------
 
 
+class _TokenFields(TypedDict, total=False):
+    """The optional columns of an ``nft_tokens`` row that :func:`_mark` may set."""
+
+    root: str
+    report: str
+    pins: str
+    health: str
+    error: str | None
+
+
 def _mark(ctx: VaultContext, source: str, name: str, state: str, *, collection: str | None = None,
-          **fields: Any) -> None:
+          **fields: Unpack[_TokenFields]) -> None:
     """Upsert a token's row. A ``failed`` attempt never downgrades a ``preserved`` row: the
     earlier copy stays the token's record; only ``error`` says the last attempt failed."""
     now = int(time.time())
-    cols = {"name": name, "state": state, "updated_at": now, **fields}
+    cols: dict[str, object] = {"name": name, "state": state, "updated_at": now, **fields}
     if collection is not None:
         cols["collection"] = collection
     with ctx.catalog.transaction() as c:

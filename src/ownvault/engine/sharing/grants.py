@@ -16,6 +16,7 @@ generation. What revocation cannot undo is written in docs/design.md.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -476,7 +477,7 @@ async def revoke(
             } if granted else set()
             now = _now(ctx)
 
-            def finish(c: Any) -> None:
+            def finish(c: sqlite3.Connection) -> None:
                 c.execute("UPDATE grants SET state = 'revoked', revoked_at = ? WHERE id = ?", (now, row))
                 c.execute("DELETE FROM grant_versions WHERE grant_row = ?", (row,))
 

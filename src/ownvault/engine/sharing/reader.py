@@ -58,7 +58,7 @@ __all__ = ["GrantReader", "open_grant"]
 CACHE_PACKS = 4
 
 
-def _as_int(value: Any, what: str) -> int:
+def _as_int(value: object, what: str) -> int:
     if not isinstance(value, int) or value < 0:
         raise FormatError(f"grant manifest: {what} is not a non-negative integer")
     return value

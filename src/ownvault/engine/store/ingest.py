@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
@@ -214,7 +214,7 @@ class Ingestor:
         return out
 
     def _read_process(
-        self, f: Any, chunker: Chunker, importer: FileImporter
+        self, f: BinaryIO, chunker: Chunker, importer: FileImporter
     ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
         block = f.read(BLOCK_SIZE)
         final = len(block) < BLOCK_SIZE

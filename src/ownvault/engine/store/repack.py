@@ -61,9 +61,12 @@ class RepackResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "packs_read": self.packs_read, "packs_written": self.packs_written,
-            "chunks_kept": self.chunks_kept, "chunks_rekeyed": self.chunks_rekeyed,
-            "chunks_dropped": self.chunks_dropped, "objects_deleted": self.objects_deleted,
+            "packs_read": self.packs_read,
+            "packs_written": self.packs_written,
+            "chunks_kept": self.chunks_kept,
+            "chunks_rekeyed": self.chunks_rekeyed,
+            "chunks_dropped": self.chunks_dropped,
+            "objects_deleted": self.objects_deleted,
             "not_deleted": self.not_deleted,
         }
 
@@ -88,39 +91,58 @@ async def rewrite_packs(
 ) -> RepackResult:
     """Rewrite ``packs`` (catalog ids) chunk by chunk as ``decide`` says. Hold the writer lock.
     ``progress(done, total)`` is called after each old pack."""
-    cat = ctx.catalog
-    store = ctx.store
-    policy = ctx.policy
-    epoch = int(cat.meta("content_epoch") or "0")
-    content_key = ctx.keys.content_key(epoch)
-    writer = PackWriter(cat, store, policy, ctx.candidates())
-    result = RepackResult()
-    new_packs: list[_NewPack] = []
-    dropped: list[int] = []
-    builder = PackBuilder()
-    pending: list[tuple[int, int, bytes, int]] = []  # row, length, wrapped, epoch (offsets from builder)
-    offsets: list[int] = []
-
-    async def upload() -> None:
-        nonlocal builder, pending, offsets
-        if not pending:
-            return
-        written = await writer.write_pack(builder.seal())
-        new_packs.append(
-            _NewPack(
-                written.pack,
-                [(row, off, ln, wr, ep) for (row, ln, wr, ep), off in zip(pending, offsets, strict=True)],
-            )
-        )
-        result.packs_written += 1
-        builder = PackBuilder()
-        pending = []
-        offsets = []
-
-    old_shares: list[tuple[int, str]] = []
+    rewriter = _Rewriter(ctx, decide)
     if progress is not None:
         progress(0, len(packs))
     for done, pack in enumerate(sorted(packs), 1):
+        await rewriter.rewrite_pack(pack)
+        if progress is not None:
+            progress(done, len(packs))
+    await rewriter.upload()
+    _commit(ctx, rewriter, packs, reason, finish)
+    result = rewriter.result
+    deleted, failed = await drain_doomed(ctx)
+    result.objects_deleted = deleted
+    result.not_deleted = failed
+    return result
+
+
+class _Rewriter:
+    """The new packs being filled, chunk by chunk, from the old ones."""
+
+    def __init__(self, ctx: VaultContext, decide: Decide) -> None:
+        self.ctx = ctx
+        self.decide = decide
+        self.epoch = int(ctx.catalog.meta("content_epoch") or "0")
+        self.content_key = ctx.keys.content_key(self.epoch)
+        self.writer = PackWriter(ctx.catalog, ctx.store, ctx.policy, ctx.candidates())
+        self.result = RepackResult()
+        self.new_packs: list[_NewPack] = []
+        self.dropped: list[int] = []
+        self.old_shares: list[tuple[int, str]] = []
+        self.builder = PackBuilder()
+        self.pending: list[tuple[int, int, bytes, int]] = []  # row, length, wrapped, epoch
+        self.offsets: list[int] = []  # of the pending chunks, from the builder
+
+    async def upload(self) -> None:
+        """Write the pack being built (if it holds anything) and start a new one."""
+        if not self.pending:
+            return
+        written = await self.writer.write_pack(self.builder.seal())
+        moves = [
+            (row, off, ln, wr, ep)
+            for (row, ln, wr, ep), off in zip(self.pending, self.offsets, strict=True)
+        ]
+        self.new_packs.append(_NewPack(written.pack, moves))
+        self.result.packs_written += 1
+        self.builder = PackBuilder()
+        self.pending = []
+        self.offsets = []
+
+    async def rewrite_pack(self, pack: int) -> None:
+        """Read one old pack (unless every chunk in it is dropped) and copy, re-key or drop
+        each chunk; its shares are queued for deletion."""
+        cat, store, result = self.ctx.catalog, self.ctx.store, self.result
         pack_id, size, k, n = cat.pack_info(pack)
         rows = cat.conn.execute(
             "SELECT c.id, c.chunk_id, c.offset, c.length, c.plain_len, c.wrapped_key, c.key_epoch, "
@@ -129,48 +151,67 @@ async def rewrite_packs(
             (pack,),
         ).fetchall()
         shares = cat.shares_of(pack)
-        actions = [decide(ChunkInfo(r[0], bytes(r[1]), bool(r[7]))) for r in rows]
+        actions = [self.decide(ChunkInfo(r[0], bytes(r[1]), bool(r[7]))) for r in rows]
         data = b""
         if any(a != "drop" for a in actions):
             data = await store.fetch_pack(
-                DATA_PREFIX, pack_id, size, k, n, [(s.idx, s.provider, s.size, s.root) for s in shares]
+                DATA_PREFIX,
+                pack_id,
+                size,
+                k,
+                n,
+                [(s.idx, s.provider, s.size, s.root) for s in shares],
             )
             result.packs_read += 1
         for r, action in zip(rows, actions, strict=True):
             row, chunk_id, offset, length, plain_len = r[0], bytes(r[1]), r[2], r[3], r[4]
             wrapped, key_epoch = bytes(r[5]), int(r[6])
             if action == "drop":
-                dropped.append(row)
+                self.dropped.append(row)
                 result.chunks_dropped += 1
                 continue
             blob = data[offset : offset + length]
             if len(blob) != length:
                 raise IntegrityError(f"chunk {chunk_id.hex()} lies outside its pack")
             if action == "rekey":
-                old_key = unwrap_chunk_key(ctx.keys.content_key(key_epoch), chunk_id, wrapped)
-                plain = open_chunk(old_key, chunk_id, blob)
-                if len(plain) != plain_len:
-                    raise IntegrityError(f"chunk {chunk_id.hex()} has the wrong length")
-                new_key = crypto.random_bytes(crypto.KEY_SIZE)
-                blob = seal_chunk(new_key, chunk_id, plain)
-                wrapped, key_epoch = wrap_chunk_key(content_key, chunk_id, new_key), epoch
+                blob, wrapped, key_epoch = self._rekey(
+                    chunk_id, blob, plain_len, wrapped, key_epoch
+                )
                 result.chunks_rekeyed += 1
             elif action == "keep":
                 result.chunks_kept += 1
             else:
                 raise ValueError(f"unknown repack action {action!r}")
-            if not builder.fits(len(blob)):
-                await upload()
-            offsets.append(builder.add(blob))
-            pending.append((row, len(blob), wrapped, key_epoch))
-        old_shares.extend((s.provider, data_share_name(pack_id, s.idx)) for s in shares)
-        if progress is not None:
-            progress(done, len(packs))
-    await upload()
+            if not self.builder.fits(len(blob)):
+                await self.upload()
+            self.offsets.append(self.builder.add(blob))
+            self.pending.append((row, len(blob), wrapped, key_epoch))
+        self.old_shares.extend((s.provider, data_share_name(pack_id, s.idx)) for s in shares)
 
+    def _rekey(
+        self, chunk_id: bytes, blob: bytes, plain_len: int, wrapped: bytes, key_epoch: int
+    ) -> tuple[bytes, bytes, int]:
+        """The chunk sealed again under a fresh key: (blob, wrapped key, key epoch)."""
+        old_key = unwrap_chunk_key(self.ctx.keys.content_key(key_epoch), chunk_id, wrapped)
+        plain = open_chunk(old_key, chunk_id, blob)
+        if len(plain) != plain_len:
+            raise IntegrityError(f"chunk {chunk_id.hex()} has the wrong length")
+        new_key = crypto.random_bytes(crypto.KEY_SIZE)
+        blob = seal_chunk(new_key, chunk_id, plain)
+        return blob, wrap_chunk_key(self.content_key, chunk_id, new_key), self.epoch
+
+
+def _commit(
+    ctx: VaultContext,
+    rewriter: _Rewriter,
+    packs: set[int],
+    reason: str,
+    finish: Callable[[sqlite3.Connection], None] | None,
+) -> None:
+    """The one transaction that makes the rewrite visible (see the module docstring)."""
     now = int(time.time())
-    with cat.transaction() as c:
-        for np in new_packs:
+    with ctx.catalog.transaction() as c:
+        for np in rewriter.new_packs:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (np.pack,))
             c.executemany(
                 "UPDATE chunks SET pack = ?, offset = ?, length = ?, wrapped_key = ?, key_epoch = ? WHERE id = ?",
@@ -178,22 +219,20 @@ async def rewrite_packs(
             )
         if finish is not None:
             finish(c)
-        for row in dropped:
+        for row in rewriter.dropped:
             c.execute("DELETE FROM chunks WHERE id = ?", (row,))
         for pack in packs:
             left = c.execute("SELECT COUNT(*) FROM chunks WHERE pack = ?", (pack,)).fetchone()[0]
             if left:
-                raise OwnvaultError(f"internal error: pack {pack} still holds {left} chunk(s) after rewrite")
+                raise OwnvaultError(
+                    f"internal error: pack {pack} still holds {left} chunk(s) after rewrite"
+                )
             c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
             c.execute("DELETE FROM packs WHERE id = ?", (pack,))
         c.executemany(
             "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
-            [(p, name, reason, now) for p, name in old_shares],
+            [(p, name, reason, now) for p, name in rewriter.old_shares],
         )
-    deleted, failed = await drain_doomed(ctx)
-    result.objects_deleted = deleted
-    result.not_deleted = failed
-    return result
 
 
 async def drain_doomed(ctx: VaultContext) -> tuple[int, list[dict[str, str]]]:
@@ -201,7 +240,9 @@ async def drain_doomed(ctx: VaultContext) -> tuple[int, list[dict[str, str]]]:
     cat = ctx.catalog
     store = ctx.store
     names = {r.id: r.name for r in cat.providers(include_removed=True)}
-    rows = cat.conn.execute("SELECT provider, name, reason FROM doomed_objects ORDER BY provider, name").fetchall()
+    rows = cat.conn.execute(
+        "SELECT provider, name, reason FROM doomed_objects ORDER BY provider, name"
+    ).fetchall()
     sem = asyncio.Semaphore(16)
     done: list[tuple[int, str]] = []
     failed: list[dict[str, str]] = []
@@ -210,13 +251,24 @@ async def drain_doomed(ctx: VaultContext) -> tuple[int, list[dict[str, str]]]:
         async with sem:
             p = store.providers.get(provider)
             if p is None:
-                failed.append({"provider": names.get(provider, str(provider)), "object": name,
-                               "reason": "provider cannot be opened"})
+                failed.append(
+                    {
+                        "provider": names.get(provider, str(provider)),
+                        "object": name,
+                        "reason": "provider cannot be opened",
+                    }
+                )
                 return
             try:
                 await p.delete(name)
             except OwnvaultError as exc:
-                failed.append({"provider": names.get(provider, str(provider)), "object": name, "reason": exc.message})
+                failed.append(
+                    {
+                        "provider": names.get(provider, str(provider)),
+                        "object": name,
+                        "reason": exc.message,
+                    }
+                )
                 return
             done.append((provider, name))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from typing import Any
 
 from ownvault.core.cid import CID
 from ownvault.core.dagpb import MAX_BLOCK_SIZE
@@ -77,7 +76,8 @@ class KuboRpc:
         *,
         content: bytes | AsyncIterator[bytes] | None = None,
         name: str | None = None,
-    ) -> Any:
+    ) -> object:
+        """The command's JSON answer, unchecked: callers narrow it with ``isinstance``."""
         return parse_json(await self.call(command, params, content=content, name=name), self.label)
 
     def _classify(self, command: str, status: int, body: bytes, name: str | None) -> ProviderError:

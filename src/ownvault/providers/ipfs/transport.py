@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from ownvault.core.cid import CID
+from ownvault.core.jsonvalue import JSONValue
 from ownvault.errors import FormatError, ProviderPermanentError, ProviderUnavailableError
 from ownvault.providers.contentcoding import BadContentCoding, BodyTooLarge, decoded_body
 
@@ -80,7 +81,7 @@ class HttpTransport:
         params: Mapping[str, str | Sequence[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         content: bytes | AsyncIterator[bytes] | None = None,
-        json_body: Any = None,
+        json_body: object = None,
     ) -> tuple[int, bytes]:
         """Send one request; return (status, body). Bodies over ``limit`` bytes (counted as
         they are decoded: :mod:`ownvault.providers.contentcoding`) are refused."""
@@ -118,14 +119,15 @@ class HttpTransport:
                 await client.aclose()
 
 
-def parse_json(body: bytes, label: str) -> Any:
+def parse_json(body: bytes, label: str) -> JSONValue:
     try:
-        return json.loads(body)
+        doc: JSONValue = json.loads(body)
     except ValueError as exc:
         raise ProviderPermanentError(f"{label} sent malformed JSON", provider=label) from exc
+    return doc
 
 
-def ndjson(body: bytes, label: str) -> list[Any]:
+def ndjson(body: bytes, label: str) -> list[JSONValue]:
     return [parse_json(line, label) for line in body.splitlines() if line.strip()]
 
 

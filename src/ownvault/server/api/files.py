@@ -200,6 +200,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def router(state: ApiState) -> APIRouter:
+    """The file routes, bound to ``state``.
+
+    Long: eleven small route handlers, each a closure over ``state`` and the router; one
+    function keeps every route of the tag in one place.
+    """
     r = APIRouter(tags=["files"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 

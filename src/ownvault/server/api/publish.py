@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs import publish as pub
+from ownvault.errors import UsageError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.state import ApiState
 
@@ -81,8 +82,6 @@ def router(state: ApiState) -> APIRouter:
     )
     async def publish(body: PublishIn) -> dict[str, Any]:
         if body.profile is not None and body.profile not in PROFILES:
-            from ownvault.errors import UsageError
-
             raise UsageError(f"unknown import profile {body.profile!r}")
         async with state.vault.ctx.write():
             p = await vault.ipfs.publish(body.name, version=body.version, profile=body.profile)

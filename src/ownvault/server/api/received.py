@@ -106,6 +106,11 @@ def _row(g: Grant) -> dict[str, Any]:
 
 
 def router(state: ApiState) -> APIRouter:
+    """The routes over grants shared with this vault, bound to ``state``.
+
+    Long: six small route handlers and the grant-reopening helper they share, closures over
+    ``state``; one function keeps every route of the tag in one place.
+    """
     r = APIRouter(tags=["shared with me"], dependencies=[Depends(require_session(state.sessions))])
     keys = state.vault.keys
 

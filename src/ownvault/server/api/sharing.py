@@ -142,6 +142,11 @@ class GrantList(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
+    """The sharing routes (contacts, grants, revocation), bound to ``state``.
+
+    Long: nine small route handlers, each a closure over ``state`` and the router; one
+    function keeps every route of the tag in one place.
+    """
     r = APIRouter(tags=["sharing"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 

@@ -227,6 +227,11 @@ UploadId = Annotated[
 
 
 def router(state: ApiState) -> APIRouter:
+    """The resumable-upload routes, bound to ``state`` and one upload store.
+
+    Long: seven small route handlers sharing the upload store they close over; one
+    function keeps every route of the tag in one place.
+    """
     r = APIRouter(tags=["uploads"], dependencies=[Depends(require_session(state.sessions))])
     uploads = UploadStore(
         state.vault.path / "uploads", state.limits.session_idle_seconds, state.limits.sessions

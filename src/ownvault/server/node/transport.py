@@ -21,9 +21,9 @@ transfer coding but a single ``chunked``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -54,10 +54,10 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     """An h11 protocol class (for ``uvicorn.Config(http=...)``) enforcing ``limits``."""
 
     class GuardedH11Protocol(H11Protocol):
-        _deadline: Any = None
-        _waiting_since: float = 0.0
+        _deadline: asyncio.TimerHandle | None = None
+        waiting_since: float = 0.0
 
-        def connection_made(self, transport: Any) -> None:
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             if len(self.connections) >= limits.max_connections and not self._evict_one():
                 limits.on_close("connection_limit")
                 transport.abort()
@@ -65,25 +65,25 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             super().connection_made(transport)
             self._arm(limits.header_timeout)
 
-        def _serving(self) -> bool:
+        def serving(self) -> bool:
             return self.cycle is not None and not self.cycle.response_complete
 
         def _evict_one(self) -> bool:
             idle = [
                 c
                 for c in self.connections
-                if isinstance(c, GuardedH11Protocol) and not c._serving()
+                if isinstance(c, GuardedH11Protocol) and not c.serving()
             ]
             if not idle:
                 return False
-            oldest = min(idle, key=lambda c: c._waiting_since)
+            oldest = min(idle, key=lambda c: c.waiting_since)
             limits.on_close("evicted")
-            oldest._close()
+            oldest.abort_connection()
             return True
 
         def _arm(self, seconds: float) -> None:
             self._disarm()
-            self._waiting_since = time.monotonic()
+            self.waiting_since = time.monotonic()
             self._deadline = self.loop.call_later(seconds, self._on_deadline)
 
         def _disarm(self) -> None:
@@ -93,11 +93,11 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def _on_deadline(self) -> None:
             self._deadline = None
-            if not self._serving():
+            if not self.serving():
                 limits.on_close("header_timeout")
-                self._close()
+                self.abort_connection()
 
-        def _close(self) -> None:
+        def abort_connection(self) -> None:
             self._disarm()
             self.connections.discard(self)
             if not self.transport.is_closing():

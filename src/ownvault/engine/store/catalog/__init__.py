@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ownvault.core.jsonvalue import JSONValue
 from ownvault.errors import FormatError, NotFoundError, VaultStateError
 
 __all__ = [
@@ -168,7 +169,7 @@ class Catalog:
             (key, value),
         )
 
-    def meta_json(self, key: str) -> Any:
+    def meta_json(self, key: str) -> JSONValue:
         raw = self.meta(key)
         return None if raw is None else json.loads(raw)
 
