@@ -26,7 +26,6 @@ import mimetypes
 import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -38,6 +37,7 @@ from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.engine.ipfs.dagwalk import Resolved, Scope, inspect, resolve, walk
 from ownvault.engine.ipfs.publish import BlockReader, DagStore
+from ownvault.engine.store.dag import BlockRef
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, NotFoundError, OwnvaultError
 from ownvault.server.headers import content_disposition
@@ -468,7 +468,9 @@ class Gateway:
             return Response(None, status, headers, media)
         return StreamingResponse(self._bytes(r, ref, start, end), status, headers, media)
 
-    async def _bytes(self, r: Resolved, ref: Any, start: int, end: int) -> AsyncIterator[bytes]:
+    async def _bytes(
+        self, r: Resolved, ref: BlockRef | None, start: int, end: int
+    ) -> AsyncIterator[bytes]:
         """File bytes [start, end) straight from the stored content (no DAG walk)."""
         if start >= end:
             return

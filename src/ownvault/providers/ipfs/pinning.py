@@ -39,13 +39,14 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from ownvault.core.cid import CID
+from ownvault.core.jsonvalue import JSONValue
 from ownvault.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
@@ -82,6 +83,13 @@ MAX_QUERY_PINS = 100_000
 MAX_ORIGINS = 20  # the spec's maxItems for origins and delegates
 MAX_DELEGATES = 8  # swarm/connect calls for one pin request
 REDIAL_AFTER = 300.0  # seconds before a delegate dialed once is dialed again
+
+
+def _object(value: object) -> dict[str, JSONValue]:
+    """A JSON object of a service's answer, or ``TypeError`` (a malformed answer)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return cast(dict[str, JSONValue], value)
 
 
 def parse_created(text: object) -> datetime:
@@ -225,9 +233,9 @@ class PinningProvider:
         path: str,
         *,
         params: dict[str, str] | None = None,
-        body: Any = None,
+        body: Mapping[str, object] | None = None,
         name: str | None = None,
-    ) -> Any:
+    ) -> JSONValue:
         status, raw = await self._http.request(
             method,
             f"{self.endpoint}{path}",
@@ -250,23 +258,25 @@ class PinningProvider:
             status, text, provider=self._label, share=name, not_found=(404,), conflict=(), full=full
         )
 
-    def _parse_pin(self, doc: Any) -> RemotePin:
+    def _parse_pin(self, doc: object) -> RemotePin:
         try:
-            pin = doc["pin"]
-            status = doc["status"]
-            if status not in PIN_STATES:
+            d = _object(doc)
+            pin = _object(d["pin"])
+            status = d["status"]
+            if not isinstance(status, str) or status not in PIN_STATES:
                 raise ValueError(status)
-            meta = pin.get("meta") or {}
-            info = doc.get("info") or {}
-            delegates = doc.get("delegates") or []
+            meta = _object(pin.get("meta") or {})
+            info = _object(d.get("info") or {})
+            delegates = d.get("delegates") or []
             if not isinstance(delegates, list):
                 raise TypeError("delegates is not a list")
+            name = pin.get("name")
             return RemotePin(
-                requestid=str(doc["requestid"]),
+                requestid=str(d["requestid"]),
                 status=status,
-                created=parse_created(doc["created"]),
+                created=parse_created(d["created"]),
                 cid=parse_cid(pin["cid"], self._label),
-                name=pin.get("name") if isinstance(pin.get("name"), str) else None,
+                name=name if isinstance(name, str) else None,
                 meta={str(k): str(v) for k, v in meta.items()},
                 detail=str(info.get("status_details"))[:300]
                 if info.get("status_details")
