@@ -25,6 +25,11 @@ def provider() -> None:
 @click.argument("url")
 @click.option("--jurisdiction", help="Two-letter code of where this provider keeps data (e.g. DE).")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label (repeatable).")
+@click.option(
+    "--domain",
+    help="Failure domain: the machine or disk it lives on (default: the URL's host; "
+    "a local folder on this machine's disk: this-machine).",
+)
 @click.option("--endpoint", help="S3: the endpoint URL (Ceph RGW, MinIO, …); default AWS.")
 @click.option("--region", help="S3: the region.")
 @click.option("--profile", "aws_profile", help="S3: a named profile from the shared AWS config.")
@@ -39,6 +44,7 @@ def provider_add(
     url: str,
     jurisdiction: str | None,
     labels: tuple[str, ...],
+    domain: str | None,
     endpoint: str | None,
     region: str | None,
     aws_profile: str | None,
@@ -74,6 +80,7 @@ def provider_add(
             labels=parse_labels(labels),
             config=config,
             create=create_bucket,
+            domain=domain,
         ),
     )
     emit(
@@ -193,6 +200,11 @@ def policy_show() -> None:
     default=None,
     help="Losing every provider of any one jurisdiction leaves k shares of every piece.",
 )
+@click.option(
+    "--survive-domain-loss/--no-survive-domain-loss",
+    default=None,
+    help="Require (not just prefer) that losing any one failure domain leaves k shares.",
+)
 def policy_set(
     k: int | None,
     n: int | None,
@@ -201,6 +213,7 @@ def policy_set(
     max_per_jurisdiction: int | None,
     max_per_provider: int | None,
     survive_jurisdiction_loss: bool | None,
+    survive_domain_loss: bool | None,
 ) -> None:
     """Change the placement policy (unset options keep their current value)."""
     ctx = get_ctx()
@@ -217,6 +230,7 @@ def policy_set(
             survive_jurisdiction_loss
             if survive_jurisdiction_loss is not None
             else cur.survive_jurisdiction_loss,
+            survive_domain_loss if survive_domain_loss is not None else cur.survive_domain_loss,
         )
         return await v.fleet.set_policy(new)
 

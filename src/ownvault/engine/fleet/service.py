@@ -9,6 +9,7 @@ from typing import Any
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import PacksRewritten, ProvidersChanged, VaultContext
+from ownvault.engine.store.domains import default_domain, domain_of, validate_domain
 from ownvault.engine.store.layout import validate_provider_name
 from ownvault.engine.store.placement import Policy, place
 from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
@@ -33,10 +34,12 @@ class Fleet:
         labels: Mapping[str, str] | None = None,
         config: Mapping[str, Any] | None = None,
         create: bool = False,
+        domain: str | None = None,
     ) -> dict[str, Any]:
         """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
 
-        ``create`` asks a provider that can (an S3 bucket) to create its container first."""
+        ``create`` asks a provider that can (an S3 bucket) to create its container first.
+        ``domain`` labels its failure domain (default: ``engine.store.domains``)."""
         ctx = self.ctx
         validate_provider_name(name)
         if any(r.name == name for r in ctx.catalog.providers(include_removed=True)):
@@ -44,6 +47,8 @@ class Fleet:
         if jurisdiction is not None:
             jurisdiction = jurisdiction.strip().upper()
             Policy(1, 2, (jurisdiction,))  # validates the code
+        if domain is not None:
+            domain = validate_domain(domain)
         kind = kind_of_url(url)
         if kind == "local":
             LocalProvider.create(local_path_of(url))
@@ -60,10 +65,11 @@ class Fleet:
             await provider.close()
         async with ctx.write():
             with ctx.catalog.transaction():
-                ctx.catalog.add_provider(name, kind, url, jurisdiction, dict(labels or {}), cfg)
+                ctx.catalog.add_provider(name, kind, url, jurisdiction, dict(labels or {}), cfg, domain)
             await ctx.providers.reset()
             await ctx.events.emit(ProvidersChanged())
-        return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction,
+        effective = domain or default_domain(kind, url, cfg, ctx.path)
+        return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction, "domain": effective,
                 "labels": dict(labels or {}), "location": info.location, "free_bytes": info.free_bytes}
 
     async def remove_provider(
@@ -151,8 +157,8 @@ class Fleet:
             out: dict[str, Any] = {
                 "name": row.name, "kind": row.kind, "url": row.url,
                 "location": store.providers[row.id].location if row.id in store.providers else row.url,
-                "jurisdiction": row.jurisdiction, "labels": row.labels, "state": row.state,
-                "shares": shares, "bytes": used, "reachable": False, "free_bytes": None, "error": None,
+                "jurisdiction": row.jurisdiction, "domain": domain_of(row, ctx.path),
+                "labels": row.labels, "state": row.state, "shares": shares, "bytes": used, "reachable": False, "free_bytes": None, "error": None,
                 "latency_ms": None,
             }
             p = store.providers.get(row.id)

@@ -5,10 +5,12 @@ as the policy says. ``engine.health.deepcheck`` reads them whole.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from ownvault.engine.store.catalog import ProviderRow, ShareRow
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.placement import Candidate, Policy, check_placement
 from ownvault.engine.store.shares import data_share_name
 from ownvault.errors import OwnvaultError
@@ -146,7 +148,7 @@ def _violations(
     for pack in sorted(packs):
         _pid, _size, k, n = ctx.catalog.pack_info(pack)
         holders = [
-            cands.get(s.provider) or gone_candidate(rows_all, s.provider)
+            cands.get(s.provider) or gone_candidate(rows_all, s.provider, ctx.path)
             for s in ctx.catalog.shares_of(pack)
         ]
         for why in check_placement(policy, k, n, holders):
@@ -155,7 +157,9 @@ def _violations(
     return violations
 
 
-def gone_candidate(rows: dict[int, ProviderRow], provider: int) -> Candidate | None:
+def gone_candidate(
+    rows: dict[int, ProviderRow], provider: int, vault: Path | None = None
+) -> Candidate | None:
     """A placement candidate for a provider that is no longer usable (or None if unknown)."""
     r = rows.get(provider)
-    return None if r is None else Candidate(r.id, r.name, r.jurisdiction, 0, False)
+    return None if r is None else candidate_of(r, vault, 0, False)

@@ -36,6 +36,7 @@ from typing import TypeVar
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.keys import VaultKeys
 from ownvault.engine.store.catalog import Catalog, VersionRow
+from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
@@ -197,7 +198,7 @@ class ProviderSet:
         store = self.store
         usage = self.catalog.provider_usage()
         return [
-            Candidate(r.id, r.name, r.jurisdiction, usage.get(r.id, (0, 0))[1], r.state == "active")
+            candidate_of(r, self.root, usage.get(r.id, (0, 0))[1])
             for r in self.catalog.providers()
             if r.id in store.providers
         ]
