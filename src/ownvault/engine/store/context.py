@@ -313,7 +313,9 @@ class VaultContext:
     async def push_catalog(self) -> SnapshotResult:
         """Write the catalog to the providers now (a snapshot); hold ``write()``."""
         async with self.write():
-            result = await write_snapshot(self.catalog, self.keys, self.store, self.policy)
+            result = await write_snapshot(
+                self.catalog, self.keys, self.store, self.policy, self.candidates()
+            )
             self._pushes.at[0] = self.catalog.conn.total_changes
             return result
 
