@@ -106,6 +106,10 @@ def test_embedded_folders_hold_at_most_n_minus_k_once_remote_providers_exist() -
     assert sum(1 for i in chosen if i < 6) == 3
     assert domain_overflow(policy, [cs[i] for i in chosen]) == 0
     assert capacity(policy, cs, without_domain=THIS_MACHINE) == 3
+    # k > n-k: some domain must exceed n-k; it is not this machine when another can.
+    wide = only_here + [Candidate(6 + i, f"node{i}", None, 99, True, "host") for i in range(4)]
+    chosen = place(Policy(4, 6), wide)
+    assert sum(1 for i in chosen if i < 6) == 2
     with pytest.raises(PolicyError, match="failure-domain rule"):
         place(Policy(3, 6, survive_domain_loss=True), only_here + dom("-:x"))
 

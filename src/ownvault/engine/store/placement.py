@@ -326,8 +326,8 @@ def _solve(
     the per-jurisdiction, per-provider and per-domain caps are capacities and a maximum
     flow is a largest placement (two partition matroids intersect: a plain greedy fill can
     miss one). Costs rank the placements: first as few shares as possible above n-k in any
-    one domain (the soft domain rule), then one share per provider before a second one,
-    then the least-loaded providers.
+    one domain (the soft domain rule), then as few of those on this machine as possible,
+    then one share per provider before a second one, then the least-loaded providers.
     """
     pool = sorted(pool, key=lambda c: (c.load, c.id))
     net = _Flow()
@@ -338,7 +338,11 @@ def _solve(
     per_zone: Counter[str] = Counter(c.zone for c in fixed)
     per_provider: Counter[int] = Counter(c.id for c in fixed)
     step = len(pool) + 1
-    over = (policy.n + 1) * policy.max_per_provider * step + 1
+    # Costs, each level dominating all of the next: a share above n-k in a domain (over),
+    # a share above n-k on this machine (here: among equal overflow, keep this machine's
+    # share lowest, since its loss is the likeliest), then round and load (below `here`).
+    here = (policy.n + 1) * policy.max_per_provider * step + 1
+    over = (policy.n + 1) * here + 1
     regions: dict[str, int] = {}
     zones: dict[str, int] = {}
     edges: list[tuple[int, int, int, int]] = []  # (round, rank, provider id, edge)
@@ -350,7 +354,8 @@ def _solve(
             zones[c.zone] = node = net.node()
             have = per_zone[c.zone]
             net.edge(node, 1, soft - have, 0)
-            net.edge(node, 1, hard - max(soft, have), over)
+            extra = here if c.zone == THIS_MACHINE else 0
+            net.edge(node, 1, hard - max(soft, have), over + extra)
         for t in range(policy.max_per_provider - per_provider[c.id]):
             e = net.edge(regions[c.region], zones[c.zone], 1, t * step + rank)
             edges.append((t, rank, c.id, e))

@@ -12,6 +12,7 @@ reachable provider. The newest ``KEEP`` snapshots are kept; older ones are delet
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,7 +28,7 @@ from ownvault.core.snapshot import (
     snapshot_prefix,
 )
 from ownvault.engine.store.catalog import Catalog, ProviderRow
-from ownvault.engine.store.placement import Candidate, Policy, capacity, place
+from ownvault.engine.store.placement import THIS_MACHINE, Candidate, Policy, capacity, place
 from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import (
     DataUnavailableError,
@@ -163,6 +164,7 @@ async def write_snapshot(
     pieces: list[dict[str, Any]] = []
     shares_written = 0
     load = {c.id: c.load for c in cands}
+    off_machine: int | None = None  # the fewest shares of a piece outside this machine
     for start in range(0, len(padded), MAX_PACK_SIZE):
         piece = padded[start : start + MAX_PACK_SIZE]
         pack_size_class(len(piece))
@@ -176,6 +178,9 @@ async def write_snapshot(
                 f"catalog snapshot {seq}: only {len(placed)} of {n} shares could be written (need {k})"
             )
         shares_written += len(placed)
+        zone = {c.name: c.zone for c in cands}
+        off = sum(1 for sh in placed if zone.get(sh["provider"]) != THIS_MACHINE)
+        off_machine = off if off_machine is None else min(off_machine, off)
         pieces.append(
             {
                 "pack_id": pack_id.hex(),
@@ -211,6 +216,12 @@ async def write_snapshot(
         raise DataUnavailableError(f"catalog snapshot {seq}: no locator could be written")
     with catalog.transaction():
         catalog.set_meta("snapshot_seq", str(seq))
+        # Where the newest snapshot sits, for `status`/`check` ("would it survive losing
+        # this machine?") without reading a locator back.
+        catalog.set_meta(
+            "snapshot_placement",
+            json.dumps({"seq": seq, "k": k, "n": n, "off_machine": off_machine or 0}),
+        )
     await _prune(store, providers, seq)
     return SnapshotResult(seq, len(padded), shares_written, written)
 

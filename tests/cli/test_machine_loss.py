@@ -1,0 +1,56 @@
+"""`status` and `check` say whether the vault would survive losing this machine, and what
+to add if not (issue 14), through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .test_cli_tour import js, ov
+
+
+def test_status_and_check_say_whether_losing_this_machine_is_survivable(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    ov(vault, "init", "--phrase-file", str(tmp_path / "phrase"))  # six embedded folders, 3-of-6
+    (tmp_path / "a.txt").write_text("a" * 5000)
+    ov(vault, "put", str(tmp_path / "a.txt"))
+
+    status = js(ov(vault, "status", "--json"))
+    ml = status["machine_loss"]
+    assert not ml["survives"] and ml["pieces_lost"] == ml["pieces"] == 1
+    assert not ml["catalog_survives"] and ml["capacity_elsewhere"] == 0
+    assert "add at least 3 provider(s) on other machines" in ml["advice"]
+    assert any("NOT survivable" in line for line in status["advice"])
+    text = ov(vault, "status").stdout
+    assert "losing this machine: NOT survivable (1 of 1 piece(s) and the catalog" in text
+    check = js(ov(vault, "check", "--json"))
+    assert check["machine_loss"] == {k: v for k, v in ml.items()}
+    assert [f["survives_machine_loss"] for f in check["files"]] == [False]
+    assert "add at least 3 provider(s)" in ov(vault, "check").stdout
+
+    # Two remote disks: not enough yet; the advice counts what is missing.
+    for i in range(2):
+        ov(
+            vault,
+            "provider",
+            "add",
+            f"usb-{i}",
+            (tmp_path / f"usb-{i}").as_uri(),
+            "--domain",
+            f"usb-{i}",
+        )
+    ml = js(ov(vault, "check", "--json"))["machine_loss"]
+    assert ml["capacity_elsewhere"] == 2 and "add at least 1 provider(s)" in ml["advice"]
+
+    # A third: the catalog is placed there at once; the stored piece needs a rebalance.
+    ov(vault, "provider", "add", "usb-2", (tmp_path / "usb-2").as_uri(), "--domain", "usb-2")
+    ml = js(ov(vault, "status", "--json"))["machine_loss"]
+    assert ml["catalog_survives"] and ml["pieces_lost"] == 1
+    assert "run `ownvault rebalance`" in ml["advice"]
+    ov(vault, "rebalance")
+    status = js(ov(vault, "status", "--json"))
+    assert status["machine_loss"]["survives"] and status["machine_loss"]["advice"] is None
+    assert not any("survivable" in line for line in status["advice"])
+    assert "losing this machine: survivable" in ov(vault, "status").stdout
+    check = js(ov(vault, "check", "--json"))
+    assert check["machine_loss"]["survives"] and check["files"][0]["survives_machine_loss"]
+    assert "losing this machine: survivable" in ov(vault, "check").stdout
