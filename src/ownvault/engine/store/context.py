@@ -9,7 +9,10 @@ context is frozen: what changes while a vault is open lives in the collaborators
 
 1. waits for the other writers of this process (tasks) and takes ``VAULT/lock`` (flock) so
    no other process writes at the same time (that one is refused at once, as before);
-2. removes what an interrupted writer left: pending packs and their shares (the pack
+2. refuses (``VaultStateError``) when a provider holds a catalog snapshot of this vault
+   newer than this catalog: another copy (recovered elsewhere) wrote since, and the next
+   snapshot from here would silently drop its names (``engine.store.snapshots.newer_snapshot``);
+   then removes what an interrupted writer left: pending packs and their shares (the pack
    visibility rule of ``engine.store.ingest``);
 3. runs the block, nested ``write()`` blocks joining the outermost one;
 4. after the outermost block, pushes the catalog to the providers (a snapshot) when the
@@ -40,7 +43,7 @@ from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
-from ownvault.engine.store.snapshots import SnapshotResult, write_snapshot
+from ownvault.engine.store.snapshots import SnapshotResult, newer_snapshot, write_snapshot
 from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
 from ownvault.providers.base import Provider
 from ownvault.providers.registry import open_provider
@@ -296,6 +299,7 @@ class VaultContext:
             if not outermost:
                 yield
                 return
+            await self.refuse_if_stale()
             await self.cleanup_pending()
             start = self.catalog.conn.total_changes
             try:
@@ -304,6 +308,22 @@ class VaultContext:
                 await self._push_if_changed(start)
                 raise
             await self._push_if_changed(start)
+
+    async def refuse_if_stale(self) -> None:
+        """Refuse to write when another copy of this vault wrote a newer catalog: the next
+        snapshot from here would silently drop what it stored (no multi-device merge yet)."""
+        newer = await newer_snapshot(self.catalog, self.keys, self.store)
+        if newer is None:
+            return
+        seq, provider = newer
+        ours = self.catalog.meta("seq") or "0"
+        raise VaultStateError(
+            f"another copy of this vault has written since this one: provider {provider} holds "
+            f"catalog snapshot {seq}, this vault is at {ours}. Writing here would drop what the "
+            "other copy stored, so this vault refuses to write (reading still works). Keep one "
+            "copy: move this vault directory aside and run `ownvault recover --phrase-file F "
+            "--provider URL` to get the newest catalog here, or keep using the other copy."
+        )
 
     async def _push_if_changed(self, start: int) -> None:
         now = self.catalog.conn.total_changes

@@ -38,7 +38,14 @@ from ownvault.errors import (
     ProviderError,
 )
 
-__all__ = ["KEEP", "SnapshotResult", "find_latest_locator", "restore_snapshot", "write_snapshot"]
+__all__ = [
+    "KEEP",
+    "SnapshotResult",
+    "find_latest_locator",
+    "newer_snapshot",
+    "restore_snapshot",
+    "write_snapshot",
+]
 
 KEEP = 3
 
@@ -299,3 +306,49 @@ async def restore_snapshot(
     if sealed_len > len(padded):
         raise FormatError("catalog snapshot shorter than its locator says")
     return await asyncio.to_thread(decode_snapshot, keys.catalog, seq, padded[:sealed_len])
+
+
+SCAN_TIMEOUT = 30.0
+
+
+async def newer_snapshot(
+    catalog: Catalog, keys: VaultKeys, store: ShareStore
+) -> tuple[int, str] | None:
+    """A snapshot of THIS vault newer than this catalog on some provider: (seq, provider).
+
+    Every snapshot this catalog wrote has a sequence number at most ``meta.seq`` (it is
+    raised before the snapshot is made), so a locator above it that opens under the
+    catalog key and names this vault was written by another copy of the vault (one
+    recovered elsewhere, or a copied vault directory). Unreachable providers are skipped.
+    """
+    ours = int(catalog.meta("seq") or "0")
+    vault_id = catalog.meta("vault_id")
+    names = {r.id: r.name for r in catalog.providers()}
+    found: list[tuple[int, str]] = []
+
+    async def scan(pid: int) -> None:
+        p = store.providers[pid]
+        seqs = []
+        async for o in p.list("catalog/"):
+            if o.name.endswith("/locator"):
+                try:
+                    seqs.append(int(o.name.split("/")[1], 16))
+                except (IndexError, ValueError):
+                    continue
+        for seq in sorted((s for s in seqs if s > ours), reverse=True):
+            try:
+                body = decode_locator(keys.catalog, seq, await p.get(locator_name(seq)))
+            except OwnvaultError:
+                continue
+            if body.get("vault_id") == vault_id:
+                found.append((seq, names.get(pid, str(pid))))
+                return
+
+    async def guarded(pid: int) -> None:
+        try:
+            await asyncio.wait_for(scan(pid), SCAN_TIMEOUT)
+        except (OwnvaultError, TimeoutError):
+            return
+
+    await asyncio.gather(*(guarded(pid) for pid in store.providers if pid in names))
+    return max(found) if found else None
