@@ -93,7 +93,8 @@ def provider_add(
 @provider.command(name="ls")
 @common
 def provider_ls() -> None:
-    """Each provider: kind, jurisdiction, reachable, latency, shares, bytes, free space."""
+    """Each provider: kind, jurisdiction, failure domain, reachable, latency, shares, bytes,
+    free space."""
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.fleet.provider_status())
 
@@ -103,6 +104,7 @@ def provider_ls() -> None:
                 "name",
                 "kind",
                 "jurisdiction",
+                "domain",
                 "state",
                 "reachable",
                 "latency",
@@ -116,6 +118,7 @@ def provider_ls() -> None:
                     p["name"],
                     p["kind"],
                     p["jurisdiction"] or "-",
+                    p["domain"] or "-",
                     p["state"],
                     "yes" if p["reachable"] else f"NO ({p['error']})",
                     f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
