@@ -54,3 +54,56 @@ def test_status_and_check_say_whether_losing_this_machine_is_survivable(tmp_path
     check = js(ov(vault, "check", "--json"))
     assert check["machine_loss"]["survives"] and check["files"][0]["survives_machine_loss"]
     assert "losing this machine: survivable" in ov(vault, "check").stdout
+
+
+def test_provider_set_changes_domain_and_jurisdiction(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    ov(vault, "init", "--phrase-file", str(tmp_path / "phrase"))
+    for i in range(3):  # folders on this machine's disk: the same domain as the vault
+        ov(vault, "provider", "add", f"disk-{i}", (tmp_path / f"disk-{i}").as_uri())
+    listing = js(ov(vault, "provider", "ls", "--json"))["providers"]
+    assert {p["domain"] for p in listing} == {"this-machine"}
+    (tmp_path / "a.txt").write_text("a" * 5000)
+    ov(vault, "put", str(tmp_path / "a.txt"))
+    assert js(ov(vault, "check", "--json"))["machine_loss"]["capacity_elsewhere"] == 0
+    # They are in fact removable disks: say so; the stored piece now could be placed better.
+    for i in range(3):
+        doc = js(
+            ov(
+                vault,
+                "provider",
+                "set",
+                f"disk-{i}",
+                "--domain",
+                f"Disk-{i}",
+                "--jurisdiction",
+                "ch",
+                "--json",
+            )
+        )
+        assert doc["domain"] == f"disk-{i}" and doc["jurisdiction"] == "CH"
+    assert doc["packs_out_of_policy"] == 1
+    assert (
+        "run `ownvault rebalance`"
+        in ov(vault, "provider", "set", "disk-2", "--domain", "disk-2").stdout
+    )
+    ov(vault, "rebalance")
+    assert js(ov(vault, "status", "--json"))["machine_loss"]["survives"]
+    listing = {p["name"]: p for p in js(ov(vault, "provider", "ls", "--json"))["providers"]}
+    assert listing["disk-1"]["domain"] == "disk-1" and listing["disk-1"]["jurisdiction"] == "CH"
+    # Back to the default: this machine again, and status says so.
+    assert (
+        js(ov(vault, "provider", "set", "disk-1", "--default-domain", "--json"))["domain"]
+        == "this-machine"
+    )
+    assert not js(ov(vault, "status", "--json"))["machine_loss"]["survives"]
+    assert (
+        "not a two-letter"
+        in ov(vault, "provider", "set", "disk-1", "--jurisdiction", "xyz", check=2).stderr
+    )
+    assert (
+        "not a failure-domain label"
+        in ov(vault, "provider", "set", "disk-1", "--domain", "a b", check=2).stderr
+    )
+    proc = ov(vault, "provider", "set", "nope", "--domain", "x", check=4)
+    assert "no such provider" in proc.stderr

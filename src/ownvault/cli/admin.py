@@ -134,6 +134,37 @@ def provider_ls() -> None:
     emit(ctx, {"providers": result}, human)
 
 
+@provider.command(name="set")
+@common
+@click.argument("name")
+@click.option("--jurisdiction", help="Two-letter code of where this provider keeps data.")
+@click.option("--domain", help="Failure domain: the machine or disk it lives on.")
+@click.option("--default-domain", is_flag=True, help="Drop the domain label (use the default).")
+def provider_set(
+    name: str, jurisdiction: str | None, domain: str | None, default_domain: bool
+) -> None:
+    """Change a provider's jurisdiction or failure domain (then `ownvault rebalance`)."""
+    ctx = get_ctx()
+    result = run_with_vault(
+        ctx,
+        lambda v: v.fleet.set_provider(
+            name, jurisdiction=jurisdiction, domain=domain, default_domain_=default_domain
+        ),
+    )
+
+    def human() -> None:
+        click.echo(
+            f"{name}: jurisdiction {result['jurisdiction'] or '-'}, domain {result['domain'] or '-'}"
+        )
+        if result["packs_out_of_policy"]:
+            click.echo(
+                f"{result['packs_out_of_policy']} stored piece(s) are now placed worse than "
+                "they could be: run `ownvault rebalance`"
+            )
+
+    emit(ctx, result, human)
+
+
 @provider.command(name="rm")
 @common
 @click.argument("name")

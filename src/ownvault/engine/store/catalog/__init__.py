@@ -201,10 +201,16 @@ class Catalog:
         )
         return int(cur.lastrowid or 0)
 
-    def set_provider_domain(self, provider: int, domain: str | None) -> None:
-        """Label a provider's failure domain (None: the default for its kind and URL)."""
+    def set_provider_place(
+        self, provider: int, jurisdiction: str | None, domain: str | None
+    ) -> None:
+        """Set where a provider is: its jurisdiction and failure domain (None: unset, and
+        for the domain the default for its kind and URL)."""
         with self.transaction() as c:
-            c.execute("UPDATE providers SET domain = ? WHERE id = ?", (domain, provider))
+            c.execute(
+                "UPDATE providers SET jurisdiction = ?, domain = ? WHERE id = ?",
+                (jurisdiction, domain, provider),
+            )
 
     def set_provider_state(self, provider: int, state: str) -> None:
         """``active``, ``draining`` (shares being moved away) or ``removed``."""
