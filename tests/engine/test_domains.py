@@ -14,7 +14,8 @@ from ownvault.engine.store.placement import THIS_MACHINE
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
-from .helpers import make_vault, run, tree_state, write_random_tree
+from ..server.nodes import NodeCluster
+from .helpers import Vaults, make_vault, run, tree_state, write_random_tree
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden"
 
@@ -95,3 +96,22 @@ def test_golden_vault_gets_default_domains(tmp_path: Path) -> None:
         assert {c.zone for c in vault.candidates()} == {THIS_MACHINE}
     finally:
         run(vault.close())
+
+
+def test_a_node_announces_its_jurisdiction_and_its_host_is_its_domain(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    with NodeCluster(tmp_path / "nodes") as cluster:
+        (node,) = cluster.start_many(1, jurisdictions=["CH"])
+        vault = vaults.create(tmp_path / "v")
+        with pytest.raises(UsageError, match="announces jurisdiction CH, not DE"):
+            run(vault.fleet.add_provider("zurich", node.url, jurisdiction="de"))
+        assert [r.name for r in vault.catalog.providers() if r.name == "zurich"] == []
+        out = run(vault.fleet.add_provider("zurich", node.url))
+        assert out["jurisdiction"] == "CH" and out["domain"] == "127.0.0.1"
+        out = run(
+            vault.fleet.add_provider(
+                "zurich-de", node.url + "/", jurisdiction="DE", override_jurisdiction=True
+            )
+        )
+        assert out["jurisdiction"] == "DE"

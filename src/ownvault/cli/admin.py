@@ -30,6 +30,11 @@ def provider() -> None:
     help="Failure domain: the machine or disk it lives on (default: the URL's host; "
     "a local folder on this machine's disk: this-machine).",
 )
+@click.option(
+    "--override-jurisdiction",
+    is_flag=True,
+    help="Keep --jurisdiction even when the storage node announces another one.",
+)
 @click.option("--endpoint", help="S3: the endpoint URL (Ceph RGW, MinIO, …); default AWS.")
 @click.option("--region", help="S3: the region.")
 @click.option("--profile", "aws_profile", help="S3: a named profile from the shared AWS config.")
@@ -45,6 +50,7 @@ def provider_add(
     jurisdiction: str | None,
     labels: tuple[str, ...],
     domain: str | None,
+    override_jurisdiction: bool,
     endpoint: str | None,
     region: str | None,
     aws_profile: str | None,
@@ -81,6 +87,7 @@ def provider_add(
             config=config,
             create=create_bucket,
             domain=domain,
+            override_jurisdiction=override_jurisdiction,
         ),
     )
     emit(

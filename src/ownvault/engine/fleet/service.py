@@ -14,7 +14,9 @@ from ownvault.engine.store.layout import validate_provider_name
 from ownvault.engine.store.placement import Policy, place
 from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.node.client import NodeProvider
 from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
+from ownvault.providers.wrappers import unwrap
 
 __all__ = ["Fleet"]
 
@@ -35,11 +37,14 @@ class Fleet:
         config: Mapping[str, Any] | None = None,
         create: bool = False,
         domain: str | None = None,
+        override_jurisdiction: bool = False,
     ) -> dict[str, Any]:
         """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
 
         ``create`` asks a provider that can (an S3 bucket) to create its container first.
-        ``domain`` labels its failure domain (default: ``engine.store.domains``)."""
+        ``domain`` labels its failure domain (default: ``engine.store.domains``). A storage
+        node announces its jurisdiction: it is used when none is given, and a different one
+        given is refused unless ``override_jurisdiction``."""
         ctx = self.ctx
         validate_provider_name(name)
         if any(r.name == name for r in ctx.catalog.providers(include_removed=True)):
@@ -61,6 +66,18 @@ class Fleet:
             elif create:
                 raise UsageError(f"a {kind} provider has nothing to create")
             info = await asyncio.wait_for(provider.info(), 30)
+            inner = unwrap(provider)
+            if isinstance(inner, NodeProvider):
+                announced = (await asyncio.wait_for(inner.node_info(), 30)).jurisdiction
+                announced = announced.upper() if announced else None
+                if jurisdiction is None:
+                    jurisdiction = announced
+                elif announced and announced != jurisdiction and not override_jurisdiction:
+                    raise UsageError(
+                        f"the node at {url} announces jurisdiction {announced}, not {jurisdiction}: "
+                        f"leave out --jurisdiction to use {announced}, or add "
+                        "--override-jurisdiction if you know better"
+                    )
         finally:
             await provider.close()
         async with ctx.write():
