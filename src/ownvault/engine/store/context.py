@@ -17,7 +17,9 @@ context is frozen: what changes while a vault is open lives in the collaborators
 3. runs the block, nested ``write()`` blocks joining the outermost one;
 4. after the outermost block, pushes the catalog to the providers (a snapshot) when the
    block changed it, also when the block failed with an error (what was committed is
-   committed). A failed push is a warning: the next change pushes again.
+   committed). A failed push is a warning: the next change pushes again. ``meta.unpushed``
+   (set before the block, cleared after a snapshot) makes the next writer push what a
+   writer killed between its commits and its snapshot owed, even if it changes nothing.
 
 Cross-feature effects go through :class:`Events` (for example ``PacksRewritten``: sharing
 grants carry share places, so sharing re-publishes its manifests), not hand-written calls.
@@ -301,13 +303,21 @@ class VaultContext:
                 return
             await self.refuse_if_stale()
             await self.cleanup_pending()
+            # A writer killed after committing but before its snapshot leaves the providers'
+            # catalog behind this one (rebalance even deleted the old copies it points to):
+            # ``meta.unpushed`` is set before the block and cleared after a snapshot, so the
+            # next writer pushes what the killed one owed, even when it changes nothing.
+            owed = self.catalog.meta("unpushed") == "1"
+            if not owed:
+                with self.catalog.transaction():
+                    self.catalog.set_meta("unpushed", "1")
             start = self.catalog.conn.total_changes
             try:
                 yield
             except Exception:
-                await self._push_if_changed(start)
+                await self._push_if_changed(start, owed)
                 raise
-            await self._push_if_changed(start)
+            await self._push_if_changed(start, owed)
 
     async def refuse_if_stale(self) -> None:
         """Refuse to write when another copy of this vault wrote a newer catalog: the next
@@ -325,10 +335,15 @@ class VaultContext:
             "--provider URL` to get the newest catalog here, or keep using the other copy."
         )
 
-    async def _push_if_changed(self, start: int) -> None:
+    async def _push_if_changed(self, start: int, owed: bool = False) -> None:
         now = self.catalog.conn.total_changes
-        if now != start and now != self._pushes.at[0]:
-            await self.push_catalog_safely()
+        pushed_inside = self._pushes.at[0] >= start
+        changed = now != start and now != self._pushes.at[0]
+        must = changed or (owed and not pushed_inside)
+        if must and await self.push_catalog_safely() is None:
+            return  # still owed: the next writer pushes
+        with self.catalog.transaction():
+            self.catalog.set_meta("unpushed", "0")
 
     async def push_catalog(self) -> SnapshotResult:
         """Write the catalog to the providers now (a snapshot); hold ``write()``."""
