@@ -269,6 +269,18 @@ def _warnings(pool: _Pool, listing: _Listing, seq: int, skipped: list[dict[str, 
     return out
 
 
+async def _find_all_providers(pool: _Pool, keys: VaultKeys, renames: dict[str, str]) -> None:
+    """Open every provider the newest locators list (a given provider may be stale: ask
+    the others again, until the newest is stable)."""
+    seq, locator = await _newest_locator(pool, keys)
+    for _round in range(MAX_ROUNDS):
+        _add_locator_providers(pool, locator, renames)
+        newer, body = await _newest_locator(pool, keys)
+        if newer <= seq:
+            break
+        seq, locator = newer, body
+
+
 async def recover_vault(
     path: str | os.PathLike[str],
     entropy: bytes,
@@ -301,13 +313,7 @@ async def recover_vault(
                 renames[name] = url
             if pool.add(name or f"given-{i}", kind, url, {}) is None:
                 raise UsageError(f"cannot open provider {url}")
-        seq, locator = await _newest_locator(pool, keys)
-        for _round in range(MAX_ROUNDS):
-            _add_locator_providers(pool, locator, renames)
-            newer, body = await _newest_locator(pool, keys)
-            if newer <= seq:
-                break
-            seq, locator = newer, body
+        await _find_all_providers(pool, keys, renames)
         seq, locator, image, listing, skipped = await _restore_newest(pool, keys, renames)
         warnings = _warnings(pool, listing, seq, skipped)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -205,7 +205,23 @@ async def write_snapshot(
         "pieces": pieces,
         "providers": provider_json(catalog.providers(include_removed=False)),
     }
-    locator = encode_locator(keys.catalog, seq, body)
+    written = await _write_locators(store, providers, seq, encode_locator(keys.catalog, seq, body))
+    with catalog.transaction():
+        catalog.set_meta("snapshot_seq", str(seq))
+        # Where the newest snapshot sits, for `status`/`check` ("would it survive losing
+        # this machine?") without reading a locator back.
+        catalog.set_meta(
+            "snapshot_placement",
+            json.dumps({"seq": seq, "k": k, "n": n, "off_machine": off_machine or 0}),
+        )
+    await _prune(store, providers, seq)
+    return SnapshotResult(seq, len(padded), shares_written, written)
+
+
+async def _write_locators(
+    store: ShareStore, providers: list[ProviderRow], seq: int, locator: bytes
+) -> int:
+    """Write the locator whole to every provider; how many took it (at least one)."""
     written = 0
 
     async def put_locator(prow: ProviderRow) -> None:
@@ -221,16 +237,7 @@ async def write_snapshot(
     await asyncio.gather(*(put_locator(p) for p in providers))
     if written == 0:
         raise DataUnavailableError(f"catalog snapshot {seq}: no locator could be written")
-    with catalog.transaction():
-        catalog.set_meta("snapshot_seq", str(seq))
-        # Where the newest snapshot sits, for `status`/`check` ("would it survive losing
-        # this machine?") without reading a locator back.
-        catalog.set_meta(
-            "snapshot_placement",
-            json.dumps({"seq": seq, "k": k, "n": n, "off_machine": off_machine or 0}),
-        )
-    await _prune(store, providers, seq)
-    return SnapshotResult(seq, len(padded), shares_written, written)
+    return written
 
 
 async def _prune(store: ShareStore, providers: list[ProviderRow], seq: int) -> None:
