@@ -25,6 +25,16 @@ def provider() -> None:
 @click.argument("url")
 @click.option("--jurisdiction", help="Two-letter code of where this provider keeps data (e.g. DE).")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label (repeatable).")
+@click.option(
+    "--domain",
+    help="Failure domain: the machine or disk it lives on (default: the URL's host; "
+    "a local folder on this machine's disk: this-machine).",
+)
+@click.option(
+    "--override-jurisdiction",
+    is_flag=True,
+    help="Keep --jurisdiction even when the storage node announces another one.",
+)
 @click.option("--endpoint", help="S3: the endpoint URL (Ceph RGW, MinIO, …); default AWS.")
 @click.option("--region", help="S3: the region.")
 @click.option("--profile", "aws_profile", help="S3: a named profile from the shared AWS config.")
@@ -39,6 +49,8 @@ def provider_add(
     url: str,
     jurisdiction: str | None,
     labels: tuple[str, ...],
+    domain: str | None,
+    override_jurisdiction: bool,
     endpoint: str | None,
     region: str | None,
     aws_profile: str | None,
@@ -74,6 +86,8 @@ def provider_add(
             labels=parse_labels(labels),
             config=config,
             create=create_bucket,
+            domain=domain,
+            override_jurisdiction=override_jurisdiction,
         ),
     )
     emit(
@@ -86,7 +100,8 @@ def provider_add(
 @provider.command(name="ls")
 @common
 def provider_ls() -> None:
-    """Each provider: kind, jurisdiction, reachable, latency, shares, bytes, free space."""
+    """Each provider: kind, jurisdiction, failure domain, reachable, latency, shares, bytes,
+    free space."""
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.fleet.provider_status())
 
@@ -96,6 +111,7 @@ def provider_ls() -> None:
                 "name",
                 "kind",
                 "jurisdiction",
+                "domain",
                 "state",
                 "reachable",
                 "latency",
@@ -109,6 +125,7 @@ def provider_ls() -> None:
                     p["name"],
                     p["kind"],
                     p["jurisdiction"] or "-",
+                    p["domain"] or "-",
                     p["state"],
                     "yes" if p["reachable"] else f"NO ({p['error']})",
                     f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
@@ -122,6 +139,37 @@ def provider_ls() -> None:
         )
 
     emit(ctx, {"providers": result}, human)
+
+
+@provider.command(name="set")
+@common
+@click.argument("name")
+@click.option("--jurisdiction", help="Two-letter code of where this provider keeps data.")
+@click.option("--domain", help="Failure domain: the machine or disk it lives on.")
+@click.option("--default-domain", is_flag=True, help="Drop the domain label (use the default).")
+def provider_set(
+    name: str, jurisdiction: str | None, domain: str | None, default_domain: bool
+) -> None:
+    """Change a provider's jurisdiction or failure domain (then `ownvault rebalance`)."""
+    ctx = get_ctx()
+    result = run_with_vault(
+        ctx,
+        lambda v: v.fleet.set_provider(
+            name, jurisdiction=jurisdiction, domain=domain, default_domain_=default_domain
+        ),
+    )
+
+    def human() -> None:
+        click.echo(
+            f"{name}: jurisdiction {result['jurisdiction'] or '-'}, domain {result['domain'] or '-'}"
+        )
+        if result["packs_out_of_policy"]:
+            click.echo(
+                f"{result['packs_out_of_policy']} stored piece(s) are now placed worse than "
+                "they could be: run `ownvault rebalance`"
+            )
+
+    emit(ctx, result, human)
 
 
 @provider.command(name="rm")
@@ -193,6 +241,11 @@ def policy_show() -> None:
     default=None,
     help="Losing every provider of any one jurisdiction leaves k shares of every piece.",
 )
+@click.option(
+    "--survive-domain-loss/--no-survive-domain-loss",
+    default=None,
+    help="Require (not just prefer) that losing any one failure domain leaves k shares.",
+)
 def policy_set(
     k: int | None,
     n: int | None,
@@ -201,6 +254,7 @@ def policy_set(
     max_per_jurisdiction: int | None,
     max_per_provider: int | None,
     survive_jurisdiction_loss: bool | None,
+    survive_domain_loss: bool | None,
 ) -> None:
     """Change the placement policy (unset options keep their current value)."""
     ctx = get_ctx()
@@ -217,6 +271,7 @@ def policy_set(
             survive_jurisdiction_loss
             if survive_jurisdiction_loss is not None
             else cur.survive_jurisdiction_loss,
+            survive_domain_loss if survive_domain_loss is not None else cur.survive_domain_loss,
         )
         return await v.fleet.set_policy(new)
 

@@ -340,6 +340,7 @@ def _render_check(result: dict[str, Any]) -> None:
             else "DATA AT RISK"
         )
     )
+    click.echo(result["machine_loss"]["summary"])
     click.echo(
         "policy: "
         + result["policy"]

@@ -170,6 +170,7 @@ def _render_status(result: dict[str, Any]) -> None:
     click.echo(
         f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})"
     )
+    click.echo(result["machine_loss"]["summary"])
     if result["pieces_degraded"]:
         click.echo(
             f"pieces: {result['pieces_degraded']} degraded, {result['pieces_at_risk']} at risk "

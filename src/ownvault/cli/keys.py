@@ -83,7 +83,13 @@ def recover(
     ).to_json()
 
     def human() -> None:
-        click.echo(f"Recovered vault at {result['vault']} (catalog snapshot {result['snapshot']})")
+        when = timestamp(result["snapshot_created"], sep=" ", none="at an unknown time")
+        click.echo(
+            f"Recovered vault at {result['vault']} "
+            f"(catalog snapshot {result['snapshot']}, written {when})"
+        )
+        for w in result["warnings"]:
+            warn(w)
         click.echo(f"Identity: {result['did']}")
         click.echo(f"{result['objects']} name(s), {result['versions']} version(s)")
         for p in result["providers"]:

@@ -1,8 +1,10 @@
 """Rebalance: make every stored piece satisfy the current policy and provider list.
 
 For each live pack, shares that sit on providers that are draining, removed, no longer
-eligible, or over a per-jurisdiction / per-provider cap are moved to providers the policy
-allows. A share is copied from its current holder when that holder answers with bytes that
+eligible, or over a per-jurisdiction / per-provider / per-domain cap are moved to providers
+the policy allows. A piece with more than n-k shares in one failure domain (the embedded
+folders: this machine) is spread out when the providers now allow a placement with fewer,
+so that losing that machine leaves k shares. A share is copied from its current holder when that holder answers with bytes that
 match the recorded Merkle root; otherwise it is regenerated from any k verified shares
 (Reed-Solomon encoding is deterministic, so the regenerated share is byte-identical and is
 checked against the same root). A pack coded with another k/n than the policy's is
@@ -21,8 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.packwriter import PackWriter
-from ownvault.engine.store.placement import Candidate, Policy, check_placement, eligible, place
+from ownvault.engine.store.placement import (
+    Candidate,
+    Policy,
+    best_overflow,
+    check_placement,
+    domain_overflow,
+    eligible,
+    place,
+)
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import OwnvaultError, PolicyError
 
@@ -49,19 +60,27 @@ class RebalanceReport:
         }
 
 
-def _keep(policy: Policy, holders: list[Candidate | None]) -> list[int]:
-    """Share indexes that may stay where they are (eligible holder, caps respected)."""
+def _keep(policy: Policy, holders: list[Candidate | None], *, spread: bool = False) -> list[int]:
+    """Share indexes that may stay where they are (eligible holder, caps respected;
+    ``spread``: also at most n-k per failure domain)."""
     ok = {c.id for c in eligible(policy, [h for h in holders if h is not None]).eligible}
     cap = policy.jurisdiction_cap()
+    dcap = policy.n - policy.k if spread else policy.domain_cap()
     regions: Counter[str] = Counter()
+    zones: Counter[str] = Counter()
     per_provider: Counter[int] = Counter()
     keep = []
     for idx, h in enumerate(holders):
         if h is None or h.id not in ok:
             continue
-        if regions[h.region] >= cap or per_provider[h.id] >= policy.max_per_provider:
+        if (
+            regions[h.region] >= cap
+            or zones[h.zone] >= dcap
+            or per_provider[h.id] >= policy.max_per_provider
+        ):
             continue
         regions[h.region] += 1
+        zones[h.zone] += 1
         per_provider[h.id] += 1
         keep.append(idx)
     return keep
@@ -76,11 +95,15 @@ async def regenerate_share(ctx: VaultContext, pack: int, idx: int) -> bytes:
     enc = await ctx.store.encode(pack_id, data, k, n)
     expected = next(s for s in rows if s.idx == idx)
     if enc.roots[idx] != expected.root or len(enc.shares[idx]) != expected.size:
-        raise OwnvaultError(f"regenerated share {idx} of pack {pack_id.hex()} does not match its record")
+        raise OwnvaultError(
+            f"regenerated share {idx} of pack {pack_id.hex()} does not match its record"
+        )
     return enc.shares[idx]
 
 
-async def _read_share(ctx: VaultContext, pack: int, idx: int, provider: int | None) -> tuple[bytes, bool]:
+async def _read_share(
+    ctx: VaultContext, pack: int, idx: int, provider: int | None
+) -> tuple[bytes, bool]:
     """The verified bytes of a share: from its holder if possible, else regenerated."""
     pack_id, *_ = ctx.catalog.pack_info(pack)
     row = next(s for s in ctx.catalog.shares_of(pack) if s.idx == idx)
@@ -154,6 +177,7 @@ async def rebalance(
     all_rows = {r.id: r for r in cat.providers(include_removed=True)}
     packs = cat.live_packs()
     writer = PackWriter(cat, ctx.store, policy, ctx.candidates())
+    reachable_overflow = best_overflow(policy, ctx.candidates())
     for done, pack in enumerate(packs, 1):
         report.packs_checked += 1
         _pid, _size, k, n = cat.pack_info(pack)
@@ -164,7 +188,7 @@ async def rebalance(
             c = cands.get(s.provider)
             if c is None and s.provider in all_rows:
                 r = all_rows[s.provider]
-                c = Candidate(r.id, r.name, r.jurisdiction, 0, False)
+                c = candidate_of(r, ctx.path, 0, False)
             holders.append(c)
         try:
             if (k, n) != (policy.k, policy.n):
@@ -173,12 +197,19 @@ async def rebalance(
                     await _reencode(ctx, writer, pack, report)
                 continue
             keep = _keep(policy, holders)
+            over = domain_overflow(policy, holders)
             if len(keep) == len(rows) and not check_placement(policy, k, n, holders):
-                continue
-            report.packs_changed += 1
+                if reachable_overflow is None or over <= reachable_overflow:
+                    continue
+                keep = _keep(policy, holders, spread=True)
             kept = [h for h in (holders[i] for i in keep) if h is not None]
             moving = [s.idx for s in rows if s.idx not in keep]
             targets = place(policy, list(cands.values()), fixed=kept, count=len(moving))
+            if len(keep) < len(rows) and not check_placement(policy, k, n, holders):
+                after = kept + [cands[t] for t in targets]
+                if domain_overflow(policy, after) >= over:
+                    continue  # spreading further is not possible with these providers
+            report.packs_changed += 1
             if dry_run:
                 report.shares_moved += len(moving)
                 continue

@@ -9,11 +9,14 @@ from typing import Any
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import PacksRewritten, ProvidersChanged, VaultContext
+from ownvault.engine.store.domains import default_domain, domain_of, validate_domain
 from ownvault.engine.store.layout import validate_provider_name
 from ownvault.engine.store.placement import Policy, place
 from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.node.client import NodeProvider
 from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
+from ownvault.providers.wrappers import unwrap
 
 __all__ = ["Fleet"]
 
@@ -33,10 +36,15 @@ class Fleet:
         labels: Mapping[str, str] | None = None,
         config: Mapping[str, Any] | None = None,
         create: bool = False,
+        domain: str | None = None,
+        override_jurisdiction: bool = False,
     ) -> dict[str, Any]:
         """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
 
-        ``create`` asks a provider that can (an S3 bucket) to create its container first."""
+        ``create`` asks a provider that can (an S3 bucket) to create its container first.
+        ``domain`` labels its failure domain (default: ``engine.store.domains``). A storage
+        node announces its jurisdiction: it is used when none is given, and a different one
+        given is refused unless ``override_jurisdiction``."""
         ctx = self.ctx
         validate_provider_name(name)
         if any(r.name == name for r in ctx.catalog.providers(include_removed=True)):
@@ -44,6 +52,8 @@ class Fleet:
         if jurisdiction is not None:
             jurisdiction = jurisdiction.strip().upper()
             Policy(1, 2, (jurisdiction,))  # validates the code
+        if domain is not None:
+            domain = validate_domain(domain)
         kind = kind_of_url(url)
         if kind == "local":
             LocalProvider.create(local_path_of(url))
@@ -56,15 +66,78 @@ class Fleet:
             elif create:
                 raise UsageError(f"a {kind} provider has nothing to create")
             info = await asyncio.wait_for(provider.info(), 30)
+            inner = unwrap(provider)
+            if isinstance(inner, NodeProvider):
+                announced = (await asyncio.wait_for(inner.node_info(), 30)).jurisdiction
+                announced = announced.upper() if announced else None
+                if jurisdiction is None:
+                    jurisdiction = announced
+                elif announced and announced != jurisdiction and not override_jurisdiction:
+                    raise UsageError(
+                        f"the node at {url} announces jurisdiction {announced}, not {jurisdiction}: "
+                        f"leave out --jurisdiction to use {announced}, or add "
+                        "--override-jurisdiction if you know better"
+                    )
         finally:
             await provider.close()
         async with ctx.write():
             with ctx.catalog.transaction():
-                ctx.catalog.add_provider(name, kind, url, jurisdiction, dict(labels or {}), cfg)
+                ctx.catalog.add_provider(
+                    name, kind, url, jurisdiction, dict(labels or {}), cfg, domain
+                )
             await ctx.providers.reset()
             await ctx.events.emit(ProvidersChanged())
-        return {"name": name, "kind": kind, "url": url, "jurisdiction": jurisdiction,
-                "labels": dict(labels or {}), "location": info.location, "free_bytes": info.free_bytes}
+        effective = domain or default_domain(kind, url, cfg, ctx.path)
+        return {
+            "name": name,
+            "kind": kind,
+            "url": url,
+            "jurisdiction": jurisdiction,
+            "domain": effective,
+            "labels": dict(labels or {}),
+            "location": info.location,
+            "free_bytes": info.free_bytes,
+        }
+
+    async def set_provider(
+        self,
+        name: str,
+        *,
+        jurisdiction: str | None = None,
+        domain: str | None = None,
+        default_domain_: bool = False,
+    ) -> dict[str, Any]:
+        """Change where a provider is said to be: ``jurisdiction`` (a code), ``domain`` (a
+        failure-domain label) or ``default_domain_`` (drop the label: the default again).
+        Placement uses the new values at once; stored pieces move on ``rebalance``."""
+        ctx = self.ctx
+        row = next((r for r in ctx.catalog.providers() if r.name == name), None)
+        if row is None:
+            raise NotFoundError(f"no such provider: {name}", provider=name)
+        if domain is not None and default_domain_:
+            raise UsageError("give either --domain or --default-domain, not both")
+        code = row.jurisdiction
+        if jurisdiction is not None:
+            code = jurisdiction.strip().upper()
+            Policy(1, 2, (code,))  # validates the code
+        label = row.domain
+        if domain is not None:
+            label = validate_domain(domain)
+        elif default_domain_:
+            label = None
+        async with ctx.write():
+            ctx.catalog.set_provider_place(row.id, code, label)
+            await ctx.providers.reset()
+            await ctx.events.emit(ProvidersChanged())
+        plan = await rebalance(ctx, dry_run=True)
+        effective = label or default_domain(row.kind, row.url, row.config, ctx.path)
+        return {
+            "name": name,
+            "jurisdiction": code,
+            "domain": effective,
+            "domain_label": label,
+            "packs_out_of_policy": plan.packs_changed,
+        }
 
     async def remove_provider(
         self, name: str, *, force: bool = False, progress: Callable[[int, int], None] | None = None
@@ -97,8 +170,12 @@ class Fleet:
             cat.set_provider_state(row.id, "removed")
             await ctx.providers.reset()
             await ctx.events.emit(ProvidersChanged())
-        return {"name": name, "removed": True, "shares_moved": report.shares_moved,
-                "shares_regenerated": report.shares_regenerated}
+        return {
+            "name": name,
+            "removed": True,
+            "shares_moved": report.shares_moved,
+            "shares_regenerated": report.shares_regenerated,
+        }
 
     def _at_risk_without(self, provider: int) -> dict[str, list[str]]:
         """Which names become degraded or unreadable if ``provider``'s shares vanish."""
@@ -127,8 +204,11 @@ class Fleet:
             with ctx.catalog.transaction():
                 ctx.catalog.set_meta("policy", policy.to_json())
         plan = await rebalance(ctx, policy=policy, dry_run=True)
-        return {"policy": policy.to_dict(), "describe": policy.describe(),
-                "packs_out_of_policy": plan.packs_changed}
+        return {
+            "policy": policy.to_dict(),
+            "describe": policy.describe(),
+            "packs_out_of_policy": plan.packs_changed,
+        }
 
     async def rebalance(
         self, *, progress: Callable[[int, int], None] | None = None, dry_run: bool = False
@@ -149,10 +229,21 @@ class Fleet:
         async def one(row: ProviderRow) -> dict[str, Any]:
             shares, used = usage.get(row.id, (0, 0))
             out: dict[str, Any] = {
-                "name": row.name, "kind": row.kind, "url": row.url,
-                "location": store.providers[row.id].location if row.id in store.providers else row.url,
-                "jurisdiction": row.jurisdiction, "labels": row.labels, "state": row.state,
-                "shares": shares, "bytes": used, "reachable": False, "free_bytes": None, "error": None,
+                "name": row.name,
+                "kind": row.kind,
+                "url": row.url,
+                "location": store.providers[row.id].location
+                if row.id in store.providers
+                else row.url,
+                "jurisdiction": row.jurisdiction,
+                "domain": domain_of(row, ctx.path),
+                "labels": row.labels,
+                "state": row.state,
+                "shares": shares,
+                "bytes": used,
+                "reachable": False,
+                "free_bytes": None,
+                "error": None,
                 "latency_ms": None,
             }
             p = store.providers.get(row.id)

@@ -5,11 +5,14 @@ as the policy says. ``engine.health.deepcheck`` reads them whole.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+from ownvault.engine.health.machine import machine_loss
 from ownvault.engine.store.catalog import ProviderRow, ShareRow
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.placement import Candidate, Policy, check_placement
+from ownvault.engine.store.domains import candidate_of
+from ownvault.engine.store.placement import THIS_MACHINE, Candidate, Policy, check_placement
 from ownvault.engine.store.shares import data_share_name
 from ownvault.errors import OwnvaultError
 
@@ -37,6 +40,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
         await probe.stat_packs(packs)
         worst, total, needed, missing = _presence(ctx, packs, probe, names)
         violations = _violations(ctx, packs, policy, cands, rows_all)
+        off_machine_ok = _off_machine_ok(ctx, packs, cands, rows_all)
         files_out.append(
             {
                 "name": v.name,
@@ -50,6 +54,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
                 "missing": missing,
                 "policy_ok": not violations,
                 "policy_violations": violations,
+                "survives_machine_loss": off_machine_ok,
             }
         )
     return {
@@ -58,6 +63,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
         "readable": all(f["readable"] for f in files_out),
         "policy_ok": all(f["policy_ok"] for f in files_out),
         "policy": policy.describe(),
+        "machine_loss": machine_loss(ctx).to_json(),
     }
 
 
@@ -146,7 +152,7 @@ def _violations(
     for pack in sorted(packs):
         _pid, _size, k, n = ctx.catalog.pack_info(pack)
         holders = [
-            cands.get(s.provider) or gone_candidate(rows_all, s.provider)
+            cands.get(s.provider) or gone_candidate(rows_all, s.provider, ctx.path)
             for s in ctx.catalog.shares_of(pack)
         ]
         for why in check_placement(policy, k, n, holders):
@@ -155,7 +161,33 @@ def _violations(
     return violations
 
 
-def gone_candidate(rows: dict[int, ProviderRow], provider: int) -> Candidate | None:
+def _off_machine_ok(
+    ctx: VaultContext,
+    packs: set[int],
+    cands: dict[int, Candidate],
+    rows_all: dict[int, ProviderRow],
+) -> bool:
+    """Every pack has k shares off this machine (counted as ``engine.health.machine`` does:
+    a draining provider still holds its shares, a removed one does not)."""
+    for pack in packs:
+        _pid, _size, k, _n = ctx.catalog.pack_info(pack)
+        holders = [
+            cands.get(s.provider) or gone_candidate(rows_all, s.provider, ctx.path)
+            for s in ctx.catalog.shares_of(pack)
+        ]
+        off = sum(
+            1
+            for h in holders
+            if h is not None and rows_all[h.id].state != "removed" and h.zone != THIS_MACHINE
+        )
+        if off < k:
+            return False
+    return True
+
+
+def gone_candidate(
+    rows: dict[int, ProviderRow], provider: int, vault: Path | None = None
+) -> Candidate | None:
     """A placement candidate for a provider that is no longer usable (or None if unknown)."""
     r = rows.get(provider)
-    return None if r is None else Candidate(r.id, r.name, r.jurisdiction, 0, False)
+    return None if r is None else candidate_of(r, vault, 0, False)

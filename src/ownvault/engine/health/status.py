@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownvault.engine.health.healthlog import RunRow, faults, last_run, latest_audit_rows
+from ownvault.engine.health.machine import machine_loss
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError
@@ -62,6 +63,9 @@ async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[s
     last_deep = last_run(cat, "deep")
     providers = _provider_rows(cat, reach, bad_by_provider)
     verdict, advice, failing, down = _advise(pieces, providers, last_audit, last_repair, now)
+    machine = machine_loss(ctx)
+    if machine.advice is not None:
+        advice = [a for a in advice if a != "nothing to do"] + [machine.line()]
     return {
         "verdict": verdict,
         "healthy": verdict == "HEALTHY",
@@ -85,6 +89,7 @@ async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[s
         "last_repair": None
         if last_repair is None
         else {"at": last_repair.finished_at, **last_repair.summary},
+        "machine_loss": machine.to_json(),
         "advice": advice,
     }
 

@@ -12,7 +12,13 @@ Procedure (docs/design.md, "Recovery"):
    newest is stable.
 4. The snapshot's shares are fetched from any k providers, verified (size, Merkle root),
    decoded, opened (AES-GCM under the catalog key) and checked (SQLite integrity check),
-   and become ``catalog.db`` (migrated to the current schema).
+   and become ``catalog.db`` (migrated to the current schema). When the newest snapshot
+   cannot be read (too few shares reachable, a corrupt share, a locator that does not
+   open), the next older one is tried, and the result says which was skipped and why.
+   The result also warns when a provider shows evidence of a snapshot newer than the one
+   recovered (a rollback: changes after it are missing) and when a provider's newest
+   snapshot is older (a stale provider that missed writes). ``meta.seq`` of the recovered
+   catalog is raised above every sequence number seen, so the next snapshot is newest.
 5. A keystore is sealed under the new passphrase; ``ownvault.json`` is written last, so a
    recovery that fails half way leaves no vault (and is cleaned up).
 
@@ -74,11 +80,21 @@ class RecoveryResult:
     objects: int
     versions: int
     providers: list[dict[str, Any]] = field(default_factory=list)
+    created: int | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "vault": self.path, "did": self.did, "snapshot": self.seq, "objects": self.objects,
-            "versions": self.versions, "providers": self.providers,
+            "vault": self.path,
+            "did": self.did,
+            "snapshot": self.seq,
+            "snapshot_created": self.created,
+            "objects": self.objects,
+            "versions": self.versions,
+            "providers": self.providers,
+            "skipped_snapshots": self.skipped,
+            "warnings": self.warnings,
         }
 
 
@@ -123,36 +139,146 @@ class _Pool:
                 await p.close()
 
 
-async def _newest_locator(pool: _Pool, keys: VaultKeys) -> tuple[int, dict[str, Any]]:
-    seqs: dict[int, list[int]] = {}
+@dataclass
+class _Listing:
+    """What the providers hold under ``catalog/``: per sequence number, who has a locator
+    and who has any object of it."""
+
+    locators: dict[int, list[int]] = field(default_factory=dict)
+    objects: dict[int, set[int]] = field(default_factory=dict)
+    listed: set[int] = field(default_factory=set)
+
+
+async def _list(pool: _Pool) -> _Listing:
+    out = _Listing()
     for pid, p in pool.providers.items():
         try:
             async for o in p.list("catalog/"):
+                try:
+                    seq = int(o.name.split("/")[1], 16)
+                except (ValueError, IndexError):
+                    continue
+                out.objects.setdefault(seq, set()).add(pid)
                 if o.name.endswith("/locator"):
-                    with contextlib.suppress(ValueError, IndexError):
-                        seqs.setdefault(int(o.name.split("/")[1], 16), []).append(pid)
+                    out.locators.setdefault(seq, []).append(pid)
+            out.listed.add(pid)
         except ProviderError:
             continue
-    if not seqs:
+    return out
+
+
+async def _locator(
+    pool: _Pool, keys: VaultKeys, seq: int, holders: list[int]
+) -> tuple[dict[str, Any] | None, str, bool]:
+    """The locator of ``seq`` from any holder: (body, why not, any holder failed to open it)."""
+    why = "no provider answered"
+    wrong_key = False
+    for pid in holders:
+        try:
+            data = await pool.providers[pid].get(locator_name(seq))
+            return decode_locator(keys.catalog, seq, data), "", False
+        except IntegrityError:
+            wrong_key = True
+            why = f"the locator on {pool.names[pid]} does not open with these keys"
+        except (FormatError, ProviderError) as exc:
+            why = f"{pool.names[pid]}: {exc.message}"
+    return None, why, wrong_key
+
+
+async def _newest_locator(pool: _Pool, keys: VaultKeys) -> tuple[int, dict[str, Any]]:
+    listing = await _list(pool)
+    if not listing.locators:
         raise DataUnavailableError("no ownvault catalog was found on the given provider(s)")
     undecryptable = 0
-    for seq in sorted(seqs, reverse=True):
-        for pid in seqs[seq]:
-            try:
-                data = await pool.providers[pid].get(locator_name(seq))
-                return seq, decode_locator(keys.catalog, seq, data)
-            except FormatError:
-                continue
-            except IntegrityError:
-                undecryptable += 1
-            except ProviderError:
-                continue
+    for seq in sorted(listing.locators, reverse=True):
+        body, _why, wrong_key = await _locator(pool, keys, seq, listing.locators[seq])
+        if body is not None:
+            return seq, body
+        undecryptable += int(wrong_key)
     if undecryptable:
         raise AuthError(
             "the catalog on these providers does not open with these keys: wrong recovery phrase, "
             "wrong guardian shares, or another vault"
         )
     raise DataUnavailableError("no readable catalog locator on the given provider(s)")
+
+
+def _add_locator_providers(pool: _Pool, locator: dict[str, Any], renames: dict[str, str]) -> None:
+    for p in locator.get("providers", []):
+        url = renames.get(p["name"], p["url"])
+        pool.add(str(p["name"]), str(p["kind"]), str(url), dict(p.get("config") or {}))
+
+
+async def _restore_newest(
+    pool: _Pool, keys: VaultKeys, renames: dict[str, str]
+) -> tuple[int, dict[str, Any], bytes, _Listing, list[dict[str, Any]]]:
+    """The newest snapshot that can be read, falling back to older ones; with the listing
+    and the snapshots skipped (seq, reason)."""
+    listing = await _list(pool)
+    skipped: list[dict[str, Any]] = []
+    wrong_key = 0
+    for seq in sorted(listing.locators, reverse=True):
+        body, why, bad_key = await _locator(pool, keys, seq, listing.locators[seq])
+        if body is None:
+            wrong_key += int(bad_key)
+            skipped.append({"snapshot": seq, "reason": why})
+            continue
+        _add_locator_providers(pool, body, renames)
+        store = ShareStore(dict(pool.providers), dict(pool.names))
+        name_to_id = {n: pid for pid, n in pool.names.items()}
+        try:
+            image = await restore_snapshot(store, name_to_id, keys, seq, body)
+        except (DataUnavailableError, IntegrityError, FormatError) as exc:
+            skipped.append({"snapshot": seq, "reason": exc.message})
+            continue
+        return seq, body, image, listing, skipped
+    if wrong_key and wrong_key == len(skipped):
+        raise AuthError(
+            "the catalog on these providers does not open with these keys: wrong recovery phrase, "
+            "wrong guardian shares, or another vault"
+        )
+    reasons = "; ".join(f"snapshot {s['snapshot']}: {s['reason']}" for s in skipped[:5])
+    raise DataUnavailableError(f"no catalog snapshot could be read ({reasons})")
+
+
+def _warnings(pool: _Pool, listing: _Listing, seq: int, skipped: list[dict[str, Any]]) -> list[str]:
+    out = []
+    if skipped:
+        out.append(
+            f"recovered the older catalog snapshot {seq}: "
+            + "; ".join(f"snapshot {s['snapshot']} was skipped ({s['reason']})" for s in skipped)
+            + f". Changes made after snapshot {seq} are missing"
+        )
+    newer = sorted(
+        x for x in listing.objects if x > seq and all(s["snapshot"] != x for s in skipped)
+    )
+    if newer:
+        holders = sorted({pool.names[p] for x in newer for p in listing.objects[x]})
+        out.append(
+            f"{', '.join(holders)} hold(s) parts of snapshot(s) {', '.join(map(str, newer))}, newer "
+            f"than the recovered {seq}, without a readable locator: an interrupted snapshot write, "
+            "or a newer catalog that is lost (a rollback)"
+        )
+    for pid in sorted(listing.listed):
+        own = [x for x, holders in listing.locators.items() if pid in holders]
+        if own and max(own) < seq:
+            out.append(
+                f"provider {pool.names[pid]} is stale: its newest catalog is snapshot {max(own)}, "
+                f"older than {seq} (it missed writes; `ownvault check` and `repair` after recovery)"
+            )
+    return out
+
+
+async def _find_all_providers(pool: _Pool, keys: VaultKeys, renames: dict[str, str]) -> None:
+    """Open every provider the newest locators list (a given provider may be stale: ask
+    the others again, until the newest is stable)."""
+    seq, locator = await _newest_locator(pool, keys)
+    for _round in range(MAX_ROUNDS):
+        _add_locator_providers(pool, locator, renames)
+        newer, body = await _newest_locator(pool, keys)
+        if newer <= seq:
+            break
+        seq, locator = newer, body
 
 
 async def recover_vault(
@@ -172,7 +298,9 @@ async def recover_vault(
     if (root / "ownvault.json").exists() or (root / "catalog.db").exists():
         raise VaultStateError(f"a vault exists already at {root}")
     if root.exists() and any(p.name != "providers" for p in root.iterdir()):
-        raise VaultStateError(f"directory is not empty (only a providers/ folder may be there): {root}")
+        raise VaultStateError(
+            f"directory is not empty (only a providers/ folder may be there): {root}"
+        )
     keys = VaultKeys(entropy)
     pool = _Pool(keys, root)
     renames: dict[str, str] = {}
@@ -185,18 +313,9 @@ async def recover_vault(
                 renames[name] = url
             if pool.add(name or f"given-{i}", kind, url, {}) is None:
                 raise UsageError(f"cannot open provider {url}")
-        seq, locator = await _newest_locator(pool, keys)
-        for _round in range(MAX_ROUNDS):
-            for p in locator.get("providers", []):
-                url = renames.get(p["name"], p["url"])
-                pool.add(str(p["name"]), str(p["kind"]), str(url), dict(p.get("config") or {}))
-            newer, body = await _newest_locator(pool, keys)
-            if newer <= seq:
-                break
-            seq, locator = newer, body
-        store = ShareStore(dict(pool.providers), dict(pool.names))
-        name_to_id = {n: pid for pid, n in pool.names.items()}
-        image = await restore_snapshot(store, name_to_id, keys, seq, locator)
+        await _find_all_providers(pool, keys, renames)
+        seq, locator, image, listing, skipped = await _restore_newest(pool, keys, renames)
+        warnings = _warnings(pool, listing, seq, skipped)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         secure_vault_dir(root)
         created += [root / "catalog.db", root / "catalog.db-wal", root / "catalog.db-shm"]
@@ -204,20 +323,32 @@ async def recover_vault(
         try:
             vault_id_hex = catalog.meta("vault_id") or ""
             if vault_id_hex != locator.get("vault_id"):
-                raise IntegrityError("the catalog snapshot belongs to another vault than its locator")
+                raise IntegrityError(
+                    "the catalog snapshot belongs to another vault than its locator"
+                )
             if catalog.meta("did") not in (None, keys.did):
                 raise IntegrityError("the recovered catalog names another identity")
             report = await _reconcile_providers(catalog, pool, renames, root)
+            seen = max([seq, *listing.objects])
+            with catalog.transaction():
+                # The next snapshot must be newer than anything on the providers.
+                catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
             objects = int(catalog.conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
             versions = int(catalog.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
         finally:
             catalog.close()
         vault_id = bytes.fromhex(vault_id_hex)
-        store_json = Keystore.create(entropy, passphrase, vault_id, keys.did, kdf or Argon2Params()).to_json()
+        store_json = Keystore.create(
+            entropy, passphrase, vault_id, keys.did, kdf or Argon2Params()
+        ).to_json()
         created.append(root / "keystore.json")
         atomic_write(root / "keystore.json", store_json.encode())
         write_marker(root, vault_id_hex)
-        return RecoveryResult(str(root), keys.did, seq, objects, versions, report)
+        made = locator.get("created")
+        return RecoveryResult(
+            str(root), keys.did, seq, objects, versions, report,
+            made if isinstance(made, int) else None, skipped, warnings,
+        )  # fmt: skip
     except BaseException:
         for f in created:
             with contextlib.suppress(FileNotFoundError):
@@ -235,7 +366,10 @@ async def _reconcile_providers(
     by_name = {n: pid for pid, n in pool.names.items()}
     with catalog.transaction() as c:
         for name, url in renames.items():
-            c.execute("UPDATE providers SET url = ?, kind = ? WHERE name = ?", (url, kind_of_url(url), name))
+            c.execute(
+                "UPDATE providers SET url = ?, kind = ? WHERE name = ?",
+                (url, kind_of_url(url), name),
+            )
     for row in catalog.providers():
         pid = by_name.get(row.name)
         reachable = False
@@ -251,8 +385,14 @@ async def _reconcile_providers(
             state = "draining"
             with catalog.transaction() as c:
                 c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
-        out.append({
-            "name": row.name, "kind": row.kind, "url": row.url, "state": state,
-            "reachable": reachable, "missing": not reachable and relative,
-        })
+        out.append(
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "url": row.url,
+                "state": state,
+                "reachable": reachable,
+                "missing": not reachable and relative,
+            }
+        )
     return out

@@ -9,12 +9,17 @@ context is frozen: what changes while a vault is open lives in the collaborators
 
 1. waits for the other writers of this process (tasks) and takes ``VAULT/lock`` (flock) so
    no other process writes at the same time (that one is refused at once, as before);
-2. removes what an interrupted writer left: pending packs and their shares (the pack
+2. refuses (``VaultStateError``) when a provider holds a catalog snapshot of this vault
+   newer than this catalog: another copy (recovered elsewhere) wrote since, and the next
+   snapshot from here would silently drop its names (``engine.store.snapshots.newer_snapshot``);
+   then removes what an interrupted writer left: pending packs and their shares (the pack
    visibility rule of ``engine.store.ingest``);
 3. runs the block, nested ``write()`` blocks joining the outermost one;
 4. after the outermost block, pushes the catalog to the providers (a snapshot) when the
    block changed it, also when the block failed with an error (what was committed is
-   committed). A failed push is a warning: the next change pushes again.
+   committed). A failed push is a warning: the next change pushes again. ``meta.unpushed``
+   (set before the block, cleared after a snapshot) makes the next writer push what a
+   writer killed between its commits and its snapshot owed, even if it changes nothing.
 
 Cross-feature effects go through :class:`Events` (for example ``PacksRewritten``: sharing
 grants carry share places, so sharing re-publishes its manifests), not hand-written calls.
@@ -36,10 +41,11 @@ from typing import TypeVar
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.keys import VaultKeys
 from ownvault.engine.store.catalog import Catalog, VersionRow
+from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
-from ownvault.engine.store.snapshots import SnapshotResult, write_snapshot
+from ownvault.engine.store.snapshots import SnapshotResult, newer_snapshot, write_snapshot
 from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
 from ownvault.providers.base import Provider
 from ownvault.providers.registry import open_provider
@@ -197,7 +203,7 @@ class ProviderSet:
         store = self.store
         usage = self.catalog.provider_usage()
         return [
-            Candidate(r.id, r.name, r.jurisdiction, usage.get(r.id, (0, 0))[1], r.state == "active")
+            candidate_of(r, self.root, usage.get(r.id, (0, 0))[1])
             for r in self.catalog.providers()
             if r.id in store.providers
         ]
@@ -295,24 +301,56 @@ class VaultContext:
             if not outermost:
                 yield
                 return
+            await self.refuse_if_stale()
             await self.cleanup_pending()
+            # A writer killed after committing but before its snapshot leaves the providers'
+            # catalog behind this one (rebalance even deleted the old copies it points to):
+            # ``meta.unpushed`` is set before the block and cleared after a snapshot, so the
+            # next writer pushes what the killed one owed, even when it changes nothing.
+            owed = self.catalog.meta("unpushed") == "1"
+            if not owed:
+                with self.catalog.transaction():
+                    self.catalog.set_meta("unpushed", "1")
             start = self.catalog.conn.total_changes
             try:
                 yield
             except Exception:
-                await self._push_if_changed(start)
+                await self._push_if_changed(start, owed)
                 raise
-            await self._push_if_changed(start)
+            await self._push_if_changed(start, owed)
 
-    async def _push_if_changed(self, start: int) -> None:
+    async def refuse_if_stale(self) -> None:
+        """Refuse to write when another copy of this vault wrote a newer catalog: the next
+        snapshot from here would silently drop what it stored (no multi-device merge yet)."""
+        newer = await newer_snapshot(self.catalog, self.keys, self.store)
+        if newer is None:
+            return
+        seq, provider = newer
+        ours = self.catalog.meta("seq") or "0"
+        raise VaultStateError(
+            f"another copy of this vault has written since this one: provider {provider} holds "
+            f"catalog snapshot {seq}, this vault is at {ours}. Writing here would drop what the "
+            "other copy stored, so this vault refuses to write (reading still works). Keep one "
+            "copy: move this vault directory aside and run `ownvault recover --phrase-file F "
+            "--provider URL` to get the newest catalog here, or keep using the other copy."
+        )
+
+    async def _push_if_changed(self, start: int, owed: bool = False) -> None:
         now = self.catalog.conn.total_changes
-        if now != start and now != self._pushes.at[0]:
-            await self.push_catalog_safely()
+        pushed_inside = self._pushes.at[0] >= start
+        changed = now != start and now != self._pushes.at[0]
+        must = changed or (owed and not pushed_inside)
+        if must and await self.push_catalog_safely() is None:
+            return  # still owed: the next writer pushes
+        with self.catalog.transaction():
+            self.catalog.set_meta("unpushed", "0")
 
     async def push_catalog(self) -> SnapshotResult:
         """Write the catalog to the providers now (a snapshot); hold ``write()``."""
         async with self.write():
-            result = await write_snapshot(self.catalog, self.keys, self.store, self.policy)
+            result = await write_snapshot(
+                self.catalog, self.keys, self.store, self.policy, self.candidates()
+            )
             self._pushes.at[0] = self.catalog.conn.total_changes
             return result
 

@@ -56,7 +56,7 @@ class PackWriter:
 
     def _cands(self) -> list[Candidate]:
         return [
-            Candidate(c.id, c.name, c.jurisdiction, self.load.get(c.id, 0), c.active)
+            Candidate(c.id, c.name, c.jurisdiction, self.load.get(c.id, 0), c.active, c.domain)
             for c in self.candidates
         ]
 

@@ -2,16 +2,19 @@
 
 Format in ``core.snapshot`` and docs/design.md ("Catalog snapshots"). Each change bumps
 ``meta.seq``; the snapshot of that state is sealed under the catalog key, padded, split
-into pieces, erasure-coded with the vault's k/n over the providers, and a locator (which
-share is where, plus the provider list) is written whole to every reachable provider.
-The newest ``KEEP`` snapshots are kept; older ones are deleted.
+into pieces, erasure-coded with the vault's k/n and placed like data, by the placement
+policy (``engine.store.placement``: eligibility, jurisdiction and failure-domain caps), so
+that once providers exist outside this machine, k shares of the catalog are outside it too.
+A locator (which share is where, plus the provider list) is written whole to every
+reachable provider. The newest ``KEEP`` snapshots are kept; older ones are deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ownvault.core.keys import VaultKeys
@@ -25,11 +28,24 @@ from ownvault.core.snapshot import (
     snapshot_prefix,
 )
 from ownvault.engine.store.catalog import Catalog, ProviderRow
-from ownvault.engine.store.placement import Policy
+from ownvault.engine.store.placement import THIS_MACHINE, Candidate, Policy, capacity, place
 from ownvault.engine.store.shares import ShareStore
-from ownvault.errors import DataUnavailableError, FormatError, OwnvaultError, ProviderError
+from ownvault.errors import (
+    DataUnavailableError,
+    FormatError,
+    OwnvaultError,
+    PolicyError,
+    ProviderError,
+)
 
-__all__ = ["KEEP", "SnapshotResult", "find_latest_locator", "restore_snapshot", "write_snapshot"]
+__all__ = [
+    "KEEP",
+    "SnapshotResult",
+    "find_latest_locator",
+    "newer_snapshot",
+    "restore_snapshot",
+    "write_snapshot",
+]
 
 KEEP = 3
 
@@ -64,10 +80,86 @@ def provider_json(rows: list[ProviderRow]) -> list[dict[str, Any]]:
     ]
 
 
+def snapshot_policy(policy: Policy, candidates: list[Candidate]) -> Policy:
+    """The policy a snapshot is placed under: the vault's, with n (and k) lowered when the
+    providers cannot take n shares (a vault of two folders still keeps its catalog)."""
+    try:
+        place(policy, candidates)
+        return policy
+    except PolicyError:
+        pass
+    n = capacity(policy, candidates)
+    if n < 2:
+        raise DataUnavailableError(
+            "a catalog snapshot needs at least 2 providers the placement policy allows "
+            f"({policy.describe()})"
+        )
+    k = min(policy.k, n - 1)
+    mpj = None if policy.max_per_jurisdiction is None else min(policy.max_per_jurisdiction, n)
+    return Policy(
+        k, n, policy.jurisdictions, policy.exclude, mpj, 1,
+        policy.survive_jurisdiction_loss, policy.survive_domain_loss,
+    )  # fmt: skip
+
+
+async def _place_piece(
+    store: ShareStore,
+    policy: Policy,
+    candidates: list[Candidate],
+    prefix: str,
+    pack_id: bytes,
+    shares: list[bytes],
+    roots: list[bytes],
+    load: dict[int, int],
+) -> list[dict[str, Any]]:
+    """Write the shares of one snapshot piece where the policy says; a provider that fails
+    is replaced by another the policy allows (next to the shares already written)."""
+    by_id = {c.id: c for c in candidates}
+    failed: set[int] = set()
+    placed: dict[int, tuple[int, bytes]] = {}  # share index -> (provider id, root)
+    todo = list(range(len(shares)))
+    while todo:
+        cands = [replace(c, load=load.get(c.id, 0)) for c in candidates]
+        fixed = [by_id[pid] for pid, _root in placed.values()]
+        try:
+            targets = place(policy, cands, unusable=failed, fixed=fixed, count=len(todo))
+        except PolicyError:
+            break
+
+        async def put(i: int, pid: int) -> None:
+            name = share_name(prefix, pack_id, i)
+            try:
+                await store.put_share(pid, name, shares[i])
+            except OwnvaultError as exc:
+                store.report(
+                    pid, name, "unavailable", f"catalog snapshot write failed: {exc.message}"
+                )
+                failed.add(pid)
+                return
+            placed[i] = (pid, roots[i])
+            load[pid] = load.get(pid, 0) + len(shares[i])
+
+        await asyncio.gather(*(put(i, pid) for i, pid in zip(todo, targets, strict=True)))
+        todo = [i for i in todo if i not in placed]
+    return [
+        {"index": i, "provider": by_id[pid].name, "root": root.hex(), "size": len(shares[i])}
+        for i, (pid, root) in sorted(placed.items())
+    ]
+
+
 async def write_snapshot(
-    catalog: Catalog, keys: VaultKeys, store: ShareStore, policy: Policy
+    catalog: Catalog,
+    keys: VaultKeys,
+    store: ShareStore,
+    policy: Policy,
+    candidates: list[Candidate],
 ) -> SnapshotResult:
-    """Snapshot the catalog now. Raises if fewer than k shares of a piece could be written."""
+    """Snapshot the catalog now, placed by the policy over ``candidates``.
+
+    Raises if fewer than k shares of a piece could be written."""
+    cands = [c for c in candidates if c.id in store.providers]
+    pol = snapshot_policy(policy, cands)
+    k, n = pol.k, pol.n
     with catalog.transaction():
         seq = int(catalog.meta("seq") or "0") + 1
         catalog.set_meta("seq", str(seq))
@@ -78,40 +170,32 @@ async def write_snapshot(
     prefix = snapshot_prefix(seq)
     pieces: list[dict[str, Any]] = []
     shares_written = 0
-    n = min(policy.n, len(providers))
-    k = min(policy.k, n - 1) if n > 1 else 1
+    load = {c.id: c.load for c in cands}
+    off_machine: int | None = None  # the fewest shares of a piece outside this machine
     for start in range(0, len(padded), MAX_PACK_SIZE):
         piece = padded[start : start + MAX_PACK_SIZE]
         pack_size_class(len(piece))
         pack_id = new_pack_id()
-        if n < 2:
-            raise DataUnavailableError("a catalog snapshot needs at least 2 providers")
         enc = await store.encode(pack_id, piece, k, n)
-        # Rotate providers per piece and per snapshot so load spreads.
-        order = [providers[(seq + start // MAX_PACK_SIZE + i) % len(providers)] for i in range(len(providers))]
-        placed: list[dict[str, Any]] = []
-
-        async def put(
-            i: int, prow: ProviderRow, data: bytes, root: bytes,
-            pack_id: bytes = pack_id, placed: list[dict[str, Any]] = placed,
-        ) -> None:
-            name = share_name(prefix, pack_id, i)
-            try:
-                await store.put_share(prow.id, name, data)
-            except OwnvaultError as exc:
-                store.report(prow.id, name, "unavailable", f"catalog snapshot write failed: {exc.message}")
-                return
-            placed.append({"index": i, "provider": prow.name, "root": root.hex(), "size": len(data)})
-
-        await asyncio.gather(*(put(i, order[i], enc.shares[i], enc.roots[i]) for i in range(n)))
+        placed = await _place_piece(
+            store, pol, cands, prefix, pack_id, list(enc.shares), list(enc.roots), load
+        )
         if len(placed) < k:
             raise DataUnavailableError(
                 f"catalog snapshot {seq}: only {len(placed)} of {n} shares could be written (need {k})"
             )
         shares_written += len(placed)
+        zone = {c.name: c.zone for c in cands}
+        off = sum(1 for sh in placed if zone.get(sh["provider"]) != THIS_MACHINE)
+        off_machine = off if off_machine is None else min(off_machine, off)
         pieces.append(
-            {"pack_id": pack_id.hex(), "size": len(piece), "k": k, "n": n,
-             "shares": sorted(placed, key=lambda s: s["index"])}
+            {
+                "pack_id": pack_id.hex(),
+                "size": len(piece),
+                "k": k,
+                "n": n,
+                "shares": sorted(placed, key=lambda s: s["index"]),
+            }
         )
     body = {
         "seq": seq,
@@ -121,7 +205,23 @@ async def write_snapshot(
         "pieces": pieces,
         "providers": provider_json(catalog.providers(include_removed=False)),
     }
-    locator = encode_locator(keys.catalog, seq, body)
+    written = await _write_locators(store, providers, seq, encode_locator(keys.catalog, seq, body))
+    with catalog.transaction():
+        catalog.set_meta("snapshot_seq", str(seq))
+        # Where the newest snapshot sits, for `status`/`check` ("would it survive losing
+        # this machine?") without reading a locator back.
+        catalog.set_meta(
+            "snapshot_placement",
+            json.dumps({"seq": seq, "k": k, "n": n, "off_machine": off_machine or 0}),
+        )
+    await _prune(store, providers, seq)
+    return SnapshotResult(seq, len(padded), shares_written, written)
+
+
+async def _write_locators(
+    store: ShareStore, providers: list[ProviderRow], seq: int, locator: bytes
+) -> int:
+    """Write the locator whole to every provider; how many took it (at least one)."""
     written = 0
 
     async def put_locator(prow: ProviderRow) -> None:
@@ -130,15 +230,14 @@ async def write_snapshot(
             await store.put_share(prow.id, locator_name(seq), locator)
             written += 1
         except OwnvaultError as exc:
-            store.report(prow.id, locator_name(seq), "unavailable", f"locator write failed: {exc.message}")
+            store.report(
+                prow.id, locator_name(seq), "unavailable", f"locator write failed: {exc.message}"
+            )
 
     await asyncio.gather(*(put_locator(p) for p in providers))
     if written == 0:
         raise DataUnavailableError(f"catalog snapshot {seq}: no locator could be written")
-    with catalog.transaction():
-        catalog.set_meta("snapshot_seq", str(seq))
-    await _prune(store, providers, seq)
-    return SnapshotResult(seq, len(padded), shares_written, written)
+    return written
 
 
 async def _prune(store: ShareStore, providers: list[ProviderRow], seq: int) -> None:
@@ -188,7 +287,11 @@ async def find_latest_locator(
 
 
 async def restore_snapshot(
-    store: ShareStore, name_to_id: dict[str, int], keys: VaultKeys, seq: int, locator: dict[str, Any]
+    store: ShareStore,
+    name_to_id: dict[str, int],
+    keys: VaultKeys,
+    seq: int,
+    locator: dict[str, Any],
 ) -> bytes:
     """Fetch, verify and open the catalog snapshot a locator describes: the DB image."""
     prefix = snapshot_prefix(seq)
@@ -201,10 +304,58 @@ async def restore_snapshot(
             if s["provider"] in name_to_id
         ]
         parts.append(
-            await store.fetch_pack(prefix, pack_id, int(piece["size"]), int(piece["k"]), int(piece["n"]), shares)
+            await store.fetch_pack(
+                prefix, pack_id, int(piece["size"]), int(piece["k"]), int(piece["n"]), shares
+            )
         )
     padded = b"".join(parts)
     sealed_len = int(locator["sealed_len"])
     if sealed_len > len(padded):
         raise FormatError("catalog snapshot shorter than its locator says")
     return await asyncio.to_thread(decode_snapshot, keys.catalog, seq, padded[:sealed_len])
+
+
+SCAN_TIMEOUT = 30.0
+
+
+async def newer_snapshot(
+    catalog: Catalog, keys: VaultKeys, store: ShareStore
+) -> tuple[int, str] | None:
+    """A snapshot of THIS vault newer than this catalog on some provider: (seq, provider).
+
+    Every snapshot this catalog wrote has a sequence number at most ``meta.seq`` (it is
+    raised before the snapshot is made), so a locator above it that opens under the
+    catalog key and names this vault was written by another copy of the vault (one
+    recovered elsewhere, or a copied vault directory). Unreachable providers are skipped.
+    """
+    ours = int(catalog.meta("seq") or "0")
+    vault_id = catalog.meta("vault_id")
+    names = {r.id: r.name for r in catalog.providers()}
+    found: list[tuple[int, str]] = []
+
+    async def scan(pid: int) -> None:
+        p = store.providers[pid]
+        seqs = []
+        async for o in p.list("catalog/"):
+            if o.name.endswith("/locator"):
+                try:
+                    seqs.append(int(o.name.split("/")[1], 16))
+                except (IndexError, ValueError):
+                    continue
+        for seq in sorted((s for s in seqs if s > ours), reverse=True):
+            try:
+                body = decode_locator(keys.catalog, seq, await p.get(locator_name(seq)))
+            except OwnvaultError:
+                continue
+            if body.get("vault_id") == vault_id:
+                found.append((seq, names.get(pid, str(pid))))
+                return
+
+    async def guarded(pid: int) -> None:
+        try:
+            await asyncio.wait_for(scan(pid), SCAN_TIMEOUT)
+        except (OwnvaultError, TimeoutError):
+            return
+
+    await asyncio.gather(*(guarded(pid) for pid in store.providers if pid in names))
+    return max(found) if found else None

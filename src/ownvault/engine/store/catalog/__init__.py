@@ -183,10 +183,11 @@ class Catalog:
         jurisdiction: str | None = None,
         labels: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
+        domain: str | None = None,
     ) -> int:
         cur = self.conn.execute(
-            "INSERT INTO providers(name, kind, url, jurisdiction, labels, config, added_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO providers(name, kind, url, jurisdiction, labels, config, added_at, domain) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
                 kind,
@@ -195,9 +196,21 @@ class Catalog:
                 json.dumps(labels or {}, sort_keys=True),
                 json.dumps(config or {}, sort_keys=True),
                 _now(),
+                domain,
             ),
         )
         return int(cur.lastrowid or 0)
+
+    def set_provider_place(
+        self, provider: int, jurisdiction: str | None, domain: str | None
+    ) -> None:
+        """Set where a provider is: its jurisdiction and failure domain (None: unset, and
+        for the domain the default for its kind and URL)."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE providers SET jurisdiction = ?, domain = ? WHERE id = ?",
+                (jurisdiction, domain, provider),
+            )
 
     def set_provider_state(self, provider: int, state: str) -> None:
         """``active``, ``draining`` (shares being moved away) or ``removed``."""
@@ -216,12 +229,12 @@ class Catalog:
         }
 
     def providers(self, *, include_removed: bool = False) -> list[ProviderRow]:
-        sql = "SELECT id, name, kind, url, jurisdiction, labels, config, state FROM providers"
+        sql = "SELECT id, name, kind, url, jurisdiction, labels, config, state, domain FROM providers"
         if not include_removed:
             sql += " WHERE state != 'removed'"
         rows = self.conn.execute(sql + " ORDER BY id").fetchall()
         return [
-            ProviderRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7])
+            ProviderRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7], r[8])
             for r in rows
         ]
 

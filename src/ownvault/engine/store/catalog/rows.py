@@ -34,6 +34,7 @@ class ProviderRow:
     labels: dict[str, str]
     config: dict[str, Any]
     state: ProviderState
+    domain: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,4 +231,9 @@ CREATE TABLE nft_tokens (
 );
 CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
 """,
+    # 6: failure domains (issue 14): the machine or disk a provider lives on; NULL = the
+    # default derived from its kind and URL (docs/design.md, "Failure domains").
+    6: """
+ALTER TABLE providers ADD COLUMN domain TEXT
+""",
 }
