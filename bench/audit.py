@@ -49,11 +49,17 @@ def main() -> None:
         size = big.stat().st_size
         with NodeCluster(work / "nodes") as cluster:
             nodes = cluster.start_many(8)
-            vault = Vault.create(work / "vault", "bench", VaultOptions(providers=0, k=3, n=6, kdf=Argon2Params(1, 8192, 1)))
+            vault = Vault.create(
+                work / "vault",
+                "bench",
+                VaultOptions(providers=0, k=3, n=6, kdf=Argon2Params(1, 8192, 1)),
+            )
 
             async def setup() -> float:
                 for i, node in enumerate(nodes):
-                    await vault.fleet.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4])
+                    await vault.fleet.add_provider(
+                        f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4]
+                    )
                 t0 = time.perf_counter()
                 await vault.files.put([big])
                 return time.perf_counter() - t0
@@ -77,22 +83,32 @@ def main() -> None:
             asyncio.run(vault.close())
 
         a = audit.to_json()
-        print(f"== {size / MiB:,.0f} MiB file on 8 storage nodes (loopback), k=3 n=6: "
-              f"{stored / MiB:,.0f} MiB in {shares} shares; put {size / t_put / 1e6:,.0f} MB/s ==")
-        print(f"audit (64 blocks x 8 providers = {a['challenges']} challenges): {t_audit:.2f} s, "
-              f"{a['bytes'] / MiB:.1f} MiB transferred; ok={a['ok']}; "
-              f"each provider: holds >= 95.4% at 95% confidence, detects a 10% loss w.p. 99.88%")
-        print(f"deep check (every share read whole): {t_deep:.1f} s, {deep['bytes_read'] / MiB:,.0f} MiB; "
-              f"the audit costs {a['bytes'] / deep['bytes_read']:.2%} of the bytes and "
-              f"{t_audit / t_deep:.1%} of the time")
-        print(f"repair after killing node-5: {rep.shares_regenerated} share(s) regenerated in {t_rep:.1f} s "
-              f"({rep.bytes_written / MiB:,.0f} MiB written, {rep.bytes_read / MiB:,.0f} MiB read: "
-              f"{rep.bytes_written / t_rep / 1e6:,.0f} MB/s of regenerated shares, "
-              f"{rep.bytes_read / t_rep / 1e6:,.0f} MB/s read); healthy afterwards: {check['healthy']}")
+        print(
+            f"== {size / MiB:,.0f} MiB file on 8 storage nodes (loopback), k=3 n=6: "
+            f"{stored / MiB:,.0f} MiB in {shares} shares; put {size / t_put / 1e6:,.0f} MB/s =="
+        )
+        print(
+            f"audit (64 blocks x 8 providers = {a['challenges']} challenges): {t_audit:.2f} s, "
+            f"{a['bytes'] / MiB:.1f} MiB transferred; ok={a['ok']}; "
+            f"each provider: holds >= 95.4% at 95% confidence, detects a 10% loss w.p. 99.88%"
+        )
+        print(
+            f"deep check (every share read whole): {t_deep:.1f} s, {deep['bytes_read'] / MiB:,.0f} MiB; "
+            f"the audit costs {a['bytes'] / deep['bytes_read']:.2%} of the bytes and "
+            f"{t_audit / t_deep:.1%} of the time"
+        )
+        print(
+            f"repair after killing node-5: {rep.shares_regenerated} share(s) regenerated in {t_rep:.1f} s "
+            f"({rep.bytes_written / MiB:,.0f} MiB written, {rep.bytes_read / MiB:,.0f} MiB read: "
+            f"{rep.bytes_written / t_rep / 1e6:,.0f} MB/s of regenerated shares, "
+            f"{rep.bytes_read / t_rep / 1e6:,.0f} MB/s read); healthy afterwards: {check['healthy']}"
+        )
         scale = 10 * 1024 * MiB / size
-        print(f"at 10 GiB (x{scale:.0f}): audit ~the same {a['bytes'] / MiB:.0f} MiB and ~{t_audit:.1f} s "
-              f"(+1 listing request per 1000 shares); deep check ~{deep['bytes_read'] * scale / 2**30:.0f} GiB, "
-              f"~{t_deep * scale / 60:.0f} min; repair of one node ~{t_rep * scale / 60:.0f} min")
+        print(
+            f"at 10 GiB (x{scale:.0f}): audit ~the same {a['bytes'] / MiB:.0f} MiB and ~{t_audit:.1f} s "
+            f"(+1 listing request per 1000 shares); deep check ~{deep['bytes_read'] * scale / 2**30:.0f} GiB, "
+            f"~{t_deep * scale / 60:.0f} min; repair of one node ~{t_rep * scale / 60:.0f} min"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

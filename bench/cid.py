@@ -88,7 +88,9 @@ def main() -> None:
             t0 = time.perf_counter()
             out = subprocess.run(
                 [node, str(script), "cid", str(path), "--profile", name, "--json"],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             t_js = time.perf_counter() - t0
             doc = json.loads(out)

@@ -97,8 +97,11 @@ async def gateway_costs(work: Path, src: Path) -> dict[str, float]:
         await index_version(vault.ctx, v, "", PROFILES["kubo-v1"])
         rebuild = time.perf_counter() - t0
         return {
-            "publish_s": t_pub, "blocks": pub.blocks, "index_bytes": pub.index_bytes,
-            "raw_block_cold_ms": cold * 1000, "raw_block_warm_ms": warm * 1000,
+            "publish_s": t_pub,
+            "blocks": pub.blocks,
+            "index_bytes": pub.index_bytes,
+            "raw_block_cold_ms": cold * 1000,
+            "raw_block_warm_ms": warm * 1000,
             "rebuild_dag_s": rebuild,
         }
     finally:
@@ -126,13 +129,19 @@ async def main() -> None:
         a, b = min(without), min(with_cid)
         print(f"put {mib} MiB, {os.cpu_count()} cores, best of {args.rounds}:")
         print(f"  without CID importer: {mib / a:7.1f} MiB/s  ({a:.2f} s)")
-        print(f"  with CID importer:    {mib / b:7.1f} MiB/s  ({b:.2f} s)  -> {100 * (b / a - 1):+.1f}% time")
+        print(
+            f"  with CID importer:    {mib / b:7.1f} MiB/s  ({b:.2f} s)  -> {100 * (b / a - 1):+.1f}% time"
+        )
         g = await gateway_costs(work, src)
-        print(f"publish (block index, one plaintext pass): {g['publish_s']:.2f} s = {mib / g['publish_s']:.0f} MiB/s; "
-              f"{g['blocks']} blocks, index {g['index_bytes'] / 1024:.1f} KiB "
-              f"({100 * g['index_bytes'] / (mib << 20):.4f}% of the data)")
-        print(f"one raw block via the index: cold {g['raw_block_cold_ms']:.1f} ms, warm {g['raw_block_warm_ms']:.2f} ms; "
-              f"rebuilding the DAG instead: {g['rebuild_dag_s'] * 1000:.0f} ms")
+        print(
+            f"publish (block index, one plaintext pass): {g['publish_s']:.2f} s = {mib / g['publish_s']:.0f} MiB/s; "
+            f"{g['blocks']} blocks, index {g['index_bytes'] / 1024:.1f} KiB "
+            f"({100 * g['index_bytes'] / (mib << 20):.4f}% of the data)"
+        )
+        print(
+            f"one raw block via the index: cold {g['raw_block_cold_ms']:.1f} ms, warm {g['raw_block_warm_ms']:.2f} ms; "
+            f"rebuilding the DAG instead: {g['rebuild_dag_s'] * 1000:.0f} ms"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -76,7 +76,11 @@ def main() -> int:
         t = time.perf_counter()
         env = start_ceph(ceph_dir)
         started = True
-        endpoint, ak, sk = env["S3_ENDPOINT"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        endpoint, ak, sk = (
+            env["S3_ENDPOINT"],
+            env["AWS_ACCESS_KEY_ID"],
+            env["AWS_SECRET_ACCESS_KEY"],
+        )
         print(f"ceph up at {endpoint} in {time.perf_counter() - t:.1f} s", flush=True)
     os.environ["BENCH_S3_AK"], os.environ["BENCH_S3_SK"] = ak, sk
 
@@ -143,7 +147,9 @@ def main() -> int:
 
     def xfer_put(r: int) -> None:
         for i in range(n):
-            client.upload_fileobj(io.BytesIO(blobs[i % len(blobs)]), bucket, f"x/r{r}/{i}", Config=tcfg)
+            client.upload_fileobj(
+                io.BytesIO(blobs[i % len(blobs)]), bucket, f"x/r{r}/{i}", Config=tcfg
+            )
 
     def xfer_get(r: int) -> None:
         for i in range(n):
@@ -157,7 +163,10 @@ def main() -> int:
         "boto3 transfer manager": (xfer_put, xfer_get),
     }
     results: dict[str, dict[str, list[float]]] = {k: {"put": [], "get": []} for k in variants}
-    print(f"{n} x {args.object_mib} MiB = {total / MiB:.0f} MiB per pass, {conc} in flight", flush=True)
+    print(
+        f"{n} x {args.object_mib} MiB = {total / MiB:.0f} MiB per pass, {conc} in flight",
+        flush=True,
+    )
     try:
         # untimed warm-up: the gateway's first writes allocate (bluestore), whoever goes first
         raw_put(-1)

@@ -38,7 +38,12 @@ from ownvault.core.erasure import ErasureCode
 from ownvault.core.merkle import merkle_root
 
 MiB = 1024 * 1024
-ENV = {**os.environ, "OWNVAULT_PASSPHRASE": "bench passphrase", "BORG_PASSPHRASE": "bench", "RESTIC_PASSWORD": "bench"}
+ENV = {
+    **os.environ,
+    "OWNVAULT_PASSPHRASE": "bench passphrase",
+    "BORG_PASSPHRASE": "bench",
+    "RESTIC_PASSWORD": "bench",
+}
 
 
 def rate(nbytes: int, seconds: float) -> float:
@@ -65,9 +70,21 @@ def ceilings(workdir: Path) -> dict[str, float]:
     out = {
         "sha256": timed(lambda: hashlib.sha256(data).digest(), len(data)),
         "blake3": timed(lambda: blake3.blake3(data).digest(), len(data)),
-        "aes_gcm": timed(lambda: [key.encrypt(nonce, view[i : i + MiB], b"") for i in range(0, len(data), MiB)], len(data)),
+        "aes_gcm": timed(
+            lambda: [key.encrypt(nonce, view[i : i + MiB], b"") for i in range(0, len(data), MiB)],
+            len(data),
+        ),
         "fastcdc": timed(
-            lambda: sum(1 for _ in fastcdc(view, DEFAULT_CHUNKER.min_size, DEFAULT_CHUNKER.avg_size, DEFAULT_CHUNKER.max_size, False)),
+            lambda: sum(
+                1
+                for _ in fastcdc(
+                    view,
+                    DEFAULT_CHUNKER.min_size,
+                    DEFAULT_CHUNKER.avg_size,
+                    DEFAULT_CHUNKER.max_size,
+                    False,
+                )
+            ),
             len(data),
         ),
         "erasure_3_of_6": timed(lambda: [code.encode(p) for p in packs], len(data)),
@@ -92,19 +109,30 @@ def ceilings(workdir: Path) -> dict[str, float]:
 def pipeline_ceiling(c: dict[str, float], k: int = 3, n: int = 6) -> dict[str, float]:
     expansion = n / k
     seconds_per_mb = (
-        1 / c["fastcdc"] + 1 / c["blake3"] + 1 / c["sha256"] + 1 / c["aes_gcm"]
-        + 1 / c["erasure_3_of_6"] + expansion / c["merkle_16k"]
+        1 / c["fastcdc"]
+        + 1 / c["blake3"]
+        + 1 / c["sha256"]
+        + 1 / c["aes_gcm"]
+        + 1 / c["erasure_3_of_6"]
+        + expansion / c["merkle_16k"]
     )
     cores = os.cpu_count() or 1
     cpu = cores / seconds_per_mb
     disk = c["disk_write_fsync"] / expansion
-    return {"cpu_one_core": 1 / seconds_per_mb, "cpu_all_cores": cpu, "disk": disk, "put": min(cpu, disk)}
+    return {
+        "cpu_one_core": 1 / seconds_per_mb,
+        "cpu_all_cores": cpu,
+        "disk": disk,
+        "put": min(cpu, disk),
+    }
 
 
 def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of a child process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=ENV, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=ENV, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -139,29 +167,52 @@ def make_tree(root: Path, files: int) -> int:
 
 def peers(workdir: Path, big: Path, install: bool) -> dict[str, Any]:
     if install and os.geteuid() == 0 and not (shutil.which("borg") and shutil.which("restic")):
-        subprocess.run(["apt-get", "install", "-y", "-q", "borgbackup", "restic"], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "borgbackup", "restic"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     out: dict[str, Any] = {}
     size = big.stat().st_size
     if shutil.which("borg"):
         repo = workdir / "borg-repo"
-        subprocess.run(["borg", "init", "--encryption=repokey-blake2", str(repo)], env=ENV, check=True, capture_output=True)
+        subprocess.run(
+            ["borg", "init", "--encryption=repokey-blake2", str(repo)],
+            env=ENV,
+            check=True,
+            capture_output=True,
+        )
         t_put, rss_put = run_measured(["borg", "create", f"{repo}::a", big.name], cwd=big.parent)
         drop_caches()
         dest = workdir / "borg-out"
         dest.mkdir()
         t_get, rss_get = run_measured(["borg", "extract", f"{repo}::a"], cwd=dest)
-        out["borg"] = {"put_MBps": rate(size, t_put), "get_MBps": rate(size, t_get), "put_rss": rss_put, "get_rss": rss_get}
+        out["borg"] = {
+            "put_MBps": rate(size, t_put),
+            "get_MBps": rate(size, t_get),
+            "put_rss": rss_put,
+            "get_rss": rss_get,
+        }
         shutil.rmtree(repo)
         shutil.rmtree(dest)
     if shutil.which("restic"):
         repo = workdir / "restic-repo"
-        subprocess.run(["restic", "init", "--repo", str(repo)], env=ENV, check=True, capture_output=True)
+        subprocess.run(
+            ["restic", "init", "--repo", str(repo)], env=ENV, check=True, capture_output=True
+        )
         t_put, rss_put = run_measured(["restic", "--repo", str(repo), "backup", str(big)])
         drop_caches()
         dest = workdir / "restic-out"
-        t_get, rss_get = run_measured(["restic", "--repo", str(repo), "restore", "latest", "--target", str(dest)])
-        out["restic"] = {"put_MBps": rate(size, t_put), "get_MBps": rate(size, t_get), "put_rss": rss_put, "get_rss": rss_get}
+        t_get, rss_get = run_measured(
+            ["restic", "--repo", str(repo), "restore", "latest", "--target", str(dest)]
+        )
+        out["restic"] = {
+            "put_MBps": rate(size, t_put),
+            "get_MBps": rate(size, t_get),
+            "put_rss": rss_put,
+            "get_rss": rss_get,
+        }
         shutil.rmtree(repo)
         shutil.rmtree(dest)
     return out
@@ -172,7 +223,9 @@ def ceilings_in_child(workdir: Path) -> dict[str, float]:
     its later children inherit at fork (Linux counts it until exec) stays small too."""
     out = subprocess.run(
         [sys.executable, __file__, "--ceilings-only", "--workdir", str(workdir)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, float] = json.loads(out.stdout)
     return result
@@ -212,18 +265,27 @@ def main() -> None:
                 f.write(os.urandom(MiB))
         size = big.stat().st_size
         vault = workdir / "vault"
-        subprocess.run(ownvault(vault, "init", "--phrase-file", str(workdir / "phrase")), env=ENV, check=True, capture_output=True)
+        subprocess.run(
+            ownvault(vault, "init", "--phrase-file", str(workdir / "phrase")),
+            env=ENV,
+            check=True,
+            capture_output=True,
+        )
         t_put, rss_put = run_measured(ownvault(vault, "put", str(big)))
         drop_caches()
-        t_get, rss_get = run_measured(ownvault(vault, "get", "big.bin", "-o", str(workdir / "big.out")))
+        t_get, rss_get = run_measured(
+            ownvault(vault, "get", "big.bin", "-o", str(workdir / "big.out"))
+        )
         assert sha256_file(big) == sha256_file(workdir / "big.out"), "get is not byte-identical"
         (workdir / "big.out").unlink()
         t_reput, _ = run_measured(ownvault(vault, "put", str(big)))
         results["file"] = {
             "bytes": size,
-            "put_MBps": rate(size, t_put), "get_MBps": rate(size, t_get),
+            "put_MBps": rate(size, t_put),
+            "get_MBps": rate(size, t_get),
             "reput_unchanged_MBps": rate(size, t_reput),
-            "put_peak_rss_MB": rss_put / 1e6, "get_peak_rss_MB": rss_get / 1e6,
+            "put_peak_rss_MB": rss_put / 1e6,
+            "get_peak_rss_MB": rss_get / 1e6,
             "put_fraction_of_ceiling": rate(size, t_put) / pc["put"],
         }
 
@@ -231,12 +293,18 @@ def main() -> None:
         tree_bytes = make_tree(tree, args.files)
         t_tput, rss_tput = run_measured(ownvault(vault, "put", str(tree)))
         drop_caches()
-        t_tget, rss_tget = run_measured(ownvault(vault, "get", "tree", "-o", str(workdir / "tree.out")))
+        t_tget, rss_tget = run_measured(
+            ownvault(vault, "get", "tree", "-o", str(workdir / "tree.out"))
+        )
         results["tree"] = {
-            "files": args.files, "bytes": tree_bytes,
-            "put_files_per_s": args.files / t_tput, "get_files_per_s": args.files / t_tget,
-            "put_MBps": rate(tree_bytes, t_tput), "get_MBps": rate(tree_bytes, t_tget),
-            "put_peak_rss_MB": rss_tput / 1e6, "get_peak_rss_MB": rss_tget / 1e6,
+            "files": args.files,
+            "bytes": tree_bytes,
+            "put_files_per_s": args.files / t_tput,
+            "get_files_per_s": args.files / t_tget,
+            "put_MBps": rate(tree_bytes, t_tput),
+            "get_MBps": rate(tree_bytes, t_tget),
+            "put_peak_rss_MB": rss_tput / 1e6,
+            "get_peak_rss_MB": rss_tget / 1e6,
         }
         results["peers"] = peers(workdir, big, args.install_peers)
         for p in results["peers"].values():
@@ -251,20 +319,31 @@ def main() -> None:
 
 def report(r: dict[str, Any]) -> None:
     print(f"== ownvault vault benchmark ({r['cores']} cores) ==")
-    print("ceilings, one core (MB/s): " + ", ".join(f"{k} {v:,.0f}" for k, v in r["ceilings_MBps"].items()))
+    print(
+        "ceilings, one core (MB/s): "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in r["ceilings_MBps"].items())
+    )
     pc = r["pipeline_ceiling_MBps"]
-    print(f"put pipeline ceiling: CPU {pc['cpu_one_core']:,.0f} MB/s on one core, {pc['cpu_all_cores']:,.0f} on all; "
-          f"disk {pc['disk']:,.0f} (fsync rate / expansion 2.0) -> {pc['put']:,.0f} MB/s")
+    print(
+        f"put pipeline ceiling: CPU {pc['cpu_one_core']:,.0f} MB/s on one core, {pc['cpu_all_cores']:,.0f} on all; "
+        f"disk {pc['disk']:,.0f} (fsync rate / expansion 2.0) -> {pc['put']:,.0f} MB/s"
+    )
     f = r["file"]
-    print(f"1 file of {f['bytes'] / MiB:,.0f} MiB: put {f['put_MBps']:,.0f} MB/s ({f['put_fraction_of_ceiling']:.0%} of ceiling), "
-          f"get {f['get_MBps']:,.0f} MB/s, unchanged re-put {f['reput_unchanged_MBps']:,.0f} MB/s; "
-          f"peak RSS put {f['put_peak_rss_MB']:,.0f} MB, get {f['get_peak_rss_MB']:,.0f} MB")
+    print(
+        f"1 file of {f['bytes'] / MiB:,.0f} MiB: put {f['put_MBps']:,.0f} MB/s ({f['put_fraction_of_ceiling']:.0%} of ceiling), "
+        f"get {f['get_MBps']:,.0f} MB/s, unchanged re-put {f['reput_unchanged_MBps']:,.0f} MB/s; "
+        f"peak RSS put {f['put_peak_rss_MB']:,.0f} MB, get {f['get_peak_rss_MB']:,.0f} MB"
+    )
     t = r["tree"]
-    print(f"tree of {t['files']:,} files ({t['bytes'] / MiB:,.0f} MiB): put {t['put_files_per_s']:,.0f} files/s "
-          f"({t['put_MBps']:,.1f} MB/s), get {t['get_files_per_s']:,.0f} files/s; peak RSS put {t['put_peak_rss_MB']:,.0f} MB")
+    print(
+        f"tree of {t['files']:,} files ({t['bytes'] / MiB:,.0f} MiB): put {t['put_files_per_s']:,.0f} files/s "
+        f"({t['put_MBps']:,.1f} MB/s), get {t['get_files_per_s']:,.0f} files/s; peak RSS put {t['put_peak_rss_MB']:,.0f} MB"
+    )
     for name, p in r["peers"].items():
-        print(f"{name}: put {p['put_MBps']:,.0f} MB/s, get {p['get_MBps']:,.0f} MB/s -> ownvault/{name}: "
-              f"put {p['ownvault_put_ratio']:.2f}x, get {p['ownvault_get_ratio']:.2f}x")
+        print(
+            f"{name}: put {p['put_MBps']:,.0f} MB/s, get {p['get_MBps']:,.0f} MB/s -> ownvault/{name}: "
+            f"put {p['ownvault_put_ratio']:.2f}x, get {p['ownvault_get_ratio']:.2f}x"
+        )
     if not r["peers"]:
         print("borg / restic not installed: no peer ratios (use --install-peers as root)")
 

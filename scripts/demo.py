@@ -18,8 +18,13 @@ from pathlib import Path
 def ov(vault: Path, *args: str) -> str:
     cmd = [sys.executable, "-m", "ownvault", "--vault", str(vault), *args]
     print("$ ownvault " + " ".join(args), flush=True)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                         env={**os.environ, "OWNVAULT_PASSPHRASE": "demo passphrase"})
+    out = subprocess.run(
+        cmd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OWNVAULT_PASSPHRASE": "demo passphrase"},
+    )
     sys.stdout.write(out.stdout)
     sys.stderr.write(out.stderr)
     return out.stdout
@@ -39,17 +44,23 @@ def main() -> None:
     ov(vault, "ls")
     ov(vault, "get", "samples", "-o", str(work / "restored"))
     assert not filecmp.dircmp(samples, work / "restored").diff_files
-    assert (work / "restored" / "photos" / "beach.raw").read_bytes() == (samples / "photos" / "beach.raw").read_bytes()
+    assert (work / "restored" / "photos" / "beach.raw").read_bytes() == (
+        samples / "photos" / "beach.raw"
+    ).read_bytes()
     print("restored tree is byte-identical")
     for lost in ("local-2", "local-5", "local-6"):
         shutil.rmtree(vault / "providers" / lost)
     print("removed three of six provider folders (local-2, local-5, local-6)")
     ov(vault, "get", "samples/photos/beach.raw", "-o", str(work / "beach-again.raw"))
-    assert (work / "beach-again.raw").read_bytes() == (samples / "photos" / "beach.raw").read_bytes()
+    assert (work / "beach-again.raw").read_bytes() == (
+        samples / "photos" / "beach.raw"
+    ).read_bytes()
     print("still readable from the remaining three")
     ov(vault, "du")
-    subprocess.run([sys.executable, "-m", "ownvault", "--vault", str(vault), "check"],
-                   env={**os.environ, "OWNVAULT_PASSPHRASE": "demo passphrase"})
+    subprocess.run(
+        [sys.executable, "-m", "ownvault", "--vault", str(vault), "check"],
+        env={**os.environ, "OWNVAULT_PASSPHRASE": "demo passphrase"},
+    )
     print(f"\ndemo vault left at {vault} (passphrase: 'demo passphrase')")
 
 

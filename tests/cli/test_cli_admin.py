@@ -14,8 +14,20 @@ def test_providers_policy_rebalance(tmp_path: Path) -> None:
     ov(vault, "init", "--providers", "0", "--phrase-file", str(tmp_path / "phrase"))
     regions = ["CH", "CH", "DE", "DE", "FR", "FR", "IS", "IS", "NL"]
     for i, cc in enumerate(regions):
-        doc = js(ov(vault, "provider", "add", f"disk-{i}", (tmp_path / f"disk{i}").as_uri(),
-                    "--jurisdiction", cc.lower(), "--label", f"rack=r{i % 2}", "--json"))
+        doc = js(
+            ov(
+                vault,
+                "provider",
+                "add",
+                f"disk-{i}",
+                (tmp_path / f"disk{i}").as_uri(),
+                "--jurisdiction",
+                cc.lower(),
+                "--label",
+                f"rack=r{i % 2}",
+                "--json",
+            )
+        )
         assert doc["kind"] == "local" and doc["jurisdiction"] == cc
     p = ov(vault, "provider", "add", "disk-0", (tmp_path / "x").as_uri(), check=2)
     assert "exists already" in p.stderr
@@ -26,8 +38,19 @@ def test_providers_policy_rebalance(tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(os.urandom(3_000_000))
     ov(vault, "put", str(tmp_path / "f.bin"))
     # Exclude IS: the stored piece is out of policy until rebalance moves it.
-    doc = js(ov(vault, "policy", "set", "--exclude", "IS", "--max-per-jurisdiction", "2",
-                "--survive-jurisdiction-loss", "--json"))
+    doc = js(
+        ov(
+            vault,
+            "policy",
+            "set",
+            "--exclude",
+            "IS",
+            "--max-per-jurisdiction",
+            "2",
+            "--survive-jurisdiction-loss",
+            "--json",
+        )
+    )
     assert doc["policy"]["exclude"] == ["IS"] and doc["policy"]["survive_jurisdiction_loss"]
     check = js(ov(vault, "check", "--json"))
     assert check["healthy"]

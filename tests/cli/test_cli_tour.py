@@ -13,11 +13,17 @@ import pytest
 PASS = "tour passphrase"
 
 
-def ov(vault: Path, *args: str, passphrase: str = PASS, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+def ov(
+    vault: Path, *args: str, passphrase: str = PASS, check: int | None = 0
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OWNVAULT_PASSPHRASE": passphrase, "OWNVAULT_INSECURE_FAST_KDF": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "ownvault", "--vault", str(vault), *args],
-        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     if check is not None:
         assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
@@ -50,15 +56,21 @@ def test_tour(vault: Path, tmp_path: Path) -> None:
     put = js(ov(vault, "put", str(docs), "--tag", "work", "--json"))["stored"][0]
     assert put["name"] == "docs" and put["kind"] == "tree" and put["files"] == 2
     single = js(ov(vault, "put", str(docs / "a.txt"), "--as", "notes/a.txt", "--json"))["stored"][0]
-    assert single["cid"] == "bafkreiddkuomseetqqwlmilvyrkvyvirnphaclbfqfmemn2fjalhqpdhea" or single["cid"].startswith("bafk")
+    assert single["cid"] == "bafkreiddkuomseetqqwlmilvyrkvyvirnphaclbfqfmemn2fjalhqpdhea" or single[
+        "cid"
+    ].startswith("bafk")
     listing = js(ov(vault, "ls", "--json"))["objects"]
     assert [o["name"] for o in listing] == ["docs", "notes/a.txt"]
-    assert {"name", "kind", "size", "versions", "tags", "cid", "version", "created"} <= set(listing[0])
+    assert {"name", "kind", "size", "versions", "tags", "cid", "version", "created"} <= set(
+        listing[0]
+    )
     assert listing[0]["tags"] == ["work"]
     inner = js(ov(vault, "ls", "docs/sub", "--json"))
     assert [e["path"] for e in inner["entries"]] == ["sub/b.bin"]
     ov(vault, "get", "docs", "-o", str(tmp_path / "out"))
-    assert (tmp_path / "out" / "sub" / "b.bin").read_bytes() == (docs / "sub" / "b.bin").read_bytes()
+    assert (tmp_path / "out" / "sub" / "b.bin").read_bytes() == (
+        docs / "sub" / "b.bin"
+    ).read_bytes()
     ov(vault, "get", "docs/sub/b.bin", "-o", str(tmp_path / "b.bin"), "--range", "10-19")
     assert (tmp_path / "b.bin").read_bytes() == (docs / "sub" / "b.bin").read_bytes()[10:20]
     (docs / "a.txt").write_text("hello again\n")
@@ -76,7 +88,9 @@ def test_tour(vault: Path, tmp_path: Path) -> None:
     provs = js(ov(vault, "providers", "--json"))["providers"]
     assert len(provs) == 6 and all(p["reachable"] and p["kind"] == "local" for p in provs)
     check = js(ov(vault, "check", "--json"))
-    assert check["healthy"] and all(f["shares_present"] == 6 and f["shares_needed"] == 3 for f in check["files"])
+    assert check["healthy"] and all(
+        f["shares_present"] == 6 and f["shares_needed"] == 3 for f in check["files"]
+    )
     rm = js(ov(vault, "rm", "docs", "--version", "1", "--json"))
     assert rm["versions_removed"] == 1
     human = ov(vault, "ls")

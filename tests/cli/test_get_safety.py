@@ -32,7 +32,11 @@ def test_get_refuses_to_overwrite_and_streams(vault: Path, tmp_path: Path) -> No
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS, "OWNVAULT_INSECURE_FAST_KDF": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "ownvault", "--vault", str(vault), "get", "f.bin", "-o", "-"],
-        env=env, capture_output=True, timeout=300, stdin=subprocess.DEVNULL, check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=True,
     ).stdout
     assert out == data
     ov(vault, "get", "f.bin", "-o", str(tmp_path / "tail.bin"), "--range", "-100")

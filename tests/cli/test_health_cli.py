@@ -24,7 +24,11 @@ def ov(vault: Path, *args: str, check: int | None = 0) -> subprocess.CompletedPr
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS, "OWNVAULT_INSECURE_FAST_KDF": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "ownvault", "--vault", str(vault), *args],
-        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     if check is not None:
         assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
@@ -95,10 +99,33 @@ def test_deep_check_exits_5_on_a_tampered_share(vault: Path) -> None:
 def test_daemon_runs_rounds_and_serves_metrics(vault: Path) -> None:
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ownvault", "--vault", str(vault), "daemon", "--first-delay", "0",
-         "--blocks", "8", "--audit-every", "1s", "--repair-every", "1s", "--jitter", "0",
-         "--metrics-listen", "127.0.0.1:0", "--rounds", "40"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ownvault",
+            "--vault",
+            str(vault),
+            "daemon",
+            "--first-delay",
+            "0",
+            "--blocks",
+            "8",
+            "--audit-every",
+            "1s",
+            "--repair-every",
+            "1s",
+            "--jitter",
+            "0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--rounds",
+            "40",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     try:
         assert proc.stdout is not None
@@ -111,7 +138,10 @@ def test_daemon_runs_rounds_and_serves_metrics(vault: Path) -> None:
             text = httpx.get(url, timeout=5).text
             time.sleep(0.2)
         assert 'ownvault_audit_provider_ok{provider="local-1"} 1.0' in text
-        assert "ownvault_vault_healthy 1.0" in text and "ownvault_repair_shares_regenerated 0.0" in text
+        assert (
+            "ownvault_vault_healthy 1.0" in text
+            and "ownvault_repair_shares_regenerated 0.0" in text
+        )
         assert httpx.get(url.replace("/metrics", "/status"), timeout=5).json()["audits"] >= 1
     finally:
         proc.terminate()
@@ -124,7 +154,11 @@ def test_daemon_runs_rounds_and_serves_metrics(vault: Path) -> None:
 
 
 def test_durations_and_bad_options(tmp_path: Path) -> None:
-    assert parse_duration("90") == 90 and parse_duration("30m") == 1800 and parse_duration("1d") == 86400
+    assert (
+        parse_duration("90") == 90
+        and parse_duration("30m") == 1800
+        and parse_duration("1d") == 86400
+    )
     with pytest.raises(UsageError):
         parse_duration("soon")
     assert run_cli(["--vault", str(tmp_path / "none"), "daemon", "--audit-every", "soon"]) == 2

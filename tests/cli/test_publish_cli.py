@@ -36,7 +36,9 @@ def test_publish_verify_export_import(vault: Path, tmp_path: Path) -> None:
     doc = js(ov(vault, "car", "import", str(tmp_path / "site.car"), "--as", "copy", "--json"))
     assert doc["root"] == want and doc["profile"] == "kubo-v1" and doc["files"] == 2
     ov(vault, "get", "copy", "-o", str(tmp_path / "copy"))
-    assert (tmp_path / "copy" / "img" / "a.bin").read_bytes() == (site / "img" / "a.bin").read_bytes()
+    assert (tmp_path / "copy" / "img" / "a.bin").read_bytes() == (
+        site / "img" / "a.bin"
+    ).read_bytes()
     out = js(ov(vault, "unpublish", "site", "--json"))["unpublished"]
     assert [u["cid"] for u in out] == [want]
     assert js(ov(vault, "published", "--json"))["published"] == []
@@ -51,7 +53,14 @@ def test_errors_are_one_line(vault: Path, tmp_path: Path) -> None:
     p = ov(vault, "publish", "nothing-here", check=4)
     assert "Traceback" not in p.stderr
     p = ov(vault, "unpublish", "nothing-here", check=4)
-    p = ov(vault, "car", "export", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", str(tmp_path / "x.car"), check=4)
+    p = ov(
+        vault,
+        "car",
+        "export",
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        str(tmp_path / "x.car"),
+        check=4,
+    )
     assert not (tmp_path / "x.car").exists()
     p = ov(vault, "serve", "--listen", "nowhere", check=2)
     assert "HOST:PORT" in p.stderr

@@ -37,8 +37,12 @@ def chunk_all(params: ChunkerParams, data: bytes, blocks: list[int]) -> list[byt
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 200_000), st.lists(st.integers(1, 50_000), max_size=10), st.integers(0, 2**32))
-def test_streaming_chunking_is_independent_of_block_sizes(size: int, blocks: list[int], seed: int) -> None:
+@given(
+    st.integers(0, 200_000), st.lists(st.integers(1, 50_000), max_size=10), st.integers(0, 2**32)
+)
+def test_streaming_chunking_is_independent_of_block_sizes(
+    size: int, blocks: list[int], seed: int
+) -> None:
     data = random.Random(seed).randbytes(size)
     whole = chunk_all(SMALL, data, [])
     assert b"".join(whole) == data
@@ -130,7 +134,13 @@ def test_share_header_roundtrip_and_rejects() -> None:
     h = ShareHeader(3, 6, 5, bytes(range(16)))
     data = encode_share(h, b"fragment")
     assert decode_share(data) == (h, b"fragment")
-    for bad in [b"", b"OVSH", b"XXXX" + data[4:], data[:4] + b"\x09" + data[5:],
-                data[:5] + bytes((6, 3, 0)) + data[8:], data[:5] + bytes((3, 6, 6)) + data[8:]]:
+    for bad in [
+        b"",
+        b"OVSH",
+        b"XXXX" + data[4:],
+        data[:4] + b"\x09" + data[5:],
+        data[:5] + bytes((6, 3, 0)) + data[8:],
+        data[:5] + bytes((3, 6, 6)) + data[8:],
+    ]:
         with pytest.raises(FormatError):
             decode_share(bad)

@@ -49,7 +49,9 @@ def test_card_round_trip_and_forgery() -> None:
     back = ContactCard.from_json(text)
     assert back.did == BOB.did and back.agreement == BOB.agreement_public and back.name == "Bob"
     # Someone swaps in their own key-agreement key: the signature no longer verifies.
-    forged = card.to_json() | {"agreement": ContactCard.create(CAROL, None, NOW).to_json()["agreement"]}
+    forged = card.to_json() | {
+        "agreement": ContactCard.create(CAROL, None, NOW).to_json()["agreement"]
+    }
     with pytest.raises(IntegrityError, match="signature"):
         ContactCard.from_json(json.dumps(forged))
     with pytest.raises(FormatError):
@@ -75,14 +77,20 @@ def test_grant_for_someone_else_expired_and_tampered() -> None:
     with pytest.raises(GrantExpiredError, match="expired"):
         g.open_key(BOB, NOW + 3600)
     doc = g.to_json()
-    for field, value in (("expires", None), ("to", CAROL.did), ("providers", [{"kind": "local", "url": "file:///evil"}])):
+    for field, value in (
+        ("expires", None),
+        ("to", CAROL.did),
+        ("providers", [{"kind": "local", "url": "file:///evil"}]),
+    ):
         with pytest.raises(IntegrityError, match="signature"):
             Grant.parse(json.dumps(doc | {field: value}))
     # Re-signing with another key does not help: the signature must match "from".
     raw = bytearray(base64.urlsafe_b64decode(doc["key"] + "=="))
     raw[40] ^= 1
     with pytest.raises(IntegrityError):
-        Grant.parse(json.dumps(doc | {"key": base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()}))
+        Grant.parse(
+            json.dumps(doc | {"key": base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()})
+        )
 
 
 GRANT = make_grant()
@@ -103,7 +111,14 @@ def test_any_flipped_bit_in_the_grant_string_is_refused(pos: int, bit: int) -> N
 
 
 def test_manifest_and_revocation() -> None:
-    body = {"grant": GID.hex(), "generation": 3, "items": [], "chunks": [], "packs": [], "providers": []}
+    body = {
+        "grant": GID.hex(),
+        "generation": 3,
+        "items": [],
+        "chunks": [],
+        "packs": [],
+        "providers": [],
+    }
     data = encode_manifest(ALICE, MK, GID, 3, body)
     assert decode_manifest(ALICE.did, MK, GID, 3, data) == body
     with pytest.raises(IntegrityError):

@@ -21,7 +21,9 @@ def test_both_directions_agree(pt: bytes, info: bytes) -> None:
     sealed = crypto.hpke_seal(BOB.agreement_public, pt, info)
     skr = SUITE.kem.deserialize_private_key(BOB.agreement)
     assert SUITE.create_recipient_context(sealed[:32], skr, info=info).open(sealed[32:]) == pt
-    enc, sender = SUITE.create_sender_context(SUITE.kem.deserialize_public_key(BOB.agreement_public), info=info)
+    enc, sender = SUITE.create_sender_context(
+        SUITE.kem.deserialize_public_key(BOB.agreement_public), info=info
+    )
     assert crypto.hpke_open(BOB.agreement, enc + sender.seal(pt), info) == pt
 
 

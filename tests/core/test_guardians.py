@@ -21,7 +21,9 @@ from ownvault.errors import AuthError, UsageError
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "slip39-vectors.json").read_text())
 
 
-@pytest.mark.parametrize(("description", "mnemonics", "secret"), VECTORS, ids=[v[0].split(".")[0] for v in VECTORS])
+@pytest.mark.parametrize(
+    ("description", "mnemonics", "secret"), VECTORS, ids=[v[0].split(".")[0] for v in VECTORS]
+)
 def test_official_slip39_vectors(description: str, mnemonics: list[str], secret: str) -> None:
     if secret:
         assert combine_guardian_shares(mnemonics, b"TREZOR").hex() == secret
@@ -48,12 +50,17 @@ def test_split_and_combine_any_threshold_subset() -> None:
     share = shamir_mnemonic.Share.from_mnemonic(groups[0][0])
     assert share.extendable and share.iteration_exponent == 1 and share.member_threshold == 3
     # The same vault comes back: the keys from the shares are the keys from the phrase.
-    assert VaultKeys(combine_guardian_shares(groups[0][:3])).did == VaultKeys.from_phrase(entropy_to_phrase(ENTROPY)).did
+    assert (
+        VaultKeys(combine_guardian_shares(groups[0][:3])).did
+        == VaultKeys.from_phrase(entropy_to_phrase(ENTROPY)).did
+    )
 
 
 def test_too_few_or_mixed_shares_are_clear_errors() -> None:
     shares = split_entropy(ENTROPY, [GuardianGroup(2, 3)])[0]
-    with pytest.raises(AuthError, match=r"too few guardian shares: 1 distinct share\(s\) given, 2 needed"):
+    with pytest.raises(
+        AuthError, match=r"too few guardian shares: 1 distinct share\(s\) given, 2 needed"
+    ):
         combine_guardian_shares(shares[:1])
     with pytest.raises(AuthError, match="too few"):
         combine_guardian_shares([shares[0], shares[0]])

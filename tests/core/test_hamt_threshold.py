@@ -35,7 +35,9 @@ def test_estimate_at_threshold_by_profile(exact: Path, tmp_path: Path) -> None:
     current = cid_of_path(exact, PROFILES["kubo-v1"])
     legacy = cid_of_path(exact, PROFILES["kubo-0.22-v1"])
     assert str(current.cid) != str(legacy.cid)
-    js = oracle.batch([{"path": str(exact), "profile": "kubo-v1", "car": str(tmp_path / "js.car")}])[0]
+    js = oracle.batch(
+        [{"path": str(exact), "profile": "kubo-v1", "car": str(tmp_path / "js.car")}]
+    )[0]
     assert js == str(current.cid)  # the JS importer: not sharded at exactly 256 KiB
     # one byte more: every profile shards, and they agree again
     bigger = tmp_path / "exact"
@@ -45,5 +47,7 @@ def test_estimate_at_threshold_by_profile(exact: Path, tmp_path: Path) -> None:
     (bigger / ("0000" + "x" * 216)).rename(bigger / ("0000" + "x" * 217))
     a = cid_of_path(bigger, PROFILES["kubo-v1"])
     b = cid_of_path(bigger, PROFILES["kubo-0.22-v1"])
-    assert str(a.cid) == str(b.cid) == oracle.batch([{"path": str(bigger), "profile": "kubo-v1"}])[0]
+    assert (
+        str(a.cid) == str(b.cid) == oracle.batch([{"path": str(bigger), "profile": "kubo-v1"}])[0]
+    )
     assert str(cid_of_path(exact, PROFILES["kubo-0.22-v0"]).cid).startswith("Qm")

@@ -79,7 +79,6 @@ def test_derived_keys_are_distinct_and_stable() -> None:
 def test_derivation_matches_an_independent_computation() -> None:
     """The hierarchy of docs/design.md, recomputed here with hashlib/cryptography directly."""
 
-
     phrase = BIP39[0][1]
     seed = hashlib.pbkdf2_hmac("sha512", phrase.encode(), b"mnemonic", 2048)
     root = HKDF(SHA256(), 32, None, b"ownvault/v1/root").derive(seed)

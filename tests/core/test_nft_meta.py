@@ -51,8 +51,15 @@ def test_token_ref_parse_and_name() -> None:
     assert str(t) == f"eth:1:{ADDR}:42"
     assert t.vault_name == f"nft/eth-1/{ADDR}/42"
     assert TokenRef.parse(f"eth:137:{ADDR}:0x10").token_id == 16
-    for bad in ["eth:1:0x12:1", f"btc:1:{ADDR}:1", f"eth:x:{ADDR}:1", f"eth:0:{ADDR}:1",
-                f"eth:1:{ADDR}:-1", f"eth:1:{ADDR}:{1 << 256}", f"eth:1:{ADDR}"]:
+    for bad in [
+        "eth:1:0x12:1",
+        f"btc:1:{ADDR}:1",
+        f"eth:x:{ADDR}:1",
+        f"eth:0:{ADDR}:1",
+        f"eth:1:{ADDR}:-1",
+        f"eth:1:{ADDR}:{1 << 256}",
+        f"eth:1:{ADDR}",
+    ]:
         with pytest.raises(UsageError):
             TokenRef.parse(bad)
 
@@ -127,26 +134,56 @@ def test_parse_uri_kinds() -> None:
     ar = parse_uri("ar://" + "A" * 43)
     assert ar is not None and ar.kind == "ar" and ar.url == "A" * 43
     assert parse_uri("data:,hi") is not None
-    for other in ["ipns://k51abc", "file:///etc/passwd", "javascript:alert(1)", "ftp://x/y", "gopher://h/"]:
+    for other in [
+        "ipns://k51abc",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "ftp://x/y",
+        "gopher://h/",
+    ]:
         p = parse_uri(other)
         assert p is not None and p.kind == "other", other
     for text in ["just words", "note: hello", "12:30", "", "Tag: value"]:
         assert parse_uri(text) is None, text
-    for bad in ["ipfs://notacid", f"ipfs://{CID1}/../x", "ar://short", "https:///nohost",
-                "https://x/" + "a" * 9000]:
+    for bad in [
+        "ipfs://notacid",
+        f"ipfs://{CID1}/../x",
+        "ar://short",
+        "https:///nohost",
+        "https://x/" + "a" * 9000,
+    ]:
         with pytest.raises(FormatError):
             parse_uri(bad)
 
 
 def test_data_uris() -> None:
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-    assert decode_data_uri("data:image/png;base64," + base64.b64encode(png).decode(), max_bytes=1000) == ("image/png", png)
-    assert decode_data_uri("data:,Hello%2C%20World%21", max_bytes=100) == ("text/plain", b"Hello, World!")
-    assert decode_data_uri("data:text/plain;charset=utf-8,%E2%9C%93", max_bytes=100) == ("text/plain", "✓".encode())
-    assert decode_data_uri("DATA:image/svg+xml;utf8,<svg/>", max_bytes=100) == ("image/svg+xml", b"<svg/>")
+    assert decode_data_uri(
+        "data:image/png;base64," + base64.b64encode(png).decode(), max_bytes=1000
+    ) == ("image/png", png)
+    assert decode_data_uri("data:,Hello%2C%20World%21", max_bytes=100) == (
+        "text/plain",
+        b"Hello, World!",
+    )
+    assert decode_data_uri("data:text/plain;charset=utf-8,%E2%9C%93", max_bytes=100) == (
+        "text/plain",
+        "✓".encode(),
+    )
+    assert decode_data_uri("DATA:image/svg+xml;utf8,<svg/>", max_bytes=100) == (
+        "image/svg+xml",
+        b"<svg/>",
+    )
     assert decode_data_uri("data:;base64,aGk", max_bytes=100) == ("text/plain", b"hi")  # no padding
-    assert decode_data_uri("data:application/json;base64,eyJh%0AIjoxfQ==", max_bytes=100)[1] == b'{"a":1}'
-    for bad in ["data:image/png;base64,@@@@", "data:nocomma", "data:bad type,x", "data:a/b;base64,a"]:
+    assert (
+        decode_data_uri("data:application/json;base64,eyJh%0AIjoxfQ==", max_bytes=100)[1]
+        == b'{"a":1}'
+    )
+    for bad in [
+        "data:image/png;base64,@@@@",
+        "data:nocomma",
+        "data:bad type,x",
+        "data:a/b;base64,a",
+    ]:
         with pytest.raises(FormatError):
             decode_data_uri(bad, max_bytes=100)
     with pytest.raises(FormatError):  # decoded size over the limit
@@ -195,9 +232,14 @@ META = {
     "animation_url": "https://market.example/a.mp4",
     "external_url": "https://market.example/t/1",
     "image_data": "<svg xmlns='http://www.w3.org/2000/svg'/>",
-    "attributes": [{"trait_type": "bg", "value": "blue"}, {"trait_type": "x/y~z", "value": "ar://" + "b" * 43}],
-    "properties": {"files": [{"uri": f"ipfs://{CID1}", "type": "image/png"}, {"uri": "data:,x"}],
-                   "note": "ipns://k51"},
+    "attributes": [
+        {"trait_type": "bg", "value": "blue"},
+        {"trait_type": "x/y~z", "value": "ar://" + "b" * 43},
+    ],
+    "properties": {
+        "files": [{"uri": f"ipfs://{CID1}", "type": "image/png"}, {"uri": "data:,x"}],
+        "note": "ipns://k51",
+    },
 }
 
 
@@ -239,7 +281,7 @@ def test_media_types() -> None:
     assert check_media_type("image", "application/octet-stream", png) is None
     assert check_media_type("image", "text/html; charset=utf-8", b"<html>") is not None
     assert check_media_type("image", "image/png", b"<!doctype html><p>not found") is not None
-    assert check_media_type("image", "application/octet-stream", b"{\"error\": 1}") is not None
+    assert check_media_type("image", "application/octet-stream", b'{"error": 1}') is not None
     assert check_media_type("animation", "text/html", b"<html>") is None
     assert check_media_type("animation", "application/zip", b"PK") is not None
     assert check_media_type("metadata", "application/json", b"{}") is None

@@ -29,11 +29,19 @@ VECTORS = Path(__file__).parent.parent / "vectors" / "restic_policy"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 _GO_FIELDS = {
-    "Last": "last", "Hourly": "hourly", "Daily": "daily", "Weekly": "weekly",
-    "Monthly": "monthly", "Yearly": "yearly", "Within": "within",
-    "WithinHourly": "within_hourly", "WithinDaily": "within_daily",
-    "WithinWeekly": "within_weekly", "WithinMonthly": "within_monthly",
-    "WithinYearly": "within_yearly", "Tags": "tags",
+    "Last": "last",
+    "Hourly": "hourly",
+    "Daily": "daily",
+    "Weekly": "weekly",
+    "Monthly": "monthly",
+    "Yearly": "yearly",
+    "Within": "within",
+    "WithinHourly": "within_hourly",
+    "WithinDaily": "within_daily",
+    "WithinWeekly": "within_weekly",
+    "WithinMonthly": "within_monthly",
+    "WithinYearly": "within_yearly",
+    "Tags": "tags",
 }
 
 
@@ -71,7 +79,10 @@ def test_vectors_cover_restics_test() -> None:
 
 @pytest.mark.parametrize("n", range(40))
 def test_restic_golden_results(n: int) -> None:
-    items = [Item(i, _parse_input_time(s["time"]), tuple(s.get("tags") or ())) for i, s in enumerate(SNAPSHOTS)]
+    items = [
+        Item(i, _parse_input_time(s["time"]), tuple(s.get("tags") or ()))
+        for i, s in enumerate(SNAPSHOTS)
+    ]
     decision = apply_policy(items, POLICIES[n], NOW)
     want = json.loads((VECTORS / f"policy_keep_snapshots_{n}").read_text())
     want_keep = [_snap_key(s) for s in want["keep"] or []]
@@ -84,7 +95,9 @@ def test_restic_golden_results(n: int) -> None:
 
 
 def test_policy_json_round_trip_and_describe() -> None:
-    p = RetentionPolicy(last=10, daily=7, weekly=4, monthly=12, yearly=3, within=Duration.parse("1y2m"))
+    p = RetentionPolicy(
+        last=10, daily=7, weekly=4, monthly=12, yearly=3, within=Duration.parse("1y2m")
+    )
     assert RetentionPolicy.from_json(p.to_json()) == p
     assert p.describe() == (
         "keep 10 latest, 7 daily, 4 weekly, 12 monthly, 3 yearly snapshots and all snapshots within 1y2m of the newest"
@@ -122,7 +135,10 @@ def test_go_adddate_normalisation() -> None:
 def test_buckets_use_the_times_own_offset() -> None:
     # 23:30 at UTC+02:00 is 21:30 UTC: the same local day as 08:00 local, one daily bucket.
     tz = timezone(timedelta(hours=2))
-    items = [Item(1, datetime(2024, 5, 1, 8, tzinfo=tz)), Item(2, datetime(2024, 5, 1, 23, 30, tzinfo=tz))]
+    items = [
+        Item(1, datetime(2024, 5, 1, 8, tzinfo=tz)),
+        Item(2, datetime(2024, 5, 1, 23, 30, tzinfo=tz)),
+    ]
     d = apply_policy(items, RetentionPolicy(daily=5), NOW)
     assert [i.key for i in d.keep] == [2, 1]  # 2 newest of its day, 1 as the oldest
     assert d.reasons[1].matches == ("oldest daily snapshot",)
@@ -137,7 +153,10 @@ def test_future_times_are_not_latest() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.integers(min_value=0, max_value=3 * 365 * 24), min_size=0, max_size=60),
-    st.integers(-1, 6), st.integers(-1, 6), st.integers(-1, 6), st.integers(0, 6),
+    st.integers(-1, 6),
+    st.integers(-1, 6),
+    st.integers(-1, 6),
+    st.integers(0, 6),
 )
 def test_invariants(hours: list[int], last: int, daily: int, weekly: int, monthly: int) -> None:
     base = datetime(2020, 1, 1, tzinfo=UTC)
@@ -161,15 +180,39 @@ def test_invariants(hours: list[int], last: int, daily: int, weekly: int, monthl
 # the oldest time, so restic 0.14 (Debian's, older than the keep-oldest rule of 0.16)
 # and current restic agree.
 RESTIC_TIMES = [
-    "2023-01-02 09:00:00", "2023-06-30 23:59:59", "2023-12-31 12:00:00", "2024-01-01 00:30:00",
-    "2024-02-28 10:00:00", "2024-02-29 10:00:00", "2024-03-01 10:00:00", "2024-03-03 18:00:00",
-    "2024-03-04 01:00:00", "2024-03-04 07:00:00", "2024-03-04 07:30:00", "2024-03-05 08:00:00",
+    "2023-01-02 09:00:00",
+    "2023-06-30 23:59:59",
+    "2023-12-31 12:00:00",
+    "2024-01-01 00:30:00",
+    "2024-02-28 10:00:00",
+    "2024-02-29 10:00:00",
+    "2024-03-01 10:00:00",
+    "2024-03-03 18:00:00",
+    "2024-03-04 01:00:00",
+    "2024-03-04 07:00:00",
+    "2024-03-04 07:30:00",
+    "2024-03-05 08:00:00",
 ]
 RESTIC_POLICIES = [
-    (["--keep-last", "2", "--keep-daily", "3", "--keep-weekly", "2", "--keep-monthly", "2", "--keep-yearly", "1"],
-     RetentionPolicy(last=2, daily=3, weekly=2, monthly=2, yearly=1)),
-    (["--keep-hourly", "3", "--keep-within", "2d", "--keep-within-weekly", "1m"],
-     RetentionPolicy(hourly=3, within=Duration(days=2), within_weekly=Duration(months=1))),
+    (
+        [
+            "--keep-last",
+            "2",
+            "--keep-daily",
+            "3",
+            "--keep-weekly",
+            "2",
+            "--keep-monthly",
+            "2",
+            "--keep-yearly",
+            "1",
+        ],
+        RetentionPolicy(last=2, daily=3, weekly=2, monthly=2, yearly=1),
+    ),
+    (
+        ["--keep-hourly", "3", "--keep-within", "2d", "--keep-within-weekly", "1m"],
+        RetentionPolicy(hourly=3, within=Duration(days=2), within_weekly=Duration(months=1)),
+    ),
 ]
 
 
@@ -178,14 +221,21 @@ RESTIC_POLICIES = [
     reason="restic is installed by scripts/setup.d/restic.sh (required under CI)",
 )
 def test_real_restic_forget_agrees(tmp_path: Path) -> None:
-    env = {**os.environ, "RESTIC_PASSWORD": "retention-test", "RESTIC_REPOSITORY": str(tmp_path / "repo"),
-           "RESTIC_CACHE_DIR": str(tmp_path / "cache"), "TZ": "UTC"}
+    env = {
+        **os.environ,
+        "RESTIC_PASSWORD": "retention-test",
+        "RESTIC_REPOSITORY": str(tmp_path / "repo"),
+        "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+        "TZ": "UTC",
+    }
     src = tmp_path / "src"
     src.mkdir()
     (src / "f").write_text("x")
 
     def restic(*args: str) -> str:
-        return subprocess.run(["restic", "-q", *args], env=env, check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["restic", "-q", *args], env=env, check=True, capture_output=True, text=True
+        ).stdout
 
     restic("init")
     for t in RESTIC_TIMES:
@@ -199,13 +249,28 @@ def test_real_restic_forget_agrees(tmp_path: Path) -> None:
         d = apply_policy(items, policy, NOW)
         assert [i.time for i in d.keep] == kept, args
         assert sorted(i.time for i in d.remove) == removed, args
-        assert [list(r.matches) for r in d.reasons] == [r["matches"] for r in out[0]["reasons"]], args
+        assert [list(r.matches) for r in d.reasons] == [r["matches"] for r in out[0]["reasons"]], (
+            args
+        )
 
 
 def test_design_doc_worked_example() -> None:
-    times = ["2025-12-31 18:00", "2026-01-31 18:00", "2026-02-15 18:00", "2026-02-22 18:00", "2026-02-27 18:00",
-             "2026-02-28 18:00", "2026-03-01 18:00", "2026-03-02 06:00", "2026-03-02 12:00", "2026-03-02 18:00"]
-    items = [Item(n, datetime.strptime(t, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)) for n, t in enumerate(times, 1)]
+    times = [
+        "2025-12-31 18:00",
+        "2026-01-31 18:00",
+        "2026-02-15 18:00",
+        "2026-02-22 18:00",
+        "2026-02-27 18:00",
+        "2026-02-28 18:00",
+        "2026-03-01 18:00",
+        "2026-03-02 06:00",
+        "2026-03-02 12:00",
+        "2026-03-02 18:00",
+    ]
+    items = [
+        Item(n, datetime.strptime(t, "%Y-%m-%d %H:%M").replace(tzinfo=UTC))
+        for n, t in enumerate(times, 1)
+    ]
     p = RetentionPolicy(last=2, daily=3, weekly=2, monthly=2)
     assert p.describe() == "keep 2 latest, 3 daily, 2 weekly, 2 monthly snapshots"
     d = apply_policy(items, p, NOW)

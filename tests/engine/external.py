@@ -10,7 +10,9 @@ from ownvault.engine.vault import Vault
 from .helpers import make_vault, run
 
 
-def vault_with_external(base: Path, *, external: int = 4, k: int = 2, n: int = 4) -> tuple[Vault, list[Path]]:
+def vault_with_external(
+    base: Path, *, external: int = 4, k: int = 2, n: int = 4
+) -> tuple[Vault, list[Path]]:
     """Two embedded providers (inside the vault dir) plus ``external`` folders added by URL.
 
     Every pack and snapshot piece has at most 2 of its n shares on the embedded providers,

@@ -71,7 +71,9 @@ def test_clean_vault_passes_and_is_recorded(vault: Vault) -> None:
     report = run(vault.health.audit())
     assert report.ok and report.at_fault == []
     for p in report.providers:
-        assert p.method == "ranges" and p.failed == 0 and p.passed == p.challenges == min(64, p.blocks)
+        assert (
+            p.method == "ranges" and p.failed == 0 and p.passed == p.challenges == min(64, p.blocks)
+        )
         assert p.holds_at_least is not None and p.holds_at_least > 0.9
         # Reads: the challenged blocks, each challenged share's leaf level (and a listing).
         files = share_files(vault, p.provider)
@@ -111,7 +113,9 @@ def test_missing_corrupt_and_tree_damage_are_found(vault: Vault) -> None:
     # The deep check finds the same three, and reads everything to do so.
     deep = run(vault.health.deep_check())
     assert {(b["provider"], b["kind"]) for b in deep["bad"]} == {
-        ("local-1", "missing"), ("local-2", "corrupt"), ("local-3", "corrupt")
+        ("local-1", "missing"),
+        ("local-2", "corrupt"),
+        ("local-3", "corrupt"),
     }
     assert not deep["healthy"] and deep["readable"]
     assert "tree" in next(b["reason"] for b in deep["bad"] if b["provider"] == "local-3")

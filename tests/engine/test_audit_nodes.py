@@ -42,7 +42,9 @@ def node_vault(tmp_path: Path, urls: list[str], k: int, n: int, size: int) -> Va
 
 
 @pytest.mark.slow
-def test_endpoint_honest_liar_and_protocol_errors(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
+def test_endpoint_honest_liar_and_protocol_errors(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
     honest, liar, spare = cluster.start_all(
         [cluster.add(), cluster.add(chaos=("lie-audits",)), cluster.add()]
     )
@@ -68,7 +70,11 @@ def test_endpoint_honest_liar_and_protocol_errors(vaults: Vaults, tmp_path: Path
     layout = ShareLayout.for_total(row.size)
     node = NodeProvider(honest.url, vault.keys)
     name = share_name(DATA_PREFIX, pack_id, 0)
-    answers = run(node.prove([(name, 0), (name, layout.blocks - 1), (name, layout.blocks), ("shares/no/such.0", 0)]))
+    answers = run(
+        node.prove(
+            [(name, 0), (name, layout.blocks - 1), (name, layout.blocks), ("shares/no/such.0", 0)]
+        )
+    )
     assert [a.status for a in answers] == [0, 0, 3, 1]
     assert verify_proof(row.root, layout.data_len, 0, answers[0].block, list(answers[0].path))
     # Signed like every /v1/ call; a malformed body is refused.
@@ -88,7 +94,9 @@ async def _post(url: str, body: bytes) -> None:
 
 
 @pytest.mark.slow
-def test_dropping_node_is_caught_as_often_as_the_docs_say(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
+def test_dropping_node_is_caught_as_often_as_the_docs_say(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
     """A node that silently lost 10 % of its blocks, audited again and again.
 
     The docs claim: an audit of c blocks detects it with probability >= 1 - (1-f)^c
@@ -104,7 +112,9 @@ def test_dropping_node_is_caught_as_often_as_the_docs_say(vaults: Vaults, tmp_pa
         for s in vault.catalog.shares_of(pack):
             if s.provider == 2:
                 name = share_name(DATA_PREFIX, pack_id, s.idx)
-                blocks += [chaos_dropped(name, i, 0.1) for i in range(ShareLayout.for_total(s.size).blocks)]
+                blocks += [
+                    chaos_dropped(name, i, 0.1) for i in range(ShareLayout.for_total(s.size).blocks)
+                ]
     total, lost = len(blocks), sum(blocks)
     assert 0.07 < lost / total < 0.13, (lost, total)
 
@@ -116,7 +126,9 @@ def test_dropping_node_is_caught_as_often_as_the_docs_say(vaults: Vaults, tmp_pa
     async def audits(c: int, count: int) -> int:
         caught = 0
         for _ in range(count):
-            r = await audit(vault, providers=["node-1"], sample=AuditSample(c), rng=rng, record=False)
+            r = await audit(
+                vault, providers=["node-1"], sample=AuditSample(c), rng=rng, record=False
+            )
             p = r.providers[0]
             assert p.passed + p.failed == c and p.unreachable == 0
             caught += p.failed > 0

@@ -44,14 +44,22 @@ def cars(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["file"] = base / "file.car"
     require_oracle().batch([{"path": str(src / "d" / "big.bin"), "car": str(out["file"])}])
     v1 = out["kubo-v1"].read_bytes()
-    v2 = CARV2_PRAGMA + bytes(16) + (51).to_bytes(8, "little") + len(v1).to_bytes(8, "little") + bytes(8)
+    v2 = (
+        CARV2_PRAGMA
+        + bytes(16)
+        + (51).to_bytes(8, "little")
+        + len(v1).to_bytes(8, "little")
+        + bytes(8)
+    )
     out["v2"] = base / "v2.car"
     out["v2"].write_bytes(v2 + v1)
     return out
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize(
@@ -66,11 +74,18 @@ def _files(root: Path) -> dict[str, bytes]:
         ("hamt", "car-import", "car"),
     ],
 )
-def test_reference_cars_round_trip(vaults: Vaults, cars: dict[str, Path], tmp_path: Path, name: str, profile: str, source: str) -> None:
+def test_reference_cars_round_trip(
+    vaults: Vaults, cars: dict[str, Path], tmp_path: Path, name: str, profile: str, source: str
+) -> None:
     vault = vaults.create(tmp_path / "v")
     doc = run(vault.ipfs.import_car(cars[name], name="imp"))
     want_root = str(CarReader([cars[name].read_bytes()]).roots[0])
-    assert (doc["root"], doc["profile"], doc["source"], doc["files"]) == (want_root, profile, source, 2)
+    assert (doc["root"], doc["profile"], doc["source"], doc["files"]) == (
+        want_root,
+        profile,
+        source,
+        2,
+    )
     run(vault.files.get("imp", tmp_path / "out"))
     assert _files(tmp_path / "out") == _src_files(cars)
     assert (tmp_path / "out" / "e").is_dir()
@@ -94,9 +109,10 @@ def test_single_file_car_and_publish(vaults: Vaults, cars: dict[str, Path], tmp_
     assert doc["published"] == f"ipfs://{doc['root']}"
     got = tmp_path / "got"
     run(vault.files.get(doc["name"], got))
-    assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(
-        (cars["kubo-v1"].parent / "src" / "d" / "big.bin").read_bytes()
-    ).digest()
+    assert (
+        hashlib.sha256(got.read_bytes()).digest()
+        == hashlib.sha256((cars["kubo-v1"].parent / "src" / "d" / "big.bin").read_bytes()).digest()
+    )
 
 
 # -- malformed CARs ---------------------------------------------------------------------
@@ -135,7 +151,7 @@ def _bad_cars() -> dict[str, tuple[bytes, type[OwnvaultError], str]]:
     out["bad hash"] = (bytes(flipped), IntegrityError, "does not match its hash")
     out["missing block"] = (_car(node[0], [node, a]), IntegrityError, "incomplete")
     two = encode_header([a[0], b[0]])[0:]
-    out["two roots"] = (two + good[len(encode_header([node[0]])):], UsageError, "single-root")
+    out["two roots"] = (two + good[len(encode_header([node[0]])) :], UsageError, "single-root")
     cbor = (CID.for_block(DAG_CBOR, b"\xa0"), b"\xa0")
     out["dag-cbor"] = (_car(cbor[0], [cbor]), FormatError, "not UnixFS")
     wrong = _file_node([a, b], [4, 5])

@@ -40,7 +40,11 @@ def held_by(vault: Vault, provider: str) -> list[str]:
     out = []
     for pack in vault.catalog.live_packs():
         pack_id = vault.catalog.pack_info(pack)[0]
-        out += [share_name(DATA_PREFIX, pack_id, s.idx) for s in vault.catalog.shares_of(pack) if s.provider == pid]
+        out += [
+            share_name(DATA_PREFIX, pack_id, s.idx)
+            for s in vault.catalog.shares_of(pack)
+            if s.provider == pid
+        ]
     return out
 
 
@@ -57,12 +61,18 @@ def test_chaos_audit_and_repair(vaults: Vaults, tmp_path: Path, cluster: NodeClu
         [cluster.add(chaos=("lie-audits",)) if i == 1 else cluster.add() for i in range(8)]
     )
     vault = make_vault(tmp_path / "vault", providers=0, k=3, n=6)
-    files = {f"f{i}.bin": rnd.randbytes(rnd.choice([200_000, 3_000_000, 9_000_000])) for i in range(6)}
+    files = {
+        f"f{i}.bin": rnd.randbytes(rnd.choice([200_000, 3_000_000, 9_000_000])) for i in range(6)
+    }
     vaults.track(vault)
     for i, node in enumerate(nodes):
         run(vault.fleet.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4]))
     for i in range(2):
-        run(vault.fleet.add_provider(f"disk-{i}", (tmp_path / f"disk-{i}").as_uri(), jurisdiction="NL"))
+        run(
+            vault.fleet.add_provider(
+                f"disk-{i}", (tmp_path / f"disk-{i}").as_uri(), jurisdiction="NL"
+            )
+        )
     run(vault.fleet.set_policy(Policy(3, 6, max_per_jurisdiction=2)))
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
@@ -82,7 +92,9 @@ def test_chaos_audit_and_repair(vaults: Vaults, tmp_path: Path, cluster: NodeClu
     assert report.at_fault == ["disk-0", "node-1", "node-2", "node-3"]
     assert report.unreachable == ["node-0"]
     by = {p.provider: p for p in report.providers}
-    assert by["node-2"].missing_shares == 2 and by["node-3"].failed == 1 and by["disk-0"].failed == 1
+    assert (
+        by["node-2"].missing_shares == 2 and by["node-3"].failed == 1 and by["disk-0"].failed == 1
+    )
     assert by["node-1"].failed == by["node-1"].challenges > 0, by["node-1"]
     assert by["node-1"].method == "node"
     assert by["disk-0"].method == "ranges"

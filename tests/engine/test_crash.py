@@ -23,7 +23,9 @@ def cli(vault: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS, "OWNVAULT_INSECURE_FAST_KDF": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "ownvault", "--vault", str(vault), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -36,8 +38,15 @@ def assert_consistent(vault_path: Path, sources: dict[str, Path], out: Path) -> 
             pack_id, _size, _k, _n = cat.pack_info(pack)
             for s in cat.shares_of(pack):
                 row = next(p for p in cat.providers() if p.id == s.provider)
-                path = vault_path / row.url.removeprefix("file:") / "objects" / share_name(DATA_PREFIX, pack_id, s.idx)
-                assert path.is_file() and path.stat().st_size == s.size, f"live share missing: {path}"
+                path = (
+                    vault_path
+                    / row.url.removeprefix("file:")
+                    / "objects"
+                    / share_name(DATA_PREFIX, pack_id, s.idx)
+                )
+                assert path.is_file() and path.stat().st_size == s.size, (
+                    f"live share missing: {path}"
+                )
         visible = {o["name"] for o in run(vault.files.ls())["objects"]}
         for name in visible:
             dest = out / f"{name}-{time.monotonic_ns()}"
@@ -98,18 +107,25 @@ def test_kill_during_put_leaves_vault_consistent(tmp_path: Path) -> None:
         assert_consistent(vault, sources, tmp_path / f"out{attempt}")
         if attempt % 2:
             # Kill the re-run too, then finish.
-            kills += kill_after(cli(vault, "put", str(big), str(tree)), rnd.uniform(0.1, window / 2))
+            kills += kill_after(
+                cli(vault, "put", str(big), str(tree)), rnd.uniform(0.1, window / 2)
+            )
             assert_consistent(vault, sources, tmp_path / f"out{attempt}b")
         # Running the same put again finishes the job, and leaves nothing behind.
         wait_ok(cli(vault, "put", str(big), str(tree)), 300)
-        assert assert_consistent(vault, sources, tmp_path / f"final{attempt}") == {"big.bin", "tree"}
+        assert assert_consistent(vault, sources, tmp_path / f"final{attempt}") == {
+            "big.bin",
+            "tree",
+        }
         v = Vault.open(vault, PASS)
         try:
             assert v.catalog.pending_packs() == []
             live = set()
             for pack in v.catalog.live_packs():
                 pack_id, *_ = v.catalog.pack_info(pack)
-                live.update(share_name(DATA_PREFIX, pack_id, s.idx) for s in v.catalog.shares_of(pack))
+                live.update(
+                    share_name(DATA_PREFIX, pack_id, s.idx) for s in v.catalog.shares_of(pack)
+                )
             on_disk = {
                 str(p.relative_to(p.parents[3] / "objects"))
                 for p in (vault / "providers").glob("local-*/objects/shares/*/*")

@@ -34,8 +34,10 @@ def test_small_edits_to_a_large_file_store_little_anew(vaults: Vaults, tmp_path:
     new_stored = usage2["stored_bytes"] - usage1["stored_bytes"]
     expansion = vault.policy.n / vault.policy.k
     # The figures, for the record (pytest -s shows them).
-    print(f"new plaintext {second.new_bytes / size:.2%}, new packs {new_packed / size:.2%}, "
-          f"new shares {new_stored / size:.2%} (= packs x {expansion:.1f} expansion)")
+    print(
+        f"new plaintext {second.new_bytes / size:.2%}, new packs {new_packed / size:.2%}, "
+        f"new shares {new_stored / size:.2%} (= packs x {expansion:.1f} expansion)"
+    )
     assert second.new_bytes < 0.05 * size
     assert new_packed < 0.05 * size
     run(vault.files.get("big.bin", tmp_path / "out"))

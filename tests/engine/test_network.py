@@ -33,7 +33,6 @@ def network_vault(tmp_path: Path, nodes: list[Node], **policy: object) -> Vault:
     for i, node in enumerate(nodes):
         run(vault.fleet.add_provider(f"node-{i}", node.url, jurisdiction=JURISDICTIONS[i % 4]))
     if policy:
-
         run(vault.fleet.set_policy(Policy(3, 6, **policy)))  # type: ignore[arg-type]
     return vault
 
@@ -47,7 +46,9 @@ def share_regions(vault: Vault) -> list[Counter[str]]:
 
 
 @pytest.mark.slow
-def test_eight_nodes_policy_failures_and_hedging(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
+def test_eight_nodes_policy_failures_and_hedging(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
     nodes = cluster.start_many(8)
     data = os.urandom(40 * 1024 * 1024)
     (tmp_path / "big.bin").write_bytes(data)
@@ -90,7 +91,9 @@ def test_eight_nodes_policy_failures_and_hedging(vaults: Vaults, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_kill_nodes_mid_put_re_places_shares(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
+def test_kill_nodes_mid_put_re_places_shares(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
     nodes = cluster.start_many(8)
     data = os.urandom(64 * 1024 * 1024)
     (tmp_path / "big.bin").write_bytes(data)
@@ -124,7 +127,9 @@ def test_kill_nodes_mid_put_re_places_shares(vaults: Vaults, tmp_path: Path, clu
 
 
 @pytest.mark.slow
-def test_corrupt_and_hanging_nodes_are_routed_around(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
+def test_corrupt_and_hanging_nodes_are_routed_around(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
     # Added first, the chaos nodes get share indexes 0 and 1 of the (single) pack: the data
     # shares a read asks for first.
     corrupt = cluster.start(cluster.add(chaos=("corrupt-reads",)))
@@ -154,14 +159,22 @@ def test_corrupt_and_hanging_nodes_are_routed_around(vaults: Vaults, tmp_path: P
 
 
 @pytest.mark.slow
-def test_policy_change_rebalance_and_provider_rm(vaults: Vaults, tmp_path: Path, cluster: NodeCluster) -> None:
+def test_policy_change_rebalance_and_provider_rm(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
     nodes = cluster.start_many(10)  # IS: node-3, node-7; 8 others
     data = os.urandom(20 * 1024 * 1024)
     (tmp_path / "f.bin").write_bytes(data)
     vault = network_vault(tmp_path, nodes)
     vaults.track(vault)
     run(vault.files.put([tmp_path / "f.bin"]))
-    result = run(vault.fleet.set_policy(__import__("ownvault.engine.store.placement", fromlist=["Policy"]).Policy(3, 6, exclude=("IS",))))
+    result = run(
+        vault.fleet.set_policy(
+            __import__("ownvault.engine.store.placement", fromlist=["Policy"]).Policy(
+                3, 6, exclude=("IS",)
+            )
+        )
+    )
     assert result["packs_out_of_policy"] >= 0
     report = run(vault.fleet.rebalance())
     assert report.failures == []

@@ -36,7 +36,9 @@ def market() -> Iterator[Market]:
         yield m
 
 
-def fetch(url: str, policy: NetworkPolicy = OPEN, limits: FetchLimits | None = None, **kw: object) -> object:
+def fetch(
+    url: str, policy: NetworkPolicy = OPEN, limits: FetchLimits | None = None, **kw: object
+) -> object:
     async def go() -> object:
         async with Fetcher(policy, limits or FetchLimits(), **kw) as f:  # type: ignore[arg-type]
             return await f.get(url, max_bytes=(limits or FetchLimits()).max_asset_bytes)
@@ -56,14 +58,32 @@ def fails(status: str, url: str, policy: NetworkPolicy = OPEN, **kw: object) -> 
 
 def test_address_policy() -> None:
     closed = NetworkPolicy()
-    for text in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-                 "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-                 "255.255.255.255", "::"]:
+    for text in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "255.255.255.255",
+        "::",
+    ]:
         assert not address_allowed(ipaddress.ip_address(text), closed), text
     for text in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"]:
         assert address_allowed(ipaddress.ip_address(text), closed), text
-    assert address_allowed(ipaddress.ip_address("192.168.1.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"]))
-    assert not address_allowed(ipaddress.ip_address("192.168.2.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"]))
+    assert address_allowed(
+        ipaddress.ip_address("192.168.1.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"])
+    )
+    assert not address_allowed(
+        ipaddress.ip_address("192.168.2.5"), NetworkPolicy.parse(False, ["192.168.1.0/24"])
+    )
 
 
 EMBEDDED_V4 = [  # (address, allowed by the closed policy?)
@@ -107,9 +127,13 @@ def test_names_resolving_to_embedded_private_addresses_are_refused(market: Marke
     # through the connection layer: the resolver hook answers with the IPv6 address
     url = market.add("/x", "ok")
     port = url.split(":")[2].split("/")[0]
-    hosts = {"nat64.test": ["64:ff9b::7f00:1"], "sixtofour.test": ["2002:7f00:1::1"],
-             "compat.test": ["::7f00:1"], "teredo.test": ["2001:0:4136:e378:8000:63bf:3fff:fdd2"],
-             "local-nat64.test": ["64:ff9b:1::7f00:1"]}
+    hosts = {
+        "nat64.test": ["64:ff9b::7f00:1"],
+        "sixtofour.test": ["2002:7f00:1::1"],
+        "compat.test": ["::7f00:1"],
+        "teredo.test": ["2001:0:4136:e378:8000:63bf:3fff:fdd2"],
+        "local-nat64.test": ["64:ff9b:1::7f00:1"],
+    }
     for host, addrs in hosts.items():
         msg = fails("refused", f"http://{host}:{port}/x", NetworkPolicy(), hosts=hosts)
         assert addrs[0] in msg, msg
@@ -119,8 +143,13 @@ def test_names_resolving_to_embedded_private_addresses_are_refused(market: Marke
 def test_loopback_refused_without_the_flag(market: Market) -> None:
     url = market.add("/meta.json", "{}")
     port = url.split(":")[2].split("/")[0]
-    for target in [url, f"http://localhost:{port}/meta.json", f"http://[::1]:{port}/meta.json",
-                   f"http://0x7f000001:{port}/meta.json", f"http://2130706433:{port}/meta.json"]:
+    for target in [
+        url,
+        f"http://localhost:{port}/meta.json",
+        f"http://[::1]:{port}/meta.json",
+        f"http://0x7f000001:{port}/meta.json",
+        f"http://2130706433:{port}/meta.json",
+    ]:
         msg = fails("refused", target, NetworkPolicy())
         assert "allow-private-network" in msg or "resolve" in msg
     assert market.hits == []  # nothing ever reached the server
@@ -143,9 +172,13 @@ def test_redirect_targets_are_revalidated(market: Market) -> None:
     market.add("/hop", status=302, headers={"Location": "/ok"})
     assert fetch(market.url + "/hop").data == b"fine"  # type: ignore[attr-defined]
     allow_one = NetworkPolicy.parse(False, ["127.0.0.1/32"])
-    market.add("/to-other-loopback", status=301, headers={"Location": f"http://127.0.0.2:{port}/ok"})
+    market.add(
+        "/to-other-loopback", status=301, headers={"Location": f"http://127.0.0.2:{port}/ok"}
+    )
     fails("refused", market.url + "/to-other-loopback", allow_one)
-    for i, target in enumerate(["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "ipfs://bafkqaaa"]):
+    for i, target in enumerate(
+        ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/", "ipfs://bafkqaaa"]
+    ):
         market.add(f"/scheme{i}", status=307, headers={"Location": target})
         assert "never fetched" in fails("refused", market.url + f"/scheme{i}")
     for i in range(7):
@@ -180,8 +213,11 @@ def test_ipfs_verified_through_car_and_raw_and_path(tmp_path: Path) -> None:
     data = bytes(range(256)) * 3000  # 768000 bytes: 3 leaves + a node
     cid, blocks = _dag(data)
     dir_blocks: dict[bytes, bytes] = {}
-    d = build_directory([DirEntry("a.bin", cid, len(data) + 200)], get_profile("kubo-v0"),
-                        lambda c, b: dir_blocks.__setitem__(c.bytes, b))
+    d = build_directory(
+        [DirEntry("a.bin", cid, len(data) + 200)],
+        get_profile("kubo-v0"),
+        lambda c, b: dir_blocks.__setitem__(c.bytes, b),
+    )
     with Gateway({**blocks, **dir_blocks}) as gw:
 
         async def go(path: tuple[str, ...], root: CID, where: str) -> bytes:
@@ -228,36 +264,65 @@ def test_collect_statuses(tmp_path: Path, market: Market) -> None:
     img_cid, img_blocks = _dag(PNG, "kubo-v0")  # an original CIDv0 DAG
     with Gateway(img_blocks) as gw:
         meta = {
-            "name": "t", "image": market.add("/fake.png", "<!doctype html>Not Found",
-                                              headers={"Content-Type": "image/png"}),
-            "animation_url": market.add("/anim.html", "<html>hi</html>", headers={"Content-Type": "text/html"}),
+            "name": "t",
+            "image": market.add(
+                "/fake.png", "<!doctype html>Not Found", headers={"Content-Type": "image/png"}
+            ),
+            "animation_url": market.add(
+                "/anim.html", "<html>hi</html>", headers={"Content-Type": "text/html"}
+            ),
             "external_url": market.url + "/gone",
             "properties": {
                 "big": market.add("/big.bin", b"x" * 3000),
                 "files": [{"uri": f"ipfs://{img_cid}", "type": "image/png"}],
                 "svg": "data:image/svg+xml;base64," + base64.b64encode(b"<svg/>").decode(),
-                "ar": "ar://" + "A" * 43, "local": "file:///etc/passwd",
+                "ar": "ar://" + "A" * 43,
+                "local": "file:///etc/passwd",
             },
-            "image_url": market.add("/error-page", "<html>oops</html>", headers={"Content-Type": "text/html"}),
+            "image_url": market.add(
+                "/error-page", "<html>oops</html>", headers={"Content-Type": "text/html"}
+            ),
         }
         market.add("/" + "A" * 43, PNG, headers={"Content-Type": "image/png"})
-        uri = market.add("/meta.json", json.dumps(meta), headers={"Content-Type": "application/json"})
-        opts = NftOptions(gateways=(gw.url,), network=OPEN, arweave_gateway=market.url,
-                          limits=FetchLimits(max_asset_bytes=2000))
+        uri = market.add(
+            "/meta.json", json.dumps(meta), headers={"Content-Type": "application/json"}
+        )
+        opts = NftOptions(
+            gateways=(gw.url,),
+            network=OPEN,
+            arweave_gateway=market.url,
+            limits=FetchLimits(max_asset_bytes=2000),
+        )
         c = run(collect(uri, opts, tmp_path / "w"))
     by = {p.uri: p for p in c.parts}
     assert by[uri].status == "unverifiable_origin" and by[uri].at_risk
-    assert by[f"ipfs://{img_cid}"].status == "verified" and by[f"ipfs://{img_cid}"].cid == str(img_cid)
+    assert by[f"ipfs://{img_cid}"].status == "verified" and by[f"ipfs://{img_cid}"].cid == str(
+        img_cid
+    )
     assert by[meta["animation_url"]].status == "unverifiable_origin"
     assert by[meta["external_url"]].status == "unreachable"
     assert by[meta["properties"]["big"]].status == "too_large"
-    assert by[meta["image"]].status == "wrong_type" and "text/html" in (by[meta["image"]].error or "")
+    assert by[meta["image"]].status == "wrong_type" and "text/html" in (
+        by[meta["image"]].error or ""
+    )
     assert by[meta["image_url"]].status == "wrong_type"
-    assert by[meta["properties"]["svg"]].status == "embedded" and not by[meta["properties"]["svg"]].at_risk
-    assert by["ar://" + "A" * 43].status == "unverifiable_origin" and not by["ar://" + "A" * 43].at_risk
+    assert (
+        by[meta["properties"]["svg"]].status == "embedded"
+        and not by[meta["properties"]["svg"]].at_risk
+    )
+    assert (
+        by["ar://" + "A" * 43].status == "unverifiable_origin"
+        and not by["ar://" + "A" * 43].at_risk
+    )
     assert by["file:///etc/passwd"].status == "refused"
-    assert set(c.at_risk) == {uri, meta["animation_url"], meta["external_url"], meta["properties"]["big"],
-                              meta["image"], meta["image_url"]}
+    assert set(c.at_risk) == {
+        uri,
+        meta["animation_url"],
+        meta["external_url"],
+        meta["properties"]["big"],
+        meta["image"],
+        meta["image_url"],
+    }
 
 
 def test_collect_metadata_limits(tmp_path: Path, market: Market) -> None:
@@ -268,7 +333,10 @@ def test_collect_metadata_limits(tmp_path: Path, market: Market) -> None:
     for uri, status in [(deep, "wrong_type"), (huge, "too_large"), (html, "wrong_type")]:
         c = run(collect(uri, opts, tmp_path / status))
         assert c.metadata is None and c.parts[0].status == status, (uri, c.parts[0].error)
-    on_chain = "data:application/json;base64," + base64.b64encode(b'{"name": "x", "image": "data:,hi"}').decode()
+    on_chain = (
+        "data:application/json;base64,"
+        + base64.b64encode(b'{"name": "x", "image": "data:,hi"}').decode()
+    )
     c = run(collect(on_chain, opts, tmp_path / "data"))
     assert c.parts[0].status == "embedded" and [p.status for p in c.parts[1:]] == ["embedded"]
     budget = NftOptions(network=OPEN, limits=FetchLimits(max_token_bytes=600))

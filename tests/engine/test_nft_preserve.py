@@ -27,10 +27,19 @@ ADDR = "0x" + "12" * 20
 
 def test_parse_collection() -> None:
     text = f"# tokens\n\neth:1:{ADDR}:7  # one\neth:1:{ADDR}:0x10-0x12\nipfs://bafkqaaa\n"
-    assert parse_collection(text) == [f"eth:1:{ADDR}:7", *(f"eth:1:{ADDR}:{n}" for n in (16, 17, 18)),
-                                      "ipfs://bafkqaaa"]
+    assert parse_collection(text) == [
+        f"eth:1:{ADDR}:7",
+        *(f"eth:1:{ADDR}:{n}" for n in (16, 17, 18)),
+        "ipfs://bafkqaaa",
+    ]
     assert parse_collection("data:,a#b\n") == ["data:,a#b"]
-    for bad in ["", "# nothing\n", f"eth:1:{ADDR}:5-1", f"eth:1:{ADDR}:0-100000", f"eth:1:{ADDR}:x-y"]:
+    for bad in [
+        "",
+        "# nothing\n",
+        f"eth:1:{ADDR}:5-1",
+        f"eth:1:{ADDR}:0-100000",
+        f"eth:1:{ADDR}:x-y",
+    ]:
         with pytest.raises(UsageError):
             parse_collection(bad)
 
@@ -41,33 +50,53 @@ def test_preserve_folder_catalog_and_failures(vaults: Vaults, tmp_path: Path) ->
     img = import_bytes(png, get_profile("kubo-v0"), lambda c, b: blocks.__setitem__(c.bytes, b)).cid
     vault = vaults.create(tmp_path / "v")
     with Market() as market, Gateway(blocks) as gw:
-        meta = {"name": "x", "image": f"ipfs://{img}", "animation_url": market.add("/a.html", "<html>"),
-                "image_data": "<svg/>", "properties": {"logo": "data:,hi", "gone": market.url + "/gone"}}
+        meta = {
+            "name": "x",
+            "image": f"ipfs://{img}",
+            "animation_url": market.add("/a.html", "<html>"),
+            "image_data": "<svg/>",
+            "properties": {"logo": "data:,hi", "gone": market.url + "/gone"},
+        }
         uri = market.add("/m.json", json.dumps(meta))
         opts = NftOptions(gateways=(gw.url,), network=NetworkPolicy(allow_private=True))
         done = run(vault.nft.preserve_token(uri, opts, pins=["no-such-provider"]))
         doc = done.to_json()
         assert doc["pins"][0]["ok"] is False and "no IPFS provider named" in doc["pins"][0]["error"]
-        assert [p["status"] for p in doc["parts"]] == ["unverifiable_origin", "verified", "unverifiable_origin",
-                                                      "embedded", "unreachable"]
+        assert [p["status"] for p in doc["parts"]] == [
+            "unverifiable_origin",
+            "verified",
+            "unverifiable_origin",
+            "embedded",
+            "unreachable",
+        ]
         # the folder: original metadata, the rewritten copy, the report, the assets
         chunks: list[bytes] = []
         run(vault.ipfs.export_car(done.root, chunks.append))
         files = {b.cid: b.data for b in CarReader(chunks)}
         assert CID.parse(str(img)) in files  # the original CIDv0 DAG is inside
         by_path = {p["path"]: p for p in doc["parts"] if p["path"]}
-        assert set(by_path) == {"metadata.original.json", "assets/01-image.png", "assets/02-animation.html",
-                                "assets/03-other.txt"}
+        assert set(by_path) == {
+            "metadata.original.json",
+            "assets/01-image.png",
+            "assets/02-animation.html",
+            "assets/03-other.txt",
+        }
         rewritten = next(json.loads(d) for d in files.values() if d.startswith(b'{\n  "name"'))
-        assert rewritten["image"] == f"ipfs://{img}" and rewritten["animation_url"].startswith("ipfs://bafk")
+        assert rewritten["image"] == f"ipfs://{img}" and rewritten["animation_url"].startswith(
+            "ipfs://bafk"
+        )
         assert rewritten["properties"] == {"logo": "data:,hi", "gone": market.url + "/gone"}
         assert rewritten["image_data"] == "<svg/>"
         report = next(json.loads(d) for d in files.values() if b'"ownvault-nft-report"' in d)
         assert report["version"] == 1 and report["parts"][1]["cid"] == str(img)
         [row] = vault.nft.list_preserved()
         assert row["state"] == "preserved" and row["root"] == done.root
-        assert row["summary"]["statuses"] == {"unverifiable_origin": 2, "verified": 1, "embedded": 1,
-                                              "unreachable": 1}
+        assert row["summary"]["statuses"] == {
+            "unverifiable_origin": 2,
+            "verified": 1,
+            "embedded": 1,
+            "unreachable": 1,
+        }
         # a later attempt that fails keeps the preserved record (and says why)
         market.routes.pop("/m.json")
         with pytest.raises(FetchError):
@@ -87,8 +116,11 @@ def test_collection_and_local_file(tmp_path: Path) -> None:
             market.add("/1.json", json.dumps({"name": "one"}))
             sources = [market.url + "/1.json", market.url + "/2.json", str(meta)]
             seen: list[tuple[str, str]] = []
-            out = run(vault.nft.preserve_collection(sources, OPEN, collection="c1",
-                                          progress=lambda s, o: seen.append((s, o))))
+            out = run(
+                vault.nft.preserve_collection(
+                    sources, OPEN, collection="c1", progress=lambda s, o: seen.append((s, o))
+                )
+            )
             assert (out["preserved"], out["failed"], out["skipped"]) == (2, 1, 0)
             assert sorted(o for _s, o in seen) == ["failed", "preserved", "preserved"]
             market.add("/2.json", json.dumps({"name": "two"}))
@@ -96,8 +128,12 @@ def test_collection_and_local_file(tmp_path: Path) -> None:
             assert (out["preserved"], out["failed"], out["skipped"]) == (1, 0, 2)
             states = {r["source"]: r["state"] for r in vault.nft.list_preserved(collection="c1")}
             assert set(states.values()) == {"preserved"} and str(meta.resolve()) in states
-            local = next(r for r in vault.nft.list_preserved() if r["source"] == str(meta.resolve()))
-            assert local["name"].startswith("nft/file/") and local["summary"]["statuses"] == {"embedded": 2}
+            local = next(
+                r for r in vault.nft.list_preserved() if r["source"] == str(meta.resolve())
+            )
+            assert local["name"].startswith("nft/file/") and local["summary"]["statuses"] == {
+                "embedded": 2
+            }
             doc = run(verify_token(market.url + "/1.json", OPEN))
             assert doc["ok"] and doc["at_risk"] == [market.url + "/1.json"]
     finally:

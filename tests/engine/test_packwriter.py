@@ -23,7 +23,9 @@ def _fail_puts(vault: Vault, name: str) -> Fault:
 
 def _holders(vault: Vault) -> set[str]:
     names = {r.id: r.name for r in vault.catalog.providers(include_removed=True)}
-    return {names[s.provider] for p in vault.catalog.live_packs() for s in vault.catalog.shares_of(p)}
+    return {
+        names[s.provider] for p in vault.catalog.live_packs() for s in vault.catalog.shares_of(p)
+    }
 
 
 def test_rebalance_fails_over_to_another_provider(vaults: Vaults, tmp_path: Path) -> None:

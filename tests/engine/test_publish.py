@@ -74,7 +74,9 @@ def test_publish_index_verify_export_unpublish(vaults: Vaults, tmp_path: Path) -
     assert bytes(out) == ref.read_bytes()  # byte-identical to the reference writer's order
     # a path inside a tree, a single file, and another profile
     sub = run(vault.ipfs.publish("docs/a"))
-    assert sub.dag.path == "a" and sub.dag.root == str(cid_of_path(tree / "a", PROFILES["kubo-v1"], hidden=True).cid)
+    assert sub.dag.path == "a" and sub.dag.root == str(
+        cid_of_path(tree / "a", PROFILES["kubo-v1"], hidden=True).cid
+    )
     v0 = run(vault.ipfs.publish("private.bin", profile="kubo-v0"))
     assert v0.dag.root.startswith("Qm")
     assert v0.dag.root == str(cid_of_path(tmp_path / "private.bin", PROFILES["kubo-v0"]).cid)
@@ -82,7 +84,9 @@ def test_publish_index_verify_export_unpublish(vaults: Vaults, tmp_path: Path) -
     store_ = vault.store
     seq, locator = run(find_latest_locator(store_, list(store_.providers), vault.keys))
     names = {r.name: r.id for r in vault.catalog.providers()}
-    (tmp_path / "copy.db").write_bytes(run(restore_snapshot(store_, names, vault.keys, seq, locator)))
+    (tmp_path / "copy.db").write_bytes(
+        run(restore_snapshot(store_, names, vault.keys, seq, locator))
+    )
     copy = Catalog(sqlite3.connect(tmp_path / "copy.db"), None)
     assert {r.root for r in DagStore(copy).published()} == {put.cid, sub.dag.root, v0.dag.root}
     copy.close()
@@ -100,13 +104,17 @@ def test_verify_cid_reports_a_wrong_recorded_cid(vaults: Vaults, tmp_path: Path)
     vault = vaults.create(tmp_path / "v")
     run(vault.files.put([tree], name="docs"))
     with vault.catalog.transaction() as c:
-        c.execute("UPDATE contents SET cid = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' WHERE size = 4")
+        c.execute(
+            "UPDATE contents SET cid = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' WHERE size = 4"
+        )
     doc = run(vault.ipfs.verify_cid("docs"))
     assert not doc["ok"]
     bad = [c for c in doc["checks"] if not c["ok"]]
     assert [c["what"] for c in bad] == ["file a/b/y.txt"]
     with vault.catalog.transaction() as c:
-        c.execute("UPDATE versions SET cid = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'")
+        c.execute(
+            "UPDATE versions SET cid = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'"
+        )
     with pytest.raises(IntegrityError, match="differs from the recorded CID"):
         run(vault.ipfs.publish("docs"))
 

@@ -61,8 +61,15 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     run(vault.close())
     shutil.copytree(base / "vault" / "providers", base / "embedded-copy")
     shutil.rmtree(base / "vault")
-    return {"base": base, "dirs": dirs, "src": src, "big_v1": big_v1, "big_v2": big.read_bytes(),
-            "grant": grant, **state}
+    return {
+        "base": base,
+        "dirs": dirs,
+        "src": src,
+        "big_v1": big_v1,
+        "big_v2": big.read_bytes(),
+        "grant": grant,
+        **state,
+    }
 
 
 def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
@@ -81,39 +88,61 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert (out / "v2").read_bytes() == lost["big_v2"]
 
 
-def test_recover_from_the_phrase_with_one_provider(vaults: Vaults, lost: dict[str, object], tmp_path: Path) -> None:
+def test_recover_from_the_phrase_with_one_provider(
+    vaults: Vaults, lost: dict[str, object], tmp_path: Path
+) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
     entropy = phrase_to_entropy(str(lost["phrase"]))
     res = run(recover_vault(tmp_path / "new", entropy, NEW, [dirs[2].as_uri()], kdf=FAST_KDF))
     assert res.objects == 2 and res.versions == 3
     states = {p["name"]: (p["reachable"], p["missing"], p["state"]) for p in res.providers}
-    assert states["local-1"] == (False, True, "draining") and states["local-2"] == (False, True, "draining")
+    assert states["local-1"] == (False, True, "draining") and states["local-2"] == (
+        False,
+        True,
+        "draining",
+    )
     assert all(states[f"ext-{i}"] == (True, False, "active") for i in range(4))
     vault = vaults.open(tmp_path / "new", NEW)
     check_everything(vault, lost, tmp_path)
 
 
-def test_old_passphrase_does_not_open_the_recovered_vault(lost: dict[str, object], tmp_path: Path) -> None:
+def test_old_passphrase_does_not_open_the_recovered_vault(
+    lost: dict[str, object], tmp_path: Path
+) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
-    run(recover_vault(tmp_path / "v", phrase_to_entropy(str(lost["phrase"])), NEW, [dirs[0].as_uri()], kdf=FAST_KDF))
+    run(
+        recover_vault(
+            tmp_path / "v",
+            phrase_to_entropy(str(lost["phrase"])),
+            NEW,
+            [dirs[0].as_uri()],
+            kdf=FAST_KDF,
+        )
+    )
     with pytest.raises(AuthError):
         Vault.open(tmp_path / "v", PASS)
 
 
-def test_recover_from_guardian_shares_with_copied_embedded_providers(vaults: Vaults, lost: dict[str, object], tmp_path: Path) -> None:
+def test_recover_from_guardian_shares_with_copied_embedded_providers(
+    vaults: Vaults, lost: dict[str, object], tmp_path: Path
+) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
     shares: list[str] = lost["shares"]  # type: ignore[assignment]
     entropy = combine_guardian_shares([shares[2], shares[0]])
     target = tmp_path / "g"
     shutil.copytree(lost["base"] / "embedded-copy", target / "providers")  # type: ignore[operator]
-    res = run(recover_vault(target, entropy, NEW, [dirs[1].as_uri(), dirs[3].as_uri()], kdf=FAST_KDF))
+    res = run(
+        recover_vault(target, entropy, NEW, [dirs[1].as_uri(), dirs[3].as_uri()], kdf=FAST_KDF)
+    )
     assert all(p["reachable"] and p["state"] == "active" for p in res.providers)
     vault = vaults.open(target, NEW)
     check_everything(vault, lost, tmp_path)
     assert run(vault.health.check())["healthy"]
 
 
-def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, object], tmp_path: Path) -> None:
+def test_wrong_phrase_too_few_providers_and_moved_providers(
+    lost: dict[str, object], tmp_path: Path
+) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
     with pytest.raises(AuthError, match="wrong recovery phrase"):
         run(recover_vault(tmp_path / "w", bytes(32), NEW, [dirs[0].as_uri()], kdf=FAST_KDF))
@@ -122,15 +151,30 @@ def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, obje
 
     LocalProvider.create(empty)
     with pytest.raises(DataUnavailableError, match="no ownvault catalog"):
-        run(recover_vault(tmp_path / "w", phrase_to_entropy(str(lost["phrase"])), NEW, [empty.as_uri()], kdf=FAST_KDF))
+        run(
+            recover_vault(
+                tmp_path / "w",
+                phrase_to_entropy(str(lost["phrase"])),
+                NEW,
+                [empty.as_uri()],
+                kdf=FAST_KDF,
+            )
+        )
     # Providers that moved: NAME=URL points the vault at their new places (copies here, so
     # that the writes below leave the shared originals alone).
     moved = [tmp_path / f"moved-ext-{i}" for i in range(4)]
     for d, m in zip(dirs, moved, strict=True):
         shutil.copytree(d, m)
     assert parse_provider_arg(f"ext-0={moved[0].as_uri()}") == ("ext-0", moved[0].as_uri())
-    res = run(recover_vault(tmp_path / "m", phrase_to_entropy(str(lost["phrase"])), NEW,
-                            [f"ext-{i}={m.as_uri()}" for i, m in enumerate(moved)], kdf=FAST_KDF))
+    res = run(
+        recover_vault(
+            tmp_path / "m",
+            phrase_to_entropy(str(lost["phrase"])),
+            NEW,
+            [f"ext-{i}={m.as_uri()}" for i, m in enumerate(moved)],
+            kdf=FAST_KDF,
+        )
+    )
     assert {p["name"]: p["url"] for p in res.providers}["ext-3"] == moved[3].as_uri()
     vault = Vault.open(tmp_path / "m", NEW)
     try:
@@ -142,4 +186,8 @@ def test_wrong_phrase_too_few_providers_and_moved_providers(lost: dict[str, obje
     finally:
         run(vault.close())
     with pytest.raises(VaultStateError, match="exists already"):
-        run(recover_vault(tmp_path / "m", phrase_to_entropy(str(lost["phrase"])), NEW, [dirs[0].as_uri()]))
+        run(
+            recover_vault(
+                tmp_path / "m", phrase_to_entropy(str(lost["phrase"])), NEW, [dirs[0].as_uri()]
+            )
+        )

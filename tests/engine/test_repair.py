@@ -43,7 +43,9 @@ def reads_back(vault: Vault, tmp: Path) -> bool:
     return True
 
 
-def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(vault: Vault, tmp_path: Path) -> None:
+def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(
+    vault: Vault, tmp_path: Path
+) -> None:
     gone = share_files(vault, "local-1")[0]
     gone.unlink()
     bad = share_files(vault, "local-2")[0]
@@ -133,11 +135,27 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
 
     share_files(vault, "local-2")[0].unlink()
     state = MaintenanceState()
-    config = MaintenanceConfig(audit_interval=3600, repair_interval=7200, jitter=0.2,
-                               budget_bytes_per_day=None, sample=AuditSample(16), first_delay=0)
+    config = MaintenanceConfig(
+        audit_interval=3600,
+        repair_interval=7200,
+        jitter=0.2,
+        budget_bytes_per_day=None,
+        sample=AuditSample(16),
+        first_delay=0,
+    )
     seen: list[list[str]] = []
-    run(maintain(vault.ctx, config, state, rounds=3, clock=lambda: now[0], sleep=fake_sleep,
-                 rng=random.Random(1), on_round=lambda s: seen.append((s.last_audit or {})["at_fault"])))
+    run(
+        maintain(
+            vault.ctx,
+            config,
+            state,
+            rounds=3,
+            clock=lambda: now[0],
+            sleep=fake_sleep,
+            rng=random.Random(1),
+            on_round=lambda s: seen.append((s.last_audit or {})["at_fault"]),
+        )
+    )
     assert state.audits >= 2 and state.repairs >= 1
     # The first audit names the provider that lost a share; after the repair none.
     assert seen[0] == ["local-2"] and seen[-1] == []
@@ -162,7 +180,10 @@ def test_maintenance_stops_on_the_event(vault: Vault) -> None:
         task = asyncio.ensure_future(maintain(vault.ctx, config, stop=stop))
         for _ in range(200):
             await asyncio.sleep(0.05)
-            if not task.done() and vault.catalog.conn.execute("SELECT COUNT(*) FROM health_runs").fetchone()[0]:
+            if (
+                not task.done()
+                and vault.catalog.conn.execute("SELECT COUNT(*) FROM health_runs").fetchone()[0]
+            ):
                 break
         stop.set()
         return await asyncio.wait_for(task, 30)
@@ -173,7 +194,6 @@ def test_maintenance_stops_on_the_event(vault: Vault) -> None:
 
 def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> None:
     """The daemon re-verifies preserved NFTs on its repair schedule."""
-
 
     pixel = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
     meta = tmp_path / "token.json"

@@ -67,7 +67,9 @@ def test_share_open_policy_and_errors(people: dict[str, Vault], tmp_path: Path) 
     try:
         assert [i["name"] for i in reader.items] == ["docs"]
         run(reader.get("docs", tmp_path / "got"))
-        assert {k: v[3] for k, v in tree_state(tmp_path / "got").items()} == {k: v[3] for k, v in tree_state(src).items()}
+        assert {k: v[3] for k, v in tree_state(tmp_path / "got").items()} == {
+            k: v[3] for k, v in tree_state(src).items()
+        }
         with pytest.raises(NotFoundError):
             run(read_all(reader, "blood.csv"))  # not covered: nothing else is reachable
     finally:
@@ -95,7 +97,9 @@ def test_share_open_policy_and_errors(people: dict[str, Vault], tmp_path: Path) 
         run(open_grant(bob.keys, info.token))
 
 
-def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str, Vault], tmp_path: Path) -> None:
+def test_revocation_reencrypts_and_later_versions_stay_private(
+    people: dict[str, Vault], tmp_path: Path
+) -> None:
     alice, bob = people["alice"], people["bob"]
     data = random.Random(5).randbytes(2_500_000)
     (tmp_path / "plan.bin").write_bytes(data)
@@ -111,7 +115,11 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
     assert [i["version"] for i in old.items] == [1]
 
     result = run(alice.sharing.revoke(g1.grant_id[:10]))
-    assert result["chunks_rekeyed"] >= 2 and result["not_deleted"] == [] and result["revocation_notices"] == 6
+    assert (
+        result["chunks_rekeyed"] >= 2
+        and result["not_deleted"] == []
+        and result["revocation_notices"] == 6
+    )
     with pytest.raises(GrantRevokedError, match="revoked"):
         run(open_grant(bob.keys, g1.token))
     # Bob kept the old manifest (all chunk keys and share places): the old shares are gone...
@@ -123,10 +131,16 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
     old_chunks = {c["id"]: bytes.fromhex(c["key"]) for c in old.manifest["chunks"]}
     v1 = cat.version("plan.bin", 1)
     refs = cat.content_chunks(cat.entries(v1.id)[0].content or 0)
-    packdata = run(alice.store.fetch_pack(
-        DATA_PREFIX, refs[0].pack_id, refs[0].pack_size, 3, 6,
-        [(s.idx, s.provider, s.size, s.root) for s in cat.shares_of(refs[0].pack)],
-    ))
+    packdata = run(
+        alice.store.fetch_pack(
+            DATA_PREFIX,
+            refs[0].pack_id,
+            refs[0].pack_size,
+            3,
+            6,
+            [(s.idx, s.provider, s.size, s.root) for s in cat.shares_of(refs[0].pack)],
+        )
+    )
     blob = packdata[refs[0].offset : refs[0].offset + refs[0].length]
     with pytest.raises(IntegrityError):
         open_chunk(old_chunks[refs[0].chunk_id.hex()], refs[0].chunk_id, blob)
@@ -148,7 +162,9 @@ def test_revocation_reencrypts_and_later_versions_stay_private(people: dict[str,
     assert again["already_revoked"]
 
 
-def test_forget_shreds_keys_shares_and_old_snapshots(people: dict[str, Vault], tmp_path: Path) -> None:
+def test_forget_shreds_keys_shares_and_old_snapshots(
+    people: dict[str, Vault], tmp_path: Path
+) -> None:
     alice, bob = people["alice"], people["bob"]
     secret = random.Random(8).randbytes(1_500_000)
     keep = random.Random(9).randbytes(300_000)
@@ -160,7 +176,11 @@ def test_forget_shreds_keys_shares_and_old_snapshots(people: dict[str, Vault], t
     g = run(alice.sharing.share(names=["diary.bin", "keep.bin"], to="bob"))
     chunk_ids = {bytes(r[0]) for r in alice.catalog.conn.execute("SELECT chunk_id FROM chunks")}
     result = run(alice.keyring.forget("diary.bin"))
-    assert result["versions_forgotten"] == 2 and result["chunks_shredded"] >= 2 and result["not_deleted"] == []
+    assert (
+        result["versions_forgotten"] == 2
+        and result["chunks_shredded"] >= 2
+        and result["not_deleted"] == []
+    )
     assert result["old_snapshot_objects_deleted"] > 0 and result["grants_updated"] == 1
     left = {bytes(r[0]) for r in alice.catalog.conn.execute("SELECT chunk_id FROM chunks")}
     assert len(chunk_ids - left) == result["chunks_shredded"]
@@ -170,8 +190,11 @@ def test_forget_shreds_keys_shares_and_old_snapshots(people: dict[str, Vault], t
     assert (tmp_path / "k").read_bytes() == keep
     # Only the newest snapshot is left on the providers; no old copy of the wrapped keys.
     for prov in (tmp_path / "alice" / "providers").iterdir():
-        seqs = {p.parent.name if p.name == "locator" else p.parent.parent.name
-                for p in (prov / "objects" / "catalog").rglob("*") if p.is_file()}
+        seqs = {
+            p.parent.name if p.name == "locator" else p.parent.parent.name
+            for p in (prov / "objects" / "catalog").rglob("*")
+            if p.is_file()
+        }
         assert seqs == {f"{result['snapshot']:016x}"}
     # No byte of any wrapped key of a forgotten chunk is left in the local catalog files.
     raw = b"".join(p.read_bytes() for p in (tmp_path / "alice").glob("catalog.db*"))
@@ -193,8 +216,12 @@ def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
     run(vault.files.put([tmp_path / "a"]))
     assert run(vault.keyring.rotate_content_key()) == {"epoch": 1, "rewrapped": 0}
     run(vault.files.put([tmp_path / "b"]))
-    epochs = dict(vault.catalog.conn.execute("SELECT plain_len > 0, key_epoch FROM chunks").fetchall())
-    assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {0, 1}, epochs
+    epochs = dict(
+        vault.catalog.conn.execute("SELECT plain_len > 0, key_epoch FROM chunks").fetchall()
+    )
+    assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {0, 1}, (
+        epochs
+    )
     assert run(vault.keyring.rotate_content_key(rewrap=True)) == {"epoch": 2, "rewrapped": 2}
     assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {2}
     for name in ("a", "b"):
@@ -227,7 +254,9 @@ def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
         assert alice.sharing.grants()[0]["generation"] >= 1
         reader = run(open_grant(bob.keys, g.token))
         try:
-            assert "ext-0" not in {s["provider"] for p in reader.manifest["packs"] for s in p["shares"]}
+            assert "ext-0" not in {
+                s["provider"] for p in reader.manifest["packs"] for s in p["shares"]
+            }
             assert run(read_all(reader, "f.bin")) == data
         finally:
             run(reader.close())

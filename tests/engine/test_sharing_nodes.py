@@ -36,7 +36,9 @@ async def read_all(reader: GrantReader, name: str) -> bytes:
     return b"".join([piece async for piece in reader.read(name)])
 
 
-async def names(node: Node, signer: Signer, prefix: str, capability: str | None = None) -> list[str]:
+async def names(
+    node: Node, signer: Signer, prefix: str, capability: str | None = None
+) -> list[str]:
     p = NodeProvider(node.url, signer, capability=capability)
     try:
         return [o.name async for o in p.list(prefix)]
@@ -64,7 +66,9 @@ async def attempt(node: Node, signer: Signer, capability: str | None, op: str, n
         await p.close()
 
 
-def refused(node: Node, signer: Signer, capability: str | None, op: str, name: str, code: str) -> None:
+def refused(
+    node: Node, signer: Signer, capability: str | None, op: str, name: str, code: str
+) -> None:
     with pytest.raises(ProviderPermanentError, match=code):
         run(attempt(node, signer, capability, op, name))
 
@@ -84,13 +88,17 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
         run(alice.files.put([tmp_path / "report.bin"]))
         run(alice.files.put([tmp_path / "private.bin"]))
         run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
-        info = run(alice.sharing.share(names=["report.bin"], to="bob", expires=int(time.time()) + 3600))
+        info = run(
+            alice.sharing.share(names=["report.bin"], to="bob", expires=int(time.time()) + 3600)
+        )
         grant = Grant.parse(info.token)
         assert grant.capability is not None
         cap = ReadCapability.parse(grant.capability)
         gid = grant.id_hex
         assert (cap.account, cap.reader, cap.grant, cap.node) == (alice.did, bob.did, gid, "*")
-        assert cap.prefixes == (f"grants/{gid}/", "shares/") and cap.list_prefixes == (f"grants/{gid}/",)
+        assert cap.prefixes == (f"grants/{gid}/", "shares/") and cap.list_prefixes == (
+            f"grants/{gid}/",
+        )
 
         # The recipient reads through the nodes, byte-identical.
         reader = run(open_grant(bob.keys, info.token))
@@ -104,7 +112,9 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
         assert owned
         share = owned[0]
         assert run(attempt(node, bob.keys, grant.capability, "stat", share))
-        assert run(names(node, bob.keys, f"grants/{gid}/", grant.capability)) == [f"grants/{gid}/m.00000000"]
+        assert run(names(node, bob.keys, f"grants/{gid}/", grant.capability)) == [
+            f"grants/{gid}/m.00000000"
+        ]
         before = {n.index: sorted(run(names(n, alice.keys, ""))) for n in nodes}
 
         # Tampered: one character of the signed body changed.
@@ -112,14 +122,18 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
         flipped = body[:40] + ("A" if body[40] != "A" else "B") + body[41:]
         refused(node, bob.keys, f"{flipped}.{sig}", "get", share, "bad_capability")
         # Re-signed by someone else for the same account: the owner's signature is missing.
-        forged = ReadCapability(alice.did, mallory.did, "*", gid, None, CAPABILITY_OPS, ("shares/",), ())
+        forged = ReadCapability(
+            alice.did, mallory.did, "*", gid, None, CAPABILITY_OPS, ("shares/",), ()
+        )
         with pytest.raises(Exception, match="signed by the account"):
             forged.sign(mallory)
         # A third key presenting Bob's capability.
         refused(node, mallory, grant.capability, "get", share, "capability_denied")
         # Writes, deletes, info, listing outside the grant's folder: refused.
         refused(node, bob.keys, grant.capability, "put", "shares/00/evil.0", "capability_denied")
-        refused(node, bob.keys, grant.capability, "put", f"grants/{gid}/m.00000001", "capability_denied")
+        refused(
+            node, bob.keys, grant.capability, "put", f"grants/{gid}/m.00000001", "capability_denied"
+        )
         refused(node, bob.keys, grant.capability, "delete", share, "capability_denied")
         refused(node, bob.keys, grant.capability, "info", "", "capability_denied")
         refused(node, bob.keys, grant.capability, "list", "shares/", "capability_denied")
@@ -134,7 +148,9 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
             alice.did, bob.did, nodes[1].node_id, gid, None, ("get",), ("shares/",), ()
         ).sign(alice.keys)
         refused(node, bob.keys, elsewhere, "get", share, "capability_denied")
-        here = ReadCapability(alice.did, bob.did, node.node_id, gid, None, ("get",), ("shares/",), ()).sign(alice.keys)
+        here = ReadCapability(
+            alice.did, bob.did, node.node_id, gid, None, ("get",), ("shares/",), ()
+        ).sign(alice.keys)
         assert run(attempt(node, bob.keys, here, "get", share))
         refused(node, bob.keys, here, "stat", share, "capability_denied")  # op not granted
         # Nothing changed on any node; Bob's own account got nothing of Alice's.
@@ -145,12 +161,16 @@ def test_grant_over_nodes_with_read_capability(tmp_path: Path, cluster: NodeClus
         run(alice.sharing.revoke(gid))
         with pytest.raises(GrantRevokedError):
             run(open_grant(bob.keys, info.token))
-        refused(node, bob.keys, grant.capability, "get", share, "capability_revoked|object_not_found")
+        refused(
+            node, bob.keys, grant.capability, "get", share, "capability_revoked|object_not_found"
+        )
         (tmp_path / "later.bin").write_bytes(os.urandom(50_000))
         run(alice.files.put([tmp_path / "later.bin"]))
         for name in run(names(node, alice.keys, "shares/")):
             refused(node, bob.keys, grant.capability, "get", name, "capability_revoked")
-        assert run(names(node, bob.keys, f"grants/{gid}/", grant.capability)) == [f"grants/{gid}/revoked"]
+        assert run(names(node, bob.keys, f"grants/{gid}/", grant.capability)) == [
+            f"grants/{gid}/revoked"
+        ]
     finally:
         run(alice.close())
         run(bob.close())

@@ -25,9 +25,13 @@ from ownvault.errors import (
 from .helpers import PASS, Vaults, make_vault, run, tree_state, write_random_tree
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32), files=st.integers(1, 25))
-def test_random_trees_round_trip(vaults: Vaults, tmp_path_factory: pytest.TempPathFactory, seed: int, files: int) -> None:
+def test_random_trees_round_trip(
+    vaults: Vaults, tmp_path_factory: pytest.TempPathFactory, seed: int, files: int
+) -> None:
     base = tmp_path_factory.mktemp("rt")
     src = base / "src"
     write_random_tree(src, seed, files)
@@ -180,7 +184,9 @@ def test_missing_provider_folder_blocks_put_cleanly(vaults: Vaults, tmp_path: Pa
     assert leftovers == []
 
 
-def test_full_disk_is_a_clear_error_and_loses_nothing(vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_is_a_clear_error_and_loses_nothing(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "a").write_bytes(os.urandom(200_000))
     (tmp_path / "b").write_bytes(os.urandom(200_000))
     vault = vaults.create(tmp_path / "v")

@@ -86,7 +86,9 @@ def test_grant_unsafe_paths_are_refused(
     src.mkdir()
     (src / "a.txt").write_bytes(b"x")
     run(alice.files.put([src]))
-    _hostile(monkeypatch, lambda es: [{**e, "path": path} if e["kind"] == "file" else e for e in es])
+    _hostile(
+        monkeypatch, lambda es: [{**e, "path": path} if e["kind"] == "file" else e for e in es]
+    )
     info = run(alice.sharing.share(names=["docs"], to="bob"))
     reader = run(open_grant(bob.keys, info.token))
     try:
@@ -98,13 +100,17 @@ def test_grant_unsafe_paths_are_refused(
     assert not (tmp_path / "out" / "escape.txt").exists()
 
 
-def test_grant_modes_lose_setuid(pair: tuple[Vault, Vault], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grant_modes_lose_setuid(
+    pair: tuple[Vault, Vault], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice, bob = pair
     src = tmp_path / "docs"
     src.mkdir()
     (src / "run.sh").write_bytes(b"x")
     run(alice.files.put([src]))
-    _hostile(monkeypatch, lambda es: [{**e, "mode": 0o6777} if e["kind"] == "file" else e for e in es])
+    _hostile(
+        monkeypatch, lambda es: [{**e, "mode": 0o6777} if e["kind"] == "file" else e for e in es]
+    )
     info = run(alice.sharing.share(names=["docs"], to="bob"))
     reader = run(open_grant(bob.keys, info.token))
     try:
@@ -139,7 +145,9 @@ def test_get_does_not_follow_planted_directory_symlink(vaults: Vaults, tmp_path:
     assert sorted(p.name for p in victim.iterdir()) == ["secret"]
 
 
-def test_get_replaces_a_planted_file_symlink_without_touching_its_target(vaults: Vaults, tmp_path: Path) -> None:
+def test_get_replaces_a_planted_file_symlink_without_touching_its_target(
+    vaults: Vaults, tmp_path: Path
+) -> None:
     vault = vaults.create(tmp_path / "v")
     src, victim = _planted_tree(tmp_path)
     run(vault.files.put([src]))
@@ -201,7 +209,6 @@ def test_directory_mode_is_not_applied_through_a_symlink(tmp_path: Path) -> None
 
 def _cli(monkeypatch: pytest.MonkeyPatch, vault: Path | None, *args: str) -> int:
 
-
     monkeypatch.setenv("OWNVAULT_PASSPHRASE", PASS)
     return run_cli([*(["--vault", str(vault)] if vault is not None else []), *args])
 
@@ -215,7 +222,9 @@ def _victims(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _untouched(*victims: Path) -> bool:
-    return all(v.read_bytes() == b"precious" and stat.S_IMODE(v.stat().st_mode) == 0o644 for v in victims)
+    return all(
+        v.read_bytes() == b"precious" and stat.S_IMODE(v.stat().st_mode) == 0o644 for v in victims
+    )
 
 
 def test_car_export_replaces_planted_links_and_never_writes_through_them(
@@ -278,7 +287,10 @@ def test_output_file_rules(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="FIFO"), output_file(tmp_path / "fifo"):
         pass
     (tmp_path / "kept").write_bytes(b"old")
-    with pytest.raises(UsageError, match="exists already"), output_file(tmp_path / "kept", overwrite=False):
+    with (
+        pytest.raises(UsageError, match="exists already"),
+        output_file(tmp_path / "kept", overwrite=False),
+    ):
         pass
     old = os.umask(0o022)
     try:

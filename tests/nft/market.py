@@ -60,7 +60,9 @@ class MarketRequest(BaseHTTPRequestHandler):
             headers["Content-Encoding"] = "gzip"
         self.send(route.status, body, headers, chunked=route.chunked)
 
-    def send(self, status: int, body: bytes, headers: dict[str, str], *, chunked: bool = False) -> None:
+    def send(
+        self, status: int, body: bytes, headers: dict[str, str], *, chunked: bool = False
+    ) -> None:
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -113,7 +115,9 @@ class Market:
     def __enter__(self) -> Market:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -157,9 +161,16 @@ class Gateway(Market):
             h.send(200, self._block(cid), {"Content-Type": "application/vnd.ipld.raw"})
             return True
         if fmt == "car" and self.car:
-            blocks = [(c, self._block(c)) for c, _ in dfs_blocks(cid, lambda c: self.blocks[c.bytes])
-                      if c.bytes not in self.missing]
-            h.send(200, b"".join(write_car([cid], blocks)), {"Content-Type": "application/vnd.ipld.car; version=1"})
+            blocks = [
+                (c, self._block(c))
+                for c, _ in dfs_blocks(cid, lambda c: self.blocks[c.bytes])
+                if c.bytes not in self.missing
+            ]
+            h.send(
+                200,
+                b"".join(write_car([cid], blocks)),
+                {"Content-Type": "application/vnd.ipld.car; version=1"},
+            )
             return True
         h.send(406, b"not acceptable", {})
         return True

@@ -21,10 +21,13 @@ __all__ = ["NFT_DIR", "Proc", "contracts", "require_tools"]
 
 
 def require_tools() -> None:
-    if not (NFT_DIR / "node_modules" / ".ownvault-lock-sha256").exists() or not (
-        NFT_DIR / "build" / "contracts.json"
-    ).exists():
-        pytest.fail("the NFT test tools are not installed: run `bash scripts/setup.d/nft.sh` (make test does)")
+    if (
+        not (NFT_DIR / "node_modules" / ".ownvault-lock-sha256").exists()
+        or not (NFT_DIR / "build" / "contracts.json").exists()
+    ):
+        pytest.fail(
+            "the NFT test tools are not installed: run `bash scripts/setup.d/nft.sh` (make test does)"
+        )
 
 
 def contracts() -> dict[str, Any]:
@@ -33,11 +36,25 @@ def contracts() -> dict[str, Any]:
 
 
 class Proc:
-    def __init__(self, args: list[str], log: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.log = log
         self._err = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._err, text=True, cwd=cwd,
-                                  env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        self.p = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
         assert self.p.stdout is not None
         line = self.p.stdout.readline()
         if not line:
@@ -63,7 +80,9 @@ class Proc:
 
     @classmethod
     def helia(cls, tmp: Path, name: str) -> Proc:
-        return cls(["node", str(NFT_DIR / "helia-node.mjs"), "--mem", "--port", "0"], tmp / f"{name}.log")
+        return cls(
+            ["node", str(NFT_DIR / "helia-node.mjs"), "--mem", "--port", "0"], tmp / f"{name}.log"
+        )
 
     @classmethod
     def chain(cls, tmp: Path, plan: dict[str, Any]) -> Proc:
@@ -72,5 +91,18 @@ class Proc:
 
     @classmethod
     def serve(cls, tmp: Path, vault: Path, passphrase: str, *extra: str) -> Proc:
-        return cls([sys.executable, "-m", "ownvault", "--vault", str(vault), "serve", "--listen", "127.0.0.1:0",
-                    *extra], tmp / "serve.log", env={"OWNVAULT_PASSPHRASE": passphrase})
+        return cls(
+            [
+                sys.executable,
+                "-m",
+                "ownvault",
+                "--vault",
+                str(vault),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                *extra,
+            ],
+            tmp / "serve.log",
+            env={"OWNVAULT_PASSPHRASE": passphrase},
+        )

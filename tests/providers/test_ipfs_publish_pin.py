@@ -26,7 +26,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeliaNode]:
 def test_publish_pin_and_pins(node: HeliaNode, tmp_path: Path) -> None:
     vault = tmp_path / "vault"
     ov(vault, "init", "--phrase-file", str(tmp_path / "phrase"))
-    ov(vault, "provider", "add", "home-ipfs", f"ipfs+kubo://127.0.0.1:{node.port}/pins-test", "--jurisdiction", "de")
+    ov(
+        vault,
+        "provider",
+        "add",
+        "home-ipfs",
+        f"ipfs+kubo://127.0.0.1:{node.port}/pins-test",
+        "--jurisdiction",
+        "de",
+    )
     data = os.urandom(3 * 1024 * 1024 + 17)
     (tmp_path / "nft.bin").write_bytes(data)
     ov(vault, "put", str(tmp_path / "nft.bin"))
@@ -34,7 +42,9 @@ def test_publish_pin_and_pins(node: HeliaNode, tmp_path: Path) -> None:
     cid = doc["cid"]
     assert doc["pins"] == [{"provider": "home-ipfs", "cid": cid, "state": "pinned"}]
     pins = js(ov(vault, "pins", "--json"))["pins"]
-    assert {"provider": "home-ipfs", "cid": cid, "state": "pinned"}.items() <= next(p for p in pins if p["cid"] == cid).items()
+    assert {"provider": "home-ipfs", "cid": cid, "state": "pinned"}.items() <= next(
+        p for p in pins if p["cid"] == cid
+    ).items()
     # The plain DAG is on the IPFS node: its gateway serves the bytes by CID.
     r = httpx.get(f"{node.url}/ipfs/{cid}", timeout=60)
     assert r.status_code == 200 and r.content == data

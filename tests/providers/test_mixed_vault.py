@@ -22,7 +22,11 @@ def cluster(tmp_path: Path) -> Iterator[NodeCluster]:
 
 @pytest.mark.slow
 def test_any_three_of_six_mixed_providers_can_vanish(
-    vaults: Vaults, tmp_path: Path, cluster: NodeCluster, ceph: CephCluster, s3_credentials: tuple[str, str]
+    vaults: Vaults,
+    tmp_path: Path,
+    cluster: NodeCluster,
+    ceph: CephCluster,
+    s3_credentials: tuple[str, str],
 ) -> None:
     access_env, secret_env = s3_credentials
     nodes = cluster.start_many(2)
@@ -36,11 +40,19 @@ def test_any_three_of_six_mixed_providers_can_vanish(
     run(vault.fleet.add_provider("node-b", nodes[1].url, jurisdiction="IS"))
     for i, name in enumerate(("s3-a", "s3-b")):
         bucket = ceph.new_bucket()
-        run(vault.fleet.add_provider(
-            name, f"s3://{bucket}/ownvault", jurisdiction=["NL", "SE"][i],
-            config={"endpoint": endpoints[i], "region": "us-east-1",
-                    "access_key_env": access_env, "secret_key_env": secret_env},
-        ))
+        run(
+            vault.fleet.add_provider(
+                name,
+                f"s3://{bucket}/ownvault",
+                jurisdiction=["NL", "SE"][i],
+                config={
+                    "endpoint": endpoints[i],
+                    "region": "us-east-1",
+                    "access_key_env": access_env,
+                    "secret_key_env": secret_env,
+                },
+            )
+        )
     kinds = {p["name"]: p["kind"] for p in run(vault.fleet.provider_status())}
     assert sorted(kinds.values()) == ["local", "local", "node", "node", "s3", "s3"]
     run(vault.files.put([src]))
@@ -62,8 +74,12 @@ def test_any_three_of_six_mixed_providers_can_vanish(
         ceph.kill_gateway(gw)
         return lambda: ceph.restart_gateway(gw)
 
-    for lost in (("disk-a", "node-a", "s3-a"), ("node-a", "node-b", "s3-b"),
-                 ("s3-a", "s3-b", "disk-b"), ("disk-a", "disk-b", "node-b")):
+    for lost in (
+        ("disk-a", "node-a", "s3-a"),
+        ("node-a", "node-b", "s3-b"),
+        ("s3-a", "s3-b", "disk-b"),
+        ("disk-a", "disk-b", "node-b"),
+    ):
         back = [lose(n) for n in lost]
         out = tmp_path / ("out-" + "-".join(lost))
         run(vault.files.get("src", out))

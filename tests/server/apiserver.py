@@ -34,7 +34,9 @@ class Live:
 @contextmanager
 def serve(vault: Vault, *, limits: ApiLimits | None = None) -> Iterator[Live]:
     app = create_app(vault, token=TOKEN, limits=limits)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -23,7 +23,12 @@ from schemathesis.checks import (
 from tests.engine.helpers import make_vault, run
 from tests.server.apiserver import TOKEN, Live, serve
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,12 @@ def _octets(_ctx: schemathesis.SerializationContext, value: object) -> bytes:
 
 
 EXCLUDED = {
-    ("POST", "/providers"), ("DELETE", "/providers/{name}"), ("POST", "/session"), ("POST", "/recovery/phrase"),
-    ("POST", "/recovery/guardians"), ("POST", "/keys/passphrase"),
+    ("POST", "/providers"),
+    ("DELETE", "/providers/{name}"),
+    ("POST", "/session"),
+    ("POST", "/recovery/phrase"),
+    ("POST", "/recovery/guardians"),
+    ("POST", "/keys/passphrase"),
 }
 
 
@@ -61,7 +70,9 @@ def test_api_matches_its_schema(live: Live) -> None:
         tested.append(f"{op.method.upper()} {op.path}")
 
         @given(case=op.as_strategy())
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=f"{live.url}/api/v1", headers=headers, checks=CHECKS)
 

@@ -93,15 +93,36 @@ def test_never_share_tag_is_a_clear_error(pair: Pair) -> None:
     a = pair.alice
     r = a.put(f"{API}/tags/policies", json={"tag": "health", "never_share": True})
     assert r.json() == {"tag": "health", "never_share": True}
-    assert {"tag": "health", "never_share": True} in a.get(f"{API}/tags/policies").json()["policies"]
+    assert {"tag": "health", "never_share": True} in a.get(f"{API}/tags/policies").json()[
+        "policies"
+    ]
     r = a.post(f"{API}/grants", json={"names": ["blood.csv"], "to": "Bob"})
     assert error(r) == (409, "share_policy")
     assert "blood.csv" in r.json()["error"]["message"] and "health" in r.json()["error"]["message"]
-    assert error(a.post(f"{API}/grants", json={"tag": "health", "to": "Bob"})) == (409, "share_policy")
-    assert error(a.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Nobody"})) == (404, "not_found")
-    assert error(a.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "read_only": False}))[0] == 400
-    assert error(a.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": 1000}))[0] == 400
-    assert all(g["state"] != "active" or "blood.csv v1" not in g["items"] for g in a.get(f"{API}/grants").json()["grants"])
+    assert error(a.post(f"{API}/grants", json={"tag": "health", "to": "Bob"})) == (
+        409,
+        "share_policy",
+    )
+    assert error(a.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Nobody"})) == (
+        404,
+        "not_found",
+    )
+    assert (
+        error(
+            a.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "read_only": False})
+        )[0]
+        == 400
+    )
+    assert (
+        error(
+            a.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": 1000})
+        )[0]
+        == 400
+    )
+    assert all(
+        g["state"] != "active" or "blood.csv v1" not in g["items"]
+        for g in a.get(f"{API}/grants").json()["grants"]
+    )
 
 
 def test_share_open_read_tamper_misaddress(pair: Pair) -> None:
@@ -117,7 +138,9 @@ def test_share_open_read_tamper_misaddress(pair: Pair) -> None:
     row = next(x for x in a.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
     assert (row["contact"], row["state"], row["expires"]) == ("Bob", "active", expires)
     doc = a.get(f"{API}/grants/{g['grant'][:10]}/document")
-    assert doc.headers["content-disposition"].startswith("attachment") and doc.json() == g["document"]
+    assert (
+        doc.headers["content-disposition"].startswith("attachment") and doc.json() == g["document"]
+    )
 
     # Bob opens it in his own server, from the JSON file or the string, and reads the bytes.
     opened = b.post(f"{API}/received", json={"grant": doc.text})
@@ -129,11 +152,17 @@ def test_share_open_read_tamper_misaddress(pair: Pair) -> None:
     got = b.get(f"{API}/received/{g['grant']}/content", params={"name": "docs/b.txt"})
     assert got.status_code == 200 and got.content == b"beta\n" * 1000
     assert got.headers["content-disposition"].startswith("attachment")
-    assert error(b.get(f"{API}/received/{g['grant']}/content", params={"name": "blood.csv"})) == (404, "not_found")
+    assert error(b.get(f"{API}/received/{g['grant']}/content", params={"name": "blood.csv"})) == (
+        404,
+        "not_found",
+    )
 
     # Tampered: any changed byte breaks the sender's signature; garbage is not a grant.
     altered = {**g["document"], "expires": None}
-    assert error(b.post(f"{API}/received", json={"grant": json.dumps(altered)})) == (400, "integrity")
+    assert error(b.post(f"{API}/received", json={"grant": json.dumps(altered)})) == (
+        400,
+        "integrity",
+    )
     raw = json.loads(base64.urlsafe_b64decode(g["token"][9:] + "=="))
     raw["to"] = raw["from"]
     assert error(b.post(f"{API}/received", json={"grant": json.dumps(raw)})) == (400, "integrity")
@@ -146,7 +175,9 @@ def test_share_open_read_tamper_misaddress(pair: Pair) -> None:
 def test_expired_grant(pair: Pair) -> None:
     add_bob(pair)
     soon = int(time.time()) + 3600
-    g = pair.alice.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": soon}).json()
+    g = pair.alice.post(
+        f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": soon}
+    ).json()
     assert pair.bob.post(f"{API}/received", json={"grant": g["token"]}).status_code == 200
     later = float(soon + 1)
     alice, bob = pair.alice_live.vault, pair.bob_live.vault
@@ -156,9 +187,13 @@ def test_expired_grant(pair: Pair) -> None:
         assert error(r) == (410, "grant_expired")
         r = pair.bob.get(f"{API}/received/{g['grant']}")  # reopened with the clock too
         assert error(r) == (410, "grant_expired")
-        row = next(x for x in pair.alice.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"])
+        row = next(
+            x for x in pair.alice.get(f"{API}/grants").json()["grants"] if x["grant"] == g["grant"]
+        )
         assert row["state"] == "expired"
-        r = pair.alice.post(f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": soon})
+        r = pair.alice.post(
+            f"{API}/grants", json={"names": ["docs/a.txt"], "to": "Bob", "expires": soon}
+        )
         assert r.status_code == 400  # already in the past by the vault's clock
     finally:
         alice.clock = bob.clock = time.time
@@ -178,13 +213,18 @@ def test_revoke_as_a_job_then_nothing_reads(pair: Pair) -> None:
     a, b = pair.alice, pair.bob
     g = a.post(f"{API}/grants", json={"names": ["docs/b.txt"], "to": "Bob"}).json()
     assert b.post(f"{API}/received", json={"grant": g["token"]}).status_code == 200
-    assert b.get(f"{API}/received/{g['grant']}/content", params={"name": "docs/b.txt"}).status_code == 200
+    assert (
+        b.get(f"{API}/received/{g['grant']}/content", params={"name": "docs/b.txt"}).status_code
+        == 200
+    )
     # What a recipient who kept the manifest holds: every chunk key and share place.
     kept = run(open_grant(pair.bob_live.vault.keys, g["token"]))
 
     assert error(a.post(f"{API}/grants/{'f' * 32}/revoke")) == (404, "not_found")
     r = a.post(f"{API}/grants/{g['grant']}/revoke")
-    assert r.status_code == 202 and r.json()["kind"] == "revoke" and r.json()["subject"] == g["grant"]
+    assert (
+        r.status_code == 202 and r.json()["kind"] == "revoke" and r.json()["subject"] == g["grant"]
+    )
     job = wait_job(a, r.json())
     assert job["state"] == "done", job
     assert job["result"]["chunks_rekeyed"] >= 1 and job["result"]["not_deleted"] == []
@@ -193,7 +233,10 @@ def test_revoke_as_a_job_then_nothing_reads(pair: Pair) -> None:
     assert row["state"] == "revoked" and row["revoked"] is not None
 
     assert error(b.get(f"{API}/received/{g['grant']}")) == (410, "grant_revoked")
-    assert error(b.get(f"{API}/received/{g['grant']}/content", params={"name": "docs/b.txt"})) == (410, "grant_revoked")
+    assert error(b.get(f"{API}/received/{g['grant']}/content", params={"name": "docs/b.txt"})) == (
+        410,
+        "grant_revoked",
+    )
     with pytest.raises(DataUnavailableError):  # the old shares are gone, the new ones have new keys
 
         async def read_old() -> bytes:
@@ -211,7 +254,12 @@ def test_guardian_shares_need_the_passphrase(pair: Pair) -> None:
     a = pair.alice
     body = {"passphrase": "wrong", "threshold": 2, "shares": 3}
     assert error(a.post(f"{API}/recovery/guardians", json=body)) == (403, "auth")
-    assert error(a.post(f"{API}/recovery/guardians", json={**body, "threshold": 1, "passphrase": PASS}))[0] == 400
+    assert (
+        error(
+            a.post(f"{API}/recovery/guardians", json={**body, "threshold": 1, "passphrase": PASS})
+        )[0]
+        == 400
+    )
     r = a.post(f"{API}/recovery/guardians", json={**body, "passphrase": PASS})
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     [group] = r.json()["groups"]

@@ -26,7 +26,12 @@ from tests.oracle.oracle import require_oracle
 
 RAW = {"Accept": "application/vnd.ipld.raw"}
 # names a header cannot carry as they are: above U+00FF, NFD (e + combining acute), Latin-1, '%'
-HEADER_NAMES = ["日本.txt", unicodedata.normalize("NFD", "é-nfd.txt"), "caf\u00e9-latin1.txt", "100% ok.txt"]
+HEADER_NAMES = [
+    "日本.txt",
+    unicodedata.normalize("NFD", "é-nfd.txt"),
+    "caf\u00e9-latin1.txt",
+    "100% ok.txt",
+]
 
 
 @dataclass
@@ -80,8 +85,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
     err = open(base / "serve.err", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ownvault", "--vault", str(vault_dir), "serve", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=err, text=True, env=env, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ownvault",
+            "--vault",
+            str(vault_dir),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     try:
         assert proc.stdout is not None
@@ -124,9 +142,18 @@ def test_raw_block_and_headers(served: Served) -> None:
     assert r.headers["x-ipfs-roots"] == served.root
     r2 = get(served, f"/ipfs/{served.root}?format=raw")
     assert r2.content == r.content and "content-location" not in r2.headers
-    assert get(served, f"/ipfs/{served.root}?format=raw", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert (
+        get(
+            served, f"/ipfs/{served.root}?format=raw", headers={"If-None-Match": r.headers["etag"]}
+        ).status_code
+        == 304
+    )
     h = httpx.head(served.url + f"/ipfs/{served.root}?format=raw")
-    assert h.status_code == 200 and h.content == b"" and int(h.headers["content-length"]) == len(r.content)
+    assert (
+        h.status_code == 200
+        and h.content == b""
+        and int(h.headers["content-length"]) == len(r.content)
+    )
 
 
 def test_every_block_of_a_leafy_file_by_cid(served: Served) -> None:
@@ -166,15 +193,24 @@ def test_reference_client_verifies_and_unpacks(served: Served) -> None:
     oracle = require_oracle()
     doc = oracle.gateway_fetch(f"{served.url}/ipfs/{served.root}")
     assert doc["status"] == 200 and doc["roots"] == [served.root]
-    files = {e["path"].split(served.root, 1)[1].lstrip("/"): e for e in doc["entries"] if e["type"] in ("file", "raw")}
+    files = {
+        e["path"].split(served.root, 1)[1].lstrip("/"): e
+        for e in doc["entries"]
+        if e["type"] in ("file", "raw")
+    }
     for rel, entry in files.items():
         if (served.tree / rel).is_symlink():
             continue  # the exporter lists a UnixFS symlink as an empty 'file'
         want = (served.tree / rel).read_bytes()
-        assert entry["size"] == len(want) and entry["sha256"] == hashlib.sha256(want).hexdigest(), rel
+        assert entry["size"] == len(want) and entry["sha256"] == hashlib.sha256(want).hexdigest(), (
+            rel
+        )
     assert {"big.bin", "notes.txt", "site/index.html", "ünï cödé.txt"} <= set(files)
     one = oracle.gateway_fetch(f"{served.url}/ipfs/{served.root}/big.bin")
-    assert one["entries"][0]["sha256"] == hashlib.sha256((served.tree / "big.bin").read_bytes()).hexdigest()
+    assert (
+        one["entries"][0]["sha256"]
+        == hashlib.sha256((served.tree / "big.bin").read_bytes()).hexdigest()
+    )
     hamt = oracle.gateway_fetch(f"{served.url}/ipfs/{served.hamt}")
     assert len([e for e in hamt["entries"] if e["type"] in ("file", "raw")]) == 40
 
@@ -204,8 +240,22 @@ def test_car_scopes_and_entity_bytes(served: Served) -> None:
     assert [str(c) for c, _ in d] == [served.root]
     _r, h = blocks_of(get(served, f"/ipfs/{served.hamt}?format=car&dag-scope=entity").content)
     assert len(h) >= 2 and all(c.codec == 0x70 for c, _ in h)
-    assert get(served, f"/ipfs/{served.root}?format=car", headers={"Accept": "application/vnd.ipld.car; version=2"}).status_code == 200
-    assert get(served, f"/ipfs/{served.root}", headers={"Accept": "application/vnd.ipld.car; version=2"}).status_code == 406
+    assert (
+        get(
+            served,
+            f"/ipfs/{served.root}?format=car",
+            headers={"Accept": "application/vnd.ipld.car; version=2"},
+        ).status_code
+        == 200
+    )
+    assert (
+        get(
+            served,
+            f"/ipfs/{served.root}",
+            headers={"Accept": "application/vnd.ipld.car; version=2"},
+        ).status_code
+        == 406
+    )
     dups = get(served, base + "&car-dups=y")
     assert dups.headers["content-type"].endswith("dups=y")
 
@@ -216,21 +266,41 @@ def test_deserialized_files_ranges_and_directories(served: Served) -> None:
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.headers["x-ipfs-path"] == f"/ipfs/{served.root}/notes.txt"
     assert r.headers["x-ipfs-roots"].split(",")[0] == served.root
-    assert get(served, f"/ipfs/{served.root}/noext").headers["content-type"] == "text/plain; charset=utf-8"
-    assert get(served, f"/ipfs/{served.root}/big.bin").headers["content-type"] == "application/octet-stream"
-    assert get(served, f"/ipfs/{served.root}/site/style.css").headers["content-type"].startswith("text/css")
+    assert (
+        get(served, f"/ipfs/{served.root}/noext").headers["content-type"]
+        == "text/plain; charset=utf-8"
+    )
+    assert (
+        get(served, f"/ipfs/{served.root}/big.bin").headers["content-type"]
+        == "application/octet-stream"
+    )
+    assert (
+        get(served, f"/ipfs/{served.root}/site/style.css")
+        .headers["content-type"]
+        .startswith("text/css")
+    )
     big = (served.tree / "big.bin").read_bytes()
     r = get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=262140-262150"})
     assert r.status_code == 206 and r.content == big[262140:262151]
     assert r.headers["content-range"] == f"bytes 262140-262150/{len(big)}"
     r = get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=-5"})
     assert r.content == big[-5:]
-    assert get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=900000-"}).status_code == 416
-    assert get(served, f"/ipfs/{served.root}/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9.txt").content == b"unicode name\n"
+    assert (
+        get(served, f"/ipfs/{served.root}/big.bin", headers={"Range": "bytes=900000-"}).status_code
+        == 416
+    )
+    assert (
+        get(served, f"/ipfs/{served.root}/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9.txt").content
+        == b"unicode name\n"
+    )
     r = get(served, f"/ipfs/{served.root}/site")
     assert r.status_code == 301 and r.headers["location"] == f"/ipfs/{served.root}/site/"
     r = get(served, f"/ipfs/{served.root}/site/")
-    assert r.status_code == 200 and b"hello" in r.content and r.headers["content-type"].startswith("text/html")
+    assert (
+        r.status_code == 200
+        and b"hello" in r.content
+        and r.headers["content-type"].startswith("text/html")
+    )
     r = get(served, f"/ipfs/{served.root}/")
     assert r.status_code == 200 and b"notes.txt" in r.content and b"big.bin" in r.content
     r = get(served, f"/ipfs/{served.hamt}/entry-07.txt")
@@ -243,7 +313,10 @@ def test_deserialized_files_ranges_and_directories(served: Served) -> None:
 def test_status_codes_and_private_content(served: Served) -> None:
     assert get(served, "/ipfs/not-a-cid").status_code == 400
     assert get(served, f"/ipfs/{served.root}?format=tar").status_code == 406
-    assert get(served, f"/ipfs/{served.root}", headers={"Accept": "application/x-tar"}).status_code == 406
+    assert (
+        get(served, f"/ipfs/{served.root}", headers={"Accept": "application/x-tar"}).status_code
+        == 406
+    )
     assert get(served, f"/ipfs/{served.root}?format=bogus").status_code == 400
     assert get(served, f"/ipfs/{served.root}/missing.txt").status_code == 404
     unknown = CID.for_block(0x55, b"never stored")
@@ -255,7 +328,9 @@ def test_status_codes_and_private_content(served: Served) -> None:
         for fmt in ("raw", "car"):
             assert get(served, f"/ipfs/{cid}?format={fmt}").status_code == 404
         assert get(served, f"/ipfs/{cid}").status_code == 404
-    assert get(served, f"/ipfs/{served.root}", headers={"Service-Worker": "script"}).status_code == 400
+    assert (
+        get(served, f"/ipfs/{served.root}", headers={"Service-Worker": "script"}).status_code == 400
+    )
     # the identity probe of the trustless gateway spec
     r = get(served, "/ipfs/bafkqaaa?format=raw")
     assert r.status_code == 200 and r.content == b""
@@ -267,7 +342,9 @@ def test_unpublish_takes_effect_while_serving(served: Served) -> None:
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
     cmd = [sys.executable, "-m", "ownvault", "--vault", str(served.vault)]
     assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 200
-    subprocess.run([*cmd, "unpublish", "hamt"], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*cmd, "unpublish", "hamt"], env=env, check=True, capture_output=True, timeout=60
+    )
     assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 404
     subprocess.run([*cmd, "publish", "hamt"], env=env, check=True, capture_output=True, timeout=60)
     assert get(served, f"/ipfs/{served.hamt}?format=raw").status_code == 200
@@ -287,8 +364,13 @@ def test_header_values_are_percent_encoded(served: Served) -> None:
                 assert r.headers["content-location"].isascii()
         assert get(served, url).content == f"named {name}\n".encode()
     # the Latin-1 name: raw bytes in a header would be mojibake for every client
-    r = httpx.head(served.url + f"/ipfs/{served.root}/" + urllib.parse.quote("caf\u00e9-latin1.txt"))
-    assert r.headers.raw[0] is not None and b"caf%C3%A9-latin1.txt" in dict(r.headers.raw)[b"x-ipfs-path"]
+    r = httpx.head(
+        served.url + f"/ipfs/{served.root}/" + urllib.parse.quote("caf\u00e9-latin1.txt")
+    )
+    assert (
+        r.headers.raw[0] is not None
+        and b"caf%C3%A9-latin1.txt" in dict(r.headers.raw)[b"x-ipfs-path"]
+    )
 
 
 def test_car_parameters_accept_and_query_priority(served: Served) -> None:
@@ -306,8 +388,14 @@ def test_car_parameters_accept_and_query_priority(served: Served) -> None:
     assert "order=dfs" in r.headers["content-type"]  # unk: the gateway names the order it chose
     # format wins over Accept's media type, both ways
     assert get(served, url + "?format=car", headers=RAW).headers["content-type"].startswith(car)
-    assert get(served, url + "?format=raw", headers={"Accept": car}).headers["content-type"] == "application/vnd.ipld.raw"
-    assert get(served, url + "?format=car", headers={"Accept": f"{car}; order=random"}).status_code == 406
+    assert (
+        get(served, url + "?format=raw", headers={"Accept": car}).headers["content-type"]
+        == "application/vnd.ipld.raw"
+    )
+    assert (
+        get(served, url + "?format=car", headers={"Accept": f"{car}; order=random"}).status_code
+        == 406
+    )
     assert get(served, url, headers={"Accept": "application/vnd.ipld.dag-json"}).status_code == 406
 
 
@@ -318,7 +406,10 @@ def test_filename_on_raw_and_car(served: Served) -> None:
     r = get(served, url + "?format=car&filename=site.car")
     assert r.headers["content-disposition"] == 'attachment; filename="site.car"'
     r = get(served, url + "?format=car&filename=" + urllib.parse.quote("日本.car"))
-    assert r.headers["content-disposition"] == "attachment; filename=\"__.car\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.car"
+    assert (
+        r.headers["content-disposition"]
+        == "attachment; filename=\"__.car\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.car"
+    )
 
 
 def test_if_none_match_lists_weak_and_star(served: Served) -> None:
@@ -345,7 +436,9 @@ def test_non_canonical_base32_cids_are_refused(served: Served) -> None:
     cid = served.root
     assert cid.startswith("b")
     assert get(served, f"/ipfs/{cid}?format=raw").status_code == 200
-    assert get(served, f"/ipfs/{cid.upper()}?format=raw").status_code == 200  # base32upper: canonical
+    assert (
+        get(served, f"/ipfs/{cid.upper()}?format=raw").status_code == 200
+    )  # base32upper: canonical
     alphabet = "abcdefghijklmnopqrstuvwxyz234567"
     assert (len(cid) - 1) * 5 % 8, "the CID string must have unused trailing bits"
     trailing = cid[:-1] + alphabet[alphabet.index(cid[-1]) | 1]  # a non-zero unused bit: same bytes
@@ -361,7 +454,9 @@ CAR = "application/vnd.ipld.car"
 def test_spec_headers_per_response_kind(served: Served) -> None:
     """Trustless and path gateway spec headers on every kind of 200 a client can get."""
     sub = f"/ipfs/{served.root}/site/style.css"
-    path_blocks = blocks_of(get(served, f"/ipfs/{served.root}/site?format=car&dag-scope=block").content)[1]
+    path_blocks = blocks_of(
+        get(served, f"/ipfs/{served.root}/site?format=car&dag-scope=block").content
+    )[1]
     site_cid = str(path_blocks[1][0])
     kinds = {
         "raw": (get(served, sub, headers=RAW), "application/vnd.ipld.raw"),
@@ -394,7 +489,13 @@ def test_spec_headers_per_response_kind(served: Served) -> None:
     # change a file's
     etags = {
         get(served, sub + "?format=car" + extra).headers["etag"]
-        for extra in ("", "&dag-scope=block", "&dag-scope=entity", "&entity-bytes=0:1", "&car-dups=y")
+        for extra in (
+            "",
+            "&dag-scope=block",
+            "&dag-scope=entity",
+            "&entity-bytes=0:1",
+            "&car-dups=y",
+        )
     }
     assert len(etags) == 5
     ranged = get(served, sub, headers={"Range": "bytes=0-1"})
@@ -419,7 +520,9 @@ def test_conditional_requests_on_every_kind(served: Served) -> None:
         assert first.status_code == 200, url
         etag = first.headers["etag"]
         for method in ("GET", "HEAD"):
-            r = httpx.request(method, served.url + url, headers={**extra, "If-None-Match": etag}, timeout=30)
+            r = httpx.request(
+                method, served.url + url, headers={**extra, "If-None-Match": etag}, timeout=30
+            )
             assert r.status_code == 304 and r.content == b"", (method, url, r.status_code)
             assert r.headers["etag"] == etag, url
             assert r.headers["cache-control"] == IMMUTABLE, url
@@ -439,8 +542,16 @@ def test_head_matches_get_without_a_body(served: Served) -> None:
         g = get(served, url, headers=extra)
         h = httpx.head(served.url + url, headers=extra, timeout=30)
         assert h.status_code == g.status_code and h.content == b"", url
-        for name in ("content-type", "etag", "cache-control", "x-ipfs-path", "x-ipfs-roots",
-                     "content-range", "accept-ranges", "x-content-type-options"):
+        for name in (
+            "content-type",
+            "etag",
+            "cache-control",
+            "x-ipfs-path",
+            "x-ipfs-roots",
+            "content-range",
+            "accept-ranges",
+            "x-content-type-options",
+        ):
             assert h.headers.get(name) == g.headers.get(name), (url, name)
         assert int(h.headers["content-length"]) == len(g.content), url
 
@@ -451,7 +562,10 @@ def test_content_disposition_on_deserialized_files(served: Served) -> None:
     r = get(served, url + "?filename=report.txt")
     assert r.headers["content-disposition"] == 'inline; filename="report.txt"'
     r = get(served, url + "?filename=" + urllib.parse.quote("日本.txt") + "&download=true")
-    assert r.headers["content-disposition"] == "attachment; filename=\"__.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"
+    assert (
+        r.headers["content-disposition"]
+        == "attachment; filename=\"__.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"
+    )
     r = get(served, url + "?download=true")
     assert r.headers["content-disposition"] == 'attachment; filename="notes.txt"'
 
@@ -475,7 +589,10 @@ def test_accept_negotiation_406_and_fallthrough(served: Served) -> None:
     # q-values rank; media types are case-insensitive
     r = get(served, url, headers={"Accept": f"application/vnd.ipld.raw;q=0.5, {CAR};q=0.9"})
     assert r.headers["content-type"].startswith(CAR)
-    assert get(served, url, headers={"Accept": "Application/VND.IPLD.RAW"}).headers["content-type"] == "application/vnd.ipld.raw"
+    assert (
+        get(served, url, headers={"Accept": "Application/VND.IPLD.RAW"}).headers["content-type"]
+        == "application/vnd.ipld.raw"
+    )
     # the car-* query parameters are named in the CAR Content-Type; version 2 is refused
     r = get(served, f"/ipfs/{served.root}?format=car&car-version=1&car-order=dfs&car-dups=y")
     assert r.headers["content-type"] == f"{CAR}; version=1; order=dfs; dups=y"

@@ -31,22 +31,21 @@ from tests.server.conformance import Fixture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gateway-conformance"
 IMPORTED = [
-    "gateway-raw-block.car", "subdir-with-two-single-block-files.car", "single-layer-hamt-with-multi-block-files.car",
-    "subdir-with-mixed-block-files.car", "dir-with-duplicate-files.car",
+    "gateway-raw-block.car",
+    "subdir-with-two-single-block-files.car",
+    "single-layer-hamt-with-multi-block-files.car",
+    "subdir-with-mixed-block-files.car",
+    "dir-with-duplicate-files.car",
 ]
 CAR = "application/vnd.ipld.car"
 RAW = "application/vnd.ipld.raw"
 
 # Every case of the two files, by the suite's name: replayed (CASES) or skipped (here, why).
 SKIPPED = {
-    "GET default CAR response of UnixFS file on a path with DAG-CBOR as root CID":
-        "DAG-CBOR: ownvault's gateway serves UnixFS (dag-pb, raw) only and `car import` takes UnixFS DAGs (design.md, Limits)",
-    "GET CAR with dag-scope=entity of DAG-CBOR with Links":
-        "DAG-CBOR: ownvault's gateway serves UnixFS (dag-pb, raw) only and `car import` takes UnixFS DAGs (design.md, Limits)",
-    "GET CAR with entity-bytes succeeds even if the gateway is missing a block after the requested range":
-        "needs a gateway that holds an incomplete DAG: ownvault serves only published content it stores, and `car import` refuses a CAR with a missing block (the range-minimal block set itself is replayed on the other entity-bytes cases)",
-    "GET CAR with entity-bytes succeeds even if the gateway is missing a block before the requested range":
-        "needs a gateway that holds an incomplete DAG: ownvault serves only published content it stores, and `car import` refuses a CAR with a missing block",
+    "GET default CAR response of UnixFS file on a path with DAG-CBOR as root CID": "DAG-CBOR: ownvault's gateway serves UnixFS (dag-pb, raw) only and `car import` takes UnixFS DAGs (design.md, Limits)",
+    "GET CAR with dag-scope=entity of DAG-CBOR with Links": "DAG-CBOR: ownvault's gateway serves UnixFS (dag-pb, raw) only and `car import` takes UnixFS DAGs (design.md, Limits)",
+    "GET CAR with entity-bytes succeeds even if the gateway is missing a block after the requested range": "needs a gateway that holds an incomplete DAG: ownvault serves only published content it stores, and `car import` refuses a CAR with a missing block (the range-minimal block set itself is replayed on the other entity-bytes cases)",
+    "GET CAR with entity-bytes succeeds even if the gateway is missing a block before the requested range": "needs a gateway that holds an incomplete DAG: ownvault serves only published content it stores, and `car import` refuses a CAR with a missing block",
 }
 SUITE_CASE_COUNT = 40  # `Name:` entries in the two Go files (raw: 6, CAR: 34)
 
@@ -86,8 +85,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ownvault", "--vault", str(vault_dir), "serve", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ownvault",
+            "--vault",
+            str(vault_dir),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     try:
         assert proc.stdout is not None
@@ -105,7 +117,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _cache_control_ok(r: httpx.Response) -> None:
-    d = dict(([*p.split("="), ""])[:2] for p in r.headers["cache-control"].replace(" ", "").split(","))
+    d = dict(
+        ([*p.split("="), ""])[:2] for p in r.headers["cache-control"].replace(" ", "").split(",")
+    )
     assert "public" in d and "immutable" in d and int(d["max-age"]) >= 29030400
 
 
@@ -159,96 +173,270 @@ def cases(s: Served) -> list[Case]:
 
         return check
 
-    dup_all = [rootd, dups.cid("ascii.txt"), dups.cid("ascii-copy.txt"), dups.cid("hello.txt"),
-               dups.cid("multiblock.txt"), *multiblock]
-    dup_once = [rootd, dups.cid("ascii.txt"), dups.cid("hello.txt"), dups.cid("multiblock.txt"), *multiblock]
+    dup_all = [
+        rootd,
+        dups.cid("ascii.txt"),
+        dups.cid("ascii-copy.txt"),
+        dups.cid("hello.txt"),
+        dups.cid("multiblock.txt"),
+        *multiblock,
+    ]
+    dup_once = [
+        rootd,
+        dups.cid("ascii.txt"),
+        dups.cid("hello.txt"),
+        dups.cid("multiblock.txt"),
+        *multiblock,
+    ]
     eb = {"dag-scope": "entity"}
     return [
         # -- trustless_gateway_raw_test.go ------------------------------------------------------
-        Case("GET with format=raw param returns a raw block", f"/ipfs/{raw.cid('dir')}", {"format": "raw"},
-             car=False, check=body_is(dirblock)),
-        Case("GET with application/vnd.ipld.raw header returns a raw block", f"/ipfs/{raw.cid('dir')}",
-             headers={"Accept": RAW}, car=False, check=body_is(dirblock)),
-        Case("GET with application/vnd.ipld.raw header returns expected response headers",
-             f"/ipfs/{raw.cid('dir', 'ascii.txt')}", headers={"Accept": RAW}, car=False, check=raw_headers),
-        Case("GET with application/vnd.ipld.raw header and filename param returns expected Content-Disposition header with custom filename",
-             f"/ipfs/{raw.cid('dir', 'ascii.txt')}", {"filename": "foobar.bin"}, {"Accept": RAW}, car=False,
-             check=raw_filename),
-        Case("GET with application/vnd.ipld.raw header returns expected caching headers",
-             f"/ipfs/{raw.cid('dir', 'ascii.txt')}", headers={"Accept": RAW}, car=False, check=raw_caching),
+        Case(
+            "GET with format=raw param returns a raw block",
+            f"/ipfs/{raw.cid('dir')}",
+            {"format": "raw"},
+            car=False,
+            check=body_is(dirblock),
+        ),
+        Case(
+            "GET with application/vnd.ipld.raw header returns a raw block",
+            f"/ipfs/{raw.cid('dir')}",
+            headers={"Accept": RAW},
+            car=False,
+            check=body_is(dirblock),
+        ),
+        Case(
+            "GET with application/vnd.ipld.raw header returns expected response headers",
+            f"/ipfs/{raw.cid('dir', 'ascii.txt')}",
+            headers={"Accept": RAW},
+            car=False,
+            check=raw_headers,
+        ),
+        Case(
+            "GET with application/vnd.ipld.raw header and filename param returns expected Content-Disposition header with custom filename",
+            f"/ipfs/{raw.cid('dir', 'ascii.txt')}",
+            {"filename": "foobar.bin"},
+            {"Accept": RAW},
+            car=False,
+            check=raw_filename,
+        ),
+        Case(
+            "GET with application/vnd.ipld.raw header returns expected caching headers",
+            f"/ipfs/{raw.cid('dir', 'ascii.txt')}",
+            headers={"Accept": RAW},
+            car=False,
+            check=raw_caching,
+        ),
         # (the range case is test_raw_ranges below: random single and multi ranges)
         # -- trustless_gateway_car_test.go: pathing ----------------------------------------------
-        Case("GET default CAR response with pathing through UnixFS Directory", f"/ipfs/{root2}/subdir/ascii.txt",
-             blocks=[root2, two.cid("subdir"), two.cid("subdir", "ascii.txt")]),
-        Case("GET default CAR response of UnixFS file on a path with HAMT-sharded directory", f"/ipfs/{rooth}/685.txt",
-             blocks=[rooth, *hamt.hamt_traversal("685.txt"), hamt.cid("685.txt"), *hamt.descendants("685.txt")]),
-        Case("GET default CAR response for non-existing file", f"/ipfs/{root2}/subdir/i-do-not-exist", status=(404, 200),
-             check=lambda r: None if r.status_code == 404 else _exact(r, [root2, two.cid("subdir")])),
+        Case(
+            "GET default CAR response with pathing through UnixFS Directory",
+            f"/ipfs/{root2}/subdir/ascii.txt",
+            blocks=[root2, two.cid("subdir"), two.cid("subdir", "ascii.txt")],
+        ),
+        Case(
+            "GET default CAR response of UnixFS file on a path with HAMT-sharded directory",
+            f"/ipfs/{rooth}/685.txt",
+            blocks=[
+                rooth,
+                *hamt.hamt_traversal("685.txt"),
+                hamt.cid("685.txt"),
+                *hamt.descendants("685.txt"),
+            ],
+        ),
+        Case(
+            "GET default CAR response for non-existing file",
+            f"/ipfs/{root2}/subdir/i-do-not-exist",
+            status=(404, 200),
+            check=lambda r: None if r.status_code == 404 else _exact(r, [root2, two.cid("subdir")]),
+        ),
         # dag-scope=block
-        Case("GET CAR with dag-scope=block of UnixFS directory on a path", f"/ipfs/{root2}/subdir", {"dag-scope": "block"},
-             blocks=[root2, two.cid("subdir")]),
-        Case("GET CAR with dag-scope=block of UnixFS file on a path", f"/ipfs/{root2}/subdir/ascii.txt",
-             {"dag-scope": "block"}, blocks=[root2, two.cid("subdir"), two.cid("subdir", "ascii.txt")]),
-        Case("GET CAR with dag-scope=block of UnixFS file on a path with sharded directory", f"/ipfs/{rooth}/1.txt",
-             {"dag-scope": "block"}, blocks=[rooth, *hamt.hamt_traversal("1.txt"), hamt.cid("1.txt")]),
+        Case(
+            "GET CAR with dag-scope=block of UnixFS directory on a path",
+            f"/ipfs/{root2}/subdir",
+            {"dag-scope": "block"},
+            blocks=[root2, two.cid("subdir")],
+        ),
+        Case(
+            "GET CAR with dag-scope=block of UnixFS file on a path",
+            f"/ipfs/{root2}/subdir/ascii.txt",
+            {"dag-scope": "block"},
+            blocks=[root2, two.cid("subdir"), two.cid("subdir", "ascii.txt")],
+        ),
+        Case(
+            "GET CAR with dag-scope=block of UnixFS file on a path with sharded directory",
+            f"/ipfs/{rooth}/1.txt",
+            {"dag-scope": "block"},
+            blocks=[rooth, *hamt.hamt_traversal("1.txt"), hamt.cid("1.txt")],
+        ),
         # dag-scope=entity
-        Case("GET CAR with dag-scope=entity of a UnixFS directory", f"/ipfs/{root2}", eb, blocks=[root2]),
-        Case("GET CAR with dag-scope=entity of a UnixFS sharded directory", f"/ipfs/{rooth}", eb,
-             blocks=[rooth, *hamt.hamt_nodes()]),
-        Case("GET CAR with dag-scope=entity of a UnixFS file", f"/ipfs/{rootm}/subdir/ascii.txt", eb,
-             blocks=[rootm, mixed.cid("subdir"), mixed.cid("subdir", "ascii.txt")]),
-        Case("GET CAR with dag-scope=entity of a chunked UnixFS file", f"/ipfs/{rootm}/subdir/multiblock.txt", eb,
-             blocks=[rootm, mixed.cid("subdir"), mbcid, *mb]),
+        Case(
+            "GET CAR with dag-scope=entity of a UnixFS directory",
+            f"/ipfs/{root2}",
+            eb,
+            blocks=[root2],
+        ),
+        Case(
+            "GET CAR with dag-scope=entity of a UnixFS sharded directory",
+            f"/ipfs/{rooth}",
+            eb,
+            blocks=[rooth, *hamt.hamt_nodes()],
+        ),
+        Case(
+            "GET CAR with dag-scope=entity of a UnixFS file",
+            f"/ipfs/{rootm}/subdir/ascii.txt",
+            eb,
+            blocks=[rootm, mixed.cid("subdir"), mixed.cid("subdir", "ascii.txt")],
+        ),
+        Case(
+            "GET CAR with dag-scope=entity of a chunked UnixFS file",
+            f"/ipfs/{rootm}/subdir/multiblock.txt",
+            eb,
+            blocks=[rootm, mixed.cid("subdir"), mbcid, *mb],
+        ),
         # dag-scope=all
-        Case("GET CAR with dag-scope=all of UnixFS directory with multiple files", f"/ipfs/{rootm}/subdir",
-             {"dag-scope": "all"}, blocks=[rootm, mixed.cid("subdir"), *mixed.descendants("subdir")]),
-        Case("GET CAR with dag-scope=all of a chunked UnixFS file", f"/ipfs/{rootm}/subdir/multiblock.txt",
-             {"dag-scope": "all"}, blocks=[rootm, mixed.cid("subdir"), mbcid, *mb]),
+        Case(
+            "GET CAR with dag-scope=all of UnixFS directory with multiple files",
+            f"/ipfs/{rootm}/subdir",
+            {"dag-scope": "all"},
+            blocks=[rootm, mixed.cid("subdir"), *mixed.descendants("subdir")],
+        ),
+        Case(
+            "GET CAR with dag-scope=all of a chunked UnixFS file",
+            f"/ipfs/{rootm}/subdir/multiblock.txt",
+            {"dag-scope": "all"},
+            blocks=[rootm, mixed.cid("subdir"), mbcid, *mb],
+        ),
         # entity-bytes
-        Case("GET CAR with entity-bytes of a full UnixFS file", f"/ipfs/{rootm}/subdir/multiblock.txt",
-             {**eb, "entity-bytes": "0:*"}, blocks=[rootm, mixed.cid("subdir"), mbcid, *mb]),
-        Case("GET CAR with entity-bytes of a UnixFS directory", f"/ipfs/{rooth}", {**eb, "entity-bytes": "0:*"},
-             blocks=[rooth, *hamt.hamt_nodes()]),
-        Case("GET CAR with entity-bytes equivalent to a HTTP Range Request from the middle of a file to the end",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "512:*"}, blocks=[mbcid, *mb[2:]]),
-        Case("GET CAR with entity-bytes equivalent to a HTTP Range Request for the middle of a file",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "512:1023"}, blocks=[mbcid, *mb[2:4]]),
-        Case("GET CAR with entity-bytes equivalent to a HTTP Range Request for the middle of a file (negative ending)",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "512:-256"}, blocks=[mbcid, *mb[2:4]]),
-        Case("GET CAR with entity-bytes equivalent to HTTP Suffix Range Request for part of a file",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "-5:*"}, blocks=[mbcid, *mb[3:]]),
-        Case("GET CAR with entity-bytes requesting a negative range bigger than the length of a file",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "-9999:*"}, blocks=[mbcid, *multiblock]),
-        Case("GET CAR with entity-bytes requesting a range from the end of a file that is bigger than a file itself",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "-9999:-3"}, blocks=[mbcid, *multiblock[:4]]),
-        Case("GET CAR with entity-bytes requesting only the blocks for the first byte of a file",
-             f"/ipfs/{mbcid}", {**eb, "entity-bytes": "0:0"}, blocks=[mbcid, mb[0]]),
+        Case(
+            "GET CAR with entity-bytes of a full UnixFS file",
+            f"/ipfs/{rootm}/subdir/multiblock.txt",
+            {**eb, "entity-bytes": "0:*"},
+            blocks=[rootm, mixed.cid("subdir"), mbcid, *mb],
+        ),
+        Case(
+            "GET CAR with entity-bytes of a UnixFS directory",
+            f"/ipfs/{rooth}",
+            {**eb, "entity-bytes": "0:*"},
+            blocks=[rooth, *hamt.hamt_nodes()],
+        ),
+        Case(
+            "GET CAR with entity-bytes equivalent to a HTTP Range Request from the middle of a file to the end",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "512:*"},
+            blocks=[mbcid, *mb[2:]],
+        ),
+        Case(
+            "GET CAR with entity-bytes equivalent to a HTTP Range Request for the middle of a file",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "512:1023"},
+            blocks=[mbcid, *mb[2:4]],
+        ),
+        Case(
+            "GET CAR with entity-bytes equivalent to a HTTP Range Request for the middle of a file (negative ending)",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "512:-256"},
+            blocks=[mbcid, *mb[2:4]],
+        ),
+        Case(
+            "GET CAR with entity-bytes equivalent to HTTP Suffix Range Request for part of a file",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "-5:*"},
+            blocks=[mbcid, *mb[3:]],
+        ),
+        Case(
+            "GET CAR with entity-bytes requesting a negative range bigger than the length of a file",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "-9999:*"},
+            blocks=[mbcid, *multiblock],
+        ),
+        Case(
+            "GET CAR with entity-bytes requesting a range from the end of a file that is bigger than a file itself",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "-9999:-3"},
+            blocks=[mbcid, *multiblock[:4]],
+        ),
+        Case(
+            "GET CAR with entity-bytes requesting only the blocks for the first byte of a file",
+            f"/ipfs/{mbcid}",
+            {**eb, "entity-bytes": "0:0"},
+            blocks=[mbcid, mb[0]],
+        ),
         # order and duplicates (no format transform in the suite: Accept as written)
-        Case("GET CAR with order=dfs and dups=y of UnixFS Directory With Duplicate Files", f"/ipfs/{rootd}",
-             headers={"Accept": f"{CAR}; version=1; order=dfs; dups=y"}, transforms=False, blocks=dup_all,
-             check=ctype_has(CAR, "order=dfs", "dups=y")),
-        Case("GET CAR with order=dfs and dups=n of UnixFS Directory With Duplicate Files", f"/ipfs/{rootd}",
-             headers={"Accept": f"{CAR}; version=1; order=dfs; dups=n"}, transforms=False, blocks=dup_once,
-             check=ctype_has(CAR, "order=dfs", "dups=n")),
-        Case("GET CAR smoke-test with order=unk of UnixFS Directory", f"/ipfs/{rootd}",
-             headers={"Accept": f"{CAR}; version=1; order=unk"}, transforms=False, block_set=dup_all,
-             check=ctype_has(CAR, "order=")),
-        Case("GET CAR with order=dfs and dups=y of identity CID", "/ipfs/bafkqaf3imvwgy3zaneqgc3janfxgy2lomvscay3jmqfa",
-             headers={"Accept": f"{CAR}; dups=y"}, transforms=False, blocks=[], check=ctype_has(CAR, "dups=y")),
-        Case("GET CAR with ?format=car respects Accept header order and dups params", f"/ipfs/{rootd}",
-             {"format": "car"}, {"Accept": f"{CAR}; version=1; order=dfs; dups=y"}, transforms=False, blocks=dup_all,
-             check=ctype_has(CAR, "order=dfs", "dups=y")),
-        Case("GET CAR with ?car-order=dfs takes precedence over order=unk in Accept", f"/ipfs/{rootd}",
-             {"format": "car", "car-order": "dfs"}, {"Accept": f"{CAR}; order=unk"}, transforms=False,
-             check=ctype_has(CAR, "order=dfs")),
-        Case("GET CAR with ?car-dups=y takes precedence over dups=n in Accept", f"/ipfs/{rootd}",
-             {"format": "car", "car-dups": "y"}, {"Accept": f"{CAR}; dups=n"}, transforms=False,
-             check=ctype_has(CAR, "dups=y")),
+        Case(
+            "GET CAR with order=dfs and dups=y of UnixFS Directory With Duplicate Files",
+            f"/ipfs/{rootd}",
+            headers={"Accept": f"{CAR}; version=1; order=dfs; dups=y"},
+            transforms=False,
+            blocks=dup_all,
+            check=ctype_has(CAR, "order=dfs", "dups=y"),
+        ),
+        Case(
+            "GET CAR with order=dfs and dups=n of UnixFS Directory With Duplicate Files",
+            f"/ipfs/{rootd}",
+            headers={"Accept": f"{CAR}; version=1; order=dfs; dups=n"},
+            transforms=False,
+            blocks=dup_once,
+            check=ctype_has(CAR, "order=dfs", "dups=n"),
+        ),
+        Case(
+            "GET CAR smoke-test with order=unk of UnixFS Directory",
+            f"/ipfs/{rootd}",
+            headers={"Accept": f"{CAR}; version=1; order=unk"},
+            transforms=False,
+            block_set=dup_all,
+            check=ctype_has(CAR, "order="),
+        ),
+        Case(
+            "GET CAR with order=dfs and dups=y of identity CID",
+            "/ipfs/bafkqaf3imvwgy3zaneqgc3janfxgy2lomvscay3jmqfa",
+            headers={"Accept": f"{CAR}; dups=y"},
+            transforms=False,
+            blocks=[],
+            check=ctype_has(CAR, "dups=y"),
+        ),
+        Case(
+            "GET CAR with ?format=car respects Accept header order and dups params",
+            f"/ipfs/{rootd}",
+            {"format": "car"},
+            {"Accept": f"{CAR}; version=1; order=dfs; dups=y"},
+            transforms=False,
+            blocks=dup_all,
+            check=ctype_has(CAR, "order=dfs", "dups=y"),
+        ),
+        Case(
+            "GET CAR with ?car-order=dfs takes precedence over order=unk in Accept",
+            f"/ipfs/{rootd}",
+            {"format": "car", "car-order": "dfs"},
+            {"Accept": f"{CAR}; order=unk"},
+            transforms=False,
+            check=ctype_has(CAR, "order=dfs"),
+        ),
+        Case(
+            "GET CAR with ?car-dups=y takes precedence over dups=n in Accept",
+            f"/ipfs/{rootd}",
+            {"format": "car", "car-dups": "y"},
+            {"Accept": f"{CAR}; dups=n"},
+            transforms=False,
+            check=ctype_has(CAR, "dups=y"),
+        ),
         # format precedence
-        Case("GET with format=car query parameter takes precedence over Accept header", f"/ipfs/{raw.cid('dir')}",
-             {"format": "car"}, {"Accept": RAW}, transforms=False, check=ctype_has(CAR)),
-        Case("GET with format=raw query parameter takes precedence over Accept header", f"/ipfs/{raw.cid('dir')}",
-             {"format": "raw"}, {"Accept": CAR}, car=False, check=lambda r: _eq(r.headers["content-type"], RAW)),
+        Case(
+            "GET with format=car query parameter takes precedence over Accept header",
+            f"/ipfs/{raw.cid('dir')}",
+            {"format": "car"},
+            {"Accept": RAW},
+            transforms=False,
+            check=ctype_has(CAR),
+        ),
+        Case(
+            "GET with format=raw query parameter takes precedence over Accept header",
+            f"/ipfs/{raw.cid('dir')}",
+            {"format": "raw"},
+            {"Accept": CAR},
+            car=False,
+            check=lambda r: _eq(r.headers["content-type"], RAW),
+        ),
     ]
 
 
@@ -274,7 +462,10 @@ def _variants(case: Case) -> list[tuple[dict[str, str], dict[str, str]]]:
     if not case.car or not case.transforms:
         return [(case.query, case.headers)]
     no_format = {k: v for k, v in case.query.items() if k != "format"}
-    return [({"format": "car", **no_format}, case.headers), (no_format, {**case.headers, "Accept": CAR})]
+    return [
+        ({"format": "car", **no_format}, case.headers),
+        (no_format, {**case.headers, "Accept": CAR}),
+    ]
 
 
 def test_replayed_trustless_cases(served: Served) -> None:
@@ -298,7 +489,9 @@ def test_replayed_trustless_cases(served: Served) -> None:
             except AssertionError as exc:
                 failures.append(f"{case.name} {query} {headers}: {exc}")
     assert failures == []
-    names = [c.name for c in replayed] + ["GET with application/vnd.ipld.raw with range request includes correct bytes"]
+    names = [c.name for c in replayed] + [
+        "GET with application/vnd.ipld.raw with range request includes correct bytes"
+    ]
     assert len(set(names)) == len(names) and not set(names) & set(SKIPPED)
     assert len(names) + len(SKIPPED) == SUITE_CASE_COUNT
 
@@ -314,9 +507,15 @@ def test_raw_ranges(served: Served) -> None:
     for _ in range(8):
         a = rnd.randrange(len(data))
         b = rnd.randrange(a, len(data))
-        r = httpx.get(served.url + f"/ipfs/{cid}", headers={"Accept": RAW, "Range": f"bytes={a}-{b}"}, timeout=30)
+        r = httpx.get(
+            served.url + f"/ipfs/{cid}",
+            headers={"Accept": RAW, "Range": f"bytes={a}-{b}"},
+            timeout=30,
+        )
         assert r.status_code == 206 and r.content == data[a : b + 1]
         assert r.headers["content-range"] == f"bytes {a}-{b}/{len(data)}"
         assert r.headers["content-type"] == RAW
-    r = httpx.get(served.url + f"/ipfs/{cid}", headers={"Accept": RAW, "Range": "bytes=0-1,3-4"}, timeout=30)
+    r = httpx.get(
+        served.url + f"/ipfs/{cid}", headers={"Accept": RAW, "Range": "bytes=0-1,3-4"}, timeout=30
+    )
     assert (r.status_code, r.content) == (200, data)

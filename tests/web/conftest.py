@@ -27,9 +27,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CHROMIUM = os.environ.get("OWNVAULT_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run",
-    "--disable-default-apps", "--disable-sync", "--metrics-recording-only", "--no-default-browser-check",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--metrics-recording-only",
+    "--no-default-browser-check",
     "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication",
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -59,7 +67,14 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+    pg.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "Failed to load resource" not in msg.text
+            else None
+        ),
+    )
     try:
         yield pg
     finally:
@@ -91,8 +106,22 @@ def start_serve(vault: Path, log: Path, *extra: str) -> Served:
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
     err = open(log, "w")  # noqa: SIM115 - the child writes to it; closed with the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ownvault", "--vault", str(vault), "serve", "--listen", "127.0.0.1:0", *extra],
-        stdout=subprocess.PIPE, stderr=err, text=True, env=env, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ownvault",
+            "--vault",
+            str(vault),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     err.close()
     assert proc.stdout is not None

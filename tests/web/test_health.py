@@ -28,12 +28,20 @@ def setup(tmp_path: Path) -> Iterator[tuple[Served, NodeCluster, Node]]:
             vault = make_vault(tmp_path / "vault", providers=0, k=3, n=6)
             try:
                 for i, code in enumerate(PLACES):
-                    run(vault.fleet.add_provider(f"disk-{code.lower()}", (tmp_path / f"p{i}").as_uri(), jurisdiction=code))
+                    run(
+                        vault.fleet.add_provider(
+                            f"disk-{code.lower()}", (tmp_path / f"p{i}").as_uri(), jurisdiction=code
+                        )
+                    )
                 run(vault.fleet.add_provider("node-nl", node.url, jurisdiction="NL"))
                 (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 " + b"x" * 200_000)
                 run(vault.files.put([tmp_path / "report.pdf"], name="work/report.pdf"))
                 # A spare, empty: where repair can put the share of a provider that died.
-                run(vault.fleet.add_provider("disk-se", (tmp_path / "spare").as_uri(), jurisdiction="SE"))
+                run(
+                    vault.fleet.add_provider(
+                        "disk-se", (tmp_path / "spare").as_uri(), jurisdiction="SE"
+                    )
+                )
             finally:
                 run(vault.close())
 
@@ -52,7 +60,9 @@ def open_health(page: Page, s: Served) -> None:
     page.wait_for_selector("#health-banner[data-status]")
 
 
-def test_kill_a_provider_health_turns_red_and_back(page: Page, setup: tuple[Served, NodeCluster, Node]) -> None:
+def test_kill_a_provider_health_turns_red_and_back(
+    page: Page, setup: tuple[Served, NodeCluster, Node]
+) -> None:
     s, cluster, node = setup
     open_health(page, s)
     page.wait_for_selector("#health-banner[data-status=ok]")
@@ -71,7 +81,9 @@ def test_kill_a_provider_health_turns_red_and_back(page: Page, setup: tuple[Serv
     page.wait_for_selector("#health-banner[data-status=ok]", timeout=60_000)
 
 
-def test_kill_a_provider_press_repair_turns_green(page: Page, setup: tuple[Served, NodeCluster, Node]) -> None:
+def test_kill_a_provider_press_repair_turns_green(
+    page: Page, setup: tuple[Served, NodeCluster, Node]
+) -> None:
     s, cluster, node = setup
     open_health(page, s)
     page.click("#audit-now")
@@ -82,8 +94,12 @@ def test_kill_a_provider_press_repair_turns_green(page: Page, setup: tuple[Serve
     page.wait_for_selector("#health-banner[data-status=degraded]", timeout=60_000)
     page.click("#audit-now")
     page.wait_for_selector("#repair-status[data-kind=audit][data-state=done]", timeout=60_000)
-    page.wait_for_selector('#providers-table tr[data-provider="node-nl"] [data-verdict=unreachable]')
-    assert page.locator('#providers-table tr[data-provider="disk-de"] [data-verdict=ok]').count() == 1
+    page.wait_for_selector(
+        '#providers-table tr[data-provider="node-nl"] [data-verdict=unreachable]'
+    )
+    assert (
+        page.locator('#providers-table tr[data-provider="disk-de"] [data-verdict=ok]').count() == 1
+    )
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "health-audit-red.png"), full_page=True)
     page.click("#repair")

@@ -69,7 +69,9 @@ def open_view(page: Page, s: Served, view: str) -> None:
     page.wait_for_selector(f"#view-{view}:not([hidden])")
 
 
-def test_share_with_a_second_vault_and_revoke(browser: Browser, page: Page, two: Two, tmp_path: Path) -> None:
+def test_share_with_a_second_vault_and_revoke(
+    browser: Browser, page: Page, two: Two, tmp_path: Path
+) -> None:
     bob_ctx = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
     bob = bob_ctx.new_page()
     try:
@@ -100,7 +102,10 @@ def test_share_with_a_second_vault_and_revoke(browser: Browser, page: Page, two:
         page.click('#nav a[data-view="files"]')
         page.click('button[aria-label="Share the folder docs"]')
         page.wait_for_selector("#view-sharing:not([hidden])")
-        assert page.input_value("#share-kind") == "prefix" and page.input_value("#share-target") == "docs"
+        assert (
+            page.input_value("#share-kind") == "prefix"
+            and page.input_value("#share-target") == "docs"
+        )
         page.select_option("#share-to", label="Bob")
         page.fill("#share-expires", "2099-12-31")
         page.click("#share-form button[type=submit]")
@@ -116,7 +121,11 @@ def test_share_with_a_second_vault_and_revoke(browser: Browser, page: Page, two:
         info.value.save_as(grant_file)
         row = page.locator("#grants-table tr[data-state=active]")
         row.wait_for()
-        assert "docs/plan.bin v1" in row.inner_text() and "Bob" in row.inner_text() and "2099" in row.inner_text()
+        assert (
+            "docs/plan.bin v1" in row.inner_text()
+            and "Bob" in row.inner_text()
+            and "2099" in row.inner_text()
+        )
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "sharing-granted.png"), full_page=True)
 

@@ -52,7 +52,9 @@ def open_ui(page: Page, s: Served, view: str = "files") -> None:
     page.wait_for_selector(f"#view-{view}:not([hidden])")
 
 
-def test_upload_through_the_page_and_download_the_same_bytes(page: Page, served: Served, tmp_path: Path) -> None:
+def test_upload_through_the_page_and_download_the_same_bytes(
+    page: Page, served: Served, tmp_path: Path
+) -> None:
     data = random.Random(5).randbytes(9 * 1024 * 1024 + 123)  # two 8 MiB chunks
     src = tmp_path / "upload" / "big file é.bin"
     src.parent.mkdir()
@@ -70,8 +72,11 @@ def test_upload_through_the_page_and_download_the_same_bytes(page: Page, served:
     info.value.save_as(out)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
     # the same bytes through the API, with a Range
-    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "big file é.bin"},
-                  headers={"Authorization": f"Bearer {served.token}", "Range": "bytes=100-199"})
+    r = httpx.get(
+        f"{served.url}/api/v1/files/content",
+        params={"name": "big file é.bin"},
+        headers={"Authorization": f"Bearer {served.token}", "Range": "bytes=100-199"},
+    )
     assert r.status_code == 206 and r.content == data[100:200]
 
 
@@ -83,13 +88,19 @@ def test_upload_a_folder_keeps_its_paths(page: Page, served: Served, tmp_path: P
     open_ui(page, served)
     page.get_by_role("button", name="docs/").click()  # into the virtual folder docs/
     page.set_input_files("#folder-input", str(trip))
-    page.wait_for_selector('#uploads li[data-name="docs/trip/day 1/photo.jpg"][data-done="true"]', timeout=60_000)
+    page.wait_for_selector(
+        '#uploads li[data-name="docs/trip/day 1/photo.jpg"][data-done="true"]', timeout=60_000
+    )
     page.wait_for_selector('#uploads li[data-name="docs/trip/notes.txt"][data-done="true"]')
     page.get_by_role("button", name="trip/").click()
     page.get_by_role("button", name="day 1/").click()
     page.wait_for_selector('tr[data-name="docs/trip/day 1/photo.jpg"]')
     auth = {"Authorization": f"Bearer {served.token}"}
-    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/trip/day 1/photo.jpg"}, headers=auth)
+    r = httpx.get(
+        f"{served.url}/api/v1/files/content",
+        params={"name": "docs/trip/day 1/photo.jpg"},
+        headers=auth,
+    )
     assert r.content == random.Random(3).randbytes(70_000)
 
 
@@ -124,7 +135,9 @@ def test_versions_restore_tags_search_and_delete(page: Page, served: Served) -> 
     page.click('button[aria-label="Restore version 1"]')
     page.wait_for_selector('#versions li[data-version="3"]')
     auth = {"Authorization": f"Bearer {served.token}"}
-    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/notes.txt"}, headers=auth)
+    r = httpx.get(
+        f"{served.url}/api/v1/files/content", params={"name": "docs/notes.txt"}, headers=auth
+    )
     assert r.content == b"first version\n"
     page.fill("#tags-input", "work, archive")
     page.click("text=Save tags")
@@ -138,7 +151,12 @@ def test_versions_restore_tags_search_and_delete(page: Page, served: Served) -> 
     page.click('button[aria-label="Delete docs/notes.txt"]')
     page.click("#confirm-ok")
     page.wait_for_selector('tr[data-name="docs/notes.txt"]', state="detached")
-    assert httpx.get(f"{served.url}/api/v1/files/versions", params={"name": "docs/notes.txt"}, headers=auth).status_code == 404
+    assert (
+        httpx.get(
+            f"{served.url}/api/v1/files/versions", params={"name": "docs/notes.txt"}, headers=auth
+        ).status_code
+        == 404
+    )
 
 
 def test_browse_a_stored_tree(page: Page, served: Served, tmp_path: Path) -> None:
@@ -155,7 +173,12 @@ def test_browse_a_stored_tree(page: Page, served: Served, tmp_path: Path) -> Non
 def test_nothing_private_without_the_token_login_and_logout(page: Page, served: Served) -> None:
     base = served.url
     assert httpx.get(f"{base}/api/v1/files").status_code == 401
-    assert httpx.get(f"{base}/api/v1/files", headers={"Authorization": "Bearer " + "x" * 43}).status_code == 401
+    assert (
+        httpx.get(
+            f"{base}/api/v1/files", headers={"Authorization": "Bearer " + "x" * 43}
+        ).status_code
+        == 401
+    )
     page.goto(base + "/")
     page.wait_for_selector("#view-login:not([hidden])")
     assert page.locator("#nav").is_hidden()
@@ -165,7 +188,7 @@ def test_nothing_private_without_the_token_login_and_logout(page: Page, served: 
     page.fill("#login-pass", PASS)
     page.click("#login-form button")
     page.wait_for_selector("#view-files:not([hidden])")
-    page.wait_for_selector('tr >> text=docs/')
+    page.wait_for_selector("tr >> text=docs/")
     page.click("#logout")
     page.wait_for_selector("#view-login:not([hidden])")
 
@@ -182,7 +205,9 @@ def test_recovery_phrase_needs_the_passphrase_again(page: Page, served: Served) 
     assert page.locator("#phrase-words li").count() == 24
 
 
-def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Page, served: Served, tmp_path: Path) -> None:
+def test_add_and_remove_a_provider_edit_the_policy_rebalance(
+    page: Page, served: Served, tmp_path: Path
+) -> None:
     open_ui(page, served, "health")
     page.wait_for_selector("#health-banner[data-status=ok]")
     page.wait_for_function("document.querySelector('#policy-n').value !== ''")
@@ -194,7 +219,9 @@ def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Page, served:
     page.wait_for_selector('#providers-table tr[data-provider="usb"]')
     assert "CH" in page.inner_text('#providers-table tr[data-provider="usb"]')
     page.fill("#policy-n", "7")
-    page.fill("#policy-exclude", "us")  # the default folders have no jurisdiction: refused, explained
+    page.fill(
+        "#policy-exclude", "us"
+    )  # the default folders have no jurisdiction: refused, explained
     page.click("#policy-edit button[type=submit]")
     page.wait_for_selector("#policy-error >> text=cannot place 7 shares")
     page.fill("#policy-exclude", "")
@@ -207,16 +234,21 @@ def test_add_and_remove_a_provider_edit_the_policy_rebalance(page: Page, served:
     page.wait_for_selector("#repair-status[data-state=done]", timeout=60_000)
     assert "Rebalance done" in page.inner_text("#repair-status")
     page.wait_for_function(  # the table is drawn again after the job: usb now holds shares
-        """() => Number(document.querySelector('#providers-table tr[data-provider="usb"] td:nth-child(5)')?.textContent) > 0""")
+        """() => Number(document.querySelector('#providers-table tr[data-provider="usb"] td:nth-child(5)')?.textContent) > 0"""
+    )
     # Back to 6 shares, then the new provider goes (its shares move first).
     page.fill("#policy-n", "6")
     page.click("#policy-edit button[type=submit]")
     page.wait_for_selector("#policy-text >> text=3 of 6")
     page.click('button[aria-label="Remove provider usb"]')
     page.click("#confirm-ok")
-    page.wait_for_selector('#providers-table tr[data-provider="usb"]', state="detached", timeout=60_000)
+    page.wait_for_selector(
+        '#providers-table tr[data-provider="usb"]', state="detached", timeout=60_000
+    )
     page.wait_for_selector("#health-banner[data-status=ok]")
-    r = httpx.get(f"{served.url}/api/v1/files/content", params={"name": "docs/notes.txt"}, headers=auth)
+    r = httpx.get(
+        f"{served.url}/api/v1/files/content", params={"name": "docs/notes.txt"}, headers=auth
+    )
     assert r.content == b"second version, longer\n"
 
 
@@ -228,7 +260,12 @@ def test_forget_deep_check_and_change_passphrase(page: Page, served: Served) -> 
     page.click("#confirm-ok")
     page.wait_for_selector('tr[data-name="docs/notes.txt"]', state="detached")
     auth = {"Authorization": f"Bearer {served.token}"}
-    assert httpx.get(f"{served.url}/api/v1/files/versions", params={"name": "docs/notes.txt"}, headers=auth).status_code == 404
+    assert (
+        httpx.get(
+            f"{served.url}/api/v1/files/versions", params={"name": "docs/notes.txt"}, headers=auth
+        ).status_code
+        == 404
+    )
     page.click('#nav a[data-view="health"]')
     page.click("#deep-check")
     page.wait_for_selector("#repair-status[data-kind=deep_check][data-state=done]", timeout=60_000)
@@ -272,11 +309,17 @@ def test_guardian_shares_print_one_page_each(page: Page, served: Served, tmp_pat
     page.wait_for_selector("#view-files:not([hidden])")
     page.wait_for_selector(".guardian-card", state="detached")
     log = (tmp_path / "serve.err").read_text()
-    assert not any(" ".join(w[i : i + 3]) in log for w in words for i in range(31)), "guardian words in the log"
+    assert not any(" ".join(w[i : i + 3]) in log for w in words for i in range(31)), (
+        "guardian words in the log"
+    )
 
 
-def test_phone_width_keyboard_and_labels(browser: Browser, served: Served, request: pytest.FixtureRequest) -> None:
-    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+def test_phone_width_keyboard_and_labels(
+    browser: Browser, served: Served, request: pytest.FixtureRequest
+) -> None:
+    context = browser.new_context(
+        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     try:
         open_ui(page, served)

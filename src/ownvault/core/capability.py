@@ -75,7 +75,13 @@ def _prefixes(value: object, what: str) -> tuple[str, ...]:
         raise FormatError(f"capability {what} malformed")
     for p in value:
         # Whole segments only ("shares/" never matches "sharesx/..."); never the empty prefix.
-        if not isinstance(p, str) or len(p) > 200 or not _PREFIX.match(p) or "/../" in f"/{p}" or "/./" in f"/{p}":
+        if (
+            not isinstance(p, str)
+            or len(p) > 200
+            or not _PREFIX.match(p)
+            or "/../" in f"/{p}"
+            or "/./" in f"/{p}"
+        ):
             raise FormatError(f"capability {what} malformed")
     return tuple(value)
 
@@ -93,9 +99,15 @@ class ReadCapability:
 
     def body(self) -> dict[str, Any]:
         return {
-            "v": 1, "account": self.account, "reader": self.reader, "node": self.node,
-            "grant": self.grant, "expires": self.expires, "ops": list(self.ops),
-            "prefixes": list(self.prefixes), "list": list(self.list_prefixes),
+            "v": 1,
+            "account": self.account,
+            "reader": self.reader,
+            "node": self.node,
+            "grant": self.grant,
+            "expires": self.expires,
+            "ops": list(self.ops),
+            "prefixes": list(self.prefixes),
+            "list": list(self.list_prefixes),
         }
 
     def sign(self, owner: _Signer) -> str:
@@ -140,14 +152,22 @@ class ReadCapability:
                 raise FormatError(f"capability {key} malformed")
             ed25519_from_did_key(d[key])  # FormatError if not an Ed25519 did:key
         cap = cls(
-            d["account"], d["reader"], d["node"], d["grant"], expires, tuple(ops),
-            _prefixes(d["prefixes"], "prefixes"), _prefixes(d["list"], "list prefixes"),
+            d["account"],
+            d["reader"],
+            d["node"],
+            d["grant"],
+            expires,
+            tuple(ops),
+            _prefixes(d["prefixes"], "prefixes"),
+            _prefixes(d["list"], "list prefixes"),
         )
         # Signed bytes are the canonical form: a re-encoded (reordered, respaced) body
         # is refused rather than verified against a different byte string.
         if _canonical(d) != raw:
             raise FormatError("capability is not in canonical form")
-        if not crypto.ed25519_verify(ed25519_from_did_key(cap.account), sig, CAPABILITY_LABEL + raw):
+        if not crypto.ed25519_verify(
+            ed25519_from_did_key(cap.account), sig, CAPABILITY_LABEL + raw
+        ):
             raise IntegrityError("capability signature does not verify (forged or altered)")
         return cap
 

@@ -204,6 +204,8 @@ def hpke_open(recipient_secret: bytes, sealed: bytes, info: bytes) -> bytes:
     if len(sealed) < HPKE_ENC_SIZE + TAG_SIZE:
         raise FormatError("HPKE ciphertext too short")
     try:
-        return _HPKE_SUITE.decrypt(sealed, X25519PrivateKey.from_private_bytes(recipient_secret), info)
+        return _HPKE_SUITE.decrypt(
+            sealed, X25519PrivateKey.from_private_bytes(recipient_secret), info
+        )
     except (InvalidTag, ValueError):
         raise IntegrityError("HPKE decryption failed (not for this key, or tampered)") from None

@@ -37,7 +37,9 @@ class ErasureCode:
 
     def __post_init__(self) -> None:
         if not (1 <= self.k < self.n <= MAX_N):
-            raise UsageError(f"erasure code needs 1 <= k < n <= {MAX_N} (got k={self.k}, n={self.n})")
+            raise UsageError(
+                f"erasure code needs 1 <= k < n <= {MAX_N} (got k={self.k}, n={self.n})"
+            )
         object.__setattr__(
             self, "_driver", ECDriver(k=self.k, m=self.n - self.k, ec_type=ERASURE_BACKEND)
         )

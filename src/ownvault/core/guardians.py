@@ -59,7 +59,9 @@ class GuardianGroup:
                 f"the threshold must be between 1 and the number of shares (got {self.threshold} of {self.count})"
             )
         if self.threshold == 1 and self.count > 1:
-            raise UsageError("a 1-of-N group would just copy the secret N times; use a threshold >= 2")
+            raise UsageError(
+                "a 1-of-N group would just copy the secret N times; use a threshold >= 2"
+            )
 
     @classmethod
     def parse(cls, text: str) -> GuardianGroup:
@@ -136,7 +138,9 @@ def combine_guardian_shares(mnemonics: Iterable[str], passphrase: bytes = b"") -
             ) from None
     first = parsed[0]
     if any(p.identifier != first.identifier for p in parsed):
-        raise AuthError("the guardian shares belong to different secrets (their identifiers differ)")
+        raise AuthError(
+            "the guardian shares belong to different secrets (their identifiers differ)"
+        )
     groups: dict[int, set[int]] = {}
     member_threshold: dict[int, int] = {}
     for p in parsed:

@@ -100,6 +100,13 @@ class Keystore:
             )
         except FormatError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             # OverflowError: int(Infinity); RecursionError: JSON nested too deep
             raise FormatError(f"keystore is malformed: {exc}") from None

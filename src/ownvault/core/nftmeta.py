@@ -392,8 +392,11 @@ def summarize(doc: Mapping[str, Any]) -> dict[str, Any]:
 
     attrs = doc.get("attributes", doc.get("properties"))
     return {
-        "name": text("name"), "description": text("description"), "image": text("image"),
-        "animation_url": text("animation_url"), "external_url": text("external_url"),
+        "name": text("name"),
+        "description": text("description"),
+        "image": text("image"),
+        "animation_url": text("animation_url"),
+        "external_url": text("external_url"),
         "image_data": isinstance(doc.get("image_data"), str),
         "attributes": len(attrs) if isinstance(attrs, list | dict) else 0,
     }
@@ -403,8 +406,11 @@ def summarize(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 Role = Literal["image", "animation", "external", "other"]
 _ROLES: dict[str, Role] = {
-    "image": "image", "image_url": "image", "animation_url": "animation",
-    "external_url": "external", "external_link": "external",
+    "image": "image",
+    "image_url": "image",
+    "animation_url": "animation",
+    "external_url": "external",
+    "external_link": "external",
 }
 
 
@@ -465,16 +471,33 @@ def rewrite_uris(doc: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str
 # -- media types ------------------------------------------------------------------------------
 
 _MAGIC: list[tuple[bytes, int, str]] = [
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"), (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"GIF87a", 0, "image/gif"), (b"GIF89a", 0, "image/gif"), (b"WEBP", 8, "image/webp"),
-    (b"ftyp", 4, "video/mp4"), (b"\x1a\x45\xdf\xa3", 0, "video/webm"), (b"ID3", 0, "audio/mpeg"),
-    (b"OggS", 0, "audio/ogg"), (b"glTF", 0, "model/gltf-binary"), (b"%PDF-", 0, "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"WEBP", 8, "image/webp"),
+    (b"ftyp", 4, "video/mp4"),
+    (b"\x1a\x45\xdf\xa3", 0, "video/webm"),
+    (b"ID3", 0, "audio/mpeg"),
+    (b"OggS", 0, "audio/ogg"),
+    (b"glTF", 0, "model/gltf-binary"),
+    (b"%PDF-", 0, "application/pdf"),
 ]
 _EXT = {
-    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
-    "image/svg+xml": ".svg", "video/mp4": ".mp4", "video/webm": ".webm", "audio/mpeg": ".mp3",
-    "audio/ogg": ".ogg", "model/gltf-binary": ".glb", "model/gltf+json": ".gltf",
-    "application/pdf": ".pdf", "text/html": ".html", "application/json": ".json",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/svg+xml": ".svg",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "model/gltf-binary": ".glb",
+    "model/gltf+json": ".gltf",
+    "application/pdf": ".pdf",
+    "text/html": ".html",
+    "application/json": ".json",
     "text/plain": ".txt",
 }
 
@@ -513,8 +536,10 @@ def check_media_type(role: str, declared: str | None, data: bytes) -> str | None
     if allowed is None:
         return None
     media = (declared or "").split(";", 1)[0].strip().lower()
-    if media not in _NEUTRAL and not media.startswith(allowed) and not (
-        role == "metadata" and media.endswith("+json")
+    if (
+        media not in _NEUTRAL
+        and not media.startswith(allowed)
+        and not (role == "metadata" and media.endswith("+json"))
     ):
         return f"served as {media}, expected {' or '.join(allowed)}"
     sniffed = sniff_media_type(data)

@@ -75,7 +75,9 @@ class Duration:
 
     def __str__(self) -> str:
         return "".join(
-            f"{v}{u}" for v, u in ((self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h")) if v
+            f"{v}{u}"
+            for v, u in ((self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h"))
+            if v
         )
 
     def before(self, t: datetime) -> datetime | None:
@@ -175,10 +177,13 @@ class RetentionPolicy:
         names = {"last": "latest"}
         keeps = [
             (f"{v} {names.get(n, n)}" if v > 0 else f"all {names.get(n, n)}")
-            for n in COUNT_RULES if (v := getattr(self, n)) != 0
+            for n in COUNT_RULES
+            if (v := getattr(self, n)) != 0
         ]
         keepw = [
-            f"{n} snapshots within {d}" for n in WITHIN_RULES if not (d := getattr(self, f"within_{n}")).zero
+            f"{n} snapshots within {d}"
+            for n in WITHIN_RULES
+            if not (d := getattr(self, f"within_{n}")).zero
         ]
         s = f"{', '.join(keeps)} snapshots" if keeps else ""
         if keepw:
@@ -258,7 +263,12 @@ def _always(_t: datetime, nr: int) -> int:
 
 
 _BUCKETS: dict[str, Callable[[datetime, int], int]] = {
-    "last": _always, "hourly": _ymdh, "daily": _ymd, "weekly": _yw, "monthly": _ym, "yearly": _y,
+    "last": _always,
+    "hourly": _ymdh,
+    "daily": _ymd,
+    "weekly": _yw,
+    "monthly": _ym,
+    "yearly": _y,
 }
 _REASON = {"last": "last snapshot"} | {n: f"{n} snapshot" for n in WITHIN_RULES}
 

@@ -84,7 +84,9 @@ def decode_snapshot(catalog_key: bytes, seq: int, sealed: bytes) -> bytes:
 
 def encode_locator(catalog_key: bytes, seq: int, body: dict[str, Any]) -> bytes:
     text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return LOCATOR_MAGIC + bytes((VERSION,)) + crypto.seal(catalog_key, text, LOCATOR_AD + _seq(seq))
+    return (
+        LOCATOR_MAGIC + bytes((VERSION,)) + crypto.seal(catalog_key, text, LOCATOR_AD + _seq(seq))
+    )
 
 
 def decode_locator(catalog_key: bytes, seq: int, data: bytes) -> dict[str, Any]:

@@ -124,8 +124,12 @@ PROFILES: Mapping[str, ImportProfile] = MappingProxyType(
         "kubo-v0": ImportProfile("kubo-v0", 0, False, 256 * 1024, 174),
         # Kubo 0.22 `ipfs add` (CIDv1 / CIDv0): the same, but a directory whose links
         # estimate is exactly the threshold is already sharded
-        "kubo-0.22-v1": ImportProfile("kubo-0.22-v1", 1, True, 256 * 1024, 174, hamt_at_threshold=True),
-        "kubo-0.22-v0": ImportProfile("kubo-0.22-v0", 0, False, 256 * 1024, 174, hamt_at_threshold=True),
+        "kubo-0.22-v1": ImportProfile(
+            "kubo-0.22-v1", 1, True, 256 * 1024, 174, hamt_at_threshold=True
+        ),
+        "kubo-0.22-v0": ImportProfile(
+            "kubo-0.22-v0", 0, False, 256 * 1024, 174, hamt_at_threshold=True
+        ),
         # IPIP-499 `unixfs-v1-2025`: 1 MiB chunks, 1024 links, HAMT by exact block size
         "unixfs-v1-2025": ImportProfile(
             "unixfs-v1-2025", 1, True, 1024 * 1024, 1024, hamt_estimation="block"
@@ -349,7 +353,9 @@ def build_directory(
         estimate = sum(len(name) + len(e.cid.bytes) for name, e in items)
     else:
         estimate = len(block)
-    if estimate > profile.hamt_threshold or (profile.hamt_at_threshold and estimate == profile.hamt_threshold):
+    if estimate > profile.hamt_threshold or (
+        profile.hamt_at_threshold and estimate == profile.hamt_threshold
+    ):
         cid, tsize = build_shard(
             [(name, e.cid, e.tsize) for name, e in items],
             fanout=profile.hamt_fanout,

@@ -65,7 +65,11 @@ class FetchError(ProviderError):
     code = "fetch"
 
     def __init__(
-        self, status: FetchStatus, message: str, *, url: str | None = None,
+        self,
+        status: FetchStatus,
+        message: str,
+        *,
+        url: str | None = None,
         attempts: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message, name=url)
@@ -90,8 +94,15 @@ class FetchLimits:
     max_rpc_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_asset_bytes", "max_token_bytes", "max_metadata_bytes", "max_json_depth",
-                     "max_uris", "max_blocks", "max_rpc_bytes"):
+        for name in (
+            "max_asset_bytes",
+            "max_token_bytes",
+            "max_metadata_bytes",
+            "max_json_depth",
+            "max_uris",
+            "max_blocks",
+            "max_rpc_bytes",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if not 0 <= self.max_redirects <= 20:
@@ -212,7 +223,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         for addr in addrs:
             try:
                 return await self._inner.connect_tcp(
-                    str(addr), port, timeout=timeout, local_address=local_address,
+                    str(addr),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
                     socket_options=socket_options,
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
@@ -236,7 +250,9 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         # pool (same defaults) whose every TCP connection goes through the address guard.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=32, max_keepalive_connections=8, keepalive_expiry=5.0,
+            max_connections=32,
+            max_keepalive_connections=8,
+            keepalive_expiry=5.0,
             network_backend=_GuardedBackend(policy, hosts),
         )
 
@@ -296,12 +312,19 @@ class Fetcher:
         or ``dest``; a non-accepted status is ``unreachable`` (``FetchError``)."""
         try:
             async with asyncio.timeout(self.limits.fetch_timeout):
-                return await self._get(url, max_bytes, dest, headers or {}, post_json, set(ok_status))
+                return await self._get(
+                    url, max_bytes, dest, headers or {}, post_json, set(ok_status)
+                )
         except TimeoutError:
-            raise FetchError("unreachable", f"{_short(url)}: no complete answer within "
-                             f"{self.limits.fetch_timeout:g} s", url=url) from None
+            raise FetchError(
+                "unreachable",
+                f"{_short(url)}: no complete answer within {self.limits.fetch_timeout:g} s",
+                url=url,
+            ) from None
 
-    async def post_file(self, url: str, path: Path, *, field: str = "file", max_response: int = 1 << 20) -> bytes:
+    async def post_file(
+        self, url: str, path: Path, *, field: str = "file", max_response: int = 1 << 20
+    ) -> bytes:
         """POST ``path`` as ``multipart/form-data`` (no redirects); the bounded response body."""
         _check_scheme(url)
         try:
@@ -314,21 +337,31 @@ class Fetcher:
                 try:
                     if response.status_code != 200:
                         body = await _snippet(response)
-                        raise FetchError("unreachable", f"{_short(url)}: HTTP {response.status_code} {body}",
-                                         url=url)
+                        raise FetchError(
+                            "unreachable",
+                            f"{_short(url)}: HTTP {response.status_code} {body}",
+                            url=url,
+                        )
                     got = await self._body(response, url, max_response, None, [])
                 finally:
                     await response.aclose()
         except TimeoutError:
             raise FetchError("unreachable", f"{_short(url)}: timed out", url=url) from None
         except httpx.HTTPError as exc:
-            raise FetchError("unreachable", f"{_short(url)}: {type(exc).__name__}: {exc}", url=url) from None
+            raise FetchError(
+                "unreachable", f"{_short(url)}: {type(exc).__name__}: {exc}", url=url
+            ) from None
         assert got.data is not None
         return got.data
 
     async def _get(
-        self, url: str, max_bytes: int, dest: Path | None, headers: Mapping[str, str],
-        post_json: object, ok: set[int],
+        self,
+        url: str,
+        max_bytes: int,
+        dest: Path | None,
+        headers: Mapping[str, str],
+        post_json: object,
+        ok: set[int],
     ) -> Fetched:
         redirects: list[str] = []
         current = url
@@ -336,40 +369,59 @@ class Fetcher:
             _check_scheme(current)
             try:
                 if post_json is not None:
-                    request = self._client.build_request("POST", current, json=post_json, headers=headers)
+                    request = self._client.build_request(
+                        "POST", current, json=post_json, headers=headers
+                    )
                 else:
                     request = self._client.build_request("GET", current, headers=headers)
                 response = await self._client.send(request, stream=True)
             except FetchError:
                 raise
             except httpx.TimeoutException:
-                raise FetchError("unreachable", f"{_short(current)}: timed out", url=current) from None
+                raise FetchError(
+                    "unreachable", f"{_short(current)}: timed out", url=current
+                ) from None
             except (httpx.HTTPError, httpcore.ConnectError, OSError) as exc:
-                raise FetchError("unreachable", f"{_short(current)}: {type(exc).__name__}: {exc}",
-                                 url=current) from None
+                raise FetchError(
+                    "unreachable", f"{_short(current)}: {type(exc).__name__}: {exc}", url=current
+                ) from None
             try:
                 if response.is_redirect and post_json is None:
                     location = response.headers.get("location", "")
                     if len(redirects) >= self.limits.max_redirects:
-                        raise FetchError("refused", f"{_short(url)}: more than "
-                                         f"{self.limits.max_redirects} redirects", url=url)
+                        raise FetchError(
+                            "refused",
+                            f"{_short(url)}: more than {self.limits.max_redirects} redirects",
+                            url=url,
+                        )
                     current = urllib.parse.urljoin(current, location)
                     redirects.append(current)
                     continue
                 if response.status_code not in ok:
-                    raise FetchError("unreachable", f"{_short(current)}: HTTP {response.status_code}",
-                                     url=current)
+                    raise FetchError(
+                        "unreachable",
+                        f"{_short(current)}: HTTP {response.status_code}",
+                        url=current,
+                    )
                 return await self._body(response, current, max_bytes, dest, redirects)
             finally:
                 await response.aclose()
 
     async def _body(
-        self, response: httpx.Response, url: str, max_bytes: int, dest: Path | None, redirects: list[str]
+        self,
+        response: httpx.Response,
+        url: str,
+        max_bytes: int,
+        dest: Path | None,
+        redirects: list[str],
     ) -> Fetched:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise FetchError("too_large", f"{_short(url)}: {int(declared)} bytes, over the "
-                             f"limit of {max_bytes}", url=url)
+            raise FetchError(
+                "too_large",
+                f"{_short(url)}: {int(declared)} bytes, over the limit of {max_bytes}",
+                url=url,
+            )
         digest = hashlib.sha256()
         size = 0
         buf = bytearray()
@@ -384,20 +436,28 @@ class Fetcher:
                     else:
                         buf += chunk
             except BodyTooLarge:
-                raise FetchError("too_large", f"{_short(url)}: more than {max_bytes} bytes",
-                                 url=url) from None
+                raise FetchError(
+                    "too_large", f"{_short(url)}: more than {max_bytes} bytes", url=url
+                ) from None
             except BadContentCoding as exc:
                 raise FetchError("refused", f"{_short(url)}: {exc}", url=url) from None
             except httpx.TimeoutException:
                 raise FetchError("unreachable", f"{_short(url)}: read timed out", url=url) from None
             except httpx.HTTPError as exc:
-                raise FetchError("unreachable", f"{_short(url)}: {type(exc).__name__}: {exc}",
-                                 url=url) from None
+                raise FetchError(
+                    "unreachable", f"{_short(url)}: {type(exc).__name__}: {exc}", url=url
+                ) from None
         finally:
             if out is not None:
                 out.close()
-        return Fetched(url, response.headers.get("content-type"), size, digest.hexdigest(),
-                       bytes(buf) if dest is None else None, redirects)
+        return Fetched(
+            url,
+            response.headers.get("content-type"),
+            size,
+            digest.hexdigest(),
+            bytes(buf) if dest is None else None,
+            redirects,
+        )
 
 
 async def _snippet(response: httpx.Response) -> str:
@@ -416,8 +476,12 @@ async def _snippet(response: httpx.Response) -> str:
 def _check_scheme(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise FetchError("refused", f"{_short(url)}: scheme {parts.scheme or '(none)'!r} is never "
-                         "fetched (only http and https)", url=url)
+        raise FetchError(
+            "refused",
+            f"{_short(url)}: scheme {parts.scheme or '(none)'!r} is never "
+            "fetched (only http and https)",
+            url=url,
+        )
     if not parts.hostname:
         raise FetchError("refused", f"{_short(url)}: no host", url=url)
 

@@ -22,10 +22,18 @@ from ownvault.errors import NotFoundError, UsageError
 __all__ = ["Files", "entry_json", "version_json"]
 
 
-def version_json(v: VersionRow, tags: list[str] | None = None, versions: int | None = None) -> dict[str, Any]:
+def version_json(
+    v: VersionRow, tags: list[str] | None = None, versions: int | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "name": v.name, "version": v.number, "kind": v.kind, "size": v.size,
-        "files": v.file_count, "created": v.created_at, "cid": v.cid, "cid_profile": v.cid_profile,
+        "name": v.name,
+        "version": v.number,
+        "kind": v.kind,
+        "size": v.size,
+        "files": v.file_count,
+        "created": v.created_at,
+        "cid": v.cid,
+        "cid_profile": v.cid_profile,
     }
     if tags is not None:
         out["tags"] = tags
@@ -36,8 +44,13 @@ def version_json(v: VersionRow, tags: list[str] | None = None, versions: int | N
 
 def entry_json(e: EntryRow) -> dict[str, Any]:
     return {
-        "path": e.path, "kind": e.kind, "mode": oct(e.mode), "mtime_ns": e.mtime_ns,
-        "size": e.size, "cid": e.cid, "target": e.target,
+        "path": e.path,
+        "kind": e.kind,
+        "mode": oct(e.mode),
+        "mtime_ns": e.mtime_ns,
+        "size": e.size,
+        "cid": e.cid,
+        "target": e.target,
     }
 
 
@@ -57,7 +70,9 @@ class Files:
         on_total: Callable[[int], None] | None = None,
     ) -> list[PutResult]:
         """Store files or directory trees; each path becomes a new version of its name."""
-        return await put_paths(self.ctx, paths, name=name, tags=tags, progress=progress, on_total=on_total)
+        return await put_paths(
+            self.ctx, paths, name=name, tags=tags, progress=progress, on_total=on_total
+        )
 
     async def restore_version(self, name: str, version: int) -> PutResult:
         """A new (latest) version of ``name`` with the content of an older one."""
@@ -107,21 +122,40 @@ class Files:
                     stop = top.size if end is None else min(end, top.size)
                     on_total(max(0, stop - start))
                 written = await write_file(
-                    reader, ctx.catalog.content_chunks(top.content), dest,
-                    top if byte_range is None else None, progress, start, end,
+                    reader,
+                    ctx.catalog.content_chunks(top.content),
+                    dest,
+                    top if byte_range is None else None,
+                    progress,
+                    start,
+                    end,
                     overwrite=overwrite,
                 )
-                return {"name": v.name, "version": v.number, "path": str(dest), "files": 1, "bytes": written}
+                return {
+                    "name": v.name,
+                    "version": v.number,
+                    "path": str(dest),
+                    "files": 1,
+                    "bytes": written,
+                }
             if byte_range is not None:
                 raise UsageError("--range applies to a single file, not a tree")
-            if not overwrite and (dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))):
+            if not overwrite and (
+                dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))
+            ):
                 raise UsageError(f"{dest} exists already: not merging into it (use --overwrite)")
             if on_total is not None:
                 on_total(sum(e.size for e in chosen if e.kind == "file"))
             files, written = await write_tree(
                 reader, ctx.catalog, chosen, dest, inner, progress, overwrite=overwrite
             )
-            return {"name": v.name, "version": v.number, "path": str(dest), "files": files, "bytes": written}
+            return {
+                "name": v.name,
+                "version": v.number,
+                "path": str(dest),
+                "files": files,
+                "bytes": written,
+            }
         finally:
             await reader.close()
 
@@ -136,7 +170,9 @@ class Files:
             raise UsageError(f"{name} is not a file")
         reader = PackReader(ctx.catalog, ctx.keys, ctx.store)
         try:
-            async for piece in reader.read(ctx.catalog.content_chunks(matches[0].content), start, end):
+            async for piece in reader.read(
+                ctx.catalog.content_chunks(matches[0].content), start, end
+            ):
                 yield piece
         finally:
             await reader.close()
@@ -156,10 +192,16 @@ class Files:
             if v is not None and v.kind == "tree":
                 sub = inner + "/" if inner else ""
                 entries = [
-                    e for e in ctx.catalog.entries(v.id, sub)
-                    if e.path != inner and "/" not in e.path[len(sub):]
+                    e
+                    for e in ctx.catalog.entries(v.id, sub)
+                    if e.path != inner and "/" not in e.path[len(sub) :]
                 ]
-                return {"tree": v.name, "version": v.number, "path": inner, "entries": [entry_json(e) for e in entries]}
+                return {
+                    "tree": v.name,
+                    "version": v.number,
+                    "path": inner,
+                    "entries": [entry_json(e) for e in entries],
+                }
         counts = ctx.catalog.version_counts()
         rows = ctx.catalog.latest_versions(prefix)
         out = []
@@ -182,7 +224,11 @@ class Files:
         return {"name": v.name, "version": v.number, "created": v.created_at, **entry_json(match)}
 
     async def set_tags(
-        self, name: str, *, add: list[str] | tuple[str, ...] = (), remove: list[str] | tuple[str, ...] = ()
+        self,
+        name: str,
+        *,
+        add: list[str] | tuple[str, ...] = (),
+        remove: list[str] | tuple[str, ...] = (),
     ) -> list[str]:
         """Add and remove tags of a stored name; return its tags."""
         ctx = self.ctx

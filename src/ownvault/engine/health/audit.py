@@ -175,15 +175,26 @@ class ProviderAudit:
     def to_json(self) -> dict[str, Any]:
         held = self.holds_at_least
         return {
-            "provider": self.provider, "provider_id": self.provider_id, "method": self.method,
-            "verdict": self.verdict, "shares": self.shares, "blocks": self.blocks,
-            "challenges": self.challenges, "passed": self.passed, "failed": self.failed,
-            "unreachable": self.unreachable, "missing_shares": self.missing_shares,
-            "bytes": self.bytes, "seconds": round(self.seconds, 3),
+            "provider": self.provider,
+            "provider_id": self.provider_id,
+            "method": self.method,
+            "verdict": self.verdict,
+            "shares": self.shares,
+            "blocks": self.blocks,
+            "challenges": self.challenges,
+            "passed": self.passed,
+            "failed": self.failed,
+            "unreachable": self.unreachable,
+            "missing_shares": self.missing_shares,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
             "holds_at_least": None if held is None else round(held, 6),
             "confidence": CONFIDENCE,
-            "detects_loss_of_10pct": round(detection_probability(self.passed + self.failed, 0.10), 6),
-            "error": self.error, "faults": self.faults[:MAX_FAULTS_SHOWN],
+            "detects_loss_of_10pct": round(
+                detection_probability(self.passed + self.failed, 0.10), 6
+            ),
+            "error": self.error,
+            "faults": self.faults[:MAX_FAULTS_SHOWN],
             "faults_total": len(self.faults),
         }
 
@@ -211,8 +222,12 @@ class AuditReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run": self.run, "started_at": self.started_at, "seconds": round(self.seconds, 3),
-            "sample": self.sample.to_json(), "ok": self.ok, "at_fault": self.at_fault,
+            "run": self.run,
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
+            "sample": self.sample.to_json(),
+            "ok": self.ok,
+            "at_fault": self.at_fault,
             "unreachable": self.unreachable,
             "challenges": sum(p.challenges for p in self.providers),
             "bytes": sum(p.bytes for p in self.providers),
@@ -284,7 +299,11 @@ class _Auditor:
             elif verify_proof(share.root, layout.data_len, block, ans.block, list(ans.path)):
                 self.r.passed += 1
             else:
-                self.fail(share, "corrupt", f"block {block}: proof does not verify against the recorded root")
+                self.fail(
+                    share,
+                    "corrupt",
+                    f"block {block}: proof does not verify against the recorded root",
+                )
 
     async def by_ranges(self, todo: list[tuple[_Share, int]]) -> None:
         self.r.method = "ranges"
@@ -301,7 +320,12 @@ class _Auditor:
                 self.r.bytes += len(raw)
                 leaves = [raw[i : i + 32] for i in range(0, len(raw), 32)]
                 if len(raw) != layout.leaves_len or root_from_leaves(leaves) != share.root:
-                    self.fail(share, "corrupt", "stored Merkle tree does not match the recorded root", len(blocks))
+                    self.fail(
+                        share,
+                        "corrupt",
+                        "stored Merkle tree does not match the recorded root",
+                        len(blocks),
+                    )
                     return
             except OwnvaultError as exc:
                 self._error(share, exc, len(blocks))
@@ -427,7 +451,9 @@ async def audit(
     if providers:
         unknown = set(providers) - {r.name for r in rows}
         if unknown:
-            raise NotFoundError(f"no such provider: {', '.join(sorted(unknown))}", provider=sorted(unknown)[0])
+            raise NotFoundError(
+                f"no such provider: {', '.join(sorted(unknown))}", provider=sorted(unknown)[0]
+            )
         rows = [r for r in rows if r.name in providers]
     started = time.time()
     t0 = time.monotonic()
@@ -441,5 +467,7 @@ async def audit(
         )
         for result, faults in outcomes:
             for share, kind, detail in faults:
-                add_fault(ctx.catalog, share.pack, share.idx, result.provider_id, kind, detail, report.run)
+                add_fault(
+                    ctx.catalog, share.pack, share.idx, result.provider_id, kind, detail, report.run
+                )
     return report

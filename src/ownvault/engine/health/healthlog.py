@@ -95,9 +95,20 @@ def record_run(
                 "failed, unreachable, missing_shares, bytes, seconds, holds_at_least, error) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    run, p["provider_id"], p["method"], p["shares"], p["blocks"], p["challenges"],
-                    p["passed"], p["failed"], p["unreachable"], p["missing_shares"], p["bytes"],
-                    p["seconds"], p["holds_at_least"], p["error"],
+                    run,
+                    p["provider_id"],
+                    p["method"],
+                    p["shares"],
+                    p["blocks"],
+                    p["challenges"],
+                    p["passed"],
+                    p["failed"],
+                    p["unreachable"],
+                    p["missing_shares"],
+                    p["bytes"],
+                    p["seconds"],
+                    p["holds_at_least"],
+                    p["error"],
                 ),
             )
         c.execute(
@@ -133,7 +144,9 @@ def latest_audit_rows(catalog: Catalog) -> dict[int, AuditRow]:
     return {r[2]: AuditRow(*r) for r in rows}
 
 
-def audit_history(catalog: Catalog, provider: int | None = None, limit: int = 100) -> list[AuditRow]:
+def audit_history(
+    catalog: Catalog, provider: int | None = None, limit: int = 100
+) -> list[AuditRow]:
     sql = (
         f"SELECT {_AUDIT_COLS} FROM audit_results a JOIN health_runs r ON r.id = a.run "
         "JOIN providers p ON p.id = a.provider"
@@ -157,7 +170,13 @@ def last_answered(catalog: Catalog, provider: int) -> float | None:
 
 
 def add_fault(
-    catalog: Catalog, pack: int, idx: int, provider: int, kind: str, detail: str, run: int | None = None
+    catalog: Catalog,
+    pack: int,
+    idx: int,
+    provider: int,
+    kind: str,
+    detail: str,
+    run: int | None = None,
 ) -> None:
     """Remember that share ``idx`` of ``pack`` at ``provider`` is bad (the newest finding wins)."""
     if kind not in FAULT_KINDS:

@@ -46,8 +46,11 @@ class Health:
         """Regenerate missing and corrupt shares from k good ones (``engine.health.repair``)."""
         async with self.ctx.write():
             report = await repair(
-                self.ctx, dry_run=dry_run, unreachable_grace=unreachable_grace,
-                max_bytes=max_bytes, progress=progress,
+                self.ctx,
+                dry_run=dry_run,
+                unreachable_grace=unreachable_grace,
+                max_bytes=max_bytes,
+                progress=progress,
             )
             if report.shares_moved:
                 await self.ctx.events.emit(PacksRewritten())

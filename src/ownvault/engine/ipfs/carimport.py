@@ -64,7 +64,9 @@ class _Car:
         where = self.offsets.get(cid.bytes)
         if where is None:
             linked = f" (linked from {parent})" if parent is not None else ""
-            raise IntegrityError(f"CAR is incomplete: block {cid}{linked} is missing", name=str(cid))
+            raise IntegrityError(
+                f"CAR is incomplete: block {cid}{linked} is missing", name=str(cid)
+            )
         pos, length = where
         data = os.pread(self.fh.fileno(), length, pos)
         if len(data) != length or not cid.verify(data):
@@ -80,7 +82,9 @@ def _chunks(fh: BinaryIO) -> Iterator[bytes]:
 def _index(fh: BinaryIO) -> tuple[CID, dict[bytes, tuple[int, int]], int]:
     reader = CarReader(_chunks(fh))
     if len(reader.roots) != 1:
-        raise UsageError(f"the CAR has {len(reader.roots)} roots; ownvault imports single-root CARs")
+        raise UsageError(
+            f"the CAR has {len(reader.roots)} roots; ownvault imports single-root CARs"
+        )
     offsets: dict[bytes, tuple[int, int]] = {}
     for block in reader:
         raw = block.cid.bytes
@@ -97,7 +101,9 @@ def _index(fh: BinaryIO) -> tuple[CID, dict[bytes, tuple[int, int]], int]:
 @dataclass
 class _Rebuild:
     car: _Car
-    blocks: dict[bytes, tuple[str, BlockRef]] = field(default_factory=dict)  # cid -> (file path, ref)
+    blocks: dict[bytes, tuple[str, BlockRef]] = field(
+        default_factory=dict
+    )  # cid -> (file path, ref)
     entries: int = 0
     files: int = 0
     size: int = 0
@@ -152,7 +158,14 @@ class _Rebuild:
             self.blocks.setdefault(cid.bytes, (rel, ref))
 
     def shard(
-        self, cid: CID, block: bytes, dest: Path, rel: str, depth: int, level: int, prefix: int,
+        self,
+        cid: CID,
+        block: bytes,
+        dest: Path,
+        rel: str,
+        depth: int,
+        level: int,
+        prefix: int,
         names: set[str],
     ) -> None:
         info = inspect(cid, block)
@@ -197,7 +210,14 @@ class _Rebuild:
             raise FormatError(f"{cid}: HAMT bitfield does not match its links")
 
     def file(
-        self, cid: CID, block: bytes, parent: CID | None, out: BinaryIO, rel: str, offset: int, depth: int
+        self,
+        cid: CID,
+        block: bytes,
+        parent: CID | None,
+        out: BinaryIO,
+        rel: str,
+        offset: int,
+        depth: int,
     ) -> int:
         """Write the file bytes under ``cid`` at ``offset``; return how many were written."""
         if depth > MAX_DEPTH:
@@ -222,7 +242,9 @@ class _Rebuild:
             self.used.add(link.cid.bytes)
             got = self.file(link.cid, child, cid, out, rel, offset + written, depth + 1)
             if got != want:
-                raise FormatError(f"{cid}: blocksizes says {want} bytes under {link.cid}, found {got}")
+                raise FormatError(
+                    f"{cid}: blocksizes says {want} bytes under {link.cid}, found {got}"
+                )
             written += got
         if written != info.size:
             raise FormatError(f"{cid}: UnixFS filesize {info.size} but {written} bytes")
@@ -294,9 +316,16 @@ async def import_car(
                 elif profile != ctx.settings.cid_profile:
                     store.insert(v.id, "", root, profile, "profile", False)
         doc: dict[str, Any] = {
-            "name": put.name, "version": put.version, "root": str(root), "car_version": version,
-            "profile": profile or "car-import", "source": source, "files": state.files,
-            "bytes": state.size, "blocks": len(state.used), "unused_blocks": unused,
+            "name": put.name,
+            "version": put.version,
+            "root": str(root),
+            "car_version": version,
+            "profile": profile or "car-import",
+            "source": source,
+            "files": state.files,
+            "bytes": state.size,
+            "blocks": len(state.used),
+            "unused_blocks": unused,
             "stored_cid": put.cid,
         }
         if publish_it:

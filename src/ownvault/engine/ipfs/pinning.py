@@ -190,6 +190,9 @@ async def pin_published(
         )
     v, _inner, index = await dag_index(ctx, target)
     return await pin_dag(
-        providers[provider_name], index.root, dag_blocks(ctx, index),
-        name=f"ownvault-publish {v.name}", wait=wait,
+        providers[provider_name],
+        index.root,
+        dag_blocks(ctx, index),
+        name=f"ownvault-publish {v.name}",
+        wait=wait,
     )

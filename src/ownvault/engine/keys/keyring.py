@@ -26,7 +26,9 @@ from ownvault.errors import UsageError, VaultStateError
 __all__ = ["change_passphrase", "guardian_shares", "rotate_content_key"]
 
 
-async def change_passphrase(ctx: VaultContext, old: str, new: str, kdf: Argon2Params | None = None) -> dict[str, Any]:
+async def change_passphrase(
+    ctx: VaultContext, old: str, new: str, kdf: Argon2Params | None = None
+) -> dict[str, Any]:
     """Re-seal the keystore under ``new``; ``AuthError`` if ``old`` is wrong."""
     if not new:
         raise UsageError("the new passphrase must not be empty")
@@ -42,8 +44,14 @@ async def change_passphrase(ctx: VaultContext, old: str, new: str, kdf: Argon2Pa
             Keystore.create, entropy, new, current.vault_id, current.did, kdf or current.params
         )
         atomic_write(path, store.to_json().encode())
-    return {"vault": str(ctx.path), "kdf": {"time_cost": store.params.time_cost,
-            "memory_kib": store.params.memory_cost_kib, "parallelism": store.params.parallelism}}
+    return {
+        "vault": str(ctx.path),
+        "kdf": {
+            "time_cost": store.params.time_cost,
+            "memory_kib": store.params.memory_cost_kib,
+            "parallelism": store.params.parallelism,
+        },
+    }
 
 
 async def rotate_content_key(ctx: VaultContext, *, rewrap: bool = False) -> dict[str, Any]:
@@ -55,16 +63,24 @@ async def rotate_content_key(ctx: VaultContext, *, rewrap: bool = False) -> dict
         with cat.transaction() as c:
             cat.set_meta("content_epoch", str(epoch))
             if rewrap:
-                rows = c.execute("SELECT id, chunk_id, wrapped_key, key_epoch FROM chunks").fetchall()
+                rows = c.execute(
+                    "SELECT id, chunk_id, wrapped_key, key_epoch FROM chunks"
+                ).fetchall()
                 updates = []
                 for row, chunk_id, wrapped, old_epoch in rows:
-                    key = unwrap_chunk_key(ctx.keys.content_key(old_epoch), bytes(chunk_id), bytes(wrapped))
+                    key = unwrap_chunk_key(
+                        ctx.keys.content_key(old_epoch), bytes(chunk_id), bytes(wrapped)
+                    )
                     updates.append((wrap_chunk_key(new_key, bytes(chunk_id), key), epoch, row))
-                c.executemany("UPDATE chunks SET wrapped_key = ?, key_epoch = ? WHERE id = ?", updates)
+                c.executemany(
+                    "UPDATE chunks SET wrapped_key = ?, key_epoch = ? WHERE id = ?", updates
+                )
                 rewrapped = len(updates)
     return {"epoch": epoch, "rewrapped": rewrapped}
 
 
-def guardian_shares(ctx: VaultContext, groups: list[GuardianGroup], group_threshold: int = 1) -> list[list[str]]:
+def guardian_shares(
+    ctx: VaultContext, groups: list[GuardianGroup], group_threshold: int = 1
+) -> list[list[str]]:
     """SLIP-39 mnemonics of this vault's entropy (secret: show them to guardians only)."""
     return split_entropy(ctx.keys.entropy, groups, group_threshold)

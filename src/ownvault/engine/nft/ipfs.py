@@ -70,13 +70,15 @@ class _GatewayBlocks:
         if self._left_blocks < 0:
             raise FetchError("too_large", f"more blocks than the limit under {cid}")
         got = await self._fetcher.get(
-            f"{self._gateway}/ipfs/{cid}?format=raw", headers={"Accept": _RAW},
+            f"{self._gateway}/ipfs/{cid}?format=raw",
+            headers={"Accept": _RAW},
             max_bytes=MAX_BLOCK_SIZE,
         )
         assert got.data is not None
         if not cid.verify(got.data):
-            raise IntegrityError(f"gateway {self._gateway} sent a block that does not match {cid}",
-                                 name=str(cid))
+            raise IntegrityError(
+                f"gateway {self._gateway} sent a block that does not match {cid}", name=str(cid)
+            )
         self._left_bytes -= len(got.data)
         if self._left_bytes < 0:
             raise FetchError("too_large", f"the DAG under {cid} is larger than the limit")
@@ -115,7 +117,9 @@ def _verify(car: Path, want: CID, staged: Path, max_bytes: int) -> tuple[int, in
     with open(car, "rb") as fh:
         roots = CarReader(iter(lambda: fh.read(1 << 20), b"")).roots
     if roots != (want,):
-        raise IntegrityError(f"the CAR's root is {', '.join(map(str, roots))}, not {want}", name=str(want))
+        raise IntegrityError(
+            f"the CAR's root is {', '.join(map(str, roots))}, not {want}", name=str(want)
+        )
     try:
         root, _files, size = rebuild_car(car, staged)
     except UsageError as exc:  # e.g. a symlink as root
@@ -131,7 +135,9 @@ async def _from_gateway(
     fetcher: Fetcher, gateway: str, cid: CID, path: tuple[str, ...], work: Path, max_bytes: int
 ) -> IpfsAsset:
     limits = fetcher.limits
-    blocks = _GatewayBlocks(fetcher, gateway, limits.max_blocks, max_bytes + max_bytes // 16 + (1 << 20))
+    blocks = _GatewayBlocks(
+        fetcher, gateway, limits.max_blocks, max_bytes + max_bytes // 16 + (1 << 20)
+    )
     terminal = cid
     if path:
         terminal = (await resolve(blocks, cid, list(path))).cid
@@ -139,8 +145,10 @@ async def _from_gateway(
     car_limit = max_bytes + max_bytes // 16 + (1 << 20)  # file bytes + node overhead
     try:
         got = await fetcher.get(
-            f"{gateway}/ipfs/{terminal}?format=car&dag-scope=all", headers={"Accept": _CAR},
-            max_bytes=car_limit, dest=car,
+            f"{gateway}/ipfs/{terminal}?format=car&dag-scope=all",
+            headers={"Accept": _CAR},
+            max_bytes=car_limit,
+            dest=car,
         )
         if not (got.content_type or "").lower().startswith(_CAR):
             raise FetchError("unreachable", f"gateway answered {got.content_type!r}, not a CAR")
@@ -154,7 +162,13 @@ async def _from_gateway(
 
 
 async def fetch_ipfs(
-    fetcher: Fetcher, gateways: list[str], cid: CID, path: tuple[str, ...], work: Path, *, max_bytes: int
+    fetcher: Fetcher,
+    gateways: list[str],
+    cid: CID,
+    path: tuple[str, ...],
+    work: Path,
+    *,
+    max_bytes: int,
 ) -> IpfsAsset:
     """Fetch and verify ``cid``/``path`` from the first gateway whose bytes pass every check.
 
@@ -162,7 +176,9 @@ async def fetch_ipfs(
     good data; else the last gateway's status), with each gateway's failure in ``attempts``.
     """
     if not gateways:
-        raise FetchError("unreachable", f"no IPFS gateway configured to fetch {cid} (--gateway URL)")
+        raise FetchError(
+            "unreachable", f"no IPFS gateway configured to fetch {cid} (--gateway URL)"
+        )
     attempts: list[dict[str, str]] = []
     status: Any = "unreachable"
     for n, gateway in enumerate(gateways):
@@ -185,5 +201,6 @@ async def fetch_ipfs(
             asset.attempts = attempts
             return asset
         shutil.rmtree(here, ignore_errors=True)
-    raise FetchError(status, "; ".join(f"{a['gateway']}: {a['error']}" for a in attempts),
-                     attempts=attempts)
+    raise FetchError(
+        status, "; ".join(f"{a['gateway']}: {a['error']}" for a in attempts), attempts=attempts
+    )

@@ -41,7 +41,9 @@ async def _pin_rpc(ctx: VaultContext, fetcher: Fetcher, root: str, url: str) -> 
         try:
             doc = json.loads(line)
         except ValueError:
-            raise OwnvaultError(f"{url}: dag/import answered something that is not NDJSON") from None
+            raise OwnvaultError(
+                f"{url}: dag/import answered something that is not NDJSON"
+            ) from None
         entry = doc.get("Root") if isinstance(doc, dict) else None
         if isinstance(entry, dict):
             cid = (entry.get("Cid") or {}).get("/")

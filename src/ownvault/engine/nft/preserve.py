@@ -79,8 +79,13 @@ class Preserved:
         pinned = [p["target"] for p in self.pins if p["ok"]]
         for part in doc["parts"]:
             part["pinned"] = pinned if part["cid"] else []
-        return doc | {"root": self.root, "url": f"ipfs://{self.root}", "version": self.version,
-                      "pins": self.pins, "skipped": self.skipped}
+        return doc | {
+            "root": self.root,
+            "url": f"ipfs://{self.root}",
+            "version": self.version,
+            "pins": self.pins,
+            "skipped": self.skipped,
+        }
 
 
 # -- the folder -------------------------------------------------------------------------------
@@ -163,8 +168,11 @@ def build_folder(collected: Collected, out: Path, profile_name: str = "kubo-v1")
 
 def report_document(collected: Collected) -> dict[str, Any]:
     """``report.json``: what was preserved, from where, in what state."""
-    return {"format": REPORT_FORMAT, "version": REPORT_VERSION,
-            "preserved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} | collected.to_json()
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "preserved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    } | collected.to_json()
 
 
 # -- the catalog ------------------------------------------------------------------------------
@@ -180,8 +188,15 @@ class _TokenFields(TypedDict, total=False):
     error: str | None
 
 
-def _mark(ctx: VaultContext, source: str, name: str, state: str, *, collection: str | None = None,
-          **fields: Unpack[_TokenFields]) -> None:
+def _mark(
+    ctx: VaultContext,
+    source: str,
+    name: str,
+    state: str,
+    *,
+    collection: str | None = None,
+    **fields: Unpack[_TokenFields],
+) -> None:
     """Upsert a token's row. A ``failed`` attempt never downgrades a ``preserved`` row: the
     earlier copy stays the token's record; only ``error`` says the last attempt failed."""
     now = int(time.time())
@@ -189,8 +204,10 @@ def _mark(ctx: VaultContext, source: str, name: str, state: str, *, collection: 
     if collection is not None:
         cols["collection"] = collection
     with ctx.catalog.transaction() as c:
-        c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, state, updated_at) VALUES (?, ?, ?, ?)",
-                  (source, name, state, now))
+        c.execute(
+            "INSERT OR IGNORE INTO nft_tokens (source, name, state, updated_at) VALUES (?, ?, ?, ?)",
+            (source, name, state, now),
+        )
         row = c.execute("SELECT state FROM nft_tokens WHERE source = ?", (source,)).fetchone()
         if row[0] == "preserved" and state != "preserved":
             cols = {"error": fields.get("error"), "updated_at": now}
@@ -202,8 +219,12 @@ def _summary(collected: Collected) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for part in collected.parts:
         counts[part.status] = counts.get(part.status, 0) + 1
-    return {"statuses": counts, "parts": len(collected.parts), "at_risk": len(collected.at_risk),
-            "metadata": collected.parts[0].status}
+    return {
+        "statuses": counts,
+        "parts": len(collected.parts),
+        "at_risk": len(collected.at_risk),
+        "metadata": collected.parts[0].status,
+    }
 
 
 # -- preserving -------------------------------------------------------------------------------
@@ -244,18 +265,35 @@ async def preserve_token(
         meta = collected.parts[0]
         if collected.metadata is None:
             async with lock, ctx.write():
-                _mark(ctx, collected.source, collected.name, "failed", collection=collection,
-                      error=f"metadata {meta.status}: {meta.error}", report=json.dumps(collected.to_json()))
-            raise _metadata_error(meta.status, f"{collected.source}: metadata {meta.status}: {meta.error}")
+                _mark(
+                    ctx,
+                    collected.source,
+                    collected.name,
+                    "failed",
+                    collection=collection,
+                    error=f"metadata {meta.status}: {meta.error}",
+                    report=json.dumps(collected.to_json()),
+                )
+            raise _metadata_error(
+                meta.status, f"{collected.source}: metadata {meta.status}: {meta.error}"
+            )
         async with lock, ctx.write():
             _mark(ctx, collected.source, collected.name, "pending", collection=collection)
             root, version = await _store(ctx, collected, work)
         results = [await pin(ctx, f, root, target) for target in pins]
         async with lock, ctx.write():
-            _mark(ctx, collected.source, collected.name, "preserved", collection=collection,
-                  root=root, report=json.dumps(_summary(collected)),
-                  pins=json.dumps(list(pins)), error=None,
-                  health=json.dumps({"ok": True, "pins": results, "checked_at": int(time.time())}))
+            _mark(
+                ctx,
+                collected.source,
+                collected.name,
+                "preserved",
+                collection=collection,
+                root=root,
+                report=json.dumps(_summary(collected)),
+                pins=json.dumps(list(pins)),
+                error=None,
+                health=json.dumps({"ok": True, "pins": results, "checked_at": int(time.time())}),
+            )
         return Preserved(collected, root, version, results)
     except OwnvaultError as exc:
         if not isinstance(exc, UsageError):
@@ -273,9 +311,12 @@ def _metadata_error(status: str, message: str) -> OwnvaultError:
     return OwnvaultError(message)
 
 
-async def _fail_quietly(ctx: VaultContext, lock: asyncio.Lock, source: str, exc: OwnvaultError,
-                        collection: str | None) -> None:
-    row = ctx.catalog.conn.execute("SELECT name FROM nft_tokens WHERE source = ?", (source,)).fetchone()
+async def _fail_quietly(
+    ctx: VaultContext, lock: asyncio.Lock, source: str, exc: OwnvaultError, collection: str | None
+) -> None:
+    row = ctx.catalog.conn.execute(
+        "SELECT name FROM nft_tokens WHERE source = ?", (source,)
+    ).fetchone()
     if row is None:
         return
     async with lock, ctx.write():
@@ -290,7 +331,9 @@ def parse_collection(text: str) -> list[str]:
     token range ``eth:CHAIN:CONTRACT:FIRST-LAST`` (inclusive)."""
     out: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        item = line.split("#", 1)[0].strip() if not line.lstrip().startswith("data:") else line.strip()
+        item = (
+            line.split("#", 1)[0].strip() if not line.lstrip().startswith("data:") else line.strip()
+        )
         if not item:
             continue
         parts = item.split(":")
@@ -302,7 +345,9 @@ def parse_collection(text: str) -> list[str]:
                 raise UsageError(f"line {number}: bad token range {parts[3]!r}") from None
             if hi < lo or hi - lo + 1 + len(out) > MAX_COLLECTION:
                 raise UsageError(f"line {number}: empty range or more than {MAX_COLLECTION} tokens")
-            out.extend(str(TokenRef.parse(f"eth:{parts[1]}:{parts[2]}:{n}")) for n in range(lo, hi + 1))
+            out.extend(
+                str(TokenRef.parse(f"eth:{parts[1]}:{parts[2]}:{n}")) for n in range(lo, hi + 1)
+            )
         else:
             out.append(item)
         if len(out) > MAX_COLLECTION:
@@ -326,7 +371,9 @@ async def preserve_collection(
     """Preserve many tokens, ``concurrency`` at a time; resumable (``preserved`` rows are
     skipped unless ``refresh``). ``progress(source, outcome)`` after each token."""
     pins = list(pins)
-    state = {row[0]: row[1] for row in ctx.catalog.conn.execute("SELECT source, state FROM nft_tokens")}
+    state = {
+        row[0]: row[1] for row in ctx.catalog.conn.execute("SELECT source, state FROM nft_tokens")
+    }
     lock = asyncio.Lock()
     sem = asyncio.Semaphore(max(1, concurrency))
     results: list[dict[str, Any]] = []
@@ -339,9 +386,11 @@ async def preserve_collection(
                     kind, canonical, token = parse_source(source)
                 except OwnvaultError:
                     continue
-                c.execute("INSERT OR IGNORE INTO nft_tokens (source, name, collection, state, updated_at) "
-                          "VALUES (?, ?, ?, 'pending', ?)", (canonical, name_for(kind, canonical, token),
-                                                             collection, now))
+                c.execute(
+                    "INSERT OR IGNORE INTO nft_tokens (source, name, collection, state, updated_at) "
+                    "VALUES (?, ?, ?, 'pending', ?)",
+                    (canonical, name_for(kind, canonical, token), collection, now),
+                )
     async with opts.fetcher() as fetcher:
 
         async def one(source: str) -> None:
@@ -354,16 +403,29 @@ async def preserve_collection(
                 return
             async with sem:
                 try:
-                    done = await preserve_token(ctx, source, opts, pins=pins, fetcher=fetcher,
-                                                store_lock=lock, collection=collection)
+                    done = await preserve_token(
+                        ctx,
+                        source,
+                        opts,
+                        pins=pins,
+                        fetcher=fetcher,
+                        store_lock=lock,
+                        collection=collection,
+                    )
                 except OwnvaultError as exc:
                     counts["failed"] += 1
                     results.append({"source": canonical, "outcome": "failed", "error": exc.message})
                     outcome = "failed"
                 else:
                     counts["preserved"] += 1
-                    results.append({"source": canonical, "outcome": "preserved", "root": done.root,
-                                    "statuses": _summary(done.collected)["statuses"]})
+                    results.append(
+                        {
+                            "source": canonical,
+                            "outcome": "preserved",
+                            "root": done.root,
+                            "statuses": _summary(done.collected)["statuses"],
+                        }
+                    )
                     outcome = "preserved"
             if progress is not None:
                 progress(canonical, outcome)
@@ -393,21 +455,37 @@ async def verify_token(source: str, opts: NftOptions) -> dict[str, Any]:
         doc = (await collect(source, opts, work)).to_json()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    doc["ok"] = {p["status"] for p in doc["parts"]} <= {"verified", "embedded", "unverifiable_origin"}
+    doc["ok"] = {p["status"] for p in doc["parts"]} <= {
+        "verified",
+        "embedded",
+        "unverifiable_origin",
+    }
     return doc
 
 
 # -- listing and re-verification ----------------------------------------------------------------
 
-_COLS = "source, name, collection, state, root, report, pins, health, error, updated_at, verified_at"
+_COLS = (
+    "source, name, collection, state, root, report, pins, health, error, updated_at, verified_at"
+)
 
 
 def _row_json(row: tuple[Any, ...]) -> dict[str, Any]:
     source, name, collection, state, root, report, pins, health, error, updated, verified = row
-    return {"source": source, "name": name, "collection": collection, "state": state, "root": root,
-            "url": f"ipfs://{root}" if root else None, "summary": json.loads(report) if report else None,
-            "pins": json.loads(pins), "health": json.loads(health) if health else None,
-            "error": error, "updated_at": updated, "verified_at": verified}
+    return {
+        "source": source,
+        "name": name,
+        "collection": collection,
+        "state": state,
+        "root": root,
+        "url": f"ipfs://{root}" if root else None,
+        "summary": json.loads(report) if report else None,
+        "pins": json.loads(pins),
+        "health": json.loads(health) if health else None,
+        "error": error,
+        "updated_at": updated,
+        "verified_at": verified,
+    }
 
 
 def list_preserved(ctx: VaultContext, *, collection: str | None = None) -> list[dict[str, Any]]:
@@ -439,18 +517,34 @@ async def reverify_preserved(
             health: dict[str, Any] = {"checked_at": int(time.time())}
             try:
                 check = await verify_cid(ctx, doc["root"])
-                health["copy"] = "ok" if check["ok"] else "damaged: " + "; ".join(
-                    f"{c['what']}: {c['computed']}" for c in check["checks"] if not c["ok"])
+                health["copy"] = (
+                    "ok"
+                    if check["ok"]
+                    else "damaged: "
+                    + "; ".join(
+                        f"{c['what']}: {c['computed']}" for c in check["checks"] if not c["ok"]
+                    )
+                )
             except NotFoundError as exc:
                 health["copy"] = f"missing: {exc.message}"
             except OwnvaultError as exc:
                 health["copy"] = f"{exc.code}: {exc.message}"
-            health["pins"] = [await pin(ctx, fetcher, doc["root"], t) for t in doc["pins"]] if repin else []
+            health["pins"] = (
+                [await pin(ctx, fetcher, doc["root"], t) for t in doc["pins"]] if repin else []
+            )
             health["ok"] = health["copy"] == "ok" and all(p["ok"] for p in health["pins"])
             async with ctx.write():
                 with ctx.catalog.transaction() as c:
-                    c.execute("UPDATE nft_tokens SET health = ?, verified_at = ? WHERE source = ?",
-                              (json.dumps(health), health["checked_at"], doc["source"]))
-            out.append({"source": doc["source"], "name": doc["name"], "root": doc["root"], "health": health})
+                    c.execute(
+                        "UPDATE nft_tokens SET health = ?, verified_at = ? WHERE source = ?",
+                        (json.dumps(health), health["checked_at"], doc["source"]),
+                    )
+            out.append(
+                {
+                    "source": doc["source"],
+                    "name": doc["name"],
+                    "root": doc["root"],
+                    "health": health,
+                }
+            )
     return out
-

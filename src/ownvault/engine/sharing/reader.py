@@ -84,7 +84,10 @@ class GrantReader:
 
     def entries(self, name: str) -> list[dict[str, Any]]:
         item = self._item(name)
-        return [{k: e[k] for k in ("path", "kind", "mode", "mtime_ns", "size", "cid", "target")} for e in item["entries"]]
+        return [
+            {k: e[k] for k in ("path", "kind", "mode", "mtime_ns", "size", "cid", "target")}
+            for e in item["entries"]
+        ]
 
     def _item(self, name: str) -> dict[str, Any]:
         for item in self.manifest["items"]:
@@ -111,13 +114,21 @@ class GrantReader:
         p = packs[index]
         name_to_id = {n: i for i, n in self.store.names.items()}
         shares = [
-            (_as_int(s["index"], "share index"), name_to_id.get(s["provider"], -1), _as_int(s["size"], "share size"),
-             bytes.fromhex(s["root"]))
+            (
+                _as_int(s["index"], "share index"),
+                name_to_id.get(s["provider"], -1),
+                _as_int(s["size"], "share size"),
+                bytes.fromhex(s["root"]),
+            )
             for s in p["shares"]
         ]
         data = await self.store.fetch_pack(
-            DATA_PREFIX, bytes.fromhex(p["id"]), _as_int(p["size"], "pack size"),
-            _as_int(p["k"], "k"), _as_int(p["n"], "n"), shares,
+            DATA_PREFIX,
+            bytes.fromhex(p["id"]),
+            _as_int(p["size"], "pack size"),
+            _as_int(p["k"], "k"),
+            _as_int(p["n"], "n"),
+            shares,
         )
         self._cache[index] = data
         while len(self._cache) > CACHE_PACKS:
@@ -155,12 +166,18 @@ class GrantReader:
             total += len(plain)
             yield plain
         if total != entry["size"]:
-            raise IntegrityError(f"{entry['path'] or 'file'}: {total} bytes read, {entry['size']} expected")
+            raise IntegrityError(
+                f"{entry['path'] or 'file'}: {total} bytes read, {entry['size']} expected"
+            )
 
     async def get(self, name: str, out: str | os.PathLike[str]) -> dict[str, Any]:
         """Write a shared file or tree (or a path inside a tree) to ``out``."""
         item, inner = self._split(name)
-        chosen = [e for e in item["entries"] if e["path"] == inner or inner == "" or e["path"].startswith(inner + "/")]
+        chosen = [
+            e
+            for e in item["entries"]
+            if e["path"] == inner or inner == "" or e["path"].startswith(inner + "/")
+        ]
         if not chosen:
             raise NotFoundError(f"no such path in {item['name']}: {inner}", name=name)
         dest = Path(out)
@@ -184,7 +201,13 @@ class GrantReader:
                     )
                     files += 1
             tree.finish()
-        return {"name": item["name"], "version": item["version"], "path": str(dest), "files": files, "bytes": written}
+        return {
+            "name": item["name"],
+            "version": item["version"],
+            "path": str(dest),
+            "files": files,
+            "bytes": written,
+        }
 
     async def close(self) -> None:
         seen: set[int] = set()
@@ -215,7 +238,9 @@ async def _scan(p: Provider, grant_id: bytes) -> tuple[bool, list[int]]:
     return revoked, gens
 
 
-async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | None = None) -> GrantReader:
+async def open_grant(
+    keys: VaultKeys, grant_text: str | bytes, *, now: int | None = None
+) -> GrantReader:
     """Verify a grant for the holder of ``keys`` and load its newest manifest."""
     grant = Grant.parse(grant_text)
     manifest_key = grant.open_key(keys, int(time.time()) if now is None else now)
@@ -239,7 +264,9 @@ async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | Non
                 gens.setdefault(gen, []).append(p)
         for p in revoked_on:
             try:
-                when = decode_revocation(grant.sender, grant.grant_id, await p.get(revocation_name(grant.grant_id)))
+                when = decode_revocation(
+                    grant.sender, grant.grant_id, await p.get(revocation_name(grant.grant_id))
+                )
             except OwnvaultError:
                 continue  # unreadable or forged: not the sender's word
             raise GrantRevokedError(f"the sender revoked this grant (at {when}, unix time)")
@@ -249,7 +276,9 @@ async def open_grant(keys: VaultKeys, grant_text: str | bytes, *, now: int | Non
             for p in gens[gen]:
                 try:
                     data = await p.get(manifest_name(grant.grant_id, gen))
-                    manifest = decode_manifest(grant.sender, manifest_key, grant.grant_id, gen, data)
+                    manifest = decode_manifest(
+                        grant.sender, manifest_key, grant.grant_id, gen, data
+                    )
                     break
                 except IntegrityError as exc:
                     errors.append(exc.message)
@@ -278,7 +307,11 @@ def _reader(grant: Grant, manifest: dict[str, Any], keys: VaultKeys) -> GrantRea
             with contextlib.suppress(OwnvaultError):
                 if kind_of_url(str(p["url"])) == p["kind"]:
                     provs[i] = open_provider(
-                        str(p["kind"]), str(p["url"]), _config(grant, str(p["kind"])), keys, str(p["name"])
+                        str(p["kind"]),
+                        str(p["url"]),
+                        _config(grant, str(p["kind"])),
+                        keys,
+                        str(p["name"]),
                     )
         for key in ("items", "chunks", "packs"):
             if not isinstance(manifest[key], list):

@@ -272,8 +272,14 @@ class VaultContext:
     def build(cls, path: Path, keys: VaultKeys, catalog: Catalog) -> VaultContext:
         hooks = Hooks()
         return cls(
-            path, keys, catalog, ProviderSet(catalog, keys, path, hooks), Settings(catalog),
-            Events(), WriteLock(path / "lock"), hooks,
+            path,
+            keys,
+            catalog,
+            ProviderSet(catalog, keys, path, hooks),
+            Settings(catalog),
+            Events(),
+            WriteLock(path / "lock"),
+            hooks,
         )
 
     def warn(self, message: str) -> None:

@@ -34,7 +34,15 @@ from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import OwnvaultError, UsageError
 
-__all__ = ["BLOCK_SIZE", "FILE_TRIES", "FileRecord", "Ingestor", "TreeEntry", "scan_path", "utf8_ok"]
+__all__ = [
+    "BLOCK_SIZE",
+    "FILE_TRIES",
+    "FileRecord",
+    "Ingestor",
+    "TreeEntry",
+    "scan_path",
+    "utf8_ok",
+]
 
 BLOCK_SIZE = 8 * 1024 * 1024
 MAX_INFLIGHT = 2
@@ -113,7 +121,9 @@ def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
             raise UsageError(f"cannot list {directory}: {exc.strerror}") from None
         for item in items:
             if not utf8_ok(item.name):
-                warn(f"skipped (name is not valid UTF-8; rename it to store it): {_show(item.path)}")
+                warn(
+                    f"skipped (name is not valid UTF-8; rename it to store it): {_show(item.path)}"
+                )
                 continue
             child_rel = f"{rel}/{item.name}" if rel else item.name
             est = item.stat(follow_symlinks=False)
@@ -123,7 +133,9 @@ def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
                 walk(Path(item.path), child_rel)
             elif stat.S_ISREG(est.st_mode):
                 out.append(
-                    TreeEntry(child_rel, "file", Path(item.path), mode, est.st_mtime_ns, est.st_size)
+                    TreeEntry(
+                        child_rel, "file", Path(item.path), mode, est.st_mtime_ns, est.st_size
+                    )
                 )
             elif stat.S_ISLNK(est.st_mode):
                 target = os.readlink(item.path)
@@ -131,7 +143,9 @@ def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
                     warn(f"skipped (symlink target is not valid UTF-8): {_show(item.path)}")
                     continue
                 out.append(
-                    TreeEntry(child_rel, "symlink", Path(item.path), mode, est.st_mtime_ns, 0, target)
+                    TreeEntry(
+                        child_rel, "symlink", Path(item.path), mode, est.st_mtime_ns, 0, target
+                    )
                 )
             else:
                 warn(f"skipped (not a file, directory or symlink): {item.path}")
@@ -256,7 +270,9 @@ class Ingestor:
                 raise UsageError(f"no longer a regular file while storing: {path}")
             while True:
                 # One thread hop per block: read, chunk, hash, seal.
-                nread, final, results = await asyncio.to_thread(self._read_process, f, chunker, importer)
+                nread, final, results = await asyncio.to_thread(
+                    self._read_process, f, chunker, importer
+                )
                 size += nread
                 for chunk_id, plain_len, blob, wrapped in results:
                     ids.append(chunk_id)
@@ -282,8 +298,14 @@ class Ingestor:
         )
         root = importer.finish()
         record = FileRecord(
-            size, str(root.cid), self.profile.name, root.tsize, ids, lens,
-            stat.S_IMODE(before.st_mode), before.st_mtime_ns,
+            size,
+            str(root.cid),
+            self.profile.name,
+            root.tsize,
+            ids,
+            lens,
+            stat.S_IMODE(before.st_mode),
+            before.st_mtime_ns,
         )
         return record, stable
 

@@ -89,7 +89,8 @@ class PackReader:
     ) -> AsyncIterator[bytes]:
         """The plaintext bytes ``[start, end)`` of a content stream given its chunk refs."""
         wanted = [
-            r for r in refs
+            r
+            for r in refs
             if r.stream_offset + r.plain_len > start and (end is None or r.stream_offset < end)
         ]
         order: list[int] = []
@@ -104,7 +105,11 @@ class PackReader:
                 self.prefetch(order[next_prefetch])
                 next_prefetch += 1
             packdata = await self.pack(r.pack)
-            plain = await asyncio.to_thread(self._open, r, packdata) if r.length > 1 << 20 else self._open(r, packdata)
+            plain = (
+                await asyncio.to_thread(self._open, r, packdata)
+                if r.length > 1 << 20
+                else self._open(r, packdata)
+            )
             lo = max(0, start - r.stream_offset)
             hi = r.plain_len if end is None else min(r.plain_len, end - r.stream_offset)
             yield plain[lo:hi] if (lo, hi) != (0, r.plain_len) else plain

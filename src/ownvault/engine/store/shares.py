@@ -55,7 +55,12 @@ class Problem:
     message: str
 
     def to_json(self) -> dict[str, str]:
-        return {"provider": self.provider, "share": self.share, "kind": self.kind, "message": self.message}
+        return {
+            "provider": self.provider,
+            "share": self.share,
+            "kind": self.kind,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +100,9 @@ class ShareStore:
 
     def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
         frags = self.code(k, n).encode(data)
-        sealed = [attach_tree(encode_share(ShareHeader(k, n, i, pack_id), f)) for i, f in enumerate(frags)]
+        sealed = [
+            attach_tree(encode_share(ShareHeader(k, n, i, pack_id), f)) for i, f in enumerate(frags)
+        ]
         return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
 
     async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
@@ -131,7 +138,15 @@ class ShareStore:
     # -- reading ----------------------------------------------------------------------
 
     async def _fetch_one(
-        self, provider: int, prefix: str, pack_id: bytes, idx: int, k: int, n: int, size: int, root: bytes
+        self,
+        provider: int,
+        prefix: str,
+        pack_id: bytes,
+        idx: int,
+        k: int,
+        n: int,
+        size: int,
+        root: bytes,
     ) -> bytes:
         name = share_name(prefix, pack_id, idx)
         p = self.providers.get(provider)
@@ -161,7 +176,9 @@ class ShareStore:
         header, fragment = decode_share(data)
         if header != ShareHeader(k, n, idx, pack_id):
             raise ShareCorruptError(
-                f"share {name} has a header for another share", provider=self.names.get(provider), share=name
+                f"share {name} has a header for another share",
+                provider=self.names.get(provider),
+                share=name,
             )
         return fragment
 
@@ -186,7 +203,9 @@ class ShareStore:
             if not queue:
                 return False
             c = queue.pop(0)
-            task = asyncio.ensure_future(self._fetch_one(c[1], prefix, pack_id, c[0], k, n, c[2], c[3]))
+            task = asyncio.ensure_future(
+                self._fetch_one(c[1], prefix, pack_id, c[0], k, n, c[2], c[3])
+            )
             running[task] = c
             return True
 
@@ -233,7 +252,9 @@ class ShareStore:
         return data
 
 
-def share_problem(stored: bytes, size: int, root: bytes, header: ShareHeader | None = None) -> str | None:
+def share_problem(
+    stored: bytes, size: int, root: bytes, header: ShareHeader | None = None
+) -> str | None:
     """Why a whole stored share is bad (size, trailer, data root, stored tree, header), or None."""
     if len(stored) != size:
         return f"has {len(stored)} bytes, expected {size}"

@@ -50,9 +50,16 @@ class PutResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "version": self.version, "kind": self.kind, "size": self.size,
-            "files": self.files, "cid": self.cid, "new_bytes": self.new_bytes,
-            "new_chunks": self.new_chunks, "packs": self.packs, "warnings": list(self.warnings),
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "size": self.size,
+            "files": self.files,
+            "cid": self.cid,
+            "new_bytes": self.new_bytes,
+            "new_chunks": self.new_chunks,
+            "packs": self.packs,
+            "warnings": list(self.warnings),
         }
 
 
@@ -116,8 +123,14 @@ async def _put_one(
     settings = ctx.settings
     warn = _collect(ctx, notes)
     ing = Ingestor(
-        ctx.catalog, ctx.keys, ctx.store, settings.policy, settings.chunker,
-        PROFILES[settings.cid_profile], ctx.candidates(), progress,
+        ctx.catalog,
+        ctx.keys,
+        ctx.store,
+        settings.policy,
+        settings.chunker,
+        PROFILES[settings.cid_profile],
+        ctx.candidates(),
+        progress,
     )
     try:
         result = await _ingest_and_record(ctx, ing, obj_name, entries, tags, warn)
@@ -134,8 +147,16 @@ async def _put_one(
     # Packs that only hold chunks of a file read again (it changed meanwhile) are dead.
     await drop_unreferenced_packs(ctx, ing.packs)
     return PutResult(
-        result.name, result.version, result.kind, result.size, result.files, result.cid,
-        result.new_bytes, result.new_chunks, result.packs, tuple(notes),
+        result.name,
+        result.version,
+        result.kind,
+        result.size,
+        result.files,
+        result.cid,
+        result.new_bytes,
+        result.new_chunks,
+        result.packs,
+        tuple(notes),
     )
 
 
@@ -180,8 +201,12 @@ async def _ingest_and_record(
         contents: dict[str, int] = {}
         for path, rec in records.items():
             contents[path] = cat.add_content(
-                rec.size, rec.cid, rec.cid_profile, rec.tsize,
-                ing.chunk_rows(rec.chunk_ids), rec.chunk_lens,
+                rec.size,
+                rec.cid,
+                rec.cid_profile,
+                rec.tsize,
+                ing.chunk_rows(rec.chunk_ids),
+                rec.chunk_lens,
             )
         obj = cat.object_id(obj_name, create=True)
         assert obj is not None
@@ -195,21 +220,35 @@ async def _ingest_and_record(
             if read is None:
                 rows.append((e.path, e.kind, e.mode, e.mtime_ns, e.size, None, e.target))
             else:  # a file's metadata as it was read, which may differ from the scan's
-                rows.append((e.path, e.kind, read.mode, read.mtime_ns, read.size, contents[e.path], None))
+                rows.append(
+                    (e.path, e.kind, read.mode, read.mtime_ns, read.size, contents[e.path], None)
+                )
         cat.add_entries(version, rows)
         cat.add_tags(obj, tags)
     return PutResult(
-        obj_name, number, kind, total, len(records), cid, ing.new_bytes, ing.new_chunks,
+        obj_name,
+        number,
+        kind,
+        total,
+        len(records),
+        cid,
+        ing.new_bytes,
+        ing.new_chunks,
         ing.packs_written,
     )
 
 
-def _tree_cid(ctx: VaultContext, entries: list[TreeEntry], records: dict[str, FileRecord]) -> str | None:
+def _tree_cid(
+    ctx: VaultContext, entries: list[TreeEntry], records: dict[str, FileRecord]
+) -> str | None:
     """The tree's directory CID from its files' CIDs (``ipfs add -r --hidden``)."""
     items = [
         TreeItem(
-            e.path, e.kind, CID.parse(records[e.path].cid) if e.kind == "file" else None,
-            records[e.path].tsize if e.kind == "file" else 0, e.target,
+            e.path,
+            e.kind,
+            CID.parse(records[e.path].cid) if e.kind == "file" else None,
+            records[e.path].tsize if e.kind == "file" else 0,
+            e.target,
         )
         for e in entries
     ]
@@ -235,6 +274,9 @@ async def restore_version(ctx: VaultContext, name: str, version: int) -> PutResu
             new, number = cat.add_version(obj, v.kind, v.size, v.file_count, v.cid, v.cid_profile)
             cat.add_entries(
                 new,
-                [(e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target) for e in entries],
+                [
+                    (e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target)
+                    for e in entries
+                ],
             )
     return PutResult(v.name, number, v.kind, v.size, v.file_count, v.cid, 0, 0, 0)

@@ -70,9 +70,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def _evict_one(self) -> bool:
             idle = [
-                c
-                for c in self.connections
-                if isinstance(c, GuardedH11Protocol) and not c.serving()
+                c for c in self.connections if isinstance(c, GuardedH11Protocol) and not c.serving()
             ]
             if not idle:
                 return False

@@ -229,19 +229,28 @@ class Catalog:
         }
 
     def providers(self, *, include_removed: bool = False) -> list[ProviderRow]:
-        sql = "SELECT id, name, kind, url, jurisdiction, labels, config, state, domain FROM providers"
+        sql = (
+            "SELECT id, name, kind, url, jurisdiction, labels, config, state, domain FROM providers"
+        )
         if not include_removed:
             sql += " WHERE state != 'removed'"
         rows = self.conn.execute(sql + " ORDER BY id").fetchall()
         return [
-            ProviderRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7], r[8])
+            ProviderRow(
+                r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7], r[8]
+            )
             for r in rows
         ]
 
     # -- packs, shares, chunks ----------------------------------------------------------
 
     def begin_pack(
-        self, pack_id: bytes, size: int, k: int, n: int, placement: Iterable[tuple[int, int, int, bytes]]
+        self,
+        pack_id: bytes,
+        size: int,
+        k: int,
+        n: int,
+        placement: Iterable[tuple[int, int, int, bytes]],
     ) -> int:
         """Record a pack as pending with its planned shares (idx, provider, size, root)."""
         with self.transaction() as c:
@@ -288,7 +297,9 @@ class Catalog:
     def move_share(self, pack: int, idx: int, provider: int) -> None:
         """Record that share ``idx`` of ``pack`` is now held by ``provider``."""
         with self.transaction() as c:
-            c.execute("UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (provider, pack, idx))
+            c.execute(
+                "UPDATE shares SET provider = ? WHERE pack = ? AND idx = ?", (provider, pack, idx)
+            )
 
     def replace_pack(self, old: int, new: int) -> None:
         """Move every chunk of pack ``old`` to pending pack ``new``, make it live, drop ``old``."""
@@ -324,7 +335,9 @@ class Catalog:
         return None if row is None else int(row[0])
 
     def live_packs(self) -> list[int]:
-        return [r[0] for r in self.conn.execute("SELECT id FROM packs WHERE state = 'live' ORDER BY id")]
+        return [
+            r[0] for r in self.conn.execute("SELECT id FROM packs WHERE state = 'live' ORDER BY id")
+        ]
 
     def unreferenced_packs(self) -> list[int]:
         """Live packs none of whose chunks is referenced by any content."""
@@ -396,7 +409,9 @@ class Catalog:
         return int(cur.lastrowid or 0), number
 
     def add_entries(
-        self, version: int, entries: Iterable[tuple[str, str, int, int, int, int | None, str | None]]
+        self,
+        version: int,
+        entries: Iterable[tuple[str, str, int, int, int, int | None, str | None]],
     ) -> None:
         self.conn.executemany(
             "INSERT INTO entries(version, path, kind, mode, mtime_ns, size, content, target) "
@@ -416,7 +431,8 @@ class Catalog:
 
     def tags(self, obj: int) -> list[str]:
         return [
-            r[0] for r in self.conn.execute("SELECT tag FROM tags WHERE object = ? ORDER BY tag", (obj,))
+            r[0]
+            for r in self.conn.execute("SELECT tag FROM tags WHERE object = ? ORDER BY tag", (obj,))
         ]
 
     _VERSION_COLS = (
@@ -490,7 +506,19 @@ class Catalog:
             (content,),
         ).fetchall()
         return [
-            ChunkRef(r[0], bytes(r[1]), r[2], bytes(r[3]), r[4], r[5], r[6], r[7], bytes(r[8]), r[9], r[10])
+            ChunkRef(
+                r[0],
+                bytes(r[1]),
+                r[2],
+                bytes(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                bytes(r[8]),
+                r[9],
+                r[10],
+            )
             for r in rows
         ]
 
@@ -509,7 +537,9 @@ class Catalog:
                 ).rowcount
                 if n == 0:
                     raise NotFoundError(f"{name} has no version {number}", name=name)
-                left = c.execute("SELECT COUNT(*) FROM versions WHERE object = ?", (obj,)).fetchone()
+                left = c.execute(
+                    "SELECT COUNT(*) FROM versions WHERE object = ?", (obj,)
+                ).fetchone()
                 if left[0] == 0:
                     c.execute("DELETE FROM objects WHERE id = ?", (obj,))
             c.execute(
