@@ -135,12 +135,22 @@ class ContactCard:
         if name is not None and (len(name) > 200 or not name.strip()):
             raise UsageError("a contact name has 1..200 characters")
         unsigned = cls(keys.did, keys.agreement_public, name, now, b"")
-        return cls(keys.did, keys.agreement_public, name, now, keys.sign(CARD_LABEL + canonical(unsigned._body())))
+        return cls(
+            keys.did,
+            keys.agreement_public,
+            name,
+            now,
+            keys.sign(CARD_LABEL + canonical(unsigned._body())),
+        )
 
     def _body(self) -> dict[str, Any]:
         return {
-            "format": CARD_FORMAT, "version": VERSION, "did": self.did,
-            "agreement": x25519_multibase(self.agreement), "name": self.name, "created": self.created,
+            "format": CARD_FORMAT,
+            "version": VERSION,
+            "did": self.did,
+            "agreement": x25519_multibase(self.agreement),
+            "name": self.name,
+            "created": self.created,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -162,7 +172,11 @@ class ContactCard:
         if not isinstance(d["created"], int):
             raise FormatError("contact card created time is invalid")
         card = cls(
-            str(d["did"]), x25519_from_multibase(d["agreement"]), name, d["created"], _unb64(d["sig"], "signature")
+            str(d["did"]),
+            x25519_from_multibase(d["agreement"]),
+            name,
+            d["created"],
+            _unb64(d["sig"], "signature"),
         )
         public = ed25519_from_did_key(card.did)
         if not crypto.ed25519_verify(public, card.sig, CARD_LABEL + canonical(card._body())):
@@ -171,6 +185,65 @@ class ContactCard:
 
 
 # -- grants -------------------------------------------------------------------------------
+
+
+_GRANT_FIELDS = frozenset(
+    {
+        "format",
+        "version",
+        "id",
+        "from",
+        "to",
+        "to_agreement",
+        "created",
+        "expires",
+        "access",
+        "providers",
+        "key",
+        "sig",
+    }
+)
+
+
+def _grant_document(text: str | bytes) -> dict[str, Any]:
+    """A grant's JSON object (from its file or its ``ovgrant1:`` string), with the format,
+    version and exact set of fields checked; nothing verified yet."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError:
+            raise FormatError("grant is not UTF-8 text") from None
+    text = text.strip()
+    if len(text) > MAX_GRANT_SIZE:
+        raise FormatError("grant too large")
+    if text.startswith(GRANT_PREFIX):
+        raw = _unb64(text[len(GRANT_PREFIX) :], "grant")
+        d = _json_object(raw, MAX_GRANT_SIZE, "grant")
+    else:
+        d = _json_object(text, MAX_GRANT_SIZE, "grant")
+    if d.get("format") != GRANT_FORMAT:
+        raise FormatError("not an ownvault grant")
+    if d.get("version") != VERSION:
+        raise FormatError(f"unsupported grant version {d.get('version')!r}")
+    if set(d) - {"capability"} != _GRANT_FIELDS:
+        raise FormatError("grant has missing or unknown fields")
+    return d
+
+
+def _grant_providers(provs: object) -> list[tuple[str, str]]:
+    """A grant's ``providers`` list: 1 to MAX_PROVIDERS ``{"kind", "url"}`` string pairs."""
+    if not isinstance(provs, list) or not 0 < len(provs) <= MAX_PROVIDERS:
+        raise FormatError("grant providers malformed")
+    providers = []
+    for p in provs:
+        if (
+            not isinstance(p, dict)
+            or set(p) != {"kind", "url"}
+            or not all(isinstance(v, str) and 0 < len(v) <= 2048 for v in p.values())
+        ):
+            raise FormatError("grant provider entry malformed")
+        providers.append((p["kind"], p["url"]))
+    return providers
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,10 +268,15 @@ class Grant:
 
     def header(self) -> dict[str, Any]:
         return {
-            "format": GRANT_FORMAT, "version": VERSION, "id": self.grant_id.hex(),
-            "from": self.sender, "to": self.recipient,
+            "format": GRANT_FORMAT,
+            "version": VERSION,
+            "id": self.grant_id.hex(),
+            "from": self.sender,
+            "to": self.recipient,
             "to_agreement": x25519_multibase(self.recipient_agreement),
-            "created": self.created, "expires": self.expires, "access": self.access,
+            "created": self.created,
+            "expires": self.expires,
+            "access": self.access,
             "providers": [{"kind": k, "url": u} for k, u in self.providers],
         } | ({"capability": self.capability} if self.capability is not None else {})
 
@@ -229,18 +307,45 @@ class Grant:
         if not providers or len(providers) > MAX_PROVIDERS:
             raise UsageError(f"a grant names 1..{MAX_PROVIDERS} providers")
         draft = cls(
-            grant_id, keys.did, recipient.did, recipient.agreement, created, expires, access,
-            tuple(providers), b"", b"", capability,
+            grant_id,
+            keys.did,
+            recipient.did,
+            recipient.agreement,
+            created,
+            expires,
+            access,
+            tuple(providers),
+            b"",
+            b"",
+            capability,
         )
         wrapped = crypto.hpke_seal(recipient.agreement, KEY_MAGIC + manifest_key, draft._info())
         unsigned = cls(
-            grant_id, keys.did, recipient.did, recipient.agreement, created, expires, access,
-            tuple(providers), wrapped, b"", capability,
+            grant_id,
+            keys.did,
+            recipient.did,
+            recipient.agreement,
+            created,
+            expires,
+            access,
+            tuple(providers),
+            wrapped,
+            b"",
+            capability,
         )
         sig = keys.sign(unsigned._signed())
         return cls(
-            grant_id, keys.did, recipient.did, recipient.agreement, created, expires, access,
-            tuple(providers), wrapped, sig, capability,
+            grant_id,
+            keys.did,
+            recipient.did,
+            recipient.agreement,
+            created,
+            expires,
+            access,
+            tuple(providers),
+            wrapped,
+            sig,
+            capability,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -255,27 +360,7 @@ class Grant:
 
         ``FormatError`` when malformed; ``IntegrityError`` when the signature fails (tampered).
         """
-        if isinstance(text, bytes):
-            try:
-                text = text.decode()
-            except UnicodeDecodeError:
-                raise FormatError("grant is not UTF-8 text") from None
-        text = text.strip()
-        if len(text) > MAX_GRANT_SIZE:
-            raise FormatError("grant too large")
-        if text.startswith(GRANT_PREFIX):
-            raw = _unb64(text[len(GRANT_PREFIX) :], "grant")
-            d = _json_object(raw, MAX_GRANT_SIZE, "grant")
-        else:
-            d = _json_object(text, MAX_GRANT_SIZE, "grant")
-        if d.get("format") != GRANT_FORMAT:
-            raise FormatError("not an ownvault grant")
-        if d.get("version") != VERSION:
-            raise FormatError(f"unsupported grant version {d.get('version')!r}")
-        fields = {"format", "version", "id", "from", "to", "to_agreement", "created", "expires",
-                  "access", "providers", "key", "sig"}
-        if set(d) - {"capability"} != fields:
-            raise FormatError("grant has missing or unknown fields")
+        d = _grant_document(text)
         try:
             grant_id = bytes.fromhex(d["id"])
         except (TypeError, ValueError):
@@ -287,28 +372,33 @@ class Grant:
             raise FormatError("grant times must be integers")
         if d["access"] != "read":
             raise FormatError(f"unsupported grant access {d['access']!r}")
-        provs = d["providers"]
-        if not isinstance(provs, list) or not 0 < len(provs) <= MAX_PROVIDERS:
-            raise FormatError("grant providers malformed")
-        providers = []
-        for p in provs:
-            if not isinstance(p, dict) or set(p) != {"kind", "url"} or not all(
-                isinstance(v, str) and 0 < len(v) <= 2048 for v in p.values()
-            ):
-                raise FormatError("grant provider entry malformed")
-            providers.append((p["kind"], p["url"]))
+        providers = _grant_providers(d["providers"])
         grant = cls(
-            grant_id, str(d["from"]), str(d["to"]), x25519_from_multibase(d["to_agreement"]),
-            created, expires, "read", tuple(providers), _unb64(d["key"], "grant key"), _unb64(d["sig"], "grant signature"),
+            grant_id,
+            str(d["from"]),
+            str(d["to"]),
+            x25519_from_multibase(d["to_agreement"]),
+            created,
+            expires,
+            "read",
+            tuple(providers),
+            _unb64(d["key"], "grant key"),
+            _unb64(d["sig"], "grant signature"),
             d.get("capability"),
         )
-        if not crypto.ed25519_verify(ed25519_from_did_key(grant.sender), grant.sig, grant._signed()):
+        if not crypto.ed25519_verify(
+            ed25519_from_did_key(grant.sender), grant.sig, grant._signed()
+        ):
             raise IntegrityError("grant signature does not verify: the grant was altered or forged")
         if "capability" in d:
             if not isinstance(d["capability"], str):
                 raise FormatError("grant capability malformed")
             cap = ReadCapability.parse(d["capability"])
-            if (cap.account, cap.reader, cap.grant) != (grant.sender, grant.recipient, grant.id_hex):
+            if (cap.account, cap.reader, cap.grant) != (
+                grant.sender,
+                grant.recipient,
+                grant.id_hex,
+            ):
                 raise FormatError("grant capability is for another grant, sender or recipient")
         return grant
 
@@ -398,7 +488,9 @@ def decode_revocation(sender_did: str, grant_id: bytes, data: bytes) -> int:
         raise FormatError("not a grant revocation notice")
     sig = data[len(REVOCATION_MAGIC) : len(REVOCATION_MAGIC) + SIG_SIZE]
     body = data[len(REVOCATION_MAGIC) + SIG_SIZE :]
-    if not crypto.ed25519_verify(ed25519_from_did_key(sender_did), sig, REVOCATION_AD + grant_id + body):
+    if not crypto.ed25519_verify(
+        ed25519_from_did_key(sender_did), sig, REVOCATION_AD + grant_id + body
+    ):
         raise IntegrityError("grant revocation notice signature does not verify")
     d = _json_object(body, MAX_CARD_SIZE, "revocation notice")
     if d.get("grant") != grant_id.hex() or not isinstance(d.get("revoked"), int):

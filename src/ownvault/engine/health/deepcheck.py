@@ -39,7 +39,9 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
     bad: dict[tuple[int, int], dict[str, Any]] = {}
     totals = {"bytes": 0}
 
-    async def verify(pack: int, pack_id: bytes, k: int, n: int, idx: int, provider: int, size: int, root: bytes) -> None:
+    async def verify(
+        pack: int, pack_id: bytes, k: int, n: int, idx: int, provider: int, size: int, root: bytes
+    ) -> None:
         sname = data_share_name(pack_id, idx)
         p = ctx.store.providers.get(provider)
         kind, why = "unreachable", "provider cannot be opened"
@@ -48,19 +50,28 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
                 try:
                     data = await p.get(sname)
                     totals["bytes"] += len(data)
-                    problem = await asyncio.to_thread(share_problem, data, size, root, ShareHeader(k, n, idx, pack_id))
+                    problem = await asyncio.to_thread(
+                        share_problem, data, size, root, ShareHeader(k, n, idx, pack_id)
+                    )
                     del data
                     kind, why = ("corrupt", problem) if problem else ("", "")
                 except ObjectNotFoundError:
                     kind, why = "missing", "not found"
                 except ProviderError as exc:
-                    kind, why = ("unreachable", exc.message) if exc.retryable else ("corrupt", exc.message)
+                    kind, why = (
+                        ("unreachable", exc.message) if exc.retryable else ("corrupt", exc.message)
+                    )
                 except OwnvaultError as exc:
                     kind, why = "corrupt", exc.message
         good[(pack, idx)] = not kind
         if kind:
-            bad[(pack, idx)] = {"provider": names.get(provider, str(provider)), "pack": pack_id.hex(),
-                                "share": idx, "kind": kind, "reason": why}
+            bad[(pack, idx)] = {
+                "provider": names.get(provider, str(provider)),
+                "pack": pack_id.hex(),
+                "share": idx,
+                "kind": kind,
+                "reason": why,
+            }
             if kind != "unreachable":
                 add_fault(cat, pack, idx, provider, kind, why)
         else:
@@ -73,33 +84,57 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
             jobs.append(verify(pack, pack_id, k, n, s.idx, s.provider, s.size, s.root))
     await asyncio.gather(*jobs)
 
-    for f in cheap["files"]:
+    _file_verdicts(ctx, cheap["files"], good, bad)
+    cheap.update(
+        {
+            "deep": True,
+            "healthy": all(f["healthy"] for f in cheap["files"]) and not bad,
+            "readable": all(f["readable"] for f in cheap["files"]),
+            "shares_verified": len(good),
+            "shares_bad": len(bad),
+            "bad": sorted(bad.values(), key=lambda b: (b["provider"], b["pack"], b["share"])),
+            "bytes_read": totals["bytes"],
+            "seconds": round(time.monotonic() - t0, 3),
+        }
+    )
+    record_run(
+        cat,
+        "deep",
+        started,
+        {k: v for k, v in cheap.items() if k not in ("files", "bad")} | {"bad": cheap["bad"][:100]},
+    )
+    return cheap
+
+
+def _file_verdicts(
+    ctx: VaultContext,
+    files: list[dict[str, Any]],
+    good: dict[tuple[int, int], bool],
+    bad: dict[tuple[int, int], dict[str, Any]],
+) -> None:
+    """Each file's share counts from the verified shares: its weakest pack decides."""
+    for f in files:
         file_packs = _packs_of(ctx, f["name"], f["version"])
         worst = None
         missing = []
         for pack in sorted(file_packs):
-            _pid, _size, k, n = cat.pack_info(pack)
-            rows = cat.shares_of(pack)
+            _pid, _size, k, n = ctx.catalog.pack_info(pack)
+            rows = ctx.catalog.shares_of(pack)
             count = sum(1 for s in rows if good.get((pack, s.idx)))
             if worst is None or count < worst[0]:
                 worst = (count, k, n)
             missing += [bad[(pack, s.idx)] for s in rows if (pack, s.idx) in bad]
         present, needed, total = worst or (f["shares_total"], f["shares_needed"], f["shares_total"])
-        f.update({"shares_present": present, "shares_needed": needed, "shares_total": total,
-                  "healthy": present == total, "readable": present >= needed, "missing": missing})
-    cheap.update({
-        "deep": True,
-        "healthy": all(f["healthy"] for f in cheap["files"]) and not bad,
-        "readable": all(f["readable"] for f in cheap["files"]),
-        "shares_verified": len(good),
-        "shares_bad": len(bad),
-        "bad": sorted(bad.values(), key=lambda b: (b["provider"], b["pack"], b["share"])),
-        "bytes_read": totals["bytes"],
-        "seconds": round(time.monotonic() - t0, 3),
-    })
-    record_run(cat, "deep", started, {k: v for k, v in cheap.items() if k not in ("files", "bad")}
-               | {"bad": cheap["bad"][:100]})
-    return cheap
+        f.update(
+            {
+                "shares_present": present,
+                "shares_needed": needed,
+                "shares_total": total,
+                "healthy": present == total,
+                "readable": present >= needed,
+                "missing": missing,
+            }
+        )
 
 
 def _packs_of(ctx: VaultContext, name: str, number: int) -> set[int]:

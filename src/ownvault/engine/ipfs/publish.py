@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, ImportProfile, get_profile
+from ownvault.engine.ipfs.dagstore import BlockReader, DagRow, DagStore, Publication
 from ownvault.engine.ipfs.dagwalk import walk
-from ownvault.engine.store.catalog import Catalog, EntryRow, VersionRow
+from ownvault.engine.store.catalog import EntryRow, VersionRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import (
     BlockKind,
@@ -51,230 +51,6 @@ __all__ = [
     "unpublish",
     "verify_cid",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class DagRow:
-    id: int
-    version: int
-    name: str
-    number: int
-    path: str
-    root: str
-    profile: str
-    source: str
-    created_at: int
-    published_at: int | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}/{self.path}" if self.path else self.name
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.label, "version": self.number, "cid": self.root, "url": f"ipfs://{self.root}",
-            "profile": self.profile, "source": self.source, "published": self.published_at is not None,
-            "published_at": self.published_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    dag: DagRow
-    blocks: int
-    index_bytes: int
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.dag.to_json(), "blocks": self.blocks, "index_bytes": self.index_bytes,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-_DAG_COLS = (
-    "d.id, d.version, o.name, v.number, d.path, d.root, d.profile, d.source, d.created_at, "
-    "d.published_at FROM dags d JOIN versions v ON v.id = d.version JOIN objects o ON o.id = v.object"
-)
-
-
-class DagStore:
-    """Catalog access for the ``dags`` and ``dag_blocks`` tables."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-
-    def _rows(self, where: str, args: tuple[Any, ...]) -> list[DagRow]:
-        sql = f"SELECT {_DAG_COLS} WHERE {where} ORDER BY o.name, v.number, d.path, d.id"
-        return [DagRow(*r) for r in self.catalog.conn.execute(sql, args)]
-
-    def of_version(self, version: int, path: str) -> list[DagRow]:
-        return self._rows("d.version = ? AND d.path = ?", (version, path))
-
-    def by_root(self, root: str) -> list[DagRow]:
-        return self._rows("d.root = ?", (root,))
-
-    def published(self) -> list[DagRow]:
-        return self._rows("d.published_at IS NOT NULL", ())
-
-    def all(self) -> list[DagRow]:
-        return self._rows("1", ())
-
-    def get(self, dag: int) -> DagRow:
-        rows = self._rows("d.id = ?", (dag,))
-        if not rows:
-            raise NotFoundError(f"unknown DAG record {dag}")
-        return rows[0]
-
-    def insert(
-        self, version: int, path: str, root: CID, profile: str, source: str, published: bool
-    ) -> int:
-        now = int(time.time())
-        cur = self.catalog.conn.execute(
-            "INSERT INTO dags(version, path, root, profile, source, created_at, published_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (version, path, str(root), profile, source, now, now if published else None),
-        )
-        return int(cur.lastrowid or 0)
-
-    def put_blocks(self, dag: int, index: DagIndex) -> None:
-        self.catalog.conn.execute("DELETE FROM dag_blocks WHERE dag = ?", (dag,))
-        self.catalog.conn.executemany(
-            "INSERT INTO dag_blocks(dag, cid, kind, content, offset, length, data, tail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (dag, cid, r.kind, r.content, r.offset, r.length, r.data, r.tail)
-                for cid, r in index.blocks.items()
-            ],
-        )
-
-    def drop_blocks(self, dag: int) -> None:
-        self.catalog.conn.execute("DELETE FROM dag_blocks WHERE dag = ?", (dag,))
-
-    def set_published(self, dag: int, published: bool) -> None:
-        self.catalog.conn.execute(
-            "UPDATE dags SET published_at = ? WHERE id = ?",
-            (int(time.time()) if published else None, dag),
-        )
-
-    def block_count(self, dag: int) -> int:
-        row = self.catalog.conn.execute("SELECT COUNT(*) FROM dag_blocks WHERE dag = ?", (dag,))
-        return int(row.fetchone()[0])
-
-    def load(self, dag: int) -> DagIndex:
-        row = self.get(dag)
-        index = DagIndex(CID.parse(row.root), row.profile)
-        for cid, kind, content, offset, length, data, tail in self.catalog.conn.execute(
-            "SELECT cid, kind, content, offset, length, data, tail FROM dag_blocks WHERE dag = ?",
-            (dag,),
-        ):
-            index.blocks[bytes(cid)] = BlockRef(kind, content, offset, length, bytes(data), bytes(tail))
-        return index
-
-    def lookup(self, cid: bytes, *, dag: int | None = None) -> BlockRef | None:
-        """A block of a published DAG (or of ``dag``, published or not)."""
-        if dag is None:
-            sql = (
-                "SELECT b.kind, b.content, b.offset, b.length, b.data, b.tail FROM dag_blocks b "
-                "JOIN dags d ON d.id = b.dag WHERE b.cid = ? AND d.published_at IS NOT NULL LIMIT 1"
-            )
-            row = self.catalog.conn.execute(sql, (cid,)).fetchone()
-        else:
-            row = self.catalog.conn.execute(
-                "SELECT kind, content, offset, length, data, tail FROM dag_blocks "
-                "WHERE cid = ? AND dag = ?",
-                (cid, dag),
-            ).fetchone()
-        if row is None:
-            return None
-        return BlockRef(row[0], row[1], row[2], row[3], bytes(row[4]), bytes(row[5]))
-
-    def content_cid(self, content: int) -> tuple[str | None, str | None]:
-        row = self.catalog.conn.execute(
-            "SELECT cid, cid_profile FROM contents WHERE id = ?", (content,)
-        ).fetchone()
-        return (None, None) if row is None else (row[0], row[1])
-
-
-# -- regenerating blocks ----------------------------------------------------------------
-
-
-class BlockReader:
-    """Regenerates blocks from the stored data and verifies each against its CID.
-
-    ``lookup`` maps a binary CID to its :class:`BlockRef` (the published index for the
-    gateway, one DAG's index for an export). Reads of consecutive leaves of one content
-    (a DAG walk) share one streaming read; others are range reads.
-    """
-
-    def __init__(self, ctx: VaultContext, lookup: Callable[[bytes], BlockRef | None]) -> None:
-        self._packs = PackReader(ctx.catalog, ctx.keys, ctx.store)
-        self._catalog = ctx.catalog
-        self.lookup = lookup
-        self._cursor: tuple[int, int, AsyncIterator[bytes]] | None = None
-        self._carry = b""
-
-    async def close(self) -> None:
-        await self._drop_cursor()
-        await self._packs.close()
-
-    async def _drop_cursor(self) -> None:
-        if self._cursor is not None:
-            gen = self._cursor[2]
-            self._cursor = None
-            aclose = getattr(gen, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        self._carry = b""
-
-    def plaintext(self, content: int, start: int, end: int) -> AsyncIterator[bytes]:
-        """The stored plaintext ``[start, end)`` of a content (a file)."""
-        return self._packs.read(self._catalog.content_chunks(content), start, end)
-
-    async def _sequential(self, content: int, start: int, length: int) -> bytes:
-        if self._cursor is None or self._cursor[0] != content or self._cursor[1] != start:
-            await self._drop_cursor()
-            gen = self._packs.read(self._catalog.content_chunks(content), start, None)
-            self._cursor = (content, start, gen)
-        _, _, gen = self._cursor
-        parts = [self._carry]
-        have = len(self._carry)
-        while have < length:
-            try:
-                piece = await gen.__anext__()
-            except StopAsyncIteration:
-                break
-            parts.append(piece)
-            have += len(piece)
-        data = b"".join(parts)
-        self._carry = data[length:]
-        self._cursor = (content, start + length, gen)
-        return data[:length]
-
-    async def get(self, cid: CID, *, sequential: bool = False) -> bytes:
-        """The verified block for ``cid``; NotFoundError when the index does not have it."""
-        if cid.hash_code == 0x00:  # identity: the data is the digest
-            return cid.digest
-        ref = self.lookup(cid.bytes)
-        if ref is None:
-            raise NotFoundError(f"block not found: {cid}", name=str(cid))
-        if ref.kind != "leaf":
-            block = ref.data
-        else:
-            if ref.content is None:
-                raise IntegrityError(f"block {cid}: leaf without content")
-            if sequential:
-                data = await self._sequential(ref.content, ref.offset, ref.length)
-            else:
-                data = b"".join(
-                    [p async for p in self.plaintext(ref.content, ref.offset, ref.offset + ref.length)]
-                )
-            if len(data) != ref.length:
-                raise IntegrityError(f"block {cid}: stored content is shorter than its index says")
-            block = ref.data + data + ref.tail
-        if not cid.verify(block):
-            raise IntegrityError(f"block {cid} regenerated from the vault does not match its CID", name=str(cid))
-        return block
 
 
 # -- building an index --------------------------------------------------------------------
@@ -346,7 +122,9 @@ async def index_version(
 # -- resolving what the user names ----------------------------------------------------------
 
 
-def resolve_target(ctx: VaultContext, target: str, version: int | None = None) -> tuple[VersionRow, str, str | None]:
+def resolve_target(
+    ctx: VaultContext, target: str, version: int | None = None
+) -> tuple[VersionRow, str, str | None]:
     """A NAME (or NAME/path inside a tree) or a CID -> (version, inner path, expected root).
 
     For a CID, any DAG record, version or content with that CID is accepted (the owner may
@@ -390,7 +168,9 @@ def _is_cid(text: str) -> bool:
     return True
 
 
-def _profile_for(ctx: VaultContext, v: VersionRow, inner: str, profile: str | None) -> tuple[str, DagRow | None]:
+def _profile_for(
+    ctx: VaultContext, v: VersionRow, inner: str, profile: str | None
+) -> tuple[str, DagRow | None]:
     """The profile to publish with and an existing DAG record to reuse."""
     rows = DagStore(ctx.catalog).of_version(v.id, inner)
     if profile is None:
@@ -422,8 +202,10 @@ async def publish(
             return Publication(dag, store.block_count(dag.id), 0, time.perf_counter() - t0)
         index, root, _files = await index_version(ctx, v, inner, get_profile(name))
         assert index is not None
-        recorded = existing.root if existing is not None else (
-            expected if name == (v.cid_profile or ctx.settings.cid_profile) else None
+        recorded = (
+            existing.root
+            if existing is not None
+            else (expected if name == (v.cid_profile or ctx.settings.cid_profile) else None)
         )
         if recorded is not None and recorded != str(root):
             raise IntegrityError(
@@ -431,8 +213,10 @@ async def publish(
                 name=v.name,
             )
         with ctx.catalog.transaction():
-            dag_id = existing.id if existing is not None else store.insert(
-                v.id, inner, root, name, "profile", True
+            dag_id = (
+                existing.id
+                if existing is not None
+                else store.insert(v.id, inner, root, name, "profile", True)
             )
             store.put_blocks(dag_id, index)
             store.set_published(dag_id, True)
@@ -453,7 +237,8 @@ async def unpublish(ctx: VaultContext, target: str, *, version: int | None = Non
         else:
             v, inner = ctx.resolve(target, version)
             rows = [
-                r for r in store.published()
+                r
+                for r in store.published()
                 if (r.version == v.id and (not inner or r.path == inner))
                 or (version is None and r.name == v.name and (not inner or r.path == inner))
             ]
@@ -467,7 +252,9 @@ async def unpublish(ctx: VaultContext, target: str, *, version: int | None = Non
     return rows
 
 
-async def verify_cid(ctx: VaultContext, target: str, *, version: int | None = None) -> dict[str, Any]:
+async def verify_cid(
+    ctx: VaultContext, target: str, *, version: int | None = None
+) -> dict[str, Any]:
     """Recompute CIDs from the stored plaintext and compare with every recorded CID."""
     v, inner, expected = resolve_target(ctx, target, version)
     store = DagStore(ctx.catalog)
@@ -476,25 +263,66 @@ async def verify_cid(ctx: VaultContext, target: str, *, version: int | None = No
     _index, root, files = await index_version(ctx, v, inner, PROFILES[profile], keep=False)
     for path, (got, recorded) in sorted(files.items()):
         if recorded is not None:
-            checks.append({"what": f"file {path or v.name}", "profile": profile, "recorded": recorded,
-                           "computed": str(got), "ok": recorded == str(got)})
+            checks.append(
+                {
+                    "what": f"file {path or v.name}",
+                    "profile": profile,
+                    "recorded": recorded,
+                    "computed": str(got),
+                    "ok": recorded == str(got),
+                }
+            )
     if expected is not None and (inner or v.cid == expected):
-        checks.append({"what": "root", "profile": profile, "recorded": expected,
-                       "computed": str(root), "ok": expected == str(root)})
+        checks.append(
+            {
+                "what": "root",
+                "profile": profile,
+                "recorded": expected,
+                "computed": str(root),
+                "ok": expected == str(root),
+            }
+        )
     for row in store.of_version(v.id, inner):
         if row.source == "car":
             ok, detail = await _verify_stored_dag(ctx, store, row)
-            checks.append({"what": "imported DAG", "profile": row.profile, "recorded": row.root,
-                           "computed": row.root if ok else detail, "ok": ok})
+            checks.append(
+                {
+                    "what": "imported DAG",
+                    "profile": row.profile,
+                    "recorded": row.root,
+                    "computed": row.root if ok else detail,
+                    "ok": ok,
+                }
+            )
         elif row.profile != profile or row.root != str(root):
             _i, other, _f = await index_version(ctx, v, inner, PROFILES[row.profile], keep=False)
-            checks.append({"what": "DAG record", "profile": row.profile, "recorded": row.root,
-                           "computed": str(other), "ok": row.root == str(other)})
+            checks.append(
+                {
+                    "what": "DAG record",
+                    "profile": row.profile,
+                    "recorded": row.root,
+                    "computed": str(other),
+                    "ok": row.root == str(other),
+                }
+            )
     if not checks:
-        checks.append({"what": "root", "profile": profile, "recorded": None,
-                       "computed": str(root), "ok": True})
-    return {"name": v.name, "version": v.number, "path": inner, "cid": str(root),
-            "checks": checks, "ok": all(c["ok"] for c in checks)}
+        checks.append(
+            {
+                "what": "root",
+                "profile": profile,
+                "recorded": None,
+                "computed": str(root),
+                "ok": True,
+            }
+        )
+    return {
+        "name": v.name,
+        "version": v.number,
+        "path": inner,
+        "cid": str(root),
+        "checks": checks,
+        "ok": all(c["ok"] for c in checks),
+    }
 
 
 async def _verify_stored_dag(ctx: VaultContext, store: DagStore, row: DagRow) -> tuple[bool, str]:
@@ -515,7 +343,9 @@ async def _dfs(reader: BlockReader, root: CID) -> AsyncIterator[tuple[CID, bytes
         yield item
 
 
-async def dag_index(ctx: VaultContext, target: str, *, version: int | None = None) -> tuple[VersionRow, str, DagIndex]:
+async def dag_index(
+    ctx: VaultContext, target: str, *, version: int | None = None
+) -> tuple[VersionRow, str, DagIndex]:
     """The block index of a stored version's DAG (by NAME or CID), checked against the CID
     recorded for it: (version, path inside it, index with ``.root`` and ``.blocks``)."""
     v, inner, expected = resolve_target(ctx, target, version)
@@ -526,7 +356,9 @@ async def dag_index(ctx: VaultContext, target: str, *, version: int | None = Non
         # CID recorded at ingest, so an imported CAR exports as it came in
         rows.sort(key=lambda r: r.published_at is None)
         expected = rows[0].root
-    row = next((r for r in rows if r.root == expected), rows[0] if rows and expected is None else None)
+    row = next(
+        (r for r in rows if r.root == expected), rows[0] if rows and expected is None else None
+    )
     if row is not None and (row.source == "car" or store.block_count(row.id)):
         index = store.load(row.id)
     else:
@@ -551,7 +383,9 @@ async def dag_blocks(ctx: VaultContext, index: DagIndex) -> AsyncIterator[tuple[
         await reader.close()
 
 
-async def export_car(ctx: VaultContext, target: str, out: Callable[[bytes], Any], *, version: int | None = None) -> dict[str, Any]:
+async def export_car(
+    ctx: VaultContext, target: str, out: Callable[[bytes], Any], *, version: int | None = None
+) -> dict[str, Any]:
     """Write the DAG of a stored version (by NAME or CID) as a CARv1 through ``out``.
 
     The blocks are regenerated from the stored plaintext with the recorded profile (or
@@ -572,5 +406,12 @@ async def export_car(ctx: VaultContext, target: str, out: Callable[[bytes], Any]
             count += 1
     finally:
         await reader.close()
-    return {"name": v.name, "version": v.number, "path": inner, "root": str(index.root),
-            "profile": index.profile, "blocks": count, "bytes": size}
+    return {
+        "name": v.name,
+        "version": v.number,
+        "path": inner,
+        "root": str(index.root),
+        "profile": index.profile,
+        "blocks": count,
+        "bytes": size,
+    }

@@ -46,45 +46,23 @@ async def forget(ctx: VaultContext, name: str, *, version: int | None = None) ->
         if not vids:
             raise NotFoundError(f"{name} has no version {version}", name=name)
         marks = ",".join("?" * len(vids))
-        mine = {
-            r[0] for r in cat.conn.execute(
-                f"SELECT cc.chunk FROM entries e JOIN content_chunks cc ON cc.content = e.content WHERE e.version IN ({marks})",
-                vids,
-            )
-        }
-        others = {
-            r[0] for r in cat.conn.execute(
-                f"SELECT cc.chunk FROM entries e JOIN content_chunks cc ON cc.content = e.content WHERE e.version NOT IN ({marks})",
-                vids,
-            )
-        }
-        doomed_chunks = mine - others
-        shared_kept = len(mine & others)
-        packs = {
-            r[0] for r in cat.conn.execute(
-                "SELECT DISTINCT c.pack FROM chunks c WHERE NOT EXISTS "
-                f"(SELECT 1 FROM content_chunks cc JOIN entries e ON e.content = cc.content "
-                f" WHERE cc.chunk = c.id AND e.version NOT IN ({marks}))",
-                vids,
-            )
-        }
-        grant_rows = {
-            r[0] for r in cat.conn.execute(
-                f"SELECT DISTINCT grant_row FROM grant_versions WHERE version IN ({marks})", vids
-            )
-        }
+        doomed_chunks, shared_kept, packs, grant_rows = _what_goes(cat.conn, vids)
         cat.conn.execute("PRAGMA secure_delete = ON")
 
         def finish(c: sqlite3.Connection) -> None:
             c.execute(f"DELETE FROM versions WHERE id IN ({marks})", vids)
             if not c.execute("SELECT 1 FROM versions WHERE object = ?", (obj,)).fetchone():
                 c.execute("DELETE FROM objects WHERE id = ?", (obj,))
-            c.execute("DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)")
+            c.execute(
+                "DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)"
+            )
 
         rep = await rewrite_packs(
-            ctx, packs,
+            ctx,
+            packs,
             lambda ch: "drop" if ch.row in doomed_chunks or not ch.referenced else "keep",
-            reason=f"forget {name}", finish=finish,
+            reason=f"forget {name}",
+            finish=finish,
         )
         if grant_rows:
             await ctx.events.emit(PacksRewritten(frozenset(grant_rows)))
@@ -93,18 +71,61 @@ async def forget(ctx: VaultContext, name: str, *, version: int | None = None) ->
         old = await _delete_old_snapshots(ctx, snap.seq)
         deleted, failed = await drain_doomed(ctx)
     result = rep.to_json()
-    result.update({
-        "name": name,
-        "versions_forgotten": len(vids),
-        "chunks_shredded": len(doomed_chunks),
-        "chunks_shared_with_other_names": shared_kept,
-        "grants_updated": len(grant_rows),
-        "snapshot": snap.seq,
-        "old_snapshot_objects_deleted": old["deleted"],
-        "objects_deleted": rep.objects_deleted + deleted,
-        "not_deleted": old["failed"] + failed,
-    })
+    result.update(
+        {
+            "name": name,
+            "versions_forgotten": len(vids),
+            "chunks_shredded": len(doomed_chunks),
+            "chunks_shared_with_other_names": shared_kept,
+            "grants_updated": len(grant_rows),
+            "snapshot": snap.seq,
+            "old_snapshot_objects_deleted": old["deleted"],
+            "objects_deleted": rep.objects_deleted + deleted,
+            "not_deleted": old["failed"] + failed,
+        }
+    )
     return result
+
+
+def _what_goes(
+    conn: sqlite3.Connection, vids: list[int]
+) -> tuple[set[int], int, set[int], set[int]]:
+    """For forgetting versions ``vids``: the chunks only they use (to shred), how many of
+    their chunks other versions share (kept), the packs holding nothing another version
+    needs, and the grants that cover them."""
+    marks = ",".join("?" * len(vids))
+    mine = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT cc.chunk FROM entries e JOIN content_chunks cc ON cc.content = e.content WHERE e.version IN ({marks})",
+            vids,
+        )
+    }
+    others = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT cc.chunk FROM entries e JOIN content_chunks cc ON cc.content = e.content WHERE e.version NOT IN ({marks})",
+            vids,
+        )
+    }
+    doomed_chunks = mine - others
+    shared_kept = len(mine & others)
+    packs = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT c.pack FROM chunks c WHERE NOT EXISTS "
+            f"(SELECT 1 FROM content_chunks cc JOIN entries e ON e.content = cc.content "
+            f" WHERE cc.chunk = c.id AND e.version NOT IN ({marks}))",
+            vids,
+        )
+    }
+    grant_rows = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT grant_row FROM grant_versions WHERE version IN ({marks})", vids
+        )
+    }
+    return doomed_chunks, shared_kept, packs, grant_rows
 
 
 def _scrub_local(conn: sqlite3.Connection) -> None:
@@ -128,7 +149,9 @@ async def _delete_old_snapshots(ctx: VaultContext, keep_seq: int) -> dict[str, A
         try:
             names = [o.name async for o in p.list("catalog/")]
         except ProviderError as exc:
-            failed.append({"provider": pname, "object": "catalog/", "reason": f"cannot list: {exc.message}"})
+            failed.append(
+                {"provider": pname, "object": "catalog/", "reason": f"cannot list: {exc.message}"}
+            )
             return
         for n in names:
             if n.startswith(keep):

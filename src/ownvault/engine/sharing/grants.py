@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 from ownvault.core import crypto
 from ownvault.core.capability import grant_capability
 from ownvault.core.grants import (
-    ContactCard,
     Grant,
     encode_manifest,
     encode_revocation,
     manifest_name,
     revocation_name,
 )
-from ownvault.core.keys import x25519_multibase
 from ownvault.core.pack import unwrap_chunk_key
+from ownvault.engine.sharing.contacts import never_share_tags, resolve_contact, vault_now
+from ownvault.engine.store.catalog.rows import ChunkRef
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.repack import drain_doomed, rewrite_packs
 from ownvault.errors import (
@@ -49,114 +49,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GrantInfo",
-    "add_contact",
-    "contact_card",
-    "contacts",
     "grant_token",
     "grants",
-    "identity",
     "refresh_grants",
-    "remove_contact",
-    "resolve_contact",
     "revoke",
-    "set_tag_policy",
     "share",
-    "tag_policies",
 ]
 
 GRANT_KEY_AD = b"ownvault/v1/grant-key"
-
-
-def _now(ctx: VaultContext) -> int:
-    """Now in whole seconds, from the vault's clock (``ctx.hooks.clock``; tests set it)."""
-    return int(ctx.hooks.clock())
-
-
-# -- identity and contacts --------------------------------------------------------------
-
-
-def contact_card(ctx: VaultContext, name: str | None = None) -> ContactCard:
-    return ContactCard.create(ctx.keys, name, _now(ctx))
-
-
-def identity(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
-    """The vault's public identity: did:key, X25519 key-agreement key, and a contact card."""
-    return {
-        "did": ctx.keys.did,
-        "agreement": x25519_multibase(ctx.keys.agreement_public),
-        "card": contact_card(ctx, name).to_json(),
-    }
-
-
-async def add_contact(ctx: VaultContext, card_text: str | bytes, name: str | None = None) -> dict[str, Any]:
-    """Import a contact card (verified: its signature must match its did:key)."""
-    card = ContactCard.from_json(card_text)
-    label = name or card.name
-    if card.did == ctx.keys.did:
-        raise UsageError("that is this vault's own card")
-    async with ctx.write():
-        with ctx.catalog.transaction() as c:
-            if label is not None:
-                clash = c.execute("SELECT did FROM contacts WHERE name = ? AND did != ?", (label, card.did)).fetchone()
-                if clash:
-                    raise UsageError(f"another contact is already called {label!r}")
-            c.execute(
-                "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
-                (card.did, label, card_text if isinstance(card_text, str) else card_text.decode(), _now(ctx)),
-            )
-    return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
-
-
-def contacts(ctx: VaultContext) -> list[dict[str, Any]]:
-    return [
-        {"did": r[0], "name": r[1], "added": r[2]}
-        for r in ctx.catalog.conn.execute("SELECT did, name, added_at FROM contacts ORDER BY name, did")
-    ]
-
-
-def resolve_contact(ctx: VaultContext, who: str) -> ContactCard:
-    """A contact by did:key or by name; ``NotFoundError`` with what to do otherwise."""
-    row = ctx.catalog.conn.execute("SELECT card FROM contacts WHERE did = ? OR name = ?", (who, who)).fetchone()
-    if row is None:
-        raise NotFoundError(
-            f"no contact {who!r}: import their card first (ownvault contacts add CARD.json)", name=who
-        )
-    return ContactCard.from_json(row[0])
-
-
-async def remove_contact(ctx: VaultContext, who: str) -> None:
-    card = resolve_contact(ctx, who)
-    async with ctx.write():
-        with ctx.catalog.transaction() as c:
-            c.execute("DELETE FROM contacts WHERE did = ?", (card.did,))
-
-
-# -- tag policies ---------------------------------------------------------------------------
-
-
-async def set_tag_policy(ctx: VaultContext, tag: str, *, never_share: bool) -> dict[str, Any]:
-    if not tag or len(tag) > 64 or any(ch.isspace() for ch in tag):
-        raise UsageError(f"invalid tag {tag!r}")
-    async with ctx.write():
-        with ctx.catalog.transaction() as c:
-            c.execute(
-                "INSERT INTO tag_policies(tag, never_share) VALUES (?, ?) "
-                "ON CONFLICT(tag) DO UPDATE SET never_share = excluded.never_share",
-                (tag, int(never_share)),
-            )
-    return {"tag": tag, "never_share": never_share}
-
-
-def tag_policies(ctx: VaultContext) -> list[dict[str, Any]]:
-    return [
-        {"tag": r[0], "never_share": bool(r[1])}
-        for r in ctx.catalog.conn.execute("SELECT tag, never_share FROM tag_policies ORDER BY tag")
-    ]
-
-
-def _never_share_tags(ctx: VaultContext) -> set[str]:
-    return {r[0] for r in ctx.catalog.conn.execute("SELECT tag FROM tag_policies WHERE never_share = 1")}
 
 
 # -- grants -----------------------------------------------------------------------------------
@@ -171,14 +71,16 @@ def public_url(ctx: VaultContext, row: ProviderRow) -> str:
 
 def _scope_versions(ctx: VaultContext, names: list[str], tag: str | None) -> list[int]:
     cat = ctx.catalog
-    blocked = _never_share_tags(ctx)
+    blocked = never_share_tags(ctx)
     if tag is not None and tag in blocked:
         raise SharePolicyError(f"data tagged {tag!r} may never be shared (tag policy)", name=tag)
     rows = []
     if tag is not None:
         rows = [
-            r[0] for r in cat.conn.execute(
-                "SELECT o.name FROM objects o JOIN tags t ON t.object = o.id WHERE t.tag = ? ORDER BY o.name", (tag,)
+            r[0]
+            for r in cat.conn.execute(
+                "SELECT o.name FROM objects o JOIN tags t ON t.object = o.id WHERE t.tag = ? ORDER BY o.name",
+                (tag,),
             )
         ]
         if not rows:
@@ -200,62 +102,117 @@ def _scope_versions(ctx: VaultContext, names: list[str], tag: str | None) -> lis
     return out
 
 
-def _manifest_body(ctx: VaultContext, grant_id: bytes, generation: int, version_ids: list[int]) -> dict[str, Any]:
-    cat = ctx.catalog
-    chunk_idx: dict[int, int] = {}
-    chunks: list[dict[str, Any]] = []
-    pack_idx: dict[int, int] = {}
-    packs: list[dict[str, Any]] = []
-    prov_rows = {r.id: r for r in cat.providers(include_removed=True)}
-    used_providers: set[int] = set()
+class _ManifestBuilder:
+    """The chunks and packs a grant's manifest lists, each once, in first-use order."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self.ctx = ctx
+        self.prov_rows = {r.id: r for r in ctx.catalog.providers(include_removed=True)}
+        self.chunk_idx: dict[int, int] = {}
+        self.chunks: list[dict[str, Any]] = []
+        self.pack_idx: dict[int, int] = {}
+        self.packs: list[dict[str, Any]] = []
+        self.used_providers: set[int] = set()
+
+    def pack(self, pack_row: int) -> int:
+        if pack_row not in self.pack_idx:
+            pack_id, size, k, n = self.ctx.catalog.pack_info(pack_row)
+            shares = self.ctx.catalog.shares_of(pack_row)
+            self.used_providers.update(s.provider for s in shares)
+            self.pack_idx[pack_row] = len(self.packs)
+            self.packs.append(
+                {
+                    "id": pack_id.hex(),
+                    "size": size,
+                    "k": k,
+                    "n": n,
+                    "shares": [
+                        {
+                            "index": s.idx,
+                            "provider": self.prov_rows[s.provider].name,
+                            "size": s.size,
+                            "root": s.root.hex(),
+                        }
+                        for s in shares
+                    ],
+                }
+            )
+        return self.pack_idx[pack_row]
+
+    def chunk(self, ref: ChunkRef) -> int:
+        if ref.row not in self.chunk_idx:
+            pack = self.pack(ref.pack)
+            key = unwrap_chunk_key(
+                self.ctx.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key
+            )
+            self.chunk_idx[ref.row] = len(self.chunks)
+            self.chunks.append(
+                {
+                    "id": ref.chunk_id.hex(),
+                    "key": key.hex(),
+                    "pack": pack,
+                    "offset": ref.offset,
+                    "length": ref.length,
+                    "plain_len": ref.plain_len,
+                }
+            )
+        return self.chunk_idx[ref.row]
+
+    def entries(self, version_id: int) -> list[dict[str, Any]]:
+        cat = self.ctx.catalog
+        out = []
+        for e in cat.entries(version_id):
+            refs = [] if e.content is None else cat.content_chunks(e.content)
+            out.append(
+                {
+                    "path": e.path,
+                    "kind": e.kind,
+                    "mode": e.mode,
+                    "mtime_ns": e.mtime_ns,
+                    "size": e.size,
+                    "cid": e.cid,
+                    "target": e.target,
+                    "chunks": [self.chunk(ref) for ref in refs],
+                }
+            )
+        return out
+
+
+def _manifest_body(
+    ctx: VaultContext, grant_id: bytes, generation: int, version_ids: list[int]
+) -> dict[str, Any]:
+    built = _ManifestBuilder(ctx)
     items = []
     for vid in version_ids:
-        row = cat.conn.execute(
+        row = ctx.catalog.conn.execute(
             "SELECT o.name, v.number, v.kind, v.created_at, v.size, v.cid FROM versions v "
             "JOIN objects o ON o.id = v.object WHERE v.id = ?",
             (vid,),
         ).fetchone()
         if row is None:
             continue
-        entries = []
-        for e in cat.entries(vid):
-            refs = []
-            if e.content is not None:
-                for ref in cat.content_chunks(e.content):
-                    if ref.row not in chunk_idx:
-                        if ref.pack not in pack_idx:
-                            pack_id, size, k, n = cat.pack_info(ref.pack)
-                            shares = cat.shares_of(ref.pack)
-                            used_providers.update(s.provider for s in shares)
-                            pack_idx[ref.pack] = len(packs)
-                            packs.append({
-                                "id": pack_id.hex(), "size": size, "k": k, "n": n,
-                                "shares": [
-                                    {"index": s.idx, "provider": prov_rows[s.provider].name,
-                                     "size": s.size, "root": s.root.hex()}
-                                    for s in shares
-                                ],
-                            })
-                        key = unwrap_chunk_key(ctx.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
-                        chunk_idx[ref.row] = len(chunks)
-                        chunks.append({
-                            "id": ref.chunk_id.hex(), "key": key.hex(), "pack": pack_idx[ref.pack],
-                            "offset": ref.offset, "length": ref.length, "plain_len": ref.plain_len,
-                        })
-                    refs.append(chunk_idx[ref.row])
-            entries.append({
-                "path": e.path, "kind": e.kind, "mode": e.mode, "mtime_ns": e.mtime_ns, "size": e.size,
-                "cid": e.cid, "target": e.target, "chunks": refs,
-            })
-        items.append({
-            "name": row[0], "version": row[1], "kind": row[2], "created": row[3], "size": row[4],
-            "cid": row[5], "entries": entries,
-        })
+        entries = built.entries(vid)
+        items.append(
+            {
+                "name": row[0],
+                "version": row[1],
+                "kind": row[2],
+                "created": row[3],
+                "size": row[4],
+                "cid": row[5],
+                "entries": entries,
+            }
+        )
+    rows = built.prov_rows
     return {
-        "grant": grant_id.hex(), "generation": generation, "items": items, "chunks": chunks, "packs": packs,
+        "grant": grant_id.hex(),
+        "generation": generation,
+        "items": items,
+        "chunks": built.chunks,
+        "packs": built.packs,
         "providers": [
-            {"name": prov_rows[p].name, "kind": prov_rows[p].kind, "url": public_url(ctx, prov_rows[p])}
-            for p in sorted(used_providers)
+            {"name": rows[p].name, "kind": rows[p].kind, "url": public_url(ctx, rows[p])}
+            for p in sorted(built.used_providers)
         ],
     }
 
@@ -276,10 +233,15 @@ async def _put_everywhere(ctx: VaultContext, name: str, data: bytes) -> int:
     return written
 
 
-async def _publish_manifest(ctx: VaultContext, grant_row: int, grant_id: bytes, wrapped: bytes, generation: int) -> None:
-    versions = [r[0] for r in ctx.catalog.conn.execute(
-        "SELECT version FROM grant_versions WHERE grant_row = ? ORDER BY version", (grant_row,)
-    )]
+async def _publish_manifest(
+    ctx: VaultContext, grant_row: int, grant_id: bytes, wrapped: bytes, generation: int
+) -> None:
+    versions = [
+        r[0]
+        for r in ctx.catalog.conn.execute(
+            "SELECT version FROM grant_versions WHERE grant_row = ? ORDER BY version", (grant_row,)
+        )
+    ]
     body = _manifest_body(ctx, grant_id, generation, versions)
     data = encode_manifest(ctx.keys, _grant_key(ctx, grant_id, wrapped), grant_id, generation, body)
     if await _put_everywhere(ctx, manifest_name(grant_id, generation), data) == 0:
@@ -288,12 +250,14 @@ async def _publish_manifest(ctx: VaultContext, grant_row: int, grant_id: bytes, 
 
 async def _doom_manifests(ctx: VaultContext, grant_id: bytes, below: int | None) -> None:
     """Queue the manifest objects of generations < ``below`` (all when None) for deletion."""
-    now = _now(ctx)
+    now = vault_now(ctx)
     gens = range(0, below) if below is not None else None
     rows = []
     for pid in ctx.store.providers:
         if gens is None:
-            cur = ctx.catalog.conn.execute("SELECT generation FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
+            cur = ctx.catalog.conn.execute(
+                "SELECT generation FROM grants WHERE grant_id = ?", (grant_id,)
+            ).fetchone()
             upto = int(cur[0]) + 1 if cur else 1
             names = [manifest_name(grant_id, g) for g in range(upto)]
         else:
@@ -301,7 +265,8 @@ async def _doom_manifests(ctx: VaultContext, grant_id: bytes, below: int | None)
         rows += [(pid, n, f"grant {grant_id.hex()} manifest", now) for n in names]
     with ctx.catalog.transaction() as c:
         c.executemany(
-            "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)", rows
+            "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
+            rows,
         )
 
 
@@ -313,7 +278,54 @@ class GrantInfo:
     items: list[str]
 
     def to_json(self) -> dict[str, Any]:
-        return {"grant": self.grant_id, "token": self.token, "to": self.recipient, "items": self.items}
+        return {
+            "grant": self.grant_id,
+            "token": self.token,
+            "to": self.recipient,
+            "items": self.items,
+        }
+
+
+def _record_grant(
+    ctx: VaultContext,
+    grant: Grant,
+    recipient: str,
+    wrapped: bytes,
+    version_ids: list[int],
+    scope: dict[str, Any],
+) -> tuple[int, list[str]]:
+    """The catalog rows of a new grant: its row id and the items it covers ("name vN")."""
+    label = ctx.catalog.conn.execute(
+        "SELECT name FROM contacts WHERE did = ?", (recipient,)
+    ).fetchone()
+    item_names = [
+        ctx.catalog.conn.execute(
+            "SELECT o.name || ' v' || v.number FROM versions v JOIN objects o ON o.id = v.object WHERE v.id = ?",
+            (v,),
+        ).fetchone()[0]
+        for v in version_ids
+    ]
+    with ctx.catalog.transaction() as c:
+        cur = c.execute(
+            "INSERT INTO grants(grant_id, recipient, label, scope, created_at, expires_at, access, "
+            "wrapped_key, generation, token) VALUES (?, ?, ?, ?, ?, ?, 'read', ?, 0, ?)",
+            (
+                grant.grant_id,
+                recipient,
+                label[0] if label else None,
+                json.dumps({**scope, "items": item_names}, sort_keys=True),
+                grant.created,
+                grant.expires,
+                wrapped,
+                grant.to_string(),
+            ),
+        )
+        row = int(cur.lastrowid or 0)
+        c.executemany(
+            "INSERT INTO grant_versions(grant_row, version) VALUES (?, ?)",
+            [(row, v) for v in version_ids],
+        )
+    return row, item_names
 
 
 async def share(
@@ -331,7 +343,7 @@ async def share(
     if not read_only:
         raise UsageError("only read-only grants exist (a recipient can never write to your vault)")
     recipient = resolve_contact(ctx, to)
-    now = _now(ctx)
+    now = vault_now(ctx)
     if expires is not None and expires <= now:
         raise UsageError("--expires is in the past")
     async with ctx.write():
@@ -339,7 +351,9 @@ async def share(
         grant_id = crypto.random_bytes(16)
         manifest_key = crypto.random_bytes(crypto.KEY_SIZE)
         providers = [
-            (r.kind, public_url(ctx, r)) for r in ctx.catalog.providers() if r.id in ctx.store.providers
+            (r.kind, public_url(ctx, r))
+            for r in ctx.catalog.providers()
+            if r.id in ctx.store.providers
         ]
         # Storage nodes serve the account's objects only to its own key; the recipient
         # reads them with a read capability for this grant (docs/node-protocol.md).
@@ -349,26 +363,19 @@ async def share(
             else None
         )
         grant = Grant.create(
-            ctx.keys, recipient, grant_id, manifest_key, created=now, expires=expires, providers=providers,
+            ctx.keys,
+            recipient,
+            grant_id,
+            manifest_key,
+            created=now,
+            expires=expires,
+            providers=providers,
             capability=capability,
         )
         wrapped = crypto.seal(ctx.keys.grants, manifest_key, GRANT_KEY_AD + grant_id)
-        label = ctx.catalog.conn.execute("SELECT name FROM contacts WHERE did = ?", (recipient.did,)).fetchone()
-        item_names = [ctx.catalog.conn.execute(
-            "SELECT o.name || ' v' || v.number FROM versions v JOIN objects o ON o.id = v.object WHERE v.id = ?", (v,)
-        ).fetchone()[0] for v in version_ids]
-        scope = {"names": list(names), "tag": tag, "items": item_names}
-        with ctx.catalog.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO grants(grant_id, recipient, label, scope, created_at, expires_at, access, "
-                "wrapped_key, generation, token) VALUES (?, ?, ?, ?, ?, ?, 'read', ?, 0, ?)",
-                (grant_id, recipient.did, label[0] if label else None, json.dumps(scope, sort_keys=True),
-                 now, expires, wrapped, grant.to_string()),
-            )
-            row = int(cur.lastrowid or 0)
-            c.executemany(
-                "INSERT INTO grant_versions(grant_row, version) VALUES (?, ?)", [(row, v) for v in version_ids]
-            )
+        row, item_names = _record_grant(
+            ctx, grant, recipient.did, wrapped, version_ids, {"names": list(names), "tag": tag}
+        )
         try:
             await _publish_manifest(ctx, row, grant_id, wrapped, 0)
         except BaseException:
@@ -380,7 +387,7 @@ async def share(
 
 def grants(ctx: VaultContext) -> list[dict[str, Any]]:
     """Who can read what, since when, until when."""
-    now = _now(ctx)
+    now = vault_now(ctx)
     out = []
     for r in ctx.catalog.conn.execute(
         "SELECT grant_id, recipient, label, scope, created_at, expires_at, state, revoked_at, generation "
@@ -390,11 +397,20 @@ def grants(ctx: VaultContext) -> list[dict[str, Any]]:
         state = r[6]
         if state == "active" and r[5] is not None and now >= r[5]:
             state = "expired"
-        out.append({
-            "grant": bytes(r[0]).hex(), "to": r[1], "contact": r[2], "items": scope.get("items", []),
-            "tag": scope.get("tag"), "created": r[4], "expires": r[5], "state": state,
-            "revoked": r[7], "generation": r[8],
-        })
+        out.append(
+            {
+                "grant": bytes(r[0]).hex(),
+                "to": r[1],
+                "contact": r[2],
+                "items": scope.get("items", []),
+                "tag": scope.get("tag"),
+                "created": r[4],
+                "expires": r[5],
+                "state": state,
+                "revoked": r[7],
+                "generation": r[8],
+            }
+        )
     return out
 
 
@@ -456,39 +472,60 @@ async def revoke(
         overlapping: set[int] = set()
         if state != "revoked":
             granted = {
-                r[0] for r in cat.conn.execute(
+                r[0]
+                for r in cat.conn.execute(
                     "SELECT DISTINCT cc.chunk FROM grant_versions gv JOIN entries e ON e.version = gv.version "
                     "JOIN content_chunks cc ON cc.content = e.content WHERE gv.grant_row = ?",
                     (row,),
                 )
             }
-            packs = {
-                r[0] for r in cat.conn.execute(
-                    f"SELECT DISTINCT pack FROM chunks WHERE id IN ({','.join('?' * len(granted))})", sorted(granted)
-                )
-            } if granted else set()
-            overlapping = {
-                r[0] for r in cat.conn.execute(
-                    "SELECT DISTINCT gv.grant_row FROM grant_versions gv JOIN grants g ON g.id = gv.grant_row "
-                    "JOIN entries e ON e.version = gv.version JOIN content_chunks cc ON cc.content = e.content "
-                    f"WHERE g.state = 'active' AND gv.grant_row != ? AND cc.chunk IN ({','.join('?' * len(granted))})",
-                    (row, *sorted(granted)),
-                )
-            } if granted else set()
-            now = _now(ctx)
+            packs = (
+                {
+                    r[0]
+                    for r in cat.conn.execute(
+                        f"SELECT DISTINCT pack FROM chunks WHERE id IN ({','.join('?' * len(granted))})",
+                        sorted(granted),
+                    )
+                }
+                if granted
+                else set()
+            )
+            overlapping = (
+                {
+                    r[0]
+                    for r in cat.conn.execute(
+                        "SELECT DISTINCT gv.grant_row FROM grant_versions gv JOIN grants g ON g.id = gv.grant_row "
+                        "JOIN entries e ON e.version = gv.version JOIN content_chunks cc ON cc.content = e.content "
+                        f"WHERE g.state = 'active' AND gv.grant_row != ? AND cc.chunk IN ({','.join('?' * len(granted))})",
+                        (row, *sorted(granted)),
+                    )
+                }
+                if granted
+                else set()
+            )
+            now = vault_now(ctx)
 
             def finish(c: sqlite3.Connection) -> None:
-                c.execute("UPDATE grants SET state = 'revoked', revoked_at = ? WHERE id = ?", (now, row))
+                c.execute(
+                    "UPDATE grants SET state = 'revoked', revoked_at = ? WHERE id = ?", (now, row)
+                )
                 c.execute("DELETE FROM grant_versions WHERE grant_row = ?", (row,))
 
             rep = await rewrite_packs(
-                ctx, packs,
+                ctx,
+                packs,
                 lambda ch: "rekey" if ch.row in granted else ("keep" if ch.referenced else "drop"),
-                reason=f"revoke grant {gid.hex()}", finish=finish, progress=progress,
+                reason=f"revoke grant {gid.hex()}",
+                finish=finish,
+                progress=progress,
             )
             result.update(rep.to_json())
-        revoked_at = int(cat.conn.execute("SELECT revoked_at FROM grants WHERE id = ?", (row,)).fetchone()[0])
-        notices = await _put_everywhere(ctx, revocation_name(gid), encode_revocation(ctx.keys, gid, revoked_at))
+        revoked_at = int(
+            cat.conn.execute("SELECT revoked_at FROM grants WHERE id = ?", (row,)).fetchone()[0]
+        )
+        notices = await _put_everywhere(
+            ctx, revocation_name(gid), encode_revocation(ctx.keys, gid, revoked_at)
+        )
         await _doom_manifests(ctx, gid, None)
         result["refreshed_grants"] = await refresh_grants(ctx, overlapping) if overlapping else 0
         deleted, failed = await drain_doomed(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ownvault.engine.sharing import contacts as c
 from ownvault.engine.sharing import grants as g
 from ownvault.engine.store.context import PacksRewritten, VaultContext
 from ownvault.engine.store.service import Service, op
@@ -21,14 +22,14 @@ class Sharing(Service):
     async def _packs_rewritten(self, event: PacksRewritten) -> None:
         await g.refresh_grants(self.ctx, None if event.grants is None else set(event.grants))
 
-    identity = op(g.identity)
-    contact_card = op(g.contact_card)
-    add_contact = op(g.add_contact)
-    contacts = op(g.contacts)
-    resolve_contact = op(g.resolve_contact)
-    remove_contact = op(g.remove_contact)
-    set_tag_policy = op(g.set_tag_policy)
-    tag_policies = op(g.tag_policies)
+    identity = op(c.identity)
+    contact_card = op(c.contact_card)
+    add_contact = op(c.add_contact)
+    contacts = op(c.contacts)
+    resolve_contact = op(c.resolve_contact)
+    remove_contact = op(c.remove_contact)
+    set_tag_policy = op(c.set_tag_policy)
+    tag_policies = op(c.tag_policies)
     share = op(g.share)
     grants = op(g.grants)
     grant_token = op(g.grant_token)

@@ -1,0 +1,139 @@
+"""Identity, contacts and tag policies: who this vault is, whom it knows, what it never shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ownvault.core.grants import (
+    ContactCard,
+)
+from ownvault.core.keys import x25519_multibase
+from ownvault.engine.store.context import VaultContext
+from ownvault.errors import (
+    NotFoundError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "add_contact",
+    "contact_card",
+    "contacts",
+    "identity",
+    "never_share_tags",
+    "remove_contact",
+    "resolve_contact",
+    "set_tag_policy",
+    "tag_policies",
+    "vault_now",
+]
+
+
+def vault_now(ctx: VaultContext) -> int:
+    """Now in whole seconds, from the vault's clock (``ctx.hooks.clock``; tests set it)."""
+    return int(ctx.hooks.clock())
+
+
+# -- identity and contacts --------------------------------------------------------------
+
+
+def contact_card(ctx: VaultContext, name: str | None = None) -> ContactCard:
+    return ContactCard.create(ctx.keys, name, vault_now(ctx))
+
+
+def identity(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
+    """The vault's public identity: did:key, X25519 key-agreement key, and a contact card."""
+    return {
+        "did": ctx.keys.did,
+        "agreement": x25519_multibase(ctx.keys.agreement_public),
+        "card": contact_card(ctx, name).to_json(),
+    }
+
+
+async def add_contact(
+    ctx: VaultContext, card_text: str | bytes, name: str | None = None
+) -> dict[str, Any]:
+    """Import a contact card (verified: its signature must match its did:key)."""
+    card = ContactCard.from_json(card_text)
+    label = name or card.name
+    if card.did == ctx.keys.did:
+        raise UsageError("that is this vault's own card")
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:
+            if label is not None:
+                clash = c.execute(
+                    "SELECT did FROM contacts WHERE name = ? AND did != ?", (label, card.did)
+                ).fetchone()
+                if clash:
+                    raise UsageError(f"another contact is already called {label!r}")
+            c.execute(
+                "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
+                (
+                    card.did,
+                    label,
+                    card_text if isinstance(card_text, str) else card_text.decode(),
+                    vault_now(ctx),
+                ),
+            )
+    return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
+
+
+def contacts(ctx: VaultContext) -> list[dict[str, Any]]:
+    return [
+        {"did": r[0], "name": r[1], "added": r[2]}
+        for r in ctx.catalog.conn.execute(
+            "SELECT did, name, added_at FROM contacts ORDER BY name, did"
+        )
+    ]
+
+
+def resolve_contact(ctx: VaultContext, who: str) -> ContactCard:
+    """A contact by did:key or by name; ``NotFoundError`` with what to do otherwise."""
+    row = ctx.catalog.conn.execute(
+        "SELECT card FROM contacts WHERE did = ? OR name = ?", (who, who)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(
+            f"no contact {who!r}: import their card first (ownvault contacts add CARD.json)",
+            name=who,
+        )
+    return ContactCard.from_json(row[0])
+
+
+async def remove_contact(ctx: VaultContext, who: str) -> None:
+    card = resolve_contact(ctx, who)
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:
+            c.execute("DELETE FROM contacts WHERE did = ?", (card.did,))
+
+
+# -- tag policies ---------------------------------------------------------------------------
+
+
+async def set_tag_policy(ctx: VaultContext, tag: str, *, never_share: bool) -> dict[str, Any]:
+    if not tag or len(tag) > 64 or any(ch.isspace() for ch in tag):
+        raise UsageError(f"invalid tag {tag!r}")
+    async with ctx.write():
+        with ctx.catalog.transaction() as c:
+            c.execute(
+                "INSERT INTO tag_policies(tag, never_share) VALUES (?, ?) "
+                "ON CONFLICT(tag) DO UPDATE SET never_share = excluded.never_share",
+                (tag, int(never_share)),
+            )
+    return {"tag": tag, "never_share": never_share}
+
+
+def tag_policies(ctx: VaultContext) -> list[dict[str, Any]]:
+    return [
+        {"tag": r[0], "never_share": bool(r[1])}
+        for r in ctx.catalog.conn.execute("SELECT tag, never_share FROM tag_policies ORDER BY tag")
+    ]
+
+
+def never_share_tags(ctx: VaultContext) -> set[str]:
+    return {
+        r[0] for r in ctx.catalog.conn.execute("SELECT tag FROM tag_policies WHERE never_share = 1")
+    }
