@@ -3,7 +3,6 @@ JSON and CIDs from answers, bearer tokens from the environment."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -15,6 +14,7 @@ from ownvault.core.cid import CID
 from ownvault.core.jsonvalue import JSONValue
 from ownvault.errors import FormatError, ProviderPermanentError, ProviderUnavailableError
 from ownvault.providers.contentcoding import BadContentCoding, BodyTooLarge, decoded_body
+from ownvault.providers.loopclients import LoopClients
 
 __all__ = [
     "MAX_JSON_RESPONSE",
@@ -49,28 +49,10 @@ class HttpTransport:
 
     def __init__(self, label: str, *, timeout: float = 60.0, connect_timeout: float = 5.0) -> None:
         self.label = label
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-        self._watchers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._clients = LoopClients(httpx.Timeout(timeout, connect=connect_timeout))
 
     def client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for old in [old for old in self._clients if old.is_closed()]:
-                self._clients.pop(old, None)
-                self._watchers.pop(old, None)
-            client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-            self._clients[loop] = client
-            self._watchers[loop] = loop.create_task(self._watch(client))
-        return client
-
-    @staticmethod
-    async def _watch(client: httpx.AsyncClient) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await client.aclose()
+        return self._clients.get()
 
     async def request(
         self,
@@ -109,14 +91,7 @@ class HttpTransport:
             ) from exc
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        for other in list(self._clients):
-            client = self._clients.pop(other)
-            watcher = self._watchers.pop(other, None)
-            if other is loop:
-                if watcher is not None:
-                    watcher.cancel()
-                await client.aclose()
+        await self._clients.aclose()
 
 
 def parse_json(body: bytes, label: str) -> JSONValue:

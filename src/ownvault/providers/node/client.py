@@ -17,7 +17,6 @@ tree so that :mod:`ownvault.providers.wrappers` can retry only what is worth ret
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import builtins
 import datetime
@@ -43,6 +42,7 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
 from ownvault.providers.httpstatus import error_for_status
+from ownvault.providers.loopclients import LoopClients
 from ownvault.providers.node.protocol import (
     AUDIT_PATH,
     COVERED_COMPONENTS,
@@ -179,15 +179,13 @@ class NodeProvider:
         self.url = str(parsed).rstrip("/")
         self._signer = signer
         self._capability = capability
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._max_response = max_response_bytes
         if not 1 <= list_page <= MAX_LIST_PAGE:
             raise UsageError(f"list_page must be 1..{MAX_LIST_PAGE}")
         self._list_page = list_page
         self._label = label or self.url
         self._node_id: str | None = None
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-        self._watchers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._clients = LoopClients(httpx.Timeout(timeout, connect=connect_timeout))
 
     @property
     def kind(self) -> str:
@@ -200,23 +198,7 @@ class NodeProvider:
     # -- transport -------------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for old in [old for old in self._clients if old.is_closed()]:
-                self._clients.pop(old, None)
-                self._watchers.pop(old, None)
-            client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-            self._clients[loop] = client
-            self._watchers[loop] = loop.create_task(self._watch(client))
-        return client
-
-    @staticmethod
-    async def _watch(client: httpx.AsyncClient) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await client.aclose()
+        return self._clients.get()
 
     async def _node(self) -> str:
         if self._node_id is None:
@@ -441,11 +423,4 @@ class NodeProvider:
             ) from None
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        for other in list(self._clients):
-            client = self._clients.pop(other)
-            watcher = self._watchers.pop(other, None)
-            if other is loop:
-                if watcher is not None:
-                    watcher.cancel()
-                await client.aclose()
+        await self._clients.aclose()
