@@ -32,7 +32,7 @@ import base64
 import json
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ownvault.core import crypto
@@ -333,20 +333,7 @@ class Grant:
             b"",
             capability,
         )
-        sig = keys.sign(unsigned._signed())
-        return cls(
-            grant_id,
-            keys.did,
-            recipient.did,
-            recipient.agreement,
-            created,
-            expires,
-            access,
-            tuple(providers),
-            wrapped,
-            sig,
-            capability,
-        )
+        return replace(unsigned, sig=keys.sign(unsigned._signed()))
 
     def to_json(self) -> dict[str, Any]:
         return {**self.header(), "key": _b64(self.wrapped_key), "sig": _b64(self.sig)}
