@@ -7,19 +7,11 @@
 # >= 20 and the npm registry; downloads no binaries. Helia 7's dependencies target Node 22:
 # package.json overrides undici to ^7 and the script polyfills Promise.withResolvers.
 set -euo pipefail
+. "$(dirname "$0")/../lib/npm-tree.sh"
 cd "$(dirname "$0")/../../tests/ipfsnode"
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "[helia] node/npm not found: install Node.js >= 20 (Debian: apt-get install nodejs npm)" >&2
-  exit 1
-fi
-want=$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)
-stamp=node_modules/.ownvault-lock-sha256
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
-fi
+npm_tree_current "[helia]" && exit 0
 t0=$(date +%s)
-npm ci --no-audit --no-fund --loglevel=error >npm-ci.log 2>&1 || { tail -30 npm-ci.log >&2; exit 1; }
-rm -f npm-ci.log
+npm_tree_install
 # self-test: start an in-memory node on an ephemeral loopback port, store a block, stop it
 out=$(mktemp); trap 'rm -f "$out"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
 node helia-node.mjs --mem --port 0 >"$out" 2>&1 & pid=$!
@@ -28,5 +20,5 @@ url=$(sed -n 's/.*"listening":"\([^"]*\)".*/\1/p' "$out")
 [ -n "$url" ] || { echo "[helia] self-test: node did not start: $(cat "$out")" >&2; exit 1; }
 got=$(printf 'Hello Mars!\n' | curl -sf -X POST --data-binary @- "$url/api/v0/block/put?cid-codec=raw")
 case $got in *bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4*) ;; *) echo "[helia] self-test failed: $got" >&2; exit 1;; esac
-echo "$want" > "$stamp"
+npm_tree_stamp
 echo "[helia] installed in $(( $(date +%s) - t0 )) s: node tests/ipfsnode/helia-node.mjs --port 0 --repo DIR"

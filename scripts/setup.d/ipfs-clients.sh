@@ -9,19 +9,11 @@
 # ^7 and clients.mjs polyfills Promise.withResolvers. Helia hangs when the gateway fallback is
 # its only router: clients.mjs adds a router that finds nothing (see its header).
 set -euo pipefail
+. "$(dirname "$0")/../lib/npm-tree.sh"
 cd "$(dirname "$0")/../../tests/clients"
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "[ipfs-clients] node/npm not found: install Node.js >= 20 (Debian: apt-get install nodejs npm)" >&2
-  exit 1
-fi
-want=$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)
-stamp=node_modules/.ownvault-lock-sha256
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
-fi
+npm_tree_current "[ipfs-clients]" && exit 0
 t0=$(date +%s)
-npm ci --no-audit --no-fund --loglevel=error >npm-ci.log 2>&1 || { tail -30 npm-ci.log >&2; exit 1; }
-rm -f npm-ci.log
+npm_tree_install
 # self-test: the clients load, and ipfs-car packs a known file to Kubo's CID for it
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 echo "Hello Mars!" > "$T/mars.txt"
@@ -29,5 +21,5 @@ node -e "import('@helia/verified-fetch').then(m => { if (typeof m.createVerified
 node node_modules/.bin/ipfs-car pack "$T/mars.txt" --no-wrap --output "$T/mars.car" >/dev/null 2>&1
 got=$(node node_modules/.bin/ipfs-car roots "$T/mars.car")
 [ "$got" = bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4 ] || { echo "[ipfs-clients] self-test failed: $got" >&2; exit 1; }
-echo "$want" > "$stamp"
+npm_tree_stamp
 echo "[ipfs-clients] installed in $(( $(date +%s) - t0 )) s: node tests/clients/clients.mjs verified-fetch GATEWAY JOBS.json"
