@@ -33,6 +33,7 @@ import pytest
 
 from tests.engine.helpers import PASS, make_vault, run
 from tests.oracle.oracle import require_oracle
+from tests.server.apiserver import serve_process
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "clients.mjs"
@@ -120,43 +121,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
-    err = open(base / "serve.err", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ownvault",
-            "--vault",
-            str(vault_dir),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=err,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, (base / "serve.err").read_text()
-        url = json.loads(line)["listening"]
-        assert url.startswith("http://127.0.0.1:")
+    with serve_process(vault_dir, env, base / "serve.err") as served:
         yield Served(
-            url, vault_dir, base, tree, str(root), one, str(one_cid), hamt_src, str(hamt), env
+            served.url,
+            vault_dir,
+            base,
+            tree,
+            str(root),
+            one,
+            str(one_cid),
+            hamt_src,
+            str(hamt),
+            env,
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
-        err.close()
 
 
 def verified_fetch(s: Served, jobs: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:

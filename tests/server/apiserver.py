@@ -1,12 +1,17 @@
-"""An `ownvault serve` app (API, UI, gateway) on 127.0.0.1 in a thread, for API tests."""
+"""`ownvault serve` for tests: the app in a thread (``serve``), or the real command as a process
+on 127.0.0.1 (``serve_process``)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,3 +55,47 @@ def serve(vault: Vault, *, limits: ApiLimits | None = None) -> Iterator[Live]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@dataclass(frozen=True)
+class ServeProcess:
+    """A running ``ownvault serve`` and the JSON line it printed (``listening``, ``ui``)."""
+
+    proc: subprocess.Popen[str]
+    doc: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        return str(self.doc["listening"])
+
+
+@contextmanager
+def serve_process(vault_dir: Path, env: Mapping[str, str], log: Path) -> Iterator[ServeProcess]:
+    """``ownvault --vault VAULT serve --listen 127.0.0.1:0`` as a process (stderr to ``log``),
+    stopped (terminate, then kill) when the block ends."""
+    with open(log, "w") as err:
+        cmd = [sys.executable, "-m", "ownvault", "--vault", str(vault_dir), "serve"]
+        proc = subprocess.Popen(
+            [*cmd, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(env),
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line, log.read_text()
+            doc = json.loads(line)
+            assert str(doc["listening"]).startswith("http://127.0.0.1:")
+            yield ServeProcess(proc, doc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()

@@ -6,11 +6,9 @@ and in time."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,7 @@ import pytest
 
 from ownvault.server.listener import HEAD_SECONDS
 from tests.engine.helpers import PASS, make_vault, run
+from tests.server.apiserver import serve_process
 
 PEAK_RSS = 200 * 1024 * 1024  # the whole server process after every attack (measured: 87-92 MiB)
 MIB = 1024 * 1024
@@ -59,38 +58,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     run(vault.files.put([base / "a.txt"], name="a.txt"))
     run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ownvault",
-            "--vault",
-            str(base / "vault"),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        doc = json.loads(proc.stdout.readline())
+    with serve_process(base / "vault", env, base / "serve.err") as served:
         yield Server(
-            proc, int(doc["listening"].rsplit(":", 1)[1]), doc["ui"].split("#token=", 1)[1]
+            served.proc,
+            int(served.doc["listening"].rsplit(":", 1)[1]),
+            served.doc["ui"].split("#token=", 1)[1],
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def exchange(

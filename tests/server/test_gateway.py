@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import subprocess
@@ -23,6 +22,7 @@ from ownvault.core.unixfs import PROFILES, import_bytes
 from ownvault.engine.vault import Vault
 from tests.engine.helpers import PASS, make_vault, run
 from tests.oracle.oracle import require_oracle
+from tests.server.apiserver import serve_process
 
 RAW = {"Accept": "application/vnd.ipld.raw"}
 # names a header cannot carry as they are: above U+00FF, NFD (e + combining acute), Latin-1, '%'
@@ -83,41 +83,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
-    err = open(base / "serve.err", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ownvault",
-            "--vault",
-            str(vault_dir),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=err,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, (base / "serve.err").read_text()
-        url = json.loads(line)["listening"]
-        assert url.startswith("http://127.0.0.1:")
-        yield Served(url, root, imp["root"], tree, secret, vault_dir, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
-        err.close()
+    with serve_process(vault_dir, env, base / "serve.err") as served:
+        yield Served(served.url, root, imp["root"], tree, secret, vault_dir, served.proc)
 
 
 def get(s: Served, path: str, **kw: object) -> httpx.Response:

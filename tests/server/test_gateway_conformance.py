@@ -12,11 +12,8 @@ names each case not replayed and why; a test checks that replayed + skipped = th
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ import pytest
 from ownvault.core.car import CarReader
 from ownvault.core.cid import CID
 from tests.engine.helpers import PASS, make_vault, run
+from tests.server.apiserver import serve_process
 from tests.server.conformance import Fixture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gateway-conformance"
@@ -84,36 +82,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ownvault",
-            "--vault",
-            str(vault_dir),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        url = json.loads(proc.stdout.readline())["listening"]
-        yield Served(url, fx)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    with serve_process(vault_dir, env, base / "serve.err") as served:
+        yield Served(served.url, fx)
 
 
 def _cache_control_ok(r: httpx.Response) -> None:
