@@ -1,7 +1,8 @@
 """Opening providers from their catalog rows (kind + URL + config).
 
-Each provider kind registers an opener here; later kinds (storage nodes, S3, IPFS) add
-theirs. URLs: ``file:///abs/path`` for local folders, and ``file:REL/PATH`` (no slashes
+Each provider kind registers an opener here. The remote adapters are imported by their
+opener, when a vault first opens a provider of that kind: boto3 and httpx cost ~0.3 s of
+start-up, which a command such as ``ls`` or ``du`` never needs. URLs: ``file:///abs/path`` for local folders, and ``file:REL/PATH`` (no slashes
 after the colon) for a folder relative to the vault directory: the embedded defaults, so
 that a vault directory can be moved or copied whole.
 """
@@ -16,12 +17,7 @@ from urllib.parse import unquote, urlparse
 from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
-from ownvault.providers.ipfs.kubo import KuboProvider
-from ownvault.providers.ipfs.pinning import PinningProvider
-from ownvault.providers.ipfs.urls import number
 from ownvault.providers.local import LocalProvider
-from ownvault.providers.node import NodeProvider
-from ownvault.providers.s3 import S3Config, S3Provider
 from ownvault.providers.wrappers import RetryingProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
@@ -55,6 +51,8 @@ def _open_node(
 ) -> Provider:
     if keys is None:
         raise UsageError("a storage node provider needs the vault's signing key")
+    from ownvault.providers.node import NodeProvider
+
     node = NodeProvider(
         url,
         keys,
@@ -74,6 +72,10 @@ def _open_ipfs(
     url: str, config: dict[str, Any], _keys: VaultKeys | None, name: str, _base: Path | None
 ) -> Provider:
     """``ipfs+kubo[+https]://HOST:PORT[/MFS/ROOT]`` or ``ipfs+pinning[+http]://HOST[/PATH]``."""
+    from ownvault.providers.ipfs.kubo import KuboProvider
+    from ownvault.providers.ipfs.pinning import PinningProvider
+    from ownvault.providers.ipfs.urls import number
+
     scheme = urlparse(url).scheme
     inner: Provider
     if scheme.startswith("ipfs+kubo"):
@@ -95,6 +97,8 @@ def _open_s3(
 ) -> Provider:
     # botocore retries with its own classification (throttling, 5xx); the provider maps
     # what is left into the error tree. Credentials are read from the environment now.
+    from ownvault.providers.s3 import S3Config, S3Provider
+
     s3 = S3Config.from_url(
         url,
         endpoint=config.get("endpoint"),
