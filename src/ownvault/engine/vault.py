@@ -9,7 +9,7 @@ A thin facade over one :class:`~ownvault.engine.store.context.VaultContext`::
         await vault.ipfs.publish("photos")
         await vault.nft.preserve(...)
 
-Features: ``files``, ``fleet`` (providers, policy, rebalance), ``health``, ``keyring``,
+Features: ``files``, ``backups``, ``fleet`` (providers, policy, rebalance), ``health``, ``keyring``,
 ``sharing``, ``ipfs``, ``nft``. The vault directory layout is in ``engine.store.layout``.
 All I/O methods are coroutines; run them with ``asyncio.run`` at the edge.
 """
@@ -28,6 +28,7 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
+from ownvault.engine.backup.service import Backups
 from ownvault.engine.files.service import Files
 from ownvault.engine.fleet.service import Fleet
 from ownvault.engine.health.service import Health
@@ -82,6 +83,7 @@ class Vault:
         self.sharing = Sharing(ctx)
         self.ipfs = Ipfs(ctx)
         self.nft = Nft(ctx)
+        self.backups = Backups(ctx)
 
     # -- creation and opening -----------------------------------------------------------
 

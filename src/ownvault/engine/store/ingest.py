@@ -100,8 +100,11 @@ def _show(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
-    """The entries of a file or a directory tree, sorted by path; symlinks not followed."""
+def scan_path(
+    path: Path, warn: Callable[[str], None], skip: Callable[[str, bool], bool] | None = None
+) -> list[TreeEntry]:
+    """The entries of a file or a directory tree, sorted by path; symlinks not followed.
+    ``skip(relative_path, is_dir)`` leaves an entry out (a directory with all below it)."""
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -127,6 +130,8 @@ def scan_path(path: Path, warn: Callable[[str], None]) -> list[TreeEntry]:
                 continue
             child_rel = f"{rel}/{item.name}" if rel else item.name
             est = item.stat(follow_symlinks=False)
+            if skip is not None and skip(child_rel, stat.S_ISDIR(est.st_mode)):
+                continue
             mode = stat.S_IMODE(est.st_mode)
             if stat.S_ISDIR(est.st_mode):
                 out.append(TreeEntry(child_rel, "dir", Path(item.path), mode, est.st_mtime_ns, 0))

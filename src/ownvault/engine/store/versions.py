@@ -71,8 +71,10 @@ async def put_paths(
     tags: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    skip: Callable[[str, bool], bool] | None = None,
 ) -> list[PutResult]:
-    """Store files or directory trees; each path becomes a new version of its name."""
+    """Store files or directory trees; each path becomes a new version of its name.
+    ``skip(relative_path, is_dir)``: leave entries of a tree out (backup excludes)."""
     if not paths:
         raise UsageError("nothing to put")
     if name is not None and len(paths) != 1:
@@ -86,7 +88,7 @@ async def put_paths(
         if name is None and not utf8_ok(base):
             raise UsageError(f"the name {base!r} is not valid UTF-8: give a name with --as NAME")
         notes: list[str] = []
-        entries = scan_path(path, _collect(ctx, notes))
+        entries = scan_path(path, _collect(ctx, notes), skip)
         obj_name = validate_object_name(name if name is not None else base)
         plans.append((obj_name, entries, notes))
     if on_total is not None:
@@ -212,7 +214,13 @@ async def _ingest_and_record(
         assert obj is not None
         cid = records[""].cid if kind == "file" else _tree_cid(ctx, entries, records)
         version, number = cat.add_version(
-            obj, kind, total, len(records), cid, settings.cid_profile if cid else None
+            obj,
+            kind,
+            total,
+            len(records),
+            cid,
+            settings.cid_profile if cid else None,
+            int(ctx.hooks.clock()),
         )
         rows: list[tuple[str, str, int, int, int, int | None, str | None]] = []
         for e in entries:

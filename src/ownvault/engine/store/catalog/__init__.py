@@ -34,6 +34,7 @@ __all__ = [
     "VersionRow",
 ]
 
+from ownvault.engine.store.catalog.backups import BackupTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA
 from ownvault.engine.store.layout import create_private
@@ -51,6 +52,7 @@ class Catalog:
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self.conn = conn
         self.path = path
+        self.backups = BackupTables(conn, self.transaction)
 
     # -- lifecycle ----------------------------------------------------------------------
 

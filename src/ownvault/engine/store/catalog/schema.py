@@ -236,4 +236,37 @@ CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
     6: """
 ALTER TABLE providers ADD COLUMN domain TEXT
 """,
+    # 7: backup profiles (issue 19): a folder stored as a name on a schedule, pruned by
+    # restic's retention rules, and the history of its runs (docs/design.md, "Backup
+    # profiles"). In the catalog so that both survive a recovery from the phrase.
+    7: """
+CREATE TABLE backup_profiles (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  dest TEXT NOT NULL,
+  every REAL NOT NULL CHECK (every > 0),
+  excludes TEXT NOT NULL DEFAULT '[]',
+  exclude_file TEXT,
+  retention TEXT NOT NULL DEFAULT '{}',
+  created_at REAL NOT NULL
+);
+CREATE TABLE backup_runs (
+  id INTEGER PRIMARY KEY,
+  profile INTEGER NOT NULL REFERENCES backup_profiles(id) ON DELETE CASCADE,
+  started_at REAL NOT NULL,
+  finished_at REAL,
+  result TEXT NOT NULL CHECK (result IN ('running', 'ok', 'failed')),
+  version INTEGER,
+  files INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  new_bytes INTEGER NOT NULL DEFAULT 0,
+  added INTEGER NOT NULL DEFAULT 0,
+  changed INTEGER NOT NULL DEFAULT 0,
+  removed INTEGER NOT NULL DEFAULT 0,
+  forgotten INTEGER NOT NULL DEFAULT 0,
+  error TEXT
+);
+CREATE INDEX backup_runs_profile ON backup_runs(profile, id)
+""",
 }
