@@ -31,10 +31,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from ownvault.core.merkle import BLOCK_SIZE
+from ownvault.engine.backup.scheduler import BackupSchedule, run_scheduled
 from ownvault.engine.health.audit import AuditSample
 from ownvault.engine.health.service import Health
 from ownvault.engine.health.status import vault_status
 from ownvault.engine.nft.preserve import reverify_preserved
+from ownvault.engine.store.catalog.backups import RunRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError, UsageError, VaultStateError
 
@@ -53,6 +55,8 @@ class MaintenanceConfig:
     sample: AuditSample = field(default_factory=AuditSample)
     unreachable_grace: float | None = 24 * 3600
     first_delay: float = 60.0
+    backups: bool = False
+    on_failure: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.audit_interval <= 0 or self.repair_interval <= 0:
@@ -84,6 +88,7 @@ class MaintenanceState:
     next_repair_at: float = 0.0
     nft_reverified: int = 0
     last_nft: dict[str, Any] | None = None
+    backups: BackupSchedule = field(default_factory=BackupSchedule)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +106,7 @@ class MaintenanceState:
             "next_repair_at": self.next_repair_at,
             "nft_reverified": self.nft_reverified,
             "last_nft": self.last_nft,
+            "backups": self.backups.to_json(),
         }
 
     def metrics_text(self) -> bytes:
@@ -180,7 +186,34 @@ class MaintenanceState:
             gauge("ownvault_shares_known_bad", "Shares recorded bad and not yet repaired.").set(
                 h["known_bad_shares"]
             )
+        _backup_gauges(self.backups, gauge)
         return bytes(generate_latest(r))
+
+
+def _backup_gauges(schedule: BackupSchedule, gauge: Callable[..., Gauge]) -> None:
+    """Per backup profile: last success time, last result, overdue, last size."""
+    if not schedule.profiles:
+        return
+    success = gauge(
+        "ownvault_backup_last_success_timestamp_seconds",
+        "Start of the profile's last successful run (absent: never).",
+        ("profile",),
+    )
+    result = gauge(
+        "ownvault_backup_last_result",
+        "1 if the profile's last run succeeded, 0 if it failed, -1 if it never ran.",
+        ("profile",),
+    )
+    late = gauge("ownvault_backup_overdue", "1 if the profile missed a whole run.", ("profile",))
+    size = gauge("ownvault_backup_last_run_bytes", "Bytes stored by the last run.", ("profile",))
+    for p in schedule.profiles:
+        last = p["last_run"]
+        if p["last_success"] is not None:
+            success.labels(p["name"]).set(p["last_success"])
+        result.labels(p["name"]).set(-1 if last is None else 1 if last["result"] == "ok" else 0)
+        late.labels(p["name"]).set(1 if p["overdue"] else 0)
+        if last is not None:
+            size.labels(p["name"]).set(last["bytes"])
 
 
 def _jittered(interval: float, jitter: float, rng: random.Random) -> float:
@@ -282,12 +315,46 @@ async def maintain(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     on_round: Callable[[MaintenanceState], None] | None = None,
+    on_backup: Callable[[RunRow], None] | None = None,
 ) -> MaintenanceState:
-    """Run audits and repairs on schedule until ``stop`` is set (or ``rounds`` ran)."""
+    """Run audits and repairs on schedule until ``stop`` is set (or ``rounds`` ran); with
+    ``config.backups``, run due backup profiles alongside (``engine.backup.scheduler``)."""
     config = config or MaintenanceConfig()
     state = state or MaintenanceState()
-    health = Health(ctx)
     stop = stop or asyncio.Event()
+    if not config.backups:
+        return await _maintain(ctx, config, state, stop, rounds, rng, clock, sleep, on_round)
+    backups_stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_scheduled(
+            ctx,
+            state.backups,
+            stop=backups_stop,
+            on_failure=config.on_failure,
+            on_run=on_backup,
+            clock=clock,
+            sleep=sleep,
+        )
+    )
+    try:
+        return await _maintain(ctx, config, state, stop, rounds, rng, clock, sleep, on_round)
+    finally:
+        backups_stop.set()  # a run in progress finishes first
+        await task
+
+
+async def _maintain(
+    ctx: VaultContext,
+    config: MaintenanceConfig,
+    state: MaintenanceState,
+    stop: asyncio.Event,
+    rounds: int | None,
+    rng: random.Random | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] | None,
+    on_round: Callable[[MaintenanceState], None] | None,
+) -> MaintenanceState:
+    health = Health(ctx)
     rng = rng or secrets.SystemRandom()
     now = clock()
     # The first audit comes soon, but not at the same second for everyone.

@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import math
 
+from ownvault.engine.store.catalog.backups import OVERDUE_SLACK
+
 __all__ = ["JITTER_FRACTION", "MAX_JITTER", "jitter_offset", "next_due", "overdue"]
 
 JITTER_FRACTION = 0.1
-MAX_JITTER = 900.0
+MAX_JITTER = OVERDUE_SLACK
 
 
 def jitter_offset(seed: str, name: str, every: float) -> float:

@@ -66,6 +66,10 @@ async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[s
     machine = machine_loss(ctx)
     if machine.advice is not None:
         advice = [a for a in advice if a != "nothing to do"] + [machine.line()]
+    late = cat.backups.overdue(float(ctx.hooks.clock()))  # the clock backup runs record
+    backups = {"failing": cat.backups.failing(), "overdue": late}
+    if backups["failing"] or backups["overdue"]:
+        advice = [a for a in advice if a != "nothing to do"] + [_backup_line(**backups)]
     return {
         "verdict": verdict,
         "healthy": verdict == "HEALTHY",
@@ -90,6 +94,7 @@ async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[s
         if last_repair is None
         else {"at": last_repair.finished_at, **last_repair.summary},
         "machine_loss": machine.to_json(),
+        "backups": backups,
         "advice": advice,
     }
 
@@ -246,3 +251,13 @@ def _advise(
     if not advice:
         advice.append("nothing to do")
     return verdict, advice, failing, down
+
+
+def _backup_line(failing: list[str], overdue: list[str]) -> str:
+    """Backup profiles that need a look (``catalog.backups``; engine/backup runs them)."""
+    parts = [f"last run failed: {', '.join(failing)}"] if failing else []
+    if overdue:
+        parts.append(f"overdue (no run for two intervals): {', '.join(overdue)}")
+    return (
+        "backups " + "; ".join(parts) + ": see `ownvault backup ls`, keep `ownvault daemon` running"
+    )

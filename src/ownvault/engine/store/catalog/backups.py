@@ -15,7 +15,10 @@ from typing import Any, Literal
 
 from ownvault.errors import NotFoundError, UsageError
 
-__all__ = ["BackupTables", "PackWaste", "ProfileRow", "RunResult", "RunRow"]
+__all__ = ["OVERDUE_SLACK", "BackupTables", "PackWaste", "ProfileRow", "RunResult", "RunRow"]
+
+OVERDUE_SLACK = 900.0
+"""Seconds past two intervals before a profile counts as overdue: its largest jitter."""
 
 RunResult = Literal["running", "ok", "failed"]
 """A run's state (the CHECK on backup_runs.result)."""
@@ -282,7 +285,7 @@ class BackupTables:
             )
         ]
 
-    def overdue(self, now: float, slack: float) -> list[str]:
+    def overdue(self, now: float, slack: float = OVERDUE_SLACK) -> list[str]:
         """Profiles with no run started for two intervals plus ``slack`` (since they were
         made, if never run): the schedule is not being kept (``engine.backup.schedule``)."""
         return [
