@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "ownvault.cli.serve",
     "ownvault.cli.health",
     "ownvault.cli.nft",
+    "ownvault.cli.backup",
 ]
 
 for _module in COMMAND_MODULES:

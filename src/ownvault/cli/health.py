@@ -14,10 +14,12 @@ from typing import Any
 import click
 
 from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.backup import backup_line
 from ownvault.cli.node import parse_size
 from ownvault.cli.parse import parse_duration, parse_listen
 from ownvault.cli.render import ago, emit, human_size, pct, print_table, step_progress, timestamp
 from ownvault.cli.session import run_with_vault
+from ownvault.engine.backup.scheduler import parse_command
 from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.vault import Vault
@@ -319,6 +321,11 @@ async def _metrics_server(
     show_default=True,
     help="Start the first audit within this time (random).",
 )
+@click.option(
+    "--on-failure",
+    metavar="CMD",
+    help="Run CMD (no shell) when a backup fails or is overdue; OWNVAULT_BACKUP_* describe it.",
+)
 @click.option("--rounds", type=int, hidden=True, help="Stop after this many rounds (tests).")
 def daemon(
     audit_every: str,
@@ -330,9 +337,11 @@ def daemon(
     jitter: float,
     metrics_listen: str | None,
     first_delay: str,
+    on_failure: str | None,
     rounds: int | None,
 ) -> None:
-    """Audit and repair on a schedule until interrupted (one JSON line per round on stdout)."""
+    """Audit, repair and run due backup profiles on a schedule until interrupted (one JSON
+    line per round and per backup run on stdout)."""
     ctx = get_ctx()
     config = MaintenanceConfig(
         audit_interval=parse_duration(audit_every),
@@ -342,6 +351,8 @@ def daemon(
         sample=_sample(blocks, sample),
         unreachable_grace=parse_duration(grace),
         first_delay=parse_duration(first_delay),
+        backups=True,
+        on_failure=parse_command(on_failure) if on_failure else (),
     )
     listen = parse_listen(metrics_listen, option="--metrics-listen") if metrics_listen else None
     state = MaintenanceState()
@@ -353,6 +364,14 @@ def daemon(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         async with _metrics_server(listen, metrics_listen or "", state):
-            await maintain(vault.ctx, config, state, stop=stop, rounds=rounds, on_round=_round_line)
+            await maintain(
+                vault.ctx,
+                config,
+                state,
+                stop=stop,
+                rounds=rounds,
+                on_round=_round_line,
+                on_backup=backup_line,
+            )
 
     run_with_vault(ctx, go)

@@ -1,0 +1,95 @@
+"""The files ``ownvault backup install-timer`` writes: a systemd user service and timer, or
+a launchd agent (macOS), that run ``ownvault backup run`` (every due profile) regularly.
+
+The passphrase never goes into these files: both read ``OWNVAULT_PASSPHRASE`` from
+``~/.config/ownvault/backup.env`` (the user creates it, mode 600).
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+from pathlib import Path
+
+from ownvault.engine.backup.profile import parse_every
+
+__all__ = ["ENV_FILE", "LAUNCHD_LABEL", "SYSTEMD_UNIT", "timer_files"]
+
+SYSTEMD_UNIT = "ownvault-backup"
+LAUNCHD_LABEL = "org.ownvault.backup"
+ENV_FILE = ".config/ownvault/backup.env"
+
+
+def _systemd_quote(arg: str) -> str:
+    """One ExecStart= argument: double-quoted, with systemd's escapes and ``%`` doubled."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
+
+
+def _systemd_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "systemd" / "user"
+
+
+def _systemd(exe: Path, vault: Path, seconds: int) -> list[tuple[Path, str]]:
+    argv = " ".join(_systemd_quote(a) for a in (str(exe), "backup", "run", "--vault", str(vault)))
+    service = f"""[Unit]
+Description=ownvault: run the backup profiles that are due
+Documentation=https://github.com/ownvault/ownvault#backups
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+EnvironmentFile=%h/{ENV_FILE}
+ExecStart={argv}
+Nice=10
+IOSchedulingClass=idle
+"""
+    timer = f"""[Unit]
+Description=ownvault: check for due backup profiles every {seconds} s
+
+[Timer]
+OnBootSec=120
+OnUnitActiveSec={seconds}
+RandomizedDelaySec=60
+Unit={SYSTEMD_UNIT}.service
+
+[Install]
+WantedBy=timers.target
+"""
+    d = _systemd_dir()
+    return [(d / f"{SYSTEMD_UNIT}.service", service), (d / f"{SYSTEMD_UNIT}.timer", timer)]
+
+
+def _launchd(exe: Path, vault: Path, seconds: int) -> list[tuple[Path, str]]:
+    # launchd has no environment file: a POSIX sh reads it, then execs ownvault directly
+    # ("$0" "$@" are the arguments after the script, never parsed by the shell).
+    script = f'set -a; . "$HOME/{ENV_FILE}"; set +a; exec "$0" "$@"'
+    plist = {
+        "Label": LAUNCHD_LABEL,
+        "ProgramArguments": [
+            "/bin/sh",
+            "-c",
+            script,
+            str(exe),
+            "backup",
+            "run",
+            "--vault",
+            str(vault),
+        ],
+        "StartInterval": seconds,
+        "RunAtLoad": True,
+        "ProcessType": "Background",
+        "LowPriorityIO": True,
+        "Nice": 10,
+        "StandardErrorPath": str(Path.home() / "Library" / "Logs" / "ownvault-backup.log"),
+    }
+    text = plistlib.dumps(plist, sort_keys=False).decode("utf-8")
+    return [(Path.home() / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist", text)]
+
+
+def timer_files(kind: str, exe: Path, vault: Path, check_every: str) -> list[tuple[Path, str]]:
+    """(path, content) of each file for ``kind`` (``systemd`` or ``launchd``)."""
+    seconds = int(parse_every(check_every))
+    return _systemd(exe, vault, seconds) if kind == "systemd" else _launchd(exe, vault, seconds)
