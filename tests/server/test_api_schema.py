@@ -37,6 +37,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     vault = make_vault(base / "vault")
     (base / "a.txt").write_text("alpha\n")
     run(vault.files.put([base / "a.txt"], name="a.txt", tags=["t"]))
+    (base / "docs").mkdir()  # a backup profile, for the /backups paths
+    (base / "docs" / "b.txt").write_text("beta\n")
+    run(vault.backups.add("docs", base / "docs", every="1h"))
     try:
         with serve(vault) as s:
             yield s

@@ -17,6 +17,7 @@ module exposing ``router(state) -> APIRouter``:
                        shares (passphrase re-entered)
 ``sharing``            contacts, tag policies, grants (share, list, revoke)
 ``received``           grants made for this vault: open them, read what they share
+``backups``            backup profiles: their state, runs, retention preview, run now
 =====================  ==========================================================
 
 Beside them, two leaves that import nothing else from :mod:`ownvault.server`:
@@ -36,6 +37,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ownvault.server.api import (
+    backups,
     files,
     jobs,
     keys,
@@ -71,7 +73,18 @@ def create_api(state: ApiState) -> FastAPI:
         redoc_url=None,
         responses=ERROR_RESPONSES,
     )
-    for module in (session, files, uploads, publish, providers, jobs, keys, sharing, received):
+    for module in (
+        session,
+        files,
+        uploads,
+        publish,
+        providers,
+        jobs,
+        keys,
+        sharing,
+        received,
+        backups,
+    ):
         app.include_router(module.router(state))
     install_handlers(app)
 

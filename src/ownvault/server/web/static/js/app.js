@@ -1,13 +1,14 @@
 // The web UI's entry point: the session (token from #token=… or a login), the router.
 import { api, setToken, token } from "./api.js";
 import { $, toast } from "./dom.js";
+import * as backups from "./backups.js";
 import * as files from "./files.js";
 import * as health from "./health.js";
 import * as published from "./published.js";
 import * as recovery from "./recovery.js";
 import * as sharing from "./sharing.js";
 
-const VIEWS = { files, published, sharing, health, recovery };
+const VIEWS = { files, published, sharing, backups, health, recovery };
 
 function takeTokenFromFragment() {
   const m = location.hash.match(/(?:^#|&)token=([A-Za-z0-9_-]+)/);
