@@ -15,7 +15,7 @@ import click
 from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.render import ago, emit, human_size, print_table, timestamp
 from ownvault.cli.session import read_vault, run_with_vault
-from ownvault.cli.timer import timer_files
+from ownvault.cli.timer import ownvault_command, timer_files
 from ownvault.core.retention import Duration, RetentionPolicy
 from ownvault.engine.backup.profile import BackupProfile
 from ownvault.engine.backup.prune import ForgetResult
@@ -278,8 +278,8 @@ def install_timer(check_every: str, to_stdout: bool, system: str) -> None:
     """Write a systemd user timer (or a launchd agent on macOS) that runs due backups."""
     ctx = get_ctx()
     kind = system if system != "auto" else ("launchd" if sys.platform == "darwin" else "systemd")
-    exe = os.environ.get("OWNVAULT_EXE") or sys.argv[0]
-    files = timer_files(kind, Path(exe).absolute(), Path(ctx.vault).absolute(), check_every)
+    exe = ownvault_command(sys.argv[0], os.environ.get("OWNVAULT_EXE"))
+    files = timer_files(kind, exe, Path(ctx.vault).absolute(), check_every)
     if to_stdout:
         for path, text in files:
             click.echo(f"# {path}\n{text}")

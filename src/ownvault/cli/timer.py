@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import plistlib
+import shutil
+import sys
 from pathlib import Path
 
 from ownvault.engine.backup.profile import parse_every
 
-__all__ = ["ENV_FILE", "LAUNCHD_LABEL", "SYSTEMD_UNIT", "timer_files"]
+__all__ = ["ENV_FILE", "LAUNCHD_LABEL", "SYSTEMD_UNIT", "ownvault_command", "timer_files"]
 
 SYSTEMD_UNIT = "ownvault-backup"
 LAUNCHD_LABEL = "org.ownvault.backup"
@@ -31,8 +33,8 @@ def _systemd_dir() -> Path:
     return Path(base) / "systemd" / "user"
 
 
-def _systemd(exe: Path, vault: Path, seconds: int) -> list[tuple[Path, str]]:
-    argv = " ".join(_systemd_quote(a) for a in (str(exe), "backup", "run", "--vault", str(vault)))
+def _systemd(exe: list[str], vault: Path, seconds: int) -> list[tuple[Path, str]]:
+    argv = " ".join(_systemd_quote(a) for a in (*exe, "backup", "run", "--vault", str(vault)))
     service = f"""[Unit]
 Description=ownvault: run the backup profiles that are due
 Documentation=https://github.com/ownvault/ownvault#backups
@@ -62,7 +64,7 @@ WantedBy=timers.target
     return [(d / f"{SYSTEMD_UNIT}.service", service), (d / f"{SYSTEMD_UNIT}.timer", timer)]
 
 
-def _launchd(exe: Path, vault: Path, seconds: int) -> list[tuple[Path, str]]:
+def _launchd(exe: list[str], vault: Path, seconds: int) -> list[tuple[Path, str]]:
     # launchd has no environment file: a POSIX sh reads it, then execs ownvault directly
     # ("$0" "$@" are the arguments after the script, never parsed by the shell).
     script = f'set -a; . "$HOME/{ENV_FILE}"; set +a; exec "$0" "$@"'
@@ -72,7 +74,7 @@ def _launchd(exe: Path, vault: Path, seconds: int) -> list[tuple[Path, str]]:
             "/bin/sh",
             "-c",
             script,
-            str(exe),
+            *exe,
             "backup",
             "run",
             "--vault",
@@ -89,7 +91,19 @@ def _launchd(exe: Path, vault: Path, seconds: int) -> list[tuple[Path, str]]:
     return [(Path.home() / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist", text)]
 
 
-def timer_files(kind: str, exe: Path, vault: Path, check_every: str) -> list[tuple[Path, str]]:
-    """(path, content) of each file for ``kind`` (``systemd`` or ``launchd``)."""
+def ownvault_command(argv0: str, override: str | None) -> list[str]:
+    """How the timer starts this ownvault: ``override`` (``OWNVAULT_EXE``), else the
+    program that is running (``python -m ownvault``: this interpreter with ``-m``)."""
+    if override:
+        return [override]
+    if Path(argv0).name == "__main__.py":
+        return [sys.executable, "-m", "ownvault"]
+    found = shutil.which(argv0)
+    return [str(Path(found or argv0).absolute())]
+
+
+def timer_files(kind: str, exe: list[str], vault: Path, check_every: str) -> list[tuple[Path, str]]:
+    """(path, content) of each file for ``kind`` (``systemd`` or ``launchd``); ``exe``: the
+    command that runs ownvault (:func:`ownvault_command`)."""
     seconds = int(parse_every(check_every))
     return _systemd(exe, vault, seconds) if kind == "systemd" else _launchd(exe, vault, seconds)
