@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -269,3 +272,70 @@ def test_excludes_are_gitignore_patterns() -> None:
     assert skip("build", True) and not skip("build", False) and skip("d/build", True)
     assert skip("a/b/c/z", False) and not skip("b/z", False)
     assert os.sep == "/"
+
+
+@pytest.mark.skipif(
+    shutil.which("restic") is None and os.environ.get("CI") != "true",
+    reason="restic is installed by scripts/setup.d/restic.sh (required under CI)",
+)
+def test_a_profiles_retention_agrees_with_real_restic(vaults: Vaults, tmp_path: Path) -> None:
+    """The same run times given to restic (`backup --time`, then `forget --dry-run`): restic
+    keeps the snapshots whose times are the versions the profile kept. Runs: twice a day
+    for three weeks, with gaps (the design doc's "Backup profiles" example)."""
+    vault, clock = _vault(vaults, tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    policy = RetentionPolicy(last=3, daily=5, weekly=3)
+    run(vault.backups.add("d", src, every="12h", retention=policy))
+    times = [T0 + day * DAY + h * 3600 for day in range(21) if day % 5 != 3 for h in (0, 9)]
+    for i, t in enumerate(times):
+        clock.t = t
+        (src / "f").write_text(str(i))
+        assert run(vault.backups.run("d")).result == "ok"
+    kept = sorted(v["created"] for v in run(vault.files.versions("d")))
+
+    env = {
+        **os.environ,
+        "RESTIC_PASSWORD": "backup-retention",
+        "RESTIC_REPOSITORY": str(tmp_path / "repo"),
+        "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+    }
+
+    def restic(*args: str) -> str:
+        return subprocess.run(
+            ["restic", "-q", *args], env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    restic("init")
+    for t in times:
+        stamp = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+        restic("backup", "--host", "h", "--time", stamp, str(src))
+    out = json.loads(
+        restic(
+            "forget", "--dry-run", "--json", "--keep-last", "3", "--keep-daily", "5",
+            "--keep-weekly", "3",
+        )
+    )  # fmt: skip
+    restic_kept = sorted(datetime.fromisoformat(s["time"]).timestamp() for s in out[0]["keep"])
+    assert kept == restic_kept
+    assert len(kept) < len(times)
+
+
+def test_a_run_left_running_by_a_killed_process_is_marked_failed(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    vault, clock = _vault(vaults, tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    run(vault.backups.add("d", src, every="1h"))
+    p = vault.backups.profile("d")
+    vault.ctx.catalog.backups.start_run(p.id, clock.t)  # as a process killed mid-run leaves it
+    clock.t += 60
+    assert run(vault.backups.run("d")).result == "ok"
+    old, new = sorted(vault.backups.runs("d"), key=lambda r: r.id)
+    assert (old.result, old.error, old.finished_at) == (
+        "failed",
+        "interrupted (the process running it ended)",
+        clock.t,
+    )
+    assert new.result == "ok"
