@@ -11,13 +11,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING, Any
 
 from ownvault.core.retention import RetentionPolicy
 from ownvault.engine.store.catalog.backups import ProfileRow
 from ownvault.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 __all__ = [
     "MAX_EVERY",
@@ -99,6 +100,9 @@ class ExcludeRules:
         self.spec()  # a pattern pathspec cannot compile is a usage error now, not at run time
 
     def spec(self) -> GitIgnoreSpec:
+        # Imported here: every command imports the engine, few match excludes (10-20 ms).
+        from pathspec import GitIgnoreSpec  # noqa: PLC0415
+
         try:
             return GitIgnoreSpec.from_lines(self.patterns)
         except (ValueError, TypeError) as exc:
