@@ -295,3 +295,24 @@ def test_daemon_runs_due_profiles_notifies_and_exports_metrics(vault: Path, tmp_
     assert failed["OWNVAULT_BACKUP_VAULT"] == str(vault)
     status = json.loads(ov(vault, "status", "--json", check=None).stdout)
     assert status["backups"] == {"failing": ["gone"], "overdue": []}
+
+
+def test_conditions_defer_scheduled_runs_not_named_ones(vault: Path, tmp_path: Path) -> None:
+    src = _docs(tmp_path)
+    never = shlex.join([sys.executable, "-c", "raise SystemExit(1)"])
+    ov(vault, "backup", "add", "docs", str(src), "--every", "1h", "--only-if", never)
+    ov(vault, "backup", "add", "other", str(src), "--every", "1h", "--only-on-ac-power")
+    profiles = json.loads(ov(vault, "backup", "ls", "--json").stdout)["profiles"]
+    conditions = {p["name"]: p["conditions"] for p in profiles}
+    assert conditions["docs"] == {"only_if": [sys.executable, "-c", "raise SystemExit(1)"]}
+    assert conditions["other"] == {"ac_power": True}
+    ov(vault, "backup", "rm", "other")  # this machine's power supply is not the test's
+    db = sqlite3.connect(vault / "catalog.db")
+    with db:
+        db.execute("UPDATE backup_profiles SET created_at = created_at - 86400")
+    db.close()
+    doc = json.loads(ov(vault, "backup", "run", "--json").stdout)
+    assert doc["runs"] == [] and "exit status 1" in doc["deferred"]["docs"]
+    assert "docs: waiting: --only-if" in ov(vault, "backup", "run").stdout
+    assert "docs: version 1" in ov(vault, "backup", "run", "docs").stdout  # asked by name
+    ov(vault, "backup", "add", "x", str(src), "--only-if", "'unbalanced", check=2)

@@ -17,8 +17,10 @@ from ownvault.cli.render import ago, emit, human_size, print_table, timestamp
 from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.cli.timer import ownvault_command, timer_files
 from ownvault.core.retention import Duration, RetentionPolicy
+from ownvault.engine.backup.conditions import Conditions
 from ownvault.engine.backup.profile import BackupProfile
 from ownvault.engine.backup.prune import ForgetResult
+from ownvault.engine.backup.scheduler import parse_command
 from ownvault.engine.backup.service import ProfileState
 from ownvault.engine.store.catalog.backups import RunRow
 from ownvault.engine.vault import Vault
@@ -93,6 +95,14 @@ def backup_group() -> None:
     type=click.Path(dir_okay=False),
     help="File of gitignore patterns (read at each run).",
 )
+@click.option(
+    "--only-on-ac-power", is_flag=True, help="Scheduled runs wait while on battery power."
+)
+@click.option(
+    "--only-if",
+    metavar="CMD",
+    help="Scheduled runs wait unless CMD (no shell) exits 0, e.g. a home-network check.",
+)
 @retention_options
 def add(
     name: str,
@@ -101,11 +111,16 @@ def add(
     dest: str | None,
     excludes: tuple[str, ...],
     exclude_file: str | None,
+    only_on_ac_power: bool,
+    only_if: str | None,
     **keep: int | str,
 ) -> None:
     """Define a backup profile: SOURCE folder stored as NAME every --every."""
     ctx = get_ctx()
     policy = _policy(keep)
+    conditions = Conditions(
+        only_on_ac_power, parse_command(only_if, "--only-if") if only_if else ()
+    )
 
     async def go(v: Vault) -> BackupProfile:
         return await v.backups.add(
@@ -116,6 +131,7 @@ def add(
             excludes=excludes,
             exclude_file=exclude_file,
             retention=policy,
+            conditions=conditions,
         )
 
     p = run_with_vault(ctx, go)
@@ -180,17 +196,29 @@ def ls() -> None:
 @common
 @click.argument("name", required=False)
 def run_cmd(name: str | None) -> None:
-    """Run NAME now, or every profile that is due. Exit 1 if a run failed."""
+    """Run NAME now, or every profile that is due and whose conditions (--only-on-ac-power,
+    --only-if) hold. Exit 1 if a run failed."""
     ctx = get_ctx()
+    deferred: dict[str, str] = {}
 
     async def go(v: Vault) -> list[RunRow]:
-        names = [name] if name is not None else [s.profile.name for s in v.backups.due()]
-        return [await v.backups.run(n) for n in names]
+        if name is not None:
+            return [await v.backups.run(name)]
+        out = []
+        for s in v.backups.due():
+            why = await v.backups.blocked(s.profile.name)
+            if why is not None:
+                deferred[s.profile.name] = why
+            else:
+                out.append(await v.backups.run(s.profile.name))
+        return out
 
     runs = run_with_vault(ctx, go)
 
     def human() -> None:
-        if not runs:
+        for n, why in deferred.items():
+            click.echo(f"{n}: waiting: {why}")
+        if not runs and not deferred:
             click.echo("no profile is due")
         for r in runs:
             if r.result == "ok":
@@ -202,7 +230,7 @@ def run_cmd(name: str | None) -> None:
             else:
                 click.echo(f"{r.profile}: FAILED: {r.error}", err=True)
 
-    emit(ctx, {"runs": [r.to_json() for r in runs]}, human)
+    emit(ctx, {"runs": [r.to_json() for r in runs], "deferred": deferred}, human)
     if any(r.result == "failed" for r in runs):
         raise click.exceptions.Exit(1)
 

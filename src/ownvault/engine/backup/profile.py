@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ownvault.core.retention import RetentionPolicy
+from ownvault.engine.backup.conditions import Conditions
 from ownvault.engine.store.catalog.backups import ProfileRow
 from ownvault.errors import UsageError
 
@@ -131,6 +132,7 @@ class BackupProfile:
     retention: RetentionPolicy
     created_at: float
     id: int = 0
+    conditions: Conditions = field(default_factory=Conditions)
 
     @classmethod
     def from_row(cls, row: ProfileRow) -> BackupProfile:
@@ -144,6 +146,7 @@ class BackupProfile:
             RetentionPolicy.from_json(row.retention),
             row.created_at,
             row.id,
+            Conditions.from_json(row.conditions),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -160,4 +163,5 @@ class BackupProfile:
             if not self.retention.empty
             else "keep every version",
             "created": self.created_at,
+            "conditions": self.conditions.to_json(),
         }

@@ -42,15 +42,15 @@ BUSY_RETRY = 300.0
 NOTIFY_TIMEOUT = 60.0
 
 
-def parse_command(text: str) -> tuple[str, ...]:
+def parse_command(text: str, option: str = "--on-failure") -> tuple[str, ...]:
     """``--on-failure 'notify-send "backup failed"'`` -> an argument vector (POSIX shell
     quoting, no shell: no pipes, redirections or variables)."""
     try:
         argv = tuple(shlex.split(text))
     except ValueError as exc:
-        raise UsageError(f"--on-failure: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
     if not argv:
-        raise UsageError("--on-failure needs a command")
+        raise UsageError(f"{option} needs a command")
     return argv
 
 
@@ -65,6 +65,7 @@ class BackupSchedule:
     last_error: str | None = None
     retry_at: dict[str, float] = field(default_factory=dict)
     overdue_notified: set[str] = field(default_factory=set)
+    deferred: dict[str, str] = field(default_factory=dict)
 
     def refresh(self, states: list[ProfileState]) -> None:
         self.profiles = [s.to_json() for s in states]
@@ -76,6 +77,7 @@ class BackupSchedule:
             "failures": self.failures,
             "notifications": self.notifications[-20:],
             "last_error": self.last_error,
+            "deferred": dict(self.deferred),
         }
 
 
@@ -164,6 +166,12 @@ async def run_due(
         name = s.profile.name
         if schedule.retry_at.get(name, 0.0) > now:
             continue
+        why = await backups.blocked(name)
+        if why is not None:  # deferred, not failed: asked again at the next pass
+            schedule.deferred[name] = why
+            schedule.retry_at[name] = now + RECHECK
+            continue
+        schedule.deferred.pop(name, None)
         try:
             run = await backups.run(name)
         except VaultStateError as exc:  # another process holds the vault: later

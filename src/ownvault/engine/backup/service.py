@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.retention import RetentionPolicy
+from ownvault.engine.backup.conditions import Conditions
 from ownvault.engine.backup.profile import (
     BackupProfile,
     ExcludeRules,
@@ -92,8 +93,10 @@ class Backups:
         excludes: tuple[str, ...] = (),
         exclude_file: str | os.PathLike[str] | None = None,
         retention: RetentionPolicy | None = None,
+        conditions: Conditions | None = None,
     ) -> BackupProfile:
-        """Define a profile. ``source`` must be a folder; ``dest`` defaults to ``name``."""
+        """Define a profile. ``source`` must be a folder; ``dest`` defaults to ``name``;
+        ``conditions`` hold scheduled runs back (``engine.backup.conditions``)."""
         validate_profile_name(name)
         interval = parse_every(every)
         src = Path(source).expanduser().absolute()
@@ -113,6 +116,7 @@ class Backups:
                 efile,
                 policy.to_json(),
                 self._now(),
+                (conditions or Conditions()).to_json(),
             )
         return BackupProfile.from_row(row)
 
@@ -153,6 +157,10 @@ class Backups:
         if name is not None:
             self.profile(name)
         return self.ctx.catalog.backups.runs(name, limit)
+
+    async def blocked(self, name: str) -> str | None:
+        """Why a scheduled run of ``name`` must wait (its conditions), or None."""
+        return await self.profile(name).conditions.blocked()
 
     # -- running ----------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class ProfileRow:
     exclude_file: str | None
     retention: dict[str, Any]
     created_at: float
+    conditions: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,9 @@ class PackWaste:
         return self.unused_bytes / self.chunk_bytes if self.chunk_bytes else 0.0
 
 
-_PROFILE_COLS = "id, name, source, dest, every, excludes, exclude_file, retention, created_at"
+_PROFILE_COLS = (
+    "id, name, source, dest, every, excludes, exclude_file, retention, created_at, conditions"
+)
 _RUN_COLS = (
     "r.id, p.name, r.started_at, r.finished_at, r.result, r.version, r.files, r.bytes, "
     "r.new_bytes, r.added, r.changed, r.removed, r.forgotten, r.error"
@@ -105,6 +108,7 @@ def _profile(r: sqlite3.Row | tuple[Any, ...]) -> ProfileRow:
         r[6],
         json.loads(r[7]),
         float(r[8]),
+        json.loads(r[9]),
     )
 
 
@@ -131,12 +135,14 @@ class BackupTables:
         exclude_file: str | None,
         retention: dict[str, Any],
         created_at: float,
+        conditions: dict[str, Any] | None = None,
     ) -> ProfileRow:
         with self.transaction() as c:
             try:
                 c.execute(
                     "INSERT INTO backup_profiles(name, source, dest, every, excludes, "
-                    "exclude_file, retention, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "exclude_file, retention, created_at, conditions) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         name,
                         source,
@@ -146,6 +152,7 @@ class BackupTables:
                         exclude_file,
                         json.dumps(retention, sort_keys=True),
                         created_at,
+                        json.dumps(conditions or {}, sort_keys=True),
                     ),
                 )
             except sqlite3.IntegrityError:

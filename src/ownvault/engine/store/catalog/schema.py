@@ -249,6 +249,7 @@ CREATE TABLE backup_profiles (
   excludes TEXT NOT NULL DEFAULT '[]',
   exclude_file TEXT,
   retention TEXT NOT NULL DEFAULT '{}',
+  conditions TEXT NOT NULL DEFAULT '{}',
   created_at REAL NOT NULL
 );
 CREATE TABLE backup_runs (
