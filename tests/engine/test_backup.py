@@ -339,3 +339,21 @@ def test_a_run_left_running_by_a_killed_process_is_marked_failed(
         clock.t,
     )
     assert new.result == "ok"
+
+
+def test_retention_only_forgets_versions_the_profile_made(vaults: Vaults, tmp_path: Path) -> None:
+    """A destination that already holds versions put by hand: keep-last 1 leaves them."""
+    vault, clock = _vault(vaults, tmp_path)
+    src = tmp_path / "docs"
+    src.mkdir()
+    for i in range(3):
+        (src / "f").write_text(f"by hand {i}")
+        run(vault.files.put([src]))
+    run(vault.backups.add("docs", src, every="1h", retention=RetentionPolicy(last=1)))
+    for i in range(3):
+        clock.t += 3600
+        (src / "f").write_text(f"by the profile {i}")
+        assert run(vault.backups.run("docs")).result == "ok"
+    assert [v["version"] for v in run(vault.files.versions("docs"))] == [1, 2, 3, 6]
+    preview = run(vault.backups.forget("docs", dry_run=True))
+    assert [k["version"] for k in preview.keep] == [6] and preview.remove == ()

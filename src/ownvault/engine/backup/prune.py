@@ -50,13 +50,24 @@ class ForgetResult:
         }
 
 
-def plan_forget(ctx: VaultContext, name: str, policy: RetentionPolicy, now: float) -> Decision:
-    """Which versions of ``name`` the policy keeps and removes (an empty policy keeps all)."""
+def plan_forget(
+    ctx: VaultContext,
+    name: str,
+    policy: RetentionPolicy,
+    now: float,
+    among: set[int] | None = None,
+) -> Decision:
+    """Which versions of ``name`` (only those numbered in ``among``, if given: the ones a
+    profile made) the policy keeps and removes (an empty policy keeps all)."""
     try:
         versions = ctx.catalog.versions(name)
     except NotFoundError:
         return Decision((), (), ())
-    items = [Item(v.number, datetime.fromtimestamp(v.created_at).astimezone()) for v in versions]
+    items = [
+        Item(v.number, datetime.fromtimestamp(v.created_at).astimezone())
+        for v in versions
+        if among is None or v.number in among
+    ]
     if policy.empty:
         return Decision(tuple(sorted(items, key=lambda i: i.time, reverse=True)), (), ())
     return apply_policy(items, policy, datetime.fromtimestamp(now).astimezone())
@@ -70,10 +81,17 @@ def _item_json(item: Item, matches: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 async def forget_versions(
-    ctx: VaultContext, name: str, policy: RetentionPolicy, now: float, *, dry_run: bool = False
+    ctx: VaultContext,
+    name: str,
+    policy: RetentionPolicy,
+    now: float,
+    *,
+    among: set[int] | None = None,
+    dry_run: bool = False,
 ) -> ForgetResult:
-    """Apply ``policy`` to the versions of ``name`` (hold ``ctx.write()`` unless dry)."""
-    decision = plan_forget(ctx, name, policy, now)
+    """Apply ``policy`` to the versions of ``name`` (those in ``among``, if given; hold
+    ``ctx.write()`` unless dry)."""
+    decision = plan_forget(ctx, name, policy, now, among)
     keep = tuple(_item_json(r.item, r.matches) for r in decision.reasons) or tuple(
         _item_json(i) for i in decision.keep
     )

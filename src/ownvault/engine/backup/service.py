@@ -35,7 +35,8 @@ from ownvault.errors import NotFoundError, OwnvaultError, UsageError
 __all__ = ["HISTORY", "Backups", "ProfileState"]
 
 HISTORY = 200
-"""Runs kept per profile (older ones are deleted after each run)."""
+"""Runs kept per profile, besides those whose version still exists (retention bounds
+those): older ones are deleted after each run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class Backups:
                 raise
             else:
                 tables.finish_run(run, self._now(), "ok", **done)
-            tables.prune_history(p.id, HISTORY)
+            tables.prune_history(p.id, HISTORY, p.dest)
         return tables.runs(name, 1)[0]
 
     async def _run(self, p: BackupProfile) -> dict[str, Any]:
@@ -197,7 +198,8 @@ class Backups:
             before = {}
         (put,) = await put_paths(self.ctx, [p.source], name=p.dest, skip=rules.skipper())
         after = _files(cat.entries(cat.version(p.dest, put.version).id))
-        forgotten = await forget_versions(self.ctx, p.dest, p.retention, self._now())
+        made = cat.backups.versions_made(p.id) | {put.version}
+        forgotten = await forget_versions(self.ctx, p.dest, p.retention, self._now(), among=made)
         return {
             "version": put.version,
             "files": put.files,
@@ -212,7 +214,10 @@ class Backups:
     async def forget(self, name: str, *, dry_run: bool = False) -> ForgetResult:
         """Apply the profile's retention to its destination now (or show what it would do)."""
         p = self.profile(name)
+        made = self.ctx.catalog.backups.versions_made(p.id)
         if dry_run:
-            return await forget_versions(self.ctx, p.dest, p.retention, self._now(), dry_run=True)
+            return await forget_versions(
+                self.ctx, p.dest, p.retention, self._now(), among=made, dry_run=True
+            )
         async with self.ctx.write():
-            return await forget_versions(self.ctx, p.dest, p.retention, self._now())
+            return await forget_versions(self.ctx, p.dest, p.retention, self._now(), among=made)

@@ -47,6 +47,7 @@ class ProfileOut(BaseModel):
     exclude_file: str | None
     retention: dict[str, Any]
     retention_text: str
+    conditions: dict[str, Any]
     created: float
     last_run: RunOut | None
     last_success: float | None

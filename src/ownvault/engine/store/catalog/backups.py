@@ -270,14 +270,30 @@ class BackupTables:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def prune_history(self, profile: int, keep: int) -> None:
-        """Keep the newest ``keep`` runs of a profile (the history is bounded)."""
+    def prune_history(self, profile: int, keep: int, dest: str) -> None:
+        """Keep the newest ``keep`` runs of a profile, and every successful run whose
+        version of ``dest`` still exists (retention needs to know which versions the
+        profile made; it also bounds how many exist)."""
         with self.transaction() as c:
             c.execute(
                 "DELETE FROM backup_runs WHERE profile = ? AND id NOT IN ("
-                "SELECT id FROM backup_runs WHERE profile = ? ORDER BY id DESC LIMIT ?)",
-                (profile, profile, keep),
+                " SELECT id FROM backup_runs WHERE profile = ? ORDER BY id DESC LIMIT ?)"
+                " AND NOT (result = 'ok' AND version IN ("
+                "  SELECT v.number FROM versions v JOIN objects o ON o.id = v.object"
+                "  WHERE o.name = ?))",
+                (profile, profile, keep, dest),
             )
+
+    def versions_made(self, profile: int) -> set[int]:
+        """The version numbers of its destination that the profile's runs made."""
+        return {
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT version FROM backup_runs WHERE profile = ? AND result = 'ok' "
+                "AND version IS NOT NULL",
+                (profile,),
+            )
+        }
 
     # -- attention --------------------------------------------------------------------------
 
