@@ -15,7 +15,7 @@ from tests.engine.helpers import make_vault, run
 from tests.web.conftest import Served, in_thread, start_serve, stop_serve
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture()
@@ -78,3 +78,22 @@ def test_backups_view_run_now_runs_and_preview(page: Page, served: Served) -> No
     rows = page.locator("table.runs tbody tr")
     assert rows.count() == 4
     assert "2 old version(s) forgotten" in rows.first.inner_text()  # keep-last 2 applied
+
+
+def test_backups_view_fits_a_phone(browser: Browser, served: Served) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(served.ui)
+        page.wait_for_selector("body[data-ready]")
+        page.click('#nav a[data-view="backups"]')
+        page.wait_for_selector('#backup-banner[data-status="attention"]')
+        docs = page.locator('#backup-list li[data-name="docs"]')
+        docs.get_by_role("button", name="Runs of docs").click()
+        page.wait_for_selector("table.runs tbody tr")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        docs.get_by_role("button", name="Retention preview of docs").click()
+        page.wait_for_selector("table.preview tbody tr")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        context.close()
