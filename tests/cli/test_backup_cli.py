@@ -110,6 +110,13 @@ def test_usage_errors_have_their_exit_codes(vault: Path, tmp_path: Path) -> None
     ov(vault, "backup", "add", "docs", str(src), "--keep-daily", "-2", check=2)
     ov(vault, "backup", "add", "docs", str(src), "--keep-within", "7x", check=2)
     ov(vault, "backup", "run", "nope", check=4)
+    ov(vault, "backup", "add", "w", str(src), "--keep-within", "7d", "--keep-monthly", "-1")
+    (p,) = json.loads(ov(vault, "backup", "ls", "--json").stdout)["profiles"]
+    assert p["retention"] == {"within": "7d", "monthly": -1}
+    assert (
+        p["retention_text"]
+        == "keep all monthly snapshots and all snapshots within 7d of the newest"
+    )
 
 
 def test_a_failed_run_exits_1_and_shows_in_status(vault: Path, tmp_path: Path) -> None:
