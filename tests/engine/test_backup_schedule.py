@@ -139,3 +139,18 @@ def test_notify_reports_a_command_that_cannot_start_or_fails(tmp_path: Path) -> 
     assert failing["exit_code"] == 1 and "boom" in failing["error"]
     assert parse_command("notify-send 'backup failed'") == ("notify-send", "backup failed")
     assert isinstance(BackupSchedule().to_json()["profiles"], list)
+
+
+def test_an_unreadable_profile_is_an_error_not_the_end_of_the_scheduler(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    vault = vaults.create(tmp_path / "vault", providers=3, k=2, n=3)
+    clock = Clock(T0)
+    vault.clock = clock
+    src = tmp_path / "src"
+    src.mkdir()
+    run(vault.backups.add("docs", src, every="1h"))
+    with vault.ctx.catalog.transaction() as c:  # as a newer ownvault might have written it
+        c.execute("UPDATE backup_profiles SET retention = '{\"keep_tag\": 1}'")
+    sched = run(run_scheduled(vault.ctx, passes=2, clock=clock, sleep=_sleeper(clock, [])))
+    assert sched.last_error is not None and "unknown retention rule" in sched.last_error

@@ -219,7 +219,10 @@ async def run_scheduled(
 
     done = 0
     while not stop.is_set() and (passes is None or done < passes):
-        await run_due(ctx, schedule, now=now_of(), on_failure=on_failure, on_run=on_run)
+        try:
+            await run_due(ctx, schedule, now=now_of(), on_failure=on_failure, on_run=on_run)
+        except OwnvaultError as exc:  # e.g. a profile this version cannot read: keep going
+            schedule.last_error = f"backups: {exc.message}"
         done += 1
         if passes is not None and done >= passes:
             break
