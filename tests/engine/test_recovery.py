@@ -11,7 +11,6 @@ import pytest
 
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
 from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine.ipfs.publish import DagStore
 from ownvault.engine.keys.recovery import parse_provider_arg, recover_vault
 from ownvault.engine.vault import Vault
 from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
@@ -47,7 +46,7 @@ def lost(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     grant = run(vault.sharing.share(names=["src"], to="friend"))
 
     run(vault.ipfs.publish("src"))
-    published = [(d.root, d.path) for d in DagStore(vault.catalog).published()]
+    published = [(d.root, d.path) for d in vault.catalog.dags.published()]
     assert published
     run(vault.snapshot())
     state = {
@@ -77,7 +76,7 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert run(vault.files.versions("big.bin")) == lost["versions"]
     assert vault.sharing.grants() == lost["grants"]
 
-    assert [(d.root, d.path) for d in DagStore(vault.catalog).published()] == lost["published"]
+    assert [(d.root, d.path) for d in vault.catalog.dags.published()] == lost["published"]
     assert [c["name"] for c in vault.sharing.contacts()] == ["friend"]
     assert vault.sharing.tag_policies() == [{"tag": "health", "never_share": True}]
     run(vault.files.get("src", out / "src"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -11,7 +12,6 @@ from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.render import emit
 from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.ipfs import publish as pub
 from ownvault.engine.ipfs.pinning import pin_report
 from ownvault.engine.vault import Vault
 from ownvault.errors import OwnvaultError, UsageError
@@ -69,12 +69,11 @@ def publish_cmd(
         doc = p.to_json()
         if stored is not None:
             doc["stored"] = stored
-        doc["pins"] = []
+        pinned: list[dict[str, str]] = []
         for provider in pins:
             status = await vault.ipfs.pin_published(str(doc["cid"]), provider, wait=wait)
-            doc["pins"].append(
-                {"provider": provider, "cid": str(status.cid), "state": status.state}
-            )
+            pinned.append({"provider": provider, "cid": str(status.cid), "state": status.state})
+        doc["pins"] = pinned
         return doc
 
     doc = run_with_vault(ctx, go)
@@ -135,7 +134,7 @@ def unpublish_cmd(target: str, version: int | None) -> None:
     """Stop publishing a NAME (or one root CID); the content stays stored."""
     ctx = get_ctx()
     rows = run_with_vault(ctx, lambda v: v.ipfs.unpublish(target, version=version))
-    docs = [r.to_json() | {"published": False} for r in rows]
+    docs = [asdict(r) for r in rows]
 
     def human() -> None:
         for d in docs:
@@ -150,7 +149,7 @@ def published_cmd() -> None:
     """List published content (and imported DAGs kept for their root CID)."""
     ctx = get_ctx()
 
-    rows = read_vault(ctx, lambda v: [r.to_json() for r in pub.DagStore(v.catalog).all()])
+    rows = read_vault(ctx, lambda v: [asdict(r) for r in v.ipfs.dags()])
 
     def human() -> None:
         for r in rows:

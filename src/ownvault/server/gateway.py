@@ -36,7 +36,7 @@ from starlette.routing import Route
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.engine.ipfs.dagwalk import Resolved, Scope, inspect, resolve, walk
-from ownvault.engine.ipfs.publish import BlockReader, DagStore
+from ownvault.engine.ipfs.publish import BlockReader
 from ownvault.engine.store.dag import BlockRef
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, NotFoundError, OwnvaultError
@@ -228,7 +228,7 @@ class Gateway:
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
-        self.store = DagStore(vault.catalog)
+        self.store = vault.catalog.dags
         self._shared = BlockReader(vault.ctx, self.store.lookup)
 
     async def close(self) -> None:

@@ -37,7 +37,7 @@ from ownvault.core.hamt import MURMUR3_X64_64, name_hash
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs.dagwalk import inspect
 from ownvault.engine.ipfs.localcid import cid_of_path
-from ownvault.engine.ipfs.publish import DagStore, publish
+from ownvault.engine.ipfs.publish import publish
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import BlockRef, DagIndex, split_leaf
 from ownvault.engine.store.versions import put_paths
@@ -299,7 +299,7 @@ async def import_car(
                 ) == str(root):
                     profile = other.name
                     break
-        store = DagStore(ctx.catalog)
+        store = ctx.catalog.dags
         source = "profile" if profile is not None else "car"
         async with ctx.write():
             with ctx.catalog.transaction():
@@ -330,7 +330,7 @@ async def import_car(
         }
         if publish_it:
             pub = await publish(ctx, put.name, version=put.version, profile=profile or "car-import")
-            doc["published"] = pub.dag.to_json()["url"]
+            doc["published"] = f"ipfs://{pub.dag.root}"
         return doc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,58 +1,50 @@
-"""The catalog's DAG records and the block reader: what publishing stores and what the gateway reads.
+"""DAG records as results, and the block reader: what publishing stores and the gateway reads.
 
-:class:`DagStore` answers which DAGs exist and how each block of a published DAG is
-regenerated (catalog tables ``dags`` and ``dag_blocks``); :class:`BlockReader` regenerates a
-block from the stored data and re-hashes it against its CID before it is returned.
+``catalog.dags`` (:mod:`ownvault.engine.store.catalog.ipfs`) answers which DAGs exist and how
+each block of a published DAG is regenerated; :class:`BlockReader` regenerates a block from
+the stored data and re-hashes it against its CID before it is returned.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from ownvault.core.cid import CID
-from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.catalog.ipfs import DagRow, DagSource
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.dag import (
-    BlockRef,
-    DagIndex,
-)
+from ownvault.engine.store.dag import BlockRef
 from ownvault.engine.store.restore import PackReader
 from ownvault.errors import IntegrityError, NotFoundError
 
-__all__ = ["BlockReader", "DagRow", "DagStore", "Publication"]
+__all__ = ["BlockReader", "DagInfo", "DagRow", "Publication"]
 
 
 @dataclass(frozen=True, slots=True)
-class DagRow:
-    id: int
-    version: int
+class DagInfo:
+    """A DAG record as listed (``ownvault ipfs ls``, the API's publications)."""
+
     name: str
-    number: int
-    path: str
-    root: str
+    version: int
+    cid: str
+    url: str
     profile: str
-    source: str
-    created_at: int
+    source: DagSource
+    published: bool
     published_at: int | None
 
-    @property
-    def label(self) -> str:
-        return f"{self.name}/{self.path}" if self.path else self.name
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.label,
-            "version": self.number,
-            "cid": self.root,
-            "url": f"ipfs://{self.root}",
-            "profile": self.profile,
-            "source": self.source,
-            "published": self.published_at is not None,
-            "published_at": self.published_at,
-        }
+    @classmethod
+    def of(cls, row: DagRow) -> DagInfo:
+        return cls(
+            row.label,
+            row.number,
+            row.root,
+            f"ipfs://{row.root}",
+            row.profile,
+            row.source,
+            row.published_at is not None,
+            row.published_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,119 +54,13 @@ class Publication:
     index_bytes: int
     seconds: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
-            **self.dag.to_json(),
+            **asdict(DagInfo.of(self.dag)),
             "blocks": self.blocks,
             "index_bytes": self.index_bytes,
             "seconds": round(self.seconds, 3),
         }
-
-
-_DAG_COLS = (
-    "d.id, d.version, o.name, v.number, d.path, d.root, d.profile, d.source, d.created_at, "
-    "d.published_at FROM dags d JOIN versions v ON v.id = d.version JOIN objects o ON o.id = v.object"
-)
-
-
-class DagStore:
-    """Catalog access for the ``dags`` and ``dag_blocks`` tables."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-
-    def _rows(self, where: str, args: tuple[Any, ...]) -> list[DagRow]:
-        sql = f"SELECT {_DAG_COLS} WHERE {where} ORDER BY o.name, v.number, d.path, d.id"
-        return [DagRow(*r) for r in self.catalog.conn.execute(sql, args)]
-
-    def of_version(self, version: int, path: str) -> list[DagRow]:
-        return self._rows("d.version = ? AND d.path = ?", (version, path))
-
-    def by_root(self, root: str) -> list[DagRow]:
-        return self._rows("d.root = ?", (root,))
-
-    def published(self) -> list[DagRow]:
-        return self._rows("d.published_at IS NOT NULL", ())
-
-    def all(self) -> list[DagRow]:
-        return self._rows("1", ())
-
-    def get(self, dag: int) -> DagRow:
-        rows = self._rows("d.id = ?", (dag,))
-        if not rows:
-            raise NotFoundError(f"unknown DAG record {dag}")
-        return rows[0]
-
-    def insert(
-        self, version: int, path: str, root: CID, profile: str, source: str, published: bool
-    ) -> int:
-        now = int(time.time())
-        cur = self.catalog.conn.execute(
-            "INSERT INTO dags(version, path, root, profile, source, created_at, published_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (version, path, str(root), profile, source, now, now if published else None),
-        )
-        return int(cur.lastrowid or 0)
-
-    def put_blocks(self, dag: int, index: DagIndex) -> None:
-        self.catalog.conn.execute("DELETE FROM dag_blocks WHERE dag = ?", (dag,))
-        self.catalog.conn.executemany(
-            "INSERT INTO dag_blocks(dag, cid, kind, content, offset, length, data, tail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (dag, cid, r.kind, r.content, r.offset, r.length, r.data, r.tail)
-                for cid, r in index.blocks.items()
-            ],
-        )
-
-    def drop_blocks(self, dag: int) -> None:
-        self.catalog.conn.execute("DELETE FROM dag_blocks WHERE dag = ?", (dag,))
-
-    def set_published(self, dag: int, published: bool) -> None:
-        self.catalog.conn.execute(
-            "UPDATE dags SET published_at = ? WHERE id = ?",
-            (int(time.time()) if published else None, dag),
-        )
-
-    def block_count(self, dag: int) -> int:
-        row = self.catalog.conn.execute("SELECT COUNT(*) FROM dag_blocks WHERE dag = ?", (dag,))
-        return int(row.fetchone()[0])
-
-    def load(self, dag: int) -> DagIndex:
-        row = self.get(dag)
-        index = DagIndex(CID.parse(row.root), row.profile)
-        for cid, kind, content, offset, length, data, tail in self.catalog.conn.execute(
-            "SELECT cid, kind, content, offset, length, data, tail FROM dag_blocks WHERE dag = ?",
-            (dag,),
-        ):
-            index.blocks[bytes(cid)] = BlockRef(
-                kind, content, offset, length, bytes(data), bytes(tail)
-            )
-        return index
-
-    def lookup(self, cid: bytes, *, dag: int | None = None) -> BlockRef | None:
-        """A block of a published DAG (or of ``dag``, published or not)."""
-        if dag is None:
-            sql = (
-                "SELECT b.kind, b.content, b.offset, b.length, b.data, b.tail FROM dag_blocks b "
-                "JOIN dags d ON d.id = b.dag WHERE b.cid = ? AND d.published_at IS NOT NULL LIMIT 1"
-            )
-            row = self.catalog.conn.execute(sql, (cid,)).fetchone()
-        else:
-            row = self.catalog.conn.execute(
-                "SELECT kind, content, offset, length, data, tail FROM dag_blocks "
-                "WHERE cid = ? AND dag = ?",
-                (cid, dag),
-            ).fetchone()
-        if row is None:
-            return None
-        return BlockRef(row[0], row[1], row[2], row[3], bytes(row[4]), bytes(row[5]))
-
-    def content_cid(self, content: int) -> tuple[str | None, str | None]:
-        row = self.catalog.conn.execute(
-            "SELECT cid, cid_profile FROM contents WHERE id = ?", (content,)
-        ).fetchone()
-        return (None, None) if row is None else (row[0], row[1])
 
 
 # -- regenerating blocks ----------------------------------------------------------------

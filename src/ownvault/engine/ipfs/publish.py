@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, ImportProfile, get_profile
-from ownvault.engine.ipfs.dagstore import BlockReader, DagRow, DagStore, Publication
+from ownvault.engine.ipfs.dagstore import BlockReader, DagInfo, DagRow, Publication
 from ownvault.engine.ipfs.dagwalk import walk
 from ownvault.engine.store.catalog import EntryRow, VersionRow
+from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import (
     BlockKind,
@@ -41,9 +43,10 @@ from ownvault.errors import FormatError, IntegrityError, NotFoundError, UsageErr
 
 __all__ = [
     "BlockReader",
+    "DagInfo",
     "DagRow",
-    "DagStore",
     "Publication",
+    "dags",
     "export_car",
     "index_version",
     "publish",
@@ -80,7 +83,7 @@ async def index_version(
     entries = _subtree(ctx.catalog.entries(version.id), inner)
     if not entries:
         raise NotFoundError(f"no such path in {version.name}: {inner}", name=version.name)
-    store = DagStore(ctx.catalog)
+    store = ctx.catalog.dags
     index = DagIndex(CID.parse("bafkqaaa"), profile.name) if keep else None
     files: dict[str, tuple[CID, str | None]] = {}
     items: list[TreeItem] = []
@@ -136,22 +139,16 @@ def resolve_target(
         cid = None
     if cid is not None:
         text = str(cid)
-        rows = DagStore(ctx.catalog).by_root(text)
+        rows = ctx.catalog.dags.by_root(text)
         if rows:
             row = rows[0]
             return ctx.catalog.version_by_id(row.version), row.path, text
-        found = ctx.catalog.conn.execute(
-            "SELECT v.id FROM versions v WHERE v.cid = ? ORDER BY v.id DESC LIMIT 1", (text,)
-        ).fetchone()
+        found = ctx.catalog.dags.version_with_cid(text)
         if found is not None:
-            return ctx.catalog.version_by_id(found[0]), "", text
-        found = ctx.catalog.conn.execute(
-            "SELECT e.version, e.path FROM entries e JOIN contents c ON c.id = e.content "
-            "WHERE c.cid = ? ORDER BY e.version DESC LIMIT 1",
-            (text,),
-        ).fetchone()
-        if found is not None:
-            return ctx.catalog.version_by_id(found[0]), found[1], text
+            return ctx.catalog.version_by_id(found), "", text
+        entry = ctx.catalog.dags.entry_with_cid(text)
+        if entry is not None:
+            return ctx.catalog.version_by_id(entry.version), entry.path, text
         raise NotFoundError(f"no stored content has the CID {text}", name=text)
     v, inner = ctx.resolve(target, version)
     expected: str | None = None
@@ -172,7 +169,7 @@ def _profile_for(
     ctx: VaultContext, v: VersionRow, inner: str, profile: str | None
 ) -> tuple[str, DagRow | None]:
     """The profile to publish with and an existing DAG record to reuse."""
-    rows = DagStore(ctx.catalog).of_version(v.id, inner)
+    rows = ctx.catalog.dags.of_version(v.id, inner)
     if profile is None:
         if rows:
             return rows[0].profile, rows[0]
@@ -194,7 +191,7 @@ async def publish(
     async with ctx.write():
         v, inner, expected = resolve_target(ctx, target, version)
         name, existing = _profile_for(ctx, v, inner, profile)
-        store = DagStore(ctx.catalog)
+        store = ctx.catalog.dags
         if existing is not None and existing.source == "car":
             with ctx.catalog.transaction():
                 store.set_published(existing.id, True)
@@ -224,10 +221,17 @@ async def publish(
     return Publication(dag, len(index.blocks), index.stored_bytes(), time.perf_counter() - t0)
 
 
-async def unpublish(ctx: VaultContext, target: str, *, version: int | None = None) -> list[DagRow]:
-    """Stop publishing a name (all its published DAGs) or one root CID."""
+def dags(ctx: VaultContext, *, published: bool = False) -> list[DagInfo]:
+    """Every DAG record (imported DAGs kept for their root CID too), or only published ones."""
+    rows = ctx.catalog.dags.published() if published else ctx.catalog.dags.all()
+    return [DagInfo.of(r) for r in rows]
+
+
+async def unpublish(ctx: VaultContext, target: str, *, version: int | None = None) -> list[DagInfo]:
+    """Stop publishing a name (all its published DAGs) or one root CID; the records as they
+    were (``published_at``: when they had been published)."""
     async with ctx.write():
-        store = DagStore(ctx.catalog)
+        store = ctx.catalog.dags
         try:
             cid: CID | None = CID.parse(target)
         except FormatError:
@@ -249,7 +253,7 @@ async def unpublish(ctx: VaultContext, target: str, *, version: int | None = Non
                 store.set_published(r.id, False)
                 if r.source == "profile":
                     store.drop_blocks(r.id)
-    return rows
+    return [replace(DagInfo.of(r), published=False) for r in rows]
 
 
 async def verify_cid(
@@ -257,7 +261,7 @@ async def verify_cid(
 ) -> dict[str, Any]:
     """Recompute CIDs from the stored plaintext and compare with every recorded CID."""
     v, inner, expected = resolve_target(ctx, target, version)
-    store = DagStore(ctx.catalog)
+    store = ctx.catalog.dags
     profile = v.cid_profile or ctx.settings.cid_profile
     checks: list[dict[str, Any]] = []
     _index, root, files = await index_version(ctx, v, inner, PROFILES[profile], keep=False)
@@ -325,7 +329,7 @@ async def verify_cid(
     }
 
 
-async def _verify_stored_dag(ctx: VaultContext, store: DagStore, row: DagRow) -> tuple[bool, str]:
+async def _verify_stored_dag(ctx: VaultContext, store: DagTables, row: DagRow) -> tuple[bool, str]:
     """Regenerate every block of a stored index from the vault and walk it from the root."""
     reader = BlockReader(ctx, lambda c: store.lookup(c, dag=row.id))
     try:
@@ -349,7 +353,7 @@ async def dag_index(
     """The block index of a stored version's DAG (by NAME or CID), checked against the CID
     recorded for it: (version, path inside it, index with ``.root`` and ``.blocks``)."""
     v, inner, expected = resolve_target(ctx, target, version)
-    store = DagStore(ctx.catalog)
+    store = ctx.catalog.dags
     rows = store.of_version(v.id, inner)
     if not _is_cid(target) and rows:
         # by NAME: the DAG record (a publication, an imported CAR's root) wins over the

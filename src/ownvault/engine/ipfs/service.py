@@ -15,6 +15,7 @@ class Ipfs(Service):
 
     publish = op(publishing.publish)
     unpublish = op(publishing.unpublish)
+    dags = op(publishing.dags)
     verify_cid = op(publishing.verify_cid)
     export_car = op(publishing.export_car)
     dag_index = op(publishing.dag_index)

@@ -41,6 +41,7 @@ from ownvault.engine.ipfs.carimport import import_car
 from ownvault.engine.ipfs.publish import verify_cid
 from ownvault.engine.nft.collect import Collected, NftOptions, collect, name_for, parse_source
 from ownvault.engine.nft.pin import pin
+from ownvault.engine.store.catalog.nft import NftTokenRow, TokenState
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
 from ownvault.providers.webfetch import Fetcher, FetchError
@@ -192,7 +193,7 @@ def _mark(
     ctx: VaultContext,
     source: str,
     name: str,
-    state: str,
+    state: TokenState,
     *,
     collection: str | None = None,
     **fields: Unpack[_TokenFields],
@@ -203,16 +204,8 @@ def _mark(
     cols: dict[str, object] = {"name": name, "state": state, "updated_at": now, **fields}
     if collection is not None:
         cols["collection"] = collection
-    with ctx.catalog.transaction() as c:
-        c.execute(
-            "INSERT OR IGNORE INTO nft_tokens (source, name, state, updated_at) VALUES (?, ?, ?, ?)",
-            (source, name, state, now),
-        )
-        row = c.execute("SELECT state FROM nft_tokens WHERE source = ?", (source,)).fetchone()
-        if row[0] == "preserved" and state != "preserved":
-            cols = {"error": fields.get("error"), "updated_at": now}
-        sets = ", ".join(f"{k} = ?" for k in cols)
-        c.execute(f"UPDATE nft_tokens SET {sets} WHERE source = ?", (*cols.values(), source))
+    with ctx.catalog.transaction():
+        ctx.catalog.nft.mark(source, name, state, cols)
 
 
 def _summary(collected: Collected) -> dict[str, Any]:
@@ -314,13 +307,11 @@ def _metadata_error(status: str, message: str) -> OwnvaultError:
 async def _fail_quietly(
     ctx: VaultContext, lock: asyncio.Lock, source: str, exc: OwnvaultError, collection: str | None
 ) -> None:
-    row = ctx.catalog.conn.execute(
-        "SELECT name FROM nft_tokens WHERE source = ?", (source,)
-    ).fetchone()
-    if row is None:
+    name = ctx.catalog.nft.name_of(source)
+    if name is None:
         return
     async with lock, ctx.write():
-        _mark(ctx, source, row[0], "failed", collection=collection, error=exc.message[:500])
+        _mark(ctx, source, name, "failed", collection=collection, error=exc.message[:500])
 
 
 # -- collections ------------------------------------------------------------------------------
@@ -371,26 +362,22 @@ async def preserve_collection(
     """Preserve many tokens, ``concurrency`` at a time; resumable (``preserved`` rows are
     skipped unless ``refresh``). ``progress(source, outcome)`` after each token."""
     pins = list(pins)
-    state = {
-        row[0]: row[1] for row in ctx.catalog.conn.execute("SELECT source, state FROM nft_tokens")
-    }
+    state = ctx.catalog.nft.states()
     lock = asyncio.Lock()
     sem = asyncio.Semaphore(max(1, concurrency))
     results: list[dict[str, Any]] = []
     counts = {"preserved": 0, "skipped": 0, "failed": 0}
     async with ctx.write():
-        with ctx.catalog.transaction() as c:  # every token's progress row, first
+        with ctx.catalog.transaction():  # every token's progress row, first
             now = int(time.time())
+            pending = []
             for source in sources:
                 try:
                     kind, canonical, token = parse_source(source)
                 except OwnvaultError:
                     continue
-                c.execute(
-                    "INSERT OR IGNORE INTO nft_tokens (source, name, collection, state, updated_at) "
-                    "VALUES (?, ?, ?, 'pending', ?)",
-                    (canonical, name_for(kind, canonical, token), collection, now),
-                )
+                pending.append((canonical, name_for(kind, canonical, token)))
+            ctx.catalog.nft.add_pending(pending, collection, now)
     async with opts.fetcher() as fetcher:
 
         async def one(source: str) -> None:
@@ -465,37 +452,27 @@ async def verify_token(source: str, opts: NftOptions) -> dict[str, Any]:
 
 # -- listing and re-verification ----------------------------------------------------------------
 
-_COLS = (
-    "source, name, collection, state, root, report, pins, health, error, updated_at, verified_at"
-)
 
-
-def _row_json(row: tuple[Any, ...]) -> dict[str, Any]:
-    source, name, collection, state, root, report, pins, health, error, updated, verified = row
+def _row_json(row: NftTokenRow) -> dict[str, Any]:
     return {
-        "source": source,
-        "name": name,
-        "collection": collection,
-        "state": state,
-        "root": root,
-        "url": f"ipfs://{root}" if root else None,
-        "summary": json.loads(report) if report else None,
-        "pins": json.loads(pins),
-        "health": json.loads(health) if health else None,
-        "error": error,
-        "updated_at": updated,
-        "verified_at": verified,
+        "source": row.source,
+        "name": row.name,
+        "collection": row.collection,
+        "state": row.state,
+        "root": row.root,
+        "url": f"ipfs://{row.root}" if row.root else None,
+        "summary": json.loads(row.report) if row.report else None,
+        "pins": json.loads(row.pins),
+        "health": json.loads(row.health) if row.health else None,
+        "error": row.error,
+        "updated_at": row.updated_at,
+        "verified_at": row.verified_at,
     }
 
 
 def list_preserved(ctx: VaultContext, *, collection: str | None = None) -> list[dict[str, Any]]:
     """Every token the vault knows, preserved or not, with its last health check."""
-    sql = f"SELECT {_COLS} FROM nft_tokens"
-    args: tuple[Any, ...] = ()
-    if collection is not None:
-        sql += " WHERE collection = ?"
-        args = (collection,)
-    return [_row_json(r) for r in ctx.catalog.conn.execute(sql + " ORDER BY name", args)]
+    return [_row_json(r) for r in ctx.catalog.nft.tokens(collection=collection)]
 
 
 async def reverify_preserved(
@@ -508,9 +485,7 @@ async def reverify_preserved(
     """
     opts = opts or NftOptions()
     out: list[dict[str, Any]] = []
-    rows = ctx.catalog.conn.execute(
-        f"SELECT {_COLS} FROM nft_tokens WHERE state = 'preserved' ORDER BY name"
-    ).fetchall()
+    rows = ctx.catalog.nft.preserved()
     async with opts.fetcher() as fetcher:
         for row in rows:
             doc = _row_json(row)
@@ -534,10 +509,9 @@ async def reverify_preserved(
             )
             health["ok"] = health["copy"] == "ok" and all(p["ok"] for p in health["pins"])
             async with ctx.write():
-                with ctx.catalog.transaction() as c:
-                    c.execute(
-                        "UPDATE nft_tokens SET health = ?, verified_at = ? WHERE source = ?",
-                        (json.dumps(health), health["checked_at"], doc["source"]),
+                with ctx.catalog.transaction():
+                    ctx.catalog.nft.set_health(
+                        doc["source"], json.dumps(health), health["checked_at"]
                     )
             out.append(
                 {

@@ -61,53 +61,38 @@ async def add_contact(
     if card.did == ctx.keys.did:
         raise UsageError("that is this vault's own card")
     async with ctx.write():
-        with ctx.catalog.transaction() as c:
-            if label is not None:
-                clash = c.execute(
-                    "SELECT did FROM contacts WHERE name = ? AND did != ?", (label, card.did)
-                ).fetchone()
-                if clash:
-                    raise UsageError(f"another contact is already called {label!r}")
-            c.execute(
-                "INSERT INTO contacts(did, name, card, added_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(did) DO UPDATE SET name = excluded.name, card = excluded.card",
-                (
-                    card.did,
-                    label,
-                    card_text if isinstance(card_text, str) else card_text.decode(),
-                    vault_now(ctx),
-                ),
+        with ctx.catalog.transaction():
+            if label is not None and ctx.catalog.contacts.name_taken(label, card.did):
+                raise UsageError(f"another contact is already called {label!r}")
+            ctx.catalog.contacts.add(
+                card.did,
+                label,
+                card_text if isinstance(card_text, str) else card_text.decode(),
+                vault_now(ctx),
             )
     return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
 
 
 def contacts(ctx: VaultContext) -> list[dict[str, Any]]:
-    return [
-        {"did": r[0], "name": r[1], "added": r[2]}
-        for r in ctx.catalog.conn.execute(
-            "SELECT did, name, added_at FROM contacts ORDER BY name, did"
-        )
-    ]
+    return [{"did": r.did, "name": r.name, "added": r.added_at} for r in ctx.catalog.contacts.all()]
 
 
 def resolve_contact(ctx: VaultContext, who: str) -> ContactCard:
     """A contact by did:key or by name; ``NotFoundError`` with what to do otherwise."""
-    row = ctx.catalog.conn.execute(
-        "SELECT card FROM contacts WHERE did = ? OR name = ?", (who, who)
-    ).fetchone()
-    if row is None:
+    card = ctx.catalog.contacts.card(who)
+    if card is None:
         raise NotFoundError(
             f"no contact {who!r}: import their card first (ownvault contacts add CARD.json)",
             name=who,
         )
-    return ContactCard.from_json(row[0])
+    return ContactCard.from_json(card)
 
 
 async def remove_contact(ctx: VaultContext, who: str) -> None:
     card = resolve_contact(ctx, who)
     async with ctx.write():
-        with ctx.catalog.transaction() as c:
-            c.execute("DELETE FROM contacts WHERE did = ?", (card.did,))
+        with ctx.catalog.transaction():
+            ctx.catalog.contacts.remove(card.did)
 
 
 # -- tag policies ---------------------------------------------------------------------------
@@ -117,23 +102,14 @@ async def set_tag_policy(ctx: VaultContext, tag: str, *, never_share: bool) -> d
     if not tag or len(tag) > 64 or any(ch.isspace() for ch in tag):
         raise UsageError(f"invalid tag {tag!r}")
     async with ctx.write():
-        with ctx.catalog.transaction() as c:
-            c.execute(
-                "INSERT INTO tag_policies(tag, never_share) VALUES (?, ?) "
-                "ON CONFLICT(tag) DO UPDATE SET never_share = excluded.never_share",
-                (tag, int(never_share)),
-            )
+        with ctx.catalog.transaction():
+            ctx.catalog.contacts.set_policy(tag, never_share=never_share)
     return {"tag": tag, "never_share": never_share}
 
 
 def tag_policies(ctx: VaultContext) -> list[dict[str, Any]]:
-    return [
-        {"tag": r[0], "never_share": bool(r[1])}
-        for r in ctx.catalog.conn.execute("SELECT tag, never_share FROM tag_policies ORDER BY tag")
-    ]
+    return [{"tag": r.tag, "never_share": r.never_share} for r in ctx.catalog.contacts.policies()]
 
 
 def never_share_tags(ctx: VaultContext) -> set[str]:
-    return {
-        r[0] for r in ctx.catalog.conn.execute("SELECT tag FROM tag_policies WHERE never_share = 1")
-    }
+    return ctx.catalog.contacts.never_share()

@@ -15,11 +15,10 @@ generation. What revocation cannot undo is written in docs/design.md.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ownvault.core import crypto
 from ownvault.core.capability import grant_capability
@@ -33,6 +32,7 @@ from ownvault.core.grants import (
 from ownvault.core.pack import unwrap_chunk_key
 from ownvault.engine.sharing.contacts import never_share_tags, resolve_contact, vault_now
 from ownvault.engine.store.catalog.rows import ChunkRef
+from ownvault.engine.store.catalog.sharing import GrantKeyRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.repack import drain_doomed, rewrite_packs
 from ownvault.errors import (
@@ -58,6 +58,9 @@ __all__ = [
 
 GRANT_KEY_AD = b"ownvault/v1/grant-key"
 
+GrantState = Literal["active", "expired", "revoked"]
+"""A grant as listed: ``expired`` when active past its expiry (computed, never stored)."""
+
 
 # -- grants -----------------------------------------------------------------------------------
 
@@ -76,13 +79,7 @@ def _scope_versions(ctx: VaultContext, names: list[str], tag: str | None) -> lis
         raise SharePolicyError(f"data tagged {tag!r} may never be shared (tag policy)", name=tag)
     rows = []
     if tag is not None:
-        rows = [
-            r[0]
-            for r in cat.conn.execute(
-                "SELECT o.name FROM objects o JOIN tags t ON t.object = o.id WHERE t.tag = ? ORDER BY o.name",
-                (tag,),
-            )
-        ]
+        rows = cat.grants.names_tagged(tag)
         if not rows:
             raise NotFoundError(f"no stored name has the tag {tag!r}", name=tag)
     wanted = list(dict.fromkeys([*names, *rows]))
@@ -184,22 +181,19 @@ def _manifest_body(
     built = _ManifestBuilder(ctx)
     items = []
     for vid in version_ids:
-        row = ctx.catalog.conn.execute(
-            "SELECT o.name, v.number, v.kind, v.created_at, v.size, v.cid FROM versions v "
-            "JOIN objects o ON o.id = v.object WHERE v.id = ?",
-            (vid,),
-        ).fetchone()
-        if row is None:
+        try:
+            v = ctx.catalog.version_by_id(vid)
+        except NotFoundError:
             continue
         entries = built.entries(vid)
         items.append(
             {
-                "name": row[0],
-                "version": row[1],
-                "kind": row[2],
-                "created": row[3],
-                "size": row[4],
-                "cid": row[5],
+                "name": v.name,
+                "version": v.number,
+                "kind": v.kind,
+                "created": v.created_at,
+                "size": v.size,
+                "cid": v.cid,
                 "entries": entries,
             }
         )
@@ -236,12 +230,7 @@ async def _put_everywhere(ctx: VaultContext, name: str, data: bytes) -> int:
 async def _publish_manifest(
     ctx: VaultContext, grant_row: int, grant_id: bytes, wrapped: bytes, generation: int
 ) -> None:
-    versions = [
-        r[0]
-        for r in ctx.catalog.conn.execute(
-            "SELECT version FROM grant_versions WHERE grant_row = ? ORDER BY version", (grant_row,)
-        )
-    ]
+    versions = ctx.catalog.grants.versions(grant_row)
     body = _manifest_body(ctx, grant_id, generation, versions)
     data = encode_manifest(ctx.keys, _grant_key(ctx, grant_id, wrapped), grant_id, generation, body)
     if await _put_everywhere(ctx, manifest_name(grant_id, generation), data) == 0:
@@ -255,19 +244,14 @@ async def _doom_manifests(ctx: VaultContext, grant_id: bytes, below: int | None)
     rows = []
     for pid in ctx.store.providers:
         if gens is None:
-            cur = ctx.catalog.conn.execute(
-                "SELECT generation FROM grants WHERE grant_id = ?", (grant_id,)
-            ).fetchone()
-            upto = int(cur[0]) + 1 if cur else 1
+            gen = ctx.catalog.grants.generation_of(grant_id)
+            upto = gen + 1 if gen is not None else 1
             names = [manifest_name(grant_id, g) for g in range(upto)]
         else:
             names = [manifest_name(grant_id, g) for g in gens]
         rows += [(pid, n, f"grant {grant_id.hex()} manifest", now) for n in names]
-    with ctx.catalog.transaction() as c:
-        c.executemany(
-            "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
-            rows,
-        )
+    with ctx.catalog.transaction():
+        ctx.catalog.grants.doom(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,35 +279,20 @@ def _record_grant(
     scope: dict[str, Any],
 ) -> tuple[int, list[str]]:
     """The catalog rows of a new grant: its row id and the items it covers ("name vN")."""
-    label = ctx.catalog.conn.execute(
-        "SELECT name FROM contacts WHERE did = ?", (recipient,)
-    ).fetchone()
-    item_names = [
-        ctx.catalog.conn.execute(
-            "SELECT o.name || ' v' || v.number FROM versions v JOIN objects o ON o.id = v.object WHERE v.id = ?",
-            (v,),
-        ).fetchone()[0]
-        for v in version_ids
-    ]
-    with ctx.catalog.transaction() as c:
-        cur = c.execute(
-            "INSERT INTO grants(grant_id, recipient, label, scope, created_at, expires_at, access, "
-            "wrapped_key, generation, token) VALUES (?, ?, ?, ?, ?, ?, 'read', ?, 0, ?)",
-            (
-                grant.grant_id,
-                recipient,
-                label[0] if label else None,
-                json.dumps({**scope, "items": item_names}, sort_keys=True),
-                grant.created,
-                grant.expires,
-                wrapped,
-                grant.to_string(),
-            ),
-        )
-        row = int(cur.lastrowid or 0)
-        c.executemany(
-            "INSERT INTO grant_versions(grant_row, version) VALUES (?, ?)",
-            [(row, v) for v in version_ids],
+    cat = ctx.catalog
+    label = cat.contacts.name_of(recipient)
+    item_names = [f"{v.name} v{v.number}" for v in map(cat.version_by_id, version_ids)]
+    with cat.transaction():
+        row = cat.grants.add(
+            grant.grant_id,
+            recipient,
+            label,
+            {**scope, "items": item_names},
+            grant.created,
+            grant.expires,
+            wrapped,
+            grant.to_string(),
+            version_ids,
         )
     return row, item_names
 
@@ -379,8 +348,8 @@ async def share(
         try:
             await _publish_manifest(ctx, row, grant_id, wrapped, 0)
         except BaseException:
-            with ctx.catalog.transaction() as c:
-                c.execute("DELETE FROM grants WHERE id = ?", (row,))
+            with ctx.catalog.transaction():
+                ctx.catalog.grants.delete(row)
             raise
     return GrantInfo(grant_id.hex(), grant.to_string(), recipient.did, item_names)
 
@@ -389,63 +358,51 @@ def grants(ctx: VaultContext) -> list[dict[str, Any]]:
     """Who can read what, since when, until when."""
     now = vault_now(ctx)
     out = []
-    for r in ctx.catalog.conn.execute(
-        "SELECT grant_id, recipient, label, scope, created_at, expires_at, state, revoked_at, generation "
-        "FROM grants ORDER BY created_at, id"
-    ):
-        scope = json.loads(r[3])
-        state = r[6]
-        if state == "active" and r[5] is not None and now >= r[5]:
+    for r in ctx.catalog.grants.all():
+        state: GrantState = r.state
+        if state == "active" and r.expires_at is not None and now >= r.expires_at:
             state = "expired"
         out.append(
             {
-                "grant": bytes(r[0]).hex(),
-                "to": r[1],
-                "contact": r[2],
-                "items": scope.get("items", []),
-                "tag": scope.get("tag"),
-                "created": r[4],
-                "expires": r[5],
+                "grant": r.grant_id.hex(),
+                "to": r.recipient,
+                "contact": r.label,
+                "items": r.scope.get("items", []),
+                "tag": r.scope.get("tag"),
+                "created": r.created_at,
+                "expires": r.expires_at,
                 "state": state,
-                "revoked": r[7],
-                "generation": r[8],
+                "revoked": r.revoked_at,
+                "generation": r.generation,
             }
         )
     return out
 
 
-def _find_grant(ctx: VaultContext, grant: str) -> tuple[int, bytes, bytes, str, int]:
+def _find_grant(ctx: VaultContext, grant: str) -> GrantKeyRow:
     g = grant.strip().lower()
     if len(g) < 8 or any(ch not in "0123456789abcdef" for ch in g):
         raise UsageError("a grant id is 8..32 hex digits (see `ownvault grants`)")
-    rows = ctx.catalog.conn.execute(
-        "SELECT id, grant_id, wrapped_key, state, generation FROM grants WHERE hex(grant_id) LIKE ?",
-        (g.upper() + "%",),
-    ).fetchall()
+    rows = ctx.catalog.grants.by_prefix(g.upper())
     if not rows:
         raise NotFoundError(f"no grant {grant}", name=grant)
     if len(rows) > 1:
         raise UsageError(f"grant id {grant} is ambiguous; give more digits")
-    r = rows[0]
-    return int(r[0]), bytes(r[1]), bytes(r[2]), str(r[3]), int(r[4])
+    return rows[0]
 
 
 async def refresh_grants(ctx: VaultContext, grant_rows: set[int] | None = None) -> int:
     """Write a new manifest generation for active grants (after their chunks or shares
     moved: revocation of an overlapping grant, forgetting, rebalancing); old generations
     are queued for deletion. Returns how many grants were refreshed. Hold the writer lock."""
-    rows = ctx.catalog.conn.execute(
-        "SELECT id, grant_id, wrapped_key, generation FROM grants WHERE state = 'active'"
-    ).fetchall()
     count = 0
-    for row, gid, wrapped, gen in rows:
-        if grant_rows is not None and row not in grant_rows:
+    for g in ctx.catalog.grants.active():
+        if grant_rows is not None and g.row not in grant_rows:
             continue
-        gid = bytes(gid)
-        await _publish_manifest(ctx, row, gid, bytes(wrapped), gen + 1)
-        with ctx.catalog.transaction() as c:
-            c.execute("UPDATE grants SET generation = ? WHERE id = ?", (gen + 1, row))
-        await _doom_manifests(ctx, gid, gen + 1)
+        await _publish_manifest(ctx, g.row, g.grant_id, g.wrapped_key, g.generation + 1)
+        with ctx.catalog.transaction():
+            ctx.catalog.grants.set_generation(g.row, g.generation + 1)
+        await _doom_manifests(ctx, g.grant_id, g.generation + 1)
         count += 1
     if count:
         await drain_doomed(ctx)
@@ -454,9 +411,8 @@ async def refresh_grants(ctx: VaultContext, grant_rows: set[int] | None = None) 
 
 def grant_token(ctx: VaultContext, grant: str) -> tuple[str, str]:
     """(full grant id, its ``ovgrant1:`` string) for a grant id or a unique prefix of one."""
-    row, gid, _wrapped, _state, _gen = _find_grant(ctx, grant)
-    token = ctx.catalog.conn.execute("SELECT token FROM grants WHERE id = ?", (row,)).fetchone()[0]
-    return gid.hex(), str(token)
+    found = _find_grant(ctx, grant)
+    return found.grant_id.hex(), ctx.catalog.grants.token(found.row)
 
 
 async def revoke(
@@ -466,50 +422,19 @@ async def revoke(
     manifests, publish a signed revocation notice. Idempotent (re-running retries deletions).
     ``progress(done, total)`` counts the packs re-written."""
     async with ctx.write():
-        row, gid, _wrapped, state, _gen = _find_grant(ctx, grant)
+        found = _find_grant(ctx, grant)
+        row, gid, state = found.row, found.grant_id, found.state
         cat = ctx.catalog
         result: dict[str, Any] = {"grant": gid.hex(), "already_revoked": state == "revoked"}
         overlapping: set[int] = set()
         if state != "revoked":
-            granted = {
-                r[0]
-                for r in cat.conn.execute(
-                    "SELECT DISTINCT cc.chunk FROM grant_versions gv JOIN entries e ON e.version = gv.version "
-                    "JOIN content_chunks cc ON cc.content = e.content WHERE gv.grant_row = ?",
-                    (row,),
-                )
-            }
-            packs = (
-                {
-                    r[0]
-                    for r in cat.conn.execute(
-                        f"SELECT DISTINCT pack FROM chunks WHERE id IN ({','.join('?' * len(granted))})",
-                        sorted(granted),
-                    )
-                }
-                if granted
-                else set()
-            )
-            overlapping = (
-                {
-                    r[0]
-                    for r in cat.conn.execute(
-                        "SELECT DISTINCT gv.grant_row FROM grant_versions gv JOIN grants g ON g.id = gv.grant_row "
-                        "JOIN entries e ON e.version = gv.version JOIN content_chunks cc ON cc.content = e.content "
-                        f"WHERE g.state = 'active' AND gv.grant_row != ? AND cc.chunk IN ({','.join('?' * len(granted))})",
-                        (row, *sorted(granted)),
-                    )
-                }
-                if granted
-                else set()
-            )
+            granted = cat.grants.granted_chunks(row)
+            packs = cat.grants.packs_of_chunks(granted)
+            overlapping = cat.grants.overlapping(row, granted)
             now = vault_now(ctx)
 
-            def finish(c: sqlite3.Connection) -> None:
-                c.execute(
-                    "UPDATE grants SET state = 'revoked', revoked_at = ? WHERE id = ?", (now, row)
-                )
-                c.execute("DELETE FROM grant_versions WHERE grant_row = ?", (row,))
+            def finish(_c: sqlite3.Connection) -> None:  # inside rewrite_packs' transaction
+                cat.grants.mark_revoked(row, now)
 
             rep = await rewrite_packs(
                 ctx,
@@ -520,9 +445,7 @@ async def revoke(
                 progress=progress,
             )
             result.update(rep.to_json())
-        revoked_at = int(
-            cat.conn.execute("SELECT revoked_at FROM grants WHERE id = ?", (row,)).fetchone()[0]
-        )
+        revoked_at = cat.grants.revoked_at(row)
         notices = await _put_everywhere(
             ctx, revocation_name(gid), encode_revocation(ctx.keys, gid, revoked_at)
         )

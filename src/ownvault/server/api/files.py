@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ownvault.engine.ipfs.publish import DagStore
 from ownvault.errors import UsageError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.problems import ApiProblem
@@ -209,9 +208,7 @@ def router(state: ApiState) -> APIRouter:
     vault = state.vault
 
     def published_urls() -> dict[tuple[str, int], str]:
-        return {
-            (d.label, d.number): f"ipfs://{d.root}" for d in DagStore(vault.catalog).published()
-        }
+        return {(d.name, d.version): d.url for d in vault.ipfs.dags(published=True)}
 
     @r.get(
         "/files",

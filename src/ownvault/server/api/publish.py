@@ -6,13 +6,13 @@ the gateway path (``/ipfs/{cid}/``) that this same server answers without a toke
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.ipfs import publish as pub
 from ownvault.errors import UsageError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.state import ApiState
@@ -71,9 +71,7 @@ def router(state: ApiState) -> APIRouter:
 
     @r.get("/published", response_model=DagList, summary="Published content")
     async def published() -> dict[str, Any]:
-        return {
-            "published": [_gateway(d.to_json()) for d in pub.DagStore(vault.catalog).published()]
-        }
+        return {"published": [_gateway(asdict(d)) for d in vault.ipfs.dags(published=True)]}
 
     @r.post(
         "/publish",
@@ -93,6 +91,6 @@ def router(state: ApiState) -> APIRouter:
     async def unpublish(body: UnpublishIn) -> dict[str, Any]:
         async with state.vault.ctx.write():
             rows = await vault.ipfs.unpublish(body.target, version=body.version)
-        return {"unpublished": [_gateway(r.to_json() | {"published": False}) for r in rows]}
+        return {"unpublished": [_gateway(asdict(r)) for r in rows]}
 
     return r

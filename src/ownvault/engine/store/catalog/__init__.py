@@ -35,8 +35,11 @@ __all__ = [
 ]
 
 from ownvault.engine.store.catalog.backups import BackupTables
+from ownvault.engine.store.catalog.ipfs import DagTables
+from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA
+from ownvault.engine.store.catalog.sharing import ContactTables, GrantTables
 from ownvault.engine.store.layout import create_private
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -53,6 +56,8 @@ class Catalog:
         self.conn = conn
         self.path = path
         self.backups = BackupTables(conn, self.transaction)
+        self.contacts, self.grants = ContactTables(conn), GrantTables(conn)
+        self.dags, self.nft = DagTables(conn), NftTables(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 
