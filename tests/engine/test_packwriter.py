@@ -60,7 +60,7 @@ def test_pack_rewrite_fails_over_to_another_provider(tmp_path: Path) -> None:
         # empty local-7 and local-8; local-7 refuses writes.
         fault = _fail_puts(alice, "local-7")
         result = run(alice.sharing.revoke(grant.grant_id))
-        assert result["packs_written"] >= 1, result
+        assert result.repack is not None and result.repack.packs_written >= 1, result
         assert fault.fired >= 1
         assert "local-7" not in _holders(alice)
         report = run(alice.health.check())

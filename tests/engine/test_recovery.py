@@ -12,6 +12,7 @@ import pytest
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import parse_provider_arg, recover_vault
+from ownvault.engine.sharing.contacts import TagPolicy
 from ownvault.engine.vault import Vault
 from ownvault.errors import AuthError, DataUnavailableError, VaultStateError
 from ownvault.providers.local import LocalProvider
@@ -77,8 +78,8 @@ def check_everything(vault: Vault, lost: dict[str, object], out: Path) -> None:
     assert vault.sharing.grants() == lost["grants"]
 
     assert [(d.root, d.path) for d in vault.catalog.dags.published()] == lost["published"]
-    assert [c["name"] for c in vault.sharing.contacts()] == ["friend"]
-    assert vault.sharing.tag_policies() == [{"tag": "health", "never_share": True}]
+    assert [c.name for c in vault.sharing.contacts()] == ["friend"]
+    assert vault.sharing.tag_policies() == [TagPolicy("health", never_share=True)]
     run(vault.files.get("src", out / "src"))
     assert tree_state(out / "src") == tree_state(lost["src"])  # type: ignore[arg-type]
     run(vault.files.get("big.bin", out / "v1", version=1))

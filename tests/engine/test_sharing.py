@@ -83,7 +83,7 @@ def test_share_open_policy_and_errors(people: dict[str, Vault], tmp_path: Path) 
     with pytest.raises(IntegrityError, match="signature"):
         run(open_grant(bob.keys, json.dumps(doc)))
     listed = alice.sharing.grants()
-    assert [(g["grant"], g["to"], g["contact"], g["state"], g["items"]) for g in listed] == [
+    assert [(g.grant, g.to, g.contact, g.state, g.items) for g in listed] == [
         (info.grant_id, bob.did, "bob", "active", ["docs v1"])
     ]
     # A provider that swaps in another manifest is caught by the sender's signature.
@@ -116,9 +116,7 @@ def test_revocation_reencrypts_and_later_versions_stay_private(
 
     result = run(alice.sharing.revoke(g1.grant_id[:10]))
     assert (
-        result["chunks_rekeyed"] >= 2
-        and result["not_deleted"] == []
-        and result["revocation_notices"] == 6
+        result.chunks_rekeyed >= 2 and result.not_deleted == [] and result.revocation_notices == 6
     )
     with pytest.raises(GrantRevokedError, match="revoked"):
         run(open_grant(bob.keys, g1.token))
@@ -150,16 +148,16 @@ def test_revocation_reencrypts_and_later_versions_stay_private(
     assert (tmp_path / "v1").read_bytes() == data
     run(alice.files.get("other.bin", tmp_path / "o"))
     assert (tmp_path / "o").read_bytes() == (tmp_path / "other.bin").read_bytes()
-    assert result["refreshed_grants"] == 1
+    assert result.refreshed_grants == 1
     r2 = run(open_grant(bob.keys, g2.token))
     try:
         assert run(read_all(r2, "plan.bin")) == data
     finally:
         run(r2.close())
-    states = {g["grant"]: g["state"] for g in alice.sharing.grants()}
+    states = {g.grant: g.state for g in alice.sharing.grants()}
     assert states == {g1.grant_id: "revoked", g2.grant_id: "active"}
     again = run(alice.sharing.revoke(g1.grant_id))
-    assert again["already_revoked"]
+    assert again.already_revoked
 
 
 def test_forget_shreds_keys_shares_and_old_snapshots(
@@ -251,7 +249,7 @@ def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
         run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
         g = run(alice.sharing.share(names=["f.bin"], to="bob"))
         run(alice.fleet.remove_provider("ext-0"))
-        assert alice.sharing.grants()[0]["generation"] >= 1
+        assert alice.sharing.grants()[0].generation >= 1
         reader = run(open_grant(bob.keys, g.token))
         try:
             assert "ext-0" not in {
@@ -273,10 +271,10 @@ def test_grant_expiry_follows_the_vault_clock(people: dict[str, Vault], tmp_path
     now = [1_000_000_000.0]  # 2001: long past by the wall clock
     alice.clock = lambda: now[0]
     info = run(alice.sharing.share(names=["a.txt"], to=bob.did, expires=1_000_000_060))
-    assert [g["state"] for g in alice.sharing.grants()] == ["active"]
-    assert alice.sharing.grants()[0]["created"] == 1_000_000_000
+    assert [g.state for g in alice.sharing.grants()] == ["active"]
+    assert alice.sharing.grants()[0].created == 1_000_000_000
     now[0] += 61
-    assert [g["state"] for g in alice.sharing.grants()] == ["expired"]
+    assert [g.state for g in alice.sharing.grants()] == ["expired"]
     with pytest.raises(UsageError, match="in the past"):
         run(alice.sharing.share(names=["a.txt"], to=bob.did, expires=1_000_000_060))
     with pytest.raises(GrantExpiredError):

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.sharing.contacts import TagPolicy
 from ownvault.engine.sharing.reader import open_grant
 from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
@@ -258,19 +260,20 @@ def rotate(rewrap: bool) -> None:
 def identity(name: str | None, card_out: str | None) -> None:
     """This vault's did:key, its X25519 key-agreement key, and its public contact card."""
     ctx = get_ctx()
-    doc = read_vault(ctx, lambda v: v.sharing.identity(name))
+    ident = read_vault(ctx, lambda v: v.sharing.identity(name))
+    doc: dict[str, object] = asdict(ident)
     if card_out:
         with output_file(card_out) as f:
-            f.write((json.dumps(doc["card"], indent=2, sort_keys=True) + "\n").encode())
+            f.write((json.dumps(ident.card, indent=2, sort_keys=True) + "\n").encode())
         doc["card_file"] = card_out
 
     def human() -> None:
-        click.echo(f"did:       {doc['did']}")
-        click.echo(f"agreement: {doc['agreement']} (X25519)")
+        click.echo(f"did:       {ident.did}")
+        click.echo(f"agreement: {ident.agreement} (X25519)")
         click.echo(
             f"card:      {card_out}"
             if card_out
-            else json.dumps(doc["card"], indent=2, sort_keys=True)
+            else json.dumps(ident.card, indent=2, sort_keys=True)
         )
 
     emit(ctx, doc, human)
@@ -291,7 +294,7 @@ def contacts_add(card: str, name: str | None) -> None:
     ctx = get_ctx()
     text = read_small(card, "contact card")
     doc = run_with_vault(ctx, lambda v: v.sharing.add_contact(text, name))
-    emit(ctx, doc, lambda: click.echo(f"added contact {doc['name'] or ''} {doc['did']}"))
+    emit(ctx, doc, lambda: click.echo(f"added contact {doc.name or ''} {doc.did}"))
 
 
 @contacts.command(name="ls")
@@ -303,7 +306,7 @@ def contacts_ls() -> None:
 
     def human() -> None:
         for r in rows:
-            click.echo(f"{r['name'] or '-':<20} {r['did']}")
+            click.echo(f"{r.name or '-':<20} {r.did}")
 
     emit(ctx, {"contacts": rows}, human)
 
@@ -348,10 +351,10 @@ def tag_policy(tag: str, never_share: bool | None) -> None:
     """Show or set the policy of a tag (e.g. `tag policy health --never-share`)."""
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> dict[str, Any]:
+    async def go(vault: Vault) -> TagPolicy:
         if never_share is None:
-            found = [p for p in vault.sharing.tag_policies() if p["tag"] == tag]
-            return found[0] if found else {"tag": tag, "never_share": False}
+            found = [p for p in vault.sharing.tag_policies() if p.tag == tag]
+            return found[0] if found else TagPolicy(tag, never_share=False)
         return await vault.sharing.set_tag_policy(tag, never_share=never_share)
 
     doc = run_with_vault(ctx, go)
@@ -359,7 +362,7 @@ def tag_policy(tag: str, never_share: bool | None) -> None:
         ctx,
         doc,
         lambda: click.echo(
-            f"tag {tag}: " + ("never shared" if doc["never_share"] else "may be shared")
+            f"tag {tag}: " + ("never shared" if doc.never_share else "may be shared")
         ),
     )
 
@@ -445,8 +448,8 @@ def grants_cmd() -> None:
 
         for g in rows:
             click.echo(
-                f"{g['grant'][:12]}  {g['state']:<8} to {g['contact'] or g['to']}  since {when(g['created'])}"
-                f"  until {when(g['expires'])}  {', '.join(g['items'])}"
+                f"{g.grant[:12]}  {g.state:<8} to {g.contact or g.to}  since {when(g.created)}"
+                f"  until {when(g.expires)}  {', '.join(g.items)}"
             )
 
     emit(ctx, {"grants": rows}, human)
@@ -459,14 +462,14 @@ def revoke(grant_id: str) -> None:
     """Revoke a grant: re-encrypt what it shared under new keys, delete the old shares."""
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.sharing.revoke(grant_id))
-    for f in result["not_deleted"]:
+    for f in result.not_deleted:
         warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
     emit(
         ctx,
         result,
         lambda: click.echo(
-            f"revoked grant {result['grant']}: {result.get('chunks_rekeyed', 0)} chunk(s) re-encrypted, "
-            f"{result['objects_deleted']} old object(s) deleted"
+            f"revoked grant {result.grant}: {result.chunks_rekeyed} chunk(s) re-encrypted, "
+            f"{result.objects_deleted} old object(s) deleted"
         ),
     )
 

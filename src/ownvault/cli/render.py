@@ -1,13 +1,15 @@
 """The one renderer: ``--json`` documents, text lines and tables, sizes, times, progress.
 
-Commands build a document (a dict, a list, or an engine result with ``to_json()``) and a
-``human`` callback; :func:`emit` prints exactly one of the two. Warnings and progress go
+Commands build a document (a dict, a list, or engine results: frozen dataclasses, with
+``to_json()`` where their JSON differs from their fields) and a ``human`` callback;
+:func:`emit` prints exactly one of the two, through :func:`jsonable`. Warnings and progress go
 to standard error, so standard output stays the document (or the streamed file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import sys
@@ -37,6 +39,7 @@ __all__ = [
     "emit",
     "err_console",
     "human_size",
+    "jsonable",
     "out_console",
     "pct",
     "print_table",
@@ -60,13 +63,29 @@ class _HasJson(Protocol):
     def to_json(self) -> dict[str, object]: ...
 
 
+def jsonable(value: object) -> object:
+    """The JSON document an engine result stands for: its ``to_json()`` where it has one, a
+    dataclass field by field (one with its own text form, such as a CID, as that text),
+    lists and dicts item by item; anything else as it is."""
+    if isinstance(value, _HasJson):
+        return value.to_json()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value).__str__ is not object.__str__:  # a value with a text form (a CID)
+            return str(value)
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
 def emit(ctx: Ctx, document: object, human: Callable[[], None]) -> None:
     """Print ``document`` as JSON when ``--json``, else call ``human`` to render it.
 
-    An engine result with ``to_json()`` is rendered through it."""
+    Engine results in it are rendered through :func:`jsonable`."""
     if ctx.json:
-        if isinstance(document, _HasJson):
-            document = document.to_json()
+        document = jsonable(document)
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
     else:
         human()

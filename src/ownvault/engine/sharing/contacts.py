@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from ownvault.core.grants import (
-    ContactCard,
-)
+from ownvault.core.grants import ContactCard
 from ownvault.core.keys import x25519_multibase
 from ownvault.engine.store.context import VaultContext
-from ownvault.errors import (
-    NotFoundError,
-    UsageError,
-)
-
-if TYPE_CHECKING:
-    pass
+from ownvault.errors import NotFoundError, UsageError
 
 __all__ = [
+    "Contact",
+    "ContactAdded",
+    "Identity",
+    "TagPolicy",
     "add_contact",
     "contact_card",
     "contacts",
@@ -29,6 +26,35 @@ __all__ = [
     "tag_policies",
     "vault_now",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The vault's public identity; ``card`` is its signed contact card (JSON document)."""
+
+    did: str
+    agreement: str
+    card: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAdded:
+    did: str
+    name: str | None
+    agreement: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    did: str
+    name: str | None
+    added: int
+
+
+@dataclass(frozen=True, slots=True)
+class TagPolicy:
+    tag: str
+    never_share: bool
 
 
 def vault_now(ctx: VaultContext) -> int:
@@ -43,18 +69,18 @@ def contact_card(ctx: VaultContext, name: str | None = None) -> ContactCard:
     return ContactCard.create(ctx.keys, name, vault_now(ctx))
 
 
-def identity(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
+def identity(ctx: VaultContext, name: str | None = None) -> Identity:
     """The vault's public identity: did:key, X25519 key-agreement key, and a contact card."""
-    return {
-        "did": ctx.keys.did,
-        "agreement": x25519_multibase(ctx.keys.agreement_public),
-        "card": contact_card(ctx, name).to_json(),
-    }
+    return Identity(
+        ctx.keys.did,
+        x25519_multibase(ctx.keys.agreement_public),
+        contact_card(ctx, name).to_json(),
+    )
 
 
 async def add_contact(
     ctx: VaultContext, card_text: str | bytes, name: str | None = None
-) -> dict[str, Any]:
+) -> ContactAdded:
     """Import a contact card (verified: its signature must match its did:key)."""
     card = ContactCard.from_json(card_text)
     label = name or card.name
@@ -70,11 +96,11 @@ async def add_contact(
                 card_text if isinstance(card_text, str) else card_text.decode(),
                 vault_now(ctx),
             )
-    return {"did": card.did, "name": label, "agreement": x25519_multibase(card.agreement)}
+    return ContactAdded(card.did, label, x25519_multibase(card.agreement))
 
 
-def contacts(ctx: VaultContext) -> list[dict[str, Any]]:
-    return [{"did": r.did, "name": r.name, "added": r.added_at} for r in ctx.catalog.contacts.all()]
+def contacts(ctx: VaultContext) -> list[Contact]:
+    return [Contact(r.did, r.name, r.added_at) for r in ctx.catalog.contacts.all()]
 
 
 def resolve_contact(ctx: VaultContext, who: str) -> ContactCard:
@@ -98,17 +124,17 @@ async def remove_contact(ctx: VaultContext, who: str) -> None:
 # -- tag policies ---------------------------------------------------------------------------
 
 
-async def set_tag_policy(ctx: VaultContext, tag: str, *, never_share: bool) -> dict[str, Any]:
+async def set_tag_policy(ctx: VaultContext, tag: str, *, never_share: bool) -> TagPolicy:
     if not tag or len(tag) > 64 or any(ch.isspace() for ch in tag):
         raise UsageError(f"invalid tag {tag!r}")
     async with ctx.write():
         with ctx.catalog.transaction():
             ctx.catalog.contacts.set_policy(tag, never_share=never_share)
-    return {"tag": tag, "never_share": never_share}
+    return TagPolicy(tag, never_share)
 
 
-def tag_policies(ctx: VaultContext) -> list[dict[str, Any]]:
-    return [{"tag": r.tag, "never_share": r.never_share} for r in ctx.catalog.contacts.policies()]
+def tag_policies(ctx: VaultContext) -> list[TagPolicy]:
+    return [TagPolicy(r.tag, r.never_share) for r in ctx.catalog.contacts.policies()]
 
 
 def never_share_tags(ctx: VaultContext) -> set[str]:

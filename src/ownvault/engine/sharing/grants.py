@@ -34,7 +34,7 @@ from ownvault.engine.sharing.contacts import never_share_tags, resolve_contact, 
 from ownvault.engine.store.catalog.rows import ChunkRef
 from ownvault.engine.store.catalog.sharing import GrantKeyRow
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.repack import drain_doomed, rewrite_packs
+from ownvault.engine.store.repack import RepackResult, drain_doomed, rewrite_packs
 from ownvault.errors import (
     DataUnavailableError,
     NotFoundError,
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GrantInfo",
+    "GrantListing",
+    "GrantState",
+    "Revocation",
     "grant_token",
     "grants",
     "refresh_grants",
@@ -354,7 +357,23 @@ async def share(
     return GrantInfo(grant_id.hex(), grant.to_string(), recipient.did, item_names)
 
 
-def grants(ctx: VaultContext) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class GrantListing:
+    """One grant as listed (``ownvault grants``): ``items`` are "name vN" strings."""
+
+    grant: str
+    to: str
+    contact: str | None
+    items: list[str]
+    tag: str | None
+    created: int
+    expires: int | None
+    state: GrantState
+    revoked: int | None
+    generation: int
+
+
+def grants(ctx: VaultContext) -> list[GrantListing]:
     """Who can read what, since when, until when."""
     now = vault_now(ctx)
     out = []
@@ -362,19 +381,20 @@ def grants(ctx: VaultContext) -> list[dict[str, Any]]:
         state: GrantState = r.state
         if state == "active" and r.expires_at is not None and now >= r.expires_at:
             state = "expired"
+        items, tag = r.scope.get("items", []), r.scope.get("tag")
         out.append(
-            {
-                "grant": r.grant_id.hex(),
-                "to": r.recipient,
-                "contact": r.label,
-                "items": r.scope.get("items", []),
-                "tag": r.scope.get("tag"),
-                "created": r.created_at,
-                "expires": r.expires_at,
-                "state": state,
-                "revoked": r.revoked_at,
-                "generation": r.generation,
-            }
+            GrantListing(
+                r.grant_id.hex(),
+                r.recipient,
+                r.label,
+                [str(i) for i in items] if isinstance(items, list) else [],
+                tag if isinstance(tag, str) else None,
+                r.created_at,
+                r.expires_at,
+                state,
+                r.revoked_at,
+                r.generation,
+            )
         )
     return out
 
@@ -415,9 +435,41 @@ def grant_token(ctx: VaultContext, grant: str) -> tuple[str, str]:
     return found.grant_id.hex(), ctx.catalog.grants.token(found.row)
 
 
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """What revoking a grant did; ``repack`` is None when it had been revoked already."""
+
+    grant: str
+    already_revoked: bool
+    revoked: int
+    revocation_notices: int
+    refreshed_grants: int
+    objects_deleted: int
+    not_deleted: list[dict[str, str]]
+    repack: RepackResult | None
+
+    @property
+    def chunks_rekeyed(self) -> int:
+        return 0 if self.repack is None else self.repack.chunks_rekeyed
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON document (``ownvault revoke --json``, the API job's result): the repack
+        counts at the top level, present only when this run re-encrypted."""
+        doc: dict[str, object] = {} if self.repack is None else self.repack.to_json()
+        return doc | {
+            "grant": self.grant,
+            "already_revoked": self.already_revoked,
+            "revoked": self.revoked,
+            "revocation_notices": self.revocation_notices,
+            "refreshed_grants": self.refreshed_grants,
+            "objects_deleted": self.objects_deleted,
+            "not_deleted": self.not_deleted,
+        }
+
+
 async def revoke(
     ctx: VaultContext, grant: str, *, progress: Callable[[int, int], None] | None = None
-) -> dict[str, Any]:
+) -> Revocation:
     """Revoke a grant: re-encrypt what it covered under new keys, delete the old shares and
     manifests, publish a signed revocation notice. Idempotent (re-running retries deletions).
     ``progress(done, total)`` counts the packs re-written."""
@@ -425,7 +477,7 @@ async def revoke(
         found = _find_grant(ctx, grant)
         row, gid, state = found.row, found.grant_id, found.state
         cat = ctx.catalog
-        result: dict[str, Any] = {"grant": gid.hex(), "already_revoked": state == "revoked"}
+        rep: RepackResult | None = None
         overlapping: set[int] = set()
         if state != "revoked":
             granted = cat.grants.granted_chunks(row)
@@ -444,16 +496,20 @@ async def revoke(
                 finish=finish,
                 progress=progress,
             )
-            result.update(rep.to_json())
         revoked_at = cat.grants.revoked_at(row)
         notices = await _put_everywhere(
             ctx, revocation_name(gid), encode_revocation(ctx.keys, gid, revoked_at)
         )
         await _doom_manifests(ctx, gid, None)
-        result["refreshed_grants"] = await refresh_grants(ctx, overlapping) if overlapping else 0
+        refreshed = await refresh_grants(ctx, overlapping) if overlapping else 0
         deleted, failed = await drain_doomed(ctx)
-        result["revocation_notices"] = notices
-        result["objects_deleted"] = result.get("objects_deleted", 0) + deleted
-        result["not_deleted"] = failed
-        result["revoked"] = revoked_at
-    return result
+    return Revocation(
+        gid.hex(),
+        state == "revoked",
+        revoked_at,
+        notices,
+        refreshed,
+        (0 if rep is None else rep.objects_deleted) + deleted,
+        failed,
+        rep,
+    )

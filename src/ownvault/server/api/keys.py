@@ -13,6 +13,7 @@ token alone reveals neither). Secrets travel only in those response bodies, whic
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -105,7 +106,7 @@ def router(state: ApiState) -> APIRouter:
         summary="The vault's did:key, X25519 key and contact card",
     )
     async def identity(name: CardName = None) -> dict[str, Any]:
-        return {**vault.sharing.identity(name), "vault": str(vault.path)}
+        return {**asdict(vault.sharing.identity(name)), "vault": str(vault.path)}
 
     @r.get(
         "/identity/card",
@@ -114,7 +115,7 @@ def router(state: ApiState) -> APIRouter:
         responses={200: {"content": {"application/json": {"schema": CardOut.model_json_schema()}}}},
     )
     async def card(name: CardName = None) -> Response:
-        doc = vault.sharing.identity(name)["card"]
+        doc = vault.sharing.identity(name).card
         body = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
         return Response(
             body,

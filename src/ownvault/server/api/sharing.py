@@ -155,8 +155,12 @@ def router(state: ApiState) -> APIRouter:
         response_model=ContactList,
         summary="Contacts: people and services you share with",
     )
-    async def contacts() -> dict[str, Any]:
-        return {"contacts": vault.sharing.contacts()}
+    async def contacts() -> ContactList:
+        return ContactList(
+            contacts=[
+                ContactOut.model_validate(c, from_attributes=True) for c in vault.sharing.contacts()
+            ]
+        )
 
     @r.post(
         "/contacts",
@@ -164,11 +168,11 @@ def router(state: ApiState) -> APIRouter:
         status_code=201,
         summary="Add a contact from their card (the signature is checked)",
     )
-    async def add_contact(body: ContactIn) -> dict[str, Any]:
+    async def add_contact(body: ContactIn) -> ContactAdded:
         async with state.vault.ctx.write():
             with submitted("contact card"):
-                doc = await vault.sharing.add_contact(body.card, body.name)
-        return doc
+                added = await vault.sharing.add_contact(body.card, body.name)
+        return ContactAdded.model_validate(added, from_attributes=True)
 
     @r.delete(
         "/contacts",
@@ -183,14 +187,19 @@ def router(state: ApiState) -> APIRouter:
     @r.get(
         "/tags/policies", response_model=TagPolicyList, summary="Tag policies (never-share tags)"
     )
-    async def policies() -> dict[str, Any]:
-        return {"policies": vault.sharing.tag_policies()}
+    async def policies() -> TagPolicyList:
+        return TagPolicyList(
+            policies=[
+                TagPolicy.model_validate(p, from_attributes=True)
+                for p in vault.sharing.tag_policies()
+            ]
+        )
 
     @r.put("/tags/policies", response_model=TagPolicy, summary="Set a tag's policy")
-    async def set_policy(body: TagPolicy) -> dict[str, Any]:
+    async def set_policy(body: TagPolicy) -> TagPolicy:
         async with state.vault.ctx.write():
-            doc = await vault.sharing.set_tag_policy(body.tag, never_share=body.never_share)
-        return doc
+            policy = await vault.sharing.set_tag_policy(body.tag, never_share=body.never_share)
+        return TagPolicy.model_validate(policy, from_attributes=True)
 
     async def names_under(prefix: str) -> list[str]:
         clean = prefix.strip("/")
@@ -226,8 +235,12 @@ def router(state: ApiState) -> APIRouter:
         return {**info.to_json(), "expires": grant.expires, "document": grant.to_json()}
 
     @r.get("/grants", response_model=GrantList, summary="Who can read what, since when, until when")
-    async def grants() -> dict[str, Any]:
-        return {"grants": vault.sharing.grants()}
+    async def grants() -> GrantList:
+        return GrantList(
+            grants=[
+                GrantRow.model_validate(g, from_attributes=True) for g in vault.sharing.grants()
+            ]
+        )
 
     @r.get(
         "/grants/{grant}/document",
@@ -261,7 +274,7 @@ def router(state: ApiState) -> APIRouter:
                 job.done, job.total = done, total
 
             async with state.vault.ctx.write():
-                return await vault.sharing.revoke(gid, progress=progress)
+                return (await vault.sharing.revoke(gid, progress=progress)).to_json()
 
         job = state.jobs.start("revoke", run, subject=gid)
         return JSONResponse(job.to_json(), status_code=202)

@@ -1,0 +1,48 @@
+"""The CLI's one dataclass -> JSON helper gives the documents the commands printed before."""
+
+from __future__ import annotations
+
+from ownvault.cli.render import jsonable
+from ownvault.core.cid import CID
+from ownvault.engine.sharing.contacts import Contact, TagPolicy
+from ownvault.engine.sharing.grants import Revocation
+from ownvault.engine.store.repack import RepackResult
+
+CID_TEXT = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def test_dataclasses_become_their_fields_and_lists_item_by_item() -> None:
+    doc = {"contacts": [Contact("did:key:z1", None, 5)], "policy": TagPolicy("x", True)}
+    assert jsonable(doc) == {
+        "contacts": [{"did": "did:key:z1", "name": None, "added": 5}],
+        "policy": {"tag": "x", "never_share": True},
+    }
+
+
+def test_a_value_with_a_text_form_stays_text() -> None:
+    cid = CID.parse(CID_TEXT)
+    assert jsonable({"cid": cid, "pair": (cid, 1)}) == {"cid": CID_TEXT, "pair": [CID_TEXT, 1]}
+
+
+def test_revocation_json_has_repack_counts_only_when_it_re_encrypted() -> None:
+    base = {
+        "grant": "ab" * 16,
+        "revoked": 7,
+        "revocation_notices": 2,
+        "refreshed_grants": 0,
+        "objects_deleted": 3,
+        "not_deleted": [],
+    }
+    again = Revocation("ab" * 16, True, 7, 2, 0, 3, [], None)
+    assert jsonable(again) == base | {"already_revoked": True}
+    rep = RepackResult(packs_read=1, packs_written=1, chunks_rekeyed=2, objects_deleted=1)
+    first = Revocation("ab" * 16, False, 7, 2, 0, 3, [], rep)
+    assert jsonable(first) == base | {
+        "already_revoked": False,
+        "packs_read": 1,
+        "packs_written": 1,
+        "chunks_kept": 0,
+        "chunks_rekeyed": 2,
+        "chunks_dropped": 0,
+    }
+    assert first.chunks_rekeyed == 2 and again.chunks_rekeyed == 0
