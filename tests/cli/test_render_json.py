@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ownvault.cli.render import jsonable
 from ownvault.core.cid import CID
+from ownvault.engine.ipfs.carimport import CarImport
 from ownvault.engine.sharing.contacts import Contact, TagPolicy
 from ownvault.engine.sharing.grants import Revocation
 from ownvault.engine.store.repack import RepackResult
@@ -46,3 +49,11 @@ def test_revocation_json_has_repack_counts_only_when_it_re_encrypted() -> None:
         "chunks_dropped": 0,
     }
     assert first.chunks_rekeyed == 2 and again.chunks_rekeyed == 0
+
+
+def test_car_import_json_names_published_only_when_it_was() -> None:
+    stored = CarImport("n", 1, CID_TEXT, 1, "kubo-v1", "profile", 2, 10, 3, 0, CID_TEXT)
+    doc = jsonable(stored)
+    assert isinstance(doc, dict) and "published" not in doc and doc["bytes"] == 10
+    published = jsonable(replace(stored, published=f"ipfs://{CID_TEXT}"))
+    assert isinstance(published, dict) and published["published"] == f"ipfs://{CID_TEXT}"

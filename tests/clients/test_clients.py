@@ -117,7 +117,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         run(vault.files.put([one], name="one.bin"))
         root = run(vault.ipfs.publish("site")).dag.root
         one_cid = run(vault.ipfs.publish("one.bin")).dag.root
-        hamt = run(vault.ipfs.import_car(base / "hamt.car", name="hamt", publish_it=True))["root"]
+        hamt = run(vault.ipfs.import_car(base / "hamt.car", name="hamt", publish_it=True)).root
     finally:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}

@@ -80,7 +80,7 @@ def test_reference_cars_round_trip(
     vault = vaults.create(tmp_path / "v")
     doc = run(vault.ipfs.import_car(cars[name], name="imp"))
     want_root = str(CarReader([cars[name].read_bytes()]).roots[0])
-    assert (doc["root"], doc["profile"], doc["source"], doc["files"]) == (
+    assert (doc.root, doc.profile, doc.source, doc.files) == (
         want_root,
         profile,
         source,
@@ -91,10 +91,10 @@ def test_reference_cars_round_trip(
     assert (tmp_path / "out" / "e").is_dir()
     out = bytearray()
     info = run(vault.ipfs.export_car("imp", out.extend))
-    assert info["root"] == want_root
+    assert info.root == want_root
     v1 = cars["kubo-v1" if name == "v2" else name].read_bytes()
     assert bytes(out) == v1  # the same CAR back, byte for byte
-    assert run(vault.ipfs.verify_cid("imp"))["ok"]
+    assert run(vault.ipfs.verify_cid("imp")).ok
     assert not list(vault.path.glob(".car-import-*"))
 
 
@@ -105,10 +105,10 @@ def _src_files(cars: dict[str, Path]) -> dict[str, bytes]:
 def test_single_file_car_and_publish(vaults: Vaults, cars: dict[str, Path], tmp_path: Path) -> None:
     vault = vaults.create(tmp_path / "v")
     doc = run(vault.ipfs.import_car(cars["file"], publish_it=True))
-    assert doc["name"] == doc["root"] and doc["files"] == 1
-    assert doc["published"] == f"ipfs://{doc['root']}"
+    assert doc.name == doc.root and doc.files == 1
+    assert doc.published == f"ipfs://{doc.root}"
     got = tmp_path / "got"
-    run(vault.files.get(doc["name"], got))
+    run(vault.files.get(doc.name, got))
     assert (
         hashlib.sha256(got.read_bytes()).digest()
         == hashlib.sha256((cars["kubo-v1"].parent / "src" / "d" / "big.bin").read_bytes()).digest()

@@ -63,10 +63,10 @@ def test_publish_index_verify_export_unpublish(vaults: Vaults, tmp_path: Path) -
     private = run(vault.files.ls("private.bin"))["objects"][0]["cid"]
     assert store.lookup(CID.parse(private).bytes) is None  # stored, not published
     doc = run(vault.ipfs.verify_cid("docs"))
-    assert doc["ok"] and {c["what"] for c in doc["checks"]} >= {"root", "file a/x.bin"}
+    assert doc.ok and {c.what for c in doc.checks} >= {"root", "file a/x.bin"}
     out = bytearray()
     info = run(vault.ipfs.export_car("docs", out.extend))
-    assert info["root"] == put.cid and info["blocks"] == 11
+    assert info.root == put.cid and info.blocks == 11
     ref = tmp_path / "ref.car"
 
     assert run_cli(["cid", "--hidden", str(tree), "--car", str(ref)]) == 0
@@ -107,9 +107,9 @@ def test_verify_cid_reports_a_wrong_recorded_cid(vaults: Vaults, tmp_path: Path)
             "UPDATE contents SET cid = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' WHERE size = 4"
         )
     doc = run(vault.ipfs.verify_cid("docs"))
-    assert not doc["ok"]
-    bad = [c for c in doc["checks"] if not c["ok"]]
-    assert [c["what"] for c in bad] == ["file a/b/y.txt"]
+    assert not doc.ok
+    bad = [c for c in doc.checks if not c.ok]
+    assert [c.what for c in bad] == ["file a/b/y.txt"]
     with vault.catalog.transaction() as c:
         c.execute(
             "UPDATE versions SET cid = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'"

@@ -84,7 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}
     with serve_process(vault_dir, env, base / "serve.err") as served:
-        yield Served(served.url, root, imp["root"], tree, secret, vault_dir, served.proc)
+        yield Served(served.url, root, imp.root, tree, secret, vault_dir, served.proc)
 
 
 def get(s: Served, path: str, **kw: object) -> httpx.Response:

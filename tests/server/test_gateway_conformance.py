@@ -78,7 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         for name in IMPORTED:
             fx[name] = Fixture(FIXTURES / name)
             got = run(vault.ipfs.import_car(FIXTURES / name, name=name, publish_it=True))
-            assert got["root"] == str(fx[name].root)
+            assert got.root == str(fx[name].root)
     finally:
         run(vault.close())
     env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS}

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,6 +17,7 @@ from ownvault.core.cid import CID, DAG_PB
 from ownvault.core.dagpb import decode_node
 from ownvault.core.unixfs import PROFILES, get_profile
 from ownvault.engine.ipfs.localcid import cid_of_path
+from ownvault.engine.ipfs.publish import CarExport
 from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import IntegrityError, UsageError
@@ -154,16 +155,19 @@ def car_export(target: str, out: Path, version: int | None) -> None:
     """
     ctx = get_ctx()
 
-    async def go(vault: Vault) -> dict[str, Any]:
+    async def go(vault: Vault) -> CarExport:
         try:
             with output_file(out) as fh:  # never through a symlink at OUT or its temp name
                 return await vault.ipfs.export_car(target, fh.write, version=version)
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror}") from None
 
-    doc = run_with_vault(ctx, go)
-    doc["car"] = str(out)
-    emit(ctx, doc, lambda: click.echo(f"{doc['root']}\t{doc['blocks']} blocks\t{out}"))
+    done = run_with_vault(ctx, go)
+    emit(
+        ctx,
+        asdict(done) | {"car": str(out)},
+        lambda: click.echo(f"{done.root}\t{done.blocks} blocks\t{out}"),
+    )
 
 
 @car.command("import")
@@ -186,11 +190,9 @@ def car_import(file: Path, as_name: str | None, publish_it: bool) -> None:
     )
 
     def human() -> None:
-        click.echo(
-            f"stored {doc['name']} v{doc['version']}: {doc['files']} file(s), {doc['bytes']} bytes"
-        )
-        click.echo(f"root {doc['root']} ({doc['profile']})")
-        if "published" in doc:
-            click.echo(doc["published"])
+        click.echo(f"stored {doc.name} v{doc.version}: {doc.files} file(s), {doc.bytes} bytes")
+        click.echo(f"root {doc.root} ({doc.profile})")
+        if doc.published is not None:
+            click.echo(doc.published)
 
     emit(ctx, doc, human)

@@ -169,17 +169,14 @@ def verify_cid_cmd(target: str, version: int | None) -> None:
     doc = run_with_vault(ctx, lambda v: v.ipfs.verify_cid(target, version=version))
 
     def human() -> None:
-        for c in doc["checks"]:
-            mark = "ok " if c["ok"] else "BAD"
+        for c in doc.checks:
+            mark = "ok " if c.ok else "BAD"
             click.echo(
-                f"{mark} {c['what']} ({c['profile']}): {c['computed']}"
-                + ("" if c["ok"] else f" != recorded {c['recorded']}")
+                f"{mark} {c.what} ({c.profile}): {c.computed}"
+                + ("" if c.ok else f" != recorded {c.recorded}")
             )
-        click.echo(
-            f"{doc['name']} v{doc['version']}: "
-            + ("CIDs verified" if doc["ok"] else "CID MISMATCH")
-        )
+        click.echo(f"{doc.name} v{doc.version}: " + ("CIDs verified" if doc.ok else "CID MISMATCH"))
 
     emit(ctx, doc, human)
-    if not doc["ok"]:
+    if not doc.ok:
         raise click.exceptions.Exit(5)

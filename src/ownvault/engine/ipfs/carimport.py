@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,12 +38,13 @@ from ownvault.core.unixfs import PROFILES
 from ownvault.engine.ipfs.dagwalk import inspect
 from ownvault.engine.ipfs.localcid import cid_of_path
 from ownvault.engine.ipfs.publish import publish
+from ownvault.engine.store.catalog.ipfs import DagSource
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import BlockRef, DagIndex, split_leaf
 from ownvault.engine.store.versions import put_paths
 from ownvault.errors import FormatError, IntegrityError, UsageError
 
-__all__ = ["MAX_BLOCKS", "MAX_ENTRIES", "import_car", "rebuild_car"]
+__all__ = ["MAX_BLOCKS", "MAX_ENTRIES", "CarImport", "import_car", "rebuild_car"]
 
 MAX_BLOCKS = 4_000_000
 MAX_ENTRIES = 1_000_000
@@ -278,9 +279,33 @@ def rebuild_car(path: Path, dest: Path) -> tuple[CID, int, int]:
     return root, state.files, state.size
 
 
+@dataclass(frozen=True, slots=True)
+class CarImport:
+    """What importing a CAR stored; ``published`` is its ipfs:// URL when it was published."""
+
+    name: str
+    version: int
+    root: str
+    car_version: int
+    profile: str
+    source: DagSource
+    files: int
+    bytes: int
+    blocks: int
+    unused_blocks: int
+    stored_cid: str | None
+    published: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.published is None:
+            del doc["published"]
+        return doc
+
+
 async def import_car(
     ctx: VaultContext, path: Path, *, name: str | None = None, publish_it: bool = False
-) -> dict[str, Any]:
+) -> CarImport:
     """Verify and import a CAR (v1 or v2); store its content as a new version."""
     tmp = Path(tempfile.mkdtemp(prefix=".car-import-", dir=ctx.path))
     try:
@@ -300,7 +325,7 @@ async def import_car(
                     profile = other.name
                     break
         store = ctx.catalog.dags
-        source = "profile" if profile is not None else "car"
+        source: DagSource = "profile" if profile is not None else "car"
         async with ctx.write():
             with ctx.catalog.transaction():
                 if profile is None:
@@ -315,22 +340,23 @@ async def import_car(
                     store.put_blocks(dag, index)
                 elif profile != ctx.settings.cid_profile:
                     store.insert(v.id, "", root, profile, "profile", False)
-        doc: dict[str, Any] = {
-            "name": put.name,
-            "version": put.version,
-            "root": str(root),
-            "car_version": version,
-            "profile": profile or "car-import",
-            "source": source,
-            "files": state.files,
-            "bytes": state.size,
-            "blocks": len(state.used),
-            "unused_blocks": unused,
-            "stored_cid": put.cid,
-        }
+        published = None
         if publish_it:
             pub = await publish(ctx, put.name, version=put.version, profile=profile or "car-import")
-            doc["published"] = f"ipfs://{pub.dag.root}"
-        return doc
+            published = f"ipfs://{pub.dag.root}"
+        return CarImport(
+            put.name,
+            put.version,
+            str(root),
+            version,
+            profile or "car-import",
+            source,
+            state.files,
+            state.size,
+            len(state.used),
+            unused,
+            put.cid,
+            published,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
@@ -43,6 +42,9 @@ from ownvault.errors import FormatError, IntegrityError, NotFoundError, UsageErr
 
 __all__ = [
     "BlockReader",
+    "CarExport",
+    "CidCheck",
+    "CidVerification",
     "DagInfo",
     "DagRow",
     "Publication",
@@ -256,77 +258,59 @@ async def unpublish(ctx: VaultContext, target: str, *, version: int | None = Non
     return [replace(DagInfo.of(r), published=False) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class CidCheck:
+    """One recorded CID compared with the one recomputed from the stored plaintext."""
+
+    what: str
+    profile: str
+    recorded: str | None
+    computed: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CidVerification:
+    name: str
+    version: int
+    path: str
+    cid: str
+    checks: list[CidCheck]
+    ok: bool
+
+
 async def verify_cid(
     ctx: VaultContext, target: str, *, version: int | None = None
-) -> dict[str, Any]:
+) -> CidVerification:
     """Recompute CIDs from the stored plaintext and compare with every recorded CID."""
     v, inner, expected = resolve_target(ctx, target, version)
     store = ctx.catalog.dags
     profile = v.cid_profile or ctx.settings.cid_profile
-    checks: list[dict[str, Any]] = []
+    checks: list[CidCheck] = []
     _index, root, files = await index_version(ctx, v, inner, PROFILES[profile], keep=False)
     for path, (got, recorded) in sorted(files.items()):
         if recorded is not None:
             checks.append(
-                {
-                    "what": f"file {path or v.name}",
-                    "profile": profile,
-                    "recorded": recorded,
-                    "computed": str(got),
-                    "ok": recorded == str(got),
-                }
+                CidCheck(
+                    f"file {path or v.name}", profile, recorded, str(got), recorded == str(got)
+                )
             )
     if expected is not None and (inner or v.cid == expected):
-        checks.append(
-            {
-                "what": "root",
-                "profile": profile,
-                "recorded": expected,
-                "computed": str(root),
-                "ok": expected == str(root),
-            }
-        )
+        checks.append(CidCheck("root", profile, expected, str(root), expected == str(root)))
     for row in store.of_version(v.id, inner):
         if row.source == "car":
             ok, detail = await _verify_stored_dag(ctx, store, row)
             checks.append(
-                {
-                    "what": "imported DAG",
-                    "profile": row.profile,
-                    "recorded": row.root,
-                    "computed": row.root if ok else detail,
-                    "ok": ok,
-                }
+                CidCheck("imported DAG", row.profile, row.root, row.root if ok else detail, ok)
             )
         elif row.profile != profile or row.root != str(root):
             _i, other, _f = await index_version(ctx, v, inner, PROFILES[row.profile], keep=False)
             checks.append(
-                {
-                    "what": "DAG record",
-                    "profile": row.profile,
-                    "recorded": row.root,
-                    "computed": str(other),
-                    "ok": row.root == str(other),
-                }
+                CidCheck("DAG record", row.profile, row.root, str(other), row.root == str(other))
             )
     if not checks:
-        checks.append(
-            {
-                "what": "root",
-                "profile": profile,
-                "recorded": None,
-                "computed": str(root),
-                "ok": True,
-            }
-        )
-    return {
-        "name": v.name,
-        "version": v.number,
-        "path": inner,
-        "cid": str(root),
-        "checks": checks,
-        "ok": all(c["ok"] for c in checks),
-    }
+        checks.append(CidCheck("root", profile, None, str(root), True))
+    return CidVerification(v.name, v.number, inner, str(root), checks, all(c.ok for c in checks))
 
 
 async def _verify_stored_dag(ctx: VaultContext, store: DagTables, row: DagRow) -> tuple[bool, str]:
@@ -387,9 +371,20 @@ async def dag_blocks(ctx: VaultContext, index: DagIndex) -> AsyncIterator[tuple[
         await reader.close()
 
 
+@dataclass(frozen=True, slots=True)
+class CarExport:
+    name: str
+    version: int
+    path: str
+    root: str
+    profile: str
+    blocks: int
+    bytes: int
+
+
 async def export_car(
-    ctx: VaultContext, target: str, out: Callable[[bytes], Any], *, version: int | None = None
-) -> dict[str, Any]:
+    ctx: VaultContext, target: str, out: Callable[[bytes], object], *, version: int | None = None
+) -> CarExport:
     """Write the DAG of a stored version (by NAME or CID) as a CARv1 through ``out``.
 
     The blocks are regenerated from the stored plaintext with the recorded profile (or
@@ -410,12 +405,4 @@ async def export_car(
             count += 1
     finally:
         await reader.close()
-    return {
-        "name": v.name,
-        "version": v.number,
-        "path": inner,
-        "root": str(index.root),
-        "profile": index.profile,
-        "blocks": count,
-        "bytes": size,
-    }
+    return CarExport(v.name, v.number, inner, str(index.root), index.profile, count, size)

@@ -226,10 +226,10 @@ def _summary(collected: Collected) -> dict[str, Any]:
 async def _store(ctx: VaultContext, collected: Collected, work: Path) -> tuple[str, int]:
     car = work / "folder.car"
     root = await asyncio.to_thread(build_folder, collected, car, ctx.settings.cid_profile)
-    doc = await import_car(ctx, car, name=collected.name, publish_it=True)
-    if doc["root"] != str(root):
-        raise IntegrityError(f"stored folder root {doc['root']} is not the built {root}")
-    return str(root), int(doc["version"])
+    stored = await import_car(ctx, car, name=collected.name, publish_it=True)
+    if stored.root != str(root):
+        raise IntegrityError(f"stored folder root {stored.root} is not the built {root}")
+    return str(root), stored.version
 
 
 async def preserve_token(
@@ -494,11 +494,9 @@ async def reverify_preserved(
                 check = await verify_cid(ctx, doc["root"])
                 health["copy"] = (
                     "ok"
-                    if check["ok"]
+                    if check.ok
                     else "damaged: "
-                    + "; ".join(
-                        f"{c['what']}: {c['computed']}" for c in check["checks"] if not c["ok"]
-                    )
+                    + "; ".join(f"{c.what}: {c.computed}" for c in check.checks if not c.ok)
                 )
             except NotFoundError as exc:
                 health["copy"] = f"missing: {exc.message}"
