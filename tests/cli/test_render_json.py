@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ownvault.cli.render import jsonable
 from ownvault.core.cid import CID
+from ownvault.engine.files.results import KN, ObjectInfo, ObjectListing, Usage
 from ownvault.engine.ipfs.carimport import CarImport
 from ownvault.engine.sharing.contacts import Contact, TagPolicy
 from ownvault.engine.sharing.grants import Revocation
@@ -57,3 +58,40 @@ def test_car_import_json_names_published_only_when_it_was() -> None:
     assert isinstance(doc, dict) and "published" not in doc and doc["bytes"] == 10
     published = jsonable(replace(stored, published=f"ipfs://{CID_TEXT}"))
     assert isinstance(published, dict) and published["published"] == f"ipfs://{CID_TEXT}"
+
+
+def test_files_results_keep_the_documents_keys() -> None:
+    usage = Usage(1, 2, 3, 4, 5, 6, 7, 8, 9, 1.5, 2.0, KN(3, 5))
+    doc = jsonable(usage)
+    assert isinstance(doc, dict) and doc["policy"] == {"k": 3, "n": 5}
+    assert set(doc) == {
+        "objects",
+        "versions",
+        "logical_bytes",
+        "latest_logical_bytes",
+        "unique_bytes",
+        "packed_bytes",
+        "stored_bytes",
+        "chunks",
+        "packs",
+        "dedup_ratio",
+        "expansion",
+        "policy",
+    }
+    listing = ObjectListing([ObjectInfo("a", 2, "file", 10, 1, 7, None, None, ["t"], 2)])
+    assert jsonable(listing) == {
+        "objects": [
+            {
+                "name": "a",
+                "version": 2,
+                "kind": "file",
+                "size": 10,
+                "files": 1,
+                "created": 7,
+                "cid": None,
+                "cid_profile": None,
+                "tags": ["t"],
+                "versions": 2,
+            }
+        ]
+    }

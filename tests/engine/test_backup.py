@@ -97,9 +97,9 @@ def test_run_stores_the_folder_without_excluded_paths(vaults: Vaults, tmp_path: 
     r = run(vault.backups.run("docs"))
     assert r.result == "ok", r.error
     assert (r.version, r.files, r.added, r.changed, r.removed) == (1, 3, 3, 0, 0)
-    stored = {e["path"] for e in run(vault.files.ls("docs"))["entries"]}
+    stored = {e.path for e in run(vault.files.ls("docs")).entries}
     assert stored == {"keep.txt", "sub"}
-    sub = {e["path"] for e in run(vault.files.ls("docs/sub"))["entries"]}
+    sub = {e.path for e in run(vault.files.ls("docs/sub")).entries}
     assert sub == {"sub/notes.md", "sub/important.tmp"}
     run(vault.files.get("docs", tmp_path / "out"))
     assert (tmp_path / "out" / "sub" / "important.tmp").read_text() == "kept by a negation\n"
@@ -188,7 +188,7 @@ def test_retention_runs_after_each_backup_and_frees_space(vaults: Vaults, tmp_pa
         (src / "daily.bin").write_bytes(rnd.randbytes(200_000))
         r = run(vault.backups.run("d"))
         assert r.result == "ok", r.error
-    kept = [v["version"] for v in run(vault.files.versions("d"))]
+    kept = [v.version for v in run(vault.files.versions("d"))]
     # keep-last 2 -> 12, 11; keep-daily 4 -> the days of 12, 11, 10, 9 (one version each).
     assert kept == [9, 10, 11, 12]
     usage = vault.ctx.catalog.usage()
@@ -217,7 +217,7 @@ def test_forget_dry_run_previews_and_changes_nothing(vaults: Vaults, tmp_path: P
     assert preview.keep[0]["reasons"] == ["last snapshot"]
     assert len(run(vault.files.versions("d"))) == 5
     done = run(vault.backups.forget("d"))
-    assert [v["version"] for v in run(vault.files.versions("d"))] == [4, 5]
+    assert [v.version for v in run(vault.files.versions("d"))] == [4, 5]
     assert done.packs_deleted >= 1 and done.bytes_freed > 0
 
 
@@ -292,7 +292,7 @@ def test_a_profiles_retention_agrees_with_real_restic(vaults: Vaults, tmp_path: 
         clock.t = t
         (src / "f").write_text(str(i))
         assert run(vault.backups.run("d")).result == "ok"
-    kept = sorted(v["created"] for v in run(vault.files.versions("d")))
+    kept = sorted(v.created for v in run(vault.files.versions("d")))
 
     env = {
         **os.environ,
@@ -354,6 +354,6 @@ def test_retention_only_forgets_versions_the_profile_made(vaults: Vaults, tmp_pa
         clock.t += 3600
         (src / "f").write_text(f"by the profile {i}")
         assert run(vault.backups.run("docs")).result == "ok"
-    assert [v["version"] for v in run(vault.files.versions("docs"))] == [1, 2, 3, 6]
+    assert [v.version for v in run(vault.files.versions("docs"))] == [1, 2, 3, 6]
     preview = run(vault.backups.forget("docs", dry_run=True))
     assert [k["version"] for k in preview.keep] == [6] and preview.remove == ()

@@ -59,7 +59,7 @@ def test_profiles_run_on_their_grid_with_a_fixed_jitter(vaults: Vaults, tmp_path
         assert starts == pytest.approx([T0 + off + k * every for k in range(len(starts))], abs=1.0)
         assert all(r.result == "ok" for r in vault.backups.runs(name, 100))
     assert len(vault.backups.runs("often", 100)) >= 8
-    assert [v["version"] for v in run(vault.files.versions("often"))][-3:] == [
+    assert [v.version for v in run(vault.files.versions("often"))][-3:] == [
         len(vault.backups.runs("often", 100)) - i for i in (2, 1, 0)
     ]
     assert len(run(vault.files.versions("often"))) == 3  # keep-last 3 applied after each run

@@ -176,5 +176,5 @@ def test_malformed_cars_are_refused(vaults: Vaults, case: str, tmp_path: Path) -
     vault: Vault = vaults.create(tmp_path / "v")
     with pytest.raises(error, match=message):
         run(vault.ipfs.import_car(tmp_path / "x.car", name="x"))
-    assert run(vault.files.ls())["objects"] == []
+    assert run(vault.files.ls()).objects == []
     assert not list(vault.path.glob(".car-import-*"))

@@ -47,7 +47,7 @@ def assert_consistent(vault_path: Path, sources: dict[str, Path], out: Path) -> 
                 assert path.is_file() and path.stat().st_size == s.size, (
                     f"live share missing: {path}"
                 )
-        visible = {o["name"] for o in run(vault.files.ls())["objects"]}
+        visible = {o.name for o in run(vault.files.ls()).objects}
         for name in visible:
             dest = out / f"{name}-{time.monotonic_ns()}"
             run(vault.files.get(name, dest))

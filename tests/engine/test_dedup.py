@@ -30,8 +30,8 @@ def test_small_edits_to_a_large_file_store_little_anew(vaults: Vaults, tmp_path:
     f.write_bytes(data)
     second = run(vault.files.put([f]))[0]
     usage2 = run(vault.files.du())
-    new_packed = usage2["packed_bytes"] - usage1["packed_bytes"]
-    new_stored = usage2["stored_bytes"] - usage1["stored_bytes"]
+    new_packed = usage2.packed_bytes - usage1.packed_bytes
+    new_stored = usage2.stored_bytes - usage1.stored_bytes
     expansion = vault.policy.n / vault.policy.k
     # The figures, for the record (pytest -s shows them).
     print(

@@ -19,7 +19,7 @@ def test_golden_v1_opens_and_reads(vaults: Vaults, tmp_path: Path) -> None:
     vault = vaults.open(copy, "golden")
     assert vault.keys.entropy == bytes(range(32))
     assert vault.catalog.meta("schema_version") == str(SCHEMA_VERSION)
-    names = [o["name"] for o in run(vault.files.ls())["objects"]]
+    names = [o.name for o in run(vault.files.ls()).objects]
     assert names == ["note.txt", "tree"]
     run(vault.files.get("note.txt", tmp_path / "note"))
     assert (tmp_path / "note").read_bytes() == b"ownvault golden vault v1\n" * 40

@@ -86,7 +86,7 @@ def test_eight_nodes_policy_failures_and_hedging(
     with pytest.raises((PolicyError, Exception)) as info:
         run(vault.files.put([tmp_path / "second.bin"]))
     assert "could not store share" in str(info.value) or "cannot place" in str(info.value)
-    assert [o["name"] for o in run(vault.files.ls())["objects"]] == ["big.bin"]
+    assert [o.name for o in run(vault.files.ls()).objects] == ["big.bin"]
     assert vault.catalog.pending_packs() == []
 
 

@@ -40,8 +40,8 @@ def test_tree_cid_at_ingest_matches_ipfs_add(vaults: Vaults, tmp_path: Path) -> 
     assert put.kind == "tree"
     assert put.cid == str(cid_of_path(tree, PROFILES["kubo-v1"], hidden=True).cid)
     assert put.cid == require_oracle().cid(tree, hidden=True)
-    listing = run(vault.files.ls())["objects"][0]
-    assert listing["cid"] == put.cid and listing["cid_profile"] == "kubo-v1"
+    listing = run(vault.files.ls()).objects[0]
+    assert listing.cid == put.cid and listing.cid_profile == "kubo-v1"
     os.symlink("a/x.bin", tree / "link")  # symlinks: UnixFS symlink nodes, as ipfs add -r
     put2 = run(vault.files.put([tree]))[0]
     assert put2.cid == str(cid_of_path(tree, PROFILES["kubo-v1"], hidden=True).cid) != put.cid
@@ -60,7 +60,7 @@ def test_publish_index_verify_export_unpublish(vaults: Vaults, tmp_path: Path) -
     store = vault.catalog.dags
     root = CID.parse(put.cid)
     assert store.lookup(root.bytes) is not None
-    private = run(vault.files.ls("private.bin"))["objects"][0]["cid"]
+    private = run(vault.files.ls("private.bin")).objects[0].cid
     assert store.lookup(CID.parse(private).bytes) is None  # stored, not published
     doc = run(vault.ipfs.verify_cid("docs"))
     assert doc.ok and {c.what for c in doc.checks} >= {"root", "file a/x.bin"}

@@ -72,7 +72,7 @@ def test_a_file_changed_while_read_is_read_again(
     assert reads[0] == 3 and res.warnings == () and warnings == []
     assert res.size == src.stat().st_size  # what was stored is the file as it now is
     stat = run(vault.files.stat("log.txt"))
-    assert stat["size"] == src.stat().st_size and stat["mtime_ns"] == src.stat().st_mtime_ns
+    assert stat.size == src.stat().st_size and stat.mtime_ns == src.stat().st_mtime_ns
     run(vault.files.get("log.txt", tmp_path / "back.txt"))
     assert (tmp_path / "back.txt").read_bytes() == src.read_bytes()
 
@@ -124,7 +124,7 @@ def test_names_that_are_not_utf8_are_skipped_with_a_warning(vault: Vault, tmp_pa
     assert len(res.warnings) == 3 and warnings == list(res.warnings)
     text = "\n".join(res.warnings)
     assert "caf\\xe9-latin1.txt" in text and "dir-\\xff" in text and "link" in text
-    paths = {e["path"] for e in run(vault.files.ls("tree"))["entries"]}
+    paths = {e.path for e in run(vault.files.ls("tree")).entries}
     assert paths == {"ok.txt", "sub"}
     run(vault.files.get("tree", tmp_path / "out"))
     assert sorted(os.listdir(tmp_path / "out")) == ["ok.txt", "sub"]

@@ -115,7 +115,7 @@ def test_recover_falls_back_to_an_older_snapshot_and_warns(vaults: Vaults, tmp_p
     doc = res.to_json()
     assert doc["snapshot"] == newest - 1 and doc["warnings"] == res.warnings
     vault = vaults.open(tmp_path / "new", NEW)
-    names = [o["name"] for o in run(vault.files.ls())["objects"]]
+    names = [o.name for o in run(vault.files.ls()).objects]
     assert names == ["a", "b"]  # "c" came after the snapshot that could be read
     # The next snapshot is numbered above everything seen on the providers.
     assert int(vault.catalog.meta("seq") or "0") >= newest + 5
@@ -156,7 +156,7 @@ def test_a_stale_copy_refuses_to_write_and_says_what_to_do(vaults: Vaults, tmp_p
     (tmp_path / "d").write_text("written by the recovered copy")
     run(new.files.put([tmp_path / "d"]))
     # The old copy can still read, but every write is refused with what to do.
-    assert [o["name"] for o in run(old.files.ls())["objects"]] == ["a", "b", "c"]
+    assert [o.name for o in run(old.files.ls()).objects] == ["a", "b", "c"]
     before = old.catalog.meta("seq")
     (tmp_path / "e").write_text("would drop d")
     with pytest.raises(
@@ -169,4 +169,4 @@ def test_a_stale_copy_refuses_to_write_and_says_what_to_do(vaults: Vaults, tmp_p
     # The recovered copy is the newest: it keeps writing, and nothing of it was dropped.
     (tmp_path / "f").write_text("more")
     run(new.files.put([tmp_path / "f"]))
-    assert [o["name"] for o in run(new.files.ls())["objects"]] == ["a", "b", "c", "d", "f"]
+    assert [o.name for o in run(new.files.ls()).objects] == ["a", "b", "c", "d", "f"]

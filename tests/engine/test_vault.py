@@ -55,23 +55,23 @@ def test_file_versions_ranges_and_reopen(vaults: Vaults, tmp_path: Path) -> None
     assert r2.version == 2 and r2.new_bytes < 5_000_000
     run(vault.close())
     vault = vaults.open(tmp_path / "v", PASS)
-    assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [1, 2]
+    assert [v.version for v in run(vault.files.versions("doc.bin"))] == [1, 2]
     run(vault.files.get("doc.bin", tmp_path / "o1", version=1))
     run(vault.files.get("doc.bin", tmp_path / "o2"))
     assert (tmp_path / "o1").read_bytes() == data1
     assert (tmp_path / "o2").read_bytes() == data2
     run(vault.files.get("doc.bin", tmp_path / "r", byte_range=(999, 2_000_001)))
     assert (tmp_path / "r").read_bytes() == data2[999:2_000_001]
-    listing = run(vault.files.ls())["objects"]
-    assert listing[0]["tags"] == ["health"] and listing[0]["cid"].startswith("bafy")
+    listing = run(vault.files.ls()).objects
+    assert listing[0].tags == ["health"] and listing[0].cid.startswith("bafy")
     with pytest.raises(NotFoundError):
         run(vault.files.get("doc.bin", tmp_path / "x", version=9))
     run(vault.files.rm("doc.bin", version=1))
-    assert [v["version"] for v in run(vault.files.versions("doc.bin"))] == [2]
+    assert [v.version for v in run(vault.files.versions("doc.bin"))] == [2]
     run(vault.files.rm("doc.bin"))
-    assert run(vault.files.ls())["objects"] == []
+    assert run(vault.files.ls()).objects == []
     usage = run(vault.files.du())
-    assert usage["stored_bytes"] == 0 and usage["packs"] == 0
+    assert usage.stored_bytes == 0 and usage.packs == 0
 
 
 def test_empty_file_and_names(vaults: Vaults, tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_missing_provider_folder_blocks_put_cleanly(vaults: Vaults, tmp_path: Pa
     with pytest.raises(Exception) as info:
         run(vault.files.put([tmp_path / "f"]))
     assert "local-3" in str(info.value) or "provider" in str(info.value)
-    assert run(vault.files.ls())["objects"] == []
+    assert run(vault.files.ls()).objects == []
     assert vault.catalog.pending_packs() == []
     leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
     assert leftovers == []
@@ -200,7 +200,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(
     with pytest.raises(StorageFullError):
         run(vault.files.put([tmp_path / "b"]))
     monkeypatch.setattr(os, "write", real_write)
-    assert [o["name"] for o in run(vault.files.ls())["objects"]] == ["a"]
+    assert [o.name for o in run(vault.files.ls()).objects] == ["a"]
     run(vault.files.get("a", tmp_path / "a.out"))
     assert (tmp_path / "a.out").read_bytes() == (tmp_path / "a").read_bytes()
     run(vault.files.put([tmp_path / "b"]))
@@ -248,7 +248,7 @@ def test_writers_in_one_process_wait_for_each_other(vaults: Vaults, tmp_path: Pa
     vaults.track(vault)
     run(go())
     assert overlap == []
-    assert sorted(o["name"] for o in run(vault.files.ls())["objects"]) == ["f0", "f1", "f2"]
+    assert sorted(o.name for o in run(vault.files.ls()).objects) == ["f0", "f1", "f2"]
 
 
 def test_providers_see_no_names_and_uniform_sizes(tmp_path: Path) -> None:

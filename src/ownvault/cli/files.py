@@ -14,6 +14,7 @@ from ownvault.cli.parse import parse_range
 from ownvault.cli.render import emit, human_size, print_table, progress_bar, timestamp
 from ownvault.cli.session import kdf_params, run_open, run_with_vault
 from ownvault.cli.textfiles import claim_new_file, write_claimed
+from ownvault.engine.files.results import Restored, TreeListing
 from ownvault.engine.vault import Vault, VaultOptions
 from ownvault.errors import UsageError, exit_code_for_faults
 
@@ -129,7 +130,7 @@ def _get_to_stdout(
     async def go(vault: Vault) -> None:
         start, end = rng or (0, None)
         if start < 0:
-            size = int((await vault.files.stat(name, version=version))["size"])
+            size = (await vault.files.stat(name, version=version)).size
             start = max(0, size + start)
         out = sys.stdout.buffer
         async for piece in vault.files.read(name, version=version, start=start, end=end):
@@ -162,7 +163,7 @@ def get(
         _get_to_stdout(ctx, name, version, rng)
         return
 
-    async def go(vault: Vault) -> dict[str, Any]:
+    async def go(vault: Vault) -> Restored:
         with progress_bar(ctx, "get") as (advance, set_total):
             return await vault.files.get(
                 name,
@@ -179,8 +180,8 @@ def get(
         ctx,
         result,
         lambda: click.echo(
-            f"restored {result['name']} v{result['version']} -> {result['path']} "
-            f"({result['files']} file(s), {human_size(result['bytes'])})"
+            f"restored {result.name} v{result.version} -> {result.path} "
+            f"({result.files} file(s), {human_size(result.bytes)})"
         ),
     )
 
@@ -194,29 +195,20 @@ def ls_cmd(prefix: str) -> None:
     result = run_with_vault(ctx, lambda v: v.files.ls(prefix))
 
     def human() -> None:
-        if "entries" in result:
-            for e in result["entries"]:
+        if isinstance(result, TreeListing):
+            for e in result.entries:
                 suffix = (
-                    "/"
-                    if e["kind"] == "dir"
-                    else (f" -> {e['target']}" if e["kind"] == "symlink" else "")
+                    "/" if e.kind == "dir" else (f" -> {e.target}" if e.kind == "symlink" else "")
                 )
                 click.echo(
-                    f"{human_size(e['size']) if e['kind'] == 'file' else '':>10}  {e['path']}{suffix}"
+                    f"{human_size(e.size) if e.kind == 'file' else '':>10}  {e.path}{suffix}"
                 )
             return
         print_table(
             ("name", "kind", "size", "versions", "tags", "cid"),
             (
-                (
-                    o["name"],
-                    o["kind"],
-                    human_size(o["size"]),
-                    str(o["versions"]),
-                    ",".join(o["tags"]),
-                    o["cid"] or "",
-                )
-                for o in result["objects"]
+                (o.name, o.kind, human_size(o.size), str(o.versions), ",".join(o.tags), o.cid or "")
+                for o in result.objects
             ),
         )
 
@@ -233,9 +225,9 @@ def versions(name: str) -> None:
 
     def human() -> None:
         for v in result:
-            when = timestamp(v["created"])
+            when = timestamp(v.created)
             click.echo(
-                f"v{v['version']:<4} {when}  {v['kind']:<4} {human_size(v['size']):>10}  {v['cid'] or ''}"
+                f"v{v.version:<4} {when}  {v.kind:<4} {human_size(v.size):>10}  {v.cid or ''}"
             )
 
     emit(ctx, {"name": name, "versions": result}, human)
@@ -253,7 +245,7 @@ def rm(name: str, version: int | None) -> None:
         ctx,
         result,
         lambda: click.echo(
-            f"removed {result['versions_removed']} version(s) of {name}; {result['packs_deleted']} pack(s) freed"
+            f"removed {result.versions_removed} version(s) of {name}; {result.packs_deleted} pack(s) freed"
         ),
     )
 
@@ -266,16 +258,14 @@ def du() -> None:
     result = run_with_vault(ctx, lambda v: v.files.du())
 
     def human() -> None:
-        click.echo(f"names:          {result['objects']} ({result['versions']} versions)")
-        click.echo(f"logical bytes:  {human_size(result['logical_bytes'])} (all versions)")
-        click.echo(f"unique bytes:   {human_size(result['unique_bytes'])} (after dedup)")
+        click.echo(f"names:          {result.objects} ({result.versions} versions)")
+        click.echo(f"logical bytes:  {human_size(result.logical_bytes)} (all versions)")
+        click.echo(f"unique bytes:   {human_size(result.unique_bytes)} (after dedup)")
+        click.echo(f"stored bytes:   {human_size(result.stored_bytes)} (all shares, all providers)")
+        click.echo(f"dedup ratio:    {result.dedup_ratio:.2f}x")
         click.echo(
-            f"stored bytes:   {human_size(result['stored_bytes'])} (all shares, all providers)"
-        )
-        click.echo(f"dedup ratio:    {result['dedup_ratio']:.2f}x")
-        click.echo(
-            f"expansion:      {result['expansion']:.2f}x stored per unique byte "
-            f"(k={result['policy']['k']}, n={result['policy']['n']}, pack padding included)"
+            f"expansion:      {result.expansion:.2f}x stored per unique byte "
+            f"(k={result.policy.k}, n={result.policy.n}, pack padding included)"
         )
 
     emit(ctx, result, human)

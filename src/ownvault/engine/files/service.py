@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from ownvault.engine.store.catalog import EntryRow, VersionRow
+from ownvault.engine.files.results import (
+    KN,
+    EntryInfo,
+    ObjectInfo,
+    ObjectListing,
+    Removed,
+    Restored,
+    StatInfo,
+    TreeListing,
+    Usage,
+    VersionInfo,
+)
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.restore import PackReader, write_file, write_tree
@@ -19,39 +29,7 @@ from ownvault.engine.store.versions import (
 )
 from ownvault.errors import NotFoundError, UsageError
 
-__all__ = ["Files", "entry_json", "version_json"]
-
-
-def version_json(
-    v: VersionRow, tags: list[str] | None = None, versions: int | None = None
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": v.name,
-        "version": v.number,
-        "kind": v.kind,
-        "size": v.size,
-        "files": v.file_count,
-        "created": v.created_at,
-        "cid": v.cid,
-        "cid_profile": v.cid_profile,
-    }
-    if tags is not None:
-        out["tags"] = tags
-    if versions is not None:
-        out["versions"] = versions
-    return out
-
-
-def entry_json(e: EntryRow) -> dict[str, Any]:
-    return {
-        "path": e.path,
-        "kind": e.kind,
-        "mode": oct(e.mode),
-        "mtime_ns": e.mtime_ns,
-        "size": e.size,
-        "cid": e.cid,
-        "target": e.target,
-    }
+__all__ = ["Files"]
 
 
 class Files:
@@ -88,7 +66,7 @@ class Files:
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
         overwrite: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Restored:
         """Restore a file or tree (or a path inside a tree) to ``out``.
 
         Nothing existing is replaced or merged into unless ``overwrite`` (and even then no
@@ -131,13 +109,7 @@ class Files:
                     end,
                     overwrite=overwrite,
                 )
-                return {
-                    "name": v.name,
-                    "version": v.number,
-                    "path": str(dest),
-                    "files": 1,
-                    "bytes": written,
-                }
+                return Restored(v.name, v.number, str(dest), 1, written)
             if byte_range is not None:
                 raise UsageError("--range applies to a single file, not a tree")
             if not overwrite and (
@@ -149,13 +121,7 @@ class Files:
             files, written = await write_tree(
                 reader, ctx.catalog, chosen, dest, inner, progress, overwrite=overwrite
             )
-            return {
-                "name": v.name,
-                "version": v.number,
-                "path": str(dest),
-                "files": files,
-                "bytes": written,
-            }
+            return Restored(v.name, v.number, str(dest), files, written)
         finally:
             await reader.close()
 
@@ -179,7 +145,7 @@ class Files:
 
     # -- listing --------------------------------------------------------------------------
 
-    async def ls(self, prefix: str = "") -> dict[str, Any]:
+    async def ls(self, prefix: str = "") -> ObjectListing | TreeListing:
         """Objects whose name starts with ``prefix``, or the entries of a tree path."""
         ctx = self.ctx
         clean = prefix.strip("/")
@@ -196,32 +162,40 @@ class Files:
                     for e in ctx.catalog.entries(v.id, sub)
                     if e.path != inner and "/" not in e.path[len(sub) :]
                 ]
-                return {
-                    "tree": v.name,
-                    "version": v.number,
-                    "path": inner,
-                    "entries": [entry_json(e) for e in entries],
-                }
+                return TreeListing(v.name, v.number, inner, [EntryInfo.of(e) for e in entries])
         counts = ctx.catalog.version_counts()
         rows = ctx.catalog.latest_versions(prefix)
         out = []
         for v in rows:
             obj = ctx.catalog.object_id(v.name)
-            out.append(version_json(v, ctx.catalog.tags(obj) if obj else [], counts.get(v.name)))
-        return {"objects": out}
+            tags = ctx.catalog.tags(obj) if obj else []
+            out.append(ObjectInfo.of(v, tags, counts.get(v.name, 0)))
+        return ObjectListing(out)
 
-    async def versions(self, name: str) -> list[dict[str, Any]]:
+    async def versions(self, name: str) -> list[VersionInfo]:
         ctx = self.ctx
-        return [version_json(v) for v in ctx.catalog.versions(validate_object_name(name))]
+        return [VersionInfo.of(v) for v in ctx.catalog.versions(validate_object_name(name))]
 
-    async def stat(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+    async def stat(self, name: str, *, version: int | None = None) -> StatInfo:
         """One stored name, or a path inside a stored tree: its version and its entry."""
         ctx = self.ctx
         v, inner = ctx.resolve(name, version)
         match = next((e for e in ctx.catalog.entries(v.id, inner) if e.path == inner), None)
         if match is None:
             raise NotFoundError(f"no such path in {v.name}: {inner}", name=name)
-        return {"name": v.name, "version": v.number, "created": v.created_at, **entry_json(match)}
+        e = EntryInfo.of(match)
+        return StatInfo(
+            v.name,
+            v.number,
+            v.created_at,
+            e.path,
+            e.kind,
+            e.mode,
+            e.mtime_ns,
+            e.size,
+            e.cid,
+            e.target,
+        )
 
     async def set_tags(
         self,
@@ -243,27 +217,35 @@ class Files:
                 ctx.catalog.remove_tags(obj, remove)
             return ctx.catalog.tags(obj)
 
-    async def rm(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+    async def rm(self, name: str, *, version: int | None = None) -> Removed:
         """Remove a name (or one version); shares no longer needed are deleted."""
         ctx = self.ctx
         async with ctx.write():
             removed = ctx.catalog.delete_versions(validate_object_name(name), version)
             freed = await self._prune_packs()
-        return {"name": name, "versions_removed": removed, "packs_deleted": freed}
+        return Removed(name, removed, freed)
 
     async def _prune_packs(self) -> int:
         return await drop_unreferenced_packs(self.ctx)
 
-    async def du(self) -> dict[str, Any]:
+    async def du(self) -> Usage:
         """Usage. ``expansion`` is stored bytes per unique plaintext byte: everything a byte
         costs on the providers (encryption, pack padding, erasure coding, share headers and
         Merkle trees), not only the k/n ratio."""
         ctx = self.ctx
-        u: dict[str, Any] = dict(ctx.catalog.usage())
-        logical = u["logical_bytes"]
+        u = ctx.catalog.usage()
         unique = u["unique_bytes"]
-        u["dedup_ratio"] = round(logical / unique, 4) if unique else 1.0
-        u["expansion"] = round(u["stored_bytes"] / unique, 4) if unique else 0.0
-        p = ctx.policy
-        u["policy"] = {"k": p.k, "n": p.n}
-        return u
+        return Usage(
+            objects=u["objects"],
+            versions=u["versions"],
+            logical_bytes=u["logical_bytes"],
+            latest_logical_bytes=u["latest_logical_bytes"],
+            unique_bytes=unique,
+            packed_bytes=u["packed_bytes"],
+            stored_bytes=u["stored_bytes"],
+            chunks=u["chunks"],
+            packs=u["packs"],
+            dedup_ratio=round(u["logical_bytes"] / unique, 4) if unique else 1.0,
+            expansion=round(u["stored_bytes"] / unique, 4) if unique else 0.0,
+            policy=KN(ctx.policy.k, ctx.policy.n),
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ownvault.engine.files.results import ObjectListing, TreeListing
 from ownvault.errors import UsageError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.problems import ApiProblem
@@ -221,50 +223,54 @@ def router(state: ApiState) -> APIRouter:
             str, Query(max_length=256, description="Case-insensitive part of the name.")
         ] = "",
         tag: Annotated[str, Query(max_length=64)] = "",
-    ) -> dict[str, Any]:
+    ) -> ObjectList:
         doc = (
             await vault.files.ls(prefix.lstrip("/"))
             if prefix.strip("/")
             else await vault.files.ls()
         )
-        objects = doc.get("objects")
-        if objects is None:  # the prefix named a tree: list names under it instead
-            objects = (await vault.files.ls())["objects"]
-            objects = [o for o in objects if o["name"].startswith(prefix.lstrip("/"))]
+        if isinstance(doc, ObjectListing):
+            objects = doc.objects
+        else:  # the prefix named a tree: list names under it instead
+            listing = await vault.files.ls()
+            assert isinstance(listing, ObjectListing)
+            objects = [o for o in listing.objects if o.name.startswith(prefix.lstrip("/"))]
         pub = published_urls()
         needle = q.lower()
         out = []
         for o in objects:
-            if needle and needle not in o["name"].lower():
+            if needle and needle not in o.name.lower():
                 continue
-            if tag and tag not in o["tags"]:
+            if tag and tag not in o.tags:
                 continue
-            out.append({**o, "published": pub.get((o["name"], o["version"]))})
-        return {"objects": out}
+            out.append(ObjectOut(**asdict(o), published=pub.get((o.name, o.version))))
+        return ObjectList(objects=out)
 
     @r.get(
         "/files/entries",
         response_model=TreeOut,
         summary="The entries of a stored tree (or a directory in it)",
     )
-    async def entries(name: Name) -> dict[str, Any]:
+    async def entries(name: Name) -> TreeOut:
         doc = await vault.files.ls(name)
-        if "tree" not in doc:
+        if not isinstance(doc, TreeListing):
             raise UsageError(f"{name} is not a stored tree or a directory in one", name=name)
-        return doc
+        return TreeOut.model_validate(asdict(doc))
 
     @r.get(
         "/files/stat",
         response_model=StatOut,
         summary="One stored name or path: its kind, size, mode, CID",
     )
-    async def stat(name: Name, version: VersionQ = None) -> dict[str, Any]:
-        return await vault.files.stat(name, version=version)
+    async def stat(name: Name, version: VersionQ = None) -> StatOut:
+        return StatOut.model_validate(asdict(await vault.files.stat(name, version=version)))
 
     @r.get("/files/versions", response_model=VersionList, summary="Every version of a name")
-    async def versions(name: Name) -> dict[str, Any]:
+    async def versions(name: Name) -> VersionList:
         rows = await vault.files.versions(name)
-        return {"name": name.strip("/"), "versions": rows}
+        return VersionList(
+            name=name.strip("/"), versions=[VersionOut.model_validate(asdict(v)) for v in rows]
+        )
 
     binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     content_doc: dict[str, Any] = {
@@ -282,22 +288,22 @@ def router(state: ApiState) -> APIRouter:
     @r.get("/files/content", summary="A stored file's bytes (Range: bytes=A-B)", **content_doc)
     async def content(request: Request, name: Name, version: VersionQ = None) -> Response:
         st = await vault.files.stat(name, version=version)
-        if st["kind"] != "file":
-            raise UsageError(f"{name} is a {st['kind']}, not a file", name=name)
-        size = int(st["size"])
-        filename = (st["path"] or st["name"]).rsplit("/", 1)[-1]
+        if st.kind != "file":
+            raise UsageError(f"{name} is a {st.kind}, not a file", name=name)
+        size = st.size
+        filename = (st.path or st.name).rsplit("/", 1)[-1]
         ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         headers = {
             "Accept-Ranges": "bytes",
             "Content-Disposition": content_disposition(filename),
             "Cache-Control": "private, no-store",
         }
-        if st["cid"]:
-            headers["ETag"] = f'"{st["cid"]}"'
+        if st.cid:
+            headers["ETag"] = f'"{st.cid}"'
         rng = parse_range(request.headers.get("range"), size) if size else None
         if (
             rng is not None
-            and st["cid"]
+            and st.cid
             and request.headers.get("if-range") not in (None, headers["ETag"])
         ):
             rng = None
@@ -311,7 +317,7 @@ def router(state: ApiState) -> APIRouter:
             return Response(status_code=status, headers=headers, media_type=ctype)
 
         async def body() -> AsyncIterator[bytes]:
-            async for piece in vault.files.read(name, version=st["version"], start=start, end=end):
+            async for piece in vault.files.read(name, version=st.version, start=start, end=end):
                 yield piece
 
         return StreamingResponse(body(), status_code=status, headers=headers, media_type=ctype)
@@ -335,9 +341,10 @@ def router(state: ApiState) -> APIRouter:
     @r.delete(
         "/files", response_model=RemovedOut, summary="Delete a name (every version) or one version"
     )
-    async def remove(name: Name, version: VersionQ = None) -> dict[str, Any]:
+    async def remove(name: Name, version: VersionQ = None) -> RemovedOut:
         async with state.vault.ctx.write():
-            return await vault.files.rm(name, version=version)
+            removed = await vault.files.rm(name, version=version)
+        return RemovedOut.model_validate(asdict(removed))
 
     @r.post(
         "/files/forget",
@@ -355,7 +362,7 @@ def router(state: ApiState) -> APIRouter:
         response_model=DuOut,
         summary="Logical, unique and stored bytes; dedup ratio; expansion",
     )
-    async def du() -> dict[str, Any]:
-        return await vault.files.du()
+    async def du() -> DuOut:
+        return DuOut.model_validate(asdict(await vault.files.du()))
 
     return r

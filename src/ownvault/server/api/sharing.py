@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from ownvault.core.grants import Grant
+from ownvault.engine.files.results import TreeListing
 from ownvault.errors import NotFoundError, UsageError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.jobs import JobOut
@@ -204,9 +205,9 @@ def router(state: ApiState) -> APIRouter:
     async def names_under(prefix: str) -> list[str]:
         clean = prefix.strip("/")
         doc = await vault.files.ls(clean + "/")
-        if "objects" not in doc:  # a stored tree: share it whole
+        if isinstance(doc, TreeListing):  # a stored tree: share it whole
             return [clean]
-        found = [o["name"] for o in doc["objects"]]
+        found = [o.name for o in doc.objects]
         if not found:
             raise NotFoundError(f"nothing is stored under {clean}/", name=clean)
         return found
