@@ -8,6 +8,13 @@ from ownvault.cli.render import jsonable
 from ownvault.core.cid import CID
 from ownvault.engine.files.results import KN, ObjectInfo, ObjectListing, Usage
 from ownvault.engine.ipfs.carimport import CarImport
+from ownvault.engine.nft.results import (
+    CollectionRun,
+    PinOutcome,
+    ReverifiedToken,
+    TokenHealth,
+    TokenOutcome,
+)
 from ownvault.engine.sharing.contacts import Contact, TagPolicy
 from ownvault.engine.sharing.grants import Revocation
 from ownvault.engine.store.repack import RepackResult
@@ -94,4 +101,41 @@ def test_files_results_keep_the_documents_keys() -> None:
                 "versions": 2,
             }
         ]
+    }
+
+
+def test_nft_results_keep_the_documents_keys() -> None:
+    health = TokenHealth(5, "ok", [PinOutcome("kubo", False, "provider", "down")], False)
+    assert jsonable(ReverifiedToken("s", "n", "bafy", health)) == {
+        "source": "s",
+        "name": "n",
+        "root": "bafy",
+        "health": {
+            "checked_at": 5,
+            "copy": "ok",
+            "pins": [{"target": "kubo", "ok": False, "how": "provider", "error": "down"}],
+            "ok": False,
+        },
+    }
+    run = CollectionRun(
+        1,
+        1,
+        1,
+        3,
+        [
+            TokenOutcome("a", "skipped"),
+            TokenOutcome("b", "failed", error="gone"),
+            TokenOutcome("c", "preserved", root="bafy", statuses={"verified": 2}),
+        ],
+    )
+    assert jsonable(run) == {
+        "preserved": 1,
+        "skipped": 1,
+        "failed": 1,
+        "total": 3,
+        "tokens": [
+            {"source": "a", "outcome": "skipped"},
+            {"source": "b", "outcome": "failed", "error": "gone"},
+            {"source": "c", "outcome": "preserved", "root": "bafy", "statuses": {"verified": 2}},
+        ],
     }

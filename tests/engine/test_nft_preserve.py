@@ -90,8 +90,8 @@ def test_preserve_folder_catalog_and_failures(vaults: Vaults, tmp_path: Path) ->
         report = next(json.loads(d) for d in files.values() if b'"ownvault-nft-report"' in d)
         assert report["version"] == 1 and report["parts"][1]["cid"] == str(img)
         [row] = vault.nft.list_preserved()
-        assert row["state"] == "preserved" and row["root"] == done.root
-        assert row["summary"]["statuses"] == {
+        assert row.state == "preserved" and row.root == done.root
+        assert row.summary is not None and row.summary["statuses"] == {
             "unverifiable_origin": 2,
             "verified": 1,
             "embedded": 1,
@@ -102,9 +102,9 @@ def test_preserve_folder_catalog_and_failures(vaults: Vaults, tmp_path: Path) ->
         with pytest.raises(FetchError):
             run(vault.nft.preserve_token(uri, opts))
         [row] = vault.nft.list_preserved()
-        assert row["state"] == "preserved" and "HTTP 404" in row["error"]
+        assert row.state == "preserved" and row.error is not None and "HTTP 404" in row.error
         [health] = run(vault.nft.reverify_preserved(opts))
-        assert health["health"]["copy"] == "ok" and health["health"]["pins"][0]["ok"] is False
+        assert health.health.copy == "ok" and health.health.pins[0].ok is False
 
 
 def test_collection_and_local_file(tmp_path: Path) -> None:
@@ -121,21 +121,20 @@ def test_collection_and_local_file(tmp_path: Path) -> None:
                     sources, OPEN, collection="c1", progress=lambda s, o: seen.append((s, o))
                 )
             )
-            assert (out["preserved"], out["failed"], out["skipped"]) == (2, 1, 0)
+            assert (out.preserved, out.failed, out.skipped) == (2, 1, 0)
             assert sorted(o for _s, o in seen) == ["failed", "preserved", "preserved"]
             market.add("/2.json", json.dumps({"name": "two"}))
             out = run(vault.nft.preserve_collection(sources, OPEN, collection="c1"))
-            assert (out["preserved"], out["failed"], out["skipped"]) == (1, 0, 2)
-            states = {r["source"]: r["state"] for r in vault.nft.list_preserved(collection="c1")}
+            assert (out.preserved, out.failed, out.skipped) == (1, 0, 2)
+            states = {r.source: r.state for r in vault.nft.list_preserved(collection="c1")}
             assert set(states.values()) == {"preserved"} and str(meta.resolve()) in states
-            local = next(
-                r for r in vault.nft.list_preserved() if r["source"] == str(meta.resolve())
-            )
-            assert local["name"].startswith("nft/file/") and local["summary"]["statuses"] == {
+            local = next(r for r in vault.nft.list_preserved() if r.source == str(meta.resolve()))
+            assert local.summary is not None
+            assert local.name.startswith("nft/file/") and local.summary["statuses"] == {
                 "embedded": 2
             }
-            doc = run(verify_token(market.url + "/1.json", OPEN))
-            assert doc["ok"] and doc["at_risk"] == [market.url + "/1.json"]
+            check = run(verify_token(market.url + "/1.json", OPEN))
+            assert check.ok and check.to_json()["at_risk"] == [market.url + "/1.json"]
     finally:
         run(vault.close())
     with pytest.raises(UsageError):

@@ -401,11 +401,11 @@ def test_preserved_copies_outlive_the_marketplace(
     assert code == 6 and {p["status"] for p in doc["parts"]} == {"unreachable"}
     vault = Vault.open(world.vault, PASS)
     try:
-        rows = {r["source"]: r for r in vault.nft.list_preserved()}
+        rows = {r.source: r for r in vault.nft.list_preserved()}
     finally:
         run(vault.close())
-    root2 = rows[world.token(2)]["root"]
-    name2 = rows[world.token(2)]["name"]
+    root2 = rows[world.token(2)].root
+    name2 = rows[world.token(2)].name
     serve = Proc.serve(world.tmp, world.vault, PASS, "--token-file", str(world.tmp / "api-token"))
     try:
         # the web UI's view: the preserved NFT is a folder of the vault, its report a file in it
@@ -473,7 +473,7 @@ def test_ls_and_reverify(vaults: Vaults, world: World, capsys: pytest.CaptureFix
     world.pinner.stop()  # the pinning service disappears
     vault = vaults.open(world.vault, PASS)
     out = run(vault.nft.reverify_preserved(NftOptions(network=NetworkPolicy(allow_private=True))))
-    bad = {t["source"] for t in out if not t["health"]["ok"]}
+    bad = {t.source for t in out if not t.health.ok}
     assert bad == {world.token(1), world.token(2), world.token(5, world.multi)}  # the pinned ones
-    assert all(t["health"]["copy"] == "ok" for t in out)
-    assert {r["source"] for r in vault.nft.list_preserved() if not r["health"]["ok"]} == bad
+    assert all(t.health.copy == "ok" for t in out)
+    assert {r.source for r in vault.nft.list_preserved() if not (r.health or {})["ok"]} == bad

@@ -19,6 +19,7 @@ from ownvault.cli.render import emit, err_console
 from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.engine.nft import preserve as nft
 from ownvault.engine.nft.collect import NftOptions
+from ownvault.engine.nft.results import CollectionRun
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 from ownvault.providers.webfetch import FetchLimits, NetworkPolicy
@@ -232,7 +233,7 @@ def _collection(
     label = str(path.resolve())
     show = not ctx.json and sys.stderr.isatty()
 
-    async def go(vault: Vault) -> dict[str, Any]:
+    async def go(vault: Vault) -> CollectionRun:
         if not show:
 
             def quiet(source: str, outcome: str) -> None:
@@ -275,16 +276,16 @@ def _collection(
     doc = run_with_vault(ctx, go)
 
     def human() -> None:
-        for t in doc["tokens"]:
-            if t["outcome"] == "failed":
-                click.echo(f"failed     {t['source']}: {t['error']}")
+        for t in doc.tokens:
+            if t.outcome == "failed":
+                click.echo(f"failed     {t.source}: {t.error}")
         click.echo(
-            f"{doc['preserved']} preserved, {doc['skipped']} already preserved, "
-            f"{doc['failed']} failed, of {doc['total']}"
+            f"{doc.preserved} preserved, {doc.skipped} already preserved, "
+            f"{doc.failed} failed, of {doc.total}"
         )
 
     emit(ctx, doc, human)
-    if doc["failed"]:
+    if doc.failed:
         raise click.exceptions.Exit(6)
 
 
@@ -301,8 +302,9 @@ def verify_cmd(source: str, fetch: FetchArgs) -> None:
     """
     ctx = get_ctx()
     opts = fetch.options()
-    doc = asyncio.run(nft.verify_token(source, opts))
-    statuses = {p["status"] for p in doc["parts"]}
+    check = asyncio.run(nft.verify_token(source, opts))
+    doc = check.to_json()
+    statuses = {p.status for p in check.collected.parts}
 
     def human() -> None:
         _render_token(doc)
@@ -316,7 +318,7 @@ def verify_cmd(source: str, fetch: FetchArgs) -> None:
     emit(ctx, doc, human)
     if "mismatch" in statuses:
         raise click.exceptions.Exit(5)
-    if not doc["ok"]:
+    if not check.ok:
         raise click.exceptions.Exit(6)
 
 
@@ -330,18 +332,18 @@ def ls_cmd() -> None:
 
     def human() -> None:
         for r in rows:
-            health = r["health"] or {}
+            health = r.health or {}
             state = (
                 "ok"
-                if r["state"] == "preserved" and health.get("ok", True)
-                else ("DEGRADED" if r["state"] == "preserved" else r["state"])
+                if r.state == "preserved" and health.get("ok", True)
+                else ("DEGRADED" if r.state == "preserved" else r.state)
             )
             counts = ", ".join(
-                f"{n} {s}" for s, n in sorted(((r["summary"] or {}).get("statuses") or {}).items())
+                f"{n} {s}" for s, n in sorted(((r.summary or {}).get("statuses") or {}).items())
             )
-            click.echo(f"{state:<9} {r['source']}  {r['url'] or '-'}  {counts}")
-            if r["error"]:
-                click.echo(f"          last error: {r['error']}")
+            click.echo(f"{state:<9} {r.source}  {r.url or '-'}  {counts}")
+            if r.error:
+                click.echo(f"          last error: {r.error}")
 
     emit(ctx, {"tokens": rows}, human)
 
@@ -358,15 +360,12 @@ def reverify_cmd(no_repin: bool, fetch: FetchArgs) -> None:
 
     def human() -> None:
         for r in out:
-            h = r["health"]
+            h = r.health
             pins = (
-                ", ".join(f"{p['target']} {'ok' if p['ok'] else 'FAILED'}" for p in h["pins"])
-                or "no pins"
+                ", ".join(f"{p.target} {'ok' if p.ok else 'FAILED'}" for p in h.pins) or "no pins"
             )
-            click.echo(
-                f"{'ok      ' if h['ok'] else 'DEGRADED'} {r['source']}  copy {h['copy']}; {pins}"
-            )
+            click.echo(f"{'ok      ' if h.ok else 'DEGRADED'} {r.source}  copy {h.copy}; {pins}")
 
     emit(ctx, {"tokens": out}, human)
-    if any(not r["health"]["ok"] for r in out):
+    if any(not r.health.ok for r in out):
         raise click.exceptions.Exit(5)

@@ -244,8 +244,8 @@ async def _reverify_nfts(ctx: VaultContext, state: MaintenanceState) -> None:
         state.nft_reverified += 1
         state.last_nft = {
             "tokens": len(results),
-            "healthy": sum(1 for r in results if r["health"]["ok"]),
-            "unhealthy": [r["name"] for r in results if not r["health"]["ok"]],
+            "healthy": sum(1 for r in results if r.health.ok),
+            "unhealthy": [r.name for r in results if not r.health.ok],
         }
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from ownvault.core.cid import CID
 from ownvault.engine.ipfs.pinning import pin_published
 from ownvault.engine.ipfs.publish import export_car
+from ownvault.engine.nft.results import PinHow, PinOutcome
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError
 from ownvault.providers.webfetch import Fetcher
@@ -56,14 +56,14 @@ async def _pin_rpc(ctx: VaultContext, fetcher: Fetcher, root: str, url: str) -> 
         raise OwnvaultError(f"{url}: dag/import did not report the root {root} as pinned")
 
 
-async def pin(ctx: VaultContext, fetcher: Fetcher, root: str, target: str) -> dict[str, Any]:
+async def pin(ctx: VaultContext, fetcher: Fetcher, root: str, target: str) -> PinOutcome:
     """Pin the DAG ``root`` (stored and published in ``vault``) to ``target``."""
-    how = "kubo-rpc" if target.lower().startswith(("http://", "https://")) else "provider"
+    how: PinHow = "kubo-rpc" if target.lower().startswith(("http://", "https://")) else "provider"
     try:
         if how == "kubo-rpc":
             await _pin_rpc(ctx, fetcher, root, target)
         else:
             await pin_published(ctx, root, target)
     except OwnvaultError as exc:
-        return {"target": target, "ok": False, "how": how, "error": exc.message}
-    return {"target": target, "ok": True, "how": how, "error": None}
+        return PinOutcome(target, False, how, exc.message)
+    return PinOutcome(target, True, how, None)

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
@@ -41,6 +41,16 @@ from ownvault.engine.ipfs.carimport import import_car
 from ownvault.engine.ipfs.publish import verify_cid
 from ownvault.engine.nft.collect import Collected, NftOptions, collect, name_for, parse_source
 from ownvault.engine.nft.pin import pin
+from ownvault.engine.nft.results import (
+    CollectionRun,
+    Outcome,
+    PinOutcome,
+    PreservedToken,
+    ReverifiedToken,
+    TokenCheck,
+    TokenHealth,
+    TokenOutcome,
+)
 from ownvault.engine.store.catalog.nft import NftTokenRow, TokenState
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import IntegrityError, NotFoundError, OwnvaultError, UsageError
@@ -65,26 +75,26 @@ MAX_COLLECTION = 100_000
 _READ = 1 << 20
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Preserved:
     """The outcome of preserving one token."""
 
     collected: Collected
     root: str
     version: int
-    pins: list[dict[str, Any]] = field(default_factory=list)
+    pins: list[PinOutcome] = field(default_factory=list)
     skipped: bool = False
 
     def to_json(self) -> dict[str, Any]:
         doc = self.collected.to_json()
-        pinned = [p["target"] for p in self.pins if p["ok"]]
+        pinned = [p.target for p in self.pins if p.ok]
         for part in doc["parts"]:
             part["pinned"] = pinned if part["cid"] else []
         return doc | {
             "root": self.root,
             "url": f"ipfs://{self.root}",
             "version": self.version,
-            "pins": self.pins,
+            "pins": [asdict(p) for p in self.pins],
             "skipped": self.skipped,
         }
 
@@ -208,12 +218,17 @@ def _mark(
         ctx.catalog.nft.mark(source, name, state, cols)
 
 
-def _summary(collected: Collected) -> dict[str, Any]:
+def _statuses(collected: Collected) -> dict[str, int]:
+    """How many parts of a token ended in each status."""
     counts: dict[str, int] = {}
     for part in collected.parts:
         counts[part.status] = counts.get(part.status, 0) + 1
+    return counts
+
+
+def _summary(collected: Collected) -> dict[str, object]:
     return {
-        "statuses": counts,
+        "statuses": _statuses(collected),
         "parts": len(collected.parts),
         "at_risk": len(collected.at_risk),
         "metadata": collected.parts[0].status,
@@ -285,7 +300,13 @@ async def preserve_token(
                 report=json.dumps(_summary(collected)),
                 pins=json.dumps(list(pins)),
                 error=None,
-                health=json.dumps({"ok": True, "pins": results, "checked_at": int(time.time())}),
+                health=json.dumps(
+                    {
+                        "ok": True,
+                        "pins": [asdict(p) for p in results],
+                        "checked_at": int(time.time()),
+                    }
+                ),
             )
         return Preserved(collected, root, version, results)
     except OwnvaultError as exc:
@@ -358,14 +379,14 @@ async def preserve_collection(
     concurrency: int = 4,
     collection: str | None = None,
     progress: Callable[[str, str], None] | None = None,
-) -> dict[str, Any]:
+) -> CollectionRun:
     """Preserve many tokens, ``concurrency`` at a time; resumable (``preserved`` rows are
     skipped unless ``refresh``). ``progress(source, outcome)`` after each token."""
     pins = list(pins)
     state = ctx.catalog.nft.states()
     lock = asyncio.Lock()
     sem = asyncio.Semaphore(max(1, concurrency))
-    results: list[dict[str, Any]] = []
+    results: list[TokenOutcome] = []
     counts = {"preserved": 0, "skipped": 0, "failed": 0}
     async with ctx.write():
         with ctx.catalog.transaction():  # every token's progress row, first
@@ -384,7 +405,7 @@ async def preserve_collection(
             canonical = _canonical(source)
             if not refresh and state.get(canonical) == "preserved":
                 counts["skipped"] += 1
-                results.append({"source": canonical, "outcome": "skipped"})
+                results.append(TokenOutcome(canonical, "skipped"))
                 if progress is not None:
                     progress(canonical, "skipped")
                 return
@@ -401,17 +422,17 @@ async def preserve_collection(
                     )
                 except OwnvaultError as exc:
                     counts["failed"] += 1
-                    results.append({"source": canonical, "outcome": "failed", "error": exc.message})
-                    outcome = "failed"
+                    results.append(TokenOutcome(canonical, "failed", error=exc.message))
+                    outcome: Outcome = "failed"
                 else:
                     counts["preserved"] += 1
                     results.append(
-                        {
-                            "source": canonical,
-                            "outcome": "preserved",
-                            "root": done.root,
-                            "statuses": _summary(done.collected)["statuses"],
-                        }
+                        TokenOutcome(
+                            canonical,
+                            "preserved",
+                            root=done.root,
+                            statuses=_statuses(done.collected),
+                        )
                     )
                     outcome = "preserved"
             if progress is not None:
@@ -420,7 +441,9 @@ async def preserve_collection(
         async with asyncio.TaskGroup() as tg:
             for source in sources:
                 tg.create_task(one(source))
-    return counts | {"total": len(sources), "tokens": results}
+    return CollectionRun(
+        counts["preserved"], counts["skipped"], counts["failed"], len(sources), results
+    )
 
 
 def _canonical(source: str) -> str:
@@ -433,90 +456,75 @@ def _canonical(source: str) -> str:
 # -- verifying without storing ------------------------------------------------------------------
 
 
-async def verify_token(source: str, opts: NftOptions) -> dict[str, Any]:
+async def verify_token(source: str, opts: NftOptions) -> TokenCheck:
     """Check, storing nothing, that a token's metadata and parts are reachable and match their
     CIDs; ``at_risk`` names every part that depends on a single HTTP(S) server. ``ok`` is
     true when every part is verified, embedded or (only) of unverifiable origin."""
     work = Path(tempfile.mkdtemp(prefix="ownvault-nft-verify-"))
     try:
-        doc = (await collect(source, opts, work)).to_json()
+        collected = await collect(source, opts, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    doc["ok"] = {p["status"] for p in doc["parts"]} <= {
-        "verified",
-        "embedded",
-        "unverifiable_origin",
-    }
-    return doc
+    ok = {p.status for p in collected.parts} <= {"verified", "embedded", "unverifiable_origin"}
+    return TokenCheck(collected, ok)
 
 
 # -- listing and re-verification ----------------------------------------------------------------
 
 
-def _row_json(row: NftTokenRow) -> dict[str, Any]:
-    return {
-        "source": row.source,
-        "name": row.name,
-        "collection": row.collection,
-        "state": row.state,
-        "root": row.root,
-        "url": f"ipfs://{row.root}" if row.root else None,
-        "summary": json.loads(row.report) if row.report else None,
-        "pins": json.loads(row.pins),
-        "health": json.loads(row.health) if row.health else None,
-        "error": row.error,
-        "updated_at": row.updated_at,
-        "verified_at": row.verified_at,
-    }
+def _listed(row: NftTokenRow) -> PreservedToken:
+    return PreservedToken(
+        row.source,
+        row.name,
+        row.collection,
+        row.state,
+        row.root,
+        f"ipfs://{row.root}" if row.root else None,
+        json.loads(row.report) if row.report else None,
+        json.loads(row.pins),
+        json.loads(row.health) if row.health else None,
+        row.error,
+        row.updated_at,
+        row.verified_at,
+    )
 
 
-def list_preserved(ctx: VaultContext, *, collection: str | None = None) -> list[dict[str, Any]]:
+def list_preserved(ctx: VaultContext, *, collection: str | None = None) -> list[PreservedToken]:
     """Every token the vault knows, preserved or not, with its last health check."""
-    return [_row_json(r) for r in ctx.catalog.nft.tokens(collection=collection)]
+    return [_listed(r) for r in ctx.catalog.nft.tokens(collection=collection)]
 
 
 async def reverify_preserved(
     ctx: VaultContext, opts: NftOptions | None = None, *, repin: bool = True
-) -> list[dict[str, Any]]:
+) -> list[ReverifiedToken]:
     """Re-verify every preserved token's stored folder (every block regenerated from the
     vault and re-hashed) and re-pin it where it was pinned; record the health.
 
     Meant for the maintenance daemon; safe to run at any time (one token at a time).
     """
     opts = opts or NftOptions()
-    out: list[dict[str, Any]] = []
+    out: list[ReverifiedToken] = []
     rows = ctx.catalog.nft.preserved()
     async with opts.fetcher() as fetcher:
         for row in rows:
-            doc = _row_json(row)
-            health: dict[str, Any] = {"checked_at": int(time.time())}
+            checked_at = int(time.time())
+            root = row.root or ""  # a preserved token always has its folder's root
             try:
-                check = await verify_cid(ctx, doc["root"])
-                health["copy"] = (
+                check = await verify_cid(ctx, root)
+                copy = (
                     "ok"
                     if check.ok
                     else "damaged: "
                     + "; ".join(f"{c.what}: {c.computed}" for c in check.checks if not c.ok)
                 )
             except NotFoundError as exc:
-                health["copy"] = f"missing: {exc.message}"
+                copy = f"missing: {exc.message}"
             except OwnvaultError as exc:
-                health["copy"] = f"{exc.code}: {exc.message}"
-            health["pins"] = (
-                [await pin(ctx, fetcher, doc["root"], t) for t in doc["pins"]] if repin else []
-            )
-            health["ok"] = health["copy"] == "ok" and all(p["ok"] for p in health["pins"])
+                copy = f"{exc.code}: {exc.message}"
+            pins = [await pin(ctx, fetcher, root, t) for t in json.loads(row.pins)] if repin else []
+            health = TokenHealth(checked_at, copy, pins, copy == "ok" and all(p.ok for p in pins))
             async with ctx.write():
                 with ctx.catalog.transaction():
-                    ctx.catalog.nft.set_health(
-                        doc["source"], json.dumps(health), health["checked_at"]
-                    )
-            out.append(
-                {
-                    "source": doc["source"],
-                    "name": doc["name"],
-                    "root": doc["root"],
-                    "health": health,
-                }
-            )
+                    ctx.catalog.nft.set_health(row.source, json.dumps(asdict(health)), checked_at)
+            out.append(ReverifiedToken(row.source, row.name, row.root, health))
     return out
