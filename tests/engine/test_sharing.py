@@ -65,7 +65,7 @@ def test_share_open_policy_and_errors(people: dict[str, Vault], tmp_path: Path) 
     assert info.items == ["docs v1"]
     reader = run(open_grant(bob.keys, info.token))
     try:
-        assert [i["name"] for i in reader.items] == ["docs"]
+        assert [i.name for i in reader.items] == ["docs"]
         run(reader.get("docs", tmp_path / "got"))
         assert {k: v[3] for k, v in tree_state(tmp_path / "got").items()} == {
             k: v[3] for k, v in tree_state(src).items()
@@ -112,7 +112,7 @@ def test_revocation_reencrypts_and_later_versions_stay_private(
     # A later version is not in the grant.
     (tmp_path / "plan.bin").write_bytes(data[:100] + b"secret v2" + data[109:])
     run(alice.files.put([tmp_path / "plan.bin"]))
-    assert [i["version"] for i in old.items] == [1]
+    assert [i.version for i in old.items] == [1]
 
     result = run(alice.sharing.revoke(g1.grant_id[:10]))
     assert (
@@ -201,7 +201,7 @@ def test_forget_shreds_keys_shares_and_old_snapshots(
     # The grant still opens, now without the forgotten name.
     reader = run(open_grant(bob.keys, g.token))
     try:
-        assert [i["name"] for i in reader.items] == ["keep.bin"]
+        assert [i.name for i in reader.items] == ["keep.bin"]
         assert run(read_all(reader, "keep.bin")) == keep
     finally:
         run(reader.close())

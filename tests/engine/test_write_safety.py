@@ -16,7 +16,7 @@ from ownvault.engine.sharing import grants as sharing
 from ownvault.engine.sharing.reader import open_grant
 from ownvault.engine.store.outdir import OutputDir, output_file
 from ownvault.engine.vault import Vault
-from ownvault.errors import IntegrityError, UsageError
+from ownvault.errors import FormatError, IntegrityError, UsageError
 
 from .helpers import PASS, Vaults, make_vault, run
 
@@ -308,3 +308,29 @@ def test_output_file_rules(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert (tmp_path / "kept").read_bytes() == b"old"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("kind", "fifo"), ("path", 7), ("mode", "0644"), ("cid", 1)]
+)
+def test_grant_entries_of_the_wrong_shape_are_refused(
+    pair: tuple[Vault, Vault],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    field: str,
+    value: object,
+) -> None:
+    """A hostile manifest's entries are checked field by field before they become results."""
+    alice, bob = pair
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    run(alice.files.put([src]))
+    _hostile(monkeypatch, lambda entries: [{**e, field: value} for e in entries])
+    info = run(alice.sharing.share(names=["docs"], to="bob"))
+    reader = run(open_grant(bob.keys, info.token))
+    try:
+        with pytest.raises(FormatError, match="grant manifest"):
+            reader.entries("docs")
+    finally:
+        run(reader.close())

@@ -28,7 +28,7 @@ from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, pars
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.sharing.contacts import TagPolicy
-from ownvault.engine.sharing.reader import open_grant
+from ownvault.engine.sharing.reader import SharedItem, SharedRestore, open_grant
 from ownvault.engine.store.outdir import output_file
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
@@ -487,35 +487,36 @@ def open_cmd(grant: str, name: str | None, out: str | None) -> None:
     text = _grant_text(grant)
     keys = read_vault(ctx, lambda v: v.keys)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[Grant, list[SharedItem], SharedRestore | None]:
         reader = await open_grant(keys, text)
         try:
-            doc: dict[str, Any] = {
-                "grant": reader.grant.id_hex,
-                "from": reader.grant.sender,
-                "expires": reader.grant.expires,
-                "items": reader.items,
-            }
+            restored = None
             if name is not None:
                 dest = out or name.rstrip("/").rsplit("/", 1)[-1]
-                doc["restored"] = await reader.get(name, dest)
-            return doc
+                restored = await reader.get(name, dest)
+            return reader.grant, reader.items, restored
         finally:
             await reader.close()
 
-    doc = asyncio.run(go())
+    opened, items, restored = asyncio.run(go())
+    doc: dict[str, object] = {
+        "grant": opened.id_hex,
+        "from": opened.sender,
+        "expires": opened.expires,
+        "items": items,
+    }
+    if restored is not None:
+        doc["restored"] = restored
 
     def human() -> None:
-        click.echo(f"grant {doc['grant']} from {doc['from']}")
-        for it in doc["items"]:
+        click.echo(f"grant {opened.id_hex} from {opened.sender}")
+        for it in items:
             click.echo(
-                f"  {it['name']} v{it['version']} ({it['kind']}, {it['files']} file(s), {it['size']} bytes)"
+                f"  {it.name} v{it.version} ({it.kind}, {it.files} file(s), {it.size} bytes)"
             )
-        if "restored" in doc:
-            r = doc["restored"]
-            click.echo(
-                f"restored {r['name']} -> {r['path']} ({r['files']} file(s), {r['bytes']} bytes)"
-            )
+        if restored is not None:
+            r = restored
+            click.echo(f"restored {r.name} -> {r.path} ({r.files} file(s), {r.bytes} bytes)")
 
     emit(ctx, doc, human)
 

@@ -38,6 +38,7 @@ from ownvault.core.grants import (
 )
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import open_chunk
+from ownvault.engine.store.catalog.rows import EntryKind, VersionKind
 from ownvault.engine.store.outdir import OutputDir, split_rel
 from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import (
@@ -53,7 +54,7 @@ from ownvault.errors import (
 from ownvault.providers.base import Provider
 from ownvault.providers.registry import kind_of_url, open_provider
 
-__all__ = ["GrantReader", "open_grant"]
+__all__ = ["GrantReader", "SharedEntry", "SharedItem", "SharedRestore", "open_grant"]
 
 CACHE_PACKS = 4
 
@@ -62,6 +63,78 @@ def _as_int(value: object, what: str) -> int:
     if not isinstance(value, int) or value < 0:
         raise FormatError(f"grant manifest: {what} is not a non-negative integer")
     return value
+
+
+def _as_str(value: object, what: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise FormatError(f"grant manifest: {what} is not a string")
+    return value
+
+
+def _text(value: object, what: str) -> str:
+    return str(_as_str(value, what))
+
+
+def _version_kind(value: object) -> VersionKind:
+    if value == "file" or value == "tree":
+        return value
+    raise FormatError(f"grant manifest: unknown item kind {value!r:.40}")
+
+
+def _entry_kind(value: object) -> EntryKind:
+    if value == "file" or value == "dir" or value == "symlink":
+        return value
+    raise FormatError(f"grant manifest: unknown entry kind {value!r:.40}")
+
+
+@dataclass(frozen=True, slots=True)
+class SharedItem:
+    """A version a grant covers (as its sender's manifest says); ``files`` counts its files."""
+
+    name: str
+    version: int
+    kind: VersionKind
+    size: int
+    created: int
+    cid: str | None
+    files: int
+
+
+@dataclass(frozen=True, slots=True)
+class SharedEntry:
+    path: str
+    kind: EntryKind
+    mode: int
+    mtime_ns: int
+    size: int
+    cid: str | None
+    target: str | None
+
+    @classmethod
+    def of(cls, e: dict[str, Any]) -> SharedEntry:
+        """An entry of a (hostile) manifest, every field checked."""
+        return cls(
+            _text(e["path"], "path"),
+            _entry_kind(e["kind"]),
+            _as_int(e["mode"], "mode"),
+            _as_int(e["mtime_ns"], "mtime_ns"),
+            _as_int(e["size"], "size"),
+            _as_str(e["cid"], "cid", optional=True),
+            _as_str(e["target"], "target", optional=True),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRestore:
+    """Where ``get`` wrote a shared version (or a path in it): files and bytes written."""
+
+    name: str
+    version: int
+    path: str
+    files: int
+    bytes: int
 
 
 @dataclass
@@ -75,19 +148,31 @@ class GrantReader:
     _cache: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
     @property
-    def items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[SharedItem]:
         return [
-            {k: item[k] for k in ("name", "version", "kind", "size", "created", "cid")}
-            | {"files": sum(1 for e in item["entries"] if e["kind"] == "file")}
+            SharedItem(
+                _text(item["name"], "name"),
+                _as_int(item["version"], "version"),
+                _version_kind(item["kind"]),
+                _as_int(item["size"], "size"),
+                _as_int(item["created"], "created"),
+                _as_str(item["cid"], "cid", optional=True),
+                sum(1 for e in item["entries"] if e["kind"] == "file"),
+            )
             for item in self.manifest["items"]
         ]
 
-    def entries(self, name: str) -> list[dict[str, Any]]:
-        item = self._item(name)
-        return [
-            {k: e[k] for k in ("path", "kind", "mode", "mtime_ns", "size", "cid", "target")}
-            for e in item["entries"]
-        ]
+    def entries(self, name: str) -> list[SharedEntry]:
+        return [SharedEntry.of(e) for e in self._item(name)["entries"]]
+
+    def file_entry(self, name: str) -> SharedEntry:
+        """The entry of a shared file (or of a file inside a shared tree)."""
+        item, inner = self._split(name)
+        found = next((e for e in item["entries"] if e["path"] == inner), None)
+        entry = None if found is None else SharedEntry.of(found)
+        if entry is None or entry.kind != "file":
+            raise UsageError(f"{name} is not a file in the grant", name=name)
+        return entry
 
     def _item(self, name: str) -> dict[str, Any]:
         for item in self.manifest["items"]:
@@ -170,7 +255,7 @@ class GrantReader:
                 f"{entry['path'] or 'file'}: {total} bytes read, {entry['size']} expected"
             )
 
-    async def get(self, name: str, out: str | os.PathLike[str]) -> dict[str, Any]:
+    async def get(self, name: str, out: str | os.PathLike[str]) -> SharedRestore:
         """Write a shared file or tree (or a path inside a tree) to ``out``."""
         item, inner = self._split(name)
         chosen = [
@@ -201,13 +286,13 @@ class GrantReader:
                     )
                     files += 1
             tree.finish()
-        return {
-            "name": item["name"],
-            "version": item["version"],
-            "path": str(dest),
-            "files": files,
-            "bytes": written,
-        }
+        return SharedRestore(
+            _text(item["name"], "name"),
+            _as_int(item["version"], "version"),
+            str(dest),
+            files,
+            written,
+        )
 
     async def close(self) -> None:
         seen: set[int] = set()

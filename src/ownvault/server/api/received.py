@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -29,7 +30,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ownvault.core.grants import Grant
 from ownvault.engine.sharing.reader import GrantReader, open_grant
-from ownvault.errors import NotFoundError, UsageError
+from ownvault.errors import NotFoundError
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.problems import submitted
 from ownvault.server.api.state import ApiState
@@ -138,7 +139,7 @@ def router(state: ApiState) -> APIRouter:
             state.received[grant.id_hex] = body.grant.strip()
             while len(state.received) > MAX_RECEIVED:
                 del state.received[next(iter(state.received))]
-            return {**_row(grant), "items": reader.items}
+            return {**_row(grant), "items": [asdict(i) for i in reader.items]}
         finally:
             await reader.close()
 
@@ -160,7 +161,7 @@ def router(state: ApiState) -> APIRouter:
     async def items(grant: GrantId) -> dict[str, Any]:
         reader = await reopen(grant)
         try:
-            return {**_row(reader.grant), "items": reader.items}
+            return {**_row(reader.grant), "items": [asdict(i) for i in reader.items]}
         finally:
             await reader.close()
 
@@ -178,7 +179,8 @@ def router(state: ApiState) -> APIRouter:
     async def entries(grant: GrantId, name: Name) -> dict[str, Any]:
         reader = await reopen(grant)
         try:
-            return {"grant": grant, "name": name.strip("/"), "entries": reader.entries(name)}
+            entries = [asdict(e) for e in reader.entries(name)]
+            return {"grant": grant, "name": name.strip("/"), "entries": entries}
         finally:
             await reader.close()
 
@@ -193,25 +195,7 @@ def router(state: ApiState) -> APIRouter:
     async def content(grant: GrantId, name: Name) -> Response:
         reader = await reopen(grant)
         try:
-            item = next((i for i in reader.manifest["items"] if i["name"] == name.strip("/")), None)
-            inner = name.strip("/")
-            if item is None:
-                item = next(
-                    (
-                        i
-                        for i in reader.manifest["items"]
-                        if i["kind"] == "tree" and inner.startswith(i["name"] + "/")
-                    ),
-                    None,
-                )
-                inner = inner[len(item["name"]) + 1 :] if item is not None else inner
-            else:
-                inner = ""
-            if item is None:
-                raise NotFoundError(f"the grant does not cover {name!r}", name=name)
-            entry = next((e for e in item["entries"] if e["path"] == inner), None)
-            if entry is None or entry["kind"] != "file":
-                raise UsageError(f"{name} is not a file in the grant", name=name)
+            entry = reader.file_entry(name)
             pieces = reader.read(name)
             first = await anext(pieces, b"")  # errors before the first byte are JSON errors
         except BaseException:
@@ -221,7 +205,7 @@ def router(state: ApiState) -> APIRouter:
         headers = {
             "Content-Disposition": content_disposition(filename),
             "Cache-Control": "private, no-store",
-            "Content-Length": str(int(entry["size"])),
+            "Content-Length": str(entry.size),
         }
 
         async def body() -> AsyncIterator[bytes]:
