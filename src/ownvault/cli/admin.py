@@ -147,21 +147,38 @@ def provider_ls() -> None:
 @click.option("--jurisdiction", help="Two-letter code of where this provider keeps data.")
 @click.option("--domain", help="Failure domain: the machine or disk it lives on.")
 @click.option("--default-domain", is_flag=True, help="Drop the domain label (use the default).")
+@click.option("--label", "labels", multiple=True, help="Set a KEY=VALUE label (repeatable).")
+@click.option("--unlabel", "unlabel", multiple=True, help="Drop the label KEY (repeatable).")
 def provider_set(
-    name: str, jurisdiction: str | None, domain: str | None, default_domain: bool
+    name: str,
+    jurisdiction: str | None,
+    domain: str | None,
+    default_domain: bool,
+    labels: tuple[str, ...],
+    unlabel: tuple[str, ...],
 ) -> None:
-    """Change a provider's jurisdiction or failure domain (then `ownvault rebalance`)."""
+    """Change a provider's jurisdiction, failure domain or labels (then `ownvault rebalance`).
+
+    The embedded folders (local-1 ...) are providers like any other: give them a
+    jurisdiction here, or at `ownvault init --jurisdiction`."""
     ctx = get_ctx()
     result = run_with_vault(
         ctx,
         lambda v: v.fleet.set_provider(
-            name, jurisdiction=jurisdiction, domain=domain, default_domain_=default_domain
+            name,
+            jurisdiction=jurisdiction,
+            domain=domain,
+            default_domain_=default_domain,
+            labels=parse_labels(labels),
+            unlabel=unlabel,
         ),
     )
 
     def human() -> None:
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(result["labels"].items())) or "-"
         click.echo(
-            f"{name}: jurisdiction {result['jurisdiction'] or '-'}, domain {result['domain'] or '-'}"
+            f"{name}: jurisdiction {result['jurisdiction'] or '-'}, domain {result['domain'] or '-'}, "
+            f"labels {tags}"
         )
         if result["packs_out_of_policy"]:
             click.echo(

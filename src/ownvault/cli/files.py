@@ -38,7 +38,13 @@ from ownvault.errors import UsageError, exit_code_for_faults
 @click.option(
     "--n", "n", type=int, default=None, help="Shares written per piece (n; default: --providers)."
 )
-def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None:
+@click.option(
+    "--jurisdiction",
+    help="Two-letter code of where this machine is: the embedded folders' jurisdiction.",
+)
+def init(
+    phrase_file: str | None, providers: int, k: int, n: int | None, jurisdiction: str | None
+) -> None:
     """Create a vault: a recovery phrase, keys, and the embedded default providers."""
     ctx = get_ctx()
     if ctx.json and not phrase_file:
@@ -50,7 +56,11 @@ def init(phrase_file: str | None, providers: int, k: int, n: int | None) -> None
     phrase_fd = claim_new_file(phrase_file, "--phrase-file") if phrase_file else None
     try:
         vault = Vault.create(
-            ctx.vault, passphrase, VaultOptions(providers=providers, k=k, n=n, kdf=kdf_params())
+            ctx.vault,
+            passphrase,
+            VaultOptions(
+                providers=providers, k=k, n=n, kdf=kdf_params(), jurisdiction=jurisdiction
+            ),
         )
     except BaseException:
         if phrase_fd is not None:

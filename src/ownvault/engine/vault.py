@@ -51,8 +51,9 @@ __all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "VaultOptions"]
 
 @dataclass(frozen=True, slots=True)
 class VaultOptions:
-    """How a new vault is made. ``providers`` embedded local folders (0: add them later);
-    ``k`` of ``n`` shares rebuild a piece (``n`` defaults to ``providers``, or 6)."""
+    """How a new vault is made. ``providers`` embedded local folders (0: add them later),
+    in ``jurisdiction`` when given (a two-letter code: where this machine is); ``k`` of
+    ``n`` shares rebuild a piece (``n`` defaults to ``providers``, or 6)."""
 
     providers: int = 6
     k: int = 3
@@ -61,6 +62,7 @@ class VaultOptions:
     kdf: Argon2Params | None = None
     chunker: ChunkerParams = DEFAULT_CHUNKER
     cid_profile: str = DEFAULT_CID_PROFILE
+    jurisdiction: str | None = None
 
     def policy(self) -> Policy:
         n = self.n if self.n is not None else (self.providers or 6)
@@ -98,6 +100,9 @@ class Vault:
         opts = options or VaultOptions()
         root = Path(path).absolute()
         policy = opts.policy()
+        code = None if opts.jurisdiction is None else opts.jurisdiction.strip().upper()
+        if code is not None:
+            Policy(1, 2, (code,))  # validates the code
         if not passphrase:
             raise UsageError("the passphrase must not be empty")
         if opts.cid_profile not in PROFILES:
@@ -127,7 +132,7 @@ class Vault:
             for i in range(1, opts.providers + 1):
                 LocalProvider.create(root / "providers" / f"local-{i}")
                 catalog.add_provider(
-                    f"local-{i}", "local", f"file:providers/local-{i}", None, {"embedded": "true"}
+                    f"local-{i}", "local", f"file:providers/local-{i}", code, {"embedded": "true"}
                 )
         write_marker(root, vault_id.hex())
         return cls(VaultContext.build(root, keys, catalog))

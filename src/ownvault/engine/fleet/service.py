@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
@@ -18,7 +18,15 @@ from ownvault.providers.node.client import NodeProvider
 from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
 from ownvault.providers.wrappers import unwrap
 
-__all__ = ["Fleet"]
+__all__ = ["MAX_LABELS", "Fleet", "retired_name"]
+
+MAX_LABELS = 32
+
+
+def retired_name(name: str, provider: int) -> str:
+    """The name a removed provider keeps when a new one takes ``name``: ``NAME~ID``, which
+    ``validate_provider_name`` never accepts, so it cannot clash with a provider's name."""
+    return f"{name}~{provider}"
 
 
 class Fleet:
@@ -47,7 +55,7 @@ class Fleet:
         given is refused unless ``override_jurisdiction``."""
         ctx = self.ctx
         validate_provider_name(name)
-        if any(r.name == name for r in ctx.catalog.providers(include_removed=True)):
+        if any(r.name == name for r in ctx.catalog.providers()):
             raise UsageError(f"a provider named {name!r} exists already")
         if jurisdiction is not None:
             jurisdiction = jurisdiction.strip().upper()
@@ -82,6 +90,11 @@ class Fleet:
             await provider.close()
         async with ctx.write():
             with ctx.catalog.transaction():
+                for gone in ctx.catalog.providers(include_removed=True):
+                    if gone.name == name and gone.state == "removed":
+                        # The removed provider keeps its row (audits, faults and shares
+                        # recorded under its id) under a name no user can give.
+                        ctx.catalog.rename_provider(gone.id, retired_name(name, gone.id))
                 ctx.catalog.add_provider(
                     name, kind, url, jurisdiction, dict(labels or {}), cfg, domain
                 )
@@ -106,9 +119,12 @@ class Fleet:
         jurisdiction: str | None = None,
         domain: str | None = None,
         default_domain_: bool = False,
+        labels: Mapping[str, str] | None = None,
+        unlabel: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Change where a provider is said to be: ``jurisdiction`` (a code), ``domain`` (a
-        failure-domain label) or ``default_domain_`` (drop the label: the default again).
+        failure-domain label) or ``default_domain_`` (drop the label: the default again);
+        and its free-form labels (``labels`` set or replace keys, ``unlabel`` drops keys).
         Placement uses the new values at once; stored pieces move on ``rebalance``."""
         ctx = self.ctx
         row = next((r for r in ctx.catalog.providers() if r.name == name), None)
@@ -125,8 +141,18 @@ class Fleet:
             label = validate_domain(domain)
         elif default_domain_:
             label = None
+        tags = dict(row.labels)
+        for key in unlabel:
+            if key not in tags:
+                raise UsageError(f"{name} has no label {key!r}")
+            del tags[key]
+        tags.update(labels or {})
+        if len(tags) > MAX_LABELS:
+            raise UsageError(f"a provider has at most {MAX_LABELS} labels")
         async with ctx.write():
             ctx.catalog.set_provider_place(row.id, code, label)
+            if tags != row.labels:
+                ctx.catalog.set_provider_labels(row.id, tags)
             await ctx.providers.reset()
             await ctx.events.emit(ProvidersChanged())
         plan = await rebalance(ctx, dry_run=True)
@@ -136,6 +162,7 @@ class Fleet:
             "jurisdiction": code,
             "domain": effective,
             "domain_label": label,
+            "labels": tags,
             "packs_out_of_policy": plan.packs_changed,
         }
 

@@ -219,6 +219,19 @@ class Catalog:
                 (jurisdiction, domain, provider),
             )
 
+    def set_provider_labels(self, provider: int, labels: dict[str, str]) -> None:
+        """Replace a provider's labels (free-form KEY=VALUE metadata)."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE providers SET labels = ? WHERE id = ?",
+                (json.dumps(labels, sort_keys=True), provider),
+            )
+
+    def rename_provider(self, provider: int, name: str) -> None:
+        """Give a provider row another name (a removed one frees its name for reuse; its id,
+        and so its history, stay). Inside the caller's transaction."""
+        self.conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, provider))
+
     def set_provider_state(self, provider: int, state: str) -> None:
         """``active``, ``draining`` (shares being moved away) or ``removed``."""
         with self.transaction() as c:
