@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ownvault.cli.app import Ctx, cli, common, get_ctx
+from ownvault.cli.health import render_verdict
 from ownvault.cli.parse import parse_range
 from ownvault.cli.render import emit, human_size, print_table, progress_bar, timestamp
 from ownvault.cli.session import kdf_params, run_open, run_with_vault
@@ -330,17 +331,7 @@ def _render_check(result: dict[str, Any]) -> None:
             f"{human_size(result['bytes_read'])} in {result['seconds']:.1f} s"
             + ("; run `ownvault repair`" if result["shares_bad"] else "")
         )
-    click.echo(
-        "vault: "
-        + (
-            "healthy"
-            if result["healthy"]
-            else "readable but degraded"
-            if result["readable"]
-            else "DATA AT RISK"
-        )
-    )
-    click.echo(result["machine_loss"]["summary"])
+    render_verdict(result["health"], result["machine_loss"])
     click.echo(
         "policy: "
         + result["policy"]

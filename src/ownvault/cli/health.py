@@ -168,11 +168,17 @@ def repair(dry_run: bool) -> None:
         raise click.exceptions.Exit(6)
 
 
+def render_verdict(health: dict[str, Any], machine: dict[str, Any]) -> None:
+    """The verdict as `check` and `status` both print it (``engine.health.verdict``)."""
+    click.echo(health["summary"])
+    for line in health["reasons"][1:]:
+        click.echo(f"  also: {line}")
+    click.echo(machine["summary"])
+
+
 def _render_status(result: dict[str, Any]) -> None:
-    click.echo(
-        f"vault: {result['verdict']}   ({result['pieces']} piece(s); policy: {result['policy']})"
-    )
-    click.echo(result["machine_loss"]["summary"])
+    render_verdict(result["health"], result["machine_loss"])
+    click.echo(f"{result['pieces']} piece(s); policy: {result['policy']}")
     if result["pieces_degraded"]:
         click.echo(
             f"pieces: {result['pieces_degraded']} degraded, {result['pieces_at_risk']} at risk "
@@ -233,6 +239,8 @@ def _round_line(s: MaintenanceState) -> None:
     line = {
         "round": s.rounds,
         "verdict": h.get("verdict"),
+        "state": (h.get("health") or {}).get("state"),
+        "stale": [p["name"] for p in (h.get("health") or {}).get("stale_providers", [])],
         "audit_at_fault": (s.last_audit or {}).get("at_fault"),
         "repaired": (s.last_repair or {}).get("shares_regenerated"),
         "lost": (s.last_repair or {}).get("lost_names"),

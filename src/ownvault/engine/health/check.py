@@ -1,5 +1,6 @@
 """The plain check: per stored name, are its shares present (asked, not read) and placed
-as the policy says. ``engine.health.deepcheck`` reads them whole.
+as the policy says; and the vault's verdict (``engine.health.verdict``, the one ``status``
+shows). ``engine.health.deepcheck`` reads the shares whole.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ownvault.engine.health.machine import machine_loss
+from ownvault.engine.health.verdict import assess
 from ownvault.engine.store.catalog import ProviderRow, ShareRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.domains import candidate_of
@@ -57,13 +58,15 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
                 "survives_machine_loss": off_machine_ok,
             }
         )
+    verdict, _probes = await assess(ctx)
     return {
         "files": files_out,
         "healthy": all(f["healthy"] for f in files_out),
         "readable": all(f["readable"] for f in files_out),
         "policy_ok": all(f["policy_ok"] for f in files_out),
         "policy": policy.describe(),
-        "machine_loss": machine_loss(ctx).to_json(),
+        "health": verdict.to_json(),
+        "machine_loss": verdict.machine_loss.to_json(),
     }
 
 

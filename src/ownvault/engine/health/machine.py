@@ -67,18 +67,6 @@ class MachineLoss:
         )
 
 
-def _names_of_pack(ctx: VaultContext, pack: int) -> set[str]:
-    return {
-        r[0]
-        for r in ctx.catalog.conn.execute(
-            "SELECT DISTINCT o.name FROM chunks c JOIN content_chunks cc ON cc.chunk = c.id "
-            "JOIN entries e ON e.content = cc.content JOIN versions v ON v.id = e.version "
-            "JOIN objects o ON o.id = v.object WHERE c.pack = ?",
-            (pack,),
-        )
-    }
-
-
 def machine_loss(ctx: VaultContext) -> MachineLoss:
     """Would every piece and the catalog survive losing this machine (see the module)?"""
     cat = ctx.catalog
@@ -97,7 +85,7 @@ def machine_loss(ctx: VaultContext) -> MachineLoss:
         )
         if off < k:
             lost += 1
-            names |= _names_of_pack(ctx, pack)
+            names |= cat.names_of_pack(pack)
     placed = json.loads(cat.meta("snapshot_placement") or "null")
     catalog_ok = (
         isinstance(placed, dict)

@@ -10,6 +10,7 @@ from ownvault.engine.health.check import check
 from ownvault.engine.health.deepcheck import deep_check
 from ownvault.engine.health.repair import RepairReport, repair
 from ownvault.engine.health.status import vault_status
+from ownvault.engine.health.verdict import Verdict, assess
 from ownvault.engine.store.context import PacksRewritten, VaultContext
 
 __all__ = ["Health"]
@@ -32,8 +33,13 @@ class Health:
         return await audit(self.ctx, providers=providers, sample=sample)
 
     async def deep_check(self, name: str | None = None) -> dict[str, Any]:
-        """``check``, plus every share read whole and verified (``engine.health.deepcheck``)."""
-        return await deep_check(self.ctx, name)
+        """``check``, plus every share read whole and verified (``engine.health.deepcheck``);
+        its verdict is taken after the faults it found are recorded."""
+        result = await deep_check(self.ctx, name)
+        verdict, _probes = await assess(self.ctx)
+        result["health"] = verdict.to_json()
+        result["machine_loss"] = verdict.machine_loss.to_json()
+        return result
 
     async def repair(
         self,
@@ -59,3 +65,8 @@ class Health:
     async def status(self) -> dict[str, Any]:
         """Healthy or not, what is at risk, what to do (``engine.health.status``)."""
         return await vault_status(self.ctx)
+
+    async def verdict(self) -> Verdict:
+        """The vault's one health verdict (``engine.health.verdict``), without the rest."""
+        verdict, _probes = await assess(self.ctx)
+        return verdict

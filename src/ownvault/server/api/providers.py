@@ -1,5 +1,8 @@
 """Providers, the placement policy and health.
 
+``/check``, ``/status`` and ``/health`` carry the same ``health`` verdict
+(``engine.health.verdict``) and ``machine_loss`` as ``ownvault check`` and ``status``.
+
 ``GET /health`` is what the health view draws: every provider's status
 (:meth:`Vault.provider_status`: kind, jurisdiction, reachability, shares, bytes) with the
 shares a fresh :meth:`Vault.check` found missing on it and its result in the last audit
@@ -11,7 +14,7 @@ jurisdiction.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -115,14 +118,62 @@ class FileHealth(BaseModel):
     missing: list[Missing]
     policy_ok: bool
     policy_violations: list[str]
+    survives_machine_loss: bool | None = None
+
+
+class MachineLossOut(BaseModel):
+    survives: bool = Field(
+        description="Every piece and the newest catalog snapshot have k shares off this machine."
+    )
+    k: int
+    pieces: int
+    pieces_lost: int
+    lost_names: list[str]
+    catalog_survives: bool
+    providers_elsewhere: int
+    capacity_elsewhere: int
+    advice: str | None = Field(description="What to add or run when it would not survive.")
+    summary: str
+
+
+class StaleProviderOut(BaseModel):
+    name: str
+    newest_snapshot: int = Field(description="The newest catalog snapshot it holds.")
+    expected_snapshot: int = Field(description="The newest this vault wrote to it.")
+    missing_shares: int
+    shares: int
+    summary: str
+
+
+class VerdictOut(BaseModel):
+    """The one verdict `ownvault check`, `ownvault status` and the web UI show."""
+
+    state: Literal["healthy", "unverified", "degraded", "at-risk", "damaged"]
+    summary: str
+    reasons: list[str]
+    advice: list[str]
+    pieces: int
+    pieces_degraded: int
+    pieces_at_risk: int
+    pieces_lost: int
+    missing_shares: int = Field(description="Shares absent from their provider's listing.")
+    known_bad_shares: int
+    providers_unreachable: list[str]
+    providers_failing_audits: list[str]
+    stale_providers: list[StaleProviderOut]
+    survives_machine_loss: bool
+    to_add: str | None = Field(description="What to add so that losing this machine is survivable.")
+    last_audit_at: float | None
 
 
 class CheckOut(BaseModel):
     files: list[FileHealth]
-    healthy: bool
+    healthy: bool = Field(description="Every share of every file answered (see health.state).")
     readable: bool
     policy_ok: bool
     policy: str
+    health: VerdictOut
+    machine_loss: MachineLossOut
 
 
 class LastAudit(BaseModel):
@@ -173,12 +224,17 @@ class StatusProvider(BaseModel):
     shares: int
     bytes: int
     known_bad_shares: int
+    stale: bool = False
     last_audit: dict[str, Any] | None
 
 
 class StatusOut(BaseModel):
-    verdict: str = Field(description="HEALTHY | UNVERIFIED | DEGRADED | AT RISK | DATA LOST")
+    verdict: str = Field(
+        description="health.state upper-cased: HEALTHY | UNVERIFIED | DEGRADED | AT RISK | DATA LOST"
+    )
     healthy: bool
+    health: VerdictOut
+    machine_loss: MachineLossOut
     pieces: int
     pieces_degraded: int
     pieces_at_risk: int
@@ -198,7 +254,9 @@ class StatusOut(BaseModel):
 
 class HealthOut(BaseModel):
     checked_at: float
-    status: str = Field(description="ok | degraded | unreadable")
+    status: str = Field(description="Shares present: ok | degraded | unreadable")
+    health: VerdictOut
+    machine_loss: MachineLossOut
     healthy: bool
     readable: bool
     policy_ok: bool
@@ -360,6 +418,8 @@ def router(state: ApiState) -> APIRouter:
             "readable": chk["readable"],
             "policy_ok": chk["policy_ok"],
             "policy": chk["policy"],
+            "health": chk["health"],
+            "machine_loss": chk["machine_loss"],
             "providers": provs,
             "regions": sorted(regions.values(), key=lambda g: g["jurisdiction"]),
             "files": files,

@@ -354,6 +354,18 @@ class Catalog:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def names_of_pack(self, pack: int) -> set[str]:
+        """The stored names with a chunk in ``pack`` (what losing it would damage)."""
+        return {
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT DISTINCT o.name FROM chunks c JOIN content_chunks cc ON cc.chunk = c.id "
+                "JOIN entries e ON e.content = cc.content JOIN versions v ON v.id = e.version "
+                "JOIN objects o ON o.id = v.object WHERE c.pack = ?",
+                (pack,),
+            )
+        }
+
     def live_packs(self) -> list[int]:
         return [
             r[0] for r in self.conn.execute("SELECT id FROM packs WHERE state = 'live' ORDER BY id")

@@ -13,7 +13,15 @@ function continentOf(code) {
   for (const [name, codes] of Object.entries(CONTINENTS)) if (codes.split(" ").includes(code)) return name;
   return "Unspecified or elsewhere";
 }
-const LABEL = { ok: "healthy", degraded: "degraded", unreadable: "unreadable", down: "unreachable" };
+const LABEL = { ok: "healthy", degraded: "degraded", unreadable: "unreadable", down: "unreachable", stale: "stale" };
+const STATE = { healthy: "Healthy", unverified: "Unverified", degraded: "Degraded", "at-risk": "At risk", damaged: "Data lost" };
+const SAYS = {
+  healthy: (d) => `all ${d.files.length} file(s) present on ${d.providers.length} provider(s) and audited.`,
+  unverified: (d) => `all ${d.files.length} file(s) present, not yet proved by an audit.`,
+  degraded: (d, n) => `${n || "no"} file(s) short of shares; still readable. Checked ${when(d.checked_at)}.`,
+  "at-risk": (d, n) => `${n} file(s) one loss away from unreadable. Checked ${when(d.checked_at)}.`,
+  damaged: (d) => `some files cannot be read: ${d.health.pieces_lost} piece(s) below k shares.`,
+};
 
 const AUDIT = { ok: ["ok", "passed"], failing: ["unreadable", "failing"], unreachable: ["down", "unreachable"], empty: ["empty", "held nothing"] };
 
@@ -32,13 +40,21 @@ let active = false;
 export async function render() {
   let doc;
   try { doc = await api("GET", "/health"); } catch (e) { toast(e.message); return; }
-  const banner = $("#health-banner");
-  banner.className = `banner ${doc.status}`;
+  // The banner is the vault's one verdict (the API's `health`, as `ownvault check` and
+  // `ownvault status` print it); data-status keeps the file check's own result.
+  const v = doc.health;
+  const banner = clear($("#health-banner"));
+  banner.className = `banner ${v.state}`;
+  banner.dataset.state = v.state;
   banner.dataset.status = doc.status;
   const atRisk = doc.files.filter((f) => !f.healthy).length;
-  banner.textContent = doc.status === "ok"
-    ? `All ${doc.files.length} file(s) healthy on ${doc.providers.length} provider(s).`
-    : `${atRisk} file(s) at risk (${LABEL[doc.status]}). Checked ${when(doc.checked_at)}.`;
+  banner.append(h("div", { class: "verdict" }, `${STATE[v.state]}: ${SAYS[v.state](doc, atRisk)}`),
+    v.reasons.length ? h("ul", {}, v.reasons.map((r) => h("li", {}, r))) : "");
+  const machine = $("#health-machine");
+  machine.dataset.survives = String(doc.machine_loss.survives);
+  machine.textContent = doc.machine_loss.summary;
+  const advice = clear($("#health-advice"));
+  for (const line of v.advice) if (line !== "nothing to do") advice.append(h("li", {}, line));
 
   const files = clear($("#health-files"));
   for (const f of doc.files) {
@@ -52,7 +68,9 @@ export async function render() {
   if (!doc.files.length) files.append(h("li", {}, "No files stored yet."));
 
   const tbody = clear($("#providers-table tbody"));
+  const stale = new Set(v.stale_providers.map((s) => s.name));
   for (const p of doc.providers) {
+    if (stale.has(p.name) && p.status !== "down") p.status = "stale";
     tbody.append(h("tr", { dataset: { provider: p.name, status: p.status } },
       h("td", { class: "name-cell" }, h("strong", {}, p.name), h("div", { class: "muted wide" }, p.location)),
       h("td", {}, p.kind), h("td", {}, p.jurisdiction || "-"),
