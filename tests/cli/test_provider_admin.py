@@ -27,6 +27,10 @@ def test_init_gives_the_embedded_folders_a_jurisdiction(tmp_path: Path) -> None:
     ov(vault, "policy", "set", "--jurisdictions", "DE")
     (tmp_path / "a.txt").write_text("a" * 3000)
     ov(vault, "put", str(tmp_path / "a.txt"))
+    # Moving one out of DE now would leave no placement: refused, nothing changed.
+    proc = ov(vault, "provider", "set", "local-2", "--jurisdiction", "FR", check=8)
+    assert "local-2 (FR not in the allowed list)" in proc.stderr
+    assert listing(vault)["local-2"]["jurisdiction"] == "DE"
     # A bad code is refused before anything is created.
     bad = tmp_path / "bad"
     proc = ov(bad, "init", "--phrase-file", str(tmp_path / "p2"), "--jurisdiction", "xyz", check=2)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import PacksRewritten, ProvidersChanged, VaultContext
-from ownvault.engine.store.domains import default_domain, domain_of, validate_domain
+from ownvault.engine.store.domains import candidate_of, default_domain, domain_of, validate_domain
 from ownvault.engine.store.layout import validate_provider_name
 from ownvault.engine.store.placement import Policy, place
 from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
@@ -149,6 +150,15 @@ class Fleet:
         tags.update(labels or {})
         if len(tags) > MAX_LABELS:
             raise UsageError(f"a provider has at most {MAX_LABELS} labels")
+        moved = replace(row, jurisdiction=code, domain=label)
+        # Refuse a change under which no piece could be placed (as `policy set` does).
+        place(
+            ctx.policy,
+            [
+                candidate_of(moved, ctx.path, c.load, c.active) if c.id == row.id else c
+                for c in ctx.candidates()
+            ],
+        )
         async with ctx.write():
             ctx.catalog.set_provider_place(row.id, code, label)
             if tags != row.labels:
