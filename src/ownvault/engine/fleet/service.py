@@ -142,6 +142,9 @@ class Fleet:
             label = validate_domain(domain)
         elif default_domain_:
             label = None
+        for key, value in (labels or {}).items():
+            if not 1 <= len(key) <= 64 or len(value) > 256:
+                raise UsageError("a label is KEY=VALUE, KEY 1-64 and VALUE at most 256 characters")
         tags = dict(row.labels)
         for key in unlabel:
             if key not in tags:

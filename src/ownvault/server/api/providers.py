@@ -70,6 +70,27 @@ class ProviderAdded(BaseModel):
     free_bytes: int | None
 
 
+class ProviderPatch(BaseModel):
+    jurisdiction: str | None = Field(default=None, min_length=2, max_length=2)
+    domain: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Failure-domain label."
+    )
+    default_domain: bool = Field(default=False, description="Drop the domain label.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=32, description="Labels to set or replace."
+    )
+    unlabel: list[str] = Field(default_factory=list, max_length=32, description="Labels to drop.")
+
+
+class ProviderSet(BaseModel):
+    name: str
+    jurisdiction: str | None
+    domain: str
+    domain_label: str | None
+    labels: dict[str, str]
+    packs_out_of_policy: int = Field(description="Stored pieces `rebalance` would now move.")
+
+
 class ProviderRemoved(BaseModel):
     name: str
     removed: bool
@@ -301,7 +322,7 @@ def _run_json(run: RunRow | None) -> dict[str, Any] | None:
 def router(state: ApiState) -> APIRouter:
     """The provider, policy and health routes, bound to ``state``.
 
-    Long: eight small route handlers, each a closure over ``state`` and the router; one
+    Long: small route handlers, each a closure over ``state`` and the router; one
     function keeps every route of the tag in one place.
     """
     r = APIRouter(
@@ -328,6 +349,21 @@ def router(state: ApiState) -> APIRouter:
             return await vault.fleet.add_provider(
                 body.name, body.url, jurisdiction=body.jurisdiction, labels=body.labels
             )
+
+    @r.patch(
+        "/providers/{name}",
+        response_model=ProviderSet,
+        summary="Change a provider's jurisdiction, failure domain or labels (`provider set`)",
+    )
+    async def change(name: ProviderName, body: ProviderPatch) -> dict[str, Any]:
+        return await vault.fleet.set_provider(
+            name,
+            jurisdiction=body.jurisdiction,
+            domain=body.domain,
+            default_domain_=body.default_domain,
+            labels=body.labels,
+            unlabel=body.unlabel,
+        )
 
     @r.delete(
         "/providers/{name}",
