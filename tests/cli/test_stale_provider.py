@@ -60,6 +60,7 @@ def test_a_node_restored_from_an_older_copy_is_named_stale(tmp_path: Path) -> No
         text = ov(vault, "status", passphrase=PASS).stdout
         assert text.startswith("vault: DEGRADED") and "node-0 is stale" in text
         assert "node-0 came back with older data" in text
+        assert [ln.split()[0] for ln in text.splitlines() if "(STALE)" in ln] == ["node-0"]
         # The other nodes are not stale.
         assert all(not p["stale"] for p in status["providers"] if p["name"] != "node-0")
 

@@ -195,7 +195,7 @@ def _render_status(result: dict[str, Any]) -> None:
             (
                 p["name"],
                 p["state"],
-                "yes" if p["reachable"] else "NO",
+                ("yes" if p["reachable"] else "NO") + (" (STALE)" if p.get("stale") else ""),
                 str(p["shares"]),
                 str(p["known_bad_shares"]),
                 ago(a["at"]) if a else "never",
