@@ -1,9 +1,11 @@
 """One health verdict (issue 14): the web UI, the API and the CLI's `check` and `status`
-show the same state, for a fresh vault (stored, never audited: "unverified") and once a
-share has gone missing ("degraded"), then audited and repaired ("healthy")."""
+show the same state, for a fresh vault (stored, never audited: "unverified"), once a
+share has gone missing ("degraded"), audited and repaired ("healthy"), and when a folder
+comes back from an older copy (a stale provider: "degraded", and named)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,5 +104,18 @@ def test_ui_api_check_and_status_give_one_verdict(page: Page, tmp_path: Path) ->
         assert {seen[k] for k in seen if k.startswith(("cli", "api"))} == {"healthy"}, seen
         assert seen["status text"] == "vault: HEALTHY" and seen["check text"] == ["vault: HEALTHY"]
         assert banner_state(page, "healthy").startswith("Healthy")
+
+        # local-3 comes back from an older copy of its folder: stale, named everywhere.
+        folder = s.vault / "providers" / "local-3"
+        shutil.copytree(folder, tmp_path / "local-3-old")
+        (tmp_path / "notes.txt").write_bytes(b"n" * 50_000)
+        ov(s.vault, "put", str(tmp_path / "notes.txt"), passphrase=PASS)
+        shutil.rmtree(folder)
+        shutil.copytree(tmp_path / "local-3-old", folder)
+        seen = states(s)
+        assert {seen[k] for k in seen if k.startswith(("cli", "api"))} == {"degraded"}, seen
+        assert "local-3 is stale" in banner_state(page, "degraded")
+        page.wait_for_selector('#providers-table tr[data-provider="local-3"][data-status=stale]')
+        assert page.locator("#providers-table tr[data-status=stale]").count() == 1
     finally:
         stop_serve(s)
