@@ -312,7 +312,8 @@ def providers() -> None:
 
 def _render_check(result: dict[str, Any]) -> None:
     for f in result["files"]:
-        state = "healthy" if f["healthy"] else ("DEGRADED" if f["readable"] else "UNREADABLE")
+        # Per file: are its shares there (the vault's verdict, below, says more).
+        state = "ok" if f["healthy"] else ("DEGRADED" if f["readable"] else "UNREADABLE")
         click.echo(
             f"{state:<10} {f['name']} v{f['version']}: {f['shares_present']}/{f['shares_total']} shares "
             f"(need {f['shares_needed']})"

@@ -60,7 +60,7 @@ export async function render() {
   for (const f of doc.files) {
     const st = f.healthy ? "ok" : f.readable ? "degraded" : "unreadable";
     files.append(h("li", { dataset: { name: f.name, status: st } },
-      h("span", { class: `pill ${st}` }, LABEL[st]), " ", h("strong", {}, f.name), ` v${f.version}: `,
+      h("span", { class: `pill ${st}` }, st === "ok" ? "all shares" : LABEL[st]), " ", h("strong", {}, f.name), ` v${f.version}: `,
       `${f.shares_present} of ${f.shares_total} shares (needs ${f.shares_needed})`,
       f.policy_ok ? "" : h("div", { class: "muted" }, `policy: ${f.policy_violations.join("; ")}`),
       f.missing.length ? h("div", { class: "muted" }, `missing on: ${[...new Set(f.missing.map((m) => m.provider))].join(", ")}`) : ""));
