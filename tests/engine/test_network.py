@@ -14,7 +14,7 @@ import pytest
 
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
-from ownvault.errors import PolicyError
+from ownvault.errors import PolicyError, ProviderError
 
 from ..server.nodes import Node, NodeCluster
 from .helpers import Vaults, make_vault, run
@@ -80,13 +80,26 @@ def test_eight_nodes_policy_failures_and_hedging(
     down = {m["provider"] for f in report["files"] for m in f["missing"]}
     assert down <= {"node-0", "node-3", "node-7"}
 
-    # A put now cannot place 6 shares at most 2 per jurisdiction on 5 live nodes in
-    # CH(1) DE(2) FR(2): it refuses cleanly and nothing becomes visible.
+    # 5 live nodes in CH(1) DE(2) FR(2), at most 2 per jurisdiction: 5 of 6 shares can be
+    # placed, which is the default happy (n-1): a degraded put succeeds and says so.
     (tmp_path / "second.bin").write_bytes(os.urandom(3_000_000))
-    with pytest.raises((PolicyError, Exception)) as info:
-        run(vault.files.put([tmp_path / "second.bin"]))
-    assert "could not store share" in str(info.value) or "cannot place" in str(info.value)
-    assert [o.name for o in run(vault.files.ls()).objects] == ["big.bin"]
+    [res] = run(vault.files.put([tmp_path / "second.bin"]))
+    assert res.under_replicated and all(u["placed"] == 5 for u in res.under_replicated)
+    # With happy = n it refuses cleanly, naming the nodes that failed, and nothing becomes
+    # visible.
+    run(
+        vault.fleet.set_policy(
+            Policy(3, 6, max_per_jurisdiction=2, survive_jurisdiction_loss=True, happy=6)
+        )
+    )
+    (tmp_path / "third.bin").write_bytes(os.urandom(3_000_000))
+    with pytest.raises(ProviderError) as info:
+        run(vault.files.put([tmp_path / "third.bin"]))
+    message = str(info.value)
+    assert "at least 6 are needed" in message and "providers down or failing" in message
+    named = {f"node-{i}" for i in range(8) if f"node-{i} (" in message}
+    assert named and named <= {"node-0", "node-3", "node-7"}, message
+    assert [o.name for o in run(vault.files.ls()).objects] == ["big.bin", "second.bin"]
     assert vault.catalog.pending_packs() == []
 
 

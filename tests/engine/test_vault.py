@@ -17,6 +17,7 @@ from ownvault.errors import (
     AuthError,
     DataUnavailableError,
     NotFoundError,
+    ProviderError,
     StorageFullError,
     UsageError,
     VaultStateError,
@@ -171,17 +172,38 @@ def test_bad_input(tmp_path: Path) -> None:
 
 
 def test_missing_provider_folder_blocks_put_cleanly(vaults: Vaults, tmp_path: Path) -> None:
+    # Six embedded folders, happy = 5 by default: two gone leave 4, below happy.
+    (tmp_path / "f").write_bytes(os.urandom(100_000))
+    vault = make_vault(tmp_path / "v")
+    shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
+    shutil.rmtree(tmp_path / "v" / "providers" / "local-5")
+    vaults.track(vault)
+    with pytest.raises(ProviderError) as info:
+        run(vault.files.put([tmp_path / "f"]))
+    assert "local-3" in str(info.value) and "local-5" in str(info.value)
+    assert "needed" in str(info.value)
+    assert run(vault.files.ls()).objects == []
+    assert vault.catalog.pending_packs() == []
+    assert vault.catalog.underrep.count() == 0
+    leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
+    assert leftovers == []
+
+
+def test_missing_provider_folder_is_a_degraded_put(vaults: Vaults, tmp_path: Path) -> None:
+    # One folder gone: 5 of 6 shares (= happy) are placed, the put succeeds and says so.
     (tmp_path / "f").write_bytes(os.urandom(100_000))
     vault = make_vault(tmp_path / "v")
     shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
     vaults.track(vault)
-    with pytest.raises(Exception) as info:
-        run(vault.files.put([tmp_path / "f"]))
-    assert "local-3" in str(info.value) or "provider" in str(info.value)
-    assert run(vault.files.ls()).objects == []
-    assert vault.catalog.pending_packs() == []
-    leftovers = list((tmp_path / "v" / "providers").glob("local-*/objects/shares/*/*"))
-    assert leftovers == []
+    [res] = run(vault.files.put([tmp_path / "f"]))
+    assert [u["placed"] for u in res.under_replicated] == [5]
+    assert len(res.to_json()["under_replicated"][0]["missing"]) == 1
+    assert vault.catalog.underrep.count() >= 1
+    assert run(_read_all(vault, "f")) == (tmp_path / "f").read_bytes()
+
+
+async def _read_all(vault: Vault, name: str) -> bytes:
+    return b"".join([piece async for piece in vault.files.read(name)])
 
 
 def test_full_disk_is_a_clear_error_and_loses_nothing(

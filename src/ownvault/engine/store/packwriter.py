@@ -4,13 +4,18 @@ Ingest, pack rewriting (revocation, shredding), rebalancing and repair all write
 it, so a provider that fails during any of them is handled the same way: the share goes to
 another provider the placement policy allows (given where the pack's other shares are), the
 failed provider is avoided for the rest of the operation, and the catalog records where the
-share really is. Only when no eligible provider is left does the write fail.
+share really is. Only when no eligible provider is left does the share fail.
+
+Degraded writes: a share with no provider left is recorded as missing
+(``catalog.underrep``) instead of failing the pack, as long as at least ``Policy.happy``
+shares of the pack are durable; repair places the missing ones later.
 
 Visibility rule (crash safety): :meth:`write_pack` records the pack ``pending`` with its
-planned shares before any share is written and returns once all n shares are durable; the
-caller makes it ``live`` (``Catalog.commit_pack`` or its own transaction). A pack that fails
-is deleted (its written shares and its rows); a crash leaves a pending pack that the next
-``ctx.write()`` removes.
+planned shares (and the ones it cannot place) before any share is written and returns
+once every share it could place is durable, at least ``happy`` of them; the caller makes it
+``live`` (``Catalog.commit_pack`` or its own transaction). A pack that fails is deleted (its
+written shares and its rows); a crash leaves a pending pack that the next ``ctx.write()``
+removes.
 """
 
 from __future__ import annotations
@@ -21,21 +26,22 @@ from dataclasses import dataclass, field
 
 from ownvault.core.pack import new_pack_id
 from ownvault.engine.store.catalog import Catalog
-from ownvault.engine.store.placement import Candidate, Policy, place
+from ownvault.engine.store.placement import Candidate, Policy, explain, place, place_upto
 from ownvault.engine.store.shares import ShareStore, data_share_name
-from ownvault.errors import ObjectExistsError, OwnvaultError, ProviderError
+from ownvault.errors import ObjectExistsError, OwnvaultError, PolicyError, ProviderError
 
 __all__ = ["PackWriter", "WrittenPack"]
 
 
 @dataclass(frozen=True, slots=True)
 class WrittenPack:
-    """A pack whose n shares are durable; still ``pending`` until the caller commits it."""
+    """A pack whose shares (all n but ``missing``, at least ``happy``) are durable; still
+    ``pending`` until the caller commits it."""
 
     pack: int
     pack_id: bytes
     size: int
-    targets: tuple[int, ...]
+    missing: tuple[int, ...] = ()
 
 
 @dataclass
@@ -48,6 +54,7 @@ class PackWriter:
     candidates: list[Candidate]
     load: dict[int, int] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
+    errors: dict[int, ProviderError] = field(default_factory=dict)  # the first of each failed one
     packs_written: int = 0
 
     def __post_init__(self) -> None:
@@ -66,25 +73,42 @@ class PackWriter:
     # -- whole packs ------------------------------------------------------------------------
 
     async def write_pack(self, data: bytes, *, pack_id: bytes | None = None) -> WrittenPack:
-        """Erasure-code ``data`` with the policy's k/n, place and write its shares."""
-        k, n = self.policy.k, self.policy.n
+        """Erasure-code ``data`` with the policy's k/n, place and write its shares.
+
+        Succeeds once at least ``policy.happy_shares`` shares are durable; the shares that
+        could not be placed anywhere are recorded in ``catalog.underrep`` (``missing``).
+        Fewer than that: everything written is deleted and the error names the providers
+        that failed (their error class: ``ProviderUnavailableError``, ``StorageFullError``,
+        ...), or says which policy rule cannot be met (``PolicyError``) when none failed."""
+        k, n, happy = self.policy.k, self.policy.n, self.policy.happy_shares
         pack_id = pack_id or new_pack_id()
         enc = await self.store.encode(pack_id, data, k, n)
-        targets = place(self.policy, self._cands(), unusable=self.failed)
-        for i, pid in enumerate(targets):
+        chosen = place_upto(self.policy, self._cands(), unusable=self.failed)
+        if len(chosen) < happy:
+            raise self._too_few(len(chosen), None)
+        # Missing shares are the last ones (parity): reading data shares is a copy.
+        targets: list[int | None] = [*chosen, *([None] * (n - len(chosen)))]
+        for i, pid in enumerate(chosen):
             self.load[pid] = self.load.get(pid, 0) + len(enc.shares[i])
         pack = self.catalog.begin_pack(
             pack_id,
             len(data),
             k,
             n,
-            [(i, targets[i], len(enc.shares[i]), enc.roots[i]) for i in range(n)],
+            [(i, pid, len(enc.shares[i]), enc.roots[i]) for i, pid in enumerate(chosen)],
         )
+        if len(chosen) < n:
+            self.catalog.underrep.add(
+                pack,
+                pack_id,
+                [(i, len(enc.shares[i]), enc.roots[i]) for i in range(len(chosen), n)],
+                self._why_unplaced(len(chosen)),
+            )
         written: list[tuple[int, str]] = []
-
+        missing: list[int] = list(range(len(chosen), n))
         by_id = self._by_id()
 
-        async def put_one(i: int) -> None:
+        async def put_one(i: int, first: int) -> None:
             def others() -> list[Candidate]:
                 # Read at failover time: concurrent failovers see each other's choices.
                 return [by_id[t] for j, t in enumerate(targets) if j != i and t in by_id]
@@ -94,22 +118,65 @@ class PackWriter:
             def claim(t: int) -> None:
                 targets[i] = t
 
-            await self.put_share(
-                pack, i, enc.shares[i], targets[i], others, name=name, claim=claim, pending=True
-            )
-            written.append((targets[i], name))
+            try:
+                await self.put_share(
+                    pack, i, enc.shares[i], first, others, name=name, claim=claim, pending=True
+                )
+            except ObjectExistsError:
+                raise
+            except ProviderError as exc:
+                # No provider left for this share: the piece may still reach `happy`.
+                targets[i] = None
+                missing.append(i)
+                self.catalog.underrep.mark_missing(pack, i, exc.message)
+                return
+            held = targets[i]
+            written.append((first if held is None else held, name))
 
         # Let every write finish (no cancellation mid-write), then judge: a cancelled
         # thread could otherwise complete a write nobody records.
-        outcomes = await asyncio.gather(*(put_one(i) for i in range(n)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(put_one(i, pid) for i, pid in enumerate(chosen)), return_exceptions=True
+        )
         errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
+        if errors or n - len(missing) < happy:
             for pid, name in written:
                 await self.store.delete_share(pid, name)
             self.catalog.drop_pack(pack)
-            raise errors[0]
+            if errors:
+                raise errors[0]
+            raise self._too_few(n - len(missing), pack_id)
         self.packs_written += 1
-        return WrittenPack(pack, pack_id, len(data), tuple(targets))
+        return WrittenPack(pack, pack_id, len(data), tuple(sorted(missing)))
+
+    def _why_unplaced(self, placed: int) -> str:
+        failed = ", ".join(sorted(self.store.names.get(p, str(p)) for p in self.failed))
+        if failed:
+            return f"{placed} of {self.policy.n} placed; failed during this operation: {failed}"
+        return explain(self.policy, self._cands())
+
+    def _too_few(self, placed: int, pack_id: bytes | None) -> OwnvaultError:
+        """The error of a piece below ``happy``: the failed providers' error class naming
+        them all, or the policy's explanation when no provider failed."""
+        piece = "a piece" if pack_id is None else f"pack {pack_id.hex()}"
+        need = (
+            f"only {placed} of {self.policy.n} shares of {piece} could be stored and "
+            f"at least {self.policy.happy_shares} are needed (the policy's happy)"
+        )
+        if not self.errors:
+            return PolicyError(
+                f"{need}; {explain(self.policy, self._cands(), unusable=self.failed)}"
+            )
+        down = "; ".join(
+            f"{self.store.names.get(p, str(p))} ({e.message})"
+            for p, e in sorted(self.errors.items(), key=lambda pe: self.store.names.get(pe[0], ""))
+        )
+        first = next(iter(self.errors.values()))
+        return type(first)(
+            f"{need}; providers down or failing: {down}. Nothing was stored: bring them back, "
+            "add providers (provider add), or lower the policy's --happy",
+            provider=", ".join(sorted(self.store.names.get(p, str(p)) for p in self.errors)),
+        )
 
     # -- single shares ----------------------------------------------------------------------
 
@@ -145,6 +212,7 @@ class PackWriter:
                 raise
             except ProviderError as exc:
                 self.failed.add(target)
+                self.errors.setdefault(target, exc)
                 self.store.report(target, name, "unavailable", f"write failed: {exc.message}")
                 try:
                     holders = fixed() if callable(fixed) else fixed

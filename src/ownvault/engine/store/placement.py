@@ -12,7 +12,12 @@ The policy is a named frozen value stored in the catalog (``meta.policy``, JSON)
 * ``survive_domain_loss``: the same for failure domains, as a hard rule (a placement that
   cannot meet it fails). Without it the rule is a preference: placement puts at most n-k
   shares in any one domain whenever the providers allow it, and ``status`` says when they
-  do not.
+  do not;
+* ``happy`` (Tahoe-LAFS's ``shares.happy``): a write succeeds while at least this many
+  shares of each piece are durably placed under the caps (k <= happy <= n; None: the
+  default n-1). The shares it could not place are recorded (``catalog.underrep``) and
+  completed later by repair. The stored JSON carries ``"version": 2`` since ``happy``;
+  version 1 (no version key) reads as happy = None.
 
 A failure domain is what one accident takes out at once: a machine, a disk. Providers on
 one machine share a domain (the embedded folders inside the vault directory are all
@@ -39,9 +44,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ownvault.errors import PolicyError, UsageError
+from ownvault.errors import FormatError, PolicyError, UsageError
 
 __all__ = [
+    "POLICY_VERSION",
     "THIS_MACHINE",
     "UNKNOWN",
     "Candidate",
@@ -51,9 +57,12 @@ __all__ = [
     "check_placement",
     "domain_overflow",
     "eligible",
+    "explain",
     "place",
+    "place_upto",
 ]
 
+POLICY_VERSION = 2
 UNKNOWN = "unknown"
 THIS_MACHINE = "this-machine"
 _CC = re.compile(r"^[A-Z]{2}\Z")
@@ -79,6 +88,7 @@ class Policy:
     max_per_provider: int = 1
     survive_jurisdiction_loss: bool = False
     survive_domain_loss: bool = False
+    happy: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.k < self.n <= 32:
@@ -96,6 +106,15 @@ class Policy:
                 f"--max-per-provider {self.max_per_provider} would let one provider's loss take "
                 f"more than n-k={self.n - self.k} shares of a piece"
             )
+        if self.happy is not None and not self.k <= self.happy <= self.n:
+            raise UsageError(
+                f"--happy must be between k and n (got {self.happy} with k={self.k}, n={self.n})"
+            )
+
+    @property
+    def happy_shares(self) -> int:
+        """Shares of a piece that must be durably placed for a write to succeed."""
+        return self.happy if self.happy is not None else max(self.k, self.n - 1)
 
     def jurisdiction_cap(self) -> int:
         cap = self.n
@@ -119,14 +138,21 @@ class Policy:
             "max_per_provider": self.max_per_provider,
             "survive_jurisdiction_loss": self.survive_jurisdiction_loss,
             "survive_domain_loss": self.survive_domain_loss,
+            "happy": self.happy,
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return json.dumps({"version": POLICY_VERSION, **self.to_dict()}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Policy:
         d = json.loads(text)
+        version = d.get("version", 1)
+        if version not in (1, POLICY_VERSION):
+            raise FormatError(
+                f"placement policy version {version!r} is newer than this ownvault; upgrade it"
+            )
+        happy = d.get("happy")
         return cls(
             int(d["k"]),
             int(d["n"]),
@@ -136,6 +162,7 @@ class Policy:
             int(d.get("max_per_provider", 1)),
             bool(d.get("survive_jurisdiction_loss", False)),
             bool(d.get("survive_domain_loss", False)),
+            None if happy is None else int(happy),
         )
 
     def describe(self) -> str:
@@ -151,6 +178,10 @@ class Policy:
             parts.append("survives losing any one jurisdiction")
         if self.survive_domain_loss:
             parts.append("survives losing any one failure domain")
+        parts.append(
+            f"a write needs {self.happy_shares} placed"
+            + (" (default n-1)" if self.happy is None else "")
+        )
         return "; ".join(parts)
 
 
@@ -381,12 +412,38 @@ def place(
     chosen whenever there is one (so losing any one machine leaves k shares).
     """
     want = policy.n if count is None else count
-    elig = eligible(policy, candidates)
-    pool = [c for c in elig.eligible if c.id not in unusable]
-    chosen = _solve(policy, pool, fixed, want)
+    chosen = place_upto(policy, candidates, unusable=unusable, fixed=fixed, count=want)
     if len(chosen) < want:
-        raise PolicyError(_explain(policy, elig, set(unusable), fixed, want))
+        raise PolicyError(explain(policy, candidates, unusable=unusable, fixed=fixed, want=want))
     return chosen
+
+
+def place_upto(
+    policy: Policy,
+    candidates: Sequence[Candidate],
+    *,
+    unusable: set[int] | frozenset[int] = frozenset(),
+    fixed: Sequence[Candidate] = (),
+    count: int | None = None,
+) -> list[int]:
+    """Like :func:`place`, but the largest placement of at most ``count`` shares the caps
+    allow, never an error (a degraded write places what it can: ``Policy.happy``)."""
+    want = policy.n if count is None else count
+    pool = [c for c in eligible(policy, candidates).eligible if c.id not in unusable]
+    return _solve(policy, pool, fixed, want)
+
+
+def explain(
+    policy: Policy,
+    candidates: Sequence[Candidate],
+    *,
+    unusable: set[int] | frozenset[int] = frozenset(),
+    fixed: Sequence[Candidate] = (),
+    want: int | None = None,
+) -> str:
+    """Why ``want`` (default n) shares cannot be placed, and what would fix it."""
+    want = policy.n if want is None else want
+    return _explain(policy, eligible(policy, candidates), set(unusable), fixed, want)
 
 
 def capacity(

@@ -47,6 +47,9 @@ class PutResult:
     new_chunks: int
     packs: int
     warnings: tuple[str, ...] = ()
+    # Pieces written with fewer than n shares (at least the policy's happy): {"pack",
+    # "placed", "wanted", "missing"}; repair completes them (catalog.underrep).
+    under_replicated: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class PutResult:
             "new_chunks": self.new_chunks,
             "packs": self.packs,
             "warnings": list(self.warnings),
+            "under_replicated": list(self.under_replicated),
         }
 
 
@@ -159,6 +163,7 @@ async def _put_one(
         result.new_chunks,
         result.packs,
         tuple(notes),
+        tuple(ctx.catalog.underrep.summary(ing.packs)),
     )
 
 

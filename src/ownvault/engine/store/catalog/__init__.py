@@ -40,6 +40,7 @@ from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA
 from ownvault.engine.store.catalog.sharing import ContactTables, GrantTables
+from ownvault.engine.store.catalog.underrep import UnderReplicated
 from ownvault.engine.store.layout import create_private
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -58,6 +59,7 @@ class Catalog:
         self.backups = BackupTables(conn, self.transaction)
         self.contacts, self.grants = ContactTables(conn), GrantTables(conn)
         self.dags, self.nft = DagTables(conn), NftTables(conn)
+        self.underrep = UnderReplicated(conn, self.transaction)
 
     # -- lifecycle ----------------------------------------------------------------------
 

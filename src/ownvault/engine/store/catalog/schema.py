@@ -270,4 +270,23 @@ CREATE TABLE backup_runs (
 );
 CREATE INDEX backup_runs_profile ON backup_runs(profile, id)
 """,
+    # 8: degraded writes (issue 14): shares of a pack or of a catalog snapshot piece that
+    # a write could not place (it succeeded with at least `happy`), until repair completes
+    # them (docs/design.md, "Degraded writes").
+    8: """
+CREATE TABLE underrep (
+  piece BLOB NOT NULL,
+  idx INTEGER NOT NULL,
+  pack INTEGER REFERENCES packs(id) ON DELETE CASCADE,
+  seq INTEGER,
+  size INTEGER NOT NULL,
+  root BLOB NOT NULL,
+  tried INTEGER,
+  reason TEXT NOT NULL,
+  since REAL NOT NULL,
+  PRIMARY KEY (piece, idx),
+  CHECK ((pack IS NULL) != (seq IS NULL))
+);
+CREATE INDEX underrep_pack ON underrep(pack)
+""",
 }
