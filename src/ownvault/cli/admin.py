@@ -12,6 +12,7 @@ from ownvault.cli.render import emit, human_size, print_table, step_progress
 from ownvault.cli.session import read_vault, run_with_vault
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
+from ownvault.errors import UsageError
 
 
 @cli.group()
@@ -263,6 +264,12 @@ def policy_show() -> None:
     default=None,
     help="Require (not just prefer) that losing any one failure domain leaves k shares.",
 )
+@click.option(
+    "--happy",
+    type=int,
+    help="A write succeeds while at least this many shares of each piece are placed (k..n).",
+)
+@click.option("--default-happy", is_flag=True, help="Back to the default happy (n-1, following n).")
 def policy_set(
     k: int | None,
     n: int | None,
@@ -272,9 +279,13 @@ def policy_set(
     max_per_provider: int | None,
     survive_jurisdiction_loss: bool | None,
     survive_domain_loss: bool | None,
+    happy: int | None,
+    default_happy: bool,
 ) -> None:
     """Change the placement policy (unset options keep their current value)."""
     ctx = get_ctx()
+    if happy is not None and default_happy:
+        raise UsageError("--happy and --default-happy exclude each other")
 
     async def go(v: Vault) -> dict[str, Any]:
         cur = v.policy
@@ -289,6 +300,7 @@ def policy_set(
             if survive_jurisdiction_loss is not None
             else cur.survive_jurisdiction_loss,
             survive_domain_loss if survive_domain_loss is not None else cur.survive_domain_loss,
+            None if default_happy else happy if happy is not None else cur.happy,
         )
         return await v.fleet.set_policy(new)
 

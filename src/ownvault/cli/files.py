@@ -129,6 +129,13 @@ def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> N
                 f"{human_size(r['size'])}; new {human_size(r['new_bytes'])})"
                 + (f"  {r['cid']}" if r["cid"] else "")
             )
+            for u in r["under_replicated"]:
+                click.echo(
+                    f"  under-replicated: pack {u['pack'][:16]} has {u['placed']} of "
+                    f"{u['wanted']} shares (missing {', '.join(map(str, u['missing']))}); "
+                    "`ownvault repair` or the daemon completes it",
+                    err=True,
+                )
 
     emit(ctx, {"stored": results}, human)
 

@@ -9,7 +9,8 @@ host) can start it next to its own work::
 
 Each round: an audit when one is due (every ``audit_interval``, each interval stretched or
 shrunk at random by up to ``jitter`` so that many vaults do not audit a provider in step),
-then a repair when one is due or the audit found faults. Repair leaves shares of a
+then a repair when one is due, the audit found faults, or degraded writes left pieces
+under-replicated (``catalog.underrep``: repair completes them once providers allow). Repair leaves shares of a
 provider that answered an audit within ``unreachable_grace`` where they are (a short
 outage does not move data). Every byte an audit or repair transfers counts against
 ``budget_bytes_per_day`` (a UTC day); work that would overrun it waits for the next day,
@@ -268,7 +269,7 @@ async def _audit_due(
         state.audits += 1
         state.last_audit = report.to_json()
         state.budget_used += state.last_audit["bytes"]
-        if report.at_fault:
+        if report.at_fault or ctx.catalog.underrep.count():  # faults, or degraded writes
             state.next_repair_at = now
     except OwnvaultError as exc:
         state.last_error = f"audit: {exc.message}"

@@ -23,6 +23,14 @@ recorded root and size), and each bad share is written back:
 Each share is committed alone (written durably, catalog row switched, fault cleared, old
 copy deleted when reachable), so an interrupted repair resumes where it stopped. A piece
 with fewer than k good shares is *lost*: the report names every version that needs it.
+
+Then it *completes* under-replicated pieces (``catalog.underrep``: shares a degraded write
+could not place, docs/design.md "Degraded writes"): each such pack is decoded and
+re-encoded the same way and each missing share written where the policy places it next to
+the pack's holders (the provider last tried first, when it is reachable and allowed). Only
+once the share is durable does one transaction move its row from ``underrep`` to
+``shares``; a provider still down leaves the row for the next run. A catalog snapshot with
+missing shares is completed by writing a new snapshot.
 """
 
 from __future__ import annotations
@@ -43,14 +51,16 @@ from ownvault.engine.health.healthlog import (
     record_run,
 )
 from ownvault.engine.store.catalog import ShareRow
+from ownvault.engine.store.catalog.underrep import MissingShare
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
-from ownvault.engine.store.placement import Candidate, Policy, eligible, place
+from ownvault.engine.store.placement import Candidate, Policy, eligible, place, place_upto
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import (
     ObjectNotFoundError,
     OwnvaultError,
     PolicyError,
+    ProviderError,
 )
 
 __all__ = ["LostPiece", "RepairReport", "repair"]
@@ -85,6 +95,9 @@ class RepairReport:
     shares_regenerated: int = 0
     shares_rewritten_in_place: int = 0
     shares_moved: int = 0
+    shares_completed: int = 0
+    under_replicated_left: int = 0
+    snapshot_rewritten: bool = False
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
@@ -109,6 +122,9 @@ class RepairReport:
             "shares_regenerated": self.shares_regenerated,
             "shares_rewritten_in_place": self.shares_rewritten_in_place,
             "shares_moved": self.shares_moved,
+            "shares_completed": self.shares_completed,
+            "under_replicated_left": self.under_replicated_left,
+            "snapshot_rewritten": self.snapshot_rewritten,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
@@ -241,6 +257,9 @@ async def repair(
             report.failures.append(f"pack {pack_id.hex()}: {exc.message}")
         if progress is not None:
             progress(done, len(packs))
+    if not report.budget_exhausted:
+        await _complete_all(ctx, world, policy, report, dry_run, max_bytes)
+    report.under_replicated_left = cat.underrep.count()
     report.seconds = time.monotonic() - t0
     if not dry_run:
         summary = {key: v for key, v in report.to_json().items() if key != "actions"}
@@ -298,6 +317,7 @@ async def _suspect_damage(
     """Which suspect shares are bad: in a dry run, those with a recorded fault; else those
     that fail a whole read (faults cleared for the ones that pass)."""
     pack_id, k, n = shape
+    by_idx = {s.idx: s for s in rows}
     bad: dict[int, str] = {}
     if dry_run:
         for idx in suspect:
@@ -307,9 +327,9 @@ async def _suspect_damage(
         why = await _verify(
             ctx,
             pack_id,
-            rows[idx].provider,
-            rows[idx].size,
-            rows[idx].root,
+            by_idx[idx].provider,
+            by_idx[idx].size,
+            by_idx[idx].root,
             ShareHeader(k, n, idx, pack_id),
             report,
         )
@@ -318,7 +338,7 @@ async def _suspect_damage(
             clear_fault(ctx.catalog, pack, idx)
         else:
             bad[idx] = why
-            add_fault(ctx.catalog, pack, idx, rows[idx].provider, "corrupt", why)
+            add_fault(ctx.catalog, pack, idx, by_idx[idx].provider, "corrupt", why)
     return bad
 
 
@@ -359,19 +379,20 @@ async def _repair_pack(
     store = ctx.store
     pack_id, size, k, n = cat.pack_info(pack)
     rows = cat.shares_of(pack)
+    by_idx = {s.idx: s for s in rows}
     holders = {s.idx: world.candidates.get(s.provider) for s in rows}
     kept = [holders[s.idx] for s in rows if s.idx not in bad]
     fixed: list[Candidate] = [c for c in kept if c is not None]
-    targets = _targets(policy, world, rows, bad, holders, fixed)
+    targets = _targets(policy, world, by_idx, bad, holders, fixed)
     for idx, target in targets.items():
         report.actions.append(
             {
                 "pack": pack_id.hex(),
                 "share": idx,
-                "from": world.names.get(rows[idx].provider),
+                "from": world.names.get(by_idx[idx].provider),
                 "to": world.names.get(target),
                 "reason": bad[idx],
-                "in_place": target == rows[idx].provider,
+                "in_place": target == by_idx[idx].provider,
             }
         )
     if dry_run:
@@ -389,7 +410,7 @@ async def _repair_pack(
     writer = PackWriter(cat, store, policy, list(world.candidates.values()))
     writer.failed.update(c for c in world.candidates if c not in world.reachable)
     for idx, target in targets.items():
-        row = rows[idx]
+        row = by_idx[idx]
         if enc.roots[idx] != row.root or len(enc.shares[idx]) != row.size:
             raise OwnvaultError(
                 f"regenerated share {idx} of pack {pack_id.hex()} does not match its record"
@@ -417,7 +438,7 @@ async def _repair_pack(
 def _targets(
     policy: Policy,
     world: _World,
-    rows: list[ShareRow],
+    rows: dict[int, ShareRow],
     bad: dict[int, str],
     holders: dict[int, Candidate | None],
     fixed: list[Candidate],
@@ -463,3 +484,145 @@ def _caps_allow(policy: Policy, fixed: list[Candidate], c: Candidate) -> bool:
     same_region = sum(1 for f in fixed if f.region == c.region)
     same_provider = sum(1 for f in fixed if f.id == c.id)
     return bool(same_region < cap and same_provider < policy.max_per_provider)
+
+
+# -- completing under-replicated pieces ------------------------------------------------------
+
+
+async def _complete_all(
+    ctx: VaultContext,
+    world: _World,
+    policy: Policy,
+    report: RepairReport,
+    dry_run: bool,
+    max_bytes: int | None,
+) -> None:
+    """Place the shares degraded writes left out (``catalog.underrep``), then rewrite the
+    catalog snapshot if its newest one is short of shares."""
+    cat = ctx.catalog
+    for pack in cat.underrep.packs():
+        missing = cat.underrep.of_pack(pack)
+        rows = cat.shares_of(pack)
+        cost = sum(m.size for m in missing) + sum(s.size for s in rows[: cat.pack_info(pack)[2]])
+        if max_bytes is not None and report.bytes_read + report.bytes_written + cost > max_bytes:
+            report.budget_exhausted = True
+            return
+        try:
+            await _complete_pack(ctx, pack, missing, world, policy, report, dry_run)
+        except OwnvaultError as exc:
+            report.failures.append(f"pack {missing[0].piece.hex()}: {exc.message}")
+    if cat.underrep.snapshot_missing() and not dry_run:
+        result = await ctx.push_catalog_safely()
+        report.snapshot_rewritten = result is not None
+
+
+def _completion_targets(
+    policy: Policy,
+    world: _World,
+    missing: list[MissingShare],
+    fixed: list[Candidate],
+) -> dict[int, int]:
+    """Where each missing share goes now (those with no usable provider are left out):
+    back to the provider last tried when it is reachable, trusted, allowed and free under
+    the caps; else where the policy places it, skipping unreachable (and, while others
+    remain, distrusted) providers. ``fixed`` grows with each choice."""
+    unreachable = {c for c in world.candidates if c not in world.reachable}
+    held = {c.id for c in fixed}
+    cands = list(world.candidates.values())
+    out: dict[int, int] = {}
+    for m in missing:
+        tried = world.candidates.get(m.tried) if m.tried is not None else None
+        target: int | None = None
+        if (
+            tried is not None
+            and tried.id in world.reachable
+            and tried.id not in world.distrusted
+            and tried.id not in held
+            and eligible(policy, [tried]).eligible
+            and _caps_allow(policy, fixed, tried)
+        ):
+            target = tried.id
+        if target is None:
+            avoid = unreachable | {c for c in world.candidates if c in world.distrusted}
+            chosen = place_upto(policy, cands, fixed=fixed, count=1, unusable=avoid)
+            if not chosen:
+                chosen = place_upto(policy, cands, fixed=fixed, count=1, unusable=unreachable)
+            target = chosen[0] if chosen else None
+        if target is None:
+            continue
+        out[m.idx] = target
+        fixed.append(world.candidates[target])
+        held.add(target)
+    return out
+
+
+async def _complete_pack(
+    ctx: VaultContext,
+    pack: int,
+    missing: list[MissingShare],
+    world: _World,
+    policy: Policy,
+    report: RepairReport,
+    dry_run: bool,
+) -> None:
+    cat, store = ctx.catalog, ctx.store
+    pack_id, size, k, n = cat.pack_info(pack)
+    rows = cat.shares_of(pack)
+    fixed = [c for c in (world.candidates.get(s.provider) for s in rows) if c is not None]
+    targets = _completion_targets(policy, world, missing, fixed)
+    for m in missing:
+        if m.idx in targets:
+            report.actions.append(
+                {
+                    "pack": pack_id.hex(),
+                    "share": m.idx,
+                    "from": None,
+                    "to": world.names.get(targets[m.idx]),
+                    "reason": f"under-replicated: {m.reason}",
+                    "in_place": False,
+                }
+            )
+    if dry_run or not targets:
+        return
+    before = len(store.problems)
+    shares = [(s.idx, s.provider, s.size, s.root) for s in rows]
+    data = await store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
+    for p in store.problems[before:]:
+        report.failures.append(
+            f"{p.provider}: {p.kind} share {p.share} while completing: {p.message}"
+        )
+    report.bytes_read += k * ShareLayout.for_total(rows[0].size).data_len
+    enc = await store.encode(pack_id, data, k, n)
+    writer = PackWriter(cat, store, policy, list(world.candidates.values()))
+    writer.failed.update(c for c in world.candidates if c not in world.reachable)
+    placed = [c for c in (world.candidates.get(s.provider) for s in rows) if c is not None]
+    for m in missing:
+        target = targets.get(m.idx)
+        if target is None:
+            continue
+        if enc.roots[m.idx] != m.root or len(enc.shares[m.idx]) != m.size:
+            raise OwnvaultError(
+                f"regenerated share {m.idx} of pack {pack_id.hex()} does not match its record"
+            )
+        name = data_share_name(pack_id, m.idx)
+        others = placed + [world.candidates[t] for i, t in targets.items() if i != m.idx]
+
+        def claim(t: int, idx: int = m.idx) -> None:
+            cat.underrep.set_tried(pack_id, idx, t)
+
+        # Recorded before the write: an interrupted run finds (and can clean) the copy.
+        cat.underrep.set_tried(pack_id, m.idx, target)
+        try:
+            final = await writer.put_share(
+                pack, m.idx, enc.shares[m.idx], target, others, name=name, replace=True,
+                claim=claim,
+            )  # fmt: skip
+        except ProviderError as exc:
+            report.failures.append(f"pack {pack_id.hex()} share {m.idx}: {exc.message}")
+            continue
+        cat.underrep.complete(pack, m.idx, final)
+        placed.append(world.candidates[final])
+        report.bytes_written += m.size
+        report.shares_completed += 1
+        if m.tried is not None and m.tried != final and m.tried in world.reachable:
+            await store.delete_share(m.tried, name)

@@ -58,7 +58,7 @@ class Health:
                 max_bytes=max_bytes,
                 progress=progress,
             )
-            if report.shares_moved:
+            if report.shares_moved or report.shares_completed:
                 await self.ctx.events.emit(PacksRewritten())
         return report
 

@@ -362,7 +362,12 @@ class VaultContext:
 
     async def push_catalog_safely(self) -> SnapshotResult | None:
         try:
-            return await self.push_catalog()
+            result = await self.push_catalog()
+            if result.missing:
+                self.warn(
+                    f"catalog snapshot {result.seq} is under-replicated ({result.missing} share(s) not placed); `ownvault repair` completes it"
+                )
+            return result
         except OwnvaultError as exc:
             self.warn(
                 f"the catalog could not be written to the providers ({exc.message}); "

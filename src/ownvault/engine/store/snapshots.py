@@ -28,7 +28,14 @@ from ownvault.core.snapshot import (
     snapshot_prefix,
 )
 from ownvault.engine.store.catalog import Catalog, ProviderRow
-from ownvault.engine.store.placement import THIS_MACHINE, Candidate, Policy, capacity, place
+from ownvault.engine.store.placement import (
+    THIS_MACHINE,
+    Candidate,
+    Policy,
+    capacity,
+    place,
+    place_upto,
+)
 from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import (
     DataUnavailableError,
@@ -56,6 +63,7 @@ class SnapshotResult:
     bytes: int
     shares_written: int
     locators_written: int
+    missing: int = 0  # shares no provider could take (at most n - happy per piece)
 
 
 def _pad(sealed: bytes) -> bytes:
@@ -96,9 +104,11 @@ def snapshot_policy(policy: Policy, candidates: list[Candidate]) -> Policy:
         )
     k = min(policy.k, n - 1)
     mpj = None if policy.max_per_jurisdiction is None else min(policy.max_per_jurisdiction, n)
+    # As many shares may be missing as the vault's policy allows (n - happy), never below k.
+    happy = max(k, policy.happy_shares - (policy.n - n))
     return Policy(
         k, n, policy.jurisdictions, policy.exclude, mpj, 1,
-        policy.survive_jurisdiction_loss, policy.survive_domain_loss,
+        policy.survive_jurisdiction_loss, policy.survive_domain_loss, happy,
     )  # fmt: skip
 
 
@@ -111,19 +121,19 @@ async def _place_piece(
     shares: list[bytes],
     roots: list[bytes],
     load: dict[int, int],
+    failed: set[int],
 ) -> list[dict[str, Any]]:
     """Write the shares of one snapshot piece where the policy says; a provider that fails
-    is replaced by another the policy allows (next to the shares already written)."""
+    (added to ``failed``) is replaced by another the policy allows (next to the shares
+    already written)."""
     by_id = {c.id: c for c in candidates}
-    failed: set[int] = set()
     placed: dict[int, tuple[int, bytes]] = {}  # share index -> (provider id, root)
     todo = list(range(len(shares)))
     while todo:
         cands = [replace(c, load=load.get(c.id, 0)) for c in candidates]
         fixed = [by_id[pid] for pid, _root in placed.values()]
-        try:
-            targets = place(policy, cands, unusable=failed, fixed=fixed, count=len(todo))
-        except PolicyError:
+        targets = place_upto(policy, cands, unusable=failed, fixed=fixed, count=len(todo))
+        if not targets:
             break
 
         async def put(i: int, pid: int) -> None:
@@ -139,7 +149,9 @@ async def _place_piece(
             placed[i] = (pid, roots[i])
             load[pid] = load.get(pid, 0) + len(shares[i])
 
-        await asyncio.gather(*(put(i, pid) for i, pid in zip(todo, targets, strict=True)))
+        # Each round places what it can: every target either takes its share or joins
+        # ``failed``, so the rounds end.
+        await asyncio.gather(*(put(i, pid) for i, pid in zip(todo, targets, strict=False)))
         todo = [i for i in todo if i not in placed]
     return [
         {"index": i, "provider": by_id[pid].name, "root": root.hex(), "size": len(shares[i])}
@@ -172,18 +184,26 @@ async def write_snapshot(
     shares_written = 0
     load = {c.id: c.load for c in cands}
     off_machine: int | None = None  # the fewest shares of a piece outside this machine
+    failed: set[int] = set()
+    unplaced: list[tuple[bytes, int, int, bytes]] = []  # (piece, idx, size, root)
     for start in range(0, len(padded), MAX_PACK_SIZE):
         piece = padded[start : start + MAX_PACK_SIZE]
         pack_size_class(len(piece))
         pack_id = new_pack_id()
         enc = await store.encode(pack_id, piece, k, n)
         placed = await _place_piece(
-            store, pol, cands, prefix, pack_id, list(enc.shares), list(enc.roots), load
+            store, pol, cands, prefix, pack_id, list(enc.shares), list(enc.roots), load, failed
         )
-        if len(placed) < k:
+        if len(placed) < pol.happy_shares:
+            down = ", ".join(sorted(store.names.get(p, str(p)) for p in failed)) or "none"
             raise DataUnavailableError(
-                f"catalog snapshot {seq}: only {len(placed)} of {n} shares could be written (need {k})"
+                f"catalog snapshot {seq}: only {len(placed)} of {n} shares could be written "
+                f"(need {pol.happy_shares}, the policy's happy); providers down or failing: {down}"
             )
+        done = {int(sh["index"]) for sh in placed}
+        unplaced += [
+            (pack_id, i, len(enc.shares[i]), enc.roots[i]) for i in range(n) if i not in done
+        ]
         shares_written += len(placed)
         zone = {c.name: c.zone for c in cands}
         off = sum(1 for sh in placed if zone.get(sh["provider"]) != THIS_MACHINE)
@@ -214,8 +234,10 @@ async def write_snapshot(
             "snapshot_placement",
             json.dumps({"seq": seq, "k": k, "n": n, "off_machine": off_machine or 0}),
         )
+    # The newest snapshot's missing shares (repair writes a new snapshot to complete them).
+    catalog.underrep.set_snapshot(seq, unplaced)
     await _prune(store, providers, seq)
-    return SnapshotResult(seq, len(padded), shares_written, written)
+    return SnapshotResult(seq, len(padded), shares_written, written, len(unplaced))
 
 
 async def _write_locators(

@@ -38,6 +38,13 @@ VersionQ = Annotated[
 ]
 
 
+class UnderReplicatedPiece(BaseModel):
+    pack: str
+    placed: int
+    wanted: int
+    missing: list[int]
+
+
 class PutOut(BaseModel):
     name: str
     version: int
@@ -48,6 +55,11 @@ class PutOut(BaseModel):
     new_bytes: int
     new_chunks: int
     packs: int
+    under_replicated: list[UnderReplicatedPiece] = Field(
+        default_factory=list,
+        description="Pieces written with fewer than n shares (at least the policy's happy); "
+        "repair completes them.",
+    )
 
 
 class ObjectOut(BaseModel):

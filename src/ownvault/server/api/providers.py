@@ -109,6 +109,12 @@ class PolicyDoc(BaseModel):
     max_per_jurisdiction: int | None = Field(default=None, ge=1, le=32)
     max_per_provider: int = Field(default=1, ge=1, le=32)
     survive_jurisdiction_loss: bool = False
+    happy: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Shares of each piece a write must place (k..n); null: n-1.",
+    )
 
 
 class PolicyOut(BaseModel):
@@ -392,6 +398,7 @@ def router(state: ApiState) -> APIRouter:
             body.max_per_jurisdiction,
             body.max_per_provider,
             body.survive_jurisdiction_loss,
+            happy=body.happy,
         )
         async with state.vault.ctx.write():
             return await vault.fleet.set_policy(new)

@@ -1,0 +1,309 @@
+"""Degraded writes against real storage node processes (docs/design.md, "Degraded writes").
+
+A put succeeds while at least ``happy`` shares of each piece can be placed, records the
+missing ones (``catalog.underrep``) and says so; below ``happy`` it fails naming the nodes
+that are down and leaves nothing visible; repair (and the maintenance loop) completes the
+pieces once a node is back or a new one is added; ``kill -9`` during a degraded put, during
+the completion and during a snapshot write loses nothing and the next run finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ownvault.core.pack import share_name
+from ownvault.engine.maintenance import MaintenanceConfig, maintain
+from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.vault import Vault
+from ownvault.errors import ProviderError
+
+from ..server.nodes import Node, NodeCluster
+from .helpers import PASS, Vaults, make_vault, run
+from .test_crash import cli, kill_after, wait_ok
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NodeCluster]:
+    with NodeCluster(tmp_path / "nodes") as c:
+        yield c
+
+
+def node_vault(path: Path, nodes: list[Node]) -> Vault:
+    """k=3, n=6 over the nodes, happy left at its default (n-1 = 5)."""
+    vault = make_vault(path, providers=0, k=3, n=6)
+    for i, node in enumerate(nodes):
+        run(vault.fleet.add_provider(f"node-{i}", node.url))
+    return vault
+
+
+async def read_all(vault: Vault, name: str) -> bytes:
+    return b"".join([piece async for piece in vault.files.read(name)])
+
+
+async def holders_ok(vault: Vault) -> list[int]:
+    """Every live share the catalog names is on its provider with its size; returns the
+    number of shares of each live pack."""
+    cat = vault.catalog
+    counts = []
+    for pack in cat.live_packs():
+        pack_id, *_ = cat.pack_info(pack)
+        rows = cat.shares_of(pack)
+        for s in rows:
+            info = await vault.ctx.store.providers[s.provider].stat(
+                share_name(DATA_PREFIX, pack_id, s.idx)
+            )
+            assert info.size == s.size
+        assert len({s.provider for s in rows}) == len(rows)
+        counts.append(len(rows))
+    return counts
+
+
+def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
+    nodes = cluster.start_many(6)
+    vault = vaults.track(node_vault(tmp_path / "vault", nodes))
+    data = os.urandom(3_000_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    cluster.kill(nodes[2])
+
+    [res] = run(vault.files.put([tmp_path / "f.bin"]))
+    assert res.under_replicated, "the put must say which pieces are short"
+    assert all(u["placed"] == 5 and u["wanted"] == 6 for u in res.under_replicated)
+    assert res.to_json()["under_replicated"] == list(res.under_replicated)
+    cat = vault.catalog
+    assert cat.underrep.count() == len(res.under_replicated) + 1  # + the catalog snapshot
+    assert cat.underrep.snapshot_missing() == 1
+    assert run(holders_ok(vault)) == [5] * len(cat.live_packs())
+    assert run(read_all(vault, "f.bin")) == data
+
+    # Still down: repair leaves the record (nothing else can take a 6th share).
+    rep = run(vault.health.repair())
+    assert rep.shares_completed == 0 and rep.under_replicated_left == cat.underrep.count() > 0
+
+    cluster.restart(nodes[2])
+    rep = run(vault.health.repair())
+    assert rep.shares_completed == len(res.under_replicated)
+    assert rep.snapshot_rewritten and not rep.failures
+    assert cat.underrep.count() == 0 and rep.under_replicated_left == 0
+    assert run(holders_ok(vault)) == [6] * len(cat.live_packs())
+    # The node that came back holds its share of every pack now: readable without two others.
+    cluster.kill(nodes[0])
+    cluster.kill(nodes[1])
+    assert run(read_all(vault, "f.bin")) == data
+
+
+def test_put_below_happy_fails_naming_the_nodes_and_stores_nothing(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
+    nodes = cluster.start_many(6)
+    vault = vaults.track(node_vault(tmp_path / "vault", nodes))
+    (tmp_path / "f.bin").write_bytes(os.urandom(2_000_000))
+    cluster.kill(nodes[1])
+    cluster.kill(nodes[4])
+    with pytest.raises(ProviderError) as info:
+        run(vault.files.put([tmp_path / "f.bin"]))
+    message = str(info.value)
+    assert "node-1 (" in message and "node-4 (" in message, message
+    assert "at least 5 are needed" in message
+    assert info.value.exit_code == 6
+    assert run(vault.files.ls())["objects"] == []
+    assert vault.catalog.pending_packs() == [] and vault.catalog.live_packs() == []
+    assert vault.catalog.underrep.count() == 0
+
+    async def stored_shares() -> int:
+        found = 0
+        for pid, p in vault.ctx.store.providers.items():
+            if vault.ctx.store.names[pid] in ("node-1", "node-4"):
+                continue
+            found += len([o async for o in p.list(DATA_PREFIX + "/")])
+        return found
+
+    assert run(stored_shares()) == 0
+
+
+def test_a_new_node_takes_the_missing_shares(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
+    nodes = cluster.start_many(6)
+    vault = vaults.track(node_vault(tmp_path / "vault", nodes))
+    (tmp_path / "f.bin").write_bytes(os.urandom(2_000_000))
+    cluster.kill(nodes[5])
+    [res] = run(vault.files.put([tmp_path / "f.bin"]))
+    assert res.under_replicated
+    [extra] = cluster.start_many(1)
+    run(vault.fleet.add_provider("node-6", extra.url))
+    rep = run(vault.health.repair())
+    assert rep.shares_completed == len(res.under_replicated)
+    assert vault.catalog.underrep.count() == 0
+    new = next(r.id for r in vault.catalog.providers() if r.name == "node-6")
+    for pack in vault.catalog.live_packs():
+        assert new in {s.provider for s in vault.catalog.shares_of(pack)}
+
+
+def test_the_maintenance_loop_completes_when_the_node_returns(
+    vaults: Vaults, tmp_path: Path, cluster: NodeCluster
+) -> None:
+    nodes = cluster.start_many(6)
+    vault = vaults.track(node_vault(tmp_path / "vault", nodes))
+    (tmp_path / "f.bin").write_bytes(os.urandom(1_000_000))
+    cluster.kill(nodes[3])
+    [res] = run(vault.files.put([tmp_path / "f.bin"]))
+    assert res.under_replicated
+    cluster.restart(nodes[3])
+
+    async def no_sleep(_seconds: float) -> None:
+        return None
+
+    config = MaintenanceConfig(first_delay=0.0, unreachable_grace=None)
+    state = run(maintain(vault.ctx, config, rounds=1, rng=random.Random(7), sleep=no_sleep))
+    assert state.repairs == 1, state.last_error
+    assert state.last_repair is not None
+    assert state.last_repair["shares_completed"] == len(res.under_replicated)
+    assert vault.catalog.underrep.count() == 0
+
+
+def _open_check(vault_path: Path, data: dict[str, bytes]) -> tuple[int, dict[str, str]]:
+    """Open the vault: every visible file reads back, every share the catalog names exists,
+    every live pack has at least happy (5) shares. Returns (under-replicated pieces, meta)."""
+    vault = Vault.open(vault_path, PASS)
+    try:
+        assert all(c >= 5 for c in run(holders_ok(vault)))
+        for o in run(vault.files.ls())["objects"]:
+            assert run(read_all(vault, o["name"])) == data[o["name"]]
+        run(holders_ok(vault))
+        meta = {k: vault.catalog.meta(k) or "" for k in ("seq", "snapshot_seq", "unpushed")}
+        return vault.catalog.underrep.count(), meta
+    finally:
+        run(vault.close())
+
+
+# A real process that runs one vault operation and stops for good right after the first
+# object under PREFIX is durably written (so the test can kill -9 it at that exact point).
+HOLD_AFTER_WRITE = """
+import asyncio, sys
+from pathlib import Path
+from ownvault.engine.store.shares import ShareStore
+from ownvault.engine.vault import Vault
+
+vault_path, op, arg, prefix, marker = sys.argv[1:6]
+real = ShareStore.put_share
+
+async def put_share(self, provider, name, data):
+    await real(self, provider, name, data)
+    if name.startswith(prefix):
+        Path(marker).write_text(name)
+        await asyncio.sleep(3600)
+
+ShareStore.put_share = put_share
+
+async def main():
+    vault = Vault.open(vault_path, sys.argv[6])
+    if op == "put":
+        await vault.files.put([arg])
+    else:
+        await vault.health.repair()
+
+asyncio.run(main())
+"""
+
+
+def kill_at_first_write(vault_path: Path, op: str, arg: str, prefix: str, tmp: Path) -> str:
+    """Run ``op`` in a process, kill -9 it once its first write under ``prefix`` is
+    durable; returns that object's name."""
+    marker = tmp / f"marker-{os.urandom(4).hex()}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            HOLD_AFTER_WRITE,
+            str(vault_path),
+            op,
+            arg,
+            prefix,
+            str(marker),
+            PASS,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the operation never wrote under " + prefix
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    return marker.read_text()
+
+
+@pytest.mark.slow
+def test_kill_9_during_degraded_put_completion_and_snapshot(
+    tmp_path: Path, cluster: NodeCluster
+) -> None:
+    nodes = cluster.start_many(6)
+    vault_path = tmp_path / "vault"
+    run(node_vault(vault_path, nodes).close())
+    rnd = random.Random(14)
+    data = {f"f{i}.bin": rnd.randbytes(6_000_000) for i in range(5)}
+    for name, blob in data.items():
+        (tmp_path / name).write_bytes(blob)
+    cluster.kill(nodes[2])
+
+    # An uninterrupted degraded put (CLI, --json) says which pieces are short.
+    proc = cli(vault_path, "--json", "put", str(tmp_path / "f0.bin"))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    stored = json.loads(out)["stored"][0]
+    assert stored["under_replicated"] and stored["under_replicated"][0]["placed"] == 5
+    assert b"under-replicated" not in err  # --json: the document only
+
+    # kill -9 during degraded puts at random moments; the same put run again finishes.
+    for name in ("f1.bin", "f2.bin"):
+        for delay in (rnd.uniform(0.2, 2.0), rnd.uniform(0.2, 2.0)):
+            kill_after(cli(vault_path, "put", str(tmp_path / name)), delay)
+            _open_check(vault_path, data)
+        wait_ok(cli(vault_path, "put", str(tmp_path / name)), 300)
+
+    # kill -9 in the middle of a degraded pack write (one share durable, the pack pending).
+    kill_at_first_write(vault_path, "put", str(tmp_path / "f3.bin"), "shares/", tmp_path)
+    _open_check(vault_path, data)
+    wait_ok(cli(vault_path, "put", str(tmp_path / "f3.bin")), 300)
+
+    # kill -9 during a snapshot write: the version is committed, its snapshot owed.
+    kill_at_first_write(vault_path, "put", str(tmp_path / "f4.bin"), "catalog/", tmp_path)
+    count, meta = _open_check(vault_path, data)
+    assert meta["unpushed"] == "1" and meta["seq"] != meta["snapshot_seq"], meta
+    wait_ok(cli(vault_path, "put", str(tmp_path / "f4.bin")), 300)  # pushes what was owed
+    count, meta = _open_check(vault_path, data)
+    assert count > 0 and meta["unpushed"] == "0" and meta["seq"] == meta["snapshot_seq"]
+
+    # The node is back: kill -9 the completion right after its first share is durable
+    # (its record not yet switched), then at random moments, then let it finish.
+    cluster.restart(nodes[2])
+    kill_at_first_write(vault_path, "repair", "", "shares/", tmp_path)
+    assert _open_check(vault_path, data)[0] > 0
+    for _ in range(2):
+        kill_after(cli(vault_path, "repair"), rnd.uniform(0.3, 2.5))
+        _open_check(vault_path, data)
+    wait_ok(cli(vault_path, "repair"), 300)
+    count, meta = _open_check(vault_path, data)
+    assert count == 0 and meta["unpushed"] == "0"
+    vault = Vault.open(vault_path, PASS)
+    try:
+        assert set(run(holders_ok(vault))) == {6}
+        assert {o["name"] for o in run(vault.files.ls())["objects"]} == set(data)
+    finally:
+        run(vault.close())
