@@ -258,6 +258,7 @@ def test_kill_9_during_degraded_put_completion_and_snapshot(
     run(node_vault(vault_path, nodes).close())
     rnd = random.Random(14)
     data = {f"f{i}.bin": rnd.randbytes(6_000_000) for i in range(5)}
+    data["h.bin"] = rnd.randbytes(1_000_000)
     for name, blob in data.items():
         (tmp_path / name).write_bytes(blob)
     cluster.kill(nodes[2])
@@ -268,7 +269,10 @@ def test_kill_9_during_degraded_put_completion_and_snapshot(
     assert proc.returncode == 0, err.decode()
     stored = json.loads(out)["stored"][0]
     assert stored["under_replicated"] and stored["under_replicated"][0]["placed"] == 5
-    assert b"under-replicated" not in err  # --json: the document only
+    assert b"under-replicated: pack" not in err  # --json: the document, no human lines
+    proc = cli(vault_path, "put", str(tmp_path / "h.bin"))
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and b"under-replicated: pack" in err, err.decode()
 
     # kill -9 during degraded puts at random moments; the same put run again finishes.
     for name in ("f1.bin", "f2.bin"):
