@@ -73,3 +73,25 @@ def test_providers_policy_rebalance(tmp_path: Path) -> None:
     ov(vault, "get", "f.bin", "-o", str(tmp_path / "out"))
     assert (tmp_path / "out").read_bytes() == (tmp_path / "f.bin").read_bytes()
     assert json.loads(ov(vault, "check", "--json").stdout)["policy_ok"]
+
+
+def test_policy_happy(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    ov(vault, "init", "--phrase-file", str(tmp_path / "phrase"))
+    doc = js(ov(vault, "policy", "show", "--json"))
+    assert (
+        doc["policy"]["happy"] is None and "a write needs 5 placed (default n-1)" in doc["describe"]
+    )
+    doc = js(ov(vault, "policy", "set", "--happy", "4", "--json"))
+    assert doc["policy"]["happy"] == 4 and "a write needs 4 placed" in doc["describe"]
+    # Other changes keep it; below k or above n is a usage error (exit 2) and nothing changes.
+    assert (
+        js(ov(vault, "policy", "set", "--max-per-provider", "1", "--json"))["policy"]["happy"] == 4
+    )
+    p = ov(vault, "policy", "set", "--happy", "2", check=2)
+    assert "--happy must be between k and n" in p.stderr
+    ov(vault, "policy", "set", "--happy", "7", check=2)
+    ov(vault, "policy", "set", "--happy", "4", "--default-happy", check=2)
+    assert js(ov(vault, "policy", "show", "--json"))["policy"]["happy"] == 4
+    doc = js(ov(vault, "policy", "set", "--default-happy", "--json"))
+    assert doc["policy"]["happy"] is None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 
 import pytest
@@ -16,8 +17,9 @@ from ownvault.engine.store.placement import (
     check_placement,
     domain_overflow,
     place,
+    place_upto,
 )
-from ownvault.errors import PolicyError, UsageError
+from ownvault.errors import FormatError, PolicyError, UsageError
 
 
 def cands(spec: str) -> list[Candidate]:
@@ -184,3 +186,24 @@ def test_places_whenever_any_placement_exists(
     assert check_placement(policy, k, n, holders) == []
     # The soft domain rule: as few shares above n-k per domain as any placement allows.
     assert domain_overflow(policy, holders) == best
+
+
+def test_policy_happy_defaults_validates_and_is_versioned() -> None:
+    assert Policy(3, 6).happy_shares == 5 and Policy(1, 2).happy_shares == 1
+    assert Policy(3, 6, happy=3).happy_shares == 3 and Policy(3, 6, happy=6).happy_shares == 6
+    for bad in (2, 7, 0):
+        with pytest.raises(UsageError):
+            Policy(3, 6, happy=bad)
+    stored = json.loads(Policy(3, 6, happy=4).to_json())
+    assert stored["version"] == 2 and stored["happy"] == 4
+    assert Policy.from_json(Policy(3, 6, happy=4).to_json()) == Policy(3, 6, happy=4)
+    # A version-1 policy (before happy) reads with the default.
+    old = json.dumps({"k": 3, "n": 6, "jurisdictions": [], "exclude": []})
+    assert Policy.from_json(old).happy is None and Policy.from_json(old).happy_shares == 5
+    with pytest.raises(FormatError):
+        Policy.from_json(json.dumps({"version": 3, "k": 3, "n": 6}))
+    # A degraded write places what it can: five providers, one unusable -> 4 of 6, no error.
+    got = place_upto(Policy(3, 6), cands("DE DE FR FR NL"), unusable={2})
+    assert sorted(got) == [0, 1, 3, 4]
+    with pytest.raises(PolicyError):
+        place(Policy(3, 6), cands("DE DE FR FR NL"), unusable={2})
