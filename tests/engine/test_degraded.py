@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -311,3 +312,47 @@ def test_kill_9_during_degraded_put_completion_and_snapshot(
         assert {o["name"] for o in run(vault.files.ls())["objects"]} == set(data)
     finally:
         run(vault.close())
+
+
+def test_rebalance_moves_shares_of_an_under_replicated_pack(vaults: Vaults, tmp_path: Path) -> None:
+    # 7 folders, n=6, happy=5: two folders gone leave 5, so each pack is written short and
+    # has 5 share rows whose indexes are not their positions.
+    (tmp_path / "f.bin").write_bytes(os.urandom(1_500_000))
+    vault = vaults.track(make_vault(tmp_path / "v", providers=7, n=6))
+    for gone in ("local-3", "local-5"):
+        shutil.rmtree(tmp_path / "v" / "providers" / gone)
+    [res] = run(vault.files.put([tmp_path / "f.bin"]))
+    assert res.under_replicated
+    run(vault.fleet.add_provider("extra", (tmp_path / "extra").as_uri()))
+    cat = vault.catalog
+    names = {r.id: r.name for r in cat.providers()}
+    pack = cat.live_packs()[0]
+    last = max(cat.shares_of(pack), key=lambda s: s.idx)
+    # Draining the holder of the highest index moves exactly that share.
+    out = run(vault.fleet.remove_provider(names[last.provider]))
+    assert out["shares_moved"] >= 1
+    after = {s.idx: names[s.provider] for s in cat.shares_of(pack)}
+    assert after[last.idx] not in (names[last.provider], "local-3", "local-5")
+    assert run(holders_ok(vault)) == [5] * len(cat.live_packs())
+    assert run(read_all(vault, "f.bin")) == (tmp_path / "f.bin").read_bytes()
+
+
+def test_repair_regenerates_a_lost_share_of_an_under_replicated_pack(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    (tmp_path / "f.bin").write_bytes(os.urandom(1_500_000))
+    vault = vaults.track(make_vault(tmp_path / "v"))
+    shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
+    [res] = run(vault.files.put([tmp_path / "f.bin"]))
+    assert res.under_replicated
+    cat = vault.catalog
+    rows = {r.id: r for r in cat.providers()}
+    pack = cat.live_packs()[0]
+    pack_id, *_ = cat.pack_info(pack)
+    last = max(cat.shares_of(pack), key=lambda s: s.idx)  # index above its position
+    obj = share_name(DATA_PREFIX, pack_id, last.idx)
+    (tmp_path / "v" / rows[last.provider].url.removeprefix("file:") / "objects" / obj).unlink()
+    rep = run(vault.health.repair())
+    assert rep.shares_regenerated == 1 and rep.shares_rewritten_in_place == 1, rep.failures
+    assert rep.under_replicated_left == cat.underrep.count() > 0  # local-3 is still gone
+    assert run(holders_ok(vault)) == [5] * len(cat.live_packs())

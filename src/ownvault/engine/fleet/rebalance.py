@@ -203,7 +203,9 @@ async def rebalance(
                     continue
                 keep = _keep(policy, holders, spread=True)
             kept = [h for h in (holders[i] for i in keep) if h is not None]
-            moving = [s.idx for s in rows if s.idx not in keep]
+            # ``keep`` holds positions in ``rows``: a pack a degraded write left short has
+            # fewer rows than n, so positions and share indexes differ.
+            moving = [s.idx for pos, s in enumerate(rows) if pos not in keep]
             targets = place(policy, list(cands.values()), fixed=kept, count=len(moving))
             if len(keep) < len(rows) and not check_placement(policy, k, n, holders):
                 after = kept + [cands[t] for t in targets]
@@ -214,8 +216,9 @@ async def rebalance(
                 report.shares_moved += len(moving)
                 continue
             fixed = list(kept)
+            by_idx = {s.idx: s for s in rows}
             for idx, new in zip(moving, targets, strict=True):
-                await _move_share(ctx, writer, pack, idx, rows[idx].provider, new, fixed, report)
+                await _move_share(ctx, writer, pack, idx, by_idx[idx].provider, new, fixed, report)
         except PolicyError:
             raise
         except OwnvaultError as exc:
