@@ -87,6 +87,7 @@ def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
     assert cat.underrep.snapshot_missing() == 1
     assert run(holders_ok(vault)) == [5] * len(cat.live_packs())
     assert run(read_all(vault, "f.bin")) == data
+    assert run(vault.health.status())["pieces_under_replicated"] == cat.underrep.count()
 
     # Still down: repair leaves the record (nothing else can take a 6th share).
     rep = run(vault.health.repair())
@@ -97,6 +98,7 @@ def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
     assert rep.shares_completed == len(res.under_replicated)
     assert rep.snapshot_rewritten and not rep.failures
     assert cat.underrep.count() == 0 and rep.under_replicated_left == 0
+    assert run(vault.health.status())["pieces_under_replicated"] == 0
     assert run(holders_ok(vault)) == [6] * len(cat.live_packs())
     # The node that came back holds its share of every pack now: readable without two others.
     cluster.kill(nodes[0])

@@ -31,6 +31,7 @@ async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[s
         "pieces_degraded": verdict.pieces_degraded,
         "pieces_at_risk": verdict.pieces_at_risk,
         "pieces_lost": verdict.pieces_lost,
+        "pieces_under_replicated": ctx.catalog.underrep.count(),  # degraded writes to complete
         "at_risk_names": list(verdict.at_risk_names),
         "lost_names": list(verdict.lost_names),
         "known_bad_shares": verdict.known_bad_shares,
