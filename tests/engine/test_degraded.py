@@ -28,6 +28,7 @@ from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
 from ownvault.errors import ProviderError
 
+from ..server.apiserver import serve
 from ..server.nodes import Node, NodeCluster
 from .helpers import PASS, Vaults, make_vault, run
 from .test_crash import cli, kill_after, wait_ok
@@ -358,3 +359,24 @@ def test_repair_regenerates_a_lost_share_of_an_under_replicated_pack(
     assert rep.shares_regenerated == 1 and rep.shares_rewritten_in_place == 1, rep.failures
     assert rep.under_replicated_left == cat.underrep.count() > 0  # local-3 is still gone
     assert run(holders_ok(vault)) == [5] * len(cat.live_packs())
+
+
+def test_api_put_says_under_replicated_and_policy_carries_happy(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    vault = vaults.track(make_vault(tmp_path / "v"))
+    shutil.rmtree(tmp_path / "v" / "providers" / "local-3")
+    data = os.urandom(500_000)
+    with serve(vault) as live, live.client() as c:
+        r = c.put("/api/v1/files/content", params={"name": "d.bin"}, content=data)
+        assert r.status_code == 200, r.text
+        [piece] = r.json()["under_replicated"]
+        assert piece["placed"] == 5 and piece["wanted"] == 6 and len(piece["missing"]) == 1
+        doc = c.get("/api/v1/policy").json()
+        assert doc["policy"]["happy"] is None
+        doc["policy"]["happy"] = 4
+        r = c.put("/api/v1/policy", json=doc["policy"])
+        assert r.status_code == 200, r.text
+        assert c.get("/api/v1/policy").json()["policy"]["happy"] == 4 == vault.policy.happy
+        doc["policy"]["happy"] = 2  # below k
+        assert c.put("/api/v1/policy", json=doc["policy"]).status_code in (400, 422)
