@@ -170,7 +170,16 @@ def test_the_maintenance_loop_completes_when_the_node_returns(
         return None
 
     config = MaintenanceConfig(first_delay=0.0, unreachable_grace=None)
-    state = run(maintain(vault.ctx, config, rounds=1, rng=random.Random(7), sleep=no_sleep))
+    state = run(
+        maintain(
+            vault.ctx,
+            config,
+            rounds=1,
+            rng=random.Random(7),
+            sleep=no_sleep,
+            clock=lambda: 1_800_000_000.0,  # time stands still: only the hook makes repair due
+        )
+    )
     assert state.repairs == 1, state.last_error
     assert state.last_repair is not None
     assert state.last_repair["shares_completed"] == len(res.under_replicated)
