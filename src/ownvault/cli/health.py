@@ -129,6 +129,11 @@ def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
             f"{result['shares_moved']} elsewhere), {result['shares_verified_ok']} suspect share(s) verified fine; "
             f"read {human_size(result['bytes_read'])}, wrote {human_size(result['bytes_written'])}"
         )
+    if result["shares_completed"] or result["under_replicated_left"]:
+        click.echo(
+            f"under-replicated: {result['shares_completed']} share(s) completed, "
+            f"{result['under_replicated_left']} piece(s) still short of n"
+        )
     for f in result["failures"]:
         click.echo(f"failed: {f}", err=True)
     if result["lost"]:

@@ -576,7 +576,7 @@ async def _complete_pack(
                 {
                     "pack": pack_id.hex(),
                     "share": m.idx,
-                    "from": None,
+                    "from": world.names.get(m.tried, "unplaced") if m.tried else "unplaced",
                     "to": world.names.get(targets[m.idx]),
                     "reason": f"under-replicated: {m.reason}",
                     "in_place": False,
