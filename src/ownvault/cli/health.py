@@ -129,10 +129,15 @@ def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
             f"{result['shares_moved']} elsewhere), {result['shares_verified_ok']} suspect share(s) verified fine; "
             f"read {human_size(result['bytes_read'])}, wrote {human_size(result['bytes_written'])}"
         )
-    if result["shares_completed"] or result["under_replicated_left"]:
+    if (
+        result["shares_completed"]
+        or result["under_replicated_left"]
+        or result["snapshot_rewritten"]
+    ):
         click.echo(
             f"under-replicated: {result['shares_completed']} share(s) completed, "
             f"{result['under_replicated_left']} piece(s) still short of n"
+            + ("; catalog snapshot rewritten" if result["snapshot_rewritten"] else "")
         )
     for f in result["failures"]:
         click.echo(f"failed: {f}", err=True)
