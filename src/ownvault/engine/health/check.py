@@ -67,6 +67,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
         "policy": policy.describe(),
         "health": verdict.to_json(),
         "machine_loss": verdict.machine_loss.to_json(),
+        "pieces_under_replicated": ctx.catalog.underrep.count(),  # degraded writes to complete
     }
 
 
