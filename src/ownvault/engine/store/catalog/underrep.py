@@ -1,4 +1,4 @@
-"""The catalog's record of under-replicated pieces (table ``underrep``, schema 7).
+"""The catalog's record of under-replicated pieces (table ``underrep``, schema 8).
 
 A write succeeds while at least ``Policy.happy`` shares of a piece are durably placed
 (docs/design.md, "Degraded writes"); each share it could not place is a row here, with
