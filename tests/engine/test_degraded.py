@@ -122,7 +122,7 @@ def test_put_below_happy_fails_naming_the_nodes_and_stores_nothing(
     assert "node-1 (" in message and "node-4 (" in message, message
     assert "at least 5 are needed" in message
     assert info.value.exit_code == 6
-    assert run(vault.files.ls())["objects"] == []
+    assert run(vault.files.ls()).objects == []
     assert vault.catalog.pending_packs() == [] and vault.catalog.live_packs() == []
     assert vault.catalog.underrep.count() == 0
 
@@ -193,8 +193,8 @@ def _open_check(vault_path: Path, data: dict[str, bytes]) -> tuple[int, dict[str
     vault = Vault.open(vault_path, PASS)
     try:
         assert all(c >= 5 for c in run(holders_ok(vault)))
-        for o in run(vault.files.ls())["objects"]:
-            assert run(read_all(vault, o["name"])) == data[o["name"]]
+        for o in run(vault.files.ls()).objects:
+            assert run(read_all(vault, o.name)) == data[o.name]
         run(holders_ok(vault))
         meta = {k: vault.catalog.meta(k) or "" for k in ("seq", "snapshot_seq", "unpushed")}
         return vault.catalog.underrep.count(), meta
@@ -327,7 +327,7 @@ def test_kill_9_during_degraded_put_completion_and_snapshot(
     vault = Vault.open(vault_path, PASS)
     try:
         assert set(run(holders_ok(vault))) == {6}
-        assert {o["name"] for o in run(vault.files.ls())["objects"]} == set(data)
+        assert {o.name for o in run(vault.files.ls()).objects} == set(data)
     finally:
         run(vault.close())
 
