@@ -90,6 +90,9 @@ def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
     assert run(read_all(vault, "f.bin")) == data
     assert run(vault.health.status())["pieces_under_replicated"] == cat.underrep.count()
     assert run(vault.health.check())["pieces_under_replicated"] == cat.underrep.count()
+    health = run(vault.health.status())["health"]
+    assert health["state"] == "degraded"
+    assert any("written while providers were down" in r for r in health["reasons"])
 
     # Still down: repair leaves the record (nothing else can take a 6th share).
     rep = run(vault.health.repair())

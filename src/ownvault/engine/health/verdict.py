@@ -318,6 +318,12 @@ async def assess(
     if pieces.degraded and not pieces.lost and not pieces.at_risk:
         reasons.append(f"{pieces.degraded} piece(s) have fewer than n good shares")
         advice.append(f"run `ownvault repair`: {pieces.degraded} piece(s) are degraded")
+    under = cat.underrep.count()
+    if under:  # counted in pieces.degraded too: they hold fewer than n shares
+        reasons.append(
+            f"{under} piece(s) were written while providers were down and wait for their "
+            "missing shares (repair or the daemon completes them)"
+        )
     missing_named = sorted((names[pid], count) for pid, count in pieces.missing_on.items() if count)
     if missing_named:
         reasons.append(
