@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import random
 from collections.abc import Awaitable
@@ -18,10 +19,21 @@ PASS = "test passphrase"
 
 
 def run(coro: Awaitable[T]) -> T:
+    """Run ``coro`` to completion from synchronous test code.
+
+    Playwright's sync API (the session-wide browser of tests/web) keeps an event loop
+    running in the main thread; there ``asyncio.run`` refuses, so the coroutine runs on a
+    fresh loop in a worker thread instead, and test order does not matter."""
+
     async def wrap() -> T:
         return await coro
 
-    return asyncio.run(wrap())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wrap())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, wrap()).result()
 
 
 def make_vault(path: Path, **options: object) -> Vault:
