@@ -7,6 +7,7 @@ One Starlette app per process, holding one open :class:`~ownvault.engine.vault.V
 ``/healthz``  ``{"ok": true}``                                                public
 ``/api/v1``   the vault API (:mod:`ownvault.server.api`), OpenAPI document    token
               at ``/api/v1/openapi.json``
+``/dav/``     the vault as a WebDAV drive (:mod:`ownvault.server.dav`)        token
 ``/``         the web UI (:mod:`ownvault.server.web`): static files only,     public
               every private byte comes from ``/api/v1``
 ============  =============================================================  ===========
@@ -31,9 +32,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ownvault.engine.files.drive import Drive, DriveOptions
 from ownvault.engine.vault import Vault
 from ownvault.server.api import create_api
 from ownvault.server.api.state import API_PREFIX, ApiLimits, ApiState, Sessions, new_token
+from ownvault.server.dav import DAV_PREFIX, DavApp
 from ownvault.server.gateway import Gateway
 from ownvault.server.guard import Guard
 from ownvault.server.web import ui_routes
@@ -43,7 +46,9 @@ __all__ = ["LAUNCH_PATH", "create_app", "routes"]
 LAUNCH_PATH = "/launch/"
 
 
-def routes(vault: Vault, gateway: Gateway, state: ApiState | None = None) -> list[BaseRoute]:
+def routes(
+    vault: Vault, gateway: Gateway, state: ApiState | None = None, drive: Drive | None = None
+) -> list[BaseRoute]:
     """Every route of the app; mount new sub-apps here."""
 
     async def health(_request: Request) -> Response:
@@ -56,6 +61,8 @@ def routes(vault: Vault, gateway: Gateway, state: ApiState | None = None) -> lis
     if state is not None:
         out.append(Mount(API_PREFIX, app=create_api(state)))
         out.append(Route(LAUNCH_PATH + "{nonce}", launcher(state), methods=["GET"]))
+        if drive is not None:
+            out.append(Mount(DAV_PREFIX, app=DavApp(drive, state.sessions)))
         out.extend(ui_routes())
     return out
 
@@ -91,14 +98,16 @@ def create_app(
     loopback: bool = True,
     limits: ApiLimits | None = None,
     api: bool = True,
+    drive: DriveOptions | None = None,
 ) -> Guard:
     """The whole app. ``token``: the session token (a new random one when None), in
     ``app.state.token``; ``loopback``: answer only to loopback host names; ``api=False``
-    serves the gateway alone."""
+    serves the gateway alone; ``drive``: the WebDAV drive's cache and spool sizes."""
     gateway = Gateway(vault)
     limits = limits or ApiLimits()
     token = token or new_token()
     state = ApiState(vault, Sessions(token), limits) if api else None
+    dav = Drive(vault.ctx, drive) if api else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -108,8 +117,10 @@ def create_app(
             if state is not None:
                 await state.jobs.close()
             await gateway.close()
+            if dav is not None:
+                await dav.close()
 
-    app = Starlette(routes=routes(vault, gateway, state), lifespan=lifespan)
+    app = Starlette(routes=routes(vault, gateway, state, dav), lifespan=lifespan)
     app.state.api = state
     launches = state.launches if state is not None else None
     return Guard(app, loopback=loopback, limits=limits, token=token, launches=launches)

@@ -16,7 +16,7 @@ Checked in this order, before any route or authentication runs:
    (HTTP/1.0) is 400 there.
 3. **Body limits**: every request has a byte budget (:meth:`Guard.budget`):
    ``ApiLimits.upload_chunk`` for ``PATCH /api/v1/uploads/{id}``,
-   ``ApiLimits.upload_total`` for ``PUT /api/v1/files/content``, ``ApiLimits.json_body``
+   ``ApiLimits.upload_total`` for ``PUT /api/v1/files/content`` and WebDAV ``PUT /dav/…``, ``ApiLimits.json_body``
    for everything else. A declared ``Content-Length`` over it is 413 at once; the bytes
    actually read are counted too (chunked bodies, a server that does not enforce
    ``Content-Length``): past the budget, the app sees the client disconnect, the client
@@ -102,7 +102,7 @@ class Guard:
         of the two upload routes (which may send a chunked body)."""
         if method == "PATCH" and _UPLOAD_PATCH.fullmatch(path):
             return self.limits.upload_chunk, True
-        if method == "PUT" and path == _PUT_CONTENT:
+        if method == "PUT" and (path == _PUT_CONTENT or path.startswith("/dav/")):
             return self.limits.upload_total, True
         return self.limits.json_body, False
 
