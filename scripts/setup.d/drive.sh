@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real clients the drive tests (tests/drive) use, from Debian's packages:
-# fuse3 (fusermount3 and libfuse3, which `ownvault mount` needs), rclone (a WebDAV client)
+# fuse3 (fusermount3 and libfuse3, which `ownvault mount` needs), rsync, rclone (a WebDAV client)
 # and davfs2 (mount.davfs). Idempotent and quick when done. As root it installs what is
 # missing; not as root it only says what is missing (those tests then skip, saying why).
 set -euo pipefail
-PKGS=(fuse3 rclone davfs2)
+PKGS=(fuse3 rclone davfs2 rsync)
 have_all() {
   command -v fusermount3 >/dev/null && command -v rclone >/dev/null \
-    && command -v mount.davfs >/dev/null && ldconfig -p | grep -q 'libfuse3\.so'
+    && command -v mount.davfs >/dev/null && command -v rsync >/dev/null \
+    && ldconfig -p | grep -q 'libfuse3\.so'
 }
 have_all && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -34,7 +34,7 @@ def _same_tree(a: Path, b: Path) -> None:
 @needs_rclone
 def test_rclone_copy_check_ls_cat_moveto_delete(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    write_random_tree(src, seed=18, files=14, max_size=400_000)
+    write_random_tree(src, seed=18, files=8, max_size=400_000)
     for d in sorted((p for p in src.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(d.iterdir()):
             d.rmdir()  # rclone copies files, not empty folders

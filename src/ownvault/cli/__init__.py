@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "ownvault.cli.health",
     "ownvault.cli.nft",
     "ownvault.cli.backup",
+    "ownvault.cli.mount",
 ]
 
 for _module in COMMAND_MODULES:

@@ -14,8 +14,8 @@ write a file   spooled (:mod:`.driveio`), stored as a new version of its name wi
 remove a file  ``ownvault rm NAME``: every version of the name goes
 rename         the name (all its versions and tags) takes the new name; a folder
                renames every name under it, in one transaction
-make a folder  an empty folder lives in this drive's memory until a file is
-               stored in it (the vault stores names, not folders)
+make a folder  an empty folder lives in this drive's memory (the vault stores
+               names, not folders); so does a folder whose last file was removed
 =============  ==================================================================
 
 Files inside a stored tree, and everything under ``.versions``, are read-only here
@@ -31,7 +31,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ownvault.engine.files.driveio import PackCache, ReadHandle, Spool, SpoolArea
+from ownvault.engine.files.driveio import (
+    PackCache,
+    ReadHandle,
+    Spool,
+    SpoolArea,
+    remove_dead_spools,
+)
 from ownvault.engine.store.catalog import EntryRow, VersionRow
 from ownvault.engine.store.catalog.renames import rename_objects
 from ownvault.engine.store.context import VaultContext
@@ -120,7 +126,7 @@ class Drive:
         self._spools: SpoolArea | None = None
         self._dirs: set[str] = set()
         self._writers: dict[str, WriteHandle] = {}
-        self.log: list[str] = []  # refusals, for the front end's log
+        remove_dead_spools(ctx.path)
 
     @property
     def spools(self) -> SpoolArea:
@@ -426,7 +432,6 @@ class Drive:
             await put_paths(self.ctx, [handle.spool.path], name=handle.path)
             handle.spool.dirty = False
             handle.stored = True
-            self._dirs.discard(handle.path.rsplit("/", 1)[0])
 
     async def release(self, handle: ReadHandle | WriteHandle) -> None:
         """Close a handle; the last one of a path being written stores it (:meth:`flush`)."""
@@ -478,6 +483,12 @@ class Drive:
         if node.kind == "dir":
             raise DriveError(f"a folder: {path}", errno.EISDIR)
         await self._delete([node.path])
+        self._keep_parent(node.path)
+
+    def _keep_parent(self, path: str) -> None:
+        """A folder stays when its last file goes or leaves, until it is removed itself."""
+        if "/" in path:
+            self._dirs.add(path.rsplit("/", 1)[0])
 
     async def rmdir(self, path: str, *, recursive: bool = False) -> None:
         """Remove a folder: an empty one, or (``recursive``) every name under it too."""
@@ -535,6 +546,7 @@ class Drive:
             if d == node.path or d.startswith(node.path + "/"):
                 self._dirs.discard(d)
                 self._dirs.add(dest + d[len(node.path) :])
+        self._keep_parent(node.path)
 
     async def copy(self, old: str, new: str) -> None:
         """Copy a file to a new name: a new version of ``new`` with the same bytes (the

@@ -36,7 +36,14 @@ from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import IntegrityError, OwnvaultError
 
-__all__ = ["PackCache", "ReadHandle", "Spool", "SpoolArea", "SpoolFullError"]
+__all__ = [
+    "PackCache",
+    "ReadHandle",
+    "Spool",
+    "SpoolArea",
+    "SpoolFullError",
+    "remove_dead_spools",
+]
 
 SPOOL_DIR = "spool"
 
@@ -203,7 +210,7 @@ class SpoolArea:
         if base.is_symlink() or not base.is_dir():
             raise OwnvaultError(f"{base} is not a directory")
         os.chmod(base, 0o700, follow_symlinks=False)
-        _remove_dead(base)
+        remove_dead_spools(vault)
         self.dir = base / f"drive-{os.getpid()}-{secrets.token_hex(4)}"
         self.dir.mkdir(mode=0o700)
         self.max_bytes = max_bytes
@@ -216,8 +223,11 @@ class SpoolArea:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _remove_dead(base: Path) -> None:
+def remove_dead_spools(vault: Path) -> None:
     """Remove the spool folders of drives whose process is gone (killed mid-write)."""
+    base = vault / SPOOL_DIR
+    if base.is_symlink() or not base.is_dir():
+        return
     for d in base.iterdir():
         parts = d.name.split("-")
         if len(parts) != 3 or parts[0] != "drive" or not parts[1].isdigit():

@@ -1,0 +1,184 @@
+"""`ownvault mount` as a real process, used with real tools: ls, find, cat, cp, diff -r,
+rsync -a, dd with skip (ranged reads), mkdir/rm/mv, concurrent readers, a mount killed
+mid-write, unmount while busy, `fusermount3 -u`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.drive.helpers import cli_env, new_vault
+from tests.engine.helpers import write_random_tree
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
+    reason="FUSE tests need root, /dev/fuse and fusermount3 (scripts/setup.d/drive.sh "
+    "installs fuse3 as root)",
+)
+
+
+def ov(vault: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    cmd = [sys.executable, "-m", "ownvault", "--vault", str(vault), *args]
+    proc = subprocess.run(cmd, env=cli_env(), capture_output=True, timeout=120)
+    assert not check or proc.returncode == 0, proc.stderr.decode()
+    return proc
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(list(cmd), capture_output=True, timeout=120)
+    assert not check or proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+    return proc
+
+
+@contextmanager
+def mounted(vault: Path, mnt: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    mnt.mkdir(exist_ok=True)
+    err = open(mnt.parent / f"{mnt.name}.err", "wb")  # noqa: SIM115
+    cmd = [sys.executable, "-m", "ownvault", "--vault", str(vault), "mount", str(mnt), *extra]
+    proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=err)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert json.loads(line) == {"mounted": str(mnt)}, (
+            mnt.parent / f"{mnt.name}.err"
+        ).read_text()
+        yield proc
+    finally:
+        if proc.poll() is None:
+            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        err.close()
+
+
+def unmount(proc: subprocess.Popen[bytes], mnt: Path) -> None:
+    sh("fusermount3", "-u", str(mnt))
+    assert proc.wait(30) == 0
+
+
+def test_tools_through_the_mount(tmp_path: Path) -> None:
+    vault = new_vault(tmp_path / "vault")
+    src = tmp_path / "photos"
+    write_random_tree(src, seed=5, files=6, max_size=300_000)
+    big = random.Random(1).randbytes(3_000_000)
+    (tmp_path / "big.bin").write_bytes(big)
+    ov(vault, "put", str(src), str(tmp_path / "big.bin"))
+    mnt = tmp_path / "mnt"
+    with mounted(vault, mnt) as proc:
+        assert sorted(os.listdir(mnt)) == [".versions", "big.bin", "photos"]
+        sh("mkdir", str(mnt / "media"))
+        sh("mv", str(mnt / "big.bin"), str(mnt / "media" / "big.bin"))
+        sh("diff", "-r", str(src), str(mnt / "photos"))
+        found = sh("find", str(mnt / "photos"), "-type", "f").stdout.decode().split()
+        assert len(found) == 6
+        assert sh("cat", str(mnt / "media" / "big.bin")).stdout == big
+        # ranged reads at random offsets (dd skip), against `ownvault get --range`
+        rnd = random.Random(2)
+        for i in range(6):
+            block = 4096
+            skip = rnd.randrange(len(big) // block)
+            count = rnd.randrange(1, 40)
+            got = sh("dd", f"if={mnt / 'media' / 'big.bin'}", f"bs={block}", f"skip={skip}",
+                     f"count={count}", "status=none").stdout  # fmt: skip
+            a, b = skip * block, min(len(big), (skip + count) * block) - 1
+            assert got == big[a : b + 1]
+            if i == 0:  # the same bytes as `ownvault get --range`
+                out = tmp_path / "range.bin"
+                ov(vault, "get", "media/big.bin", "--range", f"{a}-{b}", "-o", str(out))
+                assert out.read_bytes() == got
+        # 8 readers at once
+        errors: list[str] = []
+
+        def reader(seed: int) -> None:
+            r = random.Random(seed)
+            with open(mnt / "media" / "big.bin", "rb") as f:
+                for _ in range(10):
+                    off = r.randrange(len(big))
+                    f.seek(off)
+                    if f.read(70_000) != big[off : off + 70_000]:
+                        errors.append(f"reader {seed} at {off}")
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        # write: cp a tree in, rsync -a another, mkdir / mv / rm
+        sh("cp", "-r", str(src), str(mnt / "copied"))
+        sh("diff", "-r", str(src), str(mnt / "copied"))
+        if shutil.which("rsync"):
+            sh("rsync", "-a", f"{src}/", f"{mnt / 'synced'}/")
+            sh("diff", "-r", str(src), str(mnt / "synced"))
+        one = next(p for p in sorted(src.rglob("*.bin")) if p.stat().st_size > 0)
+        rel = one.relative_to(src)
+        got = tmp_path / "got.bin"
+        ov(vault, "get", f"copied/{rel}", "-o", str(got))
+        assert got.read_bytes() == one.read_bytes()
+        (mnt / "notes").mkdir()
+        (mnt / "notes" / "a.txt").write_bytes(b"one")
+        (mnt / "notes" / "a.txt").write_bytes(b"two")
+        assert (mnt / ".versions" / "notes" / "a.txt" / "1").read_bytes() == b"one"
+        sh("mv", str(mnt / "notes" / "a.txt"), str(mnt / "notes" / "b.txt"))
+        assert os.listdir(mnt / "notes") == ["b.txt"]
+        ov(vault, "get", "notes/b.txt", "-o", str(tmp_path / "b.txt"))
+        assert (tmp_path / "b.txt").read_bytes() == b"two"
+        sh("rm", str(mnt / "notes" / "b.txt"))
+        sh("rmdir", str(mnt / "notes"))
+        assert not (mnt / "notes").exists()
+        # refusals: inside a stored tree, and under .versions
+        assert sh("touch", str(mnt / "photos" / "new"), check=False).returncode != 0
+        assert (
+            sh("rm", str(mnt / ".versions" / "media" / "big.bin" / "1"), check=False).returncode
+            != 0
+        )
+        # unmount while busy is refused; after closing, a clean unmount
+        with open(mnt / "media" / "big.bin", "rb"):
+            assert sh("fusermount3", "-u", str(mnt), check=False).returncode != 0
+        unmount(proc, mnt)
+
+
+def test_read_only_mount_and_a_mount_killed_mid_write(tmp_path: Path) -> None:
+    vault = new_vault(tmp_path / "vault")
+    (tmp_path / "doc.txt").write_bytes(b"the previous version")
+    ov(vault, "put", str(tmp_path / "doc.txt"))
+    mnt = tmp_path / "mnt"
+    with mounted(vault, mnt, "--read-only") as proc:
+        assert (mnt / "doc.txt").read_bytes() == b"the previous version"
+        assert sh("touch", str(mnt / "x"), check=False).returncode != 0
+        assert sh("rm", str(mnt / "doc.txt"), check=False).returncode != 0
+        unmount(proc, mnt)
+    with mounted(vault, mnt) as proc:
+        f = open(mnt / "doc.txt", "wb")  # noqa: SIM115
+        f.write(os.urandom(2_000_000))
+        f.flush()  # in the spool, not stored: the file is still open
+        spooled = list((vault / "spool").glob("drive-*/*"))
+        assert len(spooled) == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        sh("fusermount3", "-u", "-z", str(mnt))
+        with contextlib.suppress(OSError):  # the mount is gone
+            f.close()
+    listed = json.loads(ov(vault, "--json", "versions", "doc.txt").stdout)
+    assert [v["version"] for v in listed["versions"]] == [1]
+    ov(vault, "get", "doc.txt", "-o", str(tmp_path / "after.txt"))
+    assert (tmp_path / "after.txt").read_bytes() == b"the previous version"
+    # (the next drive removes the dead one's spool: tests/drive/test_drive.py)
