@@ -133,7 +133,11 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         return h
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        return self._run(self.drive.write(self._writer(fh), offset, data))
+        try:  # straight to the spool (thread-safe), without a hop to the loop
+            return self._writer(fh).spool.write(offset, data)
+        except SpoolFullError as exc:
+            print(f"ownvault mount: {exc.message}", file=sys.stderr, flush=True)
+            raise mfusepy.FuseOSError(errno.ENOSPC) from None
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         drive = self.drive
