@@ -39,18 +39,13 @@ def test_rclone_copy_check_ls_cat_moveto_delete(tmp_path: Path) -> None:
         if not any(d.iterdir()):
             d.rmdir()  # rclone copies files, not empty folders
     with served(tmp_path) as s:
-        obscured = subprocess.run(
-            ["rclone", "obscure", s.token], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        env = {
-            **os.environ,
-            "RCLONE_CONFIG": str(tmp_path / "rclone.conf"),
-            "RCLONE_CONFIG_OV_TYPE": "webdav",
-            "RCLONE_CONFIG_OV_URL": s.dav,
-            "RCLONE_CONFIG_OV_VENDOR": "other",
-            "RCLONE_CONFIG_OV_USER": "ownvault",
-            "RCLONE_CONFIG_OV_PASS": obscured,
-        }
+        env = {**os.environ, "RCLONE_CONFIG": str(tmp_path / "rclone.conf")}
+        # the README's setup, as written there
+        subprocess.run(
+            ["rclone", "config", "create", "ov", "webdav", f"url={s.dav}", "vendor=other",
+             "user=ownvault", f"pass={s.token}", "--obscure"],
+            env=env, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
 
         def rclone(*args: str) -> str:
             proc = subprocess.run(
