@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.drive.helpers import cli_env, new_vault
-from tests.engine.helpers import write_random_tree
+from tests.engine.helpers import make_vault, run, write_random_tree
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None,
@@ -182,3 +182,45 @@ def test_read_only_mount_and_a_mount_killed_mid_write(tmp_path: Path) -> None:
     ov(vault, "get", "doc.txt", "-o", str(tmp_path / "after.txt"))
     assert (tmp_path / "after.txt").read_bytes() == b"the previous version"
     # (the next drive removes the dead one's spool: tests/drive/test_drive.py)
+
+
+def test_open_grant_mount_is_read_only_and_verified(tmp_path: Path) -> None:
+    alice = make_vault(tmp_path / "alice", providers=3, k=2)
+    bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
+    src = tmp_path / "docs"
+    write_random_tree(src, seed=9, files=5, max_size=200_000)
+    big = random.Random(3).randbytes(1_500_000)
+    (tmp_path / "big.bin").write_bytes(big)
+    run(alice.files.put([src]))
+    run(alice.files.put([tmp_path / "big.bin"], name="media/big.bin"))
+    run(alice.files.put([tmp_path / "big.bin"], name="private.bin"))
+    run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
+    token = run(alice.sharing.share(names=["docs", "media/big.bin"], to="bob")).token
+    run(alice.close())
+    run(bob.close())
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = [sys.executable, "-m", "ownvault", "--vault", str(tmp_path / "bob"), "open", token,
+           "--mount", str(mnt)]  # fmt: skip
+    with open(tmp_path / "grant-mount.err", "wb") as err:
+        proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=err)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert json.loads(line) == {"mounted": str(mnt)}, (
+                tmp_path / "grant-mount.err"
+            ).read_text()
+            assert sorted(os.listdir(mnt)) == ["docs", "media"]  # private.bin is not shared
+            sh("diff", "-r", str(src), str(mnt / "docs"))
+            got = sh("dd", f"if={mnt / 'media' / 'big.bin'}", "bs=1000", "skip=700", "count=9",
+                     "status=none").stdout  # fmt: skip
+            assert got == big[700_000:709_000]
+            assert sh("touch", str(mnt / "docs" / "new"), check=False).returncode != 0
+            unmount(proc, mnt)
+        finally:
+            if proc.poll() is None:
+                subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from ownvault.cli.app import cli, common, get_ctx
+from ownvault.cli.mount import mount_grant_dir
 from ownvault.cli.parse import parse_expiry
 from ownvault.cli.render import emit, timestamp, warn
 from ownvault.cli.session import kdf_params, new_passphrase, read_vault, run_with_vault
@@ -481,11 +482,20 @@ def revoke(grant_id: str) -> None:
 @click.option(
     "-o", "--output", "out", type=click.Path(), help="Where to write NAME (default: its last part)."
 )
-def open_cmd(grant: str, name: str | None, out: str | None) -> None:
-    """Open a grant made for you: list what it shares, or fetch NAME (all verified)."""
+@click.option(
+    "--mount",
+    "mount_dir",
+    type=click.Path(file_okay=False),
+    help="Show what the grant shares as read-only folders at DIR (FUSE) until unmounted.",
+)
+def open_cmd(grant: str, name: str | None, out: str | None, mount_dir: str | None) -> None:
+    """Open a grant made for you: list what it shares, fetch NAME, or mount it (all verified)."""
     ctx = get_ctx()
     text = _grant_text(grant)
     keys = read_vault(ctx, lambda v: v.keys)
+    if mount_dir is not None:
+        mount_grant_dir(keys, text, mount_dir)
+        return
 
     async def go() -> tuple[Grant, list[SharedItem], SharedRestore | None]:
         reader = await open_grant(keys, text)

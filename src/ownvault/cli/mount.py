@@ -10,10 +10,21 @@ import click
 
 from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.session import open_vault
+from ownvault.core.keys import VaultKeys
 from ownvault.engine.files.drive import Drive, DriveOptions
+from ownvault.engine.sharing.reader import open_grant
 from ownvault.errors import UsageError
 
-__all__ = ["mount_cmd"]
+__all__ = ["mount_cmd", "mount_grant_dir"]
+
+
+def _mountpoint(mountpoint: str) -> Path:
+    where = Path(mountpoint).absolute()
+    if not where.is_dir():
+        raise UsageError(f"{mountpoint} is not a directory")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        raise UsageError("FUSE is not available here (/dev/fuse): install fuse3")
+    return where
 
 
 @cli.command("mount")
@@ -43,11 +54,7 @@ def mount_cmd(mountpoint: str, read_only: bool, cache_mib: int, spool_mib: int) 
     JSON line {"mounted": MOUNTPOINT} on stdout once the mount is ready.
     """
     ctx = get_ctx()
-    where = Path(mountpoint).absolute()
-    if not where.is_dir():
-        raise UsageError(f"{mountpoint} is not a directory")
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        raise UsageError("FUSE is not available here (/dev/fuse): install fuse3")
+    where = _mountpoint(mountpoint)
     try:
         from ownvault.server.fuse import Loop, mount
     except OSError as exc:  # mfusepy loads libfuse when imported
@@ -61,4 +68,23 @@ def mount_cmd(mountpoint: str, read_only: bool, cache_mib: int, spool_mib: int) 
     finally:
         loop.run(drive.close())
         loop.run(vault.close())
+        loop.stop()
+
+
+def mount_grant_dir(keys: VaultKeys, grant_text: str, mountpoint: str) -> None:
+    """``ownvault open GRANT --mount DIR``: the grant, read-only, until unmounted."""
+    where = _mountpoint(mountpoint)
+    try:
+        from ownvault.server.fuse import Loop
+        from ownvault.server.grantfs import mount_grant
+    except OSError as exc:
+        raise UsageError(f"libfuse 3 is not installed ({exc}): install fuse3") from None
+    loop = Loop()
+    try:
+        reader = loop.run(open_grant(keys, grant_text))
+        try:
+            mount_grant(reader, loop, str(where), ready=json.dumps({"mounted": str(where)}))
+        finally:
+            loop.run(reader.close())
+    finally:
         loop.stop()

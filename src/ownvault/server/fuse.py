@@ -29,9 +29,14 @@ from ownvault.engine.files.drive import Drive, DriveError, Node, WriteHandle
 from ownvault.engine.files.driveio import ReadHandle, SpoolFullError
 from ownvault.errors import NotFoundError, OwnvaultError
 
-__all__ = ["Loop", "VaultFS", "mount"]
+__all__ = ["Loop", "VaultFS", "log_refusal", "mount"]
 
 T = TypeVar("T")
+
+
+def log_refusal(message: str) -> None:
+    """The log line a refused or failed operation leaves (standard error)."""
+    print(f"ownvault mount: {message}", file=sys.stderr, flush=True)
 
 
 class Loop:
@@ -69,13 +74,13 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         except NotFoundError:
             raise mfusepy.FuseOSError(errno.ENOENT) from None
         except SpoolFullError as exc:
-            print(f"ownvault mount: {exc.message}", file=sys.stderr, flush=True)
+            log_refusal(exc.message)
             raise mfusepy.FuseOSError(errno.ENOSPC) from None
         except DriveError as exc:
-            print(f"ownvault mount: {exc.message}", file=sys.stderr, flush=True)
+            log_refusal(exc.message)
             raise mfusepy.FuseOSError(exc.errno) from None
         except OwnvaultError as exc:
-            print(f"ownvault mount: {exc.message}", file=sys.stderr, flush=True)
+            log_refusal(exc.message)
             raise mfusepy.FuseOSError(errno.EIO) from None
 
     def init(self, path: str) -> None:
@@ -136,7 +141,7 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         try:  # straight to the spool (thread-safe), without a hop to the loop
             return self._writer(fh).spool.write(offset, data)
         except SpoolFullError as exc:
-            print(f"ownvault mount: {exc.message}", file=sys.stderr, flush=True)
+            log_refusal(exc.message)
             raise mfusepy.FuseOSError(errno.ENOSPC) from None
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
