@@ -39,7 +39,7 @@ from ownvault.engine.files.driveio import (
     remove_dead_spools,
 )
 from ownvault.engine.store.catalog import EntryRow, VersionRow
-from ownvault.engine.store.catalog.renames import rename_objects
+from ownvault.engine.store.catalog.drive import entry_at, rename_objects
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.ingest import utf8_ok
 from ownvault.engine.store.layout import validate_object_name
@@ -224,7 +224,7 @@ class Drive:
         inside = self._inside_tree(parts)
         if inside is not None:
             v, inner = inside
-            e = next((e for e in cat.entries(v.id, inner) if e.path == inner), None)
+            e = entry_at(cat, v.id, inner)
             return None if e is None else self._entry(name, v, e)
         if name in self._dirs or self._has_under(name):
             return self._dir(name)
@@ -273,7 +273,7 @@ class Drive:
         if v.kind != "tree":
             return None
         inner = "/".join(rest[1:])
-        e = next((e for e in self.ctx.catalog.entries(v.id, inner) if e.path == inner), None)
+        e = entry_at(self.ctx.catalog, v.id, inner)
         return None if e is None else self._entry(base, v, e)
 
     async def listdir(self, path: str) -> list[Node]:
@@ -352,7 +352,7 @@ class Drive:
         if node.kind != "file" or node.version is None:
             raise DriveError(f"not a file: {node.path}", errno.EISDIR)
         cat = self.ctx.catalog
-        e = next((e for e in cat.entries(node.version, node.inner) if e.path == node.inner), None)
+        e = entry_at(cat, node.version, node.inner)
         if e is None or e.content is None:
             raise NotFoundError(f"{node.path} has no content", name=node.path)
         return ReadHandle(

@@ -1,15 +1,28 @@
-"""Renaming stored names (the drive's rename): SQL kept in the catalog package."""
+"""The drive's own catalog queries (engine/files/drive.py): one entry of a version by its
+exact path (the primary key, where ``Catalog.entries`` scans a prefix), and renames."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ownvault.engine.store.catalog.rows import EntryRow
 from ownvault.errors import NotFoundError, VaultStateError
 
 if TYPE_CHECKING:
     from ownvault.engine.store.catalog import Catalog
 
-__all__ = ["rename_objects"]
+__all__ = ["entry_at", "rename_objects"]
+
+
+def entry_at(catalog: Catalog, version: int, path: str) -> EntryRow | None:
+    """The entry at exactly ``path`` in ``version`` ("" for a file version), or None."""
+    row = catalog.conn.execute(
+        "SELECT e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target, c.cid "
+        "FROM entries e LEFT JOIN contents c ON c.id = e.content "
+        "WHERE e.version = ? AND e.path = ?",
+        (version, path),
+    ).fetchone()
+    return None if row is None else EntryRow(*row)
 
 
 def rename_objects(
