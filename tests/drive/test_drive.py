@@ -212,3 +212,28 @@ def test_read_only_drive_and_full_spool(tmp_path: Path, vaults: Vaults) -> None:
             await vault.files.stat("big")
 
     run(go())
+
+
+def test_listings_are_remembered_until_the_catalog_changes(tmp_path: Path, vaults: Vaults) -> None:
+    vault = _vault(tmp_path, vaults)
+    (tmp_path / "a.txt").write_bytes(b"one")
+    run(vault.files.put([tmp_path / "a.txt"]))
+    other = vaults.open(vault.path)  # another connection: a CLI command during a mount
+    (tmp_path / "a.txt").write_bytes(b"two, longer")
+
+    async def go() -> None:
+        drive = Drive(vault.ctx)
+        try:
+            [node] = [n for n in await drive.listdir("") if n.path == "a.txt"]
+            assert (await drive.stat("a.txt")) is node  # from the listing
+            await other.files.put([tmp_path / "a.txt"])
+            fresh = await drive.stat("a.txt")
+            assert fresh.size == len(b"two, longer") and fresh.etag != node.etag
+            await drive.listdir("")
+            await other.files.rm("a.txt")
+            with pytest.raises(NotFoundError):
+                await drive.stat("a.txt")
+        finally:
+            await drive.close()
+
+    run(go())

@@ -144,7 +144,11 @@ def test_tools_through_the_mount(tmp_path: Path) -> None:
         sh("rm", str(mnt / "notes" / "b.txt"))
         sh("rmdir", str(mnt / "notes"))
         assert not (mnt / "notes").exists()
-        # refusals: inside a stored tree, and under .versions
+        # refusals: a name that is not UTF-8 (EINVAL, and the mount lives on), inside a
+        # stored tree, under .versions
+        bad = subprocess.run(["touch", os.fsencode(mnt) + b"/bad\xff"], capture_output=True)
+        assert bad.returncode != 0 and b"Invalid argument" in bad.stderr
+        assert "not valid UTF-8" in (mnt.parent / "mnt.err").read_text()
         assert sh("touch", str(mnt / "photos" / "new"), check=False).returncode != 0
         assert (
             sh("rm", str(mnt / ".versions" / "media" / "big.bin" / "1"), check=False).returncode

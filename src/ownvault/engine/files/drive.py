@@ -39,7 +39,7 @@ from ownvault.engine.files.driveio import (
     remove_dead_spools,
 )
 from ownvault.engine.store.catalog import EntryRow, VersionRow
-from ownvault.engine.store.catalog.drive import entry_at, rename_objects
+from ownvault.engine.store.catalog.drive import catalog_generation, entry_at, rename_objects
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.ingest import utf8_ok
 from ownvault.engine.store.layout import validate_object_name
@@ -126,6 +126,10 @@ class Drive:
         self._spools: SpoolArea | None = None
         self._dirs: set[str] = set()
         self._writers: dict[str, WriteHandle] = {}
+        # What the last listings showed, while the catalog and this drive are unchanged:
+        # `ls -lR` stats every member it listed, each a few catalog queries otherwise.
+        self._listed: dict[str, Node] = {}
+        self._listed_at: tuple[int, int] = (-1, -1)
         remove_dead_spools(ctx.path)
 
     @property
@@ -201,8 +205,26 @@ class Drive:
             or any(p.startswith(prefix + "/") for p in self._writers)
         )
 
+    def _cached(self, path: str) -> Node | None:
+        now = catalog_generation(self.ctx.catalog)
+        if now != self._listed_at:
+            self._listed.clear()
+            self._listed_at = now
+            return None
+        return self._listed.get(path)
+
+    def _changed(self) -> None:
+        """This drive changed something the listings may show."""
+        self._listed.clear()
+
     async def stat(self, path: str) -> Node:
-        node = self._lookup(split(path))
+        parts = split(path)
+        name = "/".join(parts)
+        if name not in self._writers:
+            hit = self._cached(name)
+            if hit is not None:
+                return hit
+        node = self._lookup(parts)
         if node is None:
             raise NotFoundError(f"no such file or folder: {path}", name=path)
         return node
@@ -288,11 +310,13 @@ class Drive:
         if node.version is not None:  # a stored tree (or a folder inside one)
             v = self.ctx.catalog.version_by_id(node.version)
             sub = node.inner + "/" if node.inner else ""
-            return [
-                self._entry(f"{here}/{e.path[len(sub) :]}", v, e)
-                for e in self.ctx.catalog.entries(v.id, sub)
-                if e.path != node.inner and e.path and "/" not in e.path[len(sub) :]
-            ]
+            return self._remember(
+                [
+                    self._entry(f"{here}/{e.path[len(sub) :]}", v, e)
+                    for e in self.ctx.catalog.entries(v.id, sub)
+                    if e.path != node.inner and e.path and "/" not in e.path[len(sub) :]
+                ]
+            )
         if parts and parts[0] == VERSIONS:
             return self._list_versions(parts[1:])
         prefix = here + "/" if here else ""
@@ -314,7 +338,16 @@ class Drive:
         if not here:
             out.pop(VERSIONS, None)
             out[VERSIONS] = self._dir(VERSIONS, writable=False)
-        return [out[k] for k in sorted(out)]
+        return self._remember([out[k] for k in sorted(out)])
+
+    def _remember(self, nodes: list[Node]) -> list[Node]:
+        self._cached("")  # drops what an older generation listed
+        if len(self._listed) > 200_000:
+            self._listed.clear()
+        for n in nodes:
+            if n.path not in self._writers:
+                self._listed[n.path] = n
+        return nodes
 
     def _list_versions(self, parts: list[str]) -> list[Node]:
         base = "/".join([VERSIONS, *parts])
@@ -418,6 +451,7 @@ class Drive:
             raise
         h = WriteHandle(name, spool, stored=node is not None)
         self._writers[name] = h
+        self._changed()
         return h
 
     async def write(self, handle: WriteHandle, offset: int, data: bytes) -> int:
@@ -432,6 +466,7 @@ class Drive:
             await put_paths(self.ctx, [handle.spool.path], name=handle.path)
             handle.spool.dirty = False
             handle.stored = True
+            self._changed()
 
     async def release(self, handle: ReadHandle | WriteHandle) -> None:
         """Close a handle; the last one of a path being written stores it (:meth:`flush`)."""
@@ -445,6 +480,7 @@ class Drive:
         finally:
             self._writers.pop(handle.path, None)
             handle.spool.close()
+            self._changed()
 
     async def abort(self, handle: WriteHandle) -> None:
         """Close a handle and forget what was written through the path (nothing is stored)."""
@@ -454,6 +490,7 @@ class Drive:
         if handle.refs <= 0:
             self._writers.pop(handle.path, None)
             handle.spool.close()
+            self._changed()
 
     # -- folders, removal, renames ------------------------------------------------------------
 
@@ -466,6 +503,7 @@ class Drive:
         if pnode is None or pnode.kind != "dir":
             raise NotFoundError(f"no such folder: {parent}", name=parent)
         self._dirs.add(name)
+        self._changed()
 
     def _stored(self, path: str) -> Node:
         parts = split(path)
@@ -487,6 +525,7 @@ class Drive:
 
     def _keep_parent(self, path: str) -> None:
         """A folder stays when its last file goes or leaves, until it is removed itself."""
+        self._changed()
         if "/" in path:
             self._dirs.add(path.rsplit("/", 1)[0])
 
@@ -506,6 +545,7 @@ class Drive:
         if under:
             await self._delete(under)
         self._dirs = {d for d in self._dirs if d != node.path and not d.startswith(node.path + "/")}
+        self._changed()
 
     async def _delete(self, names: list[str]) -> None:
         ctx = self.ctx

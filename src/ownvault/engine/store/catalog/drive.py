@@ -1,5 +1,6 @@
 """The drive's own catalog queries (engine/files/drive.py): one entry of a version by its
-exact path (the primary key, where ``Catalog.entries`` scans a prefix), and renames."""
+exact path (the primary key, where ``Catalog.entries`` scans a prefix), renames, and a
+generation number that says when what a listing showed may have changed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from ownvault.errors import NotFoundError, VaultStateError
 if TYPE_CHECKING:
     from ownvault.engine.store.catalog import Catalog
 
-__all__ = ["entry_at", "rename_objects"]
+__all__ = ["catalog_generation", "entry_at", "rename_objects"]
+
+
+def catalog_generation(catalog: Catalog) -> tuple[int, int]:
+    """Changes when anything in the catalog changed: a commit by another connection
+    (``PRAGMA data_version``, e.g. a CLI command during a mount) or by this one."""
+    (version,) = catalog.conn.execute("PRAGMA data_version").fetchone()
+    return int(version), catalog.conn.total_changes
 
 
 def entry_at(catalog: Catalog, version: int, path: str) -> EntryRow | None:
