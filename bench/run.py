@@ -20,6 +20,7 @@ BENCHES = [
     ("cid.py", []),
     ("s3.py", []),
     ("ipfs.py", []),
+    ("drive.py", []),
 ]
 
 

@@ -226,6 +226,9 @@ def test_listings_are_remembered_until_the_catalog_changes(tmp_path: Path, vault
         try:
             [node] = [n for n in await drive.listdir("") if n.path == "a.txt"]
             assert (await drive.stat("a.txt")) is node  # from the listing
+            assert drive.peek("/a.txt") is node  # and without the loop (FUSE getattr)
+            await drive.mkdir("new")  # a change here: nothing listed before is trusted
+            assert drive.peek("/a.txt") is None
             await other.files.put([tmp_path / "a.txt"])
             fresh = await drive.stat("a.txt")
             assert fresh.size == len(b"two, longer") and fresh.etag != node.etag

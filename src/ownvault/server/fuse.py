@@ -105,7 +105,8 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         }
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        return self._attrs(self._run(self.drive.stat(path)))
+        node = self.drive.peek(path)  # what a listing just showed: no hop to the loop
+        return self._attrs(node if node is not None else self._run(self.drive.stat(path)))
 
     def readdir(self, path: str, fh: int) -> list[str]:
         nodes = self._run(self.drive.listdir(path))

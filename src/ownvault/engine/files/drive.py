@@ -51,6 +51,7 @@ __all__ = ["VERSIONS", "Drive", "DriveError", "DriveOptions", "Node", "WriteHand
 VERSIONS = ".versions"
 NodeKind = Literal["file", "dir", "symlink"]
 COPY_STEP = 4 << 20
+PEEK_SECONDS = 1.0
 
 
 class DriveError(UsageError):
@@ -130,6 +131,7 @@ class Drive:
         # `ls -lR` stats every member it listed, each a few catalog queries otherwise.
         self._listed: dict[str, Node] = {}
         self._listed_at: tuple[int, int] = (-1, -1)
+        self._listed_time = 0.0  # time.monotonic() of the last listing (see peek)
         remove_dead_spools(ctx.path)
 
     @property
@@ -216,6 +218,17 @@ class Drive:
     def _changed(self) -> None:
         """This drive changed something the listings may show."""
         self._listed.clear()
+        self._listed_time = 0.0
+
+    def peek(self, path: str) -> Node | None:
+        """What a listing in the last :data:`PEEK_SECONDS` showed at ``path``, without a
+        catalog query: callable from any thread (FUSE answers ``ls -lR`` from it). A change
+        by another process shows after at most that long, as the kernel's own attribute
+        cache (1 s) would."""
+        if time.monotonic() - self._listed_time > PEEK_SECONDS:
+            return None
+        name = path.strip("/")
+        return None if name in self._writers else self._listed.get(name)
 
     async def stat(self, path: str) -> Node:
         parts = split(path)
@@ -347,6 +360,7 @@ class Drive:
         for n in nodes:
             if n.path not in self._writers:
                 self._listed[n.path] = n
+        self._listed_time = time.monotonic()
         return nodes
 
     def _list_versions(self, parts: list[str]) -> list[Node]:
