@@ -28,92 +28,28 @@ from __future__ import annotations
 
 import errno
 import time
-from dataclasses import dataclass, field
-from typing import Literal
 
-from ownvault.engine.files.driveio import (
-    PackCache,
-    ReadHandle,
-    Spool,
-    SpoolArea,
-    remove_dead_spools,
+from ownvault.engine.files.driveio import PackCache, ReadHandle, SpoolArea, remove_dead_spools
+from ownvault.engine.files.drivetypes import (
+    VERSIONS,
+    DriveError,
+    DriveOptions,
+    Node,
+    NodeKind,
+    WriteHandle,
+    split,
 )
 from ownvault.engine.store.catalog import EntryRow, VersionRow
 from ownvault.engine.store.catalog.drive import catalog_generation, entry_at, rename_objects
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.ingest import utf8_ok
 from ownvault.engine.store.layout import validate_object_name
 from ownvault.engine.store.versions import drop_unreferenced_packs, put_paths
 from ownvault.errors import NotFoundError, UsageError
 
 __all__ = ["VERSIONS", "Drive", "DriveError", "DriveOptions", "Node", "WriteHandle"]
 
-VERSIONS = ".versions"
-NodeKind = Literal["file", "dir", "symlink"]
 COPY_STEP = 4 << 20
 PEEK_SECONDS = 1.0
-
-
-class DriveError(UsageError):
-    """An operation the drive refuses; ``errno`` says which (EROFS, EEXIST, ENOTEMPTY,
-    EISDIR, ENOTDIR, EINVAL, EBUSY)."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.errno = code
-
-
-@dataclass(frozen=True, slots=True)
-class DriveOptions:
-    """``cache_mib``: decoded packs kept for reads; ``readahead_mib``: fetched ahead of a
-    sequential reader; ``spool_mib``: bytes being written at once; ``read_only``."""
-
-    cache_mib: int = 64
-    readahead_mib: int = 8
-    spool_mib: int = 1024
-    read_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One thing the drive shows. ``etag`` derives from the content (its CID when known)."""
-
-    path: str
-    kind: NodeKind
-    size: int
-    mtime_ns: int
-    mode: int
-    etag: str
-    writable: bool
-    obj: str | None = None  # the stored name, when this node is a whole stored object
-    version: int | None = None  # the catalog version id holding it
-    inner: str = ""  # its path inside that version ("" for the object itself)
-    target: str | None = None
-
-
-@dataclass
-class WriteHandle:
-    """A file open for writing; all handles of one path share one spool."""
-
-    path: str
-    spool: Spool
-    refs: int = 1
-    stored: bool = False  # has a version of this spool been stored yet
-    opened_ns: int = field(default_factory=time.time_ns)
-
-
-def split(path: str) -> list[str]:
-    """A drive path as segments; "" or "/" is the root. Refuses what no name may hold."""
-    clean = path.strip("/")
-    if not clean:
-        return []
-    parts = clean.split("/")
-    for seg in parts:
-        if seg in ("", ".", ".."):
-            raise DriveError(f"invalid path: {path!r:.80}", errno.EINVAL)
-        if not utf8_ok(seg):
-            raise DriveError(f"not valid UTF-8: {path!r:.80}", errno.EINVAL)
-    return parts
 
 
 class Drive:
