@@ -133,6 +133,12 @@ def test_tools_through_the_mount(tmp_path: Path) -> None:
         got = tmp_path / "got.bin"
         ov(vault, "get", f"copied/{rel}", "-o", str(got))
         assert got.read_bytes() == one.read_bytes()
+        # the CLI keeps working during the mount (the write lock is held only to commit),
+        # and what it stores shows in the mount
+        (tmp_path / "cli.txt").write_bytes(b"from the CLI")
+        ov(vault, "put", str(tmp_path / "cli.txt"))
+        assert "cli.txt" in os.listdir(mnt)
+        assert (mnt / "cli.txt").read_bytes() == b"from the CLI"
         (mnt / "notes").mkdir()
         (mnt / "notes" / "a.txt").write_bytes(b"one")
         (mnt / "notes" / "a.txt").write_bytes(b"two")
