@@ -143,6 +143,19 @@ def test_tools_through_the_mount(tmp_path: Path) -> None:
         (mnt / "notes" / "a.txt").write_bytes(b"one")
         (mnt / "notes" / "a.txt").write_bytes(b"two")
         assert (mnt / ".versions" / "notes" / "a.txt" / "1").read_bytes() == b"one"
+        # a shell redirect closes a duplicate descriptor before it writes: one version
+        # per write all the same, none empty
+        f = mnt / "notes" / "sh.txt"
+        sh("bash", "-c", f"echo one > {f}; echo two > {f}; echo three >> {f}; : > {f}.empty")
+        versions = mnt / ".versions" / "notes" / "sh.txt"
+        assert sorted(os.listdir(versions)) == ["1", "2", "3"]
+        assert [(versions / n).read_bytes() for n in ("1", "2", "3")] == [
+            b"one\n",
+            b"two\n",
+            b"two\nthree\n",
+        ]
+        assert os.listdir(mnt / ".versions" / "notes" / "sh.txt.empty") == ["1"]
+        sh("rm", str(f), f"{f}.empty")
         sh("mv", str(mnt / "notes" / "a.txt"), str(mnt / "notes" / "b.txt"))
         assert os.listdir(mnt / "notes") == ["b.txt"]
         ov(vault, "get", "notes/b.txt", "-o", str(tmp_path / "b.txt"))

@@ -32,6 +32,7 @@ from ownvault.errors import NotFoundError, OwnvaultError
 __all__ = ["Loop", "VaultFS", "log_refusal", "mount"]
 
 T = TypeVar("T")
+FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3  # fuse_common.h
 
 
 def log_refusal(message: str) -> None:
@@ -83,7 +84,11 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
             log_refusal(exc.message)
             raise mfusepy.FuseOSError(errno.EIO) from None
 
-    def init(self, path: str) -> None:
+    def init_with_config(self, conn: Any, config: Any) -> None:  # noqa: ANN401
+        # O_TRUNC reaches open() (else the kernel opens, which copies the stored bytes to
+        # the spool, then truncates)
+        if conn is not None and conn.capable & FUSE_CAP_ATOMIC_O_TRUNC:
+            conn.want |= FUSE_CAP_ATOMIC_O_TRUNC
         if self.ready is not None:
             sys.stdout.write(self.ready + "\n")
             sys.stdout.flush()
@@ -168,7 +173,10 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        return self.flush(path, fh)
+        h = self.handles.get(fh)
+        if isinstance(h, WriteHandle):
+            self._run(self.drive.flush(h, final=True))
+        return 0
 
     def release(self, path: str, fh: int) -> int:
         h = self.handles.pop(fh, None)

@@ -395,7 +395,7 @@ class Drive:
                     data = await reader.read(pos, COPY_STEP)
                     spool.write(pos, data)
                     pos += len(data)
-                spool.dirty = False
+                spool.dirty = spool.written = False
         except BaseException:
             spool.close()
             raise
@@ -410,11 +410,15 @@ class Drive:
     async def truncate(self, handle: WriteHandle, size: int) -> None:
         handle.spool.truncate(size)
 
-    async def flush(self, handle: WriteHandle) -> None:
-        """Store what was written as a new version of the name (nothing if unchanged)."""
-        if handle.spool.dirty or not handle.stored:
-            await put_paths(self.ctx, [handle.spool.path], name=handle.path)
-            handle.spool.dirty = False
+    async def flush(self, handle: WriteHandle, *, final: bool = False) -> None:
+        """Store what was written as a new version of the name. A file descriptor closed
+        while another stays open (``echo x > f`` closes one before it writes) flushes too:
+        only bytes written since the last store make a version then; the ``final`` flush
+        (the last close, or fsync) also stores a truncation or a new empty file."""
+        spool = handle.spool
+        if spool.written or (final and (spool.dirty or not handle.stored)):
+            await put_paths(self.ctx, [spool.path], name=handle.path)
+            spool.dirty = spool.written = False
             handle.stored = True
             self._changed()
 
@@ -426,7 +430,7 @@ class Drive:
         if handle.refs > 0:
             return
         try:
-            await self.flush(handle)
+            await self.flush(handle, final=True)
         finally:
             self._writers.pop(handle.path, None)
             handle.spool.close()
@@ -435,7 +439,7 @@ class Drive:
     async def abort(self, handle: WriteHandle) -> None:
         """Close a handle and forget what was written through the path (nothing is stored)."""
         handle.refs -= 1
-        handle.spool.dirty = False
+        handle.spool.dirty = handle.spool.written = False
         handle.stored = True
         if handle.refs <= 0:
             self._writers.pop(handle.path, None)

@@ -253,7 +253,8 @@ class Spool:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         self.fd = os.open(self.path, flags, 0o600)
         self.size = 0
-        self.dirty = False
+        self.dirty = False  # changed since the last store (writes or a truncation)
+        self.written = False  # bytes written since the last store
 
     def _grow(self, new_size: int) -> None:
         with self.area.lock:
@@ -271,7 +272,7 @@ class Spool:
     def write(self, offset: int, data: bytes) -> int:
         self._grow(offset + len(data))
         written = os.pwrite(self.fd, data, offset)
-        self.dirty = True
+        self.dirty = self.written = True
         return written
 
     def read(self, offset: int, size: int) -> bytes:
