@@ -73,6 +73,7 @@ def test_webdav_methods_over_a_real_server(tmp_path: Path) -> None:
         cid = obj["cid"]
         assert r.headers["etag"] == f'"{cid}"'
         assert r.headers["last-modified"].endswith("GMT")
+        assert len(r.headers.get_list("date")) == 1
         # ranges: inside, suffix, and If-None-Match with the ETag
         r = c.get("/dav/docs/big.bin", headers={"Range": "bytes=1000000-1000099"})
         assert r.status_code == 206 and r.content == data[1_000_000:1_000_100]

@@ -124,7 +124,14 @@ class DavApp:
                 scope["ownvault.disconnected"] = True
             return message
 
-        await self.asgi(scope, watched, send)
+        async def one_date(message: Message) -> None:
+            # WsgiDAV writes a Date header and so does the HTTP server: keep the server's
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.asgi(scope, watched, one_date)
 
 
 def _bad_path(scope: Scope) -> str | None:
