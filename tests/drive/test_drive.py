@@ -11,9 +11,15 @@ import pytest
 
 from ownvault.engine.files.drive import Drive, DriveError, DriveOptions
 from ownvault.engine.files.driveio import SpoolFullError
+from ownvault.engine.files.results import ObjectInfo, ObjectListing, TreeListing
 from ownvault.engine.vault import Vault
 from ownvault.errors import NotFoundError
 from tests.engine.helpers import Vaults, run
+
+
+def _objects(listing: ObjectListing | TreeListing) -> list[ObjectInfo]:
+    assert isinstance(listing, ObjectListing)
+    return listing.objects
 
 
 def _vault(tmp_path: Path, vaults: Vaults) -> Vault:
@@ -57,7 +63,7 @@ def test_names_as_folders_latest_version_and_ranged_reads(tmp_path: Path, vaults
                 "file",
                 len(big),
             )
-            assert big_node.etag == (await vault.files.stat("docs/big.bin"))["cid"]
+            assert big_node.etag == (await vault.files.stat("docs/big.bin")).cid
             assert [n.path for n in await drive.listdir("photos/2024")] == ["photos/2024/a.jpg"]
             assert await _read_all(drive, "photos/2024/a.jpg") == b"jpeg bytes"
             h = await drive.open_read("docs/big.bin")
@@ -104,7 +110,7 @@ def test_write_stores_a_version_and_versions_folder_keeps_the_old(
             h = await drive.open_write("notes/empty", truncate=True)
             await drive.flush(h)
             await drive.release(h)
-            assert (await vault.files.stat("notes/empty"))["size"] == 0
+            assert (await vault.files.stat("notes/empty")).size == 0
         finally:
             await drive.close()
 
@@ -124,7 +130,7 @@ def test_a_write_never_closed_leaves_the_previous_version(tmp_path: Path, vaults
         assert (spool.parent.stat().st_mode & 0o777) == 0o700
         await drive.close()  # the front end went away before close(2)
         assert not spool.exists()
-        assert [v["version"] for v in await vault.files.versions("f")] == [1]
+        assert [v.version for v in await vault.files.versions("f")] == [1]
         again = Drive(vault.ctx)
         assert await _read_all(again, "f") == b"kept"
         await again.close()
@@ -162,7 +168,7 @@ def test_rename_remove_folders_and_names(tmp_path: Path, vaults: Vaults) -> None
             await drive.rename("a/b/one", "a/uno")
             assert await _read_all(drive, "a/uno") == b"1"
             await drive.rename("a/b", "c")  # a folder: every name under it
-            assert sorted(o["name"] for o in (await vault.files.ls())["objects"]) == [
+            assert sorted(o.name for o in _objects(await vault.files.ls())) == [
                 "a/uno",
                 "c/two",
                 "tree",
@@ -185,7 +191,7 @@ def test_rename_remove_folders_and_names(tmp_path: Path, vaults: Vaults) -> None
                 await drive.open_write("bad\udcff", truncate=True)
             assert exc.value.errno == errno.EINVAL
             await drive.rmdir("tree", recursive=True)
-            assert (await vault.files.ls())["objects"] == []
+            assert _objects(await vault.files.ls()) == []
         finally:
             await drive.close()
 

@@ -60,20 +60,18 @@ def folder_view(reader: GrantReader) -> tuple[dict[str, Entry], dict[str, list[s
             children.setdefault(path, [])
 
     for item in reader.items:
-        name = str(item["name"]).strip("/")
-        created = _int(item["created"]) * 1_000_000_000
-        if item["kind"] != "tree":
-            add(name, Entry("file", _int(item["size"]), created, 0o444, name))
+        name = item.name.strip("/")
+        created = _int(item.created) * 1_000_000_000
+        if item.kind != "tree":
+            add(name, Entry("file", _int(item.size), created, 0o444, name))
             continue
         add(name, Entry("dir", 0, created, 0o555))
         for e in reader.entries(name):
-            rel = str(e["path"])
-            if not rel:
+            if not e.path:
                 continue
-            path = f"{name}/{rel}"
-            mode = 0o555 if e["kind"] == "dir" or _int(e["mode"]) & 0o111 else 0o444
-            add(path, Entry(str(e["kind"]), _int(e["size"]), _int(e["mtime_ns"]), mode, path,
-                            str(e["target"] or "")))  # fmt: skip
+            path = f"{name}/{e.path}"
+            mode = 0o555 if e.kind == "dir" or _int(e.mode) & 0o111 else 0o444
+            add(path, Entry(e.kind, _int(e.size), _int(e.mtime_ns), mode, path, e.target or ""))
     return nodes, children
 
 
