@@ -62,6 +62,11 @@ class Vaults:
         """An existing vault, closed when the test ends."""
         return self.track(Vault.open(path, passphrase))
 
+    def close(self, vault: Vault) -> None:
+        """Close ``vault`` now (to reopen it, or before its providers change under it)."""
+        self._open.remove(vault)
+        run(vault.close())
+
     def close_all(self) -> None:
         """Close every tracked vault, the last opened first; each is closed once."""
         while self._open:

@@ -16,7 +16,6 @@ from ownvault.engine.health.audit import (
     detection_probability,
     holds_at_least,
 )
-from ownvault.engine.health.healthlog import audit_history, faults
 from ownvault.engine.vault import Vault
 from ownvault.errors import NotFoundError, UsageError
 
@@ -80,9 +79,9 @@ def test_clean_vault_passes_and_is_recorded(vault: Vault) -> None:
         leaves = sum(ShareLayout.for_total(f.stat().st_size).leaves_len for f in files)
         assert p.bytes <= p.challenges * 16384 + leaves + 64 * len(files)
     assert report.run is not None
-    rows = audit_history(vault.catalog)
+    rows = vault.catalog.healthlog.audit_history()
     assert {r.provider_name for r in rows} == {f"local-{i}" for i in range(1, 7)}
-    assert faults(vault.catalog) == []
+    assert vault.catalog.healthlog.faults() == []
     with pytest.raises(NotFoundError):
         run(vault.health.audit(providers=["nope"]))
     only = run(vault.health.audit(providers=["local-2"], sample=AuditSample(3)))
@@ -103,9 +102,9 @@ def test_missing_corrupt_and_tree_damage_are_found(vault: Vault) -> None:
     assert report.at_fault == ["local-1", "local-2", "local-3"]
     by = {p.provider: p for p in report.providers}
     assert by["local-1"].missing_shares == 1
-    assert by["local-2"].failed == 1 and by["local-2"].faults[0]["kind"] == "corrupt"
-    assert by["local-3"].failed >= 1 and "Merkle tree" in by["local-3"].faults[0]["detail"]
-    recorded = {(f.provider, f.kind) for f in faults(vault.catalog)}
+    assert by["local-2"].failed == 1 and by["local-2"].faults[0].kind == "corrupt"
+    assert by["local-3"].failed >= 1 and "Merkle tree" in by["local-3"].faults[0].detail
+    recorded = {(f.provider, f.kind) for f in vault.catalog.healthlog.faults()}
     assert recorded == {(1, "missing"), (2, "corrupt"), (3, "corrupt")}
     status = run(vault.health.status())
     assert status["verdict"] in ("DEGRADED", "AT RISK") and status["known_bad_shares"] == 3

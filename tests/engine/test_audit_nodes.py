@@ -54,7 +54,7 @@ def test_endpoint_honest_liar_and_protocol_errors(
     by = {p.provider: p for p in report.providers}
     assert by["node-0"].method == "node" and by["node-0"].verdict == "ok"
     assert by["node-1"].failed == by["node-1"].challenges > 0 and report.at_fault == ["node-1"]
-    assert "proof does not verify" in by["node-1"].faults[0]["detail"]
+    assert "proof does not verify" in by["node-1"].faults[0].detail
     # A proof is a few KB per block, whatever the share size.
     assert by["node-0"].bytes < by["node-0"].challenges * (16384 + 1024) + 4096
     # The liar serves honest reads: the file reads back, repair verifies and keeps its share.

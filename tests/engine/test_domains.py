@@ -15,7 +15,7 @@ from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
 from ..server.nodes import NodeCluster
-from .helpers import Vaults, make_vault, run, tree_state, write_random_tree
+from .helpers import Vaults, run, tree_state, write_random_tree
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden"
 
@@ -53,49 +53,43 @@ def _per_domain(vault: Vault) -> list[Counter[str]]:
     ]
 
 
-def test_rebalance_moves_data_off_this_machine_and_survives_its_loss(tmp_path: Path) -> None:
+def test_rebalance_moves_data_off_this_machine_and_survives_its_loss(
+    vaults: Vaults, tmp_path: Path
+) -> None:
     src = tmp_path / "docs"
     write_random_tree(src, 7, files=8, max_size=200_000)
-    vault = make_vault(tmp_path / "v")  # the README default: six embedded folders, 3-of-6
-    try:
-        run(vault.files.put([src]))
-        assert all(c == {THIS_MACHINE: 6} for c in _per_domain(vault))
-        for name in ("usb-a", "usb-b", "usb-c"):
-            out = run(
-                vault.fleet.add_provider(name, (tmp_path / name).as_uri(), domain=name.upper())
-            )
-            assert out["domain"] == name
-        status = {p["name"]: p["domain"] for p in run(vault.fleet.provider_status())}
-        assert status["local-1"] == THIS_MACHINE and status["usb-b"] == "usb-b"
-        plan = run(vault.fleet.rebalance(dry_run=True))
-        assert plan.packs_changed == len(vault.catalog.live_packs()) > 0
-        report = run(vault.fleet.rebalance())
-        assert report.failures == [] and report.shares_moved == 3 * report.packs_changed
-        assert all(c[THIS_MACHINE] == 3 for c in _per_domain(vault))
-        # Nothing left to do: a second rebalance changes nothing.
-        assert run(vault.fleet.rebalance()).packs_changed == 0
-        # New data is spread at once.
-        (tmp_path / "new.bin").write_bytes(b"n" * 50_000)
-        run(vault.files.put([tmp_path / "new.bin"]))
-        assert all(c[THIS_MACHINE] == 3 for c in _per_domain(vault))
-        # Losing every embedded folder (this machine's disk) loses nothing.
-        shutil.rmtree(vault.path / "providers")
-        run(vault.files.get("docs", tmp_path / "back"))
-        assert tree_state(tmp_path / "back") == tree_state(src)
-    finally:
-        run(vault.close())
+    vault = vaults.create(tmp_path / "v")  # the README default: six embedded folders, 3-of-6
+    run(vault.files.put([src]))
+    assert all(c == {THIS_MACHINE: 6} for c in _per_domain(vault))
+    for name in ("usb-a", "usb-b", "usb-c"):
+        out = run(vault.fleet.add_provider(name, (tmp_path / name).as_uri(), domain=name.upper()))
+        assert out["domain"] == name
+    status = {p["name"]: p["domain"] for p in run(vault.fleet.provider_status())}
+    assert status["local-1"] == THIS_MACHINE and status["usb-b"] == "usb-b"
+    plan = run(vault.fleet.rebalance(dry_run=True))
+    assert plan.packs_changed == len(vault.catalog.live_packs()) > 0
+    report = run(vault.fleet.rebalance())
+    assert report.failures == () and report.shares_moved == 3 * report.packs_changed
+    assert all(c[THIS_MACHINE] == 3 for c in _per_domain(vault))
+    # Nothing left to do: a second rebalance changes nothing.
+    assert run(vault.fleet.rebalance()).packs_changed == 0
+    # New data is spread at once.
+    (tmp_path / "new.bin").write_bytes(b"n" * 50_000)
+    run(vault.files.put([tmp_path / "new.bin"]))
+    assert all(c[THIS_MACHINE] == 3 for c in _per_domain(vault))
+    # Losing every embedded folder (this machine's disk) loses nothing.
+    shutil.rmtree(vault.path / "providers")
+    run(vault.files.get("docs", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
 
 
-def test_golden_vault_gets_default_domains(tmp_path: Path) -> None:
+def test_golden_vault_gets_default_domains(vaults: Vaults, tmp_path: Path) -> None:
     copy = tmp_path / "golden"
     shutil.copytree(GOLDEN / "vault-v1", copy)
-    vault = Vault.open(copy, "golden")
-    try:
-        rows = vault.catalog.providers()
-        assert rows and all(r.domain is None for r in rows)  # migrated: no label stored
-        assert {c.zone for c in vault.candidates()} == {THIS_MACHINE}
-    finally:
-        run(vault.close())
+    vault = vaults.open(copy, "golden")
+    rows = vault.catalog.providers()
+    assert rows and all(r.domain is None for r in rows)  # migrated: no label stored
+    assert {c.zone for c in vault.candidates()} == {THIS_MACHINE}
 
 
 def test_a_node_announces_its_jurisdiction_and_its_host_is_its_domain(

@@ -190,7 +190,7 @@ def test_policy_change_rebalance_and_provider_rm(
     )
     assert result["packs_out_of_policy"] >= 0
     report = run(vault.fleet.rebalance())
-    assert report.failures == []
+    assert report.failures == ()
     assert all("IS" not in c for c in share_regions(vault))
     assert run(vault.health.check())["policy_ok"]
     # Remove a provider that holds shares: they move first, then it is gone.

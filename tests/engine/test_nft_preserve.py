@@ -18,7 +18,7 @@ from ownvault.engine.nft.preserve import (
 )
 from ownvault.errors import UsageError
 from ownvault.providers.webfetch import FetchError, NetworkPolicy
-from tests.engine.helpers import Vaults, make_vault, run
+from tests.engine.helpers import Vaults, run
 from tests.nft.market import Gateway, Market
 
 OPEN = NftOptions(network=NetworkPolicy(allow_private=True))
@@ -107,35 +107,31 @@ def test_preserve_folder_catalog_and_failures(vaults: Vaults, tmp_path: Path) ->
         assert health.health.copy == "ok" and health.health.pins[0].ok is False
 
 
-def test_collection_and_local_file(tmp_path: Path) -> None:
-    vault = make_vault(tmp_path / "v")
+def test_collection_and_local_file(vaults: Vaults, tmp_path: Path) -> None:
+    vault = vaults.create(tmp_path / "v")
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"name": "local", "image": "data:image/svg+xml,<svg/>"}))
-    try:
-        with Market() as market:
-            market.add("/1.json", json.dumps({"name": "one"}))
-            sources = [market.url + "/1.json", market.url + "/2.json", str(meta)]
-            seen: list[tuple[str, str]] = []
-            out = run(
-                vault.nft.preserve_collection(
-                    sources, OPEN, collection="c1", progress=lambda s, o: seen.append((s, o))
-                )
+    with Market() as market:
+        market.add("/1.json", json.dumps({"name": "one"}))
+        sources = [market.url + "/1.json", market.url + "/2.json", str(meta)]
+        seen: list[tuple[str, str]] = []
+        out = run(
+            vault.nft.preserve_collection(
+                sources, OPEN, collection="c1", progress=lambda s, o: seen.append((s, o))
             )
-            assert (out.preserved, out.failed, out.skipped) == (2, 1, 0)
-            assert sorted(o for _s, o in seen) == ["failed", "preserved", "preserved"]
-            market.add("/2.json", json.dumps({"name": "two"}))
-            out = run(vault.nft.preserve_collection(sources, OPEN, collection="c1"))
-            assert (out.preserved, out.failed, out.skipped) == (1, 0, 2)
-            states = {r.source: r.state for r in vault.nft.list_preserved(collection="c1")}
-            assert set(states.values()) == {"preserved"} and str(meta.resolve()) in states
-            local = next(r for r in vault.nft.list_preserved() if r.source == str(meta.resolve()))
-            assert local.summary is not None
-            assert local.name.startswith("nft/file/") and local.summary["statuses"] == {
-                "embedded": 2
-            }
-            check = run(verify_token(market.url + "/1.json", OPEN))
-            assert check.ok and check.to_json()["at_risk"] == [market.url + "/1.json"]
-    finally:
-        run(vault.close())
+        )
+        assert (out.preserved, out.failed, out.skipped) == (2, 1, 0)
+        assert sorted(o for _s, o in seen) == ["failed", "preserved", "preserved"]
+        market.add("/2.json", json.dumps({"name": "two"}))
+        out = run(vault.nft.preserve_collection(sources, OPEN, collection="c1"))
+        assert (out.preserved, out.failed, out.skipped) == (1, 0, 2)
+        states = {r.source: r.state for r in vault.nft.list_preserved(collection="c1")}
+        assert set(states.values()) == {"preserved"} and str(meta.resolve()) in states
+        local = next(r for r in vault.nft.list_preserved() if r.source == str(meta.resolve()))
+        assert local.summary is not None
+        assert local.name.startswith("nft/file/") and local.summary["statuses"] == {"embedded": 2}
+        check = run(verify_token(market.url + "/1.json", OPEN))
+        assert check.ok and check.to_json()["at_risk"] == [market.url + "/1.json"]
+    vaults.close(vault)
     with pytest.raises(UsageError):
         run(verify_token("not a source at all", OPEN))

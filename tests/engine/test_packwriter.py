@@ -9,7 +9,7 @@ from pathlib import Path
 from ownvault.engine.vault import Vault
 from ownvault.providers.wrappers import Fault, FaultyProvider
 
-from .helpers import Vaults, make_vault, run, tree_state, write_random_tree
+from .helpers import Vaults, run, tree_state, write_random_tree
 
 
 def _fail_puts(vault: Vault, name: str) -> Fault:
@@ -47,26 +47,22 @@ def test_rebalance_fails_over_to_another_provider(vaults: Vaults, tmp_path: Path
     assert tree_state(tmp_path / "back") == tree_state(src)
 
 
-def test_pack_rewrite_fails_over_to_another_provider(tmp_path: Path) -> None:
+def test_pack_rewrite_fails_over_to_another_provider(vaults: Vaults, tmp_path: Path) -> None:
     src = tmp_path / "docs"
     write_random_tree(src, 4, files=6, max_size=100_000)
-    alice = make_vault(tmp_path / "alice", providers=8, k=3, n=6)
-    bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
-    try:
-        run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
-        run(alice.files.put([src]))
-        grant = run(alice.sharing.share(names=["docs"], to="bob"))
-        # Revocation re-encrypts every pack of "docs" into new packs, placed first on the
-        # empty local-7 and local-8; local-7 refuses writes.
-        fault = _fail_puts(alice, "local-7")
-        result = run(alice.sharing.revoke(grant.grant_id))
-        assert result.repack is not None and result.repack.packs_written >= 1, result
-        assert fault.fired >= 1
-        assert "local-7" not in _holders(alice)
-        report = run(alice.health.check())
-        assert report["healthy"] and report["policy_ok"], report
-        run(alice.files.get("docs", tmp_path / "back"))
-        assert tree_state(tmp_path / "back") == tree_state(src)
-    finally:
-        run(alice.close())
-        run(bob.close())
+    alice = vaults.create(tmp_path / "alice", providers=8, k=3, n=6)
+    bob = vaults.create(tmp_path / "bob", providers=3, k=1, n=2)
+    run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
+    run(alice.files.put([src]))
+    grant = run(alice.sharing.share(names=["docs"], to="bob"))
+    # Revocation re-encrypts every pack of "docs" into new packs, placed first on the
+    # empty local-7 and local-8; local-7 refuses writes.
+    fault = _fail_puts(alice, "local-7")
+    result = run(alice.sharing.revoke(grant.grant_id))
+    assert result.repack is not None and result.repack.packs_written >= 1, result
+    assert fault.fired >= 1
+    assert "local-7" not in _holders(alice)
+    report = run(alice.health.check())
+    assert report["healthy"] and report["policy_ok"], report
+    run(alice.files.get("docs", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)

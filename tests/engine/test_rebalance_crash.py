@@ -77,11 +77,9 @@ def test_kill_during_rebalance_then_finish_and_lose_this_machine(
             kills += 1
         proc.communicate(timeout=120)
         # After every interruption: everything still reads back, nothing is half-visible.
-        vault = Vault.open(vault_path, PASS)
-        try:
-            _reads_back(vault, sources, tmp_path / "out")
-        finally:
-            run(vault.close())
+        vault = vaults.open(vault_path, PASS)
+        _reads_back(vault, sources, tmp_path / "out")
+        vaults.close(vault)
     assert kills >= 1  # at least one rebalance was interrupted in the middle of its moves
     proc = _cli(vault_path, "rebalance")
     _out, err = proc.communicate(timeout=300)

@@ -95,7 +95,7 @@ def test_recover_from_the_phrase_with_one_provider(
     entropy = phrase_to_entropy(str(lost["phrase"]))
     res = run(recover_vault(tmp_path / "new", entropy, NEW, [dirs[2].as_uri()], kdf=FAST_KDF))
     assert res.objects == 2 and res.versions == 3
-    states = {p["name"]: (p["reachable"], p["missing"], p["state"]) for p in res.providers}
+    states = {p.name: (p.reachable, p.missing, p.state) for p in res.providers}
     assert states["local-1"] == (False, True, "draining") and states["local-2"] == (
         False,
         True,
@@ -134,14 +134,14 @@ def test_recover_from_guardian_shares_with_copied_embedded_providers(
     res = run(
         recover_vault(target, entropy, NEW, [dirs[1].as_uri(), dirs[3].as_uri()], kdf=FAST_KDF)
     )
-    assert all(p["reachable"] and p["state"] == "active" for p in res.providers)
+    assert all(p.reachable and p.state == "active" for p in res.providers)
     vault = vaults.open(target, NEW)
     check_everything(vault, lost, tmp_path)
     assert run(vault.health.check())["healthy"]
 
 
 def test_wrong_phrase_too_few_providers_and_moved_providers(
-    lost: dict[str, object], tmp_path: Path
+    vaults: Vaults, lost: dict[str, object], tmp_path: Path
 ) -> None:
     dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
     with pytest.raises(AuthError, match="wrong recovery phrase"):
@@ -175,16 +175,14 @@ def test_wrong_phrase_too_few_providers_and_moved_providers(
             kdf=FAST_KDF,
         )
     )
-    assert {p["name"]: p["url"] for p in res.providers}["ext-3"] == moved[3].as_uri()
-    vault = Vault.open(tmp_path / "m", NEW)
-    try:
-        # The recovered vault keeps working: a new put lands on the reachable providers only.
-        (tmp_path / "after.txt").write_text("written after recovery\n")
-        run(vault.files.put([tmp_path / "after.txt"]))
-        run(vault.files.get("after.txt", tmp_path / "after.out"))
-        assert (tmp_path / "after.out").read_text() == "written after recovery\n"
-    finally:
-        run(vault.close())
+    assert {p.name: p.url for p in res.providers}["ext-3"] == moved[3].as_uri()
+    vault = vaults.open(tmp_path / "m", NEW)
+    # The recovered vault keeps working: a new put lands on the reachable providers only.
+    (tmp_path / "after.txt").write_text("written after recovery\n")
+    run(vault.files.put([tmp_path / "after.txt"]))
+    run(vault.files.get("after.txt", tmp_path / "after.out"))
+    assert (tmp_path / "after.out").read_text() == "written after recovery\n"
+    vaults.close(vault)
     with pytest.raises(VaultStateError, match="exists already"):
         run(
             recover_vault(

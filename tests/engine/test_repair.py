@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 from ownvault.engine.health.audit import AuditSample
-from ownvault.engine.health.healthlog import faults, last_run
-from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
+from ownvault.engine.maintenance import (
+    MaintenanceConfig,
+    MaintenanceState,
+    NftReverification,
+    maintain,
+)
 from ownvault.engine.nft.collect import NftOptions
 from ownvault.engine.vault import Vault
 
@@ -67,13 +71,13 @@ def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(
     # Read: k data parts per damaged pack plus the one suspect share, nothing more.
     biggest = max(s.size for p in vault.catalog.live_packs() for s in vault.catalog.shares_of(p))
     assert report.bytes_read <= 2 * 3 * biggest + len(blob)
-    assert faults(vault.catalog) == []
+    assert vault.catalog.healthlog.faults() == []
     assert reads_back(vault, tmp_path)
     check = run(vault.health.deep_check())
     assert check["healthy"] and check["policy_ok"] and check["shares_bad"] == 0
     again = run(vault.health.repair())
     assert again.packs_damaged == 0 and again.shares_regenerated == 0
-    assert last_run(vault.catalog, "repair") is not None
+    assert vault.catalog.healthlog.last_run("repair") is not None
     assert run(vault.health.status())["verdict"] == "HEALTHY"
 
 
@@ -154,7 +158,7 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
             clock=lambda: now[0],
             sleep=fake_sleep,
             rng=random.Random(1),
-            on_round=lambda s: seen.append((s.last_audit or {})["at_fault"]),
+            on_round=lambda s: seen.append(s.last_audit.at_fault if s.last_audit else []),
         )
     )
     assert state.audits >= 2 and state.repairs >= 1
@@ -208,5 +212,5 @@ def test_maintenance_reverifies_preserved_nfts(vault: Vault, tmp_path: Path) -> 
     config = MaintenanceConfig(budget_bytes_per_day=None, sample=AuditSample(8), first_delay=0)
     state = run(maintain(vault.ctx, config, rounds=2, clock=lambda: now[0], sleep=fake_sleep))
     assert state.nft_reverified >= 1
-    assert state.last_nft == {"tokens": 1, "healthy": 1, "unhealthy": []}
+    assert state.last_nft == NftReverification(tokens=1, healthy=1, unhealthy=())
     assert state.to_json()["last_nft"]["tokens"] == 1

@@ -11,6 +11,7 @@ import pytest
 
 from ownvault.core.grants import Grant
 from ownvault.core.pack import open_chunk
+from ownvault.engine.keys.keyring import KeyRotation
 from ownvault.engine.sharing.reader import GrantReader, open_grant
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.vault import Vault
@@ -27,7 +28,7 @@ from ownvault.errors import (
 )
 
 from .external import vault_with_external
-from .helpers import FAST_KDF, PASS, make_vault, run, tree_state, write_random_tree
+from .helpers import FAST_KDF, PASS, Vaults, make_vault, run, tree_state, write_random_tree
 
 
 async def read_all(reader: GrantReader, name: str) -> bytes:
@@ -174,14 +175,11 @@ def test_forget_shreds_keys_shares_and_old_snapshots(
     g = run(alice.sharing.share(names=["diary.bin", "keep.bin"], to="bob"))
     chunk_ids = {bytes(r[0]) for r in alice.catalog.conn.execute("SELECT chunk_id FROM chunks")}
     result = run(alice.keyring.forget("diary.bin"))
-    assert (
-        result["versions_forgotten"] == 2
-        and result["chunks_shredded"] >= 2
-        and result["not_deleted"] == []
-    )
-    assert result["old_snapshot_objects_deleted"] > 0 and result["grants_updated"] == 1
+    assert result.versions_forgotten == 2 and result.chunks_shredded >= 2
+    assert result.not_deleted == []
+    assert result.old_snapshot_objects_deleted > 0 and result.grants_updated == 1
     left = {bytes(r[0]) for r in alice.catalog.conn.execute("SELECT chunk_id FROM chunks")}
-    assert len(chunk_ids - left) == result["chunks_shredded"]
+    assert len(chunk_ids - left) == result.chunks_shredded
     with pytest.raises(NotFoundError):
         run(alice.files.get("diary.bin", tmp_path / "x"))
     run(alice.files.get("keep.bin", tmp_path / "k"))
@@ -193,7 +191,7 @@ def test_forget_shreds_keys_shares_and_old_snapshots(
             for p in (prov / "objects" / "catalog").rglob("*")
             if p.is_file()
         }
-        assert seqs == {f"{result['snapshot']:016x}"}
+        assert seqs == {f"{result.snapshot:016x}"}
     # No byte of any wrapped key of a forgotten chunk is left in the local catalog files.
     raw = b"".join(p.read_bytes() for p in (tmp_path / "alice").glob("catalog.db*"))
     for cid in chunk_ids - left:
@@ -207,12 +205,12 @@ def test_forget_shreds_keys_shares_and_old_snapshots(
         run(reader.close())
 
 
-def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
+def test_rotation_and_passphrase_change(vaults: Vaults, tmp_path: Path) -> None:
     vault = make_vault(tmp_path / "v")
     (tmp_path / "a").write_bytes(b"a" * 100_000)
     (tmp_path / "b").write_bytes(b"b" * 100_000)
     run(vault.files.put([tmp_path / "a"]))
-    assert run(vault.keyring.rotate_content_key()) == {"epoch": 1, "rewrapped": 0}
+    assert run(vault.keyring.rotate_content_key()) == KeyRotation(1, 0)
     run(vault.files.put([tmp_path / "b"]))
     epochs = dict(
         vault.catalog.conn.execute("SELECT plain_len > 0, key_epoch FROM chunks").fetchall()
@@ -220,7 +218,7 @@ def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
     assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {0, 1}, (
         epochs
     )
-    assert run(vault.keyring.rotate_content_key(rewrap=True)) == {"epoch": 2, "rewrapped": 2}
+    assert run(vault.keyring.rotate_content_key(rewrap=True)) == KeyRotation(2, 2)
     assert {r[0] for r in vault.catalog.conn.execute("SELECT key_epoch FROM chunks")} == {2}
     for name in ("a", "b"):
         run(vault.files.get(name, tmp_path / f"{name}.out"))
@@ -229,38 +227,30 @@ def test_rotation_and_passphrase_change(tmp_path: Path) -> None:
     run(vault.close())
     with pytest.raises(AuthError):
         Vault.open(tmp_path / "v", PASS)
-    again = Vault.open(tmp_path / "v", "another one")
-    try:
-        with pytest.raises(AuthError):
-            run(again.keyring.change_passphrase(PASS, "x", FAST_KDF))
-        assert again.keys.entropy == vault.keys.entropy
-    finally:
-        run(again.close())
+    again = vaults.open(tmp_path / "v", "another one")
+    with pytest.raises(AuthError):
+        run(again.keyring.change_passphrase(PASS, "x", FAST_KDF))
+    assert again.keys.entropy == vault.keys.entropy
 
 
-def test_grants_follow_shares_moved_by_provider_rm(tmp_path: Path) -> None:
+def test_grants_follow_shares_moved_by_provider_rm(vaults: Vaults, tmp_path: Path) -> None:
 
     alice, _dirs = vault_with_external(tmp_path, external=3, k=2, n=3)
-    bob = make_vault(tmp_path / "bob", providers=3, k=1, n=2)
+    vaults.track(alice)
+    bob = vaults.create(tmp_path / "bob", providers=3, k=1, n=2)
+    data = random.Random(12).randbytes(400_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    run(alice.files.put([tmp_path / "f.bin"]))
+    run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
+    g = run(alice.sharing.share(names=["f.bin"], to="bob"))
+    run(alice.fleet.remove_provider("ext-0"))
+    assert alice.sharing.grants()[0].generation >= 1
+    reader = run(open_grant(bob.keys, g.token))
     try:
-        data = random.Random(12).randbytes(400_000)
-        (tmp_path / "f.bin").write_bytes(data)
-        run(alice.files.put([tmp_path / "f.bin"]))
-        run(alice.sharing.add_contact(json.dumps(bob.sharing.contact_card("bob").to_json())))
-        g = run(alice.sharing.share(names=["f.bin"], to="bob"))
-        run(alice.fleet.remove_provider("ext-0"))
-        assert alice.sharing.grants()[0].generation >= 1
-        reader = run(open_grant(bob.keys, g.token))
-        try:
-            assert "ext-0" not in {
-                s["provider"] for p in reader.manifest["packs"] for s in p["shares"]
-            }
-            assert run(read_all(reader, "f.bin")) == data
-        finally:
-            run(reader.close())
+        assert "ext-0" not in {s["provider"] for p in reader.manifest["packs"] for s in p["shares"]}
+        assert run(read_all(reader, "f.bin")) == data
     finally:
-        run(alice.close())
-        run(bob.close())
+        run(reader.close())
 
 
 def test_grant_expiry_follows_the_vault_clock(people: dict[str, Vault], tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def test_every_snapshot_keeps_k_shares_off_this_machine(vaults: Vaults, tmp_path
             tmp_path / "new", phrase_to_entropy(phrase), NEW, [remote[1].as_uri()], kdf=FAST_KDF
         )
     )
-    assert res.seq == seqs[-1] and res.objects == 6 and res.warnings == []
+    assert res.seq == seqs[-1] and res.objects == 6 and res.warnings == ()
     back = vaults.open(tmp_path / "new", NEW)
     for i in range(6):
         run(back.files.get(f"f{i}.txt", tmp_path / f"back{i}"))
@@ -104,7 +104,7 @@ def test_recover_falls_back_to_an_older_snapshot_and_warns(vaults: Vaults, tmp_p
         )
     )
     assert res.seq == newest - 1 and res.created is not None
-    assert [s["snapshot"] for s in res.skipped] == [newest]
+    assert [s.snapshot for s in res.skipped] == [newest]
     text = " | ".join(res.warnings)
     assert f"recovered the older catalog snapshot {newest - 1}" in text
     assert (
@@ -113,7 +113,7 @@ def test_recover_falls_back_to_an_older_snapshot_and_warns(vaults: Vaults, tmp_p
     )
     assert "provider ext-3 is stale" in text
     doc = res.to_json()
-    assert doc["snapshot"] == newest - 1 and doc["warnings"] == res.warnings
+    assert doc["snapshot"] == newest - 1 and doc["warnings"] == list(res.warnings)
     vault = vaults.open(tmp_path / "new", NEW)
     names = [o.name for o in run(vault.files.ls()).objects]
     assert names == ["a", "b"]  # "c" came after the snapshot that could be read

@@ -60,6 +60,10 @@ def test_forget_needs_confirmation_and_destroys(c: httpx.Client) -> None:
     r = c.post(f"{API}/files/forget", json={"name": "diary.txt", "confirm": True})
     assert r.status_code == 200, r.text
     assert r.json()["versions_forgotten"] == 1 and r.json()["chunks_shredded"] >= 1
+    assert set(r.json()) == {  # ForgetOut's fields, built from the engine's ForgetResult
+        "name", "versions_forgotten", "chunks_shredded", "chunks_shared_with_other_names",
+        "objects_deleted", "not_deleted",
+    }  # fmt: skip
     assert c.get(f"{API}/files/versions", params={"name": "diary.txt"}).status_code == 404
     assert c.get(f"{API}/files/content", params={"name": "keep.txt"}).content == b"keep me\n"
 
@@ -68,6 +72,7 @@ def test_rotate_content_key(c: httpx.Client) -> None:
     first = c.post(f"{API}/keys/rotate", json={}).json()
     second = c.post(f"{API}/keys/rotate", json={"rewrap": True}).json()
     assert second["epoch"] == first["epoch"] + 1 and second["rewrapped"] >= 1
+    assert set(first) == set(second) == {"epoch", "rewrapped"}
     assert c.get(f"{API}/files/content", params={"name": "keep.txt"}).content == b"keep me\n"
 
 
@@ -76,6 +81,7 @@ def test_change_passphrase(live: Live, c: httpx.Client) -> None:
     assert (r.status_code, r.json()["error"]["code"]) == (403, "auth")
     r = c.post(f"{API}/keys/passphrase", json={"passphrase": PASS, "new_passphrase": "a new one"})
     assert r.status_code == 200 and r.json()["vault"] == str(live.vault.path)
+    assert set(r.json()["kdf"]) == {"time_cost", "memory_kib", "parallelism"}
     with live.client(auth=False) as anon:
         assert anon.post(f"{API}/session", json={"passphrase": PASS}).status_code == 403
         assert anon.post(f"{API}/session", json={"passphrase": "a new one"}).status_code == 200

@@ -251,7 +251,7 @@ def _round_line(s: MaintenanceState) -> None:
         "verdict": h.get("verdict"),
         "state": (h.get("health") or {}).get("state"),
         "stale": [p["name"] for p in (h.get("health") or {}).get("stale_providers", [])],
-        "audit_at_fault": (s.last_audit or {}).get("at_fault"),
+        "audit_at_fault": None if s.last_audit is None else s.last_audit.at_fault,
         "repaired": (s.last_repair or {}).get("shares_regenerated"),
         "lost": (s.last_repair or {}).get("lost_names"),
         "budget_used": s.budget_used,

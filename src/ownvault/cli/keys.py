@@ -14,7 +14,6 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -27,6 +26,7 @@ from ownvault.cli.textfiles import read_small, write_secret
 from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
+from ownvault.engine.keys.keyring import PassphraseChange
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.sharing.contacts import TagPolicy
 from ownvault.engine.sharing.reader import SharedItem, SharedRestore, open_grant
@@ -83,25 +83,24 @@ def recover(
     passphrase = ctx.passphrase(confirm=True)
     result = asyncio.run(
         recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=kdf_params())
-    ).to_json()
+    )
 
     def human() -> None:
-        when = timestamp(result["snapshot_created"], sep=" ", none="at an unknown time")
+        when = timestamp(result.created, sep=" ", none="at an unknown time")
         click.echo(
-            f"Recovered vault at {result['vault']} "
-            f"(catalog snapshot {result['snapshot']}, written {when})"
+            f"Recovered vault at {result.path} (catalog snapshot {result.seq}, written {when})"
         )
-        for w in result["warnings"]:
+        for w in result.warnings:
             warn(w)
-        click.echo(f"Identity: {result['did']}")
-        click.echo(f"{result['objects']} name(s), {result['versions']} version(s)")
-        for p in result["providers"]:
+        click.echo(f"Identity: {result.did}")
+        click.echo(f"{result.objects} name(s), {result.versions} version(s)")
+        for p in result.providers:
             state = (
                 "ok"
-                if p["reachable"]
-                else ("MISSING (set to draining)" if p["missing"] else "unreachable")
+                if p.reachable
+                else ("MISSING (set to draining)" if p.missing else "unreachable")
             )
-            click.echo(f"  {p['name']:<16} {state:<26} {p['url']}")
+            click.echo(f"  {p.name:<16} {state:<26} {p.url}")
 
     emit(ctx, result, human)
 
@@ -218,7 +217,7 @@ def passphrase() -> None:
     ctx = get_ctx()
     old = ctx.passphrase()
 
-    async def go(v: Vault) -> dict[str, Any]:
+    async def go(v: Vault) -> PassphraseChange:
         new = new_passphrase("OWNVAULT_NEW_PASSPHRASE")
         kdf = kdf_params() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
         return await v.keyring.change_passphrase(old, new, kdf)
@@ -240,8 +239,8 @@ def rotate(rewrap: bool) -> None:
         ctx,
         result,
         lambda: click.echo(
-            f"Content keys now at epoch {result['epoch']}"
-            + (f"; {result['rewrapped']} chunk key(s) re-wrapped" if rewrap else "")
+            f"Content keys now at epoch {result.epoch}"
+            + (f"; {result.rewrapped} chunk key(s) re-wrapped" if rewrap else "")
         ),
     )
 
@@ -464,7 +463,7 @@ def revoke(grant_id: str) -> None:
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.sharing.revoke(grant_id))
     for f in result.not_deleted:
-        warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
+        warn(f"could not delete {f.object} at {f.provider}: {f.reason}")
     emit(
         ctx,
         result,
@@ -548,18 +547,14 @@ def forget(name: str, version: int | None, yes: bool) -> None:
             err=True,
         )
     result = run_with_vault(ctx, lambda v: v.keyring.forget(name, version=version))
-    for f in result["not_deleted"]:
-        warn(f"could not delete {f['object']} at {f['provider']}: {f['reason']}")
+    for f in result.not_deleted:
+        warn(f"could not delete {f.object} at {f.provider}: {f.reason}")
     emit(
         ctx,
         result,
         lambda: click.echo(
-            f"forgot {name}: {result['versions_forgotten']} version(s), {result['chunks_shredded']} chunk key(s) destroyed, "
-            f"{result['objects_deleted'] + result['old_snapshot_objects_deleted']} object(s) deleted"
-            + (
-                f", {len(result['not_deleted'])} could not be deleted"
-                if result["not_deleted"]
-                else ""
-            )
+            f"forgot {name}: {result.versions_forgotten} version(s), {result.chunks_shredded} chunk key(s) destroyed, "
+            f"{result.objects_deleted + result.old_snapshot_objects_deleted} object(s) deleted"
+            + (f", {len(result.not_deleted)} could not be deleted" if result.not_deleted else "")
         ),
     )

@@ -26,14 +26,14 @@ import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from ownvault.core.merkle import BLOCK_SIZE
 from ownvault.engine.backup.scheduler import BackupSchedule, run_scheduled
-from ownvault.engine.health.audit import AuditSample
+from ownvault.engine.health.audit import AuditReport, AuditSample
 from ownvault.engine.health.service import Health
 from ownvault.engine.health.status import vault_status
 from ownvault.engine.nft.preserve import reverify_preserved
@@ -41,7 +41,7 @@ from ownvault.engine.store.catalog.backups import RunRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.errors import OwnvaultError, UsageError, VaultStateError
 
-__all__ = ["MaintenanceConfig", "MaintenanceState", "maintain"]
+__all__ = ["MaintenanceConfig", "MaintenanceState", "NftReverification", "maintain"]
 
 BUSY_RETRY = 300.0
 DAY = 86400
@@ -70,6 +70,16 @@ class MaintenanceConfig:
             raise UsageError("the daily budget must be positive")
 
 
+@dataclass(frozen=True, slots=True)
+class NftReverification:
+    """The last re-verification of the preserved NFTs: how many, how many healthy, and the
+    names of the others."""
+
+    tokens: int
+    healthy: int
+    unhealthy: tuple[str, ...]
+
+
 @dataclass
 class MaintenanceState:
     """What the loop did last; read by ``status``, metrics endpoints and tests."""
@@ -78,7 +88,7 @@ class MaintenanceState:
     rounds: int = 0
     audits: int = 0
     repairs: int = 0
-    last_audit: dict[str, Any] | None = None
+    last_audit: AuditReport | None = None
     last_repair: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
     last_error: str | None = None
@@ -88,7 +98,7 @@ class MaintenanceState:
     next_audit_at: float = 0.0
     next_repair_at: float = 0.0
     nft_reverified: int = 0
-    last_nft: dict[str, Any] | None = None
+    last_nft: NftReverification | None = None
     backups: BackupSchedule = field(default_factory=BackupSchedule)
 
     def to_json(self) -> dict[str, Any]:
@@ -97,7 +107,7 @@ class MaintenanceState:
             "rounds": self.rounds,
             "audits": self.audits,
             "repairs": self.repairs,
-            "last_audit": self.last_audit,
+            "last_audit": None if self.last_audit is None else self.last_audit.to_json(),
             "last_repair": self.last_repair,
             "health": self.health,
             "last_error": self.last_error,
@@ -106,7 +116,7 @@ class MaintenanceState:
             "next_audit_at": self.next_audit_at,
             "next_repair_at": self.next_repair_at,
             "nft_reverified": self.nft_reverified,
-            "last_nft": self.last_nft,
+            "last_nft": None if self.last_nft is None else asdict(self.last_nft),
             "backups": self.backups.to_json(),
         }
 
@@ -128,7 +138,7 @@ class MaintenanceState:
             self.skipped_for_budget
         )
         if self.last_audit is not None:
-            a = self.last_audit
+            a = self.last_audit.to_json()
             gauge("ownvault_audit_last_run_timestamp_seconds", "End of the last audit.").set(
                 a["started_at"] + a["seconds"]
             )
@@ -225,12 +235,8 @@ def _audit_cost(ctx: VaultContext, sample: AuditSample) -> int:
     """A generous estimate of an audit's traffic: every challenge a block plus a leaf level."""
     blocks_per_provider = []
     for row in ctx.catalog.providers():
-        total = ctx.catalog.conn.execute(
-            "SELECT COALESCE(SUM(s.size), 0) FROM shares s JOIN packs p ON p.id = s.pack "
-            "WHERE p.state = 'live' AND s.provider = ?",
-            (row.id,),
-        ).fetchone()[0]
-        blocks_per_provider.append(sample.count(int(total) // BLOCK_SIZE + 1))
+        total = ctx.catalog.fleet.held_bytes(row.id)
+        blocks_per_provider.append(sample.count(total // BLOCK_SIZE + 1))
     return sum(blocks_per_provider) * (BLOCK_SIZE + 12 * 1024)
 
 
@@ -243,11 +249,11 @@ async def _reverify_nfts(ctx: VaultContext, state: MaintenanceState) -> None:
         return
     if results:
         state.nft_reverified += 1
-        state.last_nft = {
-            "tokens": len(results),
-            "healthy": sum(1 for r in results if r.health.ok),
-            "unhealthy": [r.name for r in results if not r.health.ok],
-        }
+        state.last_nft = NftReverification(
+            len(results),
+            sum(1 for r in results if r.health.ok),
+            tuple(r.name for r in results if not r.health.ok),
+        )
 
 
 async def _audit_due(
@@ -267,8 +273,8 @@ async def _audit_due(
     try:
         report = await health.audit(sample=config.sample)
         state.audits += 1
-        state.last_audit = report.to_json()
-        state.budget_used += state.last_audit["bytes"]
+        state.last_audit = report
+        state.budget_used += sum(p.bytes for p in report.providers)
         if report.at_fault or ctx.catalog.underrep.count():  # faults, or degraded writes
             state.next_repair_at = now
     except OwnvaultError as exc:

@@ -20,7 +20,6 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.domains import candidate_of
@@ -40,8 +39,33 @@ from ownvault.errors import OwnvaultError, PolicyError
 __all__ = ["RebalanceReport", "rebalance", "regenerate_share"]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RebalanceReport:
+    """What a rebalance did (or, dry run, would do); ``failures``: one line per pack left
+    as it was."""
+
+    packs_checked: int = 0
+    packs_changed: int = 0
+    shares_moved: int = 0
+    shares_regenerated: int = 0
+    packs_reencoded: int = 0
+    failures: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "packs_checked": self.packs_checked,
+            "packs_changed": self.packs_changed,
+            "shares_moved": self.shares_moved,
+            "shares_regenerated": self.shares_regenerated,
+            "packs_reencoded": self.packs_reencoded,
+            "failures": list(self.failures),
+        }
+
+
+@dataclass
+class _Tally:
+    """The counts of a rebalance while it runs (frozen into a RebalanceReport at the end)."""
+
     packs_checked: int = 0
     packs_changed: int = 0
     shares_moved: int = 0
@@ -49,15 +73,11 @@ class RebalanceReport:
     packs_reencoded: int = 0
     failures: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "packs_checked": self.packs_checked,
-            "packs_changed": self.packs_changed,
-            "shares_moved": self.shares_moved,
-            "shares_regenerated": self.shares_regenerated,
-            "packs_reencoded": self.packs_reencoded,
-            "failures": self.failures,
-        }
+    def report(self) -> RebalanceReport:
+        return RebalanceReport(
+            self.packs_checked, self.packs_changed, self.shares_moved,
+            self.shares_regenerated, self.packs_reencoded, tuple(self.failures),
+        )  # fmt: skip
 
 
 def _keep(policy: Policy, holders: list[Candidate | None], *, spread: bool = False) -> list[int]:
@@ -129,7 +149,7 @@ async def _move_share(
     old: int | None,
     new: int,
     fixed: list[Candidate],
-    report: RebalanceReport,
+    report: _Tally,
 ) -> None:
     """Copy (or regenerate) one share to ``new`` (or, if that fails, to another provider the
     policy allows next to ``fixed``), switch the catalog row, then delete the old copy."""
@@ -146,9 +166,7 @@ async def _move_share(
     report.shares_regenerated += int(regenerated)
 
 
-async def _reencode(
-    ctx: VaultContext, writer: PackWriter, pack: int, report: RebalanceReport
-) -> None:
+async def _reencode(ctx: VaultContext, writer: PackWriter, pack: int, report: _Tally) -> None:
     """Re-code a pack with the policy's k/n as a new pack, then retire the old one."""
     cat = ctx.catalog
     pack_id, size, k, n = cat.pack_info(pack)
@@ -173,7 +191,7 @@ async def rebalance(
     """Bring every live pack in line with the policy (see the module docstring)."""
     policy = policy or ctx.policy
     cat = ctx.catalog
-    report = RebalanceReport()
+    report = _Tally()
     all_rows = {r.id: r for r in cat.providers(include_removed=True)}
     packs = cat.live_packs()
     writer = PackWriter(cat, ctx.store, policy, ctx.candidates())
@@ -225,4 +243,4 @@ async def rebalance(
             report.failures.append(f"pack {_pid.hex()}: {exc.message}")
         if progress is not None:
             progress(done, len(packs))
-    return report
+    return report.report()

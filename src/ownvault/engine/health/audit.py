@@ -22,7 +22,7 @@ answered challenges failed, ``holds_at_least`` is the one-sided 95 % Clopper-Pea
 bound on the fraction of its blocks the provider still holds (1 - 0.05^(1/c) lost at most
 when none failed: 95.4 % held for c = 64).
 
-Results are recorded in the catalog (``engine.health.healthlog``): one run, per-provider counts,
+Results are recorded in the catalog's health record (``catalog.healthlog``): one run, per-provider counts,
 and every failed share as a fault for ``repair``.
 """
 
@@ -35,13 +35,13 @@ import random
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ownvault.core.merkle import leaf_hash, root_from_leaves, verify_proof
 from ownvault.core.pack import ShareLayout
-from ownvault.engine.health.healthlog import add_fault, record_run
 from ownvault.engine.store.catalog import ProviderRow
+from ownvault.engine.store.catalog.healthlog import AuditResultRow, FaultKind
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name
 from ownvault.errors import (
@@ -60,6 +60,7 @@ from ownvault.providers.wrappers import unwrap
 __all__ = [
     "CONFIDENCE",
     "DEFAULT_BLOCKS",
+    "AuditFault",
     "AuditReport",
     "AuditSample",
     "ProviderAudit",
@@ -141,6 +142,15 @@ class _Share:
         return data_share_name(self.pack_id, self.idx)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditFault:
+    """A share an audit found missing or corrupt (or that it could not check), and why."""
+
+    share: str
+    kind: FaultKind
+    detail: str
+
+
 @dataclass
 class ProviderAudit:
     """One provider's result in one audit."""
@@ -158,7 +168,7 @@ class ProviderAudit:
     bytes: int = 0
     seconds: float = 0.0
     error: str | None = None
-    faults: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[AuditFault] = field(default_factory=list)
 
     @property
     def holds_at_least(self) -> float | None:
@@ -171,6 +181,15 @@ class ProviderAudit:
         if self.unreachable or self.error:
             return "unreachable"
         return "ok" if self.shares else "empty"
+
+    def row(self) -> AuditResultRow:
+        """What the health record keeps of this result."""
+        held = self.holds_at_least
+        return AuditResultRow(
+            self.provider_id, self.method, self.shares, self.blocks, self.challenges,
+            self.passed, self.failed, self.unreachable, self.missing_shares, self.bytes,
+            round(self.seconds, 3), None if held is None else round(held, 6), self.error,
+        )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         held = self.holds_at_least
@@ -194,7 +213,7 @@ class ProviderAudit:
                 detection_probability(self.passed + self.failed, 0.10), 6
             ),
             "error": self.error,
-            "faults": self.faults[:MAX_FAULTS_SHOWN],
+            "faults": [asdict(f) for f in self.faults[:MAX_FAULTS_SHOWN]],
             "faults_total": len(self.faults),
         }
 
@@ -245,16 +264,16 @@ class _Auditor:
     def __init__(self, provider: Provider, result: ProviderAudit) -> None:
         self.p = provider
         self.r = result
-        self.fault_rows: list[tuple[_Share, str, str]] = []
+        self.fault_rows: list[tuple[_Share, FaultKind, str]] = []
 
-    def fail(self, share: _Share, kind: str, detail: str, count: int = 1) -> None:
+    def fail(self, share: _Share, kind: FaultKind, detail: str, count: int = 1) -> None:
         self.r.failed += count
         self.fault(share, kind, detail)
 
-    def fault(self, share: _Share, kind: str, detail: str) -> None:
+    def fault(self, share: _Share, kind: FaultKind, detail: str) -> None:
         if all(f[0] != share for f in self.fault_rows):
             self.fault_rows.append((share, kind, detail))
-            self.r.faults.append({"share": share.name, "kind": kind, "detail": detail})
+            self.r.faults.append(AuditFault(share.name, kind, detail))
 
     async def listing(self, shares: list[_Share]) -> set[_Share]:
         """Shares absent from the provider's listing (or listed with the wrong size)."""
@@ -294,7 +313,7 @@ class _Auditor:
             self.r.bytes += 6 + len(ans.block) + 32 * len(ans.path)
             layout = ShareLayout.for_total(share.size)
             if ans.status != 0:
-                kind = "missing" if ans.status == 1 else "corrupt"
+                kind: FaultKind = "missing" if ans.status == 1 else "corrupt"
                 self.fail(share, kind, f"block {block}: node says {ans.reason}")
             elif verify_proof(share.root, layout.data_len, block, ans.block, list(ans.path)):
                 self.r.passed += 1
@@ -359,12 +378,10 @@ class _Auditor:
 
 
 def _held_shares(ctx: VaultContext, provider: int) -> list[_Share]:
-    rows = ctx.catalog.conn.execute(
-        "SELECT s.pack, p.pack_id, s.idx, s.size, s.root FROM shares s JOIN packs p ON p.id = s.pack "
-        "WHERE p.state = 'live' AND s.provider = ? ORDER BY s.pack, s.idx",
-        (provider,),
-    ).fetchall()
-    return [_Share(r[0], bytes(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
+    return [
+        _Share(s.pack, s.pack_id, s.idx, s.size, s.root)
+        for s in ctx.catalog.fleet.held_shares(provider)
+    ]
 
 
 def choose_blocks(
@@ -386,7 +403,7 @@ def choose_blocks(
 
 async def _audit_one(
     ctx: VaultContext, row: ProviderRow, sample: AuditSample, rng: random.Random
-) -> tuple[ProviderAudit, list[tuple[_Share, str, str]]]:
+) -> tuple[ProviderAudit, list[tuple[_Share, FaultKind, str]]]:
     result = ProviderAudit(row.name, row.id)
     t0 = time.monotonic()
     shares = _held_shares(ctx, row.id)
@@ -462,12 +479,9 @@ async def audit(
     report = AuditReport(None, started, time.monotonic() - t0, sample, results)
     if record:
         summary = {k: v for k, v in report.to_json().items() if k != "providers"}
-        report.run = record_run(
-            ctx.catalog, "audit", started, summary, [p.to_json() for p in results]
-        )
+        log = ctx.catalog.healthlog
+        report.run = log.record_run("audit", started, summary, [p.row() for p in results])
         for result, faults in outcomes:
             for share, kind, detail in faults:
-                add_fault(
-                    ctx.catalog, share.pack, share.idx, result.provider_id, kind, detail, report.run
-                )
+                log.add_fault(share.pack, share.idx, result.provider_id, kind, detail, report.run)
     return report

@@ -1,7 +1,7 @@
 """Deep check: read every share whole and verify it (size, trailer, Merkle root, stored
 tree, header), where the plain ``check`` only asks providers whether the shares exist.
 
-Every bad share found is recorded as a fault (``engine.health.healthlog``) for ``repair``; shares
+Every bad share found is recorded as a fault (``catalog.healthlog``) for ``repair``; shares
 that verify clear any fault recorded earlier. The per-file report has the shape of
 :meth:`Vault.check`'s, with ``missing`` listing every share that failed verification.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from ownvault.core.pack import ShareHeader
 from ownvault.engine.health.check import check
-from ownvault.engine.health.healthlog import add_fault, clear_fault, record_run
+from ownvault.engine.store.catalog.healthlog import FaultKind
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import data_share_name, share_problem
 from ownvault.errors import ObjectNotFoundError, OwnvaultError, ProviderError
@@ -44,7 +44,8 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
     ) -> None:
         sname = data_share_name(pack_id, idx)
         p = ctx.store.providers.get(provider)
-        kind, why = "unreachable", "provider cannot be opened"
+        kind: FaultKind | None = "unreachable"
+        why = "provider cannot be opened"
         if p is not None:
             async with sem:
                 try:
@@ -54,7 +55,7 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
                         share_problem, data, size, root, ShareHeader(k, n, idx, pack_id)
                     )
                     del data
-                    kind, why = ("corrupt", problem) if problem else ("", "")
+                    kind, why = ("corrupt", problem) if problem else (None, "")
                 except ObjectNotFoundError:
                     kind, why = "missing", "not found"
                 except ProviderError as exc:
@@ -73,9 +74,9 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
                 "reason": why,
             }
             if kind != "unreachable":
-                add_fault(cat, pack, idx, provider, kind, why)
+                cat.healthlog.add_fault(pack, idx, provider, kind, why)
         else:
-            clear_fault(cat, pack, idx)
+            cat.healthlog.clear_fault(pack, idx)
 
     jobs = []
     for pack in packs:
@@ -97,8 +98,7 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
             "seconds": round(time.monotonic() - t0, 3),
         }
     )
-    record_run(
-        cat,
+    cat.healthlog.record_run(
         "deep",
         started,
         {k: v for k, v in cheap.items() if k not in ("files", "bad")} | {"bad": cheap["bad"][:100]},

@@ -13,22 +13,55 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
 
 from ownvault.core.crypto import Argon2Params
 from ownvault.core.guardians import GuardianGroup, split_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.pack import unwrap_chunk_key, wrap_chunk_key
+from ownvault.engine.store.catalog.keys import WrappedKey
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.layout import atomic_write
 from ownvault.errors import UsageError, VaultStateError
 
-__all__ = ["change_passphrase", "guardian_shares", "rotate_content_key"]
+__all__ = [
+    "KdfCost",
+    "KeyRotation",
+    "PassphraseChange",
+    "change_passphrase",
+    "guardian_shares",
+    "rotate_content_key",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class KdfCost:
+    """The Argon2id cost the keystore is sealed with."""
+
+    time_cost: int
+    memory_kib: int
+    parallelism: int
+
+
+@dataclass(frozen=True, slots=True)
+class PassphraseChange:
+    """The keystore of ``vault`` was sealed again under a new passphrase, at ``kdf`` cost."""
+
+    vault: str
+    kdf: KdfCost
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotation:
+    """Chunk keys are now wrapped under content key ``epoch``; ``rewrapped`` older ones were."""
+
+    epoch: int
+    rewrapped: int
 
 
 async def change_passphrase(
     ctx: VaultContext, old: str, new: str, kdf: Argon2Params | None = None
-) -> dict[str, Any]:
+) -> PassphraseChange:
     """Re-seal the keystore under ``new``; ``AuthError`` if ``old`` is wrong."""
     if not new:
         raise UsageError("the new passphrase must not be empty")
@@ -44,39 +77,31 @@ async def change_passphrase(
             Keystore.create, entropy, new, current.vault_id, current.did, kdf or current.params
         )
         atomic_write(path, store.to_json().encode())
-    return {
-        "vault": str(ctx.path),
-        "kdf": {
-            "time_cost": store.params.time_cost,
-            "memory_kib": store.params.memory_cost_kib,
-            "parallelism": store.params.parallelism,
-        },
-    }
+    params = store.params
+    return PassphraseChange(
+        str(ctx.path), KdfCost(params.time_cost, params.memory_cost_kib, params.parallelism)
+    )
 
 
-async def rotate_content_key(ctx: VaultContext, *, rewrap: bool = False) -> dict[str, Any]:
+async def rotate_content_key(ctx: VaultContext, *, rewrap: bool = False) -> KeyRotation:
     cat = ctx.catalog
     async with ctx.write():
         epoch = int(cat.meta("content_epoch") or "0") + 1
         new_key = ctx.keys.content_key(epoch)
         rewrapped = 0
-        with cat.transaction() as c:
+        with cat.transaction():
             cat.set_meta("content_epoch", str(epoch))
             if rewrap:
-                rows = c.execute(
-                    "SELECT id, chunk_id, wrapped_key, key_epoch FROM chunks"
-                ).fetchall()
                 updates = []
-                for row, chunk_id, wrapped, old_epoch in rows:
+                for w in cat.keys.wrapped_keys():
                     key = unwrap_chunk_key(
-                        ctx.keys.content_key(old_epoch), bytes(chunk_id), bytes(wrapped)
+                        ctx.keys.content_key(w.key_epoch), w.chunk_id, w.wrapped_key
                     )
-                    updates.append((wrap_chunk_key(new_key, bytes(chunk_id), key), epoch, row))
-                c.executemany(
-                    "UPDATE chunks SET wrapped_key = ?, key_epoch = ? WHERE id = ?", updates
-                )
+                    wrapped = wrap_chunk_key(new_key, w.chunk_id, key)
+                    updates.append(WrappedKey(w.row, w.chunk_id, wrapped, epoch))
+                cat.keys.set_wrapped_keys(updates)
                 rewrapped = len(updates)
-    return {"epoch": epoch, "rewrapped": rewrapped}
+    return KeyRotation(epoch, rewrapped)
 
 
 def guardian_shares(

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ from ownvault.core.keys import VaultKeys
 from ownvault.core.keystore import Keystore
 from ownvault.core.snapshot import decode_locator, locator_name
 from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.catalog.fleet import ProviderMove
+from ownvault.engine.store.catalog.rows import ProviderState
 from ownvault.engine.store.layout import atomic_write, secure_vault_dir, write_marker
 from ownvault.engine.store.shares import ShareStore
 from ownvault.engine.store.snapshots import restore_snapshot
@@ -58,7 +60,13 @@ from ownvault.errors import (
 from ownvault.providers.base import Provider
 from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
 
-__all__ = ["RecoveryResult", "parse_provider_arg", "recover_vault"]
+__all__ = [
+    "ReconciledProvider",
+    "RecoveryResult",
+    "SkippedSnapshot",
+    "parse_provider_arg",
+    "recover_vault",
+]
 
 _NAMED = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63})=(.+)\Z", re.IGNORECASE)
 MAX_ROUNDS = 4
@@ -72,19 +80,40 @@ def parse_provider_arg(text: str) -> tuple[str | None, str]:
     return None, text.strip()
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class ReconciledProvider:
+    """A provider of the recovered catalog, after NAME=URL moves; ``missing``: an embedded
+    folder that is not there (set to ``draining``)."""
+
+    name: str
+    kind: str
+    url: str
+    state: ProviderState
+    reachable: bool
+    missing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSnapshot:
+    """A catalog snapshot newer than the one recovered that could not be read, and why."""
+
+    snapshot: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecoveryResult:
     path: str
     did: str
     seq: int
     objects: int
     versions: int
-    providers: list[dict[str, Any]] = field(default_factory=list)
+    providers: tuple[ReconciledProvider, ...] = ()
     created: int | None = None
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    skipped: tuple[SkippedSnapshot, ...] = ()
+    warnings: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "vault": self.path,
             "did": self.did,
@@ -92,9 +121,9 @@ class RecoveryResult:
             "snapshot_created": self.created,
             "objects": self.objects,
             "versions": self.versions,
-            "providers": self.providers,
-            "skipped_snapshots": self.skipped,
-            "warnings": self.warnings,
+            "providers": [asdict(p) for p in self.providers],
+            "skipped_snapshots": [asdict(s) for s in self.skipped],
+            "warnings": list(self.warnings),
         }
 
 
@@ -211,17 +240,17 @@ def _add_locator_providers(pool: _Pool, locator: dict[str, Any], renames: dict[s
 
 async def _restore_newest(
     pool: _Pool, keys: VaultKeys, renames: dict[str, str]
-) -> tuple[int, dict[str, Any], bytes, _Listing, list[dict[str, Any]]]:
+) -> tuple[int, dict[str, Any], bytes, _Listing, list[SkippedSnapshot]]:
     """The newest snapshot that can be read, falling back to older ones; with the listing
     and the snapshots skipped (seq, reason)."""
     listing = await _list(pool)
-    skipped: list[dict[str, Any]] = []
+    skipped: list[SkippedSnapshot] = []
     wrong_key = 0
     for seq in sorted(listing.locators, reverse=True):
         body, why, bad_key = await _locator(pool, keys, seq, listing.locators[seq])
         if body is None:
             wrong_key += int(bad_key)
-            skipped.append({"snapshot": seq, "reason": why})
+            skipped.append(SkippedSnapshot(seq, why))
             continue
         _add_locator_providers(pool, body, renames)
         store = ShareStore(dict(pool.providers), dict(pool.names))
@@ -229,7 +258,7 @@ async def _restore_newest(
         try:
             image = await restore_snapshot(store, name_to_id, keys, seq, body)
         except (DataUnavailableError, IntegrityError, FormatError) as exc:
-            skipped.append({"snapshot": seq, "reason": exc.message})
+            skipped.append(SkippedSnapshot(seq, exc.message))
             continue
         return seq, body, image, listing, skipped
     if wrong_key and wrong_key == len(skipped):
@@ -237,21 +266,21 @@ async def _restore_newest(
             "the catalog on these providers does not open with these keys: wrong recovery phrase, "
             "wrong guardian shares, or another vault"
         )
-    reasons = "; ".join(f"snapshot {s['snapshot']}: {s['reason']}" for s in skipped[:5])
+    reasons = "; ".join(f"snapshot {s.snapshot}: {s.reason}" for s in skipped[:5])
     raise DataUnavailableError(f"no catalog snapshot could be read ({reasons})")
 
 
-def _warnings(pool: _Pool, listing: _Listing, seq: int, skipped: list[dict[str, Any]]) -> list[str]:
+def _warnings(
+    pool: _Pool, listing: _Listing, seq: int, skipped: list[SkippedSnapshot]
+) -> list[str]:
     out = []
     if skipped:
         out.append(
             f"recovered the older catalog snapshot {seq}: "
-            + "; ".join(f"snapshot {s['snapshot']} was skipped ({s['reason']})" for s in skipped)
+            + "; ".join(f"snapshot {s.snapshot} was skipped ({s.reason})" for s in skipped)
             + f". Changes made after snapshot {seq} are missing"
         )
-    newer = sorted(
-        x for x in listing.objects if x > seq and all(s["snapshot"] != x for s in skipped)
-    )
+    newer = sorted(x for x in listing.objects if x > seq and all(s.snapshot != x for s in skipped))
     if newer:
         holders = sorted({pool.names[p] for x in newer for p in listing.objects[x]})
         out.append(
@@ -333,8 +362,8 @@ async def recover_vault(
             with catalog.transaction():
                 # The next snapshot must be newer than anything on the providers.
                 catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
-            objects = int(catalog.conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
-            versions = int(catalog.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
+            usage = catalog.usage()
+            objects, versions = usage["objects"], usage["versions"]
         finally:
             catalog.close()
         vault_id = bytes.fromhex(vault_id_hex)
@@ -346,8 +375,8 @@ async def recover_vault(
         write_marker(root, vault_id_hex)
         made = locator.get("created")
         return RecoveryResult(
-            str(root), keys.did, seq, objects, versions, report,
-            made if isinstance(made, int) else None, skipped, warnings,
+            str(root), keys.did, seq, objects, versions, tuple(report),
+            made if isinstance(made, int) else None, tuple(skipped), tuple(warnings),
         )  # fmt: skip
     except BaseException:
         for f in created:
@@ -360,16 +389,11 @@ async def recover_vault(
 
 async def _reconcile_providers(
     catalog: Catalog, pool: _Pool, renames: dict[str, str], root: Path
-) -> list[dict[str, Any]]:
+) -> list[ReconciledProvider]:
     """Apply NAME=URL moves, check each provider, set missing embedded ones to draining."""
     out = []
     by_name = {n: pid for pid, n in pool.names.items()}
-    with catalog.transaction() as c:
-        for name, url in renames.items():
-            c.execute(
-                "UPDATE providers SET url = ?, kind = ? WHERE name = ?",
-                (url, kind_of_url(url), name),
-            )
+    catalog.fleet.relocate(ProviderMove(n, url, kind_of_url(url)) for n, url in renames.items())
     for row in catalog.providers():
         pid = by_name.get(row.name)
         reachable = False
@@ -383,16 +407,10 @@ async def _reconcile_providers(
         state = row.state
         if not reachable and relative and row.state == "active":
             state = "draining"
-            with catalog.transaction() as c:
-                c.execute("UPDATE providers SET state = 'draining' WHERE id = ?", (row.id,))
+            catalog.set_provider_state(row.id, "draining")
         out.append(
-            {
-                "name": row.name,
-                "kind": row.kind,
-                "url": row.url,
-                "state": state,
-                "reachable": reachable,
-                "missing": not reachable and relative,
-            }
+            ReconciledProvider(
+                row.name, row.kind, row.url, state, reachable, not reachable and relative
+            )
         )
     return out

@@ -22,19 +22,39 @@ Anything that could not be deleted is reported by provider and object and stays 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from typing import Any
+from dataclasses import dataclass
 
 from ownvault.core.snapshot import snapshot_prefix
 from ownvault.engine.store.context import PacksRewritten, VaultContext
 from ownvault.engine.store.layout import validate_object_name
-from ownvault.engine.store.repack import drain_doomed, rewrite_packs
+from ownvault.engine.store.repack import NotDeleted, drain_doomed, rewrite_packs
 from ownvault.errors import NotFoundError, OwnvaultError, ProviderError
 
-__all__ = ["forget"]
+__all__ = ["ForgetResult", "forget"]
 
 
-async def forget(ctx: VaultContext, name: str, *, version: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ForgetResult:
+    """What ``forget`` destroyed: the pack rewrite's counts, then the forgetting's own."""
+
+    packs_read: int
+    packs_written: int
+    chunks_kept: int
+    chunks_rekeyed: int
+    chunks_dropped: int
+    name: str
+    versions_forgotten: int
+    chunks_shredded: int
+    chunks_shared_with_other_names: int
+    grants_updated: int
+    snapshot: int
+    """The sequence number of the catalog snapshot written afterwards."""
+    old_snapshot_objects_deleted: int
+    objects_deleted: int
+    not_deleted: list[NotDeleted]
+
+
+async def forget(ctx: VaultContext, name: str, *, version: int | None = None) -> ForgetResult:
     """Crypto-shred ``name`` (or one version of it). See the module docstring."""
     name = validate_object_name(name)
     cat = ctx.catalog
@@ -45,101 +65,45 @@ async def forget(ctx: VaultContext, name: str, *, version: int | None = None) ->
         vids = [v.id for v in cat.versions(name) if version is None or v.number == version]
         if not vids:
             raise NotFoundError(f"{name} has no version {version}", name=name)
-        marks = ",".join("?" * len(vids))
-        doomed_chunks, shared_kept, packs, grant_rows = _what_goes(cat.conn, vids)
-        cat.conn.execute("PRAGMA secure_delete = ON")
-
-        def finish(c: sqlite3.Connection) -> None:
-            c.execute(f"DELETE FROM versions WHERE id IN ({marks})", vids)
-            if not c.execute("SELECT 1 FROM versions WHERE object = ?", (obj,)).fetchone():
-                c.execute("DELETE FROM objects WHERE id = ?", (obj,))
-            c.execute(
-                "DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)"
-            )
-
+        plan = cat.keys.forget_plan(vids)
+        cat.keys.secure_delete()
         rep = await rewrite_packs(
             ctx,
-            packs,
-            lambda ch: "drop" if ch.row in doomed_chunks or not ch.referenced else "keep",
+            set(plan.packs),
+            lambda ch: "drop" if ch.row in plan.doomed_chunks or not ch.referenced else "keep",
             reason=f"forget {name}",
-            finish=finish,
+            finish=lambda _c: cat.keys.delete_versions(obj, vids),
         )
-        if grant_rows:
-            await ctx.events.emit(PacksRewritten(frozenset(grant_rows)))
-        await asyncio.to_thread(_scrub_local, cat.conn)
+        if plan.grant_rows:
+            await ctx.events.emit(PacksRewritten(plan.grant_rows))
+        await asyncio.to_thread(cat.keys.scrub)
         snap = await ctx.push_catalog()
-        old = await _delete_old_snapshots(ctx, snap.seq)
+        old_deleted, old_failed = await _delete_old_snapshots(ctx, snap.seq)
         deleted, failed = await drain_doomed(ctx)
-    result = rep.to_json()
-    result.update(
-        {
-            "name": name,
-            "versions_forgotten": len(vids),
-            "chunks_shredded": len(doomed_chunks),
-            "chunks_shared_with_other_names": shared_kept,
-            "grants_updated": len(grant_rows),
-            "snapshot": snap.seq,
-            "old_snapshot_objects_deleted": old["deleted"],
-            "objects_deleted": rep.objects_deleted + deleted,
-            "not_deleted": old["failed"] + failed,
-        }
+    return ForgetResult(
+        packs_read=rep.packs_read,
+        packs_written=rep.packs_written,
+        chunks_kept=rep.chunks_kept,
+        chunks_rekeyed=rep.chunks_rekeyed,
+        chunks_dropped=rep.chunks_dropped,
+        name=name,
+        versions_forgotten=len(vids),
+        chunks_shredded=len(plan.doomed_chunks),
+        chunks_shared_with_other_names=plan.shared_kept,
+        grants_updated=len(plan.grant_rows),
+        snapshot=snap.seq,
+        old_snapshot_objects_deleted=old_deleted,
+        objects_deleted=rep.objects_deleted + deleted,
+        not_deleted=old_failed + failed,
     )
-    return result
 
 
-def _what_goes(
-    conn: sqlite3.Connection, vids: list[int]
-) -> tuple[set[int], int, set[int], set[int]]:
-    """For forgetting versions ``vids``: the chunks only they use (to shred), how many of
-    their chunks other versions share (kept), the packs holding nothing another version
-    needs, and the grants that cover them."""
-    marks = ",".join("?" * len(vids))
-    mine = {
-        r[0]
-        for r in conn.execute(
-            f"SELECT cc.chunk FROM entries e JOIN content_chunks cc ON cc.content = e.content WHERE e.version IN ({marks})",
-            vids,
-        )
-    }
-    others = {
-        r[0]
-        for r in conn.execute(
-            f"SELECT cc.chunk FROM entries e JOIN content_chunks cc ON cc.content = e.content WHERE e.version NOT IN ({marks})",
-            vids,
-        )
-    }
-    doomed_chunks = mine - others
-    shared_kept = len(mine & others)
-    packs = {
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT c.pack FROM chunks c WHERE NOT EXISTS "
-            f"(SELECT 1 FROM content_chunks cc JOIN entries e ON e.content = cc.content "
-            f" WHERE cc.chunk = c.id AND e.version NOT IN ({marks}))",
-            vids,
-        )
-    }
-    grant_rows = {
-        r[0]
-        for r in conn.execute(
-            f"SELECT DISTINCT grant_row FROM grant_versions WHERE version IN ({marks})", vids
-        )
-    }
-    return doomed_chunks, shared_kept, packs, grant_rows
-
-
-def _scrub_local(conn: sqlite3.Connection) -> None:
-    """Overwrite freed pages (secure_delete was on), fold the WAL in and truncate it, vacuum."""
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("VACUUM")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-async def _delete_old_snapshots(ctx: VaultContext, keep_seq: int) -> dict[str, Any]:
-    """Delete every catalog snapshot object older than ``keep_seq`` on every provider."""
+async def _delete_old_snapshots(ctx: VaultContext, keep_seq: int) -> tuple[int, list[NotDeleted]]:
+    """Delete every catalog snapshot object older than ``keep_seq`` on every provider;
+    return how many were deleted, and the others."""
     store = ctx.store
     deleted = 0
-    failed: list[dict[str, str]] = []
+    failed: list[NotDeleted] = []
     keep = snapshot_prefix(keep_seq) + "/"
 
     async def one(pid: int) -> None:
@@ -149,9 +113,7 @@ async def _delete_old_snapshots(ctx: VaultContext, keep_seq: int) -> dict[str, A
         try:
             names = [o.name async for o in p.list("catalog/")]
         except ProviderError as exc:
-            failed.append(
-                {"provider": pname, "object": "catalog/", "reason": f"cannot list: {exc.message}"}
-            )
+            failed.append(NotDeleted(pname, "catalog/", f"cannot list: {exc.message}"))
             return
         for n in names:
             if n.startswith(keep):
@@ -164,7 +126,7 @@ async def _delete_old_snapshots(ctx: VaultContext, keep_seq: int) -> dict[str, A
                 await p.delete(n)
                 deleted += 1
             except OwnvaultError as exc:
-                failed.append({"provider": pname, "object": n, "reason": exc.message})
+                failed.append(NotDeleted(pname, n, exc.message))
 
     await asyncio.gather(*(one(pid) for pid in store.providers))
-    return {"deleted": deleted, "failed": failed}
+    return deleted, failed

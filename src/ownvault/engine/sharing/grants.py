@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ownvault.core import crypto
@@ -34,7 +34,7 @@ from ownvault.engine.sharing.contacts import never_share_tags, resolve_contact, 
 from ownvault.engine.store.catalog.rows import ChunkRef
 from ownvault.engine.store.catalog.sharing import GrantKeyRow
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.repack import RepackResult, drain_doomed, rewrite_packs
+from ownvault.engine.store.repack import NotDeleted, RepackResult, drain_doomed, rewrite_packs
 from ownvault.errors import (
     DataUnavailableError,
     NotFoundError,
@@ -445,7 +445,7 @@ class Revocation:
     revocation_notices: int
     refreshed_grants: int
     objects_deleted: int
-    not_deleted: list[dict[str, str]]
+    not_deleted: list[NotDeleted]
     repack: RepackResult | None
 
     @property
@@ -463,7 +463,7 @@ class Revocation:
             "revocation_notices": self.revocation_notices,
             "refreshed_grants": self.refreshed_grants,
             "objects_deleted": self.objects_deleted,
-            "not_deleted": self.not_deleted,
+            "not_deleted": [asdict(f) for f in self.not_deleted],
         }
 
 

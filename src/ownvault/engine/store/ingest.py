@@ -192,12 +192,7 @@ class Ingestor:
         # New chunk keys are wrapped under the content key of the current epoch (keys rotate).
         self.key_epoch = int(self.catalog.meta("content_epoch") or "0")
         self._content_key = self.keys.content_key(self.key_epoch)
-        self.known = {
-            bytes(r[0])
-            for r in self.catalog.conn.execute(
-                "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
-            )
-        }
+        self.known = self.catalog.packs.live_chunk_ids()
         self.writer = PackWriter(self.catalog, self.store, self.policy, self.candidates)
 
     def close(self) -> None:

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 from ownvault.core import crypto
 from ownvault.core.pack import (
@@ -34,12 +32,22 @@ from ownvault.core.pack import (
     unwrap_chunk_key,
     wrap_chunk_key,
 )
+from ownvault.engine.store.catalog.packs import ChunkMove, RewrittenPack
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name
 from ownvault.errors import IntegrityError, OwnvaultError
 
-__all__ = ["ChunkInfo", "RepackResult", "drain_doomed", "rewrite_packs"]
+__all__ = ["ChunkInfo", "NotDeleted", "RepackResult", "drain_doomed", "rewrite_packs"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotDeleted:
+    """A provider object that could not be deleted (it stays queued), and why."""
+
+    provider: str
+    object: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +65,9 @@ class RepackResult:
     chunks_rekeyed: int = 0
     chunks_dropped: int = 0
     objects_deleted: int = 0
-    not_deleted: list[dict[str, str]] = field(default_factory=list)
+    not_deleted: list[NotDeleted] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "packs_read": self.packs_read,
             "packs_written": self.packs_written,
@@ -67,17 +75,11 @@ class RepackResult:
             "chunks_rekeyed": self.chunks_rekeyed,
             "chunks_dropped": self.chunks_dropped,
             "objects_deleted": self.objects_deleted,
-            "not_deleted": self.not_deleted,
+            "not_deleted": [asdict(f) for f in self.not_deleted],
         }
 
 
 Decide = Callable[[ChunkInfo], str]
-
-
-@dataclass
-class _NewPack:
-    pack: int
-    moves: list[tuple[int, int, int, bytes, int]]  # row, offset, length, wrapped, epoch
 
 
 async def rewrite_packs(
@@ -90,7 +92,10 @@ async def rewrite_packs(
     progress: Callable[[int, int], None] | None = None,
 ) -> RepackResult:
     """Rewrite ``packs`` (catalog ids) chunk by chunk as ``decide`` says. Hold the writer lock.
-    ``progress(done, total)`` is called after each old pack."""
+    ``finish`` runs inside the transaction that makes the rewrite visible (the caller's own
+    catalog changes, made through the catalog's methods that join the caller's transaction;
+    its argument is that transaction's connection); ``progress(done, total)`` is called
+    after each old pack."""
     rewriter = _Rewriter(ctx, decide)
     if progress is not None:
         progress(0, len(packs))
@@ -99,7 +104,14 @@ async def rewrite_packs(
         if progress is not None:
             progress(done, len(packs))
     await rewriter.upload()
-    _commit(ctx, rewriter, packs, reason, finish)
+    ctx.catalog.packs.commit_rewrite(
+        rewriter.new_packs,
+        rewriter.dropped,
+        packs,
+        rewriter.old_shares,
+        reason,
+        finish,
+    )
     result = rewriter.result
     deleted, failed = await drain_doomed(ctx)
     result.objects_deleted = deleted
@@ -117,7 +129,7 @@ class _Rewriter:
         self.content_key = ctx.keys.content_key(self.epoch)
         self.writer = PackWriter(ctx.catalog, ctx.store, ctx.policy, ctx.candidates())
         self.result = RepackResult()
-        self.new_packs: list[_NewPack] = []
+        self.new_packs: list[RewrittenPack] = []
         self.dropped: list[int] = []
         self.old_shares: list[tuple[int, str]] = []
         self.builder = PackBuilder()
@@ -129,11 +141,11 @@ class _Rewriter:
         if not self.pending:
             return
         written = await self.writer.write_pack(self.builder.seal())
-        moves = [
-            (row, off, ln, wr, ep)
+        moves = tuple(
+            ChunkMove(row, off, ln, wr, ep)
             for (row, ln, wr, ep), off in zip(self.pending, self.offsets, strict=True)
-        ]
-        self.new_packs.append(_NewPack(written.pack, moves))
+        )
+        self.new_packs.append(RewrittenPack(written.pack, moves))
         self.result.packs_written += 1
         self.builder = PackBuilder()
         self.pending = []
@@ -144,14 +156,9 @@ class _Rewriter:
         each chunk; its shares are queued for deletion."""
         cat, store, result = self.ctx.catalog, self.ctx.store, self.result
         pack_id, size, k, n = cat.pack_info(pack)
-        rows = cat.conn.execute(
-            "SELECT c.id, c.chunk_id, c.offset, c.length, c.plain_len, c.wrapped_key, c.key_epoch, "
-            "EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id) "
-            "FROM chunks c WHERE c.pack = ? ORDER BY c.offset",
-            (pack,),
-        ).fetchall()
+        rows = cat.packs.chunks_in(pack)
         shares = cat.shares_of(pack)
-        actions = [self.decide(ChunkInfo(r[0], bytes(r[1]), bool(r[7]))) for r in rows]
+        actions = [self.decide(ChunkInfo(r.row, r.chunk_id, r.referenced)) for r in rows]
         data = b""
         if any(a != "drop" for a in actions):
             data = await store.fetch_pack(
@@ -164,8 +171,14 @@ class _Rewriter:
             )
             result.packs_read += 1
         for r, action in zip(rows, actions, strict=True):
-            row, chunk_id, offset, length, plain_len = r[0], bytes(r[1]), r[2], r[3], r[4]
-            wrapped, key_epoch = bytes(r[5]), int(r[6])
+            row, chunk_id, offset, length, plain_len = (
+                r.row,
+                r.chunk_id,
+                r.offset,
+                r.length,
+                r.plain_len,
+            )
+            wrapped, key_epoch = r.wrapped_key, r.key_epoch
             if action == "drop":
                 self.dropped.append(row)
                 result.chunks_dropped += 1
@@ -201,79 +214,34 @@ class _Rewriter:
         return blob, wrap_chunk_key(self.content_key, chunk_id, new_key), self.epoch
 
 
-def _commit(
-    ctx: VaultContext,
-    rewriter: _Rewriter,
-    packs: set[int],
-    reason: str,
-    finish: Callable[[sqlite3.Connection], None] | None,
-) -> None:
-    """The one transaction that makes the rewrite visible (see the module docstring)."""
-    now = int(time.time())
-    with ctx.catalog.transaction() as c:
-        for np in rewriter.new_packs:
-            c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (np.pack,))
-            c.executemany(
-                "UPDATE chunks SET pack = ?, offset = ?, length = ?, wrapped_key = ?, key_epoch = ? WHERE id = ?",
-                [(np.pack, off, ln, wr, ep, row) for row, off, ln, wr, ep in np.moves],
-            )
-        if finish is not None:
-            finish(c)
-        for row in rewriter.dropped:
-            c.execute("DELETE FROM chunks WHERE id = ?", (row,))
-        for pack in packs:
-            left = c.execute("SELECT COUNT(*) FROM chunks WHERE pack = ?", (pack,)).fetchone()[0]
-            if left:
-                raise OwnvaultError(
-                    f"internal error: pack {pack} still holds {left} chunk(s) after rewrite"
-                )
-            c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
-            c.execute("DELETE FROM packs WHERE id = ?", (pack,))
-        c.executemany(
-            "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
-            [(p, name, reason, now) for p, name in rewriter.old_shares],
-        )
-
-
-async def drain_doomed(ctx: VaultContext) -> tuple[int, list[dict[str, str]]]:
-    """Delete every queued provider object; return (deleted, [{provider, object, reason}])."""
+async def drain_doomed(ctx: VaultContext) -> tuple[int, list[NotDeleted]]:
+    """Delete every queued provider object; return how many were deleted, and the others."""
     cat = ctx.catalog
     store = ctx.store
     names = {r.id: r.name for r in cat.providers(include_removed=True)}
-    rows = cat.conn.execute(
-        "SELECT provider, name, reason FROM doomed_objects ORDER BY provider, name"
-    ).fetchall()
+    rows = cat.packs.doomed()
     sem = asyncio.Semaphore(16)
     done: list[tuple[int, str]] = []
-    failed: list[dict[str, str]] = []
+    failed: list[NotDeleted] = []
 
     async def one(provider: int, name: str) -> None:
         async with sem:
             p = store.providers.get(provider)
             if p is None:
                 failed.append(
-                    {
-                        "provider": names.get(provider, str(provider)),
-                        "object": name,
-                        "reason": "provider cannot be opened",
-                    }
+                    NotDeleted(
+                        names.get(provider, str(provider)), name, "provider cannot be opened"
+                    )
                 )
                 return
             try:
                 await p.delete(name)
             except OwnvaultError as exc:
-                failed.append(
-                    {
-                        "provider": names.get(provider, str(provider)),
-                        "object": name,
-                        "reason": exc.message,
-                    }
-                )
+                failed.append(NotDeleted(names.get(provider, str(provider)), name, exc.message))
                 return
             done.append((provider, name))
 
-    await asyncio.gather(*(one(r[0], r[1]) for r in rows))
+    await asyncio.gather(*(one(r.provider, r.name) for r in rows))
     if done:
-        with cat.transaction() as c:
-            c.executemany("DELETE FROM doomed_objects WHERE provider = ? AND name = ?", done)
-    return len(done), sorted(failed, key=lambda f: (f["provider"], f["object"]))
+        cat.packs.undoom(done)
+    return len(done), sorted(failed, key=lambda f: (f.provider, f.object))

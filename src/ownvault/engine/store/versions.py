@@ -39,7 +39,7 @@ ObjectKind = Literal["file", "tree"]
 class PutResult:
     name: str
     version: int
-    kind: str
+    kind: ObjectKind
     size: int
     files: int
     cid: str | None

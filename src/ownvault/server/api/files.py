@@ -363,11 +363,12 @@ def router(state: ApiState) -> APIRouter:
         response_model=ForgetOut,
         summary="Crypto-shred a name (or one version): its keys destroyed, its shares deleted",
     )
-    async def forget(body: ForgetIn) -> dict[str, Any]:
+    async def forget(body: ForgetIn) -> ForgetOut:
         if not body.confirm:
             raise UsageError("forgetting destroys data for good: send confirm: true")
         async with state.vault.ctx.write():
-            return await vault.keyring.forget(body.name, version=body.version)
+            result = await vault.keyring.forget(body.name, version=body.version)
+        return ForgetOut.model_validate(asdict(result))
 
     @r.get(
         "/du",

@@ -97,6 +97,11 @@ class GuardiansOut(BaseModel):
 
 
 def router(state: ApiState) -> APIRouter:
+    """The identity, recovery and key routes, bound to ``state``.
+
+    Long: small route handlers, each a closure over ``state`` and the router; one function
+    keeps every route of the tag in one place.
+    """
     r = APIRouter(tags=["keys"], dependencies=[Depends(require_session(state.sessions))])
     vault = state.vault
 
@@ -160,18 +165,20 @@ def router(state: ApiState) -> APIRouter:
         response_model=PassphraseOut,
         summary="Change the passphrase (the keystore is sealed again; sessions stay valid)",
     )
-    async def passphrase(body: NewPassphraseIn) -> dict[str, Any]:
+    async def passphrase(body: NewPassphraseIn) -> PassphraseOut:
         await check_passphrase(state, body.passphrase)
         async with state.vault.ctx.write():
-            return await vault.keyring.change_passphrase(body.passphrase, body.new_passphrase)
+            done = await vault.keyring.change_passphrase(body.passphrase, body.new_passphrase)
+        return PassphraseOut.model_validate(asdict(done))
 
     @r.post(
         "/keys/rotate",
         response_model=RotateOut,
         summary="A new content-key epoch for chunk keys written from now on",
     )
-    async def rotate(body: RotateIn) -> dict[str, Any]:
+    async def rotate(body: RotateIn) -> RotateOut:
         async with state.vault.ctx.write():
-            return await vault.keyring.rotate_content_key(rewrap=body.rewrap)
+            rotation = await vault.keyring.rotate_content_key(rewrap=body.rewrap)
+        return RotateOut.model_validate(asdict(rotation))
 
     return r

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from ownvault.core.jsonvalue import JSONValue
+from ownvault.engine.store.catalog import fleet, healthlog, keys, packs, tables
 from ownvault.errors import FormatError, NotFoundError, VaultStateError
 
 __all__ = [
@@ -54,6 +55,9 @@ class Catalog:
     """Typed access to the catalog database. One connection; not shared across threads."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        # Table groups of the store and health (catalog/<group>.py), on the same connection:
+        self.fleet, self.healthlog = fleet.FleetTables(conn), healthlog.HealthLogTables(conn)
+        self.keys, self.packs = keys.KeyTables(conn), packs.PackTables(conn)
         self.conn = conn
         self.path = path
         self.backups = BackupTables(conn, self.transaction)
@@ -154,16 +158,8 @@ class Catalog:
     def close(self) -> None:
         self.conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return tables.transaction(self.conn)
 
     # -- meta ---------------------------------------------------------------------------
 

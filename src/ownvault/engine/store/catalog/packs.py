@@ -1,0 +1,137 @@
+"""Rewriting packs in the catalog: the chunks of a pack, the one commit of a rewrite, and
+the queue of provider objects to delete (``doomed_objects``). See ``engine.store.repack``."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from ownvault.engine.store.catalog.tables import Tables
+from ownvault.errors import OwnvaultError
+
+__all__ = ["ChunkMove", "DoomedObject", "PackChunk", "PackTables", "RewrittenPack"]
+
+
+@dataclass(frozen=True, slots=True)
+class PackChunk:
+    """A chunk stored in a pack, and whether any content still refers to it."""
+
+    row: int
+    chunk_id: bytes
+    offset: int
+    length: int
+    plain_len: int
+    wrapped_key: bytes
+    key_epoch: int
+    referenced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMove:
+    """Chunk ``row`` now sits at ``offset`` in a new pack, its key wrapped under ``key_epoch``."""
+
+    row: int
+    offset: int
+    length: int
+    wrapped_key: bytes
+    key_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class RewrittenPack:
+    """A pending pack written by a rewrite, and the chunks moved into it."""
+
+    pack: int
+    moves: tuple[ChunkMove, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DoomedObject:
+    """A provider object queued for deletion."""
+
+    provider: int
+    name: str
+    reason: str
+
+
+class PackTables(Tables):
+    """``chunks`` and ``packs`` as a rewrite sees them, and ``doomed_objects``."""
+
+    def chunks_in(self, pack: int) -> list[PackChunk]:
+        """The chunks stored in ``pack``, by offset."""
+        rows = self._conn.execute(
+            "SELECT c.id, c.chunk_id, c.offset, c.length, c.plain_len, c.wrapped_key, c.key_epoch, "
+            "EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id) "
+            "FROM chunks c WHERE c.pack = ? ORDER BY c.offset",
+            (pack,),
+        ).fetchall()
+        return [
+            PackChunk(r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), int(r[6]), bool(r[7]))
+            for r in rows
+        ]
+
+    def live_chunk_ids(self) -> set[bytes]:
+        """The ids of every chunk in a live pack (what a put need not store again)."""
+        return {
+            bytes(r[0])
+            for r in self._conn.execute(
+                "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
+            )
+        }
+
+    def commit_rewrite(
+        self,
+        new_packs: Sequence[RewrittenPack],
+        dropped: Iterable[int],
+        old_packs: Iterable[int],
+        doomed: Iterable[tuple[int, str]],
+        reason: str,
+        finish: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """In one transaction: make ``new_packs`` live with their moved chunks, run
+        ``finish(conn)`` (the caller's own changes, inside the transaction),
+        delete the ``dropped`` chunk rows and the ``old_packs`` (which must be empty by
+        now), and queue the ``doomed`` (provider, object name) pairs for deletion."""
+        now = int(time.time())
+        with self.transaction() as c:
+            for np in new_packs:
+                c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (np.pack,))
+                c.executemany(
+                    "UPDATE chunks SET pack = ?, offset = ?, length = ?, wrapped_key = ?, key_epoch = ? WHERE id = ?",
+                    [
+                        (np.pack, m.offset, m.length, m.wrapped_key, m.key_epoch, m.row)
+                        for m in np.moves
+                    ],
+                )
+            if finish is not None:
+                finish(c)
+            for row in dropped:
+                c.execute("DELETE FROM chunks WHERE id = ?", (row,))
+            for pack in old_packs:
+                left = c.execute("SELECT COUNT(*) FROM chunks WHERE pack = ?", (pack,)).fetchone()[
+                    0
+                ]
+                if left:
+                    raise OwnvaultError(
+                        f"internal error: pack {pack} still holds {left} chunk(s) after rewrite"
+                    )
+                c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
+                c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+            c.executemany(
+                "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) VALUES (?, ?, ?, ?)",
+                [(p, name, reason, now) for p, name in doomed],
+            )
+
+    def doomed(self) -> list[DoomedObject]:
+        """Every queued provider object, by provider and name."""
+        rows = self._conn.execute(
+            "SELECT provider, name, reason FROM doomed_objects ORDER BY provider, name"
+        ).fetchall()
+        return [DoomedObject(*r) for r in rows]
+
+    def undoom(self, deleted: Iterable[tuple[int, str]]) -> None:
+        """Take (provider, object name) pairs that were deleted off the queue."""
+        with self.transaction() as c:
+            c.executemany("DELETE FROM doomed_objects WHERE provider = ? AND name = ?", deleted)
