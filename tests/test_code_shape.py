@@ -75,3 +75,36 @@ def test_the_checks_catch_what_they_should(tmp_path: Path) -> None:
     ok.write_text("x = 1\n" * 600)
     assert long_modules([ok], tmp_path) == []
     assert long_modules([big, ok], tmp_path) == ["big.py: 601"]
+
+
+CATALOG = SRC / "engine" / "store" / "catalog"
+SQL_CALLS = {"execute", "executemany", "executescript", "fetchone", "fetchall", "conn"}
+
+
+def sql_outside_catalog(source: str, name: str) -> list[str]:
+    """Uses of a database connection (``.execute(``, ``.fetchall()``, ``.conn``, ...) in a
+    module outside the catalog package: only the catalog runs SQL (docs/design.md)."""
+    return [
+        f"{name}:{node.lineno} .{node.attr}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr in SQL_CALLS
+    ]
+
+
+def test_only_the_catalog_runs_sql() -> None:
+    found = []
+    for path in _modules():
+        if CATALOG in path.parents:
+            continue
+        found += sql_outside_catalog(path.read_text(encoding="utf-8"), str(path.relative_to(SRC)))
+    assert found == []
+
+
+def test_the_sql_check_catches_what_it_should() -> None:
+    source = "def f(cat):\n    cat.conn.execute('SELECT 1').fetchone()\n"
+    assert sorted(sql_outside_catalog(source, "m")) == [
+        "m:2 .conn",
+        "m:2 .execute",
+        "m:2 .fetchone",
+    ]
+    assert sql_outside_catalog("def f(cat):\n    return cat.providers()\n", "m") == []

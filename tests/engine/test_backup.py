@@ -191,7 +191,7 @@ def test_retention_runs_after_each_backup_and_frees_space(vaults: Vaults, tmp_pa
     kept = [v.version for v in run(vault.files.versions("d"))]
     # keep-last 2 -> 12, 11; keep-daily 4 -> the days of 12, 11, 10, 9 (one version each).
     assert kept == [9, 10, 11, 12]
-    usage = vault.ctx.catalog.usage()
+    usage = vault.ctx.catalog.usage.totals()
     assert usage["unique_bytes"] < 5 * 200_000 + 100_000
     assert vault.ctx.catalog.unreferenced_packs() == []
     run(vault.files.get("d", tmp_path / "out", version=9))
@@ -235,14 +235,14 @@ def test_partly_referenced_packs_are_repacked_over_the_threshold(
     run(vault.backups.run("d"))
     (packs_before,) = [vault.ctx.catalog.live_packs()]
     assert len(packs_before) == 1
-    stored_before = vault.ctx.catalog.usage()["stored_bytes"]
+    stored_before = vault.ctx.catalog.usage.totals()["stored_bytes"]
     (src / "big.bin").unlink()
     clock.t += 3600
     r = run(vault.backups.run("d"))
     assert (r.result, r.forgotten, r.removed) == ("ok", 1, 1)
     packs_after = vault.ctx.catalog.live_packs()
     assert packs_after and set(packs_after).isdisjoint(packs_before)
-    assert vault.ctx.catalog.usage()["stored_bytes"] < stored_before / 4
+    assert vault.ctx.catalog.usage.totals()["stored_bytes"] < stored_before / 4
     run(vault.files.get("d", tmp_path / "out"))
     assert (tmp_path / "out" / "small.txt").read_text() == "small and kept\n"
 

@@ -195,7 +195,7 @@ def test_policy_change_rebalance_and_provider_rm(
     assert run(vault.health.check())["policy_ok"]
     # Remove a provider that holds shares: they move first, then it is gone.
     rows = {r.name: r.id for r in vault.catalog.providers()}
-    held = vault.catalog.provider_usage().get(rows["node-0"], (0, 0))[0]
+    held = vault.catalog.usage.by_provider().get(rows["node-0"], (0, 0))[0]
     out = run(vault.fleet.remove_provider("node-0"))
     assert out["removed"] and out["shares_moved"] == held
     assert "node-0" not in [p["name"] for p in run(vault.fleet.provider_status())]

@@ -120,13 +120,13 @@ def test_unreachable_provider_is_moved_unless_within_grace(vault: Vault, tmp_pat
     run(vault.health.audit())  # everyone answered just now
     marker = vault.path / "providers" / "local-6" / "ownvault-provider.json"
     marker.rename(marker.with_suffix(".away"))
-    held = vault.catalog.provider_usage().get(6, (0, 0))[0]
+    held = vault.catalog.usage.by_provider().get(6, (0, 0))[0]
     assert held
     waited = run(vault.health.repair(unreachable_grace=3600))
     assert waited.shares_regenerated == 0 and waited.unreachable == ["local-6"]
     moved = run(vault.health.repair())
     assert moved.shares_moved == held and moved.shares_rewritten_in_place == 0
-    assert vault.catalog.provider_usage().get(6, (0, 0))[0] == 0
+    assert vault.catalog.usage.by_provider().get(6, (0, 0))[0] == 0
     assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
 
 

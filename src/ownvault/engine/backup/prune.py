@@ -99,11 +99,11 @@ async def forget_versions(
     text = "keep every version" if policy.empty else policy.describe()
     if dry_run or not decision.remove:
         return ForgetResult(name, text, keep, remove, dry_run)
-    before = ctx.catalog.usage()["stored_bytes"]
+    before = ctx.catalog.usage.totals()["stored_bytes"]
     for item in decision.remove:
         ctx.catalog.delete_versions(name, int(item.key))
     deleted, repacked = await reclaim_space(ctx)
-    freed = before - ctx.catalog.usage()["stored_bytes"]
+    freed = before - ctx.catalog.usage.totals()["stored_bytes"]
     return ForgetResult(name, text, keep, remove, False, deleted, repacked, freed)
 
 

@@ -233,7 +233,7 @@ class Files:
         costs on the providers (encryption, pack padding, erasure coding, share headers and
         Merkle trees), not only the k/n ratio."""
         ctx = self.ctx
-        u = ctx.catalog.usage()
+        u = ctx.catalog.usage.totals()
         unique = u["unique_bytes"]
         return Usage(
             objects=u["objects"],

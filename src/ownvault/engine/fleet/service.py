@@ -189,7 +189,7 @@ class Fleet:
         if row is None:
             raise NotFoundError(f"no such provider: {name}", provider=name)
         async with ctx.write():
-            held = cat.provider_usage().get(row.id, (0, 0))[0]
+            held = cat.usage.by_provider().get(row.id, (0, 0))[0]
             if force:
                 at_risk = self._at_risk_without(row.id)
                 cat.set_provider_state(row.id, "removed")
@@ -200,7 +200,7 @@ class Fleet:
             report = await rebalance(ctx, progress=progress)
             if report.packs_changed:
                 await ctx.events.emit(PacksRewritten())
-            left = cat.provider_usage().get(row.id, (0, 0))[0]
+            left = cat.usage.by_provider().get(row.id, (0, 0))[0]
             if left:
                 raise PolicyError(
                     f"{name} still holds {left} share(s) that could not be moved "
@@ -263,7 +263,7 @@ class Fleet:
     async def provider_status(self) -> list[dict[str, Any]]:
         """Each provider: usage, reachability, free space, latency."""
         ctx = self.ctx
-        usage = ctx.catalog.provider_usage()
+        usage = ctx.catalog.usage.by_provider()
         store = ctx.store
 
         async def one(row: ProviderRow) -> dict[str, Any]:

@@ -38,167 +38,42 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ownvault.core.pack import ShareHeader, ShareLayout
+from ownvault.engine.health.complete import complete_all
 from ownvault.engine.health.healthlog import (
     FaultRow,
     add_fault,
     clear_fault,
     faults,
-    last_answered,
     record_run,
 )
+from ownvault.engine.health.survey import (
+    LostPiece,
+    ProviderSurvey,
+    RepairReport,
+    caps_allow,
+    survey,
+)
 from ownvault.engine.store.catalog import ShareRow
-from ownvault.engine.store.catalog.underrep import MissingShare
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
-from ownvault.engine.store.placement import Candidate, Policy, eligible, place, place_upto
+from ownvault.engine.store.placement import Candidate, Policy, eligible, place
 from ownvault.engine.store.shares import DATA_PREFIX, data_share_name, share_problem
 from ownvault.errors import (
     ObjectNotFoundError,
     OwnvaultError,
     PolicyError,
-    ProviderError,
 )
 
 __all__ = ["LostPiece", "RepairReport", "repair"]
 
-REACH_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class LostPiece:
-    pack_id: str
-    good: int
-    k: int
-    versions: list[dict[str, Any]]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pack_id": self.pack_id,
-            "good_shares": self.good,
-            "k": self.k,
-            "versions": self.versions,
-        }
-
-
-@dataclass
-class RepairReport:
-    dry_run: bool = False
-    packs_checked: int = 0
-    packs_damaged: int = 0
-    packs_repaired: int = 0
-    shares_bad: int = 0
-    shares_verified_ok: int = 0
-    shares_regenerated: int = 0
-    shares_rewritten_in_place: int = 0
-    shares_moved: int = 0
-    shares_completed: int = 0
-    under_replicated_left: int = 0
-    snapshot_rewritten: bool = False
-    bytes_read: int = 0
-    bytes_written: int = 0
-    seconds: float = 0.0
-    budget_exhausted: bool = False
-    unreachable: list[str] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    lost: list[LostPiece] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def lost_names(self) -> list[str]:
-        return sorted({f"{v['name']} v{v['version']}" for p in self.lost for v in p.versions})
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "packs_checked": self.packs_checked,
-            "packs_damaged": self.packs_damaged,
-            "packs_repaired": self.packs_repaired,
-            "shares_bad": self.shares_bad,
-            "shares_verified_ok": self.shares_verified_ok,
-            "shares_regenerated": self.shares_regenerated,
-            "shares_rewritten_in_place": self.shares_rewritten_in_place,
-            "shares_moved": self.shares_moved,
-            "shares_completed": self.shares_completed,
-            "under_replicated_left": self.under_replicated_left,
-            "snapshot_rewritten": self.snapshot_rewritten,
-            "bytes_read": self.bytes_read,
-            "bytes_written": self.bytes_written,
-            "seconds": round(self.seconds, 3),
-            "budget_exhausted": self.budget_exhausted,
-            "unreachable": self.unreachable,
-            "actions": self.actions[:200],
-            "lost": [p.to_json() for p in self.lost],
-            "lost_names": self.lost_names,
-            "failures": self.failures,
-        }
-
-
-@dataclass
-class _World:
-    """What repair knows about the providers before it touches any share."""
-
-    names: dict[int, str]
-    reachable: set[int]
-    grace: set[int]
-    listed: dict[int, dict[str, int]]
-    distrusted: set[int]
-    candidates: dict[int, Candidate]
-
-
-async def _survey(ctx: VaultContext, unreachable_grace: float | None) -> _World:
-    store = ctx.store
-    rows = ctx.catalog.providers(include_removed=True)
-    names = {r.id: r.name for r in rows}
-    listed: dict[int, dict[str, int]] = {}
-
-    async def probe(pid: int) -> None:
-        p = store.providers.get(pid)
-        if p is None:
-            return
-        try:
-            async with asyncio.timeout(REACH_TIMEOUT * 3):
-                await p.info()
-                listed[pid] = {o.name: o.size async for o in p.list(DATA_PREFIX + "/")}
-        except (OwnvaultError, TimeoutError):
-            return
-
-    await asyncio.gather(*(probe(r.id) for r in rows if r.state != "removed"))
-    reachable = set(listed)
-    # Providers that returned wrong bytes or proofs (not merely lost an object) are only
-    # written to when no other provider can take a share.
-    distrusted = {f.provider for f in faults(ctx.catalog) if f.kind == "corrupt"}
-    grace: set[int] = set()
-    if unreachable_grace is not None:
-        # Shares on a provider that is down now but answered an audit recently stay put.
-        now = time.time()
-        for r in rows:
-            if r.id in reachable or r.state != "active":
-                continue
-            seen = last_answered(ctx.catalog, r.id)
-            if seen is not None and now - seen < unreachable_grace:
-                grace.add(r.id)
-    cands = {c.id: c for c in ctx.candidates()}
-    return _World(names, reachable, grace, listed, distrusted, cands)
-
 
 def _versions_of_pack(ctx: VaultContext, pack: int) -> list[dict[str, Any]]:
-    rows = ctx.catalog.conn.execute(
-        "SELECT DISTINCT o.name, v.number, e.path FROM chunks c "
-        "JOIN content_chunks cc ON cc.chunk = c.id JOIN entries e ON e.content = cc.content "
-        "JOIN versions v ON v.id = e.version JOIN objects o ON o.id = v.object "
-        "WHERE c.pack = ? ORDER BY o.name, v.number, e.path",
-        (pack,),
-    ).fetchall()
-    out: dict[tuple[str, int], list[str]] = {}
-    for name, number, path in rows:
-        out.setdefault((name, number), []).append(path)
     return [
-        {"name": n, "version": v, "paths": [p for p in paths if p][:20]}
-        for (n, v), paths in out.items()
+        {"name": u.name, "version": u.version, "paths": list(u.paths)}
+        for u in ctx.catalog.packs.users_of(pack)
     ]
 
 
@@ -216,7 +91,7 @@ async def repair(
     started = time.time()
     report = RepairReport(dry_run=dry_run)
     cat = ctx.catalog
-    world = await _survey(ctx, unreachable_grace)
+    world = await survey(ctx, unreachable_grace)
     report.unreachable = sorted(
         world.names[r.id] for r in cat.providers() if r.id not in world.reachable
     )
@@ -258,7 +133,7 @@ async def repair(
         if progress is not None:
             progress(done, len(packs))
     if not report.budget_exhausted:
-        await _complete_all(ctx, world, policy, report, dry_run, max_bytes)
+        await complete_all(ctx, world, policy, report, dry_run, max_bytes)
     report.under_replicated_left = cat.underrep.count()
     report.seconds = time.monotonic() - t0
     if not dry_run:
@@ -272,7 +147,7 @@ def _listed_damage(
     pack: int,
     pack_id: bytes,
     rows: list[ShareRow],
-    world: _World,
+    world: ProviderSurvey,
     recorded: dict[tuple[int, int], FaultRow],
     dry_run: bool,
 ) -> tuple[dict[int, str], list[int]]:
@@ -370,7 +245,7 @@ async def _repair_pack(
     ctx: VaultContext,
     pack: int,
     bad: dict[int, str],
-    world: _World,
+    world: ProviderSurvey,
     policy: Policy,
     report: RepairReport,
     dry_run: bool,
@@ -437,7 +312,7 @@ async def _repair_pack(
 
 def _targets(
     policy: Policy,
-    world: _World,
+    world: ProviderSurvey,
     rows: dict[int, ShareRow],
     bad: dict[int, str],
     holders: dict[int, Candidate | None],
@@ -457,7 +332,7 @@ def _targets(
             and old in world.reachable
             and old not in world.distrusted
             and eligible(policy, [holder]).eligible
-            and _caps_allow(policy, fixed, holder)
+            and caps_allow(policy, fixed, holder)
         ):
             target = old
         if target is None:
@@ -477,152 +352,3 @@ def _targets(
         targets[idx] = target
         fixed.append(world.candidates[target])
     return targets
-
-
-def _caps_allow(policy: Policy, fixed: list[Candidate], c: Candidate) -> bool:
-    cap = policy.jurisdiction_cap()
-    same_region = sum(1 for f in fixed if f.region == c.region)
-    same_provider = sum(1 for f in fixed if f.id == c.id)
-    return bool(same_region < cap and same_provider < policy.max_per_provider)
-
-
-# -- completing under-replicated pieces ------------------------------------------------------
-
-
-async def _complete_all(
-    ctx: VaultContext,
-    world: _World,
-    policy: Policy,
-    report: RepairReport,
-    dry_run: bool,
-    max_bytes: int | None,
-) -> None:
-    """Place the shares degraded writes left out (``catalog.underrep``), then rewrite the
-    catalog snapshot if its newest one is short of shares."""
-    cat = ctx.catalog
-    for pack in cat.underrep.packs():
-        missing = cat.underrep.of_pack(pack)
-        rows = cat.shares_of(pack)
-        cost = sum(m.size for m in missing) + sum(s.size for s in rows[: cat.pack_info(pack)[2]])
-        if max_bytes is not None and report.bytes_read + report.bytes_written + cost > max_bytes:
-            report.budget_exhausted = True
-            return
-        try:
-            await _complete_pack(ctx, pack, missing, world, policy, report, dry_run)
-        except OwnvaultError as exc:
-            report.failures.append(f"pack {missing[0].piece.hex()}: {exc.message}")
-    if cat.underrep.snapshot_missing() and not dry_run:
-        result = await ctx.push_catalog_safely()
-        report.snapshot_rewritten = result is not None
-
-
-def _completion_targets(
-    policy: Policy,
-    world: _World,
-    missing: list[MissingShare],
-    fixed: list[Candidate],
-) -> dict[int, int]:
-    """Where each missing share goes now (those with no usable provider are left out):
-    back to the provider last tried when it is reachable, trusted, allowed and free under
-    the caps; else where the policy places it, skipping unreachable (and, while others
-    remain, distrusted) providers. ``fixed`` grows with each choice."""
-    unreachable = {c for c in world.candidates if c not in world.reachable}
-    held = {c.id for c in fixed}
-    cands = list(world.candidates.values())
-    out: dict[int, int] = {}
-    for m in missing:
-        tried = world.candidates.get(m.tried) if m.tried is not None else None
-        target: int | None = None
-        if (
-            tried is not None
-            and tried.id in world.reachable
-            and tried.id not in world.distrusted
-            and tried.id not in held
-            and eligible(policy, [tried]).eligible
-            and _caps_allow(policy, fixed, tried)
-        ):
-            target = tried.id
-        if target is None:
-            avoid = unreachable | {c for c in world.candidates if c in world.distrusted}
-            chosen = place_upto(policy, cands, fixed=fixed, count=1, unusable=avoid)
-            if not chosen:
-                chosen = place_upto(policy, cands, fixed=fixed, count=1, unusable=unreachable)
-            target = chosen[0] if chosen else None
-        if target is None:
-            continue
-        out[m.idx] = target
-        fixed.append(world.candidates[target])
-        held.add(target)
-    return out
-
-
-async def _complete_pack(
-    ctx: VaultContext,
-    pack: int,
-    missing: list[MissingShare],
-    world: _World,
-    policy: Policy,
-    report: RepairReport,
-    dry_run: bool,
-) -> None:
-    cat, store = ctx.catalog, ctx.store
-    pack_id, size, k, n = cat.pack_info(pack)
-    rows = cat.shares_of(pack)
-    fixed = [c for c in (world.candidates.get(s.provider) for s in rows) if c is not None]
-    targets = _completion_targets(policy, world, missing, fixed)
-    for m in missing:
-        if m.idx in targets:
-            report.actions.append(
-                {
-                    "pack": pack_id.hex(),
-                    "share": m.idx,
-                    "from": world.names.get(m.tried, "unplaced") if m.tried else "unplaced",
-                    "to": world.names.get(targets[m.idx]),
-                    "reason": f"under-replicated: {m.reason}",
-                    "in_place": False,
-                }
-            )
-    if dry_run or not targets:
-        return
-    before = len(store.problems)
-    shares = [(s.idx, s.provider, s.size, s.root) for s in rows]
-    data = await store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
-    for p in store.problems[before:]:
-        report.failures.append(
-            f"{p.provider}: {p.kind} share {p.share} while completing: {p.message}"
-        )
-    report.bytes_read += k * ShareLayout.for_total(rows[0].size).data_len
-    enc = await store.encode(pack_id, data, k, n)
-    writer = PackWriter(cat, store, policy, list(world.candidates.values()))
-    writer.failed.update(c for c in world.candidates if c not in world.reachable)
-    placed = [c for c in (world.candidates.get(s.provider) for s in rows) if c is not None]
-    for m in missing:
-        target = targets.get(m.idx)
-        if target is None:
-            continue
-        if enc.roots[m.idx] != m.root or len(enc.shares[m.idx]) != m.size:
-            raise OwnvaultError(
-                f"regenerated share {m.idx} of pack {pack_id.hex()} does not match its record"
-            )
-        name = data_share_name(pack_id, m.idx)
-        others = placed + [world.candidates[t] for i, t in targets.items() if i != m.idx]
-
-        def claim(t: int, idx: int = m.idx) -> None:
-            cat.underrep.set_tried(pack_id, idx, t)
-
-        # Recorded before the write: an interrupted run finds (and can clean) the copy.
-        cat.underrep.set_tried(pack_id, m.idx, target)
-        try:
-            final = await writer.put_share(
-                pack, m.idx, enc.shares[m.idx], target, others, name=name, replace=True,
-                claim=claim,
-            )  # fmt: skip
-        except ProviderError as exc:
-            report.failures.append(f"pack {pack_id.hex()} share {m.idx}: {exc.message}")
-            continue
-        cat.underrep.complete(pack, m.idx, final)
-        placed.append(world.candidates[final])
-        report.bytes_written += m.size
-        report.shares_completed += 1
-        if m.tried is not None and m.tried != final and m.tried in world.reachable:
-            await store.delete_share(m.tried, name)

@@ -62,7 +62,7 @@ def _provider_rows(
 ) -> list[dict[str, Any]]:
     """One row per active provider: reachable now, what it holds, its last audit."""
     audits = latest_audit_rows(cat)
-    usage = cat.provider_usage()
+    usage = cat.usage.by_provider()
     bad_by: dict[int, int] = {}
     for f in faults(cat):
         bad_by[f.provider] = bad_by.get(f.provider, 0) + 1

@@ -271,6 +271,59 @@ def _failing(ctx: VaultContext, last_repair: RunRow | None, bad_by: dict[int, in
     )
 
 
+def _explain(
+    pieces: _Pieces,
+    stale: tuple[StaleProvider, ...],
+    names: dict[int, str],
+    down: list[str],
+    failing: list[str],
+    under: int,
+) -> tuple[list[str], list[str]]:
+    """Why the vault is in its state (reasons) and what to do about it (advice)."""
+    reasons: list[str] = []
+    advice: list[str] = []
+    if pieces.lost:
+        reasons.append(f"{pieces.lost} piece(s) have fewer than k good shares")
+        advice.append(
+            "bring back the unreachable providers "
+            f"({', '.join(down) or 'none'}) if you can, then run `ownvault repair`; otherwise "
+            f"these are lost: {', '.join(sorted(pieces.lost_names)[:10])}"
+        )
+    if pieces.at_risk:
+        reasons.append(f"{pieces.at_risk} piece(s) are one loss away from unreadable")
+        advice.append(f"run `ownvault repair` now: {pieces.at_risk} piece(s) have only k shares")
+    if pieces.degraded and not pieces.lost and not pieces.at_risk:
+        reasons.append(f"{pieces.degraded} piece(s) have fewer than n good shares")
+        advice.append(f"run `ownvault repair`: {pieces.degraded} piece(s) are degraded")
+    if under:  # counted in pieces.degraded too: they hold fewer than n shares
+        reasons.append(
+            f"{under} piece(s) were written while providers were down and wait for their "
+            "missing shares (repair or the daemon completes them)"
+        )
+    missing_named = sorted((names[pid], count) for pid, count in pieces.missing_on.items() if count)
+    if missing_named:
+        reasons.append(
+            "shares missing on " + ", ".join(f"{name} ({count})" for name, count in missing_named)
+        )
+    for s in stale:
+        reasons.append(s.line())
+        advice.append(
+            f"{s.name} came back with older data: run `ownvault repair` (it rewrites its "
+            "missing shares; the next change writes the catalog there again); if it keeps "
+            f"happening, `ownvault provider rm {s.name}`"
+        )
+    if failing:
+        advice.append(
+            f"provider(s) failing audits: {', '.join(failing)}; repair moves their bad shares; "
+            "if it keeps happening, `ownvault provider rm NAME`"
+        )
+    if down:
+        advice.append(
+            f"unreachable now: {', '.join(down)} (check them; repair regenerates their shares elsewhere)"
+        )
+    return reasons, advice
+
+
 async def assess(
     ctx: VaultContext, *, now: float | None = None
 ) -> tuple[Verdict, dict[int, ProviderProbe]]:
@@ -303,48 +356,7 @@ async def assess(
         and p.newest_snapshot < int(expected)
     )
     machine = machine_loss(ctx)
-    reasons: list[str] = []
-    advice: list[str] = []
-    if pieces.lost:
-        reasons.append(f"{pieces.lost} piece(s) have fewer than k good shares")
-        advice.append(
-            "bring back the unreachable providers "
-            f"({', '.join(down) or 'none'}) if you can, then run `ownvault repair`; otherwise "
-            f"these are lost: {', '.join(sorted(pieces.lost_names)[:10])}"
-        )
-    if pieces.at_risk:
-        reasons.append(f"{pieces.at_risk} piece(s) are one loss away from unreadable")
-        advice.append(f"run `ownvault repair` now: {pieces.at_risk} piece(s) have only k shares")
-    if pieces.degraded and not pieces.lost and not pieces.at_risk:
-        reasons.append(f"{pieces.degraded} piece(s) have fewer than n good shares")
-        advice.append(f"run `ownvault repair`: {pieces.degraded} piece(s) are degraded")
-    under = cat.underrep.count()
-    if under:  # counted in pieces.degraded too: they hold fewer than n shares
-        reasons.append(
-            f"{under} piece(s) were written while providers were down and wait for their "
-            "missing shares (repair or the daemon completes them)"
-        )
-    missing_named = sorted((names[pid], count) for pid, count in pieces.missing_on.items() if count)
-    if missing_named:
-        reasons.append(
-            "shares missing on " + ", ".join(f"{name} ({count})" for name, count in missing_named)
-        )
-    for s in stale:
-        reasons.append(s.line())
-        advice.append(
-            f"{s.name} came back with older data: run `ownvault repair` (it rewrites its "
-            "missing shares; the next change writes the catalog there again); if it keeps "
-            f"happening, `ownvault provider rm {s.name}`"
-        )
-    if failing:
-        advice.append(
-            f"provider(s) failing audits: {', '.join(failing)}; repair moves their bad shares; "
-            "if it keeps happening, `ownvault provider rm NAME`"
-        )
-    if down:
-        advice.append(
-            f"unreachable now: {', '.join(down)} (check them; repair regenerates their shares elsewhere)"
-        )
+    reasons, advice = _explain(pieces, stale, names, down, failing, cat.underrep.count())
     state: State
     if pieces.lost:
         state = "damaged"

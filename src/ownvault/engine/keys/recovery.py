@@ -362,7 +362,7 @@ async def recover_vault(
             with catalog.transaction():
                 # The next snapshot must be newer than anything on the providers.
                 catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
-            usage = catalog.usage()
+            usage = catalog.usage.totals()
             objects, versions = usage["objects"], usage["versions"]
         finally:
             catalog.close()

@@ -201,7 +201,7 @@ class ProviderSet:
     def candidates(self) -> list[Candidate]:
         """Every configured provider that can be opened, as a placement candidate."""
         store = self.store
-        usage = self.catalog.provider_usage()
+        usage = self.catalog.usage.by_provider()
         return [
             candidate_of(r, self.root, usage.get(r.id, (0, 0))[1])
             for r in self.catalog.providers()
@@ -317,7 +317,7 @@ class VaultContext:
             if not owed:
                 with self.catalog.transaction():
                     self.catalog.set_meta("unpushed", "1")
-            start = self.catalog.conn.total_changes
+            start = self.catalog.total_changes()
             try:
                 yield
             except Exception:
@@ -342,7 +342,7 @@ class VaultContext:
         )
 
     async def _push_if_changed(self, start: int, owed: bool = False) -> None:
-        now = self.catalog.conn.total_changes
+        now = self.catalog.total_changes()
         pushed_inside = self._pushes.at[0] >= start
         changed = now != start and now != self._pushes.at[0]
         must = changed or (owed and not pushed_inside)
@@ -357,7 +357,7 @@ class VaultContext:
             result = await write_snapshot(
                 self.catalog, self.keys, self.store, self.policy, self.candidates()
             )
-            self._pushes.at[0] = self.catalog.conn.total_changes
+            self._pushes.at[0] = self.catalog.total_changes()
             return result
 
     async def push_catalog_safely(self) -> SnapshotResult | None:

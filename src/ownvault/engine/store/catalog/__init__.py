@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.jsonvalue import JSONValue
-from ownvault.engine.store.catalog import fleet, healthlog, keys, packs, tables
+from ownvault.engine.store.catalog import fleet, healthlog, keys, packs, tables, usage
 from ownvault.errors import FormatError, NotFoundError, VaultStateError
 
 __all__ = [
@@ -58,6 +58,7 @@ class Catalog:
         # Table groups of the store and health (catalog/<group>.py), on the same connection:
         self.fleet, self.healthlog = fleet.FleetTables(conn), healthlog.HealthLogTables(conn)
         self.keys, self.packs = keys.KeyTables(conn), packs.PackTables(conn)
+        self.usage = usage.UsageTables(conn)
         self.conn = conn
         self.path = path
         self.backups = BackupTables(conn, self.transaction)
@@ -157,6 +158,10 @@ class Catalog:
 
     def close(self) -> None:
         self.conn.close()
+
+    def total_changes(self) -> int:
+        """Rows changed through this connection since it opened (to see if a write happened)."""
+        return int(self.conn.total_changes)
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return tables.transaction(self.conn)
@@ -585,39 +590,3 @@ class Catalog:
                 c.execute("DELETE FROM packs WHERE id = ?", (pack,))
 
     # -- statistics ---------------------------------------------------------------------
-
-    def usage(self) -> dict[str, int]:
-        q = self.conn.execute
-        logical = q(
-            "SELECT COALESCE(SUM(e.size), 0) FROM entries e WHERE e.kind = 'file'"
-        ).fetchone()[0]
-        latest_logical = q(
-            "SELECT COALESCE(SUM(size), 0) FROM versions v "
-            "WHERE v.number = (SELECT MAX(number) FROM versions WHERE object = v.object)"
-        ).fetchone()[0]
-        unique_plain = q("SELECT COALESCE(SUM(plain_len), 0) FROM chunks").fetchone()[0]
-        packed = q("SELECT COALESCE(SUM(size), 0) FROM packs WHERE state = 'live'").fetchone()[0]
-        stored = q(
-            "SELECT COALESCE(SUM(s.size), 0) FROM shares s JOIN packs p ON p.id = s.pack "
-            "WHERE p.state = 'live'"
-        ).fetchone()[0]
-        return {
-            "objects": q("SELECT COUNT(*) FROM objects").fetchone()[0],
-            "versions": q("SELECT COUNT(*) FROM versions").fetchone()[0],
-            "logical_bytes": int(logical),
-            "latest_logical_bytes": int(latest_logical),
-            "unique_bytes": int(unique_plain),
-            "packed_bytes": int(packed),
-            "stored_bytes": int(stored),
-            "chunks": q("SELECT COUNT(*) FROM chunks").fetchone()[0],
-            "packs": q("SELECT COUNT(*) FROM packs WHERE state = 'live'").fetchone()[0],
-        }
-
-    def provider_usage(self) -> dict[int, tuple[int, int]]:
-        return {
-            r[0]: (r[1], r[2])
-            for r in self.conn.execute(
-                "SELECT s.provider, COUNT(*), COALESCE(SUM(s.size), 0) FROM shares s "
-                "JOIN packs p ON p.id = s.pack WHERE p.state = 'live' GROUP BY s.provider"
-            )
-        }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ownvault.engine.store.catalog.tables import Tables
 from ownvault.errors import OwnvaultError
 
-__all__ = ["ChunkMove", "DoomedObject", "PackChunk", "PackTables", "RewrittenPack"]
+__all__ = ["ChunkMove", "DoomedObject", "PackChunk", "PackTables", "PackUser", "RewrittenPack"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +56,31 @@ class DoomedObject:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class PackUser:
+    """A version with files whose chunks sit in a pack (``paths``: at most 20 of them)."""
+
+    name: str
+    version: int
+    paths: tuple[str, ...]
+
+
 class PackTables(Tables):
     """``chunks`` and ``packs`` as a rewrite sees them, and ``doomed_objects``."""
+
+    def users_of(self, pack: int) -> list[PackUser]:
+        """Every version that needs ``pack`` (what is lost with it), by name and number."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT o.name, v.number, e.path FROM chunks c "
+            "JOIN content_chunks cc ON cc.chunk = c.id JOIN entries e ON e.content = cc.content "
+            "JOIN versions v ON v.id = e.version JOIN objects o ON o.id = v.object "
+            "WHERE c.pack = ? ORDER BY o.name, v.number, e.path",
+            (pack,),
+        ).fetchall()
+        out: dict[tuple[str, int], list[str]] = {}
+        for name, number, path in rows:
+            out.setdefault((str(name), int(number)), []).append(str(path or ""))
+        return [PackUser(n, v, tuple(p for p in paths if p)[:20]) for (n, v), paths in out.items()]
 
     def chunks_in(self, pack: int) -> list[PackChunk]:
         """The chunks stored in ``pack``, by offset."""
