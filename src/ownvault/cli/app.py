@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,30 +93,62 @@ def cli() -> None:
     """ownvault: keep your files encrypted, erasure-coded, on providers you choose."""
 
 
+def _wants_json(argv: list[str]) -> bool:
+    """``--json`` among the options (before a ``--`` that ends them)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def _fail(want_json: bool, code: str, message: str, exit_code: int, **context: str) -> int:
+    """Report an error: ``ownvault: message`` on stderr, and with ``--json`` one document on
+    stdout, ``{"error": {code, message, exit_code, ...context}}``. Returns ``exit_code``."""
+    if want_json:
+        body = {"error": {"code": code, "message": message, "exit_code": exit_code, **context}}
+        sys.stdout.write(json.dumps(body, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    click.echo(f"ownvault: {message}", err=True)
+    return exit_code
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    """Click's message, with the command it was about (``ownvault put: ...``)."""
+    message = exc.format_message()
+    if exc.ctx is not None and exc.ctx.command_path not in ("", "ownvault"):
+        return f"{exc.ctx.command_path.removeprefix('ownvault ')}: {message}"
+    return message
+
+
 def run_cli(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the process exit code. The one place errors become exit codes."""
-    want_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    """Run the CLI; return the process exit code. The one place errors become exit codes.
+
+    With ``--json``, every error (usage errors included) is one JSON document on stdout."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    want_json = _wants_json(args)
     try:
-        rv = cli.main(args=argv, prog_name="ownvault", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="ownvault", standalone_mode=False)
         if isinstance(rv, int):
             return rv
     except click.exceptions.Abort:
-        click.echo("ownvault: aborted", err=True)
-        return 130
+        return _fail(want_json, "interrupted", "aborted", 130)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.UsageError as exc:
+        return _fail(want_json, "usage", _usage_message(exc), 2)
     except click.ClickException as exc:
-        click.echo(f"ownvault: {exc.format_message()}", err=True)
-        return 2
+        return _fail(want_json, "usage", exc.format_message(), 2)
     except KeyboardInterrupt:
-        click.echo("ownvault: interrupted", err=True)
-        return 130
+        return _fail(want_json, "interrupted", "interrupted", 130)
     except OwnvaultError as exc:
-        if want_json:
-            body = {"error": {"code": exc.code, "message": exc.message, **exc.context()}}
-            sys.stdout.write(json.dumps(body, sort_keys=True) + "\n")
-        click.echo(f"ownvault: {exc.message}", err=True)
-        return exit_code_for(exc)
+        return _fail(want_json, exc.code, exc.message, exit_code_for(exc), **exc.context())
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        if not want_json:
+            raise
+        traceback.print_exc()
+        return _fail(want_json, "internal", f"internal error (a bug: please report it): {exc!r}", 1)
     return 0
