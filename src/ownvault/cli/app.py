@@ -35,6 +35,7 @@ def default_vault_path() -> Path:
 class Ctx:
     vault: Path
     json: bool
+    wide: bool = False
 
     def passphrase(self, *, confirm: bool = False) -> str:
         """The passphrase from ``OWNVAULT_PASSPHRASE`` or a prompt (never echoed)."""
@@ -59,8 +60,20 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.ensure_object(dict)["json"] = True
 
 
+def _set_wide(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["wide"] = True
+
+
 def common(f: F) -> F:
-    """Add ``--vault`` and ``--json`` to a command (they are accepted on the group too)."""
+    """Add ``--vault``, ``--json`` and ``--wide`` to a command (accepted on the group too)."""
+    f = click.option(
+        "--wide",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_wide,
+        help="Tables at full width, whatever the terminal's (never folded into blocks).",
+    )(f)
     f = click.option(
         "--json",
         "json_",
@@ -83,7 +96,11 @@ def get_ctx() -> Ctx:
     obj = click.get_current_context().find_root().ensure_object(dict)
     sub = click.get_current_context().ensure_object(dict)
     merged = {**obj, **sub}
-    return Ctx(vault=merged.get("vault") or default_vault_path(), json=bool(merged.get("json")))
+    return Ctx(
+        vault=merged.get("vault") or default_vault_path(),
+        json=bool(merged.get("json")),
+        wide=bool(merged.get("wide")),
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

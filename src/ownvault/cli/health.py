@@ -17,7 +17,16 @@ from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.backup import backup_line
 from ownvault.cli.node import parse_size
 from ownvault.cli.parse import parse_duration, parse_listen
-from ownvault.cli.render import ago, emit, human_size, pct, print_table, step_progress, timestamp
+from ownvault.cli.render import (
+    ago,
+    echo_lines,
+    emit,
+    human_size,
+    pct,
+    print_table,
+    step_progress,
+    timestamp,
+)
 from ownvault.cli.session import run_with_vault
 from ownvault.engine.backup.scheduler import parse_command
 from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample
@@ -112,12 +121,12 @@ def audit(providers: tuple[str, ...], blocks: int | None, sample: float | None) 
 
 
 def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
-    for a in result["actions"][:50]:
-        where = "in place" if a["in_place"] else f"-> {a['to']}"
-        verb = "would regenerate" if dry_run else "regenerated"
-        click.echo(
-            f"{verb} share {a['share']} of pack {a['pack'][:12]} ({a['from']}: {a['reason']}) {where}"
-        )
+    verb = "would regenerate" if dry_run else "regenerated"
+    echo_lines(
+        f"{verb} share {a['share']} of pack {a['pack'][:12]} ({a['from']}: {a['reason']}) "
+        + ("in place" if a["in_place"] else f"-> {a['to']}")
+        for a in result["actions"]
+    )
     if dry_run:
         click.echo(
             f"{result['packs_damaged']} damaged piece(s), {result['shares_bad']} bad share(s); nothing written"
@@ -139,8 +148,7 @@ def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
             f"{result['under_replicated_left']} piece(s) still short of n"
             + ("; catalog snapshot rewritten" if result["snapshot_rewritten"] else "")
         )
-    for f in result["failures"]:
-        click.echo(f"failed: {f}", err=True)
+    echo_lines((f"failed: {f}" for f in result["failures"]), err=True)
     if result["lost"]:
         click.echo(
             f"DATA LOST: {len(result['lost'])} piece(s) have fewer than k good shares.", err=True

@@ -4,6 +4,11 @@ Commands build a document (a dict, a list, or engine results: frozen dataclasses
 ``to_json()`` where their JSON differs from their fields) and a ``human`` callback;
 :func:`emit` prints exactly one of the two, through :func:`jsonable`. Warnings and progress go
 to standard error, so standard output stays the document (or the streamed file).
+
+Nothing a person needs is cut: a table that does not fit the terminal becomes one block per
+row (:func:`print_table`; ``--wide`` keeps the table whatever the width), no line is broken
+by the renderer (the terminal wraps it), and repeated messages are said once with a count
+(:func:`echo_lines`, :func:`warn`).
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import re
+import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
+import click
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -27,8 +37,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from ownvault.cli.app import Ctx
+from ownvault.cli.app import Ctx, get_ctx
 from ownvault.engine.store.shares import Problem
 
 __all__ = [
@@ -36,8 +47,10 @@ __all__ = [
     "SetTotal",
     "StepProgress",
     "ago",
+    "echo_lines",
     "emit",
     "err_console",
+    "group_lines",
     "human_size",
     "jsonable",
     "out_console",
@@ -46,6 +59,7 @@ __all__ = [
     "progress_bar",
     "report_problem",
     "step_progress",
+    "terminal_width",
     "timestamp",
     "warn",
 ]
@@ -91,24 +105,116 @@ def emit(ctx: Ctx, document: object, human: Callable[[], None]) -> None:
         human()
 
 
+_warned: Counter[str] = Counter()
+
+
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    """``warning: message`` on standard error, never broken by the renderer. A message said
+    again is counted instead, and the count is given once when the command ends."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:  # outside a command there is no end to count until
+        _print_warning(message)
+        return
+    root = ctx.find_root()
+    if not root.meta.get("ownvault.render.warned"):
+        root.meta["ownvault.render.warned"] = True
+        root.call_on_close(_flush_warnings)
+    _warned[message] += 1
+    if _warned[message] == 1:
+        _print_warning(message)
+
+
+def _print_warning(message: str) -> None:
+    line = Text.assemble(("warning:", "yellow"), f" {message}")
+    err_console.print(line, soft_wrap=True, highlight=False)
+
+
+def _flush_warnings() -> None:
+    repeated = [(m, n) for m, n in _warned.items() if n > 1]
+    _warned.clear()
+    for message, count in repeated:
+        _print_warning(f"{count}\u00d7 (in all) {message}")
 
 
 def report_problem(p: Problem) -> None:
     warn(f"{p.kind} share {p.share} at provider {p.provider}: {p.message}")
 
 
+_ID = re.compile(r"\b[0-9a-f]{12,}\b")
+
+
+def group_lines(lines: Iterable[str]) -> list[str]:
+    """Lines with repeats said once, in first-seen order, as ``N\u00d7 message`` (a
+    multiplication sign after the count). Lines that differ only in long hexadecimal ids
+    (packs, grants, chunks) count as the same message, the ids shown as ``…``."""
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        groups.setdefault(_ID.sub("\u2026", line), []).append(line)
+    out = []
+    for key, members in groups.items():
+        if len(members) == 1:
+            out.append(members[0])
+        elif len(set(members)) == 1:
+            out.append(f"{len(members)}\u00d7 {members[0]}")
+        else:
+            out.append(f"{len(members)}\u00d7 {key}")
+    return out
+
+
+def echo_lines(lines: Iterable[str], *, err: bool = False) -> None:
+    """Print ``lines`` with repeated messages grouped (:func:`group_lines`)."""
+    for line in group_lines(lines):
+        click.echo(line, err=err)
+
+
+def terminal_width() -> int:
+    """The width to lay text out in: ``$COLUMNS``, else the terminal's, else 80."""
+    return max(20, shutil.get_terminal_size(fallback=(80, 24)).columns)
+
+
 def print_table(
     columns: Sequence[str], rows: Iterable[Sequence[str]], *, no_wrap: bool = False
 ) -> None:
-    """A borderless text table on standard output."""
-    table = Table(box=None)
+    """A borderless text table on standard output that never cuts a value.
+
+    When the table is wider than the terminal (and ``--wide`` is not given), each row
+    becomes a block instead: its first value on a line, then ``column: value`` pairs filling
+    the width. (``no_wrap`` is accepted for old callers: nothing is wrapped or cut now.)"""
+    del no_wrap
+    table_rows = [[str(cell) for cell in row] for row in rows]
+    widths = [cell_len(col) for col in columns]
+    for row in table_rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], max((cell_len(x) for x in cell.splitlines()), default=0))
+    natural = sum(widths) + 2 * (len(widths) - 1)
+    wide = click.get_current_context(silent=True) is not None and get_ctx().wide
+    width = terminal_width()
+    if natural > width and not wide:
+        _print_blocks(columns, table_rows, width)
+        return
+    table = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False)
     for col in columns:
-        table.add_column(col, no_wrap=no_wrap)
+        table.add_column(col, no_wrap=True, overflow="ignore")
+    for row in table_rows:
+        table.add_row(*(Text(cell) for cell in row))
+    Console(width=max(natural, 1), highlight=False).print(table, crop=False)
+
+
+def _print_blocks(columns: Sequence[str], rows: list[list[str]], width: int) -> None:
+    """Each row as a block: the first value, then indented ``column: value`` pairs."""
     for row in rows:
-        table.add_row(*row)
-    out_console.print(table)
+        click.echo(row[0])
+        line = ""
+        for col, cell in zip(columns[1:], row[1:], strict=True):
+            if not cell:
+                continue
+            pair = f"{col}: {' '.join(cell.splitlines())}"
+            if line and cell_len(line) + 2 + cell_len(pair) > width:
+                click.echo(line)
+                line = ""
+            line = f"{line}  {pair}" if line else f"  {pair}"
+        if line:
+            click.echo(line)
 
 
 def human_size(n: int | None) -> str:
