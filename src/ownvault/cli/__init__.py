@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "ownvault.cli.nft",
     "ownvault.cli.backup",
     "ownvault.cli.mount",
+    "ownvault.cli.completion",
 ]
 
 for _module in COMMAND_MODULES:
