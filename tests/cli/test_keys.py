@@ -78,7 +78,7 @@ def test_lose_everything_recover_share_revoke_forget(tmp_path: Path) -> None:
     ov(home, "put", str(tmp_path / "lab.csv"), "--tag", "health", "--json")
     ov(home, "tag", "policy", "health", "--never-share", "--json")
     phrase_file = tmp_path / "phrase.txt"
-    doc = js(ov(home, "keys", "phrase", "--json", "--to-file", str(phrase_file)))
+    doc = js(ov(home, "keys", "phrase", "--json", "--phrase-file", str(phrase_file)))
     assert (
         doc["phrase_file"] == str(phrase_file)
         and oct(phrase_file.stat().st_mode & 0o777) == "0o600"
@@ -94,7 +94,7 @@ def test_lose_everything_recover_share_revoke_forget(tmp_path: Path) -> None:
             "2",
             "--shares",
             "3",
-            "--out-dir",
+            "--output",
             str(tmp_path / "g"),
             "--json",
         )

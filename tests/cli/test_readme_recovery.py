@@ -88,7 +88,7 @@ def test_lose_the_machine_recover_from_one_node(tmp_path: Path, cluster: NodeClu
     sh("put", "report.pdf", "--as", "work/report.pdf")
     (me / "report.pdf").write_bytes((me / "report.pdf").read_bytes()[:-10] + b"v2-changed")
     sh("put", "report.pdf", "--as", "work/report.pdf")
-    sh("keys", "guardians", "--threshold", "3", "--shares", "5", "--out-dir", str(me / "guardians"))
+    sh("keys", "guardians", "--threshold", "3", "--shares", "5", "-o", str(me / "guardians"))
     wanted = {
         "health": _files(me / "Documents" / "health"),
         "report v2": (me / "report.pdf").read_bytes(),

@@ -127,9 +127,14 @@ def keys() -> None:
     help="Groups needed (with --groups).",
 )
 @click.option(
-    "--out-dir",
+    "-o",
+    "--output",
+    "out_dir",
     type=click.Path(file_okay=False),
-    help="Write each share to its own 0600 file here.",
+    help="Write each share to its own 0600 file in this directory.",
+)
+@click.option(
+    "--out-dir", "out_dir", type=click.Path(file_okay=False), hidden=True, deprecated="use --output"
 )
 def guardians(
     threshold: int | None,
@@ -150,7 +155,7 @@ def guardians(
         specs = [GuardianGroup(threshold, count)]
         group_threshold = 1
     if ctx.json and not out_dir:
-        raise UsageError("with --json, use --out-dir: shares are never written to JSON output")
+        raise UsageError("with --json, use --output: shares are never written to JSON output")
     shares = read_vault(ctx, lambda v: v.keyring.guardian_shares(specs, group_threshold))
     files: list[list[str]] = []
     if out_dir:
@@ -191,7 +196,17 @@ def guardians(
 @keys.command()
 @common
 @click.option(
-    "--to-file", type=click.Path(dir_okay=False), help="Write the phrase to this new 0600 file."
+    "--phrase-file",
+    "to_file",
+    type=click.Path(dir_okay=False),
+    help="Write the phrase to this new 0600 file.",
+)
+@click.option(
+    "--to-file",
+    "to_file",
+    type=click.Path(dir_okay=False),
+    hidden=True,
+    deprecated="use --phrase-file",
 )
 def phrase(to_file: str | None) -> None:
     """Show the 24-word recovery phrase again (after the passphrase)."""
@@ -392,10 +407,13 @@ def _grant_text(arg: str) -> str:
 )
 @click.option(
     "-o",
-    "--out",
+    "--output",
     "out",
     type=click.Path(dir_okay=False),
     help="Also write the grant (JSON) to this file.",
+)
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False), hidden=True, deprecated="use --output"
 )
 def share(
     names: tuple[str, ...],
