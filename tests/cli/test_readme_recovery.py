@@ -7,6 +7,7 @@ holds ``~/guardians``; node URLs are the loopback ports of the nodes started her
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,3 +120,30 @@ def test_lose_the_machine_recover_from_one_node(tmp_path: Path, cluster: NodeClu
     picked = [str(shares[0]), str(shares[3]), str(shares[4])]
     sh("recover", "--guardian-shares", *picked, "--provider", paris.url)
     everything_back("guardians")
+
+
+def test_recover_names_a_provider_that_moved(tmp_path: Path, cluster: NodeCluster) -> None:
+    """``$ ownvault recover --phrase-file phrase.txt --provider usb=file:///media/new-mount``:
+    the USB disk is mounted somewhere else on the new machine; NAME=URL finds the vault on
+    it and records the provider's new place."""
+    me = tmp_path / "me"
+    (me / "usb-disk").mkdir(parents=True)
+    (me / "report.pdf").write_bytes(os.urandom(300_000))
+    sh = Shell(me)
+    zurich, berlin = cluster.start_many(2, jurisdictions=["CH", "DE"])
+    sh("init", "--providers", "0", "--k", "2", "--n", "3", "--phrase-file", "phrase.txt")
+    sh("provider", "add", "usb", (me / "usb-disk").as_uri(), "--jurisdiction", "DE")
+    sh("provider", "add", "zurich", zurich.url, "--jurisdiction", "CH")
+    sh("provider", "add", "berlin", berlin.url, "--jurisdiction", "DE")
+    sh("put", "report.pdf", "--as", "work/report.pdf")
+
+    shutil.rmtree(sh.home)
+    new_mount = me / "new-mount"
+    (me / "usb-disk").rename(new_mount)
+    sh("recover", "--phrase-file", "phrase.txt", "--provider", f"usb={new_mount.as_uri()}")
+    sh("get", "work/report.pdf", "-o", "back.pdf")
+    assert (me / "back.pdf").read_bytes() == (me / "report.pdf").read_bytes()
+    urls = {
+        p["name"]: p["url"] for p in json.loads(sh("provider", "ls", "--json").stdout)["providers"]
+    }
+    assert urls["usb"] == new_mount.as_uri()

@@ -1,0 +1,273 @@
+"""Every command the README shows, run exactly as written (issue 19).
+
+The commands are the ``$ `` lines of the README's ``console`` blocks, in order, each run by
+bash in one environment that carries over (``export``, ``. .venv/bin/activate``): a home
+directory holding what the README assumes you have (``~/Documents/health``,
+``report.pdf``; ``friends.txt`` with your did:key and Bob's card ``bob.json``, as the README
+says), ``OWNVAULT_PASSPHRASE`` and ``OWNVAULT_NEW_PASSPHRASE`` for the prompts (the README's
+way for scripts), ``OWNVAULT_INSECURE_FAST_KDF=1`` (allowed for test suites) and a
+``.venv`` that is this test's environment. Servers (``ownvault node serve``, ``serve``,
+``ui``) run as real processes on the loopback ports the README names, until the next
+server on that port or the end. Lines after ``# Bob, with his own vault:`` run as Bob
+(his own home and vault), until ``# You again:``.
+
+Nothing is substituted but what the README itself says to substitute (:data:`SUBSTITUTE`),
+and the commands not run here are listed with the reason (:data:`NOT_RUN`). Commands
+quoted inside sentences (S3, Kubo and pinning-service URLs with placeholders) are not
+console lines and are not run; ``curl`` lines must not answer with an error document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import ownvault
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+PASS = "correct horse battery staple"
+
+NOT_RUN = {
+    "make demo": "pip-installs the project into .venv from PyPI (tests have no network)",
+    "make test": "runs the whole suite, this test included, and installs system packages",
+    "pipx install ownvault": "installs from PyPI (tests have no network)",
+    "pipx install .": "installs the dependencies from PyPI (tests have no network)",
+    "ownvault recover --phrase-file phrase.txt --provider file:///mnt/usb/ownvault": (
+        "a new machine: tests/cli/test_readme_recovery.py runs the recover lines"
+    ),
+    "ownvault recover --guardian-shares": "as above (test_readme_recovery.py)",
+    "ownvault recover --phrase-file phrase.txt --provider usb=": "as above (test_readme_recovery.py)",
+    "ownvault serve --listen 0.0.0.0:8787": "binds every interface; tests stay on loopback",
+    "ownvault nft preserve": "needs an Ethereum RPC and IPFS gateways on the internet",
+    "ownvault nft verify": "needs an Ethereum RPC and IPFS gateways on the internet",
+}
+
+
+@dataclass
+class Person:
+    home: Path
+    env: dict[str, str]
+
+
+@dataclass
+class Session:
+    """The README's shell: the people, the running servers, what serve printed."""
+
+    tmp: Path
+    me: Person
+    bob: Person
+    servers: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
+    served: dict[str, str] = field(default_factory=dict)
+
+    def stop(self, port: int) -> None:
+        proc = self.servers.pop(port, None)
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+
+def readme_commands() -> list[tuple[str, str]]:
+    """(who, command) for each ``$ `` line of the README's console blocks, continuation
+    lines joined; ``who`` is ``me`` or ``bob``."""
+    out = []
+    who = "me"
+    in_block = False
+    pending = ""
+    for line in README.read_text().splitlines():
+        if line.startswith("```"):
+            in_block = line.strip() == "```console"
+            who = "me"
+            continue
+        if not in_block:
+            continue
+        if line.startswith("# Bob"):
+            who = "bob"
+        elif line.startswith("# You again"):
+            who = "me"
+        if pending:
+            pending += " " + line.strip()
+        elif line.startswith("$ "):
+            pending = line[2:]
+        else:
+            continue
+        if pending.endswith("\\"):
+            pending = pending[:-1].rstrip()
+            continue
+        out.append((who, pending))
+        pending = ""
+    return out
+
+
+def _code(command: str) -> str:
+    """The command without its trailing comment (for matching, not for running)."""
+    return re.sub(r"\s+#.*$", "", command).strip()
+
+
+def _not_run(command: str) -> str | None:
+    code = _code(command)
+    return next((why for start, why in NOT_RUN.items() if code.startswith(start)), None)
+
+
+def _server_port(command: str) -> int | None:
+    code = _code(command)
+    if not re.match(r"ownvault (node serve|serve|ui)\b", code):
+        return None
+    listen = re.search(r"--listen \S+:(\d+)", code)
+    return int(listen.group(1)) if listen else 8787
+
+
+def _substitute(session: Session, command: str) -> str:
+    """What the README says to substitute: your disk's mount point, a grant id, the token
+    serve printed."""
+    command = command.replace("/media/me/usb-disk", str(session.me.home / "usb-disk"))
+    if "3f2a9c01" in command:
+        command = command.replace("3f2a9c01", session.served["grant"])
+    if command.startswith("T=…;"):
+        command = command.replace("T=…;", f"T={session.served['token']};", 1)
+    return command
+
+
+def _bash(person: Person, command: str) -> subprocess.CompletedProcess[str]:
+    """Run one line in bash with ``person``'s environment; keep what it exported."""
+    envfile = person.home / ".readme-env"
+    script = f"set -a\n{command}\nrc=$?\nenv -0 > {envfile}\nexit $rc\n"
+    proc = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        cwd=person.home, env=person.env, capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if envfile.exists():
+        pairs = (kv.partition("=") for kv in envfile.read_text().split("\0") if kv)
+        person.env = {k: v for k, _, v in pairs if not k.startswith(("BASH_", "_"))}
+        envfile.unlink()
+    return proc
+
+
+def _start_server(session: Session, person: Person, command: str, port: int) -> None:
+    session.stop(port)
+    proc = subprocess.Popen(
+        ["bash", "--norc", "--noprofile", "-c", f"exec {command}"],
+        cwd=person.home, env=person.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    session.servers[port] = proc
+    assert proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    assert lines and lines[0].strip(), (command, proc.poll())
+    doc = json.loads(lines[0])
+    assert doc["listening"].endswith(f":{port}"), doc
+    if "#token=" in str(doc.get("ui", "")):
+        session.served["token"] = str(doc["ui"]).split("#token=", 1)[1]
+
+
+def _before(session: Session, command: str) -> None:
+    """Give the user what the README says they have when a command needs it."""
+    me, bob = session.me, session.bob
+    code = _code(command)
+    if "--allowlist friends.txt" in code:
+        did = json.loads(_bash(me, "ownvault identity --json").stdout)["did"]
+        (me.home / "friends.txt").write_text(did + "\n")
+    if code.startswith("ownvault contacts add bob.json"):
+        assert _bash(bob, "ownvault init --phrase-file phrase.txt").returncode == 0
+        card = _bash(bob, "ownvault identity --name Bob --card bob.json")
+        assert card.returncode == 0, card.stderr
+        shutil.copy(bob.home / "bob.json", me.home / "bob.json")
+    if code.startswith("ownvault open grant.json") and not (bob.home / "grant.json").exists():
+        shutil.copy(me.home / "grant.json", bob.home / "grant.json")
+    if "3f2a9c01" in code:  # the newest grant not revoked yet
+        grants = json.loads(_bash(me, "ownvault grants --json").stdout)["grants"]
+        session.served["grant"] = next(g["grant"] for g in grants if not g["revoked"])
+
+
+def _fixtures(home: Path) -> None:
+    health = home / "Documents" / "health"
+    (health / "2026").mkdir(parents=True)
+    for i in range(6):
+        (health / "2026" / f"scan-{i}.bin").write_bytes(os.urandom(5000 + 997 * i))
+    (health / "notes.txt").write_text("blood pressure fine\n")
+    (home / "report.pdf").write_bytes(os.urandom(200_000))
+    (home / "usb-disk").mkdir()
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    def person(name: str) -> Person:
+        home = tmp_path / name
+        home.mkdir()
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "OWNVAULT_HOME": str(home / "vault") if name == "bob" else "",
+            "OWNVAULT_PASSPHRASE": PASS,
+            "OWNVAULT_NEW_PASSPHRASE": PASS,
+            "OWNVAULT_INSECURE_FAST_KDF": "1",
+            # The ownvault under test, whatever the .venv's own install points at.
+            "PYTHONPATH": str(Path(ownvault.__file__).parent.parent),
+            "BROWSER": "true",  # `ownvault ui` opens "a browser" that does nothing
+        }
+        if name == "bob":  # Bob has ownvault installed already
+            env["PATH"] = f"{Path(sys.prefix) / 'bin'}:{env['PATH']}"
+        else:
+            del env["OWNVAULT_HOME"]  # the README's tour exports it
+        return Person(home, env)
+
+    me, bob = person("me"), person("bob")
+    _fixtures(me.home)
+    (me.home / ".venv").symlink_to(sys.prefix)  # the environment `make demo` made
+    s = Session(tmp_path, me, bob)
+    try:
+        yield s
+    finally:
+        for port in list(s.servers):
+            s.stop(port)
+
+
+def test_not_run_list_is_short_and_current() -> None:
+    commands = [_code(c) for _, c in readme_commands()]
+    assert len(commands) > 60
+    for start in NOT_RUN:
+        assert any(c.startswith(start) for c in commands), f"no README command {start!r}"
+    assert sum(1 for c in commands if _not_run(c)) <= 12
+
+
+@pytest.mark.timeout(1800)
+def test_every_readme_command_runs_as_written(session: Session) -> None:
+    ran = []
+    for who, command in readme_commands():
+        if _not_run(command):
+            continue
+        person = session.bob if who == "bob" else session.me
+        _before(session, command)
+        command = _substitute(session, command)
+        port = _server_port(command)
+        if port is not None:
+            _start_server(session, person, command, port)
+            ran.append(command)
+            continue
+        proc = _bash(person, command)
+        assert proc.returncode == 0, (command, proc.returncode, proc.stdout, proc.stderr)
+        if _code(command).startswith("curl ") and proc.stdout.startswith("{"):
+            doc = json.loads(proc.stdout)  # an API error is {"error": {"code", "message"}}
+            assert not isinstance(doc.get("error"), dict), (command, proc.stdout)
+        ran.append(command)
+    assert len(ran) >= 60
