@@ -19,9 +19,17 @@ from ownvault.cli import run_cli
         (["--json", "get"], ["get", "NAME"]),
         (["get", "x", "--version", "two", "--json"], ["--version", "two"]),
         (["--json", "no-such-command"], ["no-such-command"]),
+        (["--json", "provider"], ["provider", "missing command"]),
         (["daemon", "--json", "--audit-every", "soon"], ["soon"]),
     ],
-    ids=["unknown-option", "missing-argument", "bad-value", "unknown-command", "bad-duration"],
+    ids=[
+        "unknown-option",
+        "missing-argument",
+        "bad-value",
+        "unknown-command",
+        "missing-command",
+        "bad-duration",
+    ],
 )
 def test_usage_errors_are_one_json_document(
     tmp_path: Path,
@@ -66,3 +74,10 @@ def test_json_after_double_dash_is_an_argument(
 ) -> None:
     assert run_cli(["--vault", str(tmp_path / "none"), "put", "--", "--json"]) == 2
     assert capsys.readouterr().out == ""
+
+
+def test_a_bare_group_shows_its_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["provider"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("Usage: ownvault provider [OPTIONS] COMMAND")

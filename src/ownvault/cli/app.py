@@ -153,6 +153,11 @@ def run_cli(argv: list[str] | None = None) -> int:
         return _fail(want_json, "interrupted", "aborted", 130)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        if not want_json:  # a bare command group: its help, as click shows it
+            click.echo(exc.format_message(), err=True)
+            return 2
+        return _fail(want_json, "usage", f"{exc.ctx.command_path}: missing command", 2)
     except click.UsageError as exc:
         return _fail(want_json, "usage", _usage_message(exc), 2)
     except click.ClickException as exc:
