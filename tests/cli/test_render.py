@@ -104,6 +104,18 @@ def test_ls_never_cuts_a_cid(
     assert row.split()[0] == obj["name"] and row.split()[-1] == obj["cid"]
 
 
+def test_a_pipe_gets_whole_rows(
+    vault: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``$COLUMNS`` and standard output not a terminal: one line per row, to grep."""
+    providers = _json(capsys, "provider", "ls")["providers"]
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert run_cli(["provider", "ls"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[0] == "name"
+    assert [row.split()[0] for row in rows] == [p["name"] for p in providers]
+
+
 def test_a_value_in_brackets_is_printed_as_is(
     vault: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

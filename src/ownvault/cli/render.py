@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import os
 import re
 import shutil
 import sys
@@ -167,8 +168,14 @@ def echo_lines(lines: Iterable[str], *, err: bool = False) -> None:
         click.echo(line, err=err)
 
 
-def terminal_width() -> int:
-    """The width to lay text out in: ``$COLUMNS``, else the terminal's, else 80."""
+def terminal_width() -> int | None:
+    """The width to lay text out in: ``$COLUMNS``, else the terminal's; ``None`` (no limit)
+    when standard output is a pipe or a file, where a table row stays one line to grep."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return max(20, int(columns))
+    if not sys.stdout.isatty():
+        return None
     return max(20, shutil.get_terminal_size(fallback=(80, 24)).columns)
 
 
@@ -189,7 +196,7 @@ def print_table(
     natural = sum(widths) + 2 * (len(widths) - 1)
     wide = click.get_current_context(silent=True) is not None and get_ctx().wide
     width = terminal_width()
-    if natural > width and not wide:
+    if width is not None and natural > width and not wide:
         _print_blocks(columns, table_rows, width)
         return
     table = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False)
