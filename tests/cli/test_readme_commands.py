@@ -8,10 +8,15 @@ says), ``OWNVAULT_PASSPHRASE`` and ``OWNVAULT_NEW_PASSPHRASE`` for the prompts (
 way for scripts), ``OWNVAULT_INSECURE_FAST_KDF=1`` (allowed for test suites) and a
 ``.venv`` that is this test's environment. Servers (``ownvault node serve``, ``serve``,
 ``ui``) run as real processes on the ports the README names, until the next server on that
-port or the end. Where the machine allows it (``unshare -rn``), everything runs in a
-private network namespace holding only a loopback interface: the README's fixed ports
-cannot meet another test's, and ``serve --listen 0.0.0.0:8787`` binds nothing but it. Lines after ``# Bob, with his own vault:`` run as Bob
-(his own home and vault), until ``# You again:``.
+port or the end; so do FUSE mounts (``ownvault mount DIR``, ``ownvault open GRANT --mount
+DIR``, which a user runs in another terminal), until the README's ``fusermount3 -u DIR`` or
+the end. Where the machine allows it (``unshare -rnm``), everything runs in a private
+network and mount namespace holding only a loopback interface: the README's fixed ports
+cannot meet another test's, ``serve --listen 0.0.0.0:8787`` binds nothing but it, and the
+namespace's root may mount FUSE there (a mount in the machine's own mount namespace needs
+CAP_SYS_ADMIN over it, which a user namespace does not give), seen by nobody else and gone
+with the namespace. Lines after ``# Bob, with his own vault:`` run as Bob (his own home and
+vault), until ``# You again:`` or the end of the block.
 
 Nothing is substituted but what the README itself says to substitute (:data:`SUBSTITUTE`),
 and the commands not run here are listed with the reason (:data:`NOT_RUN`). Commands
@@ -58,10 +63,20 @@ NOT_RUN = {
 # Run only inside a private network namespace (where it can bind nothing but loopback).
 NAMESPACED = {
     "ownvault serve --listen 0.0.0.0:8787": "binds every interface: only in a private network "
-    "namespace (unshare -rn), which this machine does not allow",
+    "namespace (unshare -rnm), which this machine does not allow",
 }
 
-# Holds a network namespace open: brings its loopback interface up (SIOCGIFFLAGS /
+# Run only where FUSE can mount (the same check as ``ownvault mount``'s).
+FUSE = os.access("/dev/fuse", os.R_OK | os.W_OK) and shutil.which("fusermount3") is not None
+NEEDS_FUSE = {
+    "ownvault mount ~/drive": "FUSE is not available here (/dev/fuse, fusermount3)",
+    "ls ~/drive/": "reads the FUSE mount (not available here)",
+    "fusermount3 -u": "unmounts the FUSE mount (not available here)",
+    "ownvault open grant.json --mount": "FUSE is not available here (/dev/fuse, fusermount3)",
+    "ls ~/shared/": "reads the FUSE mount (not available here)",
+}
+
+# Holds a network (and mount) namespace open: brings its loopback interface up (SIOCGIFFLAGS /
 # SIOCSIFFLAGS with IFF_UP, no `ip` needed), says so, and lives until stdin closes.
 _NAMESPACE_HOLDER = """
 import fcntl, socket, struct, sys
@@ -75,20 +90,20 @@ sys.stdin.read()
 
 @contextlib.contextmanager
 def network_namespace() -> Iterator[list[str]]:
-    """The argv prefix that runs a program in a private network namespace, or ``[]``
-    where user namespaces are not allowed."""
+    """The argv prefix that runs a program in a private network and mount namespace, or
+    ``[]`` where user namespaces are not allowed."""
     if not (shutil.which("unshare") and shutil.which("nsenter")):
         yield []
         return
     holder = subprocess.Popen(
-        ["unshare", "-rn", "--", sys.executable, "-c", _NAMESPACE_HOLDER],
+        ["unshare", "-rnm", "--", sys.executable, "-c", _NAMESPACE_HOLDER],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdin is not None
     try:
         ready = holder.stdout.readline().strip() == "ready"
         yield (
-            ["nsenter", "--preserve-credentials", "-U", "-n", "-t", str(holder.pid)]
+            ["nsenter", "--preserve-credentials", "-U", "-n", "-m", "-t", str(holder.pid)]
             if ready
             else []
         )
@@ -104,16 +119,22 @@ class Person:
     env: dict[str, str]
     prefix: list[str] = field(default_factory=list)
 
+    def argv(self, *command: str) -> list[str]:
+        """``command`` in the namespace if any, started in this person's home (entering a
+        mount namespace moves the working directory to its root)."""
+        return [*self.prefix, f"--wd={self.home}", *command] if self.prefix else [*command]
+
 
 @dataclass
 class Session:
-    """The README's shell: the people, the running servers, what serve printed."""
+    """The README's shell: the people, the running servers and mounts, what serve printed."""
 
     tmp: Path
     me: Person
     bob: Person
     servers: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
     served: dict[str, str] = field(default_factory=dict)
+    mounts: dict[Path, tuple[Person, subprocess.Popen[str]]] = field(default_factory=dict)
 
     def stop(self, port: int) -> None:
         proc = self.servers.pop(port, None)
@@ -126,6 +147,23 @@ class Session:
                 proc.wait()
             assert proc.stdout is not None
             proc.stdout.close()
+
+    def unmount(self, where: Path) -> None:
+        """Unmount ``where`` as the README's user would, if its line did not run, and stop
+        its process; a mount whose process died is detached all the same."""
+        person, proc = self.mounts.pop(where)
+        if proc.poll() is None:
+            unmount = person.argv("fusermount3", "-u", str(where))
+            subprocess.run(unmount, capture_output=True, timeout=60)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+        detach = person.argv("fusermount3", "-u", "-z", str(where))
+        subprocess.run(detach, capture_output=True, timeout=60)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def readme_commands() -> list[tuple[str, str]]:
@@ -165,9 +203,9 @@ def _code(command: str) -> str:
     return re.sub(r"\s+#.*$", "", command).strip()
 
 
-def _not_run(command: str, namespaced: bool = True) -> str | None:
+def _not_run(command: str, namespaced: bool = True, fuse: bool = True) -> str | None:
     code = _code(command)
-    skip = NOT_RUN if namespaced else {**NOT_RUN, **NAMESPACED}
+    skip = {**NOT_RUN, **({} if namespaced else NAMESPACED), **({} if fuse else NEEDS_FUSE)}
     return next((why for start, why in skip.items() if code.startswith(start)), None)
 
 
@@ -177,6 +215,26 @@ def _server_port(command: str) -> int | None:
         return None
     listen = re.search(r"--listen \S+:(\d+)", code)
     return int(listen.group(1)) if listen else 8787
+
+
+def _mount_point(person: Person, command: str) -> Path | None:
+    """The folder ``ownvault mount DIR`` or ``ownvault open GRANT --mount DIR`` mounts on."""
+    code = _code(command)
+    where = re.fullmatch(r"ownvault mount (\S+)", code) or re.fullmatch(
+        r"ownvault open \S+ --mount (\S+)", code
+    )
+    return _path(person, where.group(1)) if where else None
+
+
+def _unmounted(person: Person, command: str) -> Path | None:
+    """The folder a ``fusermount3 -u DIR`` line unmounts."""
+    where = re.fullmatch(r"fusermount3 -u (\S+)", _code(command))
+    return _path(person, where.group(1)) if where else None
+
+
+def _path(person: Person, path: str) -> Path:
+    """``path`` as ``person``'s bash sees it (``~`` is their home, relative to it)."""
+    return person.home / path.removeprefix("~/") if path.startswith("~/") else person.home / path
 
 
 def _substitute(session: Session, command: str) -> str:
@@ -195,7 +253,7 @@ def _bash(person: Person, command: str) -> subprocess.CompletedProcess[str]:
     envfile = person.home / ".readme-env"
     script = f"set -a\n{command}\nrc=$?\nenv -0 > {envfile}\nexit $rc\n"
     proc = subprocess.run(
-        [*person.prefix, "bash", "--norc", "--noprofile", "-c", script],
+        person.argv("bash", "--norc", "--noprofile", "-c", script),
         cwd=person.home, env=person.env, capture_output=True, text=True, timeout=300,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -209,7 +267,7 @@ def _bash(person: Person, command: str) -> subprocess.CompletedProcess[str]:
 def _start_server(session: Session, person: Person, command: str, port: int) -> None:
     session.stop(port)
     proc = subprocess.Popen(
-        [*person.prefix, "bash", "--norc", "--noprofile", "-c", f"exec {command}"],
+        person.argv("bash", "--norc", "--noprofile", "-c", f"exec {command}"),
         cwd=person.home, env=person.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
@@ -229,6 +287,25 @@ def _start_server(session: Session, person: Person, command: str, port: int) -> 
         session.served["token"] = (person.home / token_file).read_text().strip()
 
 
+def _start_mount(session: Session, person: Person, command: str, where: Path) -> None:
+    """Start a FUSE mount as the README's other terminal would; wait until it is ready."""
+    errors = session.tmp / f"mount-{where.name}.err"
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            person.argv("bash", "--norc", "--noprofile", "-c", f"exec {command}"),
+            cwd=person.home, env=person.env, stdout=subprocess.PIPE, stderr=err,
+            stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+    session.mounts[where] = (person, proc)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    assert lines and lines[0].strip(), (command, proc.poll(), errors.read_text())
+    assert json.loads(lines[0]) == {"mounted": str(where)}, lines[0]
+
+
 def _before(session: Session, command: str) -> None:
     """Give the user what the README says they have when a command needs it."""
     me, bob = session.me, session.bob
@@ -241,8 +318,10 @@ def _before(session: Session, command: str) -> None:
         card = _bash(bob, "ownvault identity --name Bob --card bob.json")
         assert card.returncode == 0, card.stderr
         shutil.copy(bob.home / "bob.json", me.home / "bob.json")
-    if code.startswith("ownvault open grant.json") and not (bob.home / "grant.json").exists():
-        shutil.copy(me.home / "grant.json", bob.home / "grant.json")
+    if code.startswith("ownvault open grant.json"):  # the grant you made last, sent to Bob
+        mine, his = me.home / "grant.json", bob.home / "grant.json"
+        if not his.exists() or his.read_bytes() != mine.read_bytes():
+            shutil.copy(mine, his)
     if "3f2a9c01" in code:  # the newest grant not revoked yet
         grants = json.loads(_bash(me, "ownvault grants --json").stdout)["grants"]
         session.served["grant"] = next(g["grant"] for g in grants if not g["revoked"])
@@ -290,6 +369,8 @@ def session(tmp_path: Path) -> Iterator[Session]:
         try:
             yield s
         finally:
+            for where in list(s.mounts):
+                s.unmount(where)
             for port in list(s.servers):
                 s.stop(port)
 
@@ -297,7 +378,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
 def test_not_run_list_is_short_and_current() -> None:
     commands = [_code(c) for _, c in readme_commands()]
     assert len(commands) > 60
-    for start in {**NOT_RUN, **NAMESPACED}:
+    for start in {**NOT_RUN, **NAMESPACED, **NEEDS_FUSE}:
         assert any(c.startswith(start) for c in commands), f"no README command {start!r}"
     assert sum(1 for c in commands if _not_run(c)) <= 10
 
@@ -306,7 +387,7 @@ def test_not_run_list_is_short_and_current() -> None:
 def test_every_readme_command_runs_as_written(session: Session) -> None:
     ran = []
     for who, command in readme_commands():
-        if _not_run(command, namespaced=bool(session.me.prefix)):
+        if _not_run(command, namespaced=bool(session.me.prefix), fuse=FUSE):
             continue
         person = session.bob if who == "bob" else session.me
         _before(session, command)
@@ -316,8 +397,18 @@ def test_every_readme_command_runs_as_written(session: Session) -> None:
             _start_server(session, person, command, port)
             ran.append(command)
             continue
+        where = _mount_point(person, command)
+        if where is not None:
+            _start_mount(session, person, command, where)
+            ran.append(command)
+            continue
         proc = _bash(person, command)
         assert proc.returncode == 0, (command, proc.returncode, proc.stdout, proc.stderr)
+        where = _unmounted(person, command)
+        if where is not None:  # the mount process ends when its folder is unmounted
+            _, mount = session.mounts[where]
+            assert mount.wait(timeout=60) == 0, command
+            session.unmount(where)
         if _code(command).startswith("curl ") and proc.stdout.startswith("{"):
             doc = json.loads(proc.stdout)  # an API error is {"error": {"code", "message"}}
             assert not isinstance(doc.get("error"), dict), (command, proc.stdout)
@@ -325,3 +416,6 @@ def test_every_readme_command_runs_as_written(session: Session) -> None:
     assert len(ran) >= 60
     # In the namespace, the one line that binds every interface ran too.
     assert any("--listen 0.0.0.0:" in c for c in ran) == bool(session.me.prefix)
+    # Where FUSE works, both mounts ran, and each was unmounted by the README's line.
+    assert sum(1 for c in ran if _code(c).startswith("fusermount3 -u ")) == (2 if FUSE else 0)
+    assert not session.mounts
