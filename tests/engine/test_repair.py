@@ -8,10 +8,12 @@ import base64
 import json
 import random
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from ownvault.engine.health.audit import AuditSample
+from ownvault.engine.health.verdict import State
 from ownvault.engine.maintenance import (
     MaintenanceConfig,
     MaintenanceState,
@@ -172,6 +174,9 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
     assert 'ownvault_audit_provider_ok{provider="local-2"} 1.0' in text
     assert "ownvault_repair_shares_regenerated 1.0" in text
     assert "ownvault_pieces_lost 0.0" in text
+    assert "ownvault_pieces_under_replicated 0.0" in text
+    assert "ownvault_providers_stale 0.0" in text
+    assert sum(f'ownvault_health_state{{state="{n}"}} 1.0' in text for n in get_args(State)) == 1
     # A tiny budget defers the next audit to the next day.
     small = MaintenanceConfig(budget_bytes_per_day=1000, sample=AuditSample(16), first_delay=0)
     s2 = run(maintain(vault.ctx, small, rounds=1, clock=lambda: now[0], sleep=fake_sleep))

@@ -57,3 +57,21 @@ def test_patch_a_provider_and_read_the_verdict(c: httpx.Client, tmp_path: Path) 
     assert status["machine_loss"] == check["machine_loss"]
     assert not status["health"]["survives_machine_loss"]
     assert "add at least 3 provider(s)" in status["health"]["to_add"]
+
+
+def test_policy_round_trip_keeps_survive_domain_loss(c: httpx.Client) -> None:
+    """GET /policy then PUT it back must not drop a rule: the document used to lack
+    ``survive_domain_loss``, so any client's PUT silently turned it off."""
+    for i in range(1, 7):  # six failure domains, so the rule can be met
+        r = c.patch(f"{API}/providers/local-{i}", json={"domain": f"shelf-{i}"})
+        assert r.status_code == 200, r.text
+    doc = c.get(f"{API}/policy").json()["policy"]
+    assert doc["survive_domain_loss"] is False
+    r = c.put(f"{API}/policy", json={**doc, "survive_domain_loss": True, "happy": 6})
+    assert r.status_code == 200, r.text
+    assert "survives losing any one failure domain" in r.json()["describe"]
+    doc = c.get(f"{API}/policy").json()["policy"]
+    assert doc["survive_domain_loss"] is True and doc["happy"] == 6
+    assert c.put(f"{API}/policy", json=doc).status_code == 200  # the round trip
+    again = c.get(f"{API}/policy").json()["policy"]
+    assert again == doc

@@ -27,7 +27,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
@@ -36,6 +36,7 @@ from ownvault.engine.backup.scheduler import BackupSchedule, run_scheduled
 from ownvault.engine.health.audit import AuditReport, AuditSample
 from ownvault.engine.health.service import Health
 from ownvault.engine.health.status import vault_status
+from ownvault.engine.health.verdict import State
 from ownvault.engine.nft.preserve import reverify_preserved
 from ownvault.engine.store.catalog.backups import RunRow
 from ownvault.engine.store.context import VaultContext
@@ -197,6 +198,17 @@ class MaintenanceState:
             gauge("ownvault_shares_known_bad", "Shares recorded bad and not yet repaired.").set(
                 h["known_bad_shares"]
             )
+            gauge(
+                "ownvault_pieces_under_replicated",
+                "Pieces a degraded write left short of n shares (repair completes them).",
+            ).set(h.get("pieces_under_replicated", 0))
+            verdict = h.get("health") or {}
+            gauge("ownvault_providers_stale", "Providers that came back with older data.").set(
+                len(verdict.get("stale_providers", ()))
+            )
+            state = gauge("ownvault_health_state", "1 for the vault's health verdict.", ("state",))
+            for name in get_args(State):
+                state.labels(name).set(1 if verdict.get("state") == name else 0)
         _backup_gauges(self.backups, gauge)
         return bytes(generate_latest(r))
 

@@ -109,6 +109,10 @@ class PolicyDoc(BaseModel):
     max_per_jurisdiction: int | None = Field(default=None, ge=1, le=32)
     max_per_provider: int = Field(default=1, ge=1, le=32)
     survive_jurisdiction_loss: bool = False
+    survive_domain_loss: bool = Field(
+        default=False,
+        description="Any k shares survive losing any one failure domain (machine, disk).",
+    )
     happy: int | None = Field(
         default=None,
         ge=1,
@@ -398,6 +402,7 @@ def router(state: ApiState) -> APIRouter:
             body.max_per_jurisdiction,
             body.max_per_provider,
             body.survive_jurisdiction_loss,
+            survive_domain_loss=body.survive_domain_loss,
             happy=body.happy,
         )
         async with state.vault.ctx.write():
