@@ -249,3 +249,24 @@ def test_open_grant_mount_is_read_only_and_verified(tmp_path: Path) -> None:
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+def test_a_mount_libfuse_refuses_is_a_clear_error(tmp_path: Path) -> None:
+    """In a user namespace without its own mount namespace, libfuse cannot mount: the
+    command says so (exit 9, the mount point named), never a Python traceback."""
+    vault = tmp_path / "vault"
+    run(make_vault(vault).close())
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare -rn is not allowed here")
+    cmd = ["unshare", "-rn", sys.executable, "-m", "ownvault", "--vault", str(vault)]
+    proc = subprocess.run(
+        [*cmd, "mount", str(mnt)], env=cli_env(), capture_output=True, timeout=120
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 9, err
+    assert f"cannot mount at {mnt}" in err and "Traceback" not in err
+    assert not os.path.ismount(mnt)

@@ -27,7 +27,7 @@ import mfusepy
 
 from ownvault.engine.files.drive import Drive, DriveError, Node, WriteHandle
 from ownvault.engine.files.driveio import ReadHandle, SpoolFullError
-from ownvault.errors import NotFoundError, OwnvaultError
+from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
 
 __all__ = ["Loop", "VaultFS", "log_refusal", "mount"]
 
@@ -221,14 +221,28 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
 def mount(drive: Drive, loop: Loop, mountpoint: str, *, ready: str | None = None) -> None:
     """Serve ``drive`` at ``mountpoint`` until it is unmounted (``fusermount3 -u``, or
     SIGINT/SIGTERM, which libfuse turns into a clean unmount)."""
-    fs = VaultFS(drive, loop, ready)
-    mfusepy.FUSE(
-        fs,
-        mountpoint,
-        foreground=True,
-        nothreads=False,
-        ro=drive.options.read_only,
-        fsname="ownvault",
-        subtype="ownvault",
-        default_permissions=True,
+    serve_fuse(
+        VaultFS(drive, loop, ready), mountpoint, read_only=drive.options.read_only, name="ownvault"
     )
+
+
+def serve_fuse(fs: mfusepy.Operations, mountpoint: str, *, read_only: bool, name: str) -> None:
+    """Run libfuse in the foreground; a mount libfuse refuses (no permission to mount
+    here, a mount point in use, no /dev/fuse) is a clear error, not a traceback."""
+    try:
+        mfusepy.FUSE(
+            fs,
+            mountpoint,
+            foreground=True,
+            nothreads=False,
+            ro=read_only,
+            fsname=name,
+            subtype="ownvault",
+            default_permissions=True,
+        )
+    except RuntimeError as exc:  # mfusepy: fuse_main returned non-zero
+        raise VaultStateError(
+            f"cannot mount at {mountpoint}: libfuse refused (code {exc}); its message is "
+            "above. Is something mounted there already, and may this user mount FUSE "
+            "file systems here (/dev/fuse, fusermount3)?"
+        ) from None

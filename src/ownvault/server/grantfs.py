@@ -19,7 +19,7 @@ import mfusepy
 
 from ownvault.engine.sharing.reader import GrantReader
 from ownvault.errors import NotFoundError, OwnvaultError
-from ownvault.server.fuse import Loop, log_refusal
+from ownvault.server.fuse import Loop, log_refusal, serve_fuse
 
 __all__ = ["GrantFS", "mount_grant"]
 
@@ -137,13 +137,4 @@ class GrantFS(mfusepy.Operations):  # type: ignore[misc]
 
 def mount_grant(reader: GrantReader, loop: Loop, mountpoint: str, *, ready: str | None) -> None:
     """Serve the grant read-only at ``mountpoint`` until it is unmounted."""
-    mfusepy.FUSE(
-        GrantFS(reader, loop, ready),
-        mountpoint,
-        foreground=True,
-        nothreads=False,
-        ro=True,
-        fsname="ownvault-grant",
-        subtype="ownvault",
-        default_permissions=True,
-    )
+    serve_fuse(GrantFS(reader, loop, ready), mountpoint, read_only=True, name="ownvault-grant")
