@@ -182,35 +182,33 @@ class MaintenanceState:
                 rp["bytes_read"] + rp["bytes_written"]
             )
         if self.health is not None:
-            h = self.health
-            gauge("ownvault_vault_healthy", "1 if status says HEALTHY.").set(
-                1 if h["healthy"] else 0
-            )
-            gauge("ownvault_pieces_degraded", "Pieces with fewer than n good shares.").set(
-                h["pieces_degraded"]
-            )
-            gauge("ownvault_pieces_at_risk", "Pieces with exactly k good shares.").set(
-                h["pieces_at_risk"]
-            )
-            gauge("ownvault_pieces_lost", "Pieces with fewer than k good shares.").set(
-                h["pieces_lost"]
-            )
-            gauge("ownvault_shares_known_bad", "Shares recorded bad and not yet repaired.").set(
-                h["known_bad_shares"]
-            )
-            gauge(
-                "ownvault_pieces_under_replicated",
-                "Pieces a degraded write left short of n shares (repair completes them).",
-            ).set(h.get("pieces_under_replicated", 0))
-            verdict = h.get("health") or {}
-            gauge("ownvault_providers_stale", "Providers that came back with older data.").set(
-                len(verdict.get("stale_providers", ()))
-            )
-            state = gauge("ownvault_health_state", "1 for the vault's health verdict.", ("state",))
-            for name in get_args(State):
-                state.labels(name).set(1 if verdict.get("state") == name else 0)
+            _health_gauges(self.health, gauge)
         _backup_gauges(self.backups, gauge)
         return bytes(generate_latest(r))
+
+
+def _health_gauges(h: dict[str, Any], gauge: Callable[..., Gauge]) -> None:
+    """The vault's health, from the last ``status``: its verdict and piece counts."""
+    gauge("ownvault_vault_healthy", "1 if status says HEALTHY.").set(1 if h["healthy"] else 0)
+    gauge("ownvault_pieces_degraded", "Pieces with fewer than n good shares.").set(
+        h["pieces_degraded"]
+    )
+    gauge("ownvault_pieces_at_risk", "Pieces with exactly k good shares.").set(h["pieces_at_risk"])
+    gauge("ownvault_pieces_lost", "Pieces with fewer than k good shares.").set(h["pieces_lost"])
+    gauge("ownvault_shares_known_bad", "Shares recorded bad and not yet repaired.").set(
+        h["known_bad_shares"]
+    )
+    gauge(
+        "ownvault_pieces_under_replicated",
+        "Pieces a degraded write left short of n shares (repair completes them).",
+    ).set(h.get("pieces_under_replicated", 0))
+    verdict = h.get("health") or {}
+    gauge("ownvault_providers_stale", "Providers that came back with older data.").set(
+        len(verdict.get("stale_providers", ()))
+    )
+    state = gauge("ownvault_health_state", "1 for the vault's health verdict.", ("state",))
+    for name in get_args(State):
+        state.labels(name).set(1 if verdict.get("state") == name else 0)
 
 
 def _backup_gauges(schedule: BackupSchedule, gauge: Callable[..., Gauge]) -> None:

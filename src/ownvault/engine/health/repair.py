@@ -42,13 +42,6 @@ from typing import Any
 
 from ownvault.core.pack import ShareHeader, ShareLayout
 from ownvault.engine.health.complete import complete_all
-from ownvault.engine.health.healthlog import (
-    FaultRow,
-    add_fault,
-    clear_fault,
-    faults,
-    record_run,
-)
 from ownvault.engine.health.survey import (
     LostPiece,
     ProviderSurvey,
@@ -57,6 +50,7 @@ from ownvault.engine.health.survey import (
     survey,
 )
 from ownvault.engine.store.catalog import ShareRow
+from ownvault.engine.store.catalog.healthlog import FaultRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy, eligible, place
@@ -95,7 +89,7 @@ async def repair(
     report.unreachable = sorted(
         world.names[r.id] for r in cat.providers() if r.id not in world.reachable
     )
-    recorded = {(f.pack, f.idx): f for f in faults(cat)}
+    recorded = {(f.pack, f.idx): f for f in cat.healthlog.faults()}
     packs = cat.live_packs()
     policy = ctx.policy
     for done, pack in enumerate(packs, 1):
@@ -138,7 +132,7 @@ async def repair(
     report.seconds = time.monotonic() - t0
     if not dry_run:
         summary = {key: v for key, v in report.to_json().items() if key != "actions"}
-        record_run(cat, "repair", started, summary)
+        cat.healthlog.record_run("repair", started, summary)
     return report
 
 
@@ -166,8 +160,7 @@ def _listed_damage(
             got = world.listed[s.provider].get(name)
             bad[s.idx] = "missing" if got is None else f"wrong size {got}"
             if not dry_run:  # remembered (for status) until repaired
-                add_fault(
-                    ctx.catalog,
+                ctx.catalog.healthlog.add_fault(
                     pack,
                     s.idx,
                     s.provider,
@@ -210,10 +203,10 @@ async def _suspect_damage(
         )
         if why is None:
             report.shares_verified_ok += 1
-            clear_fault(ctx.catalog, pack, idx)
+            ctx.catalog.healthlog.clear_fault(pack, idx)
         else:
             bad[idx] = why
-            add_fault(ctx.catalog, pack, idx, by_idx[idx].provider, "corrupt", why)
+            ctx.catalog.healthlog.add_fault(pack, idx, by_idx[idx].provider, "corrupt", why)
     return bad
 
 
@@ -300,7 +293,7 @@ async def _repair_pack(
             pack, idx, blob, target, others, name=name, replace=True, recorded=row.provider
         )
         report.bytes_written += len(blob)
-        clear_fault(cat, pack, idx)
+        cat.healthlog.clear_fault(pack, idx)
         report.shares_regenerated += 1
         if target == row.provider:
             report.shares_rewritten_in_place += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ownvault.engine.health.healthlog import faults, last_run, latest_audit_rows
 from ownvault.engine.health.verdict import AUDIT_STALE_AFTER, ProviderProbe, Verdict, assess
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.context import VaultContext
@@ -20,9 +19,9 @@ async def vault_status(ctx: VaultContext, *, now: float | None = None) -> dict[s
     """The status document (see the module docstring)."""
     cat = ctx.catalog
     verdict, probes = await assess(ctx, now=now)
-    last_audit = last_run(cat, "audit")
-    last_repair = last_run(cat, "repair")
-    last_deep = last_run(cat, "deep")
+    last_audit = cat.healthlog.last_run("audit")
+    last_repair = cat.healthlog.last_run("repair")
+    last_deep = cat.healthlog.last_run("deep")
     return {
         "verdict": verdict.legacy_name,
         "healthy": verdict.state == "healthy",
@@ -61,10 +60,10 @@ def _provider_rows(
     cat: Catalog, probes: dict[int, ProviderProbe], verdict: Verdict
 ) -> list[dict[str, Any]]:
     """One row per active provider: reachable now, what it holds, its last audit."""
-    audits = latest_audit_rows(cat)
+    audits = cat.healthlog.latest_audit_rows()
     usage = cat.usage.by_provider()
     bad_by: dict[int, int] = {}
-    for f in faults(cat):
+    for f in cat.healthlog.faults():
         bad_by[f.provider] = bad_by.get(f.provider, 0) + 1
     stale = {s.name for s in verdict.stale_providers}
     providers: list[dict[str, Any]] = []

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ownvault.engine.health.healthlog import faults, last_answered
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import DATA_PREFIX
@@ -124,7 +123,7 @@ async def survey(ctx: VaultContext, unreachable_grace: float | None) -> Provider
     reachable = set(listed)
     # Providers that returned wrong bytes or proofs (not merely lost an object) are only
     # written to when no other provider can take a share.
-    distrusted = {f.provider for f in faults(ctx.catalog) if f.kind == "corrupt"}
+    distrusted = {f.provider for f in ctx.catalog.healthlog.faults() if f.kind == "corrupt"}
     grace: set[int] = set()
     if unreachable_grace is not None:
         # Shares on a provider that is down now but answered an audit recently stay put.
@@ -132,7 +131,7 @@ async def survey(ctx: VaultContext, unreachable_grace: float | None) -> Provider
         for r in rows:
             if r.id in reachable or r.state != "active":
                 continue
-            seen = last_answered(ctx.catalog, r.id)
+            seen = ctx.catalog.healthlog.last_answered(r.id)
             if seen is not None and now - seen < unreachable_grace:
                 grace.add(r.id)
     cands = {c.id: c for c in ctx.candidates()}

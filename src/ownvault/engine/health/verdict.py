@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ownvault.core.pack import share_name
-from ownvault.engine.health.healthlog import RunRow, faults, last_run, latest_audit_rows
 from ownvault.engine.health.machine import MachineLoss, machine_loss
+from ownvault.engine.store.catalog.healthlog import RunRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.errors import OwnvaultError
@@ -264,7 +264,7 @@ def _failing(ctx: VaultContext, last_repair: RunRow | None, bad_by: dict[int, in
     names = {r.id: r.name for r in ctx.catalog.providers()}
     return sorted(
         names[pid]
-        for pid, a in latest_audit_rows(ctx.catalog).items()
+        for pid, a in ctx.catalog.healthlog.latest_audit_rows().items()
         if pid in names
         and (a.failed or a.missing_shares)
         and (a.finished_at > repaired_at or bad_by.get(pid))
@@ -332,13 +332,13 @@ async def assess(
     cat = ctx.catalog
     probes = await probe_providers(ctx)
     names = {r.id: r.name for r in cat.providers(include_removed=True)}
-    bad_rows = faults(cat)
+    bad_rows = cat.healthlog.faults()
     bad_by: dict[int, int] = {}
     for f in bad_rows:
         bad_by[f.provider] = bad_by.get(f.provider, 0) + 1
     pieces = _count(ctx, probes, {(f.pack, f.idx) for f in bad_rows})
-    last_audit = last_run(cat, "audit")
-    failing = _failing(ctx, last_run(cat, "repair"), bad_by)
+    last_audit = cat.healthlog.last_run("audit")
+    failing = _failing(ctx, cat.healthlog.last_run("repair"), bad_by)
     down = sorted(names[pid] for pid, p in probes.items() if p.error is not None)
     expected = cat.meta("snapshot_seq")
     stale = tuple(

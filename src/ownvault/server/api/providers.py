@@ -6,7 +6,7 @@
 ``GET /health`` is what the health view draws: every provider's status
 (:meth:`Vault.provider_status`: kind, jurisdiction, reachability, shares, bytes) with the
 shares a fresh :meth:`Vault.check` found missing on it and its result in the last audit
-(``engine.health.healthlog``; audits run as the ``audit`` job), the last audit and repair runs, the files with the ones at risk
+(``catalog.healthlog``; audits run as the ``audit`` job), the last audit and repair runs, the files with the ones at risk
 (unreadable, then degraded, then out of policy) first, and the providers grouped by
 jurisdiction.
 """
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from ownvault.engine.health.healthlog import AuditRow, RunRow, last_run, latest_audit_rows
+from ownvault.engine.store.catalog.healthlog import AuditRow, RunRow
 from ownvault.engine.store.placement import Policy
 from ownvault.server.api.auth import require_session
 from ownvault.server.api.state import ApiState
@@ -439,7 +439,7 @@ def router(state: ApiState) -> APIRouter:
             for m in f["missing"]:
                 missing[m["provider"]] = missing.get(m["provider"], 0) + 1
         regions: dict[str, dict[str, Any]] = {}
-        audits = {a.provider_name: a for a in latest_audit_rows(vault.catalog).values()}
+        audits = {a.provider_name: a for a in vault.catalog.healthlog.latest_audit_rows().values()}
         for p in provs:
             p["last_audit"] = _audit_json(audits.get(p["name"]))
             p["missing_shares"] = missing.get(p["name"], 0)
@@ -471,8 +471,8 @@ def router(state: ApiState) -> APIRouter:
             "providers": provs,
             "regions": sorted(regions.values(), key=lambda g: g["jurisdiction"]),
             "files": files,
-            "last_audit": _run_json(last_run(vault.catalog, "audit")),
-            "last_repair": _run_json(last_run(vault.catalog, "repair")),
+            "last_audit": _run_json(vault.catalog.healthlog.last_run("audit")),
+            "last_repair": _run_json(vault.catalog.healthlog.last_run("repair")),
         }
 
     return r
