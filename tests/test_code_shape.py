@@ -4,6 +4,7 @@ unless its docstring says why ("Long:" followed by the reason)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ownvault"
@@ -108,3 +109,15 @@ def test_the_sql_check_catches_what_it_should() -> None:
         "m:2 .fetchone",
     ]
     assert sql_outside_catalog("def f(cat):\n    return cat.providers()\n", "m") == []
+
+
+def test_no_issue_numbers_in_the_source() -> None:
+    """The code says why in its own words; issue numbers belong to the tracker."""
+    pattern = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(SRC)}:{n}"
+        for path in _modules()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []

@@ -1,4 +1,4 @@
-"""Would the vault survive losing this machine? (issue 14; docs/design.md, "Failure domains")
+"""Would the vault survive losing this machine? (docs/design.md, "Failure domains")
 
 Losing this machine takes the vault directory, the embedded folders inside it and every
 provider in the ``this-machine`` failure domain. What is left is recoverable from the

@@ -1,4 +1,4 @@
-"""The one health verdict (issue 14; docs/design.md, "The health verdict").
+"""The one health verdict (docs/design.md, "The health verdict").
 
 ``check``, ``status``, the HTTP API (``/check``, ``/status``, ``/health``) and the web UI
 all show the :class:`Verdict` :func:`assess` computes here, so they cannot disagree. It

@@ -231,12 +231,12 @@ CREATE TABLE nft_tokens (
 );
 CREATE INDEX nft_tokens_collection ON nft_tokens(collection);
 """,
-    # 6: failure domains (issue 14): the machine or disk a provider lives on; NULL = the
+    # 6: failure domains: the machine or disk a provider lives on; NULL = the
     # default derived from its kind and URL (docs/design.md, "Failure domains").
     6: """
 ALTER TABLE providers ADD COLUMN domain TEXT
 """,
-    # 7: backup profiles (issue 19): a folder stored as a name on a schedule, pruned by
+    # 7: backup profiles: a folder stored as a name on a schedule, pruned by
     # restic's retention rules, and the history of its runs (docs/design.md, "Backup
     # profiles"). In the catalog so that both survive a recovery from the phrase.
     7: """
@@ -270,7 +270,7 @@ CREATE TABLE backup_runs (
 );
 CREATE INDEX backup_runs_profile ON backup_runs(profile, id)
 """,
-    # 8: degraded writes (issue 14): shares of a pack or of a catalog snapshot piece that
+    # 8: degraded writes: shares of a pack or of a catalog snapshot piece that
     # a write could not place (it succeeded with at least `happy`), until repair completes
     # them (docs/design.md, "Degraded writes").
     8: """
