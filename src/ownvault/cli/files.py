@@ -12,8 +12,9 @@ import click
 from ownvault.cli.app import Ctx, cli, common, get_ctx
 from ownvault.cli.health import render_verdict
 from ownvault.cli.parse import parse_range
-from ownvault.cli.render import emit, human_size, print_table, progress_bar, timestamp
+from ownvault.cli.render import emit, human_size, print_table, progress_bar, timestamp, warn
 from ownvault.cli.session import kdf_params, run_open, run_with_vault
+from ownvault.cli.strength import passphrase_warning
 from ownvault.cli.textfiles import claim_new_file, write_claimed
 from ownvault.engine.files.results import Restored, TreeListing
 from ownvault.engine.vault import Vault, VaultOptions
@@ -55,13 +56,12 @@ def init(
     passphrase = ctx.passphrase(confirm=True)
     # Claim the phrase file first: a vault whose phrase could not be written is not created.
     phrase_fd = claim_new_file(phrase_file, "--phrase-file") if phrase_file else None
+    kdf = kdf_params()
     try:
         vault = Vault.create(
             ctx.vault,
             passphrase,
-            VaultOptions(
-                providers=providers, k=k, n=n, kdf=kdf_params(), jurisdiction=jurisdiction
-            ),
+            VaultOptions(providers=providers, k=k, n=n, kdf=kdf, jurisdiction=jurisdiction),
         )
     except BaseException:
         if phrase_fd is not None:
@@ -71,6 +71,9 @@ def init(
     phrase = vault.keys.phrase
     if phrase_fd is not None:
         write_claimed(phrase_fd, phrase + "\n")
+    weak = passphrase_warning(passphrase, kdf)
+    if weak:
+        warn(weak)
 
     async def push(v: Vault) -> dict[str, Any]:
         await v.ctx.push_catalog_safely()
@@ -81,6 +84,7 @@ def init(
             "k": v.policy.k,
             "n": v.policy.n,
             "phrase_file": phrase_file,
+            "warnings": [weak] if weak else [],
         }
 
     doc = run_open(vault, push)

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
@@ -22,7 +22,9 @@ from ownvault.cli.mount import mount_grant_dir
 from ownvault.cli.parse import parse_expiry
 from ownvault.cli.render import emit, timestamp, warn
 from ownvault.cli.session import kdf_params, new_passphrase, read_vault, run_with_vault
+from ownvault.cli.strength import passphrase_warning
 from ownvault.cli.textfiles import read_small, write_secret
+from ownvault.core.crypto import Argon2Params
 from ownvault.core.grants import Grant
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares, parse_share_text
 from ownvault.core.keys import phrase_to_entropy
@@ -81,9 +83,13 @@ def recover(
             raise UsageError(f"unexpected arguments: {' '.join(share_files)}")
         entropy = phrase_to_entropy(read_small(phrase_file or "", "phrase file"))
     passphrase = ctx.passphrase(confirm=True)
-    result = asyncio.run(
-        recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=kdf_params())
-    )
+    kdf = kdf_params()
+    result = asyncio.run(recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=kdf))
+    weak = passphrase_warning(passphrase, kdf)
+    if weak:
+        result = replace(result, warnings=(*result.warnings, weak))
+        if ctx.json:  # the human rendering says every warning of the result
+            warn(weak)
 
     def human() -> None:
         when = timestamp(result.created, sep=" ", none="at an unknown time")
@@ -232,13 +238,18 @@ def passphrase() -> None:
     ctx = get_ctx()
     old = ctx.passphrase()
 
-    async def go(v: Vault) -> PassphraseChange:
+    async def go(v: Vault) -> tuple[PassphraseChange, str]:
         new = new_passphrase("OWNVAULT_NEW_PASSPHRASE")
         kdf = kdf_params() if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1" else None
-        return await v.keyring.change_passphrase(old, new, kdf)
+        return await v.keyring.change_passphrase(old, new, kdf), new
 
-    result = run_with_vault(ctx, go, passphrase=old)
-    emit(ctx, result, lambda: click.echo("Passphrase changed."))
+    result, new = run_with_vault(ctx, go, passphrase=old)
+    cost = result.kdf
+    weak = passphrase_warning(new, Argon2Params(cost.time_cost, cost.memory_kib, cost.parallelism))
+    if weak:
+        warn(weak)
+    doc = {**asdict(result), "warnings": [weak] if weak else []}
+    emit(ctx, doc, lambda: click.echo("Passphrase changed."))
 
 
 @keys.command()
