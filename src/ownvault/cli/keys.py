@@ -444,6 +444,8 @@ def share(
         ),
     )
     doc = info.to_json()
+    for w in info.warnings:
+        warn(w)
     if out:
         with output_file(out) as f:
             f.write(

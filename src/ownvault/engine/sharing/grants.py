@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ownvault.core import crypto
@@ -263,6 +263,8 @@ class GrantInfo:
     token: str
     recipient: str
     items: list[str]
+    warnings: list[str] = field(default_factory=list)
+    """Why a recipient elsewhere may not read it (see :func:`_reach_warnings`); never refused."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -270,6 +272,7 @@ class GrantInfo:
             "token": self.token,
             "to": self.recipient,
             "items": self.items,
+            "warnings": self.warnings,
         }
 
 
@@ -354,7 +357,42 @@ async def share(
             with ctx.catalog.transaction():
                 ctx.catalog.grants.delete(row)
             raise
-    return GrantInfo(grant_id.hex(), grant.to_string(), recipient.did, item_names)
+        warnings = _reach_warnings(ctx, version_ids)
+    return GrantInfo(grant_id.hex(), grant.to_string(), recipient.did, item_names, warnings)
+
+
+ON_THIS_MACHINE = frozenset({"local", "memory"})
+"""Provider kinds a recipient on another machine cannot reach: folders (and memory) here."""
+
+
+def _reach_warnings(ctx: VaultContext, version_ids: list[int]) -> list[str]:
+    """What a recipient on another machine could not read: the packs the grant covers with
+    fewer than k shares on remote providers (nodes, S3, IPFS), naming where their shares are."""
+    cat = ctx.catalog
+    rows = {r.id: r for r in cat.providers(include_removed=True)}
+    packs = sorted({p for v in version_ids for p in cat.packs_of_version(v)})
+    short = 0
+    local: set[str] = set()
+    remote_names: set[str] = set()
+    for pack in packs:
+        k = cat.pack_info(pack)[2]
+        held = [rows[s.provider] for s in cat.shares_of(pack)]
+        remote = {r.name for r in held if r.kind not in ON_THIS_MACHINE}
+        if len(remote) < k:
+            short += 1
+            local.update(r.name for r in held if r.kind in ON_THIS_MACHINE)
+            remote_names.update(remote)
+    if not short:
+        return []
+    return [
+        f"{short} of the {len(packs)} pack(s) this grant covers have fewer than k shares on "
+        "providers another machine can reach: the recipient reads them only from "
+        f"{', '.join(sorted(local))} (local folders on this machine)"
+        + (f" together with {', '.join(sorted(remote_names))}" if remote_names else "")
+        + ". To share with someone elsewhere, add providers they can reach (storage nodes, "
+        "S3: `ownvault provider add`), run `ownvault rebalance` so k shares of every pack sit "
+        "on them, then share again."
+    ]
 
 
 @dataclass(frozen=True, slots=True)
