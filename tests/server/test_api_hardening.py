@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -317,3 +318,40 @@ def test_ownvault_ui_keeps_the_token_off_the_browser_command_line(tmp_path: Path
             proc.stdout.close()
     page = Path(seen["argv"][1].removeprefix("file://"))
     assert not page.exists() and not page.parent.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ownvault_ui_stopped_by_a_signal_removes_its_launch_page(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """uvicorn re-raises the signal that stopped it; the command must still remove the
+    launch page it wrote (the browser never opened it) and close the vault."""
+    run(make_vault(tmp_path / "vault").close())
+    record = tmp_path / "page.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {record}\n')
+    browser.chmod(0o700)
+    env = {**os.environ, "OWNVAULT_PASSPHRASE": PASS, "BROWSER": str(browser), "DISPLAY": ""}
+    cmd = [sys.executable, "-m", "ownvault", "--vault", str(tmp_path / "vault"), "ui"]
+    proc = subprocess.Popen(
+        [*cmd, "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        json.loads(proc.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        page = Path(record.read_text().removeprefix("file://"))
+        assert page.exists()
+        proc.send_signal(sig)
+        assert proc.wait(30) == 128 + sig
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert not page.parent.exists()

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import webbrowser
@@ -140,7 +141,21 @@ def _run(
                 shutil.rmtree(launch_dir, ignore_errors=True)
             await vault.close()
 
-    asyncio.run(go())
+    # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again, to its
+    # previous handler: with the default ones the process died right there, before the
+    # launch page's folder was removed and the vault closed. These handlers only note it.
+    stopped: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: stopped.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        asyncio.run(go())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped:
+        sys.exit(128 + stopped[0])  # as the shell reports a command a signal stopped
 
 
 _listen = click.option(
