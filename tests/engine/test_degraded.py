@@ -351,7 +351,7 @@ def test_rebalance_moves_shares_of_an_under_replicated_pack(vaults: Vaults, tmp_
     last = max(cat.shares_of(pack), key=lambda s: s.idx)
     # Draining the holder of the highest index moves exactly that share.
     out = run(vault.fleet.remove_provider(names[last.provider]))
-    assert out["shares_moved"] >= 1
+    assert out.shares_moved >= 1
     after = {s.idx: names[s.provider] for s in cat.shares_of(pack)}
     assert after[last.idx] not in (names[last.provider], "local-3", "local-5")
     assert run(holders_ok(vault)) == [5] * len(cat.live_packs())

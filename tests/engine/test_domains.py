@@ -63,8 +63,8 @@ def test_rebalance_moves_data_off_this_machine_and_survives_its_loss(
     assert all(c == {THIS_MACHINE: 6} for c in _per_domain(vault))
     for name in ("usb-a", "usb-b", "usb-c"):
         out = run(vault.fleet.add_provider(name, (tmp_path / name).as_uri(), domain=name.upper()))
-        assert out["domain"] == name
-    status = {p["name"]: p["domain"] for p in run(vault.fleet.provider_status())}
+        assert out.domain == name
+    status = {p.name: p.domain for p in run(vault.fleet.provider_status())}
     assert status["local-1"] == THIS_MACHINE and status["usb-b"] == "usb-b"
     plan = run(vault.fleet.rebalance(dry_run=True))
     assert plan.packs_changed == len(vault.catalog.live_packs()) > 0
@@ -102,10 +102,10 @@ def test_a_node_announces_its_jurisdiction_and_its_host_is_its_domain(
             run(vault.fleet.add_provider("zurich", node.url, jurisdiction="de"))
         assert [r.name for r in vault.catalog.providers() if r.name == "zurich"] == []
         out = run(vault.fleet.add_provider("zurich", node.url))
-        assert out["jurisdiction"] == "CH" and out["domain"] == "127.0.0.1"
+        assert out.jurisdiction == "CH" and out.domain == "127.0.0.1"
         out = run(
             vault.fleet.add_provider(
                 "zurich-de", node.url + "/", jurisdiction="DE", override_jurisdiction=True
             )
         )
-        assert out["jurisdiction"] == "DE"
+        assert out.jurisdiction == "DE"

@@ -55,7 +55,7 @@ def test_eight_nodes_policy_failures_and_hedging(
     vault = network_vault(tmp_path, nodes, max_per_jurisdiction=2, survive_jurisdiction_loss=True)
     vaults.track(vault)
     providers = run(vault.fleet.provider_status())
-    assert len(providers) == 8 and all(p["reachable"] and p["kind"] == "node" for p in providers)
+    assert len(providers) == 8 and all(p.reachable and p.kind == "node" for p in providers)
     run(vault.files.put([tmp_path / "big.bin"]))
     assert all(max(c.values()) <= 2 for c in share_regions(vault))
     assert run(vault.health.check())["policy_ok"]
@@ -188,7 +188,7 @@ def test_policy_change_rebalance_and_provider_rm(
             )
         )
     )
-    assert result["packs_out_of_policy"] >= 0
+    assert result.packs_out_of_policy >= 0
     report = run(vault.fleet.rebalance())
     assert report.failures == ()
     assert all("IS" not in c for c in share_regions(vault))
@@ -197,12 +197,12 @@ def test_policy_change_rebalance_and_provider_rm(
     rows = {r.name: r.id for r in vault.catalog.providers()}
     held = vault.catalog.usage.by_provider().get(rows["node-0"], (0, 0))[0]
     out = run(vault.fleet.remove_provider("node-0"))
-    assert out["removed"] and out["shares_moved"] == held
-    assert "node-0" not in [p["name"] for p in run(vault.fleet.provider_status())]
+    assert out.removed and out.shares_moved == held
+    assert "node-0" not in [p.name for p in run(vault.fleet.provider_status())]
     # A dead provider's shares are regenerated from the others.
     cluster.kill(nodes[1])
     out = run(vault.fleet.remove_provider("node-1"))
-    assert out["shares_regenerated"] == out["shares_moved"]
+    assert out.shares_regenerated == out.shares_moved
     run(vault.files.get("f.bin", tmp_path / "out"))
     assert (tmp_path / "out").read_bytes() == data
     check = run(vault.health.check())
@@ -213,4 +213,4 @@ def test_policy_change_rebalance_and_provider_rm(
         run(vault.fleet.set_policy(Policy(3, 6, jurisdictions=("CH",))))
     # --force removal says what becomes unhealthy.
     forced = run(vault.fleet.remove_provider("node-2", force=True))
-    assert forced["degraded"] == ["f.bin"] and forced["unreadable"] == []
+    assert forced.degraded == ["f.bin"] and forced.unreadable == []

@@ -38,7 +38,7 @@ def test_rebalance_fails_over_to_another_provider(vaults: Vaults, tmp_path: Path
     # refuses every write: they must land on local-8 instead.
     fault = _fail_puts(vault, "local-7")
     out = run(vault.fleet.remove_provider("local-1"))
-    assert out["removed"] and out["shares_moved"] >= 1
+    assert out.removed and out.shares_moved >= 1
     assert fault.fired >= 1
     assert _holders(vault) == {"local-8", *(f"local-{i}" for i in range(2, 7))}
     report = run(vault.health.check())

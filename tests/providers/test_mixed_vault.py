@@ -53,7 +53,7 @@ def test_any_three_of_six_mixed_providers_can_vanish(
                 },
             )
         )
-    kinds = {p["name"]: p["kind"] for p in run(vault.fleet.provider_status())}
+    kinds = {p.name: p.kind for p in run(vault.fleet.provider_status())}
     assert sorted(kinds.values()) == ["local", "local", "node", "node", "s3", "s3"]
     run(vault.files.put([src]))
     names = {r.id: r.name for r in vault.catalog.providers()}

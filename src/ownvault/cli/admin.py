@@ -10,6 +10,7 @@ from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.parse import parse_csv, parse_labels
 from ownvault.cli.render import emit, human_size, print_table, step_progress
 from ownvault.cli.session import read_vault, run_with_vault
+from ownvault.engine.fleet.results import PolicySet, ProviderAbandoned, ProviderRemoval
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
@@ -95,7 +96,7 @@ def provider_add(
     emit(
         ctx,
         result,
-        lambda: click.echo(f"added provider {name} ({result['kind']}, {result['location']})"),
+        lambda: click.echo(f"added provider {name} ({result.kind}, {result.location})"),
     )
 
 
@@ -124,17 +125,17 @@ def provider_ls() -> None:
             ),
             (
                 (
-                    p["name"],
-                    p["kind"],
-                    p["jurisdiction"] or "-",
-                    p["domain"] or "-",
-                    p["state"],
-                    "yes" if p["reachable"] else f"NO ({p['error']})",
-                    f"{p['latency_ms']:.0f} ms" if p["latency_ms"] is not None else "-",
-                    str(p["shares"]),
-                    human_size(p["bytes"]),
-                    human_size(p["free_bytes"]),
-                    p["location"],
+                    p.name,
+                    p.kind,
+                    p.jurisdiction or "-",
+                    p.domain or "-",
+                    p.state,
+                    "yes" if p.reachable else f"NO ({p.error})",
+                    f"{p.latency_ms:.0f} ms" if p.latency_ms is not None else "-",
+                    str(p.shares),
+                    human_size(p.bytes),
+                    human_size(p.free_bytes),
+                    p.location,
                 )
                 for p in result
             ),
@@ -177,14 +178,14 @@ def provider_set(
     )
 
     def human() -> None:
-        tags = ", ".join(f"{k}={v}" for k, v in sorted(result["labels"].items())) or "-"
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(result.labels.items())) or "-"
         click.echo(
-            f"{name}: jurisdiction {result['jurisdiction'] or '-'}, domain {result['domain'] or '-'}, "
+            f"{name}: jurisdiction {result.jurisdiction or '-'}, domain {result.domain or '-'}, "
             f"labels {tags}"
         )
-        if result["packs_out_of_policy"]:
+        if result.packs_out_of_policy:
             click.echo(
-                f"{result['packs_out_of_policy']} stored piece(s) are now placed worse than "
+                f"{result.packs_out_of_policy} stored piece(s) are now placed worse than "
                 "they could be: run `ownvault rebalance`"
             )
 
@@ -201,25 +202,25 @@ def provider_rm(name: str, force: bool) -> None:
     """Remove a provider after moving its shares elsewhere (or at once with --force)."""
     ctx = get_ctx()
 
-    async def go(v: Vault) -> dict[str, Any]:
+    async def go(v: Vault) -> ProviderRemoval:
         with step_progress(ctx, "moving shares") as prog:
             return await v.fleet.remove_provider(name, force=force, progress=prog)
 
     result = run_with_vault(ctx, go)
 
     def human() -> None:
-        if force:
-            click.echo(f"removed {name}; {result['shares_abandoned']} share(s) abandoned")
-            if result["unreadable"]:
-                click.echo("WARNING: now unreadable: " + ", ".join(result["unreadable"]), err=True)
-            if result["degraded"]:
+        if isinstance(result, ProviderAbandoned):
+            click.echo(f"removed {name}; {result.shares_abandoned} share(s) abandoned")
+            if result.unreadable:
+                click.echo("WARNING: now unreadable: " + ", ".join(result.unreadable), err=True)
+            if result.degraded:
                 click.echo(
                     "warning: now degraded (run `ownvault rebalance` or repair): "
-                    + ", ".join(result["degraded"]),
+                    + ", ".join(result.degraded),
                     err=True,
                 )
         else:
-            click.echo(f"removed {name} after moving {result['shares_moved']} share(s)")
+            click.echo(f"removed {name} after moving {result.shares_moved} share(s)")
 
     emit(ctx, result, human)
 
@@ -288,7 +289,7 @@ def policy_set(
     if happy is not None and default_happy:
         raise UsageError("--happy and --default-happy exclude each other")
 
-    async def go(v: Vault) -> dict[str, Any]:
+    async def go(v: Vault) -> PolicySet:
         cur = v.policy
         new = Policy(
             k if k is not None else cur.k,
@@ -308,10 +309,10 @@ def policy_set(
     result = run_with_vault(ctx, go)
 
     def human() -> None:
-        click.echo("policy: " + result["describe"])
-        if result["packs_out_of_policy"]:
+        click.echo("policy: " + result.describe)
+        if result.packs_out_of_policy:
             click.echo(
-                f"{result['packs_out_of_policy']} stored piece(s) do not satisfy it yet: run `ownvault rebalance`"
+                f"{result.packs_out_of_policy} stored piece(s) do not satisfy it yet: run `ownvault rebalance`"
             )
 
     emit(ctx, result, human)

@@ -305,14 +305,14 @@ def providers() -> None:
             ("name", "kind", "jurisdiction", "reachable", "shares", "bytes", "free", "location"),
             (
                 (
-                    p["name"],
-                    p["kind"],
-                    p["jurisdiction"] or "-",
-                    "yes" if p["reachable"] else f"NO ({p['error']})",
-                    str(p["shares"]),
-                    human_size(p["bytes"]),
-                    human_size(p["free_bytes"]),
-                    p["location"],
+                    p.name,
+                    p.kind,
+                    p.jurisdiction or "-",
+                    "yes" if p.reachable else f"NO ({p.error})",
+                    str(p.shares),
+                    human_size(p.bytes),
+                    human_size(p.free_bytes),
+                    p.location,
                 )
                 for p in result
             ),

@@ -8,6 +8,15 @@ from dataclasses import replace
 from typing import Any
 
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
+from ownvault.engine.fleet.results import (
+    PolicySet,
+    ProviderAbandoned,
+    ProviderAdded,
+    ProviderChanged,
+    ProviderDrained,
+    ProviderRemoval,
+    ProviderStatus,
+)
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.context import PacksRewritten, ProvidersChanged, VaultContext
 from ownvault.engine.store.domains import candidate_of, default_domain, domain_of, validate_domain
@@ -47,7 +56,7 @@ class Fleet:
         create: bool = False,
         domain: str | None = None,
         override_jurisdiction: bool = False,
-    ) -> dict[str, Any]:
+    ) -> ProviderAdded:
         """Add a provider by URL (``file:///path`` creates the folder); it must be reachable.
 
         ``create`` asks a provider that can (an S3 bucket) to create its container first.
@@ -102,16 +111,16 @@ class Fleet:
             await ctx.providers.reset()
             await ctx.events.emit(ProvidersChanged())
         effective = domain or default_domain(kind, url, cfg, ctx.path)
-        return {
-            "name": name,
-            "kind": kind,
-            "url": url,
-            "jurisdiction": jurisdiction,
-            "domain": effective,
-            "labels": dict(labels or {}),
-            "location": info.location,
-            "free_bytes": info.free_bytes,
-        }
+        return ProviderAdded(
+            name,
+            kind,
+            url,
+            jurisdiction,
+            effective,
+            dict(labels or {}),
+            info.location,
+            info.free_bytes,
+        )
 
     async def set_provider(
         self,
@@ -122,7 +131,7 @@ class Fleet:
         default_domain_: bool = False,
         labels: Mapping[str, str] | None = None,
         unlabel: Sequence[str] = (),
-    ) -> dict[str, Any]:
+    ) -> ProviderChanged:
         """Change where a provider is said to be: ``jurisdiction`` (a code), ``domain`` (a
         failure-domain label) or ``default_domain_`` (drop the label: the default again);
         and its free-form labels (``labels`` set or replace keys, ``unlabel`` drops keys).
@@ -170,18 +179,11 @@ class Fleet:
             await ctx.events.emit(ProvidersChanged())
         plan = await rebalance(ctx, dry_run=True)
         effective = label or default_domain(row.kind, row.url, row.config, ctx.path)
-        return {
-            "name": name,
-            "jurisdiction": code,
-            "domain": effective,
-            "domain_label": label,
-            "labels": tags,
-            "packs_out_of_policy": plan.packs_changed,
-        }
+        return ProviderChanged(name, code, effective, label, tags, plan.packs_changed)
 
     async def remove_provider(
         self, name: str, *, force: bool = False, progress: Callable[[int, int], None] | None = None
-    ) -> dict[str, Any]:
+    ) -> ProviderRemoval:
         """Move a provider's shares elsewhere, then remove it (``force``: remove at once)."""
         ctx = self.ctx
         cat = ctx.catalog
@@ -191,11 +193,11 @@ class Fleet:
         async with ctx.write():
             held = cat.usage.by_provider().get(row.id, (0, 0))[0]
             if force:
-                at_risk = self._at_risk_without(row.id)
+                degraded, unreadable = self._at_risk_without(row.id)
                 cat.set_provider_state(row.id, "removed")
                 await ctx.providers.reset()
                 await ctx.events.emit(ProvidersChanged())
-                return {"name": name, "removed": True, "shares_abandoned": held, **at_risk}
+                return ProviderAbandoned(name, True, held, degraded, unreadable)
             cat.set_provider_state(row.id, "draining")
             report = await rebalance(ctx, progress=progress)
             if report.packs_changed:
@@ -210,15 +212,11 @@ class Fleet:
             cat.set_provider_state(row.id, "removed")
             await ctx.providers.reset()
             await ctx.events.emit(ProvidersChanged())
-        return {
-            "name": name,
-            "removed": True,
-            "shares_moved": report.shares_moved,
-            "shares_regenerated": report.shares_regenerated,
-        }
+        return ProviderDrained(name, True, report.shares_moved, report.shares_regenerated)
 
-    def _at_risk_without(self, provider: int) -> dict[str, list[str]]:
-        """Which names become degraded or unreadable if ``provider``'s shares vanish."""
+    def _at_risk_without(self, provider: int) -> tuple[list[str], list[str]]:
+        """Which names become degraded, and which unreadable, if ``provider``'s shares
+        vanish."""
         cat = self.ctx.catalog
         degraded: list[str] = []
         unreadable: list[str] = []
@@ -234,9 +232,9 @@ class Fleet:
                 unreadable.append(v.name)
             elif worst[0] < worst[2]:
                 degraded.append(v.name)
-        return {"degraded": degraded, "unreadable": unreadable}
+        return degraded, unreadable
 
-    async def set_policy(self, policy: Policy) -> dict[str, Any]:
+    async def set_policy(self, policy: Policy) -> PolicySet:
         """Store a new placement policy; say how many stored pieces it leaves out of line."""
         ctx = self.ctx
         place(policy, ctx.candidates())  # refuse a policy no piece could ever meet
@@ -244,11 +242,7 @@ class Fleet:
             with ctx.catalog.transaction():
                 ctx.catalog.set_meta("policy", policy.to_json())
         plan = await rebalance(ctx, policy=policy, dry_run=True)
-        return {
-            "policy": policy.to_dict(),
-            "describe": policy.describe(),
-            "packs_out_of_policy": plan.packs_changed,
-        }
+        return PolicySet(policy, policy.describe(), plan.packs_changed)
 
     async def rebalance(
         self, *, progress: Callable[[int, int], None] | None = None, dry_run: bool = False
@@ -260,44 +254,45 @@ class Fleet:
                 await self.ctx.events.emit(PacksRewritten())
         return report
 
-    async def provider_status(self) -> list[dict[str, Any]]:
+    async def provider_status(self) -> list[ProviderStatus]:
         """Each provider: usage, reachability, free space, latency."""
         ctx = self.ctx
         usage = ctx.catalog.usage.by_provider()
         store = ctx.store
 
-        async def one(row: ProviderRow) -> dict[str, Any]:
+        async def one(row: ProviderRow) -> ProviderStatus:
             shares, used = usage.get(row.id, (0, 0))
-            out: dict[str, Any] = {
-                "name": row.name,
-                "kind": row.kind,
-                "url": row.url,
-                "location": store.providers[row.id].location
-                if row.id in store.providers
-                else row.url,
-                "jurisdiction": row.jurisdiction,
-                "domain": domain_of(row, ctx.path),
-                "labels": row.labels,
-                "state": row.state,
-                "shares": shares,
-                "bytes": used,
-                "reachable": False,
-                "free_bytes": None,
-                "error": None,
-                "latency_ms": None,
-            }
             p = store.providers.get(row.id)
+            reachable = False
+            free: int | None = None
+            latency: float | None = None
+            error: str | None = None
             if p is None:
-                out["error"] = "cannot be opened"
-                return out
-            try:
-                t0 = asyncio.get_running_loop().time()
-                info = await asyncio.wait_for(p.info(), 10)
-                out["latency_ms"] = round((asyncio.get_running_loop().time() - t0) * 1000, 1)
-                out["reachable"] = True
-                out["free_bytes"] = info.free_bytes
-            except (OwnvaultError, TimeoutError) as exc:
-                out["error"] = getattr(exc, "message", "timed out")
-            return out
+                error = "cannot be opened"
+            else:
+                try:
+                    t0 = asyncio.get_running_loop().time()
+                    info = await asyncio.wait_for(p.info(), 10)
+                    latency = round((asyncio.get_running_loop().time() - t0) * 1000, 1)
+                    reachable = True
+                    free = info.free_bytes
+                except (OwnvaultError, TimeoutError) as exc:
+                    error = getattr(exc, "message", "timed out")
+            return ProviderStatus(
+                name=row.name,
+                kind=row.kind,
+                url=row.url,
+                location=p.location if p is not None else row.url,
+                jurisdiction=row.jurisdiction,
+                domain=domain_of(row, ctx.path),
+                labels=row.labels,
+                state=row.state,
+                shares=shares,
+                bytes=used,
+                reachable=reachable,
+                free_bytes=free,
+                error=error,
+                latency_ms=latency,
+            )
 
         return list(await asyncio.gather(*(one(r) for r in ctx.catalog.providers())))

@@ -14,6 +14,7 @@ jurisdiction.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -345,8 +346,9 @@ def router(state: ApiState) -> APIRouter:
         response_model=ProviderList,
         summary="Every provider: kind, jurisdiction, reachable, shares, bytes",
     )
-    async def providers() -> dict[str, Any]:
-        return {"providers": await vault.fleet.provider_status()}
+    async def providers() -> ProviderList:
+        provs = await vault.fleet.provider_status()
+        return ProviderList(providers=[ProviderOut.model_validate(asdict(p)) for p in provs])
 
     @r.post(
         "/providers",
@@ -354,19 +356,20 @@ def router(state: ApiState) -> APIRouter:
         status_code=201,
         summary="Add a provider (it must be reachable)",
     )
-    async def add(body: ProviderIn) -> dict[str, Any]:
+    async def add(body: ProviderIn) -> ProviderAdded:
         async with state.vault.ctx.write():
-            return await vault.fleet.add_provider(
+            added = await vault.fleet.add_provider(
                 body.name, body.url, jurisdiction=body.jurisdiction, labels=body.labels
             )
+        return ProviderAdded.model_validate(asdict(added))
 
     @r.patch(
         "/providers/{name}",
         response_model=ProviderSet,
         summary="Change a provider's jurisdiction, failure domain or labels (`provider set`)",
     )
-    async def change(name: ProviderName, body: ProviderPatch) -> dict[str, Any]:
-        return await vault.fleet.set_provider(
+    async def change(name: ProviderName, body: ProviderPatch) -> ProviderSet:
+        changed = await vault.fleet.set_provider(
             name,
             jurisdiction=body.jurisdiction,
             domain=body.domain,
@@ -374,15 +377,19 @@ def router(state: ApiState) -> APIRouter:
             labels=body.labels,
             unlabel=body.unlabel,
         )
+        return ProviderSet.model_validate(asdict(changed))
 
     @r.delete(
         "/providers/{name}",
         response_model=ProviderRemoved,
         summary="Remove a provider (moves its shares first unless force)",
     )
-    async def remove(name: ProviderName, force: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    async def remove(
+        name: ProviderName, force: Annotated[bool, Query()] = False
+    ) -> ProviderRemoved:
         async with state.vault.ctx.write():
-            return await vault.fleet.remove_provider(name, force=force)
+            removed = await vault.fleet.remove_provider(name, force=force)
+        return ProviderRemoved.model_validate(asdict(removed))
 
     @r.get("/policy", response_model=PolicyOut, summary="The placement policy")
     async def policy() -> dict[str, Any]:
@@ -393,7 +400,7 @@ def router(state: ApiState) -> APIRouter:
         response_model=PolicySetOut,
         summary="Set the placement policy (rebalance applies it to stored data)",
     )
-    async def set_policy(body: PolicyDoc) -> dict[str, Any]:
+    async def set_policy(body: PolicyDoc) -> PolicySetOut:
         new = Policy(
             body.k,
             body.n,
@@ -406,7 +413,8 @@ def router(state: ApiState) -> APIRouter:
             happy=body.happy,
         )
         async with state.vault.ctx.write():
-            return await vault.fleet.set_policy(new)
+            done = await vault.fleet.set_policy(new)
+        return PolicySetOut.model_validate(done.to_json())
 
     @r.get(
         "/check",
@@ -432,7 +440,7 @@ def router(state: ApiState) -> APIRouter:
         summary="Providers, regions and files, the ones at risk first",
     )
     async def health() -> dict[str, Any]:
-        provs = await vault.fleet.provider_status()
+        provs = [asdict(p) for p in await vault.fleet.provider_status()]
         chk = await vault.health.check()
         missing: dict[str, int] = {}
         for f in chk["files"]:
