@@ -106,7 +106,7 @@ def test_missing_corrupt_and_tree_damage_are_found(vault: Vault) -> None:
     assert by["local-3"].failed >= 1 and "Merkle tree" in by["local-3"].faults[0].detail
     recorded = {(f.provider, f.kind) for f in vault.catalog.healthlog.faults()}
     assert recorded == {(1, "missing"), (2, "corrupt"), (3, "corrupt")}
-    status = run(vault.health.status())
+    status = run(vault.health.status()).to_json()
     assert status["verdict"] in ("DEGRADED", "AT RISK") and status["known_bad_shares"] == 3
     assert status["providers_failing_audits"] == ["local-1", "local-2", "local-3"]
     # The deep check finds the same three, and reads everything to do so.
@@ -130,4 +130,4 @@ def test_unreachable_provider_is_not_at_fault(vault: Vault) -> None:
     assert report.at_fault == [] and report.unreachable == ["local-4"]
     p = next(p for p in report.providers if p.provider == "local-4")
     assert p.unreachable == p.challenges and p.holds_at_least is None
-    assert run(vault.health.status())["providers_unreachable"] == ["local-4"]
+    assert run(vault.health.status()).to_json()["providers_unreachable"] == ["local-4"]

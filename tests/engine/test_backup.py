@@ -169,7 +169,7 @@ def test_a_vanished_source_is_a_failed_run_not_a_crash(vaults: Vaults, tmp_path:
     assert vault.ctx.catalog.backups.overdue(clock.t + 3 * 3600 + MAX_JITTER, MAX_JITTER) == ["s"]
     (late,) = vault.backups.ls(clock.t + 3 * 3600 + MAX_JITTER)
     assert late.overdue
-    status = run(vault.health.status())
+    status = run(vault.health.status()).to_json()
     assert status["backups"] == {"failing": ["s"], "overdue": []}
     assert any(a.startswith("backups last run failed: s") for a in status["advice"])
 

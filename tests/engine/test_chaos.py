@@ -113,7 +113,7 @@ def test_chaos_audit_and_repair(vaults: Vaults, tmp_path: Path, cluster: NodeClu
     again = run(vault.health.audit())
     assert again.at_fault == ["node-1"]  # still lying
     # Its shares stay suspect (reads verify, proofs do not): status says so and what to do.
-    status = run(vault.health.status())
+    status = run(vault.health.status()).to_json()
     assert status["providers_failing_audits"] == ["node-1"] and status["pieces_lost"] == 0
     assert 1 <= status["known_bad_shares"] <= len(held_by(vault, "node-1"))
     assert any("provider rm" in line for line in status["advice"])

@@ -88,9 +88,9 @@ def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
     assert cat.underrep.snapshot_missing() == 1
     assert run(holders_ok(vault)) == [5] * len(cat.live_packs())
     assert run(read_all(vault, "f.bin")) == data
-    assert run(vault.health.status())["pieces_under_replicated"] == cat.underrep.count()
+    assert run(vault.health.status()).to_json()["pieces_under_replicated"] == cat.underrep.count()
     assert run(vault.health.check())["pieces_under_replicated"] == cat.underrep.count()
-    health = run(vault.health.status())["health"]
+    health = run(vault.health.status()).to_json()["health"]
     assert health["state"] == "degraded"
     assert any("written while providers were down" in r for r in health["reasons"])
 
@@ -103,7 +103,7 @@ def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
     assert rep.shares_completed == len(res.under_replicated)
     assert rep.snapshot_rewritten and not rep.failures
     assert cat.underrep.count() == 0 and rep.under_replicated_left == 0
-    assert run(vault.health.status())["pieces_under_replicated"] == 0
+    assert run(vault.health.status()).to_json()["pieces_under_replicated"] == 0
     assert run(holders_ok(vault)) == [6] * len(cat.live_packs())
     # The node that came back holds its share of every pack now: readable without two others.
     cluster.kill(nodes[0])

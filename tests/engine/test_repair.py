@@ -80,7 +80,7 @@ def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(
     again = run(vault.health.repair())
     assert again.packs_damaged == 0 and again.shares_regenerated == 0
     assert vault.catalog.healthlog.last_run("repair") is not None
-    assert run(vault.health.status())["verdict"] == "HEALTHY"
+    assert run(vault.health.status()).to_json()["verdict"] == "HEALTHY"
 
 
 def test_lost_pieces_are_named_and_the_rest_repaired(vault: Vault, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_lost_pieces_are_named_and_the_rest_repaired(vault: Vault, tmp_path: Pat
         for f in share_files(vault, names[s.provider]):
             if f.name.startswith(pack_id):
                 f.unlink()
-    status = run(vault.health.status())
+    status = run(vault.health.status()).to_json()
     # Status reads no share, but the providers' listings show the four gone (the verdict).
     assert status["verdict"] == "DATA LOST" and status["lost_names"] == ["b"]
     report = run(vault.health.repair())
@@ -167,7 +167,7 @@ def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -
     # The first audit names the provider that lost a share; after the repair none.
     assert seen[0] == ["local-2"] and seen[-1] == []
     assert state.last_repair is not None and state.last_repair["shares_regenerated"] == 1
-    assert state.health is not None and state.health["pieces_degraded"] == 0
+    assert state.health is not None and state.health.health.pieces_degraded == 0
     # Every wait is an interval stretched by at most the jitter.
     assert all(s <= 7200 * 1.2 + 1 for s in slept)
     text = state.metrics_text().decode()

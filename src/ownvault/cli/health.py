@@ -30,6 +30,7 @@ from ownvault.cli.render import (
 from ownvault.cli.session import run_with_vault
 from ownvault.engine.backup.scheduler import parse_command
 from ownvault.engine.health.audit import DEFAULT_BLOCKS, AuditSample
+from ownvault.engine.health.status import VaultStatus
 from ownvault.engine.maintenance import MaintenanceConfig, MaintenanceState, maintain
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
@@ -194,34 +195,34 @@ def render_verdict(health: dict[str, Any], machine: dict[str, Any]) -> None:
     click.echo(machine["summary"])
 
 
-def _render_status(result: dict[str, Any]) -> None:
-    render_verdict(result["health"], result["machine_loss"])
-    click.echo(f"{result['pieces']} piece(s); policy: {result['policy']}")
-    if result["pieces_degraded"]:
+def _render_status(result: VaultStatus) -> None:
+    v = result.health
+    render_verdict(v.to_json(), v.machine_loss.to_json())
+    click.echo(f"{v.pieces} piece(s); policy: {result.policy}")
+    if v.pieces_degraded:
         click.echo(
-            f"pieces: {result['pieces_degraded']} degraded, {result['pieces_at_risk']} at risk "
-            f"(exactly k good shares), {result['pieces_lost']} lost"
+            f"pieces: {v.pieces_degraded} degraded, {v.pieces_at_risk} at risk "
+            f"(exactly k good shares), {v.pieces_lost} lost"
         )
-    if result["at_risk_names"]:
-        click.echo("at risk: " + ", ".join(result["at_risk_names"][:10]))
-    if result["lost_names"]:
-        click.echo("LOST: " + ", ".join(result["lost_names"][:10]))
+    if v.at_risk_names:
+        click.echo("at risk: " + ", ".join(v.at_risk_names[:10]))
+    if v.lost_names:
+        click.echo("LOST: " + ", ".join(v.lost_names[:10]))
     rows = []
-    for p in result["providers"]:
-        a = p["last_audit"]
+    for p in result.providers:
+        a = p.last_audit
         rows.append(
             (
-                p["name"],
-                p["state"],
-                ("yes" if p["reachable"] else "NO") + (" (STALE)" if p.get("stale") else ""),
-                str(p["shares"]),
-                str(p["known_bad_shares"]),
-                ago(a["at"]) if a else "never",
-                (a["verdict"].upper() if a["verdict"] != "ok" else "ok")
-                + f" {a['passed']}/{a['challenges']}"
+                p.name,
+                p.state,
+                ("yes" if p.reachable else "NO") + (" (STALE)" if p.stale else ""),
+                str(p.shares),
+                str(p.known_bad_shares),
+                ago(a.at) if a else "never",
+                (a.verdict.upper() if a.verdict != "ok" else "ok") + f" {a.passed}/{a.challenges}"
                 if a
                 else "-",
-                pct(a["holds_at_least"]) if a else "-",
+                pct(a.holds_at_least) if a else "-",
             )
         )
     print_table(
@@ -229,14 +230,14 @@ def _render_status(result: dict[str, Any]) -> None:
         rows,
         no_wrap=True,
     )
-    last = result["last_repair"]
+    audit, deep, last = result.last_audit, result.last_deep_check, result.last_repair
     click.echo(
-        f"last audit: {_when(result['last_audit']['at']) if result['last_audit'] else 'never'}; "
-        f"last deep check: {_when(result['last_deep_check']['at']) if result['last_deep_check'] else 'never'}; "
-        f"last repair: {_when(last['at']) if last else 'never'}"
+        f"last audit: {_when(audit.finished_at) if audit else 'never'}; "
+        f"last deep check: {_when(deep.finished_at) if deep else 'never'}; "
+        f"last repair: {_when(last.finished_at) if last else 'never'}"
     )
     click.echo("to do:")
-    for line in result["advice"]:
+    for line in v.advice:
         click.echo(f"  - {line}")
 
 
@@ -247,18 +248,18 @@ def status() -> None:
     ctx = get_ctx()
     result = run_with_vault(ctx, lambda v: v.health.status())
     emit(ctx, result, lambda: _render_status(result))
-    if result["pieces_lost"]:
+    if result.health.pieces_lost:
         raise click.exceptions.Exit(7)
 
 
 def _round_line(s: MaintenanceState) -> None:
     """One JSON line per maintenance round on standard output."""
-    h = s.health or {}
+    v = None if s.health is None else s.health.health
     line = {
         "round": s.rounds,
-        "verdict": h.get("verdict"),
-        "state": (h.get("health") or {}).get("state"),
-        "stale": [p["name"] for p in (h.get("health") or {}).get("stale_providers", [])],
+        "verdict": None if v is None else v.legacy_name,
+        "state": None if v is None else v.state,
+        "stale": [] if v is None else [p.name for p in v.stale_providers],
         "audit_at_fault": None if s.last_audit is None else s.last_audit.at_fault,
         "repaired": (s.last_repair or {}).get("shares_regenerated"),
         "lost": (s.last_repair or {}).get("lost_names"),

@@ -35,7 +35,7 @@ from ownvault.core.merkle import BLOCK_SIZE
 from ownvault.engine.backup.scheduler import BackupSchedule, run_scheduled
 from ownvault.engine.health.audit import AuditReport, AuditSample
 from ownvault.engine.health.service import Health
-from ownvault.engine.health.status import vault_status
+from ownvault.engine.health.status import VaultStatus, vault_status
 from ownvault.engine.health.verdict import State
 from ownvault.engine.nft.preserve import reverify_preserved
 from ownvault.engine.store.catalog.backups import RunRow
@@ -91,7 +91,7 @@ class MaintenanceState:
     repairs: int = 0
     last_audit: AuditReport | None = None
     last_repair: dict[str, Any] | None = None
-    health: dict[str, Any] | None = None
+    health: VaultStatus | None = None
     last_error: str | None = None
     skipped_for_budget: int = 0
     budget_day: int = -1
@@ -110,7 +110,7 @@ class MaintenanceState:
             "repairs": self.repairs,
             "last_audit": None if self.last_audit is None else self.last_audit.to_json(),
             "last_repair": self.last_repair,
-            "health": self.health,
+            "health": None if self.health is None else self.health.to_json(),
             "last_error": self.last_error,
             "skipped_for_budget": self.skipped_for_budget,
             "budget_used_today": self.budget_used,
@@ -187,28 +187,30 @@ class MaintenanceState:
         return bytes(generate_latest(r))
 
 
-def _health_gauges(h: dict[str, Any], gauge: Callable[..., Gauge]) -> None:
+def _health_gauges(status: VaultStatus, gauge: Callable[..., Gauge]) -> None:
     """The vault's health, from the last ``status``: its verdict and piece counts."""
-    gauge("ownvault_vault_healthy", "1 if status says HEALTHY.").set(1 if h["healthy"] else 0)
-    gauge("ownvault_pieces_degraded", "Pieces with fewer than n good shares.").set(
-        h["pieces_degraded"]
+    v = status.health
+    gauge("ownvault_vault_healthy", "1 if status says HEALTHY.").set(
+        1 if v.state == "healthy" else 0
     )
-    gauge("ownvault_pieces_at_risk", "Pieces with exactly k good shares.").set(h["pieces_at_risk"])
-    gauge("ownvault_pieces_lost", "Pieces with fewer than k good shares.").set(h["pieces_lost"])
+    gauge("ownvault_pieces_degraded", "Pieces with fewer than n good shares.").set(
+        v.pieces_degraded
+    )
+    gauge("ownvault_pieces_at_risk", "Pieces with exactly k good shares.").set(v.pieces_at_risk)
+    gauge("ownvault_pieces_lost", "Pieces with fewer than k good shares.").set(v.pieces_lost)
     gauge("ownvault_shares_known_bad", "Shares recorded bad and not yet repaired.").set(
-        h["known_bad_shares"]
+        v.known_bad_shares
     )
     gauge(
         "ownvault_pieces_under_replicated",
         "Pieces a degraded write left short of n shares (repair completes them).",
-    ).set(h.get("pieces_under_replicated", 0))
-    verdict = h.get("health") or {}
+    ).set(status.pieces_under_replicated)
     gauge("ownvault_providers_stale", "Providers that came back with older data.").set(
-        len(verdict.get("stale_providers", ()))
+        len(v.stale_providers)
     )
     state = gauge("ownvault_health_state", "1 for the vault's health verdict.", ("state",))
     for name in get_args(State):
-        state.labels(name).set(1 if verdict.get("state") == name else 0)
+        state.labels(name).set(1 if v.state == name else 0)
 
 
 def _backup_gauges(schedule: BackupSchedule, gauge: Callable[..., Gauge]) -> None:

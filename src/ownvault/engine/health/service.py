@@ -9,7 +9,7 @@ from ownvault.engine.health.audit import AuditReport, AuditSample, audit
 from ownvault.engine.health.check import check
 from ownvault.engine.health.deepcheck import deep_check
 from ownvault.engine.health.repair import RepairReport, repair
-from ownvault.engine.health.status import vault_status
+from ownvault.engine.health.status import VaultStatus, vault_status
 from ownvault.engine.health.verdict import Verdict, assess
 from ownvault.engine.store.context import PacksRewritten, VaultContext
 
@@ -62,7 +62,7 @@ class Health:
                 await self.ctx.events.emit(PacksRewritten())
         return report
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> VaultStatus:
         """Healthy or not, what is at risk, what to do (``engine.health.status``)."""
         return await vault_status(self.ctx)
 

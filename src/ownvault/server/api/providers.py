@@ -431,8 +431,8 @@ def router(state: ApiState) -> APIRouter:
         response_model=StatusOut,
         summary="`ownvault status`: healthy or not, what is at risk, what to do (no share is read)",
     )
-    async def status() -> dict[str, Any]:
-        return await vault.health.status()
+    async def status() -> StatusOut:
+        return StatusOut.model_validate((await vault.health.status()).to_json())
 
     @r.get(
         "/health",
