@@ -110,7 +110,7 @@ def test_missing_corrupt_and_tree_damage_are_found(vault: Vault) -> None:
     assert status["verdict"] in ("DEGRADED", "AT RISK") and status["known_bad_shares"] == 3
     assert status["providers_failing_audits"] == ["local-1", "local-2", "local-3"]
     # The deep check finds the same three, and reads everything to do so.
-    deep = run(vault.health.deep_check())
+    deep = run(vault.health.deep_check()).to_json()
     assert {(b["provider"], b["kind"]) for b in deep["bad"]} == {
         ("local-1", "missing"),
         ("local-2", "corrupt"),
@@ -118,8 +118,15 @@ def test_missing_corrupt_and_tree_damage_are_found(vault: Vault) -> None:
     }
     assert not deep["healthy"] and deep["readable"]
     assert "tree" in next(b["reason"] for b in deep["bad"] if b["provider"] == "local-3")
+    # Each file's missing shares are the bad ones, with their kind; the run recorded for
+    # `status` is the document without the files.
+    assert {m["kind"] for f in deep["files"] for m in f["missing"]} == {"missing", "corrupt"}
+    run_row = vault.catalog.healthlog.last_run("deep")
+    assert run_row is not None and "files" not in run_row.summary
+    assert run_row.summary["bad"] == deep["bad"] and run_row.summary["deep"] is True
+    assert run_row.summary["shares_verified"] == deep["shares_verified"]
     # The cheap check sees only the missing one.
-    cheap = run(vault.health.check())
+    cheap = run(vault.health.check()).to_json()
     assert {m["provider"] for f in cheap["files"] for m in f["missing"]} == {"local-1"}
 
 

@@ -77,7 +77,7 @@ def test_chaos_audit_and_repair(vaults: Vaults, tmp_path: Path, cluster: NodeClu
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     run(vault.files.put([tmp_path / n for n in files]))
-    assert run(vault.health.check())["policy_ok"]
+    assert run(vault.health.check()).to_json()["policy_ok"]
 
     # Chaos. node-0 dies; node-1 lies (chaos mode); node-2 loses two shares; node-3
     # and disk-0 rot (a flipped bit each).
@@ -108,7 +108,7 @@ def test_chaos_audit_and_repair(vaults: Vaults, tmp_path: Path, cluster: NodeClu
     for name, data in files.items():
         run(vault.files.get(name, tmp_path / "out" / name))
         assert (tmp_path / "out" / name).read_bytes() == data
-    check = run(vault.health.deep_check())
+    check = run(vault.health.deep_check()).to_json()
     assert check["policy_ok"] and check["healthy"] and check["shares_bad"] == 0, check["bad"]
     again = run(vault.health.audit())
     assert again.at_fault == ["node-1"]  # still lying

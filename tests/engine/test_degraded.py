@@ -89,7 +89,7 @@ def test_put_with_a_node_down_is_recorded_and_repair_completes_it(
     assert run(holders_ok(vault)) == [5] * len(cat.live_packs())
     assert run(read_all(vault, "f.bin")) == data
     assert run(vault.health.status()).to_json()["pieces_under_replicated"] == cat.underrep.count()
-    assert run(vault.health.check())["pieces_under_replicated"] == cat.underrep.count()
+    assert run(vault.health.check()).to_json()["pieces_under_replicated"] == cat.underrep.count()
     health = run(vault.health.status()).to_json()["health"]
     assert health["state"] == "degraded"
     assert any("written while providers were down" in r for r in health["reasons"])

@@ -27,7 +27,7 @@ def test_golden_v1_opens_and_reads(vaults: Vaults, tmp_path: Path) -> None:
     assert (tmp_path / "tree" / "sub" / "b.txt").read_bytes() == b"b" * 10
     digest = hashlib.sha256((tmp_path / "tree" / "a.bin").read_bytes()).hexdigest()
     assert digest == GOLDEN_A_BIN_SHA256
-    assert run(vault.health.check())["healthy"]
+    assert run(vault.health.check()).to_json()["healthy"]
 
 
 GOLDEN_A_BIN_SHA256 = "1254e926f69816c380cd5cdc7e01e1c7a8517cd36adb6df1d999f2adef48d795"

@@ -58,7 +58,7 @@ def test_eight_nodes_policy_failures_and_hedging(
     assert len(providers) == 8 and all(p.reachable and p.kind == "node" for p in providers)
     run(vault.files.put([tmp_path / "big.bin"]))
     assert all(max(c.values()) <= 2 for c in share_regions(vault))
-    assert run(vault.health.check())["policy_ok"]
+    assert run(vault.health.check()).to_json()["policy_ok"]
 
     # Stop a whole jurisdiction (both IS nodes): still readable, byte-identical.
     for i in (3, 7):
@@ -75,7 +75,7 @@ def test_eight_nodes_policy_failures_and_hedging(
 
     run(get_while_killing())
     assert (tmp_path / "out2").read_bytes() == data
-    report = run(vault.health.check())
+    report = run(vault.health.check()).to_json()
     assert report["readable"] and not report["healthy"], report["files"][0]["missing"][:8]
     down = {m["provider"] for f in report["files"] for m in f["missing"]}
     assert down <= {"node-0", "node-3", "node-7"}
@@ -133,7 +133,7 @@ def test_kill_nodes_mid_put_re_places_shares(
     cluster.kill(nodes[6])
     run(vault.files.get("big.bin", tmp_path / "out2"))
     assert (tmp_path / "out2").read_bytes() == data
-    report = run(vault.health.check())
+    report = run(vault.health.check()).to_json()
     assert report["readable"]
     missing_at = {m["provider"] for f in report["files"] for m in f["missing"]}
     assert missing_at <= dead | {"node-6"}
@@ -192,7 +192,7 @@ def test_policy_change_rebalance_and_provider_rm(
     report = run(vault.fleet.rebalance())
     assert report.failures == ()
     assert all("IS" not in c for c in share_regions(vault))
-    assert run(vault.health.check())["policy_ok"]
+    assert run(vault.health.check()).to_json()["policy_ok"]
     # Remove a provider that holds shares: they move first, then it is gone.
     rows = {r.name: r.id for r in vault.catalog.providers()}
     held = vault.catalog.usage.by_provider().get(rows["node-0"], (0, 0))[0]
@@ -205,7 +205,7 @@ def test_policy_change_rebalance_and_provider_rm(
     assert out.shares_regenerated == out.shares_moved
     run(vault.files.get("f.bin", tmp_path / "out"))
     assert (tmp_path / "out").read_bytes() == data
-    check = run(vault.health.check())
+    check = run(vault.health.check()).to_json()
     assert check["healthy"] and check["policy_ok"]
     # A policy no set of providers can meet is refused with the reason.
 

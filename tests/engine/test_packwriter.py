@@ -41,7 +41,7 @@ def test_rebalance_fails_over_to_another_provider(vaults: Vaults, tmp_path: Path
     assert out.removed and out.shares_moved >= 1
     assert fault.fired >= 1
     assert _holders(vault) == {"local-8", *(f"local-{i}" for i in range(2, 7))}
-    report = run(vault.health.check())
+    report = run(vault.health.check()).to_json()
     assert report["healthy"] and report["policy_ok"], report
     run(vault.files.get("docs", tmp_path / "back"))
     assert tree_state(tmp_path / "back") == tree_state(src)
@@ -62,7 +62,7 @@ def test_pack_rewrite_fails_over_to_another_provider(vaults: Vaults, tmp_path: P
     assert result.repack is not None and result.repack.packs_written >= 1, result
     assert fault.fired >= 1
     assert "local-7" not in _holders(alice)
-    report = run(alice.health.check())
+    report = run(alice.health.check()).to_json()
     assert report["healthy"] and report["policy_ok"], report
     run(alice.files.get("docs", tmp_path / "back"))
     assert tree_state(tmp_path / "back") == tree_state(src)

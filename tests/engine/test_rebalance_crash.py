@@ -91,7 +91,7 @@ def test_kill_during_rebalance_then_finish_and_lose_this_machine(
         shares = vault.catalog.shares_of(pack)
         assert sum(1 for s in shares if zone[s.provider] == THIS_MACHINE) == 3
         assert len({s.idx for s in shares}) == 6
-    assert run(vault.health.check())["healthy"]
+    assert run(vault.health.check()).to_json()["healthy"]
     assert run(vault.health.status()).to_json()["machine_loss"]["survives"]
     run(vault.close())
     # The machine is lost; one remote folder is enough.

@@ -137,7 +137,7 @@ def test_recover_from_guardian_shares_with_copied_embedded_providers(
     assert all(p.reachable and p.state == "active" for p in res.providers)
     vault = vaults.open(target, NEW)
     check_everything(vault, lost, tmp_path)
-    assert run(vault.health.check())["healthy"]
+    assert run(vault.health.check()).to_json()["healthy"]
 
 
 def test_wrong_phrase_too_few_providers_and_moved_providers(

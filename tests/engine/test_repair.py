@@ -75,7 +75,7 @@ def test_missing_share_is_rewritten_in_place_and_corrupt_one_elsewhere(
     assert report.bytes_read <= 2 * 3 * biggest + len(blob)
     assert vault.catalog.healthlog.faults() == []
     assert reads_back(vault, tmp_path)
-    check = run(vault.health.deep_check())
+    check = run(vault.health.deep_check()).to_json()
     assert check["healthy"] and check["policy_ok"] and check["shares_bad"] == 0
     again = run(vault.health.repair())
     assert again.packs_damaged == 0 and again.shares_regenerated == 0
@@ -115,7 +115,7 @@ def test_repair_is_resumable_under_a_byte_budget(vault: Vault, tmp_path: Path) -
     third = run(vault.health.repair())
     assert not third.budget_exhausted and third.lost == []
     assert second.shares_regenerated + third.shares_regenerated == len(deleted)
-    assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
+    assert run(vault.health.check()).to_json()["healthy"] and reads_back(vault, tmp_path)
 
 
 def test_unreachable_provider_is_moved_unless_within_grace(vault: Vault, tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_unreachable_provider_is_moved_unless_within_grace(vault: Vault, tmp_pat
     moved = run(vault.health.repair())
     assert moved.shares_moved == held and moved.shares_rewritten_in_place == 0
     assert vault.catalog.usage.by_provider().get(6, (0, 0))[0] == 0
-    assert run(vault.health.check())["healthy"] and reads_back(vault, tmp_path)
+    assert run(vault.health.check()).to_json()["healthy"] and reads_back(vault, tmp_path)
 
 
 def test_maintenance_loop_audits_repairs_and_respects_the_budget(vault: Vault) -> None:

@@ -105,7 +105,7 @@ def test_survives_losing_any_n_minus_k_providers(vaults: Vaults, tmp_path: Path)
         out = tmp_path / f"out-{'-'.join(map(str, lost))}"
         run(vault.files.get("src", out))
         assert tree_state(out) == tree_state(src)
-        report = run(vault.health.check())
+        report = run(vault.health.check()).to_json()
         assert report["readable"] and not report["healthy"]
         assert {m["provider"] for f in report["files"] for m in f["missing"]} == {
             f"local-{i + 1}" for i in lost
@@ -119,7 +119,7 @@ def test_survives_losing_any_n_minus_k_providers(vaults: Vaults, tmp_path: Path)
     vault = vaults.open(tmp_path / "v", PASS)
     with pytest.raises(DataUnavailableError):
         run(vault.files.get("src", tmp_path / "fail"))
-    assert not run(vault.health.check())["readable"]
+    assert not run(vault.health.check()).to_json()["readable"]
 
 
 def test_tampered_and_truncated_shares_are_detected_and_routed_around(

@@ -84,10 +84,10 @@ def test_any_three_of_six_mixed_providers_can_vanish(
         out = tmp_path / ("out-" + "-".join(lost))
         run(vault.files.get("src", out))
         assert tree_state(out) == tree_state(src), lost
-        report = run(vault.health.check())
+        report = run(vault.health.check()).to_json()
         assert report["readable"] and not report["healthy"]
         assert {m["provider"] for f in report["files"] for m in f["missing"]} == set(lost)
         for b in back:
             b()
         shutil.rmtree(out)
-    assert run(vault.health.check())["healthy"]
+    assert run(vault.health.check()).to_json()["healthy"]

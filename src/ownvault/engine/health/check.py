@@ -6,21 +6,89 @@ shows). ``engine.health.deepcheck`` reads the shares whole.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ownvault.engine.health.verdict import assess
+from ownvault.engine.health.verdict import Verdict, assess
 from ownvault.engine.store.catalog import ProviderRow, ShareRow
+from ownvault.engine.store.catalog.healthlog import FaultKind
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.placement import THIS_MACHINE, Candidate, Policy, check_placement
 from ownvault.engine.store.shares import data_share_name
 from ownvault.errors import OwnvaultError
 
-__all__ = ["check", "gone_candidate"]
+__all__ = ["BadShare", "CheckReport", "FileCheck", "MissingShare", "check", "gone_candidate"]
 
 
-async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MissingShare:
+    """A share that did not answer a ``stat`` with its size, and why."""
+
+    provider: str
+    pack: str
+    share: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadShare:
+    """A share a deep check read and found ``kind`` (missing, corrupt, unreachable)."""
+
+    provider: str
+    pack: str
+    share: int
+    kind: FaultKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """One stored name: its weakest pack's shares present / total / needed, the shares
+    missing (a deep check: the ones that failed verification), the policy's verdict."""
+
+    name: str
+    version: int
+    packs: int
+    shares_present: int
+    shares_total: int
+    shares_needed: int
+    healthy: bool
+    readable: bool
+    missing: list[MissingShare] | list[BadShare]
+    policy_ok: bool
+    policy_violations: list[str]
+    survives_machine_loss: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What ``check`` found: per file, the totals, the policy in words, the vault's verdict
+    and the pieces a degraded write left short of n. ``to_json`` is ``check --json``."""
+
+    files: tuple[FileCheck, ...]
+    healthy: bool
+    readable: bool
+    policy_ok: bool
+    policy: str
+    health: Verdict
+    pieces_under_replicated: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": [asdict(f) for f in self.files],
+            "healthy": self.healthy,
+            "readable": self.readable,
+            "policy_ok": self.policy_ok,
+            "policy": self.policy,
+            "health": self.health.to_json(),
+            "machine_loss": self.health.machine_loss.to_json(),
+            "pieces_under_replicated": self.pieces_under_replicated,
+        }
+
+
+async def check(ctx: VaultContext, name: str | None = None) -> CheckReport:
     """Per file: shares present / needed, healthy or not, which provider misses what."""
     if name is not None:
         v, _inner = ctx.resolve(name, None)
@@ -28,7 +96,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
     else:
         versions = ctx.catalog.latest_versions("")
     probe = _Probe(ctx)
-    files_out = []
+    files_out: list[FileCheck] = []
     policy = ctx.policy
     cands = {c.id: c for c in ctx.candidates()}
     rows_all = {r.id: r for r in ctx.catalog.providers(include_removed=True)}
@@ -43,32 +111,31 @@ async def check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
         violations = _violations(ctx, packs, policy, cands, rows_all)
         off_machine_ok = _off_machine_ok(ctx, packs, cands, rows_all)
         files_out.append(
-            {
-                "name": v.name,
-                "version": v.number,
-                "packs": len(packs),
-                "shares_present": worst,
-                "shares_total": total,
-                "shares_needed": needed,
-                "healthy": worst == total,
-                "readable": worst >= needed,
-                "missing": missing,
-                "policy_ok": not violations,
-                "policy_violations": violations,
-                "survives_machine_loss": off_machine_ok,
-            }
+            FileCheck(
+                name=v.name,
+                version=v.number,
+                packs=len(packs),
+                shares_present=worst,
+                shares_total=total,
+                shares_needed=needed,
+                healthy=worst == total,
+                readable=worst >= needed,
+                missing=missing,
+                policy_ok=not violations,
+                policy_violations=violations,
+                survives_machine_loss=off_machine_ok,
+            )
         )
     verdict, _probes = await assess(ctx)
-    return {
-        "files": files_out,
-        "healthy": all(f["healthy"] for f in files_out),
-        "readable": all(f["readable"] for f in files_out),
-        "policy_ok": all(f["policy_ok"] for f in files_out),
-        "policy": policy.describe(),
-        "health": verdict.to_json(),
-        "machine_loss": verdict.machine_loss.to_json(),
-        "pieces_under_replicated": ctx.catalog.underrep.count(),  # degraded writes to complete
-    }
+    return CheckReport(
+        files=tuple(files_out),
+        healthy=all(f.healthy for f in files_out),
+        readable=all(f.readable for f in files_out),
+        policy_ok=all(f.policy_ok for f in files_out),
+        policy=policy.describe(),
+        health=verdict,
+        pieces_under_replicated=ctx.catalog.underrep.count(),  # degraded writes to complete
+    )
 
 
 class _Probe:
@@ -118,12 +185,12 @@ class _Probe:
 
 def _presence(
     ctx: VaultContext, packs: set[int], probe: _Probe, names: dict[int, str]
-) -> tuple[int, int, int, list[dict[str, Any]]]:
+) -> tuple[int, int, int, list[MissingShare]]:
     """The worst pack's share count, its n and k, and every missing share."""
     worst_present = None
     needed = ctx.policy.k
     total = ctx.policy.n
-    missing: list[dict[str, Any]] = []
+    missing: list[MissingShare] = []
     for pack in sorted(packs):
         _pid, _size, k, n = ctx.catalog.pack_info(pack)
         shares = ctx.catalog.shares_of(pack)
@@ -133,12 +200,12 @@ def _presence(
         for s in shares:
             if not probe.present.get((pack, s.idx)):
                 missing.append(
-                    {
-                        "provider": names.get(s.provider, str(s.provider)),
-                        "pack": _pid.hex(),
-                        "share": s.idx,
-                        "reason": probe.problems.get((pack, s.idx), ""),
-                    }
+                    MissingShare(
+                        names.get(s.provider, str(s.provider)),
+                        _pid.hex(),
+                        s.idx,
+                        probe.problems.get((pack, s.idx), ""),
+                    )
                 )
     worst = total if worst_present is None else worst_present
     return worst, total, needed, missing

@@ -10,21 +10,55 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from ownvault.core.pack import ShareHeader
-from ownvault.engine.health.check import check
+from ownvault.engine.health.check import BadShare, CheckReport, FileCheck, check
 from ownvault.engine.store.catalog.healthlog import FaultKind
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import data_share_name, share_problem
 from ownvault.errors import ObjectNotFoundError, OwnvaultError, ProviderError
 
-__all__ = ["deep_check"]
+__all__ = ["DeepCheckReport", "deep_check"]
 
 CONCURRENCY = 4
 
 
-async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class DeepCheckReport(CheckReport):
+    """``check``'s report from the shares read whole: each file's counts and ``missing``
+    from the verified shares, ``bad`` every share that failed (kind and reason)."""
+
+    deep: Literal[True]
+    shares_verified: int
+    shares_bad: int
+    bad: list[BadShare]
+    bytes_read: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return CheckReport.to_json(self) | {
+            "deep": self.deep,
+            "shares_verified": self.shares_verified,
+            "shares_bad": self.shares_bad,
+            "bad": [_bad_json(b) for b in self.bad],
+            "bytes_read": self.bytes_read,
+            "seconds": self.seconds,
+        }
+
+
+def _bad_json(b: BadShare) -> dict[str, Any]:
+    return {
+        "provider": b.provider,
+        "pack": b.pack,
+        "share": b.share,
+        "kind": b.kind,
+        "reason": b.reason,
+    }
+
+
+async def deep_check(ctx: VaultContext, name: str | None = None) -> DeepCheckReport:
     started = time.time()
     t0 = time.monotonic()
     cheap = await check(ctx, name)
@@ -32,11 +66,11 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
     if name is None:
         packs = cat.live_packs()
     else:
-        packs = sorted({p for f in cheap["files"] for p in _packs_of(ctx, f["name"], f["version"])})
+        packs = sorted({p for f in cheap.files for p in _packs_of(ctx, f.name, f.version)})
     names = {r.id: r.name for r in cat.providers(include_removed=True)}
     sem = asyncio.Semaphore(CONCURRENCY)
     good: dict[tuple[int, int], bool] = {}
-    bad: dict[tuple[int, int], dict[str, Any]] = {}
+    bad: dict[tuple[int, int], BadShare] = {}
     totals = {"bytes": 0}
 
     async def verify(
@@ -66,13 +100,9 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
                     kind, why = "corrupt", exc.message
         good[(pack, idx)] = not kind
         if kind:
-            bad[(pack, idx)] = {
-                "provider": names.get(provider, str(provider)),
-                "pack": pack_id.hex(),
-                "share": idx,
-                "kind": kind,
-                "reason": why,
-            }
+            bad[(pack, idx)] = BadShare(
+                names.get(provider, str(provider)), pack_id.hex(), idx, kind, why
+            )
             if kind != "unreachable":
                 cat.healthlog.add_fault(pack, idx, provider, kind, why)
         else:
@@ -85,56 +115,55 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> dict[str, An
             jobs.append(verify(pack, pack_id, k, n, s.idx, s.provider, s.size, s.root))
     await asyncio.gather(*jobs)
 
-    _file_verdicts(ctx, cheap["files"], good, bad)
-    cheap.update(
-        {
-            "deep": True,
-            "healthy": all(f["healthy"] for f in cheap["files"]) and not bad,
-            "readable": all(f["readable"] for f in cheap["files"]),
-            "shares_verified": len(good),
-            "shares_bad": len(bad),
-            "bad": sorted(bad.values(), key=lambda b: (b["provider"], b["pack"], b["share"])),
-            "bytes_read": totals["bytes"],
-            "seconds": round(time.monotonic() - t0, 3),
-        }
+    files = [_file_verdict(ctx, f, good, bad) for f in cheap.files]
+    report = DeepCheckReport(
+        files=tuple(files),
+        healthy=all(f.healthy for f in files) and not bad,
+        readable=all(f.readable for f in files),
+        policy_ok=cheap.policy_ok,
+        policy=cheap.policy,
+        health=cheap.health,
+        pieces_under_replicated=cheap.pieces_under_replicated,
+        deep=True,
+        shares_verified=len(good),
+        shares_bad=len(bad),
+        bad=sorted(bad.values(), key=lambda b: (b.provider, b.pack, b.share)),
+        bytes_read=totals["bytes"],
+        seconds=round(time.monotonic() - t0, 3),
     )
-    cat.healthlog.record_run(
-        "deep",
-        started,
-        {k: v for k, v in cheap.items() if k not in ("files", "bad")} | {"bad": cheap["bad"][:100]},
-    )
-    return cheap
+    summary = report.to_json()
+    del summary["files"]
+    summary["bad"] = summary["bad"][:100]
+    cat.healthlog.record_run("deep", started, summary)
+    return report
 
 
-def _file_verdicts(
+def _file_verdict(
     ctx: VaultContext,
-    files: list[dict[str, Any]],
+    f: FileCheck,
     good: dict[tuple[int, int], bool],
-    bad: dict[tuple[int, int], dict[str, Any]],
-) -> None:
-    """Each file's share counts from the verified shares: its weakest pack decides."""
-    for f in files:
-        file_packs = _packs_of(ctx, f["name"], f["version"])
-        worst = None
-        missing = []
-        for pack in sorted(file_packs):
-            _pid, _size, k, n = ctx.catalog.pack_info(pack)
-            rows = ctx.catalog.shares_of(pack)
-            count = sum(1 for s in rows if good.get((pack, s.idx)))
-            if worst is None or count < worst[0]:
-                worst = (count, k, n)
-            missing += [bad[(pack, s.idx)] for s in rows if (pack, s.idx) in bad]
-        present, needed, total = worst or (f["shares_total"], f["shares_needed"], f["shares_total"])
-        f.update(
-            {
-                "shares_present": present,
-                "shares_needed": needed,
-                "shares_total": total,
-                "healthy": present == total,
-                "readable": present >= needed,
-                "missing": missing,
-            }
-        )
+    bad: dict[tuple[int, int], BadShare],
+) -> FileCheck:
+    """A file's share counts from the verified shares: its weakest pack decides."""
+    worst = None
+    missing: list[BadShare] = []
+    for pack in sorted(_packs_of(ctx, f.name, f.version)):
+        _pid, _size, k, n = ctx.catalog.pack_info(pack)
+        rows = ctx.catalog.shares_of(pack)
+        count = sum(1 for s in rows if good.get((pack, s.idx)))
+        if worst is None or count < worst[0]:
+            worst = (count, k, n)
+        missing += [bad[(pack, s.idx)] for s in rows if (pack, s.idx) in bad]
+    present, needed, total = worst or (f.shares_total, f.shares_needed, f.shares_total)
+    return replace(
+        f,
+        shares_present=present,
+        shares_needed=needed,
+        shares_total=total,
+        healthy=present == total,
+        readable=present >= needed,
+        missing=missing,
+    )
 
 
 def _packs_of(ctx: VaultContext, name: str, number: int) -> set[int]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
 
 from ownvault.engine.health.audit import AuditReport, AuditSample, audit
-from ownvault.engine.health.check import check
-from ownvault.engine.health.deepcheck import deep_check
+from ownvault.engine.health.check import CheckReport, check
+from ownvault.engine.health.deepcheck import DeepCheckReport, deep_check
 from ownvault.engine.health.repair import RepairReport, repair
 from ownvault.engine.health.status import VaultStatus, vault_status
 from ownvault.engine.health.verdict import Verdict, assess
@@ -22,7 +22,7 @@ class Health:
     def __init__(self, ctx: VaultContext) -> None:
         self.ctx = ctx
 
-    async def check(self, name: str | None = None) -> dict[str, Any]:
+    async def check(self, name: str | None = None) -> CheckReport:
         """Per file: shares present / needed, healthy or not, which provider misses what."""
         return await check(self.ctx, name)
 
@@ -32,14 +32,12 @@ class Health:
         """Challenge providers on random blocks of their shares (``engine.health.audit``)."""
         return await audit(self.ctx, providers=providers, sample=sample)
 
-    async def deep_check(self, name: str | None = None) -> dict[str, Any]:
+    async def deep_check(self, name: str | None = None) -> DeepCheckReport:
         """``check``, plus every share read whole and verified (``engine.health.deepcheck``);
         its verdict is taken after the faults it found are recorded."""
         result = await deep_check(self.ctx, name)
         verdict, _probes = await assess(self.ctx)
-        result["health"] = verdict.to_json()
-        result["machine_loss"] = verdict.machine_loss.to_json()
-        return result
+        return replace(result, health=verdict)
 
     async def repair(
         self,

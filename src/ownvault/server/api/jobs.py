@@ -69,14 +69,14 @@ def router(state: ApiState) -> APIRouter:
         job.total = 1
         result = await vault.health.check()
         job.done = 1
-        return result
+        return result.to_json()
 
     async def deep_check(job: Job) -> dict[str, Any]:
         job.total = 1
         async with state.vault.ctx.write():  # records the run and any bad share in the catalog
             result = await vault.health.deep_check()
         job.done = 1
-        return result
+        return result.to_json()
 
     async def audit(job: Job) -> dict[str, Any]:
         job.total = 1

@@ -423,8 +423,8 @@ def router(state: ApiState) -> APIRouter:
     )
     async def check(
         name: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
-    ) -> dict[str, Any]:
-        return await vault.health.check(name)
+    ) -> CheckOut:
+        return CheckOut.model_validate((await vault.health.check(name)).to_json())
 
     @r.get(
         "/status",
@@ -441,7 +441,7 @@ def router(state: ApiState) -> APIRouter:
     )
     async def health() -> dict[str, Any]:
         provs = [asdict(p) for p in await vault.fleet.provider_status()]
-        chk = await vault.health.check()
+        chk = (await vault.health.check()).to_json()
         missing: dict[str, int] = {}
         for f in chk["files"]:
             for m in f["missing"]:
