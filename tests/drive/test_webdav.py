@@ -4,6 +4,7 @@ PUT cut short."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -12,12 +13,15 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 
+from ownvault.server.dav import BodyStream
 from tests.drive.helpers import Served, served
 
 PROPFIND = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
@@ -130,6 +134,62 @@ def test_webdav_methods_over_a_real_server(tmp_path: Path) -> None:
         assert c.delete("/dav/moved").status_code == 204
         assert c.get("/dav/moved/big.bin").status_code == 404
         _cut_put(s, c)
+        _cut_chunked_put(s, c)
+
+
+def _cut_chunked_put(s: Served, c: httpx.Client) -> None:
+    """The same with a chunked body (no Content-Length): only the disconnect tells."""
+    assert c.put("/dav/chunked.txt", content=b"kept").status_code == 201
+    port = int(s.url.rsplit(":", 1)[1])
+    auth = "Basic " + base64.b64encode(f"ownvault:{s.token}".encode()).decode()
+    spool = s.vault / "spool"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"PUT /dav/chunked.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: {auth}\r\n".encode()
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + (b"10000\r\n" + b"y" * 0x10000 + b"\r\n") * 5
+        )
+        for _ in range(400):
+            parts = [p for p in spool.glob("drive-*/*") if p.stat().st_size >= 5 * 0x10000]
+            if parts:
+                break
+            time.sleep(0.05)
+        [part] = parts
+    for _ in range(400):
+        if not part.exists():
+            break
+        time.sleep(0.05)
+    assert not part.exists()
+    assert c.get("/dav/chunked.txt").content == b"kept"
+
+
+def test_put_body_reads_hand_on_the_received_bytes() -> None:
+    """A PUT's wsgi.input returns each received message as it is (no copy), splits one only
+    for a smaller read, and ends at a disconnect."""
+    first, second = os.urandom(70_000), os.urandom(10)
+    messages = [
+        {"type": "http.request", "body": first, "more_body": True},
+        {"type": "http.request", "body": second, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        stream = BodyStream(SimpleNamespace(loop=loop, receive=receive))  # as a2wsgi's Body
+        assert stream.read(1 << 20) is first
+        assert stream.read(4) == second[:4] and stream.read(1 << 20) == second[4:]
+        assert stream.read(1 << 20) == b"" and stream.read(1 << 20) == b""
+        assert messages == []
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def _cut_put(s: Served, c: httpx.Client) -> None:

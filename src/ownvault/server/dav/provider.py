@@ -286,7 +286,12 @@ class Writer:
         self.written = 0
 
     def write(self, data: bytes) -> int:
-        n: int = self.bridge(self.bridge.drive.write(self.handle, self.written, data))
+        # straight to the spool from this thread (it is thread-safe, as for FUSE): a hop to
+        # the event loop for every block would cost more than the write
+        try:
+            n = self.handle.spool.write(self.written, data)
+        except SpoolFullError as exc:
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE, exc.message) from None
         self.written += n
         return n
 
