@@ -184,13 +184,13 @@ async def run_due(
         schedule.retry_at.pop(name, None)
         schedule.runs += 1
         schedule.overdue_notified.discard(name)
-        if on_run is not None:
-            on_run(run)
         if run.result == "failed":
             schedule.failures += 1
             after = backups.ls(now)
             state = next((x for x in after if x.profile.name == name), s)
             await _tell(ctx, schedule, on_failure, "failed", state, run)
+        if on_run is not None:  # after its notification: a reported run is a finished one
+            on_run(run)
     schedule.refresh(backups.ls(now))
 
 
