@@ -189,7 +189,10 @@ async def run_due(
             after = backups.ls(now)
             state = next((x for x in after if x.profile.name == name), s)
             await _tell(ctx, schedule, on_failure, "failed", state, run)
-        if on_run is not None:  # after its notification: a reported run is a finished one
+        # Reported after its notification and with the metrics' state refreshed: once a
+        # run's line is out, everything that run changes is visible.
+        schedule.refresh(backups.ls(now))
+        if on_run is not None:
             on_run(run)
     schedule.refresh(backups.ls(now))
 
