@@ -31,11 +31,11 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ownvault.core.keys import VaultKeys
-from ownvault.core.pack import open_chunk, unwrap_chunk_key
 from ownvault.engine.store.catalog import ChunkRef
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.restore import open_chunk_in_pack
 from ownvault.engine.store.shares import DATA_PREFIX
-from ownvault.errors import IntegrityError, OwnvaultError
+from ownvault.errors import OwnvaultError
 
 __all__ = [
     "PackCache",
@@ -120,9 +120,9 @@ class PackCache:
             return plain
         packdata = await self.pack(ref.pack)
         if ref.length > 1 << 20:
-            plain = await asyncio.to_thread(_open, keys, ref, packdata)
+            plain = await asyncio.to_thread(open_chunk_in_pack, keys, ref, packdata)
         else:
-            plain = _open(keys, ref, packdata)
+            plain = open_chunk_in_pack(keys, ref, packdata)
         self._chunks[ref.row] = plain
         while len(self._chunks) > self.CHUNKS:
             self._chunks.popitem(last=False)
@@ -139,22 +139,6 @@ class PackCache:
         self._packs.clear()
         self._chunks.clear()
         self._held = 0
-
-
-def _open(keys: VaultKeys, ref: ChunkRef, packdata: bytes) -> bytes:
-    blob = packdata[ref.offset : ref.offset + ref.length]
-    if len(blob) != ref.length:
-        raise IntegrityError(f"chunk {ref.chunk_id.hex()} lies outside its pack")
-    key = unwrap_chunk_key(keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
-    try:
-        plain = open_chunk(key, ref.chunk_id, blob)
-    except IntegrityError:
-        raise IntegrityError(
-            f"chunk {ref.chunk_id.hex()} failed authentication after decoding its pack"
-        ) from None
-    if len(plain) != ref.plain_len:
-        raise IntegrityError(f"chunk {ref.chunk_id.hex()} has the wrong length")
-    return plain
 
 
 class ReadHandle:

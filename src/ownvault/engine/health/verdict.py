@@ -43,6 +43,7 @@ from ownvault.engine.health.machine import MachineLoss, machine_loss
 from ownvault.engine.store.catalog.healthlog import RunRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.shares import DATA_PREFIX
+from ownvault.engine.store.snapshots import snapshot_seqs
 from ownvault.errors import OwnvaultError
 
 __all__ = [
@@ -182,14 +183,7 @@ async def _probe(ctx: VaultContext, pid: int) -> ProviderProbe:
         return {o.name: o.size async for o in p.list(DATA_PREFIX + "/")}
 
     async def snapshots() -> int | None:
-        seqs = []
-        async for o in p.list("catalog/"):
-            if o.name.endswith("/locator"):
-                try:
-                    seqs.append(int(o.name.split("/")[1], 16))
-                except (IndexError, ValueError):
-                    continue
-        return max(seqs, default=None)
+        return max(await snapshot_seqs(p), default=None)
 
     try:
         listed: dict[str, int] | None = await asyncio.wait_for(data(), PROBE_TIMEOUT)

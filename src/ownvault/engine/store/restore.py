@@ -22,7 +22,7 @@ from ownvault.engine.store.outdir import OutputDir, split_rel
 from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
 from ownvault.errors import IntegrityError
 
-__all__ = ["PackReader", "write_tree"]
+__all__ = ["PackReader", "open_chunk_in_pack", "write_tree"]
 
 PREFETCH = 3
 CACHE_PACKS = 4
@@ -70,19 +70,7 @@ class PackReader:
         self._inflight.clear()
 
     def _open(self, ref: ChunkRef, packdata: bytes) -> bytes:
-        blob = packdata[ref.offset : ref.offset + ref.length]
-        if len(blob) != ref.length:
-            raise IntegrityError(f"chunk {ref.chunk_id.hex()} lies outside its pack")
-        key = unwrap_chunk_key(self.keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
-        try:
-            plain = open_chunk(key, ref.chunk_id, blob)
-        except IntegrityError:
-            raise IntegrityError(
-                f"chunk {ref.chunk_id.hex()} failed authentication after decoding its pack"
-            ) from None
-        if len(plain) != ref.plain_len:
-            raise IntegrityError(f"chunk {ref.chunk_id.hex()} has the wrong length")
-        return plain
+        return open_chunk_in_pack(self.keys, ref, packdata)
 
     async def read(
         self, refs: list[ChunkRef], start: int = 0, end: int | None = None
@@ -181,3 +169,21 @@ async def write_tree(
                 files += 1
         out.finish()
     return files, total
+
+
+def open_chunk_in_pack(keys: VaultKeys, ref: ChunkRef, packdata: bytes) -> bytes:
+    """The plaintext of chunk ``ref`` cut from its decoded pack: authenticated under its
+    unwrapped key and of its recorded length, or :class:`IntegrityError`."""
+    blob = packdata[ref.offset : ref.offset + ref.length]
+    if len(blob) != ref.length:
+        raise IntegrityError(f"chunk {ref.chunk_id.hex()} lies outside its pack")
+    key = unwrap_chunk_key(keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
+    try:
+        plain = open_chunk(key, ref.chunk_id, blob)
+    except IntegrityError:
+        raise IntegrityError(
+            f"chunk {ref.chunk_id.hex()} failed authentication after decoding its pack"
+        ) from None
+    if len(plain) != ref.plain_len:
+        raise IntegrityError(f"chunk {ref.chunk_id.hex()} has the wrong length")
+    return plain

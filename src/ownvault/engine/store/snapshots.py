@@ -44,6 +44,7 @@ from ownvault.errors import (
     PolicyError,
     ProviderError,
 )
+from ownvault.providers.base import Provider
 
 __all__ = [
     "KEEP",
@@ -51,6 +52,7 @@ __all__ = [
     "find_latest_locator",
     "newer_snapshot",
     "restore_snapshot",
+    "snapshot_seqs",
     "write_snapshot",
 ]
 
@@ -357,13 +359,7 @@ async def newer_snapshot(
 
     async def scan(pid: int) -> None:
         p = store.providers[pid]
-        seqs = []
-        async for o in p.list("catalog/"):
-            if o.name.endswith("/locator"):
-                try:
-                    seqs.append(int(o.name.split("/")[1], 16))
-                except (IndexError, ValueError):
-                    continue
+        seqs = await snapshot_seqs(p)
         for seq in sorted((s for s in seqs if s > ours), reverse=True):
             try:
                 body = decode_locator(keys.catalog, seq, await p.get(locator_name(seq)))
@@ -381,3 +377,16 @@ async def newer_snapshot(
 
     await asyncio.gather(*(guarded(pid) for pid in store.providers if pid in names))
     return max(found) if found else None
+
+
+async def snapshot_seqs(provider: Provider) -> list[int]:
+    """The sequence numbers of the catalog snapshots ``provider`` lists (by their
+    locators, ``catalog/<seq hex>/locator``); names that are not one are skipped."""
+    seqs = []
+    async for o in provider.list("catalog/"):
+        if o.name.endswith("/locator"):
+            try:
+                seqs.append(int(o.name.split("/")[1], 16))
+            except (IndexError, ValueError):
+                continue
+    return seqs
