@@ -1,0 +1,65 @@
+"""Interleaved rounds and their summaries, shared by every benchmark.
+
+A figure from one run on a shared VM is noise. Each benchmark runs its cases in rounds,
+the cases of one round one after the other (A B C, A B C, ...) so that a slow period of the
+machine hits every case alike, and reports each case's median with its range. A ratio
+between two cases is computed round by round (both measured in the same round) and then
+summarised the same way.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["Summary", "interleave", "ratio", "summary"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median and range of one figure over the rounds."""
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+    def text(self, unit: str = "", digits: int = 2) -> str:
+        fmt = f"{{:.{digits}f}}"
+        m, lo, hi = (fmt.format(v) for v in (self.median, self.low, self.high))
+        return f"{m}{unit} (range {lo}-{hi}, {self.rounds} rounds)"
+
+    def as_dict(self) -> dict[str, float]:
+        return {"median": self.median, "low": self.low, "high": self.high, "rounds": self.rounds}
+
+
+def summary(values: Sequence[float]) -> Summary:
+    if not values:
+        raise ValueError("no values to summarise")
+    return Summary(statistics.median(values), min(values), max(values), len(values))
+
+
+def interleave(
+    cases: Mapping[str, Callable[[], float]],
+    rounds: int,
+    before_each: Callable[[], None] | None = None,
+) -> dict[str, list[float]]:
+    """Run every case once per round, in the given order, ``rounds`` times.
+
+    Each case returns its figure (seconds, MB/s: the caller decides). ``before_each`` runs
+    before every case (e.g. dropping the page cache)."""
+    out: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            if before_each is not None:
+                before_each()
+            out[name].append(case())
+    return out
+
+
+def ratio(num: Sequence[float], den: Sequence[float]) -> Summary:
+    """Round-by-round ratio num[i] / den[i], summarised."""
+    if len(num) != len(den):
+        raise ValueError("ratio of figures from different numbers of rounds")
+    return summary([a / b for a, b in zip(num, den, strict=True)])
