@@ -112,8 +112,16 @@ def init(
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--as", "as_name", help="Store under this name (one path only).")
 @click.option("--tag", "tags", multiple=True, help="Tag the stored name (repeatable).")
-def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> None:
-    """Store files and directory trees (a new version each time)."""
+@click.option(
+    "--force-read",
+    is_flag=True,
+    help="Read every file, even those the files cache knows unchanged since the last put.",
+)
+def put(
+    paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...], force_read: bool
+) -> None:
+    """Store files and directory trees (a new version each time). A file whose size, mtime,
+    ctime and inode are those a put read it with is not read again (the files cache)."""
     ctx = get_ctx()
     for p in paths:
         if not os.path.lexists(p):
@@ -122,7 +130,12 @@ def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> N
     async def go(vault: Vault) -> list[dict[str, Any]]:
         with progress_bar(ctx, "put") as (advance, set_total):
             results = await vault.files.put(
-                list(paths), name=as_name, tags=list(tags), progress=advance, on_total=set_total
+                list(paths),
+                name=as_name,
+                tags=list(tags),
+                progress=advance,
+                on_total=set_total,
+                force_read=force_read,
             )
         return [r.to_json() for r in results]
 
@@ -132,7 +145,9 @@ def put(paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...]) -> N
         for r in results:
             click.echo(
                 f"stored {r['name']} v{r['version']} ({r['kind']}, {r['files']} file(s), "
-                f"{human_size(r['size'])}; new {human_size(r['new_bytes'])})"
+                f"{human_size(r['size'])}; new {human_size(r['new_bytes'])}"
+                + (f", {r['unchanged']} unchanged not read" if r["unchanged"] else "")
+                + ")"
                 + (f"  {r['cid']}" if r["cid"] else "")
             )
             for u in r["under_replicated"]:

@@ -417,7 +417,7 @@ class Drive:
         (the last close, or fsync) also stores a truncation or a new empty file."""
         spool = handle.spool
         if spool.written or (final and (spool.dirty or not handle.stored)):
-            await put_paths(self.ctx, [spool.path], name=handle.path)
+            await put_paths(self.ctx, [spool.path], name=handle.path, files_cache=False)
             spool.dirty = spool.written = False
             handle.stored = True
             self._changed()

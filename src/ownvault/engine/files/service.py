@@ -46,10 +46,19 @@ class Files:
         tags: Sequence[str] = (),
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
+        force_read: bool = False,
     ) -> list[PutResult]:
-        """Store files or directory trees; each path becomes a new version of its name."""
+        """Store files or directory trees; each path becomes a new version of its name.
+        A file the files cache knows unchanged since a put read it is not read again,
+        unless ``force_read`` (docs/design.md, "Files cache")."""
         return await put_paths(
-            self.ctx, paths, name=name, tags=tags, progress=progress, on_total=on_total
+            self.ctx,
+            paths,
+            name=name,
+            tags=tags,
+            progress=progress,
+            on_total=on_total,
+            force_read=force_read,
         )
 
     async def restore_version(self, name: str, version: int) -> PutResult:

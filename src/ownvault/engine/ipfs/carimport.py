@@ -311,7 +311,7 @@ async def import_car(
     try:
         staged = tmp / "root"
         root, state, version, unused = await asyncio.to_thread(_rebuild, path, staged)
-        results = await put_paths(ctx, [staged], name=name or str(root))
+        results = await put_paths(ctx, [staged], name=name or str(root), files_cache=False)
         put = results[0]
         v = ctx.catalog.version(put.name, put.version)
         profile: str | None = None

@@ -1,9 +1,11 @@
 """New versions of stored names: from files and trees on disk (put), or from an older version.
 
 A put scans each path (symlinks recorded, not followed), streams every file through the
-ingest pipeline (``engine.store.ingest``: chunks -> sealed blobs -> packs -> shares), and
-inserts the version with its entries in one transaction once every pack is live. The tree's
-IPFS directory CID is computed from its files' CIDs (``ipfs add -r --hidden``).
+ingest pipeline (``engine.store.ingest``: chunks -> sealed blobs -> packs -> shares) unless
+the files cache knows it unchanged (``engine.store.filescache``), and inserts the version
+with all its entries and the files cache's rows in one transaction once every pack is live
+(one transaction per version, whatever its number of files). The tree's IPFS directory CID
+is computed from its files' CIDs (``ipfs add -r --hidden``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import TreeItem, build_tree
+from ownvault.engine.store.filescache import FilesCacheRun, cache_params
 from ownvault.engine.store.ingest import (
     FILE_TRIES,
     FileRecord,
@@ -47,6 +50,9 @@ class PutResult:
     new_chunks: int
     packs: int
     warnings: tuple[str, ...] = ()
+    # Files the files cache knew unchanged (not read), and the bytes read from files.
+    unchanged: int = 0
+    read_bytes: int = 0
     # Pieces written with fewer than n shares (at least the policy's happy): {"pack",
     # "placed", "wanted", "missing"}; repair completes them (catalog.underrep).
     under_replicated: tuple[dict[str, Any], ...] = ()
@@ -62,6 +68,8 @@ class PutResult:
             "new_bytes": self.new_bytes,
             "new_chunks": self.new_chunks,
             "packs": self.packs,
+            "unchanged": self.unchanged,
+            "read_bytes": self.read_bytes,
             "warnings": list(self.warnings),
             "under_replicated": list(self.under_replicated),
         }
@@ -76,16 +84,20 @@ async def put_paths(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     skip: Callable[[str, bool], bool] | None = None,
+    force_read: bool = False,
+    files_cache: bool = True,
 ) -> list[PutResult]:
     """Store files or directory trees; each path becomes a new version of its name.
-    ``skip(relative_path, is_dir)``: leave entries of a tree out (backup excludes)."""
+    ``skip(relative_path, is_dir)``: leave entries of a tree out (backup excludes).
+    ``force_read``: read every file, even those the files cache knows unchanged;
+    ``files_cache=False``: neither consult nor update it (temporary files)."""
     if not paths:
         raise UsageError("nothing to put")
     if name is not None and len(paths) != 1:
         raise UsageError("--as NAME needs exactly one path")
     for t in tags:
         validate_tag(t)
-    plans: list[tuple[str, list[TreeEntry], list[str]]] = []
+    plans: list[tuple[str, Path, list[TreeEntry], list[str]]] = []
     for p in paths:
         path = Path(p)
         base = path.absolute().name
@@ -94,13 +106,22 @@ async def put_paths(
         notes: list[str] = []
         entries = scan_path(path, _collect(ctx, notes), skip)
         obj_name = validate_object_name(name if name is not None else base)
-        plans.append((obj_name, entries, notes))
+        plans.append((obj_name, path, entries, notes))
     if on_total is not None:
-        on_total(sum(e.size for _n, es, _w in plans for e in es if e.kind == "file"))
+        on_total(sum(e.size for _n, _p, es, _w in plans for e in es if e.kind == "file"))
     results: list[PutResult] = []
+    settings = ctx.settings
+    params = cache_params(PROFILES[settings.cid_profile], settings.chunker)
     async with ctx.write():
-        for obj_name, entries, notes in plans:
-            results.append(await _put_one(ctx, obj_name, entries, list(tags), progress, notes))
+        for obj_name, path, entries, notes in plans:
+            cache = (
+                FilesCacheRun(ctx.catalog, path, params, ctx.hooks.clock, force_read)
+                if files_cache
+                else None
+            )
+            results.append(
+                await _put_one(ctx, obj_name, entries, list(tags), progress, notes, cache)
+            )
     return results
 
 
@@ -121,6 +142,7 @@ async def _put_one(
     tags: list[str],
     progress: Callable[[int], None] | None,
     notes: list[str],
+    cache: FilesCacheRun | None,
 ) -> PutResult:
     """Store one scanned path as a new version. Whatever fails on the way (a provider, a
     vanished file, the catalog), the packs this put wrote that nothing refers to are
@@ -128,6 +150,13 @@ async def _put_one(
     for the next put to reuse (see "Crash safety" in docs/design.md)."""
     settings = ctx.settings
     warn = _collect(ctx, notes)
+    read = [0]
+
+    def reading(n: int) -> None:
+        read[0] += n
+        if progress is not None:
+            progress(n)
+
     ing = Ingestor(
         ctx.catalog,
         ctx.keys,
@@ -136,10 +165,10 @@ async def _put_one(
         settings.chunker,
         PROFILES[settings.cid_profile],
         ctx.candidates(),
-        progress,
+        reading,
     )
     try:
-        result = await _ingest_and_record(ctx, ing, obj_name, entries, tags, warn)
+        result = await _ingest_and_record(ctx, ing, obj_name, entries, tags, warn, cache, progress)
     except Exception:
         await ing.abort()
         await ctx.cleanup_pending()
@@ -163,6 +192,8 @@ async def _put_one(
         result.new_chunks,
         result.packs,
         tuple(notes),
+        result.unchanged,
+        read[0],
         tuple(ctx.catalog.underrep.summary(ing.packs)),
     )
 
@@ -192,14 +223,11 @@ async def _ingest_and_record(
     entries: list[TreeEntry],
     tags: list[str],
     warn: Callable[[str], None],
+    cache: FilesCacheRun | None,
+    progress: Callable[[int], None] | None,
 ) -> PutResult:
     settings = ctx.settings
-    records: dict[str, FileRecord] = {}
-    for e in entries:
-        if e.kind == "file":
-            rec = records[e.path] = await ing.ingest_file(e.source)
-            if rec.changed:
-                warn(f"file changed while it was stored ({FILE_TRIES} tries): {e.source}")
+    records, reused = await _read_files(ing, entries, warn, cache, progress)
     await ing.flush()
     kind: ObjectKind = "tree" if entries[0].kind == "dir" else "file"
     total = sum(r.size for r in records.values())
@@ -207,6 +235,9 @@ async def _ingest_and_record(
     with cat.transaction():
         contents: dict[str, int] = {}
         for path, rec in records.items():
+            if path in reused:
+                contents[path] = reused[path]
+                continue
             contents[path] = cat.add_content(
                 rec.size,
                 rec.cid,
@@ -238,6 +269,8 @@ async def _ingest_and_record(
                 )
         cat.add_entries(version, rows)
         cat.add_tags(obj, tags)
+        if cache is not None:
+            cache.commit(contents)
     return PutResult(
         obj_name,
         number,
@@ -248,7 +281,37 @@ async def _ingest_and_record(
         ing.new_bytes,
         ing.new_chunks,
         ing.packs_written,
+        unchanged=len(reused),
     )
+
+
+async def _read_files(
+    ing: Ingestor,
+    entries: list[TreeEntry],
+    warn: Callable[[str], None],
+    cache: FilesCacheRun | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[dict[str, FileRecord], dict[str, int]]:
+    """Every file of ``entries`` as stored: read, or found unchanged by the files cache
+    (then also in the second map: entry path -> the contents row it refers to)."""
+    records: dict[str, FileRecord] = {}
+    reused: dict[str, int] = {}
+    for e in entries:
+        if e.kind != "file":
+            continue
+        probe = cache.probe(e.source) if cache is not None else None
+        if probe is not None and probe.hit is not None:
+            records[e.path] = probe.record()
+            reused[e.path] = probe.hit.content
+            if progress is not None and probe.hit.size:
+                progress(probe.hit.size)
+            continue
+        rec = records[e.path] = await ing.ingest_file(e.source)
+        if rec.changed:
+            warn(f"file changed while it was stored ({FILE_TRIES} tries): {e.source}")
+        if cache is not None and probe is not None:
+            cache.read(e.path, probe, rec)
+    return records, reused
 
 
 def _tree_cid(

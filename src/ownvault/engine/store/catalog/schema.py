@@ -289,4 +289,21 @@ CREATE TABLE underrep (
 );
 CREATE INDEX underrep_pack ON underrep(pack)
 """,
+    # 9: the files cache: the content each source file had when a put last read it, by
+    # path and (device, inode, size, mtime, ctime), so that an unchanged file is not read
+    # again (docs/design.md, "Files cache"). Rows go with their content.
+    9: """
+CREATE TABLE filescache (
+  path BLOB PRIMARY KEY,
+  device INTEGER NOT NULL,
+  inode INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL,
+  content INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+  params TEXT NOT NULL,
+  age INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX filescache_content ON filescache(content)
+""",
 }
