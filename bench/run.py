@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 # (script, arguments): the core first; the rest as their areas exist.
 BENCHES = [
     ("vault.py", ["--install-peers"]),
+    ("filescache.py", []),
     ("network.py", []),
     ("audit.py", []),
     ("node.py", []),
