@@ -329,15 +329,19 @@ def test_kill_during_reput_never_leaves_a_wrong_row(vaults: Vaults, tmp_path: Pa
     vault_path = tmp_path / "vault"
     wait_ok(cli(vault_path, "init", "--phrase-file", str(tmp_path / "phrase")), 60)
     t0 = time.monotonic()
+    wait_ok(cli(vault_path, "ls"), 300)
+    start_up = time.monotonic() - t0  # kills before this land in imports and unlock
+    t0 = time.monotonic()
     wait_ok(cli(vault_path, "put", str(tree)), 300)
     window = time.monotonic() - t0
     rnd = random.Random(15)
-    for attempt in range(6):
+    kills = 0
+    for attempt in range(8):
         for rel in rnd.sample(sorted(files), 3):
             _touch_same_mtime(tree / rel, os.urandom(len(files[rel])))
         if attempt % 2:
             time.sleep(GRANULARITY_NS / 1e9 + 0.2)  # these changes may be remembered
-        kill_after(cli(vault_path, "put", str(tree)), rnd.uniform(0.05, window))
+        kills += kill_after(cli(vault_path, "put", str(tree)), rnd.uniform(0.8 * start_up, window))
         vault = vaults.open(vault_path, PASS)
         orphans = vault.catalog.conn.execute(
             "SELECT COUNT(*) FROM filescache WHERE content NOT IN "
@@ -349,3 +353,4 @@ def test_kill_during_reput_never_leaves_a_wrong_row(vaults: Vaults, tmp_path: Pa
         vault = vaults.open(vault_path, PASS)
         assert _restored(vault, "tree", tmp_path / f"out{attempt}") == tree_state(tree)
         vaults.close(vault)
+    assert kills >= 3
