@@ -9,7 +9,8 @@
     ├── VaultStateError                exit 9   no vault here, vault exists already, vault locked
     ├── IntegrityError                 exit 5   bytes failed authentication or a hash check
     │   ├── ShareCorruptError                   one share is tampered or truncated (names provider, share)
-    │   └── FormatError                         a stored or wire structure is malformed or over a limit
+    │   ├── FormatError                         a stored or wire structure is malformed or over a limit
+    │   └── JournalError                        a catalog journal record or chain is refused (names device, seq)
     ├── ProviderError                  exit 6   transport / storage trouble at one provider
     │   ├── ObjectNotFoundError                 the provider does not hold that object
     │   ├── ObjectExistsError                   a write would overwrite a different object
@@ -44,6 +45,7 @@ __all__ = [
     "GrantRecipientError",
     "GrantRevokedError",
     "IntegrityError",
+    "JournalError",
     "NotFoundError",
     "ObjectExistsError",
     "ObjectNotFoundError",
@@ -125,6 +127,34 @@ class ShareCorruptError(IntegrityError):
 
 class FormatError(IntegrityError):
     code = "format"
+
+
+class JournalError(IntegrityError):
+    """A journal record is tampered, out of order, forked, rolled back or from a revoked device.
+
+    ``device`` (hex device id) and ``seq`` name the record; the message says what is wrong."""
+
+    code = "journal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        device: str | None = None,
+        seq: int | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.device = device
+        self.seq = seq
+
+    def context(self) -> dict[str, str]:
+        out = super().context()
+        if self.device is not None:
+            out["device"] = self.device
+        if self.seq is not None:
+            out["seq"] = str(self.seq)
+        return out
 
 
 class ProviderError(OwnvaultError):
