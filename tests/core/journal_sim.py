@@ -46,6 +46,7 @@ class Device:
     head: ChainHead = GENESIS
     state: State = EMPTY
     raws: list[bytes] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
 
     @property
     def id(self) -> bytes:
@@ -65,6 +66,7 @@ class Device:
         )
         self.head = record.head
         self.raws.append(raw)
+        self.records.append(record)
         self.state = merge(self.state, [record])
         return record
 
