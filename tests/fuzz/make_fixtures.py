@@ -31,6 +31,7 @@ from ownvault.core.pack import ShareHeader, attach_tree, encode_share, seal_chun
 from ownvault.core.proofs import Answer, encode_answers
 from ownvault.core.snapshot import SNAPSHOT_MAGIC, encode_snapshot
 from tests.fuzz import targets as t
+from tests.fuzz.journal_target import journal_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "corrupt"
 
@@ -583,6 +584,7 @@ MAKERS = {
     "capability": _capability,
     "snapshot": _snapshot,
     "locator": _locator,
+    "journal": journal_fixtures,
     "share": _share,
     "pack_blob": _pack_blob,
     "audit_answers": _audit_answers,

@@ -86,6 +86,7 @@ from ownvault.core.snapshot import (
 )
 from ownvault.core.unixfs import PROFILES, DirEntry, build_directory, import_bytes
 from ownvault.errors import OwnvaultError
+from tests.fuzz.journal_target import journal, journal_seeds
 
 if TYPE_CHECKING:
     from ownvault.server.node.auth import Authenticator
@@ -901,6 +902,7 @@ TARGETS: dict[str, Target] = {
         Target("capability", capability, capability_seeds),
         Target("snapshot", snapshot, snapshot_seeds),
         Target("locator", locator, locator_seeds),
+        Target("journal", journal, journal_seeds),
         Target("share", share, share_seeds),
         Target("pack_blob", pack_blob, pack_blob_seeds),
         Target("audit_answers", audit_answers, audit_answers_seeds),
