@@ -316,7 +316,7 @@ def test_an_rm_that_did_not_see_a_put_keeps_it() -> None:
     assert [v.size for v in live_versions(a.state)["doc"]] == [2]
 
 
-def test_forget_wins_over_a_concurrent_tag_and_publication() -> None:
+def test_forget_wins_over_a_concurrent_publication() -> None:
     a, b = devices(2)
     r = a.commit([Put("doc", "file", 1, "bafyX", (bytes(16),), b"")], 1)
     b.absorb([r])
