@@ -301,6 +301,7 @@ def test_a_compacted_state_shows_the_same_and_merges_the_same(
     small = compact(state)
     assert _views(small)[:4] == _views(state)[:4]
     assert merge(small, records) == small  # every record is below its floor now
+    assert join(small, state) == small == join(state, small)  # nothing compacted comes back
 
 
 # -- examples, one rule each -------------------------------------------------------------------------

@@ -239,8 +239,23 @@ def _seen(a: Mapping[bytes, SeenReg], b: Mapping[bytes, SeenReg]) -> dict[bytes,
     return out
 
 
+def _covered(floor: Mapping[bytes, ChainHead], dot: Dot) -> bool:
+    head = floor.get(dot.device)
+    return head is not None and dot.seq <= head.seq
+
+
+def _compacted_away(a: State, b: State) -> set[Dot]:
+    """Versions one side holds that the other has compacted away: it applied their record
+    (its floor covers it) and no longer has them, so their removal was stable."""
+    return {d for d in b.versions.keys() - a.versions.keys() if _covered(a.floor, d)} | {
+        d for d in a.versions.keys() - b.versions.keys() if _covered(b.floor, d)
+    }
+
+
 def join(a: State, b: State) -> State:
     """The least upper bound of two states; ``JournalError`` on a fork."""
+    dropped = _compacted_away(a, b)
+    versions = {d: v for d, v in {**a.versions, **b.versions}.items() if d not in dropped}
     revoked = dict(a.revoked)
     for device, last in b.revoked.items():
         revoked[device] = min(last, revoked.get(device, last))  # the earliest cut-off wins
@@ -250,8 +265,8 @@ def join(a: State, b: State) -> State:
         applied=_applied(floor, a.applied, b.applied),
         members={**a.members, **b.members},  # an id is the hash of its key: no conflict
         revoked=revoked,
-        versions={**a.versions, **b.versions},  # one dot, one op: equal values
-        removed=a.removed | b.removed,
+        versions=versions,  # one dot, one op: equal values on both sides
+        removed=frozenset(p for p in a.removed | b.removed if p[1] not in dropped),
         forgotten=a.forgotten | b.forgotten,
         tag_adds={**a.tag_adds, **b.tag_adds},
         untagged=a.untagged | b.untagged,
