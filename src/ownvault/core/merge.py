@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import reduce
 
 from ownvault.core.journal import ChainHead, Record
 from ownvault.core.journalops import (
@@ -38,6 +37,7 @@ from ownvault.core.journalops import (
     Grant,
     GrantRevoke,
     Hlc,
+    Op,
     Pending,
     Publish,
     Put,
@@ -116,70 +116,95 @@ class State:
 EMPTY = State()
 
 
-def state_of(record: Record) -> State:
-    """The facts one verified record contributes (its own little state)."""
-    d, s = record.device, record.seq
-    versions: dict[Dot, Version] = {}
-    removed: set[Pair] = set()
-    forgotten: set[Pair] = set()
-    tag_adds: dict[Dot, tuple[str, str]] = {}
-    untagged: set[Pair] = set()
-    pub_adds: dict[Dot, tuple[str, str]] = {}
-    unpublished: set[Pair] = set()
-    grant_adds: dict[Dot, tuple[bytes, str, str]] = {}
-    grant_revokes: set[tuple[Dot, bytes]] = set()
-    pending: dict[bytes, tuple[tuple[int, int], tuple[bytes, ...]]] = {}
-    members: dict[bytes, Member] = {}
-    revoked: dict[bytes, Revocation] = {}
-    for i, op in enumerate(record.ops):
-        dot = Dot(d, s, i)
+@dataclass(slots=True)
+class _Facts:
+    """Mutable accumulators while records are folded in one pass (frozen at the end)."""
+
+    applied: dict[bytes, dict[int, ChainHead]] = field(default_factory=dict)
+    members: dict[bytes, Member] = field(default_factory=dict)
+    revoked: dict[bytes, Revocation] = field(default_factory=dict)
+    versions: dict[Dot, Version] = field(default_factory=dict)
+    removed: set[Pair] = field(default_factory=set)
+    forgotten: set[Pair] = field(default_factory=set)
+    tag_adds: dict[Dot, tuple[str, str]] = field(default_factory=dict)
+    untagged: set[Pair] = field(default_factory=set)
+    pub_adds: dict[Dot, tuple[str, str]] = field(default_factory=dict)
+    unpublished: set[Pair] = field(default_factory=set)
+    grant_adds: dict[Dot, tuple[bytes, str, str]] = field(default_factory=dict)
+    grant_revokes: set[tuple[Dot, bytes]] = field(default_factory=set)
+    pending: dict[bytes, PendingReg] = field(default_factory=dict)
+    seen: dict[bytes, SeenReg] = field(default_factory=dict)
+
+    def add(self, record: Record) -> None:
+        d, s = record.device, record.seq
+        have = self.applied.setdefault(d, {}).setdefault(s, record.head)
+        if have != record.head:
+            raise _fork(d, s)
+        for i, op in enumerate(record.ops):
+            self._op(record, Dot(d, s, i), op)
+        vector = dict(record.body.seen)
+        vector[d] = max(s, vector.get(d, 0))
+        if d not in self.seen or s > self.seen[d][0]:
+            self.seen[d] = (s, vector)
+
+    def _op(self, record: Record, dot: Dot, op: Op) -> None:
         match op:
             case Put():
-                versions[dot] = Version(
+                self.versions[dot] = Version(
                     record.hlc, dot, op.name, op.kind, op.size, op.cid, op.packs, op.rows
                 )
             case Remove():
-                removed.update((dot, v) for v in op.versions)
+                self.removed.update((dot, v) for v in op.versions)
             case Forget():
-                forgotten.update((dot, v) for v in op.versions)
+                self.forgotten.update((dot, v) for v in op.versions)
             case Tag():
-                tag_adds[dot] = (op.name, op.tag)
+                self.tag_adds[dot] = (op.name, op.tag)
             case Untag():
-                untagged.update((dot, a) for a in op.adds)
+                self.untagged.update((dot, a) for a in op.adds)
             case Publish():
-                pub_adds[dot] = (op.name, op.cid)
+                self.pub_adds[dot] = (op.name, op.cid)
             case Unpublish():
-                unpublished.update((dot, a) for a in op.adds)
+                self.unpublished.update((dot, a) for a in op.adds)
             case Grant():
-                grant_adds[dot] = (op.grant, op.name, op.recipient)
+                self.grant_adds[dot] = (op.grant, op.name, op.recipient)
             case GrantRevoke():
-                grant_revokes.add((dot, op.grant))
+                self.grant_revokes.add((dot, op.grant))
             case Pending():
-                pending[d] = ((s, i), op.packs)
+                version = (dot.seq, dot.index)
+                if dot.device not in self.pending or version > self.pending[dot.device][0]:
+                    self.pending[dot.device] = (version, op.packs)
             case DeviceAdd():
-                members[op.device] = (op.key, op.name, op.sig)
+                self.members[op.device] = (op.key, op.name, op.sig)
             case DeviceRevoke():
-                revoked[op.device] = min(
-                    (op.last_seq, op.sig), revoked.get(op.device, (op.last_seq, op.sig))
-                )
-    vector = dict(record.body.seen)
-    vector[d] = max(s, vector.get(d, 0))
-    return State(
-        applied={d: {s: record.head}},
-        members=members,
-        revoked=revoked,
-        versions=versions,
-        removed=frozenset(removed),
-        forgotten=frozenset(forgotten),
-        tag_adds=tag_adds,
-        untagged=frozenset(untagged),
-        pub_adds=pub_adds,
-        unpublished=frozenset(unpublished),
-        grant_adds=grant_adds,
-        grant_revokes=frozenset(grant_revokes),
-        pending=pending,
-        seen={d: (s, vector)},
-    )
+                cut = (op.last_seq, op.sig)
+                self.revoked[op.device] = min(cut, self.revoked.get(op.device, cut))
+
+    def frozen(self) -> State:
+        return State(
+            applied=self.applied,
+            members=self.members,
+            revoked=self.revoked,
+            versions=self.versions,
+            removed=frozenset(self.removed),
+            forgotten=frozenset(self.forgotten),
+            tag_adds=self.tag_adds,
+            untagged=frozenset(self.untagged),
+            pub_adds=self.pub_adds,
+            unpublished=frozenset(self.unpublished),
+            grant_adds=self.grant_adds,
+            grant_revokes=frozenset(self.grant_revokes),
+            pending=self.pending,
+            seen=self.seen,
+        )
+
+
+def state_of(records: Iterable[Record]) -> State:
+    """The facts verified records contribute, folded in one pass (equal to the join of
+    each record's own state; a fork among them raises ``JournalError``)."""
+    facts = _Facts()
+    for r in records:
+        facts.add(r)
+    return facts.frozen()
 
 
 def _fork(device: bytes, seq: int) -> JournalError:
@@ -288,7 +313,7 @@ def merge(state: State, records: Iterable[Record]) -> State:
         low = state.floor.get(r.device)
         return low is None or r.seq > low.seq
 
-    return reduce(join, (state_of(r) for r in records if fresh(r)), state)
+    return join(state, state_of(r for r in records if fresh(r)))
 
 
 def _contiguous(state: State, device: bytes) -> ChainHead | None:
