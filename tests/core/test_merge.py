@@ -11,7 +11,9 @@ offline for most of the run and come back:
    seeing another sorts after it;
 4. tags merge as an observed-remove set;
 5. GC safety: a pack a fully synced device finds collectable is never referenced by a live
-   version later, nor by any later put.
+   version later, nor by any later put;
+6. revocation: a revoked device's records after its cut-off count for nothing, on every
+   replica, whenever the revocation arrives (2 and 4 are computed over the valid records).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 
 from ownvault.core.journal import Record, revoke_device
 from ownvault.core.journalops import (
+    DeviceRevoke,
     Dot,
     Forget,
     Grant,
@@ -41,6 +44,7 @@ from ownvault.core.merge import (
     compact,
     garbage_packs,
     grants,
+    heads,
     join,
     live_versions,
     merge,
@@ -67,6 +71,7 @@ KINDS = [
     "sync",
     "sync",
     "gc",
+    "revoke",
 ]
 
 
@@ -138,6 +143,11 @@ def _step(run: Run, step: tuple[str, int, int, int, bool], now: int) -> None:
         adds = sorted(dot for dot, pair in d.state.pub_adds.items() if pair[0] == name)
         if adds:
             run.commit(d, [Unpublish(tuple(adds))], now)
+    elif kind == "revoke":
+        other = run.devices[j % len(run.devices)]
+        if other is not d and other.id not in d.state.revoked and other.id in d.state.members:
+            cut = heads(d.state)[other.id].seq  # what d has seen of it stays
+            run.commit(d, [revoke_device(vault_keys(), other.id, cut)], now)
     elif kind == "sync":
         other = run.devices[j % len(run.devices)]
         if run.away and (run.is_offline(d) or run.is_offline(other)):
@@ -180,15 +190,22 @@ def runs(draw: st.DrawFn, kinds: list[str] = KINDS) -> tuple[Run, list[Record]]:
     return run, list(run.records)
 
 
+def _valid(records: list[Record]) -> set[tuple[bytes, int]]:
+    """The records no revocation voids: seq at most the lowest cut-off of its device."""
+    cut: dict[bytes, int] = {}
+    for r in records:
+        for op in r.ops:
+            if isinstance(op, DeviceRevoke):
+                cut[op.device] = min(op.last_seq, cut.get(op.device, op.last_seq))
+    return {(r.device, r.seq) for r in records if r.seq <= cut.get(r.device, r.seq)}
+
+
 def _expected_live(records: list[Record]) -> set[Dot]:
-    gone = {
-        v for r in records for op in r.ops if isinstance(op, Remove | Forget) for v in op.versions
-    }
+    valid = _valid(records)
+    ok = [r for r in records if (r.device, r.seq) in valid]
+    gone = {v for r in ok for op in r.ops if isinstance(op, Remove | Forget) for v in op.versions}
     made = {
-        Dot(r.device, r.seq, i)
-        for r in records
-        for i, op in enumerate(r.ops)
-        if isinstance(op, Put)
+        Dot(r.device, r.seq, i) for r in ok for i, op in enumerate(r.ops) if isinstance(op, Put)
     }
     return made - gone
 
@@ -250,9 +267,11 @@ def test_versions_are_ordered_by_clock_then_device_and_causality_holds(
 @given(runs())
 def test_tags_merge_as_an_observed_remove_set(case: tuple[Run, list[Record]]) -> None:
     _run, records = case
-    removed = {a for r in records for op in r.ops if isinstance(op, Untag) for a in op.adds}
+    valid = _valid(records)
+    ok = [r for r in records if (r.device, r.seq) in valid]
+    removed = {a for r in ok for op in r.ops if isinstance(op, Untag) for a in op.adds}
     expected: dict[str, set[str]] = {}
-    for r in records:
+    for r in ok:
         for i, op in enumerate(r.ops):
             if isinstance(op, Tag) and Dot(r.device, r.seq, i) not in removed:
                 expected.setdefault(op.name, set()).add(op.tag)
