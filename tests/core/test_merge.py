@@ -44,12 +44,12 @@ from ownvault.core.merge import (
     compact,
     garbage_packs,
     grants,
-    heads,
     join,
     live_versions,
     merge,
     protected_packs,
     published,
+    revocation_cut,
     tags,
     withheld,
 )
@@ -146,7 +146,7 @@ def _step(run: Run, step: tuple[str, int, int, int, bool], now: int) -> None:
     elif kind == "revoke":
         other = run.devices[j % len(run.devices)]
         if other is not d and other.id not in d.state.revoked and other.id in d.state.members:
-            cut = heads(d.state)[other.id].seq  # what d has seen of it stays
+            cut = revocation_cut(d.state, other.id)  # what anyone acknowledged stays
             run.commit(d, [revoke_device(vault_keys(), other.id, cut)], now)
     elif kind == "sync":
         other = run.devices[j % len(run.devices)]
@@ -417,3 +417,13 @@ def test_gc_waits_until_every_device_has_seen_the_rm() -> None:
     assert pack in garbage_packs(a.state)
     late = merge(EMPTY, [*a.records, b.records[0], b.records[-1]])  # b's put withheld
     assert pack not in garbage_packs(late)  # b's vector is read only with b's chain whole
+
+
+def test_a_revocation_cuts_at_what_any_device_acknowledged() -> None:
+    a, b, c = devices(3)
+    for _ in range(3):
+        c.absorb([b.commit([Tag("n", "t")], 1)])
+    c.commit([Tag("m", "t")], 2)  # c acknowledges b's three records
+    a.absorb([*b.records[:1], *c.records])  # a holds only b's first
+    assert revocation_cut(a.state, b.id) == 3
+    assert revocation_cut(merge(EMPTY, b.records[:2]), b.id) == 2

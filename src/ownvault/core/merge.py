@@ -63,6 +63,7 @@ __all__ = [
     "merge",
     "protected_packs",
     "published",
+    "revocation_cut",
     "state_of",
     "tags",
     "withheld",
@@ -508,3 +509,12 @@ def membership(state: State) -> tuple[dict[bytes, bytes], dict[bytes, int]]:
     device -> last accepted seq."""
     members = {d: key for d, (key, _name, _sig) in state.members.items()}
     return members, {d: last for d, (last, _sig) in state.revoked.items()}
+
+
+def revocation_cut(state: State, device: bytes) -> int:
+    """The ``last_seq`` to revoke ``device`` at: the highest of its records that any device
+    has acknowledged (in a ``seen`` vector) or this state holds. A lower cut-off would undo
+    work others already built on (a removal made stable, packs collected, a checkpoint)."""
+    head = _contiguous(state, device)
+    acked = [vector.get(device, 0) for _seq, vector in state.seen.values()]
+    return max([head.seq if head else 0, *acked])
