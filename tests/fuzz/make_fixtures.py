@@ -26,6 +26,7 @@ from ownvault.core.car import (
 )
 from ownvault.core.cid import CID, DAG_PB, RAW, encode_varint
 from ownvault.core.dagpb import PBLink, PBNode, UnixFSData, decode_node, encode_node, encode_unixfs
+from ownvault.core.erasure import ErasureCode
 from ownvault.core.grants import MANIFEST_BODY_MAGIC
 from ownvault.core.pack import ShareHeader, attach_tree, encode_share, seal_chunk
 from ownvault.core.proofs import Answer, encode_answers
@@ -569,6 +570,38 @@ def _api_bodies() -> dict[str, bytes]:
     }
 
 
+def _erasure_fragments() -> dict[str, bytes]:
+    frags = ErasureCode(2, 3).encode(bytes(range(100)))  # selector 1: k=2, n=3
+
+    def given(*replaced: tuple[int, bytes]) -> bytes:
+        parts = dict(enumerate(frags))
+        parts.update(replaced)
+        return b"\x01\x07" + b"".join(parts.values())
+
+    def with_crc(frag: bytes, offset: int, value: bytes) -> bytes:
+        out = bytearray(frag)
+        out[offset : offset + len(value)] = value
+        out[67:71] = zlib.crc32(out[:59]).to_bytes(4, "little")
+        return bytes(out)
+
+    return {
+        "magic-wrong.bin": given((0, with_crc(frags[0], 59, b"\0\0\0\0"))),
+        "metadata-crc-wrong.bin": given((1, frags[1][:67] + b"\0\0\0\0" + frags[1][71:])),
+        "index-past-n.bin": given((0, with_crc(frags[0], 0, (9).to_bytes(4, "little")))),
+        "sizes-disagree.bin": given((1, with_crc(frags[1], 12, (99).to_bytes(8, "little")))),
+        "size-says-huge.bin": given((0, with_crc(frags[0], 4, (1 << 31).to_bytes(4, "little")))),
+        "orig-size-huge.bin": given(
+            *((i, with_crc(f, 12, (1 << 63).to_bytes(8, "little"))) for i, f in enumerate(frags))
+        ),
+        "backend-other.bin": given((0, with_crc(frags[0], 54, b"\x04"))),
+        "payload-crc-wrong.bin": given(
+            (0, with_crc(frags[0], 20, b"\x02\x01\x02\x03\x04")),
+        ),
+        "truncated-header.bin": b"\x01\x07" + frags[0][:50] * 3,
+        "libec-version-zero.bin": given((0, frags[0][:63] + b"\0\0\0\0" + frags[0][67:])),
+    }
+
+
 MAKERS = {
     "car": _car,
     "dagpb": _dagpb,
@@ -586,6 +619,7 @@ MAKERS = {
     "locator": _locator,
     "journal": journal_fixtures,
     "share": _share,
+    "erasure_fragments": _erasure_fragments,
     "pack_blob": _pack_blob,
     "audit_answers": _audit_answers,
     "keystore": _keystore,

@@ -46,6 +46,9 @@ from ownvault.core.dagpb import (
     encode_unixfs,
     links_of,
 )
+from ownvault.core.erasure import ErasureCode
+from ownvault.core.fragment import HEADER_SIZE as FRAGMENT_HEADER_SIZE
+from ownvault.core.fragment import FragmentHeader
 from ownvault.core.grants import (
     MANIFEST_BODY_MAGIC,
     REVOCATION_AD,
@@ -585,6 +588,44 @@ def share_seeds() -> list[bytes]:
     return [data, stored, encode_share(ShareHeader(1, 2, 0, bytes(16)), b"")]
 
 
+def _erasure_input(data: bytes) -> tuple[int, int, dict[int, bytes]]:
+    """Byte 0 picks k (1..4) and n (k+1..k+4); byte 1 is a bitmask of the indexes given
+    (all of them when it selects none); the rest is cut into that many equal fragments."""
+    k = 1 + data[0] % 4
+    n = k + 1 + (data[0] >> 2) % 4
+    ids = [i for i in range(n) if data[1] >> i & 1] or list(range(n))
+    body = data[2:]
+    size = len(body) // len(ids)
+    return k, n, {i: body[j * size : (j + 1) * size] for j, i in enumerate(ids)}
+
+
+def erasure_fragments(data: bytes) -> None:
+    """liberasurecode fragment headers and the erasure decoder (``core.fragment``,
+    ``core.erasure``): whatever decodes re-encodes into fragments that decode to it, and a
+    header that parses re-encodes into one that parses to the same fields."""
+    if len(data) < 2:
+        return
+    k, n, fragments = _erasure_input(data)
+    for fragment in fragments.values():
+        with contextlib.suppress(OwnvaultError):
+            header = FragmentHeader.decode(fragment, n)
+            again = header.encode() + fragment[FRAGMENT_HEADER_SIZE:]
+            assert FragmentHeader.decode(again, n) == header
+    code = ErasureCode(k, n)
+    out = code.decode(fragments)
+    assert code.decode(dict(enumerate(code.encode(out)))) == out
+
+
+def erasure_fragments_seeds() -> list[bytes]:
+    out = []
+    for k, n, mask, size in [(2, 3, 0b111, 100), (2, 3, 0b110, 33), (3, 5, 0b11010, 0)]:
+        selector = (k - 1) | (n - k - 1) << 2
+        frags = ErasureCode(k, n).encode(bytes(range(size)))
+        given = b"".join(f for i, f in enumerate(frags) if mask >> i & 1)
+        out.append(bytes((selector, mask)) + given)
+    return out
+
+
 def pack_blob(data: bytes) -> None:
     """Sealed chunk blobs and wrapped chunk keys (the only pack contents a reader parses:
     pack headers are never parsed, the catalog knows every blob's offset and length).
@@ -904,6 +945,7 @@ TARGETS: dict[str, Target] = {
         Target("locator", locator, locator_seeds),
         Target("journal", journal, journal_seeds),
         Target("share", share, share_seeds),
+        Target("erasure_fragments", erasure_fragments, erasure_fragments_seeds),
         Target("pack_blob", pack_blob, pack_blob_seeds),
         Target("audit_answers", audit_answers, audit_answers_seeds),
         Target("keystore", keystore, keystore_seeds),
