@@ -146,6 +146,30 @@ def test_encode_fragments_reads_the_input_in_place() -> None:
     assert [bytes(f) for f in code.encode_fragments(ro)] == code.encode(data)
 
 
+def test_caller_buffers_take_parity_and_decoded_fragments() -> None:
+    code = ErasureCode(3, 6)
+    data = os.urandom(30_001)
+    size = 10_001
+    parity = [bytearray(size + 5) for _ in range(3)]
+    frags = code.encode_fragments(data, parity=parity)
+    assert [f.payload.obj for f in frags[3:]] == parity  # written in place, no new buffers
+    assert [bytes(f) for f in frags] == ErasureCode(3, 6, engine="pyeclib").encode(data)
+    joined = [bytes(f) for f in frags]
+    scratch = [memoryview(bytearray(size)) for _ in range(2)]
+    pieces = code.decode_pieces({2: joined[2], 4: joined[4], 5: joined[5]}, scratch=scratch)
+    assert pieces[0].obj is scratch[0].obj and pieces[1].obj is scratch[1].obj
+    assert b"".join(pieces) == data
+    cases: list[tuple[list[bytearray | memoryview], str]] = [
+        ([bytearray(size)] * 2, "need 3 buffers"),
+        ([bytearray(size - 1)] * 3, ">= 10001 bytes"),
+        ([memoryview(bytes(size))] * 3, "writable"),
+        ([memoryview(bytearray(2 * size))[::2]] * 3, "contiguous"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(UsageError, match=message):
+            code.encode_fragments(data, parity=bad)
+
+
 def test_decode_accepts_views_and_bytearrays() -> None:
     code = ErasureCode(4, 6)
     data = os.urandom(77_777)

@@ -22,7 +22,7 @@ is slicing), and solves for the missing data fragments otherwise.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,12 +108,17 @@ class ErasureCode:
         """The n fragments of ``data`` (index i at position i)."""
         return [bytes(f) for f in self.encode_fragments(data)]
 
-    def encode_fragments(self, data: Buffer) -> list[Fragment]:
+    def encode_fragments(
+        self, data: Buffer, parity: Sequence[bytearray | memoryview] | None = None
+    ) -> list[Fragment]:
         """The n fragments as header + payload pieces, without joining them.
 
         With the ``isal`` engine the data fragments' payloads are views of ``data`` (only a
         last, partly filled one is copied to be zero-padded), so ``data`` must not change
-        while they are in use; parity is written once into its own buffers.
+        while they are in use; parity is written once, into ``parity`` when given (n - k
+        writable buffers of at least ``ceil(len(data) / k)`` bytes, reused by the caller:
+        fresh buffers cost page faults) or else into new buffers. The pyeclib engine
+        ignores ``parity``.
         """
         if self._isal is None or self._tables is None:
             return [_split(f) for f in self._pyeclib_encode(data)]
@@ -139,9 +144,9 @@ class ErasureCode:
                 padded[: length - start] = view[start:length]
             payloads.append(memoryview(padded).toreadonly())
             sources.append(buffer_address(padded) or 0)
-        parity = [bytearray(size) for _ in range(self.n - self.k)]
-        self._isal.encode(size, self._tables, sources, [buffer_address(p) or 0 for p in parity])
-        payloads += [memoryview(p).toreadonly() for p in parity]
+        outs = _outputs(parity, self.n - self.k, size, "parity")
+        self._isal.encode(size, self._tables, sources, [a for _, a in outs])
+        payloads += [v.toreadonly() for v, _ in outs]
         return [
             Fragment(FragmentHeader(i, size, length).encode(), payload)
             for i, payload in enumerate(payloads)
@@ -156,13 +161,20 @@ class ErasureCode:
         """Rebuild the data from at least k fragments (keyed by their index)."""
         return b"".join(self.decode_pieces(fragments))
 
-    def decode_pieces(self, fragments: Mapping[int, Buffer]) -> list[memoryview]:
+    def decode_pieces(
+        self,
+        fragments: Mapping[int, Buffer],
+        scratch: Sequence[bytearray | memoryview] | None = None,
+    ) -> list[memoryview]:
         """The data as views to use in order (their concatenation is the data).
 
         When fragments 0..k-1 are all given, the views are slices of them (no decoding, no
-        copy); otherwise the first k given fragments are decoded into new buffers. Headers
-        are checked first: a bad one, or fragments that do not belong together, raise
-        :class:`FormatError`; fewer than k fragments raise :class:`UsageError`.
+        copy); otherwise the first k given fragments are decoded into ``scratch`` (at least
+        k - 1 writable buffers of the payload size, reused by the caller; the views point
+        into them) or else into new buffers (the pyeclib engine ignores ``scratch``).
+        Headers are checked first: a bad one, or
+        fragments that do not belong together, raise :class:`FormatError`; fewer than k
+        fragments raise :class:`UsageError`.
         """
         if len(fragments) < self.k:
             raise UsageError(f"need {self.k} fragments, have {len(fragments)}")
@@ -174,7 +186,7 @@ class ErasureCode:
         orig, size = headers[0].orig_size, headers[0].size
         payloads = {i: views[i][HEADER_SIZE:] for i in chosen}
         if not systematic:
-            payloads.update(self._solve(chosen, payloads, size, fragments))
+            payloads.update(self._solve(chosen, payloads, size, fragments, scratch))
         out: list[memoryview] = []
         left = orig
         for i in data_ids:
@@ -212,11 +224,14 @@ class ErasureCode:
         payloads: Mapping[int, memoryview],
         size: int,
         fragments: Mapping[int, Buffer],
+        scratch: Sequence[bytearray | memoryview] | None,
     ) -> dict[int, memoryview]:
         """The missing data fragments' payloads, from the k chosen fragments."""
         missing = [i for i in range(self.k) if i not in payloads]
         if self._isal is None:
             return self._pyeclib_solve(chosen, missing, size, fragments)
+        if scratch is not None:
+            scratch = scratch[: len(missing)]
         k, matrix = self.k, self._matrix
         rows = b"".join(matrix[i * k : (i + 1) * k] for i in chosen)
         inverse = self._isal.invert(rows, k)
@@ -233,9 +248,9 @@ class ErasureCode:
                 keep.append(copy)
                 address = (buffer_address(copy) or 0) - HEADER_SIZE
             sources.append(address + HEADER_SIZE)
-        out = [bytearray(size) for _ in missing]
-        self._isal.encode(size, tables, sources, [buffer_address(b) or 0 for b in out])
-        return {i: memoryview(b).toreadonly() for i, b in zip(missing, out, strict=True)}
+        outs = _outputs(scratch, len(missing), size, "scratch")
+        self._isal.encode(size, tables, sources, [a for _, a in outs])
+        return {i: v.toreadonly() for i, (v, _) in zip(missing, outs, strict=True)}
 
     def _pyeclib_solve(
         self, chosen: list[int], missing: list[int], size: int, fragments: Mapping[int, Buffer]
@@ -246,6 +261,29 @@ class ErasureCode:
             raise FormatError(f"erasure decoding failed: {exc}") from None
         whole = memoryview(bytes(data)).toreadonly()
         return {i: whole[i * size : (i + 1) * size] for i in missing}
+
+
+def _outputs(
+    given: Sequence[bytearray | memoryview] | None, count: int, size: int, what: str
+) -> list[tuple[memoryview, int]]:
+    """``count`` writable views of ``size`` bytes and their addresses: the caller's buffers
+    (checked) or new ones."""
+    buffers: Sequence[bytearray | memoryview] = (
+        [bytearray(size) for _ in range(count)] if given is None else given
+    )
+    if len(buffers) < count:
+        raise UsageError(f"{what}: need {count} buffers, got {len(buffers)}")
+    out: list[tuple[memoryview, int]] = []
+    for buf in buffers[:count]:
+        view = memoryview(buf)
+        if not view.c_contiguous or view.readonly or view.nbytes < size:
+            raise UsageError(f"{what}: buffers must be writable, contiguous, >= {size} bytes")
+        view = view.cast("B")[:size]
+        address = buffer_address(view)
+        if address is None:
+            raise UsageError(f"{what}: buffers must be writable, contiguous, >= {size} bytes")
+        out.append((view, address))
+    return out
 
 
 def _split(fragment: bytes) -> Fragment:
