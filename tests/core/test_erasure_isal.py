@@ -137,10 +137,16 @@ def test_encode_fragments_reads_the_input_in_place() -> None:
     code = ErasureCode(3, 6)
     data = os.urandom(3 * 1000 + 1)
     frags = code.encode_fragments(data)
-    assert frags[0].payload.obj is data and frags[1].payload.obj is data
-    assert frags[2].payload.obj is not data  # the last one is zero-padded: a copy
+    assert all(f.payload.obj is data for f in frags[:3])  # views of the input, even the last
+    assert [f.payload.nbytes for f in frags] == [1001, 1001, 999, 1001, 1001, 1001]
+    assert frags[2].padding == bytes(2)  # its zero padding is a piece of its own
+    assert frags[2].pieces == (frags[2].header, frags[2].payload, bytes(2))
+    assert len(frags[0].pieces) == 2
     assert all(f.payload.readonly for f in frags)
     assert [f.size for f in frags] == [HEADER_SIZE + 1001] * 6
+    tiny = code.encode_fragments(b"ab")  # fragment 2 lies wholly past the end: all padding
+    assert [(f.payload.nbytes, len(f.padding)) for f in tiny[:3]] == [(1, 0), (1, 0), (0, 1)]
+    assert [bytes(f) for f in tiny] == ErasureCode(3, 6, engine="pyeclib").encode(b"ab")
     assert [bytes(f) for f in code.encode_fragments(bytearray(data))] == code.encode(data)
     ro = memoryview(bytearray(data)).toreadonly()  # ctypes cannot point into it: copied
     assert [bytes(f) for f in code.encode_fragments(ro)] == code.encode(data)

@@ -42,18 +42,26 @@ Engine = Literal["auto", "isal", "pyeclib"]
 @dataclass(frozen=True, slots=True)
 class Fragment:
     """One encoded fragment as pieces to write one after the other (``os.writev``):
-    ``header`` (80 bytes) then ``payload`` (a read-only view of the input for data
-    fragments, of a parity buffer otherwise). ``bytes(fragment)`` joins them (one copy)."""
+    ``header`` (80 bytes), ``payload`` (a read-only view of the input for data fragments,
+    of a parity buffer otherwise), then ``padding`` (the zero bytes that pad the last data
+    fragments to the payload size; empty for the others). ``bytes(fragment)`` joins them
+    (one copy)."""
 
     header: bytes
     payload: memoryview
+    padding: bytes = b""
+
+    @property
+    def pieces(self) -> tuple[bytes | memoryview, ...]:
+        """The non-empty pieces, in order."""
+        return tuple(p for p in (self.header, self.payload, self.padding) if len(p))
 
     @property
     def size(self) -> int:
-        return len(self.header) + self.payload.nbytes
+        return len(self.header) + self.payload.nbytes + len(self.padding)
 
     def __bytes__(self) -> bytes:
-        return b"".join((self.header, self.payload))
+        return b"".join((self.header, self.payload, self.padding))
 
 
 @dataclass(frozen=True)
@@ -113,44 +121,52 @@ class ErasureCode:
     ) -> list[Fragment]:
         """The n fragments as header + payload pieces, without joining them.
 
-        With the ``isal`` engine the data fragments' payloads are views of ``data`` (only a
-        last, partly filled one is copied to be zero-padded), so ``data`` must not change
-        while they are in use; parity is written once, into ``parity`` when given (n - k
+        With the ``isal`` engine the data fragments' payloads are views of ``data`` (``bytes``,
+        ``bytearray`` or a writable contiguous view; another read-only view is copied once),
+        so ``data`` must not change while they are in use; the last ones carry their zero
+        padding as ``Fragment.padding``; parity is written once, into ``parity`` when given (n - k
         writable buffers of at least ``ceil(len(data) / k)`` bytes, reused by the caller:
         fresh buffers cost page faults) or else into new buffers. The pyeclib engine
         ignores ``parity``.
         """
         if self._isal is None or self._tables is None:
             return [_split(f) for f in self._pyeclib_encode(data)]
+        base = buffer_address(data)
+        if base is None:  # a read-only view ctypes cannot point into: copy it once
+            data = bytes(data)
+            base = buffer_address(data)
+        assert base is not None
         view = memoryview(data).cast("B")
         length = view.nbytes
         size = payload_size(length, self.k)
-        base = buffer_address(data)
-        if base is None:  # a read-only view ctypes cannot point into: copy it once
-            data = bytes(view)
-            view = memoryview(data)
-            base = buffer_address(data)
-        assert base is not None
-        payloads: list[memoryview] = []
-        sources: list[int] = []
-        for i in range(self.k):
-            start, end = i * size, (i + 1) * size
-            if end <= length:
-                payloads.append(view[start:end].toreadonly())
-                sources.append(base + start)
-                continue
-            padded = bytearray(size)
-            if start < length:
-                padded[: length - start] = view[start:length]
-            payloads.append(memoryview(padded).toreadonly())
-            sources.append(buffer_address(padded) or 0)
+        # Bytes [0, full) of every data fragment lie inside the input: ISA-L reads them in
+        # place. Past ``full`` the last data fragment(s) run off the end (zero padding): that
+        # column range, a few bytes for any real pack, is coded from small padded copies.
+        full = max(0, min(size, length - (self.k - 1) * size))
         outs = _outputs(parity, self.n - self.k, size, "parity")
-        self._isal.encode(size, self._tables, sources, [a for _, a in outs])
-        payloads += [v.toreadonly() for v, _ in outs]
-        return [
-            Fragment(FragmentHeader(i, size, length).encode(), payload)
-            for i, payload in enumerate(payloads)
-        ]
+        sources = [base + i * size for i in range(self.k)]
+        self._isal.encode(full, self._tables, sources, [a for _, a in outs])
+        if full < size:
+            tails = [bytearray(size - full) for _ in range(self.k)]
+            for i, tail in enumerate(tails):
+                start = min(length, i * size + full)
+                tail[: max(0, min(length, (i + 1) * size) - start)] = view[start : (i + 1) * size]
+            self._isal.encode(
+                size - full,
+                self._tables,
+                [buffer_address(t) or 0 for t in tails],
+                [a + full for _, a in outs],
+            )
+        fragments = []
+        for i in range(self.k):
+            start = min(length, i * size)
+            payload = view[start : min(length, (i + 1) * size)].toreadonly()
+            padding = bytes(size - payload.nbytes)
+            fragments.append(Fragment(FragmentHeader(i, size, length).encode(), payload, padding))
+        for j, (out, _) in enumerate(outs):
+            header = FragmentHeader(self.k + j, size, length).encode()
+            fragments.append(Fragment(header, out.toreadonly()))
+        return fragments
 
     def _pyeclib_encode(self, data: Buffer) -> list[bytes]:
         return [bytes(f) for f in self._driver.encode(bytes(data))]
