@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("vault.py", ["--install-peers"]),
     ("filescache.py", []),
+    ("erasure.py", []),
     ("network.py", []),
     ("audit.py", []),
     ("node.py", []),
