@@ -98,9 +98,7 @@ def main() -> int:
         "encode isal new buffers 1 thread": lambda: mbps(one, lambda: enc(fast, "pieces")(0)),
         "encode isal bytes 1 thread": lambda: mbps(one, lambda: enc(fast, "bytes")(0)),
         "encode pyeclib 1 thread": lambda: mbps(one, lambda: enc(slow, "bytes")(0)),
-        "encode isal reused buffers 2 threads": lambda: mbps(
-            two, threaded(2, enc(fast, "reused"))
-        ),
+        "encode isal reused buffers 2 threads": lambda: mbps(two, threaded(2, enc(fast, "reused"))),
         "encode isal bytes 2 threads": lambda: mbps(two, threaded(2, enc(fast, "bytes"))),
         "encode pyeclib 2 threads": lambda: mbps(two, threaded(2, enc(slow, "bytes"))),
         "decode fast path isal pieces": lambda: mbps(
