@@ -11,7 +11,9 @@ On 16 MiB random packs, in interleaved rounds (``bench/rounds.py``), MB/s of pac
               cores; pyeclib holds it);
   * decode:   all data shares there (the fast path: ``decode_pieces`` slices, ``decode``
               joins once), and share 0 missing (a real decode: pieces into reused scratch,
-              or joined bytes), isal vs pyeclib.
+              or joined bytes), isal vs pyeclib;
+  * the GIL:  how fast a pure-Python thread runs while another thread codes, as a fraction
+              of its speed alone (pyeclib holds the GIL through each call: near 0).
 The machine is shared: read the medians and ranges, not one round.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +53,41 @@ def threaded(threads: int, per_thread: Callable[[int], object]) -> Callable[[], 
             list(pool.map(per_thread, range(threads)))
 
     return run
+
+
+def _spin(done: threading.Event, t0: float) -> float:
+    """Iterations per second (from ``t0``) of a pure-Python loop until ``done`` is set."""
+    n = 0
+    while not done.is_set():
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def python_progress(work: Callable[[], object]) -> float:
+    """How far a pure-Python thread gets while ``work`` runs in another thread, as a fraction
+    of its speed alone (measured just before): near 0 when ``work`` holds the GIL, up to 1
+    when it releases it and a core is free (about 0.5 when the two share one core)."""
+    done = threading.Event()
+    timer = threading.Timer(0.3, done.set)
+    t0 = time.perf_counter()
+    timer.start()
+    alone = _spin(done, t0)
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            until = time.perf_counter() + 0.3
+            while time.perf_counter() < until:  # long enough to measure
+                work()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run)
+    t0 = time.perf_counter()  # before start(): a worker holding the GIL stalls start() too
+    worker.start()
+    during = _spin(done, t0)
+    worker.join()
+    return during / alone
 
 
 def main() -> int:
@@ -136,6 +174,22 @@ def main() -> int:
     ]
     for a, b in pairs:
         print(f"  {a} / {b}: {ratio(results[a], results[b]).text('x')}")
+    gil = interleave(
+        {
+            "isal encode": lambda: python_progress(lambda: enc(fast, "reused")(0)),
+            "pyeclib encode": lambda: python_progress(lambda: enc(slow, "bytes")(0)),
+            "isal decode, share 0 missing": lambda: python_progress(
+                lambda: [fast.decode_pieces(f, scratch=scratch) for f in missing0]
+            ),
+            "pyeclib decode, share 0 missing": lambda: python_progress(
+                lambda: [slow.decode(f) for f in missing0]
+            ),
+        },
+        args.rounds,
+    )
+    print("  a pure-Python thread's speed while the other thread codes (1 = unhindered):")
+    for name, values in gil.items():
+        print(f"    during {name:34} {summary(values).text('', 2)}")
     return 0
 
 
