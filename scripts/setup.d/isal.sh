@@ -5,7 +5,7 @@
 # it compares the two. Idempotent: a no-op when the loader finds libisal.so.2. As root it
 # installs the package; not as root it only says what is missing.
 set -euo pipefail
-have_isal() { ldconfig -p 2>/dev/null | grep -q 'libisal\.so\.2'; }
+have_isal() { { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q 'libisal\.so\.2'; }
 have_isal && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "setup.d/isal.sh: libisal.so.2 not found and this is not root with apt-get." >&2
