@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyeclib.ec_iface import ECDriver
 
-from ownvault.core import erasure
+from ownvault.core import erasure, isal
 from ownvault.core.erasure import ErasureCode
 from ownvault.core.fragment import HEADER_SIZE, LIBEC_VERSION, FragmentHeader
 from ownvault.core.isal import DEFAULT_CANDIDATES, load_isal, system_isal
@@ -78,6 +78,26 @@ def test_isal_matches_pyeclib_on_16_mib_packs(k: int, n: int) -> None:
     data = os.urandom(16 * MiB)
     _check_same_and_decodes(k, n, data, random.Random(k))
     _check_same_and_decodes(k, n, data[:-1], random.Random(n))
+
+
+def test_long_fragments_are_coded_in_column_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ISA-L takes the length as a C int: past MAX_CALL_BYTES the binding slices the columns.
+    # Shrunk here so that slicing (and a last, shorter slice) happens on small data.
+    monkeypatch.setattr(isal, "MAX_CALL_BYTES", 7)
+    lib = system_isal()
+    assert lib is not None
+    lengths: list[int] = []
+    real = lib.lib.ec_encode_data
+
+    def counting(length: int, *rest: object) -> None:
+        lengths.append(length)
+        real(length, *rest)
+
+    monkeypatch.setattr(lib.lib, "ec_encode_data", counting)
+    rng = random.Random(7)
+    _check_same_and_decodes(3, 6, rng.randbytes(1_000), rng)
+    _check_same_and_decodes(4, 7, rng.randbytes(10_001), rng)
+    assert max(lengths) == 7 and min(lengths) < 7 and len(lengths) > 400
 
 
 def test_the_header_is_liberasurecode_1_8_0s() -> None:

@@ -30,11 +30,21 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_CANDIDATES", "IsaL", "buffer_address", "load_isal", "system_isal"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "MAX_CALL_BYTES",
+    "IsaL",
+    "buffer_address",
+    "load_isal",
+    "system_isal",
+]
 
 #: Names tried in order: the soname of Debian's libisal2 (the dynamic loader searches its
 #: usual paths), then whatever ``find_library("isal")`` finds (macOS, other sonames).
 DEFAULT_CANDIDATES: tuple[str, ...] = ("libisal.so.2", "find_library:isal")
+
+#: The most bytes per fragment one ``ec_encode_data`` call codes (its length is an ``int``).
+MAX_CALL_BYTES = 1 << 30
 
 _Ptr = ctypes.c_void_p
 _PtrArray = ctypes.POINTER(ctypes.c_void_p)
@@ -109,17 +119,19 @@ class IsaL:
         destinations: Sequence[int],
     ) -> None:
         """``destinations[r] = sum_j coefficient[r][j] * sources[j]`` over ``length`` bytes
-        each (addresses from :func:`buffer_address`); runs without the GIL."""
-        if length <= 0 or not destinations:
+        each (addresses from :func:`buffer_address`); runs without the GIL. ISA-L's length
+        is a C ``int``: longer ranges are coded in column slices of ``MAX_CALL_BYTES``."""
+        if not destinations:
             return
-        self.lib.ec_encode_data(
-            length,
-            len(sources),
-            len(destinations),
-            tables,
-            _pointer_array(sources),
-            _pointer_array(destinations),
-        )
+        for offset in range(0, max(0, length), MAX_CALL_BYTES):
+            self.lib.ec_encode_data(
+                min(MAX_CALL_BYTES, length - offset),
+                len(sources),
+                len(destinations),
+                tables,
+                _pointer_array([a + offset for a in sources]),
+                _pointer_array([a + offset for a in destinations]),
+            )
 
     def invert(self, matrix: bytes, k: int) -> bytes | None:
         """The inverse of a k x k matrix over GF(2^8), or None when it is singular."""
