@@ -9,6 +9,7 @@ more: sizes that cannot belong to this k), always with a FormatError.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import random
 import struct
@@ -98,6 +99,15 @@ def test_long_fragments_are_coded_in_column_slices(monkeypatch: pytest.MonkeyPat
     _check_same_and_decodes(3, 6, rng.randbytes(1_000), rng)
     _check_same_and_decodes(4, 7, rng.randbytes(10_001), rng)
     assert max(lengths) == 7 and min(lengths) < 7 and len(lengths) > 400
+
+
+def test_fragments_past_the_u32_size_field_are_refused() -> None:
+    huge = mmap.mmap(-1, erasure.MAX_FRAGMENT + 1)  # address space only: never touched
+    try:
+        with pytest.raises(UsageError, match="at most 4294967295 bytes"):
+            ErasureCode(1, 2).encode_fragments(memoryview(huge))
+    finally:
+        huge.close()
 
 
 def test_the_header_is_liberasurecode_1_8_0s() -> None:

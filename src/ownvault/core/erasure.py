@@ -34,6 +34,7 @@ __all__ = ["ERASURE_BACKEND", "Buffer", "Engine", "ErasureCode", "Fragment"]
 
 ERASURE_BACKEND = "isa_l_rs_cauchy"
 MAX_N = 32
+MAX_FRAGMENT = 0xFFFF_FFFF  # the header's payload size is a u32
 
 Buffer = bytes | bytearray | memoryview
 Engine = Literal["auto", "isal", "pyeclib"]
@@ -70,7 +71,8 @@ class ErasureCode:
 
     ``engine`` picks the implementation: ``auto`` (the system's ISA-L, else pyeclib),
     ``isal`` (UsageError without a system ISA-L) or ``pyeclib``. Every engine reads and
-    writes the same fragments.
+    writes the same fragments. One instance may be used from several threads at once (its
+    ISA-L tables are only read).
     """
 
     k: int
@@ -139,6 +141,8 @@ class ErasureCode:
         view = memoryview(data).cast("B")
         length = view.nbytes
         size = payload_size(length, self.k)
+        if size > MAX_FRAGMENT:
+            raise UsageError(f"erasure fragments hold at most {MAX_FRAGMENT} bytes (u32 size)")
         # Bytes [0, full) of every data fragment lie inside the input: ISA-L reads them in
         # place. Past ``full`` the last data fragment(s) run off the end (zero padding): that
         # column range, a few bytes for any real pack, is coded from small padded copies.
