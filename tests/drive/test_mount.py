@@ -5,6 +5,7 @@ mid-write, unmount while busy, `fusermount3 -u`, Ctrl-C; and `ownvault open GRAN
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -27,6 +28,9 @@ pytestmark = pytest.mark.skipif(
     reason="FUSE tests need root, /dev/fuse and fusermount3 (scripts/setup.d/drive.sh "
     "installs fuse3 as root)",
 )
+
+
+DT_DIR, DT_REG = 4, 8  # <dirent.h>
 
 
 def ov(vault: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -69,6 +73,36 @@ def mounted(vault: Path, mnt: Path, *extra: str) -> Iterator[subprocess.Popen[by
         err.close()
 
 
+class _Dirent(ctypes.Structure):  # glibc's struct dirent on Linux (64-bit)
+    _fields_ = [
+        ("d_ino", ctypes.c_uint64),
+        ("d_off", ctypes.c_int64),
+        ("d_reclen", ctypes.c_ushort),
+        ("d_type", ctypes.c_ubyte),
+        ("d_name", ctypes.c_char * 256),
+    ]
+
+
+def dirent_types(folder: Path) -> dict[str, int]:
+    """Each entry's d_type as readdir(3) gives it (DT_UNKNOWN, 0, makes `ls` and `find`
+    stat the entry: one FUSE lookup per file)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.opendir.restype = ctypes.c_void_p
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir.restype = ctypes.POINTER(_Dirent)
+    libc.readdir.argtypes = [ctypes.c_void_p]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    d = libc.opendir(os.fsencode(folder))
+    assert d, os.strerror(ctypes.get_errno())
+    out: dict[str, int] = {}
+    try:
+        while entry := libc.readdir(d):
+            out[os.fsdecode(entry.contents.d_name)] = entry.contents.d_type
+    finally:
+        libc.closedir(d)
+    return out
+
+
 def unmount(proc: subprocess.Popen[bytes], mnt: Path) -> None:
     sh("fusermount3", "-u", str(mnt))
     assert proc.wait(30) == 0
@@ -84,6 +118,12 @@ def test_tools_through_the_mount(tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
     with mounted(vault, mnt) as proc:
         assert sorted(os.listdir(mnt)) == [".versions", "big.bin", "photos"]
+        # readdir gives each entry's type: `ls -R` and `find` need no lookup per file
+        types = dirent_types(mnt)
+        assert {n: types[n] for n in (".versions", "big.bin", "photos")} == {
+            ".versions": DT_DIR, "big.bin": DT_REG, "photos": DT_DIR}  # fmt: skip
+        inside = dirent_types(mnt / "photos")
+        assert {t for n, t in inside.items() if n not in (".", "..")} - {DT_DIR} == {DT_REG}
         sh("mkdir", str(mnt / "media"))
         sh("mv", str(mnt / "big.bin"), str(mnt / "media" / "big.bin"))
         sh("diff", "-r", str(src), str(mnt / "photos"))

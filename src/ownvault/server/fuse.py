@@ -33,6 +33,7 @@ __all__ = ["Loop", "VaultFS", "log_refusal", "mount"]
 
 T = TypeVar("T")
 FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3  # fuse_common.h
+_KIND = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "file": stat.S_IFREG}
 
 
 def log_refusal(message: str) -> None:
@@ -94,7 +95,7 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
             sys.stdout.flush()
 
     def _attrs(self, node: Node) -> dict[str, Any]:
-        kind = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}.get(node.kind, stat.S_IFREG)
+        kind = _KIND.get(node.kind, stat.S_IFREG)
         mode = node.mode & ~0o222 if self.drive.options.read_only else node.mode
         return {
             "st_mode": kind | mode,
@@ -113,9 +114,16 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         node = self.drive.peek(path)  # what a listing just showed: no hop to the loop
         return self._attrs(node if node is not None else self._run(self.drive.stat(path)))
 
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, fh: int) -> list[str | tuple[str, dict[str, int], int]]:
+        # each entry with its type (the kernel's d_type): `ls -R` and `find` then need no
+        # lookup per file (10,000 getattr calls for a 10,000-file tree otherwise)
         nodes = self._run(self.drive.listdir(path))
-        return [".", "..", *(n.path.rsplit("/", 1)[-1] for n in nodes)]
+        return [
+            ".",
+            "..",
+            *((n.path.rsplit("/", 1)[-1], {"st_mode": _KIND.get(n.kind, stat.S_IFREG)}, 0)
+              for n in nodes),
+        ]  # fmt: skip
 
     def readlink(self, path: str) -> str:
         return self._run(self.drive.stat(path)).target or ""
