@@ -112,6 +112,17 @@ def test_webdav_methods_over_a_real_server(tmp_path: Path) -> None:
         assert c.get("/dav/.versions/moved/big.bin/1").content == data
         no = {"Destination": f"{s.url}/dav/docs/copy.bin", "Overwrite": "F"}
         assert c.request("MOVE", "/dav/moved/big.bin", headers=no).status_code == 412
+        # a Destination is checked as a request path is, and decoded once as UTF-8 (raw
+        # non-ASCII bytes too: a client sending "é" unescaped gets "é", not "Ã©")
+        for bad in ("%FF.bin", "a%01b", "x/./y", "%3F.bin"):
+            dest = {"Destination": f"{s.url}/dav/{bad}"}
+            r = c.request("COPY", "/dav/docs/copy.bin", headers=dest)
+            assert r.status_code == 400, (bad, r.status_code)
+        raw = [("Destination", f"{s.url}/dav/caf\u00e9%25.bin".encode())]
+        assert c.request("COPY", "/dav/docs/copy.bin", headers=raw).status_code == 201
+        assert c.get("/dav/caf%C3%A9%25.bin").content == b"v2"
+        assert c.delete("/dav/caf%C3%A9%25.bin").status_code == 204
+        assert c.delete("/dav/").status_code in (403, 409)  # not the 500 it was
         # LOCK / UNLOCK (class 2)
         assert "2" in c.request("OPTIONS", "/dav/").headers["dav"]
         r = c.request("LOCK", "/dav/docs/copy.bin", content=LOCKINFO,

@@ -32,6 +32,7 @@ from ownvault.core.pack import ShareHeader, attach_tree, encode_share, seal_chun
 from ownvault.core.proofs import Answer, encode_answers
 from ownvault.core.snapshot import SNAPSHOT_MAGIC, encode_snapshot
 from tests.fuzz import targets as t
+from tests.fuzz.drive_targets import drive_fixtures
 from tests.fuzz.journal_target import journal_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "corrupt"
@@ -629,6 +630,7 @@ MAKERS = {
     "node_protocol": _node_protocol,
     "node_auth": _node_auth,
     "api_bodies": _api_bodies,
+    "drive": drive_fixtures,
 }
 
 

@@ -913,12 +913,26 @@ def api_bodies_seeds() -> list[bytes]:
     return out
 
 
+def drive(data: bytes) -> None:
+    """The drive's WebDAV requests and FUSE paths (tests/fuzz/drive_targets.py)."""
+    from tests.fuzz import drive_targets
+
+    drive_targets.drive(data)
+
+
+def drive_seeds() -> list[bytes]:
+    from tests.fuzz import drive_targets
+
+    return drive_targets.drive_seeds()
+
+
 def preload() -> None:
     """Import what the targets import lazily (so an instrumenting engine sees it)."""
     import ownvault.engine.ipfs.carimport
     import ownvault.engine.ipfs.dagwalk
     import ownvault.providers.node.protocol
     import ownvault.server.node.auth  # noqa: F401
+    import tests.fuzz.drive_targets  # noqa: F401
 
     _api_models()
 
@@ -955,5 +969,6 @@ TARGETS: dict[str, Target] = {
         Target("node_protocol", node_protocol, node_protocol_seeds),
         Target("node_auth", node_auth, node_auth_seeds),
         Target("api_bodies", api_bodies, api_bodies_seeds),
+        Target("drive", drive, drive_seeds, allowed=()),
     ]
 }

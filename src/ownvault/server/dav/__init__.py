@@ -25,7 +25,7 @@ import base64
 import binascii
 import logging
 from typing import Any, cast
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
 
 from a2wsgi import WSGIMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -110,6 +110,8 @@ class DavApp:
                          [(b"www-authenticate", b'Basic realm="ownvault", charset="UTF-8"')])  # fmt: skip
             return
         bad = _bad_path(scope)
+        if bad is None and scope["method"] in ("MOVE", "COPY"):
+            bad = _destination(scope)
         if bad is not None:
             await _plain(send, 400, bad.encode() + b"\n", [])
             return
@@ -178,14 +180,43 @@ def _bad_path(scope: Scope) -> str | None:
     that is not UTF-8 would reach the vault as U+FFFD, and "." or ".." segments as
     nothing ownvault can store."""
     raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    return _bad_name(raw.split(b"?", 1)[0])[1]
+
+
+def _bad_name(raw: bytes) -> tuple[str, str | None]:
+    """A percent-encoded path decoded once (strict UTF-8), and why it cannot name anything
+    in the vault (None: it can)."""
     try:
-        path = unquote_to_bytes(raw.split(b"?", 1)[0]).decode("utf-8")
+        path = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        return "names must be UTF-8"
+        return "", "names must be UTF-8"
     if any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        return "names must not hold control characters"
+        return path, "names must not hold control characters"
     if any(seg in (".", "..") for seg in path.split("/")):
-        return 'names must not hold "." or ".." segments'
+        return path, 'names must not hold "." or ".." segments'
+    return path, None
+
+
+def _destination(scope: Scope) -> str | None:
+    """Checks a MOVE or COPY ``Destination`` as :func:`_bad_path` checks the request path,
+    and hands WsgiDAV an ASCII form of it that decodes to the same name. WsgiDAV decodes the
+    header with ``unquote`` (bytes that are not UTF-8 become U+FFFD) and takes raw non-ASCII
+    bytes as Latin-1 (a raw UTF-8 "é" became "Ã©"); it splits the decoded text at ``?``,
+    so a destination name holding ``?`` is refused here rather than cut short there."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    found = [v for k, v in headers if k == b"destination"]
+    if not found:
+        return None
+    url = urlsplit(found[0].decode("latin-1"))  # urllib takes bytes as ASCII only
+    path, bad = _bad_name(url.path.encode("latin-1"))
+    if bad is None and "?" in path:
+        bad = 'a MOVE or COPY destination must not hold "?"'
+    if bad is not None:
+        return f"Destination: {bad}"
+    ascii_path = quote(path.encode(), safe="/")
+    canonical = urlunsplit((url.scheme, url.netloc, ascii_path, "", "")).encode("latin-1")
+    scope["headers"] = [(k, v) for k, v in headers if k != b"destination"]
+    scope["headers"].append((b"destination", canonical))
     return None
 
 

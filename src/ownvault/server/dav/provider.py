@@ -76,8 +76,10 @@ class VaultDAVProvider(DAVProvider):  # type: ignore[misc]
         return self.bridge.drive.options.read_only
 
     def get_resource_inst(
-        self, path: str, environ: dict[str, Any]
+        self, path: str | None, environ: dict[str, Any]
     ) -> VaultCollection | VaultFile | None:
+        if path is None:  # WsgiDAV asks for the parent of the root (DELETE /dav/)
+            return None
         try:
             node = self.bridge(self.bridge.drive.stat(path))
         except DAVError as exc:
