@@ -18,6 +18,12 @@ class Served:
     token: str
     vault: Path
     env: dict[str, str]
+    pid: int  # the serve process
+
+    def peak_rss(self) -> int:
+        """The serve process's peak resident memory so far (VmHWM), in bytes."""
+        status = Path(f"/proc/{self.pid}/status").read_text().splitlines()
+        return int(next(ln for ln in status if ln.startswith("VmHWM:")).split()[1]) * 1024
 
     @property
     def dav(self) -> str:
@@ -40,4 +46,4 @@ def served(tmp_path: Path) -> Iterator[Served]:
     env = cli_env()
     with serve_process(vault, env, tmp_path / "serve.err") as proc:
         token = str(proc.doc["ui"]).split("#token=", 1)[1]
-        yield Served(proc.url, token, vault, env)
+        yield Served(proc.url, token, vault, env, proc.proc.pid)

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -173,6 +174,29 @@ def _cut_chunked_put(s: Served, c: httpx.Client) -> None:
         time.sleep(0.05)
     assert not part.exists()
     assert c.get("/dav/chunked.txt").content == b"kept"
+
+
+def test_a_put_larger_than_the_server_memory_is_streamed(tmp_path: Path) -> None:
+    """A PUT body is never held whole: after a first PUT has brought the put pipeline to
+    its working size, a PUT four times as large (and ten times the drive's pack cache)
+    raises the server's peak RSS by far less than its own size."""
+    mib = 1 << 20
+
+    def body(n: int, seed: int) -> Iterator[bytes]:
+        rnd = random.Random(seed)  # fresh bytes: nothing deduplicates
+        for _ in range(n):
+            yield rnd.randbytes(mib)
+
+    with served(tmp_path) as s, httpx.Client(base_url=s.url, timeout=600,
+                                             auth=("ownvault", s.token)) as c:  # fmt: skip
+        assert c.put("/dav/warm.bin", content=body(160, 1)).status_code == 201
+        before = s.peak_rss()
+        big = 640
+        assert c.put("/dav/big.bin", content=body(big, 2)).status_code == 201
+        grown = s.peak_rss() - before
+        r = c.request("PROPFIND", "/dav/big.bin", headers={"Depth": "0"})
+        assert f">{big * mib}<" in r.text  # getcontentlength
+    assert grown < big * mib // 4, f"peak RSS grew by {grown // mib} MiB for a {big} MiB PUT"
 
 
 def test_put_body_reads_hand_on_the_received_bytes() -> None:
