@@ -276,6 +276,8 @@ def test_open_grant_mount_is_read_only_and_verified(tmp_path: Path) -> None:
                 tmp_path / "grant-mount.err"
             ).read_text()
             assert sorted(os.listdir(mnt)) == ["docs", "media"]  # private.bin is not shared
+            types = dirent_types(mnt / "media")
+            assert types["big.bin"] == DT_REG and dirent_types(mnt)["media"] == DT_DIR
             sh("diff", "-r", str(src), str(mnt / "docs"))
             got = sh("dd", f"if={mnt / 'media' / 'big.bin'}", "bs=1000", "skip=700", "count=9",
                      "status=none").stdout  # fmt: skip

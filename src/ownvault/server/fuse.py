@@ -29,11 +29,15 @@ from ownvault.engine.files.drive import Drive, DriveError, Node, WriteHandle
 from ownvault.engine.files.driveio import ReadHandle, SpoolFullError
 from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
 
-__all__ = ["Loop", "VaultFS", "log_refusal", "mount"]
+__all__ = ["FILE_TYPES", "Loop", "VaultFS", "log_refusal", "mount"]
 
 T = TypeVar("T")
 FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3  # fuse_common.h
-_KIND = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "file": stat.S_IFREG}
+FILE_TYPES = {
+    "dir": stat.S_IFDIR,
+    "symlink": stat.S_IFLNK,
+    "file": stat.S_IFREG,
+}  # st_mode type bits
 
 
 def log_refusal(message: str) -> None:
@@ -95,7 +99,7 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
             sys.stdout.flush()
 
     def _attrs(self, node: Node) -> dict[str, Any]:
-        kind = _KIND.get(node.kind, stat.S_IFREG)
+        kind = FILE_TYPES.get(node.kind, stat.S_IFREG)
         mode = node.mode & ~0o222 if self.drive.options.read_only else node.mode
         return {
             "st_mode": kind | mode,
@@ -121,7 +125,7 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         return [
             ".",
             "..",
-            *((n.path.rsplit("/", 1)[-1], {"st_mode": _KIND.get(n.kind, stat.S_IFREG)}, 0)
+            *((n.path.rsplit("/", 1)[-1], {"st_mode": FILE_TYPES.get(n.kind, stat.S_IFREG)}, 0)
               for n in nodes),
         ]  # fmt: skip
 

@@ -19,7 +19,7 @@ import mfusepy
 
 from ownvault.engine.sharing.reader import GrantReader
 from ownvault.errors import NotFoundError, OwnvaultError
-from ownvault.server.fuse import Loop, log_refusal, serve_fuse
+from ownvault.server.fuse import FILE_TYPES, Loop, log_refusal, serve_fuse
 
 __all__ = ["GrantFS", "mount_grant"]
 
@@ -97,16 +97,21 @@ class GrantFS(mfusepy.Operations):  # type: ignore[misc]
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         n = self._node(path)
-        kind = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}.get(n.kind, stat.S_IFREG)
+        kind = FILE_TYPES.get(n.kind, stat.S_IFREG)
         size = len(n.target) if n.kind == "symlink" else n.size
         return {"st_mode": kind | n.mode, "st_nlink": 2 if n.kind == "dir" else 1,
                 "st_size": size, "st_mtime": n.mtime_ns, "st_ctime": n.mtime_ns,
                 "st_atime": n.mtime_ns, "st_uid": self.uid, "st_gid": self.gid}  # fmt: skip
 
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, fh: int) -> list[str | tuple[str, dict[str, int], int]]:
         if self._node(path).kind != "dir":
             raise mfusepy.FuseOSError(errno.ENOTDIR)
-        return [".", "..", *sorted(self.children.get(path.strip("/"), []))]
+        here = path.strip("/")
+        out: list[str | tuple[str, dict[str, int], int]] = [".", ".."]
+        for name in sorted(self.children.get(here, [])):  # with d_type, as VaultFS
+            kind = self.nodes[f"{here}/{name}" if here else name].kind
+            out.append((name, {"st_mode": FILE_TYPES.get(kind, stat.S_IFREG)}, 0))
+        return out
 
     def readlink(self, path: str) -> str:
         return self._node(path).target
