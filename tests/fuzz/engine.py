@@ -43,6 +43,9 @@ RSS_LIMIT_MB = 1024  # a process over this is a crash ("bounded memory")
 
 def _child(name: str, corpus: Path, artifacts: Path, seconds: int, log: Path) -> None:
     target = _targets.TARGETS[name]
+    # libFuzzer ends the child without running atexit: a target's temporary files (the
+    # drive target's vault) go into this run's folder, which the parent removes
+    tempfile.tempdir = str(corpus.parent)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
