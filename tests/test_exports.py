@@ -28,12 +28,20 @@ def test_every_name_in_all_is_exported() -> None:
 
 
 def test_every_public_name_is_in_all() -> None:
+    """``dir(ownvault)`` (which names the lazily imported ones too, see the package's
+    ``__getattr__``), each name resolved."""
     public = sorted(
         name
-        for name, value in vars(ownvault).items()
-        if (not name.startswith("_") or name in INCLUDED_PRIVATE) and not _subpackage(value)
+        for name in dir(ownvault)
+        if (not name.startswith("_") or name in INCLUDED_PRIVATE)
+        and not _subpackage(getattr(ownvault, name))
     )
     assert public == ownvault.__all__
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    """The lazy ``__getattr__`` answers only for the names it has."""
+    assert not hasattr(ownvault, "NoSuchName")
 
 
 def test_exports_come_from_the_package() -> None:

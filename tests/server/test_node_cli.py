@@ -8,7 +8,7 @@ import pytest
 
 from ownvault.cli import main
 from ownvault.cli.app import run_cli
-from ownvault.cli.node import parse_size
+from ownvault.cli.parse import parse_size
 from ownvault.errors import UsageError
 
 

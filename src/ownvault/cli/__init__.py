@@ -1,38 +1,19 @@
 """The ``ownvault`` command line. Thin: parse -> engine -> render.
 
 Errors are mapped to exit codes in exactly one place (:func:`main`), via
-:func:`ownvault.errors.exit_code_for`. Command groups live in sibling modules and are
-registered in :data:`COMMAND_MODULES`.
+:func:`ownvault.errors.exit_code_for`. Command groups live in sibling modules, imported when
+one of their commands runs: :data:`ownvault.cli.app.COMMAND_MODULES` names them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib
 import sys
 
 from ownvault.cli.app import cli, run_cli
 
 __all__ = ["cli", "main"]
-
-COMMAND_MODULES = [
-    "ownvault.cli.files",
-    "ownvault.cli.admin",
-    "ownvault.cli.ipfs",
-    "ownvault.cli.keys",
-    "ownvault.cli.node",
-    "ownvault.cli.publish",
-    "ownvault.cli.serve",
-    "ownvault.cli.health",
-    "ownvault.cli.nft",
-    "ownvault.cli.backup",
-    "ownvault.cli.mount",
-    "ownvault.cli.completion",
-]
-
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module)
 
 
 def _bound_malloc() -> None:

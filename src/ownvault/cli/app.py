@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ import click
 
 from ownvault.errors import OwnvaultError, UsageError, exit_code_for
 
-__all__ = ["Ctx", "cli", "common", "get_ctx", "run_cli"]
+__all__ = ["COMMAND_MODULES", "Ctx", "LazyGroup", "cli", "common", "get_ctx", "run_cli"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +104,68 @@ def get_ctx() -> Ctx:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Every top-level command -> the module that registers it (with ``@cli.command()`` or
+# ``@cli.group()``). A command's module is imported when the command runs, so ``ownvault ls``
+# never imports the server, S3 or IPFS code (tests/cli/test_startup.py checks the map).
+COMMAND_MODULES: Mapping[str, str] = {
+    "audit": "ownvault.cli.health",
+    "backup": "ownvault.cli.backup",
+    "car": "ownvault.cli.ipfs",
+    "check": "ownvault.cli.files",
+    "cid": "ownvault.cli.ipfs",
+    "completion": "ownvault.cli.completion",
+    "contacts": "ownvault.cli.keys",
+    "daemon": "ownvault.cli.health",
+    "du": "ownvault.cli.files",
+    "forget": "ownvault.cli.keys",
+    "get": "ownvault.cli.files",
+    "grants": "ownvault.cli.keys",
+    "identity": "ownvault.cli.keys",
+    "init": "ownvault.cli.files",
+    "keys": "ownvault.cli.keys",
+    "ls": "ownvault.cli.files",
+    "mount": "ownvault.cli.mount",
+    "nft": "ownvault.cli.nft",
+    "node": "ownvault.cli.node",
+    "open": "ownvault.cli.keys",
+    "pins": "ownvault.cli.publish",
+    "policy": "ownvault.cli.admin",
+    "provider": "ownvault.cli.admin",
+    "providers": "ownvault.cli.files",
+    "publish": "ownvault.cli.publish",
+    "published": "ownvault.cli.publish",
+    "put": "ownvault.cli.files",
+    "rebalance": "ownvault.cli.admin",
+    "recover": "ownvault.cli.keys",
+    "repair": "ownvault.cli.health",
+    "revoke": "ownvault.cli.keys",
+    "rm": "ownvault.cli.files",
+    "serve": "ownvault.cli.serve",
+    "share": "ownvault.cli.keys",
+    "status": "ownvault.cli.health",
+    "tag": "ownvault.cli.keys",
+    "ui": "ownvault.cli.serve",
+    "unpublish": "ownvault.cli.publish",
+    "verify-cid": "ownvault.cli.publish",
+    "versions": "ownvault.cli.files",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are registered by modules imported on first use
+    (:data:`COMMAND_MODULES`); ``--help`` and completion of the names import them all."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @common
 @click.version_option(package_name="ownvault")
 def cli() -> None:

@@ -10,9 +10,16 @@ from typing import Any
 import click
 
 from ownvault.cli.app import Ctx, cli, common, get_ctx
-from ownvault.cli.health import render_verdict
 from ownvault.cli.parse import parse_range
-from ownvault.cli.render import emit, human_size, print_table, progress_bar, timestamp, warn
+from ownvault.cli.render import (
+    emit,
+    human_size,
+    print_table,
+    progress_bar,
+    render_verdict,
+    timestamp,
+    warn,
+)
 from ownvault.cli.session import kdf_params, run_open, run_with_vault
 from ownvault.cli.strength import passphrase_warning
 from ownvault.cli.textfiles import claim_new_file, write_claimed

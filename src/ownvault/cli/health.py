@@ -15,8 +15,7 @@ import click
 
 from ownvault.cli.app import cli, common, get_ctx
 from ownvault.cli.backup import backup_line
-from ownvault.cli.node import parse_size
-from ownvault.cli.parse import parse_duration, parse_listen
+from ownvault.cli.parse import parse_duration, parse_listen, parse_size
 from ownvault.cli.render import (
     ago,
     echo_lines,
@@ -24,6 +23,7 @@ from ownvault.cli.render import (
     human_size,
     pct,
     print_table,
+    render_verdict,
     step_progress,
     timestamp,
 )
@@ -185,14 +185,6 @@ def repair(dry_run: bool) -> None:
         raise click.exceptions.Exit(7)
     if result["failures"]:
         raise click.exceptions.Exit(6)
-
-
-def render_verdict(health: dict[str, Any], machine: dict[str, Any]) -> None:
-    """The verdict as `check` and `status` both print it (``engine.health.verdict``)."""
-    click.echo(health["summary"])
-    for line in health["reasons"][1:]:
-        click.echo(f"  also: {line}")
-    click.echo(machine["summary"])
 
 
 def _render_status(result: VaultStatus) -> None:

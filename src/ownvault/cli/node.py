@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import click
 
 from ownvault.cli.app import cli
-from ownvault.cli.parse import parse_listen
+from ownvault.cli.parse import parse_listen, parse_size
 from ownvault.errors import UsageError
 from ownvault.server.node import (
     CHAOS_MODES,
@@ -20,18 +19,7 @@ from ownvault.server.node import (
     serve,
 )
 
-__all__ = ["node", "parse_size"]
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*\Z", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def parse_size(text: str) -> int:
-    """``512``, ``64MiB``, ``10G``, ``1.5TB`` -> bytes (units are powers of 1024)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise UsageError(f"not a size: {text!r:.40} (try 500M, 10GiB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+__all__ = ["node"]
 
 
 @cli.group()

@@ -21,6 +21,7 @@ __all__ = [
     "parse_labels",
     "parse_listen",
     "parse_range",
+    "parse_size",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*\Z")
@@ -114,3 +115,15 @@ def parse_listen(text: str, *, option: str = "--listen", example: str = "") -> t
         hint = f", e.g. {example}" if example else ""
         raise UsageError(f"{option} wants HOST:PORT{hint} (got {text!r:.60})")
     return host.strip("[]"), int(port)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*\Z", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str) -> int:
+    """``512``, ``64MiB``, ``10G``, ``1.5TB`` -> bytes (units are powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"not a size: {text!r:.40} (try 500M, 10GiB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

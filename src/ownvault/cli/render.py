@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import click
 from rich.cells import cell_len
@@ -58,6 +58,7 @@ __all__ = [
     "pct",
     "print_table",
     "progress_bar",
+    "render_verdict",
     "report_problem",
     "step_progress",
     "terminal_width",
@@ -286,3 +287,11 @@ def step_progress(ctx: Ctx, label: str) -> Iterator[StepProgress]:
                 advance(1)
 
         yield step
+
+
+def render_verdict(health: dict[str, Any], machine: dict[str, Any]) -> None:
+    """The verdict as `check` and `status` both print it (``engine.health.verdict``)."""
+    click.echo(health["summary"])
+    for line in health["reasons"][1:]:
+        click.echo(f"  also: {line}")
+    click.echo(machine["summary"])

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import time
 
-from zxcvbn import zxcvbn
-
 from ownvault.core.crypto import Argon2Params, argon2id
 
 __all__ = ["WEAK_SCORE", "passphrase_warning"]
@@ -28,6 +26,8 @@ _ESTIMATE_CHARS = 100  # zxcvbn's matching is superlinear; longer passphrases ar
 
 def passphrase_warning(passphrase: str, kdf: Argon2Params) -> str | None:
     """A warning when ``passphrase`` is weak, with the offline guess time at ``kdf``; else None."""
+    from zxcvbn import zxcvbn  # its dictionaries cost ~20 ms: only init and passphrase load it
+
     estimate = zxcvbn(passphrase[:_ESTIMATE_CHARS])
     score = int(estimate["score"])
     if score >= WEAK_SCORE:

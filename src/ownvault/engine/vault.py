@@ -20,7 +20,9 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ownvault.core import crypto
 from ownvault.core.chunking import DEFAULT_CHUNKER, ChunkerParams
@@ -28,13 +30,7 @@ from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
-from ownvault.engine.backup.service import Backups
 from ownvault.engine.files.service import Files
-from ownvault.engine.fleet.service import Fleet
-from ownvault.engine.health.service import Health
-from ownvault.engine.ipfs.service import Ipfs
-from ownvault.engine.keys.service import Keys
-from ownvault.engine.nft.service import Nft
 from ownvault.engine.sharing.service import Sharing
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.context import DEFAULT_CID_PROFILE, Clock, VaultContext
@@ -45,6 +41,14 @@ from ownvault.engine.store.snapshots import SnapshotResult
 from ownvault.engine.store.versions import PutResult
 from ownvault.errors import UsageError, VaultStateError
 from ownvault.providers.local import LocalProvider
+
+if TYPE_CHECKING:
+    from ownvault.engine.backup.service import Backups
+    from ownvault.engine.fleet.service import Fleet
+    from ownvault.engine.health.service import Health
+    from ownvault.engine.ipfs.service import Ipfs
+    from ownvault.engine.keys.service import Keys
+    from ownvault.engine.nft.service import Nft
 
 __all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "VaultOptions"]
 
@@ -79,13 +83,48 @@ class Vault:
     def __init__(self, ctx: VaultContext) -> None:
         self.ctx = ctx
         self.files = Files(ctx)
-        self.fleet = Fleet(ctx)
-        self.health = Health(ctx)
-        self.keyring = Keys(ctx)
+        # Sharing follows moved shares (a ``PacksRewritten`` event), so it subscribes now.
         self.sharing = Sharing(ctx)
-        self.ipfs = Ipfs(ctx)
-        self.nft = Nft(ctx)
-        self.backups = Backups(ctx)
+
+    # The other features are made, and their modules imported, on first use: a command that
+    # lists names never imports the node client, httpx or the NFT code (docs/design.md,
+    # "Engine architecture", start-up).
+
+    @cached_property
+    def fleet(self) -> Fleet:
+        from ownvault.engine.fleet.service import Fleet
+
+        return Fleet(self.ctx)
+
+    @cached_property
+    def health(self) -> Health:
+        from ownvault.engine.health.service import Health
+
+        return Health(self.ctx)
+
+    @cached_property
+    def keyring(self) -> Keys:
+        from ownvault.engine.keys.service import Keys
+
+        return Keys(self.ctx)
+
+    @cached_property
+    def ipfs(self) -> Ipfs:
+        from ownvault.engine.ipfs.service import Ipfs
+
+        return Ipfs(self.ctx)
+
+    @cached_property
+    def nft(self) -> Nft:
+        from ownvault.engine.nft.service import Nft
+
+        return Nft(self.ctx)
+
+    @cached_property
+    def backups(self) -> Backups:
+        from ownvault.engine.backup.service import Backups
+
+        return Backups(self.ctx)
 
     # -- creation and opening -----------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ownvault.engine.fleet.rebalance import RebalanceReport, rebalance
 from ownvault.engine.fleet.results import (
@@ -24,13 +24,23 @@ from ownvault.engine.store.layout import validate_provider_name
 from ownvault.engine.store.placement import Policy, place
 from ownvault.errors import NotFoundError, OwnvaultError, PolicyError, UsageError
 from ownvault.providers.local import LocalProvider
-from ownvault.providers.node.client import NodeProvider
 from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
 from ownvault.providers.wrappers import unwrap
+
+if TYPE_CHECKING:
+    from ownvault.providers.node.protocol import NodeInfo
 
 __all__ = ["MAX_LABELS", "Fleet", "retired_name"]
 
 MAX_LABELS = 32
+
+
+@runtime_checkable
+class _AnnouncesNode(Protocol):
+    """A storage node (``providers.node.NodeProvider``) says where it is. Declared here, so
+    this module does not import the node client (and httpx) for every command."""
+
+    async def node_info(self) -> NodeInfo: ...
 
 
 def retired_name(name: str, provider: int) -> str:
@@ -85,7 +95,7 @@ class Fleet:
                 raise UsageError(f"a {kind} provider has nothing to create")
             info = await asyncio.wait_for(provider.info(), 30)
             inner = unwrap(provider)
-            if isinstance(inner, NodeProvider):
+            if isinstance(inner, _AnnouncesNode):
                 announced = (await asyncio.wait_for(inner.node_info(), 30)).jurisdiction
                 announced = announced.upper() if announced else None
                 if jurisdiction is None:

@@ -36,10 +36,11 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ownvault.core.merkle import leaf_hash, root_from_leaves, verify_proof
 from ownvault.core.pack import ShareLayout
+from ownvault.core.proofs import Answer
 from ownvault.engine.store.catalog import ProviderRow
 from ownvault.engine.store.catalog.healthlog import AuditResultRow, FaultKind
 from ownvault.engine.store.context import VaultContext
@@ -54,7 +55,6 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import Provider
-from ownvault.providers.node import NodeProvider
 from ownvault.providers.wrappers import unwrap
 
 __all__ = [
@@ -254,10 +254,19 @@ class AuditReport:
         }
 
 
-def _node_of(provider: Provider) -> NodeProvider | None:
+@runtime_checkable
+class _Prover(Protocol):
+    """What the audit needs of a storage node (``providers.node.NodeProvider``): answers to
+    challenges, computed where the shares are. Declared here, so the audit module does not
+    import the node client (and httpx) into every command that opens a vault."""
+
+    async def prove(self, challenges: Sequence[tuple[str, int]]) -> Sequence[Answer]: ...
+
+
+def _node_of(provider: Provider) -> _Prover | None:
     """The storage node under any wrappers (it can answer challenges itself), or None."""
     adapter = unwrap(provider)
-    return adapter if isinstance(adapter, NodeProvider) else None
+    return adapter if isinstance(adapter, _Prover) else None
 
 
 class _Auditor:
@@ -294,7 +303,7 @@ class _Auditor:
         self.r.missing_shares = len(bad)
         return bad
 
-    async def by_node(self, node: NodeProvider, todo: list[tuple[_Share, int]]) -> None:
+    async def by_node(self, node: _Prover, todo: list[tuple[_Share, int]]) -> None:
         self.r.method = "node"
         answers = None
         for attempt in range(PROVE_ATTEMPTS):

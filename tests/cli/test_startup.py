@@ -1,0 +1,151 @@
+"""A short command starts without the heavy libraries (docs/design.md, "Engine architecture",
+start-up): importing the CLI, ``ls --help``, and ``ls`` / ``du`` on a vault of local folders
+never import S3, HTTP, the servers, FUSE or the NFT code. Checked by what a fresh process has
+in ``sys.modules`` after running the real entry point, not by timing it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from ownvault.cli.app import COMMAND_MODULES, cli
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+# What a command that only reads the local catalog must never import.
+HEAVY = (
+    "boto3",
+    "botocore",
+    "httpx",
+    "httpcore",
+    "h11",
+    "anyio",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "pydantic",
+    "wsgidav",
+    "mfusepy",
+    "prometheus_client",
+    "http_message_signatures",
+    "shamir_mnemonic",
+    "zxcvbn",
+    "ownvault.server",
+    "ownvault.providers.node",
+    "ownvault.providers.s3",
+    "ownvault.providers.ipfs",
+    "ownvault.providers.webfetch",
+    "ownvault.engine.nft",
+    "ownvault.engine.health.audit",
+    "ownvault.engine.fleet",
+)
+
+# Runs the ``ownvault`` entry point (``ownvault.cli:main``) with the given arguments, then
+# writes the names in ``sys.modules`` to the file named by the first argument.
+PROBE = """
+import json, sys
+out, args = sys.argv[1], sys.argv[2:]
+code = 0
+if args != ["--import-only"]:
+    from ownvault.cli import main
+    try:
+        main(args)
+    except SystemExit as exc:
+        code = exc.code
+else:
+    import ownvault.cli.app
+with open(out, "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+
+def loaded(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a fresh ``ownvault ARGS`` process has imported when it ends (exit 0)."""
+    out = tmp_path / "modules.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "OWNVAULT_PASSPHRASE": "startup test passphrase",
+        "OWNVAULT_INSECURE_FAST_KDF": "1",
+    }
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *args],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
+    doc = json.loads(out.read_text())
+    assert doc["code"] in (0, None)
+    return set(doc["modules"])
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules for h in HEAVY if m == h or m.startswith(h + "."))
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A vault on its six embedded local folders, with two stored files."""
+    tmp = tmp_path_factory.mktemp("startup")
+    path = tmp / "vault"
+    loaded(tmp, "--vault", str(path), "init", "--phrase-file", str(tmp / "phrase"))
+    for name in ("a.txt", "b.txt"):
+        (tmp / name).write_text(name * 100)
+    loaded(tmp, "--vault", str(path), "put", str(tmp / "a.txt"), str(tmp / "b.txt"))
+    return path
+
+
+def test_importing_the_cli_imports_no_command(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, "--import-only")
+    assert heavy_in(modules) == []
+    assert not {m for m in modules if m.startswith("ownvault.engine")}
+    assert not set(COMMAND_MODULES.values()) & modules
+
+
+def test_ls_help_imports_only_its_module(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, "ls", "--help")
+    assert heavy_in(modules) == []
+    assert set(COMMAND_MODULES.values()) & modules == {"ownvault.cli.files"}
+
+
+@pytest.mark.parametrize("command", [["ls"], ["ls", "a.txt"], ["du"], ["versions", "a.txt"]])
+def test_a_short_command_on_local_folders_stays_light(
+    tmp_path: Path, vault: Path, command: list[str]
+) -> None:
+    modules = loaded(tmp_path, "--vault", str(vault), "--json", *command)
+    assert "ownvault.engine.store.context" in modules  # it did open the vault
+    assert heavy_in(modules) == []
+
+
+def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
+    """The check above can fail: ``ownvault --help`` imports every command module, and with
+    them the node server (Starlette) and the node client (httpx)."""
+    modules = loaded(tmp_path, "--help")
+    assert set(COMMAND_MODULES.values()) <= modules
+    assert {"starlette", "httpx", "ownvault.server"} <= modules
+    assert heavy_in(modules) != []
+
+
+def test_the_command_map_is_exact() -> None:
+    """Every top-level command is in ``COMMAND_MODULES`` under the module that defines it,
+    and the map names no command that does not exist."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        __import__(module)
+    registered = {
+        name: command.callback.__module__ if command.callback else ""
+        for name, command in cli.commands.items()
+    }
+    assert registered == dict(COMMAND_MODULES)
+
+
+def test_help_lists_every_command() -> None:
+    ctx = click.Context(cli, info_name="ownvault")
+    assert cli.list_commands(ctx) == sorted(COMMAND_MODULES)
+    assert all(cli.get_command(ctx, name) is not None for name in COMMAND_MODULES)
