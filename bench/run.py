@@ -23,6 +23,7 @@ BENCHES = [
     ("s3.py", []),
     ("ipfs.py", []),
     ("drive.py", []),
+    ("startup.py", []),
 ]
 
 

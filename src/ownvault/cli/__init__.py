@@ -8,7 +8,6 @@ one of their commands runs: :data:`ownvault.cli.app.COMMAND_MODULES` names them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 from ownvault.cli.app import cli, run_cli
@@ -24,13 +23,12 @@ def _bound_malloc() -> None:
     256 MiB put: default arenas 549 MB RSS / 1.17 s system time; a fixed 1 MiB mmap
     threshold 257 MB / 2.53 s (every buffer freshly mapped and zeroed); one arena 280 MB /
     0.66 s. Our allocations are few and large, so the shared arena's lock costs nothing
-    measurable. Only on glibc; elsewhere nothing happens.
+    measurable. Only on glibc; elsewhere nothing happens. ``mallopt`` is looked up in the
+    process's own symbols (``dlopen(NULL)``): ``ctypes.util.find_library`` would run
+    ``ldconfig -p`` in a subprocess at every start.
     """
     try:
-        name = ctypes.util.find_library("c")
-        if not name:
-            return
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)
         m_arena_max = -8
         libc.mallopt(m_arena_max, 1)
     except (OSError, AttributeError):

@@ -111,7 +111,7 @@ COMMAND_MODULES: Mapping[str, str] = {
     "audit": "ownvault.cli.health",
     "backup": "ownvault.cli.backup",
     "car": "ownvault.cli.ipfs",
-    "check": "ownvault.cli.files",
+    "check": "ownvault.cli.check",
     "cid": "ownvault.cli.ipfs",
     "completion": "ownvault.cli.completion",
     "contacts": "ownvault.cli.keys",

@@ -1,4 +1,4 @@
-"""File commands: init, put, get, ls, versions, rm, du, providers, check."""
+"""File commands: init, put, get, ls, versions, rm, du, providers (``check`` is in ``cli.check``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from ownvault.cli.render import (
     human_size,
     print_table,
     progress_bar,
-    render_verdict,
     timestamp,
     warn,
 )
@@ -24,10 +23,8 @@ from ownvault.cli.session import kdf_params, run_open, run_with_vault
 from ownvault.cli.strength import passphrase_warning
 from ownvault.cli.textfiles import claim_new_file, write_claimed
 from ownvault.engine.files.results import Restored, TreeListing
-from ownvault.engine.health.check import BadShare, CheckReport
-from ownvault.engine.health.deepcheck import DeepCheckReport
 from ownvault.engine.vault import Vault, VaultOptions
-from ownvault.errors import UsageError, exit_code_for_faults
+from ownvault.errors import UsageError
 
 
 @cli.command()
@@ -343,53 +340,3 @@ def providers() -> None:
         )
 
     emit(ctx, {"providers": result}, human)
-
-
-def _render_check(result: CheckReport) -> None:
-    for f in result.files:
-        # Per file: are its shares there (the vault's verdict, below, says more).
-        state = "ok" if f.healthy else ("DEGRADED" if f.readable else "UNREADABLE")
-        click.echo(
-            f"{state:<10} {f.name} v{f.version}: {f.shares_present}/{f.shares_total} shares "
-            f"(need {f.shares_needed})"
-        )
-        for m in f.missing:
-            kind = m.kind if isinstance(m, BadShare) else "missing"
-            click.echo(
-                f"           {kind} share {m.share} of pack {m.pack[:12]} at {m.provider}: {m.reason}"
-            )
-        if not f.policy_ok:
-            click.echo("           placement breaks the policy: " + "; ".join(f.policy_violations))
-    if isinstance(result, DeepCheckReport):
-        click.echo(
-            f"deep check: {result.shares_verified} share(s) read whole, {result.shares_bad} bad, "
-            f"{human_size(result.bytes_read)} in {result.seconds:.1f} s"
-            + ("; run `ownvault repair`" if result.shares_bad else "")
-        )
-    render_verdict(result.health.to_json(), result.health.machine_loss.to_json())
-    click.echo(
-        "policy: "
-        + result.policy
-        + (" (satisfied)" if result.policy_ok else " (NOT satisfied: run `ownvault rebalance`)")
-    )
-
-
-@cli.command()
-@common
-@click.argument("name", required=False)
-@click.option(
-    "--deep", is_flag=True, help="Read every share whole and verify it (slow: reads everything)."
-)
-def check(name: str | None, deep: bool) -> None:
-    """Per file: shares present / needed, healthy or not, and what is missing where."""
-    ctx = get_ctx()
-    result = run_with_vault(
-        ctx, lambda v: v.health.deep_check(name) if deep else v.health.check(name)
-    )
-    emit(ctx, result, lambda: _render_check(result))
-    if not result.readable:
-        raise click.exceptions.Exit(7)
-    if isinstance(result, DeepCheckReport) and (
-        code := exit_code_for_faults(b.kind for b in result.bad)
-    ):
-        raise click.exceptions.Exit(code)

@@ -31,9 +31,8 @@ from ownvault.core.keys import VaultKeys, new_entropy
 from ownvault.core.keystore import Keystore
 from ownvault.core.unixfs import PROFILES
 from ownvault.engine.files.service import Files
-from ownvault.engine.sharing.service import Sharing
 from ownvault.engine.store.catalog import Catalog
-from ownvault.engine.store.context import DEFAULT_CID_PROFILE, Clock, VaultContext
+from ownvault.engine.store.context import DEFAULT_CID_PROFILE, Clock, PacksRewritten, VaultContext
 from ownvault.engine.store.layout import atomic_write, read_marker, secure_vault_dir, write_marker
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from ownvault.engine.ipfs.service import Ipfs
     from ownvault.engine.keys.service import Keys
     from ownvault.engine.nft.service import Nft
+    from ownvault.engine.sharing.service import Sharing
 
 __all__ = ["DEFAULT_CID_PROFILE", "PutResult", "Vault", "VaultOptions"]
 
@@ -83,12 +83,21 @@ class Vault:
     def __init__(self, ctx: VaultContext) -> None:
         self.ctx = ctx
         self.files = Files(ctx)
-        # Sharing follows moved shares (a ``PacksRewritten`` event), so it subscribes now.
-        self.sharing = Sharing(ctx)
+        # Grants follow moved shares: subscribed now, the sharing feature made when it fires.
+        ctx.events.subscribe(PacksRewritten, self._packs_rewritten)
+
+    async def _packs_rewritten(self, event: PacksRewritten) -> None:
+        await self.sharing.packs_rewritten(event)
 
     # The other features are made, and their modules imported, on first use: a command that
     # lists names never imports the node client, httpx or the NFT code (docs/design.md,
     # "Engine architecture", start-up).
+
+    @cached_property
+    def sharing(self) -> Sharing:
+        from ownvault.engine.sharing.service import Sharing
+
+        return Sharing(self.ctx)
 
     @cached_property
     def fleet(self) -> Fleet:

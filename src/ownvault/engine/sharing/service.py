@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ownvault.engine.sharing import contacts as c
 from ownvault.engine.sharing import grants as g
-from ownvault.engine.store.context import PacksRewritten, VaultContext
+from ownvault.engine.store.context import PacksRewritten
 from ownvault.engine.store.service import Service, op
 
 __all__ = ["Sharing"]
@@ -13,13 +13,10 @@ __all__ = ["Sharing"]
 class Sharing(Service):
     """``vault.sharing``: who may read what. Grants carry share places, so when shares move
     (a ``PacksRewritten`` event from repair, rebalance, revocation or shredding) the
-    affected grants get new manifests."""
+    affected grants get new manifests: the vault facade subscribes :meth:`packs_rewritten`
+    when it opens, before this feature is first used."""
 
-    def __init__(self, ctx: VaultContext) -> None:
-        super().__init__(ctx)
-        ctx.events.subscribe(PacksRewritten, self._packs_rewritten)
-
-    async def _packs_rewritten(self, event: PacksRewritten) -> None:
+    async def packs_rewritten(self, event: PacksRewritten) -> None:
         await g.refresh_grants(self.ctx, None if event.grants is None else set(event.grants))
 
     identity = op(c.identity)
