@@ -16,6 +16,8 @@ import pytest
 
 from ownvault.cli.app import COMMAND_MODULES, cli
 
+from ..server.nodes import NodeCluster
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # What a command that only reads the local catalog must not import: remote adapters, servers,
@@ -136,6 +138,19 @@ def test_a_short_command_on_local_folders_stays_light(
     modules = loaded(tmp_path, "--vault", str(vault), "--json", *command)
     assert "ownvault.engine.store.context" in modules  # it did open the vault
     assert heavy_in(modules) == []
+
+
+def test_ls_does_not_open_remote_providers(tmp_path: Path) -> None:
+    """A vault with a storage node among its providers: ``ls`` and ``du`` read the catalog
+    and never open the providers, so the node client (httpx) stays unimported."""
+    vault = tmp_path / "vault"
+    loaded(tmp_path, "--vault", str(vault), "init", "--phrase-file", str(tmp_path / "phrase"))
+    with NodeCluster(tmp_path / "nodes") as cluster:
+        (node,) = cluster.start_many(1, jurisdictions=["CH"])
+        added = loaded(tmp_path, "--vault", str(vault), "provider", "add", "n1", node.url)
+        assert "httpx" in added  # adding it did talk to the node
+        for command in ("ls", "du"):
+            assert heavy_in(loaded(tmp_path, "--vault", str(vault), command)) == []
 
 
 def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
