@@ -46,7 +46,11 @@ WITHOUT_COMMON = {"ownvault node serve": ("--json", "--vault", "--wide")}
 
 
 def _commands(group: click.Group, path: str = "ownvault") -> Iterator[tuple[str, click.Command]]:
-    for name, cmd in sorted(group.commands.items()):
+    # list_commands/get_command, not .commands: the root group imports its modules lazily.
+    ctx = click.Context(group, info_name=path)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, f"{path} {name}")
         else:
