@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
-from ownvault.core.chunking import Chunker
 from ownvault.core.unixfs import FileImporter
 from ownvault.engine.store.ingest import FILE_TRIES, FileRecord, Ingestor
 from ownvault.engine.vault import Vault
@@ -21,6 +20,7 @@ from ownvault.errors import UsageError
 
 from .helpers import make_vault, run
 
+SealedPack = tuple[bytes, list[tuple[bytes, int, int, int, bytes]]]
 NON_UTF8 = b"caf\xe9-latin1.txt"  # "café" in Latin-1: not UTF-8
 
 
@@ -46,15 +46,16 @@ def _change_after_read(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) 
     reads = [0]
 
     def read_process(
-        self: Ingestor, f: BinaryIO, chunker: Chunker, importer: FileImporter
-    ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
-        nread, final, results = real(self, f, chunker, importer)
+        self: Ingestor, f: FileIO, buf: bytearray, carry: int, importer: FileImporter
+    ) -> tuple[int, bool, list[tuple[bytes, int]], list[SealedPack], int]:
+        out = real(self, f, buf, carry, importer)
+        final = out[1]
         if final and os.fstat(f.fileno()).st_ino == path.stat().st_ino:
             reads[0] += 1
             if reads[0] <= times:
-                with open(path, "ab") as out:
-                    out.write(b"+appended")
-        return nread, final, results
+                with open(path, "ab") as appended:
+                    appended.write(b"+appended")
+        return out
 
     monkeypatch.setattr(Ingestor, "_read_process", read_process)
     return reads

@@ -11,7 +11,6 @@ a provider: encrypted chunks are concatenated into padded packs before erasure c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fastcdc import fastcdc as _fastcdc
@@ -54,33 +53,42 @@ DEFAULT_CHUNKER = ChunkerParams("fastcdc-v1-256k-1m-4m", 256 * 1024, 1024 * 1024
 
 
 class Chunker:
-    """Feed bytes in any block sizes; get back the chunks whose boundaries are final."""
+    """Feed bytes in any block sizes; get back the chunks whose boundaries are final.
+
+    A chunk is final when FastCDC cut it before the end of the bytes it was given (a cut
+    depends only on the bytes from the chunk's start up to the cut), or at ``max_size``;
+    the chunk that runs into the end of the buffer may grow with more bytes, so it is
+    carried to the next call."""
 
     def __init__(self, params: ChunkerParams) -> None:
         self.params = params
         self._carry = b""
 
-    def _cut(self, buf: bytes, final: bool) -> Iterator[bytes]:
+    def cut(self, buf: bytes | bytearray | memoryview, final: bool) -> tuple[list[memoryview], int]:
+        """The final chunks at the start of ``buf``, as views into it (no copies), and the
+        number of bytes they cover; the rest must start the next buffer. ``final``: ``buf``
+        ends the stream (every byte is cut)."""
         p = self.params
-        view = memoryview(buf)
+        view = memoryview(buf).cast("B")
+        size = len(view)
+        out: list[memoryview] = []
         end = 0
+        if not size:
+            return out, 0
         for c in _fastcdc(view, p.min_size, p.avg_size, p.max_size, False):
-            if not final and c.offset + p.max_size > len(buf):
+            stop = c.offset + c.length
+            if not final and stop >= size and c.length < p.max_size:
                 break
-            end = c.offset + c.length
-            yield bytes(view[c.offset : end])
-        view.release()
-        self._carry = buf[end:]
+            out.append(view[c.offset : stop])
+            end = stop
+        return out, end
 
     def feed(self, data: bytes | memoryview) -> list[bytes]:
         buf = self._carry + bytes(data) if self._carry else bytes(data)
-        if len(buf) < self.params.max_size:
-            self._carry = buf
-            return []
-        return list(self._cut(buf, final=False))
+        pieces, end = self.cut(buf, final=False)
+        self._carry = buf[end:]
+        return [bytes(piece) for piece in pieces]
 
     def finish(self) -> list[bytes]:
         buf, self._carry = self._carry, b""
-        if not buf:
-            return []
-        return list(self._cut(buf, final=True))
+        return [bytes(piece) for piece in self.cut(buf, final=True)[0]]

@@ -40,6 +40,7 @@ from ownvault.core.merkle import (
     HASH_SIZE,
     block_count,
     merkle_leaves,
+    merkle_leaves_parts,
     root_from_leaves,
 )
 from ownvault.errors import FormatError, IntegrityError
@@ -55,6 +56,7 @@ __all__ = [
     "ShareHeader",
     "ShareLayout",
     "attach_tree",
+    "build_share",
     "decode_share",
     "encode_share",
     "new_pack_id",
@@ -124,13 +126,18 @@ def pack_size_class(used: int) -> int:
 
 
 class PackBuilder:
-    """Accumulates blobs into one pack; ``seal()`` returns the padded pack bytes."""
+    """Accumulates blobs into one pack buffer; ``seal()`` returns the padded pack bytes.
+
+    Blobs are written straight into a buffer of the target size (``add_chunk`` seals a
+    chunk into place: no blob object, no join), and the buffer is reused after ``seal()``,
+    so a put of any size allocates it once."""
 
     def __init__(self, target: int = MAX_PACK_SIZE) -> None:
         if not MIN_PACK_SIZE <= target <= MAX_PACK_SIZE:
             raise FormatError("pack target size out of range")
         self.target = target
-        self._parts: list[bytes] = [PACK_HEADER]
+        self._buf = bytearray(target)
+        self._buf[: len(PACK_HEADER)] = PACK_HEADER
         self.used = len(PACK_HEADER)
         self.count = 0
 
@@ -142,16 +149,32 @@ class PackBuilder:
         if not self.fits(len(blob)):
             raise FormatError("blob does not fit in this pack")
         offset = self.used
-        self._parts.append(blob)
+        self._buf[offset : offset + len(blob)] = blob
         self.used += len(blob)
         self.count += 1
         return offset
 
+    def add_chunk(
+        self, chunk_key: bytes, chunk_id: bytes, plaintext: bytes | memoryview
+    ) -> tuple[int, int]:
+        """Seal a chunk (``seal_chunk``) straight into the pack; return (offset, blob length)."""
+        if not self.fits(len(plaintext) + crypto.AEAD_OVERHEAD):
+            raise FormatError("blob does not fit in this pack")
+        offset = self.used
+        with memoryview(self._buf) as view:
+            size = crypto.seal_into(chunk_key, plaintext, CHUNK_AD + chunk_id, view[offset:])
+        self.used += size
+        self.count += 1
+        return offset, size
+
     def seal(self) -> bytes:
+        """The padded pack; the builder is empty (and reusable) afterwards."""
         size = pack_size_class(self.used)
-        self._parts.append(bytes(size - self.used))
-        data = b"".join(self._parts)
-        self._parts = []
+        self._buf[self.used : size] = bytes(size - self.used)
+        with memoryview(self._buf) as view:
+            data = bytes(view[:size])
+        self.used = len(PACK_HEADER)
+        self.count = 0
         return data
 
 
@@ -163,13 +186,23 @@ class ShareHeader:
     pack_id: bytes
 
 
+def _share_head(header: ShareHeader) -> bytes:
+    return SHARE_MAGIC + bytes((SHARE_VERSION, header.k, header.n, header.index)) + header.pack_id
+
+
 def encode_share(header: ShareHeader, fragment: bytes) -> bytes:
-    return (
-        SHARE_MAGIC
-        + bytes((SHARE_VERSION, header.k, header.n, header.index))
-        + header.pack_id
-        + fragment
-    )
+    return _share_head(header) + fragment
+
+
+def build_share(header: ShareHeader, *fragment: bytes | memoryview) -> tuple[bytes, bytes]:
+    """``attach_tree(encode_share(header, fragment))`` with one copy of the fragment instead
+    of three: the leaves are hashed over the header and the fragment in place, and the
+    stored share is joined once from its parts. ``fragment`` may come in pieces (joined,
+    they are the fragment), which are never joined on their own."""
+    head = _share_head(header)
+    leaves = merkle_leaves_parts((head, *fragment))
+    trailer = ShareLayout(len(head) + sum(len(p) for p in fragment)).trailer()
+    return b"".join((head, *fragment, *leaves, trailer)), root_from_leaves(leaves)
 
 
 def decode_share(data: bytes) -> tuple[ShareHeader, bytes]:
@@ -260,7 +293,7 @@ def attach_tree(data: bytes) -> tuple[bytes, bytes]:
     """The stored share for a data part (``encode_share``), and its Merkle root."""
     leaves = merkle_leaves(data)
     layout = ShareLayout(len(data))
-    return data + b"".join(leaves) + layout.trailer(), root_from_leaves(leaves)
+    return b"".join((data, *leaves, layout.trailer())), root_from_leaves(leaves)
 
 
 def split_share(stored: bytes | memoryview) -> tuple[memoryview, list[bytes]]:

@@ -20,13 +20,13 @@ import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.core.keys import VaultKeys
-from ownvault.core.pack import PackBuilder, seal_chunk, wrap_chunk_key
+from ownvault.core.pack import PackBuilder, wrap_chunk_key
 from ownvault.core.unixfs import FileImporter, ImportProfile
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.packwriter import PackWriter
@@ -49,6 +49,10 @@ MAX_INFLIGHT = 2
 FILE_TRIES = 4  # a file that changes while it is read is read again, at most 3 more times
 
 Progress = Callable[[int], None]
+_PackChunk = tuple[
+    bytes, int, int, int, bytes
+]  # chunk id, offset, blob length, plain length, wrapped key
+_SealedPack = tuple[bytes, list[_PackChunk]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,18 +177,20 @@ class Ingestor:
     progress: Progress | None = None
     known: set[bytes] = field(default_factory=set)
     rows: dict[bytes, int] = field(default_factory=dict)
-    new_bytes: int = 0
-    new_chunks: int = 0
+    _new_bytes: int = 0
+    _new_chunks: int = 0
     packs_written: int = 0
     packs: list[int] = field(default_factory=list)  # catalog ids of the packs this put wrote
     _builder: PackBuilder = field(default_factory=PackBuilder)
-    _builder_chunks: list[tuple[bytes, int, int, int, bytes]] = field(default_factory=list)
+    _builder_chunks: list[_PackChunk] = field(default_factory=list)
+    _buffers: list[bytearray] = field(default_factory=list)  # read buffers, reused per file
     _claimed: set[bytes] = field(default_factory=set)
     _uploads: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_INFLIGHT))
     _cid_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "cid"))
     _failure: BaseException | None = None
     writer: PackWriter = field(init=False)
+    _cutter: Chunker = field(init=False)
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
 
@@ -193,6 +199,7 @@ class Ingestor:
         self.key_epoch = int(self.catalog.meta("content_epoch") or "0")
         self._content_key = self.keys.content_key(self.key_epoch)
         self.known = self.catalog.packs.live_chunk_ids()
+        self._cutter = Chunker(self.chunker)
         self.writer = PackWriter(self.catalog, self.store, self.policy, self.candidates)
 
     def close(self) -> None:
@@ -201,38 +208,66 @@ class Ingestor:
     # -- per-block work (worker thread) -------------------------------------------------
 
     def _process(
-        self, block: bytes, chunker: Chunker, importer: FileImporter, final: bool
-    ) -> list[tuple[bytes, int, bytes | None, bytes | None]]:
+        self, view: memoryview, carry: int, nread: int, importer: FileImporter, final: bool
+    ) -> tuple[list[tuple[bytes, int]], list[_SealedPack], int]:
+        """Chunk ``view[: carry + nread]`` (the carried bytes, then the ones just read),
+        compute chunk ids and seal the new chunks straight into the open pack. Returns
+        (chunk id, length) of each chunk, the packs that filled up, and the bytes cut (the
+        rest is carried to the next block)."""
         # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
         # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
-        fut = self._cid_pool.submit(importer.update, block) if len(block) >= 1 << 20 else None
-        if fut is None and block:
-            importer.update(block)
-        pieces = chunker.feed(block) if block else []
-        if final:
-            pieces += chunker.finish()
-        out: list[tuple[bytes, int, bytes | None, bytes | None]] = []
-        dedup = self.keys.dedup
-        for piece in pieces:
-            chunk_id = crypto.blake3_keyed(dedup, piece)
-            if chunk_id in self.known or chunk_id in self._claimed:
-                out.append((chunk_id, len(piece), None, None))
-                continue
-            self._claimed.add(chunk_id)
-            chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
-            blob = seal_chunk(chunk_key, chunk_id, piece)
-            wrapped = wrap_chunk_key(self._content_key, chunk_id, chunk_key)
-            out.append((chunk_id, len(piece), blob, wrapped))
-        if fut is not None:
-            fut.result()
-        return out
+        fresh = view[carry : carry + nread]
+        fut = self._cid_pool.submit(importer.update, fresh) if nread >= 1 << 20 else None
+        if fut is None and nread:
+            importer.update(fresh)
+        try:
+            pieces, used = self._cutter.cut(view[: carry + nread], final)
+            out: list[tuple[bytes, int]] = []
+            full: list[_SealedPack] = []
+            dedup = self.keys.dedup
+            builder = self._builder
+            for piece in pieces:
+                chunk_id = crypto.blake3_keyed(dedup, piece)
+                out.append((chunk_id, len(piece)))
+                if chunk_id in self.known or chunk_id in self._claimed:
+                    continue
+                self._claimed.add(chunk_id)
+                if not builder.fits(len(piece) + crypto.AEAD_OVERHEAD):
+                    full.append(self._take_pack())
+                chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
+                offset, blob_len = builder.add_chunk(chunk_key, chunk_id, piece)
+                wrapped = wrap_chunk_key(self._content_key, chunk_id, chunk_key)
+                self._builder_chunks.append((chunk_id, offset, blob_len, len(piece), wrapped))
+                self._new_bytes += len(piece)
+                self._new_chunks += 1
+        finally:
+            if fut is not None:
+                fut.result()
+        return out, full, used
+
+    def _take_pack(self) -> _SealedPack:
+        """The open pack, padded, and its chunks; the builder starts the next one."""
+        data = self._builder.seal()
+        chunks, self._builder_chunks = self._builder_chunks, []
+        return data, chunks
 
     def _read_process(
-        self, f: BinaryIO, chunker: Chunker, importer: FileImporter
-    ) -> tuple[int, bool, list[tuple[bytes, int, bytes | None, bytes | None]]]:
-        block = f.read(BLOCK_SIZE)
-        final = len(block) < BLOCK_SIZE
-        return len(block), final, self._process(block, chunker, importer, final)
+        self, f: FileIO, buf: bytearray, carry: int, importer: FileImporter
+    ) -> tuple[int, bool, list[tuple[bytes, int]], list[_SealedPack], int]:
+        """Read the next block into ``buf`` after the ``carry`` bytes left at its start,
+        and process it; the uncut tail is moved to the start for the next call."""
+        with memoryview(buf) as view:
+            nread = 0
+            while nread < BLOCK_SIZE:
+                got = f.readinto(view[carry + nread : carry + BLOCK_SIZE])
+                if not got:
+                    break
+                nread += got
+            final = nread < BLOCK_SIZE
+            results, full, used = self._process(view, carry, nread, importer, final)
+            tail = bytes(view[used : carry + nread])
+        buf[: len(tail)] = tail
+        return nread, final, results, full, len(tail)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -250,7 +285,6 @@ class Ingestor:
         return record
 
     async def _ingest_once(self, path: Path) -> tuple[FileRecord, bool]:
-        chunker = Chunker(self.chunker)
         importer = FileImporter(self.profile)
         ids: list[bytes] = []
         lens: list[int] = []
@@ -263,22 +297,27 @@ class Ingestor:
             raise UsageError(f"file vanished while storing: {path}") from None
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        f = os.fdopen(fd, "rb")
+        f = os.fdopen(fd, "rb", buffering=0)
+        buf = (
+            self._buffers.pop() if self._buffers else bytearray(BLOCK_SIZE + self.chunker.max_size)
+        )
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise UsageError(f"no longer a regular file while storing: {path}")
+            carry = 0
             while True:
-                # One thread hop per block: read, chunk, hash, seal.
-                nread, final, results = await asyncio.to_thread(
-                    self._read_process, f, chunker, importer
+                # One thread hop per block: read, chunk, hash, seal into the open pack.
+                self._raise_failure()
+                nread, final, results, full, carry = await asyncio.to_thread(
+                    self._read_process, f, buf, carry, importer
                 )
                 size += nread
-                for chunk_id, plain_len, blob, wrapped in results:
+                for chunk_id, plain_len in results:
                     ids.append(chunk_id)
                     lens.append(plain_len)
-                    if blob is not None and wrapped is not None:
-                        await self._add_blob(chunk_id, plain_len, blob, wrapped)
+                for data, chunks in full:
+                    await self._upload_pack(data, chunks)
                 if self.progress is not None and nread:
                     self.progress(nread)
                 if final:
@@ -286,6 +325,7 @@ class Ingestor:
             after = os.fstat(fd)
         finally:
             f.close()
+            self._buffers.append(buf)
         try:
             now = os.stat(path, follow_symlinks=False)  # still the same file at that name?
         except OSError:
@@ -311,27 +351,28 @@ class Ingestor:
 
     # -- packs ----------------------------------------------------------------------------
 
-    async def _add_blob(self, chunk_id: bytes, plain_len: int, blob: bytes, wrapped: bytes) -> None:
-        self._raise_failure()
-        if not self._builder.fits(len(blob)):
-            await self._seal_current()
-        offset = self._builder.add(blob)
-        self._builder_chunks.append((chunk_id, offset, len(blob), plain_len, wrapped))
-        self.new_bytes += plain_len
-        self.new_chunks += 1
+    @property
+    def new_bytes(self) -> int:
+        """Plaintext bytes of the chunks this put stored (not found already stored)."""
+        return self._new_bytes
 
-    async def _seal_current(self) -> None:
-        if not self._builder_chunks:
-            return
-        data = self._builder.seal()
-        chunks = self._builder_chunks
-        self._builder = PackBuilder()
-        self._builder_chunks = []
+    @property
+    def new_chunks(self) -> int:
+        return self._new_chunks
+
+    async def _upload_pack(self, data: bytes, chunks: list[_PackChunk]) -> None:
+        """Start the upload of a sealed pack, waiting while ``MAX_INFLIGHT`` are running."""
         await self._slots.acquire()
-        self._raise_failure()
+        if self._failure is not None:
+            self._slots.release()
+            raise self._failure
         task = asyncio.ensure_future(self._upload(data, chunks))
         self._uploads.add(task)
         task.add_done_callback(self._upload_done)
+
+    async def _seal_current(self) -> None:
+        if self._builder_chunks:
+            await self._upload_pack(*self._take_pack())
 
     def _upload_done(self, task: asyncio.Task[None]) -> None:
         self._uploads.discard(task)
@@ -343,7 +384,7 @@ class Ingestor:
         if self._failure is not None:
             raise self._failure
 
-    async def _upload(self, data: bytes, chunks: list[tuple[bytes, int, int, int, bytes]]) -> None:
+    async def _upload(self, data: bytes, chunks: list[_PackChunk]) -> None:
         written = await self.writer.write_pack(data)
         self.packs.append(written.pack)
         rows = self.catalog.commit_pack(written.pack, chunks, self.key_epoch)

@@ -23,9 +23,8 @@ from ownvault.core.pack import (
     SHARE_HEADER_SIZE,
     ShareHeader,
     ShareLayout,
-    attach_tree,
+    build_share,
     decode_share,
-    encode_share,
     share_name,
     split_share,
 )
@@ -100,9 +99,7 @@ class ShareStore:
 
     def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
         frags = self.code(k, n).encode(data)
-        sealed = [
-            attach_tree(encode_share(ShareHeader(k, n, i, pack_id), f)) for i, f in enumerate(frags)
-        ]
+        sealed = [build_share(ShareHeader(k, n, i, pack_id), f) for i, f in enumerate(frags)]
         return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
 
     async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
