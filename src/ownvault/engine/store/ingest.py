@@ -15,6 +15,7 @@ re-run of the same put finds the already-live chunks by id and skips them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import PackBuilder, wrap_chunk_key
 from ownvault.core.unixfs import FileImporter, ImportProfile
 from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.cutter import PROCESS_CUT_MIN, RemoteCutter
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import ShareStore
@@ -191,6 +193,7 @@ class Ingestor:
     _failure: BaseException | None = None
     writer: PackWriter = field(init=False)
     _cutter: Chunker = field(init=False)
+    _remote: RemoteCutter | None = None
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
 
@@ -204,16 +207,26 @@ class Ingestor:
 
     def close(self) -> None:
         self._cid_pool.shutdown(wait=True)
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
 
     # -- per-block work (worker thread) -------------------------------------------------
 
     def _process(
-        self, view: memoryview, carry: int, nread: int, importer: FileImporter, final: bool
+        self,
+        view: memoryview,
+        carry: int,
+        nread: int,
+        importer: FileImporter,
+        final: bool,
+        lens: list[int] | None = None,
     ) -> tuple[list[tuple[bytes, int]], list[_SealedPack], int]:
         """Chunk ``view[: carry + nread]`` (the carried bytes, then the ones just read),
         compute chunk ids and seal the new chunks straight into the open pack. Returns
         (chunk id, length) of each chunk, the packs that filled up, and the bytes cut (the
-        rest is carried to the next block)."""
+        rest is carried to the next block). ``lens``: the chunk lengths, already cut by the
+        worker process (``engine.store.cutter``), covering all the bytes."""
         # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
         # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
         fresh = view[carry : carry + nread]
@@ -221,29 +234,41 @@ class Ingestor:
         if fut is None and nread:
             importer.update(fresh)
         try:
-            pieces, used = self._cutter.cut(view[: carry + nread], final)
-            out: list[tuple[bytes, int]] = []
-            full: list[_SealedPack] = []
-            dedup = self.keys.dedup
-            builder = self._builder
-            for piece in pieces:
-                chunk_id = crypto.blake3_keyed(dedup, piece)
-                out.append((chunk_id, len(piece)))
-                if chunk_id in self.known or chunk_id in self._claimed:
-                    continue
-                self._claimed.add(chunk_id)
-                if not builder.fits(len(piece) + crypto.AEAD_OVERHEAD):
-                    full.append(self._take_pack())
-                chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
-                offset, blob_len = builder.add_chunk(chunk_key, chunk_id, piece)
-                wrapped = wrap_chunk_key(self._content_key, chunk_id, chunk_key)
-                self._builder_chunks.append((chunk_id, offset, blob_len, len(piece), wrapped))
-                self._new_bytes += len(piece)
-                self._new_chunks += 1
+            if lens is None:
+                pieces, used = self._cutter.cut(view[: carry + nread], final)
+            else:
+                pieces, used = [], 0
+                for length in lens:
+                    pieces.append(view[used : used + length])
+                    used += length
+            out, full = self._seal_pieces(pieces)
         finally:
             if fut is not None:
                 fut.result()
         return out, full, used
+
+    def _seal_pieces(
+        self, pieces: list[memoryview]
+    ) -> tuple[list[tuple[bytes, int]], list[_SealedPack]]:
+        out: list[tuple[bytes, int]] = []
+        full: list[_SealedPack] = []
+        dedup = self.keys.dedup
+        builder = self._builder
+        for piece in pieces:
+            chunk_id = crypto.blake3_keyed(dedup, piece)
+            out.append((chunk_id, len(piece)))
+            if chunk_id in self.known or chunk_id in self._claimed:
+                continue
+            self._claimed.add(chunk_id)
+            if not builder.fits(len(piece) + crypto.AEAD_OVERHEAD):
+                full.append(self._take_pack())
+            chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
+            offset, blob_len = builder.add_chunk(chunk_key, chunk_id, piece)
+            wrapped = wrap_chunk_key(self._content_key, chunk_id, chunk_key)
+            self._builder_chunks.append((chunk_id, offset, blob_len, len(piece), wrapped))
+            self._new_bytes += len(piece)
+            self._new_chunks += 1
+        return out, full
 
     def _take_pack(self) -> _SealedPack:
         """The open pack, padded, and its chunks; the builder starts the next one."""
@@ -269,6 +294,26 @@ class Ingestor:
         buf[: len(tail)] = tail
         return nread, final, results, full, len(tail)
 
+    def _read_cut(
+        self, fd: int, buf: bytearray, offset: int, lens: list[int], importer: FileImporter
+    ) -> tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]:
+        """Read the bytes the worker cut into ``lens`` (at ``offset``) and process them. A
+        short read (the file shrank meanwhile) is cut here instead, as the file's end;
+        returns (bytes read, chunks, full packs, whether the read came up short)."""
+        want = sum(lens)
+        with memoryview(buf) as view:
+            nread = 0
+            while nread < want:
+                got = os.preadv(fd, [view[nread:want]], offset + nread)
+                if not got:
+                    break
+                nread += got
+            short = nread < want
+            results, full, _used = self._process(
+                view, 0, nread, importer, True, None if short else lens
+            )
+        return nread, results, full, short
+
     # -- files ----------------------------------------------------------------------------
 
     async def ingest_file(self, path: Path) -> FileRecord:
@@ -283,6 +328,67 @@ class Ingestor:
                 return record
         record.changed = True
         return record
+
+    async def _ingest_local(
+        self, f: FileIO, buf: bytearray, importer: FileImporter, ids: list[bytes], lens: list[int]
+    ) -> int:
+        """Read and cut the file here, one thread hop per block (read, chunk, hash, seal)."""
+        size = carry = 0
+        while True:
+            self._raise_failure()
+            nread, final, results, full, carry = await asyncio.to_thread(
+                self._read_process, f, buf, carry, importer
+            )
+            size += nread
+            await self._take_results(nread, results, full, ids, lens)
+            if final:
+                return size
+
+    async def _ingest_remote(
+        self, fd: int, buf: bytearray, importer: FileImporter, ids: list[bytes], lens: list[int]
+    ) -> int:
+        """The worker process cuts the next range while this one reads, hashes and seals
+        the range before it (``engine.store.cutter``)."""
+        if self._remote is None:
+            self._remote = RemoteCutter(self.chunker)
+        remote = self._remote
+        span = BLOCK_SIZE + self.chunker.max_size
+        offset = 0
+        remote.ask(fd, 0, span)
+        try:
+            while remote.pending:
+                self._raise_failure()
+                cuts, used, got = await asyncio.to_thread(remote.answer)
+                if got == span:
+                    remote.ask(fd, offset + used, span)
+                nread, results, full, short = await asyncio.to_thread(
+                    self._read_cut, fd, buf, offset, cuts, importer
+                )
+                offset += nread
+                await self._take_results(nread, results, full, ids, lens)
+                if short:
+                    break
+            return offset
+        finally:
+            if remote.pending:  # the worker reads through our fd: let it finish first
+                with contextlib.suppress(OwnvaultError):
+                    await asyncio.to_thread(remote.answer)
+
+    async def _take_results(
+        self,
+        nread: int,
+        results: list[tuple[bytes, int]],
+        full: list[_SealedPack],
+        ids: list[bytes],
+        lens: list[int],
+    ) -> None:
+        for chunk_id, plain_len in results:
+            ids.append(chunk_id)
+            lens.append(plain_len)
+        for data, chunks in full:
+            await self._upload_pack(data, chunks)
+        if self.progress is not None and nread:
+            self.progress(nread)
 
     async def _ingest_once(self, path: Path) -> tuple[FileRecord, bool]:
         importer = FileImporter(self.profile)
@@ -305,23 +411,10 @@ class Ingestor:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise UsageError(f"no longer a regular file while storing: {path}")
-            carry = 0
-            while True:
-                # One thread hop per block: read, chunk, hash, seal into the open pack.
-                self._raise_failure()
-                nread, final, results, full, carry = await asyncio.to_thread(
-                    self._read_process, f, buf, carry, importer
-                )
-                size += nread
-                for chunk_id, plain_len in results:
-                    ids.append(chunk_id)
-                    lens.append(plain_len)
-                for data, chunks in full:
-                    await self._upload_pack(data, chunks)
-                if self.progress is not None and nread:
-                    self.progress(nread)
-                if final:
-                    break
+            if before.st_size >= PROCESS_CUT_MIN:  # cut in a worker process
+                size = await self._ingest_remote(fd, buf, importer, ids, lens)
+            else:
+                size = await self._ingest_local(f, buf, importer, ids, lens)
             after = os.fstat(fd)
         finally:
             f.close()

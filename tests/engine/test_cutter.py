@@ -1,0 +1,90 @@
+"""The chunking worker process (``engine.store.cutter``) cuts exactly as ``Chunker.cut``,
+and a put that uses it stores the same chunks as one that does not."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from ownvault.core.chunking import Chunker, ChunkerParams
+from ownvault.engine.store import ingest
+from ownvault.engine.store.cutter import RemoteCutter
+
+from .helpers import Vaults, run
+
+SMALL = ChunkerParams("test-small", 1024, 4096, 16384)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_worker_cuts_ranges_as_the_chunker_cuts_the_whole_file(tmp_path: Path, seed: int) -> None:
+    rnd = random.Random(seed)
+    data = rnd.randbytes(rnd.randrange(0, 400_000))
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    whole = [len(p) for p in Chunker(SMALL).cut(data, True)[0]]
+    span = rnd.randrange(SMALL.max_size, 60_000)
+    remote = RemoteCutter(SMALL)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got: list[int] = []
+        offset = 0
+        while True:
+            remote.ask(fd, offset, span)
+            cuts, used, nread = remote.answer()
+            assert sum(cuts) == used <= nread
+            got += cuts
+            offset += used
+            if nread < span:
+                break
+    finally:
+        os.close(fd)
+        remote.close()
+    assert offset == len(data) and got == whole
+
+
+def test_a_put_cut_by_the_worker_stores_the_chunks_of_one_cut_here(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker first (every file is "large"), then the same bytes under another name cut
+    in-process: nothing is new, so every chunk id agreed; and get returns the bytes."""
+    data = os.urandom(40_000_000)
+    src = tmp_path / "a.bin"
+    src.write_bytes(data)
+    vault = vaults.create(tmp_path / "v")
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
+    first = run(vault.files.put([src]))[0]
+    assert first.new_bytes == len(data)
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 1 << 62)
+    second = run(vault.files.put([src], name="b.bin"))[0]
+    assert second.new_bytes == 0
+    run(vault.files.get("a.bin", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+
+
+def test_a_file_that_shrinks_under_the_worker_is_stored_as_read(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker cut 12 MiB ranges of a 30 MB file; the file is truncated before the put
+    reads them: the short read is cut here, and the put reads the changed file again."""
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(30_000_000))
+    vault = vaults.create(tmp_path / "v")
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
+    real = RemoteCutter.answer
+    shrunk = [False]
+
+    def answer(self: RemoteCutter) -> tuple[list[int], int, int]:
+        out = real(self)
+        if not shrunk[0]:
+            shrunk[0] = True
+            os.truncate(src, 5_000_000)
+        return out
+
+    monkeypatch.setattr(RemoteCutter, "answer", answer)
+    [res] = run(vault.files.put([src]))
+    assert shrunk[0] and res.size == 5_000_000
+    run(vault.files.get("a.bin", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
