@@ -6,7 +6,8 @@ with ``ProviderUnavailableError`` rather than writing into the wrong place); obj
 at ``ROOT/objects/<name>``; writes go to ``ROOT/tmp/`` first.
 
 Writes are atomic and durable: temp file, write, fsync, ``link`` to the final name (which
-fails if the name exists, so an object is never overwritten), fsync of the directory.
+fails if the name exists, so an object is never overwritten), fsync of the directory (and
+of the parent of every directory the write had to create).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class LocalProvider:
     def __init__(self, root: str | os.PathLike[str], *, label: str | None = None) -> None:
         self.root = Path(root).absolute()
         self._label = label or str(self.root)
+        self._marker_seen: tuple[int, int, int, int, int] | None = None
 
     @classmethod
     def create(cls, root: str | os.PathLike[str]) -> LocalProvider:
@@ -91,12 +94,37 @@ class LocalProvider:
     # -- helpers ---------------------------------------------------------------------------
 
     def _ready(self) -> None:
+        """The folder is there and ours: its marker file exists (one ``stat`` per call) and
+        was checked since it last changed (parsed again when its identity changes)."""
         marker = self.root / MARKER
-        if not marker.is_file():
+        try:
+            st = os.stat(marker)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise ProviderUnavailableError(
                 f"provider folder missing or not initialised: {self.root}", provider=self._label
             )
-        self._check_marker(marker)
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if seen != self._marker_seen:
+            self._check_marker(marker)
+            self._marker_seen = seen
+
+    def _ensure_dir(self, directory: Path) -> None:
+        """Make ``directory`` (and its missing parents) durably: a directory created here is
+        fsynced into its parent, or an object linked into it could vanish with it after a
+        crash even though the object's own directory was fsynced."""
+        if directory.is_dir():
+            return
+        missing: list[Path] = []
+        d = directory
+        while not d.is_dir():
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(d)
+            _fsync_dir(d.parent)
 
     def _path(self, name: str) -> Path:
         return self.root / "objects" / validate_name(name)
@@ -120,7 +148,7 @@ class LocalProvider:
         final = self._path(name)
         tmp = self.root / "tmp" / f"{secrets.token_hex(8)}.part"
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._ensure_dir(final.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 view = memoryview(data)
