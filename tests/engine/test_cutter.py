@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.chunking import Chunker, ChunkerParams
-from ownvault.engine.store import ingest
+from ownvault.engine.store import cutter, ingest
 from ownvault.engine.store.cutter import RemoteCutter
 
 from .helpers import Vaults, run
@@ -86,5 +86,26 @@ def test_a_file_that_shrinks_under_the_worker_is_stored_as_read(
     monkeypatch.setattr(RemoteCutter, "answer", answer)
     [res] = run(vault.files.put([src]))
     assert shrunk[0] and res.size == 5_000_000
+    run(vault.files.get("a.bin", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+def test_without_proc_a_large_file_is_cut_in_process(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the worker cannot reach the parent's open file (no ``/proc``), no worker is
+    started and the put cuts the file itself."""
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(3_000_000))
+    vault = vaults.create(tmp_path / "v")
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
+    monkeypatch.setattr(cutter, "available", lambda: False)
+
+    def no_worker(self: RemoteCutter, params: ChunkerParams) -> None:
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(RemoteCutter, "__init__", no_worker)
+    [res] = run(vault.files.put([src]))
+    assert res.size == 3_000_000
     run(vault.files.get("a.bin", tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == src.read_bytes()

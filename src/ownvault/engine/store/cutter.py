@@ -30,7 +30,7 @@ from typing import IO
 from ownvault.core.chunking import ChunkerParams
 from ownvault.errors import OwnvaultError
 
-__all__ = ["PROCESS_CUT_MIN", "WORKER", "RangeCuts", "RemoteCutter"]
+__all__ = ["PROCESS_CUT_MIN", "WORKER", "RangeCuts", "RemoteCutter", "available"]
 
 # Below this a file is cut in-process: a put of a smaller file is over before the worker
 # pays for itself (start ~0.05-0.1 s here).
@@ -61,6 +61,12 @@ for line in sys.stdin:
     sys.stdout.write(f"{len(data)} {used} {','.join(map(str, lens))}\n")
     sys.stdout.flush()
 """
+
+
+def available() -> bool:
+    """Whether a worker can run here: an interpreter to start, and ``/proc`` to reach this
+    process's open files through (Linux); elsewhere files are cut in-process."""
+    return bool(sys.executable) and os.path.isdir(f"/proc/{os.getpid()}/fd")
 
 
 class RemoteCutter:

@@ -29,6 +29,7 @@ from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import PackBuilder, wrap_chunk_key
 from ownvault.core.unixfs import FileImporter, ImportProfile
+from ownvault.engine.store import cutter
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.cutter import PROCESS_CUT_MIN, RemoteCutter
 from ownvault.engine.store.packwriter import PackWriter
@@ -411,7 +412,7 @@ class Ingestor:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise UsageError(f"no longer a regular file while storing: {path}")
-            if before.st_size >= PROCESS_CUT_MIN:  # cut in a worker process
+            if before.st_size >= PROCESS_CUT_MIN and cutter.available():  # in a worker process
                 size = await self._ingest_remote(fd, buf, importer, ids, lens)
             else:
                 size = await self._ingest_local(f, buf, importer, ids, lens)
