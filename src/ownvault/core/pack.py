@@ -33,6 +33,7 @@ block against the root (:class:`ShareLayout` gives every offset).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ownvault.core import crypto
 from ownvault.core.merkle import (
@@ -69,6 +70,7 @@ __all__ = [
     "wrap_chunk_key",
 ]
 
+BufferT = TypeVar("BufferT", bytes, memoryview)
 PACK_MAGIC = b"OVPK"
 PACK_VERSION = 1
 PACK_HEADER = PACK_MAGIC + bytes((PACK_VERSION, 0, 0, 0))
@@ -205,8 +207,9 @@ def build_share(header: ShareHeader, *fragment: bytes | memoryview) -> tuple[byt
     return b"".join((head, *fragment, *leaves, trailer)), root_from_leaves(leaves)
 
 
-def decode_share(data: bytes) -> tuple[ShareHeader, bytes]:
-    """Split a share into header and fragment; ``FormatError`` when it is not one."""
+def decode_share(data: BufferT) -> tuple[ShareHeader, BufferT]:
+    """Split a share into header and fragment (a slice of ``data``: a view when ``data``
+    is a ``memoryview``); ``FormatError`` when it is not one."""
     if len(data) < SHARE_HEADER_SIZE:
         raise FormatError("share too short")
     if data[:4] != SHARE_MAGIC:

@@ -98,8 +98,12 @@ class ShareStore:
     # -- encoding ---------------------------------------------------------------------
 
     def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
-        frags = self.code(k, n).encode(data)
-        sealed = [build_share(ShareHeader(k, n, i, pack_id), f) for i, f in enumerate(frags)]
+        # Each share is joined once from its header, the fragment's pieces (a data
+        # fragment's payload is a view of ``data``) and its tree: no fragment is joined.
+        frags = self.code(k, n).encode_fragments(data)
+        sealed = [
+            build_share(ShareHeader(k, n, i, pack_id), *f.pieces) for i, f in enumerate(frags)
+        ]
         return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
 
     async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
@@ -144,7 +148,7 @@ class ShareStore:
         n: int,
         size: int,
         root: bytes,
-    ) -> bytes:
+    ) -> memoryview:
         name = share_name(prefix, pack_id, idx)
         p = self.providers.get(provider)
         if p is None:
@@ -170,7 +174,7 @@ class ShareStore:
                 provider=self.names.get(provider),
                 share=name,
             )
-        header, fragment = decode_share(data)
+        header, fragment = decode_share(memoryview(data))  # the fragment: a view, no copy
         if header != ShareHeader(k, n, idx, pack_id):
             raise ShareCorruptError(
                 f"share {name} has a header for another share",
@@ -191,8 +195,8 @@ class ShareStore:
         """Rebuild a pack from k verified shares. ``shares``: (idx, provider, size, root)."""
         candidates = sorted(shares, key=lambda s: (s[0] >= k, s[0]))
         candidates = [c for c in candidates if c[1] in self.providers]
-        good: dict[int, bytes] = {}
-        running: dict[asyncio.Task[bytes], tuple[int, int, int, bytes]] = {}
+        good: dict[int, memoryview] = {}
+        running: dict[asyncio.Task[memoryview], tuple[int, int, int, bytes]] = {}
         errors: list[str] = []
         queue = list(candidates)
 
