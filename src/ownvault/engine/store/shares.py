@@ -42,6 +42,7 @@ from ownvault.providers.base import Provider
 __all__ = ["EncodedPack", "Problem", "ShareStore", "share_problem"]
 
 DATA_PREFIX = "shares"
+PARITY_POOL = 2  # parity buffer sets kept: one per pack being encoded at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class ShareStore:
     problems: list[Problem] = field(default_factory=list)
     on_problem: Callable[[Problem], None] | None = None
     _codes: dict[tuple[int, int], ErasureCode] = field(default_factory=dict)
+    _parity: list[list[bytearray]] = field(default_factory=list)  # reusable parity buffers
 
     def code(self, k: int, n: int) -> ErasureCode:
         key = (k, n)
@@ -100,10 +102,22 @@ class ShareStore:
     def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
         # Each share is joined once from its header, the fragment's pieces (a data
         # fragment's payload is a view of ``data``) and its tree: no fragment is joined.
-        frags = self.code(k, n).encode_fragments(data)
+        # Parity goes into buffers reused across packs (fresh ones cost zeroing and page
+        # faults); they are free again once the shares are joined.
+        need = -(-len(data) // k)
+        try:
+            parity = self._parity.pop()
+        except IndexError:
+            parity = []
+        if len(parity) < n - k or any(len(b) < need for b in parity):
+            parity = [bytearray(need) for _ in range(n - k)]
+        frags = self.code(k, n).encode_fragments(data, parity)
         sealed = [
             build_share(ShareHeader(k, n, i, pack_id), *f.pieces) for i, f in enumerate(frags)
         ]
+        del frags
+        if len(self._parity) < PARITY_POOL:
+            self._parity.append(parity)
         return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
 
     async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
