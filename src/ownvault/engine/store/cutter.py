@@ -9,8 +9,10 @@ boundary; the parent reads its own copy from the page cache and cuts it where th
 said.
 
 The worker is ``python -c WORKER`` importing only ``fastcdc``: a ``multiprocessing`` child
-would import the ``ownvault`` package (its public API pulls in the whole engine, 1-1.3 s
-here), and a spawned child of ``python -m ownvault`` would run the CLI again. ``WORKER``
+(spawn) of ``python -m ownvault`` would run the CLI again (its ``__main__``), it would
+import the ``ownvault`` package and the engine module it unpickles (the package used to
+pull in the whole engine: 1-1.3 s here), and a fork of this process (threads, an event
+loop, SQLite) is not safe. ``WORKER``
 applies ``Chunker.cut``'s rule (a chunk is final when cut before the end of the range or
 at ``max_size``); ``tests/engine/test_cutter.py`` checks it gives ``Chunker.cut``'s
 chunks.
