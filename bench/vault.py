@@ -342,6 +342,17 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     r["judged"] = judge(r, TARGETS)
+    r["summaries"] = {
+        key: {name: summary(v).as_dict() for name, v in figs.items()}
+        for key, figs in [
+            ("ceilings_MBps", r["ceilings_MBps"]),
+            ("pipeline_MBps", r["pipeline_MBps"]),
+            ("file_MBps", r["file"]["MBps"]),
+            ("small_files_per_s", r["small"]["files_per_s"]),
+            ("reput_MBps", r["reput"]["MBps"]),
+            ("startup_s", r["startup_s"]),
+        ]
+    }
     report(r)
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
