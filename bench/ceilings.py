@@ -18,7 +18,10 @@ Stages (one core each, MB/s of input):
 * ``erasure_encode``: ``ownvault.core.erasure.ErasureCode(k, n).encode`` of 16 MiB packs
   (what the pipeline calls today);
 * ``isal_encode``: ISA-L itself (Debian's ``libisal.so.2`` by ctypes, which releases the GIL):
-  Cauchy matrix, ``ec_init_tables``, ``ec_encode_data`` over the same packs split in k;
+  Cauchy matrix, ``ec_init_tables``, ``ec_encode_data`` over the same packs split in k
+  (checked to give ErasureCode's parity); ``isal_decode_one_lost``: rebuilding one lost data
+  piece per pack from the other k - 1 and one parity piece (``gf_invert_matrix``), the work
+  of a get with a data share missing (an intact get slices the data shares, no decode);
 * ``disk_write_buffered``: 16 MiB files written and fsynced one by one, then the directory
   fsynced, into a directory that was written before (the previous round's files are deleted
   first, untimed); ``disk_write_direct``: the same with O_DIRECT from an aligned (mmap) buffer;
@@ -74,7 +77,7 @@ class IsaL:
         lib.ec_encode_data.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p, ptrs, ptrs]
         lib.ec_encode_data.restype = None
         self.lib, self.k, self.m, self.piece = lib, k, n - k, piece
-        matrix = (ctypes.c_ubyte * (n * k))()
+        self.matrix = matrix = (ctypes.c_ubyte * (n * k))()
         lib.gf_gen_cauchy1_matrix(matrix, n, k)
         self.tables = (ctypes.c_ubyte * (k * self.m * 32))()
         lib.ec_init_tables(k, self.m, ctypes.byref(matrix, k * k), self.tables)
@@ -82,6 +85,34 @@ class IsaL:
         base = ctypes.addressof(self.parity)
         self.out = (ctypes.c_void_p * self.m)(*(base + i * piece for i in range(self.m)))
         self.data = (ctypes.c_void_p * k)()
+
+    def decoder(self, lost: int) -> Callable[[int], None]:
+        """Rebuild data piece ``lost`` of the pack at an address from the other k - 1 data
+        pieces and parity piece 0 (in ``self.parity``) into ``self.rebuilt``: the degraded
+        read, when one data share is missing."""
+        k, lib = self.k, self.lib
+        lib.gf_invert_matrix.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        survivors = [i for i in range(k) if i != lost] + [k]  # row k: the first parity row
+        sub = (ctypes.c_ubyte * (k * k))(
+            *(self.matrix[r * k + c] for r in survivors for c in range(k))
+        )
+        inverse = (ctypes.c_ubyte * (k * k))()
+        if lib.gf_invert_matrix(sub, inverse, k) != 0:
+            raise SystemExit("ISA-L: the surviving rows are not invertible")
+        row = (ctypes.c_ubyte * k)(*inverse[lost * k : lost * k + k])
+        tables = (ctypes.c_ubyte * (k * 32))()
+        lib.ec_init_tables(k, 1, row, tables)
+        self.rebuilt = (ctypes.c_ubyte * self.piece)()
+        out = (ctypes.c_void_p * 1)(ctypes.addressof(self.rebuilt))
+        src = (ctypes.c_void_p * k)()
+        src[k - 1] = ctypes.addressof(self.parity)
+
+        def decode(address: int) -> None:
+            for j, i in enumerate(survivors[:-1]):
+                src[j] = address + i * self.piece
+            lib.ec_encode_data(self.piece, k, 1, tables, src, out)
+
+        return decode
 
     def encode(self, address: int) -> None:
         """Parity of the k pieces at ``address``, ``address + piece``, ..."""
@@ -120,6 +151,10 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
     for j, frag in enumerate(code.encode(packs[0])[K:]):
         if frag[-piece:] != bytes(isal.parity)[j * piece : (j + 1) * piece]:
             raise SystemExit("raw ISA-L parity differs from ErasureCode's: not the same code")
+    rebuild = isal.decoder(0)
+    rebuild(ctypes.addressof(pinned))
+    if bytes(isal.rebuilt) != packs[0][:piece]:
+        raise SystemExit("raw ISA-L did not rebuild the lost piece")
 
     def chunker() -> float:
         return sum(c.length for c in fastcdc(view, p.min_size, p.avg_size, p.max_size, False))
@@ -160,6 +195,12 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
             isal.encode(base + i * K * piece)
         return len(packs) * PACK
 
+    def isal_decode() -> float:
+        base = ctypes.addressof(pinned)
+        for i in range(len(packs)):
+            rebuild(base + i * K * piece)
+        return len(packs) * PACK
+
     return {
         "fastcdc": chunker,
         "blake3_keyed": blake3_keyed,
@@ -169,6 +210,7 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
         "merkle_leaves": leaves,
         "erasure_encode": erasure,
         "isal_encode": isal_encode,
+        "isal_decode_one_lost": isal_decode,
     }
 
 

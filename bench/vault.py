@@ -127,6 +127,7 @@ def pipeline(c: dict[str, list[float]], cores: int) -> dict[str, list[float]]:
         )  # fmt: skip
         put_cpu_pyeclib = 1 / (1 / put_cpu - s("isal_encode") + s("erasure_encode"))
         get_cpu = 1 / (s("merkle_leaves") + s("aes_gcm_open"))
+        degraded_cpu = 1 / (1 / get_cpu + s("isal_decode_one_lost"))
         write = max(c["disk_write_buffered"][r], c["disk_write_direct"][r])
         rows = {
             "put_cpu_one_core": put_cpu,
@@ -135,6 +136,7 @@ def pipeline(c: dict[str, list[float]], cores: int) -> dict[str, list[float]]:
             "put_disk": write / x,
             "put": min(cores * put_cpu, write / x),
             "get_cpu_all_cores": cores * get_cpu,
+            "get_cpu_all_cores_one_share_lost": cores * degraded_cpu,
             "get_disk": min(c["disk_read_direct"][r], write),
             "get": min(cores * get_cpu, c["disk_read_direct"][r], write),
         }
