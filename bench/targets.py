@@ -72,6 +72,6 @@ def judge(r: dict[str, Any], targets: list[Target]) -> list[dict[str, str]]:
         else:
             s = summary(r["startup_s"][t.op])
             value, ok, off = s.text(" s", 3), s.median < t.bound, s.median / t.bound
-        verdict = "MET" if ok else f"MISSED by {off:.2f}x"
+        verdict = "MET" if ok else f"MISSED by {off:.{2 if off >= 1.01 else 3}f}x"
         out.append({"target": t.label, "value": value, "verdict": verdict})
     return out
