@@ -16,7 +16,9 @@ Stages (one core each, MB/s of input):
 * ``aes_gcm_seal`` / ``aes_gcm_open``: AES-256-GCM per chunk into a reused output buffer;
 * ``merkle_leaves``: ``ownvault.core.merkle.merkle_leaves`` over share-sized pieces;
 * ``erasure_encode``: ``ownvault.core.erasure.ErasureCode(k, n).encode`` of 16 MiB packs
-  (what the pipeline calls today);
+  (what the pipeline calls today: joined ``bytes`` fragments), and
+  ``erasure_encode_fragments``: its ``encode_fragments`` with parity into reused buffers
+  (header and payload views, nothing joined), where that exists;
 * ``isal_encode``: ISA-L itself (Debian's ``libisal.so.2`` by ctypes, which releases the GIL):
   Cauchy matrix, ``ec_init_tables``, ``ec_encode_data`` over the same packs split in k
   (checked to give ErasureCode's parity); ``isal_decode_one_lost``: rebuilding one lost data
@@ -140,6 +142,7 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
     piece = -(-PACK // K)
     packs = [bytes(view[i : i + PACK]) for i in range(0, size - PACK + 1, PACK)]
     code = ErasureCode(K, N)
+    fragments = hasattr(code, "encode_fragments")  # in place, parity into reused buffers
     isal = IsaL(K, N, piece)
     # ISA-L reads the pack in place: k pieces of ``piece`` bytes (the last padded with zeros).
     padded = bytearray(len(packs) * K * piece)
@@ -189,6 +192,13 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
             code.encode(pk)
         return len(packs) * PACK
 
+    parity = [bytearray(piece) for _ in range(N - K)]
+
+    def erasure_fragments() -> float:
+        for pk in packs:
+            code.encode_fragments(pk, parity)
+        return len(packs) * PACK
+
     def isal_encode() -> float:
         base = ctypes.addressof(pinned)
         for i in range(len(packs)):
@@ -209,6 +219,7 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
         "aes_gcm_open": open_,
         "merkle_leaves": leaves,
         "erasure_encode": erasure,
+        **({"erasure_encode_fragments": erasure_fragments} if fragments else {}),
         "isal_encode": isal_encode,
         "isal_decode_one_lost": isal_decode,
     }

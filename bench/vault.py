@@ -54,6 +54,7 @@ from typing import Any
 from argon2.low_level import Type, hash_secret_raw
 
 from ownvault.core.crypto import Argon2Params
+from ownvault.core.erasure import ErasureCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import Borg, Ownvault, Ran, Restic, Tool, bench_env, run
@@ -295,6 +296,7 @@ def main() -> None:
     try:
         c = ceilings(work, args.rounds, min(256, args.size_mib))
         r["ceilings_MBps"] = c
+        r["erasure_engine"] = getattr(ErasureCode(K, N), "engine_name", "pyeclib")
         r["pipeline_MBps"] = pipeline(c, cores)
         ts = tools(env)
         r["peers"] = {t.name: t.__class__.__name__ for t in ts[1:]}
@@ -370,7 +372,9 @@ def report(r: dict[str, Any]) -> None:
           f"medians (range) ==")  # fmt: skip
     if not r["drop_caches"]:
         print("(not root: the page cache was NOT dropped between cases)")
-    print("\nceilings, one core, warm buffers (MB/s):")
+    print(
+        f"\nceilings, one core, warm buffers (MB/s; ErasureCode's engine: {r['erasure_engine']}):"
+    )
     for name, v in r["ceilings_MBps"].items():
         print(f"  {name:28s} {med(v)}")
     print(f"\npipeline ceilings (MB/s of file bytes, k={K} n={N}, {r['cores']} cores):")
