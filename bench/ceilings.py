@@ -53,6 +53,7 @@ from fastcdc import fastcdc
 
 from ownvault.core.chunking import DEFAULT_CHUNKER
 from ownvault.core.erasure import ErasureCode
+from ownvault.core.isal import buffer_address, system_isal
 from ownvault.core.merkle import merkle_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,65 +63,52 @@ MiB = 1 << 20
 PACK = 16 * MiB
 K, N = 3, 6
 TAG = 16
-ISAL = "/usr/lib/x86_64-linux-gnu/libisal.so.2"
 
 
-class IsaL:
-    """ISA-L's Reed-Solomon encoder over k buffers of one pack, by ctypes (GIL released).
+class RawIsaL:
+    """ISA-L's Reed-Solomon encoder over k pieces of one pack, with nothing of ownvault's
+    fragment format around it: the bare library calls of ``ownvault.core.isal`` (ctypes, the
+    GIL released), so this is the ceiling the erasure stage can approach.
 
-    The pack's k data pieces are views into the caller's buffer (no copy); the n - k parity
+    The pack's k data pieces are read in place at the caller's address; the n - k parity
     pieces go into one buffer reused for every pack."""
 
     def __init__(self, k: int, n: int, piece: int) -> None:
-        lib = ctypes.CDLL(ISAL if os.path.exists(ISAL) else "libisal.so.2")
-        lib.gf_gen_cauchy1_matrix.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-        lib.ec_init_tables.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-        ptrs = ctypes.POINTER(ctypes.c_void_p)
-        lib.ec_encode_data.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p, ptrs, ptrs]
-        lib.ec_encode_data.restype = None
-        self.lib, self.k, self.m, self.piece = lib, k, n - k, piece
-        self.matrix = matrix = (ctypes.c_ubyte * (n * k))()
-        lib.gf_gen_cauchy1_matrix(matrix, n, k)
-        self.tables = (ctypes.c_ubyte * (k * self.m * 32))()
-        lib.ec_init_tables(k, self.m, ctypes.byref(matrix, k * k), self.tables)
-        self.parity = (ctypes.c_ubyte * (self.m * piece))()
-        base = ctypes.addressof(self.parity)
-        self.out = (ctypes.c_void_p * self.m)(*(base + i * piece for i in range(self.m)))
-        self.data = (ctypes.c_void_p * k)()
+        isal = system_isal()
+        if isal is None:
+            raise SystemExit("no system ISA-L (libisal.so.2): install libisal2")
+        self.isal, self.k, self.m, self.piece = isal, k, n - k, piece
+        self.matrix = isal.cauchy_matrix(n, k)
+        self.tables = isal.init_tables(k, self.m, self.matrix[k * k :])
+        self.parity = bytearray(self.m * piece)
+        base = buffer_address(self.parity) or 0
+        self.out = [base + i * piece for i in range(self.m)]
 
     def decoder(self, lost: int) -> Callable[[int], None]:
         """Rebuild data piece ``lost`` of the pack at an address from the other k - 1 data
         pieces and parity piece 0 (in ``self.parity``) into ``self.rebuilt``: the degraded
         read, when one data share is missing."""
-        k, lib = self.k, self.lib
-        lib.gf_invert_matrix.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        k, piece, isal = self.k, self.piece, self.isal
         survivors = [i for i in range(k) if i != lost] + [k]  # row k: the first parity row
-        sub = (ctypes.c_ubyte * (k * k))(
-            *(self.matrix[r * k + c] for r in survivors for c in range(k))
-        )
-        inverse = (ctypes.c_ubyte * (k * k))()
-        if lib.gf_invert_matrix(sub, inverse, k) != 0:
+        sub = b"".join(self.matrix[r * k : r * k + k] for r in survivors)
+        inverse = isal.invert(sub, k)
+        if inverse is None:
             raise SystemExit("ISA-L: the surviving rows are not invertible")
-        row = (ctypes.c_ubyte * k)(*inverse[lost * k : lost * k + k])
-        tables = (ctypes.c_ubyte * (k * 32))()
-        lib.ec_init_tables(k, 1, row, tables)
-        self.rebuilt = (ctypes.c_ubyte * self.piece)()
-        out = (ctypes.c_void_p * 1)(ctypes.addressof(self.rebuilt))
-        src = (ctypes.c_void_p * k)()
-        src[k - 1] = ctypes.addressof(self.parity)
+        tables = isal.init_tables(k, 1, inverse[lost * k : lost * k + k])
+        self.rebuilt = bytearray(piece)
+        out = [buffer_address(self.rebuilt) or 0]
+        parity0 = self.out[0]
 
         def decode(address: int) -> None:
-            for j, i in enumerate(survivors[:-1]):
-                src[j] = address + i * self.piece
-            lib.ec_encode_data(self.piece, k, 1, tables, src, out)
+            src = [address + i * piece for i in survivors[:-1]] + [parity0]
+            isal.encode(piece, tables, src, out)
 
         return decode
 
     def encode(self, address: int) -> None:
         """Parity of the k pieces at ``address``, ``address + piece``, ..."""
-        for i in range(self.k):
-            self.data[i] = address + i * self.piece
-        self.lib.ec_encode_data(self.piece, self.k, self.m, self.tables, self.data, self.out)
+        src = [address + i * self.piece for i in range(self.k)]
+        self.isal.encode(self.piece, self.tables, src, self.out)
 
 
 def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
@@ -143,7 +131,7 @@ def cpu_cases(mib: int) -> dict[str, Callable[[], float]]:
     packs = [bytes(view[i : i + PACK]) for i in range(0, size - PACK + 1, PACK)]
     code = ErasureCode(K, N)
     fragments = hasattr(code, "encode_fragments")  # in place, parity into reused buffers
-    isal = IsaL(K, N, piece)
+    isal = RawIsaL(K, N, piece)
     # ISA-L reads the pack in place: k pieces of ``piece`` bytes (the last padded with zeros).
     padded = bytearray(len(packs) * K * piece)
     for i, pk in enumerate(packs):
