@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import methodcaller
 
 import blake3 as _blake3
 from argon2.low_level import Type as _Argon2Type
@@ -45,6 +47,7 @@ __all__ = [
     "IntegrityError",
     "argon2id",
     "blake3_hash",
+    "blake3_hash_each",
     "blake3_keyed",
     "constant_time_equal",
     "ed25519_public",
@@ -119,8 +122,16 @@ def open_box(key: bytes, box: bytes, associated_data: bytes) -> bytes:
         raise IntegrityError("authentication failed (wrong key or tampered data)") from None
 
 
+_digest = methodcaller("digest")
+
+
 def blake3_hash(data: bytes | bytearray | memoryview) -> bytes:
     return _blake3.blake3(data).digest()
+
+
+def blake3_hash_each(items: Iterable[bytes | bytearray | memoryview]) -> Iterator[bytes]:
+    """:func:`blake3_hash` of each item, lazily, with no Python-level call per item."""
+    return map(_digest, map(_blake3.blake3, items))
 
 
 def blake3_keyed(key: bytes, data: bytes | memoryview) -> bytes:
