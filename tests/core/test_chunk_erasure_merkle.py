@@ -130,6 +130,30 @@ def test_pack_size_classes_and_builder() -> None:
     assert len(sealed) == 64 * 1024 and sealed[:4] == b"OVPK" and sealed[8:11] == b"abc"
 
 
+def test_lent_packs_stay_untouched_until_given_back_then_are_reused() -> None:
+    b = PackBuilder(64 * 1024, keep=1)
+    b.add(b"x" * 1000)
+    first = b.lend()
+    kept = bytes(first)
+    assert kept[:4] == b"OVPK" and kept[8:1008] == b"x" * 1000 and not any(kept[1008:])
+    owner = first.obj
+    for fill in (b"y", b"z"):  # two more packs while the first is lent
+        b.add(fill * 5000)
+        other = b.lend()
+        assert other.obj is not owner and bytes(first) == kept
+        assert bytes(other[8:5008]) == fill * 5000 and not any(other[5008:])
+    b.give_back(first)
+    with pytest.raises(ValueError, match="released"):
+        bytes(first)
+    b.add(b"v" * 10)
+    assert b.lend().obj is not owner  # the pack that was filling meanwhile
+    b.add(b"w" * 10)
+    again = b.lend()
+    assert again.obj is owner  # the given-back buffer, its old blob padded over
+    assert bytes(again[8:18]) == b"w" * 10 and not any(again[18:]) and again[:4] == b"OVPK"
+    assert b.seal()[:8] == kept[:8]  # seal() still copies out (an empty pack)
+
+
 def test_share_header_roundtrip_and_rejects() -> None:
     h = ShareHeader(3, 6, 5, bytes(range(16)))
     data = encode_share(h, b"fragment")

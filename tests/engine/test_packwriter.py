@@ -4,8 +4,16 @@ rebalance or a pack rewrite (revocation) does not abort it (engine.store.packwri
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
+import pytest
+
+from ownvault.core.chunking import ChunkerParams
+from ownvault.core.pack import PackBuilder
+from ownvault.engine.store import ingest
+from ownvault.engine.store.shares import EncodedPack, ShareStore
 from ownvault.engine.vault import Vault
 from ownvault.providers.wrappers import Fault, FaultyProvider
 
@@ -65,4 +73,48 @@ def test_pack_rewrite_fails_over_to_another_provider(vaults: Vaults, tmp_path: P
     report = run(alice.health.check()).to_json()
     assert report["healthy"] and report["policy_ok"], report
     run(alice.files.get("docs", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+def test_lent_pack_buffers_are_reused_only_after_their_shares_are_written(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The open pack is handed to the encoder as a view of the builder's buffer, and the
+    data fragments are views of it: a buffer refilled before its pack's shares are
+    written would store (and root) the next pack's bytes. Small packs, small read blocks,
+    3 packs in flight and a slow encoder make the builder fill packs while others are
+    being coded; every byte must come back and every share must verify."""
+    monkeypatch.setattr(ingest, "BLOCK_SIZE", 64 * 1024)
+    monkeypatch.setattr(ingest, "MAX_INFLIGHT", 3)
+    monkeypatch.setattr(PackBuilder.__init__, "__defaults__", (64 * 1024, 2))
+    buffers: dict[int, object] = {}  # every buffer lent, held so that ids stay unique
+    original_lend = PackBuilder.lend
+
+    def recording_lend(self: PackBuilder) -> memoryview:
+        view = original_lend(self)
+        buffers[id(view.obj)] = view.obj
+        return view
+
+    original_encode = ShareStore.encode_sync
+
+    def slow_encode(
+        self: ShareStore, pack_id: bytes, data: bytes | memoryview, k: int, n: int
+    ) -> EncodedPack:
+        time.sleep(0.01)  # the builder seals more packs meanwhile
+        return original_encode(self, pack_id, data, k, n)
+
+    monkeypatch.setattr(PackBuilder, "lend", recording_lend)
+    monkeypatch.setattr(ShareStore, "encode_sync", slow_encode)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    small = ChunkerParams("test-small", 1024, 4096, 16384)
+    vault = vaults.create(tmp_path / "v", providers=3, k=2, chunker=small)
+    run(vault.files.put([src]))
+    packs = vault.catalog.conn.execute("SELECT COUNT(*) FROM packs").fetchone()[0]
+    assert packs >= 40
+    assert len(buffers) < packs // 2  # buffers were given back and reused
+    deep = run(vault.health.deep_check())
+    assert deep.shares_bad == 0 and deep.shares_verified == 3 * packs, deep.to_json()
+    run(vault.files.get("src", tmp_path / "back"))
     assert tree_state(tmp_path / "back") == tree_state(src)

@@ -132,16 +132,25 @@ class PackBuilder:
 
     Blobs are written straight into a buffer of the target size (``add_chunk`` seals a
     chunk into place: no blob object, no join), and the buffer is reused after ``seal()``,
-    so a put of any size allocates it once."""
+    so a put of any size allocates it once. ``lend()`` hands the pack out as a view of its
+    buffer instead of a copy and goes on in another buffer; the lent one comes back with
+    ``give_back`` (at most ``keep`` are kept for reuse), so a pipeline with m packs in
+    flight cycles through m + 1 buffers."""
 
-    def __init__(self, target: int = MAX_PACK_SIZE) -> None:
+    def __init__(self, target: int = MAX_PACK_SIZE, keep: int = 2) -> None:
         if not MIN_PACK_SIZE <= target <= MAX_PACK_SIZE:
             raise FormatError("pack target size out of range")
         self.target = target
-        self._buf = bytearray(target)
-        self._buf[: len(PACK_HEADER)] = PACK_HEADER
+        self.keep = keep
+        self._buf = self._new_buffer()
+        self._free: list[bytearray] = []  # given back; only the filling thread pops
         self.used = len(PACK_HEADER)
         self.count = 0
+
+    def _new_buffer(self) -> bytearray:
+        buf = bytearray(self.target)
+        buf[: len(PACK_HEADER)] = PACK_HEADER
+        return buf
 
     def fits(self, blob_len: int) -> bool:
         return self.used + blob_len <= self.target
@@ -169,15 +178,42 @@ class PackBuilder:
         self.count += 1
         return offset, size
 
-    def seal(self) -> bytes:
-        """The padded pack; the builder is empty (and reusable) afterwards."""
+    def _pad(self) -> int:
         size = pack_size_class(self.used)
         self._buf[self.used : size] = bytes(size - self.used)
-        with memoryview(self._buf) as view:
-            data = bytes(view[:size])
         self.used = len(PACK_HEADER)
         self.count = 0
-        return data
+        return size
+
+    def seal(self) -> bytes:
+        """The padded pack, copied out; the builder is empty (and reusable) afterwards."""
+        size = self._pad()
+        with memoryview(self._buf) as view:
+            return bytes(view[:size])
+
+    def lend(self) -> memoryview:
+        """The padded pack as a writable view of the builder's buffer, without a copy.
+
+        The buffer is the caller's until it is given back (``give_back``): the builder goes
+        on in a buffer given back earlier, or a new one, and never writes a lent one. Give
+        it back only when nothing reads the pack any more (a stored pack: once its shares
+        are durable and no thread still reads them, since the data fragments' payloads are
+        views of it); a view never given back just leaves its buffer to the collector."""
+        size = self._pad()
+        with memoryview(self._buf) as whole:
+            view = whole[:size]
+        try:
+            self._buf = self._free.pop()
+        except IndexError:
+            self._buf = self._new_buffer()
+        return view
+
+    def give_back(self, view: memoryview) -> None:
+        """Return a buffer ``lend()`` returned (``view`` is released); any thread may call it."""
+        buf = view.obj
+        view.release()
+        if isinstance(buf, bytearray) and len(buf) == self.target and len(self._free) < self.keep:
+            self._free.append(buf)
 
 
 @dataclass(frozen=True, slots=True)

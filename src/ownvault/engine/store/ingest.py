@@ -55,7 +55,7 @@ Progress = Callable[[int], None]
 _PackChunk = tuple[
     bytes, int, int, int, bytes
 ]  # chunk id, offset, blob length, plain length, wrapped key
-_SealedPack = tuple[bytes, list[_PackChunk]]
+_SealedPack = tuple[memoryview, list[_PackChunk]]  # a pack lent by the builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +273,7 @@ class Ingestor:
 
     def _take_pack(self) -> _SealedPack:
         """The open pack, padded, and its chunks; the builder starts the next one."""
-        data = self._builder.seal()
+        data = self._builder.lend()
         chunks, self._builder_chunks = self._builder_chunks, []
         return data, chunks
 
@@ -454,7 +454,7 @@ class Ingestor:
     def new_chunks(self) -> int:
         return self._new_chunks
 
-    async def _upload_pack(self, data: bytes, chunks: list[_PackChunk]) -> None:
+    async def _upload_pack(self, data: memoryview, chunks: list[_PackChunk]) -> None:
         """Start the upload of a sealed pack, waiting while ``MAX_INFLIGHT`` are running."""
         await self._slots.acquire()
         if self._failure is not None:
@@ -478,8 +478,13 @@ class Ingestor:
         if self._failure is not None:
             raise self._failure
 
-    async def _upload(self, data: bytes, chunks: list[_PackChunk]) -> None:
+    async def _upload(self, data: memoryview, chunks: list[_PackChunk]) -> None:
+        # ``data`` is the builder's buffer, lent (the data fragments' payloads are views
+        # of it): it goes back for reuse only once write_pack has returned, every share
+        # durable and no thread reading it. On failure or cancellation a thread may still
+        # read it (to_thread cannot be cancelled), so it is left to the collector.
         written = await self.writer.write_pack(data)
+        self._builder.give_back(data)
         self.packs.append(written.pack)
         rows = self.catalog.commit_pack(written.pack, chunks, self.key_epoch)
         self.rows.update(rows)

@@ -72,7 +72,9 @@ class PackWriter:
 
     # -- whole packs ------------------------------------------------------------------------
 
-    async def write_pack(self, data: bytes, *, pack_id: bytes | None = None) -> WrittenPack:
+    async def write_pack(
+        self, data: bytes | memoryview, *, pack_id: bytes | None = None
+    ) -> WrittenPack:
         """Erasure-code ``data`` with the policy's k/n, place and write its shares.
 
         Succeeds once at least ``policy.happy_shares`` shares are durable; the shares that

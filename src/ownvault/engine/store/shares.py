@@ -99,7 +99,7 @@ class ShareStore:
 
     # -- encoding ---------------------------------------------------------------------
 
-    def encode_sync(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
+    def encode_sync(self, pack_id: bytes, data: bytes | memoryview, k: int, n: int) -> EncodedPack:
         # Each share is joined once from its header, the fragment's pieces (a data
         # fragment's payload is a view of ``data``) and its tree: no fragment is joined.
         # Parity goes into buffers reused across packs (fresh ones cost zeroing and page
@@ -120,7 +120,7 @@ class ShareStore:
             self._parity.append(parity)
         return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
 
-    async def encode(self, pack_id: bytes, data: bytes, k: int, n: int) -> EncodedPack:
+    async def encode(self, pack_id: bytes, data: bytes | memoryview, k: int, n: int) -> EncodedPack:
         return await asyncio.to_thread(self.encode_sync, pack_id, data, k, n)
 
     # -- writing ----------------------------------------------------------------------
