@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-import mfusepy
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -52,6 +51,7 @@ from ownvault.errors import OwnvaultError
 from ownvault.server.api.state import Sessions
 from ownvault.server.dav import DAV_PREFIX, DavApp
 from ownvault.server.fuse import Loop, VaultFS
+from ownvault.server.fuselib import mfusepy
 from tests.engine.helpers import make_vault
 
 __all__ = ["drive", "drive_seeds"]

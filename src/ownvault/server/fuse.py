@@ -23,16 +23,19 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import mfusepy
-
 from ownvault.engine.files.drive import Drive, DriveError, Node, WriteHandle
 from ownvault.engine.files.driveio import ReadHandle, SpoolFullError
 from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
+from ownvault.server.fuselib import mfusepy
 
 __all__ = ["FILE_TYPES", "Loop", "VaultFS", "log_refusal", "mount"]
 
 T = TypeVar("T")
 FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3  # fuse_common.h
+# libfuse 3's fuse_main returns 8 when its loop ends with an error, and a session ended by
+# SIGINT/SIGTERM records the signal as that error (libfuse 2 returned 0): after a mount that
+# came up, 8 is the clean Ctrl-C end, not a refusal.
+SESSION_ENDED_BY_SIGNAL = 8
 FILE_TYPES = {
     "dir": stat.S_IFDIR,
     "symlink": stat.S_IFLNK,
@@ -69,6 +72,7 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         self.drive = drive
         self.loop = loop
         self.ready = ready  # printed on stdout once mounted
+        self.mounted = False  # set by libfuse's init: the mount came up
         self.handles: dict[int, ReadHandle | WriteHandle] = {}
         self._ids = itertools.count(1)
         self.uid = os.getuid()
@@ -94,6 +98,7 @@ class VaultFS(mfusepy.Operations):  # type: ignore[misc]
         # the spool, then truncates)
         if conn is not None and conn.capable & FUSE_CAP_ATOMIC_O_TRUNC:
             conn.want |= FUSE_CAP_ATOMIC_O_TRUNC
+        self.mounted = True
         if self.ready is not None:
             sys.stdout.write(self.ready + "\n")
             sys.stdout.flush()
@@ -253,6 +258,8 @@ def serve_fuse(fs: mfusepy.Operations, mountpoint: str, *, read_only: bool, name
             default_permissions=True,
         )
     except RuntimeError as exc:  # mfusepy: fuse_main returned non-zero
+        if getattr(fs, "mounted", False) and exc.args == (SESSION_ENDED_BY_SIGNAL,):
+            return  # libfuse 3 unmounted on SIGINT/SIGTERM (Ctrl-C): a clean end
         raise VaultStateError(
             f"cannot mount at {mountpoint}: libfuse refused (code {exc}); its message is "
             "above. Is something mounted there already, and may this user mount FUSE "

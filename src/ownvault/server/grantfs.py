@@ -15,11 +15,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import mfusepy
-
 from ownvault.engine.sharing.reader import GrantReader
 from ownvault.errors import NotFoundError, OwnvaultError
 from ownvault.server.fuse import FILE_TYPES, Loop, log_refusal, serve_fuse
+from ownvault.server.fuselib import mfusepy
 
 __all__ = ["GrantFS", "mount_grant"]
 
@@ -82,10 +81,12 @@ class GrantFS(mfusepy.Operations):  # type: ignore[misc]
         self.reader = reader
         self.loop = loop
         self.ready = ready
+        self.mounted = False  # set by libfuse's init: the mount came up
         self.nodes, self.children = folder_view(reader)
         self.uid, self.gid = os.getuid(), os.getgid()
 
     def init(self, path: str) -> None:
+        self.mounted = True
         if self.ready is not None:
             print(self.ready, flush=True)
 
