@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/test-setup.sh
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m ruff format --check src tests bench scripts
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

@@ -5,7 +5,8 @@
 Same data, same run, alternating:
   * put with the CID importer (what ships: kubo-v1 on a second thread, per 8 MiB block);
   * put with the importer replaced by a no-op (everything else identical);
-each into a fresh vault (6 local providers, k=3, n=6, fast KDF). Best of --rounds.
+each into a fresh vault (embedded default providers, fast KDF), in interleaved rounds
+(bench/rounds.py); medians with ranges, and the time ratio taken round by round.
 
 Then, on the vault with CIDs: publish (builds the block index by streaming the plaintext
 once), its index size, and the latency of one raw block regenerated through the block
@@ -23,16 +24,22 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rounds import ratio, summary  # noqa: E402
+
+from ownvault.core.cid import CID  # noqa: E402
 from ownvault.core.crypto import Argon2Params  # noqa: E402
 from ownvault.core.unixfs import PROFILES, FileRoot, ImportProfile  # noqa: E402
-from ownvault.engine import ingest  # noqa: E402
-from ownvault.engine.ipfs.publish import BlockReader, DagStore, index_version  # noqa: E402
+from ownvault.engine.ipfs.dagstore import BlockReader  # noqa: E402
+from ownvault.engine.ipfs.publish import index_version  # noqa: E402
+from ownvault.engine.store import ingest  # noqa: E402
 from ownvault.engine.vault import Vault, VaultOptions  # noqa: E402
 
 FAST = Argon2Params(1, 8192, 1)
@@ -41,16 +48,16 @@ FAST = Argon2Params(1, 8192, 1)
 class NoImporter:
     """Stands in for FileImporter: accepts the bytes, hashes nothing."""
 
-    def __init__(self, profile: ImportProfile, on_block: Any = None) -> None:
+    def __init__(
+        self, profile: ImportProfile, on_block: Callable[[bytes, bytes], None] | None = None
+    ) -> None:
         self.profile = profile
         self.n = 0
 
-    def update(self, data: Any) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self.n += len(data)
 
     def finish(self) -> FileRoot:
-        from ownvault.core.cid import CID
-
         return FileRoot(CID.parse("bafkqaaa"), self.n, self.n, self.profile)
 
 
@@ -77,11 +84,9 @@ async def gateway_costs(work: Path, src: Path) -> dict[str, float]:
         t0 = time.perf_counter()
         pub = await vault.ipfs.publish("f")
         t_pub = time.perf_counter() - t0
-        store = DagStore(vault.catalog)
+        store = vault.catalog.dags
         index = store.load(pub.dag.id)
         leaves = [k for k, r in index.blocks.items() if r.kind == "leaf"]
-        from ownvault.core.cid import CID
-
         target = CID.from_bytes(leaves[len(leaves) // 2])
         reader = BlockReader(vault.ctx, store.lookup)
         t0 = time.perf_counter()
@@ -122,16 +127,14 @@ async def main() -> None:
                 fh.write(rnd.randbytes(1 << 20))
         with_cid: list[float] = []
         without: list[float] = []
-        for _ in range(args.rounds):
+        for _ in range(args.rounds):  # interleaved: a slow spell hits both cases alike
             without.append(await put_once(work, src, False))
             with_cid.append(await put_once(work, src, True))
         mib = args.size_mib
-        a, b = min(without), min(with_cid)
-        print(f"put {mib} MiB, {os.cpu_count()} cores, best of {args.rounds}:")
-        print(f"  without CID importer: {mib / a:7.1f} MiB/s  ({a:.2f} s)")
-        print(
-            f"  with CID importer:    {mib / b:7.1f} MiB/s  ({b:.2f} s)  -> {100 * (b / a - 1):+.1f}% time"
-        )
+        print(f"put {mib} MiB, {os.cpu_count()} cores, {args.rounds} interleaved rounds:")
+        print(f"  without CID importer: {summary([mib / t for t in without]).text(' MiB/s', 1)}")
+        print(f"  with CID importer:    {summary([mib / t for t in with_cid]).text(' MiB/s', 1)}")
+        print(f"  time with / without:  {ratio(with_cid, without).text('x')}")
         g = await gateway_costs(work, src)
         print(
             f"publish (block index, one plaintext pass): {g['publish_s']:.2f} s = {mib / g['publish_s']:.0f} MiB/s; "

@@ -1,0 +1,40 @@
+"""The benchmarks do not rot: every bench script `make bench` runs still starts.
+
+CI never runs the benchmarks (they are read by people, not asserted), so a moved module
+could break one unseen; this starts each with ``--help`` (imports and argument parsing,
+no work) and checks that none with a main is left out of ``bench/run.py``.
+"""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+RUN = runpy.run_path(str(BENCH / "run.py"), run_name="bench_run")
+LISTED = [script for script, _args in RUN["BENCHES"]]
+RUN_BY_OTHERS = {"ceilings.py": "vault.py", "run.py": "make bench"}
+
+
+def test_every_bench_script_with_a_main_is_run_by_make_bench() -> None:
+    mains = sorted(
+        p.name for p in BENCH.glob("*.py") if 'if __name__ == "__main__"' in p.read_text()
+    )
+    missing = [m for m in mains if m not in LISTED and m not in RUN_BY_OTHERS]
+    assert missing == [], f"bench scripts that make bench never runs: {missing}"
+
+
+@pytest.mark.parametrize("script", [*LISTED, "ceilings.py"])
+def test_bench_script_starts(script: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
