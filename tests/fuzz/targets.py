@@ -62,8 +62,9 @@ from ownvault.core.grants import (
     encode_manifest,
     encode_revocation,
 )
+from ownvault.core.journal import DeviceKey
 from ownvault.core.keys import VaultKeys
-from ownvault.core.keystore import Keystore
+from ownvault.core.keystore import DeviceSeal, Keystore
 from ownvault.core.pack import (
     ShareHeader,
     ShareLayout,
@@ -675,7 +676,8 @@ def keystore(data: bytes) -> None:
 
 def keystore_seeds() -> list[bytes]:
     ks = Keystore(bytes(16), Argon2Params(1, 8, 1), bytes(range(16)), bytes(60), alice_keys().did)
-    return [ks.to_json().encode()]
+    device = DeviceSeal.seal(alice_keys(), bytes(16), DeviceKey(bytes(32)), "laptop")
+    return [ks.to_json().encode(), replace(ks, device=device).to_json().encode()]
 
 
 # -- NFT metadata ---------------------------------------------------------------------------------

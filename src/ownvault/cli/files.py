@@ -50,8 +50,16 @@ from ownvault.errors import UsageError
     "--jurisdiction",
     help="Two-letter code of where this machine is: the embedded folders' jurisdiction.",
 )
+@click.option(
+    "--device-name", help="This copy's name among the vault's devices (default: host name)."
+)
 def init(
-    phrase_file: str | None, providers: int, k: int, n: int | None, jurisdiction: str | None
+    phrase_file: str | None,
+    providers: int,
+    k: int,
+    n: int | None,
+    jurisdiction: str | None,
+    device_name: str | None,
 ) -> None:
     """Create a vault: a recovery phrase, keys, and the embedded default providers."""
     ctx = get_ctx()
@@ -67,7 +75,14 @@ def init(
         vault = Vault.create(
             ctx.vault,
             passphrase,
-            VaultOptions(providers=providers, k=k, n=n, kdf=kdf, jurisdiction=jurisdiction),
+            VaultOptions(
+                providers=providers,
+                k=k,
+                n=n,
+                kdf=kdf,
+                jurisdiction=jurisdiction,
+                device_name=device_name,
+            ),
         )
     except BaseException:
         if phrase_fd is not None:

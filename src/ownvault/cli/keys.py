@@ -61,11 +61,15 @@ from ownvault.errors import UsageError
     metavar="URL|NAME=URL",
     help="A provider of the vault (repeatable; one is enough to find the rest).",
 )
+@click.option(
+    "--device-name", help="This copy's name among the vault's devices (default: host name)."
+)
 def recover(
     phrase_file: str | None,
     guardians: bool,
     share_files: tuple[str, ...],
     providers: tuple[str, ...],
+    device_name: str | None,
 ) -> None:
     """Rebuild the vault here from the phrase (or guardian shares) and its providers."""
     ctx = get_ctx()
@@ -84,7 +88,11 @@ def recover(
         entropy = phrase_to_entropy(read_small(phrase_file or "", "phrase file"))
     passphrase = ctx.passphrase(confirm=True)
     kdf = kdf_params()
-    result = asyncio.run(recover_vault(ctx.vault, entropy, passphrase, list(providers), kdf=kdf))
+    result = asyncio.run(
+        recover_vault(
+            ctx.vault, entropy, passphrase, list(providers), kdf=kdf, device_name=device_name
+        )
+    )
     weak = passphrase_warning(passphrase, kdf)
     if weak:
         result = replace(result, warnings=(*result.warnings, weak))

@@ -33,6 +33,7 @@ from ownvault.core.unixfs import PROFILES
 from ownvault.engine.files.service import Files
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.context import DEFAULT_CID_PROFILE, Clock, PacksRewritten, VaultContext
+from ownvault.engine.store.device import new_device
 from ownvault.engine.store.layout import atomic_write, read_marker, secure_vault_dir, write_marker
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore
@@ -67,6 +68,7 @@ class VaultOptions:
     chunker: ChunkerParams = DEFAULT_CHUNKER
     cid_profile: str = DEFAULT_CID_PROFILE
     jurisdiction: str | None = None
+    device_name: str | None = None  # this copy's name among the vault's devices (hostname)
 
     def policy(self) -> Policy:
         n = self.n if self.n is not None else (self.providers or 6)
@@ -164,7 +166,10 @@ class Vault:
         entropy = opts.entropy or new_entropy()
         keys = VaultKeys(entropy)
         vault_id = crypto.random_bytes(16)
-        store = Keystore.create(entropy, passphrase, vault_id, keys.did, opts.kdf or Argon2Params())
+        device = new_device(keys, vault_id, opts.device_name)
+        store = Keystore.create(
+            entropy, passphrase, vault_id, keys.did, opts.kdf or Argon2Params(), device
+        )
         atomic_write(root / "keystore.json", store.to_json().encode())
         catalog = Catalog.create(
             root / "catalog.db",

@@ -74,7 +74,13 @@ async def change_passphrase(
         # Both KDF runs are slow on purpose: off the event loop.
         entropy = await asyncio.to_thread(current.unlock, old)
         store = await asyncio.to_thread(
-            Keystore.create, entropy, new, current.vault_id, current.did, kdf or current.params
+            Keystore.create,
+            entropy,
+            new,
+            current.vault_id,
+            current.did,
+            kdf or current.params,
+            current.device,  # this device's key goes along unchanged
         )
         atomic_write(path, store.to_json().encode())
     params = store.params

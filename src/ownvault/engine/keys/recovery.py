@@ -44,6 +44,7 @@ from ownvault.core.snapshot import decode_locator, locator_name
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.fleet import ProviderMove
 from ownvault.engine.store.catalog.rows import ProviderState
+from ownvault.engine.store.device import new_device
 from ownvault.engine.store.layout import atomic_write, secure_vault_dir, write_marker
 from ownvault.engine.store.shares import ShareStore
 from ownvault.engine.store.snapshots import restore_snapshot
@@ -317,8 +318,12 @@ async def recover_vault(
     providers: list[str],
     *,
     kdf: Argon2Params | None = None,
+    device_name: str | None = None,
 ) -> RecoveryResult:
-    """Rebuild a vault at ``path`` from its entropy and at least one of its providers."""
+    """Rebuild a vault at ``path`` from its entropy and at least one of its providers.
+
+    The copy joins as a new device of the vault (a new random device key, named
+    ``device_name`` or the host name); its certificate record is written on first use."""
     root = Path(path).absolute()
     if not providers:
         raise UsageError("give at least one provider (--provider URL)")
@@ -367,8 +372,9 @@ async def recover_vault(
         finally:
             catalog.close()
         vault_id = bytes.fromhex(vault_id_hex)
+        device = new_device(keys, vault_id, device_name)
         store_json = Keystore.create(
-            entropy, passphrase, vault_id, keys.did, kdf or Argon2Params()
+            entropy, passphrase, vault_id, keys.did, kdf or Argon2Params(), device
         ).to_json()
         created.append(root / "keystore.json")
         atomic_write(root / "keystore.json", store_json.encode())

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.jsonvalue import JSONValue
-from ownvault.engine.store.catalog import fleet, healthlog, keys, packs, tables, usage
+from ownvault.engine.store.catalog import fleet, healthlog, journal, keys, packs, tables, usage
 from ownvault.errors import FormatError, NotFoundError, VaultStateError
 
 __all__ = [
@@ -59,7 +59,7 @@ class Catalog:
         # Table groups of the store and health (catalog/<group>.py), on the same connection:
         self.fleet, self.healthlog = fleet.FleetTables(conn), healthlog.HealthLogTables(conn)
         self.keys, self.packs = keys.KeyTables(conn), packs.PackTables(conn)
-        self.usage = usage.UsageTables(conn)
+        self.usage, self.journal = usage.UsageTables(conn), journal.JournalTables(conn)
         self.conn = conn
         self.path = path
         self.backups = BackupTables(conn, self.transaction)

@@ -306,4 +306,32 @@ CREATE TABLE filescache (
 );
 CREATE INDEX filescache_content ON filescache(content)
 """,
+    # 10: the catalog journal: every device's certified key and the head of its chain held
+    # here, revocations, each provider's listing marks (rollback detection), the device's
+    # hybrid clock and an own append in progress (docs/design.md, "The journal on the
+    # providers").
+    10: """
+CREATE TABLE journal_devices (
+  device BLOB PRIMARY KEY CHECK (length(device) = 16),
+  key BLOB NOT NULL,
+  name TEXT NOT NULL,
+  cert BLOB NOT NULL,
+  seq INTEGER NOT NULL CHECK (seq >= 0),
+  hash BLOB NOT NULL,
+  wall_ms INTEGER NOT NULL,
+  counter INTEGER NOT NULL
+);
+CREATE TABLE journal_revoked (
+  device BLOB PRIMARY KEY CHECK (length(device) = 16),
+  last_seq INTEGER NOT NULL CHECK (last_seq >= 0),
+  sig BLOB NOT NULL
+);
+CREATE TABLE journal_marks (
+  provider INTEGER NOT NULL REFERENCES providers(id) ON DELETE CASCADE,
+  device BLOB NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (provider, device)
+);
+CREATE TABLE journal_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+""",
 }
