@@ -1,7 +1,8 @@
-"""The keys feature: passphrase, content-key rotation, guardian shares, shredding."""
+"""The keys feature: passphrase, content-key rotation, guardian shares, shredding, devices."""
 
 from __future__ import annotations
 
+from ownvault.engine.keys import devices as device_ops
 from ownvault.engine.keys import keyring, shred
 from ownvault.engine.store.service import Service, op
 
@@ -17,3 +18,6 @@ class Keys(Service):
     rotate_content_key = op(keyring.rotate_content_key)
     guardian_shares = op(keyring.guardian_shares)
     forget = op(shred.forget)
+    devices = op(device_ops.list_devices)
+    revoke_device = op(device_ops.revoke)
+    log = op(device_ops.journal_log)

@@ -120,21 +120,39 @@ class Pull:
     def __init__(self, js: Journal) -> None:
         self.js = js
 
-    async def run(self, apply: Apply | None) -> list[Record]:
+    async def _listing(self) -> Listing:
         listing = await list_journal(self.js)
         if not listing.chains:
             raise DataUnavailableError("journal: no provider could be listed")
         self._check_listing(listing)
-        j = self.js.catalog.journal
-        held, members, revoked = j.heads(), j.members(), j.revoked()
-        own = self.js.device.id
-        devices = sorted({d for c in listing.chains.values() for d in c} - {own})
+        return listing
+
+    async def _collect(
+        self,
+        listing: Listing,
+        held: dict[bytes, ChainHead],
+        members: dict[bytes, bytes],
+        skip: bytes | None,
+    ) -> list[Record]:
+        revoked = self.js.catalog.journal.revoked()
+        devices = sorted({d for c in listing.chains.values() for d in c} - {skip})
         prefetched = await self._prefetch(listing, devices, held, revoked)
         records: list[Record] = []
         for device in devices:
             records += await self._chain(device, listing, held, members, revoked, prefetched)
         records = self._drop_revoked(records, revoked)
         records.sort(key=lambda r: (r.hlc, r.device, r.seq))
+        return records
+
+    async def history(self) -> list[Record]:
+        """Every record of every chain from its first, checked like a pull; the heads held
+        here do not move (for ``log`` and revocation cut-offs)."""
+        return await self._collect(await self._listing(), {}, {}, None)
+
+    async def run(self, apply: Apply | None) -> list[Record]:
+        listing = await self._listing()
+        j = self.js.catalog.journal
+        records = await self._collect(listing, j.heads(), j.members(), self.js.device.id)
         with self.js.catalog.transaction():
             if apply is not None:
                 apply(records)

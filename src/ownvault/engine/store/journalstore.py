@@ -208,15 +208,19 @@ class JournalStore:
         """Record verified records in the catalog (inside the caller's transaction):
         members, revocations, heads, the clock."""
         j = self.catalog.journal
+        self._note_members(records)
+        for r in sorted(records, key=lambda r: (r.device, r.seq)):
+            j.set_head(r.device, r.head)
+        j.witness(r.hlc for r in records)
+
+    def _note_members(self, records: Sequence[Record]) -> None:
+        j = self.catalog.journal
         for r in records:
             for op in r.ops:
                 if isinstance(op, DeviceAdd):
                     j.add_device(op.device, op.key, op.name, op.sig)
                 elif isinstance(op, DeviceRevoke):
                     j.revoke(op.device, op.last_seq, op.sig)
-        for r in sorted(records, key=lambda r: (r.device, r.seq)):
-            j.set_head(r.device, r.head)
-        j.witness(r.hlc for r in records)
 
     async def fetch(self, pid: int, name: str) -> bytes:
         return await self.host.store.providers[pid].get(name)
@@ -277,6 +281,15 @@ class JournalStore:
         self.faults = []
         await self.enroll()
         return await Pull(self).run(apply)
+
+    async def history(self) -> list[Record]:
+        """Every record of every chain from its first, verified like a pull, oldest first;
+        the heads held here do not move (``log``, ``devices``, revocation cut-offs)."""
+        self.faults = []
+        records = await Pull(self).history()
+        with self.catalog.transaction():
+            self._note_members(records)  # certificates and revocations: this device's too
+        return records
 
     def fault(self, exc: JournalError) -> None:
         """Note (and warn about) something refused that did not stop the pull."""
