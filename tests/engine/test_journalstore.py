@@ -10,6 +10,7 @@ import pytest
 
 from ownvault.core.journal import JournalKeys, revoke_device
 from ownvault.core.journalops import DeviceAdd, Tag
+from ownvault.core.merge import heads, state_of
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.store.journalstore import JournalStore, record_name
 from ownvault.engine.store.placement import Policy
@@ -256,3 +257,27 @@ def test_a_copy_of_the_vault_directory_writing_as_the_same_device_is_a_fork(
     a2 = vaults.open(tmp_path / "a")
     with pytest.raises(JournalError, match="fork"):
         run(JournalStore(a2.ctx).pull())
+
+
+def test_checkpoints_are_written_everywhere_and_the_latest_good_one_is_read(
+    pair: tuple[Vault, Vault, list[Path]],
+) -> None:
+    ja, jb = hostile(pair)
+    assert run(jb.latest_checkpoint()) is None
+    older = run(ja.write_checkpoint(state_of(run(ja.history()))))
+    tag(ja, "f", "3")
+    newer = run(ja.write_checkpoint(state_of(run(ja.history()))))
+    assert older < newer  # named by the records they cover
+    for d in pair[2]:
+        assert obj(d, newer).is_file()
+    got = run(jb.latest_checkpoint())
+    assert got is not None and got.signer == ja.device.id
+    assert heads(got.state)[ja.device.id].seq == 4 and heads(got.state)[jb.device.id].seq == 1
+    for d in pair[2]:  # every copy of the newest one tampered: the older one is used
+        p = obj(d, newer)
+        data = bytearray(p.read_bytes())
+        data[-3] ^= 1
+        p.write_bytes(bytes(data))
+    got = run(jb.latest_checkpoint())
+    assert got is not None and heads(got.state)[ja.device.id].seq == 3
+    assert jb.faults and all(f.device == ja.device.id.hex() for f in jb.faults)

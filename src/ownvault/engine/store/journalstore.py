@@ -319,6 +319,7 @@ class JournalStore:
         """The checkpoint covering the most records that opens and verifies (a bad one is
         warned about and the next tried); None if no provider holds one. The caller checks
         ``checkpoint.still_valid`` against the records it merges after it."""
+        self.faults = []
         listing = await list_journal(self)
         names = sorted(
             {(n, pid) for pid, ns in listing.checkpoints.items() for n in ns}, reverse=True

@@ -1,0 +1,103 @@
+"""kill -9 of a real process in the middle of a journal append: after the record is on the
+providers but before the catalog moved its head, and before any provider write. The next
+append neither forks the chain nor loses the record."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ownvault.core.journalops import Tag
+from ownvault.engine.store.journalstore import JournalStore, record_name
+
+from .helpers import PASS, Vaults, run
+from .test_journalstore import folder_vault, second_device
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from ownvault.core.journalops import Tag
+    from ownvault.engine.store.journalstore import JournalStore
+    from ownvault.engine.vault import Vault
+
+    path, point = sys.argv[1], sys.argv[2]
+    vault = Vault.open(path, sys.argv[3])
+    js = JournalStore(vault.ctx)
+    written = js._write_copies
+
+    async def stop_after(targets, name, data):
+        if point == "before":
+            print("stopped", flush=True)
+            time.sleep(600)
+        out = await written(targets, name, data)
+        print("stopped", flush=True)  # the copies are durable; the head is not moved yet
+        time.sleep(600)
+        return out
+
+    async def main():
+        await js.enroll()
+        js._write_copies = stop_after
+        await js.append(js.device, js.body([Tag("crash", "x")]))
+
+    asyncio.run(main())
+    """
+)
+
+
+def kill_at(vault: Path, point: str) -> None:
+    """Run an append in a child process and SIGKILL it at ``point``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(vault), point, PASS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == b"stopped\n", (line, proc.stderr.read() if proc.stderr else b"")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("point", ["after", "before"])
+def test_kill_during_an_append_neither_forks_nor_loses(
+    vaults: Vaults, tmp_path: Path, point: str
+) -> None:
+    a, dirs = folder_vault(vaults, tmp_path)
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    path = a.path
+    vaults.close(a)
+    kill_at(path, point)
+    a = vaults.open(path)
+    ja = JournalStore(a.ctx)
+    own = ja.device.id
+    assert a.catalog.journal.pending() == (own, 2)  # the mark the killed append left
+    assert a.catalog.journal.head(own).seq == 1
+    on_disk = [(d / "objects" / record_name(own, 2)).is_file() for d in dirs]
+    assert on_disk == [point == "after"] * len(dirs)
+
+    rec = run(ja.append(ja.device, ja.body([Tag("next", "y")])))
+    assert a.catalog.journal.pending() is None
+    jb = JournalStore(b.ctx)
+    mine = [r for r in run(jb.pull()) if r.device == own]
+    if point == "after":  # adopted: the killed process's record stays, the next follows it
+        assert rec.seq == 3
+        assert [(r.seq, r.ops) for r in mine] == [
+            (1, mine[0].ops),
+            (2, (Tag("crash", "x"),)),
+            (3, (Tag("next", "y"),)),
+        ]
+    else:  # never written: the next record takes seq 2
+        assert rec.seq == 2
+        assert [(r.seq, r.ops[0]) for r in mine][1:] == [(2, Tag("next", "y"))]
+    run(ja.pull())  # its own chain checks out against every provider
