@@ -13,6 +13,7 @@ the files it makes; it never deletes one.
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -456,6 +457,30 @@ def _keystore() -> dict[str, bytes]:
         "salt-not-hex.json": good.replace(b'"salt": "', b'"salt": "zz'),
         "version-2.json": good.replace(b'"version": 1', b'"version": 2'),
         "too-large.json": b" " * 70000 + good,
+        **_keystore_v2(),
+    }
+
+
+def _keystore_v2() -> dict[str, bytes]:
+    """Version 2 (with the device box) gone wrong."""
+    v2 = json.loads(t.keystore_seeds()[1])
+    device = v2["device"]
+
+    def doc(**changes: object) -> bytes:
+        return json.dumps({**v2, **changes}).encode()
+
+    return {
+        "v2-version-1-with-device.json": doc(version=1),
+        "v2-version-3.json": doc(version=3),
+        "v2-version-true.json": doc(version=True),
+        "v2-device-extra-field.json": doc(device={**device, "extra": 1}),
+        "v2-device-not-object.json": doc(device=["id", "name", "box"]),
+        "v2-device-id-short.json": doc(device={**device, "id": "00"}),
+        "v2-device-id-number.json": doc(device={**device, "id": 7}),
+        "v2-device-name-empty.json": doc(device={**device, "name": ""}),
+        "v2-device-name-nul.json": doc(device={**device, "name": "a\u0000b"}),
+        "v2-device-name-long.json": doc(device={**device, "name": "n" * 513}),
+        "v2-device-box-not-hex.json": doc(device={**device, "box": "zz"}),
     }
 
 
