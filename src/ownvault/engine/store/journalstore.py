@@ -286,6 +286,7 @@ class JournalStore:
         """Every record of every chain from its first, verified like a pull, oldest first;
         the heads held here do not move (``log``, ``devices``, revocation cut-offs)."""
         self.faults = []
+        await self._settle_pending(self.device)
         records = await Pull(self).history()
         with self.catalog.transaction():
             self._note_members(records)  # certificates and revocations: this device's too
