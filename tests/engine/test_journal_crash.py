@@ -86,8 +86,12 @@ def test_kill_during_an_append_neither_forks_nor_loses(
     on_disk = [(d / "objects" / record_name(own, 2)).is_file() for d in dirs]
     assert on_disk == [point == "after"] * len(dirs)
 
-    rec = run(ja.append(ja.device, ja.body([Tag("next", "y")])))
+    # Reading every chain settles the mark first (the record is this device's, no fork).
+    assert [r.seq for r in run(ja.history()) if r.device == own] == (
+        [1, 2] if point == "after" else [1]
+    )
     assert a.catalog.journal.pending() is None
+    rec = run(ja.append(ja.device, ja.body([Tag("next", "y")])))
     jb = JournalStore(b.ctx)
     mine = [r for r in run(jb.pull()) if r.device == own]
     if point == "after":  # adopted: the killed process's record stays, the next follows it
