@@ -57,11 +57,19 @@ from ownvault.errors import FormatError, IntegrityError, JournalError
 __all__ = [
     "MAX_CHECKPOINT_SIZE",
     "Checkpoint",
+    "check_membership",
     "decode_checkpoint",
     "encode_checkpoint",
+    "head_json",
+    "need_device",
+    "need_head",
+    "need_map",
+    "need_tuple",
+    "need_version",
     "state_from_json",
     "state_json",
     "still_valid",
+    "version_json",
 ]
 
 MAGIC = b"OVJK"
@@ -83,7 +91,7 @@ class Checkpoint:
 # -- the state as canonical JSON ------------------------------------------------------------------
 
 
-def _head(h: ChainHead) -> list[JSONValue]:
+def head_json(h: ChainHead) -> list[JSONValue]:
     return [h.seq, h.hash.hex(), h.hlc.wall_ms, h.hlc.counter]
 
 
@@ -91,32 +99,34 @@ def _pairs(pairs: frozenset[tuple[Dot, Dot]]) -> list[JSONValue]:
     return [[a.to_json(), b.to_json()] for a, b in sorted(pairs)]
 
 
+def version_json(v: Version) -> list[JSONValue]:
+    """A version as [dot, wall_ms, counter, name, kind, size, cid, packs, rows]."""
+    return [
+        v.dot.to_json(),
+        v.hlc.wall_ms,
+        v.hlc.counter,
+        v.name,
+        v.kind,
+        v.size,
+        v.cid,
+        [p.hex() for p in v.packs],
+        _b64(v.rows),
+    ]
+
+
 def state_json(state: State) -> dict[str, JSONValue]:
     """A state as JSON whose canonical encoding is one per state (sorted everywhere)."""
     return {
-        "floor": {d.hex(): _head(h) for d, h in sorted(state.floor.items())},
+        "floor": {d.hex(): head_json(h) for d, h in sorted(state.floor.items())},
         "applied": {
-            d.hex(): [_head(h) for _s, h in sorted(hs.items())]
+            d.hex(): [head_json(h) for _s, h in sorted(hs.items())]
             for d, hs in sorted(state.applied.items())
         },
         "members": {
             d.hex(): [k.hex(), n, s.hex()] for d, (k, n, s) in sorted(state.members.items())
         },
         "revoked": {d.hex(): [n, s.hex()] for d, (n, s) in sorted(state.revoked.items())},
-        "versions": [
-            [
-                dot.to_json(),
-                v.hlc.wall_ms,
-                v.hlc.counter,
-                v.name,
-                v.kind,
-                v.size,
-                v.cid,
-                [p.hex() for p in v.packs],
-                _b64(v.rows),
-            ]
-            for dot, v in sorted(state.versions.items())
-        ],
+        "versions": [version_json(v) for _dot, v in sorted(state.versions.items())],
         "removed": _pairs(state.removed),
         "forgotten": _pairs(state.forgotten),
         "tags": [[d.to_json(), n, t] for d, (n, t) in sorted(state.tag_adds.items())],
@@ -145,25 +155,25 @@ def _b64(data: bytes) -> str:
 _FIELDS = frozenset(state_json(State()))
 
 
-def _tuple(value: JSONValue, what: str, n: int) -> list[JSONValue]:
+def need_tuple(value: JSONValue, what: str, n: int) -> list[JSONValue]:
     items = need_list(value, what, n)
     if len(items) != n:
         raise FormatError(f"{what} does not have {n} items")
     return items
 
 
-def _device(key: str) -> bytes:
+def need_device(key: JSONValue) -> bytes:
     return need_hex(key, "device id", DEVICE_ID_SIZE)
 
 
-def _map(value: JSONValue, what: str) -> dict[str, JSONValue]:
+def need_map(value: JSONValue, what: str) -> dict[str, JSONValue]:
     if not isinstance(value, dict) or len(value) > MAX_ITEMS:
         raise FormatError(f"{what} is not an object")
     return value
 
 
-def _chain_head(value: JSONValue, what: str) -> ChainHead:
-    seq, h, wall, counter = _tuple(value, what, 4)
+def need_head(value: JSONValue, what: str) -> ChainHead:
+    seq, h, wall, counter = need_tuple(value, what, 4)
     return ChainHead(
         need_int(seq, f"{what} seq", 1, MAX_U64),
         need_hex(h, f"{what} hash", 32),
@@ -177,13 +187,13 @@ def _chain_head(value: JSONValue, what: str) -> ChainHead:
 def _dot_pairs(value: JSONValue, what: str) -> frozenset[tuple[Dot, Dot]]:
     out = set()
     for i, item in enumerate(need_list(value, what, MAX_ITEMS)):
-        a, b = _tuple(item, f"{what}[{i}]", 2)
+        a, b = need_tuple(item, f"{what}[{i}]", 2)
         out.add((need_dot(a, f"{what}[{i}]"), need_dot(b, f"{what}[{i}]")))
     return frozenset(out)
 
 
-def _version(item: JSONValue, what: str) -> Version:
-    dot, wall, counter, name, kind, size, cid, packs, rows = _tuple(item, what, 9)
+def need_version(item: JSONValue, what: str) -> Version:
+    dot, wall, counter, name, kind, size, cid, packs, rows = need_tuple(item, what, 9)
     if kind not in ("file", "tree"):
         raise FormatError(f"{what} kind is not file or tree")
     return Version(
@@ -207,45 +217,46 @@ def state_from_json(value: JSONValue) -> State:
     Long: one short block per field of the state, in the order of the format."""
     v = need_obj(value, "checkpoint state", _FIELDS)
     floor = {
-        _device(k): _chain_head(h, f"floor[{k}]") for k, h in _map(v["floor"], "floor").items()
+        need_device(k): need_head(h, f"floor[{k}]")
+        for k, h in need_map(v["floor"], "floor").items()
     }
     applied = {}
-    for k, hs in _map(v["applied"], "applied").items():
-        chain = [_chain_head(h, f"applied[{k}]") for h in need_list(hs, f"applied[{k}]", MAX_ITEMS)]
-        applied[_device(k)] = {h.seq: h for h in chain}
+    for k, hs in need_map(v["applied"], "applied").items():
+        chain = [need_head(h, f"applied[{k}]") for h in need_list(hs, f"applied[{k}]", MAX_ITEMS)]
+        applied[need_device(k)] = {h.seq: h for h in chain}
     members = {}
-    for k, m in _map(v["members"], "members").items():
-        key, name, sig = _tuple(m, f"members[{k}]", 3)
-        members[_device(k)] = (
+    for k, m in need_map(v["members"], "members").items():
+        key, name, sig = need_tuple(m, f"members[{k}]", 3)
+        members[need_device(k)] = (
             need_hex(key, "member key", 32),
             need_str(name, "member name", MAX_SHORT),
             need_hex(sig, "member certificate", SIG_SIZE),
         )
     revoked = {}
-    for k, r in _map(v["revoked"], "revoked").items():
-        last, sig = _tuple(r, f"revoked[{k}]", 2)
-        revoked[_device(k)] = (
+    for k, r in need_map(v["revoked"], "revoked").items():
+        last, sig = need_tuple(r, f"revoked[{k}]", 2)
+        revoked[need_device(k)] = (
             need_int(last, "revoked seq", 0, MAX_U64),
             need_hex(sig, "revocation", SIG_SIZE),
         )
     versions = {}
     for i, item in enumerate(need_list(v["versions"], "versions", MAX_ITEMS)):
-        version = _version(item, f"versions[{i}]")
+        version = need_version(item, f"versions[{i}]")
         versions[version.dot] = version
     tag_adds = {}
     for i, item in enumerate(need_list(v["tags"], "tags", MAX_ITEMS)):
-        dot, name, tag = _tuple(item, f"tags[{i}]", 3)
+        dot, name, tag = need_tuple(item, f"tags[{i}]", 3)
         tag_adds[need_dot(dot, "tag dot")] = (need_name(name, "tag name"), need_name(tag, "tag"))
     pub_adds = {}
     for i, item in enumerate(need_list(v["published"], "published", MAX_ITEMS)):
-        dot, name, cid = _tuple(item, f"published[{i}]", 3)
+        dot, name, cid = need_tuple(item, f"published[{i}]", 3)
         pub_adds[need_dot(dot, "publish dot")] = (
             need_name(name, "published name"),
             need_name(cid, "cid"),
         )
     grant_adds = {}
     for i, item in enumerate(need_list(v["grants"], "grants", MAX_ITEMS)):
-        dot, g, name, who = _tuple(item, f"grants[{i}]", 4)
+        dot, g, name, who = need_tuple(item, f"grants[{i}]", 4)
         grant_adds[need_dot(dot, "grant dot")] = (
             need_hex(g, "grant id", 16),
             need_name(name, "grant name"),
@@ -253,12 +264,12 @@ def state_from_json(value: JSONValue) -> State:
         )
     grant_revokes = set()
     for i, item in enumerate(need_list(v["grant_revokes"], "grant_revokes", MAX_ITEMS)):
-        dot, g = _tuple(item, f"grant_revokes[{i}]", 2)
+        dot, g = need_tuple(item, f"grant_revokes[{i}]", 2)
         grant_revokes.add((need_dot(dot, "grant revoke dot"), need_hex(g, "grant id", 16)))
     pending = {}
-    for k, p in _map(v["pending"], "pending").items():
-        seq, index, packs = _tuple(p, f"pending[{k}]", 3)
-        pending[_device(k)] = (
+    for k, p in need_map(v["pending"], "pending").items():
+        seq, index, packs = need_tuple(p, f"pending[{k}]", 3)
+        pending[need_device(k)] = (
             (
                 need_int(seq, "pending seq", 1, MAX_U64),
                 need_int(index, "pending index", 0, MAX_U32),
@@ -266,13 +277,13 @@ def state_from_json(value: JSONValue) -> State:
             need_packs(packs, f"pending[{k}] packs"),
         )
     seen = {}
-    for k, item in _map(v["seen"], "seen").items():
-        seq, vec = _tuple(item, f"seen[{k}]", 2)
+    for k, item in need_map(v["seen"], "seen").items():
+        seq, vec = need_tuple(item, f"seen[{k}]", 2)
         vector = {
-            _device(e): need_int(n, "seen seq", 0, MAX_U64)
-            for e, n in _map(vec, "seen vector").items()
+            need_device(e): need_int(n, "seen seq", 0, MAX_U64)
+            for e, n in need_map(vec, "seen vector").items()
         }
-        seen[_device(k)] = (need_int(seq, "seen record seq", 1, MAX_U64), vector)
+        seen[need_device(k)] = (need_int(seq, "seen record seq", 1, MAX_U64), vector)
     return State(
         floor=floor,
         applied=applied,
@@ -295,7 +306,7 @@ def state_from_json(value: JSONValue) -> State:
 # -- the checkpoint object ------------------------------------------------------------------------
 
 
-def _check_membership(keys: JournalKeys, state: State, signer: bytes) -> None:
+def check_membership(keys: JournalKeys, state: State, signer: bytes) -> None:
     for device, (key, name, sig) in state.members.items():
         if not verify_device_add(keys.membership_public, DeviceAdd(device, key, name, sig)):
             raise IntegrityError(f"member {device.hex()} has no valid certificate")
@@ -313,11 +324,11 @@ def _check_membership(keys: JournalKeys, state: State, signer: bytes) -> None:
 def encode_checkpoint(keys: JournalKeys, signer: DeviceKey, state: State) -> bytes:
     """A checkpoint of ``state`` (compacted here) signed by ``signer``, a member."""
     state = compact(state)
-    _check_membership(keys, state, signer.id)
+    check_membership(keys, state, signer.id)
     s = canonical(state_json(state))
     plain = canonical(
         {
-            "heads": {d.hex(): _head(h) for d, h in heads(state).items()},
+            "heads": {d.hex(): head_json(h) for d, h in heads(state).items()},
             "state": json.loads(s),
             "state_hash": crypto.sha256(s).hex(),
         }
@@ -367,11 +378,12 @@ def _decode(keys: JournalKeys, data: bytes, signer: bytes) -> Checkpoint:
     if compact(state) != state:
         raise FormatError("checkpoint state is not compacted")
     vector = {
-        _device(k): _chain_head(h, f"heads[{k}]") for k, h in _map(body["heads"], "heads").items()
+        need_device(k): need_head(h, f"heads[{k}]")
+        for k, h in need_map(body["heads"], "heads").items()
     }
     if vector != heads(state):
         raise IntegrityError("heads do not match the state")
-    _check_membership(keys, state, signer)
+    check_membership(keys, state, signer)
     public = state.members[signer][0]
     if not crypto.ed25519_verify(public, data[end:], CHECKPOINT_AD + b"\x00" + data[:end]):
         raise IntegrityError("signature does not verify")
