@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("vault.py", ["--install-peers"]),
     ("filescache.py", []),
+    ("journal.py", []),
     ("erasure.py", []),
     ("network.py", []),
     ("audit.py", []),

@@ -330,15 +330,7 @@ def test_a_root_whose_pages_break_the_split_rule_is_refused(
     paged: tuple[State, bytes, dict[str, bytes], DeviceKey], pages: object, message: str
 ) -> None:
     _state, root, stored, key = paged
-    leaves = json.loads(
-        zlib.decompress(
-            crypto.open_box(
-                KEYS.journal,
-                root[25 : 25 + struct.unpack_from(">I", root, 21)[0]],
-                CHECKPOINT_AD + root[:21],
-            )
-        )
-    )["pages"]
+    leaves = _leaves(root)
     bad = _reroot(root, key, pages=pages(leaves))  # type: ignore[operator]
     with pytest.raises(JournalError, match=message):
         open_checkpoint(KEYS, bad, stored)
@@ -366,3 +358,43 @@ def test_a_root_with_a_forged_signer_certificate_is_refused() -> None:
         open_root(KEYS, good.root[:-1] + bytes((good.root[-1] ^ 1,)))
     root = open_root(KEYS, good.root)
     assert decode_pages(KEYS, root, good.pages).state == compact(b.state)
+
+
+def _leaves(root: bytes) -> list[list[object]]:
+    (n,) = struct.unpack_from(">I", root, 21)
+    box = crypto.open_box(KEYS.journal, root[25 : 25 + n], CHECKPOINT_AD + root[:21])
+    return json.loads(zlib.decompress(box))["pages"]  # type: ignore[no-any-return]
+
+
+def test_a_fact_in_another_page_than_its_hash_says_is_refused(
+    paged: tuple[State, bytes, dict[str, bytes], DeviceKey],
+) -> None:
+    _state, root, stored, key = paged
+    leaves = _leaves(root)
+    single = [i for i, leaf in enumerate(leaves) if leaf[1] == 1]
+    src, dst = single[0], single[1]
+    ad = PAGE_AD + PAGE_HEADER + str(leaves[src][0]).encode()
+    plain = zlib.decompress(crypto.open_box(KEYS.journal, stored[str(leaves[src][4])][5:], ad))
+    leaf, page = _repage(str(leaves[dst][0]), plain)  # src's fact under dst's prefix
+    leaves[dst] = leaf
+    bad = _reroot(root, key, pages=leaves)
+    with pytest.raises(JournalError, match="out of order or place"):
+        open_checkpoint(KEYS, bad, {**stored, str(leaf[4]): page})
+
+
+def test_a_page_that_inflates_past_what_the_root_says_is_refused(
+    paged: tuple[State, bytes, dict[str, bytes], DeviceKey],
+) -> None:
+    _state, root, stored, key = paged
+    leaves = _leaves(root)
+    i = next(i for i, leaf in enumerate(leaves) if leaf[1])
+    prefix = str(leaves[i][0])
+    bomb = b"[" + b" " * (64 * 1024 * 1024) + b"]"  # 64 MiB that compress to 64 KiB
+    page = PAGE_HEADER + crypto.seal(
+        KEYS.journal, zlib.compress(bomb, 9), PAGE_AD + PAGE_HEADER + prefix.encode()
+    )
+    name = crypto.sha256(page).hex()
+    leaves[i] = [prefix, leaves[i][1], leaves[i][2], leaves[i][3], name]
+    bad = _reroot(root, key, pages=leaves)
+    with pytest.raises(JournalError, match="over its size limit"):
+        open_checkpoint(KEYS, bad, {**stored, name: page})

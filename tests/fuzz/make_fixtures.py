@@ -33,6 +33,7 @@ from ownvault.core.pack import ShareHeader, attach_tree, encode_share, seal_chun
 from ownvault.core.proofs import Answer, encode_answers
 from ownvault.core.snapshot import SNAPSHOT_MAGIC, encode_snapshot
 from tests.fuzz import targets as t
+from tests.fuzz.checkpoint_target import checkpoint_fixtures
 from tests.fuzz.drive_targets import drive_fixtures
 from tests.fuzz.journal_target import journal_fixtures
 
@@ -644,6 +645,7 @@ MAKERS = {
     "snapshot": _snapshot,
     "locator": _locator,
     "journal": journal_fixtures,
+    "checkpoint": checkpoint_fixtures,
     "share": _share,
     "erasure_fragments": _erasure_fragments,
     "pack_blob": _pack_blob,

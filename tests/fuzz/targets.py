@@ -90,6 +90,7 @@ from ownvault.core.snapshot import (
 )
 from ownvault.core.unixfs import PROFILES, DirEntry, build_directory, import_bytes
 from ownvault.errors import OwnvaultError
+from tests.fuzz.checkpoint_target import checkpoint, checkpoint_seeds
 from tests.fuzz.journal_target import journal, journal_seeds
 
 if TYPE_CHECKING:
@@ -960,6 +961,7 @@ TARGETS: dict[str, Target] = {
         Target("snapshot", snapshot, snapshot_seeds),
         Target("locator", locator, locator_seeds),
         Target("journal", journal, journal_seeds),
+        Target("checkpoint", checkpoint, checkpoint_seeds),
         Target("share", share, share_seeds),
         Target("erasure_fragments", erasure_fragments, erasure_fragments_seeds),
         Target("pack_blob", pack_blob, pack_blob_seeds),

@@ -358,8 +358,12 @@ def open_root(keys: JournalKeys, data: bytes, *, provider: str | None = None) ->
         ) from None
 
 
+def _where(leaf: Leaf) -> str:
+    return f"page {leaf.prefix or '(the only one)'}"
+
+
 def _page_facts(keys: JournalKeys, leaf: Leaf, data: bytes | None) -> list[JSONValue]:
-    where = f"page {leaf.prefix or '(root)'} ({leaf.name[:16]})"
+    where = f"{_where(leaf)} ({leaf.name[:16]})"
     if data is None:
         raise IntegrityError(f"{where} is missing")
     if len(data) > MAX_PAGE_SIZE or crypto.sha256(data).hex() != leaf.name:
@@ -395,10 +399,10 @@ def decode_pages(
             items = _page_facts(keys, leaf, pages.get(leaf.name))
             low, shift, last = _prefix_int(leaf.prefix), MAX_DEPTH - len(leaf.prefix), b""
             for i, item in enumerate(items):
-                key = facts.add(item, f"page {leaf.prefix or '(root)'} fact {i}")
+                key = facts.add(item, f"{_where(leaf)} fact {i}")
                 h = crypto.sha256(key)
                 if h <= last or int.from_bytes(h[:8], "big") >> shift != low:
-                    raise FormatError(f"page {leaf.prefix!r} fact {i} is out of order or place")
+                    raise FormatError(f"{_where(leaf)} fact {i} is out of order or place")
                 last = h
         state = facts.state()
         if compact(state) != state:
