@@ -21,6 +21,7 @@ And the peak RSS of the process (VmHWM). Core only: no providers, no I/O.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import random
 import resource
@@ -57,7 +58,7 @@ ROWS = 64  # bytes of a tiny file's rows: its one chunk's id and wrapped key (ra
 
 
 def _cid(rng: random.Random) -> str:
-    return "bafkrei" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(52))
+    return "bafkrei" + base64.b32encode(rng.randbytes(35)).decode().lower()[:52]
 
 
 def generate(n: int) -> State:
@@ -226,6 +227,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (3; quick 2)")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a first look")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     n = args.versions or (20_000 if args.quick else 1_000_000)
     changes = args.changes or (100 if args.quick else 1_000)
     rounds = args.rounds or (2 if args.quick else 3)

@@ -398,3 +398,33 @@ def test_a_page_that_inflates_past_what_the_root_says_is_refused(
     bad = _reroot(root, key, pages=leaves)
     with pytest.raises(JournalError, match="over its size limit"):
         open_checkpoint(KEYS, bad, {**stored, name: page})
+
+
+def _edit_version(edit: object) -> list[object]:
+    _a, b, _c = every_kind_of_fact()
+    facts = _facts(b.key, b.state)
+    i = next(i for i, f in enumerate(facts) if f[0] == "v")  # type: ignore[index]
+    facts[i] = edit(list(facts[i]))  # type: ignore[operator, call-overload]
+    return facts
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda v: [*v[:8], ["AB" * 16], v[9]], "packs"),
+        (lambda v: [*v[:8], [v[8][0][:30] + " 0"], v[9]], "packs"),
+        (lambda v: [*v[:8], [v[8][0], v[8][0]], v[9]], "packs"),
+        (lambda v: [v[0], [v[1][0], True, v[1][2]], *v[2:]], "seq"),
+        (lambda v: [v[0], [v[1][0], 0, v[1][2]], *v[2:]], "seq"),
+        (lambda v: [v[0], [v[1][0].upper(), *v[1][1:]], *v[2:]], "device"),
+        (lambda v: [*v[:6], -1, *v[7:]], "size"),
+        (lambda v: [*v[:6], True, *v[7:]], "size"),
+        (lambda v: [*v[:5], "link", *v[6:]], "kind"),
+        (lambda v: [*v[:9], v[9] + "="], "base64"),
+    ],
+)
+def test_a_version_fact_is_decoded_as_strictly_as_in_version_1(edit: object, message: str) -> None:
+    _a, b, _c = every_kind_of_fact()
+    root, pages = _one_page(b.key, b.state, canonical(_edit_version(edit)))  # checked first
+    with pytest.raises(JournalError, match=message):
+        open_checkpoint(KEYS, root, pages)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ownvault.core.checkpoint import (
     head_json,
@@ -37,13 +38,16 @@ from ownvault.core.journalops import (
     MAX_SHORT,
     MAX_U32,
     MAX_U64,
+    PACK_ID_SIZE,
     Dot,
+    Hlc,
     need_dot,
     need_hex,
     need_int,
     need_list,
     need_name,
     need_packs,
+    need_rows,
     need_str,
 )
 from ownvault.core.jsonvalue import JSONValue
@@ -109,6 +113,28 @@ def _facts_of(state: State) -> Iterator[tuple[bytes, JSONValue]]:
         yield dot_key("x", dot), ["x", dot.to_json(), g.hex()]
 
 
+def _packs(value: JSONValue, what: str) -> tuple[bytes, ...]:
+    """``need_packs`` without a regular expression per pack (lowercase hex is checked by
+    encoding back); anything else goes to ``need_packs``, which names the fault."""
+    if type(value) is list and len(value) <= MAX_REFS:
+        out = []
+        for p in value:
+            if type(p) is not str or len(p) != 2 * PACK_ID_SIZE:
+                break
+            try:
+                b = bytes.fromhex(p)
+            except ValueError:
+                break
+            if b.hex() != p:
+                break
+            out.append(b)
+        else:
+            packs = tuple(out)
+            if all(a < b for a, b in pairwise(packs)):
+                return packs
+    return need_packs(value, f"{what} packs")
+
+
 @dataclass(slots=True)
 class Facts:
     """Accumulates decoded facts into the fields of a :class:`State`."""
@@ -127,6 +153,7 @@ class Facts:
     grant_revokes: set[tuple[Dot, bytes]] = field(default_factory=set)
     pending: dict[bytes, PendingReg] = field(default_factory=dict)
     seen: dict[bytes, SeenReg] = field(default_factory=dict)
+    ids: dict[str, bytes] = field(default_factory=dict)
 
     @staticmethod
     def of(state: State) -> Iterator[tuple[bytes, JSONValue]]:
@@ -158,7 +185,7 @@ class Facts:
             raise FormatError(f"{what} is not a fact")
         kind = item[0]
         if kind == "v":
-            version = need_version(item[1:], what)
+            version = self._version(item, what)
             self.versions[version.dot] = version
             return dot_key("v", version.dot)
         if kind == "d":
@@ -177,6 +204,37 @@ class Facts:
             self.pairs[_PAIRS[kind]].update((origin, t) for t in targets)
             return dot_key(kind, origin)
         return self._named(kind, item, what)
+
+    def _dot(self, value: JSONValue, what: str) -> Dot:
+        """``need_dot``, with the device ids met before looked up rather than parsed again
+        (the ranges are checked by :class:`Dot` itself)."""
+        if type(value) is list and len(value) == 3:
+            d, seq, index = value
+            device = self.ids.get(d) if type(d) is str else None
+            if device is not None and type(seq) is int and type(index) is int:
+                return Dot(device, seq, index)
+        dot = need_dot(value, what)
+        self.ids[dot.device.hex()] = dot.device
+        return dot
+
+    def _version(self, item: list[JSONValue], what: str) -> Version:
+        """``need_version`` on the common shape without a call per field; anything else
+        goes to ``need_version``, which names the fault."""
+        if len(item) == 10:
+            _v, dot, wall, counter, name, kind, size, cid, packs, rows = item
+            plain = type(wall) is int and type(counter) is int and type(size) is int
+            if plain and kind in ("file", "tree") and 0 <= size <= MAX_U64:  # type: ignore[operator]
+                return Version(
+                    Hlc(wall, counter),  # type: ignore[arg-type]
+                    self._dot(dot, what),
+                    need_name(name, f"{what} name"),
+                    str(kind),
+                    size,  # type: ignore[arg-type]
+                    None if cid is None else need_str(cid, f"{what} cid", MAX_SHORT),
+                    _packs(packs, what),
+                    need_rows(rows),
+                )
+        return need_version(item[1:], what)
 
     def _named(self, kind: str, item: list[JSONValue], what: str) -> bytes:
         if kind in ("t", "p"):
