@@ -15,14 +15,15 @@ nothing here), compacted as a checkpoint stores it. Then, in interleaved rounds
   other's), merged into the big state in both orders, which must converge;
 * recovery: open the version 2 checkpoint and merge the ``--changes`` records after it.
 
-And the peak RSS of the process (VmHWM). Core only: no providers, no I/O.
+And the peak RSS (VmHWM) of each phase: the generated state, the checkpoints, the rest.
+Core only: no providers, no I/O.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import os
+import contextlib
 import random
 import resource
 import sys
@@ -124,10 +125,17 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def peak_rss_mib() -> float:
+    """The process's peak RSS since the last :func:`reset_peak` (VmHWM)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> None:
+    """Start the peak RSS over from the current RSS (Linux: "5" to clear_refs)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def checkpoints(state: State, rounds: int) -> None:
@@ -234,9 +242,13 @@ def main() -> int:
     start = time.perf_counter()
     state = generate(n)
     print(f"generated {n:,} versions on 4 devices in {time.perf_counter() - start:.1f} s")
+    print(f"peak RSS, the generated state: {peak_rss_mib():,.0f} MiB")
+    reset_peak()
     checkpoints(state, rounds)
+    print(f"peak RSS, checkpoints v1 and v2: {peak_rss_mib():,.0f} MiB")
+    reset_peak()
     records(state, changes, rounds)
-    print(f"peak RSS: {peak_rss_mib():,.0f} MiB (pid {os.getpid()})")
+    print(f"peak RSS, records, merges and recovery (v2): {peak_rss_mib():,.0f} MiB")
     return 0
 
 
