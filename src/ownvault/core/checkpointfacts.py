@@ -130,7 +130,7 @@ def _packs(value: JSONValue, what: str) -> tuple[bytes, ...]:
             out.append(b)
         else:
             packs = tuple(out)
-            if all(a < b for a, b in pairwise(packs)):
+            if len(packs) < 2 or all(a < b for a, b in pairwise(packs)):
                 return packs
     return need_packs(value, f"{what} packs")
 
