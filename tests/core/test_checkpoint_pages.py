@@ -131,6 +131,10 @@ def test_a_checkpoint_after_a_change_writes_only_the_pages_that_changed(
             assert leaf.name in second.pages
     stored = {**first.pages, **second.pages}  # what the providers hold now
     assert open_checkpoint(KEYS, second.root, stored).state == compact(d.state)
+    stale = second.stale(first.opened)
+    assert stale and not stale & second.opened.page_names  # the device's page changed at least
+    kept = {n: p for n, p in stored.items() if n not in stale}  # old pages deleted
+    assert open_checkpoint(KEYS, second.root, kept).state == compact(d.state)
 
 
 def test_one_put_in_a_large_state_rewrites_two_pages_and_the_root() -> None:

@@ -90,6 +90,7 @@ MAX_ROOT_PLAIN = 32 * 1024 * 1024
 MAX_ROOT_SIZE = MAX_ROOT_PLAIN + 64 * 1024
 MAX_TOTAL_PLAIN = 8 * 1024 * 1024 * 1024
 _ROOT_FIELDS = frozenset({"heads", "limit", "pages", "signer"})
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,11 @@ class Paged:
     def written(self) -> int:
         """Bytes this checkpoint writes: the root and its new pages."""
         return len(self.root) + sum(len(p) for p in self.pages.values())
+
+    def stale(self, previous: Root) -> frozenset[str]:
+        """The pages of ``previous`` this checkpoint no longer names: delete them once its
+        root is durable."""
+        return previous.page_names - self.opened.page_names
 
 
 # -- the layout: a trie over key hashes, cut by one rule ----------------------------------------
@@ -221,7 +227,8 @@ def encode_paged(
         raise FormatError(f"page limit out of range: {limit}")
     state = compact(state)
     check_membership(keys, state, signer.id)
-    facts = sorted((crypto.sha256(key), canonical(value)) for key, value in Facts.of(state))
+    encode = _ENCODER.encode  # journalops.canonical's settings, one encoder for every fact
+    facts = sorted((crypto.sha256(key), encode(value).encode()) for key, value in Facts.of(state))
     h64 = [int.from_bytes(h[:8], "big") for h, _text in facts]
     weight = [0, *accumulate(len(text) + 1 for _h, text in facts)]
     old = {(leaf.prefix, leaf.digest): leaf.name for leaf in previous.leaves} if previous else {}
