@@ -32,6 +32,7 @@ from ownvault.core.pack import (
     build_share,
     encode_share,
     open_chunk,
+    share_parts,
 )
 from ownvault.errors import UsageError
 
@@ -71,6 +72,10 @@ def test_build_share_is_attach_tree_of_encode_share(size: int) -> None:
     cut = size // 3
     pieces = (fragment[:cut], memoryview(fragment)[cut : 2 * cut], fragment[2 * cut :])
     assert build_share(header, *pieces) == built
+    parts, root = share_parts(header, *pieces)
+    assert (b"".join(parts), root) == built
+    # The fragment's pieces are handed on as they came (the objects, not copies).
+    assert all(any(p is q for q in parts) for p in pieces)
 
 
 def test_seal_into_writes_a_box_that_opens_and_has_the_seal_layout() -> None:

@@ -21,4 +21,22 @@ def test_shares_of_packs_encoded_with_reused_parity_buffers_are_the_plain_ones()
             build_share(ShareHeader(3, 6, i, pack_id), f)[0]
             for i, f in enumerate(code.encode(data))
         ]
-        assert encoded.shares == plain
+        assert list(encoded.shares) == plain
+        assert [b"".join(s.parts) for s in encoded.pieces] == plain
+        assert [len(s) for s in encoded.pieces] == [len(s) for s in plain]
+        store.release(encoded)
+
+
+def test_parity_buffers_are_reused_only_after_release() -> None:
+    """A pack's shares are parts that view its parity buffers until they are written: an
+    encode before ``release`` must not write into them, one after it does reuse them."""
+    store = ShareStore({}, {})
+    first_id, first = os.urandom(16), os.urandom(MIN_PACK_SIZE * 2)
+    a = store.encode_sync(first_id, first, 3, 6)
+    expected = [b"".join(s.parts) for s in a.pieces]
+    b = store.encode_sync(os.urandom(16), os.urandom(MIN_PACK_SIZE * 2), 3, 6)
+    assert [b"".join(s.parts) for s in a.pieces] == expected  # untouched by the second
+    assert all(x is not y for x in a.parity for y in b.parity)
+    store.release(a)
+    c = store.encode_sync(os.urandom(16), os.urandom(MIN_PACK_SIZE * 2), 3, 6)
+    assert c.parity is a.parity  # the set given back is the one reused

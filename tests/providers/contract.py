@@ -40,6 +40,26 @@ class ProviderContract:
         run(provider.put("shares/ab/abc.0", data))
         assert run(provider.get("shares/ab/abc.0")) == data
 
+    def test_put_of_parts_stores_exactly_the_joined_bytes(self, provider: Provider) -> None:
+        # A share goes down as header, views of a pack buffer and its tree: the provider
+        # stores their concatenation, and keeps nothing that sees the caller's buffers.
+        pack = bytearray(os.urandom(300_000))
+        parts = [
+            b"head",
+            memoryview(pack)[1000:200_001],
+            b"",
+            bytearray(b"tail of one part"),
+            memoryview(pack)[250_000:],
+            *(bytes([i % 256]) * (i % 7) for i in range(1100)),  # more parts than one writev takes
+        ]
+        expected = b"".join(bytes(p) for p in parts)
+        run(provider.put("shares/pa/parts.0", parts))
+        pack[:] = bytes(len(pack))  # the caller reuses its buffer once put returned
+        assert run(provider.get("shares/pa/parts.0")) == expected
+        assert run(provider.stat("shares/pa/parts.0")).size == len(expected)
+        run(provider.put("shares/pa/none.0", []))
+        assert run(provider.get("shares/pa/none.0")) == b""
+
     def test_empty_object(self, provider: Provider) -> None:
         run(provider.put("e", b""))
         assert run(provider.get("e")) == b""

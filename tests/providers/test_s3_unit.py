@@ -4,6 +4,7 @@ answers ranges wrongly (a tiny HTTP server on loopback)."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.s3 import S3Config, S3Provider, classify_error
+from ownvault.providers.s3.writes import PartsReader
 
 from .contract import ProviderContract, run
 
@@ -281,3 +283,20 @@ def test_hostile_short_body_is_retryable(hostile: S3Provider) -> None:
 def test_classified_errors_pass_through() -> None:
     err = ProviderPermanentError("already classified")
     assert classify_error(err) is err
+
+
+def test_parts_reader_reads_and_seeks_across_parts() -> None:
+    parts = [memoryview(b) for b in (b"0123", b"45", b"6789abcdef")]
+    whole = b"0123456789abcdef"
+    r = PartsReader(parts)
+    assert len(r) == 16 and r.read(3) == b"012" and r.read(4) == b"3456" and r.tell() == 7
+    assert r.read() == whole[7:] and r.read(5) == b""
+    assert r.seek(0) == 0 and r.read() == whole  # botocore seeks back to retry
+    r.seek(-2, io.SEEK_END)
+    assert r.read(10) == b"ef"
+    part = PartsReader(parts, 3, 9)  # a multipart upload's part
+    assert len(part) == 6 and part.read() == whole[3:9]
+    part.seek(1)
+    buf = bytearray(3)
+    assert part.readinto(buf) == 3 and bytes(buf) == whole[4:7]
+    assert len(PartsReader(parts, 12, 99)) == 4 and len(PartsReader(parts, 99)) == 0

@@ -17,7 +17,7 @@ from ownvault.errors import (
     StorageFullError,
     UsageError,
 )
-from ownvault.providers.base import ObjectInfo, Provider
+from ownvault.providers.base import ObjectInfo, Provider, PutData
 from ownvault.providers.memory import MemoryProvider
 from ownvault.providers.wrappers import (
     Fault,
@@ -95,7 +95,7 @@ def test_backoff_is_capped_and_jittered() -> None:
 class LostAnswer(MemoryProvider):
     """Stores the object, then reports the put as failed (the answer got lost)."""
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         await super().put(name, data)
         raise ProviderUnavailableError("connection reset after the write")
 

@@ -65,6 +65,7 @@ __all__ = [
     "pack_size_class",
     "seal_chunk",
     "share_name",
+    "share_parts",
     "split_share",
     "unwrap_chunk_key",
     "wrap_chunk_key",
@@ -234,13 +235,22 @@ def encode_share(header: ShareHeader, fragment: bytes) -> bytes:
 
 def build_share(header: ShareHeader, *fragment: bytes | memoryview) -> tuple[bytes, bytes]:
     """``attach_tree(encode_share(header, fragment))`` with one copy of the fragment instead
-    of three: the leaves are hashed over the header and the fragment in place, and the
-    stored share is joined once from its parts. ``fragment`` may come in pieces (joined,
-    they are the fragment), which are never joined on their own."""
+    of three: the stored share joined once from :func:`share_parts`."""
+    parts, root = share_parts(header, *fragment)
+    return b"".join(parts), root
+
+
+def share_parts(
+    header: ShareHeader, *fragment: bytes | memoryview
+) -> tuple[tuple[bytes | memoryview, ...], bytes]:
+    """The stored share as parts that, joined, are its bytes (header, the fragment's pieces
+    as given, the leaf level, the trailer), and its Merkle root. Nothing of the fragment is
+    copied: the leaves are hashed over the header and the pieces in place, so a provider
+    can write the share from the pieces (views of a pack) directly."""
     head = _share_head(header)
     leaves = merkle_leaves_parts((head, *fragment))
     trailer = ShareLayout(len(head) + sum(len(p) for p in fragment)).trailer()
-    return b"".join((head, *fragment, *leaves, trailer)), root_from_leaves(leaves)
+    return (head, *fragment, b"".join(leaves), trailer), root_from_leaves(leaves)
 
 
 def decode_share(data: BufferT) -> tuple[ShareHeader, BufferT]:

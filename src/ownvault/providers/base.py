@@ -12,7 +12,15 @@ The contract
     complete and survives a crash or power loss of the provider; a reader never sees a
     partial object. Objects are immutable: if ``name`` exists already, ``put`` raises
     :class:`~ownvault.errors.ObjectExistsError` and leaves the stored object as it was
-    (callers that retry compare the stored bytes themselves).
+    (callers that retry compare the stored bytes themselves). ``data`` is one buffer or a
+    sequence of buffers (:data:`PutData`) whose concatenation is the object: a share goes
+    down as its header, views of the pack and its tree, never joined first. A provider
+    reads the buffers only while ``put`` runs and keeps no reference to them afterwards
+    (it copies what it keeps), so the caller may reuse them once ``put`` has returned; a
+    ``put`` that was cancelled may still be reading them in a thread that cannot be
+    stopped, so their owner reuses them only after a ``put`` that returned. (An object
+    that lands under the name was read completely before it landed, so a stray thread
+    that reads a reused buffer afterwards cannot make it visible: its name is taken.)
 ``get(name, offset=0, length=None)``
     Returns the bytes ``[offset, offset+length)`` of the object (to its end when ``length``
     is None). A range past the end is truncated to the object's end; an ``offset`` past the
@@ -45,20 +53,30 @@ that are non-empty and neither ``.`` nor ``..``, with no leading or trailing ``/
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from ownvault.errors import UsageError
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "Buffer",
     "ObjectInfo",
     "Provider",
     "ProviderInfo",
+    "PutData",
+    "as_parts",
+    "joined",
+    "put_size",
+    "same_bytes",
     "validate_name",
     "validate_prefix",
 ]
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+PutData: TypeAlias = Buffer | Sequence[Buffer]
+"""What ``put`` stores: one buffer, or buffers whose concatenation is the object."""
 
 MAX_NAME_LENGTH = 200
 _NAME_RE = re.compile(r"[a-z0-9._/-]+")
@@ -86,6 +104,45 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+def as_parts(data: PutData) -> list[memoryview]:
+    """``data`` as byte views (format ``B``, one dimension), empty parts dropped."""
+    buffers = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+    views = []
+    for b in buffers:
+        view = memoryview(b)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        if len(view):
+            views.append(view)
+    return views
+
+
+def put_size(data: PutData) -> int:
+    """The size of the object ``data`` makes."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return memoryview(data).nbytes
+    return sum(memoryview(b).nbytes for b in data)
+
+
+def joined(data: PutData) -> bytes:
+    """``data`` as one ``bytes`` (a copy; for providers whose client needs one object)."""
+    if type(data) is bytes:
+        return data
+    return b"".join(as_parts(data))
+
+
+def same_bytes(stored: bytes, data: PutData) -> bool:
+    """Whether ``stored`` is the object ``data`` makes, compared part by part (no join)."""
+    pos = 0
+    with memoryview(stored) as view:
+        for part in as_parts(data):
+            end = pos + len(part)
+            if end > len(view) or view[pos:end] != part:
+                return False
+            pos = end
+        return pos == len(view)
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     name: str
@@ -109,7 +166,7 @@ class Provider(Protocol):
     @property
     def location(self) -> str: ...
 
-    async def put(self, name: str, data: bytes) -> None: ...
+    async def put(self, name: str, data: PutData) -> None: ...
 
     async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
 

@@ -5,9 +5,11 @@ Layout: ``ROOT/ownvault-provider.json`` marks a folder made by :meth:`LocalProvi
 with ``ProviderUnavailableError`` rather than writing into the wrong place); objects live
 at ``ROOT/objects/<name>``; writes go to ``ROOT/tmp/`` first.
 
-Writes are atomic and durable: temp file, write, fsync, ``link`` to the final name (which
-fails if the name exists, so an object is never overwritten), fsync of the directory (and
-of the parent of every directory the write had to create).
+Writes are atomic and durable: temp file, the object's parts written without joining them
+(``O_DIRECT`` from reused aligned buffers, :mod:`ownvault.providers.directio`, or
+``writev`` where the file system refuses it or ``direct=False``), fsync, ``link`` to the
+final name (which fails if the name exists, so an object is never overwritten), fsync of
+the directory (and of the parent of every directory the write had to create).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -31,12 +34,47 @@ from ownvault.errors import (
     StorageFullError,
     UsageError,
 )
-from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.base import (
+    ObjectInfo,
+    ProviderInfo,
+    PutData,
+    as_parts,
+    validate_name,
+    validate_prefix,
+)
+from ownvault.providers.directio import (
+    O_DIRECT,
+    AlignedBuffers,
+    DirectRefused,
+    open_direct,
+    write_direct,
+)
 
 __all__ = ["LocalProvider"]
 
 MARKER = "ownvault-provider.json"
 MARKER_BODY = {"format": "ownvault-local-provider", "version": 1}
+
+
+IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+
+
+def write_parts(fd: int, parts: list[memoryview]) -> None:
+    """Write ``parts`` one after the other with ``writev`` (no join), resuming after a
+    short write and at most ``IOV_MAX`` buffers per call."""
+    i = 0
+    while i < len(parts):
+        batch = parts[i : i + IOV_MAX]
+        written = os.writev(fd, batch)
+        for part in batch:
+            if written < len(part):
+                break
+            written -= len(part)
+            i += 1
+        else:
+            continue
+        if written:
+            parts[i] = parts[i][written:]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -50,10 +88,15 @@ def _fsync_dir(path: Path) -> None:
 class LocalProvider:
     """Objects as files under a folder. Thread-safe; blocking calls run in worker threads."""
 
-    def __init__(self, root: str | os.PathLike[str], *, label: str | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, label: str | None = None, direct: bool = True
+    ) -> None:
         self.root = Path(root).absolute()
         self._label = label or str(self.root)
         self._marker_seen: tuple[int, int, int, int, int] | None = None
+        # O_DIRECT writes (``providers.directio``), until the file system refuses one.
+        self.direct = direct
+        self._aligned = AlignedBuffers() if direct else None
 
     @classmethod
     def create(cls, root: str | os.PathLike[str]) -> LocalProvider:
@@ -143,21 +186,13 @@ class LocalProvider:
 
     # -- the contract ----------------------------------------------------------------------
 
-    def _put_sync(self, name: str, data: bytes) -> None:
+    def _put_sync(self, name: str, data: PutData) -> None:
         self._ready()
         final = self._path(name)
         tmp = self.root / "tmp" / f"{secrets.token_hex(8)}.part"
         try:
             self._ensure_dir(final.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write_file(tmp, as_parts(data))
             try:
                 os.link(tmp, final)
             except FileExistsError:
@@ -171,7 +206,34 @@ class LocalProvider:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    async def put(self, name: str, data: bytes) -> None:
+    def _write_file(self, tmp: Path, parts: list[memoryview]) -> None:
+        """Create ``tmp`` with the parts' bytes, its data and inode on disk when it returns."""
+        if self.direct and self._aligned is not None:
+            try:
+                fd = open_direct(tmp)
+            except DirectRefused:
+                self.direct = False
+            else:
+                try:
+                    write_direct(fd, parts, self._aligned)
+                    os.fsync(fd)
+                    return
+                except DirectRefused:
+                    self.direct = False  # nothing written: the same file, buffered
+                    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~O_DIRECT)
+                    write_parts(fd, parts)
+                    os.fsync(fd)
+                    return
+                finally:
+                    os.close(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            write_parts(fd, parts)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def put(self, name: str, data: PutData) -> None:
         validate_name(name)
         await asyncio.to_thread(self._put_sync, name, data)
 

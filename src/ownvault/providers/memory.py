@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ownvault.errors import ObjectExistsError, ObjectNotFoundError, UsageError
-from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.base import (
+    ObjectInfo,
+    ProviderInfo,
+    PutData,
+    joined,
+    validate_name,
+    validate_prefix,
+)
 
 __all__ = ["MemoryProvider"]
 
@@ -23,11 +30,11 @@ class MemoryProvider:
     def location(self) -> str:
         return f"memory:{self._label}"
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         validate_name(name)
         if name in self.objects:
             raise ObjectExistsError(f"object exists: {name}", provider=self._label, share=name)
-        self.objects[name] = bytes(data)
+        self.objects[name] = joined(data)  # a copy: the caller may reuse its buffers
 
     async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         validate_name(name)

@@ -31,7 +31,16 @@ from ownvault.errors import (
     ProviderUnavailableError,
     UsageError,
 )
-from ownvault.providers.base import ObjectInfo, Provider, ProviderInfo
+from ownvault.providers.base import (
+    ObjectInfo,
+    Provider,
+    ProviderInfo,
+    PutData,
+    as_parts,
+    joined,
+    put_size,
+    same_bytes,
+)
 
 __all__ = [
     "OPERATIONS",
@@ -116,14 +125,17 @@ class RetryingProvider(_Wrapper):
             await self._sleep(self.delay(attempt))
         raise AssertionError("unreachable")
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         failed_before = False
+        parts = as_parts(data)  # one list for every attempt (a generator would be spent)
         for attempt in range(self.attempts):
             try:
-                await self._attempt(lambda: self.inner.put(name, data))
+                await self._attempt(lambda: self.inner.put(name, parts))
                 return
             except ObjectExistsError:
-                if failed_before and await self._call(lambda: self.inner.get(name)) == data:
+                if failed_before and same_bytes(
+                    await self._call(lambda: self.inner.get(name)), parts
+                ):
                     return  # an earlier attempt landed; its answer was lost
                 raise
             except ProviderError as exc:
@@ -187,7 +199,7 @@ class LimitedProvider(_Wrapper):
             sem = self._semaphores[loop] = asyncio.Semaphore(self.limit)
         return sem
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         async with self._semaphore():
             await self.inner.put(name, data)
 
@@ -274,15 +286,21 @@ class FaultyProvider(_Wrapper):
         if fail is not None:
             raise fail.error(f"injected fault in {op}", provider=self.location)
 
+    def _flip(self, data: bytes) -> bytes:
+        i = self._rng.randrange(len(data))
+        return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+
     def _corrupt(self, op: str, data: bytes) -> bytes:
         if data and self._due(op, "corrupt") is not None:
-            i = self._rng.randrange(len(data))
-            return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+            return self._flip(data)
         return data
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         await self._before("put")
-        await self.inner.put(name, self._corrupt("put", data))
+        # The parts go down as they are; joined only to flip a byte of them.
+        if put_size(data) and self._due("put", "corrupt") is not None:
+            data = self._flip(joined(data))
+        await self.inner.put(name, data)
 
     async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         await self._before("get")

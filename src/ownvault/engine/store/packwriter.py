@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ownvault.core.pack import new_pack_id
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.placement import Candidate, Policy, explain, place, place_upto
-from ownvault.engine.store.shares import ShareStore, data_share_name
+from ownvault.engine.store.shares import ShareParts, ShareStore, data_share_name
 from ownvault.errors import ObjectExistsError, OwnvaultError, PolicyError, ProviderError
 
 __all__ = ["PackWriter", "WrittenPack"]
@@ -90,20 +90,21 @@ class PackWriter:
             raise self._too_few(len(chosen), None)
         # Missing shares are the last ones (parity): reading data shares is a copy.
         targets: list[int | None] = [*chosen, *([None] * (n - len(chosen)))]
+        sizes = [len(s) for s in enc.pieces]
         for i, pid in enumerate(chosen):
-            self.load[pid] = self.load.get(pid, 0) + len(enc.shares[i])
+            self.load[pid] = self.load.get(pid, 0) + sizes[i]
         pack = self.catalog.begin_pack(
             pack_id,
             len(data),
             k,
             n,
-            [(i, pid, len(enc.shares[i]), enc.roots[i]) for i, pid in enumerate(chosen)],
+            [(i, pid, sizes[i], enc.roots[i]) for i, pid in enumerate(chosen)],
         )
         if len(chosen) < n:
             self.catalog.underrep.add(
                 pack,
                 pack_id,
-                [(i, len(enc.shares[i]), enc.roots[i]) for i in range(len(chosen), n)],
+                [(i, sizes[i], enc.roots[i]) for i in range(len(chosen), n)],
                 self._why_unplaced(len(chosen)),
             )
         written: list[tuple[int, str]] = []
@@ -122,7 +123,7 @@ class PackWriter:
 
             try:
                 await self.put_share(
-                    pack, i, enc.shares[i], first, others, name=name, claim=claim, pending=True
+                    pack, i, enc.pieces[i], first, others, name=name, claim=claim, pending=True
                 )
             except ObjectExistsError:
                 raise
@@ -148,6 +149,7 @@ class PackWriter:
             if errors:
                 raise errors[0]
             raise self._too_few(n - len(missing), pack_id)
+        self.store.release(enc)  # every write returned: no thread reads its parity any more
         self.packs_written += 1
         return WrittenPack(pack, pack_id, len(data), tuple(sorted(missing)))
 
@@ -186,7 +188,7 @@ class PackWriter:
         self,
         pack: int,
         idx: int,
-        blob: bytes,
+        blob: bytes | ShareParts,
         target: int,
         fixed: list[Candidate] | Callable[[], list[Candidate]],
         *,
@@ -241,7 +243,7 @@ class PackWriter:
                 self.catalog.move_share(pack, idx, target)
             return target
 
-    async def _put(self, target: int, name: str, blob: bytes, replace: bool) -> None:
+    async def _put(self, target: int, name: str, blob: bytes | ShareParts, replace: bool) -> None:
         try:
             await self.store.put_share(target, name, blob)
         except ObjectExistsError:

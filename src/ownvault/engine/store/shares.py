@@ -2,7 +2,8 @@
 
 Upload: erasure-code a pack into n fragments, wrap each in a share header, append its
 Merkle tree (leaf level and trailer, ``core.pack``), and write the shares concurrently, one
-per provider. Download: ask for k shares (data fragments first: decoding them is a copy),
+per provider, each as its parts (:class:`ShareParts`: header, views of the pack or of a
+parity buffer, tree), never joined. Download: ask for k shares (data fragments first: decoding them is a copy),
 reading only each share's data part (the tree is for audits), verify it against the size
 and Merkle root recorded in the catalog, replace any share that is missing, slow (hedging)
 or bad with another, and decode. :func:`share_problem` verifies a whole stored share (data,
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from ownvault.core.erasure import ErasureCode
 from ownvault.core.merkle import merkle_leaves, merkle_root, root_from_leaves
@@ -23,9 +25,9 @@ from ownvault.core.pack import (
     SHARE_HEADER_SIZE,
     ShareHeader,
     ShareLayout,
-    build_share,
     decode_share,
     share_name,
+    share_parts,
     split_share,
 )
 from ownvault.errors import (
@@ -37,12 +39,12 @@ from ownvault.errors import (
     ProviderError,
     ShareCorruptError,
 )
-from ownvault.providers.base import Provider
+from ownvault.providers.base import Provider, PutData, same_bytes
 
-__all__ = ["EncodedPack", "Problem", "ShareStore", "share_problem"]
+__all__ = ["EncodedPack", "Problem", "ShareParts", "ShareStore", "share_problem"]
 
 DATA_PREFIX = "shares"
-PARITY_POOL = 2  # parity buffer sets kept: one per pack being encoded at once
+PARITY_POOL = 3  # parity buffer sets kept: one per pack encoded or being written at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +66,59 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareParts:
+    """A stored share as the buffers that, joined, are its bytes: what a provider's ``put``
+    takes. ``len()`` is the share's size; ``bytes()`` joins it (a copy)."""
+
+    parts: tuple[bytes | memoryview, ...]
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class _Joined(Sequence[bytes]):
+    """The shares of an :class:`EncodedPack` as ``bytes``, each joined when asked for."""
+
+    def __init__(self, pieces: list[ShareParts]) -> None:
+        self._pieces = pieces
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [bytes(p) for p in self._pieces[index]]
+        return bytes(self._pieces[index])
+
+
+@dataclass(frozen=True, slots=True)
 class EncodedPack:
+    """A pack's n shares. ``pieces[i]`` is share i as parts: views of the pack's buffer
+    (data fragments) and of a parity buffer set (``parity``) that the share store reuses
+    once :meth:`ShareStore.release` gives it back, which its owner does only after every
+    share was written (a provider may read the parts until its ``put`` returned)."""
+
     pack_id: bytes
     size: int
     k: int
     n: int
-    shares: list[bytes]
+    pieces: list[ShareParts]
     roots: list[bytes]
+    parity: list[bytearray] = field(default_factory=list, repr=False)
+
+    @property
+    def shares(self) -> Sequence[bytes]:
+        """The shares as ``bytes`` (joined on access: for repair and other single-share
+        paths; the pack writer writes ``pieces``)."""
+        return _Joined(self.pieces)
 
 
 @dataclass
@@ -100,10 +148,11 @@ class ShareStore:
     # -- encoding ---------------------------------------------------------------------
 
     def encode_sync(self, pack_id: bytes, data: bytes | memoryview, k: int, n: int) -> EncodedPack:
-        # Each share is joined once from its header, the fragment's pieces (a data
-        # fragment's payload is a view of ``data``) and its tree: no fragment is joined.
-        # Parity goes into buffers reused across packs (fresh ones cost zeroing and page
-        # faults); they are free again once the shares are joined.
+        # Each share is kept as parts: its header, the fragment's pieces (a data
+        # fragment's payload is a view of ``data``, a parity one of a reused parity
+        # buffer) and its tree; nothing is joined. Parity goes into buffer sets reused
+        # across packs (fresh ones cost zeroing and page faults), each back in the pool
+        # only when ``release`` says its shares are written.
         need = -(-len(data) // k)
         try:
             parity = self._parity.pop()
@@ -112,27 +161,36 @@ class ShareStore:
         if len(parity) < n - k or any(len(b) < need for b in parity):
             parity = [bytearray(need) for _ in range(n - k)]
         frags = self.code(k, n).encode_fragments(data, parity)
-        sealed = [
-            build_share(ShareHeader(k, n, i, pack_id), *f.pieces) for i, f in enumerate(frags)
-        ]
-        del frags
-        if len(self._parity) < PARITY_POOL:
-            self._parity.append(parity)
-        return EncodedPack(pack_id, len(data), k, n, [s for s, _ in sealed], [r for _, r in sealed])
+        pieces: list[ShareParts] = []
+        roots: list[bytes] = []
+        for i, f in enumerate(frags):
+            parts, root = share_parts(ShareHeader(k, n, i, pack_id), *f.pieces)
+            pieces.append(ShareParts(parts, sum(len(p) for p in parts)))
+            roots.append(root)
+        return EncodedPack(pack_id, len(data), k, n, pieces, roots, parity)
+
+    def release(self, enc: EncodedPack) -> None:
+        """``enc``'s shares are written and no thread reads them: its parity buffers may
+        be reused. (Never called for a pack whose write failed or was cancelled.)"""
+        if enc.parity and len(self._parity) < PARITY_POOL:
+            self._parity.append(enc.parity)
 
     async def encode(self, pack_id: bytes, data: bytes | memoryview, k: int, n: int) -> EncodedPack:
         return await asyncio.to_thread(self.encode_sync, pack_id, data, k, n)
 
     # -- writing ----------------------------------------------------------------------
 
-    async def put_share(self, provider: int, name: str, data: bytes) -> None:
-        """Write one share; a retry that finds identical bytes already there succeeds."""
+    async def put_share(self, provider: int, name: str, data: PutData | ShareParts) -> None:
+        """Write one share (as its parts: never joined); a retry that finds identical bytes
+        already there succeeds."""
         p = self.providers[provider]
+        if isinstance(data, ShareParts):
+            data = data.parts
         try:
             await p.put(name, data)
         except ObjectExistsError:
             existing = await p.get(name)
-            if existing != data:
+            if not same_bytes(existing, data):
                 raise
         except ProviderError as exc:
             if exc.provider is None:

@@ -33,7 +33,14 @@ from ownvault.errors import (
     ProviderPermanentError,
     UsageError,
 )
-from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.base import (
+    ObjectInfo,
+    ProviderInfo,
+    PutData,
+    joined,
+    validate_name,
+    validate_prefix,
+)
 from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
 from ownvault.providers.ipfs.pins import PinStatus
 from ownvault.providers.ipfs.rpc import KuboRpc, gateway_getter
@@ -122,11 +129,12 @@ class KuboProvider:
             return False
         return True
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         path = self._path(name)
         if await self._exists(name):
             raise ObjectExistsError(f"object exists: {name}", provider=self._label, share=name)
-        obj = await asyncio.to_thread(encode_object, data)
+        # Joined: the UnixFS importer copies every byte into its leaf blocks anyway.
+        obj = await asyncio.to_thread(encode_object, joined(data))
         # One CAR, imported with its root pinned: no GC can take the fresh blocks before
         # the MFS entry (itself a GC root) holds them; the temporary pin goes afterwards.
         await self.rpc.import_pinned(obj.root, obj.blocks, name=name)

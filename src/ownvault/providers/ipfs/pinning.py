@@ -55,7 +55,14 @@ from ownvault.errors import (
     ProviderUnavailableError,
     UsageError,
 )
-from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.base import (
+    ObjectInfo,
+    ProviderInfo,
+    PutData,
+    joined,
+    validate_name,
+    validate_prefix,
+)
 from ownvault.providers.httpstatus import error_for_status
 from ownvault.providers.ipfs.multiaddr import Multiaddr, parse_multiaddr, reachable
 from ownvault.providers.ipfs.objects import BlockGetter, encode_object, fetch_verified, read_range
@@ -433,7 +440,7 @@ class PinningProvider:
 
     # -- the contract ----------------------------------------------------------------------
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         validate_name(name)
         if await self._query(name=name, statuses=LIVE, meta=self._object_meta()):
             raise ObjectExistsError(f"object exists: {name}", provider=self._label, share=name)
@@ -441,7 +448,8 @@ class PinningProvider:
             raise ProviderPermanentError(
                 f"{self._label}: no upload node configured (config 'upload')", provider=self._label
             )
-        obj = await asyncio.to_thread(encode_object, data)
+        # Joined: the UnixFS importer copies every byte into its leaf blocks anyway.
+        obj = await asyncio.to_thread(encode_object, joined(data))
         await self.upload.put_blocks(obj.blocks)
         meta = {**self._object_meta(), "size": str(obj.size)}
         mine = await self._wait(await self._create(obj.root, name, meta), name)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import base64
 import builtins
 import datetime
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 import httpx
 from http_message_signatures import HTTPMessageSigner, InvalidSignature
 from http_message_signatures.digests import ContentDigest
+from http_sf.compat import Dictionary
 
 from ownvault.core import crypto
 from ownvault.core.capability import CAPABILITY_HEADER
@@ -40,7 +42,14 @@ from ownvault.errors import (
     ShareCorruptError,
     UsageError,
 )
-from ownvault.providers.base import ObjectInfo, ProviderInfo, validate_name, validate_prefix
+from ownvault.providers.base import (
+    ObjectInfo,
+    ProviderInfo,
+    PutData,
+    as_parts,
+    validate_name,
+    validate_prefix,
+)
 from ownvault.providers.httpstatus import error_for_status
 from ownvault.providers.loopclients import LoopClients
 from ownvault.providers.node.protocol import (
@@ -69,6 +78,7 @@ from ownvault.providers.node.protocol import (
 __all__ = ["NodeInfo", "NodeProvider", "SeedSigner", "Signer", "classify", "sign_request"]
 
 DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
+UPLOAD_CHUNK = 1024 * 1024  # the most of an upload handed to the HTTP layer at once
 
 
 class Signer(Protocol):
@@ -104,7 +114,7 @@ def sign_request(
     request: httpx.Request,
     signer: Signer,
     node_id: str,
-    body: bytes,
+    body: bytes | None,
     *,
     created: datetime.datetime | None = None,
     nonce: str | None = None,
@@ -113,7 +123,8 @@ def sign_request(
     """Add ``ownvault-node``, ``Content-Digest``, ``Signature-Input`` and ``Signature``.
 
     With ``capability`` (a read capability token), also ``ownvault-capability``, which
-    the signature then covers.
+    the signature then covers. ``body=None``: the request carries its ``Content-Digest``
+    already (a streamed body, :func:`content_digest`), and the signature covers that.
     """
     request.headers[NODE_HEADER] = node_id
     covered: tuple[str, ...] = COVERED_COMPONENTS
@@ -130,8 +141,26 @@ def sign_request(
         include_alg=True,
         covered_component_ids=covered,
         body=body,
+        use_existing_digest=body is None,
     )
     _SIGNER.apply(request, prepared, signer.sign(prepared.signature_base))
+
+
+def content_digest(parts: Sequence[memoryview]) -> str:
+    """The ``Content-Digest`` field (RFC 9530, SHA-256) of the body made of ``parts``,
+    hashed part by part (the body is never joined)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return str(Dictionary({ContentDigest.algorithm: h.digest()}))
+
+
+async def _stream(parts: Sequence[memoryview]) -> AsyncIterator[bytes]:
+    # h11 joins what it is given into one ``bytes`` per write: handing it ``bytes`` makes
+    # that copy here, where it is bounded by UPLOAD_CHUNK (its join of one ``bytes`` is free).
+    for part in parts:
+        for off in range(0, len(part), UPLOAD_CHUNK):
+            yield bytes(part[off : off + UPLOAD_CHUNK])
 
 
 def classify(status: int, code: str, message: str, label: str, name: str | None) -> ProviderError:
@@ -218,7 +247,7 @@ class NodeProvider:
         self,
         method: str,
         path: str,
-        body: bytes,
+        body: bytes | list[memoryview],
         *,
         params: dict[str, str] | None = None,
         sign: bool = True,
@@ -227,23 +256,29 @@ class NodeProvider:
     ) -> tuple[int, httpx.Headers, bytes]:
         client = self._client()
         node_id = await self._node() if sign else ""
+        headers: dict[str, str] | None = None
+        content: bytes | AsyncIterator[bytes] | None = None
+        if method in ("PUT", "POST"):
+            kind = "application/octet-stream" if method == "PUT" else "application/json"
+            headers = {"content-type": kind}
+            if isinstance(body, bytes):
+                content = body
+            else:
+                # A streamed body (an object's parts): size and digest are sent up front.
+                headers["content-length"] = str(sum(len(p) for p in body))
+                headers["content-digest"] = content_digest(body)
+                content = _stream(body)
         request = client.build_request(
-            method,
-            self.url + path,
-            params=params,
-            content=body if method in ("PUT", "POST") else None,
-            headers=(
-                {
-                    "content-type": "application/octet-stream"
-                    if method == "PUT"
-                    else "application/json"
-                }
-                if method in ("PUT", "POST")
-                else None
-            ),
+            method, self.url + path, params=params, content=content, headers=headers
         )
         if sign:
-            sign_request(request, self._signer, node_id, body, capability=self._capability)
+            sign_request(
+                request,
+                self._signer,
+                node_id,
+                body if isinstance(body, bytes) else None,
+                capability=self._capability,
+            )
         try:
             response = await client.send(request, stream=True)
             try:
@@ -316,9 +351,11 @@ class NodeProvider:
 
     # -- the contract ----------------------------------------------------------------------
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         validate_name(name)
-        status, _h, body = await self._send("PUT", object_path(name), bytes(data), name=name)
+        # Streamed from the parts (no join here; the HTTP layer copies at most
+        # UPLOAD_CHUNK bytes at a time into what it sends).
+        status, _h, body = await self._send("PUT", object_path(name), as_parts(data), name=name)
         if status != 201:
             raise self._error(status, body, name)
 

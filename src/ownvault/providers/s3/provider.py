@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import botocore.exceptions as bx
 
 from ownvault.errors import ObjectNotFoundError, ProviderPermanentError, UsageError
-from ownvault.providers.base import ObjectInfo, ProviderInfo
+from ownvault.providers.base import ObjectInfo, ProviderInfo, PutData, as_parts
 from ownvault.providers.s3.client import BucketClient
 from ownvault.providers.s3.config import S3Config
 from ownvault.providers.s3.errors import code_status
@@ -35,12 +35,13 @@ class S3Provider:
             return self.config.url
         return f"{self.config.endpoint}/{self.config.bucket}/{self.config.prefix}".rstrip("/")
 
-    async def put(self, name: str, data: bytes) -> None:
+    async def put(self, name: str, data: PutData) -> None:
         key = self.bucket.key(name)
-        if len(data) <= self.config.multipart_threshold:
-            await self.bucket.run(put_single, self.bucket, key, name, data)
+        parts = as_parts(data)
+        if sum(len(p) for p in parts) <= self.config.multipart_threshold:
+            await self.bucket.run(put_single, self.bucket, key, name, parts)
         else:
-            await put_multipart(self.bucket, key, name, data)
+            await put_multipart(self.bucket, key, name, parts)
 
     async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         key = self.bucket.key(name)

@@ -15,22 +15,93 @@ than papered over. Objects up to ``multipart_threshold`` never take that path.
 A botocore-internal retry of a PUT whose first attempt did land gets 412; the writer then
 compares the stored ETag with the MD5 it sent and reports success when they agree, so a
 retry is idempotent without ever overwriting a different object.
+
+The object's parts (``providers.base.PutData``) are never joined: each request body is a
+:class:`PartsReader`, a seekable read-only file over a range of them, which botocore reads
+to sign (SigV4 hashes the payload over plain HTTP), sends in blocks, and seeks back to its
+start to retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
+import io
+from collections.abc import Sequence
+from typing import IO, cast
 
 import botocore.exceptions as bx
 
 from ownvault.errors import ObjectExistsError, ProviderUnavailableError
+from ownvault.providers.base import Buffer
 from ownvault.providers.s3.client import BucketClient, bare_etag
 from ownvault.providers.s3.config import MAX_PARTS
 from ownvault.providers.s3.errors import was_retried
 
-__all__ = ["multipart_etag", "put_multipart", "put_single"]
+__all__ = ["PartsReader", "multipart_etag", "put_multipart", "put_single"]
+
+
+class PartsReader(io.RawIOBase):
+    """Bytes ``[start, end)`` of the concatenation of ``parts`` as a read-only, seekable
+    file; each ``read`` copies only the bytes it returns."""
+
+    def __init__(self, parts: Sequence[memoryview], start: int = 0, end: int | None = None):
+        super().__init__()
+        self._parts = parts
+        self._offsets = [0]
+        for part in parts:
+            self._offsets.append(self._offsets[-1] + len(part))
+        total = self._offsets[-1]
+        self._lo = min(start, total)
+        self._hi = total if end is None else max(self._lo, min(end, total))
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        at = self._lo + self._pos
+        stop = self._hi if size is None or size < 0 else min(self._hi, at + size)
+        pieces = []
+        while at < stop:
+            i = bisect.bisect_right(self._offsets, at) - 1
+            off = at - self._offsets[i]
+            take = min(stop - at, len(self._parts[i]) - off)
+            pieces.append(self._parts[i][off : off + take])
+            at += take
+        self._pos = max(self._pos, at - self._lo)
+        return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Buffer) -> int:  # type: ignore[override]
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
+def _md5(parts: Sequence[memoryview]) -> str:
+    h = hashlib.md5()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
 
 
 def multipart_etag(part_etags: list[str]) -> str:
@@ -47,14 +118,15 @@ def multipart_etag(part_etags: list[str]) -> str:
     return f"{hashlib.md5(digests).hexdigest()}-{len(part_etags)}"
 
 
-def put_single(bucket: BucketClient, key: str, name: str, data: bytes) -> None:
+def put_single(bucket: BucketClient, key: str, name: str, parts: Sequence[memoryview]) -> None:
     """One PUT with ``If-None-Match: *`` (blocking; run it in the bucket's executor)."""
+    body = PartsReader(parts)
     try:
         bucket.client().put_object(
             Bucket=bucket.config.bucket,
             Key=key,
-            Body=data,
-            ContentLength=len(data),
+            Body=cast("IO[bytes]", body),  # a file for botocore: read, seek, tell
+            ContentLength=len(body),
             ContentType="application/octet-stream",
             IfNoneMatch="*",
         )
@@ -63,10 +135,7 @@ def put_single(bucket: BucketClient, key: str, name: str, data: bytes) -> None:
         if isinstance(err, ObjectExistsError):
             # Our own earlier attempt may have landed before a botocore retry: the
             # stored ETag is then the MD5 of our bytes (computed only in this case).
-            if was_retried(exc) and bucket.head_etag(key) == (
-                hashlib.md5(data).hexdigest(),
-                len(data),
-            ):
+            if was_retried(exc) and bucket.head_etag(key) == (_md5(parts), len(body)):
                 return
             raise bucket.exists_error(name) from None
         raise err from exc
@@ -74,19 +143,29 @@ def put_single(bucket: BucketClient, key: str, name: str, data: bytes) -> None:
         raise bucket.fail(exc, name) from exc
 
 
-async def put_multipart(bucket: BucketClient, key: str, name: str, data: bytes) -> None:
-    """A multipart upload of ``data``, aborted on any failure or cancellation."""
-    size = len(data)
+async def put_multipart(
+    bucket: BucketClient, key: str, name: str, parts: Sequence[memoryview]
+) -> None:
+    """A multipart upload of ``parts``, aborted on any failure or cancellation."""
+    size = sum(len(p) for p in parts)
     part_size = max(bucket.config.part_size, -(-size // MAX_PARTS))
     if await bucket.run(bucket.head_etag, key) is not None:
         raise bucket.exists_error(name)
     upload_id = await bucket.run(_create_upload, bucket, key, name)
     try:
         # All parts are queued at once; the executor runs max_connections of them and a
-        # part's bytes are sliced only when its turn comes, so memory stays bounded.
+        # part's bytes are read only when its turn comes, so memory stays bounded.
         tasks = [
             asyncio.ensure_future(
-                bucket.run(_upload_part, bucket, key, name, upload_id, i + 1, data, off, part_size)
+                bucket.run(
+                    _upload_part,
+                    bucket,
+                    key,
+                    name,
+                    upload_id,
+                    i + 1,
+                    PartsReader(parts, off, off + part_size),
+                )
             )
             for i, off in enumerate(range(0, size, part_size))
         ]
@@ -99,8 +178,8 @@ async def put_multipart(bucket: BucketClient, key: str, name: str, data: bytes) 
         if await bucket.run(bucket.head_etag, key) is not None:
             raise bucket.exists_error(name)
         expected = multipart_etag(results)
-        parts = [(i + 1, etag) for i, etag in enumerate(results)]
-        await bucket.run(_complete_upload, bucket, key, name, upload_id, parts, expected, size)
+        numbered = [(i + 1, etag) for i, etag in enumerate(results)]
+        await bucket.run(_complete_upload, bucket, key, name, upload_id, numbered, expected, size)
     except BaseException:
         # Not awaited: also runs when this task is being cancelled.
         bucket.submit_detached(_abort_quietly, bucket, key, upload_id)
@@ -123,18 +202,15 @@ def _upload_part(
     name: str,
     upload_id: str,
     number: int,
-    data: bytes,
-    off: int,
-    size: int,
+    chunk: PartsReader,
 ) -> str:
-    chunk = data[off : off + size]
     try:
         r = bucket.client().upload_part(
             Bucket=bucket.config.bucket,
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=chunk,
+            Body=cast("IO[bytes]", chunk),
             ContentLength=len(chunk),
         )
     except Exception as exc:
