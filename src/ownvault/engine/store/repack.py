@@ -140,14 +140,18 @@ class _Rewriter:
         """Write the pack being built (if it holds anything) and start a new one."""
         if not self.pending:
             return
-        written = await self.writer.write_pack(self.builder.seal())
+        # The pack goes to the writer as a view of the builder's buffer (no copy out of
+        # it); the buffer is given back for the next pack once its shares are written (a
+        # write that fails leaves it to the collector: a thread may still read it).
+        data = self.builder.lend()
+        written = await self.writer.write_pack(data)
+        self.builder.give_back(data)
         moves = tuple(
             ChunkMove(row, off, ln, wr, ep)
             for (row, ln, wr, ep), off in zip(self.pending, self.offsets, strict=True)
         )
         self.new_packs.append(RewrittenPack(written.pack, moves))
         self.result.packs_written += 1
-        self.builder = PackBuilder()
         self.pending = []
         self.offsets = []
 
