@@ -8,8 +8,10 @@ a length that are multiples of the device's block size, and an object's parts (a
 views of a pack at any offset, a tree) are none of these. So the parts are copied, in
 order, into a few page-aligned buffers that are reused across writes (an anonymous
 ``mmap`` is page-aligned; fresh ones would cost the same first-touch faults), each written
-when full; the last one is padded with zeros to the alignment and the file is then cut to
-its size (``ftruncate``, covered by the ``fsync`` that follows, as before).
+when full (a slice assignment, under the GIL: ``ctypes.memmove`` without it measured no
+faster through the CLI, 0.94x, 0.67-1.09, 7 rounds); the last one is padded with zeros
+to the alignment and the file is then cut to its size (``ftruncate``, covered by the
+``fsync`` that follows, as before).
 
 A file system that refuses ``O_DIRECT`` says so with ``EINVAL`` at ``open`` (tmpfs before
 Linux 6.6, some FUSE file systems) or at the first write; the caller then writes the same
@@ -19,7 +21,6 @@ parts buffered (:func:`ownvault.providers.local.write_parts`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import mmap
 import os
@@ -31,7 +32,6 @@ __all__ = ["ALIGN", "AlignedBuffers", "DirectRefused", "open_direct", "write_dir
 ALIGN = 4096  # a multiple of every logical block size Linux uses (512, 4096)
 CHUNK = 2 * 1024 * 1024  # the bytes one direct write moves (a multiple of ALIGN)
 O_DIRECT: int = getattr(os, "O_DIRECT", 0)
-BIG_COPY = 64 * 1024  # parts from this size are copied without the GIL
 
 
 class DirectRefused(Exception):
@@ -76,19 +76,6 @@ def open_direct(path: str | os.PathLike[str]) -> int:
         raise
 
 
-def _copy(dst: memoryview, at: int, src: memoryview) -> None:
-    """``dst[at:at + len(src)] = src``; without the GIL when ``src`` is a large writable
-    view (a pack's or a parity buffer's: ctypes calls ``memmove`` with the GIL released),
-    so the copy does not stall the put's other threads. Small or read-only parts (headers,
-    the tree) are assigned."""
-    n = len(src)
-    if n >= BIG_COPY and not src.readonly and src.c_contiguous:
-        to = ctypes.addressof((ctypes.c_char * n).from_buffer(dst, at))
-        ctypes.memmove(to, (ctypes.c_char * n).from_buffer(src), n)
-    else:
-        dst[at : at + n] = src
-
-
 def _write_all(fd: int, view: memoryview) -> None:
     while view:
         view = view[os.write(fd, view) :]
@@ -108,7 +95,7 @@ def write_direct(fd: int, parts: Sequence[memoryview], buffers: AlignedBuffers) 
             pos = 0
             while pos < len(part):
                 take = min(CHUNK - fill, len(part) - pos)
-                _copy(view, fill, part[pos : pos + take])
+                view[fill : fill + take] = part[pos : pos + take]
                 fill, pos = fill + take, pos + take
                 if fill == CHUNK:
                     _write_first(fd, view, first)

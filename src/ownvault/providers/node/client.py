@@ -17,6 +17,7 @@ tree so that :mod:`ownvault.providers.wrappers` can retry only what is worth ret
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import datetime
@@ -266,7 +267,8 @@ class NodeProvider:
             else:
                 # A streamed body (an object's parts): size and digest are sent up front.
                 headers["content-length"] = str(sum(len(p) for p in body))
-                headers["content-digest"] = content_digest(body)
+                # SHA-256 releases the GIL: hashed in a thread, the loop goes on meanwhile.
+                headers["content-digest"] = await asyncio.to_thread(content_digest, body)
                 content = _stream(body)
         request = client.build_request(
             method, self.url + path, params=params, content=content, headers=headers
