@@ -11,6 +11,9 @@ system CPU seconds per GiB (``wait4``), medians and ranges, and each tree's rati
 base and to borg, round by round.
 
     python bench/putab.py --tree base=/tmp/base/src --tree head=src [--size-mib 512]
+
+(``git archive COMMIT src | tar -x -C /tmp/base`` makes a base tree.) ``make bench`` runs
+it with this checkout alone: ownvault's put against borg's with their CPU split.
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None) -> tuple[float,
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tree", action="append", required=True, help="NAME=SRC (first: base)")
+    ap.add_argument(
+        "--tree",
+        action="append",
+        help="NAME=SRC (first: base; default: this checkout's src alone, against borg)",
+    )
     ap.add_argument("--size-mib", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-borg", action="store_true")
@@ -56,11 +63,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ownvault-putab-"))
     env = {**bench_env(work), "OWNVAULT_INSECURE_FAST_KDF": "1"}
     tools: dict[str, Tool] = {}
-    for spec in args.tree:
+    for spec in args.tree or [f"head={Path(__file__).resolve().parents[1] / 'src'}"]:
         name, _, path = spec.partition("=")
         tools[f"ownvault {name}"] = Ownvault({**env, "PYTHONPATH": str(Path(path).resolve())})
     trees = list(tools)
-    if not args.no_borg:
+    if not args.no_borg and shutil.which("borg"):
         tools["borg repokey"] = Borg(env, "repokey")
     size = args.size_mib * MiB
     src = work / "big.bin"

@@ -17,6 +17,8 @@ BENCHES = [
     ("vault.py", ["--install-peers"]),
     ("filescache.py", []),
     ("journal.py", []),
+    ("sharewrite.py", []),
+    ("putab.py", ["--size-mib", "256", "--rounds", "3"]),
     ("erasure.py", []),
     ("network.py", []),
     ("audit.py", []),
