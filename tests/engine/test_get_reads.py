@@ -25,7 +25,15 @@ def _record_reads(monkeypatch: pytest.MonkeyPatch) -> list[Read]:
             reads.append((name, offset, length))
         return real(self, name, offset, length)
 
+    real_into = LocalProvider._read_into_sync  # noqa: SLF001  recorded, not changed
+
+    def read_into_sync(self: LocalProvider, name: str, offset: int, buffer: memoryview) -> int:
+        if name.startswith("shares/"):
+            reads.append((name, offset, buffer.nbytes))
+        return real_into(self, name, offset, buffer)
+
     monkeypatch.setattr(LocalProvider, "_get_sync", get_sync)
+    monkeypatch.setattr(LocalProvider, "_read_into_sync", read_into_sync)
     return reads
 
 

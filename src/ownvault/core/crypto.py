@@ -57,6 +57,7 @@ __all__ = [
     "hpke_open",
     "hpke_seal",
     "open_box",
+    "open_box_into",
     "random_bytes",
     "seal",
     "seal_into",
@@ -110,7 +111,7 @@ def seal_into(
     return size
 
 
-def open_box(key: bytes, box: bytes, associated_data: bytes) -> bytes:
+def open_box(key: bytes, box: bytes | memoryview, associated_data: bytes) -> bytes:
     """Open a box made by :func:`seal`; ``IntegrityError`` if anything was changed."""
     if len(box) < AEAD_OVERHEAD:
         raise FormatError("sealed box too short")
@@ -118,6 +119,27 @@ def open_box(key: bytes, box: bytes, associated_data: bytes) -> bytes:
         raise FormatError(f"unknown sealed box version {box[0]}")
     try:
         return AESGCM(key).decrypt(box[1 : 1 + NONCE_SIZE], box[1 + NONCE_SIZE :], associated_data)
+    except InvalidTag:
+        raise IntegrityError("authentication failed (wrong key or tampered data)") from None
+
+
+def open_box_into(
+    key: bytes, box: bytes | memoryview, associated_data: bytes, out: memoryview
+) -> int:
+    """:func:`open_box` written into ``out`` (at least ``len(box) - AEAD_OVERHEAD`` bytes)
+    instead of returned; the plaintext's length. On ``IntegrityError`` ``out`` may hold
+    unauthenticated bytes: the caller must discard them."""
+    if len(box) < AEAD_OVERHEAD:
+        raise FormatError("sealed box too short")
+    if box[0] != BOX_VERSION:
+        raise FormatError(f"unknown sealed box version {box[0]}")
+    size = len(box) - AEAD_OVERHEAD
+    if len(out) < size:
+        raise UsageError("opened box does not fit in the buffer")
+    try:
+        return AESGCM(key).decrypt_into(
+            box[1 : 1 + NONCE_SIZE], box[1 + NONCE_SIZE :], associated_data, out[:size]
+        )
     except InvalidTag:
         raise IntegrityError("authentication failed (wrong key or tampered data)") from None
 

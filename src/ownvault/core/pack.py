@@ -62,6 +62,7 @@ __all__ = [
     "encode_share",
     "new_pack_id",
     "open_chunk",
+    "open_chunk_into",
     "pack_size_class",
     "seal_chunk",
     "share_name",
@@ -103,8 +104,15 @@ def seal_chunk(chunk_key: bytes, chunk_id: bytes, plaintext: bytes) -> bytes:
     return crypto.seal(chunk_key, plaintext, CHUNK_AD + chunk_id)
 
 
-def open_chunk(chunk_key: bytes, chunk_id: bytes, blob: bytes) -> bytes:
+def open_chunk(chunk_key: bytes, chunk_id: bytes, blob: bytes | memoryview) -> bytes:
     return crypto.open_box(chunk_key, blob, CHUNK_AD + chunk_id)
+
+
+def open_chunk_into(
+    chunk_key: bytes, chunk_id: bytes, blob: bytes | memoryview, out: memoryview
+) -> int:
+    """:func:`open_chunk` into ``out``; the plaintext's length (``crypto.open_box_into``)."""
+    return crypto.open_box_into(chunk_key, blob, CHUNK_AD + chunk_id, out)
 
 
 def wrap_chunk_key(content_key: bytes, chunk_id: bytes, chunk_key: bytes) -> bytes:

@@ -260,6 +260,44 @@ class LocalProvider:
         validate_name(name)
         return await asyncio.to_thread(self._get_sync, name, offset, length)
 
+    # -- reading into a caller's buffer (not part of the Provider contract) ---------------
+
+    def _read_into_sync(self, name: str, offset: int, buffer: memoryview) -> int:
+        self._ready()
+        if offset < 0:
+            raise UsageError("negative range")
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFoundError(
+                f"object not found: {name}", provider=self._label, share=name
+            ) from None
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+        try:
+            got = 0
+            while got < buffer.nbytes:
+                step = os.preadv(fd, [buffer[got:]], offset + got)
+                if step == 0:
+                    break
+                got += step
+            return got
+        except IsADirectoryError:
+            raise ObjectNotFoundError(
+                f"object not found: {name}", provider=self._label, share=name
+            ) from None
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+        finally:
+            os.close(fd)
+
+    async def read_into(self, name: str, offset: int, buffer: memoryview) -> int:
+        """Read object ``name`` from ``offset`` into ``buffer``; the number of bytes read
+        (fewer than ``buffer`` holds only at the object's end). What :meth:`get` does,
+        without a new ``bytes`` per read: the get path reuses its share buffers."""
+        validate_name(name)
+        return await asyncio.to_thread(self._read_into_sync, name, offset, buffer)
+
     def _stat_sync(self, name: str) -> ObjectInfo:
         self._ready()
         try:

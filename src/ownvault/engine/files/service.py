@@ -92,7 +92,7 @@ class Files:
         top = chosen[0]
         base_name = (inner or v.name).rsplit("/", 1)[-1]
         dest = Path(out) if out is not None else Path(base_name)
-        reader = PackReader(ctx.catalog, ctx.keys, ctx.store)
+        reader = PackReader(ctx.catalog, ctx.keys, ctx.store, reuse_buffers=True)
         try:
             if top.kind == "file" and len(chosen) == 1:
                 if top.content is None:

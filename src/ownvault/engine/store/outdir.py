@@ -24,7 +24,6 @@ name instead of writing through it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from ownvault.engine.store.filewrite import StagedWriter
 from ownvault.errors import IntegrityError, UsageError
 
 __all__ = ["OutputDir", "output_file", "split_rel"]
@@ -136,7 +136,7 @@ class OutputDir:
     async def write_file(
         self,
         parts: Sequence[str],
-        pieces: AsyncIterator[bytes],
+        pieces: AsyncIterator[bytes] | Callable[[StagedWriter], AsyncIterator[int]],
         *,
         mode: int | None = None,
         mtime_ns: int | None = None,
@@ -144,6 +144,9 @@ class OutputDir:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Write ``pieces`` to file ``parts`` atomically (temp + rename); bytes written.
+
+        ``pieces``: the bytes in order, or a function that writes them into the file's
+        :class:`StagedWriter` itself and yields how many it wrote at each step.
 
         ``mode`` None keeps the default mode of a new file (0666 less the umask)."""
         if not parts:
@@ -160,13 +163,17 @@ class OutputDir:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
             try:
-                with os.fdopen(fd, "wb", closefd=False) as f:
-                    async for piece in pieces:
-                        await asyncio.to_thread(f.write, piece)
-                        written += len(piece)
+                writer = StagedWriter(fd)
+                try:
+                    steps = pieces(writer) if callable(pieces) else _copy(pieces, writer)
+                    async for step in steps:
+                        written += step
                         if progress is not None:
-                            progress(len(piece))
-                    f.flush()
+                            progress(step)
+                except BaseException:
+                    await writer.abort()
+                    raise
+                await writer.close()
                 final = mode & 0o7777 if mode is not None else 0o666 & ~_umask()
                 os.fchmod(fd, final)
                 if mtime_ns is not None:
@@ -205,6 +212,12 @@ class OutputDir:
             finally:
                 os.close(fd)
         self._dirs.clear()
+
+
+async def _copy(pieces: AsyncIterator[bytes], writer: StagedWriter) -> AsyncIterator[int]:
+    async for piece in pieces:
+        await writer.write(piece)
+        yield len(piece)
 
 
 @contextlib.contextmanager

@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ownvault.core.crypto import AEAD_OVERHEAD
 from ownvault.core.keys import VaultKeys
-from ownvault.core.pack import open_chunk, unwrap_chunk_key
+from ownvault.core.pack import open_chunk, open_chunk_into, unwrap_chunk_key
 from ownvault.engine.store.catalog import Catalog, ChunkRef, EntryRow
+from ownvault.engine.store.filewrite import ALIGN, STAGE, StagedWriter
 from ownvault.engine.store.outdir import OutputDir, split_rel
-from ownvault.engine.store.shares import DATA_PREFIX, ShareStore
+from ownvault.engine.store.shares import DATA_PREFIX, BufferPool, PackPieces, ShareStore
 from ownvault.errors import IntegrityError
 
 __all__ = ["PackReader", "open_chunk_in_pack", "write_tree"]
@@ -30,23 +32,32 @@ CACHE_PACKS = 4
 
 @dataclass
 class PackReader:
+    """Packs for one read, fetched ahead and cached.
+
+    ``reuse_buffers``: shares are read into buffers that come back for later packs once
+    their pack leaves the cache. Only for a reader that one task reads from at a time
+    (``get``'s file writer): a chunk being opened must never lie in an evicted pack."""
+
     catalog: Catalog
     keys: VaultKeys
     store: ShareStore
-    _cache: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
-    _inflight: dict[int, asyncio.Task[bytes]] = field(default_factory=dict)
+    reuse_buffers: bool = False
+    _cache: OrderedDict[int, PackPieces] = field(default_factory=OrderedDict)
+    _inflight: dict[int, asyncio.Task[PackPieces]] = field(default_factory=dict)
+    _pool: BufferPool = field(default_factory=lambda: BufferPool(keep=(CACHE_PACKS + 1) * 3))
 
-    async def _load(self, pack: int) -> bytes:
+    async def _load(self, pack: int) -> PackPieces:
         pack_id, size, k, n = self.catalog.pack_info(pack)
         shares = [(s.idx, s.provider, s.size, s.root) for s in self.catalog.shares_of(pack)]
-        return await self.store.fetch_pack(DATA_PREFIX, pack_id, size, k, n, shares)
+        pool = self._pool if self.reuse_buffers else None
+        return await self.store.fetch_pack_pieces(DATA_PREFIX, pack_id, size, k, n, shares, pool)
 
     def prefetch(self, pack: int) -> None:
         if pack in self._cache or pack in self._inflight:
             return
         self._inflight[pack] = asyncio.ensure_future(self._load(pack))
 
-    async def pack(self, pack: int) -> bytes:
+    async def pack(self, pack: int) -> PackPieces:
         if pack in self._cache:
             self._cache.move_to_end(pack)
             return self._cache[pack]
@@ -58,7 +69,8 @@ class PackReader:
             self._inflight.pop(pack, None)
         self._cache[pack] = data
         while len(self._cache) > CACHE_PACKS:
-            self._cache.popitem(last=False)
+            _, old = self._cache.popitem(last=False)
+            self._pool.give(old.buffers)
         return data
 
     async def close(self) -> None:
@@ -69,13 +81,14 @@ class PackReader:
                 await task
         self._inflight.clear()
 
-    def _open(self, ref: ChunkRef, packdata: bytes) -> bytes:
+    def _open(self, ref: ChunkRef, packdata: PackPieces) -> bytes:
         return open_chunk_in_pack(self.keys, ref, packdata)
 
-    async def read(
-        self, refs: list[ChunkRef], start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """The plaintext bytes ``[start, end)`` of a content stream given its chunk refs."""
+    async def _walk(
+        self, refs: list[ChunkRef], start: int, end: int | None
+    ) -> AsyncIterator[tuple[ChunkRef, PackPieces, int, int]]:
+        """Each chunk overlapping ``[start, end)`` with its pack and the part of its
+        plaintext wanted (``lo``, ``hi``), packs fetched ``PREFETCH`` ahead."""
         wanted = [
             r
             for r in refs
@@ -93,14 +106,40 @@ class PackReader:
                 self.prefetch(order[next_prefetch])
                 next_prefetch += 1
             packdata = await self.pack(r.pack)
+            lo = max(0, start - r.stream_offset)
+            hi = r.plain_len if end is None else min(r.plain_len, end - r.stream_offset)
+            yield r, packdata, lo, hi
+
+    async def read(
+        self, refs: list[ChunkRef], start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The plaintext bytes ``[start, end)`` of a content stream given its chunk refs."""
+        async for r, packdata, lo, hi in self._walk(refs, start, end):
             plain = (
                 await asyncio.to_thread(self._open, r, packdata)
                 if r.length > 1 << 20
                 else self._open(r, packdata)
             )
-            lo = max(0, start - r.stream_offset)
-            hi = r.plain_len if end is None else min(r.plain_len, end - r.stream_offset)
             yield plain[lo:hi] if (lo, hi) != (0, r.plain_len) else plain
+
+    async def write_to(
+        self, writer: StagedWriter, refs: list[ChunkRef], start: int = 0, end: int | None = None
+    ) -> AsyncIterator[int]:
+        """:meth:`read` into ``writer``, yielding the bytes written after each chunk. A whole
+        chunk is decrypted straight into the writer's staged bytes (no plaintext object, no
+        copy) and committed only once it authenticated."""
+        async for r, packdata, lo, hi in self._walk(refs, start, end):
+            if (lo, hi) == (0, r.plain_len) and r.plain_len <= STAGE - ALIGN:
+                space = await writer.reserve(r.plain_len)
+                try:
+                    await asyncio.to_thread(open_chunk_into_pack, self.keys, r, packdata, space)
+                finally:
+                    space.release()
+                writer.commit(r.plain_len)
+            else:
+                plain = await asyncio.to_thread(self._open, r, packdata)
+                await writer.write(memoryview(plain)[lo:hi])
+            yield hi - lo
 
 
 async def write_file(
@@ -123,7 +162,7 @@ async def write_file(
     with OutputDir(dest.parent, overwrite=overwrite) as out:
         return await out.write_file(
             [dest.name],
-            reader.read(refs, start, end),
+            _filler(reader, refs, start, end),
             mode=entry.mode if entry is not None else None,
             mtime_ns=entry.mtime_ns if entry is not None else None,
             durable=durable,
@@ -160,7 +199,7 @@ async def write_tree(
                     raise IntegrityError(f"file entry without content: {e.path}")
                 total += await out.write_file(
                     parts,
-                    reader.read(catalog.content_chunks(e.content)),
+                    _filler(reader, catalog.content_chunks(e.content)),
                     mode=e.mode,
                     mtime_ns=e.mtime_ns,
                     durable=False,
@@ -171,12 +210,11 @@ async def write_tree(
     return files, total
 
 
-def open_chunk_in_pack(keys: VaultKeys, ref: ChunkRef, packdata: bytes) -> bytes:
-    """The plaintext of chunk ``ref`` cut from its decoded pack: authenticated under its
-    unwrapped key and of its recorded length, or :class:`IntegrityError`."""
-    blob = packdata[ref.offset : ref.offset + ref.length]
-    if len(blob) != ref.length:
-        raise IntegrityError(f"chunk {ref.chunk_id.hex()} lies outside its pack")
+def open_chunk_in_pack(keys: VaultKeys, ref: ChunkRef, packdata: bytes | PackPieces) -> bytes:
+    """The plaintext of chunk ``ref`` cut from its decoded pack (a view, not a copy, unless
+    it spans two fragments): authenticated under its unwrapped key and of its recorded
+    length, or :class:`IntegrityError`."""
+    blob = _chunk_blob(ref, packdata)
     key = unwrap_chunk_key(keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
     try:
         plain = open_chunk(key, ref.chunk_id, blob)
@@ -187,3 +225,37 @@ def open_chunk_in_pack(keys: VaultKeys, ref: ChunkRef, packdata: bytes) -> bytes
     if len(plain) != ref.plain_len:
         raise IntegrityError(f"chunk {ref.chunk_id.hex()} has the wrong length")
     return plain
+
+
+def _filler(
+    reader: PackReader, refs: list[ChunkRef], start: int = 0, end: int | None = None
+) -> Callable[[StagedWriter], AsyncIterator[int]]:
+    """What :meth:`OutputDir.write_file` calls to fill a file from ``refs``."""
+    return lambda writer: reader.write_to(writer, refs, start, end)
+
+
+def _chunk_blob(ref: ChunkRef, packdata: bytes | PackPieces) -> bytes | memoryview:
+    if isinstance(packdata, PackPieces):
+        blob = packdata.slice(ref.offset, ref.length)
+    else:
+        blob = memoryview(packdata)[ref.offset : ref.offset + ref.length]
+    if len(blob) != ref.length:
+        raise IntegrityError(f"chunk {ref.chunk_id.hex()} lies outside its pack")
+    return blob
+
+
+def open_chunk_into_pack(
+    keys: VaultKeys, ref: ChunkRef, packdata: bytes | PackPieces, out: memoryview
+) -> None:
+    """:func:`open_chunk_in_pack` decrypted into ``out`` (``ref.plain_len`` bytes). On
+    :class:`IntegrityError` ``out`` may hold unauthenticated bytes: discard them."""
+    blob = _chunk_blob(ref, packdata)
+    if len(blob) - AEAD_OVERHEAD != ref.plain_len or len(out) != ref.plain_len:
+        raise IntegrityError(f"chunk {ref.chunk_id.hex()} has the wrong length")
+    key = unwrap_chunk_key(keys.content_key(ref.key_epoch), ref.chunk_id, ref.wrapped_key)
+    try:
+        open_chunk_into(key, ref.chunk_id, blob, out)
+    except IntegrityError:
+        raise IntegrityError(
+            f"chunk {ref.chunk_id.hex()} failed authentication after decoding its pack"
+        ) from None

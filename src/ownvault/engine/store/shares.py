@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import overload
+from itertools import accumulate
+from typing import Protocol, overload, runtime_checkable
 
 from ownvault.core.erasure import ErasureCode
 from ownvault.core.merkle import merkle_leaves, merkle_root, root_from_leaves
@@ -41,7 +43,15 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import Provider, PutData, same_bytes
 
-__all__ = ["EncodedPack", "Problem", "ShareParts", "ShareStore", "share_problem"]
+__all__ = [
+    "BufferPool",
+    "EncodedPack",
+    "PackPieces",
+    "Problem",
+    "ShareParts",
+    "ShareStore",
+    "share_problem",
+]
 
 DATA_PREFIX = "shares"
 PARITY_POOL = 3  # parity buffer sets kept: one per pack encoded or being written at once
@@ -220,6 +230,7 @@ class ShareStore:
         n: int,
         size: int,
         root: bytes,
+        pool: BufferPool | None = None,
     ) -> memoryview:
         name = share_name(prefix, pack_id, idx)
         p = self.providers.get(provider)
@@ -232,7 +243,7 @@ class ShareStore:
                 f"share {name} is recorded with an impossible size {size}", share=name
             ) from None
         # Only the data part: the tree after it serves audits, not reads.
-        data = await p.get(name, 0, layout.data_len)
+        data = await _read_data(p, name, layout.data_len, pool)
         if len(data) != layout.data_len:
             raise ShareCorruptError(
                 f"share {name} has {len(data)} data bytes, expected {layout.data_len}",
@@ -246,7 +257,7 @@ class ShareStore:
                 provider=self.names.get(provider),
                 share=name,
             )
-        header, fragment = decode_share(memoryview(data))  # the fragment: a view, no copy
+        header, fragment = decode_share(data)  # the fragment: a view, no copy
         if header != ShareHeader(k, n, idx, pack_id):
             raise ShareCorruptError(
                 f"share {name} has a header for another share",
@@ -265,6 +276,25 @@ class ShareStore:
         shares: Sequence[tuple[int, int, int, bytes]],
     ) -> bytes:
         """Rebuild a pack from k verified shares. ``shares``: (idx, provider, size, root)."""
+        pieces = await self.fetch_pack_pieces(prefix, pack_id, size, k, n, shares)
+        return b"".join(pieces.pieces)
+
+    async def fetch_pack_pieces(
+        self,
+        prefix: str,
+        pack_id: bytes,
+        size: int,
+        k: int,
+        n: int,
+        shares: Sequence[tuple[int, int, int, bytes]],
+        pool: BufferPool | None = None,
+    ) -> PackPieces:
+        """:meth:`fetch_pack` without joining: the pack as views of the k data fragments
+        (decoded into new buffers when a data share was replaced by a parity share).
+
+        With ``pool``, shares are read into its buffers (by providers that offer
+        ``read_into``); the caller gives them back (``pool.give(pieces.buffers)``) once
+        nothing reads the pieces any more."""
         candidates = sorted(shares, key=lambda s: (s[0] >= k, s[0]))
         candidates = [c for c in candidates if c[1] in self.providers]
         good: dict[int, memoryview] = {}
@@ -277,7 +307,7 @@ class ShareStore:
                 return False
             c = queue.pop(0)
             task = asyncio.ensure_future(
-                self._fetch_one(c[1], prefix, pack_id, c[0], k, n, c[2], c[3])
+                self._fetch_one(c[1], prefix, pack_id, c[0], k, n, c[2], c[3], pool)
             )
             running[task] = c
             return True
@@ -319,10 +349,15 @@ class ShareStore:
                 with contextlib.suppress(BaseException):
                     await task
         chosen = dict(sorted(good.items())[:k])
-        data = await asyncio.to_thread(self.code(k, n).decode, chosen)
-        if len(data) != size:
+        buffers = [] if pool is None else pool.owned([f.obj for f in chosen.values()])
+        code = self.code(k, n)
+        if all(i in chosen for i in range(k)):  # slicing: no per-byte work
+            pieces = code.decode_pieces(chosen)
+        else:
+            pieces = await asyncio.to_thread(code.decode_pieces, chosen)
+        if sum(p.nbytes for p in pieces) != size:
             raise DataUnavailableError(f"pack {pack_id.hex()} decoded to the wrong size")
-        return data
+        return PackPieces(size, pieces, buffers)
 
 
 def share_problem(
@@ -362,3 +397,88 @@ def problem_kind(exc: OwnvaultError) -> str:
 
 def data_share_name(pack_id: bytes, idx: int) -> str:
     return share_name(DATA_PREFIX, pack_id, idx)
+
+
+# -- reading into reused buffers ----------------------------------------------------------
+
+
+@runtime_checkable
+class ReadsInto(Protocol):
+    """A provider that can read a byte range into a caller's buffer (``LocalProvider``)."""
+
+    async def read_into(self, name: str, offset: int, buffer: memoryview) -> int: ...
+
+
+class BufferPool:
+    """Share-sized buffers reused across the packs of one read (fresh multi-MiB buffers
+    cost zeroing and page faults). A buffer is handed out by :meth:`take` and comes back
+    by :meth:`give` only when nothing reads it any more; one that never comes back (a
+    cancelled or failed read) is left to the collector."""
+
+    def __init__(self, keep: int = 16) -> None:
+        self.keep = keep
+        self._free: list[bytearray] = []
+        self._lent: dict[int, bytearray] = {}
+
+    def take(self, size: int) -> bytearray:
+        for i, buf in enumerate(self._free):
+            if len(buf) >= size:
+                del self._free[i]
+                break
+        else:
+            buf = bytearray(size)
+        self._lent[id(buf)] = buf
+        return buf
+
+    def owned(self, objects: Iterable[object]) -> list[bytearray]:
+        """The buffers among ``objects`` that this pool lent."""
+        return [self._lent[id(o)] for o in objects if self._lent.get(id(o)) is o]
+
+    def give(self, buffers: Iterable[bytearray]) -> None:
+        for buf in buffers:
+            if self._lent.pop(id(buf), None) is buf and len(self._free) < self.keep:
+                self._free.append(buf)
+
+
+@dataclass(frozen=True, slots=True)
+class PackPieces:
+    """A pack as views to read in order (their concatenation is the pack), and the pool
+    buffers they point into."""
+
+    size: int
+    pieces: list[memoryview]
+    buffers: list[bytearray] = field(default_factory=list)
+    starts: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "starts", [0, *accumulate(p.nbytes for p in self.pieces)])
+
+    def slice(self, offset: int, length: int) -> memoryview | bytes:
+        """Bytes ``[offset, offset + length)`` of the pack (shorter past its end): a view
+        when they lie in one piece, else joined (a chunk across two fragments)."""
+        end = min(offset + length, self.size)
+        if offset >= end:
+            return b""
+        i = bisect_right(self.starts, offset) - 1
+        lo = offset - self.starts[i]
+        if end <= self.starts[i + 1]:
+            return self.pieces[i][lo : lo + end - offset]
+        parts: list[memoryview] = []
+        while offset < end:
+            i = bisect_right(self.starts, offset) - 1
+            lo = offset - self.starts[i]
+            take = min(end, self.starts[i + 1]) - offset
+            parts.append(self.pieces[i][lo : lo + take])
+            offset += take
+        return b"".join(parts)
+
+
+async def _read_data(p: Provider, name: str, length: int, pool: BufferPool | None) -> memoryview:
+    """Bytes ``[0, length)`` of object ``name`` (shorter if it is shorter): into a pool
+    buffer when the provider reads into buffers, else as the bytes ``get`` returns."""
+    if pool is None or not isinstance(p, ReadsInto):
+        return memoryview(await p.get(name, 0, length))
+    buf = pool.take(length)
+    view = memoryview(buf)[:length]
+    got = await p.read_into(name, 0, view)
+    return view[:got]
