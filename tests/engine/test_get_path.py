@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import fcntl
 import itertools
+import mmap
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,8 +48,8 @@ def test_pack_pieces_slice_views_within_a_piece_and_joins_across_pieces() -> Non
 def test_buffer_pool_gives_back_only_its_own_buffers_for_reuse() -> None:
     pool = BufferPool(keep=1)
     a = pool.take(100)
-    assert pool.owned([a, bytearray(100), b"x"]) == [a]
-    pool.give([a, bytearray(100)])  # a stranger is never kept
+    assert pool.owned([a, mmap.mmap(-1, 100), b"x"]) == [a]
+    pool.give([a, mmap.mmap(-1, 100)])  # a stranger is never kept
     assert pool.take(50) is a  # a big enough free buffer is reused
     assert pool.take(50) is not a
 

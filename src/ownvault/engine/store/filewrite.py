@@ -3,9 +3,9 @@
 A buffered write of 1 GiB costs this VM's kernel 1.3-2.1 CPU-s (the page-cache copy,
 ext4's delayed allocation and the writeback after it) and ``dd conv=fsync`` takes 1.9-3.7 s;
 the same with ``O_DIRECT`` from an aligned buffer 0.16 CPU-s and 1.3-1.6 s (docs/design.md,
-"Reading"). So :class:`StagedWriter` copies the pieces it is given into one of two
-page-aligned buffers (``STAGE`` bytes each) and writes a full buffer from a thread while
-the next one fills; the first time a buffer fills it turns ``O_DIRECT`` on for the file.
+"Reading"). So :class:`StagedWriter` copies the pieces it is given into one of
+``BUFFERS`` page-aligned buffers (``STAGE`` bytes each) and writes a full buffer from a
+thread while the next ones fill (several writes in flight: the disk is the limit here); the first time a buffer fills it turns ``O_DIRECT`` on for the file.
 A reader can also decrypt straight into the staged bytes
 (:meth:`reserve`, :meth:`commit`): no plaintext object, no copy. A file smaller than one buffer is written by one ordinary ``write`` at :meth:`close` (no
 ``O_DIRECT``: small files gain nothing from it). The last, partial block of a large file
@@ -29,6 +29,7 @@ import os
 __all__ = ["ALIGN", "STAGE", "StagedWriter"]
 
 STAGE = 8 << 20  # bytes per staging buffer (a multiple of any block size)
+BUFFERS = 4  # staging buffers: one filling, up to BUFFERS - 1 being written
 ALIGN = 4096  # O_DIRECT alignment of offsets, lengths and addresses used here
 
 
@@ -40,11 +41,11 @@ class StagedWriter:
         self.fd = fd
         self.direct_wanted = direct
         self.direct = False  # O_DIRECT is on for fd
-        self._buffers = [mmap.mmap(-1, STAGE), mmap.mmap(-1, STAGE)]
+        self._buffers = [mmap.mmap(-1, STAGE)]  # the others made when first needed
         self._current = 0
         self._fill = 0  # bytes staged in the current buffer
         self._offset = 0  # file offset of the current buffer's first byte
-        self._pending: asyncio.Future[None] | None = None  # the other buffer's write
+        self._pending: list[asyncio.Future[None] | None] = [None] * BUFFERS  # their writes
 
     async def write(self, piece: bytes | bytearray | memoryview) -> None:
         """Stage ``piece`` (copied: the caller may reuse it once this returns)."""
@@ -76,22 +77,30 @@ class StagedWriter:
 
     async def _flush(self) -> None:
         """Write the current buffer's whole blocks from a thread, move its last partial
-        block (if any) to the start of the other buffer and continue there."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending  # the other buffer is free again
+        block (if any) to the start of the next buffer and continue there (once that
+        buffer's own write has finished)."""
+        nxt = (self._current + 1) % BUFFERS
+        await self._wait(nxt)
         if self.direct_wanted and not self.direct and self._offset == 0:
             self.direct = _set_direct(self.fd, on=True)
-        cur, other = self._buffers[self._current], self._buffers[self._current ^ 1]
+        if nxt == len(self._buffers):
+            self._buffers.append(mmap.mmap(-1, STAGE))
+        cur, other = self._buffers[self._current], self._buffers[nxt]
         whole = self._fill - self._fill % ALIGN
         tail = self._fill - whole
         other[:tail] = cur[whole : self._fill]
-        self._pending = asyncio.ensure_future(
+        self._pending[self._current] = asyncio.ensure_future(
             asyncio.to_thread(self._write_at, cur, whole, self._offset)
         )
-        self._current ^= 1
+        self._current = nxt
         self._offset += whole
         self._fill = tail
+
+    async def _wait(self, index: int) -> None:
+        pending = self._pending[index]
+        if pending is not None:
+            self._pending[index] = None
+            await pending
 
     def _write_at(self, buf: mmap.mmap, length: int, offset: int) -> None:
         view = memoryview(buf)[:length]
@@ -114,9 +123,8 @@ class StagedWriter:
         """Write what is staged (the file's end) and wait for every write; the writer
         cannot be used afterwards."""
         try:
-            if self._pending is not None:
-                pending, self._pending = self._pending, None
-                await pending
+            for index in range(BUFFERS):
+                await self._wait(index)
             if self._fill:
                 aligned = self._fill - self._fill % ALIGN if self.direct else 0
                 buf = self._buffers[self._current]
@@ -137,10 +145,11 @@ class StagedWriter:
         await self._release()
 
     async def _release(self) -> None:
-        if self._pending is not None:  # an error left a write running: let it end first
-            with contextlib.suppress(BaseException):
-                await self._pending
-            self._pending = None
+        for pending in self._pending:  # an error left writes running: let them end first
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await pending
+        self._pending = [None] * BUFFERS
         for buf in self._buffers:
             with contextlib.suppress(BufferError):  # a cancelled thread's view: GC frees it
                 buf.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -413,28 +414,30 @@ class BufferPool:
     """Share-sized buffers reused across the packs of one read (fresh multi-MiB buffers
     cost zeroing and page faults). A buffer is handed out by :meth:`take` and comes back
     by :meth:`give` only when nothing reads it any more; one that never comes back (a
-    cancelled or failed read) is left to the collector."""
+    cancelled or failed read) is freed with the pool. Buffers are anonymous maps: a new
+    one is zeroed page by page by the kernel as the reading thread fills it, not by this
+    thread under the GIL as a ``bytearray`` would be."""
 
     def __init__(self, keep: int = 16) -> None:
         self.keep = keep
-        self._free: list[bytearray] = []
-        self._lent: dict[int, bytearray] = {}
+        self._free: list[mmap.mmap] = []
+        self._lent: dict[int, mmap.mmap] = {}
 
-    def take(self, size: int) -> bytearray:
+    def take(self, size: int) -> mmap.mmap:
         for i, buf in enumerate(self._free):
             if len(buf) >= size:
                 del self._free[i]
                 break
         else:
-            buf = bytearray(size)
+            buf = mmap.mmap(-1, max(size, 1))
         self._lent[id(buf)] = buf
         return buf
 
-    def owned(self, objects: Iterable[object]) -> list[bytearray]:
+    def owned(self, objects: Iterable[object]) -> list[mmap.mmap]:
         """The buffers among ``objects`` that this pool lent."""
         return [self._lent[id(o)] for o in objects if self._lent.get(id(o)) is o]
 
-    def give(self, buffers: Iterable[bytearray]) -> None:
+    def give(self, buffers: Iterable[mmap.mmap]) -> None:
         for buf in buffers:
             if self._lent.pop(id(buf), None) is buf and len(self._free) < self.keep:
                 self._free.append(buf)
@@ -447,7 +450,7 @@ class PackPieces:
 
     size: int
     pieces: list[memoryview]
-    buffers: list[bytearray] = field(default_factory=list)
+    buffers: list[mmap.mmap] = field(default_factory=list)
     starts: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
