@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 DATA_PREFIX = "shares"
+PAGE = mmap.PAGESIZE
 PARITY_POOL = 3  # parity buffer sets kept: one per pack encoded or being written at once
 
 
@@ -481,7 +482,7 @@ async def _read_data(p: Provider, name: str, length: int, pool: BufferPool | Non
     buffer when the provider reads into buffers, else as the bytes ``get`` returns."""
     if pool is None or not isinstance(p, ReadsInto):
         return memoryview(await p.get(name, 0, length))
-    buf = pool.take(length)
-    view = memoryview(buf)[:length]
-    got = await p.read_into(name, 0, view)
-    return view[:got]
+    whole = -(-length // PAGE) * PAGE  # whole pages: the provider may read O_DIRECT
+    buf = pool.take(whole)
+    got = await p.read_into(name, 0, memoryview(buf)[:whole])
+    return memoryview(buf)[: min(got, length)]
