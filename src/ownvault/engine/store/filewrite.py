@@ -25,6 +25,7 @@ import errno
 import fcntl
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["ALIGN", "STAGE", "StagedWriter"]
 
@@ -46,6 +47,7 @@ class StagedWriter:
         self._fill = 0  # bytes staged in the current buffer
         self._offset = 0  # file offset of the current buffer's first byte
         self._pending: list[asyncio.Future[None] | None] = [None] * BUFFERS  # their writes
+        self._executor: ThreadPoolExecutor | None = None
 
     async def write(self, piece: bytes | bytearray | memoryview) -> None:
         """Stage ``piece`` (copied: the caller may reuse it once this returns)."""
@@ -89,8 +91,10 @@ class StagedWriter:
         whole = self._fill - self._fill % ALIGN
         tail = self._fill - whole
         other[:tail] = cur[whole : self._fill]
-        self._pending[self._current] = asyncio.ensure_future(
-            asyncio.to_thread(self._write_at, cur, whole, self._offset)
+        if self._executor is None:  # own threads: the loop's pool is busy reading shares
+            self._executor = ThreadPoolExecutor(BUFFERS - 1, thread_name_prefix="ownvault-write")
+        self._pending[self._current] = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._write_at, cur, whole, self._offset
         )
         self._current = nxt
         self._offset += whole
@@ -150,6 +154,9 @@ class StagedWriter:
                 with contextlib.suppress(BaseException):
                     await pending
         self._pending = [None] * BUFFERS
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         for buf in self._buffers:
             with contextlib.suppress(BufferError):  # a cancelled thread's view: GC frees it
                 buf.close()

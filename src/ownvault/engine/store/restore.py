@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,10 @@ class PackReader:
     _cache: OrderedDict[int, PackPieces] = field(default_factory=OrderedDict)
     _inflight: dict[int, asyncio.Task[PackPieces]] = field(default_factory=dict)
     _pool: BufferPool = field(default_factory=lambda: BufferPool(keep=(CACHE_PACKS + 1) * 3))
+    # Chunks are opened on a thread of their own: in the loop's shared pool they queued
+    # behind blocking share reads and file writes (2.7 s of waiting for 0.5 s of AES-GCM
+    # per GiB), and AES-GCM releases the GIL, so it runs beside the loop and the hashing.
+    _opener: ThreadPoolExecutor | None = None
 
     async def _load(self, pack: int) -> PackPieces:
         pack_id, size, k, n = self.catalog.pack_info(pack)
@@ -80,6 +85,16 @@ class PackReader:
             with contextlib.suppress(BaseException):
                 await task
         self._inflight.clear()
+        if self._opener is not None:
+            self._opener.shutdown(wait=False)
+            self._opener = None
+
+    async def _open_into(self, ref: ChunkRef, packdata: PackPieces, out: memoryview) -> None:
+        if self._opener is None:
+            self._opener = ThreadPoolExecutor(1, thread_name_prefix="ownvault-open")
+        await asyncio.get_running_loop().run_in_executor(
+            self._opener, open_chunk_into_pack, self.keys, ref, packdata, out
+        )
 
     def _open(self, ref: ChunkRef, packdata: PackPieces) -> bytes:
         return open_chunk_in_pack(self.keys, ref, packdata)
@@ -132,7 +147,7 @@ class PackReader:
             if (lo, hi) == (0, r.plain_len) and r.plain_len <= STAGE - ALIGN:
                 space = await writer.reserve(r.plain_len)
                 try:
-                    await asyncio.to_thread(open_chunk_into_pack, self.keys, r, packdata, space)
+                    await self._open_into(r, packdata, space)
                 finally:
                     space.release()
                 writer.commit(r.plain_len)
