@@ -252,8 +252,8 @@ def test_lose_everything_recover_share_revoke_forget(tmp_path: Path) -> None:
         passphrase="new",
         env={"OWNVAULT_NEW_PASSPHRASE": "newer"},
     )
-    ov(new, "ls", passphrase="new", check=3)
-    ov(new, "ls", passphrase="newer")
+    ov(new, "versions", "docs", passphrase="new", check=3)
+    ov(new, "versions", "docs", passphrase="newer")
 
     # Bad recovery input changes nothing.
     wrong = tmp_path / "wrong.txt"

@@ -23,7 +23,7 @@ def test_init_warns_on_a_weak_passphrase_and_says_what_argon2id_buys(tmp_path: P
     assert "longer" in warning
     assert "warning: weak passphrase" in p.stderr
     # Not refused: the vault opens with it.
-    ov(tmp_path / "v", "ls", passphrase=WEAK)
+    ov(tmp_path / "v", "versions", "x", passphrase=WEAK, check=4)  # unlocked: then not found
 
 
 def test_init_with_a_strong_passphrase_does_not_warn(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_the_entry_point_finds_malloc_without_a_library_search(tmp_path: Path) -
 def test_ls_help_imports_only_its_module(tmp_path: Path) -> None:
     modules = loaded(tmp_path, "ls", "--help")
     assert heavy_in(modules) == []
-    assert set(COMMAND_MODULES.values()) & modules == {"ownvault.cli.files"}
+    assert set(COMMAND_MODULES.values()) & modules == {"ownvault.cli.listing"}
 
 
 @pytest.mark.parametrize("command", [["ls"], ["ls", "a.txt"], ["du"], ["versions", "a.txt"]])
@@ -136,8 +136,70 @@ def test_a_short_command_on_local_folders_stays_light(
     tmp_path: Path, vault: Path, command: list[str]
 ) -> None:
     modules = loaded(tmp_path, "--vault", str(vault), "--json", *command)
-    assert "ownvault.engine.store.context" in modules  # it did open the vault
+    assert "ownvault.engine.store.catalog" in modules  # it did open the catalog
     assert heavy_in(modules) == []
+
+
+# What ``ls`` and ``du`` (the local catalog only) need not load: the keystore's KDF, the
+# crypto libraries, the share store, the engine's facade, the event loop.
+KEYLESS = ("argon2", "cryptography", "blake3", "ownvault.engine.vault", "ownvault.core.crypto")
+KEYLESS += ("ownvault.engine.store.shares", "ownvault.engine.store.context", "asyncio")
+
+
+@pytest.mark.parametrize("command", [["ls"], ["ls", "a.txt"], ["du"]])
+def test_listing_commands_load_no_key_and_no_crypto(
+    tmp_path: Path, vault: Path, command: list[str]
+) -> None:
+    modules = loaded(tmp_path, "--vault", str(vault), "--json", *command)
+    assert "ownvault.engine.files.listing" in modules
+    assert sorted(m for m in modules for k in KEYLESS if m == k or m.startswith(k + ".")) == []
+    versions = loaded(tmp_path, "--vault", str(vault), "--json", "versions", "a.txt")
+    assert {"argon2", "ownvault.engine.vault"} <= versions  # the probe sees an unlock
+
+
+def _ownvault(vault: Path, passphrase: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OWNVAULT_PASSPHRASE"}
+    env["PYTHONPATH"] = str(SRC)
+    if passphrase is not None:
+        env["OWNVAULT_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [sys.executable, "-m", "ownvault", "--vault", str(vault), "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("passphrase", ["a wrong passphrase", None])
+def test_ls_and_du_read_the_plaintext_catalog_without_the_passphrase_and_nothing_else_does(
+    tmp_path: Path, vault: Path, passphrase: str | None
+) -> None:
+    """``ls`` and ``du`` show what the local catalog already shows to anyone who can read
+    the vault folder (docs/design.md, "Threat model"), with a wrong passphrase or none;
+    every command that needs a key still refuses: content, the keys, writes."""
+    listed = _ownvault(vault, passphrase, "ls")
+    assert listed.returncode == 0, listed.stderr
+    assert {o["name"] for o in json.loads(listed.stdout)["objects"]} == {"a.txt", "b.txt"}
+    du = _ownvault(vault, passphrase, "du")
+    assert du.returncode == 0 and json.loads(du.stdout)["objects"] == 2
+    (tmp_path / "c.txt").write_text("c")
+    refused = [
+        ["get", "a.txt", "-o", str(tmp_path / "out.txt")],
+        ["put", str(tmp_path / "c.txt")],
+        ["versions", "a.txt"],
+        ["keys", "phrase", "--to-file", str(tmp_path / "phrase.txt")],
+    ]
+    for args in refused:
+        ran = _ownvault(vault, passphrase, *args)
+        assert ran.returncode != 0, args
+        expected = "auth" if passphrase is not None else "usage"
+        assert json.loads(ran.stdout)["error"]["code"] == expected, (args, ran.stdout)
+    assert not (tmp_path / "out.txt").exists() and not (tmp_path / "phrase.txt").exists()
+    after = json.loads(_ownvault(vault, passphrase, "ls").stdout)["objects"]
+    assert {o["name"] for o in after} == {"a.txt", "b.txt"}  # the put was refused
 
 
 def test_ls_does_not_open_remote_providers(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""File commands: init, put, get, ls, versions, rm, du, providers (``check`` is in ``cli.check``)."""
+"""File commands: init, put, get, versions, rm, providers (``ls`` and ``du`` are in
+``cli.listing``, ``check`` in ``cli.check``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ownvault.cli.render import (
 from ownvault.cli.session import kdf_params, run_open, run_with_vault
 from ownvault.cli.strength import passphrase_warning
 from ownvault.cli.textfiles import claim_new_file, write_claimed
-from ownvault.engine.files.results import Restored, TreeListing
+from ownvault.engine.files.results import Restored
 from ownvault.engine.vault import Vault, VaultOptions
 from ownvault.errors import UsageError
 
@@ -244,35 +245,6 @@ def get(
     )
 
 
-@cli.command(name="ls")
-@common
-@click.argument("prefix", required=False, default="")
-def ls_cmd(prefix: str) -> None:
-    """List stored names (or the entries of a stored tree)."""
-    ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.files.ls(prefix))
-
-    def human() -> None:
-        if isinstance(result, TreeListing):
-            for e in result.entries:
-                suffix = (
-                    "/" if e.kind == "dir" else (f" -> {e.target}" if e.kind == "symlink" else "")
-                )
-                click.echo(
-                    f"{human_size(e.size) if e.kind == 'file' else '':>10}  {e.path}{suffix}"
-                )
-            return
-        print_table(
-            ("name", "kind", "size", "versions", "tags", "cid"),
-            (
-                (o.name, o.kind, human_size(o.size), str(o.versions), ",".join(o.tags), o.cid or "")
-                for o in result.objects
-            ),
-        )
-
-    emit(ctx, result, human)
-
-
 @cli.command()
 @common
 @click.argument("name")
@@ -306,27 +278,6 @@ def rm(name: str, version: int | None) -> None:
             f"removed {result.versions_removed} version(s) of {name}; {result.packs_deleted} pack(s) freed"
         ),
     )
-
-
-@cli.command()
-@common
-def du() -> None:
-    """Logical bytes, stored bytes, dedup ratio and expansion."""
-    ctx = get_ctx()
-    result = run_with_vault(ctx, lambda v: v.files.du())
-
-    def human() -> None:
-        click.echo(f"names:          {result.objects} ({result.versions} versions)")
-        click.echo(f"logical bytes:  {human_size(result.logical_bytes)} (all versions)")
-        click.echo(f"unique bytes:   {human_size(result.unique_bytes)} (after dedup)")
-        click.echo(f"stored bytes:   {human_size(result.stored_bytes)} (all shares, all providers)")
-        click.echo(f"dedup ratio:    {result.dedup_ratio:.2f}x")
-        click.echo(
-            f"expansion:      {result.expansion:.2f}x stored per unique byte "
-            f"(k={result.policy.k}, n={result.policy.n}, pack padding included)"
-        )
-
-    emit(ctx, result, human)
 
 
 @cli.command()

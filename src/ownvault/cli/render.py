@@ -24,24 +24,18 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import click
 from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
 from ownvault.cli.app import Ctx, get_ctx
-from ownvault.engine.store.shares import Problem
+
+if TYPE_CHECKING:
+    from ownvault.engine.store.shares import Problem
 
 __all__ = [
     "Advance",
@@ -263,6 +257,15 @@ def progress_bar(ctx: Ctx, label: str) -> Iterator[tuple[Advance, SetTotal] | tu
     if ctx.json or not sys.stderr.isatty():
         yield None, None
         return
+    from rich.progress import (  # noqa: PLC0415 - only commands that move bytes show one
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     with Progress(
         TextColumn(label),
         BarColumn(),

@@ -6,21 +6,31 @@ from ``$OWNVAULT_PASSPHRASE`` or a prompt), run the engine call, close.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from ownvault.cli.app import Ctx
 from ownvault.cli.render import report_problem, warn
-from ownvault.core.crypto import Argon2Params
-from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
-__all__ = ["kdf_params", "new_passphrase", "open_vault", "read_vault", "run_open", "run_with_vault"]
+if TYPE_CHECKING:
+    from ownvault.core.crypto import Argon2Params
+    from ownvault.engine.store.catalog import Catalog
+    from ownvault.engine.vault import Vault
+
+__all__ = [
+    "kdf_params",
+    "new_passphrase",
+    "open_vault",
+    "read_catalog",
+    "read_vault",
+    "run_open",
+    "run_with_vault",
+]
 
 T = TypeVar("T")
 
@@ -30,6 +40,8 @@ def kdf_params() -> Argon2Params:
 
     ``OWNVAULT_INSECURE_FAST_KDF=1`` is for test suites only (documented in the README;
     never for real data): the cost is stored in each keystore, so the format is unchanged."""
+    from ownvault.core.crypto import Argon2Params  # noqa: PLC0415 - crypto libraries, lazily
+
     if os.environ.get("OWNVAULT_INSECURE_FAST_KDF") == "1":
         return Argon2Params(1, 8192, 1)
     return Argon2Params()
@@ -50,6 +62,8 @@ def new_passphrase(env: str) -> str:
 
 def open_vault(ctx: Ctx, passphrase: str | None = None) -> Vault:
     """The vault of ``ctx``, its warnings and share problems reported on standard error."""
+    from ownvault.engine.vault import Vault  # noqa: PLC0415 - the engine, lazily (see read_catalog)
+
     vault = Vault.open(ctx.vault, ctx.passphrase() if passphrase is None else passphrase)
     vault.warn = warn
     vault.on_problem = report_problem
@@ -58,6 +72,8 @@ def open_vault(ctx: Ctx, passphrase: str | None = None) -> Vault:
 
 def run_open(vault: Vault, fn: Callable[[Vault], Awaitable[T]]) -> T:
     """Run ``fn(vault)`` to completion, then close the vault (also on errors)."""
+
+    import asyncio  # noqa: PLC0415 - not for the commands that only read the catalog
 
     async def go() -> T:
         try:
@@ -82,3 +98,13 @@ def read_vault(ctx: Ctx, fn: Callable[[Vault], T]) -> T:
         return fn(vault)
 
     return run_with_vault(ctx, go)
+
+
+def read_catalog(ctx: Ctx, fn: Callable[[Catalog], T]) -> T:
+    """``fn`` of the vault's local catalog, opened without the passphrase (``ls``, ``du``:
+    the catalog is plaintext on disk, docs/design.md "Threat model"). Neither the keystore
+    nor the engine beyond the catalog is loaded."""
+    from ownvault.engine.files.listing import open_listing  # noqa: PLC0415 - lazily
+
+    with open_listing(ctx.vault) as catalog:
+        return fn(catalog)

@@ -6,10 +6,9 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+from ownvault.engine.files.listing import list_objects, usage
 from ownvault.engine.files.results import (
-    KN,
     EntryInfo,
-    ObjectInfo,
     ObjectListing,
     Removed,
     Restored,
@@ -156,30 +155,7 @@ class Files:
 
     async def ls(self, prefix: str = "") -> ObjectListing | TreeListing:
         """Objects whose name starts with ``prefix``, or the entries of a tree path."""
-        ctx = self.ctx
-        clean = prefix.strip("/")
-        if clean:
-            try:
-                v, inner = ctx.resolve(clean, None)
-            except (NotFoundError, UsageError):
-                v = None
-                inner = ""
-            if v is not None and v.kind == "tree":
-                sub = inner + "/" if inner else ""
-                entries = [
-                    e
-                    for e in ctx.catalog.entries(v.id, sub)
-                    if e.path != inner and "/" not in e.path[len(sub) :]
-                ]
-                return TreeListing(v.name, v.number, inner, [EntryInfo.of(e) for e in entries])
-        counts = ctx.catalog.version_counts()
-        rows = ctx.catalog.latest_versions(prefix)
-        out = []
-        for v in rows:
-            obj = ctx.catalog.object_id(v.name)
-            tags = ctx.catalog.tags(obj) if obj else []
-            out.append(ObjectInfo.of(v, tags, counts.get(v.name, 0)))
-        return ObjectListing(out)
+        return list_objects(self.ctx.catalog, prefix)
 
     async def versions(self, name: str) -> list[VersionInfo]:
         ctx = self.ctx
@@ -238,23 +214,5 @@ class Files:
         return await drop_unreferenced_packs(self.ctx)
 
     async def du(self) -> Usage:
-        """Usage. ``expansion`` is stored bytes per unique plaintext byte: everything a byte
-        costs on the providers (encryption, pack padding, erasure coding, share headers and
-        Merkle trees), not only the k/n ratio."""
-        ctx = self.ctx
-        u = ctx.catalog.usage.totals()
-        unique = u["unique_bytes"]
-        return Usage(
-            objects=u["objects"],
-            versions=u["versions"],
-            logical_bytes=u["logical_bytes"],
-            latest_logical_bytes=u["latest_logical_bytes"],
-            unique_bytes=unique,
-            packed_bytes=u["packed_bytes"],
-            stored_bytes=u["stored_bytes"],
-            chunks=u["chunks"],
-            packs=u["packs"],
-            dedup_ratio=round(u["logical_bytes"] / unique, 4) if unique else 1.0,
-            expansion=round(u["stored_bytes"] / unique, 4) if unique else 0.0,
-            policy=KN(ctx.policy.k, ctx.policy.n),
-        )
+        """Usage (:func:`~ownvault.engine.files.listing.usage`)."""
+        return usage(self.ctx.catalog)

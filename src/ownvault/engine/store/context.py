@@ -42,11 +42,11 @@ from ownvault.core.chunking import ChunkerParams
 from ownvault.core.keys import VaultKeys
 from ownvault.engine.store.catalog import Catalog, VersionRow
 from ownvault.engine.store.domains import candidate_of
-from ownvault.engine.store.layout import validate_object_name
+from ownvault.engine.store.names import resolve_version
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
 from ownvault.engine.store.snapshots import SnapshotResult, newer_snapshot, write_snapshot
-from ownvault.errors import NotFoundError, OwnvaultError, VaultStateError
+from ownvault.errors import OwnvaultError, VaultStateError
 from ownvault.providers.base import Provider
 from ownvault.providers.registry import open_provider
 
@@ -386,19 +386,7 @@ class VaultContext:
 
     def resolve(self, name: str, number: int | None = None) -> tuple[VersionRow, str]:
         """The version holding ``name`` and the path inside it ("" for the whole object)."""
-        name = validate_object_name(name)
-        try:
-            return self.catalog.version(name, number), ""
-        except NotFoundError:
-            parts = name.split("/")
-            for cut in range(len(parts) - 1, 0, -1):
-                head = "/".join(parts[:cut])
-                if self.catalog.object_id(head) is None:
-                    continue
-                v = self.catalog.version(head, number)
-                if v.kind == "tree":
-                    return v, "/".join(parts[cut:])
-            raise
+        return resolve_version(self.catalog, name, number)
 
     async def close(self) -> None:
         await self.providers.reset()
