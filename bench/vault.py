@@ -22,10 +22,9 @@ What it measures, all real processes on one machine:
    for every tool alike. Every get is checked byte for byte against its source.
 3. Startup: ``ownvault ls`` and ``ownvault du`` on a small vault against ``python -c pass``
    (10 interleaved runs, page cache warm). The target is judged on a vault with the real
-   passphrase KDF (what a user runs); since short commands were made to import lazily,
-   Argon2id at its default cost (0.17-0.30 s here, printed) is a large part of them, so the
-   same commands also run on a vault initialised with ``OWNVAULT_INSECURE_FAST_KDF=1``
-   (test-only; the cost is stored in the keystore), to show the rest on its own.
+   passphrase KDF (what a user runs); the same commands also run on a vault initialised
+   with ``OWNVAULT_INSECURE_FAST_KDF=1`` (test-only; the cost is stored in the keystore).
+   ``ls`` and ``du`` no longer unlock the keystore, so both should give the same times.
 4. ``--huge-gib N`` (default 0: skipped; the issue's target is 10): one put and one get of an
    N GiB file, reporting peak RSS and seconds only.
 
