@@ -12,6 +12,7 @@ import fcntl
 import itertools
 import mmap
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 from ownvault.core.crypto import AEAD_OVERHEAD
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import seal_chunk, wrap_chunk_key
-from ownvault.engine.store import filewrite
+from ownvault.engine.store import filewrite, restore
 from ownvault.engine.store.catalog import ChunkRef
 from ownvault.engine.store.filewrite import ALIGN, STAGE, StagedWriter
 from ownvault.engine.store.outdir import OutputDir
@@ -28,7 +29,7 @@ from ownvault.engine.store.restore import open_chunk_in_pack, open_chunk_into_pa
 from ownvault.engine.store.shares import BufferPool, PackPieces
 from ownvault.errors import IntegrityError
 
-from .helpers import run
+from .helpers import Vaults, run
 
 # -- PackPieces and BufferPool ------------------------------------------------------------
 
@@ -256,3 +257,39 @@ def test_a_cancelled_fill_releases_the_writer(tmp_path: Path) -> None:
 
     run(go())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_get_cancelled_while_a_chunk_is_decrypted_ends_cancelled_and_leaves_no_file(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decrypting thread still holds the staging buffer when the task is cancelled:
+    the buffer is left to the collector, and the cancellation (not a BufferError) ends the
+    get, which removes its temporary file."""
+    (tmp_path / "f.bin").write_bytes(os.urandom(12_000_000))
+    vault = vaults.create(tmp_path / "v")
+    run(vault.files.put([tmp_path / "f.bin"]))
+    entered = threading.Event()
+    rfd, wfd = os.pipe()
+
+    def slow(*args: object) -> None:
+        entered.set()
+        os.readv(rfd, [args[3]])  # type: ignore[list-item]  # holds the buffer, as AES-GCM does
+
+    monkeypatch.setattr(restore, "open_chunk_into_pack", slow)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    async def go() -> None:
+        task = asyncio.ensure_future(vault.files.get("f.bin", out / "f.bin"))
+        await asyncio.to_thread(entered.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        os.write(wfd, b"x")  # let the thread end
+
+    try:
+        run(go())
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+    assert list(out.iterdir()) == []

@@ -149,7 +149,8 @@ class PackReader:
                 try:
                     await self._open_into(r, packdata, space)
                 finally:
-                    space.release()
+                    with contextlib.suppress(BufferError):  # a cancelled one may still hold it
+                        space.release()
                 writer.commit(r.plain_len)
             else:
                 plain = await asyncio.to_thread(self._open, r, packdata)
