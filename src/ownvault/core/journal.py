@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 from ownvault.core import crypto
 from ownvault.core.journalops import (
     DEVICE_ID_SIZE,
+    GENESIS,
+    HASH_SIZE,
     MAX_BODY_SIZE,
     Body,
+    ChainHead,
     DeviceAdd,
     DeviceRevoke,
     Hlc,
@@ -70,7 +73,6 @@ DEVICE_REVOKE_LABEL = b"ownvault/v1/device-revoke\x00"
 RECORD_AD = b"ownvault/v1/journal-record"
 RECORD_MAGIC = b"OVJR"
 VERSION = 1
-HASH_SIZE = 32
 SIG_SIZE = 64
 HEADER_SIZE = len(RECORD_MAGIC) + 1 + DEVICE_ID_SIZE + 8 + HASH_SIZE
 MAX_RECORD_SIZE = HEADER_SIZE + 4 + crypto.AEAD_OVERHEAD + MAX_BODY_SIZE + SIG_SIZE
@@ -147,18 +149,6 @@ def verify_device_add(membership_public: bytes, op: DeviceAdd) -> bool:
 
 def verify_device_revoke(membership_public: bytes, op: DeviceRevoke) -> bool:
     return crypto.ed25519_verify(membership_public, op.sig, _revoke_message(op.device, op.last_seq))
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ChainHead:
-    """Where a device's chain stands: its last seq, that record's hash and clock reading."""
-
-    seq: int
-    hash: bytes
-    hlc: Hlc
-
-
-GENESIS = ChainHead(0, bytes(HASH_SIZE), Hlc(0, 0))
 
 
 @dataclass(frozen=True, slots=True)

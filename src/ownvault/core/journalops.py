@@ -29,10 +29,13 @@ from ownvault.errors import FormatError
 
 __all__ = [
     "DEVICE_ID_SIZE",
+    "GENESIS",
+    "HASH_SIZE",
     "MAX_BODY_SIZE",
     "MAX_OPS",
     "OP_FIELDS",
     "Body",
+    "ChainHead",
     "DeviceAdd",
     "DeviceRevoke",
     "Dot",
@@ -72,6 +75,7 @@ MAX_SHORT = 512  # a tag, a CID, a device name, a did
 MAX_ROWS = 1024 * 1024  # bytes of one put's rows
 MAX_DEVICES = 1024
 MAX_U64 = 2**64 - 1
+HASH_SIZE = 32  # SHA-256 of a record: the next record's ``prev``
 MAX_U32 = 2**32 - 1
 _HEX = re.compile(r"[0-9a-f]*")
 
@@ -119,6 +123,20 @@ class Dot:
 
     def __str__(self) -> str:
         return f"{self.device.hex()}:{self.seq}:{self.index}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ChainHead:
+    """Where a device's chain stands: its last seq, that record's hash and clock reading.
+    (Here, not in :mod:`ownvault.core.journal`, so the catalog can hold heads without
+    loading the crypto that makes and opens records.)"""
+
+    seq: int
+    hash: bytes
+    hlc: Hlc
+
+
+GENESIS = ChainHead(0, bytes(HASH_SIZE), Hlc(0, 0))
 
 
 @dataclass(frozen=True, slots=True)
