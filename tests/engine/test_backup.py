@@ -15,6 +15,7 @@ import pytest
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.core.retention import RetentionPolicy
 from ownvault.engine.backup.profile import ExcludeRules, format_every, parse_every
+from ownvault.engine.backup.prune import plan_forget
 from ownvault.engine.backup.schedule import MAX_JITTER, jitter_offset, next_due, overdue
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.vault import Vault
@@ -357,3 +358,20 @@ def test_retention_only_forgets_versions_the_profile_made(vaults: Vaults, tmp_pa
     assert [v.version for v in run(vault.files.versions("docs"))] == [1, 2, 3, 6]
     preview = run(vault.backups.forget("docs", dry_run=True))
     assert [k["version"] for k in preview.keep] == [6] and preview.remove == ()
+
+
+def test_versions_made_within_one_second_are_planned_newest_first(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    """created_at has whole seconds: two runs in one second tie on time, and the newer
+    number must still come first (CI once saw [1, 2] where [2, 1] was kept)."""
+    vault = vaults.create(tmp_path / "v")
+    src = tmp_path / "f.txt"
+    for text in ("one\n", "two\n", "three\n"):
+        src.write_text(text)
+        run(vault.files.put([src], name="f"))
+    with vault.catalog.transaction():
+        vault.catalog.conn.execute("UPDATE versions SET created_at = 1700000000")
+    plan = plan_forget(vault.ctx, "f", RetentionPolicy(last=2), now=1700000100)
+    assert [i.key for i in plan.keep] == [3, 2]
+    assert [i.key for i in plan.remove] == [1]

@@ -63,9 +63,11 @@ def plan_forget(
         versions = ctx.catalog.versions(name)
     except NotFoundError:
         return Decision((), (), ())
+    # Newest number first: the policy's sort by time is stable, so versions made within one
+    # second (created_at has whole seconds) stay newest first, as their numbers say.
     items = [
         Item(v.number, datetime.fromtimestamp(v.created_at).astimezone())
-        for v in versions
+        for v in sorted(versions, key=lambda v: v.number, reverse=True)
         if among is None or v.number in among
     ]
     if policy.empty:
