@@ -101,10 +101,14 @@ def read_vault(ctx: Ctx, fn: Callable[[Vault], T]) -> T:
 
 
 def read_catalog(ctx: Ctx, fn: Callable[[Catalog], T]) -> T:
-    """``fn`` of the vault's local catalog, opened without the passphrase (``ls``, ``du``:
-    the catalog is plaintext on disk, docs/design.md "Threat model"). Neither the keystore
-    nor the engine beyond the catalog is loaded."""
-    from ownvault.engine.files.listing import open_listing  # noqa: PLC0415 - lazily
+    """``fn`` of the vault's local catalog (``ls``, ``du``), opened without the passphrase
+    when it is current: the catalog is plaintext on disk (docs/design.md "Threat model"),
+    and neither the keystore nor the engine beyond the catalog is loaded. When the
+    providers may hold what other devices committed since (``journal_behind``), the
+    command pulls first like every other one, which takes the passphrase."""
+    from ownvault.engine.files.listing import journal_behind, open_listing  # noqa: PLC0415
 
     with open_listing(ctx.vault) as catalog:
-        return fn(catalog)
+        if journal_behind(catalog, ctx.vault.absolute()) is None:
+            return fn(catalog)
+    return read_vault(ctx, lambda vault: fn(vault.catalog))

@@ -50,6 +50,7 @@ from ownvault.providers.directio import (
     open_direct,
     write_direct,
 )
+from ownvault.providers.localnames import OBJECTS, object_path
 
 __all__ = ["LocalProvider"]
 
@@ -108,7 +109,7 @@ class LocalProvider:
         if marker.exists():
             cls._check_marker(marker)
         else:
-            (path / "objects").mkdir(exist_ok=True)
+            (path / OBJECTS).mkdir(exist_ok=True)
             (path / "tmp").mkdir(exist_ok=True)
             tmp = path / f".{MARKER}.{secrets.token_hex(4)}"
             tmp.write_text(json.dumps(MARKER_BODY) + "\n")
@@ -171,7 +172,7 @@ class LocalProvider:
             _fsync_dir(d.parent)
 
     def _path(self, name: str) -> Path:
-        return self.root / "objects" / validate_name(name)
+        return object_path(self.root, name)
 
     def _wrap(self, exc: OSError, name: str | None = None) -> ProviderError:
         where = f" ({name})" if name else ""
@@ -323,7 +324,7 @@ class LocalProvider:
 
     def _list_sync(self, prefix: str) -> list[ObjectInfo]:
         self._ready()
-        base = self.root / "objects"
+        base = self.root / OBJECTS
         # Walk only the directory the prefix points into.
         head, _, _ = prefix.rpartition("/")
         start = base / head if head else base

@@ -12,32 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from ownvault.core.keys import VaultKeys
 from ownvault.errors import ProviderPermanentError, UsageError
 from ownvault.providers.base import Provider
 from ownvault.providers.local import LocalProvider
+from ownvault.providers.localnames import local_path_of
 from ownvault.providers.wrappers import RetryingProvider
 
 __all__ = ["OPENERS", "kind_of_url", "local_path_of", "open_provider"]
 
 Opener = Callable[[str, dict[str, Any], VaultKeys | None, str, Path | None], Provider]
-
-
-def local_path_of(url: str, base: Path | None = None) -> Path:
-    """The folder of a ``file:`` URL; relative ones resolve against ``base`` (the vault)."""
-    parsed = urlparse(url)
-    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
-        raise UsageError(f"not a local folder URL: {url!r}")
-    path = Path(unquote(parsed.path))
-    if not path.is_absolute():
-        if base is None or url.startswith("file:/"):
-            raise UsageError(f"a file:// URL needs an absolute path: {url!r}")
-        if any(part == ".." for part in path.parts):
-            raise UsageError(f"a relative provider path may not leave the vault: {url!r}")
-        path = base / path
-    return path
 
 
 def _open_local(

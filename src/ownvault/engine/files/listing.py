@@ -6,12 +6,20 @@ the vault folder can read names, sizes, times, tags and CIDs), so listing it nee
 neither the crypto libraries nor the share store (a short command starts faster).
 :class:`~ownvault.engine.files.service.Files` answers ``ls`` and ``du`` with the same
 functions on an unlocked vault.
+
+Every command first pulls what other devices committed (docs/design.md, "Catalog journal
+and multi-device merge"), and a pull opens sealed records, which takes the keys. So
+``ls`` and ``du`` first ask :func:`journal_behind`, which reads only names: when every
+provider is a local folder and none holds a journal record past this device's heads, the
+catalog is current and is listed without the passphrase; otherwise the command unlocks,
+pulls and lists like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +35,13 @@ from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.layout import read_marker, secure_vault_dir
 from ownvault.engine.store.names import resolve_version
 from ownvault.engine.store.placement import Policy
-from ownvault.errors import NotFoundError, UsageError
+from ownvault.errors import NotFoundError, OwnvaultError, UsageError
+from ownvault.providers.localnames import local_path_of, object_path
 
-__all__ = ["list_objects", "open_listing", "usage"]
+__all__ = ["journal_behind", "list_objects", "open_listing", "usage"]
+
+_DEVICE = re.compile(r"[0-9a-f]{32}\Z")
+_SEQ = re.compile(r"[0-9a-f]{16}\Z")
 
 
 def list_objects(catalog: Catalog, prefix: str = "") -> ObjectListing | TreeListing:
@@ -93,3 +105,44 @@ def open_listing(path: str | os.PathLike[str]) -> Iterator[Catalog]:
         yield catalog
     finally:
         catalog.close()
+
+
+def journal_behind(catalog: Catalog, vault: Path) -> str | None:
+    """Why this catalog may be behind what the providers hold, or None when it is not.
+
+    Names only, no key: a provider that is not a local folder (listing it takes the
+    vault's keys or the network), an append of this device left pending, or a journal
+    record of any device past the head held here."""
+    rows = catalog.providers()
+    remote = [p.name for p in rows if p.kind != "local"]
+    if remote:
+        return f"provider {remote[0]} is not a local folder"
+    if catalog.journal.pending() is not None:
+        return "an append of this device is pending"
+    heads = catalog.journal.heads()
+    for row in rows:
+        try:
+            top = _journal_tops(object_path(local_path_of(row.url, vault), "journal"))
+        except (OSError, OwnvaultError) as exc:
+            return f"provider {row.name} could not be listed ({exc})"
+        for device, seq in top.items():
+            head = heads.get(device)
+            if head is None or seq > head.seq:
+                return f"provider {row.name} holds newer journal records"
+    return None
+
+
+def _journal_tops(journal: Path) -> dict[bytes, int]:
+    """Each device's highest record seq in a local folder's ``journal/`` (names only)."""
+    tops: dict[bytes, int] = {}
+    if not journal.is_dir():
+        return tops
+    with os.scandir(journal) as devices:
+        for d in devices:
+            if not (_DEVICE.match(d.name) and d.is_dir(follow_symlinks=False)):
+                continue
+            with os.scandir(d.path) as records:
+                seqs = [int(r.name, 16) for r in records if _SEQ.match(r.name)]
+            if seqs:
+                tops[bytes.fromhex(d.name)] = max(seqs)
+    return tops
