@@ -36,6 +36,7 @@ from tests.fuzz import targets as t
 from tests.fuzz.checkpoint_target import checkpoint_fixtures
 from tests.fuzz.drive_targets import drive_fixtures
 from tests.fuzz.journal_target import journal_fixtures
+from tests.fuzz.journalrows_target import journal_rows_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "corrupt"
 
@@ -646,6 +647,7 @@ MAKERS = {
     "locator": _locator,
     "journal": journal_fixtures,
     "checkpoint": checkpoint_fixtures,
+    "journal_rows": journal_rows_fixtures,
     "share": _share,
     "erasure_fragments": _erasure_fragments,
     "pack_blob": _pack_blob,

@@ -92,6 +92,7 @@ from ownvault.core.unixfs import PROFILES, DirEntry, build_directory, import_byt
 from ownvault.errors import OwnvaultError
 from tests.fuzz.checkpoint_target import checkpoint, checkpoint_seeds
 from tests.fuzz.journal_target import journal, journal_seeds
+from tests.fuzz.journalrows_target import journal_rows, journal_rows_seeds
 
 if TYPE_CHECKING:
     from ownvault.server.node.auth import Authenticator
@@ -962,6 +963,7 @@ TARGETS: dict[str, Target] = {
         Target("locator", locator, locator_seeds),
         Target("journal", journal, journal_seeds),
         Target("checkpoint", checkpoint, checkpoint_seeds),
+        Target("journal_rows", journal_rows, journal_rows_seeds),
         Target("share", share, share_seeds),
         Target("erasure_fragments", erasure_fragments, erasure_fragments_seeds),
         Target("pack_blob", pack_blob, pack_blob_seeds),

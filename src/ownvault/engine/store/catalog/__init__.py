@@ -38,6 +38,7 @@ __all__ = [
 from ownvault.engine.store.catalog.backups import BackupTables
 from ownvault.engine.store.catalog.filescache import FilesCache
 from ownvault.engine.store.catalog.ipfs import DagTables
+from ownvault.engine.store.catalog.journalrows import JournalRowTables
 from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA
@@ -66,7 +67,7 @@ class Catalog:
         self.contacts, self.grants = ContactTables(conn), GrantTables(conn)
         self.dags, self.nft = DagTables(conn), NftTables(conn)
         self.underrep = UnderReplicated(conn, self.transaction)
-        self.filescache = FilesCache(conn)
+        self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -1,0 +1,212 @@
+"""A version's rows out of this catalog and into another (``catalog.jrows``): the SQL side of
+the ``rows`` of a journal ``put`` (codec: ``engine.store.journalrows``)."""
+
+from __future__ import annotations
+
+from ownvault.engine.store.catalog.tables import Tables
+from ownvault.engine.store.journalrows import (
+    ChunkRow,
+    ContentRow,
+    EntryOut,
+    PackRow,
+    ShareOut,
+    VersionRows,
+)
+from ownvault.errors import NotFoundError, VaultStateError
+
+__all__ = ["JournalRowTables"]
+
+
+class JournalRowTables(Tables):
+    """Reads a version's ``versions``/``entries``/``contents``/``content_chunks``/``chunks``/
+    ``packs``/``shares`` rows; inserts them (as another device wrote them) here."""
+
+    def export(self, version: int) -> VersionRows:
+        """The rows of ``version`` in the codec's canonical order."""
+        q = self._conn.execute
+        head = q(
+            "SELECT created_at, file_count, cid_profile FROM versions WHERE id = ?", (version,)
+        ).fetchone()
+        if head is None:
+            raise NotFoundError(f"unknown version {version}")
+        raw = sorted(
+            q(
+                "SELECT path, kind, mode, mtime_ns, size, content, target FROM entries "
+                "WHERE version = ?",
+                (version,),
+            ).fetchall(),
+            key=lambda r: str(r[0]),
+        )
+        streams: dict[int, list[tuple[int, int]]] = {}  # content -> [(chunk row, pack row)]
+        chunk_rows: dict[int, tuple[bytes, int, int, int, int, bytes, int]] = {}
+        for r in q(
+            "SELECT cc.content, c.id, c.chunk_id, c.pack, c.offset, c.length, c.plain_len, "
+            "c.wrapped_key, c.key_epoch FROM content_chunks cc JOIN chunks c ON c.id = cc.chunk "
+            "WHERE cc.content IN (SELECT content FROM entries WHERE version = ?) "
+            "ORDER BY cc.content, cc.seq",
+            (version,),
+        ):
+            streams.setdefault(int(r[0]), []).append((int(r[1]), int(r[3])))
+            chunk_rows[int(r[1])] = (bytes(r[2]), *r[3:7], bytes(r[7]), int(r[8]))
+        content_at: dict[int, int] = {}
+        chunk_at: dict[int, int] = {}
+        pack_at: dict[int, int] = {}
+        entries: list[EntryOut] = []
+        contents: list[ContentRow] = []
+        chunks: list[ChunkRow] = []
+        for path, kind, mode, mtime_ns, size, content, target in raw:
+            index = None
+            if content is not None:
+                if content not in content_at:
+                    content_at[content] = len(contents)
+                    contents.append(self._content(content, streams.get(content, []), chunk_at))
+                index = content_at[content]
+            entries.append(EntryOut(path, kind, mode, mtime_ns, size, index, target))
+        order = sorted(chunk_at, key=chunk_at.__getitem__)
+        for row in order:
+            cid, pack, offset, length, plain_len, key, epoch = chunk_rows[row]
+            if pack not in pack_at:
+                pack_at[pack] = len(pack_at)
+            chunks.append(ChunkRow(cid, pack_at[pack], offset, length, plain_len, key, epoch))
+        packs = [self._pack(p) for p in sorted(pack_at, key=pack_at.__getitem__)]
+        return VersionRows(
+            int(head[0]),
+            int(head[1]),
+            head[2],
+            tuple(entries),
+            tuple(contents),
+            tuple(chunks),
+            tuple(packs),
+        )
+
+    def _content(
+        self, content: int, stream: list[tuple[int, int]], chunk_at: dict[int, int]
+    ) -> ContentRow:
+        row = self._conn.execute(
+            "SELECT size, cid, cid_profile, tsize FROM contents WHERE id = ?", (content,)
+        ).fetchone()
+        refs = []
+        for chunk, _pack in stream:
+            if chunk not in chunk_at:
+                chunk_at[chunk] = len(chunk_at)
+            refs.append(chunk_at[chunk])
+        return ContentRow(int(row[0]), row[1], row[2], row[3], tuple(refs))
+
+    def _pack(self, pack: int) -> PackRow:
+        q = self._conn.execute
+        p = q("SELECT pack_id, size, k, n, created_at FROM packs WHERE id = ?", (pack,)).fetchone()
+        shares = tuple(
+            ShareOut(int(s[0]), str(s[1]), int(s[2]), bytes(s[3]))
+            for s in q(
+                "SELECT s.idx, pr.name, s.size, s.root FROM shares s "
+                "JOIN providers pr ON pr.id = s.provider WHERE s.pack = ? ORDER BY s.idx",
+                (pack,),
+            )
+        )
+        return PackRow(bytes(p[0]), int(p[1]), int(p[2]), int(p[3]), int(p[4]), shares)
+
+    def insert(self, name: str, kind: str, size: int, cid: str | None, rows: VersionRows) -> int:
+        """Insert a version another device wrote (its object made if new), reusing the packs
+        and chunks this catalog already has; the new version's row id. Runs inside the
+        caller's transaction. ``VaultStateError`` if a share names a provider this catalog
+        does not know (its settings are older than the writer's)."""
+        q = self._conn.execute
+        providers = {str(r[0]): int(r[1]) for r in q("SELECT name, id FROM providers")}
+        pack_ids = [self._own_pack(p, providers) for p in rows.packs]
+        chunk_ids = [self._own_chunk(c, pack_ids[c.pack]) for c in rows.chunks]
+        contents = [self._add_content(c, rows.chunks, chunk_ids) for c in rows.contents]
+        obj = q("SELECT id FROM objects WHERE name = ?", (name,)).fetchone()
+        if obj is None:
+            cur = q("INSERT INTO objects(name, created_at) VALUES (?, ?)", (name, rows.created_at))
+            obj_id = int(cur.lastrowid or 0)
+        else:
+            obj_id = int(obj[0])
+        number = q(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE object = ?", (obj_id,)
+        ).fetchone()[0]
+        cur = q(
+            "INSERT INTO versions(object, number, kind, created_at, size, file_count, cid, "
+            "cid_profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (obj_id, number, kind, rows.created_at, size, rows.file_count, cid, rows.cid_profile),
+        )
+        version = int(cur.lastrowid or 0)
+        self._conn.executemany(
+            "INSERT INTO entries(version, path, kind, mode, mtime_ns, size, content, target) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    version,
+                    e.path,
+                    e.kind,
+                    e.mode,
+                    e.mtime_ns,
+                    e.size,
+                    None if e.content is None else contents[e.content],
+                    e.target,
+                )
+                for e in rows.entries
+            ],
+        )
+        return version
+
+    def _own_pack(self, pack: PackRow, providers: dict[str, int]) -> int:
+        """This catalog's row of ``pack``: its own if it has one (its share places may be
+        newer), else a new live pack with the writer's share places."""
+        q = self._conn.execute
+        row = q("SELECT id FROM packs WHERE pack_id = ?", (pack.pack_id,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        for s in pack.shares:
+            if s.provider not in providers:
+                raise VaultStateError(
+                    f"pack {pack.pack_id.hex()} has a share on provider {s.provider!r}, which "
+                    "this vault does not know: its settings are older than the writer's"
+                )
+        cur = q(
+            "INSERT INTO packs(pack_id, size, k, n, state, created_at) "
+            "VALUES (?, ?, ?, ?, 'live', ?)",
+            (pack.pack_id, pack.size, pack.k, pack.n, pack.created_at),
+        )
+        new = int(cur.lastrowid or 0)
+        self._conn.executemany(
+            "INSERT INTO shares(pack, idx, provider, size, root) VALUES (?, ?, ?, ?, ?)",
+            [(new, s.idx, providers[s.provider], s.size, s.root) for s in pack.shares],
+        )
+        return new
+
+    def _own_chunk(self, chunk: ChunkRow, pack: int) -> int:
+        q = self._conn.execute
+        row = q("SELECT id FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cur = q(
+            "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, "
+            "key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                chunk.chunk_id,
+                pack,
+                chunk.offset,
+                chunk.length,
+                chunk.plain_len,
+                chunk.wrapped_key,
+                chunk.key_epoch,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def _add_content(
+        self, content: ContentRow, chunks: tuple[ChunkRow, ...], chunk_ids: list[int]
+    ) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO contents(size, cid, cid_profile, tsize) VALUES (?, ?, ?, ?)",
+            (content.size, content.cid, content.cid_profile, content.tsize),
+        )
+        row = int(cur.lastrowid or 0)
+        offset, links = 0, []
+        for seq, c in enumerate(content.chunks):
+            links.append((row, seq, chunk_ids[c], offset))
+            offset += chunks[c].plain_len
+        self._conn.executemany(
+            "INSERT INTO content_chunks(content, seq, chunk, offset) VALUES (?, ?, ?, ?)", links
+        )
+        return row

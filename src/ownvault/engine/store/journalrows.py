@@ -1,0 +1,371 @@
+"""The catalog rows of one version, as the ``rows`` of a journal ``put`` (format ``OVRW`` v1).
+
+A ``put`` record (``core.journalops.Put``) names a version and its packs; what a reader on
+another device needs to ``ls``, ``get``, ``cat`` and ``versions`` it travels in ``rows``,
+which the merge never reads: the version's entries, their contents, the chunks of those
+contents (where they sit in which pack, their wrapped keys) and those packs with their share
+placement. Layout (docs/design.md, "Catalog journal and multi-device merge", "Rows of a put")::
+
+    rows := "OVRW" || 0x01 || zlib(C(doc))
+    doc  := {"created_at", "file_count", "cid_profile", "entries", "contents", "chunks", "packs"}
+
+``C`` is the canonical JSON of ``core.journalops``. Entries refer to contents, contents to
+chunks, chunks to packs by their index in the list that follows, and every list after
+``entries`` is in order of first use, each item used, so that one version has one ``doc``.
+The compressed stream is not canonical (the record's hash covers its bytes); the text it
+holds is, and is checked. Decoding is bounded: at most ``MAX_ROWS`` bytes in,
+``MAX_PLAIN`` bytes of text out, and the limits of ``core.journalops`` on every field.
+
+This module is the codec only (no SQL): ``engine.store.catalog.journalrows`` reads a
+version into a :class:`VersionRows` and inserts one into another catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+
+from ownvault.core.journalops import (
+    MAX_NAME,
+    MAX_ROWS,
+    MAX_SHORT,
+    MAX_U32,
+    MAX_U64,
+    canonical,
+    need_hex,
+    need_int,
+    need_list,
+    need_name,
+    need_obj,
+    need_str,
+)
+from ownvault.core.jsonvalue import JSONValue
+from ownvault.errors import FormatError
+
+__all__ = [
+    "MAGIC",
+    "MAX_PLAIN",
+    "ChunkRow",
+    "ContentRow",
+    "EntryOut",
+    "PackRow",
+    "ShareOut",
+    "VersionRows",
+    "decode_rows",
+    "encode_rows",
+]
+
+MAGIC = b"OVRW\x01"
+MAX_PLAIN = 16 * 1024 * 1024  # bytes of JSON text one rows blob may expand to
+MAX_ITEMS = 1_000_000  # entries, contents, chunks or packs of one version
+MAX_SHARES = 256  # shares of one pack (n <= 32 by the policy; headroom for old vaults)
+MAX_KEY = 1024  # bytes of one wrapped chunk key
+_FIELDS = frozenset(
+    {"created_at", "file_count", "cid_profile", "entries", "contents", "chunks", "packs"}
+)
+_ENTRY_KINDS = ("file", "dir", "symlink")
+
+
+@dataclass(frozen=True, slots=True)
+class ShareOut:
+    """One share of a pack: its index, the provider holding it (by name), size, root."""
+
+    idx: int
+    provider: str
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PackRow:
+    pack_id: bytes
+    size: int
+    k: int
+    n: int
+    created_at: int
+    shares: tuple[ShareOut, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk: where it sits in ``packs[pack]``, and its key wrapped under ``key_epoch``."""
+
+    chunk_id: bytes
+    pack: int
+    offset: int
+    length: int
+    plain_len: int
+    wrapped_key: bytes
+    key_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRow:
+    """A content stream: ``chunks`` are indexes into the chunk list, in stream order."""
+
+    size: int
+    cid: str | None
+    cid_profile: str | None
+    tsize: int | None
+    chunks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOut:
+    """An entry of the version: ``content`` is an index into the content list."""
+
+    path: str
+    kind: str
+    mode: int
+    mtime_ns: int
+    size: int
+    content: int | None
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRows:
+    """Everything a reader needs of one version, besides what the ``put`` itself says
+    (name, kind, size, CID, packs)."""
+
+    created_at: int
+    file_count: int
+    cid_profile: str | None
+    entries: tuple[EntryOut, ...]
+    contents: tuple[ContentRow, ...]
+    chunks: tuple[ChunkRow, ...]
+    packs: tuple[PackRow, ...]
+
+    def pack_ids(self) -> tuple[bytes, ...]:
+        """The sorted pack ids (the ``packs`` of the ``put`` op)."""
+        return tuple(sorted(p.pack_id for p in self.packs))
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def _doc(rows: VersionRows) -> dict[str, JSONValue]:
+    return {
+        "created_at": rows.created_at,
+        "file_count": rows.file_count,
+        "cid_profile": rows.cid_profile,
+        "entries": [
+            [e.path, e.kind, e.mode, e.mtime_ns, e.size, e.content, e.target] for e in rows.entries
+        ],
+        "contents": [
+            [c.size, c.cid, c.cid_profile, c.tsize, list(c.chunks)] for c in rows.contents
+        ],
+        "chunks": [
+            [
+                c.chunk_id.hex(),
+                c.pack,
+                c.offset,
+                c.length,
+                c.plain_len,
+                c.wrapped_key.hex(),
+                c.key_epoch,
+            ]
+            for c in rows.chunks
+        ],
+        "packs": [
+            [
+                p.pack_id.hex(),
+                p.size,
+                p.k,
+                p.n,
+                p.created_at,
+                [[s.idx, s.provider, s.size, s.root.hex()] for s in p.shares],
+            ]
+            for p in rows.packs
+        ],
+    }
+
+
+def encode_rows(rows: VersionRows) -> bytes:
+    """``rows`` as the bytes of a ``put``; ``FormatError`` if they are not canonical (see the
+    module docstring) or come to more than ``MAX_ROWS`` bytes."""
+    text = canonical(_doc(rows))
+    if len(text) > MAX_PLAIN:
+        raise FormatError(
+            f"the rows of this version are {len(text)} bytes of text (max {MAX_PLAIN})"
+        )
+    blob = MAGIC + zlib.compress(text, 9)
+    if len(blob) > MAX_ROWS:
+        raise FormatError(
+            f"the rows of this version are {len(blob)} bytes compressed, over the journal's "
+            f"{MAX_ROWS} per put ({len(rows.entries)} entries, {len(rows.chunks)} chunks)"
+        )
+    if decode_rows(blob) != rows:
+        raise FormatError("version rows do not survive their own decoder (a field out of range)")
+    return blob
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+
+def _inflate(blob: bytes) -> bytes:
+    if len(blob) > MAX_ROWS:
+        raise FormatError(f"put rows are over {MAX_ROWS} bytes")
+    if blob[:4] != MAGIC[:4]:
+        raise FormatError("put rows do not start with OVRW")
+    if blob[4:5] != MAGIC[4:]:
+        raise FormatError(f"put rows of unknown version {blob[4:5].hex() or 'none'}")
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(blob[5:], MAX_PLAIN + 1)
+    except zlib.error as exc:
+        raise FormatError(f"put rows are not a zlib stream: {exc}") from None
+    if len(text) > MAX_PLAIN:
+        raise FormatError(f"put rows expand to more than {MAX_PLAIN} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise FormatError("put rows are a truncated zlib stream or have trailing bytes")
+    return text
+
+
+def _opt_int(value: JSONValue, what: str) -> int | None:
+    return None if value is None else need_int(value, what, 0, MAX_U64)
+
+
+def _opt_str(value: JSONValue, what: str) -> str | None:
+    return None if value is None else need_str(value, what, MAX_SHORT)
+
+
+def _tuple(value: JSONValue, what: str, size: int) -> list[JSONValue]:
+    items = need_list(value, what, size)
+    if len(items) != size:
+        raise FormatError(f"{what} does not have {size} fields")
+    return items
+
+
+def _entry(value: JSONValue, what: str) -> EntryOut:
+    v = _tuple(value, what, 7)
+    path = need_str(v[0], f"{what} path", MAX_NAME)
+    if "\x00" in path:
+        raise FormatError(f"{what} path holds NUL")
+    if v[1] not in _ENTRY_KINDS:
+        raise FormatError(f"{what} kind is not file, dir or symlink")
+    target = None if v[6] is None else need_str(v[6], f"{what} target", MAX_NAME)
+    return EntryOut(
+        path,
+        str(v[1]),
+        need_int(v[2], f"{what} mode", 0, MAX_U32),
+        need_int(v[3], f"{what} mtime_ns", -(2**63), 2**63 - 1),
+        need_int(v[4], f"{what} size", 0, MAX_U64),
+        None if v[5] is None else need_int(v[5], f"{what} content", 0, MAX_ITEMS - 1),
+        target,
+    )
+
+
+def _content(value: JSONValue, what: str) -> ContentRow:
+    v = _tuple(value, what, 5)
+    chunks = tuple(
+        need_int(c, f"{what} chunk", 0, MAX_ITEMS - 1)
+        for c in need_list(v[4], f"{what} chunks", MAX_ITEMS)
+    )
+    return ContentRow(
+        need_int(v[0], f"{what} size", 0, MAX_U64),
+        _opt_str(v[1], f"{what} cid"),
+        _opt_str(v[2], f"{what} cid_profile"),
+        _opt_int(v[3], f"{what} tsize"),
+        chunks,
+    )
+
+
+def _chunk(value: JSONValue, what: str) -> ChunkRow:
+    v = _tuple(value, what, 7)
+    key = v[5]
+    if not isinstance(key, str) or not 0 < len(key) <= 2 * MAX_KEY or len(key) % 2:
+        raise FormatError(f"{what} wrapped key is not hex of at most {MAX_KEY} bytes")
+    return ChunkRow(
+        need_hex(v[0], f"{what} id", 32),
+        need_int(v[1], f"{what} pack", 0, MAX_ITEMS - 1),
+        need_int(v[2], f"{what} offset", 0, MAX_U64),
+        need_int(v[3], f"{what} length", 0, MAX_U64),
+        need_int(v[4], f"{what} plain_len", 0, MAX_U64),
+        need_hex(key, f"{what} wrapped key", len(key) // 2),
+        need_int(v[6], f"{what} key_epoch", 0, MAX_U32),
+    )
+
+
+def _pack(value: JSONValue, what: str) -> PackRow:
+    v = _tuple(value, what, 6)
+    shares = []
+    for i, s in enumerate(need_list(v[5], f"{what} shares", MAX_SHARES)):
+        sv = _tuple(s, f"{what} share {i}", 4)
+        shares.append(
+            ShareOut(
+                need_int(sv[0], f"{what} share {i} index", 0, MAX_SHARES - 1),
+                need_name(sv[1], f"{what} share {i} provider"),
+                need_int(sv[2], f"{what} share {i} size", 0, MAX_U64),
+                need_hex(sv[3], f"{what} share {i} root", 32),
+            )
+        )
+    if [s.idx for s in shares] != sorted({s.idx for s in shares}):
+        raise FormatError(f"{what} shares are not sorted by index or repeat one")
+    return PackRow(
+        need_hex(v[0], f"{what} id", 16),
+        need_int(v[1], f"{what} size", 0, MAX_U64),
+        need_int(v[2], f"{what} k", 1, MAX_SHARES),
+        need_int(v[3], f"{what} n", 1, MAX_SHARES),
+        need_int(v[4], f"{what} created_at", 0, MAX_U64),
+        tuple(shares),
+    )
+
+
+def _first_use(refs: list[int], count: int, what: str) -> None:
+    """``refs`` must use every index below ``count``, first using them in order 0, 1, 2..."""
+    nxt = 0
+    for r in refs:
+        if r > nxt or r >= count:
+            raise FormatError(f"{what} {r} is used out of order or does not exist")
+        if r == nxt:
+            nxt += 1
+    if nxt != count:
+        raise FormatError(f"{count - nxt} {what}(s) are listed but never used")
+
+
+def _check_links(rows: VersionRows) -> None:
+    paths = [e.path for e in rows.entries]
+    if not paths or paths != sorted(set(paths)) or paths[0] != "":
+        raise FormatError("version rows: entries are empty, unsorted, repeated or lack the root")
+    for e in rows.entries:
+        if (e.kind == "file") != (e.content is not None) or (e.kind == "symlink") != (
+            e.target is not None
+        ):
+            raise FormatError(f"version rows: entry {e.path[:80]!r} has the wrong references")
+    _first_use(
+        [e.content for e in rows.entries if e.content is not None], len(rows.contents), "content"
+    )
+    _first_use([c for ct in rows.contents for c in ct.chunks], len(rows.chunks), "chunk")
+    _first_use([c.pack for c in rows.chunks], len(rows.packs), "pack")
+    ids = [c.chunk_id for c in rows.chunks]
+    if len(set(ids)) != len(ids) or len({p.pack_id for p in rows.packs}) != len(rows.packs):
+        raise FormatError("version rows list one chunk or one pack twice")
+
+
+def decode_rows(blob: bytes) -> VersionRows:
+    """The rows of a ``put``; ``FormatError`` naming the first fault."""
+    text = _inflate(blob)
+    try:
+        value: JSONValue = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"put rows are not JSON: {str(exc)[:80]}") from None
+    v = need_obj(value, "put rows", _FIELDS)
+
+    def items(key: str) -> list[JSONValue]:
+        return need_list(v[key], f"rows {key}", MAX_ITEMS)
+
+    rows = VersionRows(
+        need_int(v["created_at"], "rows created_at", 0, MAX_U64),
+        need_int(v["file_count"], "rows file_count", 0, MAX_U64),
+        _opt_str(v["cid_profile"], "rows cid_profile"),
+        tuple(_entry(e, f"entry {i}") for i, e in enumerate(items("entries"))),
+        tuple(_content(c, f"content {i}") for i, c in enumerate(items("contents"))),
+        tuple(_chunk(c, f"chunk {i}") for i, c in enumerate(items("chunks"))),
+        tuple(_pack(p, f"pack {i}") for i, p in enumerate(items("packs"))),
+    )
+    _check_links(rows)
+    if canonical(value) != text:
+        raise FormatError("put rows are not in canonical form")
+    return rows
