@@ -38,10 +38,11 @@ __all__ = [
 from ownvault.engine.store.catalog.backups import BackupTables
 from ownvault.engine.store.catalog.filescache import FilesCache
 from ownvault.engine.store.catalog.ipfs import DagTables
+from ownvault.engine.store.catalog.journalout import JournalNamespace
 from ownvault.engine.store.catalog.journalrows import JournalRowTables
 from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
-from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA
+from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA, statements
 from ownvault.engine.store.catalog.sharing import ContactTables, GrantTables
 from ownvault.engine.store.catalog.underrep import UnderReplicated
 from ownvault.engine.store.layout import create_private
@@ -68,6 +69,7 @@ class Catalog:
         self.dags, self.nft = DagTables(conn), NftTables(conn)
         self.underrep = UnderReplicated(conn, self.transaction)
         self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
+        self.jns = JournalNamespace(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -108,9 +110,8 @@ class Catalog:
         while version < SCHEMA_VERSION:
             version += 1
             with self.transaction() as c:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+                for statement in statements(MIGRATIONS[version]):
+                    c.execute(statement)
                 self.set_meta("schema_version", str(version))
 
     @classmethod
@@ -148,7 +149,9 @@ class Catalog:
             raise FormatError(f"catalog snapshot is not a valid database: {exc}") from None
         finally:
             mem.close()
-        return cls.open(path)
+        cat = cls.open(path)
+        cat.jns.drop_outbox()  # the writer's unsent ops are its own to send
+        return cat
 
     def image(self) -> bytes:
         """A consistent serialised image of the whole database (for snapshots)."""

@@ -93,6 +93,18 @@ class KeyTables(Tables):
         content no entry refers to any more (inside the caller's transaction)."""
         marks = ",".join("?" * len(versions))
         c = self._conn
+        # The journal's op is a forget, not the rm the delete trigger would record.
+        c.execute(
+            "INSERT INTO journal_out(op, device, seq, idx) SELECT 'forget', dot_device, "
+            f"dot_seq, dot_index FROM versions WHERE id IN ({marks}) AND dot_device IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM journal_mute) ORDER BY id",
+            versions,
+        )
+        c.execute(
+            "UPDATE versions SET dot_device = NULL, dot_seq = NULL, dot_index = NULL "
+            f"WHERE id IN ({marks})",
+            versions,
+        )
         c.execute(f"DELETE FROM versions WHERE id IN ({marks})", versions)
         if not c.execute("SELECT 1 FROM versions WHERE object = ?", (obj,)).fetchone():
             c.execute("DELETE FROM objects WHERE id = ?", (obj,))

@@ -3,7 +3,24 @@
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "SCHEMA"]
+import sqlite3
+
+__all__ = ["MIGRATIONS", "SCHEMA", "statements"]
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, split where SQLite says one is complete (a trigger's
+    body holds semicolons of its own)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -333,5 +350,92 @@ CREATE TABLE journal_marks (
   PRIMARY KEY (provider, device)
 );
 CREATE TABLE journal_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+""",
+    # 11: the namespace in the catalog journal: each version's dot (device, seq, index of
+    # the put) and the clock of its record, tag additions by dot (an observed-remove set),
+    # dots removed (a put arriving after its removal stays out), and the outbox: the ops
+    # this device made and has not yet sent, captured by triggers in the transaction of
+    # the change (docs/design.md, "Namespace ops and their capture").
+    11: """
+ALTER TABLE versions ADD COLUMN dot_device BLOB;
+ALTER TABLE versions ADD COLUMN dot_seq INTEGER;
+ALTER TABLE versions ADD COLUMN dot_index INTEGER;
+ALTER TABLE versions ADD COLUMN hlc_wall INTEGER;
+ALTER TABLE versions ADD COLUMN hlc_counter INTEGER;
+CREATE UNIQUE INDEX versions_dot ON versions(dot_device, dot_seq, dot_index);
+CREATE TABLE tag_adds (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  device BLOB,
+  seq INTEGER,
+  idx INTEGER,
+  UNIQUE (device, seq, idx)
+);
+CREATE INDEX tag_adds_name ON tag_adds(name, tag);
+CREATE TABLE journal_gone (
+  device BLOB NOT NULL,
+  seq INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  PRIMARY KEY (device, seq, idx)
+);
+CREATE TABLE journal_mute (one INTEGER PRIMARY KEY CHECK (one = 1));
+CREATE TABLE journal_out (
+  pos INTEGER PRIMARY KEY,
+  op TEXT NOT NULL CHECK (op IN ('put', 'rm', 'forget', 'tag', 'untag')),
+  version INTEGER REFERENCES versions(id) ON DELETE CASCADE,
+  tag_add INTEGER REFERENCES tag_adds(id) ON DELETE CASCADE,
+  device BLOB,
+  seq INTEGER,
+  idx INTEGER,
+  sent_seq INTEGER,
+  sent_idx INTEGER,
+  CHECK ((op = 'put') = (version IS NOT NULL)),
+  CHECK ((op = 'tag') = (tag_add IS NOT NULL)),
+  CHECK ((op IN ('rm', 'forget', 'untag')) = (device IS NOT NULL))
+);
+CREATE TRIGGER journal_put AFTER INSERT ON versions
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN
+  INSERT INTO journal_out(op, version) VALUES ('put', NEW.id);
+END;
+CREATE TRIGGER journal_rm AFTER DELETE ON versions
+WHEN OLD.dot_device IS NOT NULL AND NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN
+  INSERT INTO journal_out(op, device, seq, idx)
+  VALUES ('rm', OLD.dot_device, OLD.dot_seq, OLD.dot_index);
+END;
+CREATE TRIGGER journal_tag AFTER INSERT ON tags
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN
+  INSERT INTO tag_adds(name, tag) SELECT name, NEW.tag FROM objects WHERE id = NEW.object;
+  INSERT INTO journal_out(op, tag_add) VALUES ('tag', last_insert_rowid());
+END;
+CREATE TRIGGER journal_untag AFTER DELETE ON tags
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN
+  INSERT INTO journal_out(op, device, seq, idx)
+  SELECT 'untag', a.device, a.seq, a.idx FROM tag_adds a JOIN objects o ON o.name = a.name
+  WHERE o.id = OLD.object AND a.tag = OLD.tag AND a.device IS NOT NULL;
+  DELETE FROM tag_adds WHERE tag = OLD.tag
+  AND name = (SELECT name FROM objects WHERE id = OLD.object);
+END;
+CREATE TRIGGER journal_rename AFTER UPDATE OF name ON objects
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN
+  INSERT INTO journal_out(op, device, seq, idx)
+  SELECT 'rm', dot_device, dot_seq, dot_index FROM versions
+  WHERE object = NEW.id AND dot_device IS NOT NULL ORDER BY number;
+  INSERT INTO journal_out(op, version) SELECT 'put', id FROM versions
+  WHERE object = NEW.id AND dot_device IS NOT NULL ORDER BY number;
+  UPDATE versions SET dot_device = NULL, dot_seq = NULL, dot_index = NULL
+  WHERE object = NEW.id;
+  INSERT INTO journal_out(op, device, seq, idx)
+  SELECT 'untag', device, seq, idx FROM tag_adds WHERE name = OLD.name AND device IS NOT NULL;
+  DELETE FROM tag_adds WHERE name = OLD.name;
+  INSERT INTO tag_adds(name, tag) SELECT NEW.name, tag FROM tags WHERE object = NEW.id;
+  INSERT INTO journal_out(op, tag_add) SELECT 'tag', id FROM tag_adds WHERE name = NEW.name
+  AND device IS NULL AND id NOT IN (SELECT tag_add FROM journal_out WHERE tag_add IS NOT NULL);
+END
 """,
 }

@@ -1,0 +1,182 @@
+"""The catalog cache and the journal: this device's ops out as records, other devices'
+records in (docs/design.md, "Namespace ops and their capture", "Applying records").
+
+Out: :func:`send` turns the outbox (``catalog.jns``, filled by triggers as the catalog
+changes) into records, in the order the ops were made, each at most ``MAX_OPS`` ops and
+``BODY_BUDGET`` bytes: a ``put`` carries its version's rows (``engine.store.journalrows``),
+consecutive removals of one kind become one op. After each append the versions and tag
+additions it made get their dots.
+
+In: :func:`apply_records` changes the cache as the merge (``core.merge``) says, record by
+record in (HLC, device, seq) order, inside the caller's transaction: a ``put`` inserts its
+version through the rows codec unless its dot is here or was removed; ``rm`` and
+``forget`` delete exactly the versions they name (a put they did not see survives);
+``tag`` adds, ``untag`` removes the additions it names (observed-remove); then every name
+touched is renumbered by the merge order and its tags recomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from ownvault.core.journal import ChainHead, Record
+from ownvault.core.journalops import (
+    MAX_BODY_SIZE,
+    MAX_OPS,
+    Dot,
+    Forget,
+    Op,
+    Put,
+    Remove,
+    Tag,
+    Untag,
+)
+from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.catalog.journalout import OutRow
+from ownvault.engine.store.journalrows import decode_rows, encode_rows
+from ownvault.errors import VaultStateError
+
+__all__ = ["BODY_BUDGET", "Append", "apply_records", "next_batch", "send", "settle_stamped"]
+
+BODY_BUDGET = MAX_BODY_SIZE - 256 * 1024  # room for the clock, the seen vector, JSON framing
+MAX_DOTS = 100_000  # dots in one rm, forget or untag (core.journalops.MAX_REFS)
+_REMOVALS: dict[str, type[Remove] | type[Forget] | type[Untag]] = {
+    "rm": Remove,
+    "forget": Forget,
+    "untag": Untag,
+}
+
+Append = Callable[[Sequence[Op]], Awaitable[Record]]
+
+
+def _cost(op: Op) -> int:
+    """An upper bound of what ``op`` adds to a body's JSON."""
+    match op:
+        case Put():
+            return 4 * len(op.rows) // 3 + 4 * len(op.name) + 40 * len(op.packs) + 300
+        case Tag():
+            return 4 * (len(op.name) + len(op.tag)) + 60
+        case Remove() | Forget():
+            return 60 * len(op.versions) + 60
+        case Untag():
+            return 60 * len(op.adds) + 60
+    return 1024
+
+
+def _put(catalog: Catalog, version: int) -> Put:
+    v = catalog.version_by_id(version)
+    rows = catalog.jrows.export(version)
+    return Put(v.name, v.kind, v.size, v.cid, rows.pack_ids(), encode_rows(rows))
+
+
+def next_batch(catalog: Catalog, seq: int) -> list[Op]:
+    """The ops of the next record (``seq``) from the outbox, its rows stamped with ``seq``
+    and their op index; empty when nothing is owed."""
+    rows = [r for r in catalog.jns.outbox() if r.sent is None]
+    ops: list[Op] = []
+    stamps: list[tuple[int, int, int]] = []
+    size, i = 0, 0
+    while i < len(rows) and len(ops) < MAX_OPS:
+        row = rows[i]
+        group: list[OutRow] = [row]
+        if row.op in _REMOVALS:
+            while (
+                i + len(group) < len(rows)
+                and rows[i + len(group)].op == row.op
+                and len(group) < MAX_DOTS
+            ):
+                group.append(rows[i + len(group)])
+            dots = tuple(sorted({r.dot for r in group if r.dot is not None}))
+            op: Op = _REMOVALS[row.op](dots)
+        elif row.op == "put":
+            assert row.version is not None
+            op = _put(catalog, row.version)
+        else:
+            assert row.tag is not None
+            op = Tag(*row.tag)
+        cost = _cost(op)
+        if ops and size + cost > BODY_BUDGET:
+            break
+        stamps += [(r.pos, seq, len(ops)) for r in group]
+        ops.append(op)
+        size += cost
+        i += len(group)
+    if stamps:
+        catalog.jns.stamp(stamps)
+    return ops
+
+
+def settle_stamped(catalog: Catalog, device: bytes, head: ChainHead) -> None:
+    """After a crash between an append and its settle: if the device's head shows the
+    stamped record was written, give its ops their dots; else send them again."""
+    seq = catalog.jns.stamped_seq()
+    if seq is None:
+        return
+    if head.seq == seq:
+        with catalog.transaction():
+            catalog.jns.settle(device, seq, head.hlc)
+    else:
+        catalog.jns.unstamp()
+
+
+async def send(catalog: Catalog, device: bytes, head: ChainHead, append: Append) -> list[Record]:
+    """Append the outbox as records (``append`` writes one and returns it); ``head``: this
+    device's chain head as the journal store holds it."""
+    settle_stamped(catalog, device, head)
+    out: list[Record] = []
+    seq = head.seq
+    while True:
+        ops = next_batch(catalog, seq + 1)
+        if not ops:
+            return out
+        try:
+            record = await append(ops)
+        except BaseException:
+            catalog.jns.unstamp()
+            raise
+        if record.ops != tuple(ops):  # dots are (seq, index in the record): must match
+            raise VaultStateError(f"journal record {record} does not hold the ops sent")
+        with catalog.transaction():
+            catalog.jns.settle(device, record.seq, record.hlc)
+        out.append(record)
+        seq = record.seq
+
+
+def _put_in(catalog: Catalog, record: Record, dot: Dot, op: Put) -> str | None:
+    if catalog.jns.known(dot):
+        return None
+    version = catalog.jrows.insert(op.name, op.kind, op.size, op.cid, decode_rows(op.rows))
+    catalog.jns.set_dot(version, dot, record.hlc)
+    return op.name
+
+
+def apply_records(catalog: Catalog, records: Sequence[Record]) -> set[str]:
+    """Change the cache by other devices' ``records`` (see the module docstring), inside
+    the caller's transaction; the names whose versions or tags changed."""
+    jns = catalog.jns
+    touched: set[str] = set()
+    jns.mute(True)
+    try:
+        for record in records:
+            for index, op in enumerate(record.ops):
+                dot = Dot(record.device, record.seq, index)
+                match op:
+                    case Put():
+                        name = _put_in(catalog, record, dot, op)
+                        if name is not None:
+                            touched.add(name)
+                    case Remove() | Forget():
+                        touched |= jns.remove(op.versions)
+                    case Tag():
+                        if not jns.known(dot):
+                            jns.add_tag(dot, op.name, op.tag)
+                            touched.add(op.name)
+                    case Untag():
+                        touched |= jns.remove(op.adds)
+                    case _:
+                        pass  # membership: the journal store; grants, publications: not yet
+        for name in sorted(touched):
+            jns.refresh(name)
+    finally:
+        jns.mute(False)
+    return touched
