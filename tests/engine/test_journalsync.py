@@ -5,6 +5,7 @@ on a second vault directory sharing the providers (``engine.store.journalsync``,
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from ownvault.core.journalops import Body, Dot, Op, Put, Remove, Tag, Untag
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.core.merge import EMPTY, live_versions, merge, tags
 from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.store.catalog.drive import rename_objects
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.journalsync import apply_records, next_batch, send
 from ownvault.engine.vault import Vault
@@ -162,8 +164,9 @@ def test_two_devices_converge_and_a_put_racing_an_rm_survives(
     assert _cache_dots(a.vault) == _cache_dots(b.vault) == want_versions
     assert want_versions == {"doc": [Dot(a.key.id, 3, 0)]}
     assert _view(a.vault) == _view(b.vault)
-    assert want_tags == {"doc": frozenset({"t"})}
-    assert a.vault.catalog.tags(a.vault.catalog.object_id("doc") or 0) == ["t"]
+    assert want_tags == {}  # the rm of the name untagged what B had seen of it
+    for d in (a, b):
+        assert d.vault.catalog.tags(d.vault.catalog.object_id("doc") or 0) == []
     out = tmp / "out.bin"
     run(b.vault.files.get("doc", out))
     assert out.read_bytes() == (tmp / "doc").read_bytes()
@@ -252,3 +255,50 @@ def test_a_catalog_recovered_from_a_snapshot_does_not_send_the_writers_ops(
         assert d.catalog.jns.outbox() == []
     finally:
         run(d.close())
+
+
+def test_a_snapshot_era_vault_sends_its_versions_once_as_genesis_records(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The golden vault (schema 1) queues a put of each version and a tag of each tag on
+    its first open; a copy of it (a device recovered from the same catalog) adopts those
+    puts' dots instead of a second copy of each version."""
+    golden = Path(__file__).parent.parent / "fixtures" / "golden" / "vault-v1"
+    shutil.copytree(golden, tmp_path / "a")
+    shutil.copytree(golden, tmp_path / "b")
+    a_vault, b_vault = vaults.open(tmp_path / "a", "golden"), vaults.open(tmp_path / "b", "golden")
+    b_vault.catalog.jns.drop_outbox()  # what recovery from a snapshot does
+    outbox = a_vault.catalog.jns.outbox()
+    puts = sum(a_vault.catalog.version_counts().values())
+    assert [r.op for r in outbox] == ["put"] * puts + ["tag"] * (len(outbox) - puts)
+    assert len(outbox) > puts  # the golden vault has a tag
+    jkeys = JournalKeys.of(a_vault.keys)
+    a = Device(a_vault, DeviceKey(bytes([1]) * 32), jkeys)
+    monkeypatch.setattr("ownvault.engine.store.journalsync.MAX_OPS", 1)  # batches of one
+    genesis = a.push()
+    assert len(genesis) == len(outbox) and all(len(r.ops) == 1 for r in genesis)
+    assert a.push() == []  # once
+    b = Device(b_vault, DeviceKey(bytes([2]) * 32), jkeys)
+    before = _view(b.vault)
+    b.pull(a.records)
+    assert _view(b.vault) == before == _view(a.vault)
+    assert _cache_dots(b.vault) == _cache_dots(a.vault) == _merged(a.records)[0]
+
+
+def test_a_rename_and_a_rename_over_a_name_are_journaled(
+    devices: tuple[Device, Device, Path],
+) -> None:
+    a, b, tmp = devices
+    _put(a, tmp / "old", b"old")
+    _put(a, tmp / "other", b"other")
+    run(a.vault.files.set_tags("old", add=["keep"]))
+    b.pull(a.push())
+    rename_objects(a.vault.catalog, [("old", "new")])
+    rename_objects(a.vault.catalog, [("other", "new2")], replacing="new")
+    out = a.push()
+    assert {type(op).__name__ for r in out for op in r.ops} == {"Remove", "Put", "Untag"}
+    b.pull(out)
+    assert _view(b.vault) == _view(a.vault)
+    assert [o.name for o in run(b.vault.files.ls()).objects] == ["new2"]  # type: ignore[union-attr]
+    assert _cache_dots(b.vault) == _cache_dots(a.vault) == _merged(a.records + b.records)[0]
+    assert _merged(a.records + b.records)[1] == {}  # the replaced name's tag went with it

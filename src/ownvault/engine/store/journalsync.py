@@ -33,7 +33,7 @@ from ownvault.core.journalops import (
 )
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalout import OutRow
-from ownvault.engine.store.journalrows import decode_rows, encode_rows
+from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_rows
 from ownvault.errors import VaultStateError
 
 __all__ = ["BODY_BUDGET", "Append", "apply_records", "next_batch", "send", "settle_stamped"]
@@ -142,12 +142,39 @@ async def send(catalog: Catalog, device: bytes, head: ChainHead, append: Append)
         seq = record.seq
 
 
+def _same(a: VersionRows, b: VersionRows) -> bool:
+    """One version: same entries, contents and chunks (share places may have moved)."""
+    return (a.entries, a.contents, [c.chunk_id for c in a.chunks]) == (
+        b.entries,
+        b.contents,
+        [c.chunk_id for c in b.chunks],
+    )
+
+
 def _put_in(catalog: Catalog, record: Record, dot: Dot, op: Put) -> str | None:
-    if catalog.jns.known(dot):
+    jns = catalog.jns
+    if jns.known(dot):
         return None
-    version = catalog.jrows.insert(op.name, op.kind, op.size, op.cid, decode_rows(op.rows))
-    catalog.jns.set_dot(version, dot, record.hlc)
+    rows = decode_rows(op.rows)
+    for candidate in jns.unsent(op.name, rows.created_at, op.size, op.cid):
+        if _same(catalog.jrows.export(candidate), rows):
+            jns.set_dot(candidate, dot, record.hlc)  # the writer's own put of a copied version
+            return op.name
+    version = catalog.jrows.insert(op.name, op.kind, op.size, op.cid, rows)
+    jns.set_dot(version, dot, record.hlc)
     return op.name
+
+
+def _tag_in(catalog: Catalog, dot: Dot, op: Tag) -> bool:
+    jns = catalog.jns
+    if jns.known(dot):
+        return False
+    copied = jns.unsent_tag(op.name, op.tag)
+    if copied is not None:
+        jns.set_tag_dot(copied, dot)
+    else:
+        jns.add_tag(dot, op.name, op.tag)
+    return True
 
 
 def apply_records(catalog: Catalog, records: Sequence[Record]) -> set[str]:
@@ -168,8 +195,7 @@ def apply_records(catalog: Catalog, records: Sequence[Record]) -> set[str]:
                     case Remove() | Forget():
                         touched |= jns.remove(op.versions)
                     case Tag():
-                        if not jns.known(dot):
-                            jns.add_tag(dot, op.name, op.tag)
+                        if _tag_in(catalog, dot, op):
                             touched.add(op.name)
                     case Untag():
                         touched |= jns.remove(op.adds)

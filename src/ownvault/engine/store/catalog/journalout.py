@@ -1,8 +1,8 @@
-"""The namespace as the catalog journal sees it (``catalog.jns``, schema 10): the dots and
+"""The namespace as the catalog journal sees it (``catalog.jns``, schema 11): the dots and
 clocks of versions, tag additions by dot, removed dots, and the outbox of ops this device
 made and has not yet sent.
 
-Capture is by triggers (``MIGRATIONS[10]``), in the transaction of the change itself: a
+Capture is by triggers (``MIGRATIONS[11]``), in the transaction of the change itself: a
 version inserted queues a ``put``; a version with a dot deleted queues an ``rm`` of that
 dot (``catalog.keys.delete_versions`` queues a ``forget`` instead); a tag added queues a
 ``tag`` (and a ``tag_adds`` row without a dot yet); a tag deleted queues an ``untag`` of
@@ -178,6 +178,37 @@ class JournalNamespace(Tables):
             "(SELECT content FROM entries WHERE content IS NOT NULL)"
         )
         return names
+
+    def unsent(self, name: str, created_at: int, size: int, cid: str | None) -> list[int]:
+        """Versions of ``name`` without a dot that this device will not send (copied with
+        a catalog from another device, whose own put of them may arrive): candidates to
+        adopt a matching put's dot instead of inserting it again."""
+        return [
+            int(r[0])
+            for r in self._conn.execute(
+                "SELECT v.id FROM versions v JOIN objects o ON o.id = v.object "
+                "WHERE o.name = ? AND v.created_at = ? AND v.size = ? AND v.cid IS ? "
+                "AND v.dot_device IS NULL "
+                "AND v.id NOT IN (SELECT version FROM journal_out WHERE version IS NOT NULL) "
+                "ORDER BY v.number",
+                (name, created_at, size, cid),
+            )
+        ]
+
+    def unsent_tag(self, name: str, tag: str) -> int | None:
+        """A tag addition without a dot this device will not send (see :meth:`unsent`)."""
+        row = self._conn.execute(
+            "SELECT id FROM tag_adds WHERE name = ? AND tag = ? AND device IS NULL "
+            "AND id NOT IN (SELECT tag_add FROM journal_out WHERE tag_add IS NOT NULL)",
+            (name, tag),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_tag_dot(self, tag_add: int, dot: Dot) -> None:
+        self._conn.execute(
+            "UPDATE tag_adds SET device = ?, seq = ?, idx = ? WHERE id = ?",
+            (dot.device, dot.seq, dot.index, tag_add),
+        )
 
     def add_tag(self, dot: Dot, name: str, tag: str) -> None:
         self._conn.execute(

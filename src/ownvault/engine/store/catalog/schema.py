@@ -355,7 +355,9 @@ CREATE TABLE journal_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)
     # the put) and the clock of its record, tag additions by dot (an observed-remove set),
     # dots removed (a put arriving after its removal stays out), and the outbox: the ops
     # this device made and has not yet sent, captured by triggers in the transaction of
-    # the change (docs/design.md, "Namespace ops and their capture").
+    # the change; a catalog of the snapshot era queues a put of every version and a tag of
+    # every tag it has, its genesis records (docs/design.md, "Namespace ops and their
+    # capture", "Migration from snapshots").
     11: """
 ALTER TABLE versions ADD COLUMN dot_device BLOB;
 ALTER TABLE versions ADD COLUMN dot_seq INTEGER;
@@ -394,6 +396,10 @@ CREATE TABLE journal_out (
   CHECK ((op = 'tag') = (tag_add IS NOT NULL)),
   CHECK ((op IN ('rm', 'forget', 'untag')) = (device IS NOT NULL))
 );
+INSERT INTO journal_out(op, version) SELECT 'put', id FROM versions ORDER BY object, number;
+INSERT INTO tag_adds(name, tag)
+SELECT o.name, t.tag FROM tags t JOIN objects o ON o.id = t.object ORDER BY o.name, t.tag;
+INSERT INTO journal_out(op, tag_add) SELECT 'tag', id FROM tag_adds ORDER BY id;
 CREATE TRIGGER journal_put AFTER INSERT ON versions
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
 BEGIN
@@ -419,6 +425,13 @@ BEGIN
   WHERE o.id = OLD.object AND a.tag = OLD.tag AND a.device IS NOT NULL;
   DELETE FROM tag_adds WHERE tag = OLD.tag
   AND name = (SELECT name FROM objects WHERE id = OLD.object);
+END;
+CREATE TRIGGER journal_drop AFTER DELETE ON objects
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN
+  INSERT INTO journal_out(op, device, seq, idx)
+  SELECT 'untag', device, seq, idx FROM tag_adds WHERE name = OLD.name AND device IS NOT NULL;
+  DELETE FROM tag_adds WHERE name = OLD.name;
 END;
 CREATE TRIGGER journal_rename AFTER UPDATE OF name ON objects
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
