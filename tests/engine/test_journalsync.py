@@ -1,73 +1,35 @@
-"""Namespace ops captured as the catalog changes, sent as real signed records, and applied
-on a second vault directory sharing the providers (``engine.store.journalsync``,
-``catalog.jns``): both converge to what ``core.merge`` says, whatever raced."""
+"""Namespace ops captured as the catalog changes, appended by ``ctx.write()`` as this
+device's journal records on the providers, and applied by the other devices' pulls
+(``engine.store.journalsync``, ``catalog.jns``): vault directories that share the providers
+converge to what ``core.merge`` says of the same records, whatever raced."""
 
 from __future__ import annotations
 
 import random
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from ownvault.core.journal import (
-    GENESIS,
-    ChainHead,
-    DeviceKey,
-    JournalKeys,
-    Record,
-    certify_device,
-    encode_record,
-)
-from ownvault.core.journalops import Body, Dot, Op, Put, Remove, Tag, Untag
+from ownvault.core.journal import Record
+from ownvault.core.journalops import Dot, Put, Remove, Tag, Untag
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.core.merge import EMPTY, live_versions, merge, tags
 from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.store import journalstore
 from ownvault.engine.store.catalog.drive import rename_objects
-from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.journalsync import apply_records, next_batch, send
+from ownvault.engine.store.journalsync import apply_records, next_batch
 from ownvault.engine.vault import Vault
+from ownvault.errors import UsageError
 
 from .external import vault_with_external
 from .helpers import FAST_KDF, Vaults, run
 
 
-@dataclass
-class Device:
-    """One vault directory as a journal device: its key, chain head and clock."""
-
-    vault: Vault
-    key: DeviceKey
-    jkeys: JournalKeys
-    head: ChainHead = GENESIS
-    records: list[Record] = field(default_factory=list)
-    now_ms: int = 1_764_000_000_000
-
-    def __post_init__(self) -> None:
-        # A device writes its certificate first, in a record of its own (as it enrolls).
-        run(self.append([certify_device(self.jkeys, self.key.public, "dev")]))
-
-    async def append(self, ops: Sequence[Op]) -> Record:
-        body = Body(self.head.hlc.tick(self.now_ms), tuple(ops), ())
-        _raw, record = encode_record(self.jkeys, self.key, self.head, body)
-        self.head = record.head
-        self.records.append(record)
-        return record
-
-    def push(self) -> list[Record]:
-        return run(send(self.vault.catalog, self.key.id, self.head, self.append))
-
-    def pull(self, records: Sequence[Record]) -> None:
-        ordered = sorted(records, key=lambda r: (r.hlc, r.device, r.seq))
-        with self.vault.catalog.transaction():
-            apply_records(self.vault.catalog, ordered)
-
-
-def _put(d: Device, path: Path, data: bytes) -> None:
+def _put(v: Vault, path: Path, data: bytes, name: str | None = None) -> None:
     path.write_bytes(data)
-    run(d.vault.files.put([path]))
+    run(v.files.put([path], name=name))
 
 
 def _view(v: Vault) -> tuple[object, ...]:
@@ -86,110 +48,17 @@ def _cache_dots(v: Vault) -> dict[str, list[Dot]]:
     return out
 
 
-def _merged(records: Sequence[Record]) -> tuple[dict[str, list[Dot]], dict[str, frozenset[str]]]:
-    state = merge(EMPTY, records)
-    return (
-        {n: [v.dot for v in vs] for n, vs in live_versions(state).items()},
-        tags(state),
-    )
+def _history(v: Vault) -> list[Record]:
+    return run(v.ctx.journal.history())
 
 
-@pytest.fixture
-def devices(
-    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Device, Device, Path]:
-    # Until ``ctx.write()`` pulls and appends records itself, the snapshot-era refusal of
-    # a second writer would stop B: these tests drive the journal side by hand.
-    async def no_refusal(_ctx: object) -> None:
-        return None
-
-    monkeypatch.setattr(VaultContext, "refuse_if_stale", no_refusal)
-    a_vault, dirs = vault_with_external(tmp_path)
-    vaults.track(a_vault)
-    entropy = phrase_to_entropy(a_vault.keys.phrase)
-    run(recover_vault(tmp_path / "b", entropy, "b", [d.as_uri() for d in dirs], kdf=FAST_KDF))
-    b_vault = vaults.open(tmp_path / "b", "b")
-    jkeys = JournalKeys.of(a_vault.keys)
-    keys = sorted((DeviceKey(bytes([i]) * 32) for i in (1, 2)), key=lambda k: k.id)
-    return Device(a_vault, keys[0], jkeys), Device(b_vault, keys[1], jkeys), tmp_path
+def _merged(v: Vault) -> tuple[dict[str, list[Dot]], dict[str, frozenset[str]]]:
+    state = merge(EMPTY, _history(v))
+    return {n: [x.dot for x in vs] for n, vs in live_versions(state).items()}, tags(state)
 
 
-def test_ops_are_captured_in_order_and_sent_as_records(
-    devices: tuple[Device, Device, Path],
-) -> None:
-    a, _b, tmp = devices
-    _put(a, tmp / "x", b"one")
-    run(a.vault.files.set_tags("x", add=["work", "red"]))
-    _put(a, tmp / "y", b"gone before it was sent")
-    run(a.vault.files.rm("y"))  # put and rm in one outbox: the put never leaves the device
-    run(a.vault.files.set_tags("x", remove=["red"]))  # not sent yet: the tag op goes with it
-    [record] = a.push()
-    assert [type(op).__name__ for op in record.ops] == ["Put", "Tag"]
-    put, tag = record.ops
-    assert isinstance(put, Put) and put.name == "x" and put.size == 3
-    assert tag == Tag("x", "work")
-    assert a.vault.catalog.jns.outbox() == []
-    assert _cache_dots(a.vault) == {"x": [Dot(a.key.id, 2, 0)]}
-    assert a.push() == []  # nothing owed
-
-    run(a.vault.files.set_tags("x", remove=["work"]))
-    run(a.vault.files.rm("x"))
-    [record] = a.push()
-    assert record.ops == (
-        Untag((Dot(a.key.id, 2, 1),)),
-        Remove((Dot(a.key.id, 2, 0),)),
-    )
-
-
-def test_two_devices_converge_and_a_put_racing_an_rm_survives(
-    devices: tuple[Device, Device, Path],
-) -> None:
-    a, b, tmp = devices
-    rnd = random.Random(4)
-    _put(a, tmp / "doc", rnd.randbytes(300_000))
-    run(a.vault.files.set_tags("doc", add=["t"]))
-    b.pull(a.push())
-    assert _view(b.vault) == _view(a.vault)
-
-    # B removes the version it saw while A, not having seen that, stores a second one.
-    b.now_ms += 10
-    run(b.vault.files.rm("doc"))
-    a.now_ms += 20
-    _put(a, tmp / "doc", rnd.randbytes(200_000))
-    b_out, a_out = b.push(), a.push()
-    a.pull(b_out)
-    b.pull(a_out)
-    every = a.records + b.records
-    want_versions, want_tags = _merged(every)
-    assert _cache_dots(a.vault) == _cache_dots(b.vault) == want_versions
-    assert want_versions == {"doc": [Dot(a.key.id, 3, 0)]}
-    assert _view(a.vault) == _view(b.vault)
-    assert want_tags == {}  # the rm of the name untagged what B had seen of it
-    for d in (a, b):
-        assert d.vault.catalog.tags(d.vault.catalog.object_id("doc") or 0) == []
-    out = tmp / "out.bin"
-    run(b.vault.files.get("doc", out))
-    assert out.read_bytes() == (tmp / "doc").read_bytes()
-
-
-def test_two_devices_committing_in_the_same_millisecond_both_keep_their_version(
-    devices: tuple[Device, Device, Path],
-) -> None:
-    a, b, tmp = devices
-    _put(a, tmp / "a-copy", b"from a")
-    _put(b, tmp / "b-copy", b"from b")
-    for d, src in ((a, "a-copy"), (b, "b-copy")):
-        run(d.vault.files.put([tmp / src], name="same"))
-    a_out, b_out = a.push(), b.push()
-    assert a_out[-1].hlc == b_out[-1].hlc  # one millisecond, one counter
-    a.pull(b_out)
-    b.pull(a_out)
-    want, _tags = _merged(a.records + b.records)
-    assert len(want["same"]) == 2 and want["same"][0].device == a.key.id  # tie: device id
-    assert _cache_dots(a.vault) == _cache_dots(b.vault) == want
-    for d in (a, b):
-        got = [_cat(d.vault, "same", n) for n in (1, 2)]
-        assert got == [b"from a", b"from b"]
+def _ops(records: Sequence[Record], device: bytes) -> list[str]:
+    return [type(op).__name__ for r in records if r.device == device for op in r.ops]
 
 
 def _cat(v: Vault, name: str, number: int) -> bytes:
@@ -199,62 +68,185 @@ def _cat(v: Vault, name: str, number: int) -> bytes:
     return run(go())
 
 
-def test_a_crash_between_the_append_and_its_settle_sends_nothing_twice(
-    devices: tuple[Device, Device, Path],
+def _recover(a: Vault, where: Path, vaults: Vaults) -> Vault:
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    run(recover_vault(where, phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
+    return vaults.open(where, "pw")
+
+
+@pytest.fixture
+def two(tmp_path: Path, vaults: Vaults) -> tuple[Vault, Vault, Path]:
+    """Vault A with external folders, and B recovered from its phrase: two devices."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    return a, _recover(a, tmp_path / "b", vaults), tmp_path
+
+
+def test_each_write_block_appends_its_ops_as_one_record(two: tuple[Vault, Vault, Path]) -> None:
+    a, _b, tmp = two
+    _put(a, tmp / "x", b"one")
+    run(a.files.set_tags("x", add=["work", "red"]))
+
+    (tmp / "y").write_bytes(b"gone before it was sent")
+
+    async def put_and_rm() -> None:  # one block: the put never leaves the device
+        async with a.ctx.write():
+            await a.files.put([tmp / "y"])
+            await a.files.rm("y")
+
+    run(put_and_rm())
+    run(a.files.set_tags("x", remove=["red"]))
+    device = a.ctx.journal.device.id
+    records = [r for r in _history(a) if r.device == device]
+    assert [[type(op).__name__ for op in r.ops] for r in records] == [
+        ["DeviceAdd"],
+        ["Put"],
+        ["Tag", "Tag"],
+        ["Untag"],
+    ]
+    put = records[1].ops[0]
+    assert isinstance(put, Put) and put.name == "x" and put.size == 3
+    assert records[2].ops == (Tag("x", "work"), Tag("x", "red"))
+    assert records[3].ops == (Untag((Dot(device, 3, 1),)),)
+    assert a.catalog.jns.outbox() == []
+    assert _cache_dots(a) == {"x": [Dot(device, 2, 0)]}
+    run(a.files.rm("x"))
+    last = _history(a)[-1]
+    assert last.ops == (Remove((Dot(device, 2, 0),)), Untag((Dot(device, 3, 0),)))
+
+
+def test_two_devices_converge_and_a_put_racing_an_rm_survives(
+    two: tuple[Vault, Vault, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b, tmp = devices
-    _put(a, tmp / "f", b"f")
-    ops = next_batch(a.vault.catalog, 2)
-    run(a.append(ops))  # written, then the process dies before the dots are settled
-    assert a.push() == []  # settled from the head: the put is not sent again
-    assert _cache_dots(a.vault) == {"f": [Dot(a.key.id, 2, 0)]}
-    _put(a, tmp / "g", b"g")
-    next_batch(a.vault.catalog, 3)  # stamped, then the append never happened
-    [again] = a.push()
-    assert again.seq == 3 and [type(o).__name__ for o in again.ops] == ["Put"]
-    b.pull(a.records)
-    assert _view(b.vault) == _view(a.vault)
+    a, b, tmp = two
+    rnd = random.Random(4)
+    _put(a, tmp / "doc", rnd.randbytes(300_000))
+    run(b.ctx.pull())
+    assert _view(b) == _view(a)
+
+    # A stores a second version; B, offline for its pull, removes the one version it saw.
+    _put(a, tmp / "doc", rnd.randbytes(200_000))
+
+    async def offline(*_args: object) -> list[Record]:
+        return []
+
+    with monkeypatch.context() as m:
+        m.setattr(b.ctx.journal, "pull", offline)
+        run(b.files.rm("doc"))
+    run(b.ctx.pull())
+    run(a.ctx.pull())
+    want, _tags = _merged(a)
+    a_dev = a.ctx.journal.device.id
+    assert len(want["doc"]) == 1 and want["doc"][0].device == a_dev  # the put B never saw
+    assert _cache_dots(a) == _cache_dots(b) == want
+    assert _view(a) == _view(b)
+    out = tmp / "out.bin"
+    run(b.files.get("doc", out))
+    assert out.read_bytes() == (tmp / "doc").read_bytes()
+
+
+def test_two_devices_committing_in_the_same_millisecond_both_keep_their_version(
+    two: tuple[Vault, Vault, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, tmp = two
+    run(b.ctx.pull())  # B enrolled, both clocks start here
+
+    class Frozen:
+        @staticmethod
+        def time() -> float:
+            return 4_000_000_000.0  # later than any clock reading so far
+
+    monkeypatch.setattr(journalstore, "time", Frozen)
+    offline_b = b.ctx.journal.pull
+
+    async def offline(*_args: object) -> list[Record]:
+        return []
+
+    monkeypatch.setattr(b.ctx.journal, "pull", offline)  # neither sees the other's put
+    _put(a, tmp / "a-copy", b"from a", name="same")
+    _put(b, tmp / "b-copy", b"from b", name="same")
+    monkeypatch.setattr(b.ctx.journal, "pull", offline_b)
+    run(a.ctx.pull())
+    run(b.ctx.pull())
+    want, _tags = _merged(a)
+    assert len(want["same"]) == 2
+    heads = {r.device: r.hlc for r in _history(a) if any(isinstance(o, Put) for o in r.ops)}
+    assert len(set(heads.values())) == 1  # one millisecond, one counter
+    assert want["same"][0].device < want["same"][1].device  # the tie goes by device id
+    assert _cache_dots(a) == _cache_dots(b) == want
+    first = b"from a" if want["same"][0].device == a.ctx.journal.device.id else b"from b"
+    for v in (a, b):
+        got = [_cat(v, "same", n) for n in (1, 2)]
+        assert got[0] == first and sorted(got) == [b"from a", b"from b"]
+
+
+def test_a_crash_between_the_append_and_its_settle_sends_nothing_twice(
+    two: tuple[Vault, Vault, Path],
+) -> None:
+    a, b, tmp = two
+    run(a.ctx.pull())  # enrolled: the next record is seq 2
+    journal = a.ctx.journal
+    device = journal.device
+    tmp.joinpath("f").write_bytes(b"f")
+
+    async def unsent_put() -> None:  # a put whose block ends before its record is made
+        async with a.ctx.lock.hold():
+            await a.files.put([tmp / "f"])
+
+    run(unsent_put())
+    ops = next_batch(a.catalog, 2)
+    run(journal.append(device, journal.body(ops)))  # written, then the process dies
+    assert run(a.ctx.send_journal()) == 0  # settled from the head: not sent again
+    assert _cache_dots(a) == {"f": [Dot(device.id, 2, 0)]}
+    tmp.joinpath("g").write_bytes(b"g")
+    run(unsent_put())
+    next_batch(a.catalog, 3)  # stamped, then the append never happened
+    assert run(a.ctx.send_journal()) == 1
+    assert _ops(_history(a), device.id) == ["DeviceAdd", "Put", "Put"]
+    run(b.ctx.pull())
+    assert _view(b) == _view(a)
 
 
 def test_a_removal_arriving_before_its_put_keeps_the_put_out(
-    devices: tuple[Device, Device, Path],
+    two: tuple[Vault, Vault, Path], vaults: Vaults
 ) -> None:
-    a, b, tmp = devices
-    c_dir = tmp / "c"
-    ext = [p.url for p in a.vault.catalog.providers() if p.name.startswith("ext-")]
-    run(recover_vault(c_dir, phrase_to_entropy(a.vault.keys.phrase), "c", ext, kdf=FAST_KDF))
-    c = Device(Vault.open(c_dir, "c"), DeviceKey(bytes([3]) * 32), a.jkeys)
-    try:
-        _put(a, tmp / "h", b"h")
-        first = a.push()
-        b.pull(first)
-        run(b.vault.files.rm("h"))
-        removal = b.push()
-        c.pull(removal)  # a provider served B's chain before A's
-        c.pull(first)
-        assert c.vault.catalog.version_counts() == {}
-        assert _merged(a.records + b.records)[0] == {}
-        assert a.vault.catalog.version_counts() == {"h": 1}  # until A pulls the removal
-        a.pull(removal)
-        assert a.vault.catalog.version_counts() == {}
-    finally:
-        run(c.vault.close())
+    a, b, tmp = two
+    c = _recover(a, tmp / "c", vaults)
+    _put(a, tmp / "h", b"h")
+    run(b.ctx.pull())
+    run(b.files.rm("h"))
+    history = _history(a)
+    a_dev, b_dev = a.ctx.journal.device.id, b.ctx.journal.device.id
+    puts = [r for r in history if r.device == a_dev]
+    removal = [r for r in history if r.device == b_dev]
+    with c.catalog.transaction():  # a provider served B's chain before A's
+        apply_records(c.catalog, removal)
+        apply_records(c.catalog, puts)
+    assert c.catalog.version_counts() == {}
+    run(c.ctx.pull())
+    run(a.ctx.pull())
+    assert c.catalog.version_counts() == a.catalog.version_counts() == {}
+    assert _merged(a)[0] == {}
 
 
 def test_a_catalog_recovered_from_a_snapshot_does_not_send_the_writers_ops(
-    devices: tuple[Device, Device, Path],
+    two: tuple[Vault, Vault, Path], vaults: Vaults
 ) -> None:
-    a, _b, tmp = devices
-    _put(a, tmp / "unsent", b"u")
-    run(a.vault.snapshot())  # the snapshot holds A's outbox row for the put
-    ext = [p.url for p in a.vault.catalog.providers() if p.name.startswith("ext-")]
-    run(recover_vault(tmp / "d", phrase_to_entropy(a.vault.keys.phrase), "d", ext, kdf=FAST_KDF))
-    d = Vault.open(tmp / "d", "d")
-    try:
-        assert [r.op for r in a.vault.catalog.jns.outbox()] == ["put"]
-        assert d.catalog.jns.outbox() == []
-    finally:
-        run(d.close())
+    a, _b, tmp = two
+    tmp.joinpath("unsent").write_bytes(b"u")
+
+    async def unsent_put() -> None:
+        async with a.ctx.lock.hold():
+            await a.files.put([tmp / "unsent"])
+
+    run(unsent_put())
+    assert [r.op for r in a.catalog.jns.outbox()] == ["put"]
+    run(a.snapshot())  # its image holds A's outbox row; the block's end then sends it
+    d = _recover(a, tmp / "d", vaults)
+    assert d.catalog.jns.outbox() == []
+    run(a.ctx.send_journal())
+    run(d.ctx.pull())  # A's put arrives and is adopted, not inserted twice
+    assert _view(d) == _view(a)
 
 
 def test_a_snapshot_era_vault_sends_its_versions_once_as_genesis_records(
@@ -265,40 +257,92 @@ def test_a_snapshot_era_vault_sends_its_versions_once_as_genesis_records(
     puts' dots instead of a second copy of each version."""
     golden = Path(__file__).parent.parent / "fixtures" / "golden" / "vault-v1"
     shutil.copytree(golden, tmp_path / "a")
-    shutil.copytree(golden, tmp_path / "b")
-    a_vault, b_vault = vaults.open(tmp_path / "a", "golden"), vaults.open(tmp_path / "b", "golden")
-    b_vault.catalog.jns.drop_outbox()  # what recovery from a snapshot does
-    outbox = a_vault.catalog.jns.outbox()
-    puts = sum(a_vault.catalog.version_counts().values())
+    for folder in (tmp_path / "a" / "providers").iterdir():
+        (folder / "tmp").mkdir(exist_ok=True)  # empty in git, so not in the fixture
+    a = vaults.open(tmp_path / "a", "golden")
+    outbox = a.catalog.jns.outbox()
+    puts = sum(a.catalog.version_counts().values())
     assert [r.op for r in outbox] == ["put"] * puts + ["tag"] * (len(outbox) - puts)
     assert len(outbox) > puts  # the golden vault has a tag
-    jkeys = JournalKeys.of(a_vault.keys)
-    a = Device(a_vault, DeviceKey(bytes([1]) * 32), jkeys)
     monkeypatch.setattr("ownvault.engine.store.journalsync.MAX_OPS", 1)  # batches of one
-    genesis = a.push()
-    assert len(genesis) == len(outbox) and all(len(r.ops) == 1 for r in genesis)
-    assert a.push() == []  # once
-    b = Device(b_vault, DeviceKey(bytes([2]) * 32), jkeys)
-    before = _view(b.vault)
-    b.pull(a.records)
-    assert _view(b.vault) == before == _view(a.vault)
-    assert _cache_dots(b.vault) == _cache_dots(a.vault) == _merged(a.records)[0]
+    run(a.ctx.send_journal())
+    device = a.ctx.journal.device.id
+    mine = [r for r in _history(a) if r.device == device]
+    assert [len(r.ops) for r in mine] == [1] * (len(outbox) + 1)  # certificate, then one each
+    assert run(a.ctx.send_journal()) == 0  # once
+    assert _cache_dots(a) == _merged(a)[0]
+    assert _merged(a)[1] == {
+        n: frozenset(a.catalog.tags(a.catalog.object_id(n) or 0)) for n in _merged(a)[1]
+    }
 
 
 def test_a_rename_and_a_rename_over_a_name_are_journaled(
-    devices: tuple[Device, Device, Path],
+    two: tuple[Vault, Vault, Path],
 ) -> None:
-    a, b, tmp = devices
+    a, b, tmp = two
     _put(a, tmp / "old", b"old")
     _put(a, tmp / "other", b"other")
-    run(a.vault.files.set_tags("old", add=["keep"]))
-    b.pull(a.push())
-    rename_objects(a.vault.catalog, [("old", "new")])
-    rename_objects(a.vault.catalog, [("other", "new2")], replacing="new")
-    out = a.push()
-    assert {type(op).__name__ for r in out for op in r.ops} == {"Remove", "Put", "Untag"}
-    b.pull(out)
-    assert _view(b.vault) == _view(a.vault)
-    assert [o.name for o in run(b.vault.files.ls()).objects] == ["new2"]  # type: ignore[union-attr]
-    assert _cache_dots(b.vault) == _cache_dots(a.vault) == _merged(a.records + b.records)[0]
-    assert _merged(a.records + b.records)[1] == {}  # the replaced name's tag went with it
+    run(a.files.set_tags("old", add=["keep"]))
+    run(b.ctx.pull())
+
+    async def renames() -> None:
+        async with a.ctx.write():
+            rename_objects(a.catalog, [("old", "new")])
+            rename_objects(a.catalog, [("other", "new2")], replacing="new")
+
+    run(renames())
+    last = _history(a)[-1]
+    assert {type(op).__name__ for op in last.ops} == {"Remove", "Put", "Untag"}
+    run(b.ctx.pull())
+    assert _view(b) == _view(a)
+    assert [o.name for o in run(b.files.ls()).objects] == ["new2"]  # type: ignore[union-attr]
+    want_versions, want_tags = _merged(a)
+    assert _cache_dots(b) == _cache_dots(a) == want_versions
+    assert want_tags == {}  # the replaced name's tag went with it
+
+
+def _catalog_bytes(dirs: Sequence[Path]) -> int:
+    """Bytes of catalog (snapshots and journal) the provider folders hold."""
+    return sum(
+        f.stat().st_size
+        for d in dirs
+        for sub in ("catalog", "journal")
+        for f in (d / "objects" / sub).rglob("*")
+        if f.is_file()
+    )
+
+
+def test_a_one_file_put_in_a_big_vault_writes_a_record_not_a_snapshot(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    a, dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    for part in range(4):  # 8,000 files in 4 names: one version's rows carry ~5,000
+        src = tmp_path / f"many-{part}"
+        src.mkdir()
+        for i in range(2000):
+            (src / f"f{i:05d}.txt").write_text(f"file {part} {i}\n")
+        run(a.files.put([src]))
+    snapshot = run(a.snapshot())
+    assert snapshot.bytes > 1024 * 1024  # what each change wrote before the journal
+    before = _catalog_bytes(dirs)
+    (tmp_path / "one.txt").write_text("one more\n")
+    run(a.files.put([tmp_path / "one.txt"]))
+    grew = _catalog_bytes(dirs) - before
+    assert 0 < grew < 64 * 1024, grew  # one record, a copy on each of 4 folders
+    print(f"snapshot {snapshot.bytes} bytes; a one-file put wrote {grew} bytes of catalog")
+
+
+def test_a_tree_too_big_for_one_record_is_refused_and_nothing_is_kept(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    src = tmp_path / "huge"
+    src.mkdir()
+    for i in range(9000):
+        (src / f"f{i:05d}.txt").write_text(f"file {i}\n")
+    with pytest.raises(UsageError, match="too many entries for one version"):
+        run(a.files.put([src]))
+    assert a.catalog.version_counts() == {}
+    assert a.catalog.jns.outbox() == []

@@ -44,6 +44,7 @@ from ownvault.core.snapshot import decode_locator, locator_name
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.fleet import ProviderMove
 from ownvault.engine.store.catalog.rows import ProviderState
+from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.device import new_device
 from ownvault.engine.store.layout import atomic_write, secure_vault_dir, write_marker
 from ownvault.engine.store.shares import ShareStore
@@ -367,8 +368,6 @@ async def recover_vault(
             with catalog.transaction():
                 # The next snapshot must be newer than anything on the providers.
                 catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
-            usage = catalog.usage.totals()
-            objects, versions = usage["objects"], usage["versions"]
         finally:
             catalog.close()
         vault_id = bytes.fromhex(vault_id_hex)
@@ -379,6 +378,7 @@ async def recover_vault(
         created.append(root / "keystore.json")
         atomic_write(root / "keystore.json", store_json.encode())
         write_marker(root, vault_id_hex)
+        objects, versions = await _pull_after_snapshot(root, keys, warnings)
         made = locator.get("created")
         return RecoveryResult(
             str(root), keys.did, seq, objects, versions, tuple(report),
@@ -391,6 +391,20 @@ async def recover_vault(
         raise
     finally:
         await pool.close()
+
+
+async def _pull_after_snapshot(root: Path, keys: VaultKeys, warnings: list[str]) -> tuple[int, int]:
+    """Apply the journal records written after the recovered snapshot (a checkpoint: what
+    devices committed after it is in the journal, after the heads it holds); (objects,
+    versions)."""
+    ctx = VaultContext.build(root, keys, Catalog.open(root / "catalog.db"))
+    ctx.hooks.warn = warnings.append
+    try:
+        await ctx.pull()
+        usage = ctx.catalog.usage.totals()
+        return usage["objects"], usage["versions"]
+    finally:
+        await ctx.close()
 
 
 async def _reconcile_providers(

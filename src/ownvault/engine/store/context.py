@@ -9,17 +9,19 @@ context is frozen: what changes while a vault is open lives in the collaborators
 
 1. waits for the other writers of this process (tasks) and takes ``VAULT/lock`` (flock) so
    no other process writes at the same time (that one is refused at once, as before);
-2. refuses (``VaultStateError``) when a provider holds a catalog snapshot of this vault
-   newer than this catalog: another copy (recovered elsewhere) wrote since, and the next
-   snapshot from here would silently drop its names (``engine.store.snapshots.newer_snapshot``);
-   then removes what an interrupted writer left: pending packs and their shares (the pack
-   visibility rule of ``engine.store.ingest``);
-3. runs the block, nested ``write()`` blocks joining the outermost one;
-4. after the outermost block, pushes the catalog to the providers (a snapshot) when the
-   block changed it, also when the block failed with an error (what was committed is
-   committed). A failed push is a warning: the next change pushes again. ``meta.unpushed``
-   (set before the block, cleared after a snapshot) makes the next writer push what a
-   writer killed between its commits and its snapshot owed, even if it changes nothing.
+2. pulls what other devices committed (their journal records, applied to the catalog by
+   ``engine.store.journalsync``), then removes what an interrupted writer left: pending
+   packs and their shares (the pack visibility rule of ``engine.store.ingest``);
+3. runs the block, nested ``write()`` blocks joining the outermost one; the catalog's
+   triggers queue the namespace ops it makes (put, rm, forget, tag, untag);
+4. after the outermost block, also when it failed with an error (what was committed is
+   committed): appends those ops as this device's journal record(s), then writes a catalog
+   snapshot only when a table the journal does not carry changed (settings: providers,
+   policy, contacts, grants, publications, backup profiles, pack places) or every
+   ``SNAPSHOT_EVERY`` records. A failed append or snapshot is a warning: the outbox and
+   the settings mark stay in the catalog, and the next change sends them. Settings are not
+   merged between devices: a settings change is refused from the providers (an error, the
+   change stays local) when another device wrote a newer snapshot.
 
 Cross-feature effects go through :class:`Events` (for example ``PacksRewritten``: sharing
 grants carry share places, so sharing re-publishes its manifests), not hand-written calls.
@@ -32,21 +34,24 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from ownvault.core.chunking import ChunkerParams
+from ownvault.core.journal import Record
 from ownvault.core.keys import VaultKeys
 from ownvault.engine.store.catalog import Catalog, VersionRow
 from ownvault.engine.store.domains import candidate_of
+from ownvault.engine.store.journalstore import JournalStore
+from ownvault.engine.store.journalsync import apply_records, send
 from ownvault.engine.store.names import resolve_version
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
 from ownvault.engine.store.snapshots import SnapshotResult, newer_snapshot, write_snapshot
-from ownvault.errors import OwnvaultError, VaultStateError
+from ownvault.errors import JournalError, OwnvaultError, VaultStateError
 from ownvault.providers.base import Provider
 from ownvault.providers.registry import open_provider
 
@@ -64,6 +69,7 @@ __all__ = [
 ]
 
 DEFAULT_CID_PROFILE = "kubo-v1"
+SNAPSHOT_EVERY = 1000  # journal records appended here between two catalog snapshots
 
 Warn = Callable[[str], None]
 Clock = Callable[[], float]
@@ -247,11 +253,11 @@ class Settings:
 # -- the context ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Pushes:
-    """How far the catalog had changed when it was last pushed (mutable cell)."""
+@dataclass(slots=True)
+class _Journal:
+    """The journal store of this vault, made on first use (mutable cell)."""
 
-    at: list[int] = field(default_factory=lambda: [-1])
+    store: JournalStore | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +272,7 @@ class VaultContext:
     events: Events
     lock: WriteLock
     hooks: Hooks
-    _pushes: _Pushes = field(default_factory=_Pushes, repr=False)
+    _journal: _Journal = field(default_factory=_Journal, repr=False)
 
     @classmethod
     def build(cls, path: Path, keys: VaultKeys, catalog: Catalog) -> VaultContext:
@@ -307,67 +313,125 @@ class VaultContext:
             if not outermost:
                 yield
                 return
-            await self.refuse_if_stale()
+            await self.pull()
             await self.cleanup_pending()
-            # A writer killed after committing but before its snapshot leaves the providers'
-            # catalog behind this one (rebalance even deleted the old copies it points to):
-            # ``meta.unpushed`` is set before the block and cleared after a snapshot, so the
-            # next writer pushes what the killed one owed, even when it changes nothing.
-            owed = self.catalog.meta("unpushed") == "1"
-            if not owed:
-                with self.catalog.transaction():
-                    self.catalog.set_meta("unpushed", "1")
-            start = self.catalog.total_changes()
             try:
                 yield
-            except Exception:
-                await self._push_if_changed(start, owed)
-                raise
-            await self._push_if_changed(start, owed)
+            finally:
+                # What was committed is committed, also when the block failed.
+                await self._commit()
 
-    async def refuse_if_stale(self) -> None:
-        """Refuse to write when another copy of this vault wrote a newer catalog: the next
-        snapshot from here would silently drop what it stored (no multi-device merge yet)."""
+    @property
+    def journal(self) -> JournalStore:
+        """This device's view of the catalog journal on the providers."""
+        if self._journal.store is None:
+            self._journal.store = JournalStore(self)
+        return self._journal.store
+
+    async def pull(self) -> int:
+        """Apply to the catalog what other devices committed since the last pull (their
+        records, ``engine.store.journalsync``); how many records. Run before every write
+        block and by commands that show the namespace. Providers that cannot be reached
+        are a warning (this device works on what it has); a record refused as tampered,
+        rolled back or forked is an error (``JournalError``)."""
+        if not self.store.providers:
+            return 0
+        try:
+            records = await self.journal.pull(lambda rs: self._apply(rs))
+        except JournalError:
+            raise
+        except OwnvaultError as exc:
+            self.warn(f"journal: could not pull other devices' changes ({exc.message})")
+            return 0
+        return len(records)
+
+    def _apply(self, records: Sequence[Record]) -> None:
+        apply_records(self.catalog, records)
+
+    async def send_journal(self) -> int:
+        """Append this device's unsent ops as records; how many records. A failure is a
+        warning: the ops stay in the outbox and go with the next change."""
+        if not self.store.providers or not self.catalog.jns.outbox():
+            return 0
+        journal = self.journal
+        try:
+            device = journal.device
+            await journal.enroll()  # also settles an append a crash interrupted
+            head = self.catalog.journal.head(device.id)
+            records = await send(
+                self.catalog,
+                device.id,
+                head,
+                lambda ops: journal.append(device, journal.body(ops)),
+                self.warn,
+            )
+        except OwnvaultError as exc:
+            self.warn(
+                f"journal: this device's changes could not be written to the providers "
+                f"({exc.message}); they are kept here and sent with the next change"
+            )
+            return 0
+        since = int(self.catalog.meta("records_since_snapshot") or "0") + len(records)
+        with self.catalog.transaction():
+            self.catalog.set_meta("records_since_snapshot", str(since))
+        return len(records)
+
+    async def _commit(self) -> None:
+        """After the outermost block: send the ops, then a snapshot when it is due."""
+        await self.send_journal()
+        if self.catalog.jns.settings_changed():
+            await self.push_catalog_safely(settings=True)
+        elif (
+            int(self.catalog.meta("records_since_snapshot") or "0") >= SNAPSHOT_EVERY
+            # A periodic checkpoint; when another device wrote a newer snapshot, that one
+            # (and the records after its heads) is what a recovery reads: not overwritten.
+            and await newer_snapshot(self.catalog, self.keys, self.store) is None
+        ):
+            await self.push_catalog_safely()
+
+    async def refuse_if_newer(self) -> None:
+        """Refuse to write this catalog's settings when another device wrote a newer
+        snapshot: settings are not merged between devices, and the newer snapshot's would
+        be lost on the next recovery (never silently)."""
         newer = await newer_snapshot(self.catalog, self.keys, self.store)
         if newer is None:
             return
         seq, provider = newer
         ours = self.catalog.meta("seq") or "0"
         raise VaultStateError(
-            f"another copy of this vault has written since this one: provider {provider} holds "
-            f"catalog snapshot {seq}, this vault is at {ours}. Writing here would drop what the "
-            "other copy stored, so this vault refuses to write (reading still works). Keep one "
-            "copy: move this vault directory aside and run `ownvault recover --phrase-file F "
-            "--provider URL` to get the newest catalog here, or keep using the other copy."
+            f"this device changed the vault's settings (providers, policy, contacts, grants, "
+            f"publications, backup profiles or pack places), but another device wrote newer "
+            f"settings since (provider {provider} holds catalog snapshot {seq}, this device is "
+            f"at {ours}). Settings are not merged between devices, so the change stays on "
+            "this device only and is not written to the providers. Make settings changes on "
+            "one device; to take the other device's settings here, move this vault directory "
+            "aside and run `ownvault recover --phrase-file F --provider URL`."
         )
 
-    async def _push_if_changed(self, start: int, owed: bool = False) -> None:
-        now = self.catalog.total_changes()
-        pushed_inside = self._pushes.at[0] >= start
-        changed = now != start and now != self._pushes.at[0]
-        must = changed or (owed and not pushed_inside)
-        if must and await self.push_catalog_safely() is None:
-            return  # still owed: the next writer pushes
-        with self.catalog.transaction():
-            self.catalog.set_meta("unpushed", "0")
-
-    async def push_catalog(self) -> SnapshotResult:
-        """Write the catalog to the providers now (a snapshot); hold ``write()``."""
+    async def push_catalog(self, *, settings: bool = False) -> SnapshotResult:
+        """Write the catalog to the providers now (a snapshot: the checkpoint of settings
+        and of the namespace up to the journal heads it holds); hold ``write()``."""
         async with self.write():
+            if settings:
+                await self.refuse_if_newer()
             result = await write_snapshot(
                 self.catalog, self.keys, self.store, self.policy, self.candidates()
             )
-            self._pushes.at[0] = self.catalog.total_changes()
+            with self.catalog.transaction():
+                self.catalog.jns.settings_pushed()
+                self.catalog.set_meta("records_since_snapshot", "0")
             return result
 
-    async def push_catalog_safely(self) -> SnapshotResult | None:
+    async def push_catalog_safely(self, *, settings: bool = False) -> SnapshotResult | None:
         try:
-            result = await self.push_catalog()
+            result = await self.push_catalog(settings=settings)
             if result.missing:
                 self.warn(
                     f"catalog snapshot {result.seq} is under-replicated ({result.missing} share(s) not placed); `ownvault repair` completes it"
                 )
             return result
+        except VaultStateError:
+            raise
         except OwnvaultError as exc:
             self.warn(
                 f"the catalog could not be written to the providers ({exc.message}); "

@@ -34,7 +34,7 @@ from ownvault.core.journalops import (
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalout import OutRow
 from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_rows
-from ownvault.errors import VaultStateError
+from ownvault.errors import FormatError, VaultStateError
 
 __all__ = ["BODY_BUDGET", "Append", "apply_records", "next_batch", "send", "settle_stamped"]
 
@@ -69,9 +69,12 @@ def _put(catalog: Catalog, version: int) -> Put:
     return Put(v.name, v.kind, v.size, v.cid, rows.pack_ids(), encode_rows(rows))
 
 
-def next_batch(catalog: Catalog, seq: int) -> list[Op]:
+def next_batch(catalog: Catalog, seq: int, too_big: list[str] | None = None) -> list[Op]:
     """The ops of the next record (``seq``) from the outbox, its rows stamped with ``seq``
-    and their op index; empty when nothing is owed."""
+    and their op index; empty when nothing is owed. A put whose rows no record can carry
+    (only a version stored before the journal: a put refuses to make one) leaves the
+    outbox for the catalog snapshot, named in ``too_big``."""
+    too_big = [] if too_big is None else too_big
     rows = [r for r in catalog.jns.outbox() if r.sent is None]
     ops: list[Op] = []
     stamps: list[tuple[int, int, int]] = []
@@ -90,7 +93,13 @@ def next_batch(catalog: Catalog, seq: int) -> list[Op]:
             op: Op = _REMOVALS[row.op](dots)
         elif row.op == "put":
             assert row.version is not None
-            op = _put(catalog, row.version)
+            try:
+                op = _put(catalog, row.version)
+            except FormatError as exc:  # a version of the snapshot era too big for a record
+                catalog.jns.spill(row.pos)
+                too_big.append(f"{catalog.version_by_id(row.version).name}: {exc.message}")
+                i += 1
+                continue
         else:
             assert row.tag is not None
             op = Tag(*row.tag)
@@ -119,14 +128,23 @@ def settle_stamped(catalog: Catalog, device: bytes, head: ChainHead) -> None:
         catalog.jns.unstamp()
 
 
-async def send(catalog: Catalog, device: bytes, head: ChainHead, append: Append) -> list[Record]:
+async def send(
+    catalog: Catalog,
+    device: bytes,
+    head: ChainHead,
+    append: Append,
+    warn: Callable[[str], None] = lambda _m: None,
+) -> list[Record]:
     """Append the outbox as records (``append`` writes one and returns it); ``head``: this
     device's chain head as the journal store holds it."""
     settle_stamped(catalog, device, head)
     out: list[Record] = []
     seq = head.seq
     while True:
-        ops = next_batch(catalog, seq + 1)
+        too_big: list[str] = []
+        ops = next_batch(catalog, seq + 1, too_big)
+        for what in too_big:
+            warn(f"journal: a version travels in the catalog snapshot only ({what})")
         if not ops:
             return out
         try:

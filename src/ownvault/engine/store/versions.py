@@ -29,9 +29,10 @@ from ownvault.engine.store.ingest import (
     scan_path,
     utf8_ok,
 )
+from ownvault.engine.store.journalrows import encode_rows
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.shares import data_share_name
-from ownvault.errors import OwnvaultError, UsageError
+from ownvault.errors import FormatError, OwnvaultError, UsageError
 
 __all__ = ["ObjectKind", "PutResult", "drop_unreferenced_packs", "put_paths", "restore_version"]
 
@@ -268,6 +269,7 @@ async def _ingest_and_record(
                     (e.path, e.kind, read.mode, read.mtime_ns, read.size, contents[e.path], None)
                 )
         cat.add_entries(version, rows)
+        _fits_the_journal(ctx, obj_name, version)
         cat.add_tags(obj, tags)
         if cache is not None:
             cache.commit(contents)
@@ -283,6 +285,18 @@ async def _ingest_and_record(
         ing.packs_written,
         unchanged=len(reused),
     )
+
+
+def _fits_the_journal(ctx: VaultContext, name: str, version: int) -> None:
+    """Refuse (rolling the version back) a version whose rows one journal record cannot
+    carry (docs/design.md, "Rows of a put": about 5,000 small files)."""
+    try:
+        encode_rows(ctx.catalog.jrows.export(version))
+    except FormatError as exc:
+        raise UsageError(
+            f"{name}: too many entries for one version of the catalog journal "
+            f"({exc.message}); store its folders as separate names"
+        ) from None
 
 
 async def _read_files(

@@ -91,6 +91,23 @@ class JournalNamespace(Tables):
             c.execute("DELETE FROM journal_out")
             c.execute("DELETE FROM journal_mute")
 
+    def settings_changed(self) -> bool:
+        """A table the journal does not carry changed since the last catalog snapshot
+        (providers, policy, contacts, tag policies, grants, DAGs, backup profiles, NFTs,
+        pack and share places): a snapshot is due."""
+        return bool(self._conn.execute("SELECT 1 FROM journal_settings").fetchone())
+
+    def settings_pushed(self) -> None:
+        """A snapshot holds them now (inside the caller's transaction)."""
+        self._conn.execute("DELETE FROM journal_settings")
+
+    def spill(self, pos: int) -> None:
+        """Take a put no record can carry out of the outbox; the next catalog snapshot
+        carries its version instead (own transaction)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM journal_out WHERE pos = ?", (pos,))
+            c.execute("INSERT OR IGNORE INTO journal_settings(one) VALUES (1)")
+
     def stamped_seq(self) -> int | None:
         row = self._conn.execute("SELECT MAX(sent_seq) FROM journal_out").fetchone()
         return None if row[0] is None else int(row[0])
