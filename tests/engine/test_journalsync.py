@@ -346,3 +346,18 @@ def test_a_tree_too_big_for_one_record_is_refused_and_nothing_is_kept(
         run(a.files.put([src]))
     assert a.catalog.version_counts() == {}
     assert a.catalog.jns.outbox() == []
+
+
+def test_a_put_with_rows_that_do_not_decode_is_left_out_with_a_warning(
+    two: tuple[Vault, Vault, Path],
+) -> None:
+    a, b, tmp = two
+    journal = a.ctx.journal
+    run(a.ctx.pull())
+    run(journal.append(journal.device, journal.body([Put("bad", "file", 5, None, (), b"")])))
+    _put(a, tmp / "good", b"good")
+    warnings: list[str] = []
+    b.warn = warnings.append
+    run(b.ctx.pull())
+    assert [o.name for o in run(b.files.ls()).objects] == ["good"]  # type: ignore[union-attr]
+    assert any("put of bad" in w and "left out" in w for w in warnings), warnings

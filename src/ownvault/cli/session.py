@@ -71,12 +71,14 @@ def open_vault(ctx: Ctx, passphrase: str | None = None) -> Vault:
 
 
 def run_open(vault: Vault, fn: Callable[[Vault], Awaitable[T]]) -> T:
-    """Run ``fn(vault)`` to completion, then close the vault (also on errors)."""
+    """Pull what other devices committed, run ``fn(vault)`` to completion, then close the
+    vault (also on errors)."""
 
     import asyncio  # noqa: PLC0415 - not for the commands that only read the catalog
 
     async def go() -> T:
         try:
+            await vault.pull()  # every command first sees what other devices committed
             return await fn(vault)
         finally:
             await vault.close()

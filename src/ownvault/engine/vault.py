@@ -274,6 +274,11 @@ class Vault:
     def clock(self, fn: Clock) -> None:
         self.ctx.hooks.clock = fn
 
+    async def pull(self) -> int:
+        """Apply what other devices committed since the last pull (journal records); how
+        many records. Every write does it first; commands that show the namespace call it."""
+        return await self.ctx.pull()
+
     async def snapshot(self) -> SnapshotResult:
         """Write the catalog to the providers now."""
         return await self.ctx.push_catalog()

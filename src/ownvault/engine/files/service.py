@@ -211,6 +211,11 @@ class Files:
         return Removed(name, removed, freed)
 
     async def _prune_packs(self) -> int:
+        if len(self.ctx.catalog.journal.devices()) > 1:
+            # Another device may commit a version that reuses these packs (a put racing
+            # this rm): a pack goes only when no device's state references it, which is
+            # the journal's GC (not built yet), not this device's catalog alone.
+            return 0
         return await drop_unreferenced_packs(self.ctx)
 
     async def du(self) -> Usage:

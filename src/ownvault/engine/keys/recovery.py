@@ -368,6 +368,7 @@ async def recover_vault(
             with catalog.transaction():
                 # The next snapshot must be newer than anything on the providers.
                 catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
+                catalog.jns.settings_pushed()  # where this copy reaches its providers
         finally:
             catalog.close()
         vault_id = bytes.fromhex(vault_id_hex)

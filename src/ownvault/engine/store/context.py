@@ -346,7 +346,7 @@ class VaultContext:
         return len(records)
 
     def _apply(self, records: Sequence[Record]) -> None:
-        apply_records(self.catalog, records)
+        apply_records(self.catalog, records, self.warn)
 
     async def send_journal(self) -> int:
         """Append this device's unsent ops as records; how many records. A failure is a
@@ -379,8 +379,18 @@ class VaultContext:
     async def _commit(self) -> None:
         """After the outermost block: send the ops, then a snapshot when it is due."""
         await self.send_journal()
-        if self.catalog.jns.settings_changed():
+        changed = self.catalog.jns.settings_changed()
+        if "settings" in changed:
             await self.push_catalog_safely(settings=True)
+        elif changed:  # pack places only: no settings of another device to overwrite
+            if await newer_snapshot(self.catalog, self.keys, self.store) is None:
+                await self.push_catalog_safely()
+            else:
+                self.warn(
+                    "pack places changed here (a repack, a move, a deletion) and another "
+                    "device wrote a newer catalog snapshot: they are written with this "
+                    "device's next settings snapshot"
+                )
         elif (
             int(self.catalog.meta("records_since_snapshot") or "0") >= SNAPSHOT_EVERY
             # A periodic checkpoint; when another device wrote a newer snapshot, that one

@@ -195,9 +195,14 @@ def _tag_in(catalog: Catalog, dot: Dot, op: Tag) -> bool:
     return True
 
 
-def apply_records(catalog: Catalog, records: Sequence[Record]) -> set[str]:
+def apply_records(
+    catalog: Catalog, records: Sequence[Record], warn: Callable[[str], None] = lambda _m: None
+) -> set[str]:
     """Change the cache by other devices' ``records`` (see the module docstring), inside
-    the caller's transaction; the names whose versions or tags changed."""
+    the caller's transaction; the names whose versions or tags changed. A put whose rows
+    do not decode or name a provider this catalog does not know is left out with a
+    warning naming its device and seq (a member that writes such rows is faulty; the rest
+    of its record and of the pull still apply)."""
     jns = catalog.jns
     touched: set[str] = set()
     jns.mute(True)
@@ -207,7 +212,12 @@ def apply_records(catalog: Catalog, records: Sequence[Record]) -> set[str]:
                 dot = Dot(record.device, record.seq, index)
                 match op:
                     case Put():
-                        name = _put_in(catalog, record, dot, op)
+                        try:
+                            with catalog.jns.savepoint():
+                                name = _put_in(catalog, record, dot, op)
+                        except (FormatError, VaultStateError) as exc:
+                            warn(f"journal: put of {op.name} in {record} left out: {exc.message}")
+                            continue
                         if name is not None:
                             touched.add(name)
                     case Remove() | Forget():

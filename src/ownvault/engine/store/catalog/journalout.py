@@ -91,11 +91,12 @@ class JournalNamespace(Tables):
             c.execute("DELETE FROM journal_out")
             c.execute("DELETE FROM journal_mute")
 
-    def settings_changed(self) -> bool:
-        """A table the journal does not carry changed since the last catalog snapshot
-        (providers, policy, contacts, tag policies, grants, DAGs, backup profiles, NFTs,
-        pack and share places): a snapshot is due."""
-        return bool(self._conn.execute("SELECT 1 FROM journal_settings").fetchone())
+    def settings_changed(self) -> set[str]:
+        """What the journal does not carry and changed since the last catalog snapshot (a
+        snapshot is due): ``settings`` (providers, policy, contacts, tag policies, grants,
+        DAGs, backup profiles and runs, NFTs), ``places`` (packs, chunks and shares moved
+        or deleted, a version too big for a record)."""
+        return {str(r[0]) for r in self._conn.execute("SELECT kind FROM journal_settings")}
 
     def settings_pushed(self) -> None:
         """A snapshot holds them now (inside the caller's transaction)."""
@@ -106,7 +107,7 @@ class JournalNamespace(Tables):
         carries its version instead (own transaction)."""
         with self.transaction() as c:
             c.execute("DELETE FROM journal_out WHERE pos = ?", (pos,))
-            c.execute("INSERT OR IGNORE INTO journal_settings(one) VALUES (1)")
+            c.execute("INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places')")
 
     def stamped_seq(self) -> int | None:
         row = self._conn.execute("SELECT MAX(sent_seq) FROM journal_out").fetchone()

@@ -401,97 +401,106 @@ INSERT INTO journal_out(op, version) SELECT 'put', id FROM versions ORDER BY obj
 INSERT INTO tag_adds(name, tag)
 SELECT o.name, t.tag FROM tags t JOIN objects o ON o.id = t.object ORDER BY o.name, t.tag;
 INSERT INTO journal_out(op, tag_add) SELECT 'tag', id FROM tag_adds ORDER BY id;
-CREATE TABLE journal_settings (one INTEGER PRIMARY KEY CHECK (one = 1));
+CREATE TABLE journal_settings (kind TEXT PRIMARY KEY CHECK (kind IN ('settings', 'places')));
 CREATE TRIGGER settings_providers_insert AFTER INSERT ON providers
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_providers_update AFTER UPDATE ON providers
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_providers_delete AFTER DELETE ON providers
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_contacts_insert AFTER INSERT ON contacts
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_contacts_update AFTER UPDATE ON contacts
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_contacts_delete AFTER DELETE ON contacts
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_tag_policies_insert AFTER INSERT ON tag_policies
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_tag_policies_update AFTER UPDATE ON tag_policies
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_tag_policies_delete AFTER DELETE ON tag_policies
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_grants_insert AFTER INSERT ON grants
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_grants_update AFTER UPDATE ON grants
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_grants_delete AFTER DELETE ON grants
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_grant_versions_insert AFTER INSERT ON grant_versions
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_grant_versions_delete AFTER DELETE ON grant_versions
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_dags_insert AFTER INSERT ON dags
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_dags_update AFTER UPDATE ON dags
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_dags_delete AFTER DELETE ON dags
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_backup_profiles_insert AFTER INSERT ON backup_profiles
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_backup_profiles_update AFTER UPDATE ON backup_profiles
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_backup_profiles_delete AFTER DELETE ON backup_profiles
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_nft_tokens_insert AFTER INSERT ON nft_tokens
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_nft_tokens_update AFTER UPDATE ON nft_tokens
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_nft_tokens_delete AFTER DELETE ON nft_tokens
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_shares_update AFTER UPDATE ON shares
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places'); END;
 CREATE TRIGGER settings_shares_delete AFTER DELETE ON shares
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places'); END;
 CREATE TRIGGER settings_chunks_update AFTER UPDATE ON chunks
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places'); END;
 CREATE TRIGGER settings_chunks_delete AFTER DELETE ON chunks
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places'); END;
 CREATE TRIGGER settings_packs_delete AFTER DELETE ON packs
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places'); END;
+CREATE TRIGGER settings_backup_runs_insert AFTER INSERT ON backup_runs
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
+CREATE TRIGGER settings_backup_runs_update AFTER UPDATE ON backup_runs
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
+CREATE TRIGGER settings_backup_runs_delete AFTER DELETE ON backup_runs
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_meta_insert AFTER INSERT ON meta
 WHEN NEW.key IN ('policy', 'chunker', 'cid_profile', 'content_epoch', 'did')
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_meta_update AFTER UPDATE ON meta
 WHEN NEW.key IN ('policy', 'chunker', 'cid_profile', 'content_epoch', 'did')
-BEGIN INSERT OR IGNORE INTO journal_settings(one) VALUES (1); END;
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER journal_put AFTER INSERT ON versions
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
 BEGIN

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-__all__ = ["Tables", "transaction"]
+__all__ = ["Tables", "savepoint", "transaction"]
 
 
 @contextmanager
@@ -28,6 +28,20 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
+@contextmanager
+def savepoint(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A nested part of the caller's transaction, undone alone on any exception."""
+    conn.execute("SAVEPOINT part")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK TO part")
+        conn.execute("RELEASE part")
+        raise
+    else:
+        conn.execute("RELEASE part")
+
+
 class Tables:
     """A group of tables on the catalog's connection (not shared across threads)."""
 
@@ -36,3 +50,6 @@ class Tables:
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._conn)
+
+    def savepoint(self) -> AbstractContextManager[sqlite3.Connection]:
+        return savepoint(self._conn)
