@@ -21,7 +21,7 @@ from ownvault.engine.store import journalstore
 from ownvault.engine.store.catalog.drive import rename_objects
 from ownvault.engine.store.journalsync import apply_records, next_batch
 from ownvault.engine.vault import Vault
-from ownvault.errors import UsageError
+from ownvault.errors import UsageError, VaultStateError
 
 from .external import vault_with_external
 from .helpers import FAST_KDF, Vaults, run
@@ -361,3 +361,19 @@ def test_a_put_with_rows_that_do_not_decode_is_left_out_with_a_warning(
     run(b.ctx.pull())
     assert [o.name for o in run(b.files.ls()).objects] == ["good"]  # type: ignore[union-attr]
     assert any("put of bad" in w and "left out" in w for w in warnings), warnings
+
+
+def test_concurrent_settings_changes_are_refused_on_the_second_device_never_dropped(
+    two: tuple[Vault, Vault, Path],
+) -> None:
+    a, b, tmp = two
+    run(a.sharing.set_tag_policy("health", never_share=True))  # A's settings snapshot
+    with pytest.raises(VaultStateError, match="Settings are not merged between devices"):
+        run(b.sharing.set_tag_policy("work", never_share=True))
+    # B's change stays on B, marked for the providers; A's snapshot is not overwritten.
+    assert "settings" in b.catalog.jns.settings_changed()
+    assert [p.tag for p in b.sharing.tag_policies()] == ["work"]
+    _put(b, tmp / "after", b"namespace changes still go through the journal")
+    run(a.ctx.pull())
+    assert [o.name for o in run(a.files.ls()).objects] == ["after"]  # type: ignore[union-attr]
+    assert [p.tag for p in a.sharing.tag_policies()] == ["health"]

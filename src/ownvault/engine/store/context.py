@@ -315,11 +315,12 @@ class VaultContext:
                 return
             await self.pull()
             await self.cleanup_pending()
+            owed = "settings" in self.catalog.jns.settings_changed()
             try:
                 yield
             finally:
                 # What was committed is committed, also when the block failed.
-                await self._commit()
+                await self._commit(owed)
 
     @property
     def journal(self) -> JournalStore:
@@ -376,12 +377,19 @@ class VaultContext:
             self.catalog.set_meta("records_since_snapshot", str(since))
         return len(records)
 
-    async def _commit(self) -> None:
-        """After the outermost block: send the ops, then a snapshot when it is due."""
+    async def _commit(self, owed: bool) -> None:
+        """After the outermost block: send the ops, then a snapshot when it is due. A
+        settings change refused because of a newer snapshot is an error for the block
+        that made it, a warning for later blocks (``owed``: it was there before)."""
         await self.send_journal()
         changed = self.catalog.jns.settings_changed()
         if "settings" in changed:
-            await self.push_catalog_safely(settings=True)
+            try:
+                await self.push_catalog_safely(settings=True)
+            except VaultStateError as exc:
+                if not owed:
+                    raise
+                self.warn(exc.message)
         elif changed:  # pack places only: no settings of another device to overwrite
             if await newer_snapshot(self.catalog, self.keys, self.store) is None:
                 await self.push_catalog_safely()
