@@ -199,7 +199,9 @@ def _open_check(vault_path: Path, data: dict[str, bytes]) -> tuple[int, dict[str
         for o in run(vault.files.ls()).objects:
             assert run(read_all(vault, o.name)) == data[o.name]
         run(holders_ok(vault))
-        meta = {k: vault.catalog.meta(k) or "" for k in ("seq", "snapshot_seq", "unpushed")}
+        meta = {k: vault.catalog.meta(k) or "" for k in ("seq", "snapshot_seq")}
+        # What a killed writer owes the providers: a snapshot (the settings/places mark).
+        meta["unpushed"] = "1" if vault.catalog.jns.settings_changed() else "0"
         return vault.catalog.underrep.count(), meta
     finally:
         run(vault.close())
