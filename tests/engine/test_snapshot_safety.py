@@ -13,7 +13,7 @@ from ownvault.core.keys import phrase_to_entropy
 from ownvault.core.snapshot import decode_locator, locator_name
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.store.placement import THIS_MACHINE
-from ownvault.errors import DataUnavailableError, VaultStateError
+from ownvault.errors import DataUnavailableError
 from ownvault.providers.local import LocalProvider
 
 from .helpers import FAST_KDF, Vaults, run
@@ -143,7 +143,11 @@ def test_no_readable_snapshot_names_each_reason(vaults: Vaults, tmp_path: Path) 
     assert not (tmp_path / "new" / "ownvault.json").exists()
 
 
-def test_a_stale_copy_refuses_to_write_and_says_what_to_do(vaults: Vaults, tmp_path: Path) -> None:
+def test_an_old_copy_and_a_recovered_one_merge_instead_of_refusing(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    """Before the catalog journal the old copy refused to write (its next snapshot would
+    have dropped what the recovered one stored); now both are devices and merge."""
     phrase, dirs, _seqs = _external_vault(vaults, tmp_path)
     old = vaults.open(tmp_path / "v")  # the old laptop, still there
     # A recovery elsewhere, which then writes.
@@ -155,18 +159,12 @@ def test_a_stale_copy_refuses_to_write_and_says_what_to_do(vaults: Vaults, tmp_p
     new = vaults.open(tmp_path / "new", NEW)
     (tmp_path / "d").write_text("written by the recovered copy")
     run(new.files.put([tmp_path / "d"]))
-    # The old copy can still read, but every write is refused with what to do.
-    assert [o.name for o in run(old.files.ls()).objects] == ["a", "b", "c"]
-    before = old.catalog.meta("seq")
-    (tmp_path / "e").write_text("would drop d")
-    with pytest.raises(
-        VaultStateError, match=r"another copy of this vault has written.*ownvault recover"
-    ):
-        run(old.files.put([tmp_path / "e"]))
-    with pytest.raises(VaultStateError):
-        run(old.files.rm("a"))
-    assert old.catalog.meta("seq") == before  # nothing committed, no snapshot written
-    # The recovered copy is the newest: it keeps writing, and nothing of it was dropped.
+    assert [o.name for o in run(old.files.ls()).objects] == ["a", "b", "c"]  # not pulled yet
+    (tmp_path / "e").write_text("does not drop d")
+    run(old.files.put([tmp_path / "e"]))  # pulls d first, then appends its own record
+    run(old.files.rm("a"))
     (tmp_path / "f").write_text("more")
     run(new.files.put([tmp_path / "f"]))
-    assert [o.name for o in run(new.files.ls()).objects] == ["a", "b", "c", "d", "f"]
+    run(old.pull())
+    for v in (old, new):
+        assert [o.name for o in run(v.files.ls()).objects] == ["b", "c", "d", "e", "f"]
