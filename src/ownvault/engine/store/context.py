@@ -339,8 +339,16 @@ class VaultContext:
             return 0
         try:
             records = await self.journal.pull(lambda rs: self._apply(rs))
-        except JournalError:
-            raise
+        except JournalError as exc:
+            if "rollback" not in exc.message or not exc.provider:
+                raise
+            # A provider restored from an older copy (stale): named, not fatal; the
+            # others hold what it lost. Nothing is pulled until it catches up.
+            self.warn(
+                f"journal: provider {exc.provider} is stale ({exc.message}); this command "
+                "did not pull other devices' changes"
+            )
+            return 0
         except OwnvaultError as exc:
             self.warn(f"journal: could not pull other devices' changes ({exc.message})")
             return 0

@@ -495,6 +495,9 @@ BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
 CREATE TRIGGER settings_backup_runs_delete AFTER DELETE ON backup_runs
 WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
 BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
+CREATE TRIGGER settings_share_faults_delete AFTER DELETE ON share_faults
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute)
+BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places'); END;
 CREATE TRIGGER settings_meta_insert AFTER INSERT ON meta
 WHEN NEW.key IN ('policy', 'chunker', 'cid_profile', 'content_epoch', 'did')
 BEGIN INSERT OR IGNORE INTO journal_settings(kind) VALUES ('settings'); END;
