@@ -61,13 +61,13 @@ def test_three_devices_write_at_once_and_converge(tmp_path: Path) -> None:
     ov(a, "put", str(files / "x"), "--tag", "seen")
     ov(c, "ls")  # C pulls: it has seen x v1
 
-    # At once: A and B store a version of one name each, B tags a new name, C removes x
-    # (the version it saw) while A stores x v2 (which C has not seen).
+    # At once: A and B store a version of one name each, B tags a new name, C removes x's
+    # version 1 (the one it saw) while A stores x v2 (which C may or may not have pulled).
     procs = [
         _spawn(a, "put", str(files / "ya"), "--as", "shared"),
         _spawn(b, "put", str(files / "yb"), "--as", "shared"),
         _spawn(b, "put", str(files / "zb"), "--tag", "from-b"),
-        _spawn(c, "rm", "x"),
+        _spawn(c, "rm", "x", "--version", "1"),
         _spawn(a, "put", str(files / "za"), "--as", "x"),
     ]
     for p in procs:
@@ -84,7 +84,7 @@ def test_three_devices_write_at_once_and_converge(tmp_path: Path) -> None:
     names = {o["name"]: o for o in listing["objects"]}  # type: ignore[index]
     assert set(names) == {"shared", "zb", "x"}
     assert len(versions["shared"]["versions"]) == 2  # type: ignore[index]
-    # A's put raced C's rm of the version C had seen, and survived.
+    # A's put raced C's rm of the version C had seen: the rm took only that one.
     assert len(versions["x"]["versions"]) == 1  # type: ignore[index]
     assert names["zb"]["tags"] == ["from-b"]
     got = tmp_path / "got"
