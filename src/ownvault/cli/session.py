@@ -70,16 +70,15 @@ def open_vault(ctx: Ctx, passphrase: str | None = None) -> Vault:
     return vault
 
 
-def run_open(vault: Vault, fn: Callable[[Vault], Awaitable[T]], *, pull: bool = True) -> T:
-    """Pull what other devices committed (unless ``pull`` is False: a command that shows
-    no names), run ``fn(vault)`` to completion, then close the vault (also on errors)."""
+def run_open(vault: Vault, fn: Callable[[Vault], Awaitable[T]]) -> T:
+    """Pull what other devices committed, run ``fn(vault)`` to completion, then close the
+    vault (also on errors)."""
 
     import asyncio  # noqa: PLC0415 - not for the commands that only read the catalog
 
     async def go() -> T:
         try:
-            if pull:
-                await vault.pull()  # a command first sees what other devices committed
+            await vault.pull()  # a command first sees what other devices committed
             return await fn(vault)
         finally:
             await vault.close()
@@ -88,14 +87,10 @@ def run_open(vault: Vault, fn: Callable[[Vault], Awaitable[T]], *, pull: bool = 
 
 
 def run_with_vault(
-    ctx: Ctx,
-    fn: Callable[[Vault], Awaitable[T]],
-    *,
-    passphrase: str | None = None,
-    pull: bool = True,
+    ctx: Ctx, fn: Callable[[Vault], Awaitable[T]], *, passphrase: str | None = None
 ) -> T:
     """Open the vault of ``ctx``, await ``fn(vault)``, close it; the result of ``fn``."""
-    return run_open(open_vault(ctx, passphrase), fn, pull=pull)
+    return run_open(open_vault(ctx, passphrase), fn)
 
 
 def read_vault(ctx: Ctx, fn: Callable[[Vault], T]) -> T:
