@@ -29,6 +29,7 @@ def _spawn(vault: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _state(vault: Path) -> tuple[object, ...]:
+    ov(vault, "devices")  # a keyed command pulls (``ls`` shows what was pulled so far)
     listing = js(ov(vault, "--json", "ls"))
     names = [o["name"] for o in listing["objects"]]
     versions = {n: js(ov(vault, "--json", "versions", n)) for n in names}
