@@ -14,6 +14,7 @@ import pytest
 from ownvault.core.journalops import MAX_ROWS, Body, Hlc, Put, decode_body, encode_body
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.store import journalrows
 from ownvault.engine.store.journalrows import (
     MAGIC,
     ChunkRow,
@@ -187,13 +188,12 @@ def test_the_rows_decoder_is_strict() -> None:
     with pytest.raises(FormatError, match="version"):
         decode_rows(b"OVRW\x02" + blob[5:])
     with pytest.raises(FormatError, match="expand"):
-        decode_rows(MAGIC + zlib.compress(b" " * (17 * 1024 * 1024), 9))
+        decode_rows(MAGIC + zlib.compress(b" " * (journalrows.MAX_PLAIN + 1024 * 1024), 9))
 
 
-def test_rows_over_the_journal_limit_are_refused_with_the_size() -> None:
+def _many_small_files(n: int) -> VersionRows:
     rnd = random.Random(1)
-    n = 20_000
-    rows = VersionRows(
+    return VersionRows(
         1,
         n,
         None,
@@ -205,5 +205,22 @@ def test_rows_over_the_journal_limit_are_refused_with_the_size() -> None:
         tuple(ChunkRow(rnd.randbytes(32), 0, i, 40, 1, rnd.randbytes(40), 0) for i in range(n)),
         (PackRow(bytes(16), 4096, 1, 2, 1, (ShareOut(0, "p0", 4096, bytes(32)),)),),
     )
-    with pytest.raises(FormatError, match="over the journal's"):
+
+
+def test_a_tree_of_20000_files_fits_one_record() -> None:
+    """The benchmark's tree of 10,000 small files, twice over, is one put's rows (the
+    limit was once 1 MiB, about 5,000 files, and refused it)."""
+    rows = _many_small_files(20_000)
+    blob = encode_rows(rows)
+    assert len(blob) <= MAX_ROWS
+    assert decode_rows(blob) == rows
+
+
+def test_rows_over_the_journal_limit_are_refused_with_the_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = _many_small_files(20_000)
+    size = len(encode_rows(rows))
+    monkeypatch.setattr(journalrows, "MAX_ROWS", size - 1)  # the same check, a lower bar
+    with pytest.raises(FormatError, match=f"{size} bytes compressed, over the journal's"):
         encode_rows(rows)

@@ -67,12 +67,12 @@ __all__ = [
 
 DEVICE_ID_SIZE = 16
 PACK_ID_SIZE = 16
-MAX_BODY_SIZE = 4 * 1024 * 1024
+MAX_BODY_SIZE = 24 * 1024 * 1024  # a put of MAX_ROWS in base64, and room for the rest
 MAX_OPS = 10_000
 MAX_REFS = 100_000  # dots or pack ids in one op
 MAX_NAME = 4096  # UTF-8 bytes of an object name
 MAX_SHORT = 512  # a tag, a CID, a device name, a did
-MAX_ROWS = 1024 * 1024  # bytes of one put's rows
+MAX_ROWS = 16 * 1024 * 1024  # bytes of one put's rows: a tree of about 80,000 small files
 MAX_DEVICES = 1024
 MAX_U64 = 2**64 - 1
 HASH_SIZE = 32  # SHA-256 of a record: the next record's ``prev``

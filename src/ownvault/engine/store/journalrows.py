@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 MAGIC = b"OVRW\x01"
-MAX_PLAIN = 16 * 1024 * 1024  # bytes of JSON text one rows blob may expand to
+MAX_PLAIN = 64 * 1024 * 1024  # bytes of JSON text one rows blob may expand to
 MAX_ITEMS = 1_000_000  # entries, contents, chunks or packs of one version
 MAX_SHARES = 256  # shares of one pack (n <= 32 by the policy; headroom for old vaults)
 MAX_KEY = 1024  # bytes of one wrapped chunk key

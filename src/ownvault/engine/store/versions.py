@@ -289,7 +289,7 @@ async def _ingest_and_record(
 
 def _fits_the_journal(ctx: VaultContext, name: str, version: int) -> None:
     """Refuse (rolling the version back) a version whose rows one journal record cannot
-    carry (docs/design.md, "Rows of a put": about 5,000 small files)."""
+    carry (docs/design.md, "Rows of a put": about 80,000 small files)."""
     try:
         encode_rows(ctx.catalog.jrows.export(version))
     except FormatError as exc:
