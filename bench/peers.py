@@ -162,7 +162,17 @@ class Tool:
 
 
 class Ownvault(Tool):
+    """``label``/``src``: another source tree of ownvault (its ``src`` folder first on
+    PYTHONPATH), named ``ownvault@LABEL``, for A/B rounds of two versions of the code."""
+
     name = "ownvault"
+
+    def __init__(self, env: dict[str, str], label: str = "", src: Path | None = None) -> None:
+        if src is not None:
+            env = {**env, "PYTHONPATH": str(src / "src")}
+        super().__init__(env)
+        if label:
+            self.name = f"ownvault@{label}"
 
     def ov(self, repo: Path, *args: str) -> list[str]:
         return [sys.executable, "-m", "ownvault", "--vault", str(repo), *args]

@@ -50,6 +50,8 @@ def _fastest(figs: dict[str, list[float]], peer: str, op: str) -> str | None:
 def judge(r: dict[str, Any], targets: list[Target]) -> list[dict[str, str]]:
     out = []
     for t in targets:
+        if t.section not in r and t.section != "rss":
+            continue  # not run (``--only``)
         if t.section in FIGURE:
             figs = r[t.section][FIGURE[t.section]]
             peer = _fastest(figs, t.peer, t.op)
@@ -59,8 +61,9 @@ def judge(r: dict[str, Any], targets: list[Target]) -> list[dict[str, str]]:
             s = ratio(figs[f"ownvault {t.op}"], figs[peer])
             value, ok, off = f"{s.text('x')} vs {peer}", s.median >= t.bound, t.bound / s.median
         elif t.section == "rss":
-            peaks = [v for sec in FIGURE for kind in ("rss", "tree_pss")
-                     for n, vs in r[sec][kind].items() if n.startswith("ownvault") for v in vs]  # fmt: skip
+            peaks = [v for sec in FIGURE if sec in r for kind in ("rss", "tree_pss")
+                     for n, vs in r[sec][kind].items() if n.split(" ")[0] == "ownvault"
+                     for v in vs]  # fmt: skip
             if "huge" in r:
                 peaks += [r["huge"]["put_peak_MB"] * 1e6, r["huge"]["get_peak_MB"] * 1e6]
             worst = max(peaks) / 1e6

@@ -31,7 +31,11 @@ What it measures, all real processes on one machine:
 Then the issue's targets next to the ratios, each MET or MISSED by a factor.
 
 Usage: ``python bench/vault.py [--rounds 5] [--size-mib 1024] [--files 10000]
-[--huge-gib 0] [--quick] [--json OUT]``; ``--quick`` is 256 MiB, 2,000 files, 2 rounds.
+[--huge-gib 0] [--quick] [--only file|small|reput ...] [--ab LABEL=DIR ...] [--json OUT]``;
+``--quick`` is 256 MiB, 2,000 files, 2 rounds. ``--only`` runs just those cases (no ceilings,
+no startup); ``--ab main=/tmp/main`` adds the ownvault of another source tree (e.g. ``git
+archive main``) as ``ownvault@main`` to every round and prints ownvault / ownvault@main
+round by round: an A/B of two versions of the code with the peers in the same run.
 Needs borg and restic on PATH (``--install-peers`` installs them from Debian as root).
 """
 
@@ -65,6 +69,7 @@ from targets import TARGETS, judge
 MiB = 1 << 20
 K, N = 3, 6
 HERE = Path(__file__).resolve().parent
+SECTIONS = ("file", "small", "reput")
 
 
 def drop_caches() -> None:
@@ -260,8 +265,9 @@ def huge(work: Path, env: dict[str, str], gib: int) -> dict[str, float]:
             "put_peak_MB": put.peak / 1e6, "get_peak_MB": get.peak / 1e6}  # fmt: skip
 
 
-def tools(env: dict[str, str]) -> list[Tool]:
+def tools(env: dict[str, str], ab: dict[str, Path]) -> list[Tool]:
     out: list[Tool] = [Ownvault(env)]
+    out += [Ownvault(env, label, src) for label, src in ab.items()]
     if shutil.which("borg"):
         out += [Borg(env, "repokey"), Borg(env, "repokey-blake2")]
     if shutil.which("restic"):
@@ -275,6 +281,30 @@ def install_peers() -> None:
                        capture_output=True)  # fmt: skip
 
 
+def _ab(specs: list[str]) -> dict[str, Path]:
+    """``--ab LABEL=DIR`` options: LABEL -> a source tree of ownvault (with ``src/``)."""
+    out = {}
+    for spec in specs:
+        label, sep, src = spec.partition("=")
+        if not sep or not label or not (Path(src) / "src" / "ownvault").is_dir():
+            raise SystemExit(f"--ab wants LABEL=DIR with DIR/src/ownvault: {spec!r}")
+        out[label] = Path(src).resolve()
+    return out
+
+
+def section(r: dict[str, Any], key: str, ts: list[Tool], work: Path, src: Path, count: float,
+            amount: float) -> None:  # fmt: skip
+    """Put and get ``src`` with every tool in interleaved rounds, into ``r[key]``."""
+    sec = Section(r["rounds"])
+    check = digest(src)
+    for t in ts:
+        put_get(sec, t, work, src, amount, check)
+    sec.run()
+    fig = "files_per_s" if key == "small" else "MBps"
+    r[key] = {"files": count, "bytes": r.pop("_bytes"), fig: sec.figures, "rss": sec.rss,
+              "tree_pss": sec.pss}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -282,6 +312,10 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--huge-gib", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="256 MiB, 2,000 files, 2 rounds")
+    ap.add_argument("--only", action="append", choices=SECTIONS,
+                    help="run only these cases (repeatable; no ceilings, no startup)")  # fmt: skip
+    ap.add_argument("--ab", action="append", default=[], metavar="LABEL=DIR",
+                    help="also run the ownvault in source tree DIR as ownvault@LABEL")  # fmt: skip
     ap.add_argument("--install-peers", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -289,6 +323,8 @@ def main() -> None:
         args.size_mib, args.files, args.rounds = 256, 2000, 2
     if args.install_peers:
         install_peers()
+    only = set(args.only or SECTIONS)
+    ab = _ab(args.ab)
     cores = os.cpu_count() or 1
     # SIGTERM unwinds like Ctrl-C, so the ``finally`` below removes the work folder.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -299,69 +335,57 @@ def main() -> None:
         "drop_caches": os.geteuid() == 0, "peers": {},
     }  # fmt: skip
     try:
-        c = ceilings(work, args.rounds, min(256, args.size_mib))
-        r["ceilings_MBps"] = c
-        r["erasure_engine"] = getattr(ErasureCode(K, N), "engine_name", "pyeclib")
-        r["pipeline_MBps"] = pipeline(c, cores)
-        ts = tools(env)
+        if args.only is None:
+            c = ceilings(work, args.rounds, min(256, args.size_mib))
+            r["ceilings_MBps"] = c
+            r["erasure_engine"] = getattr(ErasureCode(K, N), "engine_name", "pyeclib")
+            r["pipeline_MBps"] = pipeline(c, cores)
+        ts = tools(env, ab)
         r["peers"] = {t.name: t.__class__.__name__ for t in ts[1:]}
-
-        big = work / "big.bin"
         size = args.size_mib * MiB
-        random_file(big, size)
-        sec = Section(args.rounds)
-        check = digest(big)
-        for t in ts:
-            put_get(sec, t, work, big, size / 1e6, check)
-        sec.run()
-        r["file"] = {"bytes": size, "MBps": sec.figures, "rss": sec.rss, "tree_pss": sec.pss}
-        big.unlink()
 
-        tree = work / "tree"
-        tree_bytes = small_tree(tree, args.files)
-        sec = Section(args.rounds)
-        check = digest(tree)
-        for t in ts:
-            put_get(sec, t, work, tree, args.files, check)
-        sec.run()
-        r["small"] = {"files": args.files, "bytes": tree_bytes, "files_per_s": sec.figures,
-                      "rss": sec.rss, "tree_pss": sec.pss}  # fmt: skip
-        shutil.rmtree(tree)
+        if "file" in only:
+            big = work / "big.bin"
+            random_file(big, size)
+            r["_bytes"] = size
+            section(r, "file", ts, work, big, 1, size / 1e6)
+            big.unlink()
 
-        tree = work / "tree64"
-        tree.mkdir()
-        for i in range(64):
-            random_file(tree / f"f{i:02d}.bin", size // 64)
-        sec = Section(args.rounds)
-        repos = [reput(sec, t, work, tree, size / 1e6) for t in ts]
-        sec.run()
-        r["reput"] = {
-            "files": 64,
-            "bytes": size,
-            "MBps": sec.figures,
-            "rss": sec.rss,
-            "tree_pss": sec.pss,
-        }
-        for p in [*repos, tree]:
-            shutil.rmtree(p)
+        if "small" in only:
+            tree = work / "tree"
+            r["_bytes"] = small_tree(tree, args.files)
+            section(r, "small", ts, work, tree, args.files, args.files)
+            shutil.rmtree(tree)
 
-        r["startup_s"] = startup(work, env, 10)
-        r["kdf_s"] = kdf_seconds()
+        if "reput" in only:
+            tree = work / "tree64"
+            tree.mkdir()
+            for i in range(64):
+                random_file(tree / f"f{i:02d}.bin", size // 64)
+            sec = Section(args.rounds)
+            repos = [reput(sec, t, work, tree, size / 1e6) for t in ts]
+            sec.run()
+            r["reput"] = {"files": 64, "bytes": size, "MBps": sec.figures, "rss": sec.rss,
+                          "tree_pss": sec.pss}  # fmt: skip
+            for p in [*repos, tree]:
+                shutil.rmtree(p)
+
+        if args.only is None:
+            r["startup_s"] = startup(work, env, 10)
+            r["kdf_s"] = kdf_seconds()
         if args.huge_gib:
             r["huge"] = huge(work, env, args.huge_gib)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     r["judged"] = judge(r, TARGETS)
+    figures = [("ceilings_MBps", r.get("ceilings_MBps")), ("pipeline_MBps", r.get("pipeline_MBps")),
+               ("file_MBps", r.get("file", {}).get("MBps")),
+               ("small_files_per_s", r.get("small", {}).get("files_per_s")),
+               ("reput_MBps", r.get("reput", {}).get("MBps")), ("startup_s", r.get("startup_s"))]  # fmt: skip
     r["summaries"] = {
         key: {name: summary(v).as_dict() for name, v in figs.items()}
-        for key, figs in [
-            ("ceilings_MBps", r["ceilings_MBps"]),
-            ("pipeline_MBps", r["pipeline_MBps"]),
-            ("file_MBps", r["file"]["MBps"]),
-            ("small_files_per_s", r["small"]["files_per_s"]),
-            ("reput_MBps", r["reput"]["MBps"]),
-            ("startup_s", r["startup_s"]),
-        ]
+        for key, figs in figures
+        if figs is not None
     }
     report(r)
     if args.json:
@@ -377,32 +401,39 @@ def report(r: dict[str, Any]) -> None:
           f"medians (range) ==")  # fmt: skip
     if not r["drop_caches"]:
         print("(not root: the page cache was NOT dropped between cases)")
-    print(
-        f"\nceilings, one core, warm buffers (MB/s; ErasureCode's engine: {r['erasure_engine']}):"
-    )
-    for name, v in r["ceilings_MBps"].items():
-        print(f"  {name:28s} {med(v)}")
-    print(f"\npipeline ceilings (MB/s of file bytes, k={K} n={N}, {r['cores']} cores):")
-    for name, v in r["pipeline_MBps"].items():
-        print(f"  {name:38s} {med(v)}")
-    pc = r["pipeline_MBps"]
+    pc = r.get("pipeline_MBps")
+    if pc is not None:
+        print(f"\nceilings, one core, warm buffers (MB/s; ErasureCode's engine: "
+              f"{r['erasure_engine']}):")  # fmt: skip
+        for name, v in r["ceilings_MBps"].items():
+            print(f"  {name:28s} {med(v)}")
+        print(f"\npipeline ceilings (MB/s of file bytes, k={K} n={N}, {r['cores']} cores):")
+        for name, v in pc.items():
+            print(f"  {name:38s} {med(v)}")
     sections = [
         ("file", f"1 file of {r['size_mib']} MiB", "MBps", " MB/s"),
         ("small", f"{r['files']:,} files of 1-16 KiB", "files_per_s", " files/s"),
         ("reput", f"unchanged re-put of 64 files, {r['size_mib']} MiB", "MBps", " MB/s"),
     ]
+    sections = [row for row in sections if row[0] in r]
     for key, title, fig, unit in sections:
         s = r[key]
         print(f"\n{title}:")
         for name, v in s[fig].items():
             rss, pss = max(s["rss"][name]) / 1e6, max(s["tree_pss"][name]) / 1e6
             line = f"  {name:28s} {med(v, unit):36s} RSS {rss:4,.0f} PSS {pss:4,.0f} MB"
-            if name.startswith("ownvault"):
+            if name.startswith("ownvault") and pc is not None:
                 op = "get" if name.endswith(" get") else "put"
                 mbps = [x * s["bytes"] / s["files"] / 1e6 for x in v] if key == "small" else v
                 f = ratio(mbps, pc[op])
                 line += f"  {f.median:.1%} ({f.low:.1%}-{f.high:.1%}) of the {op} ceiling"
             print(line)
+        for name, v in s[fig].items():  # A/B: this tree's ownvault against each other one
+            tool, _, op = name.partition(" ")
+            if tool.startswith("ownvault@") and f"ownvault {op}" in s[fig]:
+                print(
+                    f"  {'ownvault / ' + name:38s} {ratio(s[fig]['ownvault ' + op], v).text('x')}"
+                )
     print("\nborg's modes, repokey / repokey-blake2 round by round (> 1: repokey is faster):")
     for key, _title, fig, _unit in sections:
         figs = r[key][fig]
@@ -410,10 +441,11 @@ def report(r: dict[str, Any]) -> None:
             a, b = f"borg repokey {op}", f"borg repokey-blake2 {op}"
             if a in figs and b in figs:
                 print(f"  {key + ' ' + op:28s} {ratio(figs[a], figs[b]).text('x')}")
-    print("\nstartup (seconds, warm cache):")
-    for name, v in r["startup_s"].items():
-        print(f"  {name:28s} {med(v, ' s', 3)}")
-    print(f"  (Argon2id at the default cost, included in ls/du: {r['kdf_s']:.3f} s)")
+    if "startup_s" in r:
+        print("\nstartup (seconds, warm cache):")
+        for name, v in r["startup_s"].items():
+            print(f"  {name:28s} {med(v, ' s', 3)}")
+        print(f"  (Argon2id at the default cost, included in ls/du: {r['kdf_s']:.3f} s)")
     if "huge" in r:
         h = r["huge"]
         print(f"\nhuge file, {h['gib']} GiB, one run (peak = RSS or tree PSS, the larger): put "
