@@ -70,10 +70,10 @@ def test_unchanged_reput_reads_no_file(
     assert second.to_json()["unchanged"] == len(files)
 
     # Not one file is opened: a put that would read one fails.
-    async def no_reading(self: Ingestor, path: Path) -> None:
+    def no_reading(self: Ingestor, path: Path) -> None:
         raise AssertionError(f"read {path}")
 
-    monkeypatch.setattr(Ingestor, "ingest_file", no_reading)
+    monkeypatch.setattr(Ingestor, "open_file", no_reading)
     third = run(vault.files.put([src]))[0]
     assert third.unchanged == len(files)
     assert _restored(vault, "src", tmp_path / "out") == tree_state(src)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.unixfs import FileImporter
-from ownvault.engine.store.ingest import FILE_TRIES, FileRecord, Ingestor
+from ownvault.engine.store.ingest import FILE_TRIES, Ingestor
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
 
@@ -153,14 +153,14 @@ def test_a_failed_put_leaves_no_pack(
     (tree / "a-big.bin").write_bytes(os.urandom(20_000_000))
     doomed = tree / "b-gone.bin"
     doomed.write_bytes(b"soon gone")
-    real = Ingestor.ingest_file
+    real = Ingestor.open_file
 
-    async def ingest_file(self: Ingestor, path: Path) -> FileRecord:
+    def open_file(self: Ingestor, path: Path) -> tuple[int, os.stat_result]:
         if path == doomed:
             doomed.unlink()
-        return await real(self, path)
+        return real(self, path)
 
-    monkeypatch.setattr(Ingestor, "ingest_file", ingest_file)
+    monkeypatch.setattr(Ingestor, "open_file", open_file)
     with pytest.raises(UsageError, match="vanished"):
         run(vault.files.put([tree]))
     assert _packs(vault) == [] and _shares_on_disk(vault) == 0

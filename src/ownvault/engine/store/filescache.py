@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.unixfs import ImportProfile
 from ownvault.engine.store.catalog import Catalog
-from ownvault.engine.store.catalog.filescache import CachedContent, FileIdentity
+from ownvault.engine.store.catalog.filescache import MAX_PATHS, CachedContent, FileIdentity
 from ownvault.engine.store.ingest import FileRecord
 
-__all__ = ["GRANULARITY_NS", "FilesCacheRun", "Probe", "cache_params"]
+__all__ = ["GRANULARITY_NS", "FilesCacheRun", "Known", "Probe", "cache_params", "key_of"]
 
 # A file whose mtime or ctime is this close to "now" is not remembered: 2 s covers FAT's
 # 2 s mtimes, ext3's and HFS+'s 1 s, and the coarse kernel clock ext4 and XFS stamp with.
@@ -44,6 +44,15 @@ GRANULARITY_NS = 2_000_000_000
 def cache_params(profile: ImportProfile, chunker: ChunkerParams) -> str:
     """What, besides the bytes, decided a stored content: its CID profile and chunker."""
     return f"{profile.name}|{chunker.name}:{chunker.min_size}:{chunker.avg_size}:{chunker.max_size}"
+
+
+# What the cache has for a batch of files: key -> (identity row, content), see candidates().
+Known = dict[bytes, tuple[tuple[int, int, int, int, int], CachedContent]]
+
+
+def key_of(source: Path) -> bytes:
+    """A source file's row key: its absolute path as bytes."""
+    return os.fsencode(os.path.abspath(source))
 
 
 def _identity(st: os.stat_result) -> FileIdentity:
@@ -91,28 +100,46 @@ class FilesCacheRun:
     _remember: dict[str, tuple[bytes, FileIdentity]] = field(default_factory=dict)
     _forget: list[bytes] = field(default_factory=list)
 
-    def probe(self, source: Path) -> Probe:
-        """Take ``source``'s identity and look it up (unless ``force_read``)."""
-        key = os.fsencode(os.path.abspath(source))
+    def candidates(self, keys: Sequence[bytes]) -> Known:
+        """What the cache has for these files (keys from :func:`key_of`), in one query per
+        :data:`MAX_PATHS`; nothing with ``force_read``. Run on the catalog's thread."""
+        if self.force_read:
+            return {}
+        out: Known = {}
+        for i in range(0, len(keys), MAX_PATHS):
+            out.update(self.catalog.filescache.candidates(keys[i : i + MAX_PATHS], self.params))
+        return out
+
+    def probe(self, key: bytes, source: Path, known: Known) -> Probe:
+        """Take ``source``'s identity and compare it with what :meth:`candidates` found
+        (no catalog access: any thread may probe). Count a hit with :meth:`hit`."""
         taken_ns = int(self.clock() * 1e9)
         st = _lstat(source)
         if st is None:
             return Probe(key, None, taken_ns)
         ident = _identity(st)
         mode = stat.S_IMODE(st.st_mode)
-        if self.force_read:
-            return Probe(key, ident, taken_ns, mode)
-        hit = self.catalog.filescache.lookup(key, ident, self.params)
-        if hit is not None:
-            self.hits += 1
-            self._seen.append(key)
+        cached = known.get(key)
+        hit = cached[1] if cached is not None and cached[0] == ident.row() else None
         return Probe(key, ident, taken_ns, mode, hit)
+
+    def hit(self, probe: Probe) -> None:
+        """``probe`` was a hit and its content is reused: keep its row young."""
+        self.hits += 1
+        self._seen.append(probe.key)
 
     def read(self, path: str, probe: Probe, record: FileRecord) -> None:
         """``probe``'s file was read as ``record`` (the entry at ``path``): remember it if
         it held still and is old enough, else drop what the cache had for it."""
-        after = _lstat(Path(os.fsdecode(probe.key)))
+        self.read_as(path, probe, record, _lstat(Path(os.fsdecode(probe.key))))
+
+    def read_as(
+        self, path: str, probe: Probe, record: FileRecord, after: os.stat_result | None
+    ) -> None:
+        """:meth:`read`, given the file's ``lstat`` taken after the read finished."""
         ident = probe.ident
+        if after is not None and not stat.S_ISREG(after.st_mode):
+            after = None
         if (
             ident is not None
             and after is not None

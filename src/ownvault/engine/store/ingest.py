@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
+from ownvault.core.cid import CID
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import PackBuilder, wrap_chunk_key
 from ownvault.core.unixfs import FileImporter, ImportProfile
@@ -42,8 +43,7 @@ __all__ = [
     "FILE_TRIES",
     "FileRecord",
     "Ingestor",
-    "TreeEntry",
-    "scan_path",
+    "SmallRead",
     "utf8_ok",
 ]
 
@@ -56,17 +56,6 @@ _PackChunk = tuple[
     bytes, int, int, int, bytes
 ]  # chunk id, offset, blob length, plain length, wrapped key
 _SealedPack = tuple[memoryview, list[_PackChunk]]  # a pack lent by the builder
-
-
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
-    path: str  # relative, "/"-separated; "" for the root of a tree or a single file
-    kind: str  # file | dir | symlink
-    source: Path
-    mode: int
-    mtime_ns: int
-    size: int
-    target: str | None = None
 
 
 @dataclass(slots=True)
@@ -85,6 +74,20 @@ class FileRecord:
     mode: int = 0
     mtime_ns: int = 0
     changed: bool = False
+    root: CID | None = None  # ``cid`` parsed, when it is at hand (a tree's CID needs it)
+
+
+@dataclass(slots=True)
+class SmallRead:
+    """What :meth:`Ingestor.read_small` left: the file as read (None: it grew past one
+    block, read it on its own), whether it held still, the packs that filled up (to be
+    uploaded by the event loop), the bytes read, and the ``lstat`` after the read."""
+
+    record: FileRecord | None
+    stable: bool
+    full: list[_SealedPack]
+    nread: int
+    after: os.stat_result | None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -100,70 +103,6 @@ def utf8_ok(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _show(path: str) -> str:
-    """A path for a message: bytes that are not UTF-8 shown as ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def scan_path(
-    path: Path, warn: Callable[[str], None], skip: Callable[[str, bool], bool] | None = None
-) -> list[TreeEntry]:
-    """The entries of a file or a directory tree, sorted by path; symlinks not followed.
-    ``skip(relative_path, is_dir)`` leaves an entry out (a directory with all below it)."""
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        raise UsageError(f"no such file or directory: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    if stat.S_ISREG(st.st_mode):
-        return [TreeEntry("", "file", path, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_size)]
-    if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"not a regular file or directory: {path}")
-    out = [TreeEntry("", "dir", path, stat.S_IMODE(st.st_mode), st.st_mtime_ns, 0)]
-
-    def walk(directory: Path, rel: str) -> None:
-        try:
-            items = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            raise UsageError(f"cannot list {directory}: {exc.strerror}") from None
-        for item in items:
-            if not utf8_ok(item.name):
-                warn(
-                    f"skipped (name is not valid UTF-8; rename it to store it): {_show(item.path)}"
-                )
-                continue
-            child_rel = f"{rel}/{item.name}" if rel else item.name
-            est = item.stat(follow_symlinks=False)
-            if skip is not None and skip(child_rel, stat.S_ISDIR(est.st_mode)):
-                continue
-            mode = stat.S_IMODE(est.st_mode)
-            if stat.S_ISDIR(est.st_mode):
-                out.append(TreeEntry(child_rel, "dir", Path(item.path), mode, est.st_mtime_ns, 0))
-                walk(Path(item.path), child_rel)
-            elif stat.S_ISREG(est.st_mode):
-                out.append(
-                    TreeEntry(
-                        child_rel, "file", Path(item.path), mode, est.st_mtime_ns, est.st_size
-                    )
-                )
-            elif stat.S_ISLNK(est.st_mode):
-                target = os.readlink(item.path)
-                if not utf8_ok(target):
-                    warn(f"skipped (symlink target is not valid UTF-8): {_show(item.path)}")
-                    continue
-                out.append(
-                    TreeEntry(
-                        child_rel, "symlink", Path(item.path), mode, est.st_mtime_ns, 0, target
-                    )
-                )
-            else:
-                warn(f"skipped (not a file, directory or symlink): {item.path}")
-
-    walk(path, "")
-    return out
 
 
 @dataclass
@@ -317,13 +256,13 @@ class Ingestor:
 
     # -- files ----------------------------------------------------------------------------
 
-    async def ingest_file(self, path: Path) -> FileRecord:
+    async def ingest_file(self, path: Path, tries: int = FILE_TRIES) -> FileRecord:
         """Store one file. A file whose (device, inode, size, mtime, ctime) differ after it
         was read from what they were before -- it was written to, truncated or replaced
-        meanwhile -- is read again, up to ``FILE_TRIES`` times in all; if it never holds
-        still, the last read is returned with ``changed`` set (borg: "file changed while
-        we backed it up")."""
-        for _try in range(FILE_TRIES):
+        meanwhile -- is read again, up to ``tries`` times in all (``FILE_TRIES``, less the
+        tries already made); if it never holds still, the last read is returned with
+        ``changed`` set (borg: "file changed while we backed it up")."""
+        for _try in range(max(1, tries)):
             record, stable = await self._ingest_once(path)
             if stable:
                 return record
@@ -336,7 +275,7 @@ class Ingestor:
         """Read and cut the file here, one thread hop per block (read, chunk, hash, seal)."""
         size = carry = 0
         while True:
-            self._raise_failure()
+            self.raise_failure()
             nread, final, results, full, carry = await asyncio.to_thread(
                 self._read_process, f, buf, carry, importer
             )
@@ -358,7 +297,7 @@ class Ingestor:
         remote.ask(fd, 0, span)
         try:
             while remote.pending:
-                self._raise_failure()
+                self.raise_failure()
                 cuts, used, got = await asyncio.to_thread(remote.answer)
                 if got == span:
                     remote.ask(fd, offset + used, span)
@@ -391,11 +330,9 @@ class Ingestor:
         if self.progress is not None and nread:
             self.progress(nread)
 
-    async def _ingest_once(self, path: Path) -> tuple[FileRecord, bool]:
-        importer = FileImporter(self.profile)
-        ids: list[bytes] = []
-        lens: list[int] = []
-        size = 0
+    def open_file(self, path: Path) -> tuple[int, os.stat_result]:
+        """Open ``path`` for reading: its descriptor and ``fstat``, or :class:`UsageError`
+        (gone, unreadable, no longer a regular file). Every read of a put starts here."""
         try:
             # O_NOFOLLOW | O_NONBLOCK: a symlink or FIFO put in the file's place since the
             # scan is neither followed nor waited on.
@@ -404,14 +341,32 @@ class Ingestor:
             raise UsageError(f"file vanished while storing: {path}") from None
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        f = os.fdopen(fd, "rb", buffering=0)
-        buf = (
-            self._buffers.pop() if self._buffers else bytearray(BLOCK_SIZE + self.chunker.max_size)
-        )
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise UsageError(f"no longer a regular file while storing: {path}")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, before
+
+    def take_buffer(self) -> bytearray:
+        """A read buffer (block + carry); give it back with :meth:`give_buffer`."""
+        return (
+            self._buffers.pop() if self._buffers else bytearray(BLOCK_SIZE + self.chunker.max_size)
+        )
+
+    def give_buffer(self, buf: bytearray) -> None:
+        self._buffers.append(buf)
+
+    async def _ingest_once(self, path: Path) -> tuple[FileRecord, bool]:
+        importer = FileImporter(self.profile)
+        ids: list[bytes] = []
+        lens: list[int] = []
+        fd, before = self.open_file(path)
+        f = os.fdopen(fd, "rb", buffering=0)
+        buf = self.take_buffer()
+        try:
             if before.st_size >= PROCESS_CUT_MIN and cutter.available():  # in a worker process
                 size = await self._ingest_remote(fd, buf, importer, ids, lens)
             else:
@@ -419,7 +374,22 @@ class Ingestor:
             after = os.fstat(fd)
         finally:
             f.close()
-            self._buffers.append(buf)
+            self.give_buffer(buf)
+        record, stable, _now = self._record(path, importer, ids, lens, size, before, after)
+        return record, stable
+
+    def _record(
+        self,
+        path: Path,
+        importer: FileImporter,
+        ids: list[bytes],
+        lens: list[int],
+        size: int,
+        before: os.stat_result,
+        after: os.stat_result,
+    ) -> tuple[FileRecord, bool, os.stat_result | None]:
+        """The file as read, whether it held still (same identity before and after the
+        read, and still at its name), and its ``lstat`` by name after the read."""
         try:
             now = os.stat(path, follow_symlinks=False)  # still the same file at that name?
         except OSError:
@@ -440,8 +410,34 @@ class Ingestor:
             lens,
             stat.S_IMODE(before.st_mode),
             before.st_mtime_ns,
+            root=root.cid,
         )
-        return record, stable
+        return record, stable, now
+
+    def read_small(self, path: Path, buf: bytearray) -> SmallRead:
+        """Read a file of less than one block in the calling thread (a worker: see
+        ``engine.store.treeread``), with the same checks as :meth:`ingest_file`'s tries.
+        A file that grew past a block meanwhile comes back with ``record`` None, to be
+        read again on its own; its chunks sealed so far are kept (deduplicated)."""
+        importer = FileImporter(self.profile)
+        fd, before = self.open_file(path)
+        f = os.fdopen(fd, "rb", buffering=0)
+        try:
+            nread, final, results, full, _carry = self._read_process(f, buf, 0, importer)
+            after = os.fstat(fd)
+        finally:
+            f.close()
+        if not final:
+            return SmallRead(None, False, full, nread, None)
+        ids = [chunk_id for chunk_id, _len in results]
+        lens = [length for _id, length in results]
+        record, stable, now = self._record(path, importer, ids, lens, nread, before, after)
+        return SmallRead(record, stable, full, nread, now)
+
+    async def take_packs(self, full: list[_SealedPack], nread: int) -> None:
+        """Upload the packs a worker thread filled (see :meth:`read_small`) and report
+        ``nread`` bytes read."""
+        await self._take_results(nread, [], full, [], [])
 
     # -- packs ----------------------------------------------------------------------------
 
@@ -474,7 +470,7 @@ class Ingestor:
         if not task.cancelled() and task.exception() is not None and self._failure is None:
             self._failure = task.exception()
 
-    def _raise_failure(self) -> None:
+    def raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
 
@@ -493,11 +489,11 @@ class Ingestor:
 
     async def flush(self) -> None:
         """Seal the open pack and wait until every pack is live; raise the first failure."""
-        self._raise_failure()
+        self.raise_failure()
         await self._seal_current()
         while self._uploads:
             await asyncio.wait(set(self._uploads))
-        self._raise_failure()
+        self.raise_failure()
 
     async def abort(self) -> None:
         """Let in-flight uploads settle (at most MAX_INFLIGHT packs) so none writes later."""

@@ -21,17 +21,11 @@ from ownvault.core.unixfs import PROFILES
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import TreeItem, build_tree
 from ownvault.engine.store.filescache import FilesCacheRun, cache_params
-from ownvault.engine.store.ingest import (
-    FILE_TRIES,
-    FileRecord,
-    Ingestor,
-    TreeEntry,
-    scan_path,
-    utf8_ok,
-)
+from ownvault.engine.store.ingest import FileRecord, Ingestor, utf8_ok
 from ownvault.engine.store.journalrows import encode_rows
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.shares import data_share_name
+from ownvault.engine.store.treeread import TreeEntry, read_files, scan_path
 from ownvault.errors import FormatError, OwnvaultError, UsageError
 
 __all__ = ["ObjectKind", "PutResult", "drop_unreferenced_packs", "put_paths", "restore_version"]
@@ -228,7 +222,7 @@ async def _ingest_and_record(
     progress: Callable[[int], None] | None,
 ) -> PutResult:
     settings = ctx.settings
-    records, reused = await _read_files(ing, entries, warn, cache, progress)
+    records, reused = await read_files(ing, entries, warn, cache, progress)
     await ing.flush()
     kind: ObjectKind = "tree" if entries[0].kind == "dir" else "file"
     total = sum(r.size for r in records.values())
@@ -299,33 +293,8 @@ def _fits_the_journal(ctx: VaultContext, name: str, version: int) -> None:
         ) from None
 
 
-async def _read_files(
-    ing: Ingestor,
-    entries: list[TreeEntry],
-    warn: Callable[[str], None],
-    cache: FilesCacheRun | None,
-    progress: Callable[[int], None] | None,
-) -> tuple[dict[str, FileRecord], dict[str, int]]:
-    """Every file of ``entries`` as stored: read, or found unchanged by the files cache
-    (then also in the second map: entry path -> the contents row it refers to)."""
-    records: dict[str, FileRecord] = {}
-    reused: dict[str, int] = {}
-    for e in entries:
-        if e.kind != "file":
-            continue
-        probe = cache.probe(e.source) if cache is not None else None
-        if probe is not None and probe.hit is not None:
-            records[e.path] = probe.record()
-            reused[e.path] = probe.hit.content
-            if progress is not None and probe.hit.size:
-                progress(probe.hit.size)
-            continue
-        rec = records[e.path] = await ing.ingest_file(e.source)
-        if rec.changed:
-            warn(f"file changed while it was stored ({FILE_TRIES} tries): {e.source}")
-        if cache is not None and probe is not None:
-            cache.read(e.path, probe, rec)
-    return records, reused
+def _file_cid(record: FileRecord) -> CID:
+    return record.root if record.root is not None else CID.parse(record.cid)
 
 
 def _tree_cid(
@@ -336,7 +305,7 @@ def _tree_cid(
         TreeItem(
             e.path,
             e.kind,
-            CID.parse(records[e.path].cid) if e.kind == "file" else None,
+            _file_cid(records[e.path]) if e.kind == "file" else None,
             records[e.path].tsize if e.kind == "file" else 0,
             e.target,
         )

@@ -14,12 +14,13 @@ than :data:`TTL` goes (borg's files cache TTL). docs/design.md, "Files cache".
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["TTL", "CachedContent", "FileIdentity", "FilesCache"]
+__all__ = ["MAX_PATHS", "TTL", "CachedContent", "FileIdentity", "FilesCache"]
 
 TTL = 20  # puts of a tree that may miss a path before its row goes (borg: BORG_FILES_CACHE_TTL)
+MAX_PATHS = 500  # paths per candidates() query (SQLite allows 999 variables before 3.32)
 
 _I64 = 1 << 64
 
@@ -76,19 +77,39 @@ class FilesCache:
     def lookup(self, path: bytes, ident: FileIdentity, params: str) -> CachedContent | None:
         """The content ``path`` had when it was last read, if its identity and the
         parameters are the same and all of that content's chunks are live; else None."""
-        row = self._conn.execute(
-            "SELECT c.id, c.size, c.cid, c.cid_profile, c.tsize FROM filescache f "
+        known = self.candidates([path], params).get(path)
+        return known[1] if known is not None and known[0] == ident.row() else None
+
+    def candidates(
+        self, paths: Sequence[bytes], params: str
+    ) -> dict[bytes, tuple[tuple[int, int, int, int, int], CachedContent]]:
+        """For each of ``paths`` (at most :data:`MAX_PATHS`) that has a row with these
+        parameters whose content still exists, is of the row's size and has every chunk
+        in a live pack: the identity recorded (as :meth:`FileIdentity.row` gives it) and
+        that content. A caller compares the identity it takes now (one query per batch
+        of files instead of one per file)."""
+        if len(paths) > MAX_PATHS:
+            raise ValueError(f"at most {MAX_PATHS} paths per query")
+        if not paths:
+            return {}
+        marks = ", ".join("?" * len(paths))
+        rows = self._conn.execute(
+            "SELECT f.path, f.device, f.inode, f.size, f.mtime_ns, f.ctime_ns, "
+            "c.id, c.size, c.cid, c.cid_profile, c.tsize FROM filescache f "
             "JOIN contents c ON c.id = f.content "
-            "WHERE f.path = ? AND f.device = ? AND f.inode = ? AND f.size = ? "
-            "AND f.mtime_ns = ? AND f.ctime_ns = ? AND f.params = ? AND c.size = f.size "
+            f"WHERE f.path IN ({marks}) AND f.params = ? AND c.size = f.size "
             "AND c.cid IS NOT NULL AND c.tsize IS NOT NULL AND NOT EXISTS ("
             " SELECT 1 FROM content_chunks cc JOIN chunks ch ON ch.id = cc.chunk"
             " JOIN packs p ON p.id = ch.pack WHERE cc.content = c.id AND p.state != 'live')",
-            (path, *ident.row(), params),
-        ).fetchone()
-        if row is None:
-            return None
-        return CachedContent(int(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4]))
+            (*paths, params),
+        ).fetchall()
+        return {
+            bytes(r[0]): (
+                (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])),
+                CachedContent(int(r[6]), int(r[7]), str(r[8]), str(r[9]), int(r[10])),
+            )
+            for r in rows
+        }
 
     def record(
         self,
