@@ -1,23 +1,30 @@
 """Many small files: a put reads them in batches (one worker-thread hop and one files-cache
 query per batch, not per file), with every per-file check of a read kept; a file that grew
-past a block or changed is read again on its own; a batch stops at a filled pack."""
+past a block or changed is read again on its own; a batch stops at a filled pack. A get
+looks chunk lists up a window at a time and writes batches of files on a worker thread,
+in order, with every rule of writing restored files kept."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.pack import PackBuilder
-from ownvault.engine.store import ingest, treeread
+from ownvault.engine.store import ingest, treeread, treewrite
+from ownvault.engine.store.catalog.contents import MAX_CONTENTS, ContentTables
 from ownvault.engine.store.catalog.filescache import MAX_PATHS, FilesCache
 from ownvault.engine.store.filescache import FilesCacheRun, key_of
 from ownvault.engine.store.ingest import FILE_TRIES, FileRecord, Ingestor
+from ownvault.engine.store.outdir import OutputDir
 from ownvault.engine.vault import Vault
+from ownvault.errors import UsageError
 
 from .helpers import Vaults, run, tree_state
 
@@ -172,3 +179,150 @@ def test_files_cache_candidates_come_in_bounded_queries(vaults: Vaults, tmp_path
 def _params(vault: Vault) -> str:
     row = vault.catalog.conn.execute("SELECT params FROM filescache LIMIT 1").fetchone()
     return str(row[0])
+
+
+# -- get: batches of small files --------------------------------------------------------
+
+
+def test_a_tree_of_small_files_is_restored_in_batches(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One chunk-list query per window of files and one worker-thread hop per batch of
+    operations (files, directories, symlinks, in order); everything comes back as it was
+    (modes, times, links, an empty directory), a large file among them streamed."""
+    src = tmp_path / "src"
+    _small_tree(src, 600)
+    (src / "d3" / "large.bin").write_bytes(os.urandom(treewrite.SMALL_FILE + 1))
+    os.chmod(src / "d1", 0o750)
+    os.chmod(src / "d2" / "f0002", 0o600)
+    vault = _vault(vaults, tmp_path)
+    run(vault.files.put([src]))
+    queries = _count(monkeypatch, ContentTables, "chunks_of")
+    hops = _count(monkeypatch, treewrite.QueuedWrites, "_run")
+    streamed = _count(monkeypatch, OutputDir, "write_file")
+    written: list[int] = []
+    restored = run(vault.files.get("src", tmp_path / "back", progress=written.append))
+    assert restored.files == 601 and sum(written) == restored.bytes
+    assert tree_state(tmp_path / "back") == tree_state(src)
+    assert len(queries) == -(-601 // treewrite.WINDOW)
+    ops = 601 + 9 + 1  # files, directories (the root, 7 + "empty"), the symlink
+    assert len(hops) <= -(-ops // treewrite.BATCH_FILES) + 2  # + the hop before the large file
+    assert len(streamed) == 1
+
+
+def test_a_queued_symlink_is_never_written_through(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog whose tree has a symlink ``b`` -> outside and then a file ``b/x``: the
+    queued operations run in order, so the link exists when the file is written, and
+    the write through it is refused, as when each was written on its own."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "x").write_bytes(b"payload")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (src / "b").symlink_to(outside)
+    vault = _vault(vaults, tmp_path)
+    run(vault.files.put([src]))
+    c = vault.catalog.conn
+    c.execute("DELETE FROM entries WHERE path = 'a'")
+    c.execute("UPDATE entries SET path = 'b/x' WHERE path = 'a/x'")
+    with pytest.raises(UsageError, match="refusing to write through a symlink"):
+        run(vault.files.get("src", tmp_path / "back"))
+    assert list(outside.iterdir()) == []
+
+
+def test_an_error_in_a_batch_fails_the_get(vaults: Vaults, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _small_tree(src, 50)
+    vault = _vault(vaults, tmp_path)
+    run(vault.files.put([src]))
+    back = tmp_path / "back"
+    (back / "d3" / "f0010").mkdir(parents=True)
+    with pytest.raises(UsageError, match="a directory is in the way"):
+        run(vault.files.get("src", back, overwrite=True))
+    assert not any(p.name.endswith(".part") for p in back.rglob("*"))
+
+
+def test_a_cancelled_restore_waits_for_its_running_batch(tmp_path: Path) -> None:
+    """The worker thread writes through the output directory's descriptors: a restore
+    cancelled while a batch runs must not close them before the batch ends."""
+    ended = threading.Event()
+
+    class Slow(OutputDir):
+        def write_whole(
+            self, parts: Sequence[str], pieces: Sequence[bytes | memoryview],
+            mode: int | None, mtime_ns: int | None,
+        ) -> int:  # fmt: skip
+            time.sleep(0.002)
+            out = super().write_whole(parts, pieces, mode, mtime_ns)
+            if parts[-1] == f"f{treewrite.BATCH_FILES - 1}":
+                ended.set()
+            return out
+
+    async def restore(out: OutputDir) -> None:
+        queue = treewrite.QueuedWrites(out)
+        try:
+            for i in range(treewrite.BATCH_FILES + 1):
+                await queue.write([f"f{i}"], [b"x"], 0o644, None)
+            await asyncio.sleep(30)  # cancelled here, the first batch still running
+        finally:
+            await queue.close()
+            assert ended.is_set()
+
+    async def main() -> None:
+        with Slow(tmp_path / "out") as out:
+            task = asyncio.ensure_future(restore(out))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert ended.is_set()
+
+    run(main())
+
+
+def test_chunk_lists_of_many_contents_in_one_query(vaults: Vaults, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _small_tree(src, 5)
+    (src / "empty.bin").write_bytes(b"")
+    vault = _vault(vaults, tmp_path)
+    run(vault.files.put([src]))
+    cat = vault.catalog
+    files = [e for e in cat.entries(cat.version("src").id) if e.kind == "file"]
+    contents = [e.content for e in files if e.content is not None]
+    got = cat.contents.chunks_of([*contents, contents[0]])
+    assert got == {c: cat.content_chunks(c) for c in contents}
+    assert [] in got.values()  # the empty file
+    with pytest.raises(ValueError, match="at most"):
+        cat.contents.chunks_of(list(range(1, MAX_CONTENTS + 2)))
+
+
+def test_content_refs_prefetch_only_ahead_of_small_files(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(treewrite, "WINDOW", 4)
+    src = tmp_path / "src"
+    _small_tree(src, 12)
+    vault = _vault(vaults, tmp_path)
+    run(vault.files.put([src]))
+    cat = vault.catalog
+    entries = cat.entries(cat.version("src").id)
+    fetched: list[int] = []
+
+    class Reader:
+        def prefetch(self, pack: int) -> None:
+            fetched.append(pack)
+
+    refs_of = treewrite.ContentRefs(cat, entries, Reader())
+    for e in entries:
+        if e.kind == "file" and e.content is not None:
+            assert refs_of(e.content) == cat.content_chunks(e.content)
+    assert fetched and set(fetched) <= set(cat.live_packs())
+    monkeypatch.setattr(treewrite, "SMALL_FILE", 10)  # now every file is "large"
+    fetched.clear()
+    refs_of = treewrite.ContentRefs(cat, entries, Reader())
+    for e in entries:
+        if e.kind == "file" and e.content is not None:
+            refs_of(e.content)
+    assert fetched == []

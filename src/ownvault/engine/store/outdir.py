@@ -64,6 +64,7 @@ class OutputDir:
         except NotADirectoryError:
             raise UsageError(f"not a directory: {self.root}") from None
         self._dirs: list[tuple[tuple[str, ...], int, int | None]] = []
+        self._kept: tuple[tuple[str, ...], int] | None = None  # see write_whole
 
     def __enter__(self) -> OutputDir:
         return self
@@ -77,6 +78,7 @@ class OutputDir:
         self.close()
 
     def close(self) -> None:
+        self.release_dir()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -190,6 +192,66 @@ class OutputDir:
         finally:
             os.close(dfd)
         return written
+
+    def write_whole(
+        self,
+        parts: Sequence[str],
+        pieces: Sequence[bytes | memoryview],
+        mode: int | None,
+        mtime_ns: int | None,
+    ) -> int:
+        """:meth:`write_file` of bytes at hand, synchronously (a worker thread writes many
+        small files in one hop, ``engine.store.treewrite``), not fsynced: the same temp
+        file, checks and rename. The directory's descriptor is kept for the next file in
+        it until :meth:`release_dir` (files of one directory do not re-walk its path)."""
+        if not parts:
+            raise UsageError(f"cannot write a file over the output directory {self.root}")
+        dfd = self._dir_for(parts[:-1])
+        name = parts[-1]
+        tmp = f".{name}.ownvault-{os.getpid()}.part"
+        written = 0
+        with contextlib.suppress(FileNotFoundError):
+            self._may_replace(parts, os.stat(name, dir_fd=dfd, follow_symlinks=False))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dfd)  # a leftover of a killed run of this process id
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+        try:
+            try:
+                for piece in pieces:
+                    view = memoryview(piece)
+                    while view.nbytes:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                        written += n
+                os.fchmod(fd, mode & 0o7777 if mode is not None else 0o666 & ~_umask())
+                if mtime_ns is not None:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        return written
+
+    def _dir_for(self, parts: Sequence[str]) -> int:
+        """The kept descriptor of directory ``parts`` (opened and created as
+        :meth:`_open_dir` does when it is not the one kept)."""
+        key = tuple(parts)
+        if self._kept is not None and self._kept[0] == key:
+            return self._kept[1]
+        self.release_dir()
+        fd = self._open_dir(parts, create=True)
+        self._kept = (key, fd)
+        return fd
+
+    def release_dir(self) -> None:
+        """Close the directory descriptor :meth:`write_whole` kept."""
+        if self._kept is not None:
+            os.close(self._kept[1])
+            self._kept = None
 
     def _may_replace(self, parts: Sequence[str], st: os.stat_result) -> None:
         """Refuse to replace what is at ``parts``: always a directory, a device, a FIFO or a

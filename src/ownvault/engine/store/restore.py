@@ -23,6 +23,7 @@ from ownvault.engine.store.catalog import Catalog, ChunkRef, EntryRow
 from ownvault.engine.store.filewrite import ALIGN, STAGE, StagedWriter
 from ownvault.engine.store.outdir import OutputDir, split_rel
 from ownvault.engine.store.shares import DATA_PREFIX, BufferPool, PackPieces, ShareStore
+from ownvault.engine.store.treewrite import SMALL_FILE, ContentRefs, QueuedWrites
 from ownvault.errors import IntegrityError
 
 __all__ = ["PackReader", "open_chunk_in_pack", "write_tree"]
@@ -203,25 +204,40 @@ async def write_tree(
     files = 0
     total = 0
     with OutputDir(dest, overwrite=overwrite) as out:
-        for e in entries:
-            rel = e.path[len(strip) :].lstrip("/") if strip else e.path
-            parts = split_rel(rel)
-            if e.kind == "dir":
-                out.mkdir(parts, e.mode, e.mtime_ns)
-            elif e.kind == "symlink":
-                out.symlink(parts, e.target or "", e.mtime_ns)
-            elif e.kind == "file":
-                if e.content is None:
-                    raise IntegrityError(f"file entry without content: {e.path}")
-                total += await out.write_file(
-                    parts,
-                    _filler(reader, catalog.content_chunks(e.content)),
-                    mode=e.mode,
-                    mtime_ns=e.mtime_ns,
-                    durable=False,
-                    progress=progress,
-                )
-                files += 1
+        # Small files are written from memory in batches on a worker thread, with the
+        # directories and symlinks between them, in order (engine.store.treewrite).
+        queue = QueuedWrites(out, progress)
+        refs_of = ContentRefs(catalog, entries, reader)
+        try:
+            for e in entries:
+                rel = e.path[len(strip) :].lstrip("/") if strip else e.path
+                parts = split_rel(rel)
+                if e.kind == "dir":
+                    await queue.mkdir(parts, e.mode, e.mtime_ns)
+                elif e.kind == "symlink":
+                    await queue.symlink(parts, e.target or "", e.mtime_ns)
+                elif e.kind == "file":
+                    if e.content is None:
+                        raise IntegrityError(f"file entry without content: {e.path}")
+                    refs = refs_of(e.content)
+                    files += 1
+                    if sum(r.plain_len for r in refs) <= SMALL_FILE:
+                        pieces = [piece async for piece in reader.read(refs)]
+                        total += sum(map(len, pieces))
+                        await queue.write(parts, pieces, e.mode, e.mtime_ns)
+                        continue
+                    await queue.drain()
+                    total += await out.write_file(
+                        parts,
+                        _filler(reader, refs),
+                        mode=e.mode,
+                        mtime_ns=e.mtime_ns,
+                        durable=False,
+                        progress=progress,
+                    )
+            await queue.drain()
+        finally:
+            await queue.close()
         out.finish()
     return files, total
 

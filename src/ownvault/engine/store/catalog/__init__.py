@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 from ownvault.engine.store.catalog.backups import BackupTables
+from ownvault.engine.store.catalog.contents import ContentTables
 from ownvault.engine.store.catalog.filescache import FilesCache
 from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.catalog.journalout import JournalNamespace
@@ -69,7 +70,7 @@ class Catalog:
         self.dags, self.nft = DagTables(conn), NftTables(conn)
         self.underrep = UnderReplicated(conn, self.transaction)
         self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
-        self.jns = JournalNamespace(conn)
+        self.jns, self.contents = JournalNamespace(conn), ContentTables(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 
