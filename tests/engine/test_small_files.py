@@ -326,3 +326,31 @@ def test_content_refs_prefetch_only_ahead_of_small_files(
         if e.kind == "file" and e.content is not None:
             refs_of(e.content)
     assert fetched == []
+
+
+def test_bulk_inserts_give_the_ids_sqlite_gives(vaults: Vaults, tmp_path: Path) -> None:
+    """``commit_pack`` and ``contents.add_many`` insert all rows in one statement with
+    ids MAX(id) + 1 onwards: the rows and ids are those one insert per row gave, also
+    after the rows with the highest ids were deleted."""
+    src = tmp_path / "src"
+    _small_tree(src, 30)
+    vault = _vault(vaults, tmp_path)
+    run(vault.files.put([src]))
+    cat = vault.catalog
+    c = cat.conn
+    chunks = {bytes(r[1]): r[0] for r in c.execute("SELECT id, chunk_id FROM chunks")}
+    assert sorted(chunks.values()) == list(range(1, len(chunks) + 1))
+    top = c.execute("SELECT MAX(id) FROM contents").fetchone()[0]
+    assert sorted(r[0] for r in c.execute("SELECT id FROM contents")) == list(range(1, top + 1))
+    with cat.transaction():
+        c.execute("DELETE FROM filescache WHERE content = ?", (top,))
+        c.execute("DELETE FROM entries WHERE content = ?", (top,))
+        c.execute("DELETE FROM contents WHERE id = ?", (top,))
+        rows = [r[0] for r in c.execute("SELECT id FROM chunks ORDER BY id LIMIT 3")]
+        ids = cat.contents.add_many(
+            [(10, None, None, None, rows, [4, 3, 3]), (0, "x", "p", 0, [], [])]
+        )
+    assert ids == [top, top + 1]  # the deleted id is given again, as SQLite does
+    refs = cat.content_chunks(top)
+    assert [(r.row, r.stream_offset) for r in refs] == [(rows[0], 0), (rows[1], 4), (rows[2], 7)]
+    assert cat.content_chunks(top + 1) == []

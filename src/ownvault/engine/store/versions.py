@@ -228,19 +228,15 @@ async def _ingest_and_record(
     total = sum(r.size for r in records.values())
     cat = ctx.catalog
     with cat.transaction():
-        contents: dict[str, int] = {}
-        for path, rec in records.items():
-            if path in reused:
-                contents[path] = reused[path]
-                continue
-            contents[path] = cat.add_content(
-                rec.size,
-                rec.cid,
-                rec.cid_profile,
-                rec.tsize,
-                ing.chunk_rows(rec.chunk_ids),
-                rec.chunk_lens,
-            )
+        new = [(p, r) for p, r in records.items() if p not in reused]
+        ids = cat.contents.add_many(
+            [
+                (r.size, r.cid, r.cid_profile, r.tsize, ing.chunk_rows(r.chunk_ids), r.chunk_lens)
+                for _p, r in new
+            ]
+        )
+        contents = dict(reused)
+        contents.update(zip([p for p, _r in new], ids, strict=True))
         obj = cat.object_id(obj_name, create=True)
         assert obj is not None
         cid = records[""].cid if kind == "file" else _tree_cid(ctx, entries, records)

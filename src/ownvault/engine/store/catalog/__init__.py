@@ -299,18 +299,21 @@ class Catalog:
         self, pack: int, chunks: Iterable[tuple[bytes, int, int, int, bytes]], key_epoch: int = 0
     ) -> dict[bytes, int]:
         """Mark a pack live and insert its chunks (chunk_id, offset, length, plain_len, wrapped_key),
-        whose keys are wrapped under the content key of ``key_epoch``."""
-        out: dict[bytes, int] = {}
+        whose keys are wrapped under the content key of ``key_epoch``. One statement for all
+        rows (``executemany``): the ids are those SQLite would give, MAX(id) + 1 onwards."""
+        rows = list(chunks)
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
-            for chunk_id, offset, length, plain_len, wrapped in chunks:
-                cur = c.execute(
-                    "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, key_epoch) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (chunk_id, pack, offset, length, plain_len, wrapped, key_epoch),
-                )
-                out[chunk_id] = int(cur.lastrowid or 0)
-        return out
+            first = int(c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0])
+            c.executemany(
+                "INSERT INTO chunks(id, chunk_id, pack, offset, length, plain_len, wrapped_key, "
+                "key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (first + i, cid, pack, o, n, p, w, key_epoch)
+                    for i, (cid, o, n, p, w) in enumerate(rows)
+                ],
+            )
+        return {row[0]: first + i for i, row in enumerate(rows)}
 
     def pending_packs(self) -> list[tuple[int, bytes]]:
         return [
@@ -393,30 +396,6 @@ class Catalog:
         ]
 
     # -- contents and versions ----------------------------------------------------------
-
-    def add_content(
-        self,
-        size: int,
-        cid: str | None,
-        cid_profile: str | None,
-        tsize: int | None,
-        chunk_rows: list[int],
-        chunk_lens: list[int],
-    ) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO contents(size, cid, cid_profile, tsize) VALUES (?, ?, ?, ?)",
-            (size, cid, cid_profile, tsize),
-        )
-        content = int(cur.lastrowid or 0)
-        rows = []
-        offset = 0
-        for seq, (chunk, length) in enumerate(zip(chunk_rows, chunk_lens, strict=True)):
-            rows.append((content, seq, chunk, offset))
-            offset += length
-        self.conn.executemany(
-            "INSERT INTO content_chunks(content, seq, chunk, offset) VALUES (?, ?, ?, ?)", rows
-        )
-        return content
 
     def object_id(self, name: str, *, create: bool = False) -> int | None:
         row = self.conn.execute("SELECT id FROM objects WHERE name = ?", (name,)).fetchone()

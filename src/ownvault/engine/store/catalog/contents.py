@@ -1,8 +1,9 @@
-"""Contents in bulk (tables ``contents``, ``content_chunks``): many files' chunk lists in
-one query, for restoring or inserting trees of many small files (``catalog.contents``).
+"""Contents in bulk (tables ``contents``, ``content_chunks``): a put's new contents
+inserted in two statements, many files' chunk lists read in one query
+(``catalog.contents``).
 
-One query per file costs more than the file itself when files are a few KiB; these read
-and write the same rows as ``Catalog.content_chunks`` and ``Catalog.add_content``.
+One statement or query per file costs more than the file itself when files are a few
+KiB; the rows are those ``Catalog.content_chunks`` reads one content at a time.
 """
 
 from __future__ import annotations
@@ -12,13 +13,38 @@ from collections.abc import Sequence
 from ownvault.engine.store.catalog.rows import ChunkRef
 from ownvault.engine.store.catalog.tables import Tables
 
-__all__ = ["MAX_CONTENTS", "ContentTables"]
+__all__ = ["MAX_CONTENTS", "ContentTables", "NewContent"]
+
+# size, cid, cid_profile, tsize, chunk rows, chunk lengths (see ContentTables.add_many)
+NewContent = tuple[int, str | None, str | None, int | None, list[int], list[int]]
 
 MAX_CONTENTS = 500  # contents per query (SQLite allows 999 variables before 3.32)
 
 
 class ContentTables(Tables):
     """Table group ``contents`` in bulk: ``catalog.contents``."""
+
+    def add_many(self, items: Sequence[NewContent]) -> list[int]:
+        """Insert contents (size, cid, cid_profile, tsize, chunk rows, chunk lengths), each
+        with its chunk list (stream offsets from the lengths), two statements for all of
+        them; their ids in order (those SQLite would give: MAX(id) + 1 onwards). Inside the
+        caller's transaction."""
+        c = self._conn
+        first = int(c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM contents").fetchone()[0])
+        c.executemany(
+            "INSERT INTO contents(id, size, cid, cid_profile, tsize) VALUES (?, ?, ?, ?, ?)",
+            [(first + i, *item[:4]) for i, item in enumerate(items)],
+        )
+        links = []
+        for i, (_size, _cid, _profile, _tsize, chunk_rows, chunk_lens) in enumerate(items):
+            offset = 0
+            for seq, (chunk, length) in enumerate(zip(chunk_rows, chunk_lens, strict=True)):
+                links.append((first + i, seq, chunk, offset))
+                offset += length
+        c.executemany(
+            "INSERT INTO content_chunks(content, seq, chunk, offset) VALUES (?, ?, ?, ?)", links
+        )
+        return list(range(first, first + len(items)))
 
     def chunks_of(self, contents: Sequence[int]) -> dict[int, list[ChunkRef]]:
         """The chunk list of each of ``contents`` (at most :data:`MAX_CONTENTS`; repeats
