@@ -329,9 +329,9 @@ def test_content_refs_prefetch_only_ahead_of_small_files(
 
 
 def test_bulk_inserts_give_the_ids_sqlite_gives(vaults: Vaults, tmp_path: Path) -> None:
-    """``commit_pack`` and ``contents.add_many`` insert all rows in one statement with
-    ids MAX(id) + 1 onwards: the rows and ids are those one insert per row gave, also
-    after the rows with the highest ids were deleted."""
+    """``contents.add_many`` inserts all contents in one statement with ids MAX(id) + 1
+    onwards: the rows and ids are those one insert per row gave, also after the row with
+    the highest id was deleted."""
     src = tmp_path / "src"
     _small_tree(src, 30)
     vault = _vault(vaults, tmp_path)

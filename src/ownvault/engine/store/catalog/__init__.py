@@ -299,21 +299,18 @@ class Catalog:
         self, pack: int, chunks: Iterable[tuple[bytes, int, int, int, bytes]], key_epoch: int = 0
     ) -> dict[bytes, int]:
         """Mark a pack live and insert its chunks (chunk_id, offset, length, plain_len, wrapped_key),
-        whose keys are wrapped under the content key of ``key_epoch``. One statement for all
-        rows (``executemany``): the ids are those SQLite would give, MAX(id) + 1 onwards."""
-        rows = list(chunks)
+        whose keys are wrapped under the content key of ``key_epoch``."""
+        out: dict[bytes, int] = {}
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
-            first = int(c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0])
-            c.executemany(
-                "INSERT INTO chunks(id, chunk_id, pack, offset, length, plain_len, wrapped_key, "
-                "key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (first + i, cid, pack, o, n, p, w, key_epoch)
-                    for i, (cid, o, n, p, w) in enumerate(rows)
-                ],
-            )
-        return {row[0]: first + i for i, row in enumerate(rows)}
+            for chunk_id, offset, length, plain_len, wrapped in chunks:
+                cur = c.execute(
+                    "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, key_epoch) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (chunk_id, pack, offset, length, plain_len, wrapped, key_epoch),
+                )
+                out[chunk_id] = int(cur.lastrowid or 0)
+        return out
 
     def pending_packs(self) -> list[tuple[int, bytes]]:
         return [
