@@ -17,7 +17,7 @@ from ownvault.core.journalops import Dot, Put, Remove, Tag, Untag
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.core.merge import EMPTY, live_versions, merge, tags
 from ownvault.engine.keys.recovery import recover_vault
-from ownvault.engine.store import journalstore
+from ownvault.engine.store import journalrows, journalstore
 from ownvault.engine.store.catalog.drive import rename_objects
 from ownvault.engine.store.journalsync import apply_records, next_batch
 from ownvault.engine.vault import Vault
@@ -334,13 +334,15 @@ def test_a_one_file_put_in_a_big_vault_writes_a_record_not_a_snapshot(
 
 
 def test_a_tree_too_big_for_one_record_is_refused_and_nothing_is_kept(
-    tmp_path: Path, vaults: Vaults
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _dirs = vault_with_external(tmp_path)
     vaults.track(a)
+    # The real bound (16 MiB, ~80,000 files) is lowered so that a small tree crosses it.
+    monkeypatch.setattr(journalrows, "MAX_ROWS", 64 * 1024)
     src = tmp_path / "huge"
     src.mkdir()
-    for i in range(9000):
+    for i in range(1000):
         (src / f"f{i:05d}.txt").write_text(f"file {i}\n")
     with pytest.raises(UsageError, match="too many entries for one version"):
         run(a.files.put([src]))
