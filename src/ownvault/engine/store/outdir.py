@@ -155,15 +155,10 @@ class OutputDir:
             raise UsageError(f"cannot write a file over the output directory {self.root}")
         dfd = self._open_dir(parts[:-1], create=True)
         name = parts[-1]
-        tmp = f".{name}.ownvault-{os.getpid()}.part"
+        tmp = _temp_name(name)
         written = 0
         try:
-            with contextlib.suppress(FileNotFoundError):
-                self._may_replace(parts, os.stat(name, dir_fd=dfd, follow_symlinks=False))
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=dfd)  # a leftover of a killed run of this process id
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+            fd = self._open_temp(parts, dfd)
             try:
                 writer = StagedWriter(fd)
                 try:
@@ -176,10 +171,7 @@ class OutputDir:
                     await writer.abort()
                     raise
                 await writer.close()
-                final = mode & 0o7777 if mode is not None else 0o666 & ~_umask()
-                os.fchmod(fd, final)
-                if mtime_ns is not None:
-                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+                _settle(fd, mode, mtime_ns)
                 if durable:
                     os.fsync(fd)
             finally:
@@ -208,14 +200,9 @@ class OutputDir:
             raise UsageError(f"cannot write a file over the output directory {self.root}")
         dfd = self._dir_for(parts[:-1])
         name = parts[-1]
-        tmp = f".{name}.ownvault-{os.getpid()}.part"
+        tmp = _temp_name(name)
         written = 0
-        with contextlib.suppress(FileNotFoundError):
-            self._may_replace(parts, os.stat(name, dir_fd=dfd, follow_symlinks=False))
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dfd)  # a leftover of a killed run of this process id
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+        fd = self._open_temp(parts, dfd)
         try:
             try:
                 for piece in pieces:
@@ -224,9 +211,7 @@ class OutputDir:
                         n = os.write(fd, view)
                         view = view[n:]
                         written += n
-                os.fchmod(fd, mode & 0o7777 if mode is not None else 0o666 & ~_umask())
-                if mtime_ns is not None:
-                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+                _settle(fd, mode, mtime_ns)
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -235,6 +220,18 @@ class OutputDir:
                 os.unlink(tmp, dir_fd=dfd)
             raise
         return written
+
+    def _open_temp(self, parts: Sequence[str], dfd: int) -> int:
+        """The new 0600 temp file for ``parts`` in directory ``dfd`` (O_EXCL, no-follow),
+        after checking what it will replace and removing this process id's leftover."""
+        name = parts[-1]
+        tmp = _temp_name(name)
+        with contextlib.suppress(FileNotFoundError):
+            self._may_replace(parts, os.stat(name, dir_fd=dfd, follow_symlinks=False))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dfd)  # a leftover of a killed run of this process id
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(tmp, flags, 0o600, dir_fd=dfd)
 
     def _dir_for(self, parts: Sequence[str]) -> int:
         """The kept descriptor of directory ``parts`` (opened and created as
@@ -333,6 +330,17 @@ def output_file(
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def _temp_name(name: str) -> str:
+    return f".{name}.ownvault-{os.getpid()}.part"
+
+
+def _settle(fd: int, mode: int | None, mtime_ns: int | None) -> None:
+    """The restored file's final mode (``mode``, else 0666 less the umask) and mtime."""
+    os.fchmod(fd, mode & 0o7777 if mode is not None else 0o666 & ~_umask())
+    if mtime_ns is not None:
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
 
 
 def _umask() -> int:
