@@ -110,6 +110,9 @@ def test_ui_api_check_and_status_give_one_verdict(page: Page, tmp_path: Path) ->
         shutil.copytree(folder, tmp_path / "local-3-old")
         (tmp_path / "notes.txt").write_bytes(b"n" * 50_000)
         ov(s.vault, "put", str(tmp_path / "notes.txt"), passphrase=PASS)
+        # A put writes a journal record; a settings change writes a catalog snapshot, which
+        # the old copy then lacks (health's stale check compares snapshots).
+        ov(s.vault, "provider", "set", "local-1", "--label", "room=attic", passphrase=PASS)
         shutil.rmtree(folder)
         shutil.copytree(tmp_path / "local-3-old", folder)
         seen = states(s)
