@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ownvault.core.journal import JournalKeys, revoke_device
+from ownvault.core.journal import MAX_RECORD_SIZE, JournalKeys, revoke_device
 from ownvault.core.journalops import DeviceAdd, Tag
 from ownvault.core.merge import heads, state_of
 from ownvault.engine.keys.recovery import recover_vault
@@ -16,6 +16,7 @@ from ownvault.engine.store.journalstore import JournalStore, record_name
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
 from ownvault.errors import JournalError
+from ownvault.providers.base import Provider
 
 from .helpers import FAST_KDF, PASS, Vaults, run
 
@@ -173,6 +174,38 @@ def test_a_record_under_another_name_or_replayed_is_refused(
             obj(d, record_name(ja.device.id, 2)).read_bytes()
         )
     refused(JournalStore(pair[0].ctx), jb.device.id, 2, "another device or sequence number")
+
+
+class ReadSpy:
+    """A provider whose reads are measured: the most bytes one ``get`` returned."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.most = 0
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.inner, attr)
+
+    async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = await self.inner.get(name, offset, length)
+        self.most = max(self.most, len(data))
+        return data
+
+
+def test_an_oversized_record_is_refused_without_reading_it_whole(
+    pair: tuple[Vault, Vault, list[Path]],
+) -> None:
+    """A hostile provider serving a huge object under a record's name costs the reader the
+    record bound, not the object's size (a sparse file twice the bound stands for one of
+    many gigabytes)."""
+    ja, jb = hostile(pair)
+    for p in everywhere(pair[2], record_name(ja.device.id, 2)):
+        with p.open("r+b") as f:
+            f.truncate(2 * MAX_RECORD_SIZE)
+    spies = {pid: ReadSpy(p) for pid, p in jb.host.store.providers.items()}
+    jb.host.store.providers.update(spies)  # type: ignore[arg-type]
+    refused(jb, ja.device.id, 2, "size limit")
+    assert 0 < max(s.most for s in spies.values()) <= MAX_RECORD_SIZE + 1
 
 
 def test_reordered_records_are_refused(pair: tuple[Vault, Vault, list[Path]]) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from ownvault.core.guardians import GuardianGroup, combine_guardian_shares
 from ownvault.core.keys import phrase_to_entropy
+from ownvault.core.snapshot import MAX_LOCATOR_SIZE
 from ownvault.engine.keys.recovery import parse_provider_arg, recover_vault
 from ownvault.engine.sharing.contacts import TagPolicy
 from ownvault.engine.vault import Vault
@@ -189,3 +190,33 @@ def test_wrong_phrase_too_few_providers_and_moved_providers(
                 tmp_path / "m", phrase_to_entropy(str(lost["phrase"])), NEW, [dirs[0].as_uri()]
             )
         )
+
+
+def test_an_oversized_locator_is_refused_without_reading_it_whole(
+    vaults: Vaults, lost: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider serving a huge object as the newest locator costs recovery the locator
+    bound, not the object's size; recovery goes on from the next readable locator."""
+    dirs: list[Path] = lost["dirs"]  # type: ignore[assignment]
+    hostile = tmp_path / "hostile"
+    shutil.copytree(dirs[2], hostile)
+    [newest] = sorted((hostile / "objects" / "catalog").glob("*/locator"))[-1:]
+    with newest.open("r+b") as f:
+        f.truncate(2 * MAX_LOCATOR_SIZE)  # sparse: stands for an object of many gigabytes
+    most = [0]
+    real_get = LocalProvider.get
+
+    async def measured(
+        self: LocalProvider, name: str, offset: int = 0, length: int | None = None
+    ) -> bytes:
+        data = await real_get(self, name, offset, length)
+        most[0] = max(most[0], len(data))
+        return data
+
+    monkeypatch.setattr(LocalProvider, "get", measured)
+    entropy = phrase_to_entropy(str(lost["phrase"]))
+    res = run(recover_vault(tmp_path / "new", entropy, NEW, [hostile.as_uri()], kdf=FAST_KDF))
+    assert MAX_LOCATOR_SIZE < most[0] <= MAX_LOCATOR_SIZE + 1
+    assert res.objects == 2
+    vault = vaults.open(tmp_path / "new", NEW)
+    assert run(vault.files.ls()) == lost["ls"]

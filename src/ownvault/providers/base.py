@@ -57,7 +57,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, runtime_checkable
 
-from ownvault.errors import UsageError
+from ownvault.errors import FormatError, UsageError
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -67,6 +67,7 @@ __all__ = [
     "ProviderInfo",
     "PutData",
     "as_parts",
+    "get_at_most",
     "joined",
     "put_size",
     "same_bytes",
@@ -102,6 +103,19 @@ def validate_prefix(prefix: str) -> str:
     if len(prefix) > MAX_NAME_LENGTH:
         raise UsageError("invalid prefix (length)")
     return prefix
+
+
+async def get_at_most(provider: Provider, name: str, limit: int) -> bytes:
+    """The whole object ``name``, refused (:class:`FormatError`) when it is over ``limit``
+    bytes. Every whole-object read of bytes a provider may have forged goes through here
+    (or asks for an exact range), so a hostile provider serving a huge object costs the
+    reader at most ``limit + 1`` bytes of memory, never the object's size: the range asked
+    is ``[0, limit + 1)``, and every provider cuts its answer to the range asked (the
+    contract above; the HTTP clients bound the body they read by it)."""
+    data = await provider.get(name, 0, limit + 1)
+    if len(data) > limit:
+        raise FormatError(f"{name} is over {limit} bytes")
+    return data
 
 
 def as_parts(data: PutData) -> list[memoryview]:

@@ -131,7 +131,7 @@ async def _read_share(
     p = ctx.store.providers.get(provider) if provider is not None else None
     if p is not None:
         try:
-            data = await p.get(name)
+            data = await p.get(name, 0, row.size + 1)  # longer is wrong, not read whole
             why = await asyncio.to_thread(share_problem, data, row.size, row.root)
             if why is None:
                 return data, False

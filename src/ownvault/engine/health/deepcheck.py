@@ -83,7 +83,7 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> DeepCheckRep
         if p is not None:
             async with sem:
                 try:
-                    data = await p.get(sname)
+                    data = await p.get(sname, 0, size + 1)  # longer is wrong, not read whole
                     totals["bytes"] += len(data)
                     problem = await asyncio.to_thread(
                         share_problem, data, size, root, ShareHeader(k, n, idx, pack_id)

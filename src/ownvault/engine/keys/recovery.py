@@ -40,7 +40,7 @@ from typing import Any
 from ownvault.core.crypto import Argon2Params
 from ownvault.core.keys import VaultKeys
 from ownvault.core.keystore import Keystore
-from ownvault.core.snapshot import decode_locator, locator_name
+from ownvault.core.snapshot import MAX_LOCATOR_SIZE, decode_locator, locator_name
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.fleet import ProviderMove
 from ownvault.engine.store.catalog.rows import ProviderState
@@ -59,7 +59,7 @@ from ownvault.errors import (
     UsageError,
     VaultStateError,
 )
-from ownvault.providers.base import Provider
+from ownvault.providers.base import Provider, get_at_most
 from ownvault.providers.registry import kind_of_url, local_path_of, open_provider
 
 __all__ = [
@@ -206,7 +206,7 @@ async def _locator(
     wrong_key = False
     for pid in holders:
         try:
-            data = await pool.providers[pid].get(locator_name(seq))
+            data = await get_at_most(pool.providers[pid], locator_name(seq), MAX_LOCATOR_SIZE)
             return decode_locator(keys.catalog, seq, data), "", False
         except IntegrityError:
             wrong_key = True

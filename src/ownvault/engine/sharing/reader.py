@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ownvault.core.grants import (
+    MAX_CARD_SIZE,
+    MAX_MANIFEST_SIZE,
     Grant,
     decode_manifest,
     decode_revocation,
@@ -51,7 +53,7 @@ from ownvault.errors import (
     ProviderError,
     UsageError,
 )
-from ownvault.providers.base import Provider
+from ownvault.providers.base import Provider, get_at_most
 from ownvault.providers.registry import kind_of_url, open_provider
 
 __all__ = ["GrantReader", "SharedEntry", "SharedItem", "SharedRestore", "open_grant"]
@@ -376,7 +378,9 @@ async def open_grant(
         for p in revoked_on:
             try:
                 when = decode_revocation(
-                    grant.sender, grant.grant_id, await p.get(revocation_name(grant.grant_id))
+                    grant.sender,
+                    grant.grant_id,
+                    await get_at_most(p, revocation_name(grant.grant_id), MAX_CARD_SIZE),
                 )
             except OwnvaultError:
                 continue  # unreadable or forged: not the sender's word
@@ -386,7 +390,9 @@ async def open_grant(
         for gen in sorted(gens, reverse=True):
             for p in gens[gen]:
                 try:
-                    data = await p.get(manifest_name(grant.grant_id, gen))
+                    data = await get_at_most(
+                        p, manifest_name(grant.grant_id, gen), MAX_MANIFEST_SIZE
+                    )
                     manifest = decode_manifest(
                         grant.sender, manifest_key, grant.grant_id, gen, data
                     )

@@ -39,8 +39,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ownvault.core.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint
+from ownvault.core.checkpoint import (
+    MAX_CHECKPOINT_SIZE,
+    Checkpoint,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from ownvault.core.journal import (
+    MAX_RECORD_SIZE,
     JournalKeys,
     Record,
     certify_device,
@@ -222,8 +228,12 @@ class JournalStore:
                 elif isinstance(op, DeviceRevoke):
                     j.revoke(op.device, op.last_seq, op.sig)
 
-    async def fetch(self, pid: int, name: str) -> bytes:
-        return await self.host.store.providers[pid].get(name)
+    async def fetch(self, pid: int, name: str, limit: int = MAX_RECORD_SIZE) -> bytes:
+        """An object as a provider serves it, read to at most ``limit + 1`` bytes: a hostile
+        provider serving a huge object costs that much memory, not the object's size, and
+        the decoder refuses the over-long answer with an error naming the device, the seq
+        and the provider (``open_record``, ``decode_checkpoint`` check the size first)."""
+        return await self.host.store.providers[pid].get(name, 0, limit + 1)
 
     async def _settle_pending(self, device: DeviceIdentity) -> None:
         """Adopt or drop an own record whose write was interrupted (module docstring)."""
@@ -327,7 +337,7 @@ class JournalStore:
         )
         for name, pid in names:
             try:
-                data = await self.fetch(pid, name)
+                data = await self.fetch(pid, name, MAX_CHECKPOINT_SIZE)
                 return await asyncio.to_thread(
                     decode_checkpoint, self.keys, data, provider=self.provider_name(pid)
                 )

@@ -42,7 +42,7 @@ from ownvault.errors import (
     ProviderError,
     ShareCorruptError,
 )
-from ownvault.providers.base import Provider, PutData, same_bytes
+from ownvault.providers.base import Provider, PutData, put_size, same_bytes
 
 __all__ = [
     "BufferPool",
@@ -201,7 +201,7 @@ class ShareStore:
         try:
             await p.put(name, data)
         except ObjectExistsError:
-            existing = await p.get(name)
+            existing = await p.get(name, 0, put_size(data) + 1)  # longer: not the same
             if not same_bytes(existing, data):
                 raise
         except ProviderError as exc:
@@ -366,7 +366,9 @@ def share_problem(
     stored: bytes, size: int, root: bytes, header: ShareHeader | None = None
 ) -> str | None:
     """Why a whole stored share is bad (size, trailer, data root, stored tree, header), or None."""
-    if len(stored) != size:
+    if len(stored) > size:  # readers ask for size + 1 bytes: how much more is not read
+        return f"is longer than the {size} bytes expected"
+    if len(stored) < size:
         return f"has {len(stored)} bytes, expected {size}"
     try:
         data, leaves = split_share(stored)

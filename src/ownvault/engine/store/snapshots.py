@@ -20,6 +20,7 @@ from typing import Any
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import MAX_PACK_SIZE, new_pack_id, pack_size_class, share_name
 from ownvault.core.snapshot import (
+    MAX_LOCATOR_SIZE,
     decode_locator,
     decode_snapshot,
     encode_locator,
@@ -44,7 +45,7 @@ from ownvault.errors import (
     PolicyError,
     ProviderError,
 )
-from ownvault.providers.base import Provider
+from ownvault.providers.base import Provider, get_at_most
 
 __all__ = [
     "KEEP",
@@ -303,7 +304,7 @@ async def find_latest_locator(
     for seq in sorted(seqs, reverse=True):
         for pid in provider_ids:
             try:
-                data = await store.providers[pid].get(locator_name(seq))
+                data = await get_at_most(store.providers[pid], locator_name(seq), MAX_LOCATOR_SIZE)
                 return seq, decode_locator(keys.catalog, seq, data)
             except OwnvaultError:
                 continue
@@ -362,7 +363,9 @@ async def newer_snapshot(
         seqs = await snapshot_seqs(p)
         for seq in sorted((s for s in seqs if s > ours), reverse=True):
             try:
-                body = decode_locator(keys.catalog, seq, await p.get(locator_name(seq)))
+                body = decode_locator(
+                    keys.catalog, seq, await get_at_most(p, locator_name(seq), MAX_LOCATOR_SIZE)
+                )
             except OwnvaultError:
                 continue
             if body.get("vault_id") == vault_id:
