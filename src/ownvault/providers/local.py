@@ -23,7 +23,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from ownvault.errors import (
@@ -186,6 +186,19 @@ class LocalProvider:
             f"I/O error on {self.root}{where}: {exc.strerror}", provider=self._label
         )
 
+    @contextlib.contextmanager
+    def _reading(self, name: str) -> Iterator[None]:
+        """Errors of reading object ``name`` as the contract names them: a missing object
+        (or a folder where it should be) is ``ObjectNotFoundError``, the rest ``_wrap``."""
+        try:
+            yield
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFoundError(
+                f"object not found: {name}", provider=self._label, share=name
+            ) from None
+        except OSError as exc:
+            raise self._wrap(exc, name) from exc
+
     # -- the contract ----------------------------------------------------------------------
 
     def _put_sync(self, name: str, data: PutData) -> None:
@@ -243,20 +256,9 @@ class LocalProvider:
         self._ready()
         if offset < 0 or (length is not None and length < 0):
             raise UsageError("negative range")
-        try:
-            with open(self._path(name), "rb") as f:
-                f.seek(offset)
-                return f.read() if length is None else f.read(length)
-        except FileNotFoundError:
-            raise ObjectNotFoundError(
-                f"object not found: {name}", provider=self._label, share=name
-            ) from None
-        except IsADirectoryError:
-            raise ObjectNotFoundError(
-                f"object not found: {name}", provider=self._label, share=name
-            ) from None
-        except OSError as exc:
-            raise self._wrap(exc, name) from exc
+        with self._reading(name), open(self._path(name), "rb") as f:
+            f.seek(offset)
+            return f.read() if length is None else f.read(length)
 
     async def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         validate_name(name)
@@ -269,30 +271,18 @@ class LocalProvider:
         if offset < 0:
             raise UsageError("negative range")
         direct = _aligned(buffer, offset)
-        try:
+        with self._reading(name):
             fd = _open_read(self._path(name), direct=direct)
-        except (FileNotFoundError, IsADirectoryError):
-            raise ObjectNotFoundError(
-                f"object not found: {name}", provider=self._label, share=name
-            ) from None
-        except OSError as exc:
-            raise self._wrap(exc, name) from exc
-        try:
-            got = 0
-            while got < buffer.nbytes:
-                step = os.preadv(fd, [buffer[got:]], offset + got)
-                if step == 0:
-                    break
-                got += step
-            return got
-        except IsADirectoryError:
-            raise ObjectNotFoundError(
-                f"object not found: {name}", provider=self._label, share=name
-            ) from None
-        except OSError as exc:
-            raise self._wrap(exc, name) from exc
-        finally:
-            os.close(fd)
+            try:
+                got = 0
+                while got < buffer.nbytes:
+                    step = os.preadv(fd, [buffer[got:]], offset + got)
+                    if step == 0:
+                        break
+                    got += step
+                return got
+            finally:
+                os.close(fd)
 
     async def read_into(self, name: str, offset: int, buffer: memoryview) -> int:
         """Read object ``name`` from ``offset`` into ``buffer``; the number of bytes read
@@ -306,14 +296,8 @@ class LocalProvider:
 
     def _stat_sync(self, name: str) -> ObjectInfo:
         self._ready()
-        try:
+        with self._reading(name):
             st = self._path(name).stat()
-        except FileNotFoundError:
-            raise ObjectNotFoundError(
-                f"object not found: {name}", provider=self._label, share=name
-            ) from None
-        except OSError as exc:
-            raise self._wrap(exc, name) from exc
         if not os.path.isfile(self._path(name)):
             raise ObjectNotFoundError(f"object not found: {name}", provider=self._label)
         return ObjectInfo(name, st.st_size)
