@@ -3,9 +3,10 @@
 Retention is :func:`ownvault.core.retention.apply_policy` (restic's ``forget --keep-*``)
 over the versions of one stored name, timed by their ``created_at`` in local time. What it
 removes is deleted from the catalog; then packs no content refers to any more are deleted
-(``drop_unreferenced_packs``, as ``rm`` does), and packs whose unreferenced chunk bytes
-reach :data:`REPACK_WASTE` of the pack are rewritten without them
-(``engine.store.repack``, as revocation and shredding do).
+(``engine.store.gc.reclaim``, as ``rm`` does: with several devices, once every device has
+acknowledged the removal), and packs whose unreferenced chunk bytes reach
+:data:`REPACK_WASTE` of the pack are rewritten without them (``engine.store.repack``, as
+revocation and shredding do; not with several devices, whose catalogs name the old pack).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 from ownvault.core.retention import Decision, Item, RetentionPolicy, apply_policy
 from ownvault.engine.store.context import PacksRewritten, VaultContext
+from ownvault.engine.store.gc import reclaim, several_devices
 from ownvault.engine.store.repack import rewrite_packs
-from ownvault.engine.store.versions import drop_unreferenced_packs
 from ownvault.errors import NotFoundError
 
 __all__ = ["REPACK_WASTE", "ForgetResult", "forget_versions", "plan_forget", "reclaim_space"]
@@ -112,7 +113,9 @@ async def forget_versions(
 async def reclaim_space(ctx: VaultContext) -> tuple[int, int]:
     """Delete unreferenced packs, rewrite the wasteful ones: (deleted, rewritten). Hold
     ``ctx.write()``."""
-    deleted = await drop_unreferenced_packs(ctx)
+    deleted = await reclaim(ctx)
+    if several_devices(ctx):
+        return deleted, 0  # a rewrite deletes a pack other devices' catalogs still name
     wasteful = {w.pack for w in ctx.catalog.backups.pack_waste() if w.ratio >= REPACK_WASTE}
     if not wasteful:
         return deleted, 0

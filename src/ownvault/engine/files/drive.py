@@ -42,8 +42,9 @@ from ownvault.engine.files.drivetypes import (
 from ownvault.engine.store.catalog import EntryRow, VersionRow
 from ownvault.engine.store.catalog.drive import catalog_generation, entry_at, rename_objects
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.gc import reclaim
 from ownvault.engine.store.layout import validate_object_name
-from ownvault.engine.store.versions import drop_unreferenced_packs, put_paths
+from ownvault.engine.store.versions import put_paths
 from ownvault.errors import NotFoundError, UsageError
 
 __all__ = ["VERSIONS", "Drive", "DriveError", "DriveOptions", "Node", "WriteHandle"]
@@ -506,7 +507,7 @@ class Drive:
         async with ctx.write():
             for name in names:
                 ctx.catalog.delete_versions(name, None)
-            await drop_unreferenced_packs(ctx)
+            await reclaim(ctx)
 
     async def rename(self, old: str, new: str, *, replace: bool = True) -> None:
         """Rename a file or folder; an existing file at ``new`` is replaced if ``replace``."""
@@ -535,7 +536,7 @@ class Drive:
         async with self.ctx.write():
             rename_objects(cat, moves, replacing)
             if replacing is not None:
-                await drop_unreferenced_packs(self.ctx)
+                await reclaim(self.ctx)
         for d in list(self._dirs):
             if d == node.path or d.startswith(node.path + "/"):
                 self._dirs.discard(d)

@@ -18,14 +18,10 @@ from ownvault.engine.files.results import (
     VersionInfo,
 )
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.gc import reclaim
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.restore import PackReader, write_file, write_tree
-from ownvault.engine.store.versions import (
-    PutResult,
-    drop_unreferenced_packs,
-    put_paths,
-    restore_version,
-)
+from ownvault.engine.store.versions import PutResult, put_paths, restore_version
 from ownvault.errors import NotFoundError, UsageError
 
 __all__ = ["Files"]
@@ -211,12 +207,9 @@ class Files:
         return Removed(name, removed, freed)
 
     async def _prune_packs(self) -> int:
-        if len(self.ctx.catalog.journal.devices()) > 1:
-            # Another device may commit a version that reuses these packs (a put racing
-            # this rm): a pack goes only when no device's state references it, which is
-            # the journal's GC (not built yet), not this device's catalog alone.
-            return 0
-        return await drop_unreferenced_packs(self.ctx)
+        # With several devices a pack goes only when no device's state references it
+        # (another device's put may reuse it): the journal's GC, engine.store.gc.
+        return await reclaim(self.ctx)
 
     async def du(self) -> Usage:
         """Usage (:func:`~ownvault.engine.files.listing.usage`)."""

@@ -63,8 +63,9 @@ async def deep_check(ctx: VaultContext, name: str | None = None) -> DeepCheckRep
     t0 = time.monotonic()
     cheap = await check(ctx, name)
     cat = ctx.catalog
-    if name is None:
-        packs = cat.live_packs()
+    if name is None:  # not the garbage of removed versions GC has not collected here yet
+        garbage = {c.pack for c in cat.gc.candidates()}
+        packs = [p for p in cat.live_packs() if p not in garbage]
     else:
         packs = sorted({p for f in cheap.files for p in _packs_of(ctx, f.name, f.version)})
     names = {r.id: r.name for r in cat.providers(include_removed=True)}

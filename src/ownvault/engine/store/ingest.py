@@ -141,7 +141,8 @@ class Ingestor:
         # New chunk keys are wrapped under the content key of the current epoch (keys rotate).
         self.key_epoch = int(self.catalog.meta("content_epoch") or "0")
         self._content_key = self.keys.content_key(self.key_epoch)
-        self.known = self.catalog.packs.live_chunk_ids()
+        several = len(self.catalog.journal.devices()) > 1
+        self.known = self.catalog.packs.live_chunk_ids(referenced=several)
         self._cutter = Chunker(self.chunker)
         self.writer = PackWriter(self.catalog, self.store, self.policy, self.candidates)
 

@@ -212,12 +212,13 @@ class JournalStore:
 
     def note(self, records: Sequence[Record]) -> None:
         """Record verified records in the catalog (inside the caller's transaction):
-        members, revocations, heads, the clock."""
+        members, revocations, heads, the clock, and what each device acknowledged (GC)."""
         j = self.catalog.journal
         self._note_members(records)
         for r in sorted(records, key=lambda r: (r.device, r.seq)):
             j.set_head(r.device, r.head)
         j.witness(r.hlc for r in records)
+        self.catalog.gc.note([(r.device, r.seq, r.body.seen) for r in records])
 
     def _note_members(self, records: Sequence[Record]) -> None:
         j = self.catalog.journal

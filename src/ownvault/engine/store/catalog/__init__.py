@@ -38,6 +38,7 @@ __all__ = [
 from ownvault.engine.store.catalog.backups import BackupTables
 from ownvault.engine.store.catalog.contents import ContentTables
 from ownvault.engine.store.catalog.filescache import FilesCache
+from ownvault.engine.store.catalog.gc import GcTables
 from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.catalog.journalout import JournalNamespace
 from ownvault.engine.store.catalog.journalrows import JournalRowTables
@@ -71,6 +72,7 @@ class Catalog:
         self.underrep = UnderReplicated(conn, self.transaction)
         self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
         self.jns, self.contents = JournalNamespace(conn), ContentTables(conn)
+        self.gc = GcTables(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -299,17 +301,22 @@ class Catalog:
         self, pack: int, chunks: Iterable[tuple[bytes, int, int, int, bytes]], key_epoch: int = 0
     ) -> dict[bytes, int]:
         """Mark a pack live and insert its chunks (chunk_id, offset, length, plain_len, wrapped_key),
-        whose keys are wrapped under the content key of ``key_epoch``."""
+        whose keys are wrapped under the content key of ``key_epoch``. A chunk this catalog
+        has in another pack (one no content refers to, which a put of a vault of several
+        devices does not deduplicate against) moves to this pack."""
         out: dict[bytes, int] = {}
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
             for chunk_id, offset, length, plain_len, wrapped in chunks:
-                cur = c.execute(
+                row = c.execute(
                     "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, key_epoch) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
+                    "pack = excluded.pack, offset = excluded.offset, length = excluded.length, "
+                    "plain_len = excluded.plain_len, wrapped_key = excluded.wrapped_key, "
+                    "key_epoch = excluded.key_epoch RETURNING id",
                     (chunk_id, pack, offset, length, plain_len, wrapped, key_epoch),
-                )
-                out[chunk_id] = int(cur.lastrowid or 0)
+                ).fetchone()
+                out[chunk_id] = int(row[0])
         return out
 
     def pending_packs(self) -> list[tuple[int, bytes]]:

@@ -175,13 +175,23 @@ class JournalRowTables(Tables):
         return new
 
     def _own_chunk(self, chunk: ChunkRow, pack: int) -> int:
+        """This catalog's row of ``chunk``: its own if some content refers to it, else the
+        writer's place (a chunk only removed versions held here may be in a pack another
+        device's GC deleted; the writer stored it again, docs/design.md "GC in the engine")."""
         q = self._conn.execute
-        row = q("SELECT id FROM chunks WHERE chunk_id = ?", (chunk.chunk_id,)).fetchone()
-        if row is not None:
+        row = q(
+            "SELECT id, EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = chunks.id) "
+            "FROM chunks WHERE chunk_id = ?",
+            (chunk.chunk_id,),
+        ).fetchone()
+        if row is not None and row[1]:
             return int(row[0])
         cur = q(
             "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, "
-            "key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
+            "pack = excluded.pack, offset = excluded.offset, length = excluded.length, "
+            "plain_len = excluded.plain_len, wrapped_key = excluded.wrapped_key, "
+            "key_epoch = excluded.key_epoch RETURNING id",
             (
                 chunk.chunk_id,
                 pack,
@@ -191,8 +201,8 @@ class JournalRowTables(Tables):
                 chunk.wrapped_key,
                 chunk.key_epoch,
             ),
-        )
-        return int(cur.lastrowid or 0)
+        ).fetchone()
+        return int(cur[0])
 
     def _add_content(
         self, content: ContentRow, chunks: tuple[ChunkRow, ...], chunk_ids: list[int]

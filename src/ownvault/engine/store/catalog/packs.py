@@ -95,14 +95,15 @@ class PackTables(Tables):
             for r in rows
         ]
 
-    def live_chunk_ids(self) -> set[bytes]:
-        """The ids of every chunk in a live pack (what a put need not store again)."""
-        return {
-            bytes(r[0])
-            for r in self._conn.execute(
-                "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
-            )
-        }
+    def live_chunk_ids(self, *, referenced: bool = False) -> set[bytes]:
+        """The ids of every chunk in a live pack (what a put need not store again); with
+        ``referenced``, only of chunks some content refers to (in a vault of several
+        devices: a chunk only removed versions held may be collected by another device's
+        GC before this put's record reaches it, docs/design.md "GC in the engine")."""
+        sql = "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
+        if referenced:
+            sql += " AND EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id)"
+        return {bytes(r[0]) for r in self._conn.execute(sql)}
 
     def commit_rewrite(
         self,

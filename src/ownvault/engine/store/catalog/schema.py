@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from ownvault.engine.store.catalog.gc import MIGRATION as GC_MIGRATION
+
 __all__ = ["MIGRATIONS", "SCHEMA", "statements"]
 
 
@@ -555,4 +557,6 @@ BEGIN
   AND device IS NULL AND id NOT IN (SELECT tag_add FROM journal_out WHERE tag_add IS NOT NULL);
 END
 """,
+    # 12: what GC across devices waits for (catalog/gc.py; docs/design.md, "GC in the engine").
+    12: GC_MIGRATION,
 }
