@@ -119,6 +119,7 @@ COMMAND_MODULES: Mapping[str, str] = {
     "devices": "ownvault.cli.devices",
     "du": "ownvault.cli.listing",
     "forget": "ownvault.cli.keys",
+    "gc": "ownvault.cli.gc",
     "get": "ownvault.cli.files",
     "grants": "ownvault.cli.keys",
     "identity": "ownvault.cli.keys",

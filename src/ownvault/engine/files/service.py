@@ -18,7 +18,7 @@ from ownvault.engine.files.results import (
     VersionInfo,
 )
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.gc import reclaim
+from ownvault.engine.store.gc import GcResult, collect, reclaim
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.restore import PackReader, write_file, write_tree
 from ownvault.engine.store.versions import PutResult, put_paths, restore_version
@@ -205,6 +205,15 @@ class Files:
             removed = ctx.catalog.delete_versions(validate_object_name(name), version)
             freed = await self._prune_packs()
         return Removed(name, removed, freed)
+
+    async def gc(self, *, dry_run: bool = False) -> GcResult:
+        """Delete the packs of removed versions that no device's committed state references
+        any more, and say which devices hold back the others (docs/design.md, "GC in the
+        engine"); ``dry_run``: only say what would go."""
+        if dry_run:
+            return await collect(self.ctx, dry_run=True)
+        async with self.ctx.write():
+            return await collect(self.ctx)
 
     async def _prune_packs(self) -> int:
         # With several devices a pack goes only when no device's state references it

@@ -28,6 +28,7 @@ from typing import Any
 from ownvault.core.journalops import Pending
 from ownvault.engine.store.catalog.gc import Candidate
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.repack import drain_doomed
 from ownvault.engine.store.versions import drop_unreferenced_packs
 from ownvault.errors import OwnvaultError
 
@@ -130,6 +131,15 @@ async def collect(ctx: VaultContext, *, dry_run: bool = False) -> GcResult:
     ``ctx.write()`` unless ``dry_run`` (which writes no record and deletes nothing, and
     counts this device as acknowledging what it holds)."""
     cat = ctx.catalog
+    if not dry_run:
+        await drain_doomed(ctx)  # shares of packs an interrupted deletion dropped
+    if not several_devices(ctx):  # nothing to wait for: every candidate goes
+        cands = cat.gc.candidates()
+        if not dry_run:
+            await drop_unreferenced_packs(ctx, [c.pack for c in cands])
+        return GcResult(
+            dry_run, tuple(c.pack_id.hex() for c in cands), sum(c.stored for c in cands), (), False
+        )
     own = ctx.journal.device.id
     acked = False
     if not dry_run:

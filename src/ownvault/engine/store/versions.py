@@ -195,8 +195,10 @@ async def _put_one(
 
 async def drop_unreferenced_packs(ctx: VaultContext, among: Sequence[int] | None = None) -> int:
     """Delete live packs none of whose chunks any content refers to (only those in
-    ``among`` if given): their catalog rows first, then their shares (a crash in between
-    leaves unreferenced shares, never a row naming a deleted share). Hold ``ctx.write()``."""
+    ``among`` if given): their catalog rows first, with their shares queued in
+    ``doomed_objects``, then their shares (a crash in between leaves the shares queued, never
+    a row naming a deleted share; ``engine.store.gc`` and ``forget`` retry the queue). Hold
+    ``ctx.write()``."""
     cat = ctx.catalog
     dead = cat.unreferenced_packs()
     if among is not None:
@@ -204,10 +206,10 @@ async def drop_unreferenced_packs(ctx: VaultContext, among: Sequence[int] | None
         dead = [p for p in dead if p in wanted]
     for pack in dead:
         pack_id, _size, _k, _n = cat.pack_info(pack)
-        shares = cat.shares_of(pack)
-        cat.drop_chunks_of_packs([pack])
-        for s in shares:
-            await ctx.store.delete_share(s.provider, data_share_name(pack_id, s.idx))
+        names = [(s.provider, data_share_name(pack_id, s.idx)) for s in cat.shares_of(pack)]
+        cat.drop_chunks_of_packs([pack], names, "unreferenced pack")
+        gone = [(p, n) for p, n in names if await ctx.store.delete_share(p, n)]
+        cat.packs.undoom(gone)
     return len(dead)
 
 

@@ -41,7 +41,7 @@ from ownvault.engine.store.catalog.filescache import FilesCache
 from ownvault.engine.store.catalog.gc import GcTables
 from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.catalog.journalout import JournalNamespace
-from ownvault.engine.store.catalog.journalrows import JournalRowTables
+from ownvault.engine.store.catalog.journalrows import JournalRowTables, place_chunk
 from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA, statements
@@ -308,15 +308,9 @@ class Catalog:
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
             for chunk_id, offset, length, plain_len, wrapped in chunks:
-                row = c.execute(
-                    "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, key_epoch) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
-                    "pack = excluded.pack, offset = excluded.offset, length = excluded.length, "
-                    "plain_len = excluded.plain_len, wrapped_key = excluded.wrapped_key, "
-                    "key_epoch = excluded.key_epoch RETURNING id",
-                    (chunk_id, pack, offset, length, plain_len, wrapped, key_epoch),
-                ).fetchone()
-                out[chunk_id] = int(row[0])
+                out[chunk_id] = place_chunk(
+                    c, chunk_id, pack, offset, length, plain_len, wrapped, key_epoch
+                )
         return out
 
     def pending_packs(self) -> list[tuple[int, bytes]]:
@@ -572,11 +566,21 @@ class Catalog:
             )
         return int(n)
 
-    def drop_chunks_of_packs(self, packs: list[int]) -> None:
+    def drop_chunks_of_packs(
+        self, packs: list[int], doomed: Iterable[tuple[int, str]] = (), reason: str = ""
+    ) -> None:
+        """Delete packs' rows, queueing their ``doomed`` (provider, share name) objects for
+        deletion in the same transaction (a crash before they are deleted leaves them
+        queued, not forgotten)."""
         with self.transaction() as c:
             for pack in packs:
                 c.execute("DELETE FROM chunks WHERE pack = ?", (pack,))
                 c.execute("DELETE FROM shares WHERE pack = ?", (pack,))
                 c.execute("DELETE FROM packs WHERE id = ?", (pack,))
+            c.executemany(
+                "INSERT OR IGNORE INTO doomed_objects(provider, name, reason, added_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(p, name, reason, _now()) for p, name in doomed],
+            )
 
     # -- statistics ---------------------------------------------------------------------

@@ -3,6 +3,8 @@ the ``rows`` of a journal ``put`` (codec: ``engine.store.journalrows``)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from ownvault.engine.store.catalog.tables import Tables
 from ownvault.engine.store.journalrows import (
     ChunkRow,
@@ -14,7 +16,38 @@ from ownvault.engine.store.journalrows import (
 )
 from ownvault.errors import NotFoundError, VaultStateError
 
-__all__ = ["JournalRowTables"]
+__all__ = ["JournalRowTables", "place_chunk"]
+
+
+def place_chunk(
+    conn: sqlite3.Connection,
+    chunk_id: bytes,
+    pack: int,
+    offset: int,
+    length: int,
+    plain_len: int,
+    wrapped: bytes,
+    key_epoch: int,
+) -> int:
+    """Insert a chunk in ``pack``, or move the catalog's row of it there (its id kept): the
+    row of a chunk no content refers to, stored again by a put of a vault of several
+    devices (docs/design.md, "GC in the engine"). Not an UPSERT: its conflict clause would
+    override the ``OR IGNORE`` of the triggers an update fires."""
+    row = conn.execute("SELECT id FROM chunks WHERE chunk_id = ?", (chunk_id,)).fetchone()
+    values = (pack, offset, length, plain_len, wrapped, key_epoch)
+    if row is not None:
+        conn.execute(
+            "UPDATE chunks SET pack = ?, offset = ?, length = ?, plain_len = ?, wrapped_key = ?, "
+            "key_epoch = ? WHERE id = ?",
+            (*values, row[0]),
+        )
+        return int(row[0])
+    cur = conn.execute(
+        "INSERT INTO chunks(pack, offset, length, plain_len, wrapped_key, key_epoch, chunk_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*values, chunk_id),
+    )
+    return int(cur.lastrowid or 0)
 
 
 class JournalRowTables(Tables):
@@ -186,23 +219,16 @@ class JournalRowTables(Tables):
         ).fetchone()
         if row is not None and row[1]:
             return int(row[0])
-        cur = q(
-            "INSERT INTO chunks(chunk_id, pack, offset, length, plain_len, wrapped_key, "
-            "key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chunk_id) DO UPDATE SET "
-            "pack = excluded.pack, offset = excluded.offset, length = excluded.length, "
-            "plain_len = excluded.plain_len, wrapped_key = excluded.wrapped_key, "
-            "key_epoch = excluded.key_epoch RETURNING id",
-            (
-                chunk.chunk_id,
-                pack,
-                chunk.offset,
-                chunk.length,
-                chunk.plain_len,
-                chunk.wrapped_key,
-                chunk.key_epoch,
-            ),
-        ).fetchone()
-        return int(cur[0])
+        return place_chunk(
+            self._conn,
+            chunk.chunk_id,
+            pack,
+            chunk.offset,
+            chunk.length,
+            chunk.plain_len,
+            chunk.wrapped_key,
+            chunk.key_epoch,
+        )
 
     def _add_content(
         self, content: ContentRow, chunks: tuple[ChunkRow, ...], chunk_ids: list[int]
