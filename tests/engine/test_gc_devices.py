@@ -257,3 +257,38 @@ def test_a_device_holding_the_collected_pack_reads_the_chunks_from_where_the_wri
     assert _cat(c, "copy") == data
     report = run(c.health.deep_check())
     assert report.shares_bad == 0 and report.healthy
+
+
+def test_a_device_joining_during_an_rm_of_a_single_device_vault_is_counted(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's rm starts while A is alone (its block's pull does not show B yet); B, recovered
+    meanwhile, holds the version: the rm sends its record and pulls again before it
+    deletes, sees B, and waits for B instead of deleting the pack under B's put."""
+    a, dirs = folder_vault(vaults, tmp_path, count=2)
+    data = random.Random(8).randbytes(200_000)
+    _put(a, tmp_path / "doc", data)
+    shares = _shares(a, dirs, "doc")
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    pull = a.ctx.journal.pull
+    calls: list[int] = []
+
+    async def late(*args: object, **kw: object) -> list[Record]:
+        calls.append(1)
+        if len(calls) == 1:
+            return []  # the block's pull: B's certificate not on the providers yet
+        return await pull(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a.ctx.journal, "pull", late)
+    assert run(a.files.rm("doc")).packs_deleted == 0
+    assert len(a.catalog.journal.devices()) == 2
+    assert all(p.exists() for p in shares)
+    monkeypatch.setattr(a.ctx.journal, "pull", pull)
+    with monkeypatch.context() as m:  # B, in the middle of its first put, has not seen the rm
+        _offline(b, m)
+        assert _put(b, tmp_path / "copy", data) == 0  # it deduplicates onto the removed pack
+    assert _gc(a)["packs_deleted"] == 0
+    _gc(b)
+    _gc(a)
+    assert all(p.exists() for p in shares)
+    assert _cat(a, "copy") == _cat(b, "copy") == data

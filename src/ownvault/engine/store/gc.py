@@ -182,8 +182,14 @@ async def collect(ctx: VaultContext, *, dry_run: bool = False) -> GcResult:
 
 async def reclaim(ctx: VaultContext) -> int:
     """Give back the space of removed versions (hold ``ctx.write()``): in a vault of one
-    device every unreferenced pack at once, in a vault of several what :func:`collect`
-    finds collectable; how many packs were deleted."""
+    device every unreferenced pack at once (after sending the removals and pulling again,
+    so a device that joined meanwhile is counted), in a vault of several what
+    :func:`collect` finds collectable; how many packs were deleted."""
+    if not several_devices(ctx):
+        # A device joining now writes its certificate before it reads the vault: with the
+        # removals on the providers, a pull either counts it or it will see them.
+        await ctx.send_journal()
+        await ctx.pull()
     if not several_devices(ctx):
         return await drop_unreferenced_packs(ctx)
     return len((await collect(ctx)).packs)
