@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.journal import Record
-from ownvault.engine.store.catalog import SCHEMA_VERSION
+from ownvault.engine.store.catalog import SCHEMA_VERSION, Catalog
 from ownvault.engine.store.gc import collect
 from ownvault.engine.store.shares import data_share_name
 from ownvault.engine.vault import Vault
@@ -292,3 +292,28 @@ def test_a_device_joining_during_an_rm_of_a_single_device_vault_is_counted(
     _gc(a)
     assert all(p.exists() for p in shares)
     assert _cat(a, "copy") == _cat(b, "copy") == data
+
+
+@pytest.mark.parametrize("unsent", [0, 2])
+def test_a_catalog_copied_from_a_snapshot_waits_for_the_writers_removals(
+    pair: tuple[Vault, Vault, list[Path]], tmp_path: Path, unsent: int
+) -> None:
+    """The writer's removals not resolved when its snapshot was taken (its record seq is
+    not known to the copy, nor which chain is the writer's) wait for every chain's head
+    held, plus one record per op it had not sent."""
+    a, _b, _dirs = pair
+    _put(a, tmp_path / "x", b"x")
+    conn = a.catalog.conn
+    conn.execute("INSERT INTO gc_removed(pack_id, local) VALUES (x'ab', 1)")
+    for _ in range(unsent):
+        conn.execute("INSERT INTO journal_out(op, version) SELECT 'put', MAX(id) FROM versions")
+    heads = {d: h.seq for d, h in a.catalog.journal.heads().items() if h.seq > 0}
+    copy = Catalog.from_image(tmp_path / "copy.db", a.catalog.image())
+    try:
+        rows = copy.conn.execute(
+            "SELECT pack_id, device, seq FROM gc_removed ORDER BY device"
+        ).fetchall()
+        assert rows == [(b"\xab", d, s + unsent) for d, s in sorted(heads.items())]
+        assert len(heads) == 2 and copy.jns.outbox() == []
+    finally:
+        copy.close()

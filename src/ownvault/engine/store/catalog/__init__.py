@@ -153,6 +153,7 @@ class Catalog:
         finally:
             mem.close()
         cat = cls.open(path)
+        cat.gc.copied(len(cat.jns.outbox()))  # the writer's removals: wait for its records
         cat.jns.drop_outbox()  # the writer's unsent ops are its own to send
         return cat
 

@@ -14,7 +14,8 @@ docs/design.md, "Catalog journal and multi-device merge", "GC in the engine":
   at least the record that removed it), one made here when this device's outbox has been
   sent (its own head: at least the record that carried the ``rm``). A version whose put
   never left this device waits for nothing (``device`` empty, ``seq`` 0): no other device
-  knew it. A pack's rows go when the pack row does.
+  knew it. A pack's rows go when the pack row does. A catalog copied from another device's
+  snapshot resolves the writer's unresolved rows conservatively (:meth:`GcTables.copied`).
 
 The methods run no transaction of their own unless they say so.
 """
@@ -121,6 +122,21 @@ class GcTables(Tables):
             [(local, d, s, local) for d, s in sorted(vector.items())],
         )
         c.execute("DELETE FROM gc_removed WHERE local = ? AND device IS NULL", (local,))
+
+    def copied(self, unsent: int) -> None:
+        """This catalog is a copy of another device's (recovered from its snapshot): the
+        writer's own removals not resolved yet wait for every chain's head held, plus
+        ``unsent`` (the writer's outbox: its unsent removals go in at most that many later
+        records of its chain; which chain is the writer's is not known here). Own
+        transaction."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO gc_removed(pack_id, local, device, seq) SELECT DISTINCT g.pack_id, "
+                "0, d.device, d.seq + ? FROM gc_removed g, journal_devices d "
+                "WHERE g.local = 1 AND g.device IS NULL",
+                (unsent,),
+            )
+            c.execute("DELETE FROM gc_removed WHERE local = 1 AND device IS NULL")
 
     def acks(self) -> dict[bytes, dict[bytes, int]]:
         """Device -> the seen vector of its latest record held here."""
