@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,35 @@ def test_a_catalog_copied_from_a_snapshot_waits_for_the_writers_removals(
         assert len(heads) == 2 and copy.jns.outbox() == []
     finally:
         copy.close()
+
+
+def test_packs_an_older_catalog_kept_wait_for_every_device_then_go(
+    pair: tuple[Vault, Vault, list[Path]], tmp_path: Path, vaults: Vaults
+) -> None:
+    """A catalog of schema 11 in a vault of two devices kept the packs of what it removed
+    (nothing collected them); schema 12 makes them wait for every chain's head it held."""
+    a, b, dirs = pair
+    _put(a, tmp_path / "doc", random.Random(9).randbytes(150_000))
+    run(b.ctx.pull())
+    shares = _shares(a, dirs, "doc")
+    path = a.path
+    vaults.close(a)
+    conn = sqlite3.connect(path / "catalog.db")
+    conn.execute("PRAGMA foreign_keys = ON")
+    with conn:  # back to schema 11, and the rm of that version made there
+        for trigger in ("gc_version_removed", "gc_unsent_removed", "gc_pack_dropped"):
+            conn.execute(f"DROP TRIGGER {trigger}")
+        conn.execute("DROP TABLE gc_removed")
+        conn.execute("DROP TABLE journal_acks")
+        conn.execute("UPDATE meta SET value = '11' WHERE key = 'schema_version'")
+        conn.execute("DELETE FROM versions")
+        conn.execute("DELETE FROM objects")
+        conn.execute("DELETE FROM contents")
+    conn.close()
+    a = vaults.open(path)
+    assert len(a.catalog.gc.candidates()) == 1
+    assert _gc(a)["packs_deleted"] == 0
+    assert all(p.exists() for p in shares)
+    _gc(b)
+    assert _gc(a)["packs_deleted"] == 1
+    assert not any(p.exists() for p in shares)
