@@ -147,21 +147,48 @@ class WriteLock:
             yield False
             return
         async with self._mutex():
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            fd = self._flock()
+            if fd is None:
                 raise VaultStateError(
                     f"the vault is in use by another ownvault process: {self.path.parent}"
-                ) from None
-            token = _HELD.set(_HELD.get() | {id(self)})
-            try:
+                )
+            async with self._holding(fd):
                 yield True
-            finally:
-                _HELD.reset(token)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+
+    @contextlib.asynccontextmanager
+    async def attempt(self) -> AsyncIterator[bool]:
+        """Hold the lock unless another process holds it; yields whether this task holds
+        it (False: another process is writing now, and nothing waits for it)."""
+        if self.held():
+            yield True
+            return
+        async with self._mutex():
+            fd = self._flock()
+            if fd is None:
+                yield False
+                return
+            async with self._holding(fd):
+                yield True
+
+    def _flock(self) -> int | None:
+        """The lock file, locked; None when another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, fd: int) -> AsyncIterator[None]:
+        token = _HELD.set(_HELD.get() | {id(self)})
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 # -- providers ----------------------------------------------------------------------------------
@@ -337,6 +364,19 @@ class VaultContext:
         rolled back or forked is an error (``JournalError``)."""
         if not self.store.providers:
             return 0
+        async with self.lock.attempt() as mine:
+            if not mine:
+                # Another process of this device is writing: it pulls, and its append
+                # would look like a fork to a pull running beside it (own record beyond
+                # the head this catalog holds, until that process moves the head).
+                self.warn(
+                    "journal: another ownvault process is writing to this vault; this "
+                    "command did not pull other devices' changes"
+                )
+                return 0
+            return await self._pull_locked()
+
+    async def _pull_locked(self) -> int:
         try:
             records = await self.journal.pull(lambda rs: self._apply(rs))
         except JournalError as exc:
