@@ -105,19 +105,22 @@ def test_ui_api_check_and_status_give_one_verdict(page: Page, tmp_path: Path) ->
         assert seen["status text"] == "vault: HEALTHY" and seen["check text"] == ["vault: HEALTHY"]
         assert banner_state(page, "healthy").startswith("Healthy")
 
-        # local-3 comes back from an older copy of its folder: stale, named everywhere.
+        # local-3 comes back from an older copy of its folder, taken before a plain put:
+        # it holds the newest catalog snapshot but not the put's journal record. Stale,
+        # named everywhere.
         folder = s.vault / "providers" / "local-3"
         shutil.copytree(folder, tmp_path / "local-3-old")
         (tmp_path / "notes.txt").write_bytes(b"n" * 50_000)
         ov(s.vault, "put", str(tmp_path / "notes.txt"), passphrase=PASS)
-        # A put writes a journal record; a settings change writes a catalog snapshot, which
-        # the old copy then lacks (health's stale check compares snapshots).
-        ov(s.vault, "provider", "set", "local-1", "--label", "room=attic", passphrase=PASS)
         shutil.rmtree(folder)
         shutil.copytree(tmp_path / "local-3-old", folder)
         seen = states(s)
         assert {seen[k] for k in seen if k.startswith(("cli", "api"))} == {"degraded"}, seen
-        assert "local-3 is stale" in banner_state(page, "degraded")
+        [stale] = js(ov(s.vault, "status", "--json", passphrase=PASS))["health"]["stale_providers"]
+        assert stale["newest_snapshot"] == stale["expected_snapshot"]  # the journal tells
+        assert [lag["known_seq"] - lag["held_seq"] for lag in stale["journal"]] == [1]
+        banner = banner_state(page, "degraded")
+        assert "local-3 is stale: it holds the journal of device" in banner
         page.wait_for_selector('#providers-table tr[data-provider="local-3"][data-status=stale]')
         assert page.locator("#providers-table tr[data-status=stale]").count() == 1
     finally:

@@ -149,6 +149,10 @@ def _render_repair(result: dict[str, Any], dry_run: bool) -> None:
             f"{result['under_replicated_left']} piece(s) still short of n"
             + ("; catalog snapshot rewritten" if result["snapshot_rewritten"] else "")
         )
+    if result["journal_records_copied"]:
+        click.echo(
+            f"journal: {result['journal_records_copied']} record(s) copied to stale providers"
+        )
     echo_lines((f"failed: {f}" for f in result["failures"]), err=True)
     if result["lost"]:
         click.echo(

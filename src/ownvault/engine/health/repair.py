@@ -31,6 +31,10 @@ the pack's holders (the provider last tried first, when it is reachable and allo
 once the share is durable does one transaction move its row from ``underrep`` to
 ``shares``; a provider still down leaves the row for the next run. A catalog snapshot with
 missing shares is completed by writing a new snapshot.
+
+Last, the journal: a provider that holds some device's chain of journal records only up to
+a lower seq than this device knows (a stale provider, ``engine.health.journallag``) gets
+copies of the records it lacks, each opened before it is written.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 
 from ownvault.core.pack import ShareHeader, ShareLayout
 from ownvault.engine.health.complete import complete_all
+from ownvault.engine.health.journallag import copy_lagging_records
 from ownvault.engine.health.survey import (
     LostPiece,
     ProviderSurvey,
@@ -128,6 +133,9 @@ async def repair(
             progress(done, len(packs))
     if not report.budget_exhausted:
         await complete_all(ctx, world, policy, report, dry_run, max_bytes)
+    copied, failed = await copy_lagging_records(ctx, dry_run=dry_run)
+    report.journal_records_copied = copied
+    report.failures += failed
     report.under_replicated_left = cat.underrep.count()
     report.seconds = time.monotonic() - t0
     if not dry_run:

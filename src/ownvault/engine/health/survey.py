@@ -51,6 +51,7 @@ class RepairReport:
     shares_completed: int = 0
     under_replicated_left: int = 0
     snapshot_rewritten: bool = False
+    journal_records_copied: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
@@ -78,6 +79,7 @@ class RepairReport:
             "shares_completed": self.shares_completed,
             "under_replicated_left": self.under_replicated_left,
             "snapshot_rewritten": self.snapshot_rewritten,
+            "journal_records_copied": self.journal_records_copied,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),

@@ -5,8 +5,9 @@ all show the :class:`Verdict` :func:`assess` computes here, so they cannot disag
 reads no share. Its evidence, gathered once per call:
 
 - each active provider's ``info()`` (reachable or not), its listing of ``shares/`` (which
-  of the shares the catalog places there it still holds, at the right size) and of
-  ``catalog/`` (the newest catalog snapshot it holds);
+  of the shares the catalog places there it still holds, at the right size), of
+  ``catalog/`` (the newest catalog snapshot it holds) and of ``journal/`` (how far it
+  holds each device's chain of journal records, by name: no record is read);
 - the catalog's health record: known bad shares and the last audit (``healthlog``);
 - where the newest catalog snapshot and every piece sit (``machine.machine_loss``).
 
@@ -21,11 +22,19 @@ has no recorded fault. The state, worst first:
 | ``unverified`` | all present, but no audit has run in 7 days (nothing proved the bytes) |
 | ``healthy`` | all present and audited within 7 days |
 
-A provider is *stale* when the newest catalog snapshot it lists is older than the newest
-this vault wrote (every snapshot's locator goes to every provider): it came back with an
-older copy of its store (a restored backup, a rolled-back disk) or missed writes while
-away. One that lists no snapshot at all is not called stale (some providers cannot list
-them); its missing shares count against the pieces like any other missing share.
+A provider is *stale* when it came back with an older copy of its store (a restored
+backup, a rolled-back disk) or missed writes while away, seen two ways:
+
+- the newest catalog snapshot it lists is older than the newest this vault wrote (every
+  snapshot's locator goes to every provider). One that lists no snapshot at all is not
+  called stale by this (some providers cannot list them);
+- it holds some device's journal chain up to a lower seq than the head this device has
+  written or pulled (every record goes whole to every provider the placement policy
+  allows). Judged for those providers only, and for a chain the provider lists or listed
+  before (``journal_marks``): one added after a device's last record holds none of that
+  chain, and the catalog snapshot written when it was added covers it.
+
+Its missing shares count against the pieces like any other missing share.
 
 Whether the vault survives losing this machine is part of the verdict (``machine_loss``,
 with what to add), but not of the state: the state says how the data is now.
@@ -35,13 +44,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ownvault.core.pack import share_name
+from ownvault.engine.health.journallag import ChainLag, chain_lags
 from ownvault.engine.health.machine import MachineLoss, machine_loss
 from ownvault.engine.store.catalog.healthlog import RunRow
 from ownvault.engine.store.context import VaultContext
+from ownvault.engine.store.journalpull import chain_tops
 from ownvault.engine.store.shares import DATA_PREFIX
 from ownvault.engine.store.snapshots import snapshot_seqs
 from ownvault.errors import OwnvaultError
@@ -49,6 +61,7 @@ from ownvault.errors import OwnvaultError
 __all__ = [
     "AUDIT_STALE_AFTER",
     "LEGACY_NAMES",
+    "ChainLag",
     "ProviderProbe",
     "StaleProvider",
     "State",
@@ -71,33 +84,57 @@ field keeps them)."""
 
 AUDIT_STALE_AFTER = 7 * 24 * 3600
 PROBE_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderProbe:
     """What one provider answered: ``error`` (None: reachable), the data shares it lists
-    (name -> size; None when it could not list) and the newest catalog snapshot it holds
-    (None when it lists none or could not list)."""
+    (name -> size; None when it could not list), the newest catalog snapshot it holds
+    (None when it lists none or could not list) and the top of each device's journal
+    chain it lists (device id -> seq; None when it could not list)."""
 
     error: str | None
     listed: dict[str, int] | None = None
     newest_snapshot: int | None = None
+    chains: dict[bytes, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StaleProvider:
-    """A provider holding an older catalog snapshot than this vault's newest."""
+    """A provider holding an older catalog snapshot than this vault's newest, or less of
+    some device's journal chain than this device knows (``journal``)."""
 
     name: str
-    newest_snapshot: int
-    expected_snapshot: int
+    newest_snapshot: int | None
+    expected_snapshot: int | None
     missing_shares: int
     shares: int
+    journal: tuple[ChainLag, ...] = ()
+
+    @property
+    def snapshot_behind(self) -> bool:
+        return (
+            self.newest_snapshot is not None
+            and self.expected_snapshot is not None
+            and self.newest_snapshot < self.expected_snapshot
+        )
 
     def line(self) -> str:
+        held = []
+        if self.snapshot_behind:
+            held.append(
+                f"it holds catalog snapshot #{self.newest_snapshot}, this vault wrote "
+                f"#{self.expected_snapshot} there"
+            )
+        if self.journal:
+            more = len(self.journal) - 1
+            held.append(
+                self.journal[0].phrase()
+                + (f" (and {more} more device(s)' journal behind)" if more else "")
+            )
         return (
-            f"{self.name} is stale: it holds catalog snapshot #{self.newest_snapshot}, this "
-            f"vault wrote #{self.expected_snapshot} there; {self.missing_shares} of its "
+            f"{self.name} is stale: {'; '.join(held)}; {self.missing_shares} of its "
             f"{self.shares} share(s) are missing"
         )
 
@@ -106,6 +143,7 @@ class StaleProvider:
             "name": self.name,
             "newest_snapshot": self.newest_snapshot,
             "expected_snapshot": self.expected_snapshot,
+            "journal": [lag.to_json() for lag in self.journal],
             "missing_shares": self.missing_shares,
             "shares": self.shares,
             "summary": self.line(),
@@ -185,14 +223,19 @@ async def _probe(ctx: VaultContext, pid: int) -> ProviderProbe:
     async def snapshots() -> int | None:
         return max(await snapshot_seqs(p), default=None)
 
+    # A provider that cannot list: its shares count as present, its snapshot and journal
+    # as unknown (not stale).
+    listed, newest, chains = await asyncio.gather(
+        _or_none(data()), _or_none(snapshots()), _or_none(chain_tops(p))
+    )
+    return ProviderProbe(None, listed, newest, chains)
+
+
+async def _or_none(aw: Awaitable[T]) -> T | None:
     try:
-        listed: dict[str, int] | None = await asyncio.wait_for(data(), PROBE_TIMEOUT)
+        return await asyncio.wait_for(aw, PROBE_TIMEOUT)
     except (OwnvaultError, TimeoutError):
-        listed = None  # a provider that cannot list: its shares count as present
-    try:
-        return ProviderProbe(None, listed, await asyncio.wait_for(snapshots(), PROBE_TIMEOUT))
-    except (OwnvaultError, TimeoutError):
-        return ProviderProbe(None, listed, None)
+        return None
 
 
 async def probe_providers(ctx: VaultContext) -> dict[int, ProviderProbe]:
@@ -250,6 +293,33 @@ def _count(
                 out.at_risk += 1
                 out.risk_names |= names
     return out
+
+
+def _stale(
+    ctx: VaultContext, probes: dict[int, ProviderProbe], pieces: _Pieces, names: dict[int, str]
+) -> tuple[StaleProvider, ...]:
+    """The stale providers (module docstring), each with what it lacks."""
+    raw = ctx.catalog.meta("snapshot_seq")
+    expected = None if raw is None else int(raw)
+    lags = chain_lags(
+        ctx,
+        {pid: p.chains for pid, p in probes.items() if p.error is None and p.chains is not None},
+    )
+    out = []
+    for pid, p in sorted(probes.items()):
+        if p.error is not None:
+            continue
+        s = StaleProvider(
+            names[pid],
+            p.newest_snapshot,
+            expected,
+            pieces.missing_on.get(pid, 0),
+            pieces.held_on.get(pid, 0),
+            lags.get(pid, ()),
+        )
+        if s.snapshot_behind or s.journal:
+            out.append(s)
+    return tuple(out)
 
 
 def _failing(ctx: VaultContext, last_repair: RunRow | None, bad_by: dict[int, int]) -> list[str]:
@@ -334,21 +404,7 @@ async def assess(
     last_audit = cat.healthlog.last_run("audit")
     failing = _failing(ctx, cat.healthlog.last_run("repair"), bad_by)
     down = sorted(names[pid] for pid, p in probes.items() if p.error is not None)
-    expected = cat.meta("snapshot_seq")
-    stale = tuple(
-        StaleProvider(
-            names[pid],
-            p.newest_snapshot,
-            int(expected),
-            pieces.missing_on.get(pid, 0),
-            pieces.held_on.get(pid, 0),
-        )
-        for pid, p in sorted(probes.items())
-        if expected is not None
-        and p.error is None
-        and p.newest_snapshot is not None
-        and p.newest_snapshot < int(expected)
-    )
+    stale = _stale(ctx, probes, pieces, names)
     machine = machine_loss(ctx)
     reasons, advice = _explain(pieces, stale, names, down, failing, cat.underrep.count())
     state: State

@@ -19,6 +19,7 @@ from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.device import DeviceIdentity
 from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import DataUnavailableError, JournalError, ProviderError
+from ownvault.providers.base import Provider
 
 __all__ = [
     "CHECKPOINT_PREFIX",
@@ -27,6 +28,7 @@ __all__ = [
     "Journal",
     "Listing",
     "Pull",
+    "chain_tops",
     "checkpoint_name",
     "list_journal",
     "record_name",
@@ -112,6 +114,17 @@ async def list_journal(js: Journal) -> Listing:
 
     await asyncio.gather(*(one(pid) for pid in sorted(store.providers)))
     return out
+
+
+async def chain_tops(provider: Provider) -> dict[bytes, int]:
+    """Device -> the highest seq of its chain ``provider`` lists (one listing, no record
+    read: for the health verdict's stale check). Raises ``ProviderError``."""
+    tops: dict[bytes, int] = {}
+    async for o in provider.list(PREFIX):
+        if m := _RECORD.match(o.name):
+            device, seq = bytes.fromhex(m[1]), int(m[2], 16)
+            tops[device] = max(seq, tops.get(device, 0))
+    return tops
 
 
 class Pull:

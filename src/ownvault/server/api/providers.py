@@ -168,10 +168,22 @@ class MachineLossOut(BaseModel):
     summary: str
 
 
+class ChainLagOut(BaseModel):
+    device: str = Field(description="The device id (hex).")
+    device_name: str
+    held_seq: int = Field(description="The top of the device's journal chain it lists.")
+    known_seq: int = Field(description="The head of that chain this device wrote or pulled.")
+
+
 class StaleProviderOut(BaseModel):
     name: str
-    newest_snapshot: int = Field(description="The newest catalog snapshot it holds.")
-    expected_snapshot: int = Field(description="The newest this vault wrote to it.")
+    newest_snapshot: int | None = Field(
+        description="The newest catalog snapshot it holds (null: it lists none)."
+    )
+    expected_snapshot: int | None = Field(description="The newest this vault wrote to it.")
+    journal: list[ChainLagOut] = Field(
+        description="The journal chains it holds less of than this device knows."
+    )
     missing_shares: int
     shares: int
     summary: str
