@@ -562,6 +562,11 @@ class Catalog:
                 ).fetchone()
                 if left[0] == 0:
                     c.execute("DELETE FROM objects WHERE id = ?", (obj,))
+                elif len(self.journal.devices()) > 1:
+                    # Numbered as the removal applied on the other devices numbers them
+                    # (positions in the merge order). A vault of one device keeps its
+                    # numbers: its backup runs name their versions by number.
+                    self.jns.renumber(obj)
             c.execute(
                 "DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)"
             )

@@ -241,23 +241,30 @@ class JournalNamespace(Tables):
         obj = c.execute("SELECT id FROM objects WHERE name = ?", (name,)).fetchone()
         if obj is None:
             return
+        self.renumber(obj[0])
+        c.execute("DELETE FROM tags WHERE object = ?", (obj[0],))
+        c.execute(
+            "INSERT OR IGNORE INTO tags(object, tag) SELECT ?, tag FROM tag_adds WHERE name = ?",
+            (obj[0], name),
+        )
+
+    def renumber(self, obj: int) -> None:
+        """Number object ``obj``'s versions by their positions in the merge order; also
+        after this device removes some (a removal applied from another device renumbers
+        too, so both number the versions left alike)."""
+        c = self._conn
         ids = [
             int(r[0])
             for r in c.execute(
                 "SELECT id FROM versions WHERE object = ? ORDER BY hlc_wall IS NULL, hlc_wall, "
                 "hlc_counter, dot_device, dot_seq, dot_index, number",
-                (obj[0],),
+                (obj,),
             )
         ]
-        c.execute("UPDATE versions SET number = -number WHERE object = ?", (obj[0],))
+        c.execute("UPDATE versions SET number = -number WHERE object = ?", (obj,))
         c.executemany(
             "UPDATE versions SET number = ? WHERE id = ?",
             [(n, vid) for n, vid in enumerate(ids, 1)],
-        )
-        c.execute("DELETE FROM tags WHERE object = ?", (obj[0],))
-        c.execute(
-            "INSERT OR IGNORE INTO tags(object, tag) SELECT ?, tag FROM tag_adds WHERE name = ?",
-            (obj[0], name),
         )
 
     def version_of(self, dot: Dot) -> int | None:
