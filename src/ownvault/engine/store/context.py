@@ -45,6 +45,7 @@ from ownvault.core.journal import Record
 from ownvault.core.keys import VaultKeys
 from ownvault.engine.store.catalog import Catalog, VersionRow
 from ownvault.engine.store.domains import candidate_of
+from ownvault.engine.store.journalrevoke import undo_late
 from ownvault.engine.store.journalstore import JournalStore
 from ownvault.engine.store.journalsync import apply_records, send
 from ownvault.engine.store.names import resolve_version
@@ -379,6 +380,7 @@ class VaultContext:
     async def _pull_locked(self) -> int:
         try:
             records = await self.journal.pull(lambda rs: self._apply(rs))
+            await undo_late(self.journal)  # a revocation that came after what it cuts
         except JournalError as exc:
             if "rollback" not in exc.message or not exc.provider:
                 raise

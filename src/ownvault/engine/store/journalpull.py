@@ -162,6 +162,11 @@ class Pull:
         here do not move (for ``log`` and revocation cut-offs)."""
         return await self._collect(await self._listing(), {}, {}, None)
 
+    async def chain(self, device: bytes) -> list[Record]:
+        """``device``'s whole chain, checked, its revocation not applied (to undo it)."""
+        members = self.js.catalog.journal.members()
+        return await self._chain(device, await self._listing(), {}, members, {}, {})
+
     async def run(self, apply: Apply | None) -> list[Record]:
         listing = await self._listing()
         j = self.js.catalog.journal

@@ -33,6 +33,7 @@ from ownvault.core.journalops import (
 )
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalout import OutRow
+from ownvault.engine.store.journalrevoke import note_late
 from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_rows
 from ownvault.errors import FormatError, VaultStateError
 
@@ -204,6 +205,7 @@ def apply_records(
     warning naming its device and seq (a member that writes such rows is faulty; the rest
     of its record and of the pull still apply)."""
     jns = catalog.jns
+    note_late(catalog, records)  # undone after the pull (engine.store.journalrevoke)
     touched: set[str] = set()
     jns.mute(True)
     try:

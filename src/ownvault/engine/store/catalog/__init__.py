@@ -41,6 +41,7 @@ from ownvault.engine.store.catalog.filescache import FilesCache
 from ownvault.engine.store.catalog.gc import GcTables
 from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.catalog.journalout import JournalNamespace
+from ownvault.engine.store.catalog.journalrevoke import LateRevocations
 from ownvault.engine.store.catalog.journalrows import JournalRowTables, place_chunk
 from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
@@ -72,7 +73,7 @@ class Catalog:
         self.underrep = UnderReplicated(conn, self.transaction)
         self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
         self.jns, self.contents = JournalNamespace(conn), ContentTables(conn)
-        self.gc = GcTables(conn)
+        self.gc, self.late = GcTables(conn), LateRevocations(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""A revocation that arrives after the revoked device's later records were applied here
+takes those records back out of the catalog cache (docs/design.md, "The merge model",
+rule 6): the cache then equals what a device that saw the revocation first holds.
+
+Two steps, because the second reads the providers:
+
+1. :func:`note_late` (inside the transaction that applies the pulled records): a
+   ``device_revoke`` of device X with a cut-off below X's head held here is remembered
+   (``catalog.late``), in that same transaction.
+2. :func:`undo_late` (after the pull, by ``VaultContext.pull``; again on every later pull
+   until it succeeds): reads every chain (``JournalStore.history``: the valid records, X's
+   after the cut-off refused) and X's whole chain, then in one transaction, muted (another
+   device's doing: nothing is captured for sending):
+
+   * the versions and tag additions X made after the cut-off are removed (their packs
+     are left to GC, which their deletion notes as removed);
+   * every dot X removed after the cut-off (``rm``, ``forget``, ``untag``) that no valid
+     record removes, and no removal of this device waits to send, comes back from the
+     valid record that made it (a ``put``'s rows, a ``tag``);
+   * the names touched are renumbered by the merge order and their tags recomputed.
+
+Cost: one read of every record of every chain (as ``ownvault log``), once per late
+revocation; a revocation that arrives first costs nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ownvault.core.journal import Record
+from ownvault.core.journalops import DeviceRevoke, Dot, Forget, Put, Remove, Tag, Untag
+from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.journalpull import Journal, Pull
+from ownvault.engine.store.journalrows import decode_rows
+from ownvault.errors import FormatError, VaultStateError
+
+__all__ = ["note_late", "undo_late"]
+
+Made = dict[Dot, tuple[Record, Put | Tag]]
+
+
+def note_late(catalog: Catalog, records: Sequence[Record]) -> None:
+    """Remember each revocation in ``records`` that cuts below the revoked device's head
+    held here (inside the caller's transaction, before the heads move)."""
+    late = catalog.late
+    for record in records:
+        for op in record.ops:
+            if isinstance(op, DeviceRevoke) and op.last_seq < catalog.journal.head(op.device).seq:
+                late.note(op.device, op.last_seq)
+
+
+def _removed(records: Sequence[Record]) -> set[Dot]:
+    out: set[Dot] = set()
+    for r in records:
+        for op in r.ops:
+            if isinstance(op, Remove | Forget):
+                out.update(op.versions)
+            elif isinstance(op, Untag):
+                out.update(op.adds)
+    return out
+
+
+def _made(records: Sequence[Record]) -> Made:
+    return {
+        Dot(r.device, r.seq, i): (r, op)
+        for r in records
+        for i, op in enumerate(r.ops)
+        if isinstance(op, Put | Tag)
+    }
+
+
+def _restore(catalog: Catalog, dot: Dot, made: Made, warn: Callable[[str], None]) -> str | None:
+    """Put back the version or tag addition ``dot`` names; its name."""
+    if dot not in made:
+        warn(f"journal: no record makes {dot} (a removal by a revoked device stays)")
+        return None
+    record, op = made[dot]
+    if isinstance(op, Tag):
+        catalog.jns.add_tag(dot, op.name, op.tag)
+        return op.name
+    try:
+        with catalog.jns.savepoint():
+            version = catalog.jrows.insert(op.name, op.kind, op.size, op.cid, decode_rows(op.rows))
+            catalog.jns.set_dot(version, dot, record.hlc)
+    except (FormatError, VaultStateError) as exc:
+        warn(f"journal: put of {op.name} in {record} not restored: {exc.message}")
+        return None
+    return op.name
+
+
+def _undo(
+    catalog: Catalog,
+    device: bytes,
+    cut: int,
+    valid: Sequence[Record],
+    chain: Sequence[Record],
+    warn: Callable[[str], None],
+) -> set[str]:
+    """One revocation's undo (inside the caller's transaction, muted); the names touched."""
+    jns, late = catalog.jns, catalog.late
+    touched = jns.remove(late.made_after(device, cut))
+    keep_out = _removed(valid) | {r.dot for r in jns.outbox() if r.dot is not None}
+    undone = sorted(_removed([r for r in chain if r.seq > cut]) - keep_out)
+    back = late.gone(undone)
+    late.unremove(back)
+    made = _made(valid)
+    for dot in back:
+        name = _restore(catalog, dot, made, warn)
+        if name is not None:
+            touched.add(name)
+    late.done(device)
+    return touched
+
+
+async def undo_late(js: Journal) -> set[str]:
+    """Undo every late revocation remembered here (module docstring); the names touched.
+    ``js`` is the journal store; a failure to read leaves them for the next pull."""
+    catalog = js.catalog
+    pending = catalog.late.pending()
+    if not pending:
+        return set()
+    pull = Pull(js)
+    valid = await pull.history()
+    chains = {device: await pull.chain(device) for device in sorted(pending)}
+    touched: set[str] = set()
+    with catalog.transaction():
+        catalog.jns.mute(True)
+        try:
+            for device, cut in sorted(pending.items()):
+                touched |= _undo(catalog, device, cut, valid, chains[device], js.host.warn)
+            for name in sorted(touched):
+                catalog.jns.refresh(name)
+        finally:
+            catalog.jns.mute(False)
+    return touched
