@@ -13,7 +13,8 @@ Two steps, because the second reads the providers:
    device's doing: nothing is captured for sending):
 
    * the versions and tag additions X made after the cut-off are removed (their packs
-     are left to GC, which their deletion notes as removed);
+     are left to GC: their removal waits until every active device has acknowledged the
+     revocation's record, as a device that has not may still deduplicate onto them);
    * every dot X removed after the cut-off (``rm``, ``forget``, ``untag``) that no valid
      record removes, and no removal of this device waits to send, comes back from the
      valid record that made it (a ``put``'s rows, a ``tag``);
@@ -46,7 +47,7 @@ def note_late(catalog: Catalog, records: Sequence[Record]) -> None:
     for record in records:
         for op in record.ops:
             if isinstance(op, DeviceRevoke) and op.last_seq < catalog.journal.head(op.device).seq:
-                late.note(op.device, op.last_seq)
+                late.note(op.device, op.last_seq, (record.device, record.seq))
 
 
 def _removed(records: Sequence[Record]) -> set[Dot]:
@@ -92,6 +93,7 @@ def _undo(
     catalog: Catalog,
     device: bytes,
     cut: int,
+    by: tuple[bytes, int],
     valid: Sequence[Record],
     chain: Sequence[Record],
     warn: Callable[[str], None],
@@ -99,6 +101,9 @@ def _undo(
     """One revocation's undo (inside the caller's transaction, muted); the names touched."""
     jns, late = catalog.jns, catalog.late
     touched = jns.remove(late.made_after(device, cut))
+    # Their packs wait until every active device has seen the revocation: one that has
+    # not may still deduplicate onto them.
+    catalog.gc.note([(by[0], by[1], ())])
     keep_out = _removed(valid) | {r.dot for r in jns.outbox() if r.dot is not None}
     undone = sorted(_removed([r for r in chain if r.seq > cut]) - keep_out)
     back = late.gone(undone)
@@ -126,8 +131,8 @@ async def undo_late(js: Journal) -> set[str]:
     with catalog.transaction():
         catalog.jns.mute(True)
         try:
-            for device, cut in sorted(pending.items()):
-                touched |= _undo(catalog, device, cut, valid, chains[device], js.host.warn)
+            for device, (cut, by) in sorted(pending.items()):
+                touched |= _undo(catalog, device, cut, by, valid, chains[device], js.host.warn)
             for name in sorted(touched):
                 catalog.jns.refresh(name)
         finally:

@@ -1,7 +1,7 @@
 """What undoing a late revocation needs of the catalog (``engine.store.journalrevoke``).
 
 * Revocations still to undo: ``journal_state`` rows ``late-revoke:<device hex>`` holding
-  the cut-off, written in the transaction that applies the revocation (so a crash before
+  the cut-off and the revocation's record (device, seq), written in the transaction that applies the revocation (so a crash before
   the undo leaves the row, and the next pull undoes it) and deleted in the undo's.
 * The versions and tag additions a device made after a cut-off (by their dots), and the
   removal marks (``journal_gone``) an undone removal takes back.
@@ -11,6 +11,7 @@ Everything runs inside the caller's transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from ownvault.core.journalops import Dot
@@ -24,25 +25,29 @@ _KEY = "late-revoke:"
 class LateRevocations(Tables):
     """Late revocations to undo, and the rows they touch."""
 
-    def note(self, device: bytes, cut: int) -> None:
+    def note(self, device: bytes, cut: int, by: tuple[bytes, int]) -> None:
         """``device``'s records after ``cut`` were applied here before its revocation
-        arrived (the lowest cut-off wins, as in the merge)."""
+        (record ``by``: device, seq) arrived; the lowest cut-off wins, as in the merge."""
         key = _KEY + device.hex()
-        row = self._conn.execute("SELECT value FROM journal_state WHERE key = ?", (key,)).fetchone()
-        if row is not None and int(row[0]) <= cut:
+        held = self.pending().get(device)
+        if held is not None and held[0] <= cut:
             return
         self._conn.execute(
             "INSERT INTO journal_state(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, str(cut)),
+            (key, json.dumps([cut, by[0].hex(), by[1]])),
         )
 
-    def pending(self) -> dict[bytes, int]:
-        """Device -> cut-off of every revocation still to undo."""
+    def pending(self) -> dict[bytes, tuple[int, tuple[bytes, int]]]:
+        """Device -> (cut-off, the revocation's record) of every revocation to undo."""
         rows = self._conn.execute(
             "SELECT key, value FROM journal_state WHERE key LIKE ?", (_KEY + "%",)
         ).fetchall()
-        return {bytes.fromhex(str(k)[len(_KEY) :]): int(v) for k, v in rows}
+        out: dict[bytes, tuple[int, tuple[bytes, int]]] = {}
+        for key, value in rows:
+            cut, by, seq = json.loads(value)
+            out[bytes.fromhex(str(key)[len(_KEY) :])] = (int(cut), (bytes.fromhex(by), int(seq)))
+        return out
 
     def done(self, device: bytes) -> None:
         self._conn.execute("DELETE FROM journal_state WHERE key = ?", (_KEY + device.hex(),))
