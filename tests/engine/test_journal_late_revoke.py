@@ -136,6 +136,10 @@ def test_a_late_revocation_takes_the_revoked_devices_later_records_back_out(
     assert not set(cands) & _pack_ids(a, "f1")
     assert all(not c.unresolved for c in cands.values())
     assert all((b_id, revocation) in cands[p].waits for p in s.f2_packs)
+    # The revoked device's own catalog keeps what it wrote (it is not the vault's any more).
+    run(s.c.ctx.pull())
+    assert [o.name for o in run(s.c.files.ls()).objects] == ["f2", "g"]  # type: ignore[union-attr]
+    assert s.c.catalog.late.pending() == {}
 
 
 def test_a_removal_a_valid_device_made_too_stays_and_names_are_renumbered(

@@ -20,6 +20,9 @@ Two steps, because the second reads the providers:
      valid record that made it (a ``put``'s rows, a ``tag``);
    * the names touched are renumbered by the merge order and their tags recomputed.
 
+The revoked device itself undoes nothing: it is no longer the vault's, and its catalog
+keeps showing what it wrote (it can still read it back while its keys open it).
+
 Cost: one read of every record of every chain (as ``ownvault log``), once per late
 revocation; a revocation that arrives first costs nothing here.
 """
@@ -124,6 +127,13 @@ async def undo_late(js: Journal) -> set[str]:
     pending = catalog.late.pending()
     if not pending:
         return set()
+    own = js.device.id
+    if own in pending:  # this device was revoked: its catalog keeps what it wrote
+        with catalog.transaction():
+            catalog.late.done(own)
+        del pending[own]
+        if not pending:
+            return set()
     pull = Pull(js)
     valid = await pull.history()
     chains = {device: await pull.chain(device) for device in sorted(pending)}
