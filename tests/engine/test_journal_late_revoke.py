@@ -90,6 +90,8 @@ def _late(tmp: Path, vaults: Vaults, before_revoke: Callable[[Vault, Vault], Non
     _put(c, tmp / "c" / "f2", rnd.randbytes(60_000))
     run(c.files.rm("f1"))
     run(c.files.set_tags("g", add=["late"], remove=["kept"]))
+    _put(c, tmp / "c" / "f3", b"put and removed after the cut")
+    run(c.files.rm("f3"))
     run(a.ctx.pull())
     assert _view(a) == [("f2", [], [(1, 60_000)]), ("g", ["late"], [(1, 12)])]
     f2_packs = _pack_ids(a, "f2")
@@ -118,7 +120,11 @@ def test_a_late_revocation_takes_the_revoked_devices_later_records_back_out(
 ) -> None:
     s = _late(tmp_path, vaults, _nothing)
     a, b = s.a, s.b
+    warnings: list[str] = []
+    a.warn = warnings.append
     run(a.ctx.pull())  # the revocation arrives late at A
+    assert any("revoked after" in w for w in warnings), warnings
+    assert not [w for w in warnings if "no record makes" in w], warnings
     run(b.ctx.pull())  # C's later records arrive after the revocation at B: refused
     want = [("f1", [], [(1, len(s.f1))]), ("g", ["kept"], [(1, 12)])]
     assert _view(b) == want

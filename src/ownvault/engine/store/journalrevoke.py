@@ -76,7 +76,10 @@ def _made(records: Sequence[Record]) -> Made:
 def _restore(catalog: Catalog, dot: Dot, made: Made, warn: Callable[[str], None]) -> str | None:
     """Put back the version or tag addition ``dot`` names; its name."""
     if dot not in made:
-        warn(f"journal: no record makes {dot} (a removal by a revoked device stays)")
+        warn(
+            f"journal: no record makes device {dot.device.hex()[:8]} seq {dot.seq} op "
+            f"{dot.index} (its removal by a revoked device stays)"
+        )
         return None
     record, op = made[dot]
     if isinstance(op, Tag):
@@ -108,7 +111,11 @@ def _undo(
     # not may still deduplicate onto them.
     catalog.gc.note([(by[0], by[1], ())])
     keep_out = _removed(valid) | {r.dot for r in jns.outbox() if r.dot is not None}
-    undone = sorted(_removed([r for r in chain if r.seq > cut]) - keep_out)
+    undone = sorted(
+        d
+        for d in _removed([r for r in chain if r.seq > cut]) - keep_out
+        if d.device != device or d.seq <= cut  # what X made after the cut stays out
+    )
     back = late.gone(undone)
     late.unremove(back)
     made = _made(valid)
