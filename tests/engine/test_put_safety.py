@@ -41,23 +41,34 @@ def _packs(vault: Vault) -> list[tuple[int, str]]:
 
 def _change_after_read(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> list[int]:
     """After the last block of ``path`` is read, append to it (``times`` times at most):
-    the change lands between the read and the re-stat, deterministically."""
+    the change lands between the read and the re-stat, deterministically. Both reads are
+    wrapped: a batch's reader thread (a small file) and a file read on its own."""
     real = Ingestor._read_process  # noqa: SLF001  wrapped to change the file mid-read
+    real_small = Ingestor._read_small_bytes  # noqa: SLF001
     reads = [0]
+
+    def change(fd: int) -> None:
+        if os.fstat(fd).st_ino == path.stat().st_ino:
+            reads[0] += 1
+            if reads[0] <= times:
+                with open(path, "ab") as appended:
+                    appended.write(b"+appended")
 
     def read_process(
         self: Ingestor, f: FileIO, buf: bytearray, carry: int, importer: FileImporter
     ) -> tuple[int, bool, list[tuple[bytes, int]], list[SealedPack], int]:
         out = real(self, f, buf, carry, importer)
-        final = out[1]
-        if final and os.fstat(f.fileno()).st_ino == path.stat().st_ino:
-            reads[0] += 1
-            if reads[0] <= times:
-                with open(path, "ab") as appended:
-                    appended.write(b"+appended")
+        if out[1]:  # the final block
+            change(f.fileno())
+        return out
+
+    def read_small_bytes(fd: int, limit: int) -> bytes:
+        out = real_small(fd, limit)
+        change(fd)
         return out
 
     monkeypatch.setattr(Ingestor, "_read_process", read_process)
+    monkeypatch.setattr(Ingestor, "_read_small_bytes", staticmethod(read_small_bytes))
     return reads
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from ownvault.core.chunking import ChunkerParams
+from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.core.pack import PackBuilder
-from ownvault.engine.store import ingest, treeread, treewrite
+from ownvault.engine.store import ingest, treeread, treewrite, versions
 from ownvault.engine.store.catalog.contents import MAX_CONTENTS, ContentTables
 from ownvault.engine.store.catalog.filescache import MAX_PATHS, FilesCache
 from ownvault.engine.store.filescache import FilesCacheRun, key_of
-from ownvault.engine.store.ingest import FILE_TRIES, FileRecord, Ingestor
+from ownvault.engine.store.ingest import FILE_TRIES, FileRecord, Ingestor, SmallLoad
 from ownvault.engine.store.outdir import OutputDir
 from ownvault.engine.vault import Vault
 from ownvault.errors import UsageError
@@ -69,9 +69,9 @@ def test_small_files_are_read_in_batches(
     threads: set[int] = set()
     real_read = Ingestor.read_small
 
-    def read_small(self: Ingestor, path: Path, buf: bytearray) -> object:
+    def read_small(self: Ingestor, path: Path, load: SmallLoad) -> object:
         threads.add(threading.get_ident())
-        return real_read(self, path, buf)
+        return real_read(self, path, load)
 
     monkeypatch.setattr(Ingestor, "read_small", read_small)
     [first] = run(vault.files.put([src]))
@@ -138,6 +138,100 @@ def test_a_batch_stops_after_the_file_that_fills_a_pack(
     assert deep.shares_bad == 0, deep.to_json()
     run(vault.files.get("src", tmp_path / "back"))
     assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+def test_reader_threads_read_several_files_of_a_batch_at_once(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first two reads of a batch meet at a barrier: with one reader they could not
+    (the barrier breaks after its timeout and the put fails)."""
+    src = tmp_path / "src"
+    _small_tree(src, 50)
+    vault = _vault(vaults, tmp_path)
+    barrier = threading.Barrier(2, timeout=30)
+    calls = [0]
+    lock = threading.Lock()
+    readers: set[int] = set()
+    real = Ingestor.load_small
+
+    def load_small(self: Ingestor, path: Path, scanned: int) -> SmallLoad:
+        with lock:
+            calls[0] += 1
+            first_two = calls[0] <= 2
+            readers.add(threading.get_ident())
+        if first_two:
+            barrier.wait()
+        return real(self, path, scanned)
+
+    monkeypatch.setattr(Ingestor, "load_small", load_small)
+    [res] = run(vault.files.put([src]))
+    assert res.files == 50 and calls[0] == 50 and len(readers) >= 2
+    assert threading.get_ident() not in readers
+    run(vault.files.get("src", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+def test_reads_a_stopped_batch_started_are_taken_over_not_repeated(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches stop at filled packs (64 KiB packs, 200 files): the files after the stop were
+    already being read, and the next batch uses those reads: every file is opened once."""
+    monkeypatch.setattr(PackBuilder.__init__, "__defaults__", (64 * 1024, 2))
+    src = tmp_path / "src"
+    _small_tree(src, 200)
+    vault = _vault(vaults, tmp_path, chunker=ChunkerParams("test-small", 1024, 4096, 16384))
+    batches = _count(monkeypatch, treeread, "_read_batch")
+    opened = _count(monkeypatch, Ingestor, "open_file")
+    [res] = run(vault.files.put([src]))
+    assert len(batches) >= 4 and res.files == 200
+    assert len(opened) == 200
+    run(vault.files.get("src", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+def test_a_small_file_grown_since_the_scan_is_read_on_its_own(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch holds at most the bytes the scan saw: a file longer at its open than at the
+    scan is not read by the batch's readers but by ``ingest_file`` (with the tries left),
+    and stored as it now is."""
+    src = tmp_path / "src"
+    _small_tree(src, 10)
+    grown = src / "d1" / "f0001"
+    vault = _vault(vaults, tmp_path)
+    real_scan = treeread.scan_path
+
+    def scan_then_grow(*args: object, **kwargs: object) -> list[treeread.TreeEntry]:
+        out = real_scan(*args, **kwargs)  # type: ignore[arg-type]
+        with open(grown, "ab") as f:
+            f.write(os.urandom(50_000))
+        return out
+
+    monkeypatch.setattr(versions, "scan_path", scan_then_grow)
+    loads = _count(monkeypatch, Ingestor, "load_small")
+    alone: list[Path] = []
+    real = Ingestor.ingest_file
+
+    async def ingest_file(self: Ingestor, path: Path, tries: int = FILE_TRIES) -> FileRecord:
+        alone.append(path)
+        return await real(self, path, tries)
+
+    monkeypatch.setattr(Ingestor, "ingest_file", ingest_file)
+    [res] = run(vault.files.put([src]))
+    assert alone == [grown] and res.warnings == ()
+    assert [x.data for x in loads if isinstance(x, SmallLoad) and x.data is None] == [None]
+    run(vault.files.get("src", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+@pytest.mark.parametrize("size", [1, 100, 1023, 1024])
+def test_a_stream_no_longer_than_the_minimum_chunk_is_one_chunk(size: int) -> None:
+    """``read_small`` skips FastCDC for a file of at most ``min_size`` bytes, taking it as
+    one chunk: what FastCDC itself gives."""
+    params = ChunkerParams("test-small", 1024, 4096, 16384)
+    data = os.urandom(size)
+    pieces, used = Chunker(params).cut(memoryview(data), True)
+    assert used == size and [bytes(p) for p in pieces] == [data]
 
 
 def test_read_ahead_never_blocks_on_a_fifo_nor_follows_a_link(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "FILE_TRIES",
     "FileRecord",
     "Ingestor",
+    "SmallLoad",
     "SmallRead",
     "utf8_ok",
 ]
@@ -75,6 +76,17 @@ class FileRecord:
     mtime_ns: int = 0
     changed: bool = False
     root: CID | None = None  # ``cid`` parsed, when it is at hand (a tree's CID needs it)
+
+
+@dataclass(frozen=True, slots=True)
+class SmallLoad:
+    """A small file as :meth:`Ingestor.load_small` read it: ``fstat`` before and after the
+    read, the bytes (None: not read, it grew since the scan), the name's ``lstat`` after."""
+
+    before: os.stat_result
+    data: bytes | None
+    after: os.stat_result
+    now: os.stat_result | None
 
 
 @dataclass(slots=True)
@@ -415,25 +427,77 @@ class Ingestor:
         )
         return record, stable, now
 
-    def read_small(self, path: Path, buf: bytearray) -> SmallRead:
-        """Read a file of less than one block in the calling thread (a worker: see
-        ``engine.store.treeread``), with the same checks as :meth:`ingest_file`'s tries.
-        A file that grew past a block meanwhile comes back with ``record`` None, to be
-        read again on its own; its chunks sealed so far are kept (deduplicated)."""
-        importer = FileImporter(self.profile)
+    def load_small(self, path: Path, scanned: int) -> SmallLoad:
+        """Open and read a file of less than one block (any thread: see
+        ``engine.store.treeread``, whose reader threads call this for many files at once),
+        with the checks of :meth:`ingest_file`'s tries: ``O_NOFOLLOW | O_NONBLOCK`` open,
+        ``fstat`` before and after the read, the name's ``lstat`` after it. A file larger
+        now than ``scanned`` (its size at the scan) is not read here (``data`` None: it is
+        read on its own), so what a batch holds stays bounded by what the scan saw."""
         fd, before = self.open_file(path)
-        f = os.fdopen(fd, "rb", buffering=0)
         try:
-            nread, final, results, full, _carry = self._read_process(f, buf, 0, importer)
+            if before.st_size > scanned:
+                return SmallLoad(before, None, before, None)
+            data = self._read_small_bytes(fd, min(BLOCK_SIZE, before.st_size + 1))
             after = os.fstat(fd)
         finally:
-            f.close()
-        if not final:
-            return SmallRead(None, False, full, nread, None)
-        ids = [chunk_id for chunk_id, _len in results]
-        lens = [length for _id, length in results]
-        record, stable, now = self._record(path, importer, ids, lens, nread, before, after)
-        return SmallRead(record, stable, full, nread, now)
+            os.close(fd)
+        try:
+            now = os.stat(path, follow_symlinks=False)  # still the same file at that name?
+        except OSError:
+            now = None
+        return SmallLoad(before, data, after, now)
+
+    @staticmethod
+    def _read_small_bytes(fd: int, limit: int) -> bytes:
+        """Up to ``limit`` bytes from ``fd``: to its end, or ``limit`` if it is longer."""
+        parts: list[bytes] = []
+        got = 0
+        while got < limit:
+            part = os.read(fd, limit - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read_small(self, path: Path, load: SmallLoad) -> SmallRead:
+        """Chunk, hash and seal a file :meth:`load_small` read (in the one thread that
+        seals: chunks go into the open pack in file order). A file that grew past a block,
+        or changed while it was read, comes back with ``record`` None, to be read again on
+        its own (nothing of it sealed)."""
+        data, before = load.data, load.before
+        if data is None:
+            return SmallRead(None, False, [], 0, None)
+        nread = len(data)
+        if (
+            nread >= BLOCK_SIZE
+            or nread != before.st_size
+            or _identity(load.after) != _identity(before)
+            or load.now is None
+            or _identity(load.now) != _identity(before)
+        ):
+            return SmallRead(None, False, [], nread, None)
+        importer = FileImporter(self.profile)
+        view = memoryview(data)
+        if nread:
+            importer.update(view)
+        # FastCDC cuts nothing out of a stream no longer than its minimum chunk.
+        pieces = [view] if 0 < nread <= self.chunker.min_size else self._cutter.cut(view, True)[0]
+        results, full = self._seal_pieces(pieces)
+        root = importer.finish()
+        record = FileRecord(
+            nread,
+            str(root.cid),
+            self.profile.name,
+            root.tsize,
+            [chunk_id for chunk_id, _len in results],
+            [length for _id, length in results],
+            stat.S_IMODE(before.st_mode),
+            before.st_mtime_ns,
+            root=root.cid,
+        )
+        return SmallRead(record, True, full, nread, load.now)
 
     async def take_packs(self, full: list[_SealedPack], nread: int) -> None:
         """Upload the packs a worker thread filled (see :meth:`read_small`) and report

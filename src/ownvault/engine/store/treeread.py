@@ -18,7 +18,8 @@ import asyncio
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ownvault.engine.store.filescache import FilesCacheRun, Known, Probe, key_of
@@ -26,6 +27,7 @@ from ownvault.engine.store.ingest import (
     FILE_TRIES,
     FileRecord,
     Ingestor,
+    SmallLoad,
     SmallRead,
     utf8_ok,
 )
@@ -36,6 +38,7 @@ __all__ = ["BATCH_BYTES", "BATCH_FILES", "SMALL_FILE", "TreeEntry", "read_files"
 SMALL_FILE = 1 << 20  # files below this size (as scanned) are read in batches
 BATCH_FILES = 256  # files per batch (one worker-thread hop, one files-cache query)
 BATCH_BYTES = 8 << 20  # scanned bytes per batch: a batch fills at most about one pack
+READERS = 6  # reader threads of a put: small files opened and read at once
 
 Progress = Callable[[int], None]
 
@@ -125,6 +128,25 @@ class _Done:
     read: SmallRead | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What a reader thread did with one small file: its probe, and its bytes (None: a
+    files-cache hit, nothing read)."""
+
+    probe: Probe | None
+    load: SmallLoad | None
+
+
+@dataclass(slots=True)
+class _Readers:
+    """The reader threads of one put, and the loads they started for files of the last
+    batch that its hop did not reach (it stopped at a filled pack): the next batch starts
+    with those files and takes them over instead of reading them again."""
+
+    pool: ThreadPoolExecutor
+    carried: list[Future[_Loaded]] = field(default_factory=list)
+
+
 async def read_files(
     ing: Ingestor,
     entries: list[TreeEntry],
@@ -137,28 +159,38 @@ async def read_files(
     records: dict[str, FileRecord] = {}
     reused: dict[str, int] = {}
     files = [e for e in entries if e.kind == "file"]
-    i = advised = 0
-    while i < len(files):
-        ing.raise_failure()
-        batch = _next_batch(files, i)
-        upto = min(len(files), i + len(batch) + BATCH_FILES)
-        ahead = [e.source for e in files[advised:upto] if e.size < SMALL_FILE]
-        advised = max(advised, upto)
-        keys = [key_of(e.source) for e in batch] if cache is not None else []
-        known = cache.candidates(keys) if cache is not None else {}
-        if batch[0].size >= SMALL_FILE:  # a batch of its own, read block by block
-            e = batch[0]
-            probe = cache.probe(keys[0], e.source, known) if cache is not None else None
-            done = [_Done(e, probe, None)]
-        else:
-            done = await asyncio.to_thread(_read_batch, ing, batch, keys, cache, known, ahead)
-        i += len(done)
-        await ing.take_packs(
-            [p for d in done if d.read for p in d.read.full],
-            sum(d.read.nread for d in done if d.read),
-        )
-        for d in done:
-            await _settle(ing, d, records, reused, warn, cache, progress)
+    readers = _Readers(ThreadPoolExecutor(READERS, "reader"))
+    try:
+        i = advised = 0
+        while i < len(files):
+            ing.raise_failure()
+            batch = _next_batch(files, i)
+            upto = min(len(files), i + len(batch) + BATCH_FILES)
+            ahead = [
+                e.source for e in files[max(advised, i + len(batch)) : upto] if e.size < SMALL_FILE
+            ]
+            advised = max(advised, upto)
+            keys = [key_of(e.source) for e in batch] if cache is not None else []
+            known = cache.candidates(keys) if cache is not None else {}
+            if batch[0].size >= SMALL_FILE:  # a batch of its own, read block by block
+                e = batch[0]
+                probe = cache.probe(keys[0], e.source, known) if cache is not None else None
+                done = [_Done(e, probe, None)]
+            else:
+                done = await asyncio.to_thread(
+                    _read_batch, ing, batch, keys, cache, known, ahead, readers
+                )
+            i += len(done)
+            await ing.take_packs(
+                [p for d in done if d.read for p in d.read.full],
+                sum(d.read.nread for d in done if d.read),
+            )
+            for d in done:
+                await _settle(ing, d, records, reused, warn, cache, progress)
+    finally:
+        for fut in readers.carried:
+            fut.cancel()
+        readers.pool.shutdown(wait=True, cancel_futures=True)
     return records, reused
 
 
@@ -182,6 +214,17 @@ def _next_batch(files: list[TreeEntry], i: int) -> list[TreeEntry]:
     return files[i:end]
 
 
+def _load(
+    ing: Ingestor, e: TreeEntry, key: bytes, cache: FilesCacheRun | None, known: Known
+) -> _Loaded:
+    """In a reader thread: take a file's identity for the files cache, then (a miss) read
+    it; the identity comes first, so a write after it is never remembered as read."""
+    probe = cache.probe(key, e.source, known) if cache is not None else None
+    if _hit(probe):
+        return _Loaded(probe, None)
+    return _Loaded(probe, ing.load_small(e.source, e.size))
+
+
 def _read_batch(
     ing: Ingestor,
     batch: list[TreeEntry],
@@ -189,26 +232,35 @@ def _read_batch(
     cache: FilesCacheRun | None,
     known: Known,
     ahead: list[Path],
+    readers: _Readers,
 ) -> list[_Done]:
-    """In a worker thread: ask the kernel to read ``ahead`` (this batch and the next)
-    into the page cache, then probe and read the files of ``batch`` in order, stopping
-    after the first that fills a pack (the rest come in the next batch: packs in flight
-    stay bounded however much the files grew since the scan)."""
-    _advise(ahead)
+    """In a worker thread: the reader threads probe and read the files of ``batch`` (up to
+    :data:`READERS` at once: the read syscalls run without the GIL, and the disk gets
+    many reads at a time), then ask the kernel to read ``ahead`` (the next batch) into the
+    page cache; this thread chunks, hashes and seals the files in order as their reads
+    finish, stopping after the first that fills a pack (the rest come in the next batch,
+    their reads carried over: packs in flight stay bounded however much the files grew
+    since the scan)."""
+    carried, readers.carried = readers.carried, []
+    assert len(carried) <= len(batch)
+    futures = carried + [
+        readers.pool.submit(_load, ing, e, keys[n] if cache is not None else b"", cache, known)
+        for n, e in enumerate(batch)
+        if n >= len(carried)
+    ]
+    if ahead:
+        readers.pool.submit(_advise, ahead)
     out: list[_Done] = []
-    buf = ing.take_buffer()
-    try:
-        for n, e in enumerate(batch):
-            probe = cache.probe(keys[n], e.source, known) if cache is not None else None
-            if _hit(probe):
-                out.append(_Done(e, probe, None))
-                continue
-            got = ing.read_small(e.source, buf)
-            out.append(_Done(e, probe, got))
-            if got.full:
-                break
-    finally:
-        ing.give_buffer(buf)
+    for e, fut in zip(batch, futures, strict=True):
+        loaded = fut.result()
+        if loaded.load is None:
+            out.append(_Done(e, loaded.probe, None))
+            continue
+        got = ing.read_small(e.source, loaded.load)
+        out.append(_Done(e, loaded.probe, got))
+        if got.full:
+            break
+    readers.carried = futures[len(out) :]
     return out
 
 
