@@ -224,3 +224,66 @@ def test_rows_over_the_journal_limit_are_refused_with_the_size(
     monkeypatch.setattr(journalrows, "MAX_ROWS", size - 1)  # the same check, a lower bar
     with pytest.raises(FormatError, match=f"{size} bytes compressed, over the journal's"):
         encode_rows(rows)
+
+
+_ODD: list[object] = [
+    None,
+    -1,
+    0,
+    7,
+    2**32,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    1.0,
+    True,
+    "",
+    "x",
+    "a\x00b",
+    "\ud800",
+    "é" * 3000,
+    "11" * 32,
+    "AB" * 32,
+    "1 " * 32,
+    "22" * 40,
+    "223",
+    [],
+    [0],
+    [0, 2**20],
+    [2**20],
+    {},
+]
+_VALID: dict[str, list[object]] = {
+    "entry": ["d/f", "file", 420, -5, 3, 0, None],
+    "content": [3, "bafy", "unixfs-v1-2025", 10, [0, 1]],
+    "chunk": ["11" * 32, 0, 0, 40, 3, "22" * 40, 0],
+}
+
+
+def test_the_fast_item_decoders_agree_with_the_checking_ones() -> None:
+    """Every field of a valid entry, content and chunk replaced by odd values: the fast path
+    gives the same item, or the same error, as the decoder that checks field by field."""
+    pairs = {
+        "entry": (journalrows._entry_fast, journalrows._entry),  # noqa: SLF001
+        "content": (journalrows._content_fast, journalrows._content),  # noqa: SLF001
+        "chunk": (journalrows._chunk_fast, journalrows._chunk),  # noqa: SLF001
+    }
+    compared = 0
+    for kind, (fast, checked) in pairs.items():
+        valid = _VALID[kind]
+        cases: list[object] = [valid, valid[:-1], [*valid, 0], "x", None]
+        for at in range(len(valid)):
+            cases += [[*valid[:at], odd, *valid[at + 1 :]] for odd in _ODD]
+        for case in cases:
+            want: object
+            try:
+                want = checked(case, f"{kind} 3")  # type: ignore[arg-type]
+            except FormatError as exc:
+                want = ("error", exc.message)
+            try:
+                got: object = fast(case, 3)  # type: ignore[arg-type]
+            except FormatError as exc:
+                got = ("error", exc.message)
+            assert got == want, (kind, case)
+            compared += 1
+    assert compared > 3 * len(_ODD)
