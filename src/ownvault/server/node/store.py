@@ -7,10 +7,12 @@ Layout::
         account.json                       {"format": "ownvault-node-account", "version": 1, "did": ...}
 
 Uploads stream to disk with the same steps as :class:`~ownvault.providers.local.LocalProvider`
-(temp file in the account's ``tmp/``, fsync, ``link`` to the final name, fsync of the
-directory), so they are atomic and durable and never overwrite, and a refused or broken
-upload leaves no object behind. No upload is held in memory: at most one write buffer
-(:data:`WRITE_BUFFER`) per upload. The bytes actually received, not the declared
+(temp file in the account's ``tmp/``, written with ``O_DIRECT`` where the file system takes
+it (:mod:`.upload`), fsync, ``link`` to the final name in a directory made durably, fsync
+of the directory), so they are atomic and durable and never overwrite, and a refused or
+broken upload leaves no object behind. No upload is held in memory: at most one write
+buffer (:data:`WRITE_BUFFER`) per upload, the chunks received since the last hop to the
+disk thread, which hashes them for the digest check and writes them. The bytes actually received, not the declared
 ``Content-Length``, count against the object size limit, the account's quota and the
 node's :class:`UploadBudget` (bytes of uploads in flight, all accounts).
 
@@ -44,6 +46,7 @@ from ownvault.errors import (
 )
 from ownvault.providers.base import ObjectInfo, validate_name
 from ownvault.providers.local import LocalProvider
+from ownvault.server.node.upload import BufferPool, UploadFile
 
 __all__ = [
     "Account",
@@ -56,7 +59,7 @@ __all__ = [
     "load_node_id",
 ]
 
-WRITE_BUFFER = 1 << 20
+WRITE_BUFFER = 1 << 20  # bytes received before they go to the disk thread (one hop)
 
 NODE_FORMAT = "ownvault-node"
 ACCOUNT_FORMAT = "ownvault-node-account"
@@ -137,6 +140,14 @@ class AccountStore:
         self.quota = quota
         self._accounts: dict[str, Account] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        self.direct = True  # O_DIRECT uploads, until the file system refuses one
+        self._buffers = BufferPool()
+
+    def _open_tmp(self, tmp: Path, root: Path) -> UploadFile:
+        try:
+            return UploadFile(tmp, self._buffers, self.direct)
+        except OSError as exc:
+            raise _disk_error(exc, root) from exc
 
     @property
     def accounts(self) -> list[Account]:
@@ -226,7 +237,7 @@ class AccountStore:
         size = used = 0
         taken = declared
         try:
-            fd = await asyncio.to_thread(_open_tmp, tmp)
+            upload = await asyncio.to_thread(self._open_tmp, tmp, root)
         except BaseException:
             budget.give(taken)
             raise
@@ -249,22 +260,23 @@ class AccountStore:
                     taken = size
                 used += len(chunk)
                 account.used += len(chunk)
-                digest(chunk)
                 pending.append(chunk)
                 buffered += len(chunk)
                 if buffered >= WRITE_BUFFER:
-                    await asyncio.to_thread(_write_all, fd, pending, root)
+                    await asyncio.to_thread(_write, upload, pending, digest, root)
                     pending, buffered = [], 0
-            await asyncio.to_thread(_write_all, fd, pending, root)
+            await asyncio.to_thread(_write, upload, pending, digest, root)
             if not digest_ok():
                 raise DigestMismatch("body does not match its Content-Digest")
-            await asyncio.to_thread(_commit, fd, tmp, final, name, root)
+            await asyncio.to_thread(_commit, upload, final, name, root)
         except BaseException:
             account.used -= used
             raise
         finally:
             budget.give(taken)
-            await asyncio.to_thread(_discard, fd, tmp)
+            if not upload.direct:
+                self.direct = False  # the file system refused O_DIRECT: stop asking
+            await asyncio.to_thread(_discard, upload, tmp)
         account.count += 1
         bisect.insort(account.names, name)
         return size
@@ -331,43 +343,55 @@ def _usage(objects: Path) -> tuple[int, list[str]]:
     return used, names
 
 
-def _open_tmp(tmp: Path) -> int:
+def _write(
+    upload: UploadFile, chunks: list[bytes], digest: Callable[[bytes], None], root: Path
+) -> None:
     try:
-        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise _disk_error(exc, tmp.parent.parent) from exc
-
-
-def _write_all(fd: int, chunks: list[bytes], root: Path) -> None:
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+        upload.write(chunks, digest)
     except OSError as exc:
         raise _disk_error(exc, root) from exc
 
 
-def _commit(fd: int, tmp: Path, final: Path, name: str, root: Path) -> None:
-    """fsync, link to the final name (never over an existing one), fsync the directory."""
+def _commit(upload: UploadFile, final: Path, name: str, root: Path) -> None:
+    """Write the rest and fsync, link to the final name (never over an existing one) in a
+    directory made durably, fsync that directory."""
     try:
-        os.fsync(fd)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        upload.finish()
+        _ensure_dir(final.parent)
         try:
-            os.link(tmp, final)
+            os.link(upload.path, final)
         except FileExistsError:
             raise ObjectExistsError(f"object exists: {name}", share=name) from None
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(final.parent)
     except OSError as exc:
         raise _disk_error(exc, root) from exc
 
 
-def _discard(fd: int, tmp: Path) -> None:
-    os.close(fd)
+def _ensure_dir(directory: Path) -> None:
+    """Make ``directory`` and its missing parents, each created one fsynced into its parent:
+    else an object linked into it could vanish with it after a crash, although the object's
+    own directory was fsynced."""
+    missing: list[Path] = []
+    d = directory
+    while not d.is_dir():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d)
+        _fsync_dir(d.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(upload: UploadFile, tmp: Path) -> None:
+    upload.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
 
