@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,26 @@ def test_the_fast_item_decoders_agree_with_the_checking_ones() -> None:
             assert got == want, (kind, case)
             compared += 1
     assert compared > 3 * len(_ODD)
+
+
+def test_rows_the_decoder_would_refuse_are_never_encoded() -> None:
+    """``encode_rows`` checks its own doc with the decoder's checks: a field out of range,
+    an id of the wrong size or a broken link never leaves as a put."""
+    good = _many_small_files(3)
+    assert decode_rows(encode_rows(good)) == good
+    entry = good.entries[1]
+    chunk = good.chunks[0]
+    bad = {
+        "mode": replace(
+            good, entries=(good.entries[0], replace(entry, mode=2**32), *good.entries[2:])
+        ),
+        "chunk id": replace(good, chunks=(replace(chunk, chunk_id=b"\x01" * 31), *good.chunks[1:])),
+        "link": replace(good, contents=(good.contents[0], good.contents[0], good.contents[2])),
+        "kind": replace(
+            good, entries=(good.entries[0], replace(entry, kind="fifo"), *good.entries[2:])
+        ),
+    }
+    for what, rows in bad.items():
+        with pytest.raises(FormatError):
+            encode_rows(rows)
+        assert what

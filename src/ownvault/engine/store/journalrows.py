@@ -189,7 +189,8 @@ def _doc(rows: VersionRows) -> dict[str, JSONValue]:
 def encode_rows(rows: VersionRows) -> bytes:
     """``rows`` as the bytes of a ``put``; ``FormatError`` if they are not canonical (see the
     module docstring) or come to more than ``MAX_ROWS`` bytes."""
-    text = canonical(_doc(rows))
+    doc = _doc(rows)
+    text = canonical(doc)
     if len(text) > MAX_PLAIN:
         raise FormatError(
             f"the rows of this version are {len(text)} bytes of text (max {MAX_PLAIN})"
@@ -200,7 +201,10 @@ def encode_rows(rows: VersionRows) -> bytes:
             f"the rows of this version are {len(blob)} bytes compressed, over the journal's "
             f"{MAX_ROWS} per put ({len(rows.entries)} entries, {len(rows.chunks)} chunks)"
         )
-    if _rows_of_text(text) != rows:  # what decode_rows(blob) does after inflating
+    # What decode_rows(blob) would give: the text parses back to ``doc`` itself (it holds
+    # only dicts with string keys, lists, strings, ints and None, which JSON carries
+    # exactly), and ``text`` is ``C(doc)``, so the decoder's canonical check holds.
+    if _rows_of_value(doc) != rows:
         raise FormatError("version rows do not survive their own decoder (a field out of range)")
     return blob
 
@@ -448,6 +452,14 @@ def _rows_of_text(text: bytes) -> VersionRows:
         value: JSONValue = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"put rows are not JSON: {str(exc)[:80]}") from None
+    rows = _rows_of_value(value)
+    if canonical(value) != text:
+        raise FormatError("put rows are not in canonical form")
+    return rows
+
+
+def _rows_of_value(value: JSONValue) -> VersionRows:
+    """The rows a parsed ``doc`` holds, every field and link checked."""
     v = need_obj(value, "put rows", _FIELDS)
 
     def items(key: str) -> list[JSONValue]:
@@ -463,6 +475,4 @@ def _rows_of_text(text: bytes) -> VersionRows:
         tuple(_pack(p, f"pack {i}") for i, p in enumerate(items("packs"))),
     )
     _check_links(rows)
-    if canonical(value) != text:
-        raise FormatError("put rows are not in canonical form")
     return rows

@@ -39,6 +39,7 @@ SMALL_FILE = 1 << 20  # files below this size (as scanned) are read in batches
 BATCH_FILES = 256  # files per batch (one worker-thread hop, one files-cache query)
 BATCH_BYTES = 8 << 20  # scanned bytes per batch: a batch fills at most about one pack
 READERS = 6  # reader threads of a put: small files opened and read at once
+SLICE = 16  # files one reader thread probes and reads in one go
 
 Progress = Callable[[int], None]
 
@@ -131,20 +132,33 @@ class _Done:
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     """What a reader thread did with one small file: its probe, and its bytes (None: a
-    files-cache hit, nothing read)."""
+    files-cache hit, nothing read), or the error its read raised (raised again when the
+    worker reaches the file, as a read of its own would have)."""
 
     probe: Probe | None
     load: SmallLoad | None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class _Slice:
+    """Consecutive files of a batch, probed and read in order by one reader thread: one
+    hand-off per :data:`SLICE` files, not per file (a future per file cost the worker more
+    GIL hand-offs than the reads saved)."""
+
+    future: Future[list[_Loaded]]
+    size: int
+    used: int = 0  # files of it the worker has taken
 
 
 @dataclass(slots=True)
 class _Readers:
-    """The reader threads of one put, and the loads they started for files of the last
+    """The reader threads of one put, and the slices they started for files of the last
     batch that its hop did not reach (it stopped at a filled pack): the next batch starts
     with those files and takes them over instead of reading them again."""
 
     pool: ThreadPoolExecutor
-    carried: list[Future[_Loaded]] = field(default_factory=list)
+    carried: list[_Slice] = field(default_factory=list)
 
 
 async def read_files(
@@ -188,8 +202,8 @@ async def read_files(
             for d in done:
                 await _settle(ing, d, records, reused, warn, cache, progress)
     finally:
-        for fut in readers.carried:
-            fut.cancel()
+        for sl in readers.carried:
+            sl.future.cancel()
         readers.pool.shutdown(wait=True, cancel_futures=True)
     return records, reused
 
@@ -215,14 +229,28 @@ def _next_batch(files: list[TreeEntry], i: int) -> list[TreeEntry]:
 
 
 def _load(
-    ing: Ingestor, e: TreeEntry, key: bytes, cache: FilesCacheRun | None, known: Known
-) -> _Loaded:
-    """In a reader thread: take a file's identity for the files cache, then (a miss) read
-    it; the identity comes first, so a write after it is never remembered as read."""
-    probe = cache.probe(key, e.source, known) if cache is not None else None
-    if _hit(probe):
-        return _Loaded(probe, None)
-    return _Loaded(probe, ing.load_small(e.source, e.size))
+    ing: Ingestor,
+    files: list[TreeEntry],
+    keys: list[bytes] | None,
+    cache: FilesCacheRun | None,
+    known: Known,
+) -> list[_Loaded]:
+    """In a reader thread, file after file: take the identity for the files cache, then
+    (a miss) read the file; the identity comes first, so a write after it is never
+    remembered as read."""
+    out: list[_Loaded] = []
+    for n, e in enumerate(files):
+        probe = None
+        try:
+            if cache is not None and keys is not None:
+                probe = cache.probe(keys[n], e.source, known)
+                if _hit(probe):
+                    out.append(_Loaded(probe, None))
+                    continue
+            out.append(_Loaded(probe, ing.load_small(e.source, e.size)))
+        except Exception as exc:  # raised by the worker when it reaches this file
+            out.append(_Loaded(probe, None, exc))
+    return out
 
 
 def _read_batch(
@@ -235,32 +263,39 @@ def _read_batch(
     readers: _Readers,
 ) -> list[_Done]:
     """In a worker thread: the reader threads probe and read the files of ``batch`` (up to
-    :data:`READERS` at once: the read syscalls run without the GIL, and the disk gets
-    many reads at a time), then ask the kernel to read ``ahead`` (the next batch) into the
-    page cache; this thread chunks, hashes and seals the files in order as their reads
-    finish, stopping after the first that fills a pack (the rest come in the next batch,
-    their reads carried over: packs in flight stay bounded however much the files grew
-    since the scan)."""
-    carried, readers.carried = readers.carried, []
-    assert len(carried) <= len(batch)
-    futures = carried + [
-        readers.pool.submit(_load, ing, e, keys[n] if cache is not None else b"", cache, known)
-        for n, e in enumerate(batch)
-        if n >= len(carried)
-    ]
+    :data:`READERS` slices at once: the read syscalls run without the GIL, and the disk
+    gets many reads at a time), then ask the kernel to read ``ahead`` (the next batch)
+    into the page cache; this thread chunks, hashes and seals the files in order as their
+    reads finish, stopping after the first that fills a pack (the rest come in the next
+    batch, their reads carried over: packs in flight stay bounded however much the files
+    grew since the scan)."""
+    slices, readers.carried = readers.carried, []
+    have = sum(sl.size - sl.used for sl in slices)
+    assert have <= len(batch)
+    for j in range(have, len(batch), SLICE):
+        part = batch[j : j + SLICE]
+        part_keys = keys[j : j + len(part)] if cache is not None else None
+        slices.append(
+            _Slice(readers.pool.submit(_load, ing, part, part_keys, cache, known), len(part))
+        )
     if ahead:
         readers.pool.submit(_advise, ahead)
     out: list[_Done] = []
-    for e, fut in zip(batch, futures, strict=True):
-        loaded = fut.result()
-        if loaded.load is None:
-            out.append(_Done(e, loaded.probe, None))
-            continue
-        got = ing.read_small(e.source, loaded.load)
-        out.append(_Done(e, loaded.probe, got))
-        if got.full:
-            break
-    readers.carried = futures[len(out) :]
+    for k, sl in enumerate(slices):
+        loads = sl.future.result()
+        while sl.used < sl.size:
+            loaded, e = loads[sl.used], batch[len(out)]
+            sl.used += 1
+            if loaded.error is not None:
+                raise loaded.error
+            if loaded.load is None:
+                out.append(_Done(e, loaded.probe, None))
+                continue
+            got = ing.read_small(e.source, loaded.load)
+            out.append(_Done(e, loaded.probe, got))
+            if got.full:
+                readers.carried = [x for x in slices[k:] if x.used < x.size]
+                return out
     return out
 
 
