@@ -448,3 +448,36 @@ def test_bulk_inserts_give_the_ids_sqlite_gives(vaults: Vaults, tmp_path: Path) 
     refs = cat.content_chunks(top)
     assert [(r.row, r.stream_offset) for r in refs] == [(rows[0], 0), (rows[1], 4), (rows[2], 7)]
     assert cat.content_chunks(top + 1) == []
+
+
+def test_the_scan_lists_directories_on_several_threads_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sibling directories are listed at once (two listings meet at a barrier: one thread
+    could not), an excluded directory is never listed, and entries and warnings come in
+    the order of one walk."""
+    src = tmp_path / "src"
+    _small_tree(src, 30)
+    (src / "skipped").mkdir()
+    (src / "skipped" / "inner").write_bytes(b"x")
+    (src / "d2" / "bad-\udcff").write_bytes(b"y")
+    barrier = threading.Barrier(2, timeout=30)
+    listed: list[Path] = []
+    lock = threading.Lock()
+    real = treeread._listing  # noqa: SLF001
+
+    def listing(directory: Path) -> list[object]:
+        with lock:
+            listed.append(directory)
+            meet = directory.name in ("d0", "d1")
+        if meet:
+            barrier.wait()
+        return real(directory)  # type: ignore[return-value]
+
+    monkeypatch.setattr(treeread, "_listing", listing)
+    warnings: list[str] = []
+    entries = treeread.scan_path(src, warnings.append, lambda rel, is_dir: rel == "skipped")
+    assert src / "skipped" not in listed and len(listed) == 9  # the root, d0-d6, empty
+    paths = [e.path for e in entries]
+    assert paths == sorted(paths) and "skipped" not in paths and len(paths) == 1 + 9 + 30
+    assert len(warnings) == 1 and "bad-" in warnings[0]
