@@ -145,13 +145,29 @@ def test_lent_packs_stay_untouched_until_given_back_then_are_reused() -> None:
     b.give_back(first)
     with pytest.raises(ValueError, match="released"):
         bytes(first)
-    b.add(b"v" * 10)
-    assert b.lend().obj is not owner  # the pack that was filling meanwhile
     b.add(b"w" * 10)
     again = b.lend()
     assert again.obj is owner  # the given-back buffer, its old blob padded over
     assert bytes(again[8:18]) == b"w" * 10 and not any(again[18:]) and again[:4] == b"OVPK"
     assert b.seal()[:8] == kept[:8]  # seal() still copies out (an empty pack)
+
+
+def test_a_builder_makes_a_buffer_only_when_a_blob_comes() -> None:
+    """A builder that stores nothing (an unchanged re-put) holds no buffer, and lending the
+    last pack leaves none behind; a buffer given back is the next one filled."""
+    b = PackBuilder(64 * 1024, keep=1)
+    assert b.allocated == 0
+    b.add_chunk(os.urandom(32), os.urandom(32), b"x" * 1000)
+    assert b.allocated == 1
+    first = b.lend()
+    owner = first.obj
+    assert b.allocated == 0
+    b.give_back(first)
+    assert b.allocated == 1
+    b.add(b"y" * 10)
+    again = b.lend()
+    assert again.obj is owner and b.allocated == 0
+    assert bytes(again[8:18]) == b"y" * 10 and not any(again[18:])
 
 
 def test_share_header_roundtrip_and_rejects() -> None:
