@@ -3,8 +3,11 @@ and a put that uses it stores the same chunks as one that does not."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ import pytest
 from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.engine.store import cutter, ingest
 from ownvault.engine.store.cutter import RemoteCutter
+from ownvault.errors import ProviderError
+from ownvault.providers.wrappers import Fault, FaultyProvider
 
 from .helpers import Vaults, run
 
@@ -109,3 +114,86 @@ def test_without_proc_a_large_file_is_cut_in_process(
     assert res.size == 3_000_000
     run(vault.files.get("a.bin", tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+def test_the_next_range_is_read_while_the_packs_of_one_are_uploaded(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader thread reads (cuts, hashes, seals) range i + 1 while the event loop
+    hands the packs range i filled to the uploads: results held until the next range has
+    been read must not stall the put (they did when each range waited for the packs
+    before it). The bytes come back whole."""
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
+    data = os.urandom(40 << 20)
+    src = tmp_path / "a.bin"
+    src.write_bytes(data)
+    vault = vaults.create(tmp_path / "v")
+    ranges: list[bool] = []  # per range read: whether another follows
+    read = threading.Condition()
+    original_read = ingest.Ingestor._read_cut  # noqa: SLF001  recorded, then called
+    original_take = ingest.Ingestor._take_results  # noqa: SLF001  held, then called
+
+    def counting_read(
+        self: ingest.Ingestor, fd: int, buf: bytearray, at: int, *a: object
+    ) -> tuple[int, object, object, bool]:
+        out = original_read(self, fd, buf, at, *a)  # type: ignore[arg-type]
+        with read:
+            ranges.append(at + out[0] < len(data))
+            read.notify_all()
+        return out
+
+    async def held_take(self: ingest.Ingestor, *a: object) -> None:
+        seen = len(ranges)
+        if ranges and ranges[-1]:  # another range follows: read before these results go on
+
+            def next_read() -> bool:
+                with read:
+                    return read.wait_for(lambda: len(ranges) > seen, 20)
+
+            assert await asyncio.to_thread(next_read), "the next range was not read meanwhile"
+        await original_take(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest.Ingestor, "_read_cut", counting_read)
+    monkeypatch.setattr(ingest.Ingestor, "_take_results", held_take)
+    stored = run(vault.files.put([src]))[0]
+    assert stored.new_bytes == len(data) and len(ranges) >= 4 and not ranges[-1]
+    run(vault.files.get("a.bin", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+
+
+def test_a_failed_upload_stops_the_reader_before_the_put_returns(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every share write fails while the reader thread is a range ahead: the put raises
+    the providers' error only once the range being read is done (its buffer is reused
+    by the next file) and the worker has answered; nothing stays stored, and the same
+    put succeeds once the providers write again."""
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
+    data = os.urandom(40 << 20)
+    src = tmp_path / "a.bin"
+    src.write_bytes(data)
+    vault = vaults.create(tmp_path / "v")
+    store = vault.store
+    healthy = dict(store.providers)
+    for pid, provider in healthy.items():
+        store.providers[pid] = FaultyProvider(provider, [Fault("fail", ops=frozenset({"put"}))])
+    active = [0]
+    original_read = ingest.Ingestor._read_cut  # noqa: SLF001  counted, then called
+
+    def counting_read(self: ingest.Ingestor, *a: object) -> tuple[int, object, object, bool]:
+        active[0] += 1
+        try:
+            time.sleep(0.05)  # the failure comes while this range is being read
+            return original_read(self, *a)  # type: ignore[arg-type]
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(ingest.Ingestor, "_read_cut", counting_read)
+    with pytest.raises(ProviderError):
+        run(vault.files.put([src]))
+    assert active[0] == 0
+    assert vault.catalog.conn.execute("SELECT COUNT(*) FROM packs").fetchone()[0] == 0
+    store.providers.update(healthy)
+    assert run(vault.files.put([src]))[0].new_bytes == len(data)
+    run(vault.files.get("a.bin", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data

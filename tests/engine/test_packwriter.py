@@ -3,9 +3,13 @@ rebalance or a pack rewrite (revocation) does not abort it (engine.store.packwri
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from ownvault.core.chunking import ChunkerParams
 from ownvault.core.pack import PackBuilder
 from ownvault.engine.store import ingest
+from ownvault.engine.store.packwriter import PackWriter, WrittenPack
 from ownvault.engine.store.shares import EncodedPack, ShareStore
 from ownvault.engine.vault import Vault
 from ownvault.providers.wrappers import Fault, FaultyProvider
@@ -166,3 +171,65 @@ def test_pack_rewrites_reuse_lent_pack_buffers_and_parity_sets(
     assert deep.shares_bad == 0, deep.to_json()
     run(alice.files.get("docs", tmp_path / "back"))
     assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+def test_a_put_keeps_max_inflight_packs_being_written(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While packs are coded and written the put goes on filling the next ones, up to
+    ``MAX_INFLIGHT`` (3) at once: with 2, the ~100-150 ms a pack's shares take here held a
+    put near 200 MB/s however fast it read. Writes are held until 3 are under way (or a
+    deadline passes); the put must reach 3 and never more, and every byte comes back."""
+    monkeypatch.setattr(PackBuilder.__init__, "__defaults__", (64 * 1024, 2))
+    monkeypatch.setattr(ingest, "BLOCK_SIZE", 64 * 1024)
+    original_write = PackWriter.write_pack
+    running = peak = 0
+    full = asyncio.Event()
+
+    async def held_write(self: PackWriter, data: bytes | memoryview, **kw: bytes) -> WrittenPack:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if running >= ingest.MAX_INFLIGHT:
+            full.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(full.wait(), 10)
+            return await original_write(self, data, **kw)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(PackWriter, "write_pack", held_write)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    small = ChunkerParams("test-small", 1024, 4096, 16384)
+    vault = vaults.create(tmp_path / "v", providers=3, k=2, chunker=small)
+    run(vault.files.put([src]))
+    assert ingest.MAX_INFLIGHT == 3 and peak == 3 and full.is_set()
+    run(vault.files.get("src", tmp_path / "back"))
+    assert tree_state(tmp_path / "back") == tree_state(src)
+
+
+def test_packs_are_coded_even_while_every_pool_thread_is_writing() -> None:
+    """Coding runs on the share store's encoder threads: while share writes (blocked in
+    ``fsync``) hold every thread of the loop's shared pool, the next pack is still coded
+    (it waited behind them), and its shares are the ones ``encode_sync`` makes."""
+    store = ShareStore({}, {})
+    data = os.urandom(3 * 65536)
+    release = threading.Event()
+
+    async def go() -> EncodedPack:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(2))
+        writes = [asyncio.ensure_future(asyncio.to_thread(release.wait, 30)) for _ in range(2)]
+        try:
+            return await asyncio.wait_for(store.encode(b"p" * 16, data, 3, 6), 20)
+        finally:
+            release.set()
+            await asyncio.gather(*writes)
+
+    enc = asyncio.run(go())
+    assert [bytes(p) for p in enc.pieces] == [
+        bytes(p) for p in store.encode_sync(b"p" * 16, data, 3, 6).pieces
+    ]

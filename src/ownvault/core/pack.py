@@ -147,8 +147,8 @@ class PackBuilder:
     flight cycles through m + 1 buffers. A buffer is made only when a blob is added to
     it: a builder that stores nothing (a put that finds every file unchanged) allocates
     none, and a last pack lent does not leave a fresh buffer behind it (a new 16 MiB
-    buffer is zeroed and faulted in under the GIL: 30-40% of an unchanged re-put's time
-    in the command, before this)."""
+    buffer is zeroed and faulted in under the GIL, 16-18 ms here: 38% of the profiled
+    samples of an unchanged 64-file re-put's own work, imports excluded, before this)."""
 
     def __init__(self, target: int = MAX_PACK_SIZE, keep: int = 2) -> None:
         if not MIN_PACK_SIZE <= target <= MAX_PACK_SIZE:

@@ -24,20 +24,24 @@ notices the change (size, mtime, ctime) and reads the file again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-from typing import IO
+from concurrent.futures import Future
+from typing import IO, TypeVar
 
 from ownvault.core.chunking import ChunkerParams
 from ownvault.errors import OwnvaultError
 
-__all__ = ["PROCESS_CUT_MIN", "WORKER", "RangeCuts", "RemoteCutter", "available"]
+__all__ = ["PROCESS_CUT_MIN", "WORKER", "RangeCuts", "RemoteCutter", "available", "settled"]
 
 # Below this a file is cut in-process: a put of a smaller file is over before the worker
 # pays for itself (start ~0.05-0.1 s here).
 PROCESS_CUT_MIN = 64 * 1024 * 1024
 
+T = TypeVar("T")
 RangeCuts = tuple[list[int], int, int]  # chunk lengths, bytes they cover, bytes read
 
 WORKER = r"""
@@ -63,6 +67,17 @@ for line in sys.stdin:
     sys.stdout.write(f"{len(data)} {used} {','.join(map(str, lens))}\n")
     sys.stdout.flush()
 """
+
+
+async def settled(fut: Future[T]) -> None:
+    """Wait until ``fut`` (a range being read by a put's reader thread) is done or was
+    cancelled before it ran, whatever it raised, even while this task is cancelled: a
+    thread cannot be stopped, and its buffer (and our fd the worker reads) must not be
+    reused while it runs. An awaited ``wrap_future`` is done once cancelled, its thread
+    still running."""
+    while not fut.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([asyncio.wrap_future(fut)])
 
 
 def available() -> bool:

@@ -19,7 +19,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
@@ -49,14 +49,17 @@ __all__ = [
 ]
 
 BLOCK_SIZE = 8 * 1024 * 1024
-MAX_INFLIGHT = 2
+# Packs coded and written at once (~33 MiB each): 2 held a put near 200 MB/s, 4 peaked
+# over 300 MB on a 10 GiB put (docs/design.md, "Put pipeline", round 4).
+MAX_INFLIGHT = 3
 FILE_TRIES = 4  # a file that changes while it is read is read again, at most 3 more times
 
 Progress = Callable[[int], None]
-_PackChunk = tuple[
-    bytes, int, int, int, bytes
-]  # chunk id, offset, blob length, plain length, wrapped key
+# chunk id, offset, blob length, plain length, wrapped key
+_PackChunk = tuple[bytes, int, int, int, bytes]
 _SealedPack = tuple[memoryview, list[_PackChunk]]  # a pack lent by the builder
+# a range read: bytes, (chunk id, length) per chunk, packs filled, whether more follow
+_Range = tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]
 
 
 @dataclass(slots=True)
@@ -135,13 +138,14 @@ class Ingestor:
     _new_chunks: int = 0
     packs_written: int = 0
     packs: list[int] = field(default_factory=list)  # catalog ids of the packs this put wrote
-    _builder: PackBuilder = field(default_factory=PackBuilder)
+    _builder: PackBuilder = field(default_factory=lambda: PackBuilder(keep=MAX_INFLIGHT))
     _builder_chunks: list[_PackChunk] = field(default_factory=list)
     _buffers: list[bytearray] = field(default_factory=list)  # read buffers, reused per file
     _claimed: set[bytes] = field(default_factory=set)
     _uploads: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_INFLIGHT))
     _cid_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "cid"))
+    _reader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "reader"))
     _failure: BaseException | None = None
     writer: PackWriter = field(init=False)
     _cutter: Chunker = field(init=False)
@@ -160,6 +164,7 @@ class Ingestor:
 
     def close(self) -> None:
         self._cid_pool.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
         if self._remote is not None:
             self._remote.close()
             self._remote = None
@@ -285,12 +290,12 @@ class Ingestor:
     async def _ingest_local(
         self, f: FileIO, buf: bytearray, importer: FileImporter, ids: list[bytes], lens: list[int]
     ) -> int:
-        """Read and cut the file here, one thread hop per block (read, chunk, hash, seal)."""
+        """Read and cut the file here, one hop to the reader thread per block."""
         size = carry = 0
         while True:
             self.raise_failure()
-            nread, final, results, full, carry = await asyncio.to_thread(
-                self._read_process, f, buf, carry, importer
+            nread, final, results, full, carry = await asyncio.get_running_loop().run_in_executor(
+                self._reader, self._read_process, f, buf, carry, importer
             )
             size += nread
             await self._take_results(nread, results, full, ids, lens)
@@ -301,31 +306,48 @@ class Ingestor:
         self, fd: int, buf: bytearray, importer: FileImporter, ids: list[bytes], lens: list[int]
     ) -> int:
         """The worker process cuts the next range while this one reads, hashes and seals
-        the range before it (``engine.store.cutter``)."""
+        the range before it (``engine.store.cutter``), one hop to the reader thread per
+        range, reading range i + 1 while the event loop hands range i's packs on."""
         if self._remote is None:
             self._remote = RemoteCutter(self.chunker)
         remote = self._remote
         span = BLOCK_SIZE + self.chunker.max_size
         offset = 0
         remote.ask(fd, 0, span)
+
+        def next_range(at: int) -> Future[_Range]:
+            return self._reader.submit(self._next_range, remote, fd, buf, at, importer)
+
+        ahead: Future[_Range] | None = next_range(0)
         try:
-            while remote.pending:
-                self.raise_failure()
-                cuts, used, got = await asyncio.to_thread(remote.answer)
-                if got == span:
-                    remote.ask(fd, offset + used, span)
-                nread, results, full, short = await asyncio.to_thread(
-                    self._read_cut, fd, buf, offset, cuts, importer
-                )
+            while ahead is not None:
+                nread, results, full, more = await asyncio.wrap_future(ahead)
+                ahead = None
                 offset += nread
+                if more:  # ``buf`` is free again: the next range is read meanwhile
+                    ahead = next_range(offset)
                 await self._take_results(nread, results, full, ids, lens)
-                if short:
-                    break
+                self.raise_failure()
             return offset
         finally:
-            if remote.pending:  # the worker reads through our fd: let it finish first
+            # the reader fills ``buf``, the worker reads our fd: both finish first
+            if ahead is not None:
+                await cutter.settled(ahead)
+            if remote.pending:
                 with contextlib.suppress(OwnvaultError):
                     await asyncio.to_thread(remote.answer)
+
+    def _next_range(
+        self, remote: RemoteCutter, fd: int, buf: bytearray, offset: int, imp: FileImporter
+    ) -> _Range:
+        """In the reader thread: the worker's cuts of the range at ``offset``, the next
+        range asked, then this one read and processed; ``more``: another range follows."""
+        span = BLOCK_SIZE + self.chunker.max_size
+        cuts, used, got = remote.answer()
+        if got == span:
+            remote.ask(fd, offset + used, span)
+        nread, results, full, short = self._read_cut(fd, buf, offset, cuts, imp)
+        return nread, results, full, remote.pending and not short
 
     async def _take_results(
         self,

@@ -18,6 +18,7 @@ import contextlib
 import mmap
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Protocol, overload, runtime_checkable
@@ -57,6 +58,14 @@ __all__ = [
 DATA_PREFIX = "shares"
 PAGE = mmap.PAGESIZE
 PARITY_POOL = 3  # parity buffer sets kept: one per pack encoded or being written at once
+ENCODERS = 2  # threads coding packs (ISA-L and most of the Merkle hashing run without the GIL)
+_encoder_pool: list[ThreadPoolExecutor] = []  # made at the first encode, one per process
+
+
+def _encoders() -> ThreadPoolExecutor:
+    if not _encoder_pool:
+        _encoder_pool.append(ThreadPoolExecutor(ENCODERS, "encode"))
+    return _encoder_pool[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +197,10 @@ class ShareStore:
             self._parity.append(enc.parity)
 
     async def encode(self, pack_id: bytes, data: bytes | memoryview, k: int, n: int) -> EncodedPack:
-        return await asyncio.to_thread(self.encode_sync, pack_id, data, k, n)
+        """:meth:`encode_sync` on one of the encoder threads: never queued behind the
+        share writes (blocked in ``fsync``) that fill the shared pool while packs fly."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_encoders(), self.encode_sync, pack_id, data, k, n)
 
     # -- writing ----------------------------------------------------------------------
 
