@@ -24,9 +24,10 @@ def test_devices_revoke_and_log(tmp_path: Path, vaults: Vaults) -> None:
     ov(b, "recover", "--phrase-file", str(phrase), "--provider", urls[0],
        "--device-name", "desktop")  # fmt: skip
     listed = js(ov(b, "--json", "devices"))["devices"]
+    # The laptop's certificate, then one settings record per provider it added.
     assert [(d["name"], d["this_device"], d["last_seq"]) for d in listed] == [
         ("desktop", True, 1),
-        ("laptop", False, 1),
+        ("laptop", False, 1 + len(urls)),
     ]
     assert len({d["id"] for d in listed}) == 2
     human = ov(a, "devices").stdout
@@ -68,8 +69,8 @@ def test_devices_revoke_and_log(tmp_path: Path, vaults: Vaults) -> None:
     assert not any(
         e["seq"] == 2 and e["device_name"] == "desktop" for e in js(ov(a, "--json", "log"))["log"]
     )
-    assert js(ov(a, "--json", "log", "--limit", "1"))["log"][0]["ops"][0].startswith(
-        "device revoke"
-    )
+    # The revocation, then the key rotation's new content-key epoch (a settings record).
+    newest = [e["ops"] for e in js(ov(a, "--json", "log", "--limit", "2"))["log"]]
+    assert newest[0] == ["set meta content_epoch"] and newest[1][0].startswith("device revoke")
     # A revoked device, once it has read its revocation, cannot write.
     assert "revoked" in ov(b, "devices", "revoke", "laptop", check=5).stderr

@@ -103,8 +103,9 @@ def test_a_pack_goes_only_once_every_device_has_acknowledged_the_rm(
     got = _gc(a)
     assert got["packs_deleted"] == 1 and got["held_back"] == []
     assert not any(p.exists() for p in shares)
-    # B's catalog lets the pack go too (its shares are gone already), and both check clean.
-    assert _gc(b)["packs_deleted"] == 1
+    # B's catalog lets the pack go too (its shares are gone already): A's record of the
+    # deletion (a drop_packs op) took it out on B's pull, before B's own gc; both check clean.
+    assert _gc(b)["packs_deleted"] == 0 and b.catalog.live_packs() == []
     for v in (a, b):
         assert v.catalog.gc.candidates() == []
         report = run(v.health.deep_check())
@@ -165,8 +166,9 @@ def test_a_put_that_did_not_see_the_rm_protects_the_pack_it_reuses(
     # Once B's version is removed too and acknowledged, the pack goes.
     run(b.files.rm("copy"))
     _gc(a)
-    _gc(b)
-    assert _gc(a)["packs_deleted"] == 1
+    by_b = _gc(b)["packs_deleted"]  # B may hold every acknowledgment first
+    # One of them deletes it; the other drops it from its catalog on pull (drop_packs).
+    assert by_b + _gc(a)["packs_deleted"] == 1
     assert not any(p.exists() for p in shares)
 
 
@@ -224,7 +226,7 @@ def test_the_golden_vault_migrates_to_the_gc_tables(tmp_path: Path, vaults: Vaul
     of one device still frees a removed version's packs at once."""
     shutil.copytree(GOLDEN / "vault-v1", tmp_path / "g")
     v = vaults.open(tmp_path / "g", "golden")
-    assert v.catalog.meta("schema_version") == str(SCHEMA_VERSION) == "12"
+    assert v.catalog.meta("schema_version") == str(SCHEMA_VERSION) and SCHEMA_VERSION >= 12
     assert v.catalog.gc.candidates() == [] and v.catalog.gc.acks() == {}
     assert run(v.files.rm("note.txt")).packs_deleted >= 1
     assert v.catalog.gc.candidates() == []

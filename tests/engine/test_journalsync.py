@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.journal import Record
-from ownvault.core.journalops import Dot, Put, Remove, Tag, Untag
+from ownvault.core.journalops import Dot, Put, Remove, Setting, Tag, Untag
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.core.merge import EMPTY, live_versions, merge, tags
 from ownvault.engine.keys.recovery import recover_vault
@@ -21,7 +21,7 @@ from ownvault.engine.store import journalrows, journalstore
 from ownvault.engine.store.catalog.drive import rename_objects
 from ownvault.engine.store.journalsync import apply_records, next_batch
 from ownvault.engine.vault import Vault
-from ownvault.errors import UsageError, VaultStateError
+from ownvault.errors import UsageError
 
 from .external import vault_with_external
 from .helpers import FAST_KDF, Vaults, run
@@ -97,7 +97,12 @@ def test_each_write_block_appends_its_ops_as_one_record(two: tuple[Vault, Vault,
     run(put_and_rm())
     run(a.files.set_tags("x", remove=["red"]))
     device = a.ctx.journal.device.id
-    records = [r for r in _history(a) if r.device == device]
+    # The vault's setup (its providers and policy) went out first, as settings.
+    records = [
+        r
+        for r in _history(a)
+        if r.device == device and not all(isinstance(op, Setting) for op in r.ops)
+    ]
     assert [[type(op).__name__ for op in r.ops] for r in records] == [
         ["DeviceAdd"],
         ["Put"],
@@ -105,14 +110,15 @@ def test_each_write_block_appends_its_ops_as_one_record(two: tuple[Vault, Vault,
         ["Untag"],
     ]
     put = records[1].ops[0]
+    put_seq, tag_seq = records[1].seq, records[2].seq
     assert isinstance(put, Put) and put.name == "x" and put.size == 3
     assert records[2].ops == (Tag("x", "work"), Tag("x", "red"))
-    assert records[3].ops == (Untag((Dot(device, 3, 1),)),)
+    assert records[3].ops == (Untag((Dot(device, tag_seq, 1),)),)
     assert a.catalog.jns.outbox() == []
-    assert _cache_dots(a) == {"x": [Dot(device, 2, 0)]}
+    assert _cache_dots(a) == {"x": [Dot(device, put_seq, 0)]}
     run(a.files.rm("x"))
     last = _history(a)[-1]
-    assert last.ops == (Remove((Dot(device, 2, 0),)), Untag((Dot(device, 3, 0),)))
+    assert last.ops == (Remove((Dot(device, put_seq, 0),)), Untag((Dot(device, tag_seq, 0),)))
 
 
 def test_two_devices_converge_and_a_put_racing_an_rm_survives(
@@ -184,9 +190,10 @@ def test_a_crash_between_the_append_and_its_settle_sends_nothing_twice(
     two: tuple[Vault, Vault, Path],
 ) -> None:
     a, b, tmp = two
-    run(a.ctx.pull())  # enrolled: the next record is seq 2
+    run(a.ctx.pull())  # enrolled; its setup went out as settings records
     journal = a.ctx.journal
     device = journal.device
+    seq = a.catalog.journal.head(device.id).seq + 1
     tmp.joinpath("f").write_bytes(b"f")
 
     async def unsent_put() -> None:  # a put whose block ends before its record is made
@@ -194,15 +201,19 @@ def test_a_crash_between_the_append_and_its_settle_sends_nothing_twice(
             await a.files.put([tmp / "f"])
 
     run(unsent_put())
-    ops = next_batch(a.catalog, 2)
+    ops = next_batch(a.catalog, seq)
     run(journal.append(device, journal.body(ops)))  # written, then the process dies
     assert run(a.ctx.send_journal()) == 0  # settled from the head: not sent again
-    assert _cache_dots(a) == {"f": [Dot(device.id, 2, 0)]}
+    assert _cache_dots(a) == {"f": [Dot(device.id, seq, 0)]}
     tmp.joinpath("g").write_bytes(b"g")
     run(unsent_put())
-    next_batch(a.catalog, 3)  # stamped, then the append never happened
+    next_batch(a.catalog, seq + 1)  # stamped, then the append never happened
     assert run(a.ctx.send_journal()) == 1
-    assert _ops(_history(a), device.id) == ["DeviceAdd", "Put", "Put"]
+    assert [o for o in _ops(_history(a), device.id) if o != "Setting"] == [
+        "DeviceAdd",
+        "Put",
+        "Put",
+    ]
     run(b.ctx.pull())
     assert _view(b) == _view(a)
 
@@ -365,17 +376,18 @@ def test_a_put_with_rows_that_do_not_decode_is_left_out_with_a_warning(
     assert any("put of bad" in w and "left out" in w for w in warnings), warnings
 
 
-def test_concurrent_settings_changes_are_refused_on_the_second_device_never_dropped(
+def test_a_settings_change_after_another_devices_newer_snapshot_is_merged_not_refused(
     two: tuple[Vault, Vault, Path],
 ) -> None:
+    """A wrote a newer settings snapshot; B's settings change is no longer refused (exit 9,
+    before settings were journal ops): it goes out in B's record, and both devices hold
+    both changes."""
     a, b, tmp = two
     run(a.sharing.set_tag_policy("health", never_share=True))  # A's settings snapshot
-    with pytest.raises(VaultStateError, match="Settings are not merged between devices"):
-        run(b.sharing.set_tag_policy("work", never_share=True))
-    # B's change stays on B, marked for the providers; A's snapshot is not overwritten.
-    assert "settings" in b.catalog.jns.settings_changed()
-    assert [p.tag for p in b.sharing.tag_policies()] == ["work"]
-    _put(b, tmp / "after", b"namespace changes still go through the journal")
+    run(b.sharing.set_tag_policy("work", never_share=True))  # no error
+    assert b.catalog.jns.settings_changed() == set()  # nothing owed: it is in B's record
+    _put(b, tmp / "after", b"namespace changes go through the journal as before")
     run(a.ctx.pull())
     assert [o.name for o in run(a.files.ls()).objects] == ["after"]  # type: ignore[union-attr]
-    assert [p.tag for p in a.sharing.tag_policies()] == ["health"]
+    for v in (a, b):
+        assert [p.tag for p in v.sharing.tag_policies()] == ["health", "work"]

@@ -33,7 +33,20 @@ from ownvault.core.journal import (
     encode_record,
     open_record,
 )
-from ownvault.core.journalops import Body, Hlc, Put, Tag, canonical, encode_body
+from ownvault.core.journalops import (
+    Body,
+    ChunkPlace,
+    DropPacks,
+    Hlc,
+    MoveChunks,
+    Places,
+    Put,
+    Setting,
+    SharePlace,
+    Tag,
+    canonical,
+    encode_body,
+)
 from ownvault.core.keys import VaultKeys
 from ownvault.core.merge import EMPTY, compact, heads, merge
 
@@ -125,7 +138,27 @@ def journal_seeds() -> list[bytes]:
         b"\x01" + body,
         b"\x02" + encode_checkpoint(_keys(), DEVICE, state),
         b"\x03" + _state_plain(),
+        b"\x01" + _places_body(),
     ]
+
+
+def _places_body() -> bytes:
+    """A body of the place and setting ops (``core.journalplaces``)."""
+    ops = (
+        Places(
+            bytes(16),
+            4096,
+            2,
+            3,
+            1764000000,
+            (SharePlace(0, "p0", 2100, b"\x01" * 32), SharePlace(2, None, 2100, b"\x02" * 32)),
+        ),
+        MoveChunks(bytes(16), (ChunkPlace(b"\x03" * 32, 0, 45, b"\x04" * 60, 1),)),
+        DropPacks((b"\x05" * 16,)),
+        Setting("provider", "p0", '{"kind":"local"}'),
+        Setting("contact", "bob", None),
+    )
+    return encode_body(Body(Hlc(3000, 0), ops, ()))
 
 
 def journal_fixtures() -> dict[str, bytes]:
@@ -147,6 +180,16 @@ def journal_fixtures() -> dict[str, bytes]:
         "body-deep.bin": b"\x01" + b"[" * 3000 + b"]" * 3000,
         "body-rows-not-base64.bin": b"\x01"
         + body.replace(b'"rows":"cm93cw=="', b'"rows":"cm93cw="'),
+        "body-places-unsorted.bin": b"\x01" + _places_body().replace(b'[[0,"p0"', b'[[2,"p0"', 1),
+        "body-places-share-index-huge.bin": b"\x01"
+        + _places_body().replace(b'[[0,"p0"', b'[[256,"p0"', 1),
+        "body-chunks-key-odd.bin": b"\x01" + _places_body().replace(b'"04040404', b'"4040404', 1),
+        "body-drop-packs-empty.bin": b"\x01"
+        + _places_body().replace(b'"packs":["' + b"05" * 16 + b'"]', b'"packs":[]'),
+        "body-set-unknown-table.bin": b"\x01"
+        + _places_body().replace(b'"table":"contact"', b'"table":"secrets"'),
+        "body-set-value-not-text.bin": b"\x01"
+        + _places_body().replace(b'"value":null', b'"value":{}'),
         "checkpoint-truncated.bin": b"\x02" + journal_seeds()[2][1:-1],
         "checkpoint-state-hash-wrong.bin": b"\x03" + _edit(plain, state_hash="00" * 32),
         "checkpoint-heads-wrong.bin": b"\x03"

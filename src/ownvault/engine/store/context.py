@@ -13,15 +13,16 @@ context is frozen: what changes while a vault is open lives in the collaborators
    ``engine.store.journalsync``), then removes what an interrupted writer left: pending
    packs and their shares (the pack visibility rule of ``engine.store.ingest``);
 3. runs the block, nested ``write()`` blocks joining the outermost one; the catalog's
-   triggers queue the namespace ops it makes (put, rm, forget, tag, untag);
+   triggers queue the ops it makes: namespace (put, rm, forget, tag, untag), settings
+   (providers, policy, contacts, tag policies, grants, publications, backup profiles,
+   NFTs) and pack places (shares moved, packs rewritten or deleted);
 4. after the outermost block, also when it failed with an error (what was committed is
-   committed): appends those ops as this device's journal record(s), then writes a catalog
-   snapshot only when a table the journal does not carry changed (settings: providers,
-   policy, contacts, grants, publications, backup profiles, pack places) or every
-   ``SNAPSHOT_EVERY`` records. A failed append or snapshot is a warning: the outbox and
-   the settings mark stay in the catalog, and the next change sends them. Settings are not
-   merged between devices: a settings change is refused from the providers (an error, the
-   change stays local) when another device wrote a newer snapshot.
+   committed): appends those ops as this device's journal record(s), merged per key by
+   the other devices (``engine.store.journalsync``, ``journalsettings``,
+   ``journalplaces``), then writes a catalog snapshot (a checkpoint) every
+   ``SNAPSHOT_EVERY`` records, or when only a snapshot can carry a change (a version too
+   big for a record). A failed append or snapshot is a warning: the outbox and the mark
+   stay in the catalog, and the next change sends them.
 
 Cross-feature effects go through :class:`Events` (for example ``PacksRewritten``: sharing
 grants carry share places, so sharing re-publishes its manifests), not hand-written calls.
@@ -286,6 +287,7 @@ class _Journal:
     """The journal store of this vault, made on first use (mutable cell)."""
 
     store: JournalStore | None = None
+    providers_changed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,12 +345,11 @@ class VaultContext:
                 return
             await self.pull()
             await self.cleanup_pending()
-            owed = "settings" in self.catalog.jns.settings_changed()
             try:
                 yield
             finally:
                 # What was committed is committed, also when the block failed.
-                await self._commit(owed)
+                await self._commit()
 
     @property
     def journal(self) -> JournalStore:
@@ -378,6 +379,7 @@ class VaultContext:
             return await self._pull_locked()
 
     async def _pull_locked(self) -> int:
+        self._journal.providers_changed = False
         try:
             records = await self.journal.pull(lambda rs: self._apply(rs))
             await undo_late(self.journal)  # a revocation that came after what it cuts
@@ -394,15 +396,24 @@ class VaultContext:
         except OwnvaultError as exc:
             self.warn(f"journal: could not pull other devices' changes ({exc.message})")
             return 0
+        if self._journal.providers_changed:  # another device added or changed one
+            await self.providers.reset()
         return len(records)
 
     def _apply(self, records: Sequence[Record]) -> None:
+        before = self.catalog.providers(include_removed=True)
         apply_records(self.catalog, records, self.warn)
+        if self.catalog.providers(include_removed=True) != before:
+            self._journal.providers_changed = True
 
     async def send_journal(self) -> int:
         """Append this device's unsent ops as records; how many records. A failure is a
         warning: the ops stay in the outbox and go with the next change."""
-        if not self.store.providers or not self.catalog.jns.outbox():
+        # A pack made live here ("born") is no op of its own: it goes with the next one.
+        owed = bool(self.catalog.jns.outbox()) or any(
+            kind != "born" for kind, _key in self.catalog.jplaces.unsent()
+        )
+        if not self.store.providers or not owed:
             return 0
         journal = self.journal
         try:
@@ -427,61 +438,35 @@ class VaultContext:
             self.catalog.set_meta("records_since_snapshot", str(since))
         return len(records)
 
-    async def _commit(self, owed: bool) -> None:
-        """After the outermost block: send the ops, then a snapshot when it is due. A
-        settings change refused because of a newer snapshot is an error for the block
-        that made it, a warning for later blocks (``owed``: it was there before)."""
+    async def _commit(self) -> None:
+        """After the outermost block: send the ops (namespace, settings, pack places), then
+        a snapshot (a checkpoint) when one is due: after a settings change (recovery reads
+        the newest snapshot first), every ``SNAPSHOT_EVERY`` records, or after what marks
+        one (a degraded write, a version too big for a record, a share fault cleared). When
+        another device wrote a newer snapshot, that one and the records after its heads
+        are what a recovery reads: it is not overwritten, and nothing is refused (the
+        settings travel in this device's records)."""
         await self.send_journal()
         changed = self.catalog.jns.settings_changed()
-        if "settings" in changed:
-            try:
-                await self.push_catalog_safely(settings=True)
-            except VaultStateError as exc:
-                if not owed:
-                    raise
-                self.warn(exc.message)
-        elif changed:  # pack places only: no settings of another device to overwrite
-            if await newer_snapshot(self.catalog, self.keys, self.store) is None:
-                await self.push_catalog_safely()
-            else:
-                self.warn(
-                    "pack places changed here (a repack, a move, a deletion) and another "
-                    "device wrote a newer catalog snapshot: they are written with this "
-                    "device's next settings snapshot"
-                )
-        elif (
-            int(self.catalog.meta("records_since_snapshot") or "0") >= SNAPSHOT_EVERY
-            # A periodic checkpoint; when another device wrote a newer snapshot, that one
-            # (and the records after its heads) is what a recovery reads: not overwritten.
-            and await newer_snapshot(self.catalog, self.keys, self.store) is None
-        ):
-            await self.push_catalog_safely()
-
-    async def refuse_if_newer(self) -> None:
-        """Refuse to write this catalog's settings when another device wrote a newer
-        snapshot: settings are not merged between devices, and the newer snapshot's would
-        be lost on the next recovery (never silently)."""
-        newer = await newer_snapshot(self.catalog, self.keys, self.store)
-        if newer is None:
+        due = int(self.catalog.meta("records_since_snapshot") or "0") >= SNAPSHOT_EVERY
+        if not changed and not due:
             return
-        seq, provider = newer
-        ours = self.catalog.meta("seq") or "0"
-        raise VaultStateError(
-            f"this device changed the vault's settings (providers, policy, contacts, grants, "
-            f"publications, backup profiles or pack places), but another device wrote newer "
-            f"settings since (provider {provider} holds catalog snapshot {seq}, this device is "
-            f"at {ours}). Settings are not merged between devices, so the change stays on "
-            "this device only and is not written to the providers. Make settings changes on "
-            "one device; to take the other device's settings here, move this vault directory "
-            "aside and run `ownvault recover --phrase-file F --provider URL`."
-        )
+        if await newer_snapshot(self.catalog, self.keys, self.store) is None:
+            await self.push_catalog_safely()
+        elif "places" in changed:
+            self.warn(
+                "this device owes a catalog snapshot (a degraded write, a version too big for "
+                "a journal record, or a share fault cleared) and another device wrote a newer "
+                "one: it is written with this device's next snapshot"
+            )
+        elif changed:
+            with self.catalog.transaction():  # in this device's records: nothing owed
+                self.catalog.jns.settings_pushed()
 
-    async def push_catalog(self, *, settings: bool = False) -> SnapshotResult:
+    async def push_catalog(self) -> SnapshotResult:
         """Write the catalog to the providers now (a snapshot: the checkpoint of settings
         and of the namespace up to the journal heads it holds); hold ``write()``."""
         async with self.write():
-            if settings:
-                await self.refuse_if_newer()
             result = await write_snapshot(
                 self.catalog, self.keys, self.store, self.policy, self.candidates()
             )
@@ -490,9 +475,9 @@ class VaultContext:
                 self.catalog.set_meta("records_since_snapshot", "0")
             return result
 
-    async def push_catalog_safely(self, *, settings: bool = False) -> SnapshotResult | None:
+    async def push_catalog_safely(self) -> SnapshotResult | None:
         try:
-            result = await self.push_catalog(settings=settings)
+            result = await self.push_catalog()
             if result.missing:
                 self.warn(
                     f"catalog snapshot {result.seq} is under-replicated ({result.missing} share(s) not placed); `ownvault repair` completes it"

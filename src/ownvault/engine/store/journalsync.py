@@ -24,17 +24,23 @@ from ownvault.core.journalops import (
     MAX_BODY_SIZE,
     MAX_OPS,
     Dot,
+    DropPacks,
     Forget,
+    MoveChunks,
     Op,
+    Places,
     Put,
     Remove,
+    Setting,
     Tag,
     Untag,
 )
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalout import OutRow
+from ownvault.engine.store.journalplaces import Keyed, apply_places, born_keys, place_ops
 from ownvault.engine.store.journalrevoke import note_late
 from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_rows
+from ownvault.engine.store.journalsettings import apply_setting, setting_ops
 from ownvault.errors import FormatError, VaultStateError
 
 __all__ = ["BODY_BUDGET", "Append", "apply_records", "next_batch", "send", "settle_stamped"]
@@ -61,6 +67,14 @@ def _cost(op: Op) -> int:
             return 60 * len(op.versions) + 60
         case Untag():
             return 60 * len(op.adds) + 60
+        case Places():
+            return 4 * sum(len(s.provider or "") for s in op.shares) + 110 * len(op.shares) + 200
+        case MoveChunks():
+            return sum(150 + 2 * len(c.wrapped_key) for c in op.chunks) + 100
+        case DropPacks():
+            return 40 * len(op.packs) + 60
+        case Setting():
+            return 4 * (len(op.key) + len(op.value or "")) + 100
     return 1024
 
 
@@ -70,16 +84,22 @@ def _put(catalog: Catalog, version: int) -> Put:
     return Put(v.name, v.kind, v.size, v.cid, rows.pack_ids(), encode_rows(rows))
 
 
-def next_batch(catalog: Catalog, seq: int, too_big: list[str] | None = None) -> list[Op]:
-    """The ops of the next record (``seq``) from the outbox, its rows stamped with ``seq``
-    and their op index; empty when nothing is owed. A put whose rows no record can carry
-    (only a version stored before the journal: a put refuses to make one) leaves the
-    outbox for the catalog snapshot, named in ``too_big``."""
+def next_batch(
+    catalog: Catalog, seq: int, too_big: list[str] | None = None, device: bytes | None = None
+) -> list[Op]:
+    """The ops of the next record (``seq``) of ``device`` from the outbox, its rows stamped
+    with ``seq`` and their op index; empty when nothing is owed. In order: providers and
+    vault parameters, the namespace ops, the other settings, pack places. A put whose rows
+    no record can carry (only a version stored before the journal: a put refuses to make
+    one) leaves the outbox for the catalog snapshot, named in ``too_big``."""
     too_big = [] if too_big is None else too_big
-    rows = [r for r in catalog.jns.outbox() if r.sent is None]
     ops: list[Op] = []
+    size, done = _extra_ops(catalog, seq, ops, 0, setting_ops(catalog, device, first=True))
+    if not done:
+        return ops
+    rows = [r for r in catalog.jns.outbox() if r.sent is None]
     stamps: list[tuple[int, int, int]] = []
-    size, i = 0, 0
+    i = 0
     while i < len(rows) and len(ops) < MAX_OPS:
         row = rows[i]
         group: list[OutRow] = [row]
@@ -113,7 +133,33 @@ def next_batch(catalog: Catalog, seq: int, too_big: list[str] | None = None) -> 
         i += len(group)
     if stamps:
         catalog.jns.stamp(stamps)
+    if i == len(rows):  # the namespace ops are all out: then settings and what moved
+        size, done = _extra_ops(catalog, seq, ops, size, setting_ops(catalog, device, first=False))
+        if done:
+            _extra_ops(catalog, seq, ops, size, place_ops(catalog))
+    if ops:  # the packs made live so far go out with this record (named by its ops)
+        catalog.jplaces.stamp(born_keys(catalog), seq)
     return ops
+
+
+def _extra_ops(
+    catalog: Catalog, seq: int, ops: list[Op], size: int, owed: list[Keyed]
+) -> tuple[int, bool]:
+    """Append ``owed`` (settings, pack places) to ``ops`` while they fit, stamping their
+    outbox keys with ``seq``; the body size now, and whether all of them fit."""
+    keys: list[tuple[str, str, str | None]] = []
+    taken = 0
+    for op, carried in owed:
+        cost = _cost(op)
+        if len(ops) >= MAX_OPS or (ops and size + cost > BODY_BUDGET):
+            break
+        ops.append(op)
+        keys += carried
+        size += cost
+        taken += 1
+    if keys:
+        catalog.jplaces.stamp(keys, seq)
+    return size, taken == len(owed)
 
 
 def settle_stamped(catalog: Catalog, device: bytes, head: ChainHead) -> None:
@@ -125,6 +171,7 @@ def settle_stamped(catalog: Catalog, device: bytes, head: ChainHead) -> None:
     if head.seq == seq:
         with catalog.transaction():
             catalog.jns.settle(device, seq, head.hlc)
+            catalog.jplaces.settle(device, seq, head.hlc)
     else:
         catalog.jns.unstamp()
 
@@ -143,7 +190,7 @@ async def send(
     seq = head.seq
     while True:
         too_big: list[str] = []
-        ops = next_batch(catalog, seq + 1, too_big)
+        ops = next_batch(catalog, seq + 1, too_big, device)
         for what in too_big:
             warn(f"journal: a version travels in the catalog snapshot only ({what})")
         if not ops:
@@ -157,6 +204,7 @@ async def send(
             raise VaultStateError(f"journal record {record} does not hold the ops sent")
         with catalog.transaction():
             catalog.jns.settle(device, record.seq, record.hlc)
+            catalog.jplaces.settle(device, record.seq, record.hlc)
         out.append(record)
         seq = record.seq
 
@@ -229,8 +277,11 @@ def apply_records(
                             touched.add(op.name)
                     case Untag():
                         touched |= jns.remove(op.adds)
+                    case Setting():
+                        apply_setting(catalog, record, op, warn)
                     case _:
-                        pass  # membership: the journal store; grants, publications: not yet
+                        pass  # membership: the journal store; places below
+            apply_places(catalog, record, warn)
         for name in sorted(touched):
             jns.refresh(name)
     finally:

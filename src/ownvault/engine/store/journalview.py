@@ -17,14 +17,18 @@ from ownvault.core.journalops import (
     DeviceAdd,
     DeviceRevoke,
     Dot,
+    DropPacks,
     Forget,
     Grant,
     GrantRevoke,
+    MoveChunks,
     Op,
     Pending,
+    Places,
     Publish,
     Put,
     Remove,
+    Setting,
     Tag,
     Unpublish,
     Untag,
@@ -141,6 +145,16 @@ def _summary(op: Op, names: _Names) -> str:
             return f"device add {op.device.hex()[:8]} {op.name}"
         case DeviceRevoke():
             return f"device revoke {op.device.hex()[:8]} after seq {op.last_seq}"
+        case Places():
+            return f"places {op.pack.hex()[:8]} " + ", ".join(
+                f"{s.idx}:{s.provider or '-'}" for s in op.shares
+            )
+        case MoveChunks():
+            return f"move {len(op.chunks)} chunk(s) to {op.pack.hex()[:8]}"
+        case DropPacks():
+            return f"drop {len(op.packs)} pack(s)"
+        case Setting():
+            return f"set {op.table} {op.key}" + (" (removed)" if op.value is None else "")
 
 
 def log_entries(records: Sequence[Record], limit: int | None = None) -> list[LogEntry]:

@@ -41,8 +41,10 @@ from ownvault.engine.store.catalog.filescache import FilesCache
 from ownvault.engine.store.catalog.gc import GcTables
 from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.catalog.journalout import JournalNamespace
+from ownvault.engine.store.catalog.journalplaces import JournalPlaces
 from ownvault.engine.store.catalog.journalrevoke import LateRevocations
 from ownvault.engine.store.catalog.journalrows import JournalRowTables, place_chunk
+from ownvault.engine.store.catalog.journalsettings import JournalSettings
 from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA, statements
@@ -74,6 +76,7 @@ class Catalog:
         self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
         self.jns, self.contents = JournalNamespace(conn), ContentTables(conn)
         self.gc, self.late = GcTables(conn), LateRevocations(conn)
+        self.jplaces, self.jsettings = JournalPlaces(conn), JournalSettings(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 

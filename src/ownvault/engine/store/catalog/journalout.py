@@ -84,11 +84,13 @@ class JournalNamespace(Tables):
         """The append failed: the stamped rows go out in the next record (own transaction)."""
         with self.transaction() as c:
             c.execute("UPDATE journal_out SET sent_seq = NULL, sent_idx = NULL")
+            c.execute("UPDATE journal_keys_out SET sent_seq = NULL")
 
     def drop_outbox(self) -> None:
         """Empty the outbox of a catalog copied from another device (own transaction)."""
         with self.transaction() as c:
             c.execute("DELETE FROM journal_out")
+            c.execute("DELETE FROM journal_keys_out")
             c.execute("DELETE FROM journal_mute")
 
     def settings_changed(self) -> set[str]:
@@ -110,7 +112,10 @@ class JournalNamespace(Tables):
             c.execute("INSERT OR IGNORE INTO journal_settings(kind) VALUES ('places')")
 
     def stamped_seq(self) -> int | None:
-        row = self._conn.execute("SELECT MAX(sent_seq) FROM journal_out").fetchone()
+        row = self._conn.execute(
+            "SELECT MAX(s) FROM (SELECT MAX(sent_seq) AS s FROM journal_out "
+            "UNION ALL SELECT MAX(sent_seq) FROM journal_keys_out)"
+        ).fetchone()
         return None if row[0] is None else int(row[0])
 
     def settle(self, device: bytes, seq: int, hlc: Hlc) -> None:

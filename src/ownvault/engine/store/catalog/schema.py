@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from ownvault.engine.store.catalog.gc import MIGRATION as GC_MIGRATION
+from ownvault.engine.store.catalog.journalschema import MIGRATION_13
 
 __all__ = ["MIGRATIONS", "SCHEMA", "statements"]
 
@@ -559,4 +560,7 @@ END
 """,
     # 12: what GC across devices waits for (catalog/gc.py; docs/design.md, "GC in the engine").
     12: GC_MIGRATION,
+    # 13: pack places as journal ops (the outbox journal_keys_out, the last-writer-wins
+    # clocks journal_lww, their triggers): ``catalog.journalschema``.
+    13: MIGRATION_13,
 }
