@@ -71,6 +71,7 @@ class Late:
     f1: bytes
     cut: int
     f2_packs: set[bytes]
+    revocation: int  # the seq of B's record that revokes C
 
 
 def _late(tmp: Path, vaults: Vaults, before_revoke: Callable[[Vault, Vault], None]) -> Late:
@@ -105,10 +106,14 @@ def _late(tmp: Path, vaults: Vaults, before_revoke: Callable[[Vault, Vault], Non
         shutil.move(p, to)
         moved.append((to, p))
     before_revoke(a, b)
+    b_before = b.catalog.journal.head(b.ctx.journal.device.id).seq
     assert run(b.keyring.revoke_device(c_id.hex()[:12])).last_seq == cut
+    # The revocation is B's first record after it (a settings record of the key rotation
+    # may follow it).
+    revocation = b_before + 1
     for to, p in moved:
         shutil.move(to, p)
-    return Late(a, b, c, f1, cut, f2_packs)
+    return Late(a, b, c, f1, cut, f2_packs, revocation)
 
 
 def _nothing(_a: Vault, _b: Vault) -> None:
@@ -136,7 +141,7 @@ def test_a_late_revocation_takes_the_revoked_devices_later_records_back_out(
     assert a.catalog.jns.outbox() == []  # the undo is not this device's to send
     # f2's packs wait for every device to see the revocation; f1's are referenced again.
     b_id = b.ctx.journal.device.id
-    revocation = b.catalog.journal.head(b_id).seq
+    revocation = s.revocation
     cands = {c.pack_id: c for c in a.catalog.gc.candidates()}
     assert set(cands) >= s.f2_packs
     assert not set(cands) & _pack_ids(a, "f1")
