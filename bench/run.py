@@ -17,6 +17,7 @@ BENCHES = [
     ("vault.py", ["--install-peers"]),
     ("filescache.py", []),
     ("journal.py", []),
+    ("scale.py", []),
     ("sharewrite.py", []),
     ("putab.py", ["--size-mib", "256", "--rounds", "3"]),
     ("erasure.py", []),
