@@ -48,7 +48,7 @@ from ownvault.engine.store.catalog import Catalog, VersionRow
 from ownvault.engine.store.domains import candidate_of
 from ownvault.engine.store.journalrevoke import undo_late
 from ownvault.engine.store.journalstore import JournalStore
-from ownvault.engine.store.journalsync import apply_records, send
+from ownvault.engine.store.journalsync import EncodedRows, apply_records, send
 from ownvault.engine.store.names import resolve_version
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
@@ -303,6 +303,7 @@ class VaultContext:
     lock: WriteLock
     hooks: Hooks
     _journal: _Journal = field(default_factory=_Journal, repr=False)
+    encoded_rows: EncodedRows = field(default_factory=EncodedRows, repr=False)
 
     @classmethod
     def build(cls, path: Path, keys: VaultKeys, catalog: Catalog) -> VaultContext:
@@ -426,6 +427,7 @@ class VaultContext:
                 head,
                 lambda ops: journal.append(device, journal.body(ops)),
                 self.warn,
+                self.encoded_rows,
             )
         except OwnvaultError as exc:
             self.warn(

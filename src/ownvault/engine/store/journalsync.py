@@ -17,7 +17,9 @@ touched is renumbered by the merge order and its tags recomputed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from ownvault.core.journal import ChainHead, Record
 from ownvault.core.journalops import (
@@ -43,7 +45,15 @@ from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_r
 from ownvault.engine.store.journalsettings import apply_setting, setting_ops
 from ownvault.errors import FormatError, VaultStateError
 
-__all__ = ["BODY_BUDGET", "Append", "apply_records", "next_batch", "send", "settle_stamped"]
+__all__ = [
+    "BODY_BUDGET",
+    "Append",
+    "EncodedRows",
+    "apply_records",
+    "next_batch",
+    "send",
+    "settle_stamped",
+]
 
 BODY_BUDGET = MAX_BODY_SIZE - 256 * 1024  # room for the clock, the seen vector, JSON framing
 MAX_DOTS = 100_000  # dots in one rm, forget or untag (core.journalops.MAX_REFS)
@@ -78,21 +88,54 @@ def _cost(op: Op) -> int:
     return 1024
 
 
-def _put(catalog: Catalog, version: int) -> Put:
+@dataclass(slots=True)
+class EncodedRows:
+    """The rows of versions this process encoded, kept so that a put's rows are encoded
+    once: a put encodes them to check they fit one record, and the record that carries
+    them reuses those bytes when the version exports the same rows (the export is cheap
+    next to the encoding: canonical JSON, zlib at level 9 and the decoder's check). At
+    most ``keep`` versions are kept (a version refused or rolled back is never sent), the
+    oldest dropped first."""
+
+    keep: int = 16
+    kept: OrderedDict[int, tuple[VersionRows, bytes]] = field(default_factory=OrderedDict)
+
+    def encode(self, catalog: Catalog, version: int) -> tuple[VersionRows, bytes]:
+        """The rows of ``version`` as the catalog holds them now, and their bytes."""
+        rows = catalog.jrows.export(version)
+        old = self.kept.pop(version, None)
+        blob = old[1] if old is not None and old[0] == rows else encode_rows(rows)
+        self.kept[version] = (rows, blob)
+        while len(self.kept) > self.keep:
+            self.kept.popitem(last=False)
+        return rows, blob
+
+    def forget(self, version: int) -> None:
+        self.kept.pop(version, None)
+
+
+def _put(catalog: Catalog, version: int, encoded: EncodedRows) -> Put:
     v = catalog.version_by_id(version)
-    rows = catalog.jrows.export(version)
-    return Put(v.name, v.kind, v.size, v.cid, rows.pack_ids(), encode_rows(rows))
+    rows, blob = encoded.encode(catalog, version)
+    encoded.forget(version)  # sent once; a later send (after a failure) exports again
+    return Put(v.name, v.kind, v.size, v.cid, rows.pack_ids(), blob)
 
 
 def next_batch(
-    catalog: Catalog, seq: int, too_big: list[str] | None = None, device: bytes | None = None
+    catalog: Catalog,
+    seq: int,
+    too_big: list[str] | None = None,
+    device: bytes | None = None,
+    encoded: EncodedRows | None = None,
 ) -> list[Op]:
     """The ops of the next record (``seq``) of ``device`` from the outbox, its rows stamped
     with ``seq`` and their op index; empty when nothing is owed. In order: providers and
     vault parameters, the namespace ops, the other settings, pack places. A put whose rows
     no record can carry (only a version stored before the journal: a put refuses to make
-    one) leaves the outbox for the catalog snapshot, named in ``too_big``."""
+    one) leaves the outbox for the catalog snapshot, named in ``too_big``. ``encoded``:
+    rows encoded earlier in this process (a put's bound check), reused if unchanged."""
     too_big = [] if too_big is None else too_big
+    encoded = EncodedRows() if encoded is None else encoded
     ops: list[Op] = []
     size, done = _extra_ops(catalog, seq, ops, 0, setting_ops(catalog, device, first=True))
     if not done:
@@ -115,7 +158,7 @@ def next_batch(
         elif row.op == "put":
             assert row.version is not None
             try:
-                op = _put(catalog, row.version)
+                op = _put(catalog, row.version, encoded)
             except FormatError as exc:  # a version of the snapshot era too big for a record
                 catalog.jns.spill(row.pos)
                 too_big.append(f"{catalog.version_by_id(row.version).name}: {exc.message}")
@@ -182,15 +225,16 @@ async def send(
     head: ChainHead,
     append: Append,
     warn: Callable[[str], None] = lambda _m: None,
+    encoded: EncodedRows | None = None,
 ) -> list[Record]:
     """Append the outbox as records (``append`` writes one and returns it); ``head``: this
-    device's chain head as the journal store holds it."""
+    device's chain head as the journal store holds it; ``encoded``: see :func:`next_batch`."""
     settle_stamped(catalog, device, head)
     out: list[Record] = []
     seq = head.seq
     while True:
         too_big: list[str] = []
-        ops = next_batch(catalog, seq + 1, too_big, device)
+        ops = next_batch(catalog, seq + 1, too_big, device, encoded)
         for what in too_big:
             warn(f"journal: a version travels in the catalog snapshot only ({what})")
         if not ops:

@@ -22,7 +22,6 @@ from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import TreeItem, build_tree
 from ownvault.engine.store.filescache import FilesCacheRun, cache_params
 from ownvault.engine.store.ingest import FileRecord, Ingestor, utf8_ok
-from ownvault.engine.store.journalrows import encode_rows
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.shares import data_share_name
 from ownvault.engine.store.treeread import TreeEntry, read_files, scan_path
@@ -283,7 +282,7 @@ def _fits_the_journal(ctx: VaultContext, name: str, version: int) -> None:
     """Refuse (rolling the version back) a version whose rows one journal record cannot
     carry (docs/design.md, "Rows of a put": about 80,000 small files)."""
     try:
-        encode_rows(ctx.catalog.jrows.export(version))
+        ctx.encoded_rows.encode(ctx.catalog, version)  # kept: the record reuses the bytes
     except FormatError as exc:
         raise UsageError(
             f"{name}: too many entries for one version of the catalog journal "
