@@ -10,6 +10,8 @@ import pytest
 from ownvault.core.journalops import Put
 from ownvault.core.jsonvalue import JSONValue
 from ownvault.engine.store import journalrows
+from ownvault.engine.store.catalog import Catalog
+from ownvault.engine.store.catalog.rows import ChunkRef
 from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_rows
 from ownvault.engine.store.journalsync import EncodedRows
 from ownvault.engine.vault import Vault
@@ -91,3 +93,30 @@ def test_kept_rows_are_bounded(tmp_path: Path, vaults: Vaults) -> None:
     for v in ids:
         memo.encode(a.catalog, v)
     assert list(memo.kept) == ids[1:]
+
+
+def test_check_finds_a_versions_packs_in_one_query_not_one_per_file(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "t", 300)]))
+    (tmp_path / "one").write_text("one\n")
+    run(a.files.put([tmp_path / "one"]))
+    per_file: list[int] = []
+    chunks_of = Catalog.content_chunks
+
+    def counted(self: Catalog, content: int) -> list[ChunkRef]:
+        per_file.append(content)
+        return chunks_of(self, content)
+
+    monkeypatch.setattr(Catalog, "content_chunks", counted)
+    report = run(a.health.check())
+    assert per_file == []  # a million files made a million queries
+    by_name = {f.name: f for f in report.files}
+    for name in ("t", "one"):
+        v = a.catalog.version(name, None)
+        packs = {r.pack for e in a.catalog.entries(v.id) if e.content is not None
+                 for r in chunks_of(a.catalog, e.content)}  # fmt: skip
+        assert by_name[name].packs == len(packs) > 0
+        assert by_name[name].healthy and by_name[name].readable

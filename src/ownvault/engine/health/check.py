@@ -102,10 +102,7 @@ async def check(ctx: VaultContext, name: str | None = None) -> CheckReport:
     rows_all = {r.id: r for r in ctx.catalog.providers(include_removed=True)}
     names = {r.id: r.name for r in ctx.catalog.providers(include_removed=True)}
     for v in versions:
-        packs: set[int] = set()
-        for e in ctx.catalog.entries(v.id):
-            if e.content is not None:
-                packs.update(r.pack for r in ctx.catalog.content_chunks(e.content))
+        packs = ctx.catalog.packs_of_version(v.id)  # one query, not one per file
         await probe.stat_packs(packs)
         worst, total, needed, missing = _presence(ctx, packs, probe, names)
         violations = _violations(ctx, packs, policy, cands, rows_all)
