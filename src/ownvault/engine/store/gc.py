@@ -10,7 +10,7 @@ A pack is deleted only when no device's committed state references it:
    removal the pack waits for, and this catalog holds that device's chain up to that record
    (acknowledgments are noted only from chains pulled contiguously). A device that saw the
    removal does not deduplicate against chunks only removed versions held
-   (``PackTables.live_chunk_ids(referenced=True)``); every put it made before seeing it is
+   (``PackTables.live_chunk(id, referenced=True)``); every put it made before seeing it is
    in its chain before the acknowledgment, so it is applied here and protects the pack.
 
 :func:`collect` runs inside ``ctx.write()`` (whose pull comes first): it sends this

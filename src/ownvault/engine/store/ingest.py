@@ -33,6 +33,7 @@ from ownvault.core.unixfs import FileImporter, ImportProfile
 from ownvault.engine.store import cutter
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.cutter import PROCESS_CUT_MIN, RemoteCutter
+from ownvault.engine.store.knownchunks import KnownChunks
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import ShareStore
@@ -132,7 +133,7 @@ class Ingestor:
     profile: ImportProfile
     candidates: list[Candidate]
     progress: Progress | None = None
-    known: set[bytes] = field(default_factory=set)
+    known: KnownChunks = field(init=False)
     rows: dict[bytes, int] = field(default_factory=dict)
     _new_bytes: int = 0
     _new_chunks: int = 0
@@ -157,8 +158,7 @@ class Ingestor:
         # New chunk keys are wrapped under the content key of the current epoch (keys rotate).
         self.key_epoch = int(self.catalog.meta("content_epoch") or "0")
         self._content_key = self.keys.content_key(self.key_epoch)
-        several = len(self.catalog.journal.devices()) > 1
-        self.known = self.catalog.packs.live_chunk_ids(referenced=several)
+        self.known = KnownChunks(self.catalog, referenced=len(self.catalog.journal.devices()) > 1)
         self._cutter = Chunker(self.chunker)
         self.writer = PackWriter(self.catalog, self.store, self.policy, self.candidates)
 
@@ -215,7 +215,7 @@ class Ingestor:
         for piece in pieces:
             chunk_id = crypto.blake3_keyed(dedup, piece)
             out.append((chunk_id, len(piece)))
-            if chunk_id in self.known or chunk_id in self._claimed:
+            if chunk_id in self._claimed or chunk_id in self.known:
                 continue
             self._claimed.add(chunk_id)
             if not builder.fits(len(piece) + crypto.AEAD_OVERHEAD):

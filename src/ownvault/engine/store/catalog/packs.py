@@ -95,15 +95,21 @@ class PackTables(Tables):
             for r in rows
         ]
 
-    def live_chunk_ids(self, *, referenced: bool = False) -> set[bytes]:
-        """The ids of every chunk in a live pack (what a put need not store again); with
-        ``referenced``, only of chunks some content refers to (in a vault of several
-        devices: a chunk only removed versions held may be collected by another device's
-        GC before this put's record reaches it, docs/design.md "GC in the engine")."""
-        sql = "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
+    def live_chunk(self, chunk_id: bytes, *, referenced: bool = False) -> bool:
+        """Whether a live pack holds this chunk (what a put need not store again): one
+        lookup in the unique index on ``chunk_id``; with ``referenced``, only if some
+        content refers to it (in a vault of several devices: a chunk only removed versions
+        held may be collected by another device's GC before this put's record reaches it,
+        docs/design.md "GC in the engine"). A read only, so a put's worker thread may ask
+        it on the shared connection; the cursor is read to its end, leaving no statement
+        open across a commit of the event loop's thread."""
+        sql = (
+            "SELECT 1 FROM chunks c JOIN packs p ON p.id = c.pack "
+            "WHERE c.chunk_id = ? AND p.state = 'live'"
+        )
         if referenced:
             sql += " AND EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id)"
-        return {bytes(r[0]) for r in self._conn.execute(sql)}
+        return bool(self._conn.execute(sql, (chunk_id,)).fetchall())
 
     def commit_rewrite(
         self,
