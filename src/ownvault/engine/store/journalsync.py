@@ -93,7 +93,7 @@ class EncodedRows:
     """The rows of versions this process encoded, kept so that a put's rows are encoded
     once: a put encodes them to check they fit one record, and the record that carries
     them reuses those bytes when the version exports the same rows (the export is cheap
-    next to the encoding: canonical JSON, zlib at level 9 and the decoder's check). At
+    next to the encoding: canonical JSON, zlib and the rows' check). At
     most ``keep`` versions are kept (a version refused or rolled back is never sent), the
     oldest dropped first."""
 
