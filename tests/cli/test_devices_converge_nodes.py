@@ -58,12 +58,17 @@ def _finish(procs: list[tuple[Path, list[str]]]) -> None:
     """Run commands at once, one process each; one refused because its device was busy
     (exit 9: another process of that device held the vault) is run again, as a user would."""
     running = [(v, args, _spawn(v, *args)) for v, args in procs]
+    busy: list[tuple[Path, list[str]]] = []
     for v, args, p in running:
         out, err = p.communicate(timeout=300)
         assert p.returncode in (0, 9), (args, out, err)
         _LOG.append(f"{v.name} {args[0]} -> {p.returncode}: {err.strip()}")
         if p.returncode == 9:
-            _LOG.append(f"{v.name} {args[0]} again: {ov(v, *args).stderr.strip()}")
+            busy.append((v, args))
+    # Again only once every command has ended: run while another process of the same
+    # device was still running, the retry itself could find the device busy.
+    for v, args in busy:
+        _LOG.append(f"{v.name} {args[0]} again: {ov(v, *args).stderr.strip()}")
 
 
 def _converged(vaults: list[Path]) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
@@ -122,7 +127,11 @@ def test_three_devices_on_storage_nodes_write_at_once_and_converge(
             (b, ["put", str(files / "v"), "--as", "w", "--tag", "kept"]),
         ]
     )
-    assert (tmp_path / "w-during").read_bytes() == (files / "w").read_bytes()
+    # C's get pulled either before or after B's record of w's new version landed.
+    assert (tmp_path / "w-during").read_bytes() in {
+        (files / "w").read_bytes(),
+        (files / "v").read_bytes(),
+    }
     names, versions = _converged([a, b, c])
     assert set(names) == {"shared", "zb", "x", "w"}
     assert len(versions["shared"]["versions"]) == 2  # type: ignore[index]
