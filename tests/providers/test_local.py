@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.errors import ProviderPermanentError, ProviderUnavailableError
-from ownvault.providers import directio, local
+from ownvault.providers import directio, durable, local
 from ownvault.providers.local import LocalProvider
 from ownvault.providers.memory import MemoryProvider
 
@@ -70,7 +70,8 @@ def test_directories_a_write_creates_are_fsynced_into_their_parents(
     p = LocalProvider.create(tmp_path / "p")
     objects = tmp_path / "p" / "objects"
     synced: list[Path] = []
-    monkeypatch.setattr(local, "_fsync_dir", synced.append)
+    monkeypatch.setattr(local, "fsync_dir", synced.append)
+    monkeypatch.setattr(durable, "fsync_dir", synced.append)
     run(p.put("shares/ab/ab01.0", b"x"))
     assert synced == [objects, objects / "shares", objects / "shares" / "ab"]
     synced.clear()

@@ -66,7 +66,7 @@ def _takes_o_direct(directory: Path) -> bool:
     except DirectRefused:
         return False
     try:
-        buf = node_upload.BufferPool().take()
+        buf = node_upload.upload_buffers().take()
         try:
             os.write(fd, memoryview(buf)[:4096])
         except OSError:

@@ -39,11 +39,13 @@ class DirectRefused(Exception):
 
 
 class AlignedBuffers:
-    """Page-aligned buffers of ``CHUNK`` bytes, shared by the writing threads of one
-    provider: at most ``keep`` are kept for reuse."""
+    """Page-aligned buffers of ``size`` bytes (``CHUNK`` unless told), shared by the writing
+    threads of one provider or server: at most ``keep`` are kept for reuse."""
 
-    def __init__(self, keep: int = 2) -> None:
-        self._keep = keep
+    def __init__(self, keep: int = 2, size: int = CHUNK) -> None:
+        if size % ALIGN:
+            raise ValueError(f"buffer size {size} is not a multiple of {ALIGN}")
+        self._keep, self.size = keep, size
         self._free: list[mmap.mmap] = []
         self._lock = threading.Lock()
 
@@ -51,7 +53,7 @@ class AlignedBuffers:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        return mmap.mmap(-1, CHUNK)
+        return mmap.mmap(-1, self.size)
 
     def give(self, buffer: mmap.mmap) -> None:
         with self._lock:

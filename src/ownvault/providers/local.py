@@ -50,6 +50,7 @@ from ownvault.providers.directio import (
     open_direct,
     write_direct,
 )
+from ownvault.providers.durable import fsync_dir, make_dirs
 from ownvault.providers.localnames import OBJECTS, object_path
 
 __all__ = ["LocalProvider"]
@@ -79,14 +80,6 @@ def write_parts(fd: int, parts: list[memoryview]) -> None:
             parts[i] = parts[i][written:]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalProvider:
     """Objects as files under a folder. Thread-safe; blocking calls run in worker threads."""
 
@@ -114,7 +107,7 @@ class LocalProvider:
             tmp = path / f".{MARKER}.{secrets.token_hex(4)}"
             tmp.write_text(json.dumps(MARKER_BODY) + "\n")
             os.replace(tmp, marker)
-            _fsync_dir(path)
+            fsync_dir(path)
         return cls(path)
 
     @staticmethod
@@ -159,17 +152,8 @@ class LocalProvider:
         """Make ``directory`` (and its missing parents) durably: a directory created here is
         fsynced into its parent, or an object linked into it could vanish with it after a
         crash even though the object's own directory was fsynced."""
-        if directory.is_dir():
-            return
-        missing: list[Path] = []
-        d = directory
-        while not d.is_dir():
-            missing.append(d)
-            d = d.parent
-        for d in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(d)
-            _fsync_dir(d.parent)
+        if not directory.is_dir():
+            make_dirs(directory)
 
     def _path(self, name: str) -> Path:
         return object_path(self.root, name)
@@ -214,7 +198,7 @@ class LocalProvider:
                 raise ObjectExistsError(
                     f"object exists: {name}", provider=self._label, share=name
                 ) from None
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise self._wrap(exc, name) from exc
         finally:
@@ -341,7 +325,7 @@ class LocalProvider:
         path = self._path(name)
         try:
             os.unlink(path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except FileNotFoundError:
             return
         except OSError as exc:

@@ -45,8 +45,9 @@ from ownvault.errors import (
     UsageError,
 )
 from ownvault.providers.base import ObjectInfo, validate_name
+from ownvault.providers.durable import fsync_dir, make_dirs
 from ownvault.providers.local import LocalProvider
-from ownvault.server.node.upload import BufferPool, UploadFile
+from ownvault.server.node.upload import UploadFile, upload_buffers
 
 __all__ = [
     "Account",
@@ -141,7 +142,7 @@ class AccountStore:
         self._accounts: dict[str, Account] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self.direct = True  # O_DIRECT uploads, until the file system refuses one
-        self._buffers = BufferPool()
+        self._buffers = upload_buffers()
 
     def _open_tmp(self, tmp: Path, root: Path) -> UploadFile:
         try:
@@ -357,37 +358,14 @@ def _commit(upload: UploadFile, final: Path, name: str, root: Path) -> None:
     directory made durably, fsync that directory."""
     try:
         upload.finish()
-        _ensure_dir(final.parent)
+        make_dirs(final.parent)
         try:
             os.link(upload.path, final)
         except FileExistsError:
             raise ObjectExistsError(f"object exists: {name}", share=name) from None
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except OSError as exc:
         raise _disk_error(exc, root) from exc
-
-
-def _ensure_dir(directory: Path) -> None:
-    """Make ``directory`` and its missing parents, each created one fsynced into its parent:
-    else an object linked into it could vanish with it after a crash, although the object's
-    own directory was fsynced."""
-    missing: list[Path] = []
-    d = directory
-    while not d.is_dir():
-        missing.append(d)
-        d = d.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(d)
-        _fsync_dir(d.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _discard(upload: UploadFile, tmp: Path) -> None:

@@ -22,45 +22,26 @@ import errno
 import fcntl
 import mmap
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ownvault.providers.directio import ALIGN, O_DIRECT, DirectRefused, open_direct
+from ownvault.providers.directio import ALIGN, O_DIRECT, AlignedBuffers, DirectRefused, open_direct
 
-__all__ = ["BUFFER", "BufferPool", "UploadFile"]
+__all__ = ["BUFFER", "UploadFile", "upload_buffers"]
 
 BUFFER = 1 << 20  # bytes of one upload's write buffer (a multiple of ALIGN)
 
 
-class BufferPool:
-    """Page-aligned buffers of :data:`BUFFER` bytes shared by a node's uploads; at most
-    ``keep`` are kept for reuse (a fresh ``mmap`` costs first-touch page faults)."""
-
-    def __init__(self, keep: int = 4) -> None:
-        self._keep = keep
-        self._free: list[mmap.mmap] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> mmap.mmap:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return mmap.mmap(-1, BUFFER)
-
-    def give(self, buffer: mmap.mmap) -> None:
-        with self._lock:
-            if len(self._free) < self._keep:
-                self._free.append(buffer)
-                return
-        buffer.close()
+def upload_buffers() -> AlignedBuffers:
+    """The page-aligned :data:`BUFFER`-byte buffers a node's uploads share (4 kept)."""
+    return AlignedBuffers(keep=4, size=BUFFER)
 
 
 class UploadFile:
     """The temp file of one upload. Every method but the constructor blocks (call them in a
     worker thread, one at a time); :meth:`close` always, last."""
 
-    def __init__(self, path: Path, pool: BufferPool, direct: bool) -> None:
+    def __init__(self, path: Path, pool: AlignedBuffers, direct: bool) -> None:
         self.path = path
         self.direct = False
         self.size = 0
