@@ -18,6 +18,8 @@ from ownvault.errors import NotFoundError, VaultStateError
 
 __all__ = ["JournalRowTables", "place_chunk"]
 
+_BATCH = 500  # chunk ids per query: under SQLite's bound on a statement's parameters
+
 
 def place_chunk(
     conn: sqlite3.Connection,
@@ -146,8 +148,8 @@ class JournalRowTables(Tables):
         q = self._conn.execute
         providers = {str(r[0]): int(r[1]) for r in q("SELECT name, id FROM providers")}
         pack_ids = [self._own_pack(p, providers) for p in rows.packs]
-        chunk_ids = [self._own_chunk(c, pack_ids[c.pack]) for c in rows.chunks]
-        contents = [self._add_content(c, rows.chunks, chunk_ids) for c in rows.contents]
+        chunk_ids = self._own_chunks(rows.chunks, pack_ids)
+        contents = self._add_contents(rows.contents, rows.chunks, chunk_ids)
         obj = q("SELECT id FROM objects WHERE name = ?", (name,)).fetchone()
         if obj is None:
             cur = q("INSERT INTO objects(name, created_at) VALUES (?, ?)", (name, rows.created_at))
@@ -207,42 +209,87 @@ class JournalRowTables(Tables):
         )
         return new
 
-    def _own_chunk(self, chunk: ChunkRow, pack: int) -> int:
-        """This catalog's row of ``chunk``: its own if some content refers to it, else the
-        writer's place (a chunk only removed versions held here may be in a pack another
-        device's GC deleted; the writer stored it again, docs/design.md "GC in the engine")."""
-        q = self._conn.execute
-        row = q(
-            "SELECT id, EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = chunks.id) "
-            "FROM chunks WHERE chunk_id = ?",
-            (chunk.chunk_id,),
-        ).fetchone()
-        if row is not None and row[1]:
-            return int(row[0])
-        return place_chunk(
-            self._conn,
-            chunk.chunk_id,
-            pack,
-            chunk.offset,
-            chunk.length,
-            chunk.plain_len,
-            chunk.wrapped_key,
-            chunk.key_epoch,
+    def _own_chunks(self, chunks: tuple[ChunkRow, ...], pack_ids: list[int]) -> list[int]:
+        """This catalog's rows of ``chunks``, in order: its own row of a chunk some content
+        refers to; else the writer's place, the known row moved there (``place_chunk``'s
+        rule, one UPDATE per moved chunk so the triggers see each move) or a new row (a chunk
+        only removed versions held here may be in a pack another device's GC deleted; the
+        writer stored it again, docs/design.md "GC in the engine"). One query per
+        ``_BATCH`` chunks finds the known ones; the new ones go in by one ``executemany``."""
+        known: dict[bytes, tuple[int, bool]] = {}
+        ids = [c.chunk_id for c in chunks]
+        for at in range(0, len(ids), _BATCH):
+            part = ids[at : at + _BATCH]
+            for r in self._conn.execute(
+                "SELECT chunk_id, id, EXISTS (SELECT 1 FROM content_chunks cc "
+                "WHERE cc.chunk = chunks.id) FROM chunks "
+                f"WHERE chunk_id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                known[bytes(r[0])] = (int(r[1]), bool(r[2]))
+        out: list[int] = []
+        moves: list[tuple[int, int, int, int, bytes, int, int]] = []
+        new: list[tuple[int, int, int, int, bytes, int, bytes]] = []
+        for c in chunks:
+            row = known.get(c.chunk_id)
+            values = (pack_ids[c.pack], c.offset, c.length, c.plain_len, c.wrapped_key, c.key_epoch)
+            if row is None:
+                new.append((*values, c.chunk_id))
+                out.append(-len(new))  # filled in below
+            else:
+                if not row[1]:
+                    moves.append((*values, row[0]))
+                out.append(row[0])
+        self._conn.executemany(
+            "UPDATE chunks SET pack = ?, offset = ?, length = ?, plain_len = ?, wrapped_key = ?, "
+            "key_epoch = ? WHERE id = ?",
+            moves,
         )
+        first = self._next_id("chunks")
+        self._conn.executemany(
+            "INSERT INTO chunks(pack, offset, length, plain_len, wrapped_key, key_epoch, chunk_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            new,
+        )
+        made = self._ids_from("chunks", first, len(new))
+        return [made[-i - 1] if i < 0 else i for i in out]
 
-    def _add_content(
-        self, content: ContentRow, chunks: tuple[ChunkRow, ...], chunk_ids: list[int]
-    ) -> int:
-        cur = self._conn.execute(
+    def _next_id(self, table: str) -> int:
+        row = self._conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()
+        return int(row[0])
+
+    def _ids_from(self, table: str, first: int, count: int) -> list[int]:
+        """The ids of the ``count`` rows one ``executemany`` just inserted in ``table`` (whose
+        rowids SQLite gives as one more than the largest, in insertion order)."""
+        if count == 0:
+            return []
+        got = [
+            int(r[0])
+            for r in self._conn.execute(
+                f"SELECT id FROM {table} WHERE id >= ? ORDER BY id", (first,)
+            )
+        ]
+        if len(got) != count:
+            raise VaultStateError(f"{table}: {len(got)} new rows, expected {count}")
+        return got
+
+    def _add_contents(
+        self, contents: tuple[ContentRow, ...], chunks: tuple[ChunkRow, ...], chunk_ids: list[int]
+    ) -> list[int]:
+        """New rows of ``contents`` and their ``content_chunks``: one ``executemany`` each."""
+        first = self._next_id("contents")
+        self._conn.executemany(
             "INSERT INTO contents(size, cid, cid_profile, tsize) VALUES (?, ?, ?, ?)",
-            (content.size, content.cid, content.cid_profile, content.tsize),
+            [(c.size, c.cid, c.cid_profile, c.tsize) for c in contents],
         )
-        row = int(cur.lastrowid or 0)
-        offset, links = 0, []
-        for seq, c in enumerate(content.chunks):
-            links.append((row, seq, chunk_ids[c], offset))
-            offset += chunks[c].plain_len
+        rows = self._ids_from("contents", first, len(contents))
+        links: list[tuple[int, int, int, int]] = []
+        for row, content in zip(rows, contents, strict=True):
+            offset = 0
+            for seq, c in enumerate(content.chunks):
+                links.append((row, seq, chunk_ids[c], offset))
+                offset += chunks[c].plain_len
         self._conn.executemany(
             "INSERT INTO content_chunks(content, seq, chunk, offset) VALUES (?, ?, ?, ?)", links
         )
-        return row
+        return rows
