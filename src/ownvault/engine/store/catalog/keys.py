@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ownvault.engine.store.catalog.journalout import JournalNamespace
 from ownvault.engine.store.catalog.tables import Tables
 
 __all__ = ["ForgetPlan", "KeyTables", "WrappedKey"]
@@ -108,6 +109,10 @@ class KeyTables(Tables):
         c.execute(f"DELETE FROM versions WHERE id IN ({marks})", versions)
         if not c.execute("SELECT 1 FROM versions WHERE object = ?", (obj,)).fetchone():
             c.execute("DELETE FROM objects WHERE id = ?", (obj,))
+        elif c.execute("SELECT COUNT(*) FROM journal_devices").fetchone()[0] > 1:
+            # Numbered as the forget applied on the other devices numbers them, like rm
+            # (Catalog.delete_versions); a vault of one device keeps its numbers.
+            JournalNamespace(c).renumber(obj)
         c.execute(
             "DELETE FROM contents WHERE id NOT IN (SELECT content FROM entries WHERE content IS NOT NULL)"
         )
