@@ -50,11 +50,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def kill_at(vault: Path, point: str) -> None:
-    """Run an append in a child process and SIGKILL it at ``point``."""
+def kill_at(vault: Path, point: str, child: str = CHILD) -> None:
+    """Run ``child`` (by default an append) in a process and SIGKILL it at ``point``: the
+    script prints ``stopped`` there and waits."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(vault), point, PASS],
+        [sys.executable, "-c", child, str(vault), point, PASS],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

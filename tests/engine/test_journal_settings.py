@@ -6,11 +6,7 @@ stays revoked; concurrent changes are merged, never refused."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,27 +17,13 @@ import pytest
 from ownvault.core.journal import Record
 from ownvault.core.journalops import Setting
 from ownvault.core.journalplaces import SETTING_TABLES
-from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.store.catalog.journalsettings import SIMPLE
 from ownvault.engine.store.placement import Policy
 from ownvault.engine.vault import Vault
 
-from .external import vault_with_external
-from .helpers import FAST_KDF, PASS, Vaults, make_vault, run
-
-
-def _recover(a: Vault, where: Path, vaults: Vaults) -> Vault:
-    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
-    run(recover_vault(where, phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
-    return vaults.open(where, "pw")
-
-
-@pytest.fixture
-def two(tmp_path: Path, vaults: Vaults) -> tuple[Vault, Vault, Path]:
-    a, _dirs = vault_with_external(tmp_path)
-    vaults.track(a)
-    return a, _recover(a, tmp_path / "b", vaults), tmp_path
+from .helpers import Vaults, make_vault, run
+from .test_journal_crash import kill_at
+from .test_journalsync import _recover, two  # noqa: F401 - the fixture
 
 
 @contextmanager
@@ -69,7 +51,8 @@ def test_every_setting_table_on_the_wire_is_one_the_catalog_reads_and_writes() -
 
 
 def test_different_settings_changed_concurrently_are_both_kept(
-    two: tuple[Vault, Vault, Path], monkeypatch: pytest.MonkeyPatch
+    two: tuple[Vault, Vault, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b, _tmp = two
     with offline(a, monkeypatch):
@@ -82,7 +65,8 @@ def test_different_settings_changed_concurrently_are_both_kept(
 
 
 def test_one_key_changed_concurrently_the_later_clock_wins_on_both_devices(
-    two: tuple[Vault, Vault, Path], monkeypatch: pytest.MonkeyPatch
+    two: tuple[Vault, Vault, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b, _tmp = two
     with offline(a, monkeypatch):
@@ -105,7 +89,7 @@ def test_one_key_changed_concurrently_the_later_clock_wins_on_both_devices(
 
 
 def test_a_provider_and_a_policy_added_on_one_device_are_used_on_the_other(
-    two: tuple[Vault, Vault, Path],
+    two: tuple[Vault, Vault, Path],  # noqa: F811
 ) -> None:
     a, b, tmp = two
     extra = tmp / "extra"
@@ -133,7 +117,7 @@ def test_a_provider_and_a_policy_added_on_one_device_are_used_on_the_other(
 
 
 def test_a_publication_reaches_the_other_device_and_an_unpublish_too(
-    two: tuple[Vault, Vault, Path],
+    two: tuple[Vault, Vault, Path],  # noqa: F811
 ) -> None:
     a, b, tmp = two
     (tmp / "page.html").write_bytes(b"<p>hello</p>")
@@ -148,7 +132,9 @@ def test_a_publication_reaches_the_other_device_and_an_unpublish_too(
 
 
 def test_a_grant_reaches_the_other_device_and_a_revocation_wins(
-    two: tuple[Vault, Vault, Path], vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+    two: tuple[Vault, Vault, Path],  # noqa: F811
+    vaults: Vaults,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b, tmp = two
     bob = vaults.track(make_vault(tmp / "bob", providers=2, k=1, n=2))
@@ -213,7 +199,9 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize("point", ["before", "after"])
 def test_a_settings_change_killed_mid_commit_reaches_the_other_device_once(
-    two: tuple[Vault, Vault, Path], vaults: Vaults, point: str
+    two: tuple[Vault, Vault, Path],  # noqa: F811
+    vaults: Vaults,
+    point: str,
 ) -> None:
     """kill -9 of a real process changing a setting, before its record is written and
     after it is written but before the head moved: the next commit sends it (or adopts
@@ -221,21 +209,7 @@ def test_a_settings_change_killed_mid_commit_reaches_the_other_device_once(
     a, b, _tmp = two
     path = a.path
     vaults.close(a)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), point, PASS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line == b"stopped\n", (line, proc.stderr.read() if proc.stderr else b"")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_at(path, point, CHILD)
     a = vaults.open(path)
     assert _policies(a) == {"crash": True}  # committed locally before the append
     run(a.sharing.set_tag_policy("after", never_share=False))
@@ -251,7 +225,7 @@ def test_a_settings_change_killed_mid_commit_reaches_the_other_device_once(
 
 
 def test_a_setting_that_is_not_a_row_of_its_table_is_left_out_with_a_warning(
-    two: tuple[Vault, Vault, Path],
+    two: tuple[Vault, Vault, Path],  # noqa: F811
 ) -> None:
     """A member device writing malformed settings (signed, well-formed ops whose values are
     not rows of their table) does not stop the pull: each is left out, named."""
@@ -277,7 +251,9 @@ def test_a_setting_that_is_not_a_row_of_its_table_is_left_out_with_a_warning(
 
 
 def test_three_devices_setting_one_key_and_others_at_once_converge(
-    two: tuple[Vault, Vault, Path], vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+    two: tuple[Vault, Vault, Path],  # noqa: F811
+    vaults: Vaults,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Three devices, none seeing the others: each sets the same tag policy its own way and
     one key of its own; after every device pulled, all three hold every own key and the
