@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from ownvault.core.retention import RetentionPolicy
 from ownvault.engine.backup.prune import forget_versions
 from ownvault.engine.vault import Vault
@@ -17,14 +19,21 @@ from .helpers import run
 from .test_journalsync import _put, _view, two  # noqa: F401 - the fixture
 
 
+@pytest.mark.parametrize("how", ["rm", "forget"])
 def test_the_device_that_removes_a_version_numbers_the_rest_like_the_others(
     two: tuple[Vault, Vault, Path],  # noqa: F811
+    how: str,
 ) -> None:
+    """``rm`` and crypto-shredding ``forget`` delete versions by different paths: both
+    renumber what is left."""
     a, b, tmp = two
     for i in range(3):
         _put(a, tmp / "x", f"version {i}".encode() * 100, name="x")
     run(b.ctx.pull())
-    run(b.files.rm("x", version=2))
+    if how == "rm":
+        run(b.files.rm("x", version=2))
+    else:
+        run(b.keyring.forget("x", version=2))
     assert [v.version for v in run(b.files.versions("x"))] == [1, 2]
     run(a.ctx.pull())
     assert _view(a) == _view(b)
@@ -50,20 +59,3 @@ def test_a_retention_forget_on_two_devices_removes_the_versions_it_chose(
     out = tmp / "kept"
     run(a.files.get("x", out))
     assert out.read_bytes() == b"version 3" * 100
-
-
-def test_the_device_that_shreds_a_version_numbers_the_rest_like_the_others(
-    two: tuple[Vault, Vault, Path],  # noqa: F811
-) -> None:
-    """``forget`` (crypto-shredding) deletes versions by its own path: it renumbers too."""
-    a, b, tmp = two
-    for i in range(3):
-        _put(a, tmp / "x", f"version {i}".encode() * 100, name="x")
-    run(b.ctx.pull())
-    run(b.keyring.forget("x", version=2))
-    assert [v.version for v in run(b.files.versions("x"))] == [1, 2]
-    run(a.ctx.pull())
-    assert _view(a) == _view(b)
-    out = tmp / "v2"
-    run(b.files.get("x", out, version=2))
-    assert out.read_bytes() == b"version 2" * 100
