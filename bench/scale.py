@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -48,7 +49,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -87,14 +88,35 @@ class Ov:
             raise RuntimeError(f"ownvault {' '.join(args)} failed: {proc.stderr[-2000:]}")
         return proc.stdout
 
-    def timed(self, vault: Path, *args: str) -> tuple[float, int]:
-        """Seconds and bytes read (``rchar``) of one command, read before it is reaped."""
+    def recover_args(self, name: str) -> tuple[str, ...]:
+        """``recover`` of this vault from its first provider alone, as device ``name``."""
+        url = (self.providers / "p0").as_uri()
+        return (
+            "recover",
+            "--phrase-file",
+            str(self.phrase),
+            "--provider",
+            url,
+            "--device-name",
+            name,
+        )
+
+    def timed(self, vault: Path, *args: str, out: Path | None = None) -> tuple[float, int]:
+        """Seconds and bytes read (``rchar``) of one command, read before it is reaped;
+        its output goes to ``out`` (or nowhere)."""
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(open(out, "wb")) if out else subprocess.DEVNULL
+            return self._timed(vault, args, sink)
+
+    def _timed(
+        self, vault: Path, args: tuple[str, ...], sink: IO[bytes] | int
+    ) -> tuple[float, int]:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             self.cmd(vault, *args),
             env=self.env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=sink,
             stderr=subprocess.PIPE,
         )
         assert proc.stderr is not None
@@ -257,29 +279,26 @@ def looks(ov: Ov, big: Path, rounds: int) -> dict[str, list[float]]:
 
 
 def recovery(ov: Ov, rounds: int) -> dict[str, Any]:
+    """Fresh recoveries from one provider URL: seconds, ``rchar``, and the catalog bytes
+    each needed (its own report: the snapshot's pieces and the records after it)."""
     read: list[float] = []
-    url = (ov.providers / "p0").as_uri()
+    needed: list[float] = []
+    report = ov.work / "recover.json"
 
     def case() -> float:
         dest = ov.work / "recovered"
         shutil.rmtree(dest, ignore_errors=True)
-        seconds, rchar = ov.timed(
-            dest,
-            "recover",
-            "--phrase-file",
-            str(ov.phrase),
-            "--provider",
-            url,
-            "--device-name",
-            "recovered",
-        )
+        seconds, rchar = ov.timed(dest, "--json", *ov.recover_args("recovered"), out=report)
+        got = json.loads(report.read_text())
+        needed.append(got["snapshot_bytes"] + got["journal_bytes"])
         read.append(rchar)
         shutil.rmtree(dest)
         return seconds
 
     secs = interleave({"recover": case}, rounds)["recover"]
+    report.unlink()
     on_p0 = sum(v // 10**20 for v in catalog_objects(ov.providers, only="p0").values())
-    return {"seconds": secs, "rchar": read, "catalog_bytes_on_p0": on_p0}
+    return {"seconds": secs, "rchar": read, "needed": needed, "catalog_bytes_on_p0": on_p0}
 
 
 def device_worker(vault: Path, changes: int, prefix: str, src: Path) -> None:
@@ -300,19 +319,9 @@ def two_devices(ov: Ov, changes: int) -> dict[str, Any]:
     """Two recovered devices commit ``changes`` puts each at once (one round: the changes
     stay in the vault)."""
     devs = [ov.work / f"device-{c}" for c in "ab"]
-    url = (ov.providers / "p0").as_uri()
     for d in devs:
         shutil.rmtree(d, ignore_errors=True)
-        ov.run(
-            d,
-            "recover",
-            "--phrase-file",
-            str(ov.phrase),
-            "--provider",
-            url,
-            "--device-name",
-            d.name,
-        )
+        ov.run(d, *ov.recover_args(d.name))
     before_all, before_cat = all_objects(ov.providers), catalog_objects(ov.providers)
     t0 = time.perf_counter()
     procs = [
@@ -378,7 +387,8 @@ def judged(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ],
         **r["looks"],
         "recover_MBps": [
-            r["recover"]["catalog_bytes_on_p0"] / 1e6 / s for s in r["recover"]["seconds"]
+            b / 1e6 / s
+            for b, s in zip(r["recover"]["needed"], r["recover"]["seconds"], strict=True)
         ],
     }
     out = []
@@ -422,6 +432,10 @@ def report(r: dict[str, Any]) -> None:
         f"journal and catalog objects there):"
     )
     print(f"  seconds        {med(rc['seconds'], ' s', 1)}")
+    print(
+        f"  catalog needed {med([x / MiB for x in rc['needed']], ' MiB', 1)} (the newest "
+        f"snapshot's pieces and the records after it; the rate judged below)"
+    )
     print(
         f"  bytes read     {med([x / MiB for x in rc['rchar']], ' MiB', 1)} (rchar: with "
         f"the Python modules and its own catalog)"

@@ -114,6 +114,8 @@ class RecoveryResult:
     created: int | None = None
     skipped: tuple[SkippedSnapshot, ...] = ()
     warnings: tuple[str, ...] = ()
+    snapshot_bytes: int = 0  # the snapshot read (its padded pieces)
+    journal_bytes: int = 0  # the records after it, applied
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -126,6 +128,8 @@ class RecoveryResult:
             "providers": [asdict(p) for p in self.providers],
             "skipped_snapshots": [asdict(s) for s in self.skipped],
             "warnings": list(self.warnings),
+            "snapshot_bytes": self.snapshot_bytes,
+            "journal_bytes": self.journal_bytes,
         }
 
 
@@ -354,23 +358,11 @@ async def recover_vault(
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         secure_vault_dir(root)
         created += [root / "catalog.db", root / "catalog.db-wal", root / "catalog.db-shm"]
-        catalog = Catalog.from_image(root / "catalog.db", image)
-        try:
-            vault_id_hex = catalog.meta("vault_id") or ""
-            if vault_id_hex != locator.get("vault_id"):
-                raise IntegrityError(
-                    "the catalog snapshot belongs to another vault than its locator"
-                )
-            if catalog.meta("did") not in (None, keys.did):
-                raise IntegrityError("the recovered catalog names another identity")
-            report = await _reconcile_providers(catalog, pool, renames, root)
-            seen = max([seq, *listing.objects])
-            with catalog.transaction():
-                # The next snapshot must be newer than anything on the providers.
-                catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
-                catalog.jns.settings_pushed()  # where this copy reaches its providers
-        finally:
-            catalog.close()
+        padded = sum(int(piece["size"]) for piece in locator["pieces"])
+        seen = max([seq, *listing.objects])
+        vault_id_hex, report = await _open_recovered(
+            root, image, locator, keys, pool, renames, seen, padded
+        )
         vault_id = bytes.fromhex(vault_id_hex)
         device = new_device(keys, vault_id, device_name)
         store_json = Keystore.create(
@@ -379,11 +371,12 @@ async def recover_vault(
         created.append(root / "keystore.json")
         atomic_write(root / "keystore.json", store_json.encode())
         write_marker(root, vault_id_hex)
-        objects, versions = await _pull_after_snapshot(root, keys, warnings)
+        objects, versions, journal = await _pull_after_snapshot(root, keys, warnings)
         made = locator.get("created")
         return RecoveryResult(
             str(root), keys.did, seq, objects, versions, tuple(report),
             made if isinstance(made, int) else None, tuple(skipped), tuple(warnings),
+            padded, journal,
         )  # fmt: skip
     except BaseException:
         for f in created:
@@ -394,17 +387,55 @@ async def recover_vault(
         await pool.close()
 
 
-async def _pull_after_snapshot(root: Path, keys: VaultKeys, warnings: list[str]) -> tuple[int, int]:
+async def _open_recovered(
+    root: Path,
+    image: bytes,
+    locator: dict[str, Any],
+    keys: VaultKeys,
+    pool: _Pool,
+    renames: dict[str, str],
+    seen: int,
+    padded: int,
+) -> tuple[str, list[ReconciledProvider]]:
+    """Write the snapshot's image as ``root/catalog.db`` and make it this copy's: checked
+    against the locator and the keys, its providers reconciled, ``meta.seq`` raised to
+    ``seen`` (the next snapshot must be newer than anything on the providers); (the vault
+    id in hex, the providers' report)."""
+    catalog = Catalog.from_image(root / "catalog.db", image)
+    try:
+        vault_id_hex = catalog.meta("vault_id") or ""
+        if vault_id_hex != locator.get("vault_id"):
+            raise IntegrityError("the catalog snapshot belongs to another vault than its locator")
+        if catalog.meta("did") not in (None, keys.did):
+            raise IntegrityError("the recovered catalog names another identity")
+        report = await _reconcile_providers(catalog, pool, renames, root)
+        with catalog.transaction():
+            catalog.set_meta("seq", str(max(seen, int(catalog.meta("seq") or "0"))))
+            catalog.jns.settings_pushed()  # where this copy reaches its providers
+            # What this copy's next snapshot is due after (``VaultContext.snapshot_due``):
+            # the records applied after the snapshot count from here.
+            catalog.set_meta("snapshot_bytes", str(padded))
+            catalog.set_meta("journal_since_snapshot", "0")
+            catalog.set_meta("records_since_snapshot", "0")
+        return vault_id_hex, report
+    finally:
+        catalog.close()
+
+
+async def _pull_after_snapshot(
+    root: Path, keys: VaultKeys, warnings: list[str]
+) -> tuple[int, int, int]:
     """Apply the journal records written after the recovered snapshot (a checkpoint: what
     devices committed after it is in the journal, after the heads it holds); (objects,
-    versions)."""
+    versions, bytes of the records applied)."""
     ctx = VaultContext.build(root, keys, Catalog.open(root / "catalog.db"))
     # Unreachable providers are in the recovery's own report (``providers``).
     ctx.hooks.warn = lambda m: None if "cannot be listed" in m else warnings.append(m)
     try:
         await ctx.pull()
         usage = ctx.catalog.usage.totals()
-        return usage["objects"], usage["versions"]
+        journal = int(ctx.catalog.meta("journal_since_snapshot") or "0")
+        return usage["objects"], usage["versions"], journal
     finally:
         await ctx.close()
 

@@ -19,9 +19,9 @@ context is frozen: what changes while a vault is open lives in the collaborators
 4. after the outermost block, also when it failed with an error (what was committed is
    committed): appends those ops as this device's journal record(s), merged per key by
    the other devices (``engine.store.journalsync``, ``journalsettings``,
-   ``journalplaces``), then writes a catalog snapshot (a checkpoint) every
-   ``SNAPSHOT_EVERY`` records, or when only a snapshot can carry a change (a version too
-   big for a record). A failed append or snapshot is a warning: the outbox and the mark
+   ``journalplaces``), then writes a catalog snapshot (a checkpoint) once the journal
+   written since the last one reaches a fraction of it (``snapshot_due``), or when only a
+   snapshot can carry a change (a version too big for a record). A failed append or snapshot is a warning: the outbox and the mark
    stay in the catalog, and the next change sends them.
 
 Cross-feature effects go through :class:`Events` (for example ``PacksRewritten``: sharing
@@ -71,7 +71,14 @@ __all__ = [
 ]
 
 DEFAULT_CID_PROFILE = "kubo-v1"
-SNAPSHOT_EVERY = 1000  # journal records appended here between two catalog snapshots
+# A snapshot is due once the journal records sent or applied here since the last one add
+# up to 1/SNAPSHOT_SHARE of its size (at least SNAPSHOT_FLOOR; each record also counts
+# RECORD_COST, what fetching one more object costs a recovery). A recovery then reads at most that
+# share of records after the snapshot, and the snapshots cost at most SNAPSHOT_SHARE times
+# the journal bytes (the compaction rule of a log-structured store).
+SNAPSHOT_SHARE = 8
+SNAPSHOT_FLOOR = 1 << 20
+RECORD_COST = 4096
 
 Warn = Callable[[str], None]
 Clock = Callable[[], float]
@@ -404,6 +411,7 @@ class VaultContext:
     def _apply(self, records: Sequence[Record]) -> None:
         before = self.catalog.providers(include_removed=True)
         apply_records(self.catalog, records, self.warn)
+        self._count_journal(records)  # a recovery from our next snapshot skips them too
         if self.catalog.providers(include_removed=True) != before:
             self._journal.providers_changed = True
 
@@ -435,22 +443,40 @@ class VaultContext:
                 f"({exc.message}); they are kept here and sent with the next change"
             )
             return 0
-        since = int(self.catalog.meta("records_since_snapshot") or "0") + len(records)
         with self.catalog.transaction():
-            self.catalog.set_meta("records_since_snapshot", str(since))
+            self._count_journal(records)
         return len(records)
+
+    def _count_journal(self, records: Sequence[Record]) -> None:
+        """Add ``records`` to the journal bytes since the last snapshot (in the caller's
+        transaction)."""
+        since = int(self.catalog.meta("journal_since_snapshot") or "0")
+        count = int(self.catalog.meta("records_since_snapshot") or "0")
+        self.catalog.set_meta(
+            "journal_since_snapshot", str(since + sum(len(r.raw) for r in records))
+        )
+        self.catalog.set_meta("records_since_snapshot", str(count + len(records)))
+
+    def snapshot_due(self) -> bool:
+        """Whether the journal since the last snapshot is big enough to compact: at least
+        ``1/SNAPSHOT_SHARE`` of that snapshot's size and ``SNAPSHOT_FLOOR``."""
+        since = int(self.catalog.meta("journal_since_snapshot") or "0")
+        since += RECORD_COST * int(self.catalog.meta("records_since_snapshot") or "0")
+        size = int(self.catalog.meta("snapshot_bytes") or "0")
+        return since >= max(size // SNAPSHOT_SHARE, SNAPSHOT_FLOOR)
 
     async def _commit(self) -> None:
         """After the outermost block: send the ops (namespace, settings, pack places), then
         a snapshot (a checkpoint) when one is due: after a settings change (recovery reads
-        the newest snapshot first), every ``SNAPSHOT_EVERY`` records, or after what marks
+        the newest snapshot first), when the journal since the last one is a big enough
+        share of it (``snapshot_due``), or after what marks
         one (a degraded write, a version too big for a record, a share fault cleared). When
         another device wrote a newer snapshot, that one and the records after its heads
         are what a recovery reads: it is not overwritten, and nothing is refused (the
         settings travel in this device's records)."""
         await self.send_journal()
         changed = self.catalog.jns.settings_changed()
-        due = int(self.catalog.meta("records_since_snapshot") or "0") >= SNAPSHOT_EVERY
+        due = self.snapshot_due()
         if not changed and not due:
             return
         if await newer_snapshot(self.catalog, self.keys, self.store) is None:
@@ -474,7 +500,9 @@ class VaultContext:
             )
             with self.catalog.transaction():
                 self.catalog.jns.settings_pushed()
+                self.catalog.set_meta("journal_since_snapshot", "0")
                 self.catalog.set_meta("records_since_snapshot", "0")
+                self.catalog.set_meta("snapshot_bytes", str(result.bytes))
             return result
 
     async def push_catalog_safely(self) -> SnapshotResult | None:

@@ -1,0 +1,106 @@
+"""When a catalog snapshot (the journal's checkpoint) is written: once the journal records
+sent or applied since the last one reach an eighth of its size (``VaultContext.snapshot_due``),
+so a recovery reads one snapshot and a bounded tail of records, whatever the vault's size,
+and the snapshots cost a bounded multiple of the journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ownvault.core.keys import phrase_to_entropy
+from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.store import context
+from ownvault.engine.vault import Vault
+
+from .external import vault_with_external
+from .helpers import FAST_KDF, Vaults, run
+
+
+def _journal_cost(v: Vault) -> int:
+    meta = v.catalog.meta
+    raw = int(meta("journal_since_snapshot") or "0")
+    return raw + context.RECORD_COST * int(meta("records_since_snapshot") or "0")
+
+
+def _history_bytes(v: Vault, device: bytes, after: int) -> int:
+    return sum(
+        len(r.raw) for r in run(v.ctx.journal.history()) if r.device == device and r.seq > after
+    )
+
+
+def test_a_snapshot_follows_once_the_journal_reaches_an_eighth_of_the_last_one(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 16 * 1024)  # a small vault's snapshot rules
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    src = tmp_path / "tree"
+    src.mkdir()
+    for i in range(300):
+        (src / f"f{i:04d}").write_text(f"file {i}\n")
+    run(a.files.put([src]))
+    snap = run(a.snapshot())
+    size = int(a.catalog.meta("snapshot_bytes") or "0")
+    assert size == snap.bytes and size >= 64 * 1024
+    threshold = max(size // context.SNAPSHOT_SHARE, context.SNAPSHOT_FLOOR)
+    seq = snap.seq
+    puts = 0
+    while int(a.catalog.meta("snapshot_seq") or "0") == seq:
+        owed = _journal_cost(a)
+        assert owed < threshold  # no snapshot is written before it is due
+        (tmp_path / "one").write_text(f"change {puts}\n")
+        run(a.files.put([tmp_path / "one"]))
+        puts += 1
+        assert puts < 100, "no snapshot followed"
+        if int(a.catalog.meta("snapshot_seq") or "0") == seq:
+            assert _journal_cost(a) > owed  # each record counts
+    assert puts > 1  # it was not simply every change
+    assert _journal_cost(a) == 0  # counted from the new snapshot
+
+
+def test_records_applied_from_another_device_count_towards_its_next_snapshot(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    run(recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
+    b = vaults.open(tmp_path / "b", "pw")
+    run(b.ctx.pull())
+    before = int(b.catalog.meta("journal_since_snapshot") or "0")
+    device = a.ctx.journal.device.id
+    head = a.catalog.journal.head(device).seq
+    for i in range(3):
+        (tmp_path / f"x{i}").write_text(f"from a {i}\n")
+        run(a.files.put([tmp_path / f"x{i}"]))
+    run(b.ctx.pull())
+    pulled = _history_bytes(a, device, head)
+    assert pulled > 0
+    assert int(b.catalog.meta("journal_since_snapshot") or "0") - before == pulled
+
+
+def test_a_recovery_reports_the_snapshot_and_the_records_it_read(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    (tmp_path / "early").write_text("in the snapshot\n")
+    run(a.files.put([tmp_path / "early"]))
+    snap = run(a.snapshot())
+    device = a.ctx.journal.device.id
+    head = a.catalog.journal.head(device).seq
+    for i in range(2):
+        (tmp_path / f"late{i}").write_text(f"after the snapshot {i}\n")
+        run(a.files.put([tmp_path / f"late{i}"]))
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    result = run(
+        recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF)
+    )
+    assert result.seq == snap.seq
+    assert result.snapshot_bytes == snap.bytes
+    assert result.journal_bytes == _history_bytes(a, device, head) > 0
+    assert result.to_json()["journal_bytes"] == result.journal_bytes
+    b = vaults.open(tmp_path / "b", "pw")
+    assert sorted(b.catalog.version_counts()) == ["early", "late0", "late1"]
