@@ -12,6 +12,7 @@ import pytest
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.store import context
+from ownvault.engine.store.snapshots import NewerSnapshot, _heads_of
 from ownvault.engine.vault import Vault
 
 from .external import vault_with_external
@@ -104,3 +105,65 @@ def test_a_recovery_reports_the_snapshot_and_the_records_it_read(
     assert result.to_json()["journal_bytes"] == result.journal_bytes
     b = vaults.open(tmp_path / "b", "pw")
     assert sorted(b.catalog.version_counts()) == ["early", "late0", "late1"]
+
+
+def _two(tmp_path: Path, vaults: Vaults) -> tuple[Vault, Vault]:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    run(recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
+    return a, vaults.open(tmp_path / "b", "pw")
+
+
+def test_a_device_supersedes_a_newer_snapshot_whose_heads_it_holds(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    """B (recovered: its snapshot numbers start above A's) writes a snapshot; A, once it
+    has pulled what that snapshot holds, may still write its own when one is due, numbered
+    above B's, so a recovery reads it (before, A wrote none while B's stayed the newest)."""
+    a, b = _two(tmp_path, vaults)
+    theirs = run(b.snapshot()).seq
+    assert theirs > int(a.catalog.meta("seq") or "0")
+    run(a.sharing.set_tag_policy("health", never_share=True))  # a settings change: due
+    ours = int(a.catalog.meta("snapshot_seq") or "0")
+    assert ours > theirs
+    assert a.catalog.jns.settings_changed() == set()
+    c = recover_vault(
+        tmp_path / "c",
+        phrase_to_entropy(a.keys.phrase),
+        "pw",
+        [p.url for p in a.catalog.providers() if p.name.startswith("ext-")],
+        kdf=FAST_KDF,
+    )
+    assert run(c).seq == ours
+
+
+def test_a_snapshot_that_does_not_name_its_heads_is_not_superseded(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot that carries versions no record does (``undotted``) names no heads: no
+    other device can tell it holds them, so none supersedes it."""
+    a, b = _two(tmp_path, vaults)
+    monkeypatch.setattr(type(b.catalog.jns), "undotted", lambda _self: 1)
+    theirs = run(b.snapshot()).seq
+    monkeypatch.undo()
+    before = int(a.catalog.meta("snapshot_seq") or "0")
+    run(a.sharing.set_tag_policy("health", never_share=True))
+    assert int(a.catalog.meta("snapshot_seq") or "0") == before < theirs
+
+
+def test_covered_by_needs_named_heads_each_at_most_the_catalogs() -> None:
+    d1, d2 = b"\x01" * 16, b"\x02" * 16
+    assert NewerSnapshot(9, "p", {d1: 3, d2: 1}).covered_by({d1: 3, d2: 5})
+    assert not NewerSnapshot(9, "p", {d1: 4}).covered_by({d1: 3, d2: 5})
+    assert not NewerSnapshot(9, "p", {d2: 1}).covered_by({d1: 3})
+    assert not NewerSnapshot(9, "p", None).covered_by({d1: 3})
+    assert _heads_of({"heads": {d1.hex(): 3}}) == {d1: 3}
+    for bad in (
+        {"heads": {"zz": 3}},
+        {"heads": {d1.hex(): -1}},
+        {"heads": {d1.hex(): True}},
+        {"heads": []},
+        {},
+    ):
+        assert _heads_of(bad) is None

@@ -14,7 +14,8 @@ find the rest (``catalog/<seq:016x>/locator``)::
     locator := "OVLC" || 0x01 || seal(catalog_key, json, AD = "ownvault/v1/locator" || seq)
     json    := {"seq", "vault_id", "created", "sealed_len", "k", "n",
                 "pieces": [{"pack_id", "size", "shares": [{"index", "provider", "root", "size"}]}],
-                "providers": [{"name", "kind", "url", "jurisdiction", "labels"}]}
+                "providers": [{"name", "kind", "url", "jurisdiction", "labels"}],
+                "heads": {device id hex: seq}}  (optional: the journal heads the image holds)
 """
 
 from __future__ import annotations

@@ -471,15 +471,24 @@ class VaultContext:
         the newest snapshot first), when the journal since the last one is a big enough
         share of it (``snapshot_due``), or after what marks
         one (a degraded write, a version too big for a record, a share fault cleared). When
-        another device wrote a newer snapshot, that one and the records after its heads
-        are what a recovery reads: it is not overwritten, and nothing is refused (the
-        settings travel in this device's records)."""
+        another device wrote a newer snapshot, this device's supersedes it only if this
+        catalog holds everything it does (``NewerSnapshot.covered_by``: its journal heads);
+        otherwise that one and the records after its heads are what a recovery reads: it is
+        not overwritten, and nothing is refused (the settings travel in this device's
+        records)."""
         await self.send_journal()
         changed = self.catalog.jns.settings_changed()
         due = self.snapshot_due()
         if not changed and not due:
             return
-        if await newer_snapshot(self.catalog, self.keys, self.store) is None:
+        newer = await newer_snapshot(self.catalog, self.keys, self.store)
+        heads = {device: head.seq for device, head in self.catalog.journal.heads().items()}
+        if newer is not None and newer.covered_by(heads):
+            with self.catalog.transaction():  # numbered after it: recovery reads ours
+                ours = int(self.catalog.meta("seq") or "0")
+                self.catalog.set_meta("seq", str(max(ours, newer.seq)))
+            newer = None
+        if newer is None:
             await self.push_catalog_safely()
         elif "places" in changed:
             self.warn(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,6 +50,7 @@ from ownvault.providers.base import Provider, get_at_most
 
 __all__ = [
     "KEEP",
+    "NewerSnapshot",
     "SnapshotResult",
     "find_latest_locator",
     "newer_snapshot",
@@ -67,6 +69,40 @@ class SnapshotResult:
     shares_written: int
     locators_written: int
     missing: int = 0  # shares no provider could take (at most n - happy per piece)
+
+
+@dataclass(frozen=True, slots=True)
+class NewerSnapshot:
+    """A snapshot of this vault, written by another device, newer than this catalog's."""
+
+    seq: int
+    provider: str
+    heads: dict[bytes, int] | None  # the journal heads it holds; None: it does not say
+
+    def covered_by(self, heads: Mapping[bytes, int]) -> bool:
+        """Whether a catalog with journal ``heads`` holds everything this snapshot does,
+        so a snapshot of it may supersede this one: the snapshot named its heads (it said
+        it carries nothing the journal does not: no version only a snapshot carries), and
+        each is at most the catalog's."""
+        return self.heads is not None and all(
+            seq <= heads.get(device, 0) for device, seq in self.heads.items()
+        )
+
+
+def _heads_of(body: dict[str, Any]) -> dict[bytes, int] | None:
+    """A locator's ``heads`` (device id hex -> seq), None if absent or malformed."""
+    raw = body.get("heads")
+    if not isinstance(raw, dict):
+        return None
+    out: dict[bytes, int] = {}
+    for device, seq in raw.items():
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            return None
+        try:
+            out[bytes.fromhex(device)] = seq
+        except ValueError:
+            return None
+    return out
 
 
 def _pad(sealed: bytes) -> bytes:
@@ -162,6 +198,15 @@ async def _place_piece(
     ]
 
 
+def _held_heads(catalog: Catalog) -> dict[str, int] | None:
+    """The journal heads a snapshot of ``catalog`` holds, for its locator, so another
+    device may supersede it (``NewerSnapshot.covered_by``); None (not said) while it
+    carries versions no record does."""
+    if catalog.jns.undotted():
+        return None
+    return {d.hex(): h.seq for d, h in catalog.journal.heads().items()}
+
+
 async def write_snapshot(
     catalog: Catalog,
     keys: VaultKeys,
@@ -178,6 +223,7 @@ async def write_snapshot(
     with catalog.transaction():
         seq = int(catalog.meta("seq") or "0") + 1
         catalog.set_meta("seq", str(seq))
+    held = _held_heads(catalog)
     image = await asyncio.to_thread(catalog.image)
     sealed = await asyncio.to_thread(encode_snapshot, keys.catalog, seq, image)
     padded = _pad(sealed)
@@ -186,6 +232,7 @@ async def write_snapshot(
     pieces: list[dict[str, Any]] = []
     shares_written = 0
     load = {c.id: c.load for c in cands}
+    zone = {c.name: c.zone for c in cands}
     off_machine: int | None = None  # the fewest shares of a piece outside this machine
     failed: set[int] = set()
     unplaced: list[tuple[bytes, int, int, bytes]] = []  # (piece, idx, size, root)
@@ -208,17 +255,11 @@ async def write_snapshot(
             (pack_id, i, len(enc.shares[i]), enc.roots[i]) for i in range(n) if i not in done
         ]
         shares_written += len(placed)
-        zone = {c.name: c.zone for c in cands}
         off = sum(1 for sh in placed if zone.get(sh["provider"]) != THIS_MACHINE)
         off_machine = off if off_machine is None else min(off_machine, off)
+        shares = sorted(placed, key=lambda s: s["index"])
         pieces.append(
-            {
-                "pack_id": pack_id.hex(),
-                "size": len(piece),
-                "k": k,
-                "n": n,
-                "shares": sorted(placed, key=lambda s: s["index"]),
-            }
+            {"pack_id": pack_id.hex(), "size": len(piece), "k": k, "n": n, "shares": shares}
         )
     body = {
         "seq": seq,
@@ -226,6 +267,7 @@ async def write_snapshot(
         "created": int(time.time()),
         "sealed_len": len(sealed),
         "pieces": pieces,
+        **({} if held is None else {"heads": held}),
         "providers": provider_json(catalog.providers(include_removed=False)),
     }
     written = await _write_locators(store, providers, seq, encode_locator(keys.catalog, seq, body))
@@ -345,8 +387,8 @@ SCAN_TIMEOUT = 30.0
 
 async def newer_snapshot(
     catalog: Catalog, keys: VaultKeys, store: ShareStore
-) -> tuple[int, str] | None:
-    """A snapshot of THIS vault newer than this catalog on some provider: (seq, provider).
+) -> NewerSnapshot | None:
+    """The newest snapshot of THIS vault newer than this catalog on some provider.
 
     Every snapshot this catalog wrote has a sequence number at most ``meta.seq`` (it is
     raised before the snapshot is made), so a locator above it that opens under the
@@ -356,7 +398,7 @@ async def newer_snapshot(
     ours = int(catalog.meta("seq") or "0")
     vault_id = catalog.meta("vault_id")
     names = {r.id: r.name for r in catalog.providers()}
-    found: list[tuple[int, str]] = []
+    found: list[NewerSnapshot] = []
 
     async def scan(pid: int) -> None:
         p = store.providers[pid]
@@ -369,7 +411,7 @@ async def newer_snapshot(
             except OwnvaultError:
                 continue
             if body.get("vault_id") == vault_id:
-                found.append((seq, names.get(pid, str(pid))))
+                found.append(NewerSnapshot(seq, names.get(pid, str(pid)), _heads_of(body)))
                 return
 
     async def guarded(pid: int) -> None:
@@ -379,7 +421,7 @@ async def newer_snapshot(
             return
 
     await asyncio.gather(*(guarded(pid) for pid in store.providers if pid in names))
-    return max(found) if found else None
+    return max(found, key=lambda f: f.seq) if found else None
 
 
 async def snapshot_seqs(provider: Provider) -> list[int]:

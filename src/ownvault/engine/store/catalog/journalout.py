@@ -104,6 +104,15 @@ class JournalNamespace(Tables):
         """A snapshot holds them now (inside the caller's transaction)."""
         self._conn.execute("DELETE FROM journal_settings")
 
+    def undotted(self) -> int:
+        """How many versions here have no dot: they went out in no record (a version of
+        the snapshot era too big for one, spilled), so only a catalog snapshot carries them."""
+        return int(
+            self._conn.execute("SELECT COUNT(*) FROM versions WHERE dot_device IS NULL").fetchone()[
+                0
+            ]
+        )
+
     def spill(self, pos: int) -> None:
         """Take a put no record can carry out of the outbox; the next catalog snapshot
         carries its version instead (own transaction)."""
