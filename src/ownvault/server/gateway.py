@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
+from ownvault.engine.ipfs.dagindex import PublishedIndexes
 from ownvault.engine.ipfs.dagwalk import Resolved, Scope, inspect, resolve, walk
 from ownvault.engine.ipfs.publish import BlockReader
 from ownvault.engine.store.dag import BlockRef
@@ -230,6 +231,7 @@ class Gateway:
         self.vault = vault
         self.store = vault.catalog.dags
         self._shared = BlockReader(vault.ctx, self.store.lookup)
+        self.indexes = PublishedIndexes(vault.ctx)  # publications other devices made
 
     async def close(self) -> None:
         await self._shared.close()
@@ -270,6 +272,7 @@ class Gateway:
             raise HTTPProblem(400, "a service worker needs a path ending in '/'")
         want = negotiate(request)
         ipfs_path = "/ipfs/" + text + ("/" + rest if rest or raw_path.endswith("/") else "")
+        await self.indexes.ready(cid)
         resolved = await resolve(self._shared, cid, segments)
         headers = {
             "X-Ipfs-Path": header_path(ipfs_path),

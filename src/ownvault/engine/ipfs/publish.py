@@ -23,22 +23,15 @@ from dataclasses import dataclass, replace
 
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
-from ownvault.core.unixfs import PROFILES, ImportProfile, get_profile
+from ownvault.core.unixfs import PROFILES, get_profile
+from ownvault.engine.ipfs.dagindex import index_version, indexed
 from ownvault.engine.ipfs.dagstore import BlockReader, DagInfo, DagRow, Publication
 from ownvault.engine.ipfs.dagwalk import walk
-from ownvault.engine.store.catalog import EntryRow, VersionRow
+from ownvault.engine.store.catalog import VersionRow
 from ownvault.engine.store.catalog.ipfs import DagTables
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.dag import (
-    BlockKind,
-    BlockRef,
-    DagIndex,
-    FileIndexer,
-    TreeItem,
-    build_tree,
-)
-from ownvault.engine.store.restore import PackReader
-from ownvault.errors import FormatError, IntegrityError, NotFoundError, UsageError
+from ownvault.engine.store.dag import DagIndex
+from ownvault.errors import FormatError, IntegrityError, NotFoundError
 
 __all__ = [
     "BlockReader",
@@ -56,72 +49,6 @@ __all__ = [
     "unpublish",
     "verify_cid",
 ]
-
-
-# -- building an index --------------------------------------------------------------------
-
-
-def _subtree(entries: list[EntryRow], inner: str) -> list[EntryRow]:
-    if not inner:
-        return entries
-    return [e for e in entries if e.path == inner or e.path.startswith(inner + "/")]
-
-
-def _rebase(path: str, inner: str) -> str:
-    if not inner:
-        return path
-    return "" if path == inner else path[len(inner) + 1 :]
-
-
-async def index_version(
-    ctx: VaultContext, version: VersionRow, inner: str, profile: ImportProfile, *, keep: bool = True
-) -> tuple[DagIndex | None, CID, dict[str, tuple[CID, str | None]]]:
-    """Re-import a stored version (or ``inner`` path) from its plaintext with ``profile``.
-
-    Returns the block index (None when ``keep`` is false), the root CID, and per file
-    path (relative to ``inner``) the regenerated CID next to the CID recorded at ingest
-    under the same profile (None when none was recorded under it).
-    """
-    entries = _subtree(ctx.catalog.entries(version.id), inner)
-    if not entries:
-        raise NotFoundError(f"no such path in {version.name}: {inner}", name=version.name)
-    store = ctx.catalog.dags
-    index = DagIndex(CID.parse("bafkqaaa"), profile.name) if keep else None
-    files: dict[str, tuple[CID, str | None]] = {}
-    items: list[TreeItem] = []
-    reader = PackReader(ctx.catalog, ctx.keys, ctx.store)
-    try:
-        for e in entries:
-            rel = _rebase(e.path, inner)
-            if e.kind != "file":
-                items.append(TreeItem(rel, e.kind, target=e.target))
-                continue
-            if e.content is None:
-                raise IntegrityError(f"file entry without content: {e.path}")
-            indexer = FileIndexer(profile, e.content, index)
-            async for piece in reader.read(ctx.catalog.content_chunks(e.content)):
-                indexer.update(piece)
-            root = indexer.importer.finish()
-            cid, cid_profile = store.content_cid(e.content)
-            files[rel] = (root.cid, cid if cid_profile == profile.name else None)
-            items.append(TreeItem(rel, "file", root.cid, root.tsize))
-    finally:
-        await reader.close()
-    top = items[0]
-    if top.kind == "file":
-        root_cid = files[""][0]
-    elif top.kind == "symlink":
-        raise UsageError(f"{version.name}/{inner} is a symlink: publish a file or a directory")
-    else:
-
-        def sink(cid: CID, block: bytes, kind: BlockKind) -> None:
-            if index is not None:
-                index.add(cid, BlockRef(kind, data=block))
-
-        root_cid = build_tree(items, profile, sink).cid
-    if index is not None:
-        index.root = root_cid
-    return index, root_cid, files
 
 
 # -- resolving what the user names ----------------------------------------------------------
@@ -347,10 +274,11 @@ async def dag_index(
     row = next(
         (r for r in rows if r.root == expected), rows[0] if rows and expected is None else None
     )
-    if row is not None and (row.source == "car" or store.block_count(row.id)):
-        index = store.load(row.id)
+    if row is not None:
+        # stored, or rebuilt here (a publication another device made: stored too)
+        index = await indexed(ctx, row)
     else:
-        name = row.profile if row is not None else (v.cid_profile or ctx.settings.cid_profile)
+        name = v.cid_profile or ctx.settings.cid_profile
         built, _root, _files = await index_version(ctx, v, inner, get_profile(name))
         assert built is not None
         index = built

@@ -112,6 +112,29 @@ class DagTables:
             (int(time.time()) if published else None, dag),
         )
 
+    def unindexed(self) -> list[DagRow]:
+        """Published DAG records with no block index here: those another device published
+        (an index never travels, ``engine.ipfs.dagindex`` rebuilds it)."""
+        return self._rows(
+            "d.published_at IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM dag_blocks b WHERE b.dag = d.id)",
+            (),
+        )
+
+    def put_rebuilt(self, row: DagRow, index: DagIndex) -> bool:
+        """Store a rebuilt index for ``row`` unless, meanwhile, the record changed (another
+        process unpublished, removed or re-rooted it) or got an index; call in a
+        transaction. Whether it was stored."""
+        now = self._conn.execute(
+            "SELECT root, source, published_at IS NOT NULL, "
+            "EXISTS (SELECT 1 FROM dag_blocks WHERE dag = ?) FROM dags WHERE id = ?",
+            (row.id, row.id),
+        ).fetchone()
+        if now is None or tuple(now) != (row.root, row.source, 1, 0):
+            return False
+        self.put_blocks(row.id, index)
+        return True
+
     def block_count(self, dag: int) -> int:
         row = self._conn.execute("SELECT COUNT(*) FROM dag_blocks WHERE dag = ?", (dag,))
         return int(row.fetchone()[0])

@@ -230,6 +230,12 @@ class JournalSettings(Tables):
                 row["published_at"],
             ),
         )
+        if row["published_at"] is None and row["source"] == "profile":  # rebuilt if re-published
+            c.execute(
+                "DELETE FROM dag_blocks WHERE dag IN "
+                "(SELECT id FROM dags WHERE version = ? AND root = ? AND path = ?)",
+                (version, root, path),
+            )
 
     def _version(self, dot: Dot) -> int | None:
         row = self._conn.execute(
