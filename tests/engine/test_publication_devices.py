@@ -147,6 +147,10 @@ def test_an_imported_car_of_another_layout_is_refused_on_the_other_device_saying
     ]
     with pytest.raises(NotFoundError, match=r"publication odd .* is an imported CAR .* kept only"):
         _car(b, "odd")
+    with pytest.raises(NotFoundError, match=r"odd .* is an imported CAR"):
+        run(b.ipfs.publish("odd", profile="car-import"))
+    check = run(b.ipfs.verify_cid("odd"))
+    assert not check.ok and "is an imported CAR" in check.checks[-1].computed
     # B holds the version's bytes: its own profile's DAG of them is exportable by that CID
     assert imp.stored_cid is not None and _car(b, imp.stored_cid)
 

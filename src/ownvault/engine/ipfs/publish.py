@@ -10,6 +10,8 @@
   blocks of published DAGs are ever looked up for the gateway.
 * **Reading** a block (:class:`BlockReader`) regenerates it from the stored data and
   re-hashes it against its CID before it is returned.
+* **On another device** (the publication came by the journal, its index did not), the
+  index is rebuilt the first time something serves it (:mod:`ownvault.engine.ipfs.dagindex`).
 
 Content stays stored like everything else (encrypted, erasure-coded): publishing adds
 catalog rows only.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 from ownvault.core.car import encode_header, encode_section
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES, get_profile
-from ownvault.engine.ipfs.dagindex import index_version, indexed
+from ownvault.engine.ipfs.dagindex import build_index, index_version, indexed
 from ownvault.engine.ipfs.dagstore import BlockReader, DagInfo, DagRow, Publication
 from ownvault.engine.ipfs.dagwalk import walk
 from ownvault.engine.store.catalog import VersionRow
@@ -122,6 +124,8 @@ async def publish(
         name, existing = _profile_for(ctx, v, inner, profile)
         store = ctx.catalog.dags
         if existing is not None and existing.source == "car":
+            if not store.block_count(existing.id):  # a device that did not import it
+                await build_index(ctx, existing)  # refused, saying why
             with ctx.catalog.transaction():
                 store.set_published(existing.id, True)
             dag = store.get(existing.id)
@@ -242,6 +246,11 @@ async def verify_cid(
 
 async def _verify_stored_dag(ctx: VaultContext, store: DagTables, row: DagRow) -> tuple[bool, str]:
     """Regenerate every block of a stored index from the vault and walk it from the root."""
+    if not store.block_count(row.id):  # a device that did not import it: why not
+        try:
+            await build_index(ctx, row)
+        except NotFoundError as exc:
+            return False, exc.message
     reader = BlockReader(ctx, lambda c: store.lookup(c, dag=row.id))
     try:
         async for _cid, _block in _dfs(reader, CID.parse(row.root)):
