@@ -152,8 +152,8 @@ async def indexed(ctx: VaultContext, row: DagRow) -> DagIndex:
 
 
 class PublishedIndexes:
-    """The gateway's view: before a request is looked up, every published DAG without an
-    index here gets one (one rebuild at a time). A publication that cannot be rebuilt (its
+    """The gateway's view: before a request whose CID no index here holds is looked up,
+    every published DAG without an index here gets one (one rebuild at a time). A publication that cannot be rebuilt (its
     root differs, an imported CAR indexed elsewhere, a path its version does not hold) is
     remembered, not retried, and a request for its root gets that error; a failure to read
     (a provider down, too few shares) is retried by the next request. Other publications
@@ -168,6 +168,8 @@ class PublishedIndexes:
         """Index what is published and not indexed here; raise the error of a publication
         rooted at ``cid`` that cannot be."""
         store = self._ctx.catalog.dags
+        if cid.hash_code == 0x00 or store.lookup(cid.bytes) is not None:
+            return  # served from an index held here: it never waits for a rebuild
         if not store.unindexed():
             return
         text = str(cid)
