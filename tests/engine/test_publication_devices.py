@@ -16,6 +16,7 @@ import pytest
 from ownvault.core.car import CarReader, dfs_blocks, write_car
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import ImportProfile
+from ownvault.engine.ipfs import dagindex
 from ownvault.engine.ipfs.localcid import cid_of_path
 from ownvault.engine.ipfs.publish import dag_blocks, dag_index
 from ownvault.engine.store.catalog.ipfs import DagRow
@@ -193,3 +194,25 @@ def test_the_other_devices_gateway_serves_the_publications(
         assert get(f"/ipfs/{site}/index.html").status_code == 200  # the others still served
     assert _index_cids(b, "site") == _index_cids(a, "site")
     assert b.catalog.dags.block_count(_row(b, "page.html").id) == 0
+
+
+def test_a_row_changed_while_its_index_was_rebuilt_keeps_the_change(
+    two: tuple[Vault, Vault, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b, tmp = two
+    _published_on_a(a, tmp)
+    run(b.ctx.pull())
+    row = _row(b, "site")
+    real = dagindex.index_version
+
+    async def unpublished_meanwhile(*args: object, **kw: object) -> object:
+        built = await real(*args, **kw)  # type: ignore[arg-type]
+        # another process of this device unpublishes while the rebuild runs
+        b.catalog.conn.execute("UPDATE dags SET published_at = NULL WHERE id = ?", (row.id,))
+        return built
+
+    monkeypatch.setattr(dagindex, "index_version", unpublished_meanwhile)
+    assert run(dagindex.indexed(b.ctx, row)).root == CID.parse(row.root)
+    assert b.catalog.dags.block_count(row.id) == 0
+    assert [d.name for d in b.ipfs.dags(published=True)] == ["big.bin"]
