@@ -12,7 +12,7 @@ import pytest
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.store import context
-from ownvault.engine.store.snapshots import NewerSnapshot, _heads_of
+from ownvault.engine.store.snapshots import NewerSnapshot, _heads_of, padded_size
 from ownvault.engine.vault import Vault
 
 from .external import vault_with_external
@@ -167,3 +167,35 @@ def test_covered_by_needs_named_heads_each_at_most_the_catalogs() -> None:
         {},
     ):
         assert _heads_of(bad) is None
+
+
+def test_padme_pads_by_at_most_an_eighth_and_keeps_few_significant_bits() -> None:
+    assert padded_size(1) == padded_size(64 * 1024) == 64 * 1024
+    for length in (65_537, 100_000, 1_000_003, 176_042_490, 3 << 30):
+        size = padded_size(length)
+        exponent = length.bit_length() - 1
+        assert length <= size <= length * 1.125
+        assert size % (1 << (exponent - exponent.bit_length())) == 0
+        assert padded_size(size) == size
+    assert padded_size(1 << 27) == 1 << 27
+
+
+def test_a_snapshot_padded_to_a_size_that_is_no_power_of_two_recovers(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    src = tmp_path / "tree"
+    src.mkdir()
+    for i in range(600):
+        (src / f"f{i:04d}").write_text(f"file {i}\n")
+    run(a.files.put([src]))
+    snap = run(a.snapshot())
+    assert snap.bytes > 64 * 1024 and snap.bytes & (snap.bytes - 1), snap.bytes
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    result = run(
+        recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF)
+    )
+    assert result.seq == snap.seq and result.snapshot_bytes == snap.bytes
+    b = vaults.open(tmp_path / "b", "pw")
+    assert run(b.files.ls("tree")) == run(a.files.ls("tree"))

@@ -4,7 +4,7 @@ snapshot payload (v1), sealed and erasure-coded like data::
 
     plain   := "OVCS" || 0x01 || zlib(sqlite database image)
     sealed  := seal(catalog_key, plain, AD = "ownvault/v1/catalog-snapshot" || seq(u64 BE))
-    padded  := sealed || zero padding to a power of two >= 64 KiB
+    padded  := sealed || zero padding to Padmé(max(len(sealed), 64 KiB))
     pieces  := padded split into pieces of at most 16 MiB; each piece is erasure-coded
                into n shares named ``catalog/<seq:016x>/<pack_id hex>.<index>``
 

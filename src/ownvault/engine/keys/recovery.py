@@ -11,7 +11,7 @@ Procedure (docs/design.md, "Recovery"):
    opened, and asked again for newer locators (a given provider may be stale), until the
    newest is stable.
 4. The snapshot's shares are fetched from any k providers, verified (size, Merkle root),
-   decoded, opened (AES-GCM under the catalog key) and checked (SQLite integrity check),
+   decoded, opened (AES-GCM under the catalog key) and checked (SQLite quick check),
    and become ``catalog.db`` (migrated to the current schema). When the newest snapshot
    cannot be read (too few shares reachable, a corrupt share, a locator that does not
    open), the next older one is tried, and the result says which was skipped and why.

@@ -144,9 +144,12 @@ class Catalog:
         mem = sqlite3.connect(":memory:")
         try:
             mem.deserialize(image)
-            check = mem.execute("PRAGMA integrity_check").fetchone()
+            # quick_check: pages and b-trees well formed (what keeps SQLite safe), not
+            # integrity_check's index-to-table comparison (10 s at 750,000 files): the image
+            # is sealed under the catalog key, so only a device of the vault made it.
+            check = mem.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
-                raise FormatError("catalog snapshot failed SQLite's integrity check")
+                raise FormatError("catalog snapshot failed SQLite's quick check")
             create_private(path)
             disk = sqlite3.connect(str(path))
             with disk:
