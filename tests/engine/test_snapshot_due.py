@@ -1,5 +1,5 @@
 """When a catalog snapshot (the journal's checkpoint) is written: once the journal records
-sent or applied since the last one reach an eighth of its size (``VaultContext.snapshot_due``),
+sent or applied since the last one reach a sixteenth of its size (``VaultContext.snapshot_due``),
 so a recovery reads one snapshot and a bounded tail of records, whatever the vault's size,
 and the snapshots cost a bounded multiple of the journal."""
 
@@ -31,7 +31,7 @@ def _history_bytes(v: Vault, device: bytes, after: int) -> int:
     )
 
 
-def test_a_snapshot_follows_once_the_journal_reaches_an_eighth_of_the_last_one(
+def test_a_snapshot_follows_once_the_journal_reaches_a_sixteenth_of_the_last_one(
     tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 16 * 1024)  # a small vault's snapshot rules
@@ -115,26 +115,30 @@ def _two(tmp_path: Path, vaults: Vaults) -> tuple[Vault, Vault]:
     return a, vaults.open(tmp_path / "b", "pw")
 
 
-def test_a_device_supersedes_a_newer_snapshot_whose_heads_it_holds(
-    tmp_path: Path, vaults: Vaults
+def test_a_newer_snapshot_of_another_device_is_counted_from_then_superseded(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """B (recovered: its snapshot numbers start above A's) writes a snapshot; A, once it
-    has pulled what that snapshot holds, may still write its own when one is due, numbered
-    above B's, so a recovery reads it (before, A wrote none while B's stayed the newest)."""
+    """B (recovered: its snapshot numbers start above A's) writes a snapshot. When A's
+    next one is due, A finds B's holds nothing A lacks: A counts its journal from B's
+    snapshot and writes none; when one is due again, A writes its own, numbered above
+    B's, and a recovery reads it (before, A wrote none while B's stayed the newest)."""
     a, b = _two(tmp_path, vaults)
-    theirs = run(b.snapshot()).seq
-    assert theirs > int(a.catalog.meta("seq") or "0")
-    run(a.sharing.set_tag_policy("health", never_share=True))  # a settings change: due
+    theirs = run(b.snapshot())
+    assert theirs.seq > int(a.catalog.meta("seq") or "0")
+    monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 1)  # every record of A makes one due
+    before = a.catalog.meta("snapshot_seq")
+    (tmp_path / "one").write_text("first\n")
+    run(a.files.put([tmp_path / "one"]))
+    assert a.catalog.meta("snapshot_seq") == before  # B's compacted it: none written
+    assert int(a.catalog.meta("seq") or "0") == theirs.seq
+    assert int(a.catalog.meta("snapshot_bytes") or "0") == theirs.bytes
+    assert _journal_cost(a) == 0
+    (tmp_path / "one").write_text("second\n")
+    run(a.files.put([tmp_path / "one"]))
     ours = int(a.catalog.meta("snapshot_seq") or "0")
-    assert ours > theirs
-    assert a.catalog.jns.settings_changed() == set()
-    c = recover_vault(
-        tmp_path / "c",
-        phrase_to_entropy(a.keys.phrase),
-        "pw",
-        [p.url for p in a.catalog.providers() if p.name.startswith("ext-")],
-        kdf=FAST_KDF,
-    )
+    assert ours == theirs.seq + 1
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    c = recover_vault(tmp_path / "c", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF)
     assert run(c).seq == ours
 
 
@@ -142,14 +146,19 @@ def test_a_snapshot_that_does_not_name_its_heads_is_not_superseded(
     tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A snapshot that carries versions no record does (``undotted``) names no heads: no
-    other device can tell it holds them, so none supersedes it."""
+    other device can tell it holds them, so none supersedes it nor counts from it."""
     a, b = _two(tmp_path, vaults)
     monkeypatch.setattr(type(b.catalog.jns), "undotted", lambda _self: 1)
     theirs = run(b.snapshot()).seq
     monkeypatch.undo()
+    monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 1)
     before = int(a.catalog.meta("snapshot_seq") or "0")
-    run(a.sharing.set_tag_policy("health", never_share=True))
+    for i in range(2):
+        (tmp_path / "one").write_text(f"change {i}\n")
+        run(a.files.put([tmp_path / "one"]))
     assert int(a.catalog.meta("snapshot_seq") or "0") == before < theirs
+    assert int(a.catalog.meta("seq") or "0") < theirs
+    assert _journal_cost(a) > 0
 
 
 def test_covered_by_needs_named_heads_each_at_most_the_catalogs() -> None:

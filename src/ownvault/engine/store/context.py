@@ -76,7 +76,7 @@ DEFAULT_CID_PROFILE = "kubo-v1"
 # RECORD_COST, what fetching one more object costs a recovery). A recovery then reads at most that
 # share of records after the snapshot, and the snapshots cost at most SNAPSHOT_SHARE times
 # the journal bytes (the compaction rule of a log-structured store).
-SNAPSHOT_SHARE = 8
+SNAPSHOT_SHARE = 16
 SNAPSHOT_FLOOR = 1 << 20
 RECORD_COST = 4096
 
@@ -470,23 +470,31 @@ class VaultContext:
         a snapshot (a checkpoint) when one is due: after a settings change (recovery reads
         the newest snapshot first), when the journal since the last one is a big enough
         share of it (``snapshot_due``), or after what marks
-        one (a degraded write, a version too big for a record, a share fault cleared). When
-        another device wrote a newer snapshot, this device's supersedes it only if this
-        catalog holds everything it does (``NewerSnapshot.covered_by``: its journal heads);
-        otherwise that one and the records after its heads are what a recovery reads: it is
-        not overwritten, and nothing is refused (the settings travel in this device's
-        records)."""
+        one (a degraded write, a version too big for a record, a share fault cleared).
+
+        When another device wrote a newer snapshot and this catalog holds everything it
+        does (``NewerSnapshot.covered_by``: its journal heads), the journal is counted from
+        that one (it compacted what this device would), and this device's next snapshot is
+        numbered above it; one is written now only if this device owes what only a snapshot
+        carries. Otherwise that one and the records after its heads are what a recovery
+        reads: it is not overwritten, and nothing is refused (the settings travel in this
+        device's records)."""
         await self.send_journal()
         changed = self.catalog.jns.settings_changed()
-        due = self.snapshot_due()
-        if not changed and not due:
+        if not changed and not self.snapshot_due():
             return
         newer = await newer_snapshot(self.catalog, self.keys, self.store)
         heads = {device: head.seq for device, head in self.catalog.journal.heads().items()}
         if newer is not None and newer.covered_by(heads):
-            with self.catalog.transaction():  # numbered after it: recovery reads ours
+            with self.catalog.transaction():
                 ours = int(self.catalog.meta("seq") or "0")
                 self.catalog.set_meta("seq", str(max(ours, newer.seq)))
+                self.catalog.set_meta("snapshot_bytes", str(newer.size))
+                self.catalog.set_meta("journal_since_snapshot", "0")
+                self.catalog.set_meta("records_since_snapshot", "0")
+                if "places" not in changed:
+                    self.catalog.jns.settings_pushed()  # in this device's records
+                    return
             newer = None
         if newer is None:
             await self.push_catalog_safely()

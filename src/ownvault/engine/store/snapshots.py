@@ -79,6 +79,7 @@ class NewerSnapshot:
     seq: int
     provider: str
     heads: dict[bytes, int] | None  # the journal heads it holds; None: it does not say
+    size: int = 0  # its padded pieces
 
     def covered_by(self, heads: Mapping[bytes, int]) -> bool:
         """Whether a catalog with journal ``heads`` holds everything this snapshot does,
@@ -422,7 +423,8 @@ async def newer_snapshot(
             except OwnvaultError:
                 continue
             if body.get("vault_id") == vault_id:
-                found.append(NewerSnapshot(seq, names.get(pid, str(pid)), _heads_of(body)))
+                size = sum(int(piece["size"]) for piece in body.get("pieces", ()))
+                found.append(NewerSnapshot(seq, names.get(pid, str(pid)), _heads_of(body), size))
                 return
 
     async def guarded(pid: int) -> None:
