@@ -218,8 +218,8 @@ from ownvault.engine.vault import Vault
 vault_path, op, arg, prefix, marker = sys.argv[1:6]
 real = ShareStore.put_share
 
-async def put_share(self, provider, name, data):
-    await real(self, provider, name, data)
+async def put_share(self, provider, name, data, **kw):
+    await real(self, provider, name, data, **kw)
     if name.startswith(prefix):
         Path(marker).write_text(name)
         await asyncio.sleep(3600)

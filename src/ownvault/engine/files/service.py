@@ -211,9 +211,9 @@ class Files:
         any more, and say which devices hold back the others (docs/design.md, "GC in the
         engine"); ``dry_run``: only say what would go."""
         if dry_run:
-            return await collect(self.ctx, dry_run=True)
+            return await collect(self.ctx, dry_run=True, orphans=True)
         async with self.ctx.write():
-            return await collect(self.ctx)
+            return await collect(self.ctx, orphans=True)
 
     async def _prune_packs(self) -> int:
         # With several devices a pack goes only when no device's state references it

@@ -149,7 +149,7 @@ async def _complete_pack(
         try:
             final = await writer.put_share(
                 pack, m.idx, enc.shares[m.idx], target, others, name=name, replace=True,
-                claim=claim,
+                claim=claim, resumes=m.tried,
             )  # fmt: skip
         except ProviderError as exc:
             report.failures.append(f"pack {pack_id.hex()} share {m.idx}: {exc.message}")

@@ -22,13 +22,14 @@ vault of one device. What is still held back is reported by device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ownvault.core.journalops import Pending
 from ownvault.engine.store.catalog.gc import Candidate
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.repack import drain_doomed
+from ownvault.engine.store.sweep import SweepResult, sweep
 from ownvault.engine.store.versions import drop_unreferenced_packs
 from ownvault.errors import OwnvaultError
 
@@ -66,9 +67,12 @@ class GcResult:
     held_back: tuple[HeldBack, ...]
     acknowledged: bool
     """This run wrote this device's acknowledgment record."""
+    sweep: SweepResult | None = None
+    """The orphan sweep's (``engine.store.sweep``), when asked for."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "sweep": None if self.sweep is None else self.sweep.to_json(),
             "dry_run": self.dry_run,
             "packs": list(self.packs),
             "packs_deleted": 0 if self.dry_run else len(self.packs),
@@ -126,10 +130,18 @@ async def _acknowledge(ctx: VaultContext, own: bytes, active: list[bytes]) -> bo
     return True
 
 
-async def collect(ctx: VaultContext, *, dry_run: bool = False) -> GcResult:
+async def collect(ctx: VaultContext, *, dry_run: bool = False, orphans: bool = False) -> GcResult:
     """Delete the packs no device's committed state references (module docstring); hold
     ``ctx.write()`` unless ``dry_run`` (which writes no record and deletes nothing, and
-    counts this device as acknowledging what it holds)."""
+    counts this device as acknowledging what it holds). ``orphans``: then sweep the share
+    objects no share row names (``engine.store.sweep``: every provider is listed)."""
+    result = await _collect(ctx, dry_run=dry_run)
+    if not orphans:
+        return result
+    return replace(result, sweep=await sweep(ctx, dry_run=dry_run))
+
+
+async def _collect(ctx: VaultContext, *, dry_run: bool) -> GcResult:
     cat = ctx.catalog
     if not dry_run:
         await drain_doomed(ctx)  # shares of packs an interrupted deletion dropped

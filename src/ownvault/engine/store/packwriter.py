@@ -197,6 +197,7 @@ class PackWriter:
         recorded: int | None = None,
         claim: Callable[[int], None] | None = None,
         pending: bool = False,
+        resumes: int | None = None,
     ) -> int:
         """Write one share of a recorded pack to ``target``, failing over to a provider the
         policy allows next to ``fixed`` (the pack's other holders, or a function giving them). The share row is switched
@@ -206,22 +207,39 @@ class PackWriter:
         ``pending``: the pack is not live yet, so the row is switched *before* each write (an
         interrupted writer's cleanup then finds the share); for a live pack it is switched
         only after the share is durable (nothing visible names a share not yet written).
-        Returns the provider."""
+        Returns the provider.
+
+        A live pack's share written where its row does not place it (a move) never adopts
+        or replaces an object already there: it is someone else's copy, maybe one an orphan
+        sweep of another device is about to delete (docs/design.md, "The orphan sweep");
+        the write fails over instead. ``resumes``: the provider an interrupted attempt of
+        this device wrote this share to (a completion's ``tried``): its copy is its own."""
         first = target
+        placed_at = recorded
         recorded = target if recorded is None else recorded
+        occupied: set[int] = set()
         while True:
+            own = pending or target in (placed_at, resumes)
             try:
-                await self._put(target, name, blob, replace)
-            except ObjectExistsError:
-                raise
-            except ProviderError as exc:
-                self.failed.add(target)
-                self.errors.setdefault(target, exc)
-                self.store.report(target, name, "unavailable", f"write failed: {exc.message}")
+                await self._put(target, name, blob, replace and own, adopt=own)
+            except (ObjectExistsError, ProviderError) as exc:
+                if isinstance(exc, ObjectExistsError):
+                    if own:
+                        raise
+                    occupied.add(target)
+                    self.store.report(target, name, "unavailable", "a copy no row names is there")
+                else:
+                    self.failed.add(target)
+                    self.errors.setdefault(target, exc)
+                    self.store.report(target, name, "unavailable", f"write failed: {exc.message}")
                 try:
                     holders = fixed() if callable(fixed) else fixed
                     target = place(
-                        self.policy, self._cands(), unusable=self.failed, fixed=holders, count=1
+                        self.policy,
+                        self._cands(),
+                        unusable=self.failed | occupied,
+                        fixed=holders,
+                        count=1,
                     )[0]
                 except OwnvaultError as why:
                     # Keep the error's class (full disk, unreachable, ...); say why it is final.
@@ -243,9 +261,11 @@ class PackWriter:
                 self.catalog.move_share(pack, idx, target)
             return target
 
-    async def _put(self, target: int, name: str, blob: bytes | ShareParts, replace: bool) -> None:
+    async def _put(
+        self, target: int, name: str, blob: bytes | ShareParts, replace: bool, *, adopt: bool
+    ) -> None:
         try:
-            await self.store.put_share(target, name, blob)
+            await self.store.put_share(target, name, blob, adopt=adopt)
         except ObjectExistsError:
             if not replace:
                 raise

@@ -204,15 +204,19 @@ class ShareStore:
 
     # -- writing ----------------------------------------------------------------------
 
-    async def put_share(self, provider: int, name: str, data: PutData | ShareParts) -> None:
+    async def put_share(
+        self, provider: int, name: str, data: PutData | ShareParts, *, adopt: bool = True
+    ) -> None:
         """Write one share (as its parts: never joined); a retry that finds identical bytes
-        already there succeeds."""
+        already there succeeds, unless not ``adopt`` (any object there is someone else's)."""
         p = self.providers[provider]
         if isinstance(data, ShareParts):
             data = data.parts
         try:
             await p.put(name, data)
         except ObjectExistsError:
+            if not adopt:
+                raise
             existing = await p.get(name, 0, put_size(data) + 1)  # longer: not the same
             if not same_bytes(existing, data):
                 raise

@@ -49,6 +49,7 @@ from ownvault.engine.store.catalog.nft import NftTables
 from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
 from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA, statements
 from ownvault.engine.store.catalog.sharing import ContactTables, GrantTables
+from ownvault.engine.store.catalog.sweep import SweepTables
 from ownvault.engine.store.catalog.underrep import UnderReplicated
 from ownvault.engine.store.layout import create_private
 
@@ -75,7 +76,7 @@ class Catalog:
         self.underrep = UnderReplicated(conn, self.transaction)
         self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
         self.jns, self.contents = JournalNamespace(conn), ContentTables(conn)
-        self.gc, self.late = GcTables(conn), LateRevocations(conn)
+        self.gc, self.late, self.sweep = GcTables(conn), LateRevocations(conn), SweepTables(conn)
         self.jplaces, self.jsettings = JournalPlaces(conn), JournalSettings(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
