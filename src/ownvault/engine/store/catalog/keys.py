@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from ownvault.engine.store.catalog.journalout import JournalNamespace
 from ownvault.engine.store.catalog.tables import Tables
 
-__all__ = ["ForgetPlan", "KeyTables", "WrappedKey"]
+__all__ = ["REWRAP_MIGRATION", "ForgetPlan", "KeyTables", "WrappedKey"]
+
+REWRAP_MIGRATION = """
+CREATE TRIGGER IF NOT EXISTS places_chunk_rewrap AFTER UPDATE OF wrapped_key, key_epoch ON chunks
+WHEN NOT EXISTS (SELECT 1 FROM journal_mute) AND NEW.pack = OLD.pack
+AND (NEW.wrapped_key != OLD.wrapped_key OR NEW.key_epoch != OLD.key_epoch)
+BEGIN
+  INSERT INTO journal_keys_out(kind, key) VALUES ('chunk', lower(hex(NEW.chunk_id)))
+  ON CONFLICT (kind, key) DO UPDATE SET sent_seq = NULL;
+END;
+"""
+"""Schema 14: a chunk key wrapped again (``keys rotate --rewrap``) is queued like a chunk
+moved (``places_chunk_move``), so its ``chunks`` op carries the new wrap to the other
+devices (docs/design.md, "Content-key epochs")."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import sqlite3
 
 from ownvault.engine.store.catalog.gc import MIGRATION as GC_MIGRATION
 from ownvault.engine.store.catalog.journalschema import MIGRATION_13
+from ownvault.engine.store.catalog.keys import REWRAP_MIGRATION
 from ownvault.engine.store.catalog.sweep import MIGRATION as SWEEP_MIGRATION
 
 __all__ = ["MIGRATIONS", "SCHEMA", "statements"]
@@ -564,6 +565,7 @@ END
     # 13: pack places as journal ops (the outbox journal_keys_out, the last-writer-wins
     # clocks journal_lww, their triggers): ``catalog.journalschema``.
     13: MIGRATION_13,
-    # 14: the orphan sweep's marks (catalog/sweep.py; docs/design.md, "The orphan sweep").
-    14: SWEEP_MIGRATION,
+    # 14: the orphan sweep's marks (catalog/sweep.py; docs/design.md, "The orphan sweep"),
+    # and chunk keys wrapped again sent as chunk places (catalog/keys.py).
+    14: SWEEP_MIGRATION + REWRAP_MIGRATION,
 }
