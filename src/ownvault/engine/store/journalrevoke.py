@@ -15,9 +15,13 @@ Two steps, because the second reads the providers:
    * the versions and tag additions X made after the cut-off are removed (their packs
      are left to GC: their removal waits until every active device has acknowledged the
      revocation's record, as a device that has not may still deduplicate onto them);
-   * every dot X removed after the cut-off (``rm``, ``forget``, ``untag``) that no valid
-     record removes, and no removal of this device waits to send, comes back from the
-     valid record that made it (a ``put``'s rows, a ``tag``);
+   * every dot X removed after the cut-off (``rm``, ``untag``) that no valid record
+     removes, and no removal of this device waits to send, comes back from the valid
+     record that made it (a ``put``'s rows, a ``tag``); a version X forgot
+     (crypto-shredded) after the cut-off does not (its data is destroyed): this device
+     queues a ``forget`` of it as its own op, for the devices that refused X's records;
+   * removals waiting for X's records after the cut-off (GC) wait for the revocation's
+     record instead;
    * the names touched are renumbered by the merge order and their tags recomputed.
 
 The revoked device itself undoes nothing: it is no longer the vault's, and its catalog
@@ -108,15 +112,29 @@ def _undo(
     jns, late = catalog.jns, catalog.late
     touched = jns.remove(late.made_after(device, cut))
     # Their packs wait until every active device has seen the revocation: one that has
-    # not may still deduplicate onto them.
+    # not may still deduplicate onto them. So do removals that waited for X's later
+    # records, which no device holding the revocation will acknowledge.
     catalog.gc.note([(by[0], by[1], ())])
+    catalog.gc.revoked(device, cut, by)
+    after = [r for r in chain if r.seq > cut]
     keep_out = _removed(valid) | {r.dot for r in jns.outbox() if r.dot is not None}
     undone = sorted(
         d
-        for d in _removed([r for r in chain if r.seq > cut]) - keep_out
+        for d in _removed(after) - keep_out
         if d.device != device or d.seq <= cut  # what X made after the cut stays out
     )
-    back = late.gone(undone)
+    # A version X crypto-shredded after the cut is destroyed (its shares deleted, its keys
+    # gone): it stays out, and this device forgets it too, so a device that refused X's
+    # records (and still lists it, unreadable) drops it as well.
+    shredded = {d for r in after for op in r.ops if isinstance(op, Forget) for d in op.versions}
+    lost = late.gone(d for d in undone if d in shredded)
+    if lost:
+        late.forget_again(lost)
+        warn(
+            f"journal: {len(lost)} version(s) device {device.hex()[:8]} forgot after its "
+            "cut-off stay forgotten: their data was destroyed (this device forgets them too)"
+        )
+    back = late.gone(d for d in undone if d not in shredded)
     late.unremove(back)
     made = _made(valid)
     for dot in back:

@@ -138,6 +138,19 @@ class GcTables(Tables):
             )
             c.execute("DELETE FROM gc_removed WHERE local = 1 AND device IS NULL")
 
+    def revoked(self, device: bytes, cut: int, by: tuple[bytes, int]) -> None:
+        """``device`` was revoked after ``cut`` by record ``by``: a removal waiting for one
+        of its records after the cut waits for the revocation's record instead (no device
+        that holds the revocation writes that chain further, and one that does not hold it
+        yet may still deduplicate onto what that device's void records removed)."""
+        c = self._conn
+        c.execute(
+            "INSERT INTO gc_removed(pack_id, local, device, seq) SELECT DISTINCT pack_id, "
+            "local, ?, ? FROM gc_removed WHERE device = ? AND seq > ?",
+            (by[0], by[1], device, cut),
+        )
+        c.execute("DELETE FROM gc_removed WHERE device = ? AND seq > ?", (device, cut))
+
     def acks(self) -> dict[bytes, dict[bytes, int]]:
         """Device -> the seen vector of its latest record held here."""
         out: dict[bytes, dict[bytes, int]] = {}

@@ -75,6 +75,14 @@ class LateRevocations(Tables):
             ).fetchone()
         ]
 
+    def forget_again(self, dots: Iterable[Dot]) -> None:
+        """Queue a ``forget`` of ``dots`` as this device's own op (sent with its next
+        record, even while applying is muted): their data was destroyed."""
+        self._conn.executemany(
+            "INSERT INTO journal_out(op, device, seq, idx) VALUES ('forget', ?, ?, ?)",
+            [(d.device, d.seq, d.index) for d in dots],
+        )
+
     def unremove(self, dots: Iterable[Dot]) -> None:
         """Take back the removal marks of ``dots`` (their removal counted for nothing)."""
         self._conn.executemany(
