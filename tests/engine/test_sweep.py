@@ -23,6 +23,7 @@ from ownvault.engine.vault import Vault
 from ownvault.errors import OwnvaultError
 
 from .helpers import Vaults, run
+from .test_journal_late_revoke_gc import _late
 from .test_journalstore import folder_vault, obj, second_device
 
 
@@ -231,3 +232,32 @@ def test_a_move_fails_over_rather_than_adopt_a_copy_no_row_names(
     assert obj(dirs[free[1]], name).read_bytes() == blob
     assert copy.exists()  # untouched: the sweep's to judge
     assert next(s.provider for s in a.catalog.shares_of(pack) if s.idx == 0) == placed
+
+
+def test_a_late_revocation_does_not_hold_the_sweep_back_for_ever(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    """A merged C's records after its cut-off before the revocation came (its vector
+    keeps them); B refused them. B's sweep still goes once A has written after its
+    listing."""
+
+    def later(c: Vault, where: Path) -> None:
+        (where / "f2").write_bytes(b"C's later put")
+        run(c.files.put([where / "f2"]))
+
+    s = _late(tmp_path, vaults, later)
+    a, b = s.a, s.b
+    run(a.ctx.pull())  # the revocation arrives late at A
+    c_id = s.c.ctx.journal.device.id
+    orphan = _orphan(s.dirs[0])
+    # B also lists the shares of C's later put, which it refused: garbage to it too (A
+    # undid that put; its pack waits for GC there).
+    swept, waiting = _swept(_gc(b))
+    assert swept == 0 and waiting == 1 + len(s.dirs)
+    assert _gc(a)["packs_deleted"] == 1  # A's GC takes C's later put (B saw the revocation)
+    assert a.catalog.journal.head(c_id).seq > s.cut  # A's vector names C's later records
+    assert _swept(_gc(b)) == (1, 0)
+    assert not orphan.exists()
+    for v in (a, b):
+        _clean(v)
+        assert v.catalog.gc.candidates() == []

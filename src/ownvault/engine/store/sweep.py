@@ -128,13 +128,16 @@ def _acknowledged(
     others: list[bytes],
     acks: Mapping[bytes, Mapping[bytes, int]],
     heads: Mapping[bytes, int],
+    cut: Mapping[bytes, int],
 ) -> bool:
-    """Rule 3: every other active device's latest vector covers ``at`` and is held here."""
+    """Rule 3: every other active device's latest vector covers ``at`` and is held here
+    (a revoked device's records after its cut-off count for nothing: a device that merged
+    them before the revocation came keeps them in its vector, this one refuses them)."""
     for d in others:
         seen = acks.get(d, {})
         if any(seen.get(e, 0) < s for e, s in at.items()):
             return False
-        if any(heads.get(e, 0) < s for e, s in seen.items()):
+        if any(heads.get(e, 0) < min(s, cut.get(e, s)) for e, s in seen.items()):
             return False
     return True
 
@@ -157,7 +160,7 @@ def _due(ctx: VaultContext, listed: dict[int, dict[str, tuple[int, str]]]) -> li
         ):
             continue
         at = {e: min(s, cut.get(e, s)) for e, s in at_mark.get(m.mark, {}).items()}
-        if _acknowledged(at, others, acks, heads):
+        if _acknowledged(at, others, acks, heads, cut):
             out.append(m)
     return out
 
