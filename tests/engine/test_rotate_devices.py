@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from ownvault.core.journal import Record
 from ownvault.core.journalops import MoveChunks
 from ownvault.core.pack import unwrap_chunk_key
+from ownvault.engine.store.repack import rewrite_packs
 from ownvault.engine.vault import Vault
 
 from .helpers import Vaults, run
@@ -94,3 +96,50 @@ def test_a_rotation_without_rewrap_moves_the_epoch_for_later_puts_only(
     run(b.files.put([tmp_path / "y"]))
     new = {k: v for k, v in _wraps(b).items() if k not in before}
     assert new and {e for _w, e in new.values()} == {1}
+
+
+def _chunks(v: Vault) -> dict[str, tuple[str, int, int, str, int]]:
+    rows = v.catalog.conn.execute(
+        "SELECT c.chunk_id, p.pack_id, c.offset, c.length, c.wrapped_key, c.key_epoch "
+        "FROM chunks c JOIN packs p ON p.id = c.pack"
+    ).fetchall()
+    return {
+        bytes(r[0]).hex(): (bytes(r[1]).hex(), r[2], r[3], bytes(r[4]).hex(), r[5]) for r in rows
+    }
+
+
+def test_a_rewrap_racing_a_repack_of_the_same_pack_converges_readable(
+    pair: tuple[Vault, Vault, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B repacks the pack (its chunks move to a new pack, the old one is deleted) while A,
+    not seeing it, re-wraps the chunks' keys in the old pack, with the later clock. The
+    move wins where it names the only pack left: both devices end with the chunks in B's
+    pack, read the file and check clean."""
+    a, b, _dirs = pair
+    data = random.Random(5).randbytes(90_000)
+    (tmp_path / "doc").write_bytes(data)
+    run(a.files.put([tmp_path / "doc"]))
+    run(b.ctx.pull())
+
+    async def offline(*_args: object) -> list[Record]:
+        return []
+
+    async def repack() -> None:
+        async with b.ctx.write():
+            await rewrite_packs(
+                b.ctx, set(b.catalog.live_packs()), lambda _c: "keep", reason="test"
+            )
+
+    with monkeypatch.context() as m:
+        m.setattr(b.ctx.journal, "pull", offline)
+        run(repack())
+    with monkeypatch.context() as m:
+        m.setattr(a.ctx.journal, "pull", offline)
+        run(a.keyring.rotate_content_key(rewrap=True))
+    for v in (a, b, a):
+        run(v.ctx.pull())
+    assert _chunks(a) == _chunks(b)
+    for v in (a, b):
+        assert _read(v, "doc") == data
+        report = run(v.health.deep_check())
+        assert report.shares_bad == 0 and report.healthy

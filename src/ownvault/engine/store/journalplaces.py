@@ -126,6 +126,13 @@ def _gone_share(catalog: Catalog, pack: PackAt, idx: int) -> SharePlace | None:
     return None
 
 
+def _forced(here: ChunkAt | None, into: bytes, dropped: set[bytes]) -> bool:
+    """A move that lost to a later write still applies when the pack the chunk is in here
+    is deleted by the same record: the later write (a key re-wrapped in place, say) names
+    a pack that is gone, so the chunk follows its only copy left."""
+    return here is not None and here.pack_id != into and here.pack_id in dropped
+
+
 def apply_places(
     catalog: Catalog, record: Record, warn: Callable[[str], None] = lambda _m: None
 ) -> None:
@@ -133,12 +140,13 @@ def apply_places(
     transaction, captures muted)."""
     jp = catalog.jplaces
     targets = {op.pack for op in record.ops if isinstance(op, MoveChunks)}
+    dropped = {p for op in record.ops if isinstance(op, DropPacks) for p in op.packs}
     providers: dict[str, int] | None = None
     for op in record.ops:
         match op:
             case Places():
                 pack = jp.pack(op.pack)
-                if pack is None and op.pack not in targets:
+                if pack is None and (op.pack not in targets or jp.dropped(op.pack)):
                     continue
                 providers = providers if providers is not None else jp.provider_ids()
                 unknown = sorted({s.provider for s in op.shares if s.provider} - set(providers))
@@ -163,13 +171,16 @@ def apply_places(
                     warn(f"journal: chunk moves into unknown pack {op.pack.hex()} in {record}")
                     continue
                 for c in op.chunks:
-                    if jp.wins("chunk", c.chunk_id.hex(), record.hlc, record.device):
+                    if jp.wins("chunk", c.chunk_id.hex(), record.hlc, record.device) or _forced(
+                        jp.chunk(c.chunk_id), op.pack, dropped
+                    ):
                         at = ChunkAt(
                             op.pack, c.chunk_id, c.offset, c.length, c.wrapped_key, c.key_epoch
                         )
                         jp.move_chunk(c.chunk_id, into.row, at)
             case DropPacks():
                 for pack_id in op.packs:
+                    jp.wins("drop", pack_id.hex(), record.hlc, record.device)  # for good
                     left = jp.drop_pack(pack_id)
                     if left:
                         warn(

@@ -84,7 +84,7 @@ class JournalPlaces(Tables):
         c.execute(
             "INSERT INTO journal_lww(kind, key, wall, counter, device) "
             "SELECT kind, coalesce(wire, key), ?, ?, ? FROM journal_keys_out "
-            "WHERE sent_seq = ? AND kind NOT IN ('drop', 'born') "
+            "WHERE sent_seq = ? AND kind != 'born' "
             "ON CONFLICT (kind, key) DO UPDATE SET wall = excluded.wall, "
             "counter = excluded.counter, device = excluded.device",
             (hlc.wall_ms, hlc.counter, device, seq),
@@ -113,6 +113,14 @@ class JournalPlaces(Tables):
             (kind, key, hlc.wall_ms, hlc.counter, device),
         )
         return True
+
+    def dropped(self, pack_id: bytes) -> bool:
+        """``pack_id`` was deleted, here or by a record applied here: it never comes back
+        (pack ids are random; its shares are gone)."""
+        row = self._conn.execute(
+            "SELECT 1 FROM journal_lww WHERE kind = 'drop' AND key = ?", (pack_id.hex(),)
+        ).fetchone()
+        return row is not None
 
     # -- packs, shares, chunks by their ids ----------------------------------------------
 
