@@ -344,13 +344,14 @@ def test_a_one_file_put_in_a_big_vault_writes_a_record_not_a_snapshot(
     print(f"snapshot {snapshot.bytes} bytes; a one-file put wrote {grew} bytes of catalog")
 
 
-def test_a_tree_too_big_for_one_record_is_refused_and_nothing_is_kept(
+def test_a_tree_past_the_rows_bound_is_refused_and_nothing_is_kept(
     tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _dirs = vault_with_external(tmp_path)
     vaults.track(a)
-    # The real bound (16 MiB, ~80,000 files) is lowered so that a small tree crosses it.
-    monkeypatch.setattr(journalrows, "MAX_ROWS", 64 * 1024)
+    # The real bound (512 MiB of rows objects, over 1,000,000 files) is lowered so that a
+    # small tree crosses it.
+    monkeypatch.setattr(journalrows, "MAX_BIG_ROWS", 64 * 1024)
     src = tmp_path / "huge"
     src.mkdir()
     for i in range(1000):

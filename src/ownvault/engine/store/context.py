@@ -51,6 +51,7 @@ from ownvault.engine.store.journalstore import JournalStore
 from ownvault.engine.store.journalsync import EncodedRows, apply_records, send
 from ownvault.engine.store.names import resolve_version
 from ownvault.engine.store.placement import Candidate, Policy
+from ownvault.engine.store.rowsobjects import rows_bytes
 from ownvault.engine.store.shares import Problem, ShareStore, data_share_name
 from ownvault.engine.store.snapshots import SnapshotResult, newer_snapshot, write_snapshot
 from ownvault.errors import JournalError, OwnvaultError, VaultStateError
@@ -410,7 +411,7 @@ class VaultContext:
 
     def _apply(self, records: Sequence[Record]) -> None:
         before = self.catalog.providers(include_removed=True)
-        apply_records(self.catalog, records, self.warn)
+        apply_records(self.catalog, records, self.warn, self.journal.rows_of)
         self._count_journal(records)  # a recovery from our next snapshot skips them too
         if self.catalog.providers(include_removed=True) != before:
             self._journal.providers_changed = True
@@ -436,6 +437,7 @@ class VaultContext:
                 lambda ops: journal.append(device, journal.body(ops)),
                 self.warn,
                 self.encoded_rows,
+                lambda seq, index, rows: journal.store_rows(device.id, seq, index, rows),
             )
         except OwnvaultError as exc:
             self.warn(
@@ -453,7 +455,8 @@ class VaultContext:
         since = int(self.catalog.meta("journal_since_snapshot") or "0")
         count = int(self.catalog.meta("records_since_snapshot") or "0")
         self.catalog.set_meta(
-            "journal_since_snapshot", str(since + sum(len(r.raw) for r in records))
+            "journal_since_snapshot",
+            str(since + sum(len(r.raw) + rows_bytes(r) for r in records)),
         )
         self.catalog.set_meta("records_since_snapshot", str(count + len(records)))
 

@@ -66,6 +66,7 @@ class Journal(Protocol):
     async def fetch(self, pid: int, name: str) -> bytes: ...
     def fault(self, exc: JournalError) -> None: ...
     def note(self, records: Sequence[Record]) -> None: ...
+    async def load_rows(self, records: Sequence[Record]) -> None: ...
 
 
 def record_name(device: bytes, seq: int) -> str:
@@ -171,6 +172,7 @@ class Pull:
         listing = await self._listing()
         j = self.js.catalog.journal
         records = await self._collect(listing, j.heads(), j.members(), self.js.device.id)
+        await self.js.load_rows(records)  # the rows objects of large puts, before applying
         with self.js.catalog.transaction():
             if apply is not None:
                 apply(records)

@@ -13,8 +13,10 @@ placement. Layout (docs/design.md, "Catalog journal and multi-device merge", "Ro
 chunks, chunks to packs by their index in the list that follows, and every list after
 ``entries`` is in order of first use, each item used, so that one version has one ``doc``.
 The compressed stream is not canonical (the record's hash covers its bytes); the text it
-holds is, and is checked. Decoding is bounded: at most ``MAX_ROWS`` bytes in,
-``MAX_PLAIN`` bytes of text out, and the limits of ``core.journalops`` on every field.
+holds is, and is checked. Decoding is bounded: at most ``MAX_BIG_ROWS`` bytes in,
+``MAX_PLAIN`` bytes of text out (``MAX_BIG_PLAIN`` for rows over ``INLINE_ROWS``, which
+travel as rows objects: ``core.rowsobjects``), and the limits of ``core.journalops`` on
+every field.
 
 This module is the codec only (no SQL): ``engine.store.catalog.journalrows`` reads a
 version into a :class:`VersionRows` and inserts one into another catalog.
@@ -28,7 +30,6 @@ from dataclasses import dataclass
 
 from ownvault.core.journalops import (
     MAX_NAME,
-    MAX_ROWS,
     MAX_SHORT,
     MAX_U32,
     MAX_U64,
@@ -41,10 +42,12 @@ from ownvault.core.journalops import (
     need_str,
 )
 from ownvault.core.jsonvalue import JSONValue
+from ownvault.core.rowsobjects import INLINE_ROWS, MAX_BIG_ROWS
 from ownvault.errors import FormatError
 
 __all__ = [
     "MAGIC",
+    "MAX_BIG_PLAIN",
     "MAX_PLAIN",
     "ChunkRow",
     "ContentRow",
@@ -57,8 +60,9 @@ __all__ = [
 ]
 
 MAGIC = b"OVRW\x01"
-MAX_PLAIN = 64 * 1024 * 1024  # bytes of JSON text one rows blob may expand to
-MAX_ITEMS = 1_000_000  # entries, contents, chunks or packs of one version
+MAX_PLAIN = 64 * 1024 * 1024  # bytes of JSON text rows carried in a record may expand to
+MAX_BIG_PLAIN = 1536 * 1024 * 1024  # ... and rows stored as objects (core.rowsobjects)
+MAX_ITEMS = 4_000_000  # entries, contents, chunks or packs of one version
 MAX_SHARES = 256  # shares of one pack (n <= 32 by the policy; headroom for old vaults)
 MAX_KEY = 1024  # bytes of one wrapped chunk key
 _FIELDS = frozenset(
@@ -188,18 +192,24 @@ def _doc(rows: VersionRows) -> dict[str, JSONValue]:
 
 def encode_rows(rows: VersionRows) -> bytes:
     """``rows`` as the bytes of a ``put``; ``FormatError`` if they are not canonical (see the
-    module docstring) or come to more than ``MAX_ROWS`` bytes."""
+    module docstring) or come to more than ``MAX_BIG_ROWS`` bytes (rows over
+    ``INLINE_ROWS`` travel as rows objects, ``core.rowsobjects``)."""
     doc = _doc(rows)
     text = canonical(doc)
-    if len(text) > MAX_PLAIN:
+    if len(text) > MAX_BIG_PLAIN:
         raise FormatError(
-            f"the rows of this version are {len(text)} bytes of text (max {MAX_PLAIN})"
+            f"the rows of this version are {len(text)} bytes of text (max {MAX_BIG_PLAIN})"
         )
     blob = MAGIC + zlib.compress(text, _LEVEL)
-    if len(blob) > MAX_ROWS:
+    if len(blob) > MAX_BIG_ROWS:
         raise FormatError(
             f"the rows of this version are {len(blob)} bytes compressed, over the journal's "
-            f"{MAX_ROWS} per put ({len(rows.entries)} entries, {len(rows.chunks)} chunks)"
+            f"{MAX_BIG_ROWS} per put ({len(rows.entries)} entries, {len(rows.chunks)} chunks)"
+        )
+    if len(blob) <= INLINE_ROWS and len(text) > MAX_PLAIN:
+        raise FormatError(  # what a record carries expands to at most MAX_PLAIN
+            f"the rows of this version are {len(text)} bytes of text (max {MAX_PLAIN} for "
+            f"rows of at most {INLINE_ROWS} bytes compressed)"
         )
     # What decode_rows(blob) would give: the text parses back to ``doc`` itself (it holds
     # only dicts with string keys, lists, strings, ints and None, which JSON carries
@@ -213,19 +223,20 @@ def encode_rows(rows: VersionRows) -> bytes:
 
 
 def _inflate(blob: bytes) -> bytes:
-    if len(blob) > MAX_ROWS:
-        raise FormatError(f"put rows are over {MAX_ROWS} bytes")
+    if len(blob) > MAX_BIG_ROWS:
+        raise FormatError(f"put rows are over {MAX_BIG_ROWS} bytes")
+    plain = MAX_PLAIN if len(blob) <= INLINE_ROWS else MAX_BIG_PLAIN
     if blob[:4] != MAGIC[:4]:
         raise FormatError("put rows do not start with OVRW")
     if blob[4:5] != MAGIC[4:]:
         raise FormatError(f"put rows of unknown version {blob[4:5].hex() or 'none'}")
     inflater = zlib.decompressobj()
     try:
-        text = inflater.decompress(blob[5:], MAX_PLAIN + 1)
+        text = inflater.decompress(blob[5:], plain + 1)
     except zlib.error as exc:
         raise FormatError(f"put rows are not a zlib stream: {exc}") from None
-    if len(text) > MAX_PLAIN:
-        raise FormatError(f"put rows expand to more than {MAX_PLAIN} bytes")
+    if len(text) > plain:
+        raise FormatError(f"put rows expand to more than {plain} bytes")
     if not inflater.eof or inflater.unused_data:
         raise FormatError("put rows are a truncated zlib stream or have trailing bytes")
     return text

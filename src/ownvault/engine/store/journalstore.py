@@ -54,9 +54,10 @@ from ownvault.core.journal import (
     open_record,
     verify_chain,
 )
-from ownvault.core.journalops import Body, DeviceAdd, DeviceRevoke, Op
+from ownvault.core.journalops import Body, DeviceAdd, DeviceRevoke, Op, Put
 from ownvault.core.keys import VaultKeys
 from ownvault.core.merge import State, heads
+from ownvault.core.rowsobjects import RowsPart, RowsRef, encode_ref, pieces, seal_part
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.device import DeviceIdentity, device_identity
 from ownvault.engine.store.journalpull import (
@@ -69,6 +70,12 @@ from ownvault.engine.store.journalpull import (
     record_name,
 )
 from ownvault.engine.store.placement import Candidate, Policy, eligible
+from ownvault.engine.store.rowsobjects import (
+    RowsSpool,
+    load_rows,
+    rows_object_name,
+    rows_seq_prefix,
+)
 from ownvault.engine.store.shares import ShareStore
 from ownvault.errors import DataUnavailableError, JournalError, OwnvaultError, ProviderError
 
@@ -107,6 +114,7 @@ class JournalStore:
         self.keys = JournalKeys.of(host.keys)
         self._device = device
         self.faults: list[JournalError] = []  # refused copies and records of the last pull
+        self.spool = RowsSpool()  # the rows objects of the pull being applied
 
     @property
     def device(self) -> DeviceIdentity:
@@ -291,7 +299,56 @@ class JournalStore:
         had good, records of revoked devices after their cut-off); each is also warned."""
         self.faults = []
         await self.enroll()
-        return await Pull(self).run(apply)
+        try:
+            return await Pull(self).run(apply)
+        finally:
+            self.spool.close()
+
+    async def load_rows(self, records: Sequence[Record]) -> None:
+        """Read the rows objects of ``records``' large puts (``engine.store.rowsobjects``);
+        :meth:`rows_of` gives them while the pull applies them."""
+        self.spool.close()
+        self.spool = await load_rows(self, records)
+
+    def rows_of(self, record: Record, index: int, op: Put) -> bytes:
+        """The rows of ``op`` (op ``index`` of ``record``): its own, or its objects'."""
+        return self.spool.rows_of(record, index, op)
+
+    async def _drop_rows_of(self, targets: list[int], device: bytes, seq: int) -> None:
+        """Delete the rows objects an interrupted send of record ``seq`` left (no record
+        ``seq`` of ``device`` exists when it is sent); best effort."""
+        prefix = rows_seq_prefix(device, seq)
+        for pid in targets:
+            provider = self.host.store.providers[pid]
+            try:
+                for name in [o.name async for o in provider.list(prefix)]:
+                    await provider.delete(name)
+            except ProviderError:
+                continue
+
+    async def store_rows(self, device: bytes, seq: int, index: int, blob: bytes) -> bytes:
+        """Write ``blob`` (rows over ``INLINE_ROWS``) as the rows objects of op ``index`` of
+        ``device``'s record ``seq``, whole to every provider the policy allows, before that
+        record; the reference the ``put`` carries instead (``core.rowsobjects``). Fails
+        (``DataUnavailableError``) like an append when too few copies could be written."""
+        targets, need = self._targets()
+        cut = pieces(blob)
+        await self._drop_rows_of(targets, device, seq)
+        parts: list[RowsPart] = []
+        for part, piece in enumerate(cut):
+            data, named = await asyncio.to_thread(
+                seal_part, self.keys.journal, piece,
+                device=device, seq=seq, index=index, part=part, count=len(cut),
+            )  # fmt: skip
+            name = rows_object_name(device, seq, index, part, named.sha256)
+            written = await self._write_copies(targets, name, data)
+            if len(written) < need:
+                raise DataUnavailableError(
+                    f"rows object {name}: {len(written)} of {len(targets)} copies written, "
+                    f"{need} needed"
+                )
+            parts.append(named)
+        return encode_ref(RowsRef(len(blob), tuple(parts)))
 
     async def history(self) -> list[Record]:
         """Every record of every chain from its first, verified like a pull, oldest first;

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ownvault.core import rowsobjects
 from ownvault.core.journal import ChainHead, Record
 from ownvault.core.journalops import (
     MAX_BODY_SIZE,
@@ -66,12 +67,20 @@ _REMOVALS: dict[str, type[Remove] | type[Forget] | type[Untag]] = {
 }
 
 Append = Callable[[Sequence[Op]], Awaitable[Record]]
+StoreRows = Callable[[int, int, bytes], Awaitable[bytes]]  # (seq, op index, rows) -> reference
+RowsOf = Callable[[Record, int, Put], bytes]  # the rows a put carries or names
+
+
+def _inline_rows(_record: Record, _index: int, op: Put) -> bytes:
+    return op.rows
 
 
 def _cost(op: Op) -> int:
     """An upper bound of what ``op`` adds to a body's JSON."""
     match op:
         case Put():
+            if len(op.rows) > rowsobjects.INLINE_ROWS:
+                return BODY_BUDGET  # stored as rows objects, in a record of its own
             return 4 * len(op.rows) // 3 + 4 * len(op.name) + 40 * len(op.packs) + 300
         case Tag():
             return 4 * (len(op.name) + len(op.tag)) + 60
@@ -221,6 +230,22 @@ def settle_stamped(catalog: Catalog, device: bytes, head: ChainHead) -> None:
         catalog.jns.unstamp()
 
 
+async def _spill(ops: list[Op], seq: int, store_rows: StoreRows | None) -> list[Op]:
+    """``ops`` with the rows of each put over ``INLINE_ROWS`` written as rows objects (before
+    the record) and replaced by the reference to them."""
+    out: list[Op] = []
+    for index, op in enumerate(ops):
+        if isinstance(op, Put) and len(op.rows) > rowsobjects.INLINE_ROWS:
+            if store_rows is None:
+                raise VaultStateError(
+                    f"the rows of {op.name} need rows objects, none can be written"
+                )
+            ref = await store_rows(seq, index, op.rows)
+            op = Put(op.name, op.kind, op.size, op.cid, op.packs, ref)
+        out.append(op)
+    return out
+
+
 async def send(
     catalog: Catalog,
     device: bytes,
@@ -228,9 +253,11 @@ async def send(
     append: Append,
     warn: Callable[[str], None] = lambda _m: None,
     encoded: EncodedRows | None = None,
+    store_rows: StoreRows | None = None,
 ) -> list[Record]:
     """Append the outbox as records (``append`` writes one and returns it); ``head``: this
-    device's chain head as the journal store holds it; ``encoded``: see :func:`next_batch`."""
+    device's chain head as the journal store holds it; ``encoded``: see :func:`next_batch`;
+    ``store_rows`` writes the rows objects of a large put before its record."""
     settle_stamped(catalog, device, head)
     out: list[Record] = []
     seq = head.seq
@@ -242,6 +269,7 @@ async def send(
         if not ops:
             return out
         try:
+            ops = await _spill(ops, seq + 1, store_rows)
             record = await append(ops)
         except BaseException:
             catalog.jns.unstamp()
@@ -279,17 +307,17 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _put_in(catalog: Catalog, record: Record, dot: Dot, op: Put) -> str | None:
+def _put_in(catalog: Catalog, record: Record, dot: Dot, op: Put, rows_of: RowsOf) -> str | None:
     jns = catalog.jns
     if jns.known(dot):
         return None
     with _collector_paused():
-        return _put_rows(catalog, record, dot, op)
+        return _put_rows(catalog, record, dot, op, rows_of)
 
 
-def _put_rows(catalog: Catalog, record: Record, dot: Dot, op: Put) -> str:
+def _put_rows(catalog: Catalog, record: Record, dot: Dot, op: Put, rows_of: RowsOf) -> str:
     jns = catalog.jns
-    rows = decode_rows(op.rows)
+    rows = decode_rows(rows_of(record, dot.index, op))
     for candidate in jns.unsent(op.name, rows.created_at, op.size, op.cid):
         if _same(catalog.jrows.export(candidate), rows):
             jns.set_dot(candidate, dot, record.hlc)  # the writer's own put of a copied version
@@ -312,10 +340,14 @@ def _tag_in(catalog: Catalog, dot: Dot, op: Tag) -> bool:
 
 
 def apply_records(
-    catalog: Catalog, records: Sequence[Record], warn: Callable[[str], None] = lambda _m: None
+    catalog: Catalog,
+    records: Sequence[Record],
+    warn: Callable[[str], None] = lambda _m: None,
+    rows_of: RowsOf = _inline_rows,
 ) -> set[str]:
     """Change the cache by other devices' ``records`` (see the module docstring), inside
-    the caller's transaction; the names whose versions or tags changed. A put whose rows
+    the caller's transaction; the names whose versions or tags changed. ``rows_of`` gives
+    the rows of a put (those of a large one were read from its rows objects). A put whose rows
     do not decode or name a provider this catalog does not know is left out with a
     warning naming its device and seq (a member that writes such rows is faulty; the rest
     of its record and of the pull still apply)."""
@@ -331,7 +363,7 @@ def apply_records(
                     case Put():
                         try:
                             with catalog.jns.savepoint():
-                                name = _put_in(catalog, record, dot, op)
+                                name = _put_in(catalog, record, dot, op, rows_of)
                         except (FormatError, VaultStateError) as exc:
                             warn(f"journal: put of {op.name} in {record} left out: {exc.message}")
                             continue

@@ -1,0 +1,259 @@
+"""A put whose rows are over what one journal record carries: its rows go as rows objects
+written before the record (``core.rowsobjects``, ``engine.store.rowsobjects``), read and
+checked by the other devices' pulls, refused when a provider serves them damaged."""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ownvault.core import rowsobjects
+from ownvault.core.journalops import Put
+from ownvault.core.rowsobjects import decode_ref, is_ref
+from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.store.journalrows import decode_rows, encode_rows
+from ownvault.engine.store.rowsobjects import ROWS_PREFIX
+from ownvault.engine.vault import Vault
+from ownvault.errors import FormatError, JournalError
+
+from .helpers import FAST_KDF, PASS, Vaults, run
+from .test_journal_crash import kill_at
+from .test_journalrows import _many_small_files
+from .test_journalstore import folder_vault, second_device
+
+INLINE = 8 * 1024  # the bounds lowered so that a tree of a few hundred files crosses them
+PART = 16 * 1024
+FILES = 400
+
+
+@pytest.fixture
+def small_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rowsobjects, "INLINE_ROWS", INLINE)
+    monkeypatch.setattr(rowsobjects, "PART_SIZE", PART)
+
+
+def _tree(where: Path, files: int = FILES) -> Path:
+    rnd = random.Random(7)
+    for i in range(files):
+        d = where / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}.txt").write_bytes(rnd.randbytes(rnd.randrange(1, 64)))
+    return where
+
+
+def _listing(v: Vault, name: str) -> tuple[object, ...]:
+    return (run(v.files.ls()), run(v.files.ls(name)), run(v.files.ls(f"{name}/d3")))
+
+
+def _objects(folder: Path) -> list[Path]:
+    return sorted((folder / "objects" / ROWS_PREFIX).rglob("*-*-*"))
+
+
+def _big_put(v: Vault) -> Put:
+    own = v.ctx.journal.device.id
+    puts = [
+        op
+        for r in run(v.ctx.journal.history())
+        if r.device == own
+        for op in r.ops
+        if isinstance(op, Put) and is_ref(op.rows)
+    ]
+    assert len(puts) == 1
+    return puts[0]
+
+
+def _same_tree(a: Vault, b: Vault, name: str, tmp: Path) -> None:
+    assert _listing(b, name) == _listing(a, name)
+    run(a.files.get(name, tmp / "from-a"))
+    run(b.files.get(name, tmp / "from-b"))
+    got = {p.relative_to(tmp / "from-b"): p.read_bytes() for p in (tmp / "from-b").rglob("*.txt")}
+    want = {p.relative_to(tmp / "from-a"): p.read_bytes() for p in (tmp / "from-a").rglob("*.txt")}
+    assert got == want and len(got) == FILES
+
+
+def test_a_put_over_the_record_bound_reaches_another_device(
+    vaults: Vaults, tmp_path: Path, small_bounds: None
+) -> None:
+    a, dirs = folder_vault(vaults, tmp_path)
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))
+    put = _big_put(a)
+    ref = decode_ref(put.rows)
+    assert ref.total > INLINE and len(ref.parts) >= 3
+    for d in dirs:  # every object on every provider, as records are
+        assert [p.stat().st_size for p in _objects(d)] == [p.size for p in ref.parts]
+    run(b.ctx.pull())
+    _same_tree(a, b, "home", tmp_path)
+    assert b.ctx.journal.spool.files == {}  # the pull's temporary files are gone
+
+
+def test_recovery_reads_a_put_stored_as_rows_objects(
+    vaults: Vaults, tmp_path: Path, small_bounds: None
+) -> None:
+    a, dirs = folder_vault(vaults, tmp_path)
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))  # after the last snapshot
+    run(recover_vault(tmp_path / "r", a.keys.entropy, PASS, [dirs[1].as_uri()], kdf=FAST_KDF))
+    r = vaults.open(tmp_path / "r")
+    _same_tree(a, r, "home", tmp_path)
+
+
+def _damage(kind: str, objects: list[Path]) -> None:
+    first, second = objects[0], objects[1]
+    data = first.read_bytes()
+    if kind == "too big":
+        first.write_bytes(data + b"\x00" * 4096)
+    elif kind == "truncated":
+        first.write_bytes(data[:-1])
+    elif kind == "swapped":
+        first.write_bytes(second.read_bytes())
+    else:  # a bit flipped: another hash
+        first.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+
+
+@pytest.mark.parametrize("kind", ["too big", "truncated", "swapped", "wrong hash"])
+def test_a_damaged_rows_object_is_refused_naming_device_seq_and_provider(
+    vaults: Vaults, tmp_path: Path, small_bounds: None, kind: str
+) -> None:
+    a, dirs = folder_vault(vaults, tmp_path)
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    c = second_device(vaults, a, tmp_path / "c", dirs[1])
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))
+    own = a.ctx.journal.device.id.hex()
+    _damage(kind, _objects(dirs[0]))  # one bad copy: the next provider's is read
+    run(b.ctx.journal.pull(b.ctx._apply))  # noqa: SLF001
+    faults = b.ctx.journal.faults
+    assert [(f.device, f.provider) for f in faults] == [(own, "ext-0")], faults
+    want = {
+        "too big": "over the",
+        "truncated": "truncated",
+        "swapped": "hash",
+        "wrong hash": "hash",
+    }
+    assert want[kind] in faults[0].message and faults[0].seq is not None
+    _same_tree(a, b, "home", tmp_path)
+
+    for d in dirs[1:]:  # no good copy anywhere: the pull is refused, nothing applied
+        _damage(kind, _objects(d))
+    with pytest.raises(JournalError) as refused:
+        run(c.ctx.journal.pull(c.ctx._apply))  # noqa: SLF001
+    assert refused.value.device == own and refused.value.provider in {"ext-0", "ext-1", "ext-2"}
+    assert refused.value.seq == faults[0].seq
+    assert c.catalog.version_counts() == {}
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, pathlib, sys, time
+    from ownvault.core import rowsobjects
+    from ownvault.engine.vault import Vault
+
+    rowsobjects.INLINE_ROWS, rowsobjects.PART_SIZE = 8 * 1024, 16 * 1024
+    path, point = sys.argv[1], sys.argv[2]
+    vault = Vault.open(path, sys.argv[3])
+    js = vault.ctx.journal
+    written = js._write_copies
+
+    rows_written = []
+
+    async def stop_before_record(targets, name, data):
+        if name.startswith("journal/rows/"):
+            rows_written.append(name)
+        elif rows_written:
+            print("stopped", flush=True)  # the rows objects are written, not the record
+            time.sleep(600)
+        return await written(targets, name, data)
+
+    async def main():
+        await vault.ctx.pull()
+        js._write_copies = stop_before_record
+        await vault.files.put([pathlib.Path(point)], name="home")
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_kill_between_the_rows_objects_and_the_record_loses_nothing(
+    vaults: Vaults, tmp_path: Path
+) -> None:
+    a, dirs = folder_vault(vaults, tmp_path)
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    path = a.path
+    vaults.close(a)
+    tree = _tree(tmp_path / "home")
+    kill_at(path, str(tree), CHILD)
+    assert all(_objects(d) for d in dirs)  # written before the record
+    run(b.ctx.pull())
+    assert b.catalog.version_counts() == {}  # no record names them: nothing half seen
+    a = vaults.open(path)
+    assert a.catalog.version_counts() == {"home": 1}  # committed here before the kill
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rowsobjects, "INLINE_ROWS", INLINE)
+        mp.setattr(rowsobjects, "PART_SIZE", PART)
+        warned: list[str] = []
+        a.warn = warned.append
+        assert run(a.ctx.send_journal()) == 1, warned  # the next write block sends it, whole
+        run(b.ctx.pull())
+        _same_tree(a, b, "home", tmp_path)
+        parts = len(decode_ref(_big_put(a).rows).parts)
+    assert [len(_objects(d)) for d in dirs] == [parts] * len(dirs)  # the killed send's: gone
+
+
+def test_the_real_bounds_cut_rows_over_a_record_into_objects_that_open() -> None:
+    """Under the real bounds: rows over ``INLINE_ROWS`` (16 MiB, the old refusal) are cut
+    into ``PART_SIZE`` objects that seal, name and open back to the same bytes; and the
+    figure of the new bound, 1,000,000 small files at twice these rows' size per file
+    (real rows hold CIDs and longer names), is under ``MAX_BIG_ROWS``."""
+    files = 180_000
+    rows = _many_small_files(files)
+    blob = encode_rows(rows)
+    assert len(blob) > rowsobjects.INLINE_ROWS
+    assert 2 * len(blob) / files * 1_000_000 < rowsobjects.MAX_BIG_ROWS
+    key, device = bytes(range(32)), bytes(16)
+    cut = rowsobjects.pieces(blob)
+    assert len(cut) == 2 and len(cut[0]) == rowsobjects.PART_SIZE
+    sealed = [
+        rowsobjects.seal_part(key, p, device=device, seq=9, index=0, part=i, count=len(cut))
+        for i, p in enumerate(cut)
+    ]
+    ref = decode_ref(
+        rowsobjects.encode_ref(rowsobjects.RowsRef(len(blob), tuple(n for _d, n in sealed)))
+    )
+    opened = [
+        rowsobjects.open_part(key, d, ref, device=device, seq=9, index=0, part=i)
+        for i, (d, _n) in enumerate(sealed)
+    ]
+    assert b"".join(opened) == blob
+    del opened, cut
+    assert decode_rows(blob) == rows
+
+
+def test_rows_references_are_strict() -> None:
+    """The reference a put carries: bounded part count, sizes and total; exact length."""
+    part = rowsobjects.RowsPart(rowsobjects.object_size(rowsobjects.PART_SIZE), bytes(32))
+    two = rowsobjects.RowsRef(2 * rowsobjects.PART_SIZE, (part, part))
+    good = rowsobjects.encode_ref(two)
+    assert decode_ref(good) == two
+    bad = {
+        "not a rows reference": b"OVRW\x01" + good[5:],
+        "1 to 32 objects": good[:13] + b"\x00\x00" + good[15:],
+        "is not": good + b"\x00",
+        "add up": rowsobjects.encode_ref(rowsobjects.RowsRef(two.total + 1, two.parts)),
+        "out of range": rowsobjects.encode_ref(
+            rowsobjects.RowsRef(
+                two.total + 1, (part, rowsobjects.RowsPart(part.size + 1, bytes(32)))
+            )
+        ),
+        "is not over": rowsobjects.encode_ref(
+            rowsobjects.RowsRef(10, (rowsobjects.RowsPart(rowsobjects.object_size(10), bytes(32)),))
+        ),
+        "1 to 32 objects ": rowsobjects.encode_ref(
+            rowsobjects.RowsRef(33 * rowsobjects.PART_SIZE, (part,) * 33)
+        ),
+    }
+    for what, data in bad.items():
+        with pytest.raises(FormatError, match=what.strip()):
+            decode_ref(data)
