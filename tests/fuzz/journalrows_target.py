@@ -1,16 +1,30 @@
 """The fuzz target of the rows of a journal ``put`` (registered as ``journal_rows`` in
 ``tests/fuzz/targets.py``), its seeds and its hand-made corrupt fixtures.
 
-Modes (the first byte, modulo 2): 0 the rows as a record carries them (``OVRW`` v1, zlib);
+Modes (the first byte, modulo 4): 0 the rows as a record carries them (``OVRW`` v1, zlib);
 1 the JSON text of a rows document, compressed here, so that the fuzzer reaches the JSON
-decoder behind the compression. Round trip: rows that decode re-encode to rows that decode
-to the same value, and in mode 1 to the same text (the decoder accepts canonical JSON only).
+decoder behind the compression; 2 the reference a large put carries instead of its rows
+(``OVRF`` v1, ``decode_ref``); 3 a rows object as a provider serves it (``OVRO`` v1,
+``open_part``), against a reference naming its size and hash (as if the device had signed
+it), so that the fuzzer reaches the header and AEAD checks behind the hash. Round trip:
+rows that decode re-encode to rows that decode to the same value, and in mode 1 to the same
+text (the decoder accepts canonical JSON only); a reference re-encodes to its bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
+from ownvault.core import rowsobjects
+from ownvault.core.rowsobjects import (
+    RowsPart,
+    RowsRef,
+    decode_ref,
+    encode_ref,
+    open_part,
+    seal_part,
+)
 from ownvault.engine.store.journalrows import (
     MAGIC,
     ChunkRow,
@@ -26,10 +40,26 @@ from ownvault.engine.store.journalrows import (
 __all__ = ["journal_rows", "journal_rows_fixtures", "journal_rows_seeds"]
 
 
+_KEY = bytes(range(32))
+_DEVICE = b"\x85" * 16
+
+
+def _object(rest: bytes) -> None:
+    ref = RowsRef(len(rest), (RowsPart(len(rest), hashlib.sha256(rest).digest()),))
+    piece = open_part(_KEY, rest, ref, device=_DEVICE, seq=2, index=0, part=0)
+    assert len(piece) == len(rest) - rowsobjects.object_size(0)
+
+
 def journal_rows(data: bytes) -> None:
     if not data:
         return
-    mode, rest = data[0] % 2, data[1:]
+    mode, rest = data[0] % 4, data[1:]
+    if mode == 2:
+        assert encode_ref(decode_ref(rest)) == rest
+        return
+    if mode == 3:
+        _object(rest)
+        return
     blob = rest if mode == 0 else MAGIC + zlib.compress(rest)
     rows = decode_rows(blob)
     again = encode_rows(rows)
@@ -56,9 +86,24 @@ def _tree() -> VersionRows:
     )
 
 
+def _sealed() -> tuple[bytes, RowsPart]:
+    return seal_part(_KEY, b"rows" * 64, device=_DEVICE, seq=2, index=0, part=0, count=1)
+
+
+def _ref() -> bytes:
+    size = rowsobjects.object_size(rowsobjects.PART_SIZE)
+    part = RowsPart(size, b"\x66" * 32)
+    return encode_ref(RowsRef(2 * rowsobjects.PART_SIZE, (part, part)))
+
+
 def journal_rows_seeds() -> list[bytes]:
     blob = encode_rows(_tree())
-    return [b"\x00" + blob, b"\x01" + zlib.decompress(blob[len(MAGIC) :])]
+    return [
+        b"\x00" + blob,
+        b"\x01" + zlib.decompress(blob[len(MAGIC) :]),
+        b"\x02" + _ref(),
+        b"\x03" + _sealed()[0],
+    ]
 
 
 def journal_rows_fixtures() -> dict[str, bytes]:
@@ -81,4 +126,10 @@ def journal_rows_fixtures() -> dict[str, bytes]:
         "rows-unsorted-entries.bin": plain(b'["a.txt"', b'["c.txt"'),
         "rows-float.bin": plain(b'"file_count":2', b'"file_count":2.0'),
         "rows-deep.bin": b"\x01" + b"[" * 3000 + b"]" * 3000,
+        "rows-ref-no-parts.bin": b"\x02" + _ref()[:13] + b"\x00\x00",
+        "rows-ref-33-parts.bin": b"\x02" + _ref()[:13] + b"\x00\x21" + _ref()[15:] * 17,
+        "rows-ref-total-off.bin": b"\x02" + _ref()[:12] + b"\x01" + _ref()[13:],
+        "rows-object-other-put.bin": b"\x03"
+        + seal_part(_KEY, b"rows", device=_DEVICE, seq=3, index=0, part=0, count=1)[0],
+        "rows-object-flipped.bin": b"\x03" + _sealed()[0][:-1] + bytes([_sealed()[0][-1] ^ 1]),
     }
