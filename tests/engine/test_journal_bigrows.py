@@ -16,11 +16,15 @@ from ownvault.core.rowsobjects import decode_ref, is_ref
 from ownvault.engine.keys.recovery import recover_vault
 from ownvault.engine.store.journalrows import decode_rows, encode_rows
 from ownvault.engine.store.rowsobjects import ROWS_PREFIX
+from ownvault.engine.store.snapshots import snapshot_seqs
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, JournalError
 
 from .helpers import FAST_KDF, PASS, Vaults, run
 from .test_journal_crash import kill_at
+from .test_journal_late_revoke import _late, _nothing
+from .test_journal_late_revoke import _read as late_read
+from .test_journal_late_revoke import _view as late_view
 from .test_journalrows import _many_small_files
 from .test_journalstore import folder_vault, second_device
 
@@ -94,7 +98,9 @@ def test_recovery_reads_a_put_stored_as_rows_objects(
     vaults: Vaults, tmp_path: Path, small_bounds: None
 ) -> None:
     a, dirs = folder_vault(vaults, tmp_path)
-    run(a.files.put([_tree(tmp_path / "home")], name="home"))  # after the last snapshot
+    snapshots = run(snapshot_seqs(a.ctx.store.providers[1]))
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))
+    assert run(snapshot_seqs(a.ctx.store.providers[1])) == snapshots  # only in the journal
     run(recover_vault(tmp_path / "r", a.keys.entropy, PASS, [dirs[1].as_uri()], kdf=FAST_KDF))
     r = vaults.open(tmp_path / "r")
     _same_tree(a, r, "home", tmp_path)
@@ -257,3 +263,28 @@ def test_rows_references_are_strict() -> None:
     for what, data in bad.items():
         with pytest.raises(FormatError, match=what.strip()):
             decode_ref(data)
+
+
+def test_a_late_revocation_restores_a_put_stored_as_rows_objects(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The undo of a late revocation puts back a version the revoked device removed from
+    its ``put``'s rows objects (every put's rows are objects here: the bound is lowered)."""
+    monkeypatch.setattr(rowsobjects, "INLINE_ROWS", 64)
+    monkeypatch.setattr(rowsobjects, "PART_SIZE", 256)
+    s = _late(tmp_path, vaults, _nothing)
+    a = s.a
+    f1_puts = [
+        op
+        for r in run(a.ctx.journal.history())
+        for op in r.ops
+        if isinstance(op, Put) and op.name == "f1"
+    ]
+    assert f1_puts and all(is_ref(op.rows) for op in f1_puts)
+    warnings: list[str] = []
+    a.warn = warnings.append
+    run(a.ctx.pull())  # the revocation arrives late at A: C's rm of f1 is undone
+    assert not [w for w in warnings if "not restored" in w], warnings
+    assert late_view(a) == [("f1", [], [(1, len(s.f1))]), ("g", ["kept"], [(1, 12)])]
+    assert late_read(a, "f1") == s.f1
+    assert a.ctx.journal.spool.files == {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ownvault.core.journal import GENESIS, ChainHead, JournalKeys, Record, open_record, verify_chain
-from ownvault.core.journalops import DeviceAdd, DeviceRevoke
+from ownvault.core.journalops import DeviceAdd, DeviceRevoke, Put
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.device import DeviceIdentity
 from ownvault.engine.store.shares import ShareStore
@@ -67,6 +67,8 @@ class Journal(Protocol):
     def fault(self, exc: JournalError) -> None: ...
     def note(self, records: Sequence[Record]) -> None: ...
     async def load_rows(self, records: Sequence[Record]) -> None: ...
+    def rows_of(self, record: Record, index: int, op: Put) -> bytes: ...
+    def close_rows(self) -> None: ...
 
 
 def record_name(device: bytes, seq: int) -> str:

@@ -17,9 +17,11 @@ Two steps, because the second reads the providers:
      revocation's record, as a device that has not may still deduplicate onto them);
    * every dot X removed after the cut-off (``rm``, ``untag``) that no valid record
      removes, and no removal of this device waits to send, comes back from the valid
-     record that made it (a ``put``'s rows, a ``tag``); a version X forgot
-     (crypto-shredded) after the cut-off does not (its data is destroyed): this device
-     queues a ``forget`` of it as its own op, for the devices that refused X's records;
+     record that made it (a ``put``'s rows, a ``tag``; the rows objects of a large
+     ``put`` are read before the transaction, ``engine.store.rowsobjects``); a version X
+     forgot (crypto-shredded) after the cut-off does not (its data is destroyed): this
+     device queues a ``forget`` of it as its own op, for the devices that refused X's
+     records;
    * removals waiting for X's records after the cut-off (GC) wait for the revocation's
      record instead;
    * the names touched are renumbered by the merge order and their tags recomputed.
@@ -37,6 +39,7 @@ from collections.abc import Callable, Sequence
 
 from ownvault.core.journal import Record
 from ownvault.core.journalops import DeviceRevoke, Dot, Forget, Put, Remove, Tag, Untag
+from ownvault.core.rowsobjects import is_ref
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.journalpull import Journal, Pull
 from ownvault.engine.store.journalrows import decode_rows
@@ -45,6 +48,7 @@ from ownvault.errors import FormatError, VaultStateError
 __all__ = ["note_late", "undo_late"]
 
 Made = dict[Dot, tuple[Record, Put | Tag]]
+RowsOf = Callable[[Record, int, Put], bytes]
 
 
 def note_late(catalog: Catalog, records: Sequence[Record]) -> None:
@@ -77,7 +81,9 @@ def _made(records: Sequence[Record]) -> Made:
     }
 
 
-def _restore(catalog: Catalog, dot: Dot, made: Made, warn: Callable[[str], None]) -> str | None:
+def _restore(
+    catalog: Catalog, dot: Dot, made: Made, warn: Callable[[str], None], rows_of: RowsOf
+) -> str | None:
     """Put back the version or tag addition ``dot`` names; its name."""
     if dot not in made:
         warn(
@@ -91,7 +97,8 @@ def _restore(catalog: Catalog, dot: Dot, made: Made, warn: Callable[[str], None]
         return op.name
     try:
         with catalog.jns.savepoint():
-            version = catalog.jrows.insert(op.name, op.kind, op.size, op.cid, decode_rows(op.rows))
+            rows = decode_rows(rows_of(record, dot.index, op))
+            version = catalog.jrows.insert(op.name, op.kind, op.size, op.cid, rows)
             catalog.jns.set_dot(version, dot, record.hlc)
     except (FormatError, VaultStateError) as exc:
         warn(f"journal: put of {op.name} in {record} not restored: {exc.message}")
@@ -107,6 +114,7 @@ def _undo(
     valid: Sequence[Record],
     chain: Sequence[Record],
     warn: Callable[[str], None],
+    rows_of: RowsOf,
 ) -> set[str]:
     """One revocation's undo (inside the caller's transaction, muted); the names touched."""
     jns, late = catalog.jns, catalog.late
@@ -138,7 +146,7 @@ def _undo(
     late.unremove(back)
     made = _made(valid)
     for dot in back:
-        name = _restore(catalog, dot, made, warn)
+        name = _restore(catalog, dot, made, warn, rows_of)
         if name is not None:
             touched.add(name)
     late.done(device)
@@ -162,12 +170,41 @@ async def undo_late(js: Journal) -> set[str]:
     pull = Pull(js)
     valid = await pull.history()
     chains = {device: await pull.chain(device) for device in sorted(pending)}
+    # The rows objects of the large puts an undo may restore: those X removed after its cut.
+    wanted = set().union(
+        *(_removed([r for r in chains[d] if r.seq > cut]) for d, (cut, _by) in pending.items())
+    )
+    await js.load_rows(
+        [
+            r
+            for r in valid
+            if any(
+                isinstance(op, Put) and is_ref(op.rows) and Dot(r.device, r.seq, i) in wanted
+                for i, op in enumerate(r.ops)
+            )
+        ]
+    )
+    try:
+        return _undo_all(catalog, pending, valid, chains, js)
+    finally:
+        js.close_rows()
+
+
+def _undo_all(
+    catalog: Catalog,
+    pending: dict[bytes, tuple[int, tuple[bytes, int]]],
+    valid: Sequence[Record],
+    chains: dict[bytes, list[Record]],
+    js: Journal,
+) -> set[str]:
     touched: set[str] = set()
     with catalog.transaction():
         catalog.jns.mute(True)
         try:
             for device, (cut, by) in sorted(pending.items()):
-                touched |= _undo(catalog, device, cut, by, valid, chains[device], js.host.warn)
+                touched |= _undo(
+                    catalog, device, cut, by, valid, chains[device], js.host.warn, js.rows_of
+                )
             for name in sorted(touched):
                 catalog.jns.refresh(name)
         finally:

@@ -302,13 +302,17 @@ class JournalStore:
         try:
             return await Pull(self).run(apply)
         finally:
-            self.spool.close()
+            self.close_rows()
 
     async def load_rows(self, records: Sequence[Record]) -> None:
         """Read the rows objects of ``records``' large puts (``engine.store.rowsobjects``);
         :meth:`rows_of` gives them while the pull applies them."""
         self.spool.close()
         self.spool = await load_rows(self, records)
+
+    def close_rows(self) -> None:
+        """Close (and so delete) the temporary files of the rows objects last read."""
+        self.spool.close()
 
     def rows_of(self, record: Record, index: int, op: Put) -> bytes:
         """The rows of ``op`` (op ``index`` of ``record``): its own, or its objects'."""
