@@ -5,6 +5,7 @@ checked by the other devices' pulls, refused when a provider serves them damaged
 from __future__ import annotations
 
 import random
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -288,3 +289,22 @@ def test_a_late_revocation_restores_a_put_stored_as_rows_objects(
     assert late_view(a) == [("f1", [], [(1, len(s.f1))]), ("g", ["kept"], [(1, 12)])]
     assert late_read(a, "f1") == s.f1
     assert a.ctx.journal.spool.files == {}
+
+
+def test_repair_copies_a_large_puts_rows_objects_with_its_record(
+    vaults: Vaults, tmp_path: Path, small_bounds: None
+) -> None:
+    """A provider restored from a copy taken before a large put lacks its record and its
+    rows objects: repair copies both, so a recovery from that provider alone reads it."""
+    a, dirs = folder_vault(vaults, tmp_path)
+    shutil.copytree(dirs[1], tmp_path / "ext-1-old")
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))
+    shutil.rmtree(dirs[1])
+    shutil.copytree(tmp_path / "ext-1-old", dirs[1])
+    assert _objects(dirs[1]) == []
+    report = run(a.health.repair())
+    assert report.journal_records_copied == 1 and not report.failures
+    parts = decode_ref(_big_put(a).rows).parts
+    assert [p.stat().st_size for p in _objects(dirs[1])] == [p.size for p in parts]
+    run(recover_vault(tmp_path / "r", a.keys.entropy, PASS, [dirs[1].as_uri()], kdf=FAST_KDF))
+    _same_tree(a, vaults.open(tmp_path / "r"), "home", tmp_path)

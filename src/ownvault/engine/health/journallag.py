@@ -13,7 +13,8 @@ those records). Only names are compared, one listing per provider; no record is 
 
 Repair copies each lagging chain's missing top, ``(held, known]``, from a provider listing
 the record, each copy opened first (signed by its device, under its own name; the last
-one linking to the head held here), then raises the provider's marks.
+one linking to the head held here), with the rows objects of its large puts the provider
+lacks before it (``engine.store.rowsobjects.copy_rows``), then raises the provider's marks.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ownvault.core.journal import open_record
+from ownvault.core.journal import Record, open_record
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.journalpull import chain_tops, record_name
 from ownvault.engine.store.placement import eligible
+from ownvault.engine.store.rowsobjects import copy_rows
 from ownvault.errors import JournalError, OwnvaultError
 
 __all__ = ["ChainLag", "chain_lags", "copy_lagging_records"]
@@ -115,16 +117,17 @@ async def copy_lagging_records(
                 sources = [
                     q for q, t in sorted(tops.items()) if q != pid and t.get(device, 0) >= seq
                 ]
-                data = None if dry_run else await _good_copy(ctx, device, seq, sources)
-                if not dry_run and data is None:
+                record = None if dry_run else await _good_copy(ctx, device, seq, sources)
+                if not dry_run and record is None:
                     failures.append(
                         f"journal: no good copy of device {lag.device_name} seq {seq} to write "
                         f"to {js.provider_name(pid)}"
                     )
                     break
-                if data is not None:
-                    try:
-                        await ctx.store.put_share(pid, record_name(device, seq), data)
+                if record is not None:
+                    try:  # its large puts' rows objects first, as an append writes them
+                        await copy_rows(js, record, pid, [q for q in sorted(tops) if q != pid])
+                        await ctx.store.put_share(pid, record_name(device, seq), record.raw)
                     except OwnvaultError as exc:
                         failures.append(
                             f"journal: device {lag.device_name} seq {seq} could not be written "
@@ -141,8 +144,8 @@ async def copy_lagging_records(
 
 async def _good_copy(
     ctx: VaultContext, device: bytes, seq: int, sources: list[int]
-) -> bytes | None:
-    """The bytes of ``device``'s record ``seq`` from the first source whose copy opens
+) -> Record | None:
+    """``device``'s record ``seq`` from the first source whose copy opens
     (signed by the device, stored under its own name; at the head held here, its hash)."""
     js, j = ctx.journal, ctx.catalog.journal
     head = j.head(device)
@@ -162,5 +165,5 @@ async def _good_copy(
             continue
         if seq == head.seq and record.head != head:
             continue
-        return data
+        return record
     return None

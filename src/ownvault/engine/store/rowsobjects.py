@@ -36,7 +36,14 @@ from ownvault.errors import (
     ProviderError,
 )
 
-__all__ = ["ROWS_PREFIX", "RowsSpool", "load_rows", "rows_object_name", "rows_seq_prefix"]
+__all__ = [
+    "ROWS_PREFIX",
+    "RowsSpool",
+    "copy_rows",
+    "load_rows",
+    "rows_object_name",
+    "rows_seq_prefix",
+]
 
 ROWS_PREFIX = "journal/rows/"
 
@@ -178,3 +185,51 @@ async def load_rows(js: RowsJournal, records: Sequence[Record]) -> RowsSpool:
         spool.close()
         raise
     return spool
+
+
+async def _good_part(
+    js: RowsJournal, record: Record, index: int, ref: RowsRef, part: int, sources: Sequence[int]
+) -> bytes | None:
+    name = rows_object_name(record.device, record.seq, index, part, ref.parts[part].sha256)
+    for pid in sources:
+        try:
+            data = await js.fetch(pid, name, ref.parts[part].size)
+            open_part(
+                js.keys.journal, data, ref, device=record.device, seq=record.seq, index=index,
+                part=part,
+            )  # fmt: skip
+        except (ProviderError, IntegrityError):
+            continue
+        return data
+    return None
+
+
+async def copy_rows(js: RowsJournal, record: Record, to: int, sources: Sequence[int]) -> int:
+    """Write to provider ``to`` the rows objects of ``record``'s large puts it lacks, each
+    from the first of ``sources`` whose copy checks out (repair of a stale provider, with
+    the record it lacks); how many. ``DataUnavailableError`` if no source has a good one."""
+    store = js.host.store
+    copied = 0
+    for index, op in enumerate(record.ops):
+        if not isinstance(op, Put) or not is_ref(op.rows):
+            continue
+        try:
+            ref = decode_ref(op.rows)
+        except FormatError:
+            continue  # no device applies this put (left out with a warning)
+        for part, named in enumerate(ref.parts):
+            name = rows_object_name(record.device, record.seq, index, part, named.sha256)
+            try:
+                await store.providers[to].stat(name)
+                continue  # there (checked when read, as every copy is)
+            except ProviderError:
+                pass
+            data = await _good_part(js, record, index, ref, part, sources)
+            if data is None:
+                raise DataUnavailableError(
+                    f"no good copy of rows object {part} of put {index} of device "
+                    f"{record.device.hex()[:8]} seq {record.seq}"
+                )
+            await store.put_share(to, name, data)
+            copied += 1
+    return copied
