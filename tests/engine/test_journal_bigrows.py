@@ -308,3 +308,21 @@ def test_repair_copies_a_large_puts_rows_objects_with_its_record(
     assert [p.stat().st_size for p in _objects(dirs[1])] == [p.size for p in parts]
     run(recover_vault(tmp_path / "r", a.keys.entropy, PASS, [dirs[1].as_uri()], kdf=FAST_KDF))
     _same_tree(a, vaults.open(tmp_path / "r"), "home", tmp_path)
+
+
+def test_rows_objects_count_towards_the_next_snapshot(
+    vaults: Vaults, tmp_path: Path, small_bounds: None
+) -> None:
+    """A recovery from the next snapshot skips the large put's rows objects too: they count
+    in the journal since the last snapshot (``VaultContext.snapshot_due``) like its record."""
+    a, dirs = folder_vault(vaults, tmp_path)
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    before = int(b.catalog.meta("journal_since_snapshot") or "0")
+    device = a.ctx.journal.device.id
+    head = a.catalog.journal.head(device).seq
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))
+    run(b.ctx.pull())
+    records = [r for r in run(a.ctx.journal.history()) if r.device == device and r.seq > head]
+    objects = sum(p.size for p in decode_ref(_big_put(a).rows).parts)
+    grew = int(b.catalog.meta("journal_since_snapshot") or "0") - before
+    assert grew == sum(len(r.raw) for r in records) + objects
