@@ -20,7 +20,9 @@ from ownvault.engine.store.rowsobjects import ROWS_PREFIX
 from ownvault.engine.store.snapshots import snapshot_seqs
 from ownvault.engine.vault import Vault
 from ownvault.errors import FormatError, JournalError
+from ownvault.providers.base import ObjectInfo
 
+from ..server.nodes import NodeCluster
 from .helpers import FAST_KDF, PASS, Vaults, run
 from .test_journal_crash import kill_at
 from .test_journal_late_revoke import _late, _nothing
@@ -326,3 +328,33 @@ def test_rows_objects_count_towards_the_next_snapshot(
     objects = sum(p.size for p in decode_ref(_big_put(a).rows).parts)
     grew = int(b.catalog.meta("journal_since_snapshot") or "0") - before
     assert grew == sum(len(r.raw) for r in records) + objects
+
+
+@pytest.mark.slow
+def test_a_large_put_reaches_another_device_over_storage_nodes(
+    vaults: Vaults, tmp_path: Path, small_bounds: None
+) -> None:
+    """The rows objects on real storage-node processes (loopback)."""
+    with NodeCluster(tmp_path / "nodes") as cluster:
+        nodes = cluster.start_many(3)
+        a = vaults.create(tmp_path / "a", providers=0, k=1, n=3)
+        for i, node in enumerate(nodes):
+            run(a.fleet.add_provider(f"node-{i}", node.url))
+        run(a.snapshot())
+        run(recover_vault(tmp_path / "b", a.keys.entropy, PASS, [nodes[0].url], kdf=FAST_KDF))
+        b = vaults.open(tmp_path / "b")
+        run(a.files.put([_tree(tmp_path / "home")], name="home"))
+        run(b.ctx.pull())
+        _same_tree(a, b, "home", tmp_path)
+        pids = sorted(a.ctx.store.providers)
+        names = {o.name for o in _listed(a, ROWS_PREFIX, pids[0])}
+        assert len(names) == len(decode_ref(_big_put(a).rows).parts)
+        for pid in pids:  # every node holds every object
+            assert {o.name for o in _listed(a, ROWS_PREFIX, pid)} == names
+
+
+def _listed(v: Vault, prefix: str, pid: int) -> list[ObjectInfo]:
+    async def go() -> list[ObjectInfo]:
+        return [o async for o in v.ctx.store.providers[pid].list(prefix)]
+
+    return run(go())
