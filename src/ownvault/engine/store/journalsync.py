@@ -3,13 +3,16 @@ records in (docs/design.md, "Namespace ops and their capture", "Applying records
 
 Out: :func:`send` turns the outbox (``catalog.jns``, filled by triggers as the catalog
 changes) into records, in the order the ops were made, each at most ``MAX_OPS`` ops and
-``BODY_BUDGET`` bytes: a ``put`` carries its version's rows (``engine.store.journalrows``),
-consecutive removals of one kind become one op. After each append the versions and tag
+``BODY_BUDGET`` bytes: a ``put`` carries its version's rows (``engine.store.journalrows``;
+rows over ``INLINE_ROWS`` are written as rows objects before the record, which carries a
+reference to them, ``engine.store.rowsobjects``), consecutive removals of one kind become
+one op. After each append the versions and tag
 additions it made get their dots.
 
 In: :func:`apply_records` changes the cache as the merge (``core.merge``) says, record by
 record in (HLC, device, seq) order, inside the caller's transaction: a ``put`` inserts its
-version through the rows codec unless its dot is here or was removed; ``rm`` and
+version through the rows codec (those of a large put read from its rows objects before
+the transaction) unless its dot is here or was removed; ``rm`` and
 ``forget`` delete exactly the versions they name (a put they did not see survives);
 ``tag`` adds, ``untag`` removes the additions it names (observed-remove); then every name
 touched is renumbered by the merge order and its tags recomputed.
