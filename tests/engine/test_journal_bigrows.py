@@ -358,3 +358,27 @@ def _listed(v: Vault, prefix: str, pid: int) -> list[ObjectInfo]:
         return [o async for o in v.ctx.store.providers[pid].list(prefix)]
 
     return run(go())
+
+
+def test_rows_objects_no_provider_serves_are_pulled_once_one_does(
+    vaults: Vaults, tmp_path: Path, small_bounds: None
+) -> None:
+    """No provider holds the objects (moved away): the pull is a warning, nothing moves,
+    and the next pull, once they are back, applies the put whole."""
+    a, dirs = folder_vault(vaults, tmp_path)
+    b = second_device(vaults, a, tmp_path, dirs[0])
+    run(a.files.put([_tree(tmp_path / "home")], name="home"))
+    away = tmp_path / "away"
+    shutil.move(dirs[0] / "objects" / ROWS_PREFIX, away)
+    for d in dirs[1:]:
+        shutil.rmtree(d / "objects" / ROWS_PREFIX)
+    device = a.ctx.journal.device.id
+    head = b.catalog.journal.head(device)
+    warnings: list[str] = []
+    b.warn = warnings.append
+    assert run(b.ctx.pull()) == 0
+    assert any("no reachable provider could serve it" in w for w in warnings), warnings
+    assert b.catalog.journal.head(device) == head and b.catalog.version_counts() == {}
+    shutil.move(away, dirs[0] / "objects" / ROWS_PREFIX)
+    assert run(b.ctx.pull()) >= 1
+    _same_tree(a, b, "home", tmp_path)
