@@ -28,14 +28,17 @@ def test_put_reuses_unchanged_files_and_force_read_reads_all(
     assert (first["unchanged"], first["read_bytes"]) == (0, total)
     second = js(ov(vault, "put", str(docs), "--json"))["stored"][0]
     assert (second["unchanged"], second["read_bytes"], second["new_bytes"]) == (3, 0, 0)
-    assert second["cid"] == first["cid"] and second["version"] == 2
+    # The tree is v1 already: no version is made (docs/design.md, "Unchanged puts").
+    assert second["cid"] == first["cid"] and (second["version"], second["new_version"]) == (1, False)
     human = ov(vault, "put", str(docs)).stdout
-    assert "stored docs v3" in human and "3 unchanged not read" in human
+    assert "unchanged docs v1" in human and "3 unchanged not read" in human
     forced = js(ov(vault, "put", "--force-read", str(docs), "--json"))["stored"][0]
     assert (forced["unchanged"], forced["read_bytes"], forced["new_bytes"]) == (0, total, 0)
+    assert (forced["version"], forced["new_version"]) == (1, False)
 
     (docs / "a.bin").write_bytes(os.urandom(10_000))  # same size, new ctime
     changed = js(ov(vault, "put", str(docs), "--json"))["stored"][0]
     assert (changed["unchanged"], changed["read_bytes"]) == (2, 10_000)
+    assert (changed["version"], changed["new_version"]) == (2, True)
     ov(vault, "get", "docs/a.bin", "-o", str(tmp_path / "a.out"))
     assert (tmp_path / "a.out").read_bytes() == (docs / "a.bin").read_bytes()

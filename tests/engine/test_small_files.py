@@ -17,7 +17,7 @@ import pytest
 
 from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.core.pack import PackBuilder
-from ownvault.engine.store import ingest, treeread, treewrite, versions
+from ownvault.engine.store import ingest, treeread, treescan, treewrite, versions
 from ownvault.engine.store.catalog.contents import MAX_CONTENTS, ContentTables
 from ownvault.engine.store.catalog.filescache import MAX_PATHS, FilesCache
 from ownvault.engine.store.filescache import FilesCacheRun, key_of
@@ -464,7 +464,7 @@ def test_the_scan_lists_directories_on_several_threads_in_order(
     barrier = threading.Barrier(2, timeout=30)
     listed: list[Path] = []
     lock = threading.Lock()
-    real = treeread._listing  # noqa: SLF001
+    real = treescan._listing  # noqa: SLF001
 
     def listing(directory: Path) -> list[object]:
         with lock:
@@ -474,9 +474,9 @@ def test_the_scan_lists_directories_on_several_threads_in_order(
             barrier.wait()
         return real(directory)  # type: ignore[return-value]
 
-    monkeypatch.setattr(treeread, "_listing", listing)
+    monkeypatch.setattr(treescan, "_listing", listing)
     warnings: list[str] = []
-    entries = treeread.scan_path(src, warnings.append, lambda rel, is_dir: rel == "skipped")
+    entries = treescan.scan_path(src, warnings.append, lambda rel, is_dir: rel == "skipped")
     assert src / "skipped" not in listed and len(listed) == 9  # the root, d0-d6, empty
     paths = [e.path for e in entries]
     assert paths == sorted(paths) and "skipped" not in paths and len(paths) == 1 + 9 + 30

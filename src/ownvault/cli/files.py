@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,11 +20,16 @@ from ownvault.cli.render import (
     warn,
 )
 from ownvault.cli.session import kdf_params, run_open, run_with_vault
-from ownvault.cli.strength import passphrase_warning
 from ownvault.cli.textfiles import claim_new_file, write_claimed
-from ownvault.engine.files.results import Restored
-from ownvault.engine.vault import Vault, VaultOptions
 from ownvault.errors import UsageError
+
+if TYPE_CHECKING:
+    from ownvault.engine.files.results import Restored
+    from ownvault.engine.vault import Vault
+
+# The engine and the passphrase checks are imported by the commands that need them: a put
+# the files cache finds unchanged loads neither (``engine.files.reput``; the modules it
+# must not load are listed in tests/cli/test_startup.py).
 
 
 @cli.command()
@@ -63,6 +67,9 @@ def init(
     device_name: str | None,
 ) -> None:
     """Create a vault: a recovery phrase, keys, and the embedded default providers."""
+    from ownvault.cli.strength import passphrase_warning  # noqa: PLC0415 - lazily, see above
+    from ownvault.engine.vault import Vault, VaultOptions  # noqa: PLC0415
+
     ctx = get_ctx()
     if ctx.json and not phrase_file:
         raise UsageError(
@@ -140,7 +147,8 @@ def init(
 def put(
     paths: tuple[str, ...], as_name: str | None, tags: tuple[str, ...], force_read: bool
 ) -> None:
-    """Store files and directory trees (a new version each time). A file whose size, mtime,
+    """Store files and directory trees, each a new version of its name unless it is that
+    name's latest version already (then nothing is written). A file whose size, mtime,
     ctime and inode are those a put read it with is not read again (the files cache)."""
     ctx = get_ctx()
     for p in paths:
@@ -156,15 +164,20 @@ def put(
                 progress=advance,
                 on_total=set_total,
                 force_read=force_read,
+                if_changed=True,
             )
         return [r.to_json() for r in results]
 
-    results = run_with_vault(ctx, go)
+    from ownvault.engine.files.reput import unchanged_put  # noqa: PLC0415 - lazily, see above
+
+    found = None if force_read else unchanged_put(ctx.vault, paths, name=as_name, tags=tags)
+    results = [r.to_json() for r in found] if found is not None else run_with_vault(ctx, go)
 
     def human() -> None:
         for r in results:
+            verb = "stored" if r["new_version"] else "unchanged"
             click.echo(
-                f"stored {r['name']} v{r['version']} ({r['kind']}, {r['files']} file(s), "
+                f"{verb} {r['name']} v{r['version']} ({r['kind']}, {r['files']} file(s), "
                 f"{human_size(r['size'])}; new {human_size(r['new_bytes'])}"
                 + (f", {r['unchanged']} unchanged not read" if r["unchanged"] else "")
                 + ")"
@@ -185,6 +198,7 @@ def _get_to_stdout(
     ctx: Ctx, name: str, version: int | None, rng: tuple[int, int | None] | None
 ) -> None:
     """Stream one stored file to standard output (nothing else is written there)."""
+    import asyncio  # noqa: PLC0415 - lazily (see the imports above)
 
     async def go(vault: Vault) -> None:
         start, end = rng or (0, None)

@@ -27,14 +27,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import click
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ownvault.cli.app import Ctx, get_ctx
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ownvault.engine.store.shares import Problem
 
 __all__ = [
@@ -60,8 +58,26 @@ __all__ = [
     "warn",
 ]
 
-err_console = Console(stderr=True)
-out_console = Console()
+# rich is imported when something is drawn with it (a table, a warning, a progress bar):
+# a command that prints a line or a JSON document starts without it.
+err_console: Console  # made on first use (module __getattr__)
+out_console: Console
+_consoles: dict[bool, Console] = {}
+
+
+def _console(stderr: bool) -> Console:
+    if stderr not in _consoles:
+        from rich.console import Console  # noqa: PLC0415 - see above
+
+        _consoles[stderr] = Console(stderr=stderr)
+    return _consoles[stderr]
+
+
+def __getattr__(name: str) -> Console:
+    if name in ("err_console", "out_console"):
+        return _console(name == "err_console")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Advance = Callable[[int], None]
 SetTotal = Callable[[int], None]
@@ -121,8 +137,10 @@ def warn(message: str) -> None:
 
 
 def _print_warning(message: str) -> None:
+    from rich.text import Text  # noqa: PLC0415 - see err_console
+
     line = Text.assemble(("warning:", "yellow"), f" {message}")
-    err_console.print(line, soft_wrap=True, highlight=False)
+    _console(True).print(line, soft_wrap=True, highlight=False)
 
 
 def _flush_warnings() -> None:
@@ -182,6 +200,11 @@ def print_table(
     When the table is wider than the terminal (and ``--wide`` is not given), each row
     becomes a block instead: its first value on a line, then ``column: value`` pairs filling
     the width. (``no_wrap`` is accepted for old callers: nothing is wrapped or cut now.)"""
+    from rich.cells import cell_len  # noqa: PLC0415 - see err_console
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     del no_wrap
     table_rows = [[str(cell) for cell in row] for row in rows]
     widths = [cell_len(col) for col in columns]
@@ -204,6 +227,8 @@ def print_table(
 
 def _print_blocks(columns: Sequence[str], rows: list[list[str]], width: int) -> None:
     """Each row as a block: the first value, then indented ``column: value`` pairs."""
+    from rich.cells import cell_len  # noqa: PLC0415 - see err_console
+
     for row in rows:
         click.echo(row[0])
         line = ""
@@ -272,7 +297,7 @@ def progress_bar(ctx: Ctx, label: str) -> Iterator[tuple[Advance, SetTotal] | tu
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=_console(True),
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=None)

@@ -42,10 +42,14 @@ class Files:
         progress: Callable[[int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
         force_read: bool = False,
+        if_changed: bool = False,
     ) -> list[PutResult]:
         """Store files or directory trees; each path becomes a new version of its name.
         A file the files cache knows unchanged since a put read it is not read again,
-        unless ``force_read`` (docs/design.md, "Files cache")."""
+        unless ``force_read`` (docs/design.md, "Files cache"). ``if_changed``: a path
+        whose tree is its name's latest version already (every entry and content the
+        same, no tag to add) makes no version and writes nothing; its result is that
+        version with ``new_version`` False (what ``ownvault put`` does)."""
         return await put_paths(
             self.ctx,
             paths,
@@ -54,6 +58,7 @@ class Files:
             progress=progress,
             on_total=on_total,
             force_read=force_read,
+            if_changed=if_changed,
         )
 
     async def restore_version(self, name: str, version: int) -> PutResult:

@@ -27,12 +27,15 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ownvault.core.chunking import ChunkerParams
-from ownvault.core.unixfs import ImportProfile
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.filescache import MAX_PATHS, CachedContent, FileIdentity
-from ownvault.engine.store.ingest import FileRecord
+
+if TYPE_CHECKING:  # the put pipeline: not for a put the cache finds unchanged (files.reput)
+    from ownvault.core.chunking import ChunkerParams
+    from ownvault.core.unixfs import ImportProfile
+    from ownvault.engine.store.ingest import FileRecord
 
 __all__ = ["GRANULARITY_NS", "FilesCacheRun", "Known", "Probe", "cache_params", "key_of"]
 
@@ -79,6 +82,8 @@ class Probe:
 
     def record(self) -> FileRecord:
         """The file as the hit stores it (its chunks stay where they are)."""
+        from ownvault.engine.store.ingest import FileRecord  # noqa: PLC0415 - see above
+
         assert self.hit is not None and self.ident is not None
         h = self.hit
         return FileRecord(

@@ -37,6 +37,7 @@ from ownvault.engine.store.knownchunks import KnownChunks
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import ShareStore
+from ownvault.engine.store.treescan import utf8_ok
 from ownvault.errors import OwnvaultError, UsageError
 
 __all__ = [
@@ -109,16 +110,6 @@ class SmallRead:
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     """What must not change while a file is read: (device, inode, size, mtime, ctime)."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def utf8_ok(text: str) -> bool:
-    """Whether a name from the file system is valid UTF-8 (``os`` decodes the others with
-    surrogate escapes)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @dataclass

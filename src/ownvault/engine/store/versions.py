@@ -12,61 +12,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from ownvault.core.cid import CID
 from ownvault.core.unixfs import PROFILES
+from ownvault.engine.store.catalog import EntryRow, VersionRow
 from ownvault.engine.store.context import VaultContext
 from ownvault.engine.store.dag import TreeItem, build_tree
 from ownvault.engine.store.filescache import FilesCacheRun, cache_params
-from ownvault.engine.store.ingest import FileRecord, Ingestor, utf8_ok
+from ownvault.engine.store.ingest import FileRecord, Ingestor
 from ownvault.engine.store.layout import validate_object_name, validate_tag
+from ownvault.engine.store.putresult import EntryKey, ObjectKind, PutResult, latest_if_same
 from ownvault.engine.store.shares import data_share_name
 from ownvault.engine.store.treeread import TreeEntry, read_files, scan_path
+from ownvault.engine.store.treescan import utf8_ok
 from ownvault.errors import FormatError, OwnvaultError, UsageError
 
 __all__ = ["ObjectKind", "PutResult", "drop_unreferenced_packs", "put_paths", "restore_version"]
-
-ObjectKind = Literal["file", "tree"]
-
-
-@dataclass(frozen=True, slots=True)
-class PutResult:
-    name: str
-    version: int
-    kind: ObjectKind
-    size: int
-    files: int
-    cid: str | None
-    new_bytes: int
-    new_chunks: int
-    packs: int
-    warnings: tuple[str, ...] = ()
-    # Files the files cache knew unchanged (not read), and the bytes read from files.
-    unchanged: int = 0
-    read_bytes: int = 0
-    # Pieces written with fewer than n shares (at least the policy's happy): {"pack",
-    # "placed", "wanted", "missing"}; repair completes them (catalog.underrep).
-    under_replicated: tuple[dict[str, Any], ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "kind": self.kind,
-            "size": self.size,
-            "files": self.files,
-            "cid": self.cid,
-            "new_bytes": self.new_bytes,
-            "new_chunks": self.new_chunks,
-            "packs": self.packs,
-            "unchanged": self.unchanged,
-            "read_bytes": self.read_bytes,
-            "warnings": list(self.warnings),
-            "under_replicated": list(self.under_replicated),
-        }
 
 
 async def put_paths(
@@ -80,11 +42,14 @@ async def put_paths(
     skip: Callable[[str, bool], bool] | None = None,
     force_read: bool = False,
     files_cache: bool = True,
+    if_changed: bool = False,
 ) -> list[PutResult]:
     """Store files or directory trees; each path becomes a new version of its name.
     ``skip(relative_path, is_dir)``: leave entries of a tree out (backup excludes).
     ``force_read``: read every file, even those the files cache knows unchanged;
-    ``files_cache=False``: neither consult nor update it (temporary files)."""
+    ``files_cache=False``: neither consult nor update it (temporary files);
+    ``if_changed``: a path whose tree is the latest version already makes no version
+    (``engine.store.putresult``)."""
     if not paths:
         raise UsageError("nothing to put")
     if name is not None and len(paths) != 1:
@@ -114,7 +79,9 @@ async def put_paths(
                 else None
             )
             results.append(
-                await _put_one(ctx, obj_name, entries, list(tags), progress, notes, cache)
+                await _put_one(
+                    ctx, obj_name, entries, list(tags), progress, notes, cache, if_changed
+                )
             )
     return results
 
@@ -137,6 +104,7 @@ async def _put_one(
     progress: Callable[[int], None] | None,
     notes: list[str],
     cache: FilesCacheRun | None,
+    if_changed: bool = False,
 ) -> PutResult:
     """Store one scanned path as a new version. Whatever fails on the way (a provider, a
     vanished file, the catalog), the packs this put wrote that nothing refers to are
@@ -162,7 +130,9 @@ async def _put_one(
         reading,
     )
     try:
-        result = await _ingest_and_record(ctx, ing, obj_name, entries, tags, warn, cache, progress)
+        result = await _ingest_and_record(
+            ctx, ing, obj_name, entries, tags, warn, cache, progress, if_changed
+        )
     except Exception:
         await ing.abort()
         await ctx.cleanup_pending()
@@ -189,6 +159,7 @@ async def _put_one(
         result.unchanged,
         read[0],
         tuple(ctx.catalog.underrep.summary(ing.packs)),
+        result.new_version,
     )
 
 
@@ -221,6 +192,7 @@ async def _ingest_and_record(
     warn: Callable[[str], None],
     cache: FilesCacheRun | None,
     progress: Callable[[int], None] | None,
+    if_changed: bool = False,
 ) -> PutResult:
     settings = ctx.settings
     records, reused = await read_files(ing, entries, warn, cache, progress)
@@ -228,6 +200,12 @@ async def _ingest_and_record(
     kind: ObjectKind = "tree" if entries[0].kind == "dir" else "file"
     total = sum(r.size for r in records.values())
     cat = ctx.catalog
+    if if_changed:
+        same = latest_if_same(
+            cat, obj_name, kind, _keys(entries, records), tags, settings.cid_profile
+        )
+        if same is not None:
+            return _unchanged(ctx, ing, same, cache, len(reused))
     with cat.transaction():
         new = [(p, r) for p, r in records.items() if p not in reused]
         ids = cat.contents.add_many(
@@ -275,6 +253,47 @@ async def _ingest_and_record(
         ing.new_chunks,
         ing.packs_written,
         unchanged=len(reused),
+    )
+
+
+def _keys(entries: list[TreeEntry], records: dict[str, FileRecord]) -> list[EntryKey]:
+    """The entries of a put as :func:`latest_if_same` compares them (a file's metadata as
+    it was read)."""
+    out: list[EntryKey] = []
+    for e in entries:
+        r = records.get(e.path)
+        if r is None:
+            out.append((e.path, e.kind, e.mode, e.mtime_ns, e.size, e.target, None))
+        else:
+            out.append((e.path, e.kind, r.mode, r.mtime_ns, r.size, None, r.cid))
+    return out
+
+
+def _unchanged(
+    ctx: VaultContext,
+    ing: Ingestor,
+    same: tuple[VersionRow, list[EntryRow]],
+    cache: FilesCacheRun | None,
+    reused: int,
+) -> PutResult:
+    """A put that changes nothing: no version; the files cache still learns what it read
+    (as the content the latest version holds) and ages its rows."""
+    latest, rows = same
+    if cache is not None:
+        with ctx.catalog.transaction():
+            cache.commit({e.path: e.content for e in rows if e.content is not None})
+    return PutResult(
+        latest.name,
+        latest.number,
+        latest.kind,
+        latest.size,
+        latest.file_count,
+        latest.cid,
+        ing.new_bytes,
+        ing.new_chunks,
+        ing.packs_written,
+        unchanged=reused,
+        new_version=False,
     )
 
 
