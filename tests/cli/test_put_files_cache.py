@@ -29,7 +29,10 @@ def test_put_reuses_unchanged_files_and_force_read_reads_all(
     second = js(ov(vault, "put", str(docs), "--json"))["stored"][0]
     assert (second["unchanged"], second["read_bytes"], second["new_bytes"]) == (3, 0, 0)
     # The tree is v1 already: no version is made (docs/design.md, "Unchanged puts").
-    assert second["cid"] == first["cid"] and (second["version"], second["new_version"]) == (1, False)
+    assert second["cid"] == first["cid"] and (second["version"], second["new_version"]) == (
+        1,
+        False,
+    )
     human = ov(vault, "put", str(docs)).stdout
     assert "unchanged docs v1" in human and "3 unchanged not read" in human
     forced = js(ov(vault, "put", "--force-read", str(docs), "--json"))["stored"][0]

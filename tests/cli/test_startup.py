@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
 import pytest
 
 from ownvault.cli.app import COMMAND_MODULES, cli
+from ownvault.engine.store.filescache import GRANULARITY_NS
 
 from ..server.nodes import NodeCluster
 
@@ -155,6 +157,35 @@ def test_listing_commands_load_no_key_and_no_crypto(
     assert sorted(m for m in modules for k in KEYLESS if m == k or m.startswith(k + ".")) == []
     versions = loaded(tmp_path, "--vault", str(vault), "--json", "versions", "a.txt")
     assert {"argon2", "ownvault.engine.vault"} <= versions  # the probe sees an unlock
+
+
+# What ``put`` of a tree the files cache knows unchanged must not load (it is answered from
+# the local catalog: engine.files.reput): the keystore's KDF, the crypto libraries, the
+# event loop, the engine's facade and context, the put pipeline, the passphrase checks, rich.
+REPUT_LAZY: tuple[str, ...] = (
+    *KEYLESS,
+    "ownvault.engine.store.versions",
+    "ownvault.engine.store.ingest",
+)
+REPUT_LAZY += ("ownvault.engine.store.treeread", "ownvault.cli.strength", "zxcvbn", "rich")
+
+
+def test_an_unchanged_reput_loads_neither_keys_nor_the_put_pipeline(tmp_path: Path) -> None:
+    vault, tree = tmp_path / "vault", tmp_path / "tree"
+    loaded(tmp_path, "--vault", str(vault), "init", "--phrase-file", str(tmp_path / "phrase"))
+    (tree / "sub").mkdir(parents=True)
+    for name in ("a.bin", "sub/b.bin"):
+        (tree / name).write_bytes(os.urandom(5000))
+    time.sleep(GRANULARITY_NS / 1e9 + 0.2)  # old enough for the files cache to remember
+    first = loaded(tmp_path, "--vault", str(vault), "put", str(tree))
+    assert {"argon2", "ownvault.engine.store.ingest", "asyncio"} <= first  # the probe sees them
+    again = loaded(tmp_path, "--vault", str(vault), "put", str(tree))
+    assert "ownvault.engine.files.reput" in again
+    lazy = sorted(m for m in again for k in REPUT_LAZY if m == k or m.startswith(k + "."))
+    assert lazy == [] and heavy_in(again) == []
+    (tree / "a.bin").write_bytes(b"changed")
+    changed = loaded(tmp_path, "--vault", str(vault), "put", str(tree))
+    assert {"argon2", "ownvault.engine.store.ingest"} <= changed
 
 
 def _ownvault(vault: Path, passphrase: str | None, *args: str) -> subprocess.CompletedProcess[str]:
