@@ -36,9 +36,9 @@ from ownvault.engine.store.context import DEFAULT_CID_PROFILE, Clock, PacksRewri
 from ownvault.engine.store.device import new_device
 from ownvault.engine.store.layout import atomic_write, read_marker, secure_vault_dir, write_marker
 from ownvault.engine.store.placement import Candidate, Policy
+from ownvault.engine.store.putresult import PutResult
 from ownvault.engine.store.shares import Problem, ShareStore
 from ownvault.engine.store.snapshots import SnapshotResult
-from ownvault.engine.store.versions import PutResult
 from ownvault.errors import UsageError, VaultStateError
 from ownvault.providers.local import LocalProvider
 

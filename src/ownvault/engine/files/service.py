@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ownvault.engine.files.listing import list_objects, usage
 from ownvault.engine.files.results import (
@@ -18,11 +19,17 @@ from ownvault.engine.files.results import (
     VersionInfo,
 )
 from ownvault.engine.store.context import VaultContext
-from ownvault.engine.store.gc import GcResult, collect, reclaim
 from ownvault.engine.store.layout import validate_object_name, validate_tag
+from ownvault.engine.store.putresult import PutResult
 from ownvault.engine.store.restore import PackReader, write_file, write_tree
-from ownvault.engine.store.versions import PutResult, put_paths, restore_version
 from ownvault.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from ownvault.engine.store.gc import GcResult
+
+# The put pipeline (engine.store.versions, with the chunker, the pack builder and the
+# share writer) and the collector (engine.store.gc) are imported by the methods that use
+# them: a get or a listing starts without them.
 
 __all__ = ["Files"]
 
@@ -50,6 +57,8 @@ class Files:
         whose tree is its name's latest version already (every entry and content the
         same, no tag to add) makes no version and writes nothing; its result is that
         version with ``new_version`` False (what ``ownvault put`` does)."""
+        from ownvault.engine.store.versions import put_paths  # noqa: PLC0415 - see above
+
         return await put_paths(
             self.ctx,
             paths,
@@ -63,6 +72,8 @@ class Files:
 
     async def restore_version(self, name: str, version: int) -> PutResult:
         """A new (latest) version of ``name`` with the content of an older one."""
+        from ownvault.engine.store.versions import restore_version  # noqa: PLC0415
+
         return await restore_version(self.ctx, name, version)
 
     async def get(
@@ -215,6 +226,8 @@ class Files:
         """Delete the packs of removed versions that no device's committed state references
         any more, and say which devices hold back the others (docs/design.md, "GC in the
         engine"); ``dry_run``: only say what would go."""
+        from ownvault.engine.store.gc import collect  # noqa: PLC0415 - see the imports
+
         if dry_run:
             return await collect(self.ctx, dry_run=True, orphans=True)
         async with self.ctx.write():
@@ -223,6 +236,8 @@ class Files:
     async def _prune_packs(self) -> int:
         # With several devices a pack goes only when no device's state references it
         # (another device's put may reuse it): the journal's GC, engine.store.gc.
+        from ownvault.engine.store.gc import reclaim  # noqa: PLC0415 - see the imports
+
         return await reclaim(self.ctx)
 
     async def du(self) -> Usage:
