@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections import Counter
@@ -189,6 +188,8 @@ def terminal_width() -> int | None:
         return max(20, int(columns))
     if not sys.stdout.isatty():
         return None
+    import shutil  # noqa: PLC0415 - with bz2 and lzma: only when a table needs the width
+
     return max(20, shutil.get_terminal_size(fallback=(80, 24)).columns)
 
 

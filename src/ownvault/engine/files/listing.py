@@ -22,21 +22,17 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ownvault.engine.files.results import (
-    KN,
-    EntryInfo,
-    ObjectInfo,
-    ObjectListing,
-    TreeListing,
-    Usage,
-)
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.layout import read_marker, secure_vault_dir
 from ownvault.engine.store.names import resolve_version
 from ownvault.engine.store.placement import Policy
 from ownvault.errors import NotFoundError, OwnvaultError, UsageError
 from ownvault.providers.localnames import local_path_of, object_path
+
+if TYPE_CHECKING:  # the result types: made by list_objects and usage, not by a put (reput)
+    from ownvault.engine.files.results import ObjectListing, TreeListing, Usage
 
 __all__ = ["journal_behind", "list_objects", "open_listing", "usage"]
 
@@ -46,6 +42,13 @@ _SEQ = re.compile(r"[0-9a-f]{16}\Z")
 
 def list_objects(catalog: Catalog, prefix: str = "") -> ObjectListing | TreeListing:
     """Objects whose name starts with ``prefix``, or the entries of a tree path."""
+    from ownvault.engine.files.results import (  # noqa: PLC0415 - see the imports
+        EntryInfo,
+        ObjectInfo,
+        ObjectListing,
+        TreeListing,
+    )
+
     clean = prefix.strip("/")
     if clean:
         try:
@@ -74,6 +77,8 @@ def usage(catalog: Catalog) -> Usage:
     """Usage. ``expansion`` is stored bytes per unique plaintext byte: everything a byte
     costs on the providers (encryption, pack padding, erasure coding, share headers and
     Merkle trees), not only the k/n ratio."""
+    from ownvault.engine.files.results import KN, Usage  # noqa: PLC0415 - see the imports
+
     u = catalog.usage.totals()
     unique = u["unique_bytes"]
     policy = Policy.from_json(catalog.meta("policy") or "")
