@@ -17,7 +17,9 @@ The record is signed, so the reference is the device's own: an object a provider
 refused unless it has exactly the size and hash the reference names (read with that size
 + 1: a huge answer costs one byte more than the object), and its header names the
 (device, seq, op index, part, count) of the ``put`` that names it (the header is also the
-AEAD's associated data). Pure: no I/O.
+AEAD's associated data). Pure: no I/O. ``core.crypto`` is imported by the functions that
+seal, open or hash: the limits here are imported by the catalog, which ``ls``, ``du`` and an
+unchanged put open without the keys or the crypto libraries (tests/cli/test_startup.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ownvault.core import crypto
 from ownvault.core.journalfields import DEVICE_ID_SIZE, MAX_OPS, MAX_ROWS, MAX_U64
 from ownvault.errors import FormatError, IntegrityError
 
@@ -84,6 +85,8 @@ def is_ref(rows: bytes) -> bool:
 
 def object_size(piece: int) -> int:
     """The size of the object that seals a piece of ``piece`` bytes."""
+    from ownvault.core import crypto  # noqa: PLC0415 - see the module docstring
+
     return OBJECT_HEADER_SIZE + crypto.AEAD_OVERHEAD + piece
 
 
@@ -140,6 +143,8 @@ def seal_part(
     ``device``'s record ``seq``, and how the reference names it."""
     if not 0 < len(piece) <= PART_SIZE or not 0 <= part < count <= MAX_PARTS:
         raise FormatError("a rows piece is 1 to PART_SIZE bytes, part < count <= MAX_PARTS")
+    from ownvault.core import crypto  # noqa: PLC0415 - see the module docstring
+
     header = _header(device, seq, index, part, count)
     data = header + crypto.seal(key, bytes(piece), ROWS_AD + header)
     return data, RowsPart(len(data), crypto.sha256(data))
@@ -160,6 +165,8 @@ def open_part(
     """The piece a rows object holds, checked against the reference the record signed:
     its size, its SHA-256, its header (device, seq, op index, part, count) and its AEAD.
     ``IntegrityError`` says what is wrong (the caller names device, seq and provider)."""
+    from ownvault.core import crypto  # noqa: PLC0415 - see the module docstring
+
     want = ref.parts[part]
     if len(data) > want.size:
         raise IntegrityError(f"rows object {part} is over the {want.size} bytes its put names")
