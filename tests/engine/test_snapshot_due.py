@@ -126,6 +126,7 @@ def test_a_newer_snapshot_of_another_device_is_counted_from_then_superseded(
     theirs = run(b.snapshot())
     assert theirs.seq > int(a.catalog.meta("seq") or "0")
     monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 1)  # every record of A makes one due
+    monkeypatch.setattr(context, "SNAPSHOT_SHARE", 1 << 40)
     before = a.catalog.meta("snapshot_seq")
     (tmp_path / "one").write_text("first\n")
     run(a.files.put([tmp_path / "one"]))
@@ -152,6 +153,7 @@ def test_a_snapshot_that_does_not_name_its_heads_is_not_superseded(
     theirs = run(b.snapshot()).seq
     monkeypatch.undo()
     monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 1)
+    monkeypatch.setattr(context, "SNAPSHOT_SHARE", 1 << 40)
     before = int(a.catalog.meta("snapshot_seq") or "0")
     for i in range(2):
         (tmp_path / "one").write_text(f"change {i}\n")
@@ -159,6 +161,27 @@ def test_a_snapshot_that_does_not_name_its_heads_is_not_superseded(
     assert int(a.catalog.meta("snapshot_seq") or "0") == before < theirs
     assert int(a.catalog.meta("seq") or "0") < theirs
     assert _journal_cost(a) > 0
+
+
+def test_of_two_devices_applying_the_same_records_the_first_by_id_comes_due_first(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    """Both count the same journal; the device whose id sorts second waits for half as much
+    more, so the first one's snapshot is there to count from (not two snapshots at once)."""
+    a, b = _two(tmp_path, vaults)
+    run(a.ctx.pull())  # each has enrolled and knows the other
+    run(b.ctx.pull())
+    first, second = sorted((a, b), key=lambda v: v.ctx.journal.device.id)
+    threshold = 1 << 20  # a 16 MiB snapshot: the floor
+    for v in (a, b):
+        with v.catalog.transaction():
+            v.catalog.set_meta("snapshot_bytes", str(16 << 20))
+            v.catalog.set_meta("records_since_snapshot", "0")
+            v.catalog.set_meta("journal_since_snapshot", str(threshold * 5 // 4))
+    assert first.ctx.snapshot_due() and not second.ctx.snapshot_due()
+    with second.catalog.transaction():
+        second.catalog.set_meta("journal_since_snapshot", str(threshold * 3 // 2))
+    assert second.ctx.snapshot_due()
 
 
 def test_covered_by_needs_named_heads_each_at_most_the_catalogs() -> None:

@@ -462,11 +462,19 @@ class VaultContext:
 
     def snapshot_due(self) -> bool:
         """Whether the journal since the last snapshot is big enough to compact: at least
-        ``1/SNAPSHOT_SHARE`` of that snapshot's size and ``SNAPSHOT_FLOOR``."""
+        ``1/SNAPSHOT_SHARE`` of that snapshot's size and ``SNAPSHOT_FLOOR``. Devices that
+        apply the same records come due together; so that one writes the snapshot and the
+        others count from it (``_commit``), the device whose id is the r-th of m active
+        ones waits for ``r/m`` more (at most twice as much, if the first is away)."""
         since = int(self.catalog.meta("journal_since_snapshot") or "0")
         since += RECORD_COST * int(self.catalog.meta("records_since_snapshot") or "0")
         size = int(self.catalog.meta("snapshot_bytes") or "0")
-        return since >= max(size // SNAPSHOT_SHARE, SNAPSHOT_FLOOR)
+        threshold = max(size // SNAPSHOT_SHARE, SNAPSHOT_FLOOR)
+        active = [d.device for d in self.catalog.journal.devices() if d.revoked_after is None]
+        me = self.journal.device.id
+        if len(active) > 1 and me in active:  # sorted by id
+            threshold += threshold * active.index(me) // len(active)
+        return since >= threshold
 
     async def _commit(self) -> None:
         """After the outermost block: send the ops (namespace, settings, pack places), then
