@@ -242,9 +242,11 @@ def build(ov: Ov, vault: Path, files: int) -> dict[str, Any]:
 def one_file_puts(ov: Ov, big: Path, rounds: int) -> dict[str, Any]:
     """A new version of ``probe`` in the big and in an empty vault, round by round."""
     empty, eprov = ov.work / "empty", ov.work / "empty-providers"
+    phrase = ov.work / "empty-phrase.txt"
     shutil.rmtree(empty, ignore_errors=True)
     shutil.rmtree(eprov, ignore_errors=True)
-    ov.init(empty, eprov, ov.work / "empty-phrase.txt")
+    phrase.unlink(missing_ok=True)  # init never overwrites one (a kept --work has it)
+    ov.init(empty, eprov, phrase)
     src = ov.work / "probe"
     bytes_: dict[str, list[float]] = {"big": [], "empty": []}
     counter = [0]
@@ -265,6 +267,7 @@ def one_file_puts(ov: Ov, big: Path, rounds: int) -> dict[str, Any]:
     )
     shutil.rmtree(empty)
     shutil.rmtree(eprov)
+    phrase.unlink()
     return {"seconds": secs, "catalog_bytes": bytes_}
 
 
