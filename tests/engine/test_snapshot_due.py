@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ownvault.core.keys import phrase_to_entropy
-from ownvault.engine.keys.recovery import recover_vault
+from ownvault.engine.keys.recovery import RecoveryResult, recover_vault
 from ownvault.engine.store import context
 from ownvault.engine.store.snapshots import NewerSnapshot, _heads_of, padded_size
 from ownvault.engine.vault import Vault
@@ -31,17 +31,26 @@ def _history_bytes(v: Vault, device: bytes, after: int) -> int:
     )
 
 
+def _recover(a: Vault, where: Path) -> RecoveryResult:
+    """Recover ``a``'s vault at ``where`` from its external folders (a new device)."""
+    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
+    return run(recover_vault(where, phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
+
+
+def _tree(where: Path, files: int) -> Path:
+    where.mkdir()
+    for i in range(files):
+        (where / f"f{i:04d}").write_text(f"file {i}\n")
+    return where
+
+
 def test_a_snapshot_follows_once_the_journal_reaches_a_sixteenth_of_the_last_one(
     tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(context, "SNAPSHOT_FLOOR", 16 * 1024)  # a small vault's snapshot rules
     a, _dirs = vault_with_external(tmp_path)
     vaults.track(a)
-    src = tmp_path / "tree"
-    src.mkdir()
-    for i in range(300):
-        (src / f"f{i:04d}").write_text(f"file {i}\n")
-    run(a.files.put([src]))
+    run(a.files.put([_tree(tmp_path / "tree", 300)]))
     snap = run(a.snapshot())
     size = int(a.catalog.meta("snapshot_bytes") or "0")
     assert size == snap.bytes and size >= 64 * 1024
@@ -66,8 +75,7 @@ def test_records_applied_from_another_device_count_towards_its_next_snapshot(
 ) -> None:
     a, _dirs = vault_with_external(tmp_path)
     vaults.track(a)
-    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
-    run(recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
+    _recover(a, tmp_path / "b")
     b = vaults.open(tmp_path / "b", "pw")
     run(b.ctx.pull())
     before = int(b.catalog.meta("journal_since_snapshot") or "0")
@@ -95,10 +103,7 @@ def test_a_recovery_reports_the_snapshot_and_the_records_it_read(
     for i in range(2):
         (tmp_path / f"late{i}").write_text(f"after the snapshot {i}\n")
         run(a.files.put([tmp_path / f"late{i}"]))
-    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
-    result = run(
-        recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF)
-    )
+    result = _recover(a, tmp_path / "b")
     assert result.seq == snap.seq
     assert result.snapshot_bytes == snap.bytes
     assert result.journal_bytes == _history_bytes(a, device, head) > 0
@@ -110,8 +115,7 @@ def test_a_recovery_reports_the_snapshot_and_the_records_it_read(
 def _two(tmp_path: Path, vaults: Vaults) -> tuple[Vault, Vault]:
     a, _dirs = vault_with_external(tmp_path)
     vaults.track(a)
-    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
-    run(recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF))
+    _recover(a, tmp_path / "b")
     return a, vaults.open(tmp_path / "b", "pw")
 
 
@@ -138,9 +142,7 @@ def test_a_newer_snapshot_of_another_device_is_counted_from_then_superseded(
     run(a.files.put([tmp_path / "one"]))
     ours = int(a.catalog.meta("snapshot_seq") or "0")
     assert ours == theirs.seq + 1
-    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
-    c = recover_vault(tmp_path / "c", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF)
-    assert run(c).seq == ours
+    assert _recover(a, tmp_path / "c").seq == ours
 
 
 def test_a_snapshot_that_does_not_name_its_heads_is_not_superseded(
@@ -217,17 +219,10 @@ def test_a_snapshot_padded_to_a_size_that_is_no_power_of_two_recovers(
 ) -> None:
     a, _dirs = vault_with_external(tmp_path)
     vaults.track(a)
-    src = tmp_path / "tree"
-    src.mkdir()
-    for i in range(600):
-        (src / f"f{i:04d}").write_text(f"file {i}\n")
-    run(a.files.put([src]))
+    run(a.files.put([_tree(tmp_path / "tree", 600)]))
     snap = run(a.snapshot())
     assert snap.bytes > 64 * 1024 and snap.bytes & (snap.bytes - 1), snap.bytes
-    ext = [p.url for p in a.catalog.providers() if p.name.startswith("ext-")]
-    result = run(
-        recover_vault(tmp_path / "b", phrase_to_entropy(a.keys.phrase), "pw", ext, kdf=FAST_KDF)
-    )
+    result = _recover(a, tmp_path / "b")
     assert result.seq == snap.seq and result.snapshot_bytes == snap.bytes
     b = vaults.open(tmp_path / "b", "pw")
     assert run(b.files.ls("tree")) == run(a.files.ls("tree"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -76,17 +76,22 @@ class RowsJournal(Protocol):
     def fault(self, exc: JournalError) -> None: ...
 
 
+def large_puts(record: Record) -> Iterator[tuple[int, RowsRef]]:
+    """(op index, reference) of each ``put`` of ``record`` whose rows are rows objects;
+    a reference that does not decode is skipped (no device applies that put: the apply
+    leaves it out with a warning)."""
+    for index, op in enumerate(record.ops):
+        if isinstance(op, Put) and is_ref(op.rows):
+            try:
+                yield index, decode_ref(op.rows)
+            except FormatError:
+                continue
+
+
 def rows_bytes(record: Record) -> int:
     """The bytes of the rows objects ``record``'s large puts name (what a reader of the
     record reads besides it)."""
-    total = 0
-    for op in record.ops:
-        if isinstance(op, Put) and is_ref(op.rows):
-            try:
-                total += sum(p.size for p in decode_ref(op.rows).parts)
-            except FormatError:
-                continue
-    return total
+    return sum(p.size for _index, ref in large_puts(record) for p in ref.parts)
 
 
 class RowsSpool:
@@ -170,13 +175,7 @@ async def load_rows(js: RowsJournal, records: Sequence[Record]) -> RowsSpool:
     spool = RowsSpool()
     try:
         for record in records:
-            for index, op in enumerate(record.ops):
-                if not isinstance(op, Put) or not is_ref(op.rows):
-                    continue
-                try:
-                    ref = decode_ref(op.rows)
-                except FormatError:
-                    continue
+            for index, ref in large_puts(record):
                 out = tempfile.TemporaryFile(dir=js.host.path)  # noqa: SIM115 (kept open, closed by the spool)
                 spool.files[record.device, record.seq, index] = out
                 for part in range(len(ref.parts)):
@@ -210,13 +209,7 @@ async def copy_rows(js: RowsJournal, record: Record, to: int, sources: Sequence[
     the record it lacks); how many. ``DataUnavailableError`` if no source has a good one."""
     store = js.host.store
     copied = 0
-    for index, op in enumerate(record.ops):
-        if not isinstance(op, Put) or not is_ref(op.rows):
-            continue
-        try:
-            ref = decode_ref(op.rows)
-        except FormatError:
-            continue  # no device applies this put (left out with a warning)
+    for index, ref in large_puts(record):
         for part, named in enumerate(ref.parts):
             name = rows_object_name(record.device, record.seq, index, part, named.sha256)
             try:
