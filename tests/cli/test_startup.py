@@ -168,6 +168,7 @@ REPUT_LAZY: tuple[str, ...] = (
     "ownvault.engine.store.ingest",
 )
 REPUT_LAZY += ("ownvault.engine.store.treeread", "ownvault.cli.strength", "zxcvbn", "rich")
+REPUT_LAZY += ("fastcdc", "ownvault.core.unixfs")  # the chunker and the CID builder
 
 
 def test_an_unchanged_reput_loads_neither_keys_nor_the_put_pipeline(tmp_path: Path) -> None:

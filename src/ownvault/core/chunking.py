@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastcdc import fastcdc as _fastcdc
-
 from ownvault.errors import UsageError
 
 __all__ = ["DEFAULT_CHUNKER", "Chunker", "ChunkerParams"]
@@ -75,7 +73,9 @@ class Chunker:
         end = 0
         if not size:
             return out, 0
-        for c in _fastcdc(view, p.min_size, p.avg_size, p.max_size, False):
+        from fastcdc import fastcdc  # noqa: PLC0415 (not loaded by what only reads settings)
+
+        for c in fastcdc(view, p.min_size, p.avg_size, p.max_size, False):
             stop = c.offset + c.length
             if not final and stop >= size and c.length < p.max_size:
                 break

@@ -25,7 +25,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ownvault.core.chunking import ChunkerParams
-from ownvault.core.unixfs import PROFILES
 from ownvault.engine.files.listing import journal_behind, open_listing
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.filescache import FilesCacheRun, cache_params, key_of
@@ -83,10 +82,10 @@ def _check(
     tags: Sequence[str],
 ) -> list[PutResult] | None:
     profile = catalog.meta("cid_profile")  # set by Vault.create
-    if profile is None or profile not in PROFILES:
+    if profile is None:
         return None
     chunker = ChunkerParams.from_json(catalog.meta_json("chunker"))
-    params = cache_params(PROFILES[profile], chunker)
+    params = cache_params(profile, chunker)  # a name no put wrote matches no cache row
     found: list[tuple[PutResult, FilesCacheRun]] = []
     for p in paths:
         path = Path(p)

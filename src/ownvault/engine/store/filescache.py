@@ -34,7 +34,6 @@ from ownvault.engine.store.catalog.filescache import MAX_PATHS, CachedContent, F
 
 if TYPE_CHECKING:  # the put pipeline: not for a put the cache finds unchanged (files.reput)
     from ownvault.core.chunking import ChunkerParams
-    from ownvault.core.unixfs import ImportProfile
     from ownvault.engine.store.ingest import FileRecord
 
 __all__ = ["GRANULARITY_NS", "FilesCacheRun", "Known", "Probe", "cache_params", "key_of"]
@@ -44,9 +43,10 @@ __all__ = ["GRANULARITY_NS", "FilesCacheRun", "Known", "Probe", "cache_params", 
 GRANULARITY_NS = 2_000_000_000
 
 
-def cache_params(profile: ImportProfile, chunker: ChunkerParams) -> str:
-    """What, besides the bytes, decided a stored content: its CID profile and chunker."""
-    return f"{profile.name}|{chunker.name}:{chunker.min_size}:{chunker.avg_size}:{chunker.max_size}"
+def cache_params(profile: str, chunker: ChunkerParams) -> str:
+    """What, besides the bytes, decided a stored content: its CID profile (by name) and
+    chunker."""
+    return f"{profile}|{chunker.name}:{chunker.min_size}:{chunker.avg_size}:{chunker.max_size}"
 
 
 # What the cache has for a batch of files: key -> (identity row, content), see candidates().

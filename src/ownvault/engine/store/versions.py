@@ -70,7 +70,7 @@ async def put_paths(
         on_total(sum(e.size for _n, _p, es, _w in plans for e in es if e.kind == "file"))
     results: list[PutResult] = []
     settings = ctx.settings
-    params = cache_params(PROFILES[settings.cid_profile], settings.chunker)
+    params = cache_params(PROFILES[settings.cid_profile].name, settings.chunker)
     async with ctx.write():
         for obj_name, path, entries, notes in plans:
             cache = (

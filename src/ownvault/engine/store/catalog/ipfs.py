@@ -9,11 +9,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ownvault.core.cid import CID
-from ownvault.engine.store.dag import BlockRef, DagIndex
 from ownvault.errors import NotFoundError
+
+if TYPE_CHECKING:  # the DAG code (UnixFS, dag-pb): not for commands that only open a catalog
+    from ownvault.engine.store.dag import BlockRef, DagIndex
 
 __all__ = ["CidEntry", "DagRow", "DagSource", "DagTables"]
 
@@ -140,6 +142,8 @@ class DagTables:
         return int(row.fetchone()[0])
 
     def load(self, dag: int) -> DagIndex:
+        from ownvault.engine.store.dag import BlockRef, DagIndex  # noqa: PLC0415 (see above)
+
         row = self.get(dag)
         index = DagIndex(CID.parse(row.root), row.profile)
         for cid, kind, content, offset, length, data, tail in self._conn.execute(
@@ -167,6 +171,8 @@ class DagTables:
             ).fetchone()
         if row is None:
             return None
+        from ownvault.engine.store.dag import BlockRef  # noqa: PLC0415 (see the imports)
+
         return BlockRef(row[0], row[1], row[2], row[3], bytes(row[4]), bytes(row[5]))
 
     def content_cid(self, content: int) -> tuple[str | None, str | None]:
