@@ -12,7 +12,7 @@ import pytest
 from ownvault.core.keys import phrase_to_entropy
 from ownvault.engine.keys.recovery import RecoveryResult, recover_vault
 from ownvault.engine.store import context
-from ownvault.engine.store.snapshots import NewerSnapshot, _heads_of, padded_size
+from ownvault.engine.store.snapshots import NewerSnapshot, _heads_of, _pieces_size, padded_size
 from ownvault.engine.vault import Vault
 
 from .external import vault_with_external
@@ -226,3 +226,19 @@ def test_a_snapshot_padded_to_a_size_that_is_no_power_of_two_recovers(
     assert result.seq == snap.seq and result.snapshot_bytes == snap.bytes
     b = vaults.open(tmp_path / "b", "pw")
     assert run(b.files.ls("tree")) == run(a.files.ls("tree"))
+
+
+def test_a_locators_pieces_size_is_read_strictly() -> None:
+    """What another device's locator says of its size only sets when this device's next
+    snapshot is due: a malformed one counts as 0 instead of failing the commit."""
+    assert _pieces_size({"pieces": [{"size": 65536}, {"size": 4096}]}) == 69632
+    for bad in (
+        {},
+        {"pieces": "x"},
+        {"pieces": [{"size": "1"}]},
+        {"pieces": [7]},
+        {"pieces": [{"size": -1}]},
+        {"pieces": [{"size": True}]},
+        {"pieces": [{}]},
+    ):
+        assert _pieces_size(bad) == 0

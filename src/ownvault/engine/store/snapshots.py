@@ -119,6 +119,19 @@ def padded_size(length: int) -> int:
     return (length + mask) & ~mask
 
 
+def _pieces_size(body: dict[str, Any]) -> int:
+    """The padded size a locator's pieces add up to; 0 if they are malformed (the snapshot
+    is then counted as small: the next one of this device comes due sooner, nothing
+    worse)."""
+    pieces = body.get("pieces")
+    if not isinstance(pieces, list):
+        return 0
+    sizes = [p.get("size") if isinstance(p, dict) else None for p in pieces]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes):
+        return 0
+    return sum(sizes)  # type: ignore[arg-type]
+
+
 def _pad(sealed: bytes) -> bytes:
     return sealed + bytes(padded_size(len(sealed)) - len(sealed))
 
@@ -423,7 +436,7 @@ async def newer_snapshot(
             except OwnvaultError:
                 continue
             if body.get("vault_id") == vault_id:
-                size = sum(int(piece["size"]) for piece in body.get("pieces", ()))
+                size = _pieces_size(body)
                 found.append(NewerSnapshot(seq, names.get(pid, str(pid)), _heads_of(body), size))
                 return
 
