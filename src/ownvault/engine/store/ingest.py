@@ -170,12 +170,14 @@ class Ingestor:
         importer: FileImporter,
         final: bool,
         lens: list[int] | None = None,
+        ids: list[bytes] | None = None,
     ) -> tuple[list[tuple[bytes, int]], list[_SealedPack], int]:
         """Chunk ``view[: carry + nread]`` (the carried bytes, then the ones just read),
         compute chunk ids and seal the new chunks straight into the open pack. Returns
         (chunk id, length) of each chunk, the packs that filled up, and the bytes cut (the
         rest is carried to the next block). ``lens``: the chunk lengths, already cut by the
-        worker process (``engine.store.cutter``), covering all the bytes."""
+        worker process (``engine.store.cutter``), covering all the bytes; ``ids``: their
+        keyed ids, hashed there over the same bytes."""
         # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
         # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
         fresh = view[carry : carry + nread]
@@ -190,21 +192,21 @@ class Ingestor:
                 for length in lens:
                     pieces.append(view[used : used + length])
                     used += length
-            out, full = self._seal_pieces(pieces)
+            out, full = self._seal_pieces(pieces, ids)
         finally:
             if fut is not None:
                 fut.result()
         return out, full, used
 
     def _seal_pieces(
-        self, pieces: list[memoryview]
+        self, pieces: list[memoryview], ids: list[bytes] | None = None
     ) -> tuple[list[tuple[bytes, int]], list[_SealedPack]]:
         out: list[tuple[bytes, int]] = []
         full: list[_SealedPack] = []
         dedup = self.keys.dedup
         builder = self._builder
-        for piece in pieces:
-            chunk_id = crypto.blake3_keyed(dedup, piece)
+        for i, piece in enumerate(pieces):
+            chunk_id = crypto.blake3_keyed(dedup, piece) if ids is None else ids[i]
             out.append((chunk_id, len(piece)))
             if chunk_id in self._claimed or chunk_id in self.known:
                 continue
@@ -244,24 +246,22 @@ class Ingestor:
         return nread, final, results, full, len(tail)
 
     def _read_cut(
-        self, fd: int, buf: bytearray, offset: int, lens: list[int], importer: FileImporter
+        self,
+        fd: int,
+        data: memoryview,
+        offset: int,
+        lens: list[int],
+        ids: list[bytes],
+        importer: FileImporter,
     ) -> tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]:
-        """Read the bytes the worker cut into ``lens`` (at ``offset``) and process them. A
-        short read (the file shrank meanwhile) is cut here instead, as the file's end;
-        returns (bytes read, chunks, full packs, whether the read came up short)."""
-        want = sum(lens)
-        with memoryview(buf) as view:
-            nread = 0
-            while nread < want:
-                got = os.preadv(fd, [view[nread:want]], offset + nread)
-                if not got:
-                    break
-                nread += got
-            short = nread < want
-            results, full, _used = self._process(
-                view, 0, nread, importer, True, None if short else lens
-            )
-        return nread, results, full, short
+        """Process the bytes the worker read (``data``, a view of its slot, at ``offset``
+        of ``fd``) as it cut them into ``lens`` and hashed them into ``ids``; returns
+        (bytes taken, chunks, full packs, False: the worker's read is the only one, so it
+        never comes up short here)."""
+        used = sum(lens)
+        with data:
+            results, full, _used = self._process(data, 0, used, importer, True, lens, ids)
+        return used, results, full, False
 
     # -- files ----------------------------------------------------------------------------
 
@@ -294,20 +294,21 @@ class Ingestor:
                 return size
 
     async def _ingest_remote(
-        self, fd: int, buf: bytearray, importer: FileImporter, ids: list[bytes], lens: list[int]
+        self, fd: int, importer: FileImporter, ids: list[bytes], lens: list[int]
     ) -> int:
-        """The worker process cuts the next range while this one reads, hashes and seals
-        the range before it (``engine.store.cutter``), one hop to the reader thread per
-        range, reading range i + 1 while the event loop hands range i's packs on."""
-        if self._remote is None:
-            self._remote = RemoteCutter(self.chunker)
-        remote = self._remote
+        """The worker process reads, cuts and hashes the next range into its other slot of
+        shared memory while this one seals the range before it (``engine.store.cutter``),
+        one hop to the reader thread per range, sealing range i + 1 while the event loop
+        hands range i's packs on."""
         span = BLOCK_SIZE + self.chunker.max_size
+        if self._remote is None:
+            self._remote = RemoteCutter(self.chunker, self.keys.dedup, span)
+        remote = self._remote
         offset = 0
         remote.ask(fd, 0, span)
 
         def next_range(at: int) -> Future[_Range]:
-            return self._reader.submit(self._next_range, remote, fd, buf, at, importer)
+            return self._reader.submit(self._next_range, remote, fd, at, importer)
 
         ahead: Future[_Range] | None = next_range(0)
         try:
@@ -315,29 +316,31 @@ class Ingestor:
                 nread, results, full, more = await asyncio.wrap_future(ahead)
                 ahead = None
                 offset += nread
-                if more:  # ``buf`` is free again: the next range is read meanwhile
+                if more:  # the next range is sealed meanwhile
                     ahead = next_range(offset)
                 await self._take_results(nread, results, full, ids, lens)
                 self.raise_failure()
             return offset
         finally:
-            # the reader fills ``buf``, the worker reads our fd: both finish first
+            # the reader seals from the worker's slot, the worker reads our fd into the
+            # other: both finish first
             if ahead is not None:
                 await cutter.settled(ahead)
             if remote.pending:
                 with contextlib.suppress(OwnvaultError):
                     await asyncio.to_thread(remote.answer)
 
-    def _next_range(
-        self, remote: RemoteCutter, fd: int, buf: bytearray, offset: int, imp: FileImporter
-    ) -> _Range:
-        """In the reader thread: the worker's cuts of the range at ``offset``, the next
-        range asked, then this one read and processed; ``more``: another range follows."""
+    def _next_range(self, remote: RemoteCutter, fd: int, offset: int, imp: FileImporter) -> _Range:
+        """In the reader thread: the worker's cuts, ids and bytes of the range at
+        ``offset``, the next range asked (into the worker's other slot), then this one
+        processed; ``more``: another range follows."""
         span = BLOCK_SIZE + self.chunker.max_size
         cuts, used, got = remote.answer()
+        ids = remote.ids
         if got == span:
             remote.ask(fd, offset + used, span)
-        nread, results, full, short = self._read_cut(fd, buf, offset, cuts, imp)
+        data = remote.data(used)  # after the ask: a view a failed ask left would pin the slots
+        nread, results, full, short = self._read_cut(fd, data, offset, cuts, ids, imp)
         return nread, results, full, remote.pending and not short
 
     async def _take_results(
@@ -391,16 +394,18 @@ class Ingestor:
         lens: list[int] = []
         fd, before = self.open_file(path)
         f = os.fdopen(fd, "rb", buffering=0)
-        buf = self.take_buffer()
         try:
             if before.st_size >= PROCESS_CUT_MIN and cutter.available():  # in a worker process
-                size = await self._ingest_remote(fd, buf, importer, ids, lens)
+                size = await self._ingest_remote(fd, importer, ids, lens)
             else:
-                size = await self._ingest_local(f, buf, importer, ids, lens)
+                buf = self.take_buffer()
+                try:
+                    size = await self._ingest_local(f, buf, importer, ids, lens)
+                finally:
+                    self.give_buffer(buf)
             after = os.fstat(fd)
         finally:
             f.close()
-            self.give_buffer(buf)
         record, stable, _now = self._record(path, importer, ids, lens, size, before, after)
         return record, stable
 
