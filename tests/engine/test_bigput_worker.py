@@ -117,8 +117,8 @@ def test_a_worker_killed_mid_put_fails_the_put_and_the_vault_stays_usable(
         out = real(self)
         answers[0] += 1
         if answers[0] == 2:
-            os.kill(self._proc.pid, signal.SIGKILL)  # noqa: SLF001
-            self._proc.wait()  # noqa: SLF001
+            os.kill(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
         return out
 
     monkeypatch.setattr(RemoteCutter, "answer", answer)

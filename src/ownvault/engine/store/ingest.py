@@ -26,13 +26,13 @@ from pathlib import Path
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
-from ownvault.core.cid import CID
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import PackBuilder, wrap_chunk_key
 from ownvault.core.unixfs import FileImporter, ImportProfile
 from ownvault.engine.store import cutter
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.cutter import PROCESS_CUT_MIN, RemoteCutter
+from ownvault.engine.store.filerecord import FileRecord, SealedPack, SmallLoad, SmallRead, identity
 from ownvault.engine.store.knownchunks import KnownChunks
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy
@@ -59,57 +59,9 @@ FILE_TRIES = 4  # a file that changes while it is read is read again, at most 3 
 Progress = Callable[[int], None]
 # chunk id, offset, blob length, plain length, wrapped key
 _PackChunk = tuple[bytes, int, int, int, bytes]
-_SealedPack = tuple[memoryview, list[_PackChunk]]  # a pack lent by the builder
+_SealedPack = SealedPack  # a pack lent by the builder
 # a range read: bytes, (chunk id, length) per chunk, packs filled, whether more follow
 _Range = tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]
-
-
-@dataclass(slots=True)
-class FileRecord:
-    """A stored byte stream, waiting to be inserted into the catalog.
-
-    ``mode`` and ``mtime_ns`` are the file's as it was read (not as it was scanned);
-    ``changed``: the file kept changing while it was read, on every try (stored torn)."""
-
-    size: int
-    cid: str
-    cid_profile: str
-    tsize: int
-    chunk_ids: list[bytes]
-    chunk_lens: list[int]
-    mode: int = 0
-    mtime_ns: int = 0
-    changed: bool = False
-    root: CID | None = None  # ``cid`` parsed, when it is at hand (a tree's CID needs it)
-
-
-@dataclass(frozen=True, slots=True)
-class SmallLoad:
-    """A small file as :meth:`Ingestor.load_small` read it: ``fstat`` before and after the
-    read, the bytes (None: not read, it grew since the scan), the name's ``lstat`` after."""
-
-    before: os.stat_result
-    data: bytes | None
-    after: os.stat_result
-    now: os.stat_result | None
-
-
-@dataclass(slots=True)
-class SmallRead:
-    """What :meth:`Ingestor.read_small` left: the file as read (None: it grew past one
-    block, read it on its own), whether it held still, the packs that filled up (to be
-    uploaded by the event loop), the bytes read, and the ``lstat`` after the read."""
-
-    record: FileRecord | None
-    stable: bool
-    full: list[_SealedPack]
-    nread: int
-    after: os.stat_result | None
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    """What must not change while a file is read: (device, inode, size, mtime, ctime)."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass
@@ -142,6 +94,7 @@ class Ingestor:
     writer: PackWriter = field(init=False)
     _cutter: Chunker = field(init=False)
     _remote: RemoteCutter | None = None
+    _cid_pending: Future[None] | None = None  # the CID thread's hashing of the last range
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
 
@@ -257,11 +210,24 @@ class Ingestor:
         """Process the bytes the worker read (``data``, a view of its slot, at ``offset``
         of ``fd``) as it cut them into ``lens`` and hashed them into ``ids``; returns
         (bytes taken, chunks, full packs, False: the worker's read is the only one, so it
-        never comes up short here)."""
+        never comes up short here). The CID thread hashes the range meanwhile and is not
+        waited for here: only before the worker reads into this slot again, two ranges on
+        (:meth:`_cid_wait`), so the seal of the next range overlaps this range's SHA-256."""
         used = sum(lens)
-        with data:
-            results, full, _used = self._process(data, 0, used, importer, True, lens, ids)
+        if used:
+            self._cid_pending = self._cid_pool.submit(importer.update, data[:used])
+        pieces, at = [], 0
+        for length in lens:
+            pieces.append(data[at : at + length])
+            at += length
+        results, full = self._seal_pieces(pieces, ids)
         return used, results, full, False
+
+    def _cid_wait(self) -> None:
+        """Wait until the CID thread has hashed the last range handed to it."""
+        fut, self._cid_pending = self._cid_pending, None
+        if fut is not None:
+            fut.result()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -320,6 +286,7 @@ class Ingestor:
                     ahead = next_range(offset)
                 await self._take_results(nread, results, full, ids, lens)
                 self.raise_failure()
+            await asyncio.wrap_future(self._reader.submit(self._cid_wait))
             return offset
         finally:
             # the reader seals from the worker's slot, the worker reads our fd into the
@@ -329,6 +296,9 @@ class Ingestor:
             if remote.pending:
                 with contextlib.suppress(OwnvaultError):
                     await asyncio.to_thread(remote.answer)
+            if self._cid_pending is not None:  # it reads the worker's slot
+                await cutter.settled(self._cid_pending)
+                self._cid_pending = None
 
     def _next_range(self, remote: RemoteCutter, fd: int, offset: int, imp: FileImporter) -> _Range:
         """In the reader thread: the worker's cuts, ids and bytes of the range at
@@ -338,6 +308,7 @@ class Ingestor:
         cuts, used, got = remote.answer()
         ids = remote.ids
         if got == span:
+            self._cid_wait()  # the range before this one, in the slot asked into now
             remote.ask(fd, offset + used, span)
         data = remote.data(used)  # after the ask: a view a failed ask left would pin the slots
         nread, results, full, short = self._read_cut(fd, data, offset, cuts, ids, imp)
@@ -427,9 +398,9 @@ class Ingestor:
             now = None
         stable = (
             size == before.st_size
-            and _identity(after) == _identity(before)
+            and identity(after) == identity(before)
             and now is not None
-            and _identity(now) == _identity(before)
+            and identity(now) == identity(before)
         )
         root = importer.finish()
         record = FileRecord(
@@ -491,9 +462,9 @@ class Ingestor:
         if (
             nread >= BLOCK_SIZE
             or nread != before.st_size
-            or _identity(load.after) != _identity(before)
+            or identity(load.after) != identity(before)
             or load.now is None
-            or _identity(load.now) != _identity(before)
+            or identity(load.now) != identity(before)
         ):
             return SmallRead(None, False, [], nread, None)
         importer = FileImporter(self.profile)
