@@ -21,50 +21,17 @@ parts buffered (:func:`ownvault.providers.local.write_parts`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import mmap
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["ALIGN", "AlignedBuffers", "DirectRefused", "open_direct", "write_direct"]
 
 ALIGN = 4096  # a multiple of every logical block size Linux uses (512, 4096)
 CHUNK = 2 * 1024 * 1024  # the bytes one direct write moves (a multiple of ALIGN)
 O_DIRECT: int = getattr(os, "O_DIRECT", 0)
-PIN_MIN = 64 * 1024  # smaller parts are copied under the GIL (``_Pinned``)
-
-
-@functools.cache
-def _buffer_api() -> tuple[type[Any], Any, Any]:
-    """CPython's ``Py_buffer`` (the stable ABI's layout) and the calls that fill and
-    release one, by ctypes (made at the first direct write)."""
-
-    class PyBuffer(ctypes.Structure):
-        _fields_ = (
-            ("buf", ctypes.c_void_p),
-            ("obj", ctypes.c_void_p),
-            ("len", ctypes.c_ssize_t),
-            ("itemsize", ctypes.c_ssize_t),
-            ("readonly", ctypes.c_int),
-            ("ndim", ctypes.c_int),
-            ("format", ctypes.c_char_p),
-            ("shape", ctypes.c_void_p),
-            ("strides", ctypes.c_void_p),
-            ("suboffsets", ctypes.c_void_p),
-            ("internal", ctypes.c_void_p),
-        )
-
-    get = ctypes.pythonapi.PyObject_GetBuffer
-    get.argtypes = (ctypes.py_object, ctypes.POINTER(PyBuffer), ctypes.c_int)
-    get.restype = ctypes.c_int
-    release = ctypes.pythonapi.PyBuffer_Release
-    release.argtypes = (ctypes.POINTER(PyBuffer),)
-    release.restype = None
-    return PyBuffer, get, release
 
 
 class DirectRefused(Exception):
@@ -123,23 +90,18 @@ def write_direct(fd: int, parts: Sequence[memoryview], buffers: AlignedBuffers) 
     total = sum(len(p) for p in parts)
     buf = buffers.take()
     view = memoryview(buf)
-    target = _Pinned(view)
     try:
         fill = 0
         first = True
         for part in parts:
-            source = _Pinned(part)
-            try:
-                pos = 0
-                while pos < len(part):
-                    take = min(CHUNK - fill, len(part) - pos)
-                    _copy(target, fill, source, pos, take)
-                    fill, pos = fill + take, pos + take
-                    if fill == CHUNK:
-                        _write_first(fd, view, first)
-                        fill, first = 0, False
-            finally:
-                source.release()
+            pos = 0
+            while pos < len(part):
+                take = min(CHUNK - fill, len(part) - pos)
+                view[fill : fill + take] = part[pos : pos + take]
+                fill, pos = fill + take, pos + take
+                if fill == CHUNK:
+                    _write_first(fd, view, first)
+                    fill, first = 0, False
         if fill:
             padded = -(-fill // ALIGN) * ALIGN
             view[fill:padded] = bytes(padded - fill)
@@ -147,50 +109,8 @@ def write_direct(fd: int, parts: Sequence[memoryview], buffers: AlignedBuffers) 
         if total % ALIGN:
             os.ftruncate(fd, total)
     finally:
-        target.release()
         view.release()
         buffers.give(buf)
-
-
-class _Pinned:
-    """A buffer's bytes held still, with their address when it is worth a GIL-free copy.
-
-    The copy into the aligned buffers was the largest GIL-held item of a put (py-spy
-    ``--gil``, 1 GiB put on an idle machine: 23% of the samples in ``write_direct``'s slice
-    assignment), run by the share-writing threads while the reader, the CID thread and the
-    encoders wait for the GIL. ``ctypes.memmove`` releases the GIL for the copy; it needs
-    the source's address, which ctypes gives only for writable buffers, and a share's parts
-    are read-only views (of a lent pack, a parity buffer) and ``bytes``: the C buffer
-    protocol (``PyObject_GetBuffer``) gives the address of any of them and keeps the
-    exporter from being resized or freed until :meth:`release`. Parts under ``PIN_MIN``
-    bytes (headers, the trailer) are copied under the GIL: the calls cost more."""
-
-    __slots__ = ("address", "buffer", "view")
-
-    def __init__(self, part: memoryview | bytes | bytearray | mmap.mmap) -> None:
-        self.view = memoryview(part)
-        self.address: int | None = None
-        self.buffer: Any = None
-        if self.view.nbytes >= PIN_MIN and self.view.c_contiguous:
-            py_buffer, get, _release = _buffer_api()
-            pinned = py_buffer()
-            get(self.view, pinned, 0)  # PyBUF_SIMPLE; a failure raises (ctypes.pythonapi)
-            self.buffer, self.address = pinned, pinned.buf
-
-    def release(self) -> None:
-        if self.buffer is not None:
-            _buffer_api()[2](self.buffer)
-            self.buffer = self.address = None
-        self.view.release()
-
-
-def _copy(target: _Pinned, at: int, source: _Pinned, pos: int, length: int) -> None:
-    """``target[at : at + length] = source[pos : pos + length]``, without the GIL when both
-    are pinned (``ctypes.memmove``, a foreign call: ctypes releases the GIL for it)."""
-    if target.address is not None and source.address is not None:
-        ctypes.memmove(target.address + at, source.address + pos, length)
-    else:
-        target.view[at : at + length] = source.view[pos : pos + length]
 
 
 def _write_first(fd: int, view: memoryview, first: bool) -> None:
