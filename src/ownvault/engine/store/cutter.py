@@ -66,6 +66,8 @@ for line in sys.stdin:
             if not n:
                 break
             got += n
+        if got == length:  # the next range comes from the disk while this one is cut
+            os.posix_fadvise(fd, offset + got, length, os.POSIX_FADV_WILLNEED)
     finally:
         os.close(fd)
     data = whole[base : base + got]
