@@ -169,6 +169,15 @@ REPUT_LAZY: tuple[str, ...] = (
 )
 REPUT_LAZY += ("ownvault.engine.store.treeread", "ownvault.cli.strength", "zxcvbn", "rich")
 REPUT_LAZY += ("fastcdc", "ownvault.core.unixfs")  # the chunker and the CID builder
+# The catalog's table groups it does not reach (catalog/groups.py makes each, and imports its
+# module, on first use) and the op vocabulary (core.journalops: only when a record is built
+# or applied; the catalog holds heads and clocks through core.journalclock).
+CATALOG_UNUSED = ("backups", "contents", "fleet", "healthlog", "ipfs", "journalplaces")
+CATALOG_UNUSED += ("journalrevoke", "journalrows", "journalsettings", "nft", "packs", "sharing")
+CATALOG_UNUSED += ("underrep", "usage")
+JOURNAL_OPS = ("ownvault.core.journalops", "ownvault.core.journalplaces")
+JOURNAL_OPS += ("ownvault.engine.store.journalrows",)
+REPUT_LAZY += (*(f"ownvault.engine.store.catalog.{m}" for m in CATALOG_UNUSED), *JOURNAL_OPS)
 
 
 def test_an_unchanged_reput_loads_neither_keys_nor_the_put_pipeline(tmp_path: Path) -> None:
@@ -180,6 +189,7 @@ def test_an_unchanged_reput_loads_neither_keys_nor_the_put_pipeline(tmp_path: Pa
     time.sleep(GRANULARITY_NS / 1e9 + 0.2)  # old enough for the files cache to remember
     first = loaded(tmp_path, "--vault", str(vault), "put", str(tree))
     assert {"argon2", "ownvault.engine.store.ingest", "asyncio"} <= first  # the probe sees them
+    assert {*JOURNAL_OPS, "ownvault.engine.store.catalog.packs"} <= first
     again = loaded(tmp_path, "--vault", str(vault), "put", str(tree))
     assert "ownvault.engine.files.reput" in again
     lazy = sorted(m for m in again for k in REPUT_LAZY if m == k or m.startswith(k + "."))

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from ownvault.core.journalclock import GENESIS, ChainHead, Dot, Hlc
 from ownvault.core.journalfields import (
     DEVICE_ID_SIZE,
     HASH_SIZE,
@@ -111,65 +112,6 @@ __all__ = [
     "need_rows",
     "need_str",
 ]
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Hlc:
-    """A hybrid logical clock reading (Kulkarni et al. 2014): wall milliseconds, counter."""
-
-    wall_ms: int
-    counter: int
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.wall_ms <= MAX_U64 and 0 <= self.counter <= MAX_U32):
-            raise FormatError(f"hybrid clock reading out of range: {self.wall_ms}.{self.counter}")
-
-    def tick(self, now_ms: int) -> Hlc:
-        """The next reading of a device whose last was ``self``, at wall time ``now_ms``:
-        later than ``self`` even when the wall clock stepped back."""
-        if now_ms > self.wall_ms:
-            return Hlc(now_ms, 0)
-        return Hlc(self.wall_ms, self.counter + 1)
-
-    def witness(self, remote: Hlc) -> Hlc:
-        """``self`` raised to at least ``remote`` (a record read from another device), so the
-        next :meth:`tick` sorts after everything this device has seen."""
-        return max(self, remote)
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Dot:
-    """Names what an operation made: (device id, record seq, index of the op in it)."""
-
-    device: bytes
-    seq: int
-    index: int
-
-    def __post_init__(self) -> None:
-        if len(self.device) != DEVICE_ID_SIZE:
-            raise FormatError("a device id is 16 bytes")
-        if not (1 <= self.seq <= MAX_U64 and 0 <= self.index < MAX_OPS):
-            raise FormatError(f"dot out of range: seq {self.seq}, index {self.index}")
-
-    def to_json(self) -> list[JSONValue]:
-        return [self.device.hex(), self.seq, self.index]
-
-    def __str__(self) -> str:
-        return f"{self.device.hex()}:{self.seq}:{self.index}"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ChainHead:
-    """Where a device's chain stands: its last seq, that record's hash and clock reading.
-    (Here, not in :mod:`ownvault.core.journal`, so the catalog can hold heads without
-    loading the crypto that makes and opens records.)"""
-
-    seq: int
-    hash: bytes
-    hlc: Hlc
-
-
-GENESIS = ChainHead(0, bytes(HASH_SIZE), Hlc(0, 0))
 
 
 @dataclass(frozen=True, slots=True)

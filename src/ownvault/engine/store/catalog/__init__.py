@@ -17,12 +17,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from ownvault.core.jsonvalue import JSONValue
-from ownvault.engine.store.catalog import fleet, healthlog, journal, keys, packs, tables, usage
+from ownvault.engine.store.catalog.groups import TableGroups
+from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
+from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA, statements
+from ownvault.engine.store.layout import create_private
 from ownvault.errors import FormatError, NotFoundError, VaultStateError
 
 __all__ = [
@@ -35,24 +37,6 @@ __all__ = [
     "VersionRow",
 ]
 
-from ownvault.engine.store.catalog.backups import BackupTables
-from ownvault.engine.store.catalog.contents import ContentTables
-from ownvault.engine.store.catalog.filescache import FilesCache
-from ownvault.engine.store.catalog.gc import GcTables
-from ownvault.engine.store.catalog.ipfs import DagTables
-from ownvault.engine.store.catalog.journalout import JournalNamespace
-from ownvault.engine.store.catalog.journalplaces import JournalPlaces
-from ownvault.engine.store.catalog.journalrevoke import LateRevocations
-from ownvault.engine.store.catalog.journalrows import JournalRowTables, place_chunk
-from ownvault.engine.store.catalog.journalsettings import JournalSettings
-from ownvault.engine.store.catalog.nft import NftTables
-from ownvault.engine.store.catalog.rows import ChunkRef, EntryRow, ProviderRow, ShareRow, VersionRow
-from ownvault.engine.store.catalog.schema import MIGRATIONS, SCHEMA, statements
-from ownvault.engine.store.catalog.sharing import ContactTables, GrantTables
-from ownvault.engine.store.catalog.sweep import SweepTables
-from ownvault.engine.store.catalog.underrep import UnderReplicated
-from ownvault.engine.store.layout import create_private
-
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -60,24 +44,14 @@ def _now() -> int:
     return int(time.time())
 
 
-class Catalog:
-    """Typed access to the catalog database. One connection; not shared across threads."""
+class Catalog(TableGroups):
+    """Typed access to the catalog database. One connection; not shared across threads.
+    Its table groups (``catalog.packs``, ``catalog.journal``, ...: ``catalog/groups.py``)
+    are made on first use."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
-        # Table groups of the store and health (catalog/<group>.py), on the same connection:
-        self.fleet, self.healthlog = fleet.FleetTables(conn), healthlog.HealthLogTables(conn)
-        self.keys, self.packs = keys.KeyTables(conn), packs.PackTables(conn)
-        self.usage, self.journal = usage.UsageTables(conn), journal.JournalTables(conn)
         self.conn = conn
         self.path = path
-        self.backups = BackupTables(conn, self.transaction)
-        self.contacts, self.grants = ContactTables(conn), GrantTables(conn)
-        self.dags, self.nft = DagTables(conn), NftTables(conn)
-        self.underrep = UnderReplicated(conn, self.transaction)
-        self.filescache, self.jrows = FilesCache(conn), JournalRowTables(conn)
-        self.jns, self.contents = JournalNamespace(conn), ContentTables(conn)
-        self.gc, self.late, self.sweep = GcTables(conn), LateRevocations(conn), SweepTables(conn)
-        self.jplaces, self.jsettings = JournalPlaces(conn), JournalSettings(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -180,9 +154,6 @@ class Catalog:
     def total_changes(self) -> int:
         """Rows changed through this connection since it opened (to see if a write happened)."""
         return int(self.conn.total_changes)
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return tables.transaction(self.conn)
 
     # -- meta ---------------------------------------------------------------------------
 
@@ -313,6 +284,8 @@ class Catalog:
         whose keys are wrapped under the content key of ``key_epoch``. A chunk this catalog
         has in another pack (one no content refers to, which a put of a vault of several
         devices does not deduplicate against) moves to this pack."""
+        from ownvault.engine.store.catalog.journalrows import place_chunk  # noqa: PLC0415
+
         out: dict[bytes, int] = {}
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))

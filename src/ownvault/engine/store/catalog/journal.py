@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ownvault.core.journalops import GENESIS, ChainHead, Hlc
+from ownvault.core.journalclock import GENESIS, ChainHead, Hlc
 from ownvault.engine.store.catalog.tables import Tables
 
 __all__ = ["DeviceRow", "JournalTables"]

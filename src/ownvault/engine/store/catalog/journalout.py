@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ownvault.core.journalops import Dot, Hlc
+from ownvault.core.journalclock import Dot, Hlc
 from ownvault.engine.store.catalog.tables import Tables
 
 __all__ = ["JournalNamespace", "OutRow"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ownvault.core.journalops import Hlc
+from ownvault.core.journalclock import Hlc
 from ownvault.engine.store.catalog.tables import Tables
 
 __all__ = ["ChunkAt", "JournalPlaces", "PackAt", "ShareAt"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from ownvault.core.journalops import Dot
+from ownvault.core.journalclock import Dot
 from ownvault.engine.store.catalog.tables import Tables
 
 __all__ = ["LateRevocations"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ownvault.core.journalops import Dot
+from ownvault.core.journalclock import Dot
 from ownvault.engine.store.catalog.tables import Tables
 from ownvault.errors import FormatError, VaultStateError
 
