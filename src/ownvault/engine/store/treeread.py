@@ -96,6 +96,7 @@ async def read_files(
     records: dict[str, FileRecord] = {}
     reused: dict[str, int] = {}
     files = [e for e in entries if e.kind == "file"]
+    ing.known.expect(sum(1 + e.size // SMALL_FILE for e in files))  # ~ a chunk a MiB
     readers = _Readers(ThreadPoolExecutor(READERS, "reader"))
     try:
         i = advised = 0

@@ -57,7 +57,9 @@ class JournalRowTables(Tables):
     ``packs``/``shares`` rows; inserts them (as another device wrote them) here."""
 
     def export(self, version: int) -> VersionRows:
-        """The rows of ``version`` in the codec's canonical order."""
+        """The rows of ``version`` in the codec's canonical order: four queries (the
+        version, its entries, their contents, and those contents' chunks in stream order)
+        whatever its number of files, and the packs one by one."""
         q = self._conn.execute
         head = q(
             "SELECT created_at, file_count, cid_profile FROM versions WHERE id = ?", (version,)
@@ -72,7 +74,15 @@ class JournalRowTables(Tables):
             ).fetchall(),
             key=lambda r: str(r[0]),
         )
-        streams: dict[int, list[tuple[int, int]]] = {}  # content -> [(chunk row, pack row)]
+        heads = {
+            int(r[0]): r[1:]
+            for r in q(
+                "SELECT id, size, cid, cid_profile, tsize FROM contents "
+                "WHERE id IN (SELECT content FROM entries WHERE version = ?)",
+                (version,),
+            )
+        }
+        streams: dict[int, list[int]] = {}  # content -> its chunk rows in stream order
         chunk_rows: dict[int, tuple[bytes, int, int, int, int, bytes, int]] = {}
         for r in q(
             "SELECT cc.content, c.id, c.chunk_id, c.pack, c.offset, c.length, c.plain_len, "
@@ -81,7 +91,7 @@ class JournalRowTables(Tables):
             "ORDER BY cc.content, cc.seq",
             (version,),
         ):
-            streams.setdefault(int(r[0]), []).append((int(r[1]), int(r[3])))
+            streams.setdefault(int(r[0]), []).append(int(r[1]))
             chunk_rows[int(r[1])] = (bytes(r[2]), *r[3:7], bytes(r[7]), int(r[8]))
         content_at: dict[int, int] = {}
         chunk_at: dict[int, int] = {}
@@ -92,18 +102,24 @@ class JournalRowTables(Tables):
         for path, kind, mode, mtime_ns, size, content, target in raw:
             index = None
             if content is not None:
-                if content not in content_at:
-                    content_at[content] = len(contents)
-                    contents.append(self._content(content, streams.get(content, []), chunk_at))
-                index = content_at[content]
+                index = content_at.get(content)
+                if index is None:
+                    index = content_at[content] = len(contents)
+                    refs = []
+                    for chunk in streams.get(content, ()):
+                        at = chunk_at.get(chunk)
+                        if at is None:
+                            at = chunk_at[chunk] = len(chunk_at)
+                        refs.append(at)
+                    c_size, cid, cid_profile, tsize = heads[content]
+                    contents.append(ContentRow(int(c_size), cid, cid_profile, tsize, tuple(refs)))
             entries.append(EntryOut(path, kind, mode, mtime_ns, size, index, target))
-        order = sorted(chunk_at, key=chunk_at.__getitem__)
-        for row in order:
+        for row in chunk_at:  # insertion order: the order of first use
             cid, pack, offset, length, plain_len, key, epoch = chunk_rows[row]
             if pack not in pack_at:
                 pack_at[pack] = len(pack_at)
             chunks.append(ChunkRow(cid, pack_at[pack], offset, length, plain_len, key, epoch))
-        packs = [self._pack(p) for p in sorted(pack_at, key=pack_at.__getitem__)]
+        packs = [self._pack(p) for p in pack_at]
         return VersionRows(
             int(head[0]),
             int(head[1]),
@@ -113,19 +129,6 @@ class JournalRowTables(Tables):
             tuple(chunks),
             tuple(packs),
         )
-
-    def _content(
-        self, content: int, stream: list[tuple[int, int]], chunk_at: dict[int, int]
-    ) -> ContentRow:
-        row = self._conn.execute(
-            "SELECT size, cid, cid_profile, tsize FROM contents WHERE id = ?", (content,)
-        ).fetchone()
-        refs = []
-        for chunk, _pack in stream:
-            if chunk not in chunk_at:
-                chunk_at[chunk] = len(chunk_at)
-            refs.append(chunk_at[chunk])
-        return ContentRow(int(row[0]), row[1], row[2], row[3], tuple(refs))
 
     def _pack(self, pack: int) -> PackRow:
         q = self._conn.execute

@@ -111,6 +111,17 @@ class PackTables(Tables):
             sql += " AND EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id)"
         return bool(self._conn.execute(sql, (chunk_id,)).fetchall())
 
+    def chunk_bound(self) -> int:
+        """At least the number of chunk rows (the largest row id: one lookup)."""
+        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0])
+
+    def live_chunk_ids(self, *, referenced: bool = False) -> set[bytes]:
+        """Every chunk :meth:`live_chunk` would find, in one query."""
+        sql = "SELECT c.chunk_id FROM chunks c JOIN packs p ON p.id = c.pack WHERE p.state = 'live'"
+        if referenced:
+            sql += " AND EXISTS (SELECT 1 FROM content_chunks cc WHERE cc.chunk = c.id)"
+        return {bytes(r[0]) for r in self._conn.execute(sql).fetchall()}
+
     def commit_rewrite(
         self,
         new_packs: Sequence[RewrittenPack],

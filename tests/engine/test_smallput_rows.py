@@ -1,0 +1,170 @@
+"""A put of many small files: the work of its rows and its chunk lookups does not grow
+with a query or a thread hop per file (docs/design.md, "Many small files", round 3). Each
+test checks the behaviour (statements run, where the work runs, the same bytes), never
+the time it takes."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ownvault.core.journalfields import canonical
+from ownvault.engine.store import journalrows, knownchunks
+from ownvault.engine.store.catalog.packs import PackTables
+from ownvault.engine.store.journalrows import decode_rows, encode_rows
+from ownvault.engine.vault import Vault
+
+from .external import vault_with_external
+from .helpers import Vaults, run
+
+
+def _tree(root: Path, files: int, tag: str = "") -> Path:
+    root.mkdir()
+    for i in range(files):
+        (root / f"f{i:04d}.txt").write_text(f"file {i}{tag}\n")
+    return root
+
+
+def _statements(v: Vault, step: Callable[[], object]) -> list[str]:
+    ran: list[str] = []
+    v.catalog.conn.set_trace_callback(ran.append)
+    try:
+        step()
+    finally:
+        v.catalog.conn.set_trace_callback(None)
+    return ran
+
+
+def test_a_versions_rows_are_read_in_a_few_queries_whatever_its_files(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    """The export read each content's row with a query of its own (10,000 for 10,000
+    files); now the version, its entries, their contents and chunks are four queries, and
+    only the packs go one by one."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "t", 300)]))
+    version = a.catalog.version("t", None).id
+    got = []
+    ran = _statements(a, lambda: got.append(a.catalog.jrows.export(version)))
+    rows = got[0]
+    assert len(rows.entries) == 301 and len(rows.contents) == 300
+    assert len(ran) == 4 + 2 * len(rows.packs), ran  # a pack: its row, its shares
+    assert decode_rows(encode_rows(rows)) == rows
+
+
+def test_large_rows_are_compressed_on_a_thread_while_the_checks_run(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zlib runs without the GIL: rows of many files are compressed on a thread of their
+    own, concurrently with the decoder's checks, into the same bytes as before (level 6,
+    one stream); small rows are compressed in the caller's thread."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "t", 1500, "x" * 200)]))
+    (tmp_path / "one").write_text("one\n")
+    run(a.files.put([tmp_path / "one"]))
+    big = a.catalog.jrows.export(a.catalog.version("t", None).id)
+    small = a.catalog.jrows.export(a.catalog.version("one", None).id)
+    threads: list[str] = []
+    checks: list[str] = []
+    compress, check = zlib.compress, journalrows._rows_of_value  # noqa: SLF001
+
+    def watched(data: bytes, level: int = -1) -> bytes:
+        threads.append(threading.current_thread().name)
+        return compress(data, level)
+
+    def checked(value: journalrows.JSONValue) -> journalrows.VersionRows:
+        checks.append(threading.current_thread().name)
+        return check(value)
+
+    monkeypatch.setattr(journalrows.zlib, "compress", watched)
+    monkeypatch.setattr(journalrows, "_rows_of_value", checked)
+    here = threading.current_thread().name
+    for rows, where in ((big, "rows-zlib"), (small, here)):
+        threads.clear()
+        text = canonical(journalrows._doc(rows))  # noqa: SLF001
+        assert (len(text) >= journalrows._THREADED) == (where != here)  # noqa: SLF001
+        blob = encode_rows(rows)
+        assert threads == [where] and checks[-1] == here
+        assert blob == journalrows.MAGIC + compress(text, 6)
+        assert decode_rows(blob) == rows
+
+
+def test_a_decoder_fault_is_raised_after_the_compressing_thread_is_done(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "t", 1500, "x" * 200)]))
+    rows = a.catalog.jrows.export(a.catalog.version("t", None).id)
+    bad = journalrows.VersionRows(
+        rows.created_at, rows.file_count, rows.cid_profile, rows.entries, rows.contents,
+        rows.chunks, (*rows.packs, rows.packs[0]),
+    )  # fmt: skip
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(journalrows.FormatError):
+        encode_rows(bad)
+    assert "rows-zlib" not in {t.name for t in threading.enumerate()} - before
+
+
+def _lookups(monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes], list[int]]:
+    asked: list[bytes] = []
+    loads: list[int] = []
+    live_chunk, live_ids = PackTables.live_chunk, PackTables.live_chunk_ids
+
+    def one(self: PackTables, chunk_id: bytes, *, referenced: bool = False) -> bool:
+        asked.append(chunk_id)
+        return live_chunk(self, chunk_id, referenced=referenced)
+
+    def every(self: PackTables, *, referenced: bool = False) -> set[bytes]:
+        got = live_ids(self, referenced=referenced)
+        loads.append(len(got))
+        return got
+
+    monkeypatch.setattr(PackTables, "live_chunk", one)
+    monkeypatch.setattr(PackTables, "live_chunk_ids", every)
+    return asked, loads
+
+
+def test_a_put_of_about_as_many_files_as_the_vault_holds_loads_the_chunk_ids_once(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One lookup per chunk cost a query each on the shared connection (10,000 for the
+    benchmark's tree); past ``PRELOAD_AFTER`` lookups, a put that will look up about as
+    many chunks as the vault holds loads them all in one query, and deduplicates the same:
+    chunks stored before the put, and by the put itself, are not stored again."""
+    monkeypatch.setattr(knownchunks, "PRELOAD_AFTER", 20)
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "old", 30)]))  # the vault holds 30 chunks
+    new = _tree(tmp_path / "new", 200)
+    for i in range(30):  # the first 30 files of "new" hold the contents of "old"
+        (new / f"f{i:04d}.txt").write_text(f"file {i}\n")
+    for i in range(190, 200):  # ... and the last 10 those of files 30-39 of "new" itself
+        (new / f"f{i:04d}.txt").write_text(f"file {i - 160}\n")
+    asked, loads = _lookups(monkeypatch)
+    got = run(a.files.put([new]))[0]
+    assert len(asked) == 19 and loads == [30]  # 19 one by one, then every id at once
+    assert got.new_chunks == 200 - 30 - 10
+    out = tmp_path / "out"
+    run(a.files.get("new", out))
+    for i in range(200):
+        assert (out / f"f{i:04d}.txt").read_bytes() == (new / f"f{i:04d}.txt").read_bytes()
+
+
+def test_a_small_put_in_a_large_vault_looks_its_chunks_up_one_by_one(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(knownchunks, "PRELOAD_AFTER", 20)
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "old", 300)]))
+    asked, loads = _lookups(monkeypatch)
+    got = run(a.files.put([_tree(tmp_path / "new", 40, "new")]))[0]
+    assert len(asked) == 40 and loads == []  # 300 > 4 x the 20 lookups still to come
+    assert got.new_chunks == 40
