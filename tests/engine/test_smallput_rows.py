@@ -16,6 +16,7 @@ from ownvault.core.journalfields import canonical
 from ownvault.engine.store import journalrows, knownchunks
 from ownvault.engine.store.catalog.packs import PackTables
 from ownvault.engine.store.journalrows import decode_rows, encode_rows
+from ownvault.engine.store.journalsync import EncodedRows
 from ownvault.engine.vault import Vault
 
 from .external import vault_with_external
@@ -168,3 +169,32 @@ def test_a_small_put_in_a_large_vault_looks_its_chunks_up_one_by_one(
     got = run(a.files.put([_tree(tmp_path / "new", 40, "new")]))[0]
     assert len(asked) == 40 and loads == []  # 300 > 4 x the 20 lookups still to come
     assert got.new_chunks == 40
+
+
+def test_a_put_goes_on_while_its_rows_are_compressed_and_the_record_waits_for_them(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check that a version's rows fit one record needs their compressed size only
+    past ``MAX_PLAIN`` bytes of text: below, the put goes on while zlib runs, and the
+    record that carries the rows takes the same bytes when they are ready."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "t", 1500, "x" * 200)]))
+    version = a.catalog.version("t", None).id
+    release = threading.Event()
+    done: list[bool] = []
+    compress = zlib.compress
+
+    def slow(data: bytes, level: int = -1) -> bytes:
+        release.wait(10)
+        done.append(True)
+        return compress(data, level)
+
+    monkeypatch.setattr(journalrows.zlib, "compress", slow)
+    memo = EncodedRows()
+    memo.check(a.catalog, version)
+    assert done == []  # checked, still compressing
+    release.set()
+    rows, blob = memo.encode(a.catalog, version)
+    assert done == [True]  # compressed once, for the check and the record
+    assert blob == encode_rows(rows) and decode_rows(blob) == rows

@@ -54,10 +54,12 @@ __all__ = [
     "ContentRow",
     "EntryOut",
     "PackRow",
+    "RowsBlob",
     "ShareOut",
     "VersionRows",
     "decode_rows",
     "encode_rows",
+    "start_rows",
 ]
 
 MAGIC = b"OVRW\x01"
@@ -192,9 +194,10 @@ def _doc(rows: VersionRows) -> dict[str, JSONValue]:
     }
 
 
-class _Compress:
-    """``zlib.compress(text)`` at the rows' level, on a thread of its own (started at once)
-    if ``text`` is at least ``_THREADED`` bytes, else when the result is asked for."""
+class RowsBlob:
+    """The bytes of rows :func:`start_rows` checked: ``MAGIC || zlib(text)`` at the rows'
+    level, compressed on a thread of its own (started at once) if ``text`` is at least
+    ``_THREADED`` bytes, else in the thread that asks for them (:meth:`result`)."""
 
     def __init__(self, text: bytes) -> None:
         self._text = text
@@ -205,13 +208,14 @@ class _Compress:
             self._thread.start()
 
     def _run(self) -> None:
-        self._out.append(zlib.compress(self._text, _LEVEL))
+        self._out.append(MAGIC + zlib.compress(self._text, _LEVEL))
 
     def result(self) -> bytes:
+        """The bytes (waiting for the compressing thread if it has not finished)."""
         if self._thread is not None:
             self._thread.join()
-        if not self._out:  # the thread died (MemoryError): compress here, raising its error
-            return zlib.compress(self._text, _LEVEL)
+        if not self._out:  # no thread, or it died (MemoryError): compress here
+            self._run()
         return self._out[0]
 
 
@@ -219,6 +223,15 @@ def encode_rows(rows: VersionRows) -> bytes:
     """``rows`` as the bytes of a ``put``; ``FormatError`` if they are not canonical (see the
     module docstring) or come to more than ``MAX_BIG_ROWS`` bytes (rows over
     ``INLINE_ROWS`` travel as rows objects, ``core.rowsobjects``)."""
+    return start_rows(rows).result()
+
+
+def start_rows(rows: VersionRows) -> RowsBlob:
+    """:func:`encode_rows`, the bytes perhaps still being compressed: every check is done
+    (``FormatError`` raised) when this returns. Rows of at most ``MAX_PLAIN`` bytes of text
+    cannot break a bound that depends on their compressed size (zlib adds at most 0.03%
+    and a few bytes, ``_most_deflated``, and ``MAX_BIG_ROWS`` is far above), so only
+    longer ones wait for it."""
     doc = _doc(rows)
     text = canonical(doc)
     if len(text) > MAX_BIG_PLAIN:
@@ -226,25 +239,16 @@ def encode_rows(rows: VersionRows) -> bytes:
             f"the rows of this version are {len(text)} bytes of text (max {MAX_BIG_PLAIN})"
         )
     # zlib runs without the GIL: it compresses on a thread of its own while this one runs
-    # the decoder's checks (about half the encoding's time each for many small files).
-    packed = _Compress(text)
+    # the decoder's checks and the caller goes on (half the encoding's time each or more).
+    blob = RowsBlob(text)
     fault: FormatError | None = None
     try:
         same = _rows_of_value(doc) == rows
     except FormatError as exc:
         fault, same = exc, False
-    finally:
-        blob = MAGIC + packed.result()
-    if len(blob) > MAX_BIG_ROWS:
-        raise FormatError(
-            f"the rows of this version are {len(blob)} bytes compressed, over the journal's "
-            f"{MAX_BIG_ROWS} per put ({len(rows.entries)} entries, {len(rows.chunks)} chunks)"
-        )
-    if len(blob) <= INLINE_ROWS and len(text) > MAX_PLAIN:
-        raise FormatError(  # what a record carries expands to at most MAX_PLAIN
-            f"the rows of this version are {len(text)} bytes of text (max {MAX_PLAIN} for "
-            f"rows of at most {INLINE_ROWS} bytes compressed)"
-        )
+    bounded = len(text) <= MAX_PLAIN and len(MAGIC) + _most_deflated(len(text)) <= MAX_BIG_ROWS
+    if not bounded or fault is not None or not same:
+        _check_size(blob.result(), len(text), rows)
     # What decode_rows(blob) would give: the text parses back to ``doc`` itself (it holds
     # only dicts with string keys, lists, strings, ints and None, which JSON carries
     # exactly), and ``text`` is ``C(doc)``, so the decoder's canonical check holds.
@@ -253,6 +257,25 @@ def encode_rows(rows: VersionRows) -> bytes:
     if not same:
         raise FormatError("version rows do not survive their own decoder (a field out of range)")
     return blob
+
+
+def _most_deflated(size: int) -> int:
+    """More than zlib's output for ``size`` bytes in can be (stored blocks: 5 bytes per
+    16 KiB, 2 of header, 4 of checksum), whatever it makes of them."""
+    return size + size // 1000 + 64
+
+
+def _check_size(blob: bytes, plain: int, rows: VersionRows) -> None:
+    if len(blob) > MAX_BIG_ROWS:
+        raise FormatError(
+            f"the rows of this version are {len(blob)} bytes compressed, over the journal's "
+            f"{MAX_BIG_ROWS} per put ({len(rows.entries)} entries, {len(rows.chunks)} chunks)"
+        )
+    if len(blob) <= INLINE_ROWS and plain > MAX_PLAIN:
+        raise FormatError(  # what a record carries expands to at most MAX_PLAIN
+            f"the rows of this version are {plain} bytes of text (max {MAX_PLAIN} for "
+            f"rows of at most {INLINE_ROWS} bytes compressed)"
+        )
 
 
 # -- decoding ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalout import OutRow
 from ownvault.engine.store.journalplaces import Keyed, apply_places, born_keys, place_ops
 from ownvault.engine.store.journalrevoke import note_late
-from ownvault.engine.store.journalrows import VersionRows, decode_rows, encode_rows
+from ownvault.engine.store.journalrows import RowsBlob, VersionRows, decode_rows, start_rows
 from ownvault.engine.store.journalsettings import apply_setting, setting_ops
 from ownvault.errors import FormatError, VaultStateError
 
@@ -105,20 +105,30 @@ def _cost(op: Op) -> int:
 @dataclass(slots=True)
 class EncodedRows:
     """The rows of versions this process encoded, kept so that a put's rows are encoded
-    once: a put encodes them to check they fit one record, and the record that carries
+    once: a put checks they fit one record (:meth:`check`: the bytes may still be being
+    compressed, on a thread of their own, when it goes on), and the record that carries
     them reuses those bytes when the version exports the same rows (the export is cheap
     next to the encoding: canonical JSON, zlib and the rows' check). At
     most ``keep`` versions are kept (a version refused or rolled back is never sent), the
     oldest dropped first."""
 
     keep: int = 16
-    kept: OrderedDict[int, tuple[VersionRows, bytes]] = field(default_factory=OrderedDict)
+    kept: OrderedDict[int, tuple[VersionRows, RowsBlob]] = field(default_factory=OrderedDict)
+
+    def check(self, catalog: Catalog, version: int) -> None:
+        """Check the rows of ``version`` as the catalog holds them now encode (``FormatError``
+        if not), keeping their bytes for the record."""
+        self._start(catalog, version)
 
     def encode(self, catalog: Catalog, version: int) -> tuple[VersionRows, bytes]:
         """The rows of ``version`` as the catalog holds them now, and their bytes."""
+        rows, blob = self._start(catalog, version)
+        return rows, blob.result()
+
+    def _start(self, catalog: Catalog, version: int) -> tuple[VersionRows, RowsBlob]:
         rows = catalog.jrows.export(version)
         old = self.kept.pop(version, None)
-        blob = old[1] if old is not None and old[0] == rows else encode_rows(rows)
+        blob = old[1] if old is not None and old[0] == rows else start_rows(rows)
         self.kept[version] = (rows, blob)
         while len(self.kept) > self.keep:
             self.kept.popitem(last=False)

@@ -301,7 +301,7 @@ def _fits_the_journal(ctx: VaultContext, name: str, version: int) -> None:
     """Refuse (rolling the version back) a version whose rows one journal record cannot
     carry (docs/design.md, "Rows of a put": about 80,000 small files)."""
     try:
-        ctx.encoded_rows.encode(ctx.catalog, version)  # kept: the record reuses the bytes
+        ctx.encoded_rows.check(ctx.catalog, version)  # kept: the record reuses the bytes
     except FormatError as exc:
         raise UsageError(
             f"{name}: too many entries for one version of the catalog journal "
