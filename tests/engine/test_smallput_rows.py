@@ -198,3 +198,37 @@ def test_a_put_goes_on_while_its_rows_are_compressed_and_the_record_waits_for_th
     rows, blob = memo.encode(a.catalog, version)
     assert done == [True]  # compressed once, for the check and the record
     assert blob == encode_rows(rows) and decode_rows(blob) == rows
+
+
+def test_a_packs_chunks_go_in_by_batch_and_a_known_row_moves_keeping_its_id(
+    tmp_path: Path, vaults: Vaults
+) -> None:
+    """``commit_pack`` made a SELECT and an INSERT per chunk; now one query per 500 ids
+    and one ``executemany`` each for the moved and the new rows (each row a step the
+    trace shows, and the triggers see), with the same rows and ids: a chunk the catalog has (one no content refers to) moves to the new pack under
+    its id, the others are new rows, each id the row of its chunk."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    cat = a.catalog
+    provider = int(cat.conn.execute("SELECT MIN(id) FROM providers").fetchone()[0])
+    old = cat.begin_pack(b"\x01" * 16, 4096, 1, 2, [(0, provider, 10, bytes(32))])
+    first = cat.commit_pack(old, [(b"\xaa" * 32, 0, 40, 8, b"k" * 40)], 0)
+    new = cat.begin_pack(b"\x02" * 16, 4096, 1, 2, [(0, provider, 10, bytes(32))])
+    items = [(i.to_bytes(32), 40 * i, 40, 8, i.to_bytes(40)) for i in range(1, 1201)]
+    items.insert(700, (b"\xaa" * 32, 99, 41, 9, b"m" * 40))  # the known one, moved here
+    got: dict[bytes, int] = {}
+    statements = _statements(a, lambda: got.update(cat.commit_pack(new, items, 2)))
+    assert got[b"\xaa" * 32] == first[b"\xaa" * 32]
+    assert len(got) == 1201 and len(set(got.values())) == 1201
+    rows = {
+        bytes(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), bytes(r[6]), int(r[7]))
+        for r in cat.conn.execute(
+            "SELECT chunk_id, id, pack, offset, length, plain_len, wrapped_key, key_epoch "
+            "FROM chunks"
+        )
+    }
+    assert len(rows) == 1201
+    for chunk_id, offset, length, plain_len, wrapped in items:
+        assert rows[chunk_id] == (got[chunk_id], new, offset, length, plain_len, wrapped, 2)
+    lookups = [s for s in statements if s.startswith("SELECT") and "FROM chunks" in s]
+    assert len(lookups) <= 5, lookups[:10]  # one IN query per 500 ids, the new rows' ids

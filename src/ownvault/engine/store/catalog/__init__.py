@@ -284,16 +284,11 @@ class Catalog(TableGroups):
         whose keys are wrapped under the content key of ``key_epoch``. A chunk this catalog
         has in another pack (one no content refers to, which a put of a vault of several
         devices does not deduplicate against) moves to this pack."""
-        from ownvault.engine.store.catalog.journalrows import place_chunk  # noqa: PLC0415
+        from ownvault.engine.store.catalog.journalrows import place_chunks  # noqa: PLC0415
 
-        out: dict[bytes, int] = {}
         with self.transaction() as c:
             c.execute("UPDATE packs SET state = 'live' WHERE id = ?", (pack,))
-            for chunk_id, offset, length, plain_len, wrapped in chunks:
-                out[chunk_id] = place_chunk(
-                    c, chunk_id, pack, offset, length, plain_len, wrapped, key_epoch
-                )
-        return out
+            return place_chunks(c, pack, chunks, key_epoch)
 
     def pending_packs(self) -> list[tuple[int, bytes]]:
         return [

@@ -4,6 +4,7 @@ the ``rows`` of a journal ``put`` (codec: ``engine.store.journalrows``)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 from ownvault.engine.store.catalog.tables import Tables
 from ownvault.engine.store.journalrows import (
@@ -16,40 +17,67 @@ from ownvault.engine.store.journalrows import (
 )
 from ownvault.errors import NotFoundError, VaultStateError
 
-__all__ = ["JournalRowTables", "place_chunk"]
+__all__ = ["JournalRowTables", "place_chunks"]
 
 _BATCH = 500  # chunk ids per query: under SQLite's bound on a statement's parameters
 
 
-def place_chunk(
+def place_chunks(
     conn: sqlite3.Connection,
-    chunk_id: bytes,
     pack: int,
-    offset: int,
-    length: int,
-    plain_len: int,
-    wrapped: bytes,
+    chunks: Iterable[tuple[bytes, int, int, int, bytes]],
     key_epoch: int,
-) -> int:
-    """Insert a chunk in ``pack``, or move the catalog's row of it there (its id kept): the
-    row of a chunk no content refers to, stored again by a put of a vault of several
-    devices (docs/design.md, "GC in the engine"). Not an UPSERT: its conflict clause would
-    override the ``OR IGNORE`` of the triggers an update fires."""
-    row = conn.execute("SELECT id FROM chunks WHERE chunk_id = ?", (chunk_id,)).fetchone()
-    values = (pack, offset, length, plain_len, wrapped, key_epoch)
-    if row is not None:
-        conn.execute(
-            "UPDATE chunks SET pack = ?, offset = ?, length = ?, plain_len = ?, wrapped_key = ?, "
-            "key_epoch = ? WHERE id = ?",
-            (*values, row[0]),
-        )
-        return int(row[0])
-    cur = conn.execute(
+) -> dict[bytes, int]:
+    """Insert ``chunks`` (chunk_id, offset, length, plain_len, wrapped key; distinct ids)
+    in ``pack``, or move the catalog's row of one there (its id kept): the row of a chunk
+    no content refers to, stored again by a put of a vault of several devices
+    (docs/design.md, "GC in the engine"). One query per ``_BATCH`` ids finds the rows this
+    catalog has, one ``executemany`` moves them (an UPDATE per row, not an UPSERT: its
+    conflict clause would override the ``OR IGNORE`` of the triggers an update fires) and
+    one inserts the others; their row ids by chunk id."""
+    items = list(chunks)
+    known: dict[bytes, int] = {}
+    for at in range(0, len(items), _BATCH):
+        part = [c[0] for c in items[at : at + _BATCH]]
+        for r in conn.execute(
+            f"SELECT chunk_id, id FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})",
+            part,
+        ):
+            known[bytes(r[0])] = int(r[1])
+    moves = [
+        (pack, offset, length, plain_len, wrapped, key_epoch, known[chunk_id])
+        for chunk_id, offset, length, plain_len, wrapped in items
+        if chunk_id in known
+    ]
+    new = [
+        (pack, offset, length, plain_len, wrapped, key_epoch, chunk_id)
+        for chunk_id, offset, length, plain_len, wrapped in items
+        if chunk_id not in known
+    ]
+    conn.executemany(
+        "UPDATE chunks SET pack = ?, offset = ?, length = ?, plain_len = ?, wrapped_key = ?, "
+        "key_epoch = ? WHERE id = ?",
+        moves,
+    )
+    first = _next_chunk_row(conn)
+    conn.executemany(
         "INSERT INTO chunks(pack, offset, length, plain_len, wrapped_key, key_epoch, chunk_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (*values, chunk_id),
+        new,
     )
-    return int(cur.lastrowid or 0)
+    if new:
+        made = [
+            int(r[0])
+            for r in conn.execute("SELECT id FROM chunks WHERE id >= ? ORDER BY id", (first,))
+        ]
+        if len(made) != len(new):
+            raise VaultStateError(f"chunks: {len(made)} new rows, expected {len(new)}")
+        known.update(zip([n[-1] for n in new], made, strict=True))
+    return {item[0]: known[item[0]] for item in items}
+
+
+def _next_chunk_row(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0])
 
 
 class JournalRowTables(Tables):
@@ -214,7 +242,7 @@ class JournalRowTables(Tables):
 
     def _own_chunks(self, chunks: tuple[ChunkRow, ...], pack_ids: list[int]) -> list[int]:
         """This catalog's rows of ``chunks``, in order: its own row of a chunk some content
-        refers to; else the writer's place, the known row moved there (``place_chunk``'s
+        refers to; else the writer's place, the known row moved there (``place_chunks``'
         rule, one UPDATE per moved chunk so the triggers see each move) or a new row (a chunk
         only removed versions held here may be in a pack another device's GC deleted; the
         writer stored it again, docs/design.md "GC in the engine"). One query per
