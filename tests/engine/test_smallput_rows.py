@@ -14,6 +14,7 @@ import pytest
 
 from ownvault.core.journalfields import canonical
 from ownvault.engine.store import journalrows, knownchunks
+from ownvault.engine.store.catalog.journalrows import JournalRowTables, RawRows
 from ownvault.engine.store.catalog.packs import PackTables
 from ownvault.engine.store.journalrows import decode_rows, encode_rows
 from ownvault.engine.store.journalsync import EncodedRows
@@ -232,3 +233,34 @@ def test_a_packs_chunks_go_in_by_batch_and_a_known_row_moves_keeping_its_id(
         assert rows[chunk_id] == (got[chunk_id], new, offset, length, plain_len, wrapped, 2)
     lookups = [s for s in statements if s.startswith("SELECT") and "FROM chunks" in s]
     assert len(lookups) <= 5, lookups[:10]  # one IN query per 500 ids, the new rows' ids
+
+
+def test_the_record_compares_what_the_queries_return_and_builds_rows_only_if_changed(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record that sends a put's rows reads the version's rows again (they may have
+    changed since the put checked them) but compares what the queries return, and builds
+    and encodes the rows again only if that changed: here a share's place."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    run(a.files.put([_tree(tmp_path / "t", 50)]))
+    version = a.catalog.version("t", None).id
+    memo = EncodedRows()
+    memo.check(a.catalog, version)
+    built: list[int] = []
+    rows_of = JournalRowTables.rows_of
+
+    def counted(raw: RawRows) -> journalrows.VersionRows:
+        built.append(len(raw.entries))
+        return rows_of(raw)
+
+    monkeypatch.setattr(JournalRowTables, "rows_of", staticmethod(counted))
+    rows, blob = memo.encode(a.catalog, version)
+    assert built == [] and decode_rows(blob) == rows == a.catalog.jrows.export(version)
+    built.clear()
+    with a.catalog.transaction() as c:
+        c.execute("UPDATE shares SET size = size + 1 WHERE idx = 0")
+    moved, blob = memo.encode(a.catalog, version)  # changed since the check: built again
+    assert built == [51]
+    assert moved != rows and decode_rows(blob) == moved
+    assert moved.packs[0].shares[0].size == rows.packs[0].shares[0].size + 1

@@ -45,6 +45,7 @@ from ownvault.core.journalops import (
 )
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalout import OutRow
+from ownvault.engine.store.catalog.journalrows import RawRows
 from ownvault.engine.store.journalplaces import Keyed, apply_places, born_keys, place_ops
 from ownvault.engine.store.journalrevoke import note_late
 from ownvault.engine.store.journalrows import RowsBlob, VersionRows, decode_rows, start_rows
@@ -107,13 +108,16 @@ class EncodedRows:
     """The rows of versions this process encoded, kept so that a put's rows are encoded
     once: a put checks they fit one record (:meth:`check`: the bytes may still be being
     compressed, on a thread of their own, when it goes on), and the record that carries
-    them reuses those bytes when the version exports the same rows (the export is cheap
-    next to the encoding: canonical JSON, zlib and the rows' check). At
+    them reuses those bytes when the catalog's queries return the same rows for the version
+    (``JournalRowTables.export_raw``: cheap next to building the rows and encoding them:
+    canonical JSON, zlib and the rows' check). At
     most ``keep`` versions are kept (a version refused or rolled back is never sent), the
     oldest dropped first."""
 
     keep: int = 16
-    kept: OrderedDict[int, tuple[VersionRows, RowsBlob]] = field(default_factory=OrderedDict)
+    kept: OrderedDict[int, tuple[RawRows, VersionRows, RowsBlob]] = field(
+        default_factory=OrderedDict
+    )
 
     def check(self, catalog: Catalog, version: int) -> None:
         """Check the rows of ``version`` as the catalog holds them now encode (``FormatError``
@@ -126,10 +130,14 @@ class EncodedRows:
         return rows, blob.result()
 
     def _start(self, catalog: Catalog, version: int) -> tuple[VersionRows, RowsBlob]:
-        rows = catalog.jrows.export(version)
+        raw = catalog.jrows.export_raw(version)
         old = self.kept.pop(version, None)
-        blob = old[1] if old is not None and old[0] == rows else start_rows(rows)
-        self.kept[version] = (rows, blob)
+        if old is not None and old[0] == raw:  # the same rows read: the same rows built
+            rows, blob = old[1], old[2]
+        else:
+            rows = catalog.jrows.rows_of(raw)
+            blob = start_rows(rows)
+        self.kept[version] = (raw, rows, blob)
         while len(self.kept) > self.keep:
             self.kept.popitem(last=False)
         return rows, blob

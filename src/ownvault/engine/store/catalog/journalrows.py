@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from ownvault.engine.store.catalog.tables import Tables
 from ownvault.engine.store.journalrows import (
@@ -17,7 +19,7 @@ from ownvault.engine.store.journalrows import (
 )
 from ownvault.errors import NotFoundError, VaultStateError
 
-__all__ = ["JournalRowTables", "place_chunks"]
+__all__ = ["JournalRowTables", "RawRows", "place_chunks"]
 
 _BATCH = 500  # chunk ids per query: under SQLite's bound on a statement's parameters
 
@@ -80,45 +82,65 @@ def _next_chunk_row(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0])
 
 
+@dataclass(frozen=True, slots=True)
+class RawRows:
+    """A version's rows as the catalog's queries return them (``JournalRowTables.export_raw``)."""
+
+    head: tuple[Any, ...]
+    entries: list[Any]
+    contents: list[Any]
+    chunks: list[Any]
+    packs: dict[int, PackRow]
+
+
 class JournalRowTables(Tables):
     """Reads a version's ``versions``/``entries``/``contents``/``content_chunks``/``chunks``/
     ``packs``/``shares`` rows; inserts them (as another device wrote them) here."""
 
     def export(self, version: int) -> VersionRows:
-        """The rows of ``version`` in the codec's canonical order: four queries (the
-        version, its entries, their contents, and those contents' chunks in stream order)
-        whatever its number of files, and the packs one by one."""
+        """The rows of ``version`` in the codec's canonical order."""
+        return self.rows_of(self.export_raw(version))
+
+    def export_raw(self, version: int) -> RawRows:
+        """What :meth:`export` builds the rows of ``version`` from, as the queries return
+        it: four queries (the version, its entries, their contents, and those contents'
+        chunks in stream order) whatever its number of files, and two per pack. Equal raw
+        rows build equal rows (``journalsync.EncodedRows`` compares them: cheaper than
+        building and comparing the rows)."""
         q = self._conn.execute
         head = q(
             "SELECT created_at, file_count, cid_profile FROM versions WHERE id = ?", (version,)
         ).fetchone()
         if head is None:
             raise NotFoundError(f"unknown version {version}")
-        raw = sorted(
-            q(
-                "SELECT path, kind, mode, mtime_ns, size, content, target FROM entries "
-                "WHERE version = ?",
-                (version,),
-            ).fetchall(),
-            key=lambda r: str(r[0]),
-        )
-        heads = {
-            int(r[0]): r[1:]
-            for r in q(
-                "SELECT id, size, cid, cid_profile, tsize FROM contents "
-                "WHERE id IN (SELECT content FROM entries WHERE version = ?)",
-                (version,),
-            )
-        }
-        streams: dict[int, list[int]] = {}  # content -> its chunk rows in stream order
-        chunk_rows: dict[int, tuple[bytes, int, int, int, int, bytes, int]] = {}
-        for r in q(
+        entries = q(
+            "SELECT path, kind, mode, mtime_ns, size, content, target FROM entries "
+            "WHERE version = ?",
+            (version,),
+        ).fetchall()
+        contents = q(
+            "SELECT id, size, cid, cid_profile, tsize FROM contents "
+            "WHERE id IN (SELECT content FROM entries WHERE version = ?)",
+            (version,),
+        ).fetchall()
+        chunks = q(
             "SELECT cc.content, c.id, c.chunk_id, c.pack, c.offset, c.length, c.plain_len, "
             "c.wrapped_key, c.key_epoch FROM content_chunks cc JOIN chunks c ON c.id = cc.chunk "
             "WHERE cc.content IN (SELECT content FROM entries WHERE version = ?) "
             "ORDER BY cc.content, cc.seq",
             (version,),
-        ):
+        ).fetchall()
+        packs = {p: self._pack(p) for p in sorted({int(r[3]) for r in chunks})}
+        return RawRows(tuple(head), entries, contents, chunks, packs)
+
+    @staticmethod
+    def rows_of(raw: RawRows) -> VersionRows:
+        """The rows :meth:`export_raw` read, in the codec's canonical order."""
+        raw_entries = sorted(raw.entries, key=lambda r: str(r[0]))
+        heads = {int(r[0]): r[1:] for r in raw.contents}
+        streams: dict[int, list[int]] = {}  # content -> its chunk rows in stream order
+        chunk_rows: dict[int, tuple[bytes, int, int, int, int, bytes, int]] = {}
+        for r in raw.chunks:
             streams.setdefault(int(r[0]), []).append(int(r[1]))
             chunk_rows[int(r[1])] = (bytes(r[2]), *r[3:7], bytes(r[7]), int(r[8]))
         content_at: dict[int, int] = {}
@@ -127,7 +149,7 @@ class JournalRowTables(Tables):
         entries: list[EntryOut] = []
         contents: list[ContentRow] = []
         chunks: list[ChunkRow] = []
-        for path, kind, mode, mtime_ns, size, content, target in raw:
+        for path, kind, mode, mtime_ns, size, content, target in raw_entries:
             index = None
             if content is not None:
                 index = content_at.get(content)
@@ -147,15 +169,15 @@ class JournalRowTables(Tables):
             if pack not in pack_at:
                 pack_at[pack] = len(pack_at)
             chunks.append(ChunkRow(cid, pack_at[pack], offset, length, plain_len, key, epoch))
-        packs = [self._pack(p) for p in pack_at]
+        created_at, file_count, cid_profile = raw.head
         return VersionRows(
-            int(head[0]),
-            int(head[1]),
-            head[2],
+            int(created_at),
+            int(file_count),
+            cid_profile,
             tuple(entries),
             tuple(contents),
             tuple(chunks),
-            tuple(packs),
+            tuple(raw.packs[p] for p in pack_at),
         )
 
     def _pack(self, pack: int) -> PackRow:
