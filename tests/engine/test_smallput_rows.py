@@ -5,6 +5,7 @@ the time it takes."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import zlib
 from collections.abc import Callable
@@ -14,8 +15,10 @@ import pytest
 
 from ownvault.core.journalfields import canonical
 from ownvault.engine.store import journalrows, knownchunks
+from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.catalog.journalrows import JournalRowTables, RawRows
 from ownvault.engine.store.catalog.packs import PackTables
+from ownvault.engine.store.ingest import Ingestor
 from ownvault.engine.store.journalrows import decode_rows, encode_rows
 from ownvault.engine.store.journalsync import EncodedRows
 from ownvault.engine.vault import Vault
@@ -264,3 +267,35 @@ def test_the_record_compares_what_the_queries_return_and_builds_rows_only_if_cha
     assert built == [51]
     assert moved != rows and decode_rows(blob) == moved
     assert moved.packs[0].shares[0].size == rows.packs[0].shares[0].size + 1
+
+
+def test_the_versions_transaction_runs_with_the_collector_paused_and_reads_skip_the_old_heap(
+    tmp_path: Path, vaults: Vaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's cyclic collector walked every object of the process in each of its full
+    passes: during the reads, the objects that existed before them (imports, the scan)
+    are frozen (``gc.freeze``: the passes skip them), and the version's transaction (no
+    await in it: rows, their check) runs with the collector off; both as before after."""
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    tree = _tree(tmp_path / "t", 20)
+    seen: dict[str, list[object]] = {"entries": [], "reads": []}
+    add_entries = Catalog.add_entries
+    read_small = Ingestor.read_small
+
+    def entries(self: Catalog, *args: object) -> None:
+        seen["entries"].append(gc.isenabled())
+        add_entries(self, *args)  # type: ignore[arg-type]
+
+    def small(self: Ingestor, *args: object) -> object:
+        seen["reads"].append(gc.get_freeze_count() > 0)
+        return read_small(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Catalog, "add_entries", entries)
+    monkeypatch.setattr(Ingestor, "read_small", small)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    run(a.files.put([tree]))
+    assert seen["entries"] == [False]
+    assert seen["reads"] == [True] * 20
+    assert gc.isenabled() and gc.get_freeze_count() == frozen == 0

@@ -57,6 +57,7 @@ __all__ = [
     "Append",
     "EncodedRows",
     "apply_records",
+    "collector_paused",
     "next_batch",
     "send",
     "settle_stamped",
@@ -130,13 +131,14 @@ class EncodedRows:
         return rows, blob.result()
 
     def _start(self, catalog: Catalog, version: int) -> tuple[VersionRows, RowsBlob]:
-        raw = catalog.jrows.export_raw(version)
-        old = self.kept.pop(version, None)
-        if old is not None and old[0] == raw:  # the same rows read: the same rows built
-            rows, blob = old[1], old[2]
-        else:
-            rows = catalog.jrows.rows_of(raw)
-            blob = start_rows(rows)
+        with collector_paused():  # what the queries return, rows, the doc: acyclic objects
+            raw = catalog.jrows.export_raw(version)
+            old = self.kept.pop(version, None)
+            if old is not None and old[0] == raw:  # the same rows read: the same rows built
+                rows, blob = old[1], old[2]
+            else:
+                rows = catalog.jrows.rows_of(raw)
+                blob = start_rows(rows)
         self.kept[version] = (raw, rows, blob)
         while len(self.kept) > self.keep:
             self.kept.popitem(last=False)
@@ -314,7 +316,7 @@ def _same(a: VersionRows, b: VersionRows) -> bool:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the block, as it was after: decoding and
     inserting a put's rows makes millions of acyclic objects (JSON values, rows, tuples),
     each of whose generations made the collector walk all of them again (a quarter of the
@@ -332,7 +334,7 @@ def _put_in(catalog: Catalog, record: Record, dot: Dot, op: Put, rows_of: RowsOf
     jns = catalog.jns
     if jns.known(dot):
         return None
-    with _collector_paused():
+    with collector_paused():
         return _put_rows(catalog, record, dot, op, rows_of)
 
 

@@ -15,6 +15,7 @@ again on its own. docs/design.md, "Put pipeline" (many small files).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -96,6 +97,7 @@ async def read_files(
     records: dict[str, FileRecord] = {}
     reused: dict[str, int] = {}
     files = [e for e in entries if e.kind == "file"]
+    gc.freeze()  # the collector's full passes skip what exists now (the put's reads make more)
     ing.known.expect(sum(1 + e.size // SMALL_FILE for e in files))  # ~ a chunk a MiB
     readers = _Readers(ThreadPoolExecutor(READERS, "reader"))
     try:
@@ -129,6 +131,7 @@ async def read_files(
         for sl in readers.carried:
             sl.future.cancel()
         readers.pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
     return records, reused
 
 
