@@ -299,3 +299,16 @@ def test_the_versions_transaction_runs_with_the_collector_paused_and_reads_skip_
     assert seen["entries"] == [False]
     assert seen["reads"] == [True] * 20
     assert gc.isenabled() and gc.get_freeze_count() == frozen == 0
+
+
+def test_a_heap_someone_else_froze_stays_frozen_after_a_put(tmp_path: Path, vaults: Vaults) -> None:
+    a, _dirs = vault_with_external(tmp_path)
+    vaults.track(a)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        run(a.files.put([_tree(tmp_path / "t", 20)]))
+        assert gc.get_freeze_count() > frozen * 9 // 10  # not unfrozen (some were freed)
+    finally:
+        gc.unfreeze()

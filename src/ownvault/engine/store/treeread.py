@@ -97,7 +97,11 @@ async def read_files(
     records: dict[str, FileRecord] = {}
     reused: dict[str, int] = {}
     files = [e for e in entries if e.kind == "file"]
-    gc.freeze()  # the collector's full passes skip what exists now (the put's reads make more)
+    # The collector's full passes skip what exists now (the reads make many more objects);
+    # a heap someone else froze stays as it is.
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     ing.known.expect(sum(1 + e.size // SMALL_FILE for e in files))  # ~ a chunk a MiB
     readers = _Readers(ThreadPoolExecutor(READERS, "reader"))
     try:
@@ -131,7 +135,8 @@ async def read_files(
         for sl in readers.carried:
             sl.future.cancel()
         readers.pool.shutdown(wait=True, cancel_futures=True)
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     return records, reused
 
 
