@@ -53,6 +53,7 @@ __all__ = [
     "PACK_ID_SIZE",
     "SHARE_HEADER_SIZE",
     "TRAILER_SIZE",
+    "ChunkKeyWrapper",
     "PackBuilder",
     "ShareHeader",
     "ShareLayout",
@@ -117,6 +118,19 @@ def open_chunk_into(
 
 def wrap_chunk_key(content_key: bytes, chunk_id: bytes, chunk_key: bytes) -> bytes:
     return crypto.seal(content_key, chunk_key, CHUNK_KEY_AD + chunk_id)
+
+
+class ChunkKeyWrapper:
+    """:func:`wrap_chunk_key` under one content key, set up once, nonces from ``pool``:
+    the same wrapped keys, for a put that wraps one per new chunk."""
+
+    __slots__ = ("_sealer",)
+
+    def __init__(self, content_key: bytes, pool: crypto.RandomPool) -> None:
+        self._sealer = crypto.BoxSealer(content_key, pool)
+
+    def wrap(self, chunk_id: bytes, chunk_key: bytes) -> bytes:
+        return self._sealer.seal(chunk_key, CHUNK_KEY_AD + chunk_id)
 
 
 def unwrap_chunk_key(content_key: bytes, chunk_id: bytes, wrapped: bytes) -> bytes:
@@ -191,14 +205,19 @@ class PackBuilder:
         return offset
 
     def add_chunk(
-        self, chunk_key: bytes, chunk_id: bytes, plaintext: bytes | memoryview
+        self,
+        chunk_key: bytes,
+        chunk_id: bytes,
+        plaintext: bytes | memoryview,
+        pool: crypto.RandomPool | None = None,
     ) -> tuple[int, int]:
-        """Seal a chunk (``seal_chunk``) straight into the pack; return (offset, blob length)."""
+        """Seal a chunk (``seal_chunk``) straight into the pack, its nonce from ``pool`` if
+        given; return (offset, blob length)."""
         if not self.fits(len(plaintext) + crypto.AEAD_OVERHEAD):
             raise FormatError("blob does not fit in this pack")
         offset = self.used
         with memoryview(self._buffer()) as view:
-            size = crypto.seal_into(chunk_key, plaintext, CHUNK_AD + chunk_id, view[offset:])
+            size = crypto.seal_into(chunk_key, plaintext, CHUNK_AD + chunk_id, view[offset:], pool)
         self.used += size
         self.count += 1
         return offset, size

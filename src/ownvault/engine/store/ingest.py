@@ -28,8 +28,8 @@ from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
 from ownvault.core.cid import CID
 from ownvault.core.keys import VaultKeys
-from ownvault.core.pack import PackBuilder, wrap_chunk_key
-from ownvault.core.unixfs import FileImporter, ImportProfile
+from ownvault.core.pack import ChunkKeyWrapper, PackBuilder
+from ownvault.core.unixfs import FileImporter, ImportProfile, import_bytes
 from ownvault.engine.store import cutter
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.cutter import PROCESS_CUT_MIN, RemoteCutter
@@ -144,11 +144,14 @@ class Ingestor:
     _remote: RemoteCutter | None = None
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
+    _random: crypto.RandomPool = field(default_factory=crypto.RandomPool, repr=False)
+    _wrapper: ChunkKeyWrapper = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # New chunk keys are wrapped under the content key of the current epoch (keys rotate).
         self.key_epoch = int(self.catalog.meta("content_epoch") or "0")
         self._content_key = self.keys.content_key(self.key_epoch)
+        self._wrapper = ChunkKeyWrapper(self._content_key, self._random)
         self.known = KnownChunks(self.catalog, referenced=len(self.catalog.journal.devices()) > 1)
         self._cutter = Chunker(self.chunker)
         self.writer = PackWriter(self.catalog, self.store, self.policy, self.candidates)
@@ -203,6 +206,8 @@ class Ingestor:
         full: list[_SealedPack] = []
         dedup = self.keys.dedup
         builder = self._builder
+        pool = self._random
+        wrap = self._wrapper.wrap
         for piece in pieces:
             chunk_id = crypto.blake3_keyed(dedup, piece)
             out.append((chunk_id, len(piece)))
@@ -211,9 +216,9 @@ class Ingestor:
             self._claimed.add(chunk_id)
             if not builder.fits(len(piece) + crypto.AEAD_OVERHEAD):
                 full.append(self._take_pack())
-            chunk_key = crypto.random_bytes(crypto.KEY_SIZE)
-            offset, blob_len = builder.add_chunk(chunk_key, chunk_id, piece)
-            wrapped = wrap_chunk_key(self._content_key, chunk_id, chunk_key)
+            chunk_key = pool.take(crypto.KEY_SIZE)
+            offset, blob_len = builder.add_chunk(chunk_key, chunk_id, piece, pool)
+            wrapped = wrap(chunk_id, chunk_key)
             self._builder_chunks.append((chunk_id, offset, blob_len, len(piece), wrapped))
             self._new_bytes += len(piece)
             self._new_chunks += 1
@@ -491,14 +496,11 @@ class Ingestor:
             or _identity(load.now) != _identity(before)
         ):
             return SmallRead(None, False, [], nread, None)
-        importer = FileImporter(self.profile)
         view = memoryview(data)
-        if nread:
-            importer.update(view)
         # FastCDC cuts nothing out of a stream no longer than its minimum chunk.
         pieces = [view] if 0 < nread <= self.chunker.min_size else self._cutter.cut(view, True)[0]
         results, full = self._seal_pieces(pieces)
-        root = importer.finish()
+        root = import_bytes(view, self.profile)
         record = FileRecord(
             nread,
             str(root.cid),
