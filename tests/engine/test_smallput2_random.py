@@ -34,7 +34,7 @@ def test_a_put_of_many_small_files_draws_randomness_in_batches(
     monkeypatch.setattr(crypto.secrets, "token_bytes", counted)
     [res] = run(vault.files.put([src]))
     assert res.files == 300
-    # 300 new chunks: 900 draws of 12-32 bytes one by one; from the pool, 300 * 76 bytes
+    # 300 new chunks: 900 draws of 12-32 bytes one by one; from the pool, 300 * 56 bytes
     # in draws of 4 KiB, plus the few other random values of a put (pack ids, ...)
     assert sum(1 for n in draws if n == 4096) >= 5
     assert len(draws) < 60, draws
