@@ -40,10 +40,19 @@ def bench_env(work: Path) -> dict[str, str]:
     """The environment of every tool: ownvault runs with its bytecode cache (in ``work``,
     not in the tree), as an installed package has it and as Debian's borg has its own;
     ``PYTHONDONTWRITEBYTECODE`` (set in some shells) made every ownvault command compile
-    its sources again, 0.25 s or more per command."""
+    its sources again, 0.25 s or more per command.
+
+    ``ownvault`` is the source tree this benchmark is in (its ``src`` first on
+    ``PYTHONPATH``), not whichever tree the interpreter has installed: a worktree's benchmark
+    measured the installed main's code, and a relative ``PYTHONPATH=src`` was resolved
+    against each tool's own working folder. Entries already on ``PYTHONPATH`` follow,
+    made absolute."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    inherited = [str(Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    own = str(Path(__file__).resolve().parent.parent / "src")
     return {
         **env,
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys([own, *inherited])),
         "PYTHONPYCACHEPREFIX": str(work / "pycache"),
         "OWNVAULT_PASSPHRASE": "bench passphrase",
         "BORG_PASSPHRASE": "bench",
