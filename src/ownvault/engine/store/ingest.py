@@ -26,13 +26,13 @@ from pathlib import Path
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
-from ownvault.core.cid import CID
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import ChunkKeyWrapper, PackBuilder
 from ownvault.core.unixfs import FileImporter, ImportProfile, import_bytes
 from ownvault.engine.store import cutter
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.cutter import PROCESS_CUT_MIN, RemoteCutter
+from ownvault.engine.store.filerecord import FileRecord, SealedPack, SmallLoad, SmallRead, identity
 from ownvault.engine.store.knownchunks import KnownChunks
 from ownvault.engine.store.packwriter import PackWriter
 from ownvault.engine.store.placement import Candidate, Policy
@@ -59,57 +59,9 @@ FILE_TRIES = 4  # a file that changes while it is read is read again, at most 3 
 Progress = Callable[[int], None]
 # chunk id, offset, blob length, plain length, wrapped key
 _PackChunk = tuple[bytes, int, int, int, bytes]
-_SealedPack = tuple[memoryview, list[_PackChunk]]  # a pack lent by the builder
+_SealedPack = SealedPack  # a pack lent by the builder
 # a range read: bytes, (chunk id, length) per chunk, packs filled, whether more follow
 _Range = tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]
-
-
-@dataclass(slots=True)
-class FileRecord:
-    """A stored byte stream, waiting to be inserted into the catalog.
-
-    ``mode`` and ``mtime_ns`` are the file's as it was read (not as it was scanned);
-    ``changed``: the file kept changing while it was read, on every try (stored torn)."""
-
-    size: int
-    cid: str
-    cid_profile: str
-    tsize: int
-    chunk_ids: list[bytes]
-    chunk_lens: list[int]
-    mode: int = 0
-    mtime_ns: int = 0
-    changed: bool = False
-    root: CID | None = None  # ``cid`` parsed, when it is at hand (a tree's CID needs it)
-
-
-@dataclass(frozen=True, slots=True)
-class SmallLoad:
-    """A small file as :meth:`Ingestor.load_small` read it: ``fstat`` before and after the
-    read, the bytes (None: not read, it grew since the scan), the name's ``lstat`` after."""
-
-    before: os.stat_result
-    data: bytes | None
-    after: os.stat_result
-    now: os.stat_result | None
-
-
-@dataclass(slots=True)
-class SmallRead:
-    """What :meth:`Ingestor.read_small` left: the file as read (None: it grew past one
-    block, read it on its own), whether it held still, the packs that filled up (to be
-    uploaded by the event loop), the bytes read, and the ``lstat`` after the read."""
-
-    record: FileRecord | None
-    stable: bool
-    full: list[_SealedPack]
-    nread: int
-    after: os.stat_result | None
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    """What must not change while a file is read: (device, inode, size, mtime, ctime)."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass
@@ -142,6 +94,7 @@ class Ingestor:
     writer: PackWriter = field(init=False)
     _cutter: Chunker = field(init=False)
     _remote: RemoteCutter | None = None
+    _cid_pending: Future[None] | None = None  # the CID thread's hashing of the last range
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
     _random: crypto.RandomPool = field(default_factory=crypto.RandomPool, repr=False)
@@ -173,12 +126,14 @@ class Ingestor:
         importer: FileImporter,
         final: bool,
         lens: list[int] | None = None,
+        ids: list[bytes] | None = None,
     ) -> tuple[list[tuple[bytes, int]], list[_SealedPack], int]:
         """Chunk ``view[: carry + nread]`` (the carried bytes, then the ones just read),
         compute chunk ids and seal the new chunks straight into the open pack. Returns
         (chunk id, length) of each chunk, the packs that filled up, and the bytes cut (the
         rest is carried to the next block). ``lens``: the chunk lengths, already cut by the
-        worker process (``engine.store.cutter``), covering all the bytes."""
+        worker process (``engine.store.cutter``), covering all the bytes; ``ids``: their
+        keyed ids, hashed there over the same bytes."""
         # The CID's SHA-256 runs on its own thread (hashlib releases the GIL) while this
         # one chunks and seals; small blocks are hashed inline (a hand-off costs more).
         fresh = view[carry : carry + nread]
@@ -193,14 +148,14 @@ class Ingestor:
                 for length in lens:
                     pieces.append(view[used : used + length])
                     used += length
-            out, full = self._seal_pieces(pieces)
+            out, full = self._seal_pieces(pieces, ids)
         finally:
             if fut is not None:
                 fut.result()
         return out, full, used
 
     def _seal_pieces(
-        self, pieces: list[memoryview]
+        self, pieces: list[memoryview], ids: list[bytes] | None = None
     ) -> tuple[list[tuple[bytes, int]], list[_SealedPack]]:
         out: list[tuple[bytes, int]] = []
         full: list[_SealedPack] = []
@@ -208,8 +163,8 @@ class Ingestor:
         builder = self._builder
         pool = self._random
         wrap = self._wrapper.wrap
-        for piece in pieces:
-            chunk_id = crypto.blake3_keyed(dedup, piece)
+        for i, piece in enumerate(pieces):
+            chunk_id = crypto.blake3_keyed(dedup, piece) if ids is None else ids[i]
             out.append((chunk_id, len(piece)))
             if chunk_id in self._claimed or chunk_id in self.known:
                 continue
@@ -249,24 +204,35 @@ class Ingestor:
         return nread, final, results, full, len(tail)
 
     def _read_cut(
-        self, fd: int, buf: bytearray, offset: int, lens: list[int], importer: FileImporter
+        self,
+        fd: int,
+        data: memoryview,
+        offset: int,
+        lens: list[int],
+        ids: list[bytes],
+        importer: FileImporter,
     ) -> tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]:
-        """Read the bytes the worker cut into ``lens`` (at ``offset``) and process them. A
-        short read (the file shrank meanwhile) is cut here instead, as the file's end;
-        returns (bytes read, chunks, full packs, whether the read came up short)."""
-        want = sum(lens)
-        with memoryview(buf) as view:
-            nread = 0
-            while nread < want:
-                got = os.preadv(fd, [view[nread:want]], offset + nread)
-                if not got:
-                    break
-                nread += got
-            short = nread < want
-            results, full, _used = self._process(
-                view, 0, nread, importer, True, None if short else lens
-            )
-        return nread, results, full, short
+        """Process the bytes the worker read (``data``, a view of its slot, at ``offset``
+        of ``fd``) as it cut them into ``lens`` and hashed them into ``ids``; returns
+        (bytes taken, chunks, full packs, False: the worker's read is the only one, so it
+        never comes up short here). The CID thread hashes the range meanwhile and is not
+        waited for here: only before the worker reads into this slot again, two ranges on
+        (:meth:`_cid_wait`), so the seal of the next range overlaps this range's SHA-256."""
+        used = sum(lens)
+        if used:
+            self._cid_pending = self._cid_pool.submit(importer.update, data[:used])
+        pieces, at = [], 0
+        for length in lens:
+            pieces.append(data[at : at + length])
+            at += length
+        results, full = self._seal_pieces(pieces, ids)
+        return used, results, full, False
+
+    def _cid_wait(self) -> None:
+        """Wait until the CID thread has hashed the last range handed to it."""
+        fut, self._cid_pending = self._cid_pending, None
+        if fut is not None:
+            fut.result()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -299,20 +265,21 @@ class Ingestor:
                 return size
 
     async def _ingest_remote(
-        self, fd: int, buf: bytearray, importer: FileImporter, ids: list[bytes], lens: list[int]
+        self, fd: int, importer: FileImporter, ids: list[bytes], lens: list[int]
     ) -> int:
-        """The worker process cuts the next range while this one reads, hashes and seals
-        the range before it (``engine.store.cutter``), one hop to the reader thread per
-        range, reading range i + 1 while the event loop hands range i's packs on."""
-        if self._remote is None:
-            self._remote = RemoteCutter(self.chunker)
-        remote = self._remote
+        """The worker process reads, cuts and hashes the next range into its other slot of
+        shared memory while this one seals the range before it (``engine.store.cutter``),
+        one hop to the reader thread per range, sealing range i + 1 while the event loop
+        hands range i's packs on."""
         span = BLOCK_SIZE + self.chunker.max_size
+        if self._remote is None:
+            self._remote = RemoteCutter(self.chunker, self.keys.dedup, span)
+        remote = self._remote
         offset = 0
         remote.ask(fd, 0, span)
 
         def next_range(at: int) -> Future[_Range]:
-            return self._reader.submit(self._next_range, remote, fd, buf, at, importer)
+            return self._reader.submit(self._next_range, remote, fd, at, importer)
 
         ahead: Future[_Range] | None = next_range(0)
         try:
@@ -320,29 +287,36 @@ class Ingestor:
                 nread, results, full, more = await asyncio.wrap_future(ahead)
                 ahead = None
                 offset += nread
-                if more:  # ``buf`` is free again: the next range is read meanwhile
+                if more:  # the next range is sealed meanwhile
                     ahead = next_range(offset)
                 await self._take_results(nread, results, full, ids, lens)
                 self.raise_failure()
+            await asyncio.wrap_future(self._reader.submit(self._cid_wait))
             return offset
         finally:
-            # the reader fills ``buf``, the worker reads our fd: both finish first
+            # the reader seals from the worker's slot, the worker reads our fd into the
+            # other: both finish first
             if ahead is not None:
                 await cutter.settled(ahead)
             if remote.pending:
                 with contextlib.suppress(OwnvaultError):
                     await asyncio.to_thread(remote.answer)
+            if self._cid_pending is not None:  # it reads the worker's slot
+                await cutter.settled(self._cid_pending)
+                self._cid_pending = None
 
-    def _next_range(
-        self, remote: RemoteCutter, fd: int, buf: bytearray, offset: int, imp: FileImporter
-    ) -> _Range:
-        """In the reader thread: the worker's cuts of the range at ``offset``, the next
-        range asked, then this one read and processed; ``more``: another range follows."""
+    def _next_range(self, remote: RemoteCutter, fd: int, offset: int, imp: FileImporter) -> _Range:
+        """In the reader thread: the worker's cuts, ids and bytes of the range at
+        ``offset``, the next range asked (into the worker's other slot), then this one
+        processed; ``more``: another range follows."""
         span = BLOCK_SIZE + self.chunker.max_size
         cuts, used, got = remote.answer()
+        ids = remote.ids
         if got == span:
+            self._cid_wait()  # the range before this one, in the slot asked into now
             remote.ask(fd, offset + used, span)
-        nread, results, full, short = self._read_cut(fd, buf, offset, cuts, imp)
+        data = remote.data(used)  # after the ask: a view a failed ask left would pin the slots
+        nread, results, full, short = self._read_cut(fd, data, offset, cuts, ids, imp)
         return nread, results, full, remote.pending and not short
 
     async def _take_results(
@@ -396,16 +370,18 @@ class Ingestor:
         lens: list[int] = []
         fd, before = self.open_file(path)
         f = os.fdopen(fd, "rb", buffering=0)
-        buf = self.take_buffer()
         try:
             if before.st_size >= PROCESS_CUT_MIN and cutter.available():  # in a worker process
-                size = await self._ingest_remote(fd, buf, importer, ids, lens)
+                size = await self._ingest_remote(fd, importer, ids, lens)
             else:
-                size = await self._ingest_local(f, buf, importer, ids, lens)
+                buf = self.take_buffer()
+                try:
+                    size = await self._ingest_local(f, buf, importer, ids, lens)
+                finally:
+                    self.give_buffer(buf)
             after = os.fstat(fd)
         finally:
             f.close()
-            self.give_buffer(buf)
         record, stable, _now = self._record(path, importer, ids, lens, size, before, after)
         return record, stable
 
@@ -427,9 +403,9 @@ class Ingestor:
             now = None
         stable = (
             size == before.st_size
-            and _identity(after) == _identity(before)
+            and identity(after) == identity(before)
             and now is not None
-            and _identity(now) == _identity(before)
+            and identity(now) == identity(before)
         )
         root = importer.finish()
         record = FileRecord(
@@ -491,9 +467,9 @@ class Ingestor:
         if (
             nread >= BLOCK_SIZE
             or nread != before.st_size
-            or _identity(load.after) != _identity(before)
+            or identity(load.after) != identity(before)
             or load.now is None
-            or _identity(load.now) != _identity(before)
+            or identity(load.now) != identity(before)
         ):
             return SmallRead(None, False, [], nread, None)
         view = memoryview(data)
