@@ -204,29 +204,22 @@ class Ingestor:
         return nread, final, results, full, len(tail)
 
     def _read_cut(
-        self,
-        fd: int,
-        data: memoryview,
-        offset: int,
-        lens: list[int],
-        ids: list[bytes],
-        importer: FileImporter,
-    ) -> tuple[int, list[tuple[bytes, int]], list[_SealedPack], bool]:
-        """Process the bytes the worker read (``data``, a view of its slot, at ``offset``
-        of ``fd``) as it cut them into ``lens`` and hashed them into ``ids``; returns
-        (bytes taken, chunks, full packs, False: the worker's read is the only one, so it
-        never comes up short here). The CID thread hashes the range meanwhile and is not
-        waited for here: only before the worker reads into this slot again, two ranges on
-        (:meth:`_cid_wait`), so the seal of the next range overlaps this range's SHA-256."""
-        used = sum(lens)
-        if used:
-            self._cid_pending = self._cid_pool.submit(importer.update, data[:used])
+        self, data: memoryview, lens: list[int], ids: list[bytes], importer: FileImporter
+    ) -> tuple[int, list[tuple[bytes, int]], list[_SealedPack]]:
+        """Process the bytes the worker read (``data``, a view of its slot) as it cut them
+        into ``lens`` and hashed them into ``ids``; returns (bytes taken, chunks, full
+        packs). The worker's read is the only one, so ``data`` is exactly the cut bytes.
+        The CID thread hashes the range meanwhile and is not waited for here: only before
+        the worker reads into this slot again, two ranges on (:meth:`_cid_wait`), so the
+        seal of the next range overlaps this range's SHA-256."""
+        if data:
+            self._cid_pending = self._cid_pool.submit(importer.update, data)
         pieces, at = [], 0
         for length in lens:
             pieces.append(data[at : at + length])
             at += length
         results, full = self._seal_pieces(pieces, ids)
-        return used, results, full, False
+        return len(data), results, full
 
     def _cid_wait(self) -> None:
         """Wait until the CID thread has hashed the last range handed to it."""
@@ -316,8 +309,8 @@ class Ingestor:
             self._cid_wait()  # the range before this one, in the slot asked into now
             remote.ask(fd, offset + used, span)
         data = remote.data(used)  # after the ask: a view a failed ask left would pin the slots
-        nread, results, full, short = self._read_cut(fd, data, offset, cuts, ids, imp)
-        return nread, results, full, remote.pending and not short
+        nread, results, full = self._read_cut(data, cuts, ids, imp)
+        return nread, results, full, remote.pending
 
     async def _take_results(
         self,
