@@ -38,3 +38,16 @@ def test_bench_script_starts(script: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_the_tools_run_the_source_tree_the_benchmark_is_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench_env`` puts this tree's ``src`` first on ``PYTHONPATH`` and makes inherited
+    entries absolute: from another worktree (or with ``PYTHONPATH=src`` resolved against a
+    tool's own working folder) the benchmark measured the installed code instead."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", "src")
+    peers = runpy.run_path(str(BENCH / "peers.py"), run_name="bench_peers")
+    path = peers["bench_env"](tmp_path)["PYTHONPATH"].split(":")
+    assert path == [str(BENCH.parent / "src"), str(tmp_path / "src")]
