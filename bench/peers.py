@@ -90,11 +90,13 @@ def _pss(pid: int) -> int:
 class Ran:
     """One finished command: wall seconds, peak RSS of the process itself (``wait4``: with
     RUSAGE_BOTH semantics, the largest of it and its reaped children, never their sum) and
-    the peak PSS of its whole process tree, sampled every 50 ms (worker processes summed)."""
+    the peak PSS of its whole process tree, sampled every 50 ms (worker processes summed);
+    ``cpu``: user + system seconds of the process and its reaped children."""
 
     seconds: float
     rss: int
     tree_pss: int
+    cpu: float = 0.0
 
     @property
     def peak(self) -> int:
@@ -132,7 +134,7 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Ran:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return Ran(elapsed, usage.ru_maxrss * 1024, peak[0])
+    return Ran(elapsed, usage.ru_maxrss * 1024, peak[0], usage.ru_utime + usage.ru_stime)
 
 
 class Tool:

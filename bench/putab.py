@@ -59,6 +59,11 @@ def main() -> int:
     ap.add_argument("--size-mib", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-borg", action="store_true")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time bench/putfloor.py (the put's per-byte work alone) in the same rounds",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ownvault-putab-"))
     env = {**bench_env(work), "OWNVAULT_INSECURE_FAST_KDF": "1"}
@@ -89,8 +94,20 @@ def main() -> int:
 
         return run
 
+    def floor() -> float:
+        out = work / "floor"
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "putfloor.py"), str(src)]
+        wall, user, system = timed([*cmd, str(out)], env, None)
+        shutil.rmtree(out, ignore_errors=True)
+        cpu["floor"].append((user * GIB / size, system * GIB / size))
+        return size / wall / 1e6
+
+    cases = {n: case(n, t) for n, t in tools.items()}
+    if args.floor:
+        cpu["floor"] = []
+        cases["floor"] = floor
     try:
-        figures = interleave({n: case(n, t) for n, t in tools.items()}, args.rounds)
+        figures = interleave(cases, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"put of a {args.size_mib} MiB random file, {args.rounds} interleaved rounds")
@@ -101,8 +118,18 @@ def main() -> int:
     for n in trees[1:]:
         print(f"  {n} / {trees[0]}: {ratio(figures[n], figures[trees[0]]).text('x')}")
     if "borg repokey" in figures:
-        for n in trees:
+        for n in [*trees, *(["floor"] if args.floor else [])]:
             print(f"  {n} / borg: {ratio(figures[n], figures['borg repokey']).text('x')}")
+    if args.floor:
+        for n in trees:
+            print(f"  {n} / floor: {ratio(figures[n], figures['floor']).text('x')}")
+        cores = os.cpu_count() or 1
+        per_gib = [u + s for u, s in cpu["floor"]]
+        bound = [GIB / (c / cores) / 1e6 for c in per_gib]
+        print(
+            f"  the floor's CPU, {summary(per_gib).text(' s/GiB', 2)}, over {cores} cores: "
+            f"no arrangement of this work beats {summary(bound).text(' MB/s', 0)} here"
+        )
     return 0
 
 

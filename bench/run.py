@@ -19,7 +19,7 @@ BENCHES = [
     ("journal.py", []),
     ("scale.py", []),
     ("sharewrite.py", []),
-    ("putab.py", ["--size-mib", "256", "--rounds", "3"]),
+    ("putab.py", ["--size-mib", "256", "--rounds", "3", "--floor"]),
     ("erasure.py", []),
     ("network.py", []),
     ("audit.py", []),

@@ -26,6 +26,10 @@ What it measures, all real processes on one machine:
    passphrase KDF (what a user runs); the same commands also run on a vault initialised
    with ``OWNVAULT_INSECURE_FAST_KDF=1`` (test-only; the cost is stored in the keystore).
    ``ls`` and ``du`` no longer unlock the keystore, so both should give the same times.
+   In the same rounds, the floor of the 1 GiB put (``bench/putfloor.py``: the put's per-byte
+   work alone, the same library calls in two processes, no engine) as ``floor put``; printed
+   with ownvault's put as a fraction of it, its own ratio to borg, and its CPU seconds over
+   the cores as the bound no arrangement of that work passes here.
 4. ``--huge-gib N`` (default 0: skipped; the issue's target is 10): one put and one get of an
    N GiB file, reporting peak RSS and seconds only.
 
@@ -163,6 +167,7 @@ class Section:
         self.rss: dict[str, list[int]] = {}
         self.pss: dict[str, list[int]] = {}
         self.figures: dict[str, list[float]] = {}
+        self.cpu: list[float] = []  # the floor's CPU seconds per round (``floor_case``)
 
     def timed(self, name: str, step: Callable[[], Ran], amount: float) -> None:
         """A case whose figure is ``amount`` / seconds (MB/s or files/s)."""
@@ -202,6 +207,21 @@ def put_get(sec: Section, tool: Tool, work: Path, src: Path, amount: float, chec
 
     sec.timed(f"{tool.name} put", put, amount)
     sec.timed(f"{tool.name} get", get, amount)
+
+
+def floor_case(sec: Section, work: Path, src: Path, amount: float, env: dict[str, str]) -> None:
+    """The floor of the put (``putfloor.py``) as the case ``floor put``, its CPU kept in
+    ``sec.cpu`` (user + system seconds of both its processes)."""
+    out = work / "floor"
+
+    def put() -> Ran:
+        shutil.rmtree(out, ignore_errors=True)
+        drop_caches()
+        ran = run([sys.executable, str(HERE / "putfloor.py"), str(src), str(out)], env)
+        sec.cpu.append(ran.cpu)
+        return ran
+
+    sec.timed("floor put", put, amount)
 
 
 def reput(sec: Section, tool: Tool, work: Path, src: Path, amount: float) -> Path:
@@ -301,10 +321,14 @@ def section(r: dict[str, Any], key: str, ts: list[Tool], work: Path, src: Path, 
     check = digest(src)
     for t in ts:
         put_get(sec, t, work, src, amount, check)
+    if key == "file":
+        floor_case(sec, work, src, amount, ts[0].env)
     sec.run()
     fig = "files_per_s" if key == "small" else "MBps"
     r[key] = {"files": count, "bytes": r.pop("_bytes"), fig: sec.figures, "rss": sec.rss,
               "tree_pss": sec.pss}  # fmt: skip
+    if sec.cpu:
+        r[key]["floor_cpu_s"] = sec.cpu
 
 
 def main() -> None:
@@ -440,6 +464,8 @@ def report(r: dict[str, Any]) -> None:
                 print(
                     f"  {'ownvault / ' + name:38s} {ratio(s[fig]['ownvault ' + op], v).text('x')}"
                 )
+    if "file" in r and "floor put" in r["file"]["MBps"]:
+        floor_report(r)
     print("\nborg's modes, repokey / repokey-blake2 round by round (> 1: repokey is faster):")
     for key, _title, fig, _unit in sections:
         figs = r[key][fig]
@@ -460,6 +486,26 @@ def report(r: dict[str, Any]) -> None:
     print("\ntargets (issue 15), ratios round by round:")
     for row in r["judged"]:
         print(f"  {row['target']:34s} {row['verdict']:17s} {row['value']}")
+
+
+def floor_report(r: dict[str, Any]) -> None:
+    """The put against its floor, the floor against borg, and the bound of its CPU."""
+    figs, size = r["file"]["MBps"], r["file"]["bytes"]
+    floor = figs["floor put"]
+    print("\nthe put's floor (bench/putfloor.py: its per-byte work alone, in 2 processes):")
+    print(f"  {'ownvault put / floor put':38s} {ratio(figs['ownvault put'], floor).text('x')}")
+    borg = [n for n in ("borg repokey put", "borg repokey-blake2 put") if n in figs]
+    if borg:
+        fastest = max(borg, key=lambda n: summary(figs[n]).median)
+        print(f"  {'floor put / ' + fastest:38s} {ratio(floor, figs[fastest]).text('x')}")
+    cpu = r["file"]["floor_cpu_s"]
+    bound = [size / (c / r["cores"]) / 1e6 for c in cpu]
+    print(
+        f"  {'floor CPU (user + system)':38s} {med([c * 2**30 / size for c in cpu], ' s/GiB', 2)}"
+    )
+    print(f"  {'over ' + str(r['cores']) + ' cores, at most':38s} {med(bound, ' MB/s')}")
+    if borg:
+        print(f"  {'that bound / ' + fastest:38s} {ratio(bound, figs[fastest]).text('x')}")
 
 
 if __name__ == "__main__":
