@@ -161,15 +161,32 @@ class ErasureCode:
                 [buffer_address(t) or 0 for t in tails],
                 [a + full for _, a in outs],
             )
+        return self.fragments_of(view, [out for out, _ in outs])
+
+    def fragments_of(
+        self, data: Buffer, parity: Sequence[bytearray | memoryview]
+    ) -> list[Fragment]:
+        """The n fragments of ``data`` whose parity payloads are already coded into the
+        first ``ceil(len(data) / k)`` bytes of each of ``parity`` (by :meth:`encode_fragments`,
+        here or in another process over the same shared buffers): headers and views only,
+        no coding. The same fragments :meth:`encode_fragments` returns."""
+        view = memoryview(data).cast("B")
+        length = view.nbytes
+        size = payload_size(length, self.k)
+        if len(parity) < self.n - self.k:
+            raise UsageError(f"parity: need {self.n - self.k} buffers, got {len(parity)}")
         fragments = []
         for i in range(self.k):
             start = min(length, i * size)
             payload = view[start : min(length, (i + 1) * size)].toreadonly()
             padding = bytes(size - payload.nbytes)
             fragments.append(Fragment(FragmentHeader(i, size, length).encode(), payload, padding))
-        for j, (out, _) in enumerate(outs):
+        for j, buf in enumerate(parity[: self.n - self.k]):
+            out = memoryview(buf).cast("B")
+            if out.nbytes < size:
+                raise UsageError(f"parity: buffers must be >= {size} bytes")
             header = FragmentHeader(self.k + j, size, length).encode()
-            fragments.append(Fragment(header, out.toreadonly()))
+            fragments.append(Fragment(header, out[:size].toreadonly()))
         return fragments
 
     def _pyeclib_encode(self, data: Buffer) -> list[bytes]:

@@ -68,6 +68,8 @@ __all__ = [
     "seal_chunk",
     "share_name",
     "share_parts",
+    "share_parts_from_tree",
+    "share_tree",
     "split_share",
     "unwrap_chunk_key",
     "wrap_chunk_key",
@@ -169,17 +171,42 @@ class PackBuilder:
             raise FormatError("pack target size out of range")
         self.target = target
         self.keep = keep
-        self._buf: bytearray | None = None  # made on first use (``_buffer``)
-        self._free: list[bytearray] = []  # given back; only the filling thread pops
+        self._buf: bytearray | memoryview | None = None  # made on first use (``_buffer``)
+        self._free: list[bytearray | memoryview] = []  # given back; only the filling thread pops
+        self._lent: dict[int, memoryview] = {}  # id(lent view) -> its external buffer
+        self._external: set[int] = set()  # ids of the buffers given by ``use_buffers``
         self.used = len(PACK_HEADER)
         self.count = 0
+
+    def use_buffers(self, buffers: list[memoryview]) -> None:
+        """Fill these writable buffers of ``target`` bytes (memory shared with an encoding
+        process: ``engine.store.encworker``) from now on, before any of its own: the ones
+        given back are dropped, the one filling (if any) is kept until lent. They cycle as
+        its own do (lent, given back, refilled) until :meth:`drop_buffers`."""
+        for buf in buffers:
+            if len(buf) != self.target or buf.readonly:
+                raise FormatError("pack buffers must be writable and of the target size")
+            buf[: len(PACK_HEADER)] = PACK_HEADER
+        self._external = {id(b) for b in buffers}
+        self._free = list(buffers)
+
+    def drop_buffers(self) -> None:
+        """Forget every buffer :meth:`use_buffers` gave (the filling one too, with anything
+        added to it: call it when nothing more is stored), so their memory can be freed."""
+        self._free = [b for b in self._free if id(b) not in self._external]
+        if self._buf is not None and id(self._buf) in self._external:
+            self._buf = None
+            self.used = len(PACK_HEADER)
+            self.count = 0
+        self._external = set()
+        self._lent = {}
 
     def _new_buffer(self) -> bytearray:
         buf = bytearray(self.target)
         buf[: len(PACK_HEADER)] = PACK_HEADER
         return buf
 
-    def _buffer(self) -> bytearray:
+    def _buffer(self) -> bytearray | memoryview:
         """The buffer being filled: one given back, else a new one, made when first needed."""
         if self._buf is None:
             self._buf = self._free.pop() if self._free else self._new_buffer()
@@ -244,16 +271,25 @@ class PackBuilder:
         are durable and no thread still reads them, since the data fragments' payloads are
         views of it); a view never given back just leaves its buffer to the collector."""
         size = self._pad()
-        with memoryview(self._buffer()) as whole:
+        buf = self._buffer()
+        with memoryview(buf) as whole:
             view = whole[:size]
+        if isinstance(buf, memoryview) and id(buf) in self._external:  # ``obj``: the whole map
+            self._lent[id(view)] = buf
         self._buf = None  # the next one is taken or made when a blob comes
         return view
 
     def give_back(self, view: memoryview) -> None:
         """Return a buffer ``lend()`` returned (``view`` is released); any thread may call it."""
-        buf = view.obj
+        buf: bytearray | memoryview | None = self._lent.pop(id(view), None)
+        if buf is None:
+            buf = view.obj if isinstance(view.obj, bytearray) else None
         view.release()
-        if isinstance(buf, bytearray) and len(buf) == self.target and len(self._free) < self.keep:
+        if buf is None or len(buf) != self.target:
+            return
+        # a shared buffer always comes back (they are few); one of its own, up to ``keep``
+        ours = isinstance(buf, bytearray) and len(self._free) < self.keep
+        if ours or id(buf) in self._external:
             self._free.append(buf)
 
 
@@ -287,10 +323,29 @@ def share_parts(
     as given, the leaf level, the trailer), and its Merkle root. Nothing of the fragment is
     copied: the leaves are hashed over the header and the pieces in place, so a provider
     can write the share from the pieces (views of a pack) directly."""
+    leaves, root = share_tree(header, *fragment)
+    return share_parts_from_tree(header, fragment, leaves), root
+
+
+def share_tree(header: ShareHeader, *fragment: bytes | memoryview) -> tuple[bytes, bytes]:
+    """The share's leaf level (joined) and Merkle root, hashed over the header and the
+    fragment's pieces in place: the hashing half of :func:`share_parts` (what the encoding
+    worker process, ``engine.store.encworker``, answers)."""
+    leaves = merkle_leaves_parts((_share_head(header), *fragment))
+    return b"".join(leaves), root_from_leaves(leaves)
+
+
+def share_parts_from_tree(
+    header: ShareHeader, fragment: tuple[bytes | memoryview, ...], leaves: bytes
+) -> tuple[bytes | memoryview, ...]:
+    """The stored share's parts from the fragment's pieces and the leaf level
+    :func:`share_tree` gave for them; ``FormatError`` when ``leaves`` is not one leaf per
+    block of that share."""
     head = _share_head(header)
-    leaves = merkle_leaves_parts((head, *fragment))
-    trailer = ShareLayout(len(head) + sum(len(p) for p in fragment)).trailer()
-    return (head, *fragment, b"".join(leaves), trailer), root_from_leaves(leaves)
+    layout = ShareLayout(len(head) + sum(len(p) for p in fragment))
+    if len(leaves) != layout.leaves_len:
+        raise FormatError(f"a share's leaf level is {len(leaves)} bytes, not {layout.leaves_len}")
+    return (head, *fragment, leaves, layout.trailer())
 
 
 def decode_share(data: BufferT) -> tuple[ShareHeader, BufferT]:

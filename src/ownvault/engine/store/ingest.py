@@ -23,9 +23,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ownvault.core import crypto
 from ownvault.core.chunking import Chunker, ChunkerParams
+from ownvault.core.isal import system_isal
 from ownvault.core.keys import VaultKeys
 from ownvault.core.pack import ChunkKeyWrapper, PackBuilder
 from ownvault.core.unixfs import FileImporter, ImportProfile, import_bytes
@@ -39,6 +41,9 @@ from ownvault.engine.store.placement import Candidate, Policy
 from ownvault.engine.store.shares import ShareStore
 from ownvault.engine.store.treescan import utf8_ok
 from ownvault.errors import OwnvaultError, UsageError
+
+if TYPE_CHECKING:
+    from ownvault.engine.store.encworker import RemoteEncoder
 
 __all__ = [
     "BLOCK_SIZE",
@@ -54,6 +59,11 @@ BLOCK_SIZE = 8 * 1024 * 1024
 # Packs coded and written at once (~33 MiB each): 2 held a put near 200 MB/s, 4 peaked
 # over 300 MB on a 10 GiB put (docs/design.md, "Put pipeline", round 4).
 MAX_INFLIGHT = 3
+ENCODE_WORKERS = 1  # worker processes coding the packs of large files (``encworker``)
+# Pack buffers shared with them: MAX_INFLIGHT being written, the packs of a range waiting
+# for a slot, and the one filling (with 5, 2-3 packs of 19 in a 300 MB put found none free
+# and were coded in-process, in fresh buffers).
+PACK_SLOTS = MAX_INFLIGHT + 3
 FILE_TRIES = 4  # a file that changes while it is read is read again, at most 3 more times
 
 Progress = Callable[[int], None]
@@ -94,6 +104,7 @@ class Ingestor:
     writer: PackWriter = field(init=False)
     _cutter: Chunker = field(init=False)
     _remote: RemoteCutter | None = None
+    _encoder: RemoteEncoder | None = None  # codes the packs of large files (``_use_encoder``)
     _cid_pending: Future[None] | None = None  # the CID thread's hashing of the last range
     key_epoch: int = 0
     _content_key: bytes = field(default=b"", repr=False)
@@ -115,6 +126,25 @@ class Ingestor:
         if self._remote is not None:
             self._remote.close()
             self._remote = None
+        if self._encoder is not None:
+            self.writer.remote = None
+            self._builder.drop_buffers()
+            self._encoder.close()
+            self._encoder = None
+
+    def _use_encoder(self) -> None:
+        """Code this put's packs in a worker process from now on (``engine.store.encworker``:
+        the builder seals into buffers shared with it), when ISA-L is here to code them."""
+        if self._encoder is not None or system_isal() is None:
+            return
+        from ownvault.engine.store.encworker import RemoteEncoder  # noqa: PLC0415 - large puts
+
+        target = self._builder.target
+        self._encoder = RemoteEncoder(
+            self.policy.k, self.policy.n, target, PACK_SLOTS, MAX_INFLIGHT, ENCODE_WORKERS
+        )
+        self._builder.use_buffers(self._encoder.pack_buffers())
+        self.writer.remote = self._encoder.encode
 
     # -- per-block work (worker thread) -------------------------------------------------
 
@@ -365,6 +395,7 @@ class Ingestor:
         f = os.fdopen(fd, "rb", buffering=0)
         try:
             if before.st_size >= PROCESS_CUT_MIN and cutter.available():  # in a worker process
+                self._use_encoder()
                 size = await self._ingest_remote(fd, importer, ids, lens)
             else:
                 buf = self.take_buffer()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ownvault.core.pack import new_pack_id
 from ownvault.engine.store.catalog import Catalog
 from ownvault.engine.store.placement import Candidate, Policy, explain, place, place_upto
-from ownvault.engine.store.shares import ShareParts, ShareStore, data_share_name
+from ownvault.engine.store.shares import RemoteEncode, ShareParts, ShareStore, data_share_name
 from ownvault.errors import ObjectExistsError, OwnvaultError, PolicyError, ProviderError
 
 __all__ = ["PackWriter", "WrittenPack"]
@@ -56,6 +56,7 @@ class PackWriter:
     failed: set[int] = field(default_factory=set)
     errors: dict[int, ProviderError] = field(default_factory=dict)  # the first of each failed one
     packs_written: int = 0
+    remote: RemoteEncode | None = None  # codes packs in a worker process (a large put)
 
     def __post_init__(self) -> None:
         for c in self.candidates:
@@ -84,7 +85,7 @@ class PackWriter:
         ...), or says which policy rule cannot be met (``PolicyError``) when none failed."""
         k, n, happy = self.policy.k, self.policy.n, self.policy.happy_shares
         pack_id = pack_id or new_pack_id()
-        enc = await self.store.encode(pack_id, data, k, n)
+        enc = await self.store.encode(pack_id, data, k, n, self.remote)
         chosen = place_upto(self.policy, self._cands(), unusable=self.failed)
         if len(chosen) < happy:
             raise self._too_few(len(chosen), None)

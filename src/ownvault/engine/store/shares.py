@@ -68,6 +68,10 @@ def _encoders() -> ThreadPoolExecutor:
     return _encoder_pool[0]
 
 
+# Codes a pack elsewhere (``RemoteEncoder.encode``), or declines it with None.
+RemoteEncode = Callable[[bytes, bytes | memoryview, int, int], "EncodedPack | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with one share at one provider, found while reading or writing."""
@@ -134,6 +138,7 @@ class EncodedPack:
     pieces: list[ShareParts]
     roots: list[bytes]
     parity: list[bytearray] = field(default_factory=list, repr=False)
+    done: Callable[[], None] | None = field(default=None, repr=False)  # frees shared parity
 
     @property
     def shares(self) -> Sequence[bytes]:
@@ -193,14 +198,30 @@ class ShareStore:
     def release(self, enc: EncodedPack) -> None:
         """``enc``'s shares are written and no thread reads them: its parity buffers may
         be reused. (Never called for a pack whose write failed or was cancelled.)"""
+        if enc.done is not None:
+            enc.done()
         if enc.parity and len(self._parity) < PARITY_POOL:
             self._parity.append(enc.parity)
 
-    async def encode(self, pack_id: bytes, data: bytes | memoryview, k: int, n: int) -> EncodedPack:
+    async def encode(
+        self,
+        pack_id: bytes,
+        data: bytes | memoryview,
+        k: int,
+        n: int,
+        remote: RemoteEncode | None = None,
+    ) -> EncodedPack:
         """:meth:`encode_sync` on one of the encoder threads: never queued behind the
-        share writes (blocked in ``fsync``) that fill the shared pool while packs fly."""
+        share writes (blocked in ``fsync``) that fill the shared pool while packs fly.
+        ``remote``: tried first there (a worker process, ``engine.store.encworker``); a
+        pack it declines (None) is coded here."""
+
+        def encode() -> EncodedPack:
+            enc = None if remote is None else remote(pack_id, data, k, n)
+            return self.encode_sync(pack_id, data, k, n) if enc is None else enc
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_encoders(), self.encode_sync, pack_id, data, k, n)
+        return await loop.run_in_executor(_encoders(), encode)
 
     # -- writing ----------------------------------------------------------------------
 
