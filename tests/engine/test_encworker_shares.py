@@ -129,9 +129,10 @@ def test_a_put_codes_its_packs_in_the_worker_and_leaves_no_shared_memory(
 def test_a_slot_is_reused_only_after_its_packs_shares_are_written(
     vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Slow share writes, 3 packs in flight and 4 pack slots: each share's bytes when its
-    write ends are the bytes it had when the write began (a slot refilled, or a parity
-    slot recoded, before ``write_pack`` returned would change them); slots were reused."""
+    """Slow share writes, 3 packs in flight, 4 pack slots and 1 parity slot: each share's
+    bytes when its write ends are the bytes it had when the write began (a pack slot
+    refilled, or the parity slot recoded, before ``write_pack`` returned would change
+    them); the slots were reused many times."""
     monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
     monkeypatch.setattr(PackBuilder.__init__, "__defaults__", (PACK, 2))
     monkeypatch.setattr(ingest, "BLOCK_SIZE", PACK)  # a range fills about one pack
@@ -156,13 +157,19 @@ def test_a_slot_is_reused_only_after_its_packs_shares_are_written(
         if first is not None and bytes(data) != first:  # type: ignore[call-overload]
             changed.append(name)
 
+    real_init = RemoteEncoder.__init__
+
+    def few_slots(self: RemoteEncoder, k: int, n: int, size: int, *_: int) -> None:
+        real_init(self, k, n, size, 4, 1)
+
+    monkeypatch.setattr(RemoteEncoder, "__init__", few_slots)
     monkeypatch.setattr(RemoteEncoder, "encode", counting)
     monkeypatch.setattr(ShareStore, "put_share", slow_put)
     src = tmp_path / "a.bin"
     src.write_bytes(os.urandom(2_500_000))
     vault = vaults.create(tmp_path / "v", providers=6, k=3, n=6, chunker=SMALL)
     run(vault.files.put([src]))
-    assert coded[0] >= 30  # far more packs than the 4 pack and 3 parity slots
+    assert coded[0] >= 10  # far more packs than slots (the others coded in-process)
     assert changed == []
     deep = run(vault.health.deep_check())
     assert deep.shares_bad == 0, deep.to_json()
