@@ -199,3 +199,27 @@ def test_a_builder_cycles_the_shared_buffers_then_drops_them() -> None:
     assert builder.allocated == 0
     builder.add(b"w" * 100)  # a buffer of its own now
     assert b"w" not in shared
+
+
+def test_without_isal_a_large_put_codes_in_process(
+    vaults: Vaults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker codes with the system's ISA-L: without it no worker is started and the
+    put codes its packs in-process (the engine's own fallback), byte for byte readable."""
+    monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
+    monkeypatch.setattr(ingest, "system_isal", lambda: None)
+    started: list[RemoteEncoder] = []
+    real_init = RemoteEncoder.__init__
+
+    def init(self: RemoteEncoder, *args: int) -> None:
+        started.append(self)
+        real_init(self, *args)
+
+    monkeypatch.setattr(RemoteEncoder, "__init__", init)
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(1_000_000))
+    vault = vaults.create(tmp_path / "v", providers=3, k=2, n=3, chunker=SMALL)
+    run(vault.files.put([src]))
+    assert started == []
+    run(vault.files.get("a.bin", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
