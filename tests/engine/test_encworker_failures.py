@@ -68,12 +68,14 @@ def test_a_cancelled_put_stops_the_encoding_worker_and_frees_its_memory(
     monkeypatch.setattr(ingest, "PROCESS_CUT_MIN", 0)
     monkeypatch.setattr(PackBuilder.__init__, "__defaults__", (PACK, 2))
     encoders: list[RemoteEncoder] = []
+    pids: set[int] = set()
     real = RemoteEncoder.encode
 
     def encode(
         self: RemoteEncoder, pack_id: bytes, data: bytes | memoryview, k: int, n: int
     ) -> object:
         encoders.append(self)
+        pids.update(self.pids)
         return real(self, pack_id, data, k, n)
 
     monkeypatch.setattr(RemoteEncoder, "encode", encode)
@@ -90,7 +92,7 @@ def test_a_cancelled_put_stops_the_encoding_worker_and_frees_its_memory(
             await task
 
     run(cancelled())
-    pids = encoders[0].pids
-    assert pids == [] or all(not os.path.exists(f"/proc/{pid}") for pid in pids)
+    assert encoders[0].pids == []  # closed
+    assert pids and all(not os.path.exists(f"/proc/{pid}") for pid in pids)  # exited, reaped
     gc.collect()
     assert not shared_memory()
