@@ -60,9 +60,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-borg", action="store_true")
     ap.add_argument(
-        "--floor",
+        "--bare",
         action="store_true",
-        help="also time bench/putfloor.py (the put's per-byte work alone) in the same rounds",
+        help="also time bench/putbare.py (the put's per-byte work alone) in the same rounds",
     )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ownvault-putab-"))
@@ -94,18 +94,18 @@ def main() -> int:
 
         return run
 
-    def floor() -> float:
-        out = work / "floor"
-        cmd = [sys.executable, str(Path(__file__).resolve().parent / "putfloor.py"), str(src)]
+    def bare() -> float:
+        out = work / "bare"
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "putbare.py"), str(src)]
         wall, user, system = timed([*cmd, str(out)], env, None)
         shutil.rmtree(out, ignore_errors=True)
-        cpu["floor"].append((user * GIB / size, system * GIB / size))
+        cpu["bare"].append((user * GIB / size, system * GIB / size))
         return size / wall / 1e6
 
     cases = {n: case(n, t) for n, t in tools.items()}
-    if args.floor:
-        cpu["floor"] = []
-        cases["floor"] = floor
+    if args.bare:
+        cpu["bare"] = []
+        cases["bare"] = bare
     try:
         figures = interleave(cases, args.rounds)
     finally:
@@ -118,17 +118,17 @@ def main() -> int:
     for n in trees[1:]:
         print(f"  {n} / {trees[0]}: {ratio(figures[n], figures[trees[0]]).text('x')}")
     if "borg repokey" in figures:
-        for n in [*trees, *(["floor"] if args.floor else [])]:
+        for n in [*trees, *(["bare"] if args.bare else [])]:
             print(f"  {n} / borg: {ratio(figures[n], figures['borg repokey']).text('x')}")
-    if args.floor:
-        for n in trees:
-            print(f"  {n} / floor: {ratio(figures[n], figures['floor']).text('x')}")
-        cores = os.cpu_count() or 1
-        per_gib = [u + s for u, s in cpu["floor"]]
+    cores = os.cpu_count() or 1
+    for n in trees:
+        if args.bare:
+            print(f"  {n} / bare: {ratio(figures[n], figures['bare']).text('x')}")
+        per_gib = [u + s for u, s in cpu[n]]
         bound = [GIB / (c / cores) / 1e6 for c in per_gib]
         print(
-            f"  the floor's CPU, {summary(per_gib).text(' s/GiB', 2)}, over {cores} cores: "
-            f"no arrangement of this work beats {summary(bound).text(' MB/s', 0)} here"
+            f"  {n}'s CPU, {summary(per_gib).text(' s/GiB', 2)}, over {cores} cores with "
+            f"none idle: {summary(bound).text(' MB/s', 0)}"
         )
     return 0
 

@@ -19,7 +19,7 @@ BENCHES = [
     ("journal.py", []),
     ("scale.py", []),
     ("sharewrite.py", []),
-    ("putab.py", ["--size-mib", "256", "--rounds", "3", "--floor"]),
+    ("putab.py", ["--size-mib", "256", "--rounds", "3", "--bare"]),
     ("erasure.py", []),
     ("network.py", []),
     ("audit.py", []),

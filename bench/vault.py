@@ -9,9 +9,11 @@ What it measures, all real processes on one machine:
    SHA-256, AES-256-GCM per chunk, Merkle leaves, ``ErasureCode`` and raw ISA-L), and the disk
    as shares are written (buffered + fsync into a warm folder, O_DIRECT + fsync) and read
    (O_DIRECT). From them, per round, the pipeline ceilings: the per-byte CPU work of a put
-   (or a get) spread over the cores, against the disk rate over the n/k expansion; the lower
-   one is the ceiling, and every ownvault figure is printed as a fraction of it (round i of
-   the ceilings paired with round i of the case).
+   (or a get) spread over the cores, against the disk (the file read once and its shares
+   written n/k times for a put, k data shares read and the file written for a get: one
+   disk, whose reads and writes take turns); the lower one is the ceiling, and every
+   ownvault figure is printed as a fraction of it (round i of the ceilings paired with
+   round i of the case).
 2. A random file of ``--size-mib`` (1 GiB) put and got back, from a fresh vault or repository
    in every round, by ownvault, borg (repokey and repokey-blake2; bench/peers.py says why these
    modes) and restic; ``--files`` (10,000) files of 1-16 KiB put and got the same way; an
@@ -26,10 +28,11 @@ What it measures, all real processes on one machine:
    passphrase KDF (what a user runs); the same commands also run on a vault initialised
    with ``OWNVAULT_INSECURE_FAST_KDF=1`` (test-only; the cost is stored in the keystore).
    ``ls`` and ``du`` no longer unlock the keystore, so both should give the same times.
-   In the same rounds, the floor of the 1 GiB put (``bench/putfloor.py``: the put's per-byte
-   work alone, the same library calls in two processes, no engine) as ``floor put``; printed
-   with ownvault's put as a fraction of it, its own ratio to borg, and its CPU seconds over
-   the cores as the bound no arrangement of that work passes here.
+   In the same rounds, the bare put of the 1 GiB file (``bench/putbare.py``: the put's
+   per-byte work alone, the same library calls in two processes, no engine) as ``bare put``.
+   Every put of that file is printed with its CPU seconds per GiB (user + system, its worker
+   processes included) and the speed that CPU would allow with every core busy from start
+   to end; ownvault's put against the bare put and against that speed.
 4. ``--huge-gib N`` (default 0: skipped; the issue's target is 10): one put and one get of an
    N GiB file, reporting peak RSS and seconds only.
 
@@ -142,16 +145,23 @@ def pipeline(c: dict[str, list[float]], cores: int) -> dict[str, list[float]]:
         get_cpu = 1 / (s("merkle_leaves") + s("aes_gcm_open"))
         degraded_cpu = 1 / (1 / get_cpu + s("isal_decode_one_lost"))
         write = max(c["disk_write_buffered"][r], c["disk_write_direct"][r])
+        # The file read (cold: the cache is dropped) and the shares written are on one disk
+        # here, and its reads and writes take turns (dd on this VM: 1.14 s reading a GiB of
+        # shares, 0.88 s writing a GiB, 1.88 s both at once), so their times add: a put
+        # reads each byte once and writes it n/k times, a get reads it once (k data shares)
+        # and writes it once.
+        put_disk = 1 / (s("disk_read_direct") + x / write)
+        get_disk = 1 / (s("disk_read_direct") + 1 / write)
         rows = {
             "put_cpu_one_core": put_cpu,
             "put_cpu_all_cores": cores * put_cpu,
             "put_cpu_all_cores_with_ErasureCode": cores * put_cpu_pyeclib,
-            "put_disk": write / x,
-            "put": min(cores * put_cpu, write / x),
+            "put_disk": put_disk,
+            "put": min(cores * put_cpu, put_disk),
             "get_cpu_all_cores": cores * get_cpu,
             "get_cpu_all_cores_one_share_lost": cores * degraded_cpu,
-            "get_disk": min(c["disk_read_direct"][r], write),
-            "get": min(cores * get_cpu, c["disk_read_direct"][r], write),
+            "get_disk": get_disk,
+            "get": min(cores * get_cpu, get_disk),
         }
         for k, v in rows.items():
             out.setdefault(k, []).append(v)
@@ -167,14 +177,15 @@ class Section:
         self.rss: dict[str, list[int]] = {}
         self.pss: dict[str, list[int]] = {}
         self.figures: dict[str, list[float]] = {}
-        self.cpu: list[float] = []  # the floor's CPU seconds per round (``floor_case``)
+        self.cpu: dict[str, list[float]] = {}  # CPU seconds (user + system) per round
 
     def timed(self, name: str, step: Callable[[], Ran], amount: float) -> None:
         """A case whose figure is ``amount`` / seconds (MB/s or files/s)."""
-        self.rss[name], self.pss[name] = [], []
+        self.rss[name], self.pss[name], self.cpu[name] = [], [], []
 
         def case() -> float:
             ran = step()
+            self.cpu[name].append(ran.cpu)
             self.rss[name].append(ran.rss)
             self.pss[name].append(ran.tree_pss)
             return amount / ran.seconds
@@ -209,19 +220,16 @@ def put_get(sec: Section, tool: Tool, work: Path, src: Path, amount: float, chec
     sec.timed(f"{tool.name} get", get, amount)
 
 
-def floor_case(sec: Section, work: Path, src: Path, amount: float, env: dict[str, str]) -> None:
-    """The floor of the put (``putfloor.py``) as the case ``floor put``, its CPU kept in
-    ``sec.cpu`` (user + system seconds of both its processes)."""
-    out = work / "floor"
+def bare_case(sec: Section, work: Path, src: Path, amount: float, env: dict[str, str]) -> None:
+    """The bare put (``putbare.py``: the put's per-byte work alone) as the case ``bare put``."""
+    out = work / "bare"
 
     def put() -> Ran:
         shutil.rmtree(out, ignore_errors=True)
         drop_caches()
-        ran = run([sys.executable, str(HERE / "putfloor.py"), str(src), str(out)], env)
-        sec.cpu.append(ran.cpu)
-        return ran
+        return run([sys.executable, str(HERE / "putbare.py"), str(src), str(out)], env)
 
-    sec.timed("floor put", put, amount)
+    sec.timed("bare put", put, amount)
 
 
 def reput(sec: Section, tool: Tool, work: Path, src: Path, amount: float) -> Path:
@@ -322,13 +330,11 @@ def section(r: dict[str, Any], key: str, ts: list[Tool], work: Path, src: Path, 
     for t in ts:
         put_get(sec, t, work, src, amount, check)
     if key == "file":
-        floor_case(sec, work, src, amount, ts[0].env)
+        bare_case(sec, work, src, amount, ts[0].env)
     sec.run()
     fig = "files_per_s" if key == "small" else "MBps"
     r[key] = {"files": count, "bytes": r.pop("_bytes"), fig: sec.figures, "rss": sec.rss,
-              "tree_pss": sec.pss}  # fmt: skip
-    if sec.cpu:
-        r[key]["floor_cpu_s"] = sec.cpu
+              "tree_pss": sec.pss, "cpu_s": sec.cpu}  # fmt: skip
 
 
 def main() -> None:
@@ -464,8 +470,8 @@ def report(r: dict[str, Any]) -> None:
                 print(
                     f"  {'ownvault / ' + name:38s} {ratio(s[fig]['ownvault ' + op], v).text('x')}"
                 )
-    if "file" in r and "floor put" in r["file"]["MBps"]:
-        floor_report(r)
+    if "file" in r:
+        cpu_report(r)
     print("\nborg's modes, repokey / repokey-blake2 round by round (> 1: repokey is faster):")
     for key, _title, fig, _unit in sections:
         figs = r[key][fig]
@@ -488,24 +494,26 @@ def report(r: dict[str, Any]) -> None:
         print(f"  {row['target']:34s} {row['verdict']:17s} {row['value']}")
 
 
-def floor_report(r: dict[str, Any]) -> None:
-    """The put against its floor, the floor against borg, and the bound of its CPU."""
-    figs, size = r["file"]["MBps"], r["file"]["bytes"]
-    floor = figs["floor put"]
-    print("\nthe put's floor (bench/putfloor.py: its per-byte work alone, in 2 processes):")
-    print(f"  {'ownvault put / floor put':38s} {ratio(figs['ownvault put'], floor).text('x')}")
+def cpu_report(r: dict[str, Any]) -> None:
+    """The puts of the file section by their CPU: seconds per GiB (user + system, workers
+    included), and the speed that CPU allows with every core busy from start to end."""
+    figs, cpu, size = r["file"]["MBps"], r["file"]["cpu_s"], r["file"]["bytes"]
+    print(
+        f"\nthe puts of 1 file by CPU (user + system per GiB; MB/s with {r['cores']} cores busy):"
+    )
+    for name in (n for n in figs if n.endswith(" put")):
+        per_gib = [c * 2**30 / size for c in cpu[name]]
+        bound = [size / (c / r["cores"]) / 1e6 for c in cpu[name]]
+        print(f"  {name:28s} {med(per_gib, ' s/GiB', 2):34s} at most {med(bound, ' MB/s')}")
     borg = [n for n in ("borg repokey put", "borg repokey-blake2 put") if n in figs]
+    own = figs["ownvault put"]
+    if "bare put" in figs:
+        print(f"  {'ownvault put / bare put':28s} {ratio(own, figs['bare put']).text('x')}")
+    bound = [size / (c / r["cores"]) / 1e6 for c in cpu["ownvault put"]]
+    print(f"  {'ownvault put / its CPU bound':28s} {ratio(own, bound).text('x')}")
     if borg:
         fastest = max(borg, key=lambda n: summary(figs[n]).median)
-        print(f"  {'floor put / ' + fastest:38s} {ratio(floor, figs[fastest]).text('x')}")
-    cpu = r["file"]["floor_cpu_s"]
-    bound = [size / (c / r["cores"]) / 1e6 for c in cpu]
-    print(
-        f"  {'floor CPU (user + system)':38s} {med([c * 2**30 / size for c in cpu], ' s/GiB', 2)}"
-    )
-    print(f"  {'over ' + str(r['cores']) + ' cores, at most':38s} {med(bound, ' MB/s')}")
-    if borg:
-        print(f"  {'that bound / ' + fastest:38s} {ratio(bound, figs[fastest]).text('x')}")
+        print(f"  {'its CPU bound / ' + fastest:28s} {ratio(bound, figs[fastest]).text('x')}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from ownvault.core.unixfs import PROFILES, import_bytes
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 RUN = runpy.run_path(str(BENCH / "run.py"), run_name="bench_run")
 LISTED = [script for script, _args in RUN["BENCHES"]]
-RUN_BY_OTHERS = {"ceilings.py": "vault.py", "putfloor.py": "vault.py", "run.py": "make bench"}
+RUN_BY_OTHERS = {"ceilings.py": "vault.py", "putbare.py": "vault.py", "run.py": "make bench"}
 
 
 def test_every_bench_script_with_a_main_is_run_by_make_bench() -> None:
@@ -31,7 +31,7 @@ def test_every_bench_script_with_a_main_is_run_by_make_bench() -> None:
     assert missing == [], f"bench scripts that make bench never runs: {missing}"
 
 
-@pytest.mark.parametrize("script", [*LISTED, "ceilings.py", "putfloor.py"])
+@pytest.mark.parametrize("script", [*LISTED, "ceilings.py", "putbare.py"])
 def test_bench_script_starts(script: str) -> None:
     proc = subprocess.run(
         [sys.executable, str(BENCH / script), "--help"],
@@ -56,16 +56,16 @@ def test_the_tools_run_the_source_tree_the_benchmark_is_in(
     assert path == [str(BENCH.parent / "src"), str(tmp_path / "src")]
 
 
-def test_the_put_floor_does_a_puts_work_and_leaves_nothing(tmp_path: Path) -> None:
-    """``putfloor.py`` (the put's per-byte work alone, two processes) runs to the end on a
+def test_the_bare_put_does_a_puts_work_and_leaves_nothing(tmp_path: Path) -> None:
+    """``putbare.py`` (the put's per-byte work alone, two processes) runs to the end on a
     file of several packs, gives the file's ``kubo-v1`` CID, as a put records it, and
     removes the shares it wrote."""
     data = os.urandom(40 * 1024 * 1024 + 12345)
     src = tmp_path / "big.bin"
     src.write_bytes(data)
-    out = tmp_path / "floor"
+    out = tmp_path / "bare"
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "putfloor.py"), str(src), str(out), "--cpu"],
+        [sys.executable, str(BENCH / "putbare.py"), str(src), str(out), "--cpu"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,4 +1,4 @@
-"""The floor of a put: its per-byte work alone, on both cores, with no engine around it.
+"""The bare put: a put's per-byte work alone, on both cores, with no engine around it.
 
 What a put of one large file must do to every byte, whatever the code around it, done by
 the library calls ownvault itself makes and nothing else, in two processes on buffers
@@ -19,15 +19,16 @@ prototype left out):
   threads, at most 2 packs being written; a pack's slot goes back to A when its 6 shares
   are durable.
 
-Left out, as no put could leave them out either way but they are the engine's, not the
-bytes': the catalog, the journal record, the dedup lookups, the files cache. So the floor
-is a ceiling for the put measured the way the pipeline runs (the ceilings of
-``bench/ceilings.py`` add stage figures measured apart; this runs them together, with the
-copies, the hand-offs and the kernel's share of the I/O). ``bench/putab.py --floor`` times
-it in the same rounds as the CLI and borg; its CPU seconds (user + system, both processes)
-divided by the cores bound what any arrangement of this work can reach on this machine.
+Left out: what is the engine's, not the bytes': the catalog, the journal record, the dedup
+lookups, the files cache, the event loop. ``bench/ceilings.py`` adds stage figures measured
+apart; this runs the same calls together, with the reads, copies, hand-offs and the kernel's
+share of the I/O, so its CPU seconds (user + system, both processes) say what the work
+costs when it runs as a put runs it. It is not a bound on the put's time: the put's own
+pipeline overlaps more than these two processes do, and is faster (docs/design.md, "The
+bare put"). ``bench/vault.py`` and ``bench/putab.py --bare`` time it in the same rounds as
+the CLI and borg.
 
-    python bench/putfloor.py FILE WORKDIR [--cpu]
+    python bench/putbare.py FILE WORKDIR [--cpu]
 """
 
 from __future__ import annotations
