@@ -105,3 +105,19 @@ def tree_state(root: Path) -> dict[str, tuple[str, int, int, bytes]]:
             else:
                 out[rel] = ("file", st.st_mode & 0o7777, st.st_mtime_ns, p.read_bytes())
     return out
+
+
+def memfd_in_use(name: str) -> list[str]:
+    """This process's open descriptors and mappings of the ``memfd`` called ``name`` (a
+    worker's shared slots: ``ownvault-ranges``, ``ownvault-packs``): empty once freed."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if name in target:
+            out.append(target)
+    with open("/proc/self/maps") as maps:
+        out += [line for line in maps if name in line]
+    return out

@@ -17,21 +17,12 @@ from ownvault.engine.store import ingest
 from ownvault.engine.store.cutter import RemoteCutter
 from ownvault.errors import OwnvaultError
 
-from .helpers import Vaults, run
+from .helpers import Vaults, memfd_in_use, run
 from .test_cutter import SMALL
 
 
 def _shared_fds() -> list[str]:
-    """This process's open descriptors that are the worker's shared slots."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if "ownvault-ranges" in target:
-            out.append(target)
-    return out
+    return memfd_in_use("ownvault-ranges")
 
 
 def _shm_names() -> set[str]:

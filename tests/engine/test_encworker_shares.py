@@ -13,31 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from ownvault.core.chunking import ChunkerParams
 from ownvault.core.pack import MAX_PACK_SIZE, PACK_HEADER, PackBuilder
 from ownvault.engine.store import ingest
 from ownvault.engine.store.encworker import RemoteEncoder
 from ownvault.engine.store.shares import EncodedPack, ShareParts, ShareStore
 
-from .helpers import Vaults, run
+from .helpers import Vaults, memfd_in_use, run
+from .test_cutter import SMALL
 
-SMALL = ChunkerParams("test-small", 1024, 4096, 16384)
 PACK = 64 * 1024
 
 
 def shared_memory() -> list[str]:
     """This process's descriptors and mappings of the encoder's shared slots."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if "ownvault-packs" in target:
-            out.append(target)
-    with open("/proc/self/maps") as maps:
-        out += [line for line in maps if "ownvault-packs" in line]
-    return out
+    return memfd_in_use("ownvault-packs")
 
 
 def shm_names() -> set[str]:
