@@ -31,7 +31,7 @@ from ownvault.engine.store.filescache import FilesCacheRun, cache_params, key_of
 from ownvault.engine.store.layout import validate_object_name, validate_tag
 from ownvault.engine.store.putresult import EntryKey, PutResult, latest_if_same
 from ownvault.engine.store.treescan import TreeEntry, scan_path, utf8_ok
-from ownvault.errors import OwnvaultError
+from ownvault.errors import NotFoundError, OwnvaultError
 
 __all__ = ["unchanged_put"]
 
@@ -92,6 +92,9 @@ def _check(
         base = path.absolute().name
         if name is None and not utf8_ok(base):
             return None
+        obj_name = validate_object_name(name if name is not None else base)
+        if not _may_be_unchanged(catalog, obj_name, tags):
+            return None  # before the scan: the full put scans the tree again
         warnings: list[str] = []
         entries = scan_path(path, warnings.append)
         if warnings:
@@ -100,7 +103,6 @@ def _check(
         keys = _hits(cache, entries)
         if keys is None:
             return None
-        obj_name = validate_object_name(name if name is not None else base)
         kind = "tree" if entries[0].kind == "dir" else "file"
         same = latest_if_same(catalog, obj_name, kind, keys, tags, profile)
         if same is None:
@@ -115,6 +117,20 @@ def _check(
         for _result, cache in found:
             cache.commit({})
     return [result for result, _cache in found]
+
+
+def _may_be_unchanged(catalog: Catalog, name: str, tags: Sequence[str]) -> bool:
+    """Whether a put of ``name`` with ``tags`` can be unchanged at all, from the catalog
+    alone: ``name`` has a version and every tag already (as ``latest_if_same`` asks).
+    The first put of a name (of every name, in a new vault) or a put adding a tag is
+    answered before the scan, which would otherwise list and ``lstat`` the whole tree
+    for the full put to do it again (a third of a second on 10,000 files)."""
+    try:
+        catalog.version(name)
+    except NotFoundError:
+        return False
+    obj = catalog.object_id(name)
+    return obj is not None and set(tags) <= set(catalog.tags(obj))
 
 
 def _hits(cache: FilesCacheRun, entries: list[TreeEntry]) -> list[EntryKey] | None:
