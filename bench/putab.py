@@ -107,7 +107,7 @@ def main() -> int:
         cpu["bare"] = []
         cases["bare"] = bare
     try:
-        figures = interleave(cases, args.rounds)
+        figures = interleave(cases, args.rounds, group=lambda name: name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"put of a {args.size_mib} MiB random file, {args.rounds} interleaved rounds")

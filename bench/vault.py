@@ -193,7 +193,14 @@ class Section:
         self.cases[name] = case
 
     def run(self) -> None:
-        self.figures = interleave(self.cases, self.rounds)
+        # A tool's cases stay together and in order (its get reads what its put wrote);
+        # the tools take turns at going first.
+        self.figures = interleave(self.cases, self.rounds, group=tool_of)
+
+
+def tool_of(case: str) -> str:
+    """The tool of a case: ``borg repokey put`` -> ``borg repokey``."""
+    return case.rsplit(" ", 1)[0]
 
 
 def put_get(sec: Section, tool: Tool, work: Path, src: Path, amount: float, check: str) -> None:

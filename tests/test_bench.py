@@ -74,3 +74,24 @@ def test_the_bare_put_does_a_puts_work_and_leaves_nothing(tmp_path: Path) -> Non
     assert proc.stdout.strip() == str(import_bytes(data, PROFILES["kubo-v1"]).cid)
     assert "reader: user" in proc.stderr and "coder: user" in proc.stderr
     assert not out.exists()
+
+
+def test_interleaved_groups_take_turns_at_going_first_and_keep_their_order() -> None:
+    """With ``group``, round i starts with group i mod g; a group's cases stay together
+    and in order (a tool's get after its put). Without it the order is the given one."""
+    rounds = runpy.run_path(str(BENCH / "rounds.py"), run_name="bench_rounds")
+    names = ["a put", "a get", "b put", "b get", "c put"]
+    order = rounds["round_order"](names, 4, lambda n: n.split()[0])
+    assert order == [
+        *["a put", "a get", "b put", "b get", "c put"],
+        *["b put", "b get", "c put", "a put", "a get"],
+        *["c put", "a put", "a get", "b put", "b get"],
+        *["a put", "a get", "b put", "b get", "c put"],
+    ]
+    assert rounds["round_order"](names, 2, None) == names + names
+    ran: list[str] = []
+    figures = rounds["interleave"](
+        {n: (lambda n=n: ran.append(n) or 1.0) for n in names}, 3, group=lambda n: n[0]
+    )
+    assert ran == rounds["round_order"](names, 3, lambda n: n[0])
+    assert all(len(v) == 3 for v in figures.values())
